@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Lifeboat",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "lifeboat", targets: ["lifeboat"]),
+        .executable(name: "lifeboatd", targets: ["lifeboatd"]),
+        .library(name: "LifeboatKit", targets: ["LifeboatKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // zlib, linked from the system (zlib1g-dev).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Linux system calls Swift cannot reach directly (openat2, renameat2, SO_PEERCRED).
+        .target(name: "CLinux", path: "Sources/CLinux"),
+        .target(
+            name: "LifeboatKit",
+            dependencies: [
+                "CZlib",
+                "CLinux",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "lifeboat",
+            dependencies: [
+                "LifeboatKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "lifeboatd",
+            dependencies: [
+                "LifeboatKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "LifeboatKitTests", dependencies: ["LifeboatKit"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["LifeboatKit"]),
+    ]
+)

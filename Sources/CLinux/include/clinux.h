@@ -1,0 +1,28 @@
+#ifndef LIFEBOAT_CLINUX_H
+#define LIFEBOAT_CLINUX_H
+#include <stdint.h>
+#include <sys/types.h>
+
+// Flags for lifeboat_openat2's `resolve` argument (values of linux/openat2.h).
+#define LIFEBOAT_RESOLVE_NO_XDEV       0x01
+#define LIFEBOAT_RESOLVE_NO_MAGICLINKS 0x02
+#define LIFEBOAT_RESOLVE_NO_SYMLINKS   0x04
+#define LIFEBOAT_RESOLVE_BENEATH       0x08
+
+// Flags for lifeboat_renameat2.
+#define LIFEBOAT_RENAME_NOREPLACE (1 << 0)
+#define LIFEBOAT_RENAME_EXCHANGE  (1 << 1)
+
+/// openat2(2): returns a file descriptor or -1 with errno set (ENOSYS on kernels before 5.6).
+int lifeboat_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+
+/// renameat2(2): returns 0 or -1 with errno set.
+int lifeboat_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+
+/// syncfs(2) on the filesystem holding fd.
+int lifeboat_syncfs(int fd);
+
+/// The credentials of the peer of a connected Unix socket (SO_PEERCRED). Returns 0 or -1.
+int lifeboat_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+
+#endif

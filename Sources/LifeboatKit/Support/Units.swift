@@ -1,0 +1,195 @@
+import Foundation
+
+/// A byte count written the way operators write it: `512MiB`, `2GiB`, `4096`, `10KB`.
+public struct ByteSize: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var bytes: Int64
+
+    public init(bytes: Int64) { self.bytes = bytes }
+
+    private static let units: [(suffix: String, factor: Int64)] = [
+        ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),
+        ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("TB", 1_000_000_000_000),
+        ("B", 1),
+    ]
+
+    /// Parses `512MiB`, `2GiB`, `1.5GiB`, `100` (bytes). Returns nil for anything else.
+    public init?(parsing text: String) {
+        let s = text.trimmingCharacters(in: .whitespaces)
+        var number = Substring(s)
+        var factor: Int64 = 1
+        for unit in Self.units where s.hasSuffix(unit.suffix) {
+            number = s.dropLast(unit.suffix.count)
+            factor = unit.factor
+            break
+        }
+        number = number.drop(while: { $0 == " " })
+        guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }) else { return nil }
+        if let whole = Int64(number) {
+            let (product, overflow) = whole.multipliedReportingOverflow(by: factor)
+            guard !overflow else { return nil }
+            bytes = product
+        } else if let fraction = Double(number), fraction.isFinite, fraction * Double(factor) < 9.2e18 {
+            bytes = Int64((fraction * Double(factor)).rounded())
+        } else {
+            return nil
+        }
+    }
+
+    public static func < (a: ByteSize, b: ByteSize) -> Bool { a.bytes < b.bytes }
+
+    /// Human form with binary units: `1.5 GiB`, `512 B`.
+    public var description: String { Self.format(bytes) }
+
+    public static func format(_ bytes: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        var value = Double(bytes)
+        var index = 0
+        while abs(value) >= 1024, index < units.count - 1 {
+            value /= 1024
+            index += 1
+        }
+        if index == 0 { return "\(bytes) B" }
+        return String(format: value >= 100 ? "%.0f %@" : "%.1f %@", value, units[index])
+    }
+}
+
+/// A duration written as `90s`, `15m`, `4h`, `30d` (also `1h30m`).
+public struct DurationSpec: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var seconds: Int64
+
+    public init(seconds: Int64) { self.seconds = seconds }
+
+    public init?(parsing text: String) {
+        let s = text.trimmingCharacters(in: .whitespaces)
+        guard !s.isEmpty else { return nil }
+        var total: Int64 = 0
+        var digits = ""
+        var sawUnit = false
+        for ch in s {
+            if ch.isASCII, ch.isNumber {
+                digits.append(ch)
+                continue
+            }
+            let factor: Int64
+            switch ch {
+            case "s": factor = 1
+            case "m": factor = 60
+            case "h": factor = 3_600
+            case "d": factor = 86_400
+            case "w": factor = 604_800
+            default: return nil
+            }
+            guard let n = Int64(digits) else { return nil }
+            let (product, overflow) = n.multipliedReportingOverflow(by: factor)
+            guard !overflow else { return nil }
+            let (sum, overflow2) = total.addingReportingOverflow(product)
+            guard !overflow2 else { return nil }
+            total = sum
+            digits = ""
+            sawUnit = true
+        }
+        guard digits.isEmpty, sawUnit else { return nil }
+        seconds = total
+    }
+
+    public static func < (a: DurationSpec, b: DurationSpec) -> Bool { a.seconds < b.seconds }
+
+    public var timeInterval: TimeInterval { TimeInterval(seconds) }
+
+    /// Compact form: `4h`, `1h30m`, `45s`, `30d`.
+    public var description: String { Self.format(seconds: Double(seconds)) }
+
+    /// Formats a number of seconds compactly (`2h05m`, `3m12s`, `0.4s`).
+    public static func format(seconds: Double) -> String {
+        if seconds.isNaN { return "-" }
+        let negative = seconds < 0
+        let s = abs(seconds)
+        let text: String
+        if s < 10 && s != s.rounded() {
+            text = String(format: "%.1fs", s)
+        } else {
+            let total = Int64(s.rounded())
+            let d = total / 86_400, h = (total % 86_400) / 3_600, m = (total % 3_600) / 60, sec = total % 60
+            if d > 0 {
+                text = h > 0 ? "\(d)d\(h)h" : "\(d)d"
+            } else if h > 0 {
+                text = m > 0 ? "\(h)h\(String(format: "%02d", m))m" : "\(h)h"
+            } else if m > 0 {
+                text = sec > 0 ? "\(m)m\(String(format: "%02d", sec))s" : "\(m)m"
+            } else {
+                text = "\(sec)s"
+            }
+        }
+        return negative ? "-" + text : text
+    }
+}
+
+/// Times as Lifeboat writes and reads them.
+public enum Timestamp {
+    /// Parses the snapshot store's `YYYYMMDDTHHMMSSZ` (UTC, ISO-8601 basic format), strictly.
+    public static func parseBasic(_ text: some StringProtocol) -> Date? {
+        let u = Array(text.utf8)
+        guard u.count == 16, u[8] == UInt8(ascii: "T"), u[15] == UInt8(ascii: "Z") else { return nil }
+        func num(_ range: Range<Int>) -> Int? {
+            var v = 0
+            for i in range {
+                let c = u[i]
+                guard c >= 48, c <= 57 else { return nil }
+                v = v * 10 + Int(c - 48)
+            }
+            return v
+        }
+        guard let year = num(0..<4), let month = num(4..<6), let day = num(6..<8),
+              let hour = num(9..<11), let minute = num(11..<13), let second = num(13..<15)
+        else { return nil }
+        return makeUTC(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
+    }
+
+    /// Formats a date as `YYYYMMDDTHHMMSSZ`.
+    public static func formatBasic(_ date: Date) -> String {
+        let c = utcCalendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(format: "%04d%02d%02dT%02d%02d%02dZ", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
+    }
+
+    /// Parses what an operator may type for `--incident-at`/`--as-of`: ISO-8601 extended
+    /// (`2026-11-24T03:15:00Z`, with an offset, with fractional seconds), the basic store format,
+    /// or a date alone (`2026-11-24`, midnight UTC).
+    public static func parse(_ text: String) -> Date? {
+        let s = text.trimmingCharacters(in: .whitespaces)
+        if let d = parseBasic(s) { return d }
+        let withFraction = ISO8601DateFormatter()
+        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = withFraction.date(from: s) { return d }
+        let plain = ISO8601DateFormatter()
+        plain.formatOptions = [.withInternetDateTime]
+        if let d = plain.date(from: s) { return d }
+        let dateOnly = ISO8601DateFormatter()
+        dateOnly.formatOptions = [.withFullDate]
+        if s.count == 10, let d = dateOnly.date(from: s) { return d }
+        return nil
+    }
+
+    /// Formats a date as ISO-8601 UTC with seconds: `2026-11-24T03:15:00Z`.
+    public static func iso(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: date)
+    }
+
+    static let utcCalendar: Calendar = {
+        var c = Calendar(identifier: .gregorian)
+        c.timeZone = TimeZone(identifier: "UTC")!
+        return c
+    }()
+
+    static func makeUTC(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) -> Date? {
+        guard (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour),
+              (0...59).contains(minute), (0...60).contains(second), year >= 1970 else { return nil }
+        let comps = DateComponents(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
+        guard let date = utcCalendar.date(from: comps) else { return nil }
+        // Reject dates the calendar silently normalised (Feb 30 → Mar 2).
+        let back = utcCalendar.dateComponents([.year, .month, .day], from: date)
+        guard back.year == year, back.month == month, back.day == day else { return nil }
+        return date
+    }
+}

@@ -1,0 +1,2 @@
+import LifeboatKit
+print(LifeboatVersion.string)

@@ -1,0 +1,3 @@
+import Testing
+@testable import LifeboatKit
+@Test func version() { #expect(!LifeboatVersion.string.isEmpty) }
