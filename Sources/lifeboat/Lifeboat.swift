@@ -13,7 +13,9 @@ struct Lifeboat: AsyncParsableCommand {
             """,
         version: LifeboatVersion.string,
         subcommands: [
+            PlanCommand.self,
             SnapshotCommand.self,
+            FleetCommand.self,
         ]
     )
 

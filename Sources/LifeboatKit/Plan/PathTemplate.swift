@@ -1,0 +1,173 @@
+import Foundation
+
+/// The variables of path and command templates.
+public enum TemplateVariable: String, Sendable, CaseIterable {
+    case site, product, run
+    /// The job's data directory: commands only.
+    case path
+}
+
+/// A string with `{site}`, `{product}`, `{run}` (and, in commands, `{path}`) placeholders.
+public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
+    public enum Piece: Sendable, Hashable {
+        case literal(String)
+        case variable(TemplateVariable)
+    }
+
+    public let text: String
+    public let pieces: [Piece]
+
+    /// A problem in a template: the character offset and what is wrong.
+    public struct Problem: Error, Sendable {
+        public var offset: Int
+        public var message: String
+    }
+
+    /// Parses a template, allowing only `allowed` variables.
+    public init(_ text: String, allowed: Set<TemplateVariable> = [.site, .product, .run]) throws(Problem) {
+        self.text = text
+        var pieces: [Piece] = []
+        var literal = ""
+        let scalars = Array(text.unicodeScalars)
+        var i = 0
+        while i < scalars.count {
+            let c = scalars[i]
+            if c == "{" {
+                guard let close = scalars[i...].firstIndex(of: "}") else {
+                    throw Problem(offset: i, message: "unclosed \"{\" in \"\(text)\"")
+                }
+                let name = String(String.UnicodeScalarView(scalars[(i + 1)..<close]))
+                guard let variable = TemplateVariable(rawValue: name), allowed.contains(variable) else {
+                    let names = TemplateVariable.allCases.filter(allowed.contains).map { "{\($0.rawValue)}" }
+                    throw Problem(offset: i, message: "unknown template variable {\(name)}; expected one of \(names.joined(separator: ", "))")
+                }
+                if !literal.isEmpty { pieces.append(.literal(literal)); literal = "" }
+                pieces.append(.variable(variable))
+                i = close + 1
+            } else if c == "}" {
+                throw Problem(offset: i, message: "unmatched \"}\" in \"\(text)\"")
+            } else {
+                literal.unicodeScalars.append(c)
+                i += 1
+            }
+        }
+        if !literal.isEmpty { pieces.append(.literal(literal)) }
+        self.pieces = pieces
+    }
+
+    public var description: String { text }
+
+    public var variables: Set<TemplateVariable> {
+        Set(pieces.compactMap { if case .variable(let v) = $0 { v } else { nil } })
+    }
+
+    /// Substitutes the variables; values are ids (they contain no `/`), so substitution cannot
+    /// add path components.
+    public func render(_ values: [TemplateVariable: String]) -> String {
+        pieces.map { piece in
+            switch piece {
+            case .literal(let s): return s
+            case .variable(let v): return values[v] ?? "{\(v.rawValue)}"
+            }
+        }.joined()
+    }
+
+    /// A copy with a relative path made absolute against `base`, lexically normalised.
+    func resolved(against base: String) -> PathTemplate {
+        let absolute = text.hasPrefix("/") ? text : base + "/" + text
+        let normalised = PathTemplate.normalise(absolute)
+        return (try? PathTemplate(normalised, allowed: Set(TemplateVariable.allCases))) ?? self
+    }
+
+    /// Lexical normalisation: collapses `//` and `.`; keeps `..` (callers reject it).
+    static func normalise(_ path: String) -> String {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// The path segments (split on `/`), each a list of pieces.
+    var segments: [[Piece]] {
+        var result: [[Piece]] = [[]]
+        for piece in pieces {
+            switch piece {
+            case .variable:
+                result[result.count - 1].append(piece)
+            case .literal(let s):
+                let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+                for (i, part) in parts.enumerated() {
+                    if i > 0 { result.append([]) }
+                    if !part.isEmpty { result[result.count - 1].append(.literal(String(part))) }
+                }
+            }
+        }
+        return result.filter { !$0.isEmpty }
+    }
+}
+
+extension PathTemplate {
+    /// Whether some values of the variables make `inner` equal to, or a path under, `outer`.
+    ///
+    /// Each variable stands for one id (no `/`, characters `[a-z0-9._-]`, at least one), so a
+    /// template is a sequence of segment patterns; two segment patterns may coincide when their
+    /// languages intersect, decided by a small product automaton. This is conservative in the safe
+    /// direction: it ignores that the same variable must take the same value in both templates.
+    public static func couldResolve(_ inner: PathTemplate, inside outer: PathTemplate) -> Bool {
+        let a = inner.segments, b = outer.segments
+        guard a.count >= b.count else { return false }
+        for (x, y) in zip(a, b) where !SegmentPattern(x).intersects(SegmentPattern(y)) {
+            return false
+        }
+        return true
+    }
+}
+
+/// A path segment as a pattern: literal characters and "one or more id characters" for variables.
+struct SegmentPattern {
+    enum Item: Equatable {
+        case char(Unicode.Scalar)
+        case idChar
+        case idStar
+    }
+
+    var items: [Item] = []
+
+    init(_ pieces: [PathTemplate.Piece]) {
+        for piece in pieces {
+            switch piece {
+            case .literal(let s): items += s.unicodeScalars.map(Item.char)
+            case .variable: items += [.idChar, .idStar]
+            }
+        }
+    }
+
+    static func isIDChar(_ c: Unicode.Scalar) -> Bool {
+        ("a"..."z").contains(c) || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-"
+    }
+
+    /// Whether some string matches both patterns (breadth-first search over position pairs).
+    func intersects(_ other: SegmentPattern) -> Bool {
+        let a = items, b = other.items
+        var seen = Set<[Int]>()
+        var queue: [(Int, Int)] = [(0, 0)]
+        while let (i, j) = queue.popLast() {
+            guard seen.insert([i, j]).inserted else { continue }
+            if i == a.count && j == b.count { return true }
+            // A star may match nothing.
+            if i < a.count, a[i] == .idStar { queue.append((i + 1, j)) }
+            if j < b.count, b[j] == .idStar { queue.append((i, j + 1)) }
+            guard i < a.count, j < b.count else { continue }
+            // Both consume one character: possible when their character sets meet.
+            let meet: Bool
+            switch (a[i], b[j]) {
+            case (.char(let x), .char(let y)): meet = x == y
+            case (.char(let x), _): meet = Self.isIDChar(x)
+            case (_, .char(let y)): meet = Self.isIDChar(y)
+            default: meet = true
+            }
+            if meet {
+                queue.append((a[i] == .idStar ? i : i + 1, b[j] == .idStar ? j : j + 1))
+            }
+        }
+        return false
+    }
+}

@@ -1,0 +1,374 @@
+import Foundation
+import Yams
+
+/// Decodes and validates plan files. Every problem is reported with `file:line:col` and what was
+/// expected, all of them at once (`DiagnosticsError`).
+public enum PlanLoader {
+    /// Loads the plan at `path`. `path` is shown in messages as given; relative paths inside the
+    /// plan (`snapshots`, `target`, `sandbox`) are resolved against the plan file's directory.
+    public static func load(path: String) throws -> Plan {
+        let reader = YAMLReader(file: path)
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        guard let root = reader.load(contentsOf: path) else {
+            try reader.throwIfErrors()
+            throw DiagnosticsError([Diagnostic(file: path, line: 1, column: 1, message: "cannot load plan")])
+        }
+        let defaultName = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let plan = decode(root, reader: reader, defaultName: defaultName,
+                          baseDirectory: URL(fileURLWithPath: absolute).deletingLastPathComponent().path)
+        try reader.throwIfErrors()
+        guard var plan else { throw DiagnosticsError([Diagnostic(file: path, line: 1, column: 1, message: "cannot load plan")]) }
+        plan.sourcePath = absolute
+        return plan
+    }
+
+    /// Loads a plan from text (tests, `plan.check` over the socket).
+    public static func load(text: String, file: String, baseDirectory: String) throws -> Plan {
+        let reader = YAMLReader(file: file)
+        guard let root = reader.load(text: text) else {
+            try reader.throwIfErrors()
+            throw DiagnosticsError([Diagnostic(file: file, line: 1, column: 1, message: "cannot load plan")])
+        }
+        let defaultName = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        let plan = decode(root, reader: reader, defaultName: defaultName, baseDirectory: baseDirectory)
+        try reader.throwIfErrors()
+        guard let plan else { throw DiagnosticsError([Diagnostic(file: file, line: 1, column: 1, message: "cannot load plan")]) }
+        return plan
+    }
+
+    // MARK: Decoding
+
+    static func decode(_ root: Node, reader: YAMLReader, defaultName: String, baseDirectory: String) -> Plan? {
+        guard var doc = YAMLMapping(root, path: "", reader: reader) else { return nil }
+
+        var name = defaultName
+        if let (text, node) = doc.string("name") {
+            if Identifier.isValid(text) { name = text } else { reader.error(at: node, "name \"\(text)\" is not a valid plan name; \(Identifier.rule)") }
+        } else if !Identifier.isValid(defaultName) && !doc.has("name") {
+            reader.error(at: root, "the file name \"\(defaultName)\" is not a valid plan name; add `name:` (\(Identifier.rule))")
+        }
+        let description = doc.string("description")?.0
+
+        var snapshots = ""
+        if let (text, node) = doc.string("snapshots") {
+            if text.isEmpty { reader.error(at: node, "snapshots must be the path of the snapshot store") }
+            snapshots = PathTemplate.normalise(text.hasPrefix("/") ? text : baseDirectory + "/" + text)
+        } else {
+            reader.error(at: root, "missing required key \"snapshots\" (the snapshot store directory)")
+        }
+
+        let target = pathTemplate(&doc, "target", reader: reader, base: baseDirectory, required: true)
+        let sandbox = pathTemplate(&doc, "sandbox", reader: reader, base: baseDirectory, required: false)
+
+        var quarantine = QuarantinePolicy()
+        if var q = doc.mapping("quarantine") {
+            if let r = q.duration("retention") { quarantine.retention = r }
+            q.finish()
+        }
+
+        var sites = SiteSelector()
+        if let node = doc.value("sites") {
+            if case .sequence(let items) = node {
+                // A plain list is an include list.
+                sites.include = globs(Array(items), path: "sites", reader: reader)
+            } else if var s = YAMLMapping(node, path: "sites", reader: reader) {
+                sites.include = globs(&s, "include", reader: reader) ?? sites.include
+                sites.exclude = globs(&s, "exclude", reader: reader) ?? []
+                s.finish()
+            }
+        }
+
+        let products = decodeProducts(&doc, reader: reader, root: root)
+
+        let concurrency = doc.int("concurrency", range: 1...10_000) ?? 8
+
+        var objectives = Objectives()
+        if var o = doc.mapping("objectives") {
+            objectives.rto = o.duration("rto")
+            objectives.rpo = o.duration("rpo")
+            o.finish()
+        }
+
+        let waves = decodeWaves(&doc, reader: reader)
+
+        var retry = RetryPolicy()
+        if var r = doc.mapping("retry") {
+            if let a = r.int("attempts", range: 1...100) { retry.attempts = a }
+            if let b = r.duration("backoff") { retry.backoff = b }
+            r.finish()
+        }
+
+        var verify = VerifyPolicy()
+        if var v = doc.mapping("verify") {
+            if let c = v.choice("checksum", ChecksumPolicy.self) { verify.checksum = c }
+            verify.command = command(&v, "command", path: "verify.command", reader: reader)
+            v.finish()
+        }
+
+        var limits = ArchiveLimits()
+        if var l = doc.mapping("limits") {
+            if let b = l.size("max_bytes") {
+                if b.bytes > 0 { limits.maxBytes = b } else { reader.error(at: l.keyNode("max_bytes")!, "limits.max_bytes must be more than 0") }
+            }
+            if let e = l.int("max_entries", range: 1...Int(Int32.max)) { limits.maxEntries = e }
+            l.finish()
+        }
+
+        let unsafeEntries = doc.choice("unsafe_entries", UnsafeEntryPolicy.self) ?? .reject
+        let preserveOwnership = doc.bool("preserve_ownership") ?? false
+        var hookTimeout = DurationSpec(seconds: 600)
+        if let t = doc.duration("hook_timeout") {
+            if t.seconds > 0 { hookTimeout = t } else { reader.error(at: doc.keyNode("hook_timeout")!, "hook_timeout must be more than 0s") }
+        }
+
+        var schedule: ExerciseSchedule?
+        if var s = doc.mapping("schedule") {
+            var scale = ExerciseScale()
+            if var sc = s.mapping("scale") {
+                if let start = sc.int("start", range: 1...1_000_000) { scale.start = start }
+                if let factor = sc.double("factor", range: 1...1_000) { scale.factor = factor }
+                sc.finish()
+            }
+            if let (text, node) = s.string("exercise") {
+                do {
+                    schedule = ExerciseSchedule(exercise: try CronExpression(text), scale: scale)
+                } catch {
+                    reader.error(at: node.mark(atOffset: error.offset), "schedule.exercise: \(error.message)")
+                }
+            } else {
+                reader.error(at: s.node, "schedule needs \"exercise\" (a 5-field cron expression or @quarterly, @monthly, …)")
+            }
+            s.finish()
+        }
+
+        let notify = command(&doc, "notify", path: "notify", reader: reader)
+        doc.finish()
+
+        // Cross-field rules.
+        if let target, let sandbox {
+            if PathTemplate.couldResolve(sandbox, inside: target) {
+                reader.error(at: doc.keyNode("sandbox")!, "sandbox \"\(sandbox)\" could resolve inside target \"\(target)\"; exercises must never write into production: choose a sandbox outside the target tree")
+            } else if PathTemplate.couldResolve(target, inside: sandbox) {
+                reader.error(at: doc.keyNode("sandbox")!, "target \"\(target)\" could resolve inside sandbox \"\(sandbox)\"; removing sandbox data could touch production: choose disjoint trees")
+            }
+        }
+
+        guard let target else { return nil }
+        return Plan(
+            name: name, description: description, sourcePath: nil, snapshots: snapshots,
+            target: target, sandbox: sandbox, quarantine: quarantine, sites: sites, products: products,
+            concurrency: concurrency, objectives: objectives, waves: waves, retry: retry, verify: verify,
+            limits: limits, unsafeEntries: unsafeEntries, preserveOwnership: preserveOwnership,
+            hookTimeout: hookTimeout, schedule: schedule, notify: notify
+        )
+    }
+
+    private static func pathTemplate(_ doc: inout YAMLMapping, _ key: String, reader: YAMLReader, base: String, required: Bool) -> PathTemplate? {
+        guard let (text, node) = doc.string(key) else {
+            if required { reader.error(at: doc.node, "missing required key \"\(key)\" (a path template with {site} and {product})") }
+            return nil
+        }
+        let template: PathTemplate
+        do {
+            template = try PathTemplate(text)
+        } catch {
+            reader.error(at: node.mark(atOffset: error.offset), "\(key): \(error.message)")
+            return nil
+        }
+        var ok = true
+        for variable in [TemplateVariable.site, .product] where !template.variables.contains(variable) {
+            reader.error(at: node, "\(key) \"\(text)\" must contain {\(variable.rawValue)} so that every job has its own directory")
+            ok = false
+        }
+        if text.split(separator: "/").contains(where: { $0 == ".." }) {
+            reader.error(at: node, "\(key) \"\(text)\" must not contain \"..\"")
+            ok = false
+        }
+        return ok ? template.resolved(against: base) : nil
+    }
+
+    private static func globs(_ m: inout YAMLMapping, _ key: String, reader: YAMLReader) -> [String]? {
+        guard let node = m.value(key) else { return nil }
+        guard case .sequence(let items) = node else {
+            reader.error(at: node, "sites.\(key) must be a list of globs, e.g. [\"*\"], found \(node.kindDescription)")
+            return nil
+        }
+        return globs(Array(items), path: "sites.\(key)", reader: reader)
+    }
+
+    private static func globs(_ items: [Node], path: String, reader: YAMLReader) -> [String] {
+        var result: [String] = []
+        for (i, node) in items.enumerated() {
+            guard case .scalar(let scalar) = node else {
+                reader.error(at: node, "\(path)[\(i)] must be a glob string, found \(node.kindDescription)")
+                continue
+            }
+            if Glob.isValid(scalar.string) {
+                result.append(scalar.string)
+            } else {
+                reader.error(at: node, "\(path)[\(i)]: \"\(scalar.string)\" is not a valid glob (unbalanced \"[\" or empty)")
+            }
+        }
+        return result
+    }
+
+    /// A command: a non-empty list of strings (argv, no shell) whose templates may use `{path}`.
+    private static func command(_ m: inout YAMLMapping, _ key: String, path: String, reader: YAMLReader) -> [String]? {
+        guard let node = m.value(key) else { return nil }
+        guard case .sequence = node, let items = m.strings(key) else {
+            reader.error(at: node, "\(path) must be a command as a list of strings, e.g. [\"/usr/local/bin/check\", \"{path}\"] (it runs without a shell)")
+            return nil
+        }
+        guard let first = items.first, !first.0.isEmpty else {
+            reader.error(at: node, "\(path) must name a program as its first item")
+            return nil
+        }
+        for (text, itemNode) in items {
+            do {
+                _ = try PathTemplate(text, allowed: Set(TemplateVariable.allCases))
+            } catch {
+                reader.error(at: itemNode.mark(atOffset: error.offset), "\(path): \(error.message)")
+            }
+        }
+        return items.map(\.0)
+    }
+
+    private static func decodeProducts(_ doc: inout YAMLMapping, reader: YAMLReader, root: Node) -> [ProductSpec] {
+        guard let nodes = doc.sequence("products") else {
+            if !doc.has("products") { reader.error(at: root, "missing required key \"products\" (the list of products to restore)") }
+            return []
+        }
+        if nodes.isEmpty { reader.error(at: doc.keyNode("products")!, "products must list at least one product") }
+        var products: [ProductSpec] = []
+        var afterNodes: [[Node]] = []
+        var seen: [String: Int] = [:]
+        for (i, node) in nodes.enumerated() {
+            let path = "products[\(i)]"
+            guard var p = YAMLMapping(node, path: path, reader: reader) else { continue }
+            guard let (name, nameNode) = p.string("name") else {
+                reader.error(at: node, "\(path) needs a \"name\"")
+                p.finish()
+                continue
+            }
+            if !Identifier.isValid(name) { reader.error(at: nameNode, "\(path).name \"\(name)\" is not a valid product id; \(Identifier.rule)") }
+            if let earlier = seen[name] { reader.error(at: nameNode, "\(path).name \"\(name)\" is already declared by products[\(earlier)]") }
+            seen[name] = i
+            var spec = ProductSpec(name: name)
+            spec.priority = p.int("priority", range: -1_000_000...1_000_000) ?? 0
+            let after = p.strings("after") ?? []
+            spec.after = after.map(\.0)
+            afterNodes.append(after.map(\.1))
+            spec.concurrency = p.int("concurrency", range: 1...10_000)
+            spec.postRestore = command(&p, "post_restore", path: "\(path).post_restore", reader: reader)
+            p.finish()
+            products.append(spec)
+        }
+        // Dependencies: known, not self, acyclic.
+        let names = Set(products.map(\.name))
+        for (i, product) in products.enumerated() {
+            for (j, dep) in product.after.enumerated() {
+                let node = afterNodes[i][j]
+                let path = "products[\(seen[product.name] ?? i)].after"
+                if dep == product.name {
+                    reader.error(at: node, "\(path): product \"\(dep)\" cannot come after itself")
+                } else if !names.contains(dep) {
+                    let suggestion = names.min { editDistance($0, dep) < editDistance($1, dep) }.map { " (did you mean \"\($0)\"?)" } ?? ""
+                    reader.error(at: node, "\(path) names unknown product \"\(dep)\"\(suggestion)")
+                }
+            }
+        }
+        if let cycle = findCycle(products) {
+            let (productIndex, depIndex) = cycle.edge
+            let node = afterNodes[productIndex][depIndex]
+            reader.error(at: node, "products[\(seen[products[productIndex].name] ?? productIndex)].after: dependency cycle \(cycle.names.joined(separator: " → "))")
+        }
+        return products
+    }
+
+    /// Finds one dependency cycle (iterative depth-first search), returning its names and the
+    /// edge that closes it.
+    static func findCycle(_ products: [ProductSpec]) -> (names: [String], edge: (Int, Int))? {
+        let index = Dictionary(products.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var state = [Int](repeating: 0, count: products.count) // 0 new, 1 on stack, 2 done
+        for start in products.indices where state[start] == 0 {
+            var stack: [(node: Int, next: Int)] = [(start, 0)]
+            state[start] = 1
+            while var top = stack.popLast() {
+                let deps = products[top.node].after
+                if top.next < deps.count {
+                    let depName = deps[top.next]
+                    let edge = (top.node, top.next)
+                    top.next += 1
+                    stack.append(top)
+                    guard let dep = index[depName], dep != top.node else { continue }
+                    if state[dep] == 1 {
+                        let path = stack.map(\.node)
+                        let from = path.firstIndex(of: dep) ?? 0
+                        let names = path[from...].map { products[$0].name } + [products[dep].name]
+                        return (names, edge)
+                    }
+                    if state[dep] == 0 {
+                        state[dep] = 1
+                        stack.append((dep, 0))
+                    }
+                } else {
+                    state[top.node] = 2
+                }
+            }
+        }
+        return nil
+    }
+
+    private static func decodeWaves(_ doc: inout YAMLMapping, reader: YAMLReader) -> [WaveSpec] {
+        guard let nodes = doc.sequence("waves") else { return [WaveSpec(sites: .rest)] }
+        if nodes.isEmpty { reader.error(at: doc.keyNode("waves")!, "waves must list at least one wave (or be left out for one wave of everything)") }
+        var waves: [WaveSpec] = []
+        for (i, node) in nodes.enumerated() {
+            let path = "waves[\(i)]"
+            guard var w = YAMLMapping(node, path: path, reader: reader) else { continue }
+            var size: WaveSpec.Size?
+            if let sitesNode = w.value("sites"), case .scalar(let scalar) = sitesNode {
+                let text = scalar.string
+                if text == "rest" {
+                    size = .rest
+                    if i != nodes.count - 1 { reader.error(at: sitesNode, "\(path).sites: \"rest\" can only be the last wave") }
+                } else if text.hasSuffix("%"), let p = Double(text.dropLast()), p > 0, p <= 100 {
+                    size = .percent(p)
+                } else if scalar.style == .plain, let n = Int(text), n >= 1 {
+                    size = .count(n)
+                } else {
+                    reader.error(at: sitesNode, "\(path).sites must be a percentage (\"10%\"), a number of sites (5) or \"rest\", found \"\(text)\"")
+                }
+            } else if let sitesNode = w.value("sites") {
+                reader.error(at: sitesNode, "\(path).sites must be a percentage (\"10%\"), a number of sites (5) or \"rest\", found \(sitesNode.kindDescription)")
+            } else {
+                reader.error(at: node, "\(path) needs \"sites\" (a percentage, a number of sites, or \"rest\")")
+            }
+            var gate = WaveGate()
+            if var g = w.mapping("gate") {
+                gate.maxFailures = g.int("max_failures", range: 0...Int(Int32.max))
+                gate.maxFailureRatio = g.double("max_failure_ratio", range: 0...1)
+                g.finish()
+            }
+            w.finish()
+            if let size { waves.append(WaveSpec(sites: size, gate: gate)) }
+        }
+        return waves
+    }
+
+    /// Levenshtein distance, for "did you mean" suggestions.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
+    }
+}

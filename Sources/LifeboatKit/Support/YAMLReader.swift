@@ -1,0 +1,340 @@
+import Foundation
+import Yams
+
+/// A source position in a YAML file (1-based line and column, columns counted in Unicode scalars).
+public struct SourceMark: Sendable, Hashable {
+    public var line: Int
+    public var column: Int
+
+    public init(line: Int, column: Int) {
+        self.line = line
+        self.column = column
+    }
+
+    init(_ mark: Mark?) {
+        self.init(line: mark?.line ?? 1, column: mark?.column ?? 1)
+    }
+}
+
+/// Reads YAML configuration files into `Yams.Node` trees and walks them with typed accessors
+/// that record every problem as a `Diagnostic` with file, line and column.
+///
+/// Shared by plans and the daemon config so both report errors the same way. Anchors and aliases
+/// are refused (alias expansion is a denial-of-service vector), and so are files over `maxBytes`.
+public final class YAMLReader {
+    public let file: String
+    public private(set) var diagnostics: [Diagnostic] = []
+
+    public init(file: String) { self.file = file }
+
+    /// The largest configuration file accepted.
+    public static let maxBytes = 1 << 20
+
+    /// Loads and composes a file. Returns nil (with diagnostics) when it cannot be read or parsed.
+    public func load(contentsOf path: String) -> Node? {
+        let url = URL(fileURLWithPath: path)
+        guard let handle = try? FileHandle(forReadingFrom: url) else {
+            error(at: SourceMark(line: 1, column: 1), "cannot read the file (\(String(cString: strerror(errno))))")
+            return nil
+        }
+        defer { try? handle.close() }
+        // Read at most one byte past the cap so an oversized (or endless) file is never held whole.
+        let data = (try? handle.read(upToCount: Self.maxBytes + 1)) ?? Data()
+        guard data.count <= Self.maxBytes else {
+            error(at: SourceMark(line: 1, column: 1), "file is larger than 1 MiB; plans and configs must be smaller")
+            return nil
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            error(at: SourceMark(line: 1, column: 1), "file is not valid UTF-8")
+            return nil
+        }
+        return load(text: text)
+    }
+
+    /// Composes YAML text into a node tree, refusing anchors and aliases.
+    public func load(text: String) -> Node? {
+        do {
+            let parser = try Parser(yaml: text, resolver: .basic)
+            guard let root = try parser.singleRoot() else {
+                error(at: SourceMark(line: 1, column: 1), "file is empty; expected a mapping")
+                return nil
+            }
+            // Node anchors are weak references owned by the parser: walk while it is alive.
+            let anchored = withExtendedLifetime(parser) { Self.firstAnchor(in: root) }
+            if let anchored {
+                error(at: SourceMark(anchored.mark),
+                      "YAML anchors and aliases are not allowed (alias expansion is a denial-of-service vector); write the value out")
+                return nil
+            }
+            return root
+        } catch let yamlError as YamlError {
+            record(yamlError)
+            return nil
+        } catch {
+            self.error(at: SourceMark(line: 1, column: 1), "cannot parse YAML: \(error)")
+            return nil
+        }
+    }
+
+    /// The first node carrying an anchor, in document order. Anchors precede their aliases in a
+    /// YAML document, so this stops before walking into any alias expansion.
+    private static func firstAnchor(in root: Node) -> Node? {
+        var stack: [Node] = [root]
+        while let node = stack.popLast() {
+            if node.anchor != nil { return node }
+            switch node {
+            case .mapping(let mapping):
+                for pair in mapping.reversed() {
+                    stack.append(pair.value)
+                    stack.append(pair.key)
+                }
+            case .sequence(let sequence):
+                stack.append(contentsOf: sequence.reversed())
+            case .alias:
+                return node
+            case .scalar:
+                break
+            }
+        }
+        return nil
+    }
+
+    private func record(_ yamlError: YamlError) {
+        switch yamlError {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            error(at: SourceMark(mark), "YAML syntax error: \(problem)")
+        case .composer(_, let problem, let mark, _):
+            if problem.contains("undefined alias") || problem.contains("alias") {
+                error(at: SourceMark(mark),
+                      "YAML anchors and aliases are not allowed (alias expansion is a denial-of-service vector); write the value out")
+            } else {
+                error(at: SourceMark(mark), "YAML error: \(problem)")
+            }
+        case .reader(let problem, let offset, _, let yaml):
+            error(at: Self.mark(ofOffset: offset ?? 0, in: yaml), "cannot read YAML: \(problem)")
+        default:
+            error(at: SourceMark(line: 1, column: 1), "cannot parse YAML: \(yamlError)")
+        }
+    }
+
+    private static func mark(ofOffset offset: Int, in text: String) -> SourceMark {
+        var line = 1, column = 1
+        for (i, scalar) in text.unicodeScalars.enumerated() {
+            if i >= offset { break }
+            if scalar == "\n" { line += 1; column = 1 } else { column += 1 }
+        }
+        return SourceMark(line: line, column: column)
+    }
+
+    // MARK: Diagnostics
+
+    public func error(at mark: SourceMark, _ message: String) {
+        diagnostics.append(Diagnostic(file: file, line: mark.line, column: mark.column, message: message))
+    }
+
+    public func error(at node: Node, _ message: String) {
+        error(at: SourceMark(node.mark), message)
+    }
+
+    /// Throws every recorded diagnostic, sorted by position, if there are any.
+    public func throwIfErrors() throws {
+        guard !diagnostics.isEmpty else { return }
+        throw DiagnosticsError(diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
+    }
+}
+
+/// A YAML mapping being decoded: typed accessors for its keys, and `finish()` to report the keys
+/// nobody asked for (unknown keys are errors).
+public struct YAMLMapping {
+    public let node: Node
+    /// Where this mapping sits in the document, for messages: `products[2]`.
+    public let path: String
+    let reader: YAMLReader
+    private var entries: [(key: String, keyNode: Node, value: Node)] = []
+    private var used: Set<String> = []
+
+    /// Returns nil (with a diagnostic) when `node` is not a mapping.
+    public init?(_ node: Node, path: String, reader: YAMLReader) {
+        self.node = node
+        self.path = path
+        self.reader = reader
+        guard case .mapping(let mapping) = node else {
+            reader.error(at: node, "\(path.isEmpty ? "the document" : path) must be a mapping (key: value), found \(node.kindDescription)")
+            return nil
+        }
+        for pair in mapping {
+            guard case .scalar(let keyScalar) = pair.key else {
+                reader.error(at: pair.key, "keys in \(path.isEmpty ? "the document" : path) must be plain strings")
+                continue
+            }
+            entries.append((keyScalar.string, pair.key, pair.value))
+        }
+    }
+
+    private func qualified(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    /// The value node of `key`, or nil when absent or null.
+    public mutating func value(_ key: String) -> Node? {
+        used.insert(key)
+        guard let entry = entries.first(where: { $0.key == key }) else { return nil }
+        if entry.value.isNull { return nil }
+        return entry.value
+    }
+
+    public func has(_ key: String) -> Bool { entries.contains { $0.key == key } }
+
+    /// The node of a key itself (for positions).
+    public func keyNode(_ key: String) -> Node? { entries.first { $0.key == key }?.keyNode }
+
+    public mutating func string(_ key: String) -> (String, Node)? {
+        guard let node = value(key) else { return nil }
+        guard case .scalar(let scalar) = node else {
+            reader.error(at: node, "\(qualified(key)) must be a string, found \(node.kindDescription)")
+            return nil
+        }
+        return (scalar.string, node)
+    }
+
+    public mutating func int(_ key: String, range: ClosedRange<Int>? = nil) -> Int? {
+        guard let node = value(key) else { return nil }
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let n = Int(scalar.string) else {
+            reader.error(at: node, "\(qualified(key)) must be an integer, found \(node.kindDescription(quotedAs: "a string"))")
+            return nil
+        }
+        if let range, !range.contains(n) {
+            reader.error(at: node, "\(qualified(key)) must be between \(range.lowerBound) and \(range.upperBound), found \(n)")
+            return nil
+        }
+        return n
+    }
+
+    public mutating func double(_ key: String, range: ClosedRange<Double>) -> Double? {
+        guard let node = value(key) else { return nil }
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let n = Double(scalar.string), n.isFinite else {
+            reader.error(at: node, "\(qualified(key)) must be a number, found \(node.kindDescription(quotedAs: "a string"))")
+            return nil
+        }
+        guard range.contains(n) else {
+            reader.error(at: node, "\(qualified(key)) must be between \(range.lowerBound) and \(range.upperBound), found \(scalar.string)")
+            return nil
+        }
+        return n
+    }
+
+    public mutating func bool(_ key: String) -> Bool? {
+        guard let node = value(key) else { return nil }
+        guard case .scalar(let scalar) = node, scalar.style == .plain else {
+            reader.error(at: node, "\(qualified(key)) must be true or false, found \(node.kindDescription(quotedAs: "a string"))")
+            return nil
+        }
+        switch scalar.string {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default:
+            reader.error(at: node, "\(qualified(key)) must be true or false, found \"\(scalar.string)\"")
+            return nil
+        }
+    }
+
+    public mutating func duration(_ key: String) -> DurationSpec? {
+        guard let (text, node) = string(key) else { return nil }
+        guard let d = DurationSpec(parsing: text) else {
+            reader.error(at: node, "\(qualified(key)) must be a duration like 90s, 15m, 4h or 30d, found \"\(text)\"")
+            return nil
+        }
+        return d
+    }
+
+    public mutating func size(_ key: String) -> ByteSize? {
+        guard let (text, node) = string(key) else { return nil }
+        guard let s = ByteSize(parsing: text) else {
+            reader.error(at: node, "\(qualified(key)) must be a size like 512MiB or 2GiB, found \"\(text)\"")
+            return nil
+        }
+        return s
+    }
+
+    /// A list of strings; a single string is not accepted (say what you mean: `[a]`).
+    public mutating func strings(_ key: String) -> [(String, Node)]? {
+        guard let node = value(key) else { return nil }
+        guard case .sequence(let sequence) = node else {
+            reader.error(at: node, "\(qualified(key)) must be a list of strings, found \(node.kindDescription)")
+            return nil
+        }
+        var result: [(String, Node)] = []
+        for (i, item) in sequence.enumerated() {
+            guard case .scalar(let scalar) = item else {
+                reader.error(at: item, "\(qualified(key))[\(i)] must be a string, found \(item.kindDescription)")
+                continue
+            }
+            result.append((scalar.string, item))
+        }
+        return result
+    }
+
+    /// A value that must be one of `choices`.
+    public mutating func choice<T: RawRepresentable>(_ key: String, _ type: T.Type) -> T?
+    where T.RawValue == String, T: CaseIterable {
+        guard let (text, node) = string(key) else { return nil }
+        guard let value = T(rawValue: text) else {
+            let expected = T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            reader.error(at: node, "\(qualified(key)) must be one of \(expected), found \"\(text)\"")
+            return nil
+        }
+        return value
+    }
+
+    public mutating func mapping(_ key: String) -> YAMLMapping? {
+        guard let node = value(key) else { return nil }
+        return YAMLMapping(node, path: qualified(key), reader: reader)
+    }
+
+    public mutating func sequence(_ key: String) -> [Node]? {
+        guard let node = value(key) else { return nil }
+        guard case .sequence(let sequence) = node else {
+            reader.error(at: node, "\(qualified(key)) must be a list, found \(node.kindDescription)")
+            return nil
+        }
+        return Array(sequence)
+    }
+
+    /// Reports every key that was never asked for.
+    public func finish() {
+        var known = used.sorted().map { "\"\($0)\"" }
+        if known.count > 12 { known = Array(known.prefix(12)) + ["…"] }
+        for entry in entries where !used.contains(entry.key) {
+            reader.error(at: entry.keyNode,
+                         "unknown key \"\(entry.key)\" in \(path.isEmpty ? "the document" : path); expected one of \(known.joined(separator: ", "))")
+        }
+    }
+}
+
+extension Node {
+    var isNull: Bool {
+        guard case .scalar(let scalar) = self, scalar.style == .plain else { return false }
+        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+
+    var kindDescription: String { kindDescription(quotedAs: nil) }
+
+    func kindDescription(quotedAs quoted: String?) -> String {
+        switch self {
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        case .scalar(let scalar):
+            if let quoted, scalar.style != .plain { return "\(quoted) \"\(scalar.string)\"" }
+            return "\"\(scalar.string)\""
+        }
+    }
+
+    /// The position of a character offset inside a single-line scalar (for pointing at `{var}`).
+    func mark(atOffset offset: Int) -> SourceMark {
+        guard case .scalar(let scalar) = self, let mark = scalar.mark else { return SourceMark(self.mark) }
+        switch scalar.style {
+        case .plain: return SourceMark(line: mark.line, column: mark.column + offset)
+        case .singleQuoted, .doubleQuoted: return SourceMark(line: mark.line, column: mark.column + 1 + offset)
+        default: return SourceMark(mark)
+        }
+    }
+}

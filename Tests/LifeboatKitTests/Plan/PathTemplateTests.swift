@@ -1,0 +1,30 @@
+import Testing
+@testable import LifeboatKit
+
+@Suite struct PathTemplateTests {
+    @Test func rendersVariables() throws {
+        let t = try PathTemplate("/srv/sites/{site}/{product}")
+        #expect(t.render([.site: "acme", .product: "jira"]) == "/srv/sites/acme/jira")
+        #expect(t.variables == [.site, .product])
+    }
+
+    @Test func rejectsUnknownVariable() {
+        #expect(throws: PathTemplate.Problem.self) { try PathTemplate("/srv/{tenant}/{product}") }
+        #expect(throws: PathTemplate.Problem.self) { try PathTemplate("/srv/{site}/{path}") }
+        #expect(throws: PathTemplate.Problem.self) { try PathTemplate("/srv/{site") }
+    }
+
+    @Test(arguments: [
+        // (sandbox, target, could resolve inside)
+        ("/var/lib/lifeboat/sandbox/{run}/{site}/{product}", "/srv/sites/{site}/{product}", false),
+        ("/srv/sites/sandbox/{run}/{site}/{product}", "/srv/sites/{site}/{product}", true),
+        ("/srv/sites/{site}/{product}/sandbox", "/srv/sites/{site}/{product}", true),
+        ("/srv/sandbox-{site}/{product}", "/srv/sites/{site}/{product}", false),
+        ("/srv/x{run}/{site}/{product}", "/srv/{site}/{product}", true),
+        ("/srv/X{run}/{site}/{product}", "/srv/{site}/{product}", false),
+        ("/srv/sites/{site}", "/srv/sites/{site}/{product}", false),
+    ])
+    func sandboxInsideTarget(sandbox: String, target: String, expected: Bool) throws {
+        #expect(PathTemplate.couldResolve(try PathTemplate(sandbox), inside: try PathTemplate(target)) == expected)
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+@Suite struct PlanLoaderTests {
+    static let valid = """
+        name: mass-restore
+        description: Restore sites removed by a mass deletion
+        snapshots: /var/lib/lifeboat/snapshots
+        target: /srv/sites/{site}/{product}
+        sandbox: /var/lib/lifeboat/sandbox/{run}/{site}/{product}
+        quarantine: { retention: 30d }
+        sites:
+          include: ["*"]
+          exclude: ["test-*"]
+        products:
+          - name: contacts
+            priority: 0
+          - name: jira
+            after: [contacts]
+            concurrency: 4
+          - name: confluence
+            after: [contacts]
+            post_restore: ["/usr/local/lib/lifeboat/reindex", "{site}", "{path}"]
+        concurrency: 8
+        objectives: { rto: 4h, rpo: 24h }
+        waves:
+          - { sites: 1%, gate: { max_failures: 0 } }
+          - { sites: 10%, gate: { max_failure_ratio: 0.02 } }
+          - { sites: rest }
+        retry: { attempts: 3, backoff: 10s }
+        verify:
+          checksum: required
+          command: ["/usr/local/lib/lifeboat/check", "{path}"]
+        limits: { max_bytes: 500GiB, max_entries: 10000000 }
+        unsafe_entries: reject
+        schedule:
+          exercise: "@quarterly"
+          scale: { start: 10, factor: 2 }
+        notify: ["/usr/local/lib/lifeboat/notify"]
+
+        """
+
+    /// Loads plan text and returns its diagnostics as `line:col: message` strings (empty when valid).
+    func problems(_ text: String) -> [String] {
+        do {
+            _ = try PlanLoader.load(text: text, file: "plans/x.yaml", baseDirectory: "/etc/lifeboat/plans")
+            return []
+        } catch let error as DiagnosticsError {
+            return error.diagnostics.map { "\($0.line):\($0.column): \($0.message)" }
+        } catch {
+            return ["unexpected: \(error)"]
+        }
+    }
+
+    /// The valid plan with one line replaced.
+    func variant(_ old: String, _ new: String) -> String {
+        precondition(Self.valid.contains(old), "fixture does not contain \(old)")
+        return Self.valid.replacingOccurrences(of: old, with: new)
+    }
+
+    @Test func decodesTheDesignExample() throws {
+        let plan = try PlanLoader.load(text: Self.valid, file: "plans/x.yaml", baseDirectory: "/etc")
+        #expect(plan.name == "mass-restore")
+        #expect(plan.products.map(\.name) == ["contacts", "jira", "confluence"])
+        #expect(plan.products[1].after == ["contacts"])
+        #expect(plan.products[1].concurrency == 4)
+        #expect(plan.products[2].postRestore == ["/usr/local/lib/lifeboat/reindex", "{site}", "{path}"])
+        #expect(plan.concurrency == 8)
+        #expect(plan.objectives.rto == DurationSpec(seconds: 14_400))
+        #expect(plan.objectives.rpo == DurationSpec(seconds: 86_400))
+        #expect(plan.waves == [WaveSpec(sites: .percent(1), gate: WaveGate(maxFailures: 0)),
+                               WaveSpec(sites: .percent(10), gate: WaveGate(maxFailureRatio: 0.02)),
+                               WaveSpec(sites: .rest)])
+        #expect(plan.retry.attempts == 3 && plan.retry.backoff.seconds == 10)
+        #expect(plan.verify.checksum == .required)
+        #expect(plan.limits.maxBytes.bytes == 500 << 30)
+        #expect(plan.limits.maxEntries == 10_000_000)
+        #expect(plan.quarantine.retention.seconds == 30 * 86_400)
+        #expect(plan.sites.exclude == ["test-*"])
+        #expect(plan.schedule?.exercise.text == "@quarterly")
+        #expect(plan.schedule?.scale.start == 10)
+        #expect(plan.notify == ["/usr/local/lib/lifeboat/notify"])
+    }
+
+    @Test func defaultsForAMinimalPlan() throws {
+        let plan = try PlanLoader.load(text: """
+            snapshots: store
+            target: out/{site}/{product}
+            products: [{ name: contacts }]
+            """, file: "plans/minimal.yaml", baseDirectory: "/etc/lifeboat/plans")
+        #expect(plan.name == "minimal")
+        #expect(plan.snapshots == "/etc/lifeboat/plans/store")
+        #expect(plan.target.text == "/etc/lifeboat/plans/out/{site}/{product}")
+        #expect(plan.waves == [WaveSpec(sites: .rest)])
+        #expect(plan.sites.include == ["*"])
+        #expect(plan.concurrency == 8)
+        #expect(plan.unsafeEntries == .reject)
+        #expect(plan.verify.checksum == .required)
+        #expect(plan.sandbox == nil && plan.schedule == nil)
+    }
+
+    @Test func unknownKeyNamesLineAndColumn() {
+        #expect(problems(variant("concurrency: 8\n", "concurrency: 8\nconcurency: 4\n"))
+                == [#"20:1: unknown key "concurency" in the document; expected one of "concurrency", "description", "hook_timeout", "limits", "name", "notify", "objectives", "preserve_ownership", "products", "quarantine", "retry", "sandbox", …"#])
+        #expect(problems(variant("    concurrency: 4\n", "    concurrency: 4\n    cocnurrency: 2\n")).first?.hasPrefix(#"16:5: unknown key "cocnurrency" in products[1]"#) == true)
+    }
+
+    @Test func wrongTypes() {
+        #expect(problems(variant("concurrency: 8", "concurrency: eight")) == [#"19:14: concurrency must be an integer, found "eight""#])
+        #expect(problems(variant("concurrency: 8", "concurrency: \"8\"")) == [#"19:14: concurrency must be an integer, found a string "8""#])
+        #expect(problems(variant("products:\n  - name: contacts\n    priority: 0\n", "products:\n  - name: contacts\n    priority: [0]\n"))
+                == [#"12:15: products[0].priority must be an integer, found a list"#])
+        #expect(problems(variant("quarantine: { retention: 30d }", "quarantine: 30d")) == [#"6:13: quarantine must be a mapping (key: value), found "30d""#])
+    }
+
+    @Test func badDurationsAndSizes() {
+        #expect(problems(variant("rto: 4h", "rto: 4 hours")) == [#"20:20: objectives.rto must be a duration like 90s, 15m, 4h or 30d, found "4 hours""#])
+        #expect(problems(variant("max_bytes: 500GiB", "max_bytes: 500 gigs")) == [#"29:22: limits.max_bytes must be a size like 512MiB or 2GiB, found "500 gigs""#])
+    }
+
+    @Test func unknownTemplateVariable() {
+        #expect(problems(variant("target: /srv/sites/{site}/{product}", "target: /srv/sites/{tenant}/{product}"))
+                == [#"4:20: target: unknown template variable {tenant}; expected one of {site}, {product}, {run}"#])
+        #expect(problems(variant(#""{site}", "{path}"]"#, #""{site}", "{paht}"]"#))
+                == [#"18:66: products[2].post_restore: unknown template variable {paht}; expected one of {site}, {product}, {run}, {path}"#])
+    }
+
+    @Test func unknownDependencyWithSuggestion() {
+        #expect(problems(variant("    after: [contacts]\n    concurrency: 4", "    after: [contacts, jria]\n    concurrency: 4"))
+                == [#"14:23: products[1].after names unknown product "jria" (did you mean "jira"?)"#])
+    }
+
+    @Test func dependencyCycle() {
+        let text = variant("  - name: contacts\n    priority: 0\n", "  - name: contacts\n    priority: 0\n    after: [confluence]\n")
+        #expect(problems(text) == [#"18:13: products[2].after: dependency cycle contacts → confluence → contacts"#])
+        #expect(problems(variant("    after: [contacts]\n    concurrency: 4", "    after: [jira]\n    concurrency: 4"))
+                == [#"14:13: products[1].after: product "jira" cannot come after itself"#])
+    }
+
+    @Test func sandboxInsideTarget() {
+        #expect(problems(variant("sandbox: /var/lib/lifeboat/sandbox/{run}/{site}/{product}", "sandbox: /srv/sites/sandbox/{run}/{site}/{product}"))
+                == [#"5:1: sandbox "/srv/sites/sandbox/{run}/{site}/{product}" could resolve inside target "/srv/sites/{site}/{product}"; exercises must never write into production: choose a sandbox outside the target tree"#])
+    }
+
+    @Test func invalidIds() {
+        #expect(problems(variant("  - name: jira\n", "  - name: Jira\n"))
+                == ["13:11: products[1].name \"Jira\" is not a valid product id; \(Identifier.rule)"])
+        #expect(problems(variant("name: mass-restore", "name: Mass Restore")) == ["1:7: name \"Mass Restore\" is not a valid plan name; \(Identifier.rule)"])
+        #expect(problems(variant("  - name: jira\n", "  - name: contacts\n"))
+                == [#"13:11: products[1].name "contacts" is already declared by products[0]"#,
+                    #"14:13: products[1].after: product "contacts" cannot come after itself"#])
+    }
+
+    @Test func yamlSyntaxError() {
+        let result = problems(variant("concurrency: 8", "concurrency: [8"))
+        #expect(result.count == 1)
+        #expect(result.first?.contains("YAML syntax error") == true)
+        #expect(result.first?.hasPrefix("21:") == true || result.first?.hasPrefix("20:") == true)
+    }
+
+    @Test func duplicateKey() {
+        let result = problems(variant("concurrency: 8\n", "concurrency: 8\nconcurrency: 9\n"))
+        #expect(result.count == 1)
+        #expect(result.first?.contains("concurrency") == true)
+    }
+
+    @Test func anchorsAndAliasesRefused() {
+        #expect(problems(variant("objectives: { rto: 4h, rpo: 24h }", "objectives: &obj { rto: 4h, rpo: 24h }\nx: *obj"))
+                == [#"20:13: YAML anchors and aliases are not allowed (alias expansion is a denial-of-service vector); write the value out"#])
+    }
+
+    @Test func billionLaughsIsRefusedQuickly() {
+        var text = "a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+        for i in 1...12 {
+            text += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ",") + "]\n"
+        }
+        let result = problems(text)
+        #expect(result == [#"1:5: YAML anchors and aliases are not allowed (alias expansion is a denial-of-service vector); write the value out"#])
+    }
+
+    @Test func fileOverOneMiBRefused() throws {
+        let dir = TestDirectory()
+        let big = dir.write("big.yaml", "# " + String(repeating: "x", count: 1 << 20) + "\n" + Self.valid)
+        #expect(throws: DiagnosticsError.self) { try PlanLoader.load(path: big) }
+        do {
+            _ = try PlanLoader.load(path: big)
+        } catch let error as DiagnosticsError {
+            #expect(error.description == "\(big):1:1: file is larger than 1 MiB; plans and configs must be smaller")
+        }
+    }
+
+    @Test func severalErrorsAllReported() {
+        var text = variant("concurrency: 8", "concurrency: 0")
+        text = text.replacingOccurrences(of: "rpo: 24h", with: "rpo: soon")
+        text = text.replacingOccurrences(of: "checksum: required", with: "checksum: maybe")
+        #expect(problems(text) == [
+            "19:14: concurrency must be between 1 and 10000, found 0",
+            #"20:29: objectives.rpo must be a duration like 90s, 15m, 4h or 30d, found "soon""#,
+            #"27:13: verify.checksum must be one of "required", "if-present", "off", found "maybe""#,
+        ])
+    }
+
+    @Test func wavesRules() {
+        #expect(problems(variant("  - { sites: rest }", "  - { sites: lots }"))
+                == [#"24:14: waves[2].sites must be a percentage ("10%"), a number of sites (5) or "rest", found "lots""#])
+        #expect(problems(variant("  - { sites: 1%, gate: { max_failures: 0 } }", "  - { sites: rest, gate: { max_failures: 0 } }"))
+                == [#"22:14: waves[0].sites: "rest" can only be the last wave"#])
+        #expect(problems(variant("max_failure_ratio: 0.02", "max_failure_ratio: 2")) == ["23:46: waves[1].gate.max_failure_ratio must be between 0.0 and 1.0, found 2"])
+    }
+
+    @Test func cronErrorPointsAtTheField() {
+        #expect(problems(variant(#"exercise: "@quarterly""#, #"exercise: "0 3 * 13 *""#))
+                == [#"32:20: schedule.exercise: cron month field "13": 13 is outside 1-12"#])
+    }
+
+    @Test func targetMustSeparateJobs() {
+        #expect(problems(variant("target: /srv/sites/{site}/{product}", "target: /srv/sites/{site}"))
+                == [#"4:9: target "/srv/sites/{site}" must contain {product} so that every job has its own directory"#])
+    }
+
+    @Test func missingRequiredKeys() {
+        #expect(problems("name: x\n") == [
+            #"1:1: missing required key "snapshots" (the snapshot store directory)"#,
+            #"1:1: missing required key "target" (a path template with {site} and {product})"#,
+            #"1:1: missing required key "products" (the list of products to restore)"#,
+        ])
+    }
+}

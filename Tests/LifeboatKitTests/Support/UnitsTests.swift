@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+@Suite struct UnitsTests {
+    @Test(arguments: [("90s", 90), ("15m", 900), ("4h", 14_400), ("30d", 2_592_000), ("1h30m", 5_400), ("2w", 1_209_600)])
+    func durations(text: String, seconds: Int64) {
+        #expect(DurationSpec(parsing: text)?.seconds == seconds)
+    }
+
+    @Test(arguments: ["", "4", "h", "4x", "-4h", "4h3", "99999999999999999999d"])
+    func badDurations(text: String) {
+        #expect(DurationSpec(parsing: text) == nil)
+    }
+
+    @Test(arguments: [("512MiB", Int64(512) << 20), ("2GiB", Int64(2) << 30), ("100", 100), ("10KB", 10_000), ("1.5GiB", Int64(3) << 29)])
+    func sizes(text: String, bytes: Int64) {
+        #expect(ByteSize(parsing: text)?.bytes == bytes)
+    }
+
+    @Test(arguments: ["", "GiB", "12XB", "-1MiB", "1e3", "99999999999TiB"])
+    func badSizes(text: String) {
+        #expect(ByteSize(parsing: text) == nil)
+    }
+
+    @Test func basicTimestampsRoundTrip() throws {
+        let date = try #require(Timestamp.parseBasic("20261124T031500Z"))
+        #expect(Timestamp.formatBasic(date) == "20261124T031500Z")
+        #expect(Timestamp.iso(date) == "2026-11-24T03:15:00Z")
+        #expect(Timestamp.parse("2026-11-24T03:15:00Z") == date)
+        #expect(Timestamp.parse("2026-11-24T04:15:00+01:00") == date)
+    }
+
+    @Test(arguments: ["20261124T031500", "20261324T031500Z", "20260230T000000Z", "2026112xT031500Z", "20261124 031500Z", "20261124T246000Z"])
+    func malformedBasicTimestamps(text: String) {
+        #expect(Timestamp.parseBasic(text) == nil)
+    }
+
+    @Test func humanFormats() {
+        #expect(ByteSize.format(512) == "512 B")
+        #expect(ByteSize.format(3 << 29) == "1.5 GiB")
+        #expect(DurationSpec.format(seconds: 7_500) == "2h05m")
+        #expect(DurationSpec.format(seconds: 192) == "3m12s")
+    }
+}
