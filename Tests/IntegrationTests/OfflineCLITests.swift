@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+
+/// The offline commands of the real `lifeboat` binary, checked the way an operator would.
+@Suite struct OfflineCLITests {
+    @Test func examplePlansPass() throws {
+        let plans = try FileManager.default.contentsOfDirectory(atPath: Binaries.packageRoot + "/plans")
+            .filter { $0.hasSuffix(".yaml") }.map { Binaries.packageRoot + "/plans/" + $0 }
+        #expect(plans.count >= 2)
+        let result = try run(Binaries.lifeboat, ["plan", "check"] + plans)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.components(separatedBy: ": ok").count - 1 == plans.count)
+    }
+
+    @Test func brokenPlanExitsTwoWithPosition() throws {
+        let dir = TempDir()
+        let plan = dir.write("broken.yaml", """
+            snapshots: store
+            target: /srv/{site}/{product}
+            products:
+              - name: contacts
+              - name: jira
+                after: [contacts, jria]
+            concurrency: lots
+            """)
+        let result = try run(Binaries.lifeboat, ["plan", "check", plan])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("\(plan):6:23: products[1].after names unknown product \"jria\" (did you mean \"jira\"?)"))
+        #expect(result.stderr.contains("\(plan):7:14: concurrency must be an integer, found \"lots\""))
+    }
+
+    @Test func planCheckJSON() throws {
+        let dir = TempDir()
+        let plan = dir.write("p.yaml", "snapshots: s\ntarget: /srv/{site}/{product}\nproducts: [{name: a}]\nbogus: 1\n")
+        let result = try run(Binaries.lifeboat, ["plan", "check", "--json", plan])
+        #expect(result.status == 2)
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]
+        let errors = json?.first?["errors"] as? [[String: Any]]
+        #expect(errors?.first?["line"] as? Int == 4)
+        #expect(errors?.first?["column"] as? Int == 1)
+    }
+
+    @Test func usageErrorsExitTwo() throws {
+        #expect(try run(Binaries.lifeboat, ["no-such-command"]).status == 2)
+        #expect(try run(Binaries.lifeboat, ["fleet", "generate", "/tmp/x", "--sites", "0", "--products", "a"]).status == 2)
+        #expect(try run(Binaries.lifeboat, ["snapshot", "list", "/nonexistent"]).status == 2)
+    }
+
+    @Test func fleetGenerateThenSnapshotList() throws {
+        let dir = TempDir()
+        let gen = try run(Binaries.lifeboat, ["fleet", "generate", dir.file("store"), "--sites", "4", "--products", "contacts,jira",
+                                             "--size", "64KiB", "--snapshots", "3", "--now", "2026-11-25T10:00:00Z"])
+        #expect(gen.status == 0, "\(gen.stderr)")
+        #expect(gen.stdout.contains("wrote 24 archive(s) for 4 site(s) × 2 product(s)"))
+        let list = try run(Binaries.lifeboat, ["snapshot", "list", dir.file("store"), "--as-of", "2026-11-25T10:00:00Z", "--json"])
+        #expect(list.status == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])
+        let rows = try #require(json["rows"] as? [[String: Any]])
+        #expect(rows.count == 8)
+        #expect(rows.allSatisfy { ($0["snapshots"] as? Int) == 3 && $0["newest"] != nil })
+        // Far in the past nothing qualifies.
+        let old = try run(Binaries.lifeboat, ["snapshot", "list", dir.file("store"), "--as-of", "2020-01-01T00:00:00Z"])
+        #expect(old.stdout.contains("none at or before as-of"))
+    }
+}

@@ -1,3 +1,0 @@
-import Testing
-@testable import LifeboatKit
-@Test func version() { #expect(!LifeboatVersion.string.isEmpty) }
