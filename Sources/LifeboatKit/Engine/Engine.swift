@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+
+/// Creates, runs and resumes runs against a ledger. The daemon's run manager and the in-process
+/// `lifeboat run` both go through it.
+public struct Engine: Sendable {
+    public let environment: RunEnvironment
+
+    public init(environment: RunEnvironment) { self.environment = environment }
+
+    /// Resolves a request into a run and records it (with all its jobs) in the ledger.
+    public func create(_ request: RunRequest) async throws -> (run: RunRecord, jobs: [JobRecord]) {
+        guard request.mode != .dryRun else { throw RunRequestError("a dry run is not recorded; use dryRun(_:)") }
+        let prepared = try RunPlanner.prepare(request, now: environment.clock.now())
+        let jobs = try await environment.ledger.createRun(prepared.run, jobs: prepared.jobs)
+        environment.ledger.postEvent(LedgerEvent(runId: prepared.run.id, at: environment.clock.now(), kind: "run.created",
+                                                 message: "\(request.mode.rawValue) of plan \(request.plan.name) by \(request.startedBy): \(prepared.waves.map(\.count).reduce(0, +)) site(s), \(jobs.count) job(s)"))
+        return (prepared.run, jobs)
+    }
+
+    /// Runs (or resumes) a recorded run to its end, its halt-and-decision, or an interruption.
+    /// Cancelling the calling task is a drain: the run is recorded `interrupted`.
+    public func execute(runId: String, plan: Plan, control: RunControl = RunControl()) async throws -> RunRecord {
+        guard let run = try await environment.ledger.run(id: runId) else {
+            throw RunRequestError("no run \(runId) in the ledger")
+        }
+        guard !run.state.isFinal else { return run }
+        let jobs = try await environment.ledger.jobs(runId: runId)
+        let coordinator = RunCoordinator(run: run, jobs: jobs, plan: plan, control: control, environment: environment)
+        return await coordinator.execute()
+    }
+
+    /// Resolves everything a run would do and forecasts it; writes nothing.
+    public func dryRun(_ request: RunRequest) async throws -> DryRunReport {
+        var request = request
+        request.mode = request.mode == .dryRun ? .restore : request.mode
+        let prepared = try RunPlanner.prepare(request, now: environment.clock.now(), runID: "dry-run")
+        let history = try await environment.ledger.throughput(plan: request.plan.name)
+        let fallback = history.jobs > 0 ? history : try await environment.ledger.throughput(plan: nil)
+        return DryRunReport(prepared: prepared, plan: request.plan, history: fallback)
+    }
+}
+
+/// What a dry run found: the jobs in wave order with their snapshots and RPO, and a forecast.
+public struct DryRunReport: Sendable, Codable {
+    public struct Job: Sendable, Codable {
+        public var site: String
+        public var product: String
+        public var wave: Int
+        public var destination: String
+        public var snapshot: String?
+        public var snapshotTakenAt: Date?
+        public var archiveBytes: Int64
+        public var rpoSeconds: Double?
+        public var rpoMet: Bool?
+    }
+
+    public var plan: String
+    public var incidentAt: Date
+    public var asOf: Date
+    public var waves: [[String]]
+    public var jobs: [Job]
+    public var missingSnapshots: Int
+    public var archiveBytes: Int64
+    /// Forecast wall time, from past throughput in the ledger; nil without history.
+    public var forecastSeconds: Double?
+    public var forecastBasis: String
+    public var rtoObjectiveSeconds: Double?
+
+    init(prepared: RunPlanner.Prepared, plan: Plan, history: ThroughputHistory) {
+        self.plan = plan.name
+        incidentAt = prepared.run.incidentAt
+        asOf = prepared.run.asOf
+        waves = prepared.waves
+        jobs = prepared.jobs.map {
+            Job(site: $0.site, product: $0.product, wave: $0.wave, destination: $0.destination, snapshot: $0.snapshotPath,
+                snapshotTakenAt: $0.snapshotTakenAt, archiveBytes: $0.archiveBytes, rpoSeconds: $0.rpoSeconds, rpoMet: $0.rpoMet)
+        }
+        missingSnapshots = prepared.jobs.filter { $0.snapshotPath == nil }.count
+        archiveBytes = prepared.jobs.reduce(0) { $0 + $1.archiveBytes }
+        rtoObjectiveSeconds = plan.objectives.rto.map { Double($0.seconds) }
+        if let rate = history.bytesPerSecond, let perJob = history.secondsPerJob {
+            // Each job streams at the measured per-job rate; `concurrency` run at once.
+            let lanes = Double(max(1, min(plan.concurrency, prepared.jobs.count)))
+            forecastSeconds = archiveBytes > 0
+                ? Double(archiveBytes) / rate / lanes
+                : perJob * Double(prepared.jobs.count) / lanes
+            forecastBasis = "\(history.jobs) past job(s) at \(ByteSize.format(Int64(rate)))/s per job, \(Int(lanes)) at once"
+        } else {
+            forecastSeconds = nil
+            forecastBasis = "no past runs in the ledger to forecast from"
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+
+/// Everything one job needs to restore its data.
+public struct JobContext: Sendable {
+    public var job: JobRecord
+    public var run: RunRecord
+    public var plan: Plan
+    /// The archive to restore (nil: the job fails with `no snapshot`).
+    public var snapshot: Snapshot?
+
+    public init(job: JobRecord, run: RunRecord, plan: Plan, snapshot: Snapshot?) {
+        self.job = job
+        self.run = run
+        self.plan = plan
+        self.snapshot = snapshot
+    }
+
+    /// Template values for paths and hook commands.
+    public var templateValues: [TemplateVariable: String] {
+        [.site: job.site, .product: job.product, .run: run.id, .path: job.destination]
+    }
+}
+
+/// What a finished job reports.
+public struct JobResult: Sendable, Hashable {
+    public var bytes: Int64
+    public var entries: Int64
+    public var archiveBytes: Int64
+    public var skippedEntries: Int
+    public var quarantinePath: String?
+    public var hookOutput: String?
+    /// Set when the data was committed but `post_restore` failed: the job fails, the data stays.
+    public var postRestoreError: String?
+
+    public init(bytes: Int64 = 0, entries: Int64 = 0, archiveBytes: Int64 = 0, skippedEntries: Int = 0,
+                quarantinePath: String? = nil, hookOutput: String? = nil, postRestoreError: String? = nil) {
+        self.bytes = bytes
+        self.entries = entries
+        self.archiveBytes = archiveBytes
+        self.skippedEntries = skippedEntries
+        self.quarantinePath = quarantinePath
+        self.hookOutput = hookOutput
+        self.postRestoreError = postRestoreError
+    }
+}
+
+/// The engine's side of a job in progress: the executor reports state changes through it, and
+/// `willCommit` is awaited so the commit record is durable before the destination changes.
+public protocol JobObserver: Sendable {
+    func stateChanged(_ state: JobState, stagingPath: String?) async throws
+    func progress(bytes: Int64)
+    /// Records the identity the destination will have once committed; durable when it returns.
+    func willCommit(identity: String, stagingPath: String) async throws
+    /// Records data displaced into quarantine; durable when it returns.
+    func didQuarantine(path: String, originalPath: String) async throws
+}
+
+/// Restores one job's data: select → stream → verify → sync → commit (DESIGN.md "One job").
+public protocol JobExecutor: Sendable {
+    func execute(_ context: JobContext, observer: any JobObserver) async throws -> JobResult
+
+    /// After a crash: whether the job's commit already happened, completing a half-done commit
+    /// (old data not yet in quarantine) and removing leftover staging Lifeboat created.
+    func recover(_ context: JobContext, observer: any JobObserver) async throws -> RecoveryOutcome
+}
+
+public enum RecoveryOutcome: Sendable, Hashable {
+    /// The data is in place: the job succeeded before the crash.
+    case committed(quarantinePath: String?)
+    /// Nothing was committed; leftovers removed; run the job again.
+    case restart
+}
+
+/// An error of a job, classified for retries and reports.
+public struct JobError: LifeboatError, Sendable {
+    public enum Code: String, Sendable, Codable {
+        case noSnapshot = "no-snapshot"
+        case integrity, unsafeEntry = "unsafe-entry", limit, io, verify, hook, sandbox, cancelled, internalError = "internal"
+    }
+
+    public var code: Code
+    public var message: String
+    /// Transient I/O errors are retried; integrity and safety errors never are.
+    public var isTransient: Bool
+
+    public init(_ code: Code, _ message: String, transient: Bool = false) {
+        self.code = code
+        self.message = message
+        self.isTransient = transient
+    }
+
+    public var exitCode: CLIExit { .failed }
+    public var description: String { message }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import Synchronization
+
+/// Follows one job through its attempt: records state changes in the ledger (the commit record
+/// durably), publishes events, samples progress.
+final class JobTracker: JobObserver {
+    private let current: Mutex<JobRecord>
+    private let ledger: any Ledger
+    private let bus: EventBus
+    private let clock: any LifeboatClock
+    private let lastProgress = Mutex<Date>(.distantPast)
+    /// How long displaced data is kept (the plan's quarantine retention).
+    private let retention: TimeInterval
+
+    init(job: JobRecord, retention: TimeInterval, ledger: any Ledger, bus: EventBus, clock: any LifeboatClock) {
+        current = Mutex(job)
+        self.retention = retention
+        self.ledger = ledger
+        self.bus = bus
+        self.clock = clock
+    }
+
+    var job: JobRecord { current.withLock { $0 } }
+
+    /// Applies a change and returns the new record.
+    @discardableResult
+    func update(_ change: (inout JobRecord) -> Void) -> JobRecord {
+        current.withLock { job in
+            change(&job)
+            return job
+        }
+    }
+
+    func publish(_ job: JobRecord) {
+        bus.publish(RunEvent(kind: .job, runId: job.runId, at: clock.now(), job: job))
+    }
+
+    func stateChanged(_ state: JobState, stagingPath: String?) async throws {
+        let job = update { job in
+            job.state = state
+            if let stagingPath { job.stagingPath = stagingPath }
+        }
+        // The staging path must be known after a crash so its leftovers can be removed.
+        if stagingPath != nil { try await ledger.updateJob(job) } else { ledger.postJob(job) }
+        publish(job)
+    }
+
+    func progress(bytes: Int64) {
+        let job = update { $0.bytes = bytes }
+        let now = clock.now()
+        let due = lastProgress.withLock { last -> Bool in
+            guard now.timeIntervalSince(last) >= 0.25 else { return false }
+            last = now
+            return true
+        }
+        if due { bus.publish(RunEvent(kind: .progress, runId: job.runId, at: now, job: job)) }
+    }
+
+    func willCommit(identity: String, stagingPath: String) async throws {
+        let job = update { job in
+            job.state = .committing
+            job.commitIdentity = identity
+            job.stagingPath = stagingPath
+        }
+        try await ledger.updateJob(job)
+        publish(job)
+    }
+
+    func didQuarantine(path: String, originalPath: String) async throws {
+        let job = update { $0.quarantinePath = path }
+        let now = clock.now()
+        _ = try await ledger.addQuarantine(QuarantineRecord(
+            runId: job.runId, jobId: job.id, site: job.site, product: job.product, path: path,
+            originalPath: originalPath, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: "restore"))
+        try await ledger.updateJob(job)
+    }
+}

@@ -1,0 +1,371 @@
+import Foundation
+import Logging
+
+/// What a run needs from the outside world.
+public struct RunEnvironment: Sendable {
+    public var ledger: any Ledger
+    public var executor: any JobExecutor
+    public var clock: any LifeboatClock
+    public var bus: EventBus
+    public var logger: Logger
+
+    public init(ledger: any Ledger, executor: any JobExecutor, clock: any LifeboatClock = SystemClock(),
+                bus: EventBus = EventBus(), logger: Logger = Logger(label: "lifeboat")) {
+        self.ledger = ledger
+        self.executor = executor
+        self.clock = clock
+        self.bus = bus
+        self.logger = logger
+    }
+}
+
+/// Executes one run as one structured task tree — run → waves → jobs — honouring dependencies,
+/// priorities, limits, retries, wave gates, halts and cancellation, and recording every state
+/// change in the ledger as it happens.
+final class RunCoordinator {
+    private let env: RunEnvironment
+    private let plan: Plan
+    private let control: RunControl
+    private var run: RunRecord
+    private var scheduler: RunScheduler
+    private var logger: Logger
+
+    init(run: RunRecord, jobs: [JobRecord], plan: Plan, control: RunControl, environment: RunEnvironment) {
+        self.run = run
+        self.plan = plan
+        self.control = control
+        env = environment
+        scheduler = RunScheduler(jobs: jobs, plan: plan)
+        logger = environment.logger
+        logger[metadataKey: "run.id"] = "\(run.id)"
+    }
+
+    private var now: Date { env.clock.now() }
+
+    // MARK: Run
+
+    /// Runs to the end (succeeded, failed or cancelled) or to an interruption (the task was
+    /// cancelled by a drain: the run is recorded `interrupted` and resumes on the next start).
+    func execute() async -> RunRecord {
+        do {
+            try await recoverActiveJobs()
+            // Dependencies are counted from the states after recovery.
+            scheduler = RunScheduler(jobs: scheduler.jobs, plan: plan)
+            run.state = .running
+            run.startedAt = run.startedAt ?? now
+            try await saveRun(event: "run started (\(run.mode.rawValue), \(scheduler.jobs.count) jobs, \(run.totalWaves) wave(s))")
+            logger.info("run started", metadata: ["plan": "\(plan.name)", "mode": "\(run.mode.rawValue)", "jobs": "\(scheduler.jobs.count)"])
+
+            var wave = run.currentWave
+            while wave < run.totalWaves {
+                if control.isCancelled || Task.isCancelled { break }
+                run.currentWave = wave
+                try await saveRun(event: nil)
+                try await runWave(wave)
+                if control.isCancelled || Task.isCancelled { break }
+                if try await !gatePasses(wave) { break }
+                wave += 1
+            }
+            return try await finish()
+        } catch {
+            // Only ledger failures land here: the run cannot record its progress, so it stops and
+            // stays resumable.
+            logger.error("run stopped: ledger write failed", metadata: ["error": "\(error)"])
+            run.note = "stopped: \(error)"
+            return run
+        }
+    }
+
+    private func finish() async throws -> RunRecord {
+        let draining = Task.isCancelled && !control.isCancelled
+        if draining {
+            // SIGTERM drain: jobs that did not finish go back to pending; the run resumes later.
+            for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal {
+                var job = job
+                job.state = .pending
+                scheduler.update(i, to: job)
+                try await env.ledger.updateJob(job)
+            }
+            run.state = .interrupted
+            run.note = "interrupted by shutdown; resumes on the next start"
+            try await saveRun(event: run.note)
+            logger.notice("run interrupted", metadata: ["run.id": "\(run.id)"])
+            return run
+        }
+        if control.isCancelled {
+            let who = control.cancelledBy ?? "operator"
+            for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal {
+                var job = job
+                job.state = .cancelled
+                job.errorCode = JobError.Code.cancelled.rawValue
+                job.error = "cancelled by \(who) before it started"
+                job.finishedAt = now
+                scheduler.update(i, to: job)
+                try await env.ledger.updateJob(job)
+            }
+            run.state = .cancelled
+            run.note = "cancelled by \(who)"
+        } else {
+            let jobs = scheduler.jobs
+            run.state = jobs.allSatisfy { $0.state == .succeeded } ? .succeeded : .failed
+            if run.state == .failed {
+                let failed = jobs.filter { $0.state != .succeeded }.count
+                run.note = run.note ?? "\(failed) of \(jobs.count) job(s) did not succeed"
+            }
+        }
+        run.finishedAt = now
+        let summary = RunSummary(run: run, jobs: scheduler.jobs)
+        try await saveRun(event: "run \(run.state.rawValue): \(summary.overall.states.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
+        try await env.ledger.flush()
+        logger.info("run finished", metadata: ["state": "\(run.state.rawValue)", "jobs": "\(scheduler.jobs.count)"])
+        env.bus.publish(RunEvent(kind: .finished, runId: run.id, at: now, run: run))
+        return run
+    }
+
+    private func saveRun(event message: String?) async throws {
+        try await env.ledger.updateRun(run)
+        if let message {
+            env.ledger.postEvent(LedgerEvent(runId: run.id, at: now, kind: "run.\(run.state.rawValue)", message: message))
+        }
+        env.bus.publish(RunEvent(kind: .run, runId: run.id, at: now, run: run, message: message))
+    }
+
+    // MARK: Waves
+
+    private enum ChildResult: Sendable {
+        case job(Int, JobRecord)
+        case cancelRequested
+    }
+
+    private func runWave(_ wave: Int) async throws {
+        for i in scheduler.activate(wave: wave) { try await record(scheduler.jobs[i]) }
+        // Jobs of this wave not yet startable are waiting (dependencies, limits).
+        for (i, job) in scheduler.jobs.enumerated() where job.wave == wave && job.state == .pending {
+            var job = job
+            job.state = .waiting
+            job.queuedAt = job.queuedAt ?? now
+            scheduler.update(i, to: job)
+            env.ledger.postJob(job)
+        }
+        try await withThrowingTaskGroup(of: ChildResult.self) { group in
+            let control = self.control
+            group.addTask {
+                await control.waitForCancel()
+                return .cancelRequested
+            }
+            var cancelling = false
+            func fill() {
+                guard !cancelling, !control.isCancelled, !Task.isCancelled else { return }
+                while let i = scheduler.next() {
+                    let context = makeContext(for: scheduler.jobs[i])
+                    let env = self.env
+                    let retry = plan.retry
+                    let retention = plan.quarantine.retention.timeInterval
+                    group.addTask {
+                        .job(i, await Self.runJob(context, retry: retry, retention: retention, env: env, control: control))
+                    }
+                }
+            }
+            fill()
+            while cancelling ? scheduler.running > 0 : scheduler.hasWork {
+                guard let result = try await group.next() else { break }
+                switch result {
+                case .cancelRequested:
+                    cancelling = true
+                    group.cancelAll()
+                case .job(let i, let job):
+                    for skipped in scheduler.finish(i, as: job) { try await record(scheduler.jobs[skipped]) }
+                    fill()
+                }
+            }
+            // Ends the cancel watcher (and anything left) when the wave is done.
+            group.cancelAll()
+        }
+    }
+
+    /// Records a job the coordinator itself decided (skipped by a dependency).
+    private func record(_ job: JobRecord) async throws {
+        var job = job
+        if job.state.isFinal, job.finishedAt == nil { job.finishedAt = now }
+        try await env.ledger.updateJob(job)
+        if let i = scheduler.jobs.firstIndex(where: { $0.id == job.id }) { scheduler.update(i, to: job) }
+        env.ledger.postEvent(LedgerEvent(runId: run.id, jobId: job.id, at: now, kind: "job.\(job.state.rawValue)", message: "\(job.name): \(job.error ?? job.state.rawValue)"))
+        env.bus.publish(RunEvent(kind: .job, runId: run.id, at: now, job: job))
+    }
+
+    private func gatePasses(_ wave: Int) async throws -> Bool {
+        guard wave < plan.waves.count || wave < run.totalWaves else { return true }
+        let gate = wave < plan.waves.count ? plan.waves[wave].gate : WaveGate()
+        let jobs = scheduler.jobs.filter { $0.wave == wave }
+        let failures = jobs.filter { $0.state == .failed }.count
+        guard !gate.passes(failures: failures, jobs: jobs.count) else { return true }
+        guard wave + 1 < run.totalWaves else { return true } // nothing left to hold back
+        let message = "wave \(wave + 1) gate failed: \(failures) of \(jobs.count) job(s) failed"
+            + (gate.maxFailures.map { " (max_failures \($0))" } ?? "")
+            + (gate.maxFailureRatio.map { " (max_failure_ratio \($0))" } ?? "")
+        run.state = .halted
+        run.note = message + "; resume or cancel the run"
+        try await saveRun(event: message)
+        env.bus.publish(RunEvent(kind: .gateFailed, runId: run.id, at: now, run: run, message: message))
+        logger.warning("wave gate failed; run halted", metadata: ["wave": "\(wave + 1)", "failures": "\(failures)"])
+        let goOn = await control.haltAndWait()
+        guard goOn, !Task.isCancelled else { return false }
+        run.state = .running
+        run.note = nil
+        try await saveRun(event: "resumed after wave \(wave + 1) gate")
+        return true
+    }
+
+    // MARK: Jobs
+
+    private func makeContext(for job: JobRecord) -> JobContext {
+        let snapshot = job.snapshotPath.flatMap { path -> Snapshot? in
+            guard let takenAt = job.snapshotTakenAt else { return nil }
+            let sidecar = path + ".sha256"
+            return Snapshot(site: job.site, product: job.product, takenAt: takenAt, path: path,
+                            size: FileSystem.size(of: path) ?? 0, sidecarPath: FileSystem.exists(sidecar) ? sidecar : nil)
+        }
+        return JobContext(job: job, run: run, plan: plan, snapshot: snapshot)
+    }
+
+    /// One job with its retries. Never throws: every outcome is a job state.
+    private static func runJob(_ context: JobContext, retry: RetryPolicy, retention: TimeInterval,
+                               env: RunEnvironment, control: RunControl) async -> JobRecord {
+        let tracker = JobTracker(job: context.job, retention: retention, ledger: env.ledger, bus: env.bus, clock: env.clock)
+        var logger = env.logger
+        logger[metadataKey: "job"] = "\(context.job.name)"
+        do {
+            guard context.snapshot != nil else {
+                throw JobError(.noSnapshot, "no snapshot of \(context.job.name) taken at or before \(Timestamp.iso(context.run.asOf))")
+            }
+            var attempt = 0
+            while true {
+                attempt += 1
+                let started = tracker.update { job in
+                    job.attempt += 1
+                    job.state = .restoring
+                    job.startedAt = env.clock.now()
+                    job.finishedAt = nil
+                    job.error = nil
+                    job.errorCode = nil
+                    job.stagingPath = nil
+                    job.commitIdentity = nil
+                }
+                try await env.ledger.updateJob(started)
+                tracker.publish(started)
+                do {
+                    var attemptContext = context
+                    attemptContext.job = started
+                    let result = try await env.executor.execute(attemptContext, observer: tracker)
+                    let finished = tracker.update { job in
+                        job.finishedAt = env.clock.now()
+                        job.bytes = result.bytes
+                        job.entries = result.entries
+                        job.archiveBytes = result.archiveBytes
+                        job.skippedEntries = result.skippedEntries
+                        job.quarantinePath = result.quarantinePath ?? job.quarantinePath
+                        job.hookOutput = result.hookOutput
+                        job.stagingPath = nil
+                        if let error = result.postRestoreError {
+                            job.state = .failed
+                            job.errorCode = JobError.Code.hook.rawValue
+                            job.error = error
+                        } else {
+                            job.state = .succeeded
+                        }
+                        job.rtoSeconds = job.finishedAt!.timeIntervalSince(context.run.declaredAt)
+                        job.rtoMet = context.run.rtoObjectiveSeconds.map { job.rtoSeconds! <= $0 }
+                    }
+                    return try await conclude(finished, env: env, logger: logger)
+                } catch let error as JobError where error.isTransient && attempt < retry.attempts && !control.isCancelled {
+                    let job = tracker.job
+                    logger.warning("transient failure; retrying", metadata: ["attempt": "\(job.attempt)", "error": "\(error.message)"])
+                    env.ledger.postEvent(LedgerEvent(runId: job.runId, jobId: job.id, at: env.clock.now(), kind: "job.retry",
+                                                     message: "\(job.name) attempt \(job.attempt) failed (\(error.message)); retrying in \(retry.backoff)"))
+                    try await env.clock.sleep(for: .seconds(retry.backoff.seconds))
+                }
+            }
+        } catch {
+            let cancelled = error is CancellationError || Task.isCancelled
+            let job = tracker.update { job in
+                job.finishedAt = env.clock.now()
+                job.stagingPath = nil
+                if cancelled {
+                    job.state = control.isCancelled ? .cancelled : .pending
+                    job.errorCode = JobError.Code.cancelled.rawValue
+                    job.error = control.isCancelled ? "cancelled by \(control.cancelledBy ?? "operator")" : "interrupted by shutdown"
+                } else if let error = error as? JobError {
+                    job.state = .failed
+                    job.errorCode = error.code.rawValue
+                    job.error = error.message
+                } else {
+                    job.state = .failed
+                    job.errorCode = JobError.Code.internalError.rawValue
+                    job.error = "\(error)"
+                }
+            }
+            return (try? await conclude(job, env: env, logger: logger)) ?? job
+        }
+    }
+
+    private static func conclude(_ job: JobRecord, env: RunEnvironment, logger: Logger) async throws -> JobRecord {
+        try await env.ledger.updateJob(job)
+        env.ledger.postEvent(LedgerEvent(runId: job.runId, jobId: job.id, at: env.clock.now(), kind: "job.\(job.state.rawValue)",
+                                         message: "\(job.name): " + (job.error ?? "\(job.state.rawValue) (\(ByteSize.format(job.bytes)), \(job.entries) entries)")))
+        env.bus.publish(RunEvent(kind: .job, runId: job.runId, at: env.clock.now(), job: job))
+        switch job.state {
+        case .succeeded: logger.info("job committed", metadata: ["bytes": "\(job.bytes)", "entries": "\(job.entries)"])
+        case .failed: logger.error("job failed", metadata: ["error": "\(job.error ?? "")"])
+        default: logger.notice("job stopped", metadata: ["state": "\(job.state.rawValue)"])
+        }
+        return job
+    }
+
+    // MARK: Resume
+
+    /// Jobs caught mid-flight by a crash or drain: finish a commit that happened, restart the rest.
+    private func recoverActiveJobs() async throws {
+        for (i, job) in scheduler.jobs.enumerated() where job.state.isActive || job.state == .waiting {
+            var job = job
+            if job.state.isActive {
+                let tracker = JobTracker(job: job, retention: plan.quarantine.retention.timeInterval,
+                                         ledger: env.ledger, bus: env.bus, clock: env.clock)
+                let outcome: RecoveryOutcome
+                do {
+                    outcome = try await env.executor.recover(makeContext(for: job), observer: tracker)
+                } catch {
+                    job = tracker.job
+                    job.state = .failed
+                    job.errorCode = JobError.Code.io.rawValue
+                    job.error = "could not recover after restart: \(error)"
+                    job.finishedAt = now
+                    scheduler.update(i, to: job)
+                    try await record(job)
+                    continue
+                }
+                job = tracker.job
+                switch outcome {
+                case .committed(let quarantine):
+                    job.state = .succeeded
+                    job.finishedAt = now
+                    job.quarantinePath = quarantine ?? job.quarantinePath
+                    job.stagingPath = nil
+                    job.rtoSeconds = job.finishedAt!.timeIntervalSince(run.declaredAt)
+                    job.rtoMet = run.rtoObjectiveSeconds.map { job.rtoSeconds! <= $0 }
+                    env.ledger.postEvent(LedgerEvent(runId: run.id, jobId: job.id, at: now, kind: "job.recovered",
+                                                     message: "\(job.name): commit found in place after restart; not redone"))
+                case .restart:
+                    job.state = .pending
+                    job.stagingPath = nil
+                    job.commitIdentity = nil
+                    env.ledger.postEvent(LedgerEvent(runId: run.id, jobId: job.id, at: now, kind: "job.restart",
+                                                     message: "\(job.name): interrupted attempt \(job.attempt) discarded; starting over"))
+                }
+            } else {
+                job.state = .pending
+            }
+            scheduler.update(i, to: job)
+            try await env.ledger.updateJob(job)
+        }
+    }
+}

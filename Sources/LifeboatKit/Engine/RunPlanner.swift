@@ -1,0 +1,116 @@
+import Foundation
+
+/// Turns a request into a run and its jobs: resolves sites, samples exercises, assigns waves,
+/// selects each job's snapshot (newest at or before as-of) and computes its RPO.
+public enum RunPlanner {
+    public struct Prepared: Sendable {
+        public var run: RunRecord
+        public var jobs: [JobRecord]
+        /// Sites per wave, in order.
+        public var waves: [[String]]
+    }
+
+    public static func prepare(_ request: RunRequest, now: Date, runID: String? = nil) throws -> Prepared {
+        let plan = request.plan
+        if request.mode == .exercise, plan.sandbox == nil {
+            throw RunRequestError("plan \(plan.name) has no sandbox; exercises restore only into a sandbox (add `sandbox:` to the plan)")
+        }
+        let store: SnapshotStore
+        do {
+            store = try SnapshotStore(scanning: plan.snapshots)
+        } catch {
+            throw RunRequestError("cannot read the snapshot store of plan \(plan.name): \(error)")
+        }
+        var sites = store.selectSites(plan.sites)
+        if let wanted = request.sites {
+            let selectable = Set(sites)
+            let unknown = wanted.filter { !selectable.contains($0) }
+            if !unknown.isEmpty {
+                let why = unknown.map { site in
+                    store.sites.contains(site) ? "\(site) (excluded by the plan's sites)" : "\(site) (no snapshots in \(plan.snapshots))"
+                }
+                throw RunRequestError("cannot restore unknown site(s): \(why.joined(separator: ", "))")
+            }
+            let set = Set(wanted)
+            sites = sites.filter(set.contains)
+        }
+        guard !sites.isEmpty else {
+            throw RunRequestError("plan \(plan.name) selects no site in \(plan.snapshots)")
+        }
+
+        var seed = request.seed
+        if request.mode == .exercise {
+            let size = request.scale ?? plan.schedule?.scale.start ?? sites.count
+            guard size >= 1 else { throw RunRequestError("--scale must be at least 1") }
+            let chosenSeed = seed ?? Int64.random(in: 1...Int64(Int32.max))
+            seed = chosenSeed
+            sites = sample(sites, count: size, seed: UInt64(chosenSeed))
+        }
+
+        let created = now
+        let incidentAt = request.incidentAt ?? (request.mode == .exercise ? created : created)
+        let asOf = request.asOf ?? incidentAt
+        let declaredAt = request.declaredAt ?? created
+        let id = runID ?? RunRecord.makeID(at: created)
+        let waves = assignWaves(sites: sites, waves: plan.waves)
+        var run = RunRecord(
+            id: id, plan: plan.name, planPath: plan.sourcePath, mode: request.mode, declaredAt: declaredAt,
+            incidentAt: incidentAt, asOf: asOf, createdAt: created, startedBy: request.startedBy,
+            rtoObjectiveSeconds: plan.objectives.rto.map { Double($0.seconds) },
+            rpoObjectiveSeconds: plan.objectives.rpo.map { Double($0.seconds) },
+            totalWaves: waves.count, seed: seed, keepSandbox: request.keepSandbox)
+        run.state = .pending
+
+        let template = request.mode == .exercise ? plan.sandbox! : plan.target
+        var jobs: [JobRecord] = []
+        for (waveIndex, waveSites) in waves.enumerated() {
+            for site in waveSites {
+                for (order, product) in plan.products.enumerated() {
+                    let destination = template.render([.site: site, .product: product.name, .run: id])
+                    var job = JobRecord(runId: id, site: site, product: product.name, wave: waveIndex,
+                                        priority: product.priority, productOrder: order, destination: destination)
+                    if let snapshot = store.select(site: site, product: product.name, asOf: asOf) {
+                        job.snapshotPath = snapshot.path
+                        job.snapshotTakenAt = snapshot.takenAt
+                        job.archiveBytes = snapshot.size
+                        job.rpoSeconds = incidentAt.timeIntervalSince(snapshot.takenAt)
+                        job.rpoMet = run.rpoObjectiveSeconds.map { job.rpoSeconds! <= $0 }
+                    }
+                    jobs.append(job)
+                }
+            }
+        }
+        return Prepared(run: run, jobs: jobs, waves: waves)
+    }
+
+    /// Splits sites into waves: `N%` is at least one site, `N` sites, `rest` the remainder; sites
+    /// left after the declared waves form one last wave (a plan never silently drops sites).
+    public static func assignWaves(sites: [String], waves: [WaveSpec]) -> [[String]] {
+        var result: [[String]] = []
+        var remaining = sites[...]
+        for wave in waves where !remaining.isEmpty {
+            let count: Int
+            switch wave.sites {
+            case .rest: count = remaining.count
+            case .count(let n): count = min(n, remaining.count)
+            case .percent(let p): count = min(remaining.count, max(1, Int((Double(sites.count) * p / 100).rounded(.up))))
+            }
+            result.append(Array(remaining.prefix(count)))
+            remaining = remaining.dropFirst(count)
+        }
+        if !remaining.isEmpty { result.append(Array(remaining)) }
+        return result
+    }
+
+    /// A reproducible random sample of `count` sites (all when count ≥ sites), in site order.
+    public static func sample(_ sites: [String], count: Int, seed: UInt64) -> [String] {
+        guard count < sites.count else { return sites }
+        var rng = SplitMix64(seed: seed)
+        var pool = sites
+        for i in 0..<count {
+            let j = i + rng.below(pool.count - i)
+            pool.swapAt(i, j)
+        }
+        return pool.prefix(count).sorted()
+    }
+}

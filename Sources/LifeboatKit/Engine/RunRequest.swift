@@ -1,0 +1,43 @@
+import Foundation
+
+/// What an operator asks for: `restore PLAN --sites … --incident-at …`, `exercise PLAN --scale N`.
+public struct RunRequest: Sendable {
+    public var plan: Plan
+    public var mode: RunMode
+    /// Narrow the plan's sites to these (each must be selected by the plan and in the store).
+    public var sites: [String]?
+    /// When the data loss happened; default: when the run is created.
+    public var incidentAt: Date?
+    /// Select snapshots at or before this; default: the incident time.
+    public var asOf: Date?
+    /// When the incident was declared (RTO origin); default: when the run is created.
+    public var declaredAt: Date?
+    /// Exercise sample size (sites); default: the plan's schedule scale, or every site.
+    public var scale: Int?
+    /// Exercise sampling seed; default: random (recorded).
+    public var seed: Int64?
+    public var keepSandbox: Bool
+    public var startedBy: String
+
+    public init(plan: Plan, mode: RunMode, sites: [String]? = nil, incidentAt: Date? = nil, asOf: Date? = nil,
+                declaredAt: Date? = nil, scale: Int? = nil, seed: Int64? = nil, keepSandbox: Bool = false, startedBy: String = "cli") {
+        self.plan = plan
+        self.mode = mode
+        self.sites = sites
+        self.incidentAt = incidentAt
+        self.asOf = asOf
+        self.declaredAt = declaredAt
+        self.scale = scale
+        self.seed = seed
+        self.keepSandbox = keepSandbox
+        self.startedBy = startedBy
+    }
+}
+
+/// A request Lifeboat refuses before anything runs.
+public struct RunRequestError: LifeboatError {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var exitCode: CLIExit { .rejected }
+    public var description: String { message }
+}

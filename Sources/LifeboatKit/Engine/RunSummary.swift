@@ -1,0 +1,68 @@
+import Foundation
+
+/// p50, p95 and max of a set of durations (seconds).
+public struct Percentiles: Sendable, Codable, Hashable {
+    public var count: Int
+    public var p50: Double?
+    public var p95: Double?
+    public var max: Double?
+
+    public init(_ values: [Double]) {
+        let sorted = values.sorted()
+        count = sorted.count
+        p50 = Self.percentile(sorted, 0.50)
+        p95 = Self.percentile(sorted, 0.95)
+        max = sorted.last
+    }
+
+    /// Nearest-rank percentile.
+    static func percentile(_ sorted: [Double], _ q: Double) -> Double? {
+        guard !sorted.isEmpty else { return nil }
+        let rank = Int((q * Double(sorted.count)).rounded(.up))
+        return sorted[Swift.max(0, Swift.min(sorted.count - 1, rank - 1))]
+    }
+}
+
+/// A run's outcome in numbers: per product and overall, RPO and RTO percentiles, counts by state,
+/// objectives met, throughput.
+public struct RunSummary: Sendable, Codable, Hashable {
+    public struct Group: Sendable, Codable, Hashable {
+        public var jobs: Int
+        public var states: [String: Int]
+        public var rpo: Percentiles
+        public var rto: Percentiles
+        public var rpoMissed: Int
+        public var rtoMissed: Int
+        public var bytes: Int64
+        public var entries: Int64
+    }
+
+    public var overall: Group
+    public var products: [String: Group]
+    public var waves: [Int: Group]
+    /// Restored bytes per second of wall time since the run started.
+    public var bytesPerSecond: Double?
+    public var wallSeconds: Double?
+
+    public init(run: RunRecord, jobs: [JobRecord]) {
+        func group(_ jobs: [JobRecord]) -> Group {
+            var states: [String: Int] = [:]
+            for job in jobs { states[job.state.rawValue, default: 0] += 1 }
+            let succeeded = jobs.filter { $0.state == .succeeded }
+            return Group(jobs: jobs.count, states: states,
+                         rpo: Percentiles(jobs.compactMap(\.rpoSeconds)),
+                         rto: Percentiles(succeeded.compactMap(\.rtoSeconds)),
+                         rpoMissed: jobs.filter { $0.rpoMet == false }.count,
+                         rtoMissed: jobs.filter { $0.rtoMet == false }.count,
+                         bytes: jobs.reduce(0) { $0 + $1.bytes }, entries: jobs.reduce(0) { $0 + $1.entries })
+        }
+        overall = group(jobs)
+        products = Dictionary(grouping: jobs, by: \.product).mapValues(group)
+        waves = Dictionary(grouping: jobs, by: \.wave).mapValues(group)
+        if let started = run.startedAt {
+            let end = run.finishedAt ?? jobs.compactMap(\.finishedAt).max() ?? started
+            wallSeconds = end.timeIntervalSince(started)
+            if let wall = wallSeconds, wall > 0 { bytesPerSecond = Double(overall.bytes) / wall }
+        }
+    }
+}

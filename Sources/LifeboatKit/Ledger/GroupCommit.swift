@@ -1,0 +1,134 @@
+import GRDB
+import Synchronization
+
+/// Group commit over one SQLite writer: writes queued while a transaction is being made durable
+/// go together into the next one, so N concurrent jobs cost about one fsync, not N.
+///
+/// `write` returns once its change is durable. `post` queues a change without waiting; it
+/// becomes durable with the next batch. Order is preserved across both.
+final class GroupCommit: Sendable {
+    typealias Operation = @Sendable (Database) throws -> Void
+
+    private struct Waiter {
+        var ticket: Int
+        var continuation: CheckedContinuation<Void, Error>
+    }
+
+    private struct Item {
+        var ticket: Int
+        var operation: Operation
+        /// A caller waits for this one (posted changes have nobody to tell of a failure).
+        var awaited: Bool
+    }
+
+    private struct State {
+        var pending: [Item] = []
+        var nextTicket = 1
+        var waiters: [Waiter] = []
+        var flushing = false
+        /// Tickets whose batch failed, with the error (only for awaited writes).
+        var failures: [Int: Error] = [:]
+        var committedThrough = 0
+    }
+
+    private let writer: any DatabaseWriter
+    private let state = Mutex(State())
+    /// Posted changes that could not be written (nobody was waiting to be told).
+    let droppedPosts = Atomic<Int>(0)
+
+    init(writer: any DatabaseWriter) { self.writer = writer }
+
+    func post(_ operation: @escaping Operation) {
+        _ = state.withLock { s in
+            let ticket = s.nextTicket
+            s.nextTicket += 1
+            s.pending.append(Item(ticket: ticket, operation: operation, awaited: false))
+            return ticket
+        }
+    }
+
+    func write(_ operation: @escaping Operation) async throws {
+        let (ticket, leader) = state.withLock { s -> (Int, Bool) in
+            let ticket = s.nextTicket
+            s.nextTicket += 1
+            s.pending.append(Item(ticket: ticket, operation: operation, awaited: true))
+            if s.flushing { return (ticket, false) }
+            s.flushing = true
+            return (ticket, true)
+        }
+        if leader { await drain() }
+        try await wait(for: ticket)
+    }
+
+    /// Waits until everything queued so far is durable.
+    func flush() async throws {
+        try await write { _ in }
+    }
+
+    private func wait(for ticket: Int) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            let outcome: Result<Void, Error>? = state.withLock { s in
+                if let error = s.failures.removeValue(forKey: ticket) { return .failure(error) }
+                if s.committedThrough >= ticket { return .success(()) }
+                s.waiters.append(Waiter(ticket: ticket, continuation: continuation))
+                return nil
+            }
+            if let outcome { continuation.resume(with: outcome) }
+        }
+    }
+
+    /// One transaction on the writer. Deliberately not cancellable: a cancelled job still has
+    /// to record that it was cancelled.
+    private func commit(_ operation: @escaping Operation) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            writer.asyncWrite({ db in try operation(db) }, completion: { _, result in continuation.resume(with: result) })
+        }
+    }
+
+    /// Commits batches until nothing is pending. Only one caller drains at a time.
+    private func drain() async {
+        while true {
+            let batch = state.withLock { s -> [Item] in
+                let batch = s.pending
+                s.pending.removeAll(keepingCapacity: true)
+                if batch.isEmpty { s.flushing = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            var failed: [Int: Error] = [:]
+            let operations = batch.map(\.operation)
+            do {
+                try await commit { db in
+                    for operation in operations { try operation(db) }
+                }
+            } catch {
+                // One bad change must not sink its neighbours: retry them one by one.
+                for item in batch {
+                    do {
+                        try await commit(item.operation)
+                    } catch where item.awaited {
+                        failed[item.ticket] = error
+                    } catch {
+                        droppedPosts.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+            let last = batch[batch.count - 1].ticket
+            let ready = state.withLock { s -> [(Waiter, Error?)] in
+                s.committedThrough = last
+                var ready: [(Waiter, Error?)] = []
+                s.waiters.removeAll { waiter in
+                    guard waiter.ticket <= last else { return false }
+                    ready.append((waiter, failed.removeValue(forKey: waiter.ticket)))
+                    return true
+                }
+                // Failures of tickets whose waiter has not registered yet.
+                for (ticket, error) in failed { s.failures[ticket] = error }
+                return ready
+            }
+            for (waiter, error) in ready {
+                if let error { waiter.continuation.resume(throwing: error) } else { waiter.continuation.resume() }
+            }
+        }
+    }
+}

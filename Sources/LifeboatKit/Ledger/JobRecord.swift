@@ -1,0 +1,86 @@
+import Foundation
+
+/// Job states (DESIGN.md): pending → waiting → restoring → verifying → committing →
+/// succeeded | failed | cancelled | skipped.
+public enum JobState: String, Sendable, Codable, CaseIterable {
+    case pending, waiting, restoring, verifying, committing
+    case succeeded, failed, cancelled, skipped
+
+    public var isFinal: Bool {
+        switch self {
+        case .succeeded, .failed, .cancelled, .skipped: return true
+        default: return false
+        }
+    }
+
+    /// Work is in progress on disk (staging exists or a commit may be under way).
+    public var isActive: Bool { self == .restoring || self == .verifying || self == .committing }
+}
+
+/// One (site, product) of a run, as recorded in the ledger (`jobs` table).
+public struct JobRecord: Sendable, Codable, Hashable, Identifiable {
+    public var id: Int64?
+    public var runId: String
+    public var site: String
+    public var product: String
+    /// 0-based wave index.
+    public var wave: Int
+    public var priority: Int
+    /// Position of the product in the plan (ties of priority go in declared order).
+    public var productOrder: Int
+    public var state: JobState
+    /// 1 for the first try; incremented by retries, resumes and `job.retry`.
+    public var attempt: Int
+    public var destination: String
+    public var snapshotPath: String?
+    public var snapshotTakenAt: Date?
+    public var queuedAt: Date?
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var bytes: Int64
+    public var entries: Int64
+    public var archiveBytes: Int64
+    public var skippedEntries: Int
+    /// RPO = incident_at − snapshot taken_at.
+    public var rpoSeconds: Double?
+    /// RTO = finished_at − declared_at.
+    public var rtoSeconds: Double?
+    public var rpoMet: Bool?
+    public var rtoMet: Bool?
+    public var errorCode: String?
+    public var error: String?
+    /// The staging directory of the current attempt.
+    public var stagingPath: String?
+    /// Identity (`dev:ino`) of the staging directory, written durably before the commit so a
+    /// restart can tell whether the commit happened (the destination then has this identity).
+    public var commitIdentity: String?
+    /// Where the displaced data went.
+    public var quarantinePath: String?
+    /// Output of hooks (verify.command, post_restore), capped.
+    public var hookOutput: String?
+
+    public init(runId: String, site: String, product: String, wave: Int, priority: Int, productOrder: Int, destination: String) {
+        self.runId = runId
+        self.site = site
+        self.product = product
+        self.wave = wave
+        self.priority = priority
+        self.productOrder = productOrder
+        self.state = .pending
+        self.attempt = 0
+        self.destination = destination
+        self.bytes = 0
+        self.entries = 0
+        self.archiveBytes = 0
+        self.skippedEntries = 0
+    }
+
+    /// `acme/jira`
+    public var name: String { "\(site)/\(product)" }
+
+    /// Duration of the current attempt, if it ran.
+    public var duration: TimeInterval? {
+        guard let startedAt, let finishedAt else { return nil }
+        return finishedAt.timeIntervalSince(startedAt)
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// How a run treats destinations.
+public enum RunMode: String, Sendable, Codable, CaseIterable {
+    /// Destination = the plan's `target` (production).
+    case restore
+    /// Destination = the plan's `sandbox`; production is never touched.
+    case exercise
+    /// Resolves everything and forecasts; writes nothing.
+    case dryRun = "dry-run"
+}
+
+public enum RunState: String, Sendable, Codable, CaseIterable {
+    case pending, running
+    /// A wave gate failed: waiting for `resume` or `cancel`.
+    case halted
+    /// Stopped by a drain (SIGTERM); resumed on the next start.
+    case interrupted
+    case succeeded, failed, cancelled
+
+    public var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
+/// One execution of a plan, as recorded in the ledger (`runs` table).
+public struct RunRecord: Sendable, Codable, Hashable {
+    /// `20261125-101132-a3f9`: sortable, and a valid id for `{run}` in paths.
+    public var id: String
+    public var plan: String
+    /// The plan file the run was started from.
+    public var planPath: String?
+    public var mode: RunMode
+    public var state: RunState
+    /// When the incident was declared (RTO is measured from here).
+    public var declaredAt: Date
+    /// When the data loss happened (RPO is measured to here).
+    public var incidentAt: Date
+    /// Snapshots are selected at or before this time.
+    public var asOf: Date
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// Who started it: `uid 1000 (pid 4242)`, `scheduler`, `cli`.
+    public var startedBy: String
+    /// Objectives copied from the plan at creation (seconds).
+    public var rtoObjectiveSeconds: Double?
+    public var rpoObjectiveSeconds: Double?
+    public var totalWaves: Int
+    /// The wave being run (0-based).
+    public var currentWave: Int
+    /// Exercise sampling seed (recorded so the sample can be repeated).
+    public var seed: Int64?
+    /// Keep exercise sandbox data after the report.
+    public var keepSandbox: Bool
+    /// A short reason for the state (gate failure, cancel by whom, error).
+    public var note: String?
+
+    public init(id: String, plan: String, planPath: String?, mode: RunMode, state: RunState = .pending,
+                declaredAt: Date, incidentAt: Date, asOf: Date, createdAt: Date, startedBy: String,
+                rtoObjectiveSeconds: Double?, rpoObjectiveSeconds: Double?, totalWaves: Int,
+                seed: Int64? = nil, keepSandbox: Bool = false) {
+        self.id = id
+        self.plan = plan
+        self.planPath = planPath
+        self.mode = mode
+        self.state = state
+        self.declaredAt = declaredAt
+        self.incidentAt = incidentAt
+        self.asOf = asOf
+        self.createdAt = createdAt
+        self.startedBy = startedBy
+        self.rtoObjectiveSeconds = rtoObjectiveSeconds
+        self.rpoObjectiveSeconds = rpoObjectiveSeconds
+        self.totalWaves = totalWaves
+        self.currentWave = 0
+        self.seed = seed
+        self.keepSandbox = keepSandbox
+    }
+
+    /// A new run id from the creation time and a random suffix.
+    public static func makeID(at date: Date) -> String {
+        let stamp = Timestamp.formatBasic(date) // 20261125T101132Z
+        let digits = stamp.filter(\.isNumber)
+        let suffix = String(UInt16.random(in: 0...UInt16.max), radix: 16)
+        return "\(digits.prefix(8))-\(digits.dropFirst(8))-\(String(repeating: "0", count: 4 - suffix.count))\(suffix)"
+    }
+}

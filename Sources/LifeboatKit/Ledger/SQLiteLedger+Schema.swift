@@ -1,0 +1,133 @@
+import GRDB
+
+extension SQLiteLedger {
+    /// Schema migrations, applied in order at open. Column names are meant to be read by an
+    /// operator with `sqlite3` (times are UTC text, durations are seconds).
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "runs") { t in
+                t.primaryKey("id", .text)
+                t.column("plan", .text).notNull().indexed()
+                t.column("plan_path", .text)
+                t.column("mode", .text).notNull()
+                t.column("state", .text).notNull().indexed()
+                t.column("declared_at", .datetime).notNull()
+                t.column("incident_at", .datetime).notNull()
+                t.column("as_of", .datetime).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("started_at", .datetime)
+                t.column("finished_at", .datetime)
+                t.column("started_by", .text).notNull()
+                t.column("rto_objective_seconds", .double)
+                t.column("rpo_objective_seconds", .double)
+                t.column("total_waves", .integer).notNull()
+                t.column("current_wave", .integer).notNull()
+                t.column("seed", .integer)
+                t.column("keep_sandbox", .boolean).notNull()
+                t.column("note", .text)
+            }
+            try db.create(table: "jobs") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("run_id", .text).notNull().indexed().references("runs", onDelete: .cascade)
+                t.column("site", .text).notNull()
+                t.column("product", .text).notNull()
+                t.column("wave", .integer).notNull()
+                t.column("priority", .integer).notNull()
+                t.column("product_order", .integer).notNull()
+                t.column("state", .text).notNull()
+                t.column("attempt", .integer).notNull()
+                t.column("destination", .text).notNull()
+                t.column("snapshot_path", .text)
+                t.column("snapshot_taken_at", .datetime)
+                t.column("queued_at", .datetime)
+                t.column("started_at", .datetime)
+                t.column("finished_at", .datetime)
+                t.column("bytes", .integer).notNull()
+                t.column("entries", .integer).notNull()
+                t.column("archive_bytes", .integer).notNull()
+                t.column("skipped_entries", .integer).notNull()
+                t.column("rpo_seconds", .double)
+                t.column("rto_seconds", .double)
+                t.column("rpo_met", .boolean)
+                t.column("rto_met", .boolean)
+                t.column("error_code", .text)
+                t.column("error", .text)
+                t.column("staging_path", .text)
+                t.column("commit_identity", .text)
+                t.column("quarantine_path", .text)
+                t.column("hook_output", .text)
+                t.uniqueKey(["run_id", "site", "product"])
+            }
+            try db.create(table: "events") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("run_id", .text).notNull().indexed()
+                t.column("job_id", .integer)
+                t.column("at", .datetime).notNull()
+                t.column("kind", .text).notNull()
+                t.column("message", .text).notNull()
+            }
+            try db.create(table: "quarantine") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("run_id", .text).notNull().indexed()
+                t.column("job_id", .integer)
+                t.column("site", .text).notNull()
+                t.column("product", .text).notNull()
+                t.column("path", .text).notNull()
+                t.column("original_path", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("retain_until", .datetime).notNull()
+                t.column("purged_at", .datetime)
+                t.column("reason", .text).notNull()
+            }
+            try db.create(table: "schedules") { t in
+                t.primaryKey("plan", .text)
+                t.column("last_fire_at", .datetime)
+                t.column("exercises", .integer).notNull()
+            }
+            // The events table is append-only: the ledger is evidence.
+            try db.execute(sql: """
+                CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+                BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+                CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+                BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+                """)
+        }
+        return migrator
+    }
+}
+
+private let snake = (DatabaseColumnDecodingStrategy.convertFromSnakeCase, DatabaseColumnEncodingStrategy.convertToSnakeCase)
+
+extension RunRecord: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "runs"
+    public static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { snake.0 }
+    public static var databaseColumnEncodingStrategy: DatabaseColumnEncodingStrategy { snake.1 }
+}
+
+extension JobRecord: FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "jobs"
+    public static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { snake.0 }
+    public static var databaseColumnEncodingStrategy: DatabaseColumnEncodingStrategy { snake.1 }
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+extension LedgerEvent: FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "events"
+    public static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { snake.0 }
+    public static var databaseColumnEncodingStrategy: DatabaseColumnEncodingStrategy { snake.1 }
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+extension QuarantineRecord: FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "quarantine"
+    public static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { snake.0 }
+    public static var databaseColumnEncodingStrategy: DatabaseColumnEncodingStrategy { snake.1 }
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+extension ScheduleRecord: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "schedules"
+    public static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { snake.0 }
+    public static var databaseColumnEncodingStrategy: DatabaseColumnEncodingStrategy { snake.1 }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import GRDB
+
+/// The ledger in SQLite (GRDB over the system library): WAL, `synchronous=FULL` on the writer,
+/// a busy timeout, group commit. One writer process per state directory (the daemon holds a lock).
+public final class SQLiteLedger: Ledger {
+    let queue: DatabaseQueue
+    private let commits: GroupCommit
+    public let path: String
+
+    public struct OpenError: LifeboatError {
+        public var path: String
+        public var reason: String
+        public var exitCode: CLIExit { .failed }
+        public var description: String { "cannot open the ledger \(path): \(reason)" }
+    }
+
+    /// Opens (creating and migrating as needed) the ledger at `path`.
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.label = "lifeboat.ledger"
+        // GRDB's own WAL setup lowers `synchronous` to NORMAL after our setup runs, so WAL and
+        // durability are set here, on every connection, where they stick.
+        configuration.prepareDatabase { db in
+            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+            guard mode?.lowercased() == "wal" else {
+                throw DatabaseError(message: "could not enable WAL journal mode (got \(mode ?? "nothing"))")
+            }
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            try Self.migrator.migrate(queue)
+            let synchronous = try queue.read { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
+            guard synchronous == 2 else {
+                throw OpenError(path: path, reason: "PRAGMA synchronous is \(synchronous ?? -1), expected 2 (FULL)")
+            }
+        } catch let error as OpenError {
+            throw error
+        } catch {
+            throw OpenError(path: path, reason: "\(error)")
+        }
+        commits = GroupCommit(writer: queue)
+    }
+
+    /// The `synchronous` setting of the writer connection (2 = FULL).
+    public func synchronousSetting() throws -> Int {
+        try queue.read { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    // MARK: Writes
+
+    public func createRun(_ run: RunRecord, jobs: [JobRecord]) async throws -> [JobRecord] {
+        try await commits.flush()
+        return try await queue.write { db in
+            try run.insert(db)
+            return try jobs.map { job in
+                var job = job
+                try job.insert(db)
+                return job
+            }
+        }
+    }
+
+    public func updateRun(_ run: RunRecord) async throws {
+        try await commits.write { db in try run.update(db) }
+    }
+
+    public func updateJob(_ job: JobRecord) async throws {
+        try await commits.write { db in try job.update(db) }
+    }
+
+    public func postJob(_ job: JobRecord) {
+        commits.post { db in try job.update(db) }
+    }
+
+    public func postEvent(_ event: LedgerEvent) {
+        commits.post { db in
+            var event = event
+            try event.insert(db)
+        }
+    }
+
+    public func flush() async throws { try await commits.flush() }
+
+    // MARK: Reads
+
+    public func run(id: String) async throws -> RunRecord? {
+        try await queue.read { db in try RunRecord.fetchOne(db, key: id) }
+    }
+
+    public func runs(limit: Int) async throws -> [RunRecord] {
+        try await queue.read { db in
+            try RunRecord.order(Column("created_at").desc).limit(limit).fetchAll(db)
+        }
+    }
+
+    public func runs(plan: String, mode: RunMode, limit: Int) async throws -> [RunRecord] {
+        try await queue.read { db in
+            try RunRecord.filter(Column("plan") == plan && Column("mode") == mode.rawValue)
+                .order(Column("created_at").desc).limit(limit).fetchAll(db)
+        }
+    }
+
+    public func jobs(runId: String) async throws -> [JobRecord] {
+        try await queue.read { db in
+            try JobRecord.filter(Column("run_id") == runId).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    public func events(runId: String, afterId: Int64, limit: Int) async throws -> [LedgerEvent] {
+        try await queue.read { db in
+            try LedgerEvent.filter(Column("run_id") == runId && Column("id") > afterId)
+                .order(Column("id")).limit(limit).fetchAll(db)
+        }
+    }
+
+    public func unfinishedRuns() async throws -> [RunRecord] {
+        try await queue.read { db in
+            try RunRecord.filter([RunState.pending.rawValue, RunState.running.rawValue, RunState.interrupted.rawValue]
+                .contains(Column("state")))
+                .order(Column("created_at")).fetchAll(db)
+        }
+    }
+
+    public func throughput(plan: String?) async throws -> ThroughputHistory {
+        try await queue.read { db in
+            var sql = """
+                SELECT COUNT(*), COALESCE(SUM(j.archive_bytes), 0),
+                       COALESCE(SUM((julianday(j.finished_at) - julianday(j.started_at)) * 86400.0), 0)
+                FROM jobs j JOIN runs r ON r.id = j.run_id
+                WHERE j.state = 'succeeded' AND j.started_at IS NOT NULL AND j.finished_at IS NOT NULL
+                """
+            var arguments: StatementArguments = []
+            if let plan {
+                sql += " AND r.plan = ?"
+                arguments = [plan]
+            }
+            let row = try Row.fetchOne(db, sql: sql, arguments: arguments)
+            return ThroughputHistory(jobs: row?[0] ?? 0, bytes: row?[1] ?? 0, seconds: row?[2] ?? 0)
+        }
+    }
+
+    public func schedule(plan: String) async throws -> ScheduleRecord? {
+        try await queue.read { db in try ScheduleRecord.fetchOne(db, key: plan) }
+    }
+
+    public func saveSchedule(_ record: ScheduleRecord) async throws {
+        try await commits.write { db in try record.save(db) }
+    }
+
+    public func addQuarantine(_ record: QuarantineRecord) async throws -> QuarantineRecord {
+        try await commits.flush()
+        return try await queue.write { db in
+            var record = record
+            try record.insert(db)
+            return record
+        }
+    }
+
+    public func updateQuarantine(_ record: QuarantineRecord) async throws {
+        try await commits.write { db in try record.update(db) }
+    }
+
+    public func quarantine(includePurged: Bool) async throws -> [QuarantineRecord] {
+        try await queue.read { db in
+            var request = QuarantineRecord.order(Column("created_at"))
+            if !includePurged { request = request.filter(Column("purged_at") == nil) }
+            return try request.fetchAll(db)
+        }
+    }
+}

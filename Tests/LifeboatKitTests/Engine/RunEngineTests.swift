@@ -1,0 +1,298 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+@Suite struct RunEngineTests {
+    static let threeProducts = """
+          - name: contacts
+          - name: jira
+            after: [contacts]
+            concurrency: 2
+          - name: confluence
+            after: [contacts]
+        """
+
+    func start(_ fixture: EngineFixture, _ engine: Engine, mode: RunMode = .restore, sites: [String]? = nil,
+               incidentAt: Date? = nil, control: RunControl = RunControl()) async throws -> (RunRecord, [JobRecord]) {
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: mode, sites: sites, incidentAt: incidentAt))
+        let run = try await engine.execute(runId: created.run.id, plan: fixture.plan, control: control)
+        return (run, try await fixture.ledger.jobs(runId: run.id))
+    }
+
+    @Test func dependenciesRunFirstPerSite() async throws {
+        let sites = (1...6).map { "site\($0)" }
+        let fixture = try EngineFixture(sites: sites, products: Self.threeProducts, extra: "concurrency: 4")
+        let executor = FakeExecutor()
+        let (run, jobs) = try await start(fixture, fixture.engine(executor))
+        #expect(run.state == .succeeded)
+        #expect(jobs.count == 18 && jobs.allSatisfy { $0.state == .succeeded })
+        let records = Dictionary(uniqueKeysWithValues: executor.records.map { ($0.job, $0) })
+        for site in sites {
+            let contacts = try #require(records["\(site)/contacts"])
+            for product in ["jira", "confluence"] {
+                let dependent = try #require(records["\(site)/\(product)"])
+                #expect(dependent.startedAt > contacts.endedAt, "\(site)/\(product) started before its contacts succeeded")
+            }
+        }
+    }
+
+    @Test func concurrencyLimitsAreReachedAndNeverExceeded() async throws {
+        let sites = (1...8).map { "s\($0)" }
+        let fixture = try EngineFixture(sites: sites, products: """
+              - name: jira
+                concurrency: 2
+              - name: wiki
+            """, extra: "concurrency: 3")
+        let executor = FakeExecutor(holdMilliseconds: 30)
+        let (run, _) = try await start(fixture, fixture.engine(executor))
+        #expect(run.state == .succeeded)
+        #expect(executor.maxTotal == 3)
+        #expect(executor.maxRunning("jira") == 2)
+    }
+
+    @Test func lowerPriorityGoesFirstAcrossSites() async throws {
+        let fixture = try EngineFixture(sites: ["a", "b", "c"], products: """
+              - name: bulk
+                priority: 5
+              - name: urgent
+                priority: 0
+            """, extra: "concurrency: 1")
+        let executor = FakeExecutor(holdMilliseconds: 1)
+        _ = try await start(fixture, fixture.engine(executor))
+        let order = executor.records.sorted { $0.startedAt < $1.startedAt }.map(\.job)
+        #expect(order == ["a/urgent", "b/urgent", "c/urgent", "a/bulk", "b/bulk", "c/bulk"])
+    }
+
+    @Test func failedDependencySkipsDependents() async throws {
+        let fixture = try EngineFixture(sites: ["acme", "globex"], products: Self.threeProducts)
+        let executor = FakeExecutor()
+        executor.fail("acme/contacts", with: [JobError(.integrity, "checksum mismatch")])
+        let (run, jobs) = try await start(fixture, fixture.engine(executor))
+        #expect(run.state == .failed)
+        let byName = Dictionary(uniqueKeysWithValues: jobs.map { ($0.name, $0) })
+        #expect(byName["acme/contacts"]?.state == .failed)
+        #expect(byName["acme/jira"]?.state == .skipped)
+        #expect(byName["acme/jira"]?.error == "skipped: dependency contacts of acme failed")
+        #expect(byName["acme/confluence"]?.state == .skipped)
+        #expect(byName["globex/jira"]?.state == .succeeded)
+        #expect(executor.attempts("acme/jira") == 0)
+    }
+
+    @Test func transientFailureIsRetriedWithBackoff() async throws {
+        let fixture = try EngineFixture(sites: ["acme"], products: "  - name: contacts", extra: "retry: { attempts: 3, backoff: 10s }")
+        let clock = TestClock(Date())
+        let executor = FakeExecutor()
+        executor.fail("acme/contacts", with: [JobError(.io, "EIO reading archive", transient: true)])
+        let (run, jobs) = try await start(fixture, fixture.engine(executor, clock: clock))
+        #expect(run.state == .succeeded)
+        #expect(jobs[0].attempt == 2)
+        #expect(executor.attempts("acme/contacts") == 2)
+        #expect(clock.sleeps == [.seconds(10)])
+        let events = try await fixture.ledger.events(runId: run.id, afterId: 0, limit: 100)
+        #expect(events.contains { $0.kind == "job.retry" && $0.message.contains("EIO reading archive") })
+    }
+
+    @Test func integrityFailureIsNeverRetried() async throws {
+        let fixture = try EngineFixture(sites: ["acme"], products: "  - name: contacts", extra: "retry: { attempts: 3, backoff: 1s }")
+        let executor = FakeExecutor()
+        executor.fail("acme/contacts", with: [JobError(.integrity, "SHA-256 mismatch")])
+        let (run, jobs) = try await start(fixture, fixture.engine(executor, clock: TestClock(Date())))
+        #expect(run.state == .failed)
+        #expect(jobs[0].state == .failed && jobs[0].errorCode == "integrity" && jobs[0].error == "SHA-256 mismatch")
+        #expect(executor.attempts("acme/contacts") == 1)
+    }
+
+    @Test func transientRetriesStopAtTheAttemptLimit() async throws {
+        let fixture = try EngineFixture(sites: ["acme"], products: "  - name: contacts", extra: "retry: { attempts: 2, backoff: 1s }")
+        let executor = FakeExecutor()
+        let eio = JobError(.io, "EIO", transient: true)
+        executor.fail("acme/contacts", with: [eio, eio, eio])
+        let (_, jobs) = try await start(fixture, fixture.engine(executor, clock: TestClock(Date())))
+        #expect(jobs[0].state == .failed)
+        #expect(executor.attempts("acme/contacts") == 2)
+    }
+
+    @Test func failedGateHaltsUntilResume() async throws {
+        let sites = (1...10).map { String(format: "s%02d", $0) }
+        let fixture = try EngineFixture(sites: sites, products: "  - name: contacts", extra: """
+            waves:
+              - { sites: 1%, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        let executor = FakeExecutor()
+        executor.fail("s01/contacts", with: [JobError(.integrity, "bad")])
+        let engine = fixture.engine(executor)
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
+        let control = RunControl()
+        async let finished = engine.execute(runId: created.run.id, plan: fixture.plan, control: control)
+        // Wait for the halt, check nothing of wave 2 ran, then resume.
+        try await waitUntil { control.isHalted }
+        let halted = try await fixture.ledger.run(id: created.run.id)
+        #expect(halted?.state == .halted)
+        #expect(halted?.note?.contains("wave 1 gate failed: 1 of 1 job(s) failed") == true)
+        #expect(executor.records.count == 1)
+        #expect(control.resume())
+        let run = try await finished
+        #expect(run.state == .failed) // one job failed overall
+        let jobs = try await fixture.ledger.jobs(runId: run.id)
+        #expect(jobs.filter { $0.state == .succeeded }.count == 9)
+    }
+
+    @Test func cancelWhileHaltedCancelsTheRest() async throws {
+        let fixture = try EngineFixture(sites: ["a", "b", "c"], products: "  - name: contacts", extra: """
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        let executor = FakeExecutor()
+        executor.fail("a/contacts", with: [JobError(.integrity, "bad")])
+        let engine = fixture.engine(executor)
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
+        let control = RunControl()
+        async let finished = engine.execute(runId: created.run.id, plan: fixture.plan, control: control)
+        try await waitUntil { control.isHalted }
+        control.cancel(by: "uid 0")
+        let run = try await finished
+        #expect(run.state == .cancelled)
+        #expect(run.note == "cancelled by uid 0")
+        let jobs = try await fixture.ledger.jobs(runId: run.id)
+        #expect(jobs.filter { $0.state == .cancelled }.map(\.site) == ["b", "c"])
+    }
+
+    @Test func cancelStopsRunningJobsWithinTwoSeconds() async throws {
+        let fixture = try EngineFixture(sites: (1...6).map { "s\($0)" }, products: "  - name: contacts", extra: "concurrency: 3")
+        let executor = FakeExecutor(holdMilliseconds: 60_000)
+        let engine = fixture.engine(executor)
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
+        let control = RunControl()
+        async let finished = engine.execute(runId: created.run.id, plan: fixture.plan, control: control)
+        try await waitUntil { try await fixture.ledger.jobs(runId: created.run.id).filter { $0.state == .restoring }.count == 3 }
+        let cancelledAt = ContinuousClock.now
+        control.cancel(by: "operator")
+        let run = try await finished
+        #expect(ContinuousClock.now - cancelledAt < .seconds(2))
+        #expect(run.state == .cancelled)
+        let jobs = try await fixture.ledger.jobs(runId: run.id)
+        #expect(jobs.allSatisfy { $0.state == .cancelled }, "\(jobs.map { "\($0.name) \($0.state) \($0.error ?? "")" })")
+        #expect(jobs.filter { $0.error == "cancelled by operator" }.count == 3)
+    }
+
+    @Test func rpoAndRtoAgainstKnownTimes() async throws {
+        // Snapshots taken 2026-11-24 00:00; incident 05:00 → RPO 5h. Objectives: RPO 4h, RTO 150s.
+        let fixture = try EngineFixture(sites: ["acme", "globex"], products: "  - name: contacts", extra: """
+            concurrency: 1
+            objectives: { rto: 150s, rpo: 4h }
+            """)
+        let declared = Timestamp.parse("2026-11-24T06:00:00Z")!
+        let clock = TestClock(declared)
+        let executor = FakeExecutor(clock: clock, secondsPerJob: 100)
+        let engine = fixture.engine(executor, clock: clock)
+        let (run, jobs) = try await start(fixture, engine, incidentAt: Timestamp.parse("2026-11-24T05:00:00Z"))
+        #expect(run.state == .succeeded)
+        #expect(jobs.map(\.rpoSeconds) == [18_000, 18_000])
+        #expect(jobs.map(\.rpoMet) == [false, false])
+        // One at a time, 100 s each: finished 100 s and 200 s after the declaration.
+        #expect(jobs.map(\.rtoSeconds) == [100, 200])
+        #expect(jobs.map(\.rtoMet) == [true, false])
+        let summary = RunSummary(run: run, jobs: jobs)
+        #expect(summary.overall.rto.p50 == 100 && summary.overall.rto.max == 200)
+        #expect(summary.overall.rpoMissed == 2 && summary.overall.rtoMissed == 1)
+    }
+
+    @Test func asOfSelectsOlderSnapshots() async throws {
+        let fixture = try EngineFixture(sites: ["acme"], products: "  - name: contacts")
+        fixture.dir.write("store/acme/contacts/20261120T000000Z.tar.gz", "")
+        let engine = fixture.engine(FakeExecutor())
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore, asOf: Timestamp.parse("2026-11-22T00:00:00Z")))
+        #expect(created.jobs[0].snapshotPath?.hasSuffix("20261120T000000Z.tar.gz") == true)
+    }
+
+    @Test func missingSnapshotFailsTheJob() async throws {
+        let fixture = try EngineFixture(sites: ["acme"], products: "  - name: contacts")
+        let engine = fixture.engine(FakeExecutor())
+        let (run, jobs) = try await start(fixture, engine, incidentAt: Timestamp.parse("2026-01-01T00:00:00Z"))
+        #expect(run.state == .failed)
+        #expect(jobs[0].errorCode == "no-snapshot")
+        #expect(jobs[0].error?.hasPrefix("no snapshot of acme/contacts taken at or before") == true)
+    }
+
+    @Test func dryRunWritesNothing() async throws {
+        let fixture = try EngineFixture(sites: ["acme", "globex"], products: Self.threeProducts)
+        let engine = fixture.engine(FakeExecutor())
+        let report = try await engine.dryRun(RunRequest(plan: fixture.plan, mode: .dryRun, incidentAt: Timestamp.parse("2026-11-24T06:00:00Z")))
+        #expect(report.jobs.count == 6)
+        #expect(report.jobs.allSatisfy { $0.rpoSeconds == 21_600 })
+        #expect(report.forecastSeconds == nil)
+        #expect(try await fixture.ledger.runs(limit: 10).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: fixture.dir.file("out")))
+    }
+
+    @Test func unknownSitesAreRefused() async throws {
+        let fixture = try EngineFixture(sites: ["acme"], products: "  - name: contacts")
+        let engine = fixture.engine(FakeExecutor())
+        await #expect(throws: RunRequestError.self) {
+            _ = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore, sites: ["acme", "nope"]))
+        }
+    }
+
+    @Test func resumeDoesNotRedoACommittedJob() async throws {
+        let fixture = try EngineFixture(sites: ["acme", "globex"], products: "  - name: contacts")
+        let executor = FakeExecutor()
+        let engine = fixture.engine(executor)
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
+        // As a crash would leave it: acme was committing, globex restoring.
+        var jobs = created.jobs
+        jobs[0].state = .committing
+        jobs[0].attempt = 1
+        jobs[0].commitIdentity = "1:2"
+        jobs[1].state = .restoring
+        jobs[1].attempt = 1
+        for job in jobs { try await fixture.ledger.updateJob(job) }
+        var run = created.run
+        run.state = .running
+        try await fixture.ledger.updateRun(run)
+        executor.recover("acme/contacts", as: .committed(quarantinePath: nil))
+        executor.recover("globex/contacts", as: .restart)
+
+        #expect(try await fixture.ledger.unfinishedRuns().map(\.id) == [run.id])
+        let finished = try await engine.execute(runId: run.id, plan: fixture.plan)
+        #expect(finished.state == .succeeded)
+        #expect(executor.attempts("acme/contacts") == 0) // not committed twice
+        #expect(executor.attempts("globex/contacts") == 1)
+        let after = try await fixture.ledger.jobs(runId: run.id)
+        #expect(after.map(\.attempt) == [1, 2])
+        let events = try await fixture.ledger.events(runId: run.id, afterId: 0, limit: 100)
+        #expect(events.contains { $0.kind == "job.recovered" })
+        #expect(events.contains { $0.kind == "job.restart" })
+    }
+
+    @Test func wavesSplitSites() {
+        let sites = (1...200).map { "s\($0)" }
+        let waves = RunPlanner.assignWaves(sites: sites, waves: [
+            WaveSpec(sites: .percent(1)), WaveSpec(sites: .percent(10)), WaveSpec(sites: .rest)])
+        #expect(waves.map(\.count) == [2, 20, 178])
+        #expect(RunPlanner.assignWaves(sites: ["a", "b", "c"], waves: [WaveSpec(sites: .percent(1))]).map(\.count) == [1, 2])
+        #expect(RunPlanner.assignWaves(sites: ["a"], waves: [WaveSpec(sites: .count(5)), WaveSpec(sites: .rest)]).map(\.count) == [1])
+    }
+
+    @Test func exerciseSampleIsReproducible() {
+        let sites = (1...50).map { "s\($0)" }
+        let a = RunPlanner.sample(sites, count: 10, seed: 99)
+        #expect(a.count == 10 && Set(a).count == 10)
+        #expect(a == RunPlanner.sample(sites, count: 10, seed: 99))
+        #expect(a != RunPlanner.sample(sites, count: 10, seed: 100))
+        #expect(RunPlanner.sample(sites, count: 80, seed: 1) == sites)
+    }
+}
+
+/// Polls a condition (every 10 ms, up to 10 s) for tests that wait on another task.
+func waitUntil(_ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("condition not met within 10 s")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+@Suite struct SQLiteLedgerTests {
+    @Test func durabilitySettingsStick() throws {
+        let dir = TestDirectory()
+        let ledger = try SQLiteLedger(path: dir.file("ledger.sqlite"))
+        #expect(try ledger.synchronousSetting() == 2)
+        let mode = try runProcess("/usr/bin/env", ["python3", "-c", "import sqlite3;print(sqlite3.connect('\(dir.file("ledger.sqlite"))').execute('pragma journal_mode').fetchone()[0])"])
+        #expect(mode.output.trimmingCharacters(in: .whitespacesAndNewlines) == "wal")
+    }
+
+    func sampleRun(_ id: String = "20261125-101132-0001") -> RunRecord {
+        let t = Timestamp.parse("2026-11-25T10:00:00Z")!
+        return RunRecord(id: id, plan: "p", planPath: nil, mode: .restore, declaredAt: t, incidentAt: t, asOf: t, createdAt: t,
+                         startedBy: "test", rtoObjectiveSeconds: 3_600, rpoObjectiveSeconds: nil, totalWaves: 1)
+    }
+
+    @Test func runsJobsAndEventsRoundTrip() async throws {
+        let dir = TestDirectory()
+        let ledger = try SQLiteLedger(path: dir.file("ledger.sqlite"))
+        let run = sampleRun()
+        let jobs = try await ledger.createRun(run, jobs: [
+            JobRecord(runId: run.id, site: "acme", product: "jira", wave: 0, priority: 0, productOrder: 0, destination: "/d/acme/jira"),
+            JobRecord(runId: run.id, site: "acme", product: "wiki", wave: 0, priority: 0, productOrder: 1, destination: "/d/acme/wiki"),
+        ])
+        #expect(jobs.map(\.id) == [1, 2])
+        var job = jobs[0]
+        job.state = .succeeded
+        job.rpoSeconds = 3_600
+        job.rtoMet = true
+        try await ledger.updateJob(job)
+        ledger.postEvent(LedgerEvent(runId: run.id, jobId: 1, at: Date(), kind: "job.succeeded", message: "ok"))
+        try await ledger.flush()
+        let back = try await ledger.jobs(runId: run.id)
+        #expect(back[0] == job)
+        #expect(try await ledger.run(id: run.id) == run)
+        #expect(try await ledger.events(runId: run.id, afterId: 0, limit: 10).map(\.kind) == ["job.succeeded"])
+    }
+
+    @Test func eventsAreAppendOnly() async throws {
+        let dir = TestDirectory()
+        let ledger = try SQLiteLedger(path: dir.file("ledger.sqlite"))
+        _ = try await ledger.createRun(sampleRun(), jobs: [])
+        ledger.postEvent(LedgerEvent(runId: sampleRun().id, at: Date(), kind: "x", message: "y"))
+        try await ledger.flush()
+        #expect(throws: (any Error).self) {
+            try ledger.queue.write { try $0.execute(sql: "UPDATE events SET message = 'changed'") }
+        }
+        #expect(throws: (any Error).self) {
+            try ledger.queue.write { try $0.execute(sql: "DELETE FROM events") }
+        }
+    }
+
+    @Test func concurrentWritesAreGroupCommitted() async throws {
+        let dir = TestDirectory()
+        let ledger = try SQLiteLedger(path: dir.file("ledger.sqlite"))
+        let run = sampleRun()
+        let jobs = try await ledger.createRun(run, jobs: (0..<200).map {
+            JobRecord(runId: run.id, site: "s\($0)", product: "p", wave: 0, priority: 0, productOrder: 0, destination: "/d/\($0)")
+        })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for var job in jobs {
+                group.addTask {
+                    job.state = .succeeded
+                    try await ledger.updateJob(job)
+                }
+            }
+            try await group.waitForAll()
+        }
+        // Reopening sees every awaited write.
+        let reopened = try SQLiteLedger(path: dir.file("ledger.sqlite"))
+        #expect(try await reopened.jobs(runId: run.id).allSatisfy { $0.state == .succeeded })
+    }
+
+    @Test func oneBadWriteDoesNotSinkItsBatch() async throws {
+        let dir = TestDirectory()
+        let ledger = try SQLiteLedger(path: dir.file("ledger.sqlite"))
+        let run = sampleRun()
+        let jobs = try await ledger.createRun(run, jobs: [
+            JobRecord(runId: run.id, site: "a", product: "p", wave: 0, priority: 0, productOrder: 0, destination: "/d/a")])
+        var ghost = jobs[0]
+        ghost.id = 999 // no such row: update fails
+        var goodJob = jobs[0]
+        goodJob.state = .succeeded
+        let good = goodJob
+        let badJob = ghost
+        let results = await withTaskGroup(of: (String, Bool).self) { group in
+            group.addTask { (try? await ledger.updateJob(badJob)) == nil ? ("ghost", false) : ("ghost", true) }
+            group.addTask { (try? await ledger.updateJob(good)) == nil ? ("good", false) : ("good", true) }
+            var results: [String: Bool] = [:]
+            for await (name, ok) in group { results[name] = ok }
+            return results
+        }
+        #expect(results == ["ghost": false, "good": true])
+        #expect(try await ledger.jobs(runId: run.id)[0].state == .succeeded)
+    }
+}
