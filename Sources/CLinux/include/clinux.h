@@ -25,4 +25,8 @@ int lifeboat_syncfs(int fd);
 /// The credentials of the peer of a connected Unix socket (SO_PEERCRED). Returns 0 or -1.
 int lifeboat_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
 
+/// pidfd_open(2): a file descriptor that becomes readable when the process exits (Linux 5.3).
+/// Returns -1 with errno set (ENOSYS on older kernels).
+int lifeboat_pidfd_open(pid_t pid, unsigned int flags);
+
 #endif
