@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "clinux.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -50,4 +51,8 @@ int lifeboat_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
 
 int lifeboat_pidfd_open(pid_t pid, unsigned int flags) {
     return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+int lifeboat_pipe2(int fds[2], int flags) {
+    return pipe2(fds, flags);
 }

@@ -4,6 +4,6 @@ struct SnapshotCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshot",
         abstract: "Offline tools for snapshot stores and archives.",
-        subcommands: []
+        subcommands: [SnapshotVerifyCommand.self, SnapshotExtractCommand.self]
     )
 }

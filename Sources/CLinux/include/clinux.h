@@ -29,4 +29,7 @@ int lifeboat_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
 /// Returns -1 with errno set (ENOSYS on older kernels).
 int lifeboat_pidfd_open(pid_t pid, unsigned int flags);
 
+/// pipe2(2) (a GNU extension Swift does not see): a pipe with flags such as O_CLOEXEC set atomically.
+int lifeboat_pipe2(int fds[2], int flags);
+
 #endif
