@@ -1,11 +1,16 @@
 #define _GNU_SOURCE
 #include "clinux.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 #ifndef SYS_openat2
 #define SYS_openat2 437
@@ -42,4 +47,12 @@ int lifeboat_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
     *uid = cred.uid;
     *gid = cred.gid;
     return 0;
+}
+
+int lifeboat_pidfd_open(pid_t pid, unsigned int flags) {
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+int lifeboat_pipe2(int fds[2], int flags) {
+    return pipe2(fds, flags);
 }

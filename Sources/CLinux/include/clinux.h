@@ -25,4 +25,11 @@ int lifeboat_syncfs(int fd);
 /// The credentials of the peer of a connected Unix socket (SO_PEERCRED). Returns 0 or -1.
 int lifeboat_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
 
+/// pidfd_open(2): a file descriptor that becomes readable when the process exits (Linux 5.3).
+/// Returns -1 with errno set (ENOSYS on older kernels).
+int lifeboat_pidfd_open(pid_t pid, unsigned int flags);
+
+/// pipe2(2) (a GNU extension Swift does not see): a pipe with flags such as O_CLOEXEC set atomically.
+int lifeboat_pipe2(int fds[2], int flags);
+
 #endif

@@ -10,9 +10,14 @@ final class TestDirectory: @unchecked Sendable {
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    deinit {
+        // Test trees may contain read-only directories: make them writable, then remove.
+        _ = try? runProcess("/bin/chmod", ["-R", "u+rwx", path])
+        try? FileManager.default.removeItem(atPath: path)
+    }
 
     func file(_ relative: String) -> String { path + "/" + relative }
+    func sub(_ relative: String) -> String { file(relative) }
 
     /// Writes a text file, creating parent folders.
     @discardableResult

@@ -1,0 +1,203 @@
+import Foundation
+
+/// Applies the safety rules to each tar entry and, when given a writer, creates it in staging.
+/// Without a writer it only checks (`verifyArchive`).
+///
+/// Symbolic links are held back until every other entry exists, so nothing is ever written
+/// through one; an entry whose path goes through a pending link is a violation, and a later
+/// entry with the link's name replaces it.
+final class Extractor {
+    private struct PendingLink {
+        var path: EntryPath
+        var target: String
+        var name: [UInt8]
+        var metadata: StagingWriter.Metadata
+        var serial: Int
+    }
+
+    private let reader: TarReader
+    private let writer: StagingWriter?
+    private let options: ExtractOptions
+    private var report = ExtractReport()
+    private var entriesSeen = 0
+    private var declaredBytes: Int64 = 0
+    private var links: [String: PendingLink] = [:]
+    private var linkOrder: [(key: String, serial: Int)] = []
+    // Verification has no filesystem to ask whether a hard link's target was extracted.
+    private var knownFiles: Set<String> = []
+
+    init(reader: TarReader, writer: StagingWriter?, options: ExtractOptions) {
+        self.reader = reader
+        self.writer = writer
+        self.options = options
+    }
+
+    /// Reads every entry to the end-of-archive marker and the end of the gzip stream.
+    func run() throws -> ExtractReport {
+        while let entry = try reader.next() {
+            try Self.checkCancellation()
+            entriesSeen += 1
+            guard entriesSeen <= options.maxEntries else {
+                throw ArchiveError(.limitExceeded, "the archive has more than \(options.maxEntries) entries (max_entries)",
+                                   entry: ArchiveError.displayName(entry.name))
+            }
+            // Checked against the header before any data is read: a bomb stops here.
+            guard entry.size <= options.maxBytes - declaredBytes else {
+                throw ArchiveError(.limitExceeded,
+                                   "the entries' data exceeds \(ByteSize.format(options.maxBytes)) (max_bytes); this entry alone declares \(ByteSize.format(entry.size))",
+                                   entry: ArchiveError.displayName(entry.name))
+            }
+            declaredBytes += entry.size
+            do {
+                try handle(entry)
+                report.entries += 1
+            } catch let violation as RuleViolation {
+                try record(violation, name: entry.name)
+            } catch let error as SystemCallError {
+                throw ArchiveError(.io, "cannot create the entry in staging (\(error.call))",
+                                   entry: ArchiveError.displayName(entry.name), errno: error.errno)
+            }
+        }
+        try createLinks()
+        do {
+            try writer?.finalizeDirectories()
+        } catch let error as SystemCallError {
+            throw ArchiveError(.io, "cannot set the final directory modes (\(error.call))", errno: error.errno)
+        }
+        // tar pads archives to whole records of zeros; that padding is still gzip data whose CRC
+        // must check out, but it must not be a way around max_bytes.
+        _ = try reader.finish(limit: options.maxBytes - declaredBytes + (1 << 20))
+        return report
+    }
+
+    private func handle(_ entry: TarEntry) throws {
+        switch entry.kind {
+        case .characterDevice, .blockDevice: throw RuleViolation(.device)
+        case .fifo: throw RuleViolation(.fifo)
+        case .sparse: throw RuleViolation(.sparse)
+        case .unsupported(let flag):
+            throw RuleViolation(.unsupportedType, "unsupported entry type \(String(reflecting: String(UnicodeScalar(flag))))")
+        case .regular, .directory, .symlink, .hardLink:
+            break
+        }
+        let path = try EntryPath.validate(entry.name)
+        try checkNotThroughLink(path)
+        if path.isRoot, entry.kind != .directory { throw RuleViolation(.replacesRoot) }
+        let metadata = metadata(of: entry)
+        switch entry.kind {
+        case .directory:
+            dropPendingLink(path)
+            knownFiles.remove(path.key)
+            try writer?.makeDirectory(path, metadata)
+        case .regular:
+            dropPendingLink(path)
+            if let writer {
+                try writer.writeFile(path, metadata) { fd in
+                    try reader.readData { chunk in
+                        try Self.checkCancellation()
+                        try FileSystemCalls.writeAll(fd, chunk)
+                    }
+                }
+            } else {
+                knownFiles.insert(path.key)
+            }
+            report.bytes += entry.size
+        case .symlink:
+            let target = try EntryPath.validateSymlinkTarget(entry.linkName, linkAt: path)
+            try writer?.clear(path)
+            knownFiles.remove(path.key)
+            let serial = linkOrder.count
+            links[path.key] = PendingLink(path: path, target: target, name: entry.name, metadata: metadata, serial: serial)
+            linkOrder.append((path.key, serial))
+        case .hardLink:
+            let target = try hardLinkTarget(entry.linkName)
+            guard target != path else { return }  // a link to itself: the file is already there
+            dropPendingLink(path)
+            if let writer {
+                try writer.hardLink(to: target, at: path)
+            } else {
+                guard knownFiles.contains(target.key) else {
+                    throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is not a regular file extracted before the link")
+                }
+                knownFiles.insert(path.key)
+            }
+        default:
+            break
+        }
+    }
+
+    private func hardLinkTarget(_ bytes: [UInt8]) throws -> EntryPath {
+        let target: EntryPath
+        do {
+            target = try EntryPath.validate(bytes)
+        } catch {
+            let rule: UnsafeRule = error.rule == .absoluteName || error.rule == .parentReference ? .linkEscapesRoot : error.rule
+            throw RuleViolation(rule, "the hard link target: \(error.rule.description)")
+        }
+        guard !target.isRoot else { throw RuleViolation(.hardLinkTarget, "a hard link may not point to the root") }
+        if links[target.key] != nil {
+            throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is a symbolic link")
+        }
+        try checkNotThroughLink(target)
+        return target
+    }
+
+    private func checkNotThroughLink(_ path: EntryPath) throws {
+        guard !links.isEmpty else { return }
+        for key in path.ancestorKeys where links[key] != nil {
+            throw RuleViolation(.throughSymlink, "the path goes through the symbolic link \(String(reflecting: key))")
+        }
+    }
+
+    private func dropPendingLink(_ path: EntryPath) {
+        if !links.isEmpty { links[path.key] = nil }
+    }
+
+    /// Creates the held-back links in archive order, each checked to resolve inside the root
+    /// through every other link of the archive.
+    private func createLinks() throws {
+        guard !links.isEmpty else { return }
+        let resolver = SymlinkResolver(links: links.mapValues(\.target))
+        for (key, serial) in linkOrder {
+            guard let link = links[key], link.serial == serial else { continue }  // replaced later
+            try Self.checkCancellation()
+            guard resolver.staysInside(linkAt: link.path, target: link.target) else {
+                report.entries -= 1
+                try record(RuleViolation(.linkEscapesRoot, "the link target \(String(reflecting: link.target)) leaves the restored tree through other links"),
+                           name: link.name)
+                continue
+            }
+            do {
+                try writer?.createSymlink(link.path, target: link.target, link.metadata)
+            } catch let violation as RuleViolation {
+                report.entries -= 1
+                try record(violation, name: link.name)
+            } catch let error as SystemCallError {
+                throw ArchiveError(.io, "cannot create the symbolic link in staging (\(error.call))",
+                                   entry: ArchiveError.displayName(link.name), errno: error.errno)
+            }
+        }
+    }
+
+    /// Fails on a violation, or records it under `unsafe_entries: skip`.
+    private func record(_ violation: RuleViolation, name: [UInt8]) throws {
+        let display = ArchiveError.displayName(name)
+        guard options.unsafeEntries == .skip else {
+            throw ArchiveError(.unsafeEntry, violation.detail, entry: display, rule: violation.rule)
+        }
+        report.skipped.append(SkippedEntry(name: display, rule: violation.rule))
+    }
+
+    /// Modes lose setuid/setgid/sticky and group/other write; ownership only when asked.
+    private func metadata(of entry: TarEntry) -> StagingWriter.Metadata {
+        var owner: (uid_t, gid_t)?
+        if options.applyOwnership, let uid = uid_t(exactly: entry.uid), let gid = gid_t(exactly: entry.gid) {
+            owner = (uid, gid)
+        }
+        return StagingWriter.Metadata(mode: mode_t(entry.mode) & 0o755, mtime: entry.mtime, owner: owner)
+    }
+
+    static func checkCancellation() throws {
+        if Task.isCancelled { throw CancellationError() }
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+
+/// A fresh directory on the destination's filesystem that one restore extracts into before it
+/// commits: `<destination's parent>/.lifeboat-staging/<name>.<random>`.
+///
+/// After a crash, a leftover staging directory is either a partial extraction or — if the crash
+/// came between the swap and the quarantine step of `commitStaging` — the data the commit
+/// displaced. Compare its `FileIdentity` with the one recorded before the commit to tell which.
+public struct StagingDirectory: Sendable {
+    /// The staging directory's full path.
+    public let path: String
+    /// Where the restored data goes.
+    public let destination: String
+    /// The identity of the staging directory when it was created.
+    public let identity: FileIdentity
+    /// `<destination's parent>/.lifeboat-staging`.
+    let area: String
+    /// The last component of `path`.
+    let name: String
+
+    public static let areaName = ".lifeboat-staging"
+}
+
+/// Runs `body` with a fresh staging directory next to `destination` and removes it afterwards,
+/// whether `body` returned, threw or was cancelled — unless it was committed (then it is the
+/// destination) or something else now occupies its path (the data a commit displaced is never
+/// removed). The destination's missing parents are created (0755).
+///
+/// - Parameter name: a recognisable prefix, e.g. a job id (one path component).
+public func withStagingDirectory<T>(
+    for destination: String, name: String, _ body: (StagingDirectory) async throws -> T
+) async throws -> T {
+    let staging = try StagingDirectory.create(for: destination, name: name)
+    do {
+        let result = try await body(staging)
+        try staging.discard()
+        return result
+    } catch {
+        try? staging.discard()
+        throw error
+    }
+}
+
+extension StagingDirectory {
+    static func create(for destination: String, name: String) throws -> StagingDirectory {
+        guard Self.isComponent(name) else {
+            throw ArchiveError(.io, "the staging name \(String(reflecting: name)) is not a single path component")
+        }
+        let (parent, _) = try Self.split(destination)
+        let area = parent == "/" ? "/" + areaName : parent + "/" + areaName
+        // Another job may remove an empty staging area at any moment; try again if it did.
+        for _ in 0..<8 {
+            try Self.makeDirectories(parent, mode: 0o755)
+            if mkdir(area, 0o700) != 0, errno != EEXIST {
+                throw ArchiveError(.io, "cannot create the staging area \(area)", errno: errno)
+            }
+            let unique = "\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
+            let path = area + "/" + unique
+            if mkdir(path, 0o700) == 0 {
+                guard let identity = FileIdentity(path: path) else {
+                    throw ArchiveError(.io, "cannot inspect the staging directory \(path)", errno: errno)
+                }
+                return StagingDirectory(path: path, destination: destination, identity: identity, area: area, name: unique)
+            }
+            if errno != ENOENT && errno != EEXIST {
+                throw ArchiveError(.io, "cannot create the staging directory \(path)", errno: errno)
+            }
+        }
+        throw ArchiveError(.io, "cannot create a staging directory in \(area) (it keeps disappearing)")
+    }
+
+    /// Removes the staging directory if it is still the one created, then the staging area if it
+    /// is empty.
+    func discard() throws {
+        let areaFD = open(area, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard areaFD >= 0 else {
+            if errno == ENOENT { return }
+            throw ArchiveError(.io, "cannot open the staging area \(area)", errno: errno)
+        }
+        defer { close(areaFD) }
+        do {
+            try TreeRemover.remove(name, in: areaFD, ifIdentity: identity)
+        } catch {
+            throw ArchiveError(.io, "cannot remove the staging directory \(path) (\(error.call))", errno: error.errno)
+        }
+        // Fails harmlessly while other jobs stage here.
+        _ = rmdir(area)
+    }
+
+    /// Splits an absolute or relative path into its parent and last component.
+    static func split(_ path: String) throws -> (parent: String, name: String) {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else {
+            guard isComponent(String(trimmed)) else { throw ArchiveError(.io, "\(String(reflecting: path)) is not a usable destination") }
+            return (".", String(trimmed))
+        }
+        let name = String(trimmed[trimmed.index(after: slash)...])
+        let parent = slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+        guard isComponent(name) else { throw ArchiveError(.io, "\(String(reflecting: path)) is not a usable destination") }
+        return (parent, name)
+    }
+
+    static func isComponent(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.utf8.contains(0)
+            && name.utf8.count <= EntryPath.maxComponentBytes
+    }
+
+    /// `mkdir -p`, making each new directory's entry durable in its parent.
+    static func makeDirectories(_ path: String, mode: mode_t) throws {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            guard FileSystemCalls.isDirectory(st) else { throw ArchiveError(.io, "\(path) is not a directory") }
+            return
+        }
+        var missing: [String] = []
+        var current = path
+        while stat(current, &st) != 0 {
+            guard errno == ENOENT else { throw ArchiveError(.io, "cannot inspect \(current)", errno: errno) }
+            missing.append(current)
+            let (parent, _) = try split(current)
+            current = parent
+        }
+        for directory in missing.reversed() {
+            if mkdir(directory, mode) != 0, errno != EEXIST {
+                throw ArchiveError(.io, "cannot create the directory \(directory)", errno: errno)
+            }
+            let (parent, _) = try split(directory)
+            try syncDirectory(parent)
+        }
+    }
+
+    static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw ArchiveError(.io, "cannot open \(path) to sync it", errno: errno) }
+        defer { close(fd) }
+        do {
+            try FileSystemCalls.fsync(fd)
+        } catch {
+            throw ArchiveError(.io, "cannot sync \(path)", errno: error.errno)
+        }
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+
+/// Creates entries inside a staging directory, every call relative to a directory file
+/// descriptor, never following a symbolic link (there are none while regular files are written:
+/// the extractor creates links last).
+///
+/// Directories stay 0700 while extracting so that anything can be created in them, and get their
+/// final modes and times in `finalizeDirectories()`, deepest first.
+final class StagingWriter {
+    struct Metadata {
+        var mode: mode_t
+        var mtime: (seconds: Int64, nanoseconds: Int)?
+        var owner: (uid: uid_t, gid: gid_t)?
+    }
+
+    private struct DirectoryRecord {
+        var metadata: Metadata
+        var depth: Int
+    }
+
+    private let rootFD: Int32
+    // Entries come grouped by directory, so one cached parent saves nearly every path walk.
+    private var cachedKey: String?
+    private var cachedFD: Int32 = -1
+    private var directories: [String: DirectoryRecord] = [:]
+
+    /// - Parameter rootFD: the staging directory; not closed by the writer.
+    init(rootFD: Int32) {
+        self.rootFD = rootFD
+    }
+
+    deinit { dropCache() }
+
+    /// Creates (or keeps) a directory; its mode and time are applied at the end.
+    func makeDirectory(_ path: EntryPath, _ metadata: Metadata) throws {
+        if !path.isRoot {
+            let parent = try parentFD(for: path)
+            if mkdirat(parent, path.leaf, 0o700) != 0 {
+                guard errno == EEXIST else { throw SystemCallError(call: "mkdirat", errno: errno) }
+                if let st = try FileSystemCalls.lstat(parent, path.leaf), !FileSystemCalls.isDirectory(st) {
+                    try removeExisting(parent, path)
+                    guard mkdirat(parent, path.leaf, 0o700) == 0 else { throw SystemCallError(call: "mkdirat", errno: errno) }
+                }
+            }
+        }
+        directories[path.key] = DirectoryRecord(metadata: metadata, depth: path.components.count)
+    }
+
+    /// Creates a regular file exclusively (replacing, by unlinking, whatever an earlier entry put
+    /// at that name) and lets `writeData` fill it.
+    func writeFile(_ path: EntryPath, _ metadata: Metadata, writeData: (Int32) throws -> Void) throws {
+        let parent = try parentFD(for: path)
+        let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+        var fd = openat(parent, path.leaf, flags, metadata.mode)
+        if fd < 0, errno == EEXIST {
+            try removeExisting(parent, path)
+            fd = openat(parent, path.leaf, flags, metadata.mode)
+        }
+        guard fd >= 0 else { throw SystemCallError(call: "openat", errno: errno) }
+        var closed = false
+        defer { if !closed { close(fd) } }
+        try writeData(fd)
+        if let owner = metadata.owner, fchown(fd, owner.uid, owner.gid) != 0 {
+            throw SystemCallError(call: "fchown", errno: errno)
+        }
+        // open(2) applied the umask; fix the mode only when the umask took something away.
+        if FileSystemCalls.processUmask.map({ metadata.mode & $0 != 0 }) ?? true, fchmod(fd, metadata.mode) != 0 {
+            throw SystemCallError(call: "fchmod", errno: errno)
+        }
+        if let mtime = metadata.mtime, futimens(fd, FileSystemCalls.times(mtime)) != 0 {
+            throw SystemCallError(call: "futimens", errno: errno)
+        }
+        closed = true
+        // close(2) can report a deferred write error (NFS, quota): it must not be lost.
+        guard close(fd) == 0 || errno == EINTR else { throw SystemCallError(call: "close", errno: errno) }
+    }
+
+    /// Removes whatever exists at `path` (for a link that will take its place at the end).
+    func clear(_ path: EntryPath) throws {
+        try removeExisting(try parentFD(for: path), path)
+    }
+
+    /// Creates a hard link to a regular file created earlier; nothing else is accepted as target.
+    func hardLink(to target: EntryPath, at path: EntryPath) throws {
+        let targetParent: Int32
+        do {
+            targetParent = target.parent.isRoot
+                ? try FileSystemCalls.reopen(rootFD)
+                : try FileSystemCalls.openDirectory(beneath: rootFD, target.parent.components)
+        } catch {
+            throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) was not extracted before the link")
+        }
+        defer { close(targetParent) }
+        guard let st = try FileSystemCalls.lstat(targetParent, target.leaf), FileSystemCalls.isRegular(st) else {
+            throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is not a regular file extracted before the link")
+        }
+        let parent = try parentFD(for: path)
+        try removeExisting(parent, path)
+        guard linkat(targetParent, target.leaf, parent, path.leaf, 0) == 0 else {
+            throw SystemCallError(call: "linkat", errno: errno)
+        }
+    }
+
+    /// Creates a symbolic link (called after every regular file exists).
+    func createSymlink(_ path: EntryPath, target: String, _ metadata: Metadata) throws {
+        let parent = try parentFD(for: path)
+        if symlinkat(target, parent, path.leaf) != 0 {
+            guard errno == EEXIST else { throw SystemCallError(call: "symlinkat", errno: errno) }
+            try removeExisting(parent, path)
+            guard symlinkat(target, parent, path.leaf) == 0 else { throw SystemCallError(call: "symlinkat", errno: errno) }
+        }
+        if let owner = metadata.owner, fchownat(parent, path.leaf, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) != 0 {
+            throw SystemCallError(call: "fchownat", errno: errno)
+        }
+        if let mtime = metadata.mtime,
+           utimensat(parent, path.leaf, FileSystemCalls.times(mtime), AT_SYMLINK_NOFOLLOW) != 0 {
+            throw SystemCallError(call: "utimensat", errno: errno)
+        }
+    }
+
+    /// Gives every directory its final mode and time, deepest first, so that setting a child's
+    /// does not disturb its parent's mtime and a read-only parent is locked last. The root keeps
+    /// at least 0700: Lifeboat must still be able to move it into place.
+    func finalizeDirectories() throws {
+        dropCache()
+        let ordered = directories.sorted { $0.value.depth > $1.value.depth }
+        for (key, record) in ordered {
+            // A directory a later entry replaced is gone: nothing to finalize.
+            guard let fd = try openIfPresent(key) else { continue }
+            defer { close(fd) }
+            let metadata = record.metadata
+            if let owner = metadata.owner, fchown(fd, owner.uid, owner.gid) != 0 {
+                throw SystemCallError(call: "fchown", errno: errno)
+            }
+            guard fchmod(fd, key.isEmpty ? metadata.mode | 0o700 : metadata.mode) == 0 else {
+                throw SystemCallError(call: "fchmod", errno: errno)
+            }
+            if let mtime = metadata.mtime, futimens(fd, FileSystemCalls.times(mtime)) != 0 {
+                throw SystemCallError(call: "futimens", errno: errno)
+            }
+        }
+    }
+
+    // MARK: - Paths
+
+    private func openIfPresent(_ key: String) throws -> Int32? {
+        if key.isEmpty { return try FileSystemCalls.reopen(rootFD) }
+        do {
+            return try FileSystemCalls.openDirectory(beneath: rootFD, key.split(separator: "/").map(String.init))
+        } catch {
+            if error.errno == ENOENT { return nil }
+            throw error
+        }
+    }
+
+    /// The parent directory of `path`, creating missing directories (archives need not list
+    /// every parent). A parent that is not a directory, or a symbolic link, is a rule violation.
+    private func parentFD(for path: EntryPath) throws -> Int32 {
+        let parent = path.parent
+        if parent.isRoot { return rootFD }
+        if cachedKey == parent.key { return cachedFD }
+        dropCache()
+        let fd: Int32
+        do {
+            fd = try FileSystemCalls.openDirectory(beneath: rootFD, parent.components)
+        } catch where error.errno == ENOENT {
+            fd = try createDirectories(parent.components)
+        } catch {
+            throw Self.violation(for: error)
+        }
+        cachedKey = parent.key
+        cachedFD = fd
+        return fd
+    }
+
+    /// Walks down from the root one component at a time, creating what is missing (0700 while
+    /// extracting, 0755 at the end, as tar gives directories it creates implicitly).
+    private func createDirectories(_ components: [String]) throws -> Int32 {
+        var current = try FileSystemCalls.reopen(rootFD)
+        var key = ""
+        for component in components {
+            key = key.isEmpty ? component : key + "/" + component
+            let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+            var next = openat(current, component, flags)
+            if next < 0, errno == ENOENT {
+                if mkdirat(current, component, 0o700) == 0, directories[key] == nil {
+                    let depth = key.utf8.reduce(1) { $1 == UInt8(ascii: "/") ? $0 + 1 : $0 }
+                    directories[key] = DirectoryRecord(metadata: Metadata(mode: 0o755), depth: depth)
+                }
+                next = openat(current, component, flags)
+            }
+            let e = errno
+            close(current)
+            guard next >= 0 else { throw Self.violation(for: SystemCallError(call: "openat", errno: e)) }
+            current = next
+        }
+        return current
+    }
+
+    /// Removes an earlier entry at `path` by unlinking it relative to its parent, so a later
+    /// entry never writes through it. A non-empty directory is not removed.
+    private func removeExisting(_ parent: Int32, _ path: EntryPath) throws {
+        guard let st = try FileSystemCalls.lstat(parent, path.leaf) else { return }
+        if FileSystemCalls.isDirectory(st) {
+            if unlinkat(parent, path.leaf, AT_REMOVEDIR) != 0 {
+                if errno == ENOTEMPTY || errno == EEXIST { throw RuleViolation(.replacesDirectory) }
+                throw SystemCallError(call: "unlinkat", errno: errno)
+            }
+            directories[path.key] = nil
+            if let cachedKey, cachedKey == path.key || cachedKey.hasPrefix(path.key + "/") { dropCache() }
+        } else if unlinkat(parent, path.leaf, 0) != 0 {
+            throw SystemCallError(call: "unlinkat", errno: errno)
+        }
+    }
+
+    private func dropCache() {
+        if cachedKey != nil { close(cachedFD) }
+        cachedKey = nil
+        cachedFD = -1
+    }
+
+    private static func violation(for error: SystemCallError) -> Error {
+        switch error.errno {
+        case ENOTDIR: return RuleViolation(.parentNotDirectory)
+        case ELOOP, EXDEV: return RuleViolation(.throughSymlink)
+        default: return error
+        }
+    }
+}
+
+extension StagingWriter.Metadata {
+    init(mode: mode_t) {
+        self.init(mode: mode, mtime: nil, owner: nil)
+    }
+}

@@ -1,0 +1,39 @@
+/// Checks that symbolic links stay inside the restored tree once all of them exist.
+///
+/// A target that is lexically inside the root can still escape through another link
+/// (`up -> ..` at the root, then `sub/x -> ../up/..`), so each target is resolved the way the
+/// kernel would, expanding the archive's own links as it goes, iteratively and with the kernel's
+/// limit of 40 expansions.
+struct SymlinkResolver {
+    /// Link path key → target, for every link that will be created.
+    var links: [String: String]
+
+    static let maxExpansions = 40
+
+    /// Whether the link at `path` resolves to a place inside the root.
+    func staysInside(linkAt path: EntryPath, target: String) -> Bool {
+        var current = Array(path.components.dropLast())
+        var pending = Self.parts(target)
+        var expansions = 0
+        while let part = pending.popLast() {
+            if part == "." { continue }
+            if part == ".." {
+                guard !current.isEmpty else { return false }
+                current.removeLast()
+                continue
+            }
+            current.append(part)
+            guard let next = links[current.joined(separator: "/")] else { continue }
+            expansions += 1
+            guard expansions <= Self.maxExpansions, !next.hasPrefix("/") else { return false }
+            current.removeLast()
+            pending.append(contentsOf: Self.parts(next))
+        }
+        return true
+    }
+
+    /// The components of a target, reversed, so the next one to walk is `popLast()`.
+    private static func parts(_ target: String) -> [String] {
+        target.split(separator: "/", omittingEmptySubsequences: true).reversed().map(String.init)
+    }
+}

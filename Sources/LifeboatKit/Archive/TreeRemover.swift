@@ -1,0 +1,86 @@
+import Foundation
+
+/// Removes a directory tree Lifeboat created (a staging directory), carefully: every call is
+/// relative to a directory file descriptor, symbolic links are unlinked and never followed, and
+/// the walk is iterative (a stack of paths), not recursive on depth.
+enum TreeRemover {
+    /// Subdirectories taken from one listing before descending; the directory is listed again
+    /// after they are gone, so memory stays bounded for very wide trees.
+    static let batch = 1024
+
+    /// Empties and removes `name` inside `parentFD`, provided it is still the directory with
+    /// `identity` (so that data swapped into its place is never touched).
+    static func remove(_ name: String, in parentFD: Int32, ifIdentity identity: FileIdentity) throws(SystemCallError) {
+        let rootFD = openat(parentFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard rootFD >= 0 else {
+            if errno == ENOENT || errno == ENOTDIR || errno == ELOOP { return }
+            throw SystemCallError(call: "openat", errno: errno)
+        }
+        defer { close(rootFD) }
+        var st = stat()
+        guard fstat(rootFD, &st) == 0 else { throw SystemCallError(call: "fstat", errno: errno) }
+        guard FileIdentity(st) == identity else { return }
+        try empty(rootFD)
+        guard unlinkat(parentFD, name, AT_REMOVEDIR) == 0 || errno == ENOENT else {
+            throw SystemCallError(call: "unlinkat", errno: errno)
+        }
+    }
+
+    /// Removes everything inside the directory `rootFD`.
+    static func empty(_ rootFD: Int32) throws(SystemCallError) {
+        var stack: [[String]] = [[]]
+        while let components = stack.popLast() {
+            let fd = try FileSystemCalls.openDirectory(beneath: rootFD, components)
+            // Final modes may have made it read-only; it is ours to remove.
+            _ = fchmod(fd, 0o700)
+            let (subdirectories, complete) = try removeNonDirectories(fd)
+            if subdirectories.isEmpty, complete {
+                close(fd)
+                if !components.isEmpty {
+                    let parent = try FileSystemCalls.openDirectory(beneath: rootFD, Array(components.dropLast()))
+                    let ok = unlinkat(parent, components[components.count - 1], AT_REMOVEDIR) == 0 || errno == ENOENT
+                    let e = errno
+                    close(parent)
+                    guard ok else { throw SystemCallError(call: "unlinkat", errno: e) }
+                }
+                continue
+            }
+            close(fd)
+            stack.append(components)  // listed again once its subdirectories are gone
+            for name in subdirectories { stack.append(components + [name]) }
+        }
+    }
+
+    /// Unlinks the non-directories in `fd` and returns up to `batch` subdirectory names, and
+    /// whether the listing was complete.
+    private static func removeNonDirectories(_ fd: Int32) throws(SystemCallError) -> ([String], Bool) {
+        let listFD = dup(fd)
+        guard listFD >= 0, let dir = fdopendir(listFD) else {
+            let e = errno
+            throw SystemCallError(call: "fdopendir", errno: e)
+        }
+        defer { closedir(dir) }
+        var subdirectories: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw SystemCallError(call: "readdir", errno: errno) }
+                return (subdirectories, true)
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            var isDirectory = entry.pointee.d_type == UInt8(DT_DIR)
+            if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
+                isDirectory = (try FileSystemCalls.lstat(fd, name)).map(FileSystemCalls.isDirectory) ?? false
+            }
+            if isDirectory {
+                subdirectories.append(name)
+                if subdirectories.count >= batch { return (subdirectories, false) }
+            } else if unlinkat(fd, name, 0) != 0, errno != ENOENT {
+                throw SystemCallError(call: "unlinkat", errno: errno)
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import LifeboatKit
+
+/// `lifeboat snapshot extract ARCHIVE --into DIR`: the job's extractor, offline. Extracts into a
+/// staging directory next to DIR, makes it durable and renames it into place.
+struct SnapshotExtractCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extract",
+        abstract: "Safely extract an archive into a new directory (the same extractor restores use).",
+        discussion: "DIR must not exist; its parent must. Exit status 2 when the archive is rejected.")
+
+    @Argument(help: "The snapshot archive (.tar.gz).")
+    var archive: String
+
+    @Option(help: "The directory to create.")
+    var into: String
+
+    @Option(help: "The .sha256 sidecar: required, if-present or off.")
+    var checksum: ChecksumPolicy = .ifPresent
+
+    @Option(help: "Maximum total size of the entries' data, e.g. 500GiB.")
+    var maxBytes: String = "500GiB"
+
+    @Option(help: "Maximum number of entries.")
+    var maxEntries: Int = 10_000_000
+
+    @Option(help: "Entries breaking a safety rule: reject the archive, or skip and list them.")
+    var unsafeEntries: UnsafeEntryPolicy = .reject
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() async throws {
+        let options = try ExtractCLIOptions.make(maxBytes: maxBytes, maxEntries: maxEntries,
+                                                 unsafeEntries: unsafeEntries, checksum: checksum, hashAlways: false)
+        var st = stat()
+        if lstat(into, &st) == 0 {
+            throw CLIFailure(code: .rejected, message: "error: \(into) exists; extract creates a new directory")
+        }
+        let parent = (into as NSString).deletingLastPathComponent
+        guard stat(parent.isEmpty ? "." : parent, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw CLIFailure(code: .rejected, message: "error: the parent directory of \(into) does not exist")
+        }
+        let archive = self.archive
+        let into = self.into
+        let report = try await withStagingDirectory(for: into, name: "extract") { staging in
+            let report = try extractArchive(at: archive, into: staging.path, options: options)
+            _ = try commitStaging(staging, quarantineName: nil)
+            return report
+        }
+        if json {
+            try printJSON(report)
+        } else {
+            ExtractCLIOptions.printHuman(report, verb: "extracted into \(into)", archive: archive)
+        }
+    }
+}

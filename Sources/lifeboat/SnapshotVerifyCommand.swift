@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import LifeboatKit
+
+extension ChecksumPolicy: ExpressibleByArgument {}
+extension UnsafeEntryPolicy: ExpressibleByArgument {}
+
+/// `lifeboat snapshot verify ARCHIVE`: reads a whole archive and checks it, writing nothing.
+struct SnapshotVerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check an archive: sidecar checksum, gzip CRCs, tar structure, safety rules. Writes nothing.",
+        discussion: "Exit status 2 when the archive is rejected (unsafe, damaged, checksum mismatch).")
+
+    @Argument(help: "The snapshot archive (.tar.gz).")
+    var archive: String
+
+    @Option(help: "The .sha256 sidecar: required, if-present or off.")
+    var checksum: ChecksumPolicy = .ifPresent
+
+    @Option(help: "Maximum total size of the entries' data, e.g. 500GiB.")
+    var maxBytes: String = "500GiB"
+
+    @Option(help: "Maximum number of entries.")
+    var maxEntries: Int = 10_000_000
+
+    @Option(help: "Entries breaking a safety rule: reject the archive, or skip and list them.")
+    var unsafeEntries: UnsafeEntryPolicy = .reject
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() async throws {
+        let options = try ExtractCLIOptions.make(maxBytes: maxBytes, maxEntries: maxEntries,
+                                                 unsafeEntries: unsafeEntries, checksum: checksum, hashAlways: true)
+        let report = try verifyArchive(at: archive, options: options)
+        if json {
+            try printJSON(report)
+        } else {
+            ExtractCLIOptions.printHuman(report, verb: "verified", archive: archive)
+        }
+    }
+}
+
+/// Options shared by `snapshot verify` and `snapshot extract`.
+enum ExtractCLIOptions {
+    static func make(maxBytes: String, maxEntries: Int, unsafeEntries: UnsafeEntryPolicy, checksum: ChecksumPolicy,
+                     hashAlways: Bool) throws -> ExtractOptions {
+        guard let bytes = ByteSize(parsing: maxBytes), bytes.bytes >= 0 else {
+            throw CLIFailure(code: .rejected, message: "error: --max-bytes \(String(reflecting: maxBytes)) is not a size (e.g. 512MiB, 2GiB)")
+        }
+        guard maxEntries >= 0 else {
+            throw CLIFailure(code: .rejected, message: "error: --max-entries must not be negative")
+        }
+        return ExtractOptions(maxBytes: bytes.bytes, maxEntries: maxEntries, unsafeEntries: unsafeEntries,
+                              checksum: checksum, alwaysComputeSHA256: hashAlways)
+    }
+
+    static func printHuman(_ report: ExtractReport, verb: String, archive: String) {
+        print("\(archive): \(report.entries) entries, \(ByteSize.format(report.bytes)) of file data "
+              + "(\(ByteSize.format(report.archiveBytes)) compressed) \(verb)")
+        if let sha = report.sha256 {
+            print("sha256: \(sha)" + (report.checksumVerified ? " (matches the sidecar)" : " (no sidecar checked)"))
+        }
+        if !report.skipped.isEmpty {
+            print("skipped \(report.skipped.count) unsafe entries:")
+            for entry in report.skipped { print("  \(entry.name): \(entry.rule.rawValue) (\(entry.rule))") }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+/// Staging, durability and the atomic commit with quarantine.
+@Suite struct CommitTests {
+    static func archive(_ content: String) -> TarBuilder {
+        var tar = TarBuilder()
+        tar.directory("docs", mode: 0o555)
+        tar.file("docs/readme", content)
+        tar.file("top", "new top")
+        tar.end()
+        return tar
+    }
+
+    @Test func commitIntoANewDestination() async throws {
+        let scene = try RestoreScene()
+        try scene.write(Self.archive("v2"))
+        var steps: [CommitStep] = []
+        var result: CommitResult?
+        let archive = scene.archive
+        try await withStagingDirectory(for: scene.destination + "/deeper", name: "job") { staging in
+            _ = try extractArchive(at: archive, into: staging.path)
+            result = try commitStaging(staging, quarantineName: "q") { steps.append($0) }
+        }
+        #expect(steps == [.stagingDurable, .swapped])
+        #expect(result?.quarantinePath == nil)
+        #expect(result?.identity == FileIdentity(path: scene.destination + "/deeper"))
+        #expect(readText(scene.destination + "/deeper/docs/readme") == "v2")
+        // The staging area is gone once empty.
+        #expect(!FileManager.default.fileExists(atPath: scene.destination + "/" + StagingDirectory.areaName))
+    }
+
+    @Test func commitIntoAnExistingDestinationQuarantinesTheOldData() async throws {
+        let scene = try RestoreScene()
+        try FileManager.default.createDirectory(atPath: scene.destination + "/old", withIntermediateDirectories: true)
+        try Data("customer data".utf8).write(to: URL(fileURLWithPath: scene.destination + "/old/file"))
+        let oldTree = snapshotTree(scene.destination)
+        try scene.write(Self.archive("v2"))
+        var result: CommitResult?
+        var steps: [CommitStep] = []
+        let archive = scene.archive, destination = scene.destination
+        try await withStagingDirectory(for: destination, name: "job") { staging in
+            _ = try extractArchive(at: archive, into: staging.path)
+            result = try commitStaging(staging, quarantineName: "run1-acme-jira") { steps.append($0) }
+        }
+        #expect(steps == [.stagingDurable, .swapped, .quarantined])
+        let quarantine = scene.restoreParent + "/.lifeboat-quarantine/run1-acme-jira"
+        #expect(result?.quarantinePath == quarantine)
+        #expect(snapshotTree(quarantine) == oldTree)   // nothing lost
+        #expect(readText(scene.destination + "/docs/readme") == "v2")
+        #expect(result?.identity == FileIdentity(path: scene.destination))
+
+        // A second restore with the same quarantine name must not overwrite the first.
+        try scene.write(Self.archive("v3"))
+        await #expect(throws: ArchiveError.self) {
+            try await withStagingDirectory(for: destination, name: "job") { staging in
+                _ = try extractArchive(at: archive, into: staging.path)
+                _ = try commitStaging(staging, quarantineName: "run1-acme-jira")
+            }
+        }
+        #expect(snapshotTree(quarantine) == oldTree)
+    }
+
+    @Test func aFailureMidExtractLeavesTheDestinationAsItWas() async throws {
+        let scene = try RestoreScene()
+        try FileManager.default.createDirectory(atPath: scene.destination, withIntermediateDirectories: true)
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: scene.destination + "/file"))
+        var tar = TarBuilder()
+        for i in 0..<20 { tar.file("f\(i)", "new data \(i)") }
+        tar.entry(Array("corrupt".utf8), data: [1], badChecksum: true)
+        tar.end()
+        let error = try await scene.expectRejected(tar)
+        #expect(error?.code == .corrupt)
+        #expect(readText(scene.destination + "/file") == "keep me")
+        #expect(!FileManager.default.fileExists(atPath: scene.restoreParent + "/.lifeboat-quarantine"))
+    }
+
+    @Test func aCrashAfterTheSwapNeverLosesTheDisplacedData() async throws {
+        struct Crash: Error {}
+        let scene = try RestoreScene()
+        try FileManager.default.createDirectory(atPath: scene.destination, withIntermediateDirectories: true)
+        try Data("old".utf8).write(to: URL(fileURLWithPath: scene.destination + "/file"))
+        try scene.write(Self.archive("v2"))
+        let archive = scene.archive, destination = scene.destination
+        var stagingPath = ""
+        var stagingIdentity: FileIdentity?
+        await #expect(throws: Crash.self) {
+            try await withStagingDirectory(for: destination, name: "job") { staging in
+                stagingPath = staging.path
+                stagingIdentity = staging.identity
+                _ = try extractArchive(at: archive, into: staging.path)
+                _ = try commitStaging(staging, quarantineName: "q") { if $0 == .swapped { throw Crash() } }
+            }
+        }
+        // Committed (the destination is the staging directory) and the old data is still at the
+        // staging path: cleanup recognised it was not its own and left it.
+        #expect(FileIdentity(path: destination) == stagingIdentity)
+        #expect(readText(stagingPath + "/file") == "old")
+    }
+
+    @Test func removingStagingHandlesDeepReadOnlyTreesWithoutFollowingLinks() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        let deep = (1...300).map { _ in "d" }.joined(separator: "/")
+        tar.gnuLong(deep + "/f")
+        tar.file(deep + "/f", "x")
+        tar.directory("ro", mode: 0o500)
+        tar.file("ro/f", "x")
+        tar.symlink("up", to: ".")
+        for i in 0..<1100 { tar.directory("wide/\(i)") }
+        tar.end()
+        try scene.write(tar)
+        let archive = scene.archive
+        try await withStagingDirectory(for: scene.destination, name: "job") { staging in
+            _ = try extractArchive(at: archive, into: staging.path)
+            // Not committed: the scope removes it.
+        }
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: scene.restoreParent)) == [])
+        #expect(snapshotTree(scene.sentinel).count == 4)
+    }
+
+    @Test func checksumPolicies() async throws {
+        let scene = try RestoreScene()
+        try scene.write(Self.archive("v"))
+        let required = ExtractOptions(checksum: .required)
+        #expect(try await scene.expectRejectedArchive(required)?.code == .checksumMissing)
+
+        // if-present without a sidecar: fine, nothing checked.
+        let report = try verifyArchive(at: scene.archive, options: ExtractOptions(checksum: .ifPresent))
+        #expect(report.sha256 == nil && !report.checksumVerified)
+
+        #expect(try run(["sh", "-c", "cd \"$0\" && sha256sum -b a.tar.gz > a.tar.gz.sha256", scene.dir.path]) == 0)
+        let checked = try verifyArchive(at: scene.archive, options: required)
+        #expect(checked.checksumVerified)
+        #expect(checked.sha256.map { readText(scene.archive + ".sha256")?.hasPrefix($0) } == true)
+
+        try Data((String(repeating: "0", count: 64) + "  a.tar.gz\n").utf8).write(to: URL(fileURLWithPath: scene.archive + ".sha256"))
+        #expect(try await scene.expectRejectedArchive(required)?.code == .checksumMismatch)
+        #expect(try await scene.expectRejectedArchive(ExtractOptions(checksum: .ifPresent))?.code == .checksumMismatch)
+        #expect(try verifyArchive(at: scene.archive, options: ExtractOptions(checksum: .off)).entries == 3)
+
+        try Data("not a checksum\n".utf8).write(to: URL(fileURLWithPath: scene.archive + ".sha256"))
+        #expect(try await scene.expectRejectedArchive(required)?.code == .checksumMissing)
+    }
+}

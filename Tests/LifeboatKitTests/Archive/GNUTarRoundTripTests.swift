@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+/// Archives written by GNU tar come back identical.
+@Suite struct GNUTarRoundTripTests {
+    static func makeSource(_ root: String) throws {
+        let fm = FileManager.default
+        let long = String(repeating: "a-rather-long-directory-name-", count: 5)
+        try fm.createDirectory(atPath: root + "/\(long)/sub", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/ünïcödé ✓", withIntermediateDirectories: true)
+        try Data("日本語のファイル".utf8).write(to: URL(fileURLWithPath: root + "/ünïcödé ✓/名前.txt"))
+        try Data(String(repeating: "x", count: 100_000).utf8).write(to: URL(fileURLWithPath: root + "/\(long)/sub/\(long).dat"))
+        try Data("exec".utf8).write(to: URL(fileURLWithPath: root + "/script.sh"))
+        chmod(root + "/script.sh", 0o750)
+        try Data("private".utf8).write(to: URL(fileURLWithPath: root + "/private"))
+        chmod(root + "/private", 0o600)
+        try Data().write(to: URL(fileURLWithPath: root + "/zero"))
+        var random = [UInt8](repeating: 0, count: 300_000)
+        for i in random.indices { random[i] = UInt8.random(in: 0...255) }
+        try Data(random).write(to: URL(fileURLWithPath: root + "/random.bin"))
+        try fm.createSymbolicLink(atPath: root + "/link", withDestinationPath: "script.sh")
+        try fm.createSymbolicLink(atPath: root + "/\(long)/sub/up", withDestinationPath: "../../empty")
+        try fm.linkItem(atPath: root + "/private", toPath: root + "/private-hardlink")
+        chmod(root + "/empty", 0o700)
+    }
+
+    @Test(arguments: ["pax", "gnu"])
+    func gnuTarArchivesComeBackIdentical(format: String) async throws {
+        let scene = try RestoreScene()
+        let source = scene.dir.sub("src")
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        try Self.makeSource(source)
+        #expect(try run(["tar", "--format=\(format)", "-czf", scene.archive, "-C", source, "."]) == 0)
+        let report = try await scene.restore(ExtractOptions(checksum: .off))
+        #expect(report.skipped.isEmpty)
+        #expect(try run(["diff", "-r", "--no-dereference", source, scene.destination]) == 0)
+        var expected = snapshotTree(source)
+        expected[""] = "dir 755"   // the root: staging mode, then the archive's "./" (0755 here)
+        var got = snapshotTree(scene.destination)
+        got[""] = "dir 755"
+        #expect(got == expected)
+        // Modification times come back too (directories included).
+        for path in ["script.sh", "empty", "ünïcödé ✓/名前.txt"] {
+            var a = stat(), b = stat()
+            lstat(source + "/" + path, &a)
+            lstat(scene.destination + "/" + path, &b)
+            #expect(a.st_mtim.tv_sec == b.st_mtim.tv_sec, "mtime of \(path)")
+        }
+        var a = stat(), b = stat()
+        lstat(scene.destination + "/private", &a)
+        lstat(scene.destination + "/private-hardlink", &b)
+        #expect(a.st_ino == b.st_ino)
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+@Suite struct HookRunnerTests {
+    @Test func exitStatusAndOutputAreCaptured() async throws {
+        let ok = try await HookRunner.run(HookCommand(["sh", "-c", "echo out; echo err >&2; exit 0"]))
+        #expect(ok.succeeded)
+        #expect(ok.output == "out\nerr\n")
+        let failed = try await HookRunner.run(HookCommand(["sh", "-c", "exit 3"]))
+        #expect(!failed.succeeded && failed.exitStatus == 3)
+    }
+
+    @Test func stdinIsPassedAndOutputIsCapped() async throws {
+        let echoed = try await HookRunner.run(HookCommand(["cat"], stdin: Array("{\"event\":1}".utf8)))
+        #expect(echoed.output == "{\"event\":1}")
+        let big = try await HookRunner.run(HookCommand(["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x"], outputLimit: 1000))
+        #expect(big.succeeded && big.output.utf8.count == 1000 && big.outputTruncated)
+    }
+
+    @Test func aTimeoutKillsTheWholeProcessGroup() async throws {
+        let result = try await HookRunner.run(HookCommand(
+            ["sh", "-c", "trap '' TERM; sleep 30 & sleep 30; wait"], timeout: .milliseconds(200), killGrace: .milliseconds(200)))
+        #expect(result.timedOut)
+        #expect(!result.succeeded)
+        #expect(result.signal == SIGKILL)
+    }
+
+    @Test func cancellationTerminatesTheCommand() async throws {
+        let task = Task { try await HookRunner.run(HookCommand(["sleep", "30"])) }
+        try await Task.sleep(for: .milliseconds(100))
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+    }
+
+    @Test func aMissingProgramIsAnError() async throws {
+        await #expect(throws: HookError.self) { try await HookRunner.run(HookCommand(["/nonexistent/lifeboat-hook"])) }
+    }
+}

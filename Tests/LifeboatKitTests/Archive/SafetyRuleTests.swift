@@ -1,0 +1,289 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+/// Hostile archives: each rule of DESIGN.md "One job, step by step" 3, with nothing outside
+/// staging changed and no staging left behind.
+@Suite struct SafetyRuleTests {
+    /// One hostile entry after a harmless one; the rule it must break.
+    static let hostileNames: [(String, UnsafeRule)] = [
+        ("../x", .parentReference),
+        ("a/../../x", .parentReference),
+        ("../sentinel/file", .parentReference),
+        ("/tmp/lifeboat-absolute", .absoluteName),
+        ("", .emptyName),
+        ("a\nb", .controlCharacter),
+        ("tab\there", .controlCharacter),
+        ("esc\u{1B}[31m", .controlCharacter),
+        (String(repeating: "n", count: 256), .componentTooLong),
+    ]
+
+    @Test(arguments: hostileNames)
+    func hostileNameIsRejected(name: String, rule: UnsafeRule) async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.file("ok.txt", "fine")
+        if name.utf8.count > 100 { tar.gnuLong(name) }
+        tar.file(name, "evil")
+        tar.end()
+        let error = try await scene.expectRejected(tar)
+        #expect(error?.code == .unsafeEntry)
+        #expect(error?.rule == rule)
+        #expect(error?.exitCode == .rejected)
+        #expect(error?.description.contains(scene.archive) == true)
+    }
+
+    @Test func invalidUTF8IsRejected() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.entry([0x61, 0xFF, 0xFE, 0x62], data: Array("x".utf8))
+        tar.end()
+        #expect(try await scene.expectRejected(tar)?.rule == .invalidUTF8)
+    }
+
+    @Test func dotReplacingTheRootIsRejectedButDotDirectoryIsTheRoot() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.file(".", "not a directory")
+        tar.end()
+        #expect(try await scene.expectRejected(tar)?.rule == .replacesRoot)
+
+        var ok = TarBuilder()
+        ok.directory("./", mode: 0o750)
+        ok.file("./a", "x")
+        ok.end()
+        try scene.write(ok)
+        try await scene.restore()
+        #expect(readText(scene.destination + "/a") == "x")
+    }
+
+    @Test func pathsLongerThan4096BytesAreRejected() async throws {
+        let scene = try RestoreScene()
+        let name = Array(repeating: String(repeating: "d", count: 200), count: 21).joined(separator: "/")
+        var tar = TarBuilder()
+        tar.gnuLong(name)
+        tar.file(name, "x")
+        tar.end()
+        #expect(try await scene.expectRejected(tar)?.rule == .pathTooLong)
+    }
+
+    @Test(arguments: [
+        ("/etc/passwd", "l"),
+        ("../sentinel/file", "l"),
+        ("../../sentinel", "a/l"),
+        ("a/../../sentinel", "l"),
+    ])
+    func symlinkEscapesAreRejected(target: String, name: String) async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.symlink(name, to: target)
+        tar.end()
+        let error = try await scene.expectRejected(tar)
+        #expect(error?.rule == .linkEscapesRoot)
+    }
+
+    @Test func symlinkChainsThatEscapeAreRejected() async throws {
+        // Each target is inside the root on its own; together they lead out.
+        let scene = try RestoreScene()
+        var chain = TarBuilder()
+        chain.symlink("a", to: "b")
+        chain.symlink("b", to: "..")
+        chain.end()
+        #expect(try await scene.expectRejected(chain)?.rule == .linkEscapesRoot)
+
+        var hidden = TarBuilder()
+        hidden.directory("d")
+        hidden.symlink("d/up", to: "..")        // the root: fine
+        hidden.symlink("d/esc", to: "up/..")    // lexically "d", really the root's parent
+        hidden.end()
+        let error = try await scene.expectRejected(hidden)
+        #expect(error?.rule == .linkEscapesRoot)
+        #expect(error?.entry?.contains("d/esc") == true)
+    }
+
+    @Test func linksInsideTheRootAreKept() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.directory("d")
+        tar.file("d/f", "data")
+        tar.symlink("d/up", to: "..")
+        tar.symlink("rel", to: "d/f")
+        tar.symlink("dangling", to: "nowhere")
+        tar.hardLink("h", to: "d/f")
+        tar.end()
+        try scene.write(tar)
+        try await scene.restore()
+        let tree = snapshotTree(scene.destination)
+        #expect(tree["d/up"] == "link -> ..")
+        #expect(tree["rel"] == "link -> d/f")
+        #expect(tree["dangling"] == "link -> nowhere")
+        #expect(tree["h"] == "file 644 data")
+    }
+
+    @Test func aSymlinkFollowedByAFileOfTheSameNameIsReplacedNotFollowed() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.file("target.txt", "original")
+        tar.symlink("l", to: "target.txt")
+        tar.file("l", "replacement")
+        tar.end()
+        try scene.write(tar)
+        try await scene.restore()
+        let tree = snapshotTree(scene.destination)
+        #expect(tree["l"] == "file 644 replacement")
+        #expect(tree["target.txt"] == "file 644 original")
+    }
+
+    @Test func aFileUnderASymlinksNameIsRejected() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.directory("sub")
+        tar.symlink("link", to: "sub")
+        tar.file("link/x", "through the link")
+        tar.end()
+        let error = try await scene.expectRejected(tar)
+        #expect(error?.rule == .throughSymlink)
+
+        // Skipped instead: recorded, and nothing written through the link.
+        try scene.write(tar)
+        let report = try await scene.restore(ExtractOptions(unsafeEntries: .skip))
+        #expect(report.skipped == [SkippedEntry(name: "\"link/x\"", rule: .throughSymlink)])
+        #expect(FileManager.default.fileExists(atPath: scene.destination + "/sub/x") == false)
+        #expect(snapshotTree(scene.destination)["link"] == "link -> sub")
+    }
+
+    @Test(arguments: [
+        ("../sentinel/file", UnsafeRule.linkEscapesRoot),
+        ("/etc/passwd", .linkEscapesRoot),
+        ("missing", .hardLinkTarget),
+        ("l", .hardLinkTarget),   // a symbolic link
+        ("d", .hardLinkTarget),   // a directory
+    ])
+    func hardLinkEscapesAreRejected(target: String, rule: UnsafeRule) async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.directory("d")
+        tar.symlink("l", to: "d")
+        tar.hardLink("h", to: target)
+        tar.end()
+        #expect(try await scene.expectRejected(tar)?.rule == rule)
+    }
+
+    @Test(arguments: [(Character("3"), UnsafeRule.device), ("4", .device), ("6", .fifo), ("S", .sparse), ("Z", .unsupportedType)])
+    func specialEntriesAreRejectedOrSkipped(type: Character, rule: UnsafeRule) async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.file("before", "1")
+        tar.entry(Array("special".utf8), type: type, data: type == "S" ? Array("sparse data".utf8) : [])
+        tar.file("after", "2")
+        tar.end()
+        #expect(try await scene.expectRejected(tar)?.rule == rule)
+
+        try scene.write(tar)
+        let report = try await scene.restore(ExtractOptions(unsafeEntries: .skip))
+        #expect(report.skipped.map(\.rule) == [rule])
+        #expect(report.entries == 2)
+        #expect(Set(snapshotTree(scene.destination).keys) == ["", "before", "after"])
+    }
+
+    @Test func paxSparseEntriesAreRejected() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.pax([("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0")])
+        tar.file("sparse", "map and data")
+        tar.end()
+        #expect(try await scene.expectRejected(tar)?.rule == .sparse)
+    }
+
+    @Test func specialModeBitsAndOwnershipAreNotApplied() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.entry(Array("setuid".utf8), data: Array("x".utf8), mode: 0o4777, uid: 4242, gid: 4242)
+        tar.entry(Array("shared".utf8), data: Array("x".utf8), mode: 0o2666)
+        tar.entry(Array("sticky".utf8), type: "5", mode: 0o1777)
+        tar.entry(Array("readonly".utf8), type: "5", mode: 0o555)
+        tar.entry(Array("readonly/f".utf8), data: Array("x".utf8), mode: 0o400)
+        tar.end()
+        try scene.write(tar)
+        try await scene.restore()
+        let tree = snapshotTree(scene.destination)
+        #expect(tree["setuid"] == "file 755 x")
+        #expect(tree["shared"] == "file 644 x")
+        #expect(tree["sticky"] == "dir 755")
+        #expect(tree["readonly"] == "dir 555")
+        #expect(tree["readonly/f"] == "file 400 x")
+        var st = stat()
+        #expect(lstat(scene.destination + "/setuid", &st) == 0)
+        #expect(st.st_uid == getuid())
+        #expect(st.st_mtim.tv_sec == 1_700_000_000)
+    }
+
+    @Test func ownershipIsAppliedWhenAsked() async throws {
+        guard getuid() == 0 else { return }  // needs the privilege to chown
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.entry(Array("owned".utf8), data: Array("x".utf8), uid: 4242, gid: 4343)
+        tar.end()
+        try scene.write(tar)
+        try await scene.restore(ExtractOptions(applyOwnership: true))
+        var st = stat()
+        #expect(lstat(scene.destination + "/owned", &st) == 0)
+        #expect(st.st_uid == 4242 && st.st_gid == 4343)
+    }
+
+    @Test func duplicatesLaterWinsNeverThroughAHardLink() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.file("a", "one")
+        tar.hardLink("h", to: "a")
+        tar.file("h", "two")           // must not write into "a" through the shared inode
+        tar.file("b", "first")
+        tar.file("b", "second")
+        tar.directory("d")
+        tar.file("d", "a file replaces an empty directory")
+        tar.end()
+        try scene.write(tar)
+        try await scene.restore()
+        let tree = snapshotTree(scene.destination)
+        #expect(tree["a"] == "file 644 one")
+        #expect(tree["h"] == "file 644 two")
+        #expect(tree["b"] == "file 644 second")
+        #expect(tree["d"] == "file 644 a file replaces an empty directory")
+    }
+
+    @Test func anEntryReplacingANonEmptyDirectoryIsRejected() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.file("d/x", "inside")
+        tar.symlink("d", to: "elsewhere")
+        tar.end()
+        #expect(try await scene.expectRejected(tar)?.rule == .replacesDirectory)
+    }
+
+    @Test func entriesUnderARegularFileAreRejected() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.file("f", "a file")
+        tar.file("f/x", "under it")
+        tar.end()
+        #expect(try await scene.expectRejected(tar)?.rule == .parentNotDirectory)
+    }
+
+    @Test func deepAndLongNamesAreExtracted() async throws {
+        let scene = try RestoreScene()
+        let deep = (1...150).map { "d\($0)" }.joined(separator: "/") + "/leaf"
+        let long = String(repeating: "long-name-", count: 25) + "end"   // 253 bytes
+        var tar = TarBuilder()
+        tar.gnuLong(deep)
+        tar.file(deep, "deep")
+        tar.pax([("path", long)])
+        tar.file("ignored-ustar-name", "long")
+        tar.end()
+        try scene.write(tar)
+        let report = try await scene.restore()
+        #expect(report.entries == 2)
+        #expect(readText(scene.destination + "/" + deep) == "deep")
+        #expect(readText(scene.destination + "/" + long) == "long")
+        #expect(FileManager.default.fileExists(atPath: scene.destination + "/ignored-ustar-name") == false)
+    }
+}
