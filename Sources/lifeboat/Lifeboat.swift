@@ -16,6 +16,7 @@ struct Lifeboat: AsyncParsableCommand {
             PlanCommand.self,
             SnapshotCommand.self,
             FleetCommand.self,
+            RunCommand.self,
         ]
     )
 

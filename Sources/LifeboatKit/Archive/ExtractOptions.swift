@@ -75,6 +75,9 @@ public struct ExtractOptions: Sendable {
     public var checksum: ChecksumPolicy
     /// Compute the archive's SHA-256 even when no sidecar is checked (for `snapshot verify`).
     public var alwaysComputeSHA256: Bool
+    /// Polled between entries and data chunks: extraction runs on a thread of its own, where
+    /// `Task.isCancelled` cannot see the job's cancellation.
+    public var cancellation: CancellationFlag?
 
     /// Defaults follow DESIGN.md's example plan: 500 GiB, 10 million entries, reject, if-present.
     public init(
@@ -83,8 +86,10 @@ public struct ExtractOptions: Sendable {
         unsafeEntries: UnsafeEntryPolicy = .reject,
         applyOwnership: Bool = false,
         checksum: ChecksumPolicy = .ifPresent,
-        alwaysComputeSHA256: Bool = false
+        alwaysComputeSHA256: Bool = false,
+        cancellation: CancellationFlag? = nil
     ) {
+        self.cancellation = cancellation
         self.maxBytes = maxBytes
         self.maxEntries = maxEntries
         self.unsafeEntries = unsafeEntries

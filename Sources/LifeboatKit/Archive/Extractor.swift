@@ -35,7 +35,7 @@ final class Extractor {
     /// Reads every entry to the end-of-archive marker and the end of the gzip stream.
     func run() throws -> ExtractReport {
         while let entry = try reader.next() {
-            try Self.checkCancellation()
+            try checkCancellation()
             entriesSeen += 1
             guard entriesSeen <= options.maxEntries else {
                 throw ArchiveError(.limitExceeded, "the archive has more than \(options.maxEntries) entries (max_entries)",
@@ -94,7 +94,7 @@ final class Extractor {
             if let writer {
                 try writer.writeFile(path, metadata) { fd in
                     try reader.readData { chunk in
-                        try Self.checkCancellation()
+                        try checkCancellation()
                         try FileSystemCalls.writeAll(fd, chunk)
                     }
                 }
@@ -160,7 +160,7 @@ final class Extractor {
         let resolver = SymlinkResolver(links: links.mapValues(\.target))
         for (key, serial) in linkOrder {
             guard let link = links[key], link.serial == serial else { continue }  // replaced later
-            try Self.checkCancellation()
+            try checkCancellation()
             guard resolver.staysInside(linkAt: link.path, target: link.target) else {
                 report.entries -= 1
                 try record(RuleViolation(.linkEscapesRoot, "the link target \(String(reflecting: link.target)) leaves the restored tree through other links"),
@@ -197,7 +197,7 @@ final class Extractor {
         return StagingWriter.Metadata(mode: mode_t(entry.mode) & 0o755, mtime: entry.mtime, owner: owner)
     }
 
-    static func checkCancellation() throws {
-        if Task.isCancelled { throw CancellationError() }
+    func checkCancellation() throws {
+        if Task.isCancelled || options.cancellation?.isCancelled == true { throw CancellationError() }
     }
 }

@@ -44,13 +44,18 @@ public struct JobResult: Sendable, Hashable {
     }
 }
 
-/// The engine's side of a job in progress: the executor reports state changes through it, and
-/// `willCommit` is awaited so the commit record is durable before the destination changes.
+/// The engine's side of a job in progress: the executor reports state changes through it.
+/// `staged` and `willCommit` are durable when they return, so after a crash the engine knows
+/// which staging directory is the job's and whether its commit happened.
 public protocol JobObserver: Sendable {
-    func stateChanged(_ state: JobState, stagingPath: String?) async throws
-    func progress(bytes: Int64)
-    /// Records the identity the destination will have once committed; durable when it returns.
-    func willCommit(identity: String, stagingPath: String) async throws
+    /// The job's staging directory exists: its path and identity (`dev:ino`), which the
+    /// destination will have once committed.
+    func staged(path: String, identity: String) async throws
+    func stateChanged(_ state: JobState) async
+    /// Compressed bytes of the archive read so far.
+    func progress(archiveBytesRead: Int64)
+    /// The destination is about to change; durable when it returns.
+    func willCommit() async throws
     /// Records data displaced into quarantine; durable when it returns.
     func didQuarantine(path: String, originalPath: String) async throws
 }

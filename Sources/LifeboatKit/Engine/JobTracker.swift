@@ -35,33 +35,37 @@ final class JobTracker: JobObserver {
         bus.publish(RunEvent(kind: .job, runId: job.runId, at: clock.now(), job: job))
     }
 
-    func stateChanged(_ state: JobState, stagingPath: String?) async throws {
+    func staged(path: String, identity: String) async throws {
         let job = update { job in
-            job.state = state
-            if let stagingPath { job.stagingPath = stagingPath }
+            job.state = .restoring
+            job.stagingPath = path
+            job.commitIdentity = identity
         }
-        // The staging path must be known after a crash so its leftovers can be removed.
-        if stagingPath != nil { try await ledger.updateJob(job) } else { ledger.postJob(job) }
+        try await ledger.updateJob(job)
         publish(job)
     }
 
-    func progress(bytes: Int64) {
-        let job = update { $0.bytes = bytes }
+    func stateChanged(_ state: JobState) async {
+        let job = update { $0.state = state }
+        ledger.postJob(job)
+        publish(job)
+    }
+
+    func progress(archiveBytesRead: Int64) {
         let now = clock.now()
         let due = lastProgress.withLock { last -> Bool in
             guard now.timeIntervalSince(last) >= 0.25 else { return false }
             last = now
             return true
         }
-        if due { bus.publish(RunEvent(kind: .progress, runId: job.runId, at: now, job: job)) }
+        guard due else { return }
+        var event = RunEvent(kind: .progress, runId: job.runId, at: now, job: job)
+        event.archiveBytesRead = archiveBytesRead
+        bus.publish(event)
     }
 
-    func willCommit(identity: String, stagingPath: String) async throws {
-        let job = update { job in
-            job.state = .committing
-            job.commitIdentity = identity
-            job.stagingPath = stagingPath
-        }
+    func willCommit() async throws {
+        let job = update { $0.state = .committing }
         try await ledger.updateJob(job)
         publish(job)
     }

@@ -7,7 +7,7 @@ public struct RunEvent: Sendable, Codable, Hashable {
         case run
         /// A job changed state (`job` is set).
         case job
-        /// Bytes restored so far by a job (`job` is set; its `bytes` is current).
+        /// A job's progress (`job` and `archiveBytesRead` are set).
         case progress
         /// A wave gate failed and the run halted.
         case gateFailed = "gate-failed"
@@ -23,6 +23,8 @@ public struct RunEvent: Sendable, Codable, Hashable {
     public var run: RunRecord?
     public var job: JobRecord?
     public var message: String?
+    /// For `progress`: compressed bytes of the job's archive read so far.
+    public var archiveBytesRead: Int64?
 
     public init(kind: Kind, runId: String, at: Date, run: RunRecord? = nil, job: JobRecord? = nil, message: String? = nil) {
         self.kind = kind

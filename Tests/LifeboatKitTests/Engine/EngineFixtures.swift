@@ -81,7 +81,7 @@ final class FakeExecutor: JobExecutor {
                 s.records.append(Record(job: name, startedAt: start, endedAt: s.tick))
             }
         }
-        try await observer.stateChanged(.restoring, stagingPath: "/staging/\(name)")
+        try await observer.staged(path: "/staging/\(name)", identity: "1:\(start)")
         try await Task.sleep(for: .milliseconds(holdMilliseconds))
         clock?.advance(by: secondsPerJob)
         let failure = state.withLock { s -> JobError? in
@@ -91,7 +91,7 @@ final class FakeExecutor: JobExecutor {
             return error
         }
         if let failure { throw failure }
-        try await observer.willCommit(identity: "1:\(start)", stagingPath: "/staging/\(name)")
+        try await observer.willCommit()
         return JobResult(bytes: 1_000, entries: 10, archiveBytes: 500)
     }
 

@@ -1,0 +1,61 @@
+import CLinux
+import Foundation
+
+/// Cleans up after a crash, touching only what a restore created: a staging directory is
+/// removed only while it still has the identity recorded when it was made, and data a commit
+/// displaced (left at the staging path if the crash came between the swap and the quarantine
+/// step) is moved to quarantine, never removed.
+public enum StagingRecovery {
+    /// Removes the staging directory at `path` if it still has `identity`. Missing is fine.
+    public static func removeLeftover(path: String, identity: FileIdentity) throws {
+        let (area, name) = try StagingDirectory.split(path)
+        guard URL(fileURLWithPath: area).lastPathComponent == StagingDirectory.areaName else {
+            throw ArchiveError(.io, "refusing to remove \(path): it is not inside a \(StagingDirectory.areaName) directory")
+        }
+        let areaFD = open(area, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard areaFD >= 0 else {
+            if errno == ENOENT { return }
+            throw ArchiveError(.io, "cannot open the staging area \(area)", errno: errno)
+        }
+        defer { close(areaFD) }
+        do {
+            try TreeRemover.remove(name, in: areaFD, ifIdentity: identity)
+        } catch {
+            throw ArchiveError(.io, "cannot remove the leftover staging directory \(path) (\(error.call))", errno: error.errno)
+        }
+        _ = rmdir(area)
+    }
+
+    /// Moves whatever is at `path` (the displaced data) to `<destination's parent>/.lifeboat-quarantine/<name>`.
+    /// Returns the quarantine path.
+    public static func quarantineLeftover(path: String, destination: String, quarantineName: String) throws -> String {
+        let (area, name) = try StagingDirectory.split(path)
+        let (parent, _) = try StagingDirectory.split(destination)
+        let quarantine = (parent == "/" ? "" : parent) + "/" + QuarantineArea.name
+        if mkdir(quarantine, 0o700) != 0, errno != EEXIST {
+            throw ArchiveError(.io, "cannot create the quarantine directory \(quarantine)", errno: errno)
+        }
+        let areaFD = open(area, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard areaFD >= 0 else { throw ArchiveError(.io, "cannot open \(area)", errno: errno) }
+        defer { close(areaFD) }
+        let quarantineFD = open(quarantine, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard quarantineFD >= 0 else { throw ArchiveError(.io, "cannot open \(quarantine)", errno: errno) }
+        defer { close(quarantineFD) }
+        guard lifeboat_renameat2(areaFD, name, quarantineFD, quarantineName, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
+            throw ArchiveError(.io, "cannot move the displaced data \(path) to quarantine \(quarantine)/\(quarantineName)", errno: errno)
+        }
+        _ = fsync(quarantineFD)
+        _ = fsync(areaFD)
+        _ = rmdir(area)
+        return quarantine + "/" + quarantineName
+    }
+}
+
+extension FileIdentity {
+    /// Parses `device:inode` as written by `description`.
+    public init?(parsing text: String) {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return nil }
+        self.init(device: device, inode: inode)
+    }
+}

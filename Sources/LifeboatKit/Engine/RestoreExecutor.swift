@@ -1,0 +1,156 @@
+import Foundation
+
+/// The real job: stream the archive into fresh staging, verify, make it durable, commit
+/// atomically with the displaced data in quarantine, then run `post_restore`
+/// (DESIGN.md "One job, step by step").
+public struct RestoreExecutor: JobExecutor {
+    public init() {}
+
+    public func execute(_ context: JobContext, observer: any JobObserver) async throws -> JobResult {
+        let job = context.job, plan = context.plan
+        guard let snapshot = context.snapshot else {
+            throw JobError(.noSnapshot, "no snapshot of \(job.name) taken at or before \(Timestamp.iso(context.run.asOf))")
+        }
+        if context.run.mode == .exercise { try SandboxGuard.check(job.destination, plan: plan) }
+        let flag = CancellationFlag()
+        let options = ExtractOptions(maxBytes: plan.limits.maxBytes.bytes, maxEntries: plan.limits.maxEntries,
+                                     unsafeEntries: plan.unsafeEntries, applyOwnership: plan.preserveOwnership,
+                                     checksum: plan.verify.checksum, cancellation: flag)
+        do {
+            return try await withStagingDirectory(for: job.destination, name: "\(context.run.id).\(job.id ?? 0)") { staging in
+                try await observer.staged(path: staging.path, identity: staging.identity.description)
+                let archivePath = snapshot.path
+                let report = try await runBlocking("lifeboat-extract", flag: flag) {
+                    try extractArchive(at: archivePath, into: staging.path, options: options) { observer.progress(archiveBytesRead: $0) }
+                }
+                CrashPoint.afterStaging.hit()
+
+                var hookOutput: [String] = []
+                if let command = plan.verify.command {
+                    await observer.stateChanged(.verifying)
+                    let result = try await runHook(command, path: staging.path, context: context, timeout: plan.hookTimeout)
+                    hookOutput.append("verify.command: \(result.summary)\n\(result.output)")
+                    guard result.succeeded else {
+                        throw JobError(.verify, "\(job.name): verify.command \(command[0]) rejected the restored data (\(result.summary)); nothing was committed"
+                                       + (result.output.isEmpty ? "" : ": \(result.output.suffix(500))"))
+                    }
+                }
+
+                try await observer.willCommit()
+                CrashPoint.afterCommitRecord.hit()
+                let quarantineName = "\(context.run.id).\(job.product).\(job.attempt)"
+                let commit = try await runBlocking("lifeboat-commit", flag: CancellationFlag()) {
+                    try commitStaging(staging, quarantineName: quarantineName) { step in
+                        switch step {
+                        case .stagingDurable: break
+                        case .swapped: CrashPoint.afterSwap.hit()
+                        case .quarantined: CrashPoint.afterQuarantine.hit()
+                        }
+                    }
+                }
+                if let quarantined = commit.quarantinePath {
+                    try await observer.didQuarantine(path: quarantined, originalPath: job.destination)
+                }
+                CrashPoint.beforeLedgerCommit.hit()
+
+                var result = JobResult(bytes: report.bytes, entries: Int64(report.entries), archiveBytes: report.archiveBytes,
+                                       skippedEntries: report.skipped.count, quarantinePath: commit.quarantinePath)
+                if !report.skipped.isEmpty {
+                    hookOutput.append("skipped entries (unsafe_entries: skip): "
+                                      + report.skipped.prefix(50).map { "\($0.name) [\($0.rule.rawValue)]" }.joined(separator: ", "))
+                }
+                if let command = context.plan.product(named: job.product)?.postRestore {
+                    do {
+                        let hook = try await runHook(command, path: job.destination, context: context, timeout: plan.hookTimeout)
+                        hookOutput.append("post_restore: \(hook.summary)\n\(hook.output)")
+                        if !hook.succeeded {
+                            result.postRestoreError = "\(job.name): post_restore \(command[0]) failed (\(hook.summary)); the restored data is committed and kept"
+                        }
+                    } catch let error as HookError {
+                        result.postRestoreError = "\(job.name): \(error.description); the restored data is committed and kept"
+                    }
+                }
+                result.hookOutput = hookOutput.isEmpty ? nil : String(hookOutput.joined(separator: "\n").prefix(64 << 10))
+                return result
+            }
+        } catch let error as ArchiveError {
+            throw JobError(archive: error, job: job)
+        } catch let error as HookError {
+            throw JobError(.hook, "\(job.name): \(error.description)")
+        }
+    }
+
+    private func runHook(_ argv: [String], path: String, context: JobContext, timeout: DurationSpec) async throws -> HookResult {
+        var values = context.templateValues
+        values[.path] = path
+        let rendered = argv.map { (try? PathTemplate($0, allowed: Set(TemplateVariable.allCases)))?.render(values) ?? $0 }
+        return try await HookRunner.run(HookCommand(rendered, timeout: .seconds(timeout.seconds), environment: [
+            "LIFEBOAT_RUN": context.run.id, "LIFEBOAT_SITE": context.job.site, "LIFEBOAT_PRODUCT": context.job.product,
+            "LIFEBOAT_MODE": context.run.mode.rawValue,
+        ]))
+    }
+
+    public func recover(_ context: JobContext, observer: any JobObserver) async throws -> RecoveryOutcome {
+        let job = context.job
+        guard let stagingPath = job.stagingPath, let recorded = job.commitIdentity.flatMap(FileIdentity.init(parsing:)) else {
+            return .restart
+        }
+        if FileIdentity(path: job.destination) == recorded {
+            // The commit happened. Data still at the staging path is what it displaced.
+            guard FileSystem.exists(stagingPath) else { return .committed(quarantinePath: job.quarantinePath) }
+            let quarantined = try StagingRecovery.quarantineLeftover(
+                path: stagingPath, destination: job.destination, quarantineName: "\(context.run.id).\(job.product).\(job.attempt)")
+            try await observer.didQuarantine(path: quarantined, originalPath: job.destination)
+            return .committed(quarantinePath: quarantined)
+        }
+        try StagingRecovery.removeLeftover(path: stagingPath, identity: recorded)
+        return .restart
+    }
+}
+
+extension JobError {
+    /// Classifies an archive error: integrity and safety are never retried; I/O may be.
+    init(archive error: ArchiveError, job: JobRecord) {
+        let code: Code
+        switch error.code {
+        case .unsafeEntry: code = .unsafeEntry
+        case .corrupt, .truncated, .checksumMismatch, .checksumMissing: code = .integrity
+        case .limitExceeded: code = .limit
+        case .io, .commitFailed: code = .io
+        case .verifyFailed: code = .verify
+        }
+        self.init(code, "\(job.name): \(error.description)", transient: error.isTransient)
+    }
+}
+
+/// Exercises never write into production: the sandbox destination, with symlinks resolved as
+/// far as it exists, must not lie inside any path the plan's target could resolve to.
+enum SandboxGuard {
+    static func check(_ destination: String, plan: Plan) throws {
+        let resolved = resolveExisting(destination)
+        // The target's literal root (`/srv/sites` of `/srv/sites/{site}/{product}`), resolved,
+        // and the templated rest.
+        let segments = plan.target.text.split(separator: "/")
+        let literal = segments.prefix { !$0.contains("{") }
+        let root = resolveExisting("/" + literal.joined(separator: "/"))
+        let rootPrefix = root == "/" ? "/" : root + "/"
+        guard resolved == root || resolved.hasPrefix(rootPrefix) else { return }
+        let refusal = JobError(.sandbox, "exercise destination \(destination) resolves to \(resolved), which the production target \(plan.target) could name; refusing to touch production")
+        let restText = segments.dropFirst(literal.count).joined(separator: "/")
+        guard !restText.isEmpty, let targetRest = try? PathTemplate(restText),
+              let below = try? PathTemplate(String(resolved.dropFirst(rootPrefix.count))) else { throw refusal }
+        if PathTemplate.couldResolve(below, inside: targetRest) { throw refusal }
+    }
+
+    /// The real path of the longest existing prefix, with the rest appended.
+    static func resolveExisting(_ path: String) -> String {
+        var existing = URL(fileURLWithPath: path).standardizedFileURL
+        var rest: [String] = []
+        while existing.path != "/", !FileSystem.exists(existing.path) {
+            rest.insert(existing.lastPathComponent, at: 0)
+            existing.deleteLastPathComponent()
+        }
+        let real = existing.resolvingSymlinksInPath().path
+        return ([real == "/" ? "" : real] + rest).joined(separator: "/")
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+
+/// Where Lifeboat keeps its state when no config says otherwise: one user's directories, so
+/// `lifeboatd` and `lifeboat` work out of the box without root.
+public enum DefaultPaths {
+    /// `/var/lib/lifeboat` for root; otherwise `$XDG_STATE_HOME/lifeboat` or `~/.local/state/lifeboat`.
+    public static var stateDirectory: String {
+        let env = ProcessInfo.processInfo.environment
+        if geteuid() == 0 { return "/var/lib/lifeboat" }
+        if let xdg = env["XDG_STATE_HOME"], xdg.hasPrefix("/") { return xdg + "/lifeboat" }
+        return NSHomeDirectory() + "/.local/state/lifeboat"
+    }
+
+    /// The ledger in a state directory.
+    public static func ledger(in stateDirectory: String) -> String { stateDirectory + "/ledger.sqlite" }
+
+    /// `/run/lifeboat/lifeboatd.sock` for root; otherwise `$XDG_RUNTIME_DIR/lifeboat/lifeboatd.sock`
+    /// or the state directory.
+    public static var socket: String {
+        let env = ProcessInfo.processInfo.environment
+        if geteuid() == 0 { return "/run/lifeboat/lifeboatd.sock" }
+        if let runtime = env["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/lifeboat/lifeboatd.sock" }
+        return stateDirectory + "/lifeboatd.sock"
+    }
+}

@@ -1,0 +1,152 @@
+import ArgumentParser
+import Foundation
+import LifeboatKit
+import Logging
+
+/// `lifeboat run`: the engine in-process, without a daemon (for trying a plan on one host, and
+/// for resuming a run from its ledger after a crash).
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a plan in this process (no daemon): restore, exercise or dry-run.",
+        discussion: "Exit 0 when every job succeeded, 1 when any failed, 2 for a rejected plan or request."
+    )
+
+    @Argument(help: "The plan file.")
+    var plan: String
+
+    @Option(help: "restore, exercise or dry-run.")
+    var mode: String = "restore"
+
+    @OptionGroup var selection: RunSelectionOptions
+
+    @Option(help: "The ledger (SQLite); default: the per-user state directory's ledger.sqlite.")
+    var ledger: String?
+
+    @Flag(help: "Resume this plan's unfinished runs in the ledger instead of starting a new one.")
+    var resume = false
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func run() async throws {
+        guard let runMode = RunMode(rawValue: mode) else {
+            throw CLIFailure(code: .rejected, message: "error: --mode must be restore, exercise or dry-run, found \"\(mode)\"")
+        }
+        let loaded = try PlanLoader.load(path: plan)
+        let ledgerPath = ledger ?? DefaultPaths.ledger(in: DefaultPaths.stateDirectory)
+        try FileSystem.createDirectories(URL(fileURLWithPath: ledgerPath).deletingLastPathComponent().path, mode: 0o700)
+        let store = try SQLiteLedger(path: ledgerPath)
+        var logger = Logger(label: "lifeboat")
+        logger.logLevel = .warning
+        let bus = EventBus()
+        let engine = Engine(environment: RunEnvironment(ledger: store, executor: RestoreExecutor(), bus: bus, logger: logger))
+        let request = try selection.request(plan: loaded, mode: runMode)
+
+        if runMode == .dryRun {
+            let report = try await engine.dryRun(request)
+            if json { try printJSON(report) } else { DryRunPrinter.print(report) }
+            return
+        }
+
+        var runIDs: [String] = []
+        if resume {
+            runIDs = try await store.unfinishedRuns().filter { $0.plan == loaded.name }.map(\.id)
+            guard !runIDs.isEmpty else {
+                throw CLIFailure(code: .rejected, message: "error: no unfinished run of plan \(loaded.name) in \(ledgerPath)")
+            }
+        } else {
+            let created = try await engine.create(request)
+            runIDs = [created.run.id]
+            if !json { print("run \(created.run.id): \(runMode.rawValue) of \(loaded.name), \(created.jobs.count) job(s); ledger \(ledgerPath)") }
+        }
+
+        var failed = false
+        for id in runIDs {
+            let events = bus.subscribe(runId: id)
+            let final = try await withThrowingTaskGroup(of: RunRecord?.self) { group in
+                if !json {
+                    group.addTask {
+                        for await event in events { ProgressLines.print(event) }
+                        return nil
+                    }
+                }
+                let final = try await engine.execute(runId: id, plan: loaded)
+                group.cancelAll()
+                return final
+            }
+            let jobs = try await store.jobs(runId: id)
+            if json {
+                try printJSON(RunResultJSON(run: final, summary: RunSummary(run: final, jobs: jobs), jobs: jobs))
+            } else {
+                SummaryPrinter.print(run: final, jobs: jobs)
+            }
+            failed = failed || final.state != .succeeded
+        }
+        if failed { throw CLIFailure(code: .failed, message: "") }
+    }
+}
+
+struct RunResultJSON: Encodable {
+    var run: RunRecord
+    var summary: RunSummary
+    var jobs: [JobRecord]
+}
+
+/// Sites, times and sampling of a run request, shared by `run`, `restore`, `exercise`, `dry-run`.
+struct RunSelectionOptions: ParsableArguments {
+    @Option(help: "Comma-separated sites to restore (default: every site the plan selects).")
+    var sites: String?
+
+    @Option(help: "A file with one site per line.")
+    var sitesFile: String?
+
+    @Option(help: "When the data loss happened (ISO-8601); default: now.")
+    var incidentAt: String?
+
+    @Option(help: "Select snapshots at or before this time (ISO-8601); default: the incident time.")
+    var asOf: String?
+
+    @Option(help: "When the incident was declared (ISO-8601), the origin of RTO; default: now.")
+    var declaredAt: String?
+
+    @Option(help: "Exercises: the number of sites to sample.")
+    var scale: Int?
+
+    @Option(help: "Exercises: the sampling seed (to repeat an exercise).")
+    var seed: Int64?
+
+    @Flag(help: "Exercises: keep the sandbox data after the report.")
+    var keep = false
+
+    func siteList() throws -> [String]? {
+        var list: [String] = []
+        if let sites { list += sites.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if let sitesFile {
+            guard let text = try? String(contentsOfFile: sitesFile, encoding: .utf8) else {
+                throw CLIFailure(code: .rejected, message: "error: cannot read --sites-file \(sitesFile)")
+            }
+            list += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        }
+        guard sites != nil || sitesFile != nil else { return nil }
+        for site in list where !Identifier.isValid(site) {
+            throw CLIFailure(code: .rejected, message: "error: \"\(site)\" is not a valid site id; \(Identifier.rule)")
+        }
+        return list
+    }
+
+    func time(_ text: String?, _ flag: String) throws -> Date? {
+        guard let text else { return nil }
+        guard let date = Timestamp.parse(text) else {
+            throw CLIFailure(code: .rejected, message: "error: \(flag) \"\(text)\" is not a time; use ISO-8601 like 2026-11-24T03:15:00Z")
+        }
+        return date
+    }
+
+    func request(plan: Plan, mode: RunMode, startedBy: String = "cli") throws -> RunRequest {
+        RunRequest(plan: plan, mode: mode, sites: try siteList(), incidentAt: try time(incidentAt, "--incident-at"),
+                   asOf: try time(asOf, "--as-of"), declaredAt: try time(declaredAt, "--declared-at"),
+                   scale: scale, seed: seed, keepSandbox: keep, startedBy: startedBy)
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import LifeboatKit
+
+/// One line per job outcome, for logs and terminals alike.
+enum ProgressLines {
+    static func print(_ event: RunEvent) {
+        switch event.kind {
+        case .job:
+            guard let job = event.job, job.state.isFinal else { return }
+            var line = "\(Timestamp.iso(event.at))  \(job.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(job.name)"
+            if job.state == .succeeded {
+                line += "  \(ByteSize.format(job.bytes)), \(job.entries) entries"
+                if let rto = job.rtoSeconds { line += ", RTO \(DurationSpec.format(seconds: rto))" }
+                if let rpo = job.rpoSeconds { line += ", RPO \(DurationSpec.format(seconds: rpo))" }
+            } else if let error = job.error {
+                line += "  \(error)"
+            }
+            Swift.print(line)
+        case .gateFailed, .forecastMiss:
+            Swift.print("\(Timestamp.iso(event.at))  \(event.kind.rawValue)  \(event.message ?? "")")
+        case .run:
+            if let message = event.message { Swift.print("\(Timestamp.iso(event.at))  run       \(message)") }
+        case .progress, .finished:
+            break
+        }
+    }
+}
+
+/// The end-of-run summary: state, counts, RPO/RTO percentiles per product.
+enum SummaryPrinter {
+    static func print(run: RunRecord, jobs: [JobRecord]) {
+        let summary = RunSummary(run: run, jobs: jobs)
+        Swift.print("")
+        Swift.print("run \(run.id) \(run.state.rawValue)" + (run.note.map { ": \($0)" } ?? ""))
+        func fmt(_ v: Double?) -> String { v.map { DurationSpec.format(seconds: $0) } ?? "-" }
+        var table = TextTable(["PRODUCT", "JOBS", "OK", "FAILED", "RPO p50/p95/max", "RTO p50/p95/max", "RESTORED"])
+        var rows = summary.products.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        rows.append(("all", summary.overall))
+        for (name, g) in rows {
+            let failed = (g.states["failed"] ?? 0) + (g.states["skipped"] ?? 0) + (g.states["cancelled"] ?? 0)
+            table.add([name, "\(g.jobs)", "\(g.states["succeeded"] ?? 0)", "\(failed)",
+                       "\(fmt(g.rpo.p50))/\(fmt(g.rpo.p95))/\(fmt(g.rpo.max))",
+                       "\(fmt(g.rto.p50))/\(fmt(g.rto.p95))/\(fmt(g.rto.max))", ByteSize.format(g.bytes)])
+        }
+        Swift.print(table.render(), terminator: "")
+        if let rto = run.rtoObjectiveSeconds {
+            Swift.print("RTO objective \(fmt(rto)): \(summary.overall.rtoMissed == 0 ? "met" : "missed by \(summary.overall.rtoMissed) job(s)")")
+        }
+        if let rpo = run.rpoObjectiveSeconds {
+            Swift.print("RPO objective \(fmt(rpo)): \(summary.overall.rpoMissed == 0 ? "met" : "missed by \(summary.overall.rpoMissed) job(s)")")
+        }
+        if let rate = summary.bytesPerSecond, let wall = summary.wallSeconds {
+            Swift.print("wall time \(fmt(wall)), \(ByteSize.format(Int64(rate)))/s")
+        }
+        let failures = jobs.filter { $0.state == .failed }
+        for job in failures.prefix(20) { Swift.print("failed \(job.name): \(job.error ?? "unknown")") }
+        if failures.count > 20 { Swift.print("… and \(failures.count - 20) more failures") }
+    }
+}
+
+enum DryRunPrinter {
+    static func print(_ report: DryRunReport) {
+        Swift.print("dry run of \(report.plan): incident \(Timestamp.iso(report.incidentAt)), snapshots as of \(Timestamp.iso(report.asOf))")
+        for (i, wave) in report.waves.enumerated() {
+            Swift.print("wave \(i + 1): \(wave.count) site(s): \(wave.prefix(12).joined(separator: ", "))\(wave.count > 12 ? ", …" : "")")
+        }
+        var table = TextTable(["WAVE", "SITE", "PRODUCT", "SNAPSHOT", "SIZE", "RPO"])
+        for job in report.jobs {
+            table.add(["\(job.wave + 1)", job.site, job.product, job.snapshotTakenAt.map(Timestamp.iso) ?? "NONE (job would fail)",
+                       ByteSize.format(job.archiveBytes),
+                       job.rpoSeconds.map { DurationSpec.format(seconds: $0) + (job.rpoMet == false ? " (missed)" : "") } ?? "-"])
+        }
+        Swift.print(table.render(), terminator: "")
+        Swift.print("\(report.jobs.count) job(s), \(ByteSize.format(report.archiveBytes)) of archives, \(report.missingSnapshots) without a snapshot")
+        if let forecast = report.forecastSeconds {
+            var line = "forecast: \(DurationSpec.format(seconds: forecast)) (\(report.forecastBasis))"
+            if let rto = report.rtoObjectiveSeconds { line += forecast <= rto ? "; within the RTO objective \(DurationSpec.format(seconds: rto))" : "; MISSES the RTO objective \(DurationSpec.format(seconds: rto))" }
+            Swift.print(line)
+        } else {
+            Swift.print("forecast: \(report.forecastBasis)")
+        }
+    }
+}
