@@ -24,6 +24,7 @@ public struct SourceMark: Sendable, Hashable {
 public final class YAMLReader {
     public let file: String
     public private(set) var diagnostics: [Diagnostic] = []
+    private var lastText = ""
 
     public init(file: String) { self.file = file }
 
@@ -53,6 +54,7 @@ public final class YAMLReader {
 
     /// Composes YAML text into a node tree, refusing anchors and aliases.
     public func load(text: String) -> Node? {
+        lastText = text
         do {
             let parser = try Parser(yaml: text, resolver: .basic)
             guard let root = try parser.singleRoot() else {
@@ -110,11 +112,31 @@ public final class YAMLReader {
             } else {
                 error(at: SourceMark(mark), "YAML error: \(problem)")
             }
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            for key in duplicates.sorted() {
+                error(at: Self.secondOccurrence(of: key, after: context.mark, in: lastText) ?? SourceMark(context.mark),
+                      "duplicate key \"\(key)\"; each key may appear only once in a mapping")
+            }
         case .reader(let problem, let offset, _, let yaml):
             error(at: Self.mark(ofOffset: offset ?? 0, in: yaml), "cannot read YAML: \(problem)")
         default:
             error(at: SourceMark(line: 1, column: 1), "cannot parse YAML: \(yamlError)")
         }
+    }
+
+    /// Where a duplicated block-style key appears the second time, from the mapping's start.
+    private static func secondOccurrence(of key: String, after mark: Mark, in text: String) -> SourceMark? {
+        var seen = 0
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where index + 1 >= mark.line {
+            var body = line.drop { $0 == " " }
+            if body.hasPrefix("- ") { body = body.dropFirst(2).drop { $0 == " " } }
+            guard body.hasPrefix(key) else { continue }
+            let rest = body.dropFirst(key.count).drop { $0 == " " }
+            guard rest.hasPrefix(":") else { continue }
+            seen += 1
+            if seen == 2 { return SourceMark(line: index + 1, column: line.count - body.count + 1) }
+        }
+        return nil
     }
 
     private static func mark(ofOffset offset: Int, in text: String) -> SourceMark {
