@@ -20,12 +20,17 @@ public protocol Ledger: Sendable {
     func runs(limit: Int) async throws -> [RunRecord]
     func jobs(runId: String) async throws -> [JobRecord]
     func events(runId: String, afterId: Int64, limit: Int) async throws -> [LedgerEvent]
-    /// Runs that were going when the process stopped (pending, running, interrupted).
+    /// Runs that were going when the process stopped (pending, running, halted, interrupted).
     func unfinishedRuns() async throws -> [RunRecord]
     /// Succeeded restore/exercise jobs of a plan, for forecasts.
     func throughput(plan: String?) async throws -> ThroughputHistory
     /// Finished runs of a plan and mode, newest first.
     func runs(plan: String, mode: RunMode, limit: Int) async throws -> [RunRecord]
+
+    /// Jobs of a run counted by state.
+    func jobCounts(runId: String) async throws -> [JobState: Int]
+    /// Bytes restored by jobs that finished since `date` (for throughput).
+    func bytesRestored(since date: Date) async throws -> Int64
 
     func schedule(plan: String) async throws -> ScheduleRecord?
     func saveSchedule(_ record: ScheduleRecord) async throws

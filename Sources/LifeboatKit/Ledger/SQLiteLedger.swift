@@ -120,7 +120,7 @@ public final class SQLiteLedger: Ledger {
 
     public func unfinishedRuns() async throws -> [RunRecord] {
         try await queue.read { db in
-            try RunRecord.filter([RunState.pending.rawValue, RunState.running.rawValue, RunState.interrupted.rawValue]
+            try RunRecord.filter([RunState.pending.rawValue, RunState.running.rawValue, RunState.halted.rawValue, RunState.interrupted.rawValue]
                 .contains(Column("state")))
                 .order(Column("created_at")).fetchAll(db)
         }
@@ -141,6 +141,23 @@ public final class SQLiteLedger: Ledger {
             }
             let row = try Row.fetchOne(db, sql: sql, arguments: arguments)
             return ThroughputHistory(jobs: row?[0] ?? 0, bytes: row?[1] ?? 0, seconds: row?[2] ?? 0)
+        }
+    }
+
+    public func jobCounts(runId: String) async throws -> [JobState: Int] {
+        try await queue.read { db in
+            var counts: [JobState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) FROM jobs WHERE run_id = ? GROUP BY state", arguments: [runId]) {
+                if let state = JobState(rawValue: row[0]) { counts[state] = row[1] }
+            }
+            return counts
+        }
+    }
+
+    public func bytesRestored(since date: Date) async throws -> Int64 {
+        try await queue.read { db in
+            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM jobs WHERE state = 'succeeded' AND finished_at >= ?",
+                               arguments: [date]) ?? 0
         }
     }
 

@@ -176,6 +176,13 @@ public enum Timestamp {
         return f.string(from: date)
     }
 
+    /// ISO-8601 UTC with milliseconds: `2026-11-24T03:15:00.123Z` (the wire format).
+    public static func isoMillis(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: date)
+    }
+
     static let utcCalendar: Calendar = {
         var c = Calendar(identifier: .gregorian)
         c.timeZone = TimeZone(identifier: "UTC")!

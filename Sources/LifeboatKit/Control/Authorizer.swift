@@ -1,0 +1,44 @@
+import Foundation
+
+/// The credentials of a control socket peer (SO_PEERCRED).
+public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+
+    public var description: String { "uid \(uid) (pid \(pid))" }
+}
+
+/// Who may change things: anyone who can connect may read; mutating commands need uid 0, the
+/// daemon's own uid, a configured admin uid, or membership of a configured admin group.
+public struct Authorizer: Sendable {
+    public let daemonUID: UInt32
+    public let adminUIDs: Set<UInt32>
+    public let adminGIDs: Set<UInt32>
+
+    public init(admins: DaemonConfig.Admins, daemonUID: UInt32 = geteuid()) {
+        self.daemonUID = daemonUID
+        adminUIDs = Set(admins.uids)
+        adminGIDs = Set(admins.groups.compactMap { name in getgrnam(name).map { $0.pointee.gr_gid } })
+    }
+
+    public func mayMutate(_ peer: PeerCredentials) -> Bool {
+        if peer.uid == 0 || peer.uid == daemonUID || adminUIDs.contains(peer.uid) { return true }
+        guard !adminGIDs.isEmpty else { return false }
+        if adminGIDs.contains(peer.gid) { return true }
+        return !Self.supplementaryGroups(of: peer.pid).isDisjoint(with: adminGIDs)
+    }
+
+    /// The peer's supplementary groups, from `/proc/<pid>/status` (SO_PEERCRED has only the primary).
+    static func supplementaryGroups(of pid: Int32) -> Set<UInt32> {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") }) else { return [] }
+        return Set(line.dropFirst("Groups:".count).split(separator: " ").compactMap { UInt32($0.trimmingCharacters(in: .whitespaces)) })
+    }
+}

@@ -1,0 +1,273 @@
+import Foundation
+import Logging
+
+/// What the control socket serves: the daemon's state and operations.
+public struct DaemonContext: Sendable {
+    public var config: DaemonConfig
+    public var runs: RunManager
+    public var plans: PlanRegistry
+    public var ledger: any Ledger
+    public var bus: EventBus
+    public var authorizer: Authorizer
+    public var startedAt: Date
+    public var clock: any LifeboatClock
+    /// Reloads plans (SIGHUP and `reload`); returns the problems found.
+    public var reload: @Sendable () async -> [PlanRegistry.Problem]
+    public var logger: Logger
+}
+
+/// Routes control requests to the daemon: read commands for anyone who can connect, mutating
+/// commands for admins only, each logged with the caller's uid and pid.
+public struct ControlHandler: Sendable {
+    public let context: DaemonContext
+
+    public init(context: DaemonContext) { self.context = context }
+
+    /// Commands that change something.
+    public static let mutating: Set<String> = ["run.start", "run.cancel", "run.resume", "job.retry", "rollback", "quarantine.purge", "reload"]
+
+    public static let commands: [String] = ["status", "plans", "plan.check", "run.start", "run.list", "run.show", "run.watch",
+                                            "run.cancel", "run.resume", "job.retry", "rollback", "quarantine.list",
+                                            "quarantine.purge", "report", "reload", "schedules"]
+
+    /// Answers one request; `send` writes a response line (several for `run.watch`).
+    public func handle(_ request: ControlRequest, peer: PeerCredentials, send: @Sendable (Data) async throws -> Void) async throws {
+        do {
+            guard Self.commands.contains(request.command) else {
+                throw ControlError(.unknownCommand, "unknown command \"\(String(request.command.prefix(64)))\"; commands: \(Self.commands.joined(separator: ", "))")
+            }
+            if Self.mutating.contains(request.command) {
+                guard context.authorizer.mayMutate(peer) else {
+                    context.logger.warning("mutating command refused", metadata: ["command": "\(request.command)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
+                    throw ControlError(.forbidden, "\(request.command) needs an admin (root, the daemon's user or a configured admin); \(peer) may only read")
+                }
+                context.logger.notice("mutating command", metadata: ["command": "\(request.command)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
+            }
+            if request.command == "run.watch" {
+                try await watch(request, send: send)
+                return
+            }
+            let data = try await respond(request, peer: peer)
+            try await send(data)
+        } catch let error as ControlError {
+            try await send(ControlResponse.failure(id: request.id, error))
+        } catch let error as DiagnosticsError {
+            try await send(ControlResponse.failure(id: request.id, ControlError(.rejected, error.description)))
+        } catch let error as RunRequestError {
+            try await send(ControlResponse.failure(id: request.id, ControlError(.rejected, error.message)))
+        } catch let error as LifeboatError where !(error is ControlError) {
+            try await send(ControlResponse.failure(id: request.id, ControlError(error.exitCode == .rejected ? .rejected : .internalError, error.description)))
+        }
+    }
+
+    private func respond(_ request: ControlRequest, peer: PeerCredentials) async throws -> Data {
+        let id = request.id
+        switch request.command {
+        case "status": return ControlResponse.success(id: id, try await status())
+        case "plans": return ControlResponse.success(id: id, plans())
+        case "plan.check": return ControlResponse.success(id: id, try planCheck(request, peer: peer))
+        case "run.start": return try await startRun(request, peer: peer)
+        case "run.list":
+            let limit = try request.int("limit") ?? 50
+            return ControlResponse.success(id: id, try await context.ledger.runs(limit: max(1, min(limit, 10_000))))
+        case "run.show": return ControlResponse.success(id: id, try await showRun(try request.requiredString("run")))
+        case "run.cancel":
+            let runId = try request.requiredString("run")
+            try context.runs.cancel(runId: runId, by: peer.description)
+            return ControlResponse.success(id: id, ["run": runId, "state": "cancelling"])
+        case "run.resume":
+            let runId = try request.requiredString("run")
+            try context.runs.resume(runId: runId)
+            return ControlResponse.success(id: id, ["run": runId, "state": "running"])
+        case "job.retry":
+            let runId = try request.requiredString("run")
+            guard let job = try request.int("job") else { throw ControlError(.invalidParams, "\"job\" (a job id) is required") }
+            return ControlResponse.success(id: id, try await context.runs.retry(runId: runId, jobId: Int64(job)))
+        case "reload":
+            let problems = await context.reload()
+            return ControlResponse.success(id: id, ReloadResult(plans: context.plans.plans.map(\.plan.name), problems: problems))
+        default:
+            return try await respondDR(request, peer: peer)
+        }
+    }
+
+    // MARK: Status
+
+    public struct RunStatus: Codable, Sendable {
+        public var id: String
+        public var plan: String
+        public var mode: RunMode
+        public var state: RunState
+        public var jobs: Int
+        public var done: Int
+        public var counts: [String: Int]
+        public var note: String?
+    }
+
+    public struct Status: Codable, Sendable {
+        public var version: String
+        public var pid: Int32
+        public var startedAt: Date
+        public var uptimeSeconds: Double
+        public var socket: String
+        public var ledger: String
+        public var plans: Int
+        public var planProblems: [PlanRegistry.Problem]
+        public var runs: [RunStatus]
+        /// Bytes restored in the last minute, per second.
+        public var bytesPerSecond: Double
+    }
+
+    func status() async throws -> Status {
+        var runs: [RunStatus] = []
+        for active in context.runs.activeRuns {
+            guard let run = try await context.ledger.run(id: active.id) else { continue }
+            let counts = try await context.ledger.jobCounts(runId: active.id)
+            let total = counts.values.reduce(0, +)
+            let done = counts.filter { $0.key.isFinal }.values.reduce(0, +)
+            runs.append(RunStatus(id: run.id, plan: run.plan, mode: run.mode, state: run.state, jobs: total, done: done,
+                                  counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }), note: run.note))
+        }
+        let now = context.clock.now()
+        let recent = try await context.ledger.bytesRestored(since: now.addingTimeInterval(-60))
+        return Status(version: LifeboatVersion.string, pid: getpid(), startedAt: context.startedAt,
+                      uptimeSeconds: now.timeIntervalSince(context.startedAt), socket: context.config.socket.path,
+                      ledger: context.config.ledgerPath, plans: context.plans.plans.count, planProblems: context.plans.problems,
+                      runs: runs, bytesPerSecond: Double(recent) / 60)
+    }
+
+    // MARK: Plans
+
+    struct PlanInfo: Codable {
+        var name: String
+        var file: String
+        var description: String?
+        var products: [String]
+        var waves: Int
+        var snapshots: String
+        var target: String
+        var sandbox: String?
+        var schedule: String?
+        var nextExercise: Date?
+    }
+
+    struct PlansResult: Codable {
+        var plans: [PlanInfo]
+        var problems: [PlanRegistry.Problem]
+    }
+
+    struct ReloadResult: Codable {
+        var plans: [String]
+        var problems: [PlanRegistry.Problem]
+    }
+
+    func plans() -> PlansResult {
+        let now = context.clock.now()
+        let infos = context.plans.plans.map { entry in
+            PlanInfo(name: entry.plan.name, file: entry.file, description: entry.plan.description,
+                     products: entry.plan.products.map(\.name), waves: entry.plan.waves.count, snapshots: entry.plan.snapshots,
+                     target: entry.plan.target.text, sandbox: entry.plan.sandbox?.text, schedule: entry.plan.schedule?.exercise.text,
+                     nextExercise: entry.plan.schedule?.exercise.nextFire(after: now))
+        }
+        return PlansResult(plans: infos, problems: context.plans.problems)
+    }
+
+    struct CheckResult: Codable {
+        var ok: Bool
+        var plan: String?
+        var errors: [Diagnostic]
+    }
+
+    func planCheck(_ request: ControlRequest, peer: PeerCredentials) throws -> CheckResult {
+        do {
+            let plan: Plan
+            if let text = try request.string("text") {
+                guard text.utf8.count <= YAMLReader.maxBytes else { throw ControlError(.tooLarge, "plan text over 1 MiB") }
+                plan = try PlanLoader.load(text: text, file: try request.string("file") ?? "plan.yaml", baseDirectory: context.plans.directory)
+            } else if let name = try request.string("plan") {
+                guard let entry = context.plans.plans.first(where: { $0.plan.name == name }) else {
+                    throw ControlError(.notFound, "no plan named \(name) is loaded")
+                }
+                plan = try PlanLoader.load(path: entry.file)
+            } else {
+                throw ControlError(.invalidParams, "give \"text\" (the plan's YAML) or \"plan\" (a loaded plan's name)")
+            }
+            return CheckResult(ok: true, plan: plan.name, errors: [])
+        } catch let error as DiagnosticsError {
+            return CheckResult(ok: false, plan: nil, errors: error.diagnostics)
+        }
+    }
+
+    // MARK: Runs
+
+    /// Starts a restore or exercise (returns the run), or answers a dry run (returns its report;
+    /// nothing is written).
+    func startRun(_ request: ControlRequest, peer: PeerCredentials) async throws -> Data {
+        let planName = try request.requiredString("plan")
+        guard let plan = context.plans.plan(named: planName) else {
+            let known = context.plans.plans.map(\.plan.name).joined(separator: ", ")
+            throw ControlError(.notFound, "no plan named \"\(planName)\" is loaded (loaded: \(known.isEmpty ? "none" : known)); check plans_dir and `lifeboat reload`")
+        }
+        let modeText = try request.string("mode") ?? "restore"
+        guard let mode = RunMode(rawValue: modeText) else {
+            throw ControlError(.invalidParams, "\"mode\" must be restore, exercise or dry-run, found \"\(modeText)\"")
+        }
+        let sites = try request.strings("sites")
+        for site in sites ?? [] where !Identifier.isValid(site) {
+            throw ControlError(.invalidParams, "\"\(site)\" is not a valid site id; \(Identifier.rule)")
+        }
+        let scale = try request.int("scale")
+        if let scale, scale < 1 { throw ControlError(.invalidParams, "\"scale\" must be at least 1") }
+        let runRequest = RunRequest(plan: plan, mode: mode, sites: sites, incidentAt: try request.time("incident_at"),
+                                    asOf: try request.time("as_of"), declaredAt: try request.time("declared_at"),
+                                    scale: scale, seed: try request.int("seed").map(Int64.init), keepSandbox: try request.bool("keep") ?? false,
+                                    startedBy: peer.description)
+        if mode == .dryRun {
+            return ControlResponse.success(id: request.id, try await context.runs.engine.dryRun(runRequest))
+        }
+        return ControlResponse.success(id: request.id, try await context.runs.start(runRequest))
+    }
+
+    public struct RunDetail: Codable, Sendable {
+        public var run: RunRecord
+        public var jobs: [JobRecord]
+        public var summary: RunSummary
+        public var active: Bool
+    }
+
+    func showRun(_ runId: String) async throws -> RunDetail {
+        guard let run = try await context.ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId) in the ledger; see `lifeboat runs`") }
+        let jobs = try await context.ledger.jobs(runId: runId)
+        return RunDetail(run: run, jobs: jobs, summary: RunSummary(run: run, jobs: jobs), active: context.runs.isActive(runId))
+    }
+
+    /// Streams the run's events until it ends: one response per event, then the final state.
+    func watch(_ request: ControlRequest, send: @Sendable (Data) async throws -> Void) async throws {
+        let runId = try request.requiredString("run")
+        // Subscribe before reading the current state so no event falls in between.
+        let events = context.bus.subscribe(runId: runId)
+        let detail = try await showRun(runId)
+        try await send(ControlResponse.success(id: request.id, WatchEvent(snapshot: detail)))
+        if detail.active {
+            for await event in events {
+                if event.kind == .progress || event.kind == .job || event.kind == .run || event.kind == .gateFailed || event.kind == .forecastMiss {
+                    try await send(ControlResponse.success(id: request.id, WatchEvent(event: event)))
+                }
+                if event.kind == .finished { break }
+            }
+        }
+        let final = try await showRun(runId)
+        try await send(ControlResponse.success(id: request.id, WatchEvent(done: final)))
+    }
+
+    /// One line of `run.watch`: the opening snapshot, an event, or the end with the final state.
+    struct WatchEvent: Codable {
+        var snapshot: RunDetail?
+        var event: RunEvent?
+        var done: RunDetail?
+
+        init(snapshot: RunDetail) { self.snapshot = snapshot }
+        init(event: RunEvent) { self.event = event }
+        init(done: RunDetail) { self.done = done }
+    }
+}

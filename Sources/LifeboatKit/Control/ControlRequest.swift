@@ -1,0 +1,133 @@
+import Foundation
+
+/// One request line: `{"id": 1, "command": "run.show", "params": {"run": "…"}}`.
+/// `method` is accepted for `command`, and parameters may also sit at the top level.
+public struct ControlRequest: Sendable {
+    public var id: JSONValue
+    public var command: String
+    public var params: [String: JSONValue]
+
+    public init(id: JSONValue = .null, command: String, params: [String: JSONValue] = [:]) {
+        self.id = id
+        self.command = command
+        self.params = params
+    }
+
+    /// A request that could not be parsed, with whatever id could be read from it.
+    public struct ParseFailure: Error, Sendable {
+        public var id: JSONValue
+        public var error: ControlError
+
+        init(_ id: JSONValue, _ error: ControlError) {
+            self.id = id
+            self.error = error
+        }
+    }
+
+    /// Parses a request line.
+    public static func parse(_ bytes: some Collection<UInt8>) -> Result<ControlRequest, ParseFailure> {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else {
+            return .failure(ParseFailure(.null, ControlError(.badRequest, "the request is not valid JSON; send one JSON object per line")))
+        }
+        guard case .object(var object) = value else {
+            return .failure(ParseFailure(.null, ControlError(.badRequest, "the request must be a JSON object like {\"id\":1,\"command\":\"status\"}")))
+        }
+        let id = object.removeValue(forKey: "id") ?? .null
+        let commandValue = object.removeValue(forKey: "command") ?? object.removeValue(forKey: "method")
+        guard case .string(let command)? = commandValue, !command.isEmpty else {
+            return .failure(ParseFailure(id, ControlError(.badRequest, "the request has no \"command\" string (e.g. \"status\")")))
+        }
+        var params: [String: JSONValue] = [:]
+        if let nested = object.removeValue(forKey: "params") {
+            switch nested {
+            case .object(let p): params = p
+            case .null: break
+            default: return .failure(ParseFailure(id, ControlError(.invalidParams, "\"params\" must be an object, found \(nested.typeName)")))
+            }
+        }
+        for (key, value) in object where params[key] == nil { params[key] = value }
+        return .success(ControlRequest(id: id, command: command, params: params))
+    }
+
+    // MARK: Typed parameters
+
+    public func string(_ key: String) throws -> String? {
+        guard let value = params[key], value != .null else { return nil }
+        guard case .string(let s) = value else { throw ControlError(.invalidParams, "\"\(key)\" must be a string, found \(value.typeName)") }
+        return s
+    }
+
+    public func requiredString(_ key: String) throws -> String {
+        guard let s = try string(key), !s.isEmpty else { throw ControlError(.invalidParams, "\"\(key)\" is required") }
+        return s
+    }
+
+    public func int(_ key: String) throws -> Int? {
+        guard let value = params[key], value != .null else { return nil }
+        guard case .number(let n) = value, n == n.rounded(), abs(n) < 9e15 else {
+            throw ControlError(.invalidParams, "\"\(key)\" must be an integer, found \(value.typeName)")
+        }
+        return Int(n)
+    }
+
+    public func bool(_ key: String) throws -> Bool? {
+        guard let value = params[key], value != .null else { return nil }
+        guard case .bool(let b) = value else { throw ControlError(.invalidParams, "\"\(key)\" must be true or false, found \(value.typeName)") }
+        return b
+    }
+
+    public func strings(_ key: String) throws -> [String]? {
+        guard let value = params[key], value != .null else { return nil }
+        guard case .array(let items) = value else { throw ControlError(.invalidParams, "\"\(key)\" must be an array of strings, found \(value.typeName)") }
+        return try items.map {
+            guard case .string(let s) = $0 else { throw ControlError(.invalidParams, "\"\(key)\" must contain only strings") }
+            return s
+        }
+    }
+
+    public func time(_ key: String) throws -> Date? {
+        guard let text = try string(key) else { return nil }
+        guard let date = Timestamp.parse(text) else {
+            throw ControlError(.invalidParams, "\"\(key)\" must be an ISO-8601 time like 2026-11-24T03:15:00Z, found \"\(text)\"")
+        }
+        return date
+    }
+}
+
+/// Encodes response lines: `{"id":…,"ok":true,"result":…}` or `{"id":…,"ok":false,"error":{…}}`.
+public enum ControlResponse {
+    private struct Success<T: Encodable>: Encodable {
+        var id: JSONValue
+        var ok = true
+        var result: T
+    }
+
+    private struct Failure: Encodable {
+        var id: JSONValue
+        var ok = false
+        var error: ControlError
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(Timestamp.isoMillis(date))
+        }
+        return e
+    }()
+
+    public static func success<T: Encodable>(id: JSONValue, _ result: T) -> Data {
+        var data = (try? encoder.encode(Success(id: id, result: result)))
+            ?? (try! encoder.encode(Failure(id: id, error: ControlError(.internalError, "the result could not be encoded"))))
+        data.append(UInt8(ascii: "\n"))
+        return data
+    }
+
+    public static func failure(id: JSONValue, _ error: ControlError) -> Data {
+        var data = try! encoder.encode(Failure(id: id, error: error))
+        data.append(UInt8(ascii: "\n"))
+        return data
+    }
+}

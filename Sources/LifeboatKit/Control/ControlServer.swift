@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// The control socket: a Unix stream socket speaking newline-delimited JSON. Many clients at
+/// once; malformed, oversized or half-written requests get an error (or are dropped with their
+/// client) and never disturb other clients.
+public final class ControlServer: Service {
+    private let socket: DaemonConfig.SocketConfig
+    private let handler: ControlHandler
+    private let logger: Logger
+    /// Waited for before binding (run recovery must finish first).
+    private let startAfter: ReadySignal
+    /// Signalled once the socket accepts connections.
+    public let listening = ReadySignal()
+
+    public init(socket: DaemonConfig.SocketConfig, handler: ControlHandler, startAfter: ReadySignal, logger: Logger) {
+        self.socket = socket
+        self.handler = handler
+        self.startAfter = startAfter
+        self.logger = logger
+    }
+
+    typealias Connection = NIOAsyncChannel<RequestLine, ByteBuffer>
+
+    public func run() async throws {
+        await startAfter.wait()
+        let path = socket.path
+        try SocketFile.prepare(path)
+        let temporary = path + ".\(getpid()).new"
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 512)
+            .bind(unixDomainSocketPath: temporary, cleanupExistingSocketFile: true) { channel in
+                Self.peerCredentials(of: channel).flatMapThrowing { peer in
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RequestLineDecoder()))
+                    return (try Connection(wrappingChannelSynchronously: channel), peer)
+                }
+            }
+        try SocketFile.publish(temporary, as: path, mode: socket.mode, group: socket.group)
+        let identity = FileIdentity(path: path)
+        logger.info("control socket listening", metadata: ["socket": "\(path)", "mode": "\(String(socket.mode, radix: 8))"])
+        listening.signal()
+        defer {
+            // Remove the socket file only if it is still ours.
+            if let identity, FileIdentity(path: path) == identity { _ = unlink(path) }
+        }
+        try await withGracefulShutdownHandler {
+            try await server.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await (connection, peer) in inbound {
+                        group.addTask { await self.serve(connection, peer: peer) }
+                    }
+                    // The listener closed (shutdown): end open streams such as run.watch.
+                    group.cancelAll()
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    private func serve(_ connection: Connection, peer: PeerCredentials) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                let send: @Sendable (Data) async throws -> Void = { data in
+                    try await outbound.write(ByteBuffer(bytes: data))
+                }
+                for try await message in inbound {
+                    switch message {
+                    case .tooLong:
+                        try await send(ControlResponse.failure(id: .null, ControlError(.tooLarge, "request line longer than 64 KiB; it was discarded")))
+                    case .line(let buffer):
+                        guard buffer.readableBytes > 0 else { continue }
+                        switch ControlRequest.parse(buffer.readableBytesView) {
+                        case .failure(let failure):
+                            try await send(ControlResponse.failure(id: failure.id, failure.error))
+                        case .success(let request):
+                            try await handler.handle(request, peer: peer, send: send)
+                        }
+                    }
+                }
+            }
+        } catch {
+            // The client went away or the connection broke: nothing to answer.
+            logger.debug("control connection ended", metadata: ["error": "\(error)", "uid": "\(peer.uid)"])
+        }
+    }
+
+    /// The peer's SO_PEERCRED. `struct ucred` is three 32-bit fields: pid, uid, gid.
+    private static func peerCredentials(of channel: Channel) -> EventLoopFuture<PeerCredentials> {
+        struct UCred: Sendable {
+            var pid: Int32 = 0
+            var uid: UInt32 = 0
+            var gid: UInt32 = 0
+        }
+        guard let provider = channel as? SocketOptionProvider else {
+            return channel.eventLoop.makeFailedFuture(ControlError(.internalError, "no peer credentials"))
+        }
+        let future: EventLoopFuture<UCred> = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        return future.map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
+    }
+}

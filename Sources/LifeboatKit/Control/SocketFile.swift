@@ -1,0 +1,82 @@
+import CLinux
+import Foundation
+
+/// The control socket's file: a stale one from a crash is replaced, a live daemon is detected and
+/// refused, and the file appears only once its mode and group are right.
+enum SocketFile {
+    struct Failure: LifeboatError {
+        var message: String
+        var exitCode: CLIExit { .failed }
+        var description: String { message }
+    }
+
+    /// Makes the parent directory and clears a stale socket at `path`; refuses when something
+    /// else is there or a daemon answers on it.
+    static func prepare(_ path: String) throws {
+        let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileSystem.createDirectories(parent, mode: 0o755)
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+            throw Failure(message: "\(path) exists and is not a socket; remove it or set socket.path to another file")
+        }
+        if canConnect(path) {
+            throw Failure(message: "another lifeboatd is already listening on \(path); stop it first or use another socket.path")
+        }
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw Failure(message: "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Whether something accepts connections on the Unix socket at `path`.
+    static func canConnect(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        guard var address = UnixAddress(path) else { return false }
+        return address.withSockaddr { connect(fd, $0, $1) } == 0
+    }
+
+    /// Gives the freshly bound socket its mode and group, then moves it to its public name
+    /// (never over another file).
+    static func publish(_ temporary: String, as path: String, mode: mode_t, group: String?) throws {
+        guard chmod(temporary, mode) == 0 else {
+            throw Failure(message: "cannot set mode \(String(mode, radix: 8)) on \(temporary): \(String(cString: strerror(errno)))")
+        }
+        if let group {
+            guard let entry = getgrnam(group) else { throw Failure(message: "socket.group \(group) does not exist") }
+            guard chown(temporary, uid_t.max, entry.pointee.gr_gid) == 0 else {
+                throw Failure(message: "cannot give \(temporary) to group \(group): \(String(cString: strerror(errno)))")
+            }
+        }
+        guard lifeboat_renameat2(AT_FDCWD, temporary, AT_FDCWD, path, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
+            let e = errno
+            _ = unlink(temporary)
+            throw Failure(message: e == EEXIST ? "\(path) appeared while starting; another lifeboatd is starting on it"
+                                               : "cannot create the socket \(path): \(String(cString: strerror(e)))")
+        }
+    }
+}
+
+/// A `sockaddr_un` for a filesystem path.
+struct UnixAddress {
+    var storage = sockaddr_un()
+    var length: socklen_t
+
+    init?(_ path: String) {
+        let bytes = Array(path.utf8)
+        guard !bytes.isEmpty, bytes.count < MemoryLayout.size(ofValue: storage.sun_path) else { return nil }
+        storage.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &storage.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+    }
+
+    mutating func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        let length = self.length
+        return withUnsafePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+import Yams
+
+/// `lifeboatd`'s configuration (config/lifeboatd.yaml documents every key). Decoded and validated
+/// once, with the same file:line:col diagnostics as plans; every key has a default that works for
+/// one user without a config file.
+public struct DaemonConfig: Sendable {
+    public enum LogFormat: String, Sendable, CaseIterable { case text, json }
+
+    public struct SocketConfig: Sendable {
+        public var path: String
+        /// Permission bits of the socket file (default 0660).
+        public var mode: mode_t = 0o660
+        /// Group owning the socket file, if set.
+        public var group: String?
+    }
+
+    /// Who may run mutating commands besides root and the daemon's own user.
+    public struct Admins: Sendable {
+        public var uids: [uid_t] = []
+        public var groups: [String] = []
+    }
+
+    /// Directory of plan files (`*.yaml`).
+    public var plansDirectory: String
+    /// State: the ledger, the lock, reports.
+    public var stateDirectory: String
+    public var socket: SocketConfig
+    public var admins = Admins()
+    /// `127.0.0.1:9464` to serve Prometheus metrics; nil (the default) serves none.
+    public var metricsListen: String?
+    public var logLevel: Logger.Level = .info
+    public var logFormat: LogFormat = .text
+    public var maxConcurrentRuns = 2
+    /// The file the config was read from, if any.
+    public var sourcePath: String?
+
+    /// Defaults for one user: plans from `./plans`, state and socket in per-user directories.
+    public static func defaults() -> DaemonConfig {
+        DaemonConfig(plansDirectory: FileManager.default.currentDirectoryPath + "/plans",
+                     stateDirectory: DefaultPaths.stateDirectory,
+                     socket: SocketConfig(path: DefaultPaths.socket))
+    }
+
+    public var ledgerPath: String { DefaultPaths.ledger(in: stateDirectory) }
+    public var reportsDirectory: String { stateDirectory + "/reports" }
+
+    /// Loads a config file; relative paths in it are resolved against its directory.
+    public static func load(path: String) throws -> DaemonConfig {
+        let reader = YAMLReader(file: path)
+        guard let root = reader.load(contentsOf: path) else {
+            try reader.throwIfErrors()
+            throw DiagnosticsError([Diagnostic(file: path, line: 1, column: 1, message: "cannot load the config")])
+        }
+        let base = URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().path
+        var config = decode(root, reader: reader, base: base)
+        try reader.throwIfErrors()
+        config.sourcePath = URL(fileURLWithPath: path).standardizedFileURL.path
+        return config
+    }
+
+    static func decode(_ root: Node, reader: YAMLReader, base: String) -> DaemonConfig {
+        var config = DaemonConfig.defaults()
+        guard var doc = YAMLMapping(root, path: "", reader: reader) else { return config }
+        func absolute(_ text: String) -> String {
+            PathTemplate.normalise(text.hasPrefix("/") ? text : base + "/" + text)
+        }
+        if let (text, _) = doc.string("plans_dir") { config.plansDirectory = absolute(text) }
+        if let (text, _) = doc.string("state_dir") { config.stateDirectory = absolute(text) }
+        if var s = doc.mapping("socket") {
+            if let (text, _) = s.string("path") { config.socket.path = absolute(text) }
+            if let (text, node) = s.string("mode") {
+                if case .scalar(let scalar) = node, scalar.style == .plain {
+                    reader.error(at: node, "socket.mode must be a quoted octal string like \"0660\" (unquoted, YAML reads it as a number)")
+                } else if let mode = mode_t(text, radix: 8), text.count >= 3, mode <= 0o777 {
+                    config.socket.mode = mode
+                } else {
+                    reader.error(at: node, "socket.mode must be an octal permission string like \"0660\", found \"\(text)\"")
+                }
+            }
+            if let (text, node) = s.string("group") {
+                if getgrnam(text) == nil { reader.error(at: node, "socket.group \"\(text)\" is not a group on this host") }
+                config.socket.group = text
+            }
+            s.finish()
+        }
+        if var a = doc.mapping("admins") {
+            if let nodes = a.sequence("uids") {
+                for node in nodes {
+                    if case .scalar(let scalar) = node, scalar.style == .plain, let uid = uid_t(scalar.string) {
+                        config.admins.uids.append(uid)
+                    } else {
+                        reader.error(at: node, "admins.uids must list numeric user ids, found \(node.kindDescription)")
+                    }
+                }
+            }
+            if let groups = a.strings("groups") {
+                for (name, node) in groups {
+                    if getgrnam(name) == nil { reader.error(at: node, "admins.groups: \"\(name)\" is not a group on this host") }
+                    config.admins.groups.append(name)
+                }
+            }
+            a.finish()
+        }
+        if var m = doc.mapping("metrics") {
+            if let (text, node) = m.string("listen") {
+                if MetricsAddress(text) == nil {
+                    reader.error(at: node, "metrics.listen must be host:port on a loopback address, e.g. 127.0.0.1:9464, found \"\(text)\"")
+                } else {
+                    config.metricsListen = text
+                }
+            }
+            m.finish()
+        }
+        if var l = doc.mapping("log") {
+            if let (text, node) = l.string("level") {
+                if let level = Logger.Level(rawValue: text) { config.logLevel = level } else {
+                    reader.error(at: node, "log.level must be one of trace, debug, info, notice, warning, error, critical, found \"\(text)\"")
+                }
+            }
+            if let format = l.choice("format", LogFormat.self) { config.logFormat = format }
+            l.finish()
+        }
+        if let n = doc.int("max_concurrent_runs", range: 1...64) { config.maxConcurrentRuns = n }
+        doc.finish()
+        return config
+    }
+}
+
+/// A `host:port` to listen on for metrics; loopback only (metrics are not for the network).
+public struct MetricsAddress: Sendable, Hashable {
+    public var host: String
+    public var port: Int
+
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard host == "localhost" || host == "::1" || host.hasPrefix("127.") else { return nil }
+        self.host = host
+        self.port = port
+    }
+}

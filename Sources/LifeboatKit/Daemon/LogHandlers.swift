@@ -1,0 +1,70 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// swift-log backend for Lifeboat's executables: one line per message on stderr, as text or JSON.
+/// Under systemd (`JOURNAL_STREAM` set) each line starts with its syslog priority (`<3>`) so
+/// journald keeps levels.
+public struct LifeboatLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private let format: DaemonConfig.LogFormat
+    private let journald: Bool
+
+    private static let output = Mutex(FileHandle.standardError)
+
+    public init(label: String, level: Logger.Level, format: DaemonConfig.LogFormat,
+                journald: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil) {
+        self.label = label
+        self.logLevel = level
+        self.format = format
+        self.journald = journald
+    }
+
+    /// Installs the handler for the whole process (executables only; libraries never bootstrap).
+    public static func bootstrap(level: Logger.Level, format: DaemonConfig.LogFormat) {
+        LoggingSystem.bootstrap { label in LifeboatLogHandler(label: label, level: level, format: format) }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var all = metadata
+        if let extra = event.metadata { all.merge(extra) { $1 } }
+        let line = Self.format(level: event.level, message: "\(event.message)", metadata: all, label: label,
+                               source: event.source, format: format, journald: journald, date: Date())
+        Self.output.withLock { $0.write(Data((line + "\n").utf8)) }
+    }
+
+    static func format(level: Logger.Level, message: String, metadata: Logger.Metadata, label: String, source: String,
+                       format: DaemonConfig.LogFormat, journald: Bool, date: Date) -> String {
+        let prefix = journald ? "<\(syslogPriority(level))>" : ""
+        switch format {
+        case .text:
+            let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let time = journald ? "" : Timestamp.iso(date) + " "
+            return "\(prefix)\(time)\(level.rawValue.uppercased()) \(message)\(fields.isEmpty ? "" : " " + fields)"
+        case .json:
+            var object: [String: String] = ["time": Timestamp.iso(date), "level": level.rawValue, "message": message, "logger": label]
+            for (key, value) in metadata { object[key] = "\(value)" }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+            return prefix + String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    /// syslog(3) priorities, as journald reads them from a `<N>` prefix.
+    static func syslogPriority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: return 7
+        case .info: return 6
+        case .notice: return 5
+        case .warning: return 4
+        case .error: return 3
+        case .critical: return 2
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import Synchronization
+
+/// The plans the daemon knows, loaded from `plans_dir`. A reload replaces each plan whose file is
+/// valid; a plan whose file became invalid keeps its previous version, and the error is kept for
+/// `status` and `plans`.
+public final class PlanRegistry: Sendable {
+    public struct Entry: Sendable {
+        public var plan: Plan
+        public var file: String
+        public var loadedAt: Date
+    }
+
+    public struct Problem: Sendable, Codable, Hashable {
+        public var file: String
+        public var errors: [String]
+        /// The plan still served from an earlier load, if any.
+        public var keptPrevious: String?
+    }
+
+    private struct State {
+        var plans: [String: Entry] = [:]
+        var problems: [Problem] = []
+    }
+
+    private let state = Mutex(State())
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    public var plans: [Entry] { state.withLock { Array($0.plans.values).sorted { $0.plan.name < $1.plan.name } } }
+    public var problems: [Problem] { state.withLock { $0.problems } }
+
+    public func plan(named name: String) -> Plan? { state.withLock { $0.plans[name]?.plan } }
+
+    /// (Re)loads every `*.yaml`/`*.yml` in the directory. Returns the problems found.
+    @discardableResult
+    public func reload(now: Date = Date()) -> [Problem] {
+        let files = ((try? FileSystem.directoryEntries(directory)) ?? [])
+            .filter { ($0.kind == .regular || $0.kind == .symlink) && ($0.name.hasSuffix(".yaml") || $0.name.hasSuffix(".yml")) }
+            .map { directory + "/" + $0.name }
+        var loaded: [String: Entry] = [:]
+        var problems: [Problem] = []
+        if !FileSystem.isDirectory(directory) {
+            problems.append(Problem(file: directory, errors: ["plans_dir \(directory) is not a readable directory"], keptPrevious: nil))
+        }
+        let previous = state.withLock { $0.plans }
+        for file in files {
+            do {
+                let plan = try PlanLoader.load(path: file)
+                if let clash = loaded[plan.name] {
+                    problems.append(Problem(file: file, errors: ["plan name \"\(plan.name)\" is also used by \(clash.file); names must be unique"], keptPrevious: nil))
+                    continue
+                }
+                loaded[plan.name] = Entry(plan: plan, file: file, loadedAt: now)
+            } catch {
+                let errors = (error as? DiagnosticsError)?.diagnostics.map(\.description) ?? ["\(error)"]
+                // Keep the previous version of the plan that came from this file.
+                let kept = previous.values.first { $0.file == file }
+                if let kept, loaded[kept.plan.name] == nil { loaded[kept.plan.name] = kept }
+                problems.append(Problem(file: file, errors: errors, keptPrevious: kept?.plan.name))
+            }
+        }
+        state.withLock {
+            $0.plans = loaded
+            $0.problems = problems
+        }
+        return problems
+    }
+}

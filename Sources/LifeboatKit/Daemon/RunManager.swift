@@ -1,0 +1,214 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Starts, tracks and drains runs inside the daemon: every run executes as a child task of this
+/// service's task group (no unstructured tasks), at most `maxConcurrentRuns` at once; unfinished
+/// runs from the ledger are resumed before the daemon declares itself ready. Graceful shutdown
+/// (SIGTERM) drains: runs stop cleanly and are recorded `interrupted`, to resume on the next start.
+public final class RunManager: Service {
+    public let engine: Engine
+    public let plans: PlanRegistry
+    public let maxConcurrentRuns: Int
+    /// Signalled once unfinished runs have been picked up.
+    public let recovered = ReadySignal()
+    private let logger: Logger
+    private let afterRun: @Sendable (RunRecord, Plan) async -> Void
+
+    private struct Active {
+        var control: RunControl
+        var plan: Plan
+        var started: Bool
+    }
+
+    private let active = Mutex<[String: Active]>([:])
+    private let queue: AsyncStream<String>
+    private let enqueue: AsyncStream<String>.Continuation
+
+    /// - Parameter afterRun: called when a run reaches a final state (reports, exercise cleanup).
+    public init(engine: Engine, plans: PlanRegistry, maxConcurrentRuns: Int, logger: Logger,
+                afterRun: @escaping @Sendable (RunRecord, Plan) async -> Void = { _, _ in }) {
+        self.engine = engine
+        self.plans = plans
+        self.maxConcurrentRuns = maxConcurrentRuns
+        self.logger = logger
+        self.afterRun = afterRun
+        (queue, enqueue) = AsyncStream<String>.makeStream()
+    }
+
+    private var ledger: any Ledger { engine.environment.ledger }
+
+    // MARK: Commands
+
+    /// Records a new run and queues it. Returns it as recorded (pending).
+    public func start(_ request: RunRequest) async throws -> RunRecord {
+        let created = try await engine.create(request)
+        register(created.run.id, plan: request.plan)
+        return created.run
+    }
+
+    /// Asks a run to stop. Running jobs stop within 2 s; destinations stay untouched.
+    public func cancel(runId: String, by who: String) throws {
+        guard let entry = active.withLock({ $0[runId] }) else {
+            throw ControlError(.conflict, "run \(runId) is not active; only pending, running or halted runs can be cancelled")
+        }
+        entry.control.cancel(by: who)
+    }
+
+    /// Lets a halted run go on with its next wave.
+    public func resume(runId: String) throws {
+        guard let entry = active.withLock({ $0[runId] }) else {
+            throw ControlError(.conflict, "run \(runId) is not active")
+        }
+        guard entry.control.resume() else {
+            throw ControlError(.conflict, "run \(runId) is not halted; resume applies to a run halted by a wave gate")
+        }
+    }
+
+    /// Runs one job of a finished run again (and the jobs it made skip).
+    public func retry(runId: String, jobId: Int64) async throws -> RunRecord {
+        guard active.withLock({ $0[runId] }) == nil else {
+            throw ControlError(.conflict, "run \(runId) is still active; retry a job once its run has ended")
+        }
+        guard var run = try await ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId)") }
+        guard let plan = plans.plan(named: run.plan) else {
+            throw ControlError(.conflict, "plan \(run.plan) of run \(runId) is not loaded; cannot retry")
+        }
+        let jobs = try await ledger.jobs(runId: runId)
+        guard let job = jobs.first(where: { $0.id == jobId }) else { throw ControlError(.notFound, "run \(runId) has no job \(jobId)") }
+        guard job.state == .failed || job.state == .cancelled || job.state == .skipped else {
+            throw ControlError(.conflict, "job \(jobId) (\(job.name)) is \(job.state.rawValue); only failed, cancelled or skipped jobs can be retried")
+        }
+        // The job, and the jobs of its site that were skipped because of it.
+        var reset = [job]
+        reset += jobs.filter { $0.site == job.site && $0.state == .skipped && $0.id != job.id }
+        for var j in reset {
+            j.state = .pending
+            j.error = nil
+            j.errorCode = nil
+            j.finishedAt = nil
+            try await ledger.updateJob(j)
+        }
+        run.state = .pending
+        run.finishedAt = nil
+        run.note = "job \(job.name) retried"
+        run.currentWave = min(run.currentWave, job.wave)
+        try await ledger.updateRun(run)
+        ledger.postEvent(LedgerEvent(runId: runId, jobId: jobId, at: engine.environment.clock.now(), kind: "job.retry",
+                                     message: "\(job.name) queued again by an operator"))
+        register(runId, plan: plan)
+        return run
+    }
+
+    /// Run ids that are queued or running, with whether each has started.
+    public var activeRuns: [(id: String, started: Bool, halted: Bool)] {
+        active.withLock { $0.map { ($0.key, $0.value.started, $0.value.control.isHalted) } }.sorted { $0.id < $1.id }
+    }
+
+    public func isActive(_ runId: String) -> Bool { active.withLock { $0[runId] != nil } }
+
+    private func register(_ runId: String, plan: Plan) {
+        active.withLock { $0[runId] = Active(control: RunControl(), plan: plan, started: false) }
+        enqueue.yield(runId)
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        try await resumeUnfinished()
+        recovered.signal()
+        let slots = AsyncSemaphore(maxConcurrentRuns)
+        await withDiscardingTaskGroup { group in
+            for await runId in queue.cancelOnGracefulShutdown() {
+                group.addTask {
+                    // Queued runs wait here (recorded pending); a drain cancels the wait.
+                    guard await slots.wait() else { return }
+                    await self.execute(runId)
+                    slots.signal()
+                }
+            }
+            // Drain: every run still going is cancelled as a task, which the engine records as
+            // an interruption (not an operator's cancel), so the next start resumes it.
+            group.cancelAll()
+        }
+        enqueue.finish()
+    }
+
+    private func resumeUnfinished() async throws {
+        for run in try await ledger.unfinishedRuns() {
+            guard let plan = plans.plan(named: run.plan) else {
+                logger.error("cannot resume run: its plan is not loaded", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
+                continue
+            }
+            logger.notice("resuming run", metadata: ["run.id": "\(run.id)", "state": "\(run.state.rawValue)"])
+            register(run.id, plan: plan)
+        }
+    }
+
+    private func execute(_ runId: String) async {
+        guard let entry = active.withLock({ active -> Active? in
+            active[runId]?.started = true
+            return active[runId]
+        }) else { return }
+        do {
+            let final = try await engine.execute(runId: runId, plan: entry.plan, control: entry.control)
+            if final.state.isFinal { await afterRun(final, entry.plan) }
+        } catch {
+            logger.error("run could not execute", metadata: ["run.id": "\(runId)", "error": "\(error)"])
+        }
+        _ = active.withLock { $0.removeValue(forKey: runId) }
+    }
+}
+
+/// A counting semaphore for async code (limits concurrent runs); waiting is cancellable.
+final class AsyncSemaphore: Sendable {
+    private struct State {
+        var permits: Int
+        var waiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
+        var nextID = 0
+    }
+
+    private let state: Mutex<State>
+
+    init(_ permits: Int) { state = Mutex(State(permits: permits)) }
+
+    /// Takes a permit; false when the task was cancelled while waiting (no permit taken).
+    func wait() async -> Bool {
+        let id = state.withLock { s in
+            s.nextID += 1
+            return s.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                let now = state.withLock { s -> Bool? in
+                    if Task.isCancelled { return false }
+                    if s.permits > 0 {
+                        s.permits -= 1
+                        return true
+                    }
+                    s.waiters.append((id, c))
+                    return nil
+                }
+                if let now { c.resume(returning: now) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+                guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(returning: false)
+        }
+    }
+
+    func signal() {
+        let next = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+            if s.waiters.isEmpty {
+                s.permits += 1
+                return nil
+            }
+            return s.waiters.removeFirst().continuation
+        }
+        next?.resume(returning: true)
+    }
+}
