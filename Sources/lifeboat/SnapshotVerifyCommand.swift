@@ -64,7 +64,7 @@ enum ExtractCLIOptions {
         }
         if !report.skipped.isEmpty {
             print("skipped \(report.skipped.count) unsafe entries:")
-            for entry in report.skipped { print("  \(entry.name): \(entry.rule.rawValue) (\(entry.rule))") }
+            for entry in report.skipped { print("  \"\(entry.name)\": \(entry.rule.rawValue) (\(entry.rule))") }
         }
     }
 }

@@ -31,7 +31,8 @@ public struct ArchiveError: LifeboatError, Sendable, Equatable {
     public var code: Code
     /// The archive's path, when the error concerns one.
     public var archive: String?
-    /// The offending entry's name as written in the archive (control characters escaped).
+    /// The offending entry's name as written in the archive (control characters and quotes
+    /// escaped, invalid UTF-8 replaced).
     public var entry: String?
     /// The safety rule broken, for `unsafeEntry`.
     public var rule: UnsafeRule?
@@ -68,7 +69,7 @@ public struct ArchiveError: LifeboatError, Sendable, Equatable {
 
     public var description: String {
         var text = archive.map { "\($0): " } ?? ""
-        if let entry { text += "entry \(entry): " }
+        if let entry { text += "entry \"\(entry)\": " }
         text += detail
         if let rule { text += " [rule: \(rule.rawValue)]" }
         if let errno { text += ": \(SystemError.describe(errno))" }
@@ -105,10 +106,10 @@ public struct ArchiveError: LifeboatError, Sendable, Equatable {
         return copy
     }
 
-    /// Escapes an entry name for messages: invalid UTF-8 becomes U+FFFD, control characters are
-    /// escaped, and the result is quoted.
+    /// Escapes an entry name for messages and reports: invalid UTF-8 becomes U+FFFD, control
+    /// characters, quotes and backslashes are escaped as in a Swift string literal.
     static func displayName(_ bytes: some Collection<UInt8>) -> String {
-        String(reflecting: String(decoding: bytes, as: UTF8.self))
+        String(String(reflecting: String(decoding: bytes, as: UTF8.self)).dropFirst().dropLast())
     }
 }
 

@@ -118,7 +118,11 @@ final class GzipReader {
             inStart = 0
             inEnd = remaining
         }
-        guard inEnd < inBuffer.count else { return }
+        guard inEnd < inBuffer.count else {
+            // A full buffer that the inflater cannot use: never spin on it.
+            if forceCompact { throw ArchiveError(.corrupt, "the gzip stream cannot be decoded (no progress)") }
+            return
+        }
         let n = try input.read(into: UnsafeMutableRawBufferPointer(rebasing: inBuffer[inEnd...]))
         if n == 0 {
             inputEOF = true

@@ -33,7 +33,9 @@ public func withStagingDirectory<T>(
     let staging = try StagingDirectory.create(for: destination, name: name)
     do {
         let result = try await body(staging)
-        try staging.discard()
+        // Once the body succeeded (and perhaps committed), failing to tidy up must not turn its
+        // success into a failure; a leftover is recognisable by its identity (see above).
+        try? staging.discard()
         return result
     } catch {
         try? staging.discard()

@@ -130,7 +130,7 @@ final class TarReader {
     }
 
     private var after: String {
-        lastName.map { " (after entry \(ArchiveError.displayName($0)))" } ?? ""
+        lastName.map { " (after entry \"\(ArchiveError.displayName($0))\")" } ?? ""
     }
 
     private func readBlock() throws -> Bool {

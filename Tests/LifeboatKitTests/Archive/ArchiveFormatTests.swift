@@ -141,7 +141,7 @@ import Testing
         tar.end()
         let error = try await scene.expectRejected(tar, ExtractOptions(maxBytes: 1 << 20))
         #expect(error?.code == .limitExceeded)
-        #expect(error?.entry == "\"bomb\"")
+        #expect(error?.entry == "bomb")
 
         // A header declaring far more than exists is stopped before any data is read.
         var liar = TarBuilder()
@@ -173,7 +173,7 @@ import Testing
         let scene = try RestoreScene()
         let error = try await scene.expectRejected(Self.simpleTar(5), ExtractOptions(maxEntries: 4))
         #expect(error?.code == .limitExceeded)
-        #expect(error?.entry == "\"f4\"")
+        #expect(error?.entry == "f4")
     }
 
     @Test func verifyReadsEverythingAndWritesNothing() throws {

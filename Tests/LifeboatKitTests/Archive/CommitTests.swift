@@ -144,3 +144,28 @@ import Testing
         #expect(try await scene.expectRejectedArchive(required)?.code == .checksumMissing)
     }
 }
+
+@Suite struct StagingVerificationTests {
+    @Test func aFailingVerifyCommandVetoesTheCommit() async throws {
+        let scene = try RestoreScene()
+        try scene.write(CommitTests.archive("v"))
+        let archive = scene.archive
+        await #expect(throws: ArchiveError.self) {
+            try await withStagingDirectory(for: scene.destination, name: "job") { staging in
+                _ = try extractArchive(at: archive, into: staging.path)
+                // Passes only if a file that the archive lacks exists.
+                try await staging.verify(with: ["test", "-e", staging.path + "/missing"], timeout: .seconds(10))
+                _ = try commitStaging(staging, quarantineName: "q")
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: scene.destination))
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: scene.restoreParent)) == [])
+
+        try await withStagingDirectory(for: scene.destination, name: "job") { staging in
+            _ = try extractArchive(at: archive, into: staging.path)
+            try await staging.verify(with: ["test", "-f", staging.path + "/docs/readme"], timeout: .seconds(10))
+            _ = try commitStaging(staging, quarantineName: "q")
+        }
+        #expect(readText(scene.destination + "/docs/readme") == "v")
+    }
+}

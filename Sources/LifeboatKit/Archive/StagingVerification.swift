@@ -1,0 +1,17 @@
+extension StagingDirectory {
+    /// Runs the plan's `verify.command` on the staging directory (DESIGN.md "One job, step by
+    /// step", 4): exit status 0 within the timeout passes; anything else vetoes the commit with
+    /// `ArchiveError(.verifyFailed)` carrying the command's captured output.
+    ///
+    /// - Parameter argv: the command with its templates already expanded (`{path}` is `self.path`).
+    /// - Returns: the hook's result, for the ledger.
+    @discardableResult
+    public func verify(with argv: [String], timeout: Duration) async throws -> HookResult {
+        let result = try await HookRunner.run(HookCommand(argv, timeout: timeout))
+        guard result.succeeded else {
+            let output = result.output.isEmpty ? "" : "; its output: \(result.output.suffix(2_000))"
+            throw ArchiveError(.verifyFailed, "verify.command \(argv.first.map { String(reflecting: $0) } ?? "") rejected the restored data (\(result.summary))\(output)")
+        }
+        return result
+    }
+}
