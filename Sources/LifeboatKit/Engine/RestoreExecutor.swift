@@ -28,12 +28,9 @@ public struct RestoreExecutor: JobExecutor {
                 var hookOutput: [String] = []
                 if let command = plan.verify.command {
                     await observer.stateChanged(.verifying)
-                    let result = try await runHook(command, path: staging.path, context: context, timeout: plan.hookTimeout)
+                    let result = try await staging.verify(with: render(command, path: staging.path, context: context),
+                                                          timeout: .seconds(plan.hookTimeout.seconds))
                     hookOutput.append("verify.command: \(result.summary)\n\(result.output)")
-                    guard result.succeeded else {
-                        throw JobError(.verify, "\(job.name): verify.command \(command[0]) rejected the restored data (\(result.summary)); nothing was committed"
-                                       + (result.output.isEmpty ? "" : ": \(result.output.suffix(500))"))
-                    }
                 }
 
                 try await observer.willCommit()
@@ -80,11 +77,15 @@ public struct RestoreExecutor: JobExecutor {
         }
     }
 
-    private func runHook(_ argv: [String], path: String, context: JobContext, timeout: DurationSpec) async throws -> HookResult {
+    /// A hook's argv with `{site}`, `{product}`, `{run}` and `{path}` filled in.
+    private func render(_ argv: [String], path: String, context: JobContext) -> [String] {
         var values = context.templateValues
         values[.path] = path
-        let rendered = argv.map { (try? PathTemplate($0, allowed: Set(TemplateVariable.allCases)))?.render(values) ?? $0 }
-        return try await HookRunner.run(HookCommand(rendered, timeout: .seconds(timeout.seconds), environment: [
+        return argv.map { (try? PathTemplate($0, allowed: Set(TemplateVariable.allCases)))?.render(values) ?? $0 }
+    }
+
+    private func runHook(_ argv: [String], path: String, context: JobContext, timeout: DurationSpec) async throws -> HookResult {
+        try await HookRunner.run(HookCommand(render(argv, path: path, context: context), timeout: .seconds(timeout.seconds), environment: [
             "LIFEBOAT_RUN": context.run.id, "LIFEBOAT_SITE": context.job.site, "LIFEBOAT_PRODUCT": context.job.product,
             "LIFEBOAT_MODE": context.run.mode.rawValue,
         ]))
