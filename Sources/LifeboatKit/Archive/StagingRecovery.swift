@@ -26,6 +26,24 @@ public enum StagingRecovery {
         _ = rmdir(area)
     }
 
+    /// Removes a directory a commit put in place (an exercise's sandbox data), if it still has
+    /// the identity recorded for that commit; then its parent if that became empty.
+    public static func removeCommitted(path: String, identity: FileIdentity) throws {
+        let (parent, name) = try StagingDirectory.split(path)
+        let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard parentFD >= 0 else {
+            if errno == ENOENT { return }
+            throw ArchiveError(.io, "cannot open \(parent)", errno: errno)
+        }
+        defer { close(parentFD) }
+        do {
+            try TreeRemover.remove(name, in: parentFD, ifIdentity: identity)
+        } catch {
+            throw ArchiveError(.io, "cannot remove \(path) (\(error.call))", errno: error.errno)
+        }
+        _ = rmdir(parent)
+    }
+
     /// Moves whatever is at `path` (the displaced data) to `<destination's parent>/.lifeboat-quarantine/<name>`.
     /// Returns the quarantine path.
     public static func quarantineLeftover(path: String, destination: String, quarantineName: String) throws -> String {

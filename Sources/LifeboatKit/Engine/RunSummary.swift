@@ -39,7 +39,8 @@ public struct RunSummary: Sendable, Codable, Hashable {
 
     public var overall: Group
     public var products: [String: Group]
-    public var waves: [Int: Group]
+    /// Per wave, keyed by the wave's number ("1", "2", …).
+    public var waves: [String: Group]
     /// Restored bytes per second of wall time since the run started.
     public var bytesPerSecond: Double?
     public var wallSeconds: Double?
@@ -58,7 +59,7 @@ public struct RunSummary: Sendable, Codable, Hashable {
         }
         overall = group(jobs)
         products = Dictionary(grouping: jobs, by: \.product).mapValues(group)
-        waves = Dictionary(grouping: jobs, by: \.wave).mapValues(group)
+        waves = Dictionary(grouping: jobs, by: { "\($0.wave + 1)" }).mapValues(group)
         if let started = run.startedAt {
             let end = run.finishedAt ?? jobs.compactMap(\.finishedAt).max() ?? started
             wallSeconds = end.timeIntervalSince(started)

@@ -79,9 +79,13 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
         return (try? PathTemplate(normalised, allowed: Set(TemplateVariable.allCases))) ?? self
     }
 
-    /// Lexical normalisation: collapses `//` and `.`; keeps `..` (callers reject it).
+    /// Lexical normalisation of an absolute path: collapses `//` and `.`, and resolves `..`
+    /// against the segment before it (never above `/`).
     static func normalise(_ path: String) -> String {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
+            if part == "..", let last = parts.last, last != ".." { parts.removeLast() } else if part != ".." { parts.append(part) }
+        }
         return "/" + parts.joined(separator: "/")
     }
 

@@ -180,8 +180,9 @@ public enum PlanLoader {
             reader.error(at: node, "\(key) \"\(text)\" must contain {\(variable.rawValue)} so that every job has its own directory")
             ok = false
         }
-        if text.split(separator: "/").contains(where: { $0 == ".." }) {
-            reader.error(at: node, "\(key) \"\(text)\" must not contain \"..\"")
+        // `..` may climb in the literal part (`../out/{site}`), never next to a variable.
+        if text.split(separator: "/").drop(while: { !$0.contains("{") }).contains(where: { $0 == ".." }) {
+            reader.error(at: node, "\(key) \"\(text)\" must not contain \"..\" after a variable")
             ok = false
         }
         return ok ? template.resolved(against: base) : nil

@@ -1,0 +1,123 @@
+import Foundation
+
+/// The CLI's side of the control socket: one connection, one request line at a time, blocking.
+public final class ControlClient {
+    public let path: String
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    private var nextID = 1
+
+    /// The daemon cannot be reached (exit code 3).
+    public struct Unreachable: LifeboatError {
+        public var path: String
+        public var reason: String
+        public var exitCode: CLIExit { .unreachable }
+        public var description: String {
+            "cannot reach lifeboatd at \(path): \(reason). Is the daemon running (systemctl status lifeboatd)? Use --socket or LIFEBOAT_SOCKET for another socket."
+        }
+    }
+
+    /// The daemon answered with an error.
+    public struct Refused: LifeboatError {
+        public var error: ControlError
+        public var exitCode: CLIExit {
+            switch error.code {
+            case .badRequest, .unknownCommand, .invalidParams, .tooLarge, .rejected, .notFound, .forbidden, .conflict: return .rejected
+            case .unavailable, .internalError: return .failed
+            }
+        }
+        public var description: String { error.message + " (\(error.code.rawValue))" }
+    }
+
+    public init(path: String) throws {
+        self.path = path
+        guard var address = UnixAddress(path) else { throw Unreachable(path: path, reason: "not a usable socket path") }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Unreachable(path: path, reason: String(cString: strerror(errno))) }
+        guard address.withSockaddr({ connect(fd, $0, $1) }) == 0 else {
+            let e = errno
+            close(fd)
+            throw Unreachable(path: path, reason: String(cString: strerror(e)))
+        }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    /// Sends a command and returns its result (the `result` of an ok response).
+    public func call(_ command: String, _ params: [String: JSONValue] = [:]) throws -> JSONValue {
+        let id = try send(command, params)
+        return try readResult(id: id)
+    }
+
+    /// Sends a command whose answer is several lines (`run.watch`); `onResult` sees each result
+    /// and returns false to stop.
+    public func stream(_ command: String, _ params: [String: JSONValue], onResult: (JSONValue) throws -> Bool) throws {
+        let id = try send(command, params)
+        while try onResult(readResult(id: id)) {}
+    }
+
+    @discardableResult
+    private func send(_ command: String, _ params: [String: JSONValue]) throws -> Int {
+        let id = nextID
+        nextID += 1
+        let request: JSONValue = .object(["id": .number(Double(id)), "command": .string(command), "params": .object(params)])
+        var data = try JSONEncoder().encode(request)
+        data.append(UInt8(ascii: "\n"))
+        try data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw Unreachable(path: path, reason: "the connection broke while sending (\(String(cString: strerror(errno))))")
+                }
+                offset += n
+            }
+        }
+        return id
+    }
+
+    private func readResult(id: Int) throws -> JSONValue {
+        let line = try readLine()
+        guard case .object(let response) = try JSONDecoder().decode(JSONValue.self, from: Data(line)) else {
+            throw Unreachable(path: path, reason: "the daemon sent something that is not a JSON object")
+        }
+        if case .bool(true) = response["ok"] { return response["result"] ?? .null }
+        if let error = response["error"], let decoded = try? JSONDecoder().decode(ControlError.self, from: JSONEncoder().encode(error)) {
+            throw Refused(error: decoded)
+        }
+        throw Refused(error: ControlError(.internalError, "the daemon answered without a result or an error"))
+    }
+
+    private func readLine() throws -> [UInt8] {
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Unreachable(path: path, reason: "the connection broke (\(String(cString: strerror(errno))))")
+            }
+            if n == 0 { throw Unreachable(path: path, reason: "the daemon closed the connection (is it shutting down?)") }
+            buffer.append(contentsOf: chunk[..<n])
+        }
+    }
+
+    /// Decodes a result into a Codable type (dates in the wire's ISO-8601 form).
+    public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = Timestamp.parse(text) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a time: \(text)"))
+            }
+            return date
+        }
+        return try decoder.decode(type, from: JSONEncoder().encode(value))
+    }
+}

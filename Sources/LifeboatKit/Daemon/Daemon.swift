@@ -1,0 +1,150 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// The daemon, assembled: a `ServiceGroup` of the run manager, the control server and the
+/// lifecycle service (systemd notifications, SIGHUP reloads, watchdog), plus what tests reach into.
+public struct Daemon: Sendable {
+    public let group: ServiceGroup
+    public let context: DaemonContext
+    public let runs: RunManager
+    public let server: ControlServer
+    let lock: StateLock
+}
+
+/// Builds the daemon for `lifeboatd` and for tests alike.
+public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any LifeboatClock = SystemClock(),
+                       executor: any JobExecutor = RestoreExecutor(),
+                       notifier: SystemdNotifier = SystemdNotifier()) throws -> Daemon {
+    try FileSystem.createDirectories(config.stateDirectory, mode: 0o700)
+    let lock = try StateLock(stateDirectory: config.stateDirectory)
+    let ledger = try SQLiteLedger(path: config.ledgerPath)
+    let plans = PlanRegistry(directory: config.plansDirectory)
+    for problem in plans.reload(now: clock.now()) {
+        logger.error("invalid plan", metadata: ["file": "\(problem.file)", "errors": "\(problem.errors.joined(separator: "; "))"])
+    }
+    let bus = EventBus()
+    let engine = Engine(environment: RunEnvironment(ledger: ledger, executor: executor, clock: clock, bus: bus, logger: logger))
+    let finisher = RunFinisher(ledger: ledger, reportsDirectory: config.reportsDirectory, logger: logger)
+    let runs = RunManager(engine: engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger,
+                          afterRun: { run, plan in await finisher.finished(run, plan: plan) })
+    let reload: @Sendable () async -> [PlanRegistry.Problem] = {
+        notifier.reloading()
+        logger.notice("reloading plans", metadata: ["plans_dir": "\(config.plansDirectory)"])
+        let problems = plans.reload(now: clock.now())
+        for problem in problems {
+            logger.error("invalid plan; previous version kept", metadata: ["file": "\(problem.file)", "kept": "\(problem.keptPrevious ?? "none")",
+                                                                        "errors": "\(problem.errors.joined(separator: "; "))"])
+        }
+        notifier.ready(status: "reloaded: \(plans.plans.count) plan(s), \(problems.count) problem(s)")
+        return problems
+    }
+    let context = DaemonContext(config: config, runs: runs, plans: plans, ledger: ledger, bus: bus,
+                                authorizer: Authorizer(admins: config.admins), startedAt: clock.now(), clock: clock,
+                                reload: reload, logger: logger)
+    let server = ControlServer(socket: config.socket, handler: ControlHandler(context: context), startAfter: runs.recovered, logger: logger)
+    let lifecycle = LifecycleService(context: context, listening: server.listening, notifier: notifier, logger: logger)
+    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        services: [runs, server, lifecycle], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    return Daemon(group: group, context: context, runs: runs, server: server, lock: lock)
+}
+
+/// Tells systemd how things stand (READY=1 after recovery and once the socket listens, STATUS=,
+/// STOPPING=1, watchdog pings) and reloads plans on SIGHUP.
+final class LifecycleService: Service {
+    let context: DaemonContext
+    let listening: ReadySignal
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    init(context: DaemonContext, listening: ReadySignal, notifier: SystemdNotifier, logger: Logger) {
+        self.context = context
+        self.listening = listening
+        self.notifier = notifier
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        await listening.wait()
+        notifier.ready(status: try? await statusLine())
+        logger.notice("lifeboatd ready", metadata: ["socket": "\(context.config.socket.path)", "plans": "\(context.plans.plans.count)"])
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in hangups.cancelOnGracefulShutdown() { _ = await self.context.reload() }
+            }
+            group.addTask {
+                // STATUS= every few seconds, and watchdog pings at half the interval systemd asks for.
+                let interval = self.notifier.watchdogInterval.map { $0 / 2 } ?? .seconds(5)
+                while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                    if self.notifier.watchdogInterval != nil { self.notifier.watchdog() }
+                    if let line = try? await self.statusLine() { self.notifier.status(line) }
+                    try? await Task.sleep(for: min(interval, .seconds(5)))
+                }
+            }
+            try? await gracefulShutdown()
+            notifier.stopping()
+            logger.notice("lifeboatd stopping: draining runs")
+            group.cancelAll()
+        }
+    }
+
+    /// "2 runs, 143/880 jobs, 1.2 GiB/s"
+    func statusLine() async throws -> String {
+        var jobs = 0, done = 0
+        let active = context.runs.activeRuns
+        for run in active {
+            let counts = try await context.ledger.jobCounts(runId: run.id)
+            jobs += counts.values.reduce(0, +)
+            done += counts.filter { $0.key.isFinal }.values.reduce(0, +)
+        }
+        let recent = try await context.ledger.bytesRestored(since: context.clock.now().addingTimeInterval(-10))
+        return "\(active.count) run(s), \(done)/\(jobs) jobs, \(ByteSize.format(recent / 10))/s"
+    }
+}
+
+/// What happens when a run reaches its end: the report is written, and an exercise's sandbox
+/// data (Lifeboat's own) is removed unless the run keeps it.
+struct RunFinisher: Sendable {
+    let ledger: any Ledger
+    let reportsDirectory: String
+    let logger: Logger
+
+    func finished(_ run: RunRecord, plan: Plan) async {
+        guard run.mode == .exercise, !run.keepSandbox else { return }
+        do {
+            let jobs = try await ledger.jobs(runId: run.id)
+            var removed = 0
+            for job in jobs where job.state == .succeeded || job.state == .failed {
+                guard let identity = job.commitIdentity.flatMap(FileIdentity.init(parsing:)),
+                      FileIdentity(path: job.destination) == identity else { continue }
+                try StagingRecovery.removeCommitted(path: job.destination, identity: identity)
+                removed += 1
+            }
+            // Empty folders up to the run's own sandbox folder ({run}) go too.
+            if let sandbox = plan.sandbox, let runRoot = Self.runRoot(of: sandbox, run: run.id) {
+                for job in jobs {
+                    var dir = URL(fileURLWithPath: job.destination).deletingLastPathComponent().path
+                    while dir.hasPrefix(runRoot) && dir.count >= runRoot.count {
+                        if rmdir(dir) != 0 && errno != ENOENT { break }
+                        dir = URL(fileURLWithPath: dir).deletingLastPathComponent().path
+                    }
+                }
+            }
+            ledger.postEvent(LedgerEvent(runId: run.id, at: Date(), kind: "exercise.cleaned",
+                                         message: "removed the sandbox data of \(removed) job(s)"))
+            try await ledger.flush()
+        } catch {
+            logger.error("could not remove exercise sandbox data", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
+        }
+    }
+
+    /// `/var/lib/lifeboat/sandbox/<run>` for `/var/lib/lifeboat/sandbox/{run}/{site}/{product}`.
+    static func runRoot(of sandbox: PathTemplate, run: String) -> String? {
+        let segments = sandbox.text.split(separator: "/")
+        guard let index = segments.firstIndex(where: { $0.contains("{run}") }) else { return nil }
+        let prefix = "/" + segments[...index].joined(separator: "/")
+        return (try? PathTemplate(prefix))?.render([.run: run])
+    }
+}

@@ -1,0 +1,228 @@
+import ArgumentParser
+import Foundation
+import LifeboatKit
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "The daemon's state: runs going, plans, throughput.")
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        let result = try daemon.call("status")
+        guard !daemon.json else { return }
+        let status = try ControlClient.decode(ControlHandler.Status.self, from: result)
+        print("lifeboatd \(status.version) (pid \(status.pid)), up \(DurationSpec.format(seconds: status.uptimeSeconds)), socket \(status.socket)")
+        print("ledger \(status.ledger); \(status.plans) plan(s) loaded; \(ByteSize.format(Int64(status.bytesPerSecond)))/s restored over the last minute")
+        for problem in status.planProblems {
+            print("plan problem: \(problem.file)" + (problem.keptPrevious.map { " (serving the previous version of \($0))" } ?? ""))
+            for error in problem.errors { print("  \(error)") }
+        }
+        if status.runs.isEmpty { print("no runs going"); return }
+        var table = TextTable(["RUN", "PLAN", "MODE", "STATE", "DONE", "FAILED", "NOTE"])
+        for run in status.runs {
+            let failed = (run.counts["failed"] ?? 0) + (run.counts["skipped"] ?? 0)
+            table.add([run.id, run.plan, run.mode.rawValue, run.state.rawValue, "\(run.done)/\(run.jobs)", "\(failed)", run.note ?? ""])
+        }
+        print(table.render(), terminator: "")
+    }
+}
+
+struct PlansCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "plans", abstract: "Plans the daemon has loaded, and problems with plan files.")
+    @OptionGroup var daemon: DaemonOptions
+
+    struct Info: Decodable {
+        var name: String
+        var file: String
+        var products: [String]
+        var waves: Int
+        var schedule: String?
+        var nextExercise: Date?
+    }
+
+    struct Result: Decodable {
+        var plans: [Info]
+        var problems: [PlanRegistry.Problem]
+    }
+
+    func run() async throws {
+        let result = try ControlClient.decode(Result.self, from: try daemon.call("plans"))
+        guard !daemon.json else { return }
+        var table = TextTable(["PLAN", "PRODUCTS", "WAVES", "SCHEDULE", "NEXT EXERCISE", "FILE"])
+        for plan in result.plans {
+            table.add([plan.name, plan.products.joined(separator: ","), "\(plan.waves)", plan.schedule ?? "-",
+                       plan.nextExercise.map(Timestamp.iso) ?? "-", plan.file])
+        }
+        print(table.render(), terminator: "")
+        for problem in result.problems {
+            printError("problem in \(problem.file)" + (problem.keptPrevious.map { " (serving the previous version of \($0))" } ?? ""))
+            for error in problem.errors { printError("  \(error)") }
+        }
+    }
+}
+
+/// `restore`, `exercise` and `dry-run`: start a run of a loaded plan on the daemon.
+struct StartRun {
+    static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, follow: Bool, daemon: DaemonOptions) throws {
+        var params: [String: JSONValue] = ["plan": .string(plan), "mode": .string(mode.rawValue)]
+        if let sites = try selection.siteList() { params["sites"] = .array(sites.map { .string($0) }) }
+        for (key, value) in [("incident_at", selection.incidentAt), ("as_of", selection.asOf), ("declared_at", selection.declaredAt)] {
+            if let value {
+                guard Timestamp.parse(value) != nil else {
+                    throw CLIFailure(code: .rejected, message: "error: --\(key.replacingOccurrences(of: "_", with: "-")) \"\(value)\" is not an ISO-8601 time")
+                }
+                params[key] = .string(value)
+            }
+        }
+        if let scale = selection.scale { params["scale"] = .number(Double(scale)) }
+        if let seed = selection.seed { params["seed"] = .number(Double(seed)) }
+        if selection.keep { params["keep"] = .bool(true) }
+        let client = try daemon.connect()
+        let result = try client.call("run.start", params)
+        if mode == .dryRun {
+            if daemon.json { try printJSON(result) } else { DryRunPrinter.print(try ControlClient.decode(DryRunReport.self, from: result)) }
+            return
+        }
+        let run = try ControlClient.decode(RunRecord.self, from: result)
+        if daemon.json && !follow { try printJSON(result); return }
+        if !daemon.json { print("started \(mode.rawValue) run \(run.id) of plan \(run.plan)") }
+        guard follow else {
+            if !daemon.json { print("follow it with: lifeboat watch \(run.id)") }
+            return
+        }
+        try Watch.follow(run.id, client: client, json: daemon.json)
+    }
+}
+
+struct RestoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "restore", abstract: "Restore a plan's sites into production (target).")
+    @Argument(help: "A loaded plan's name.") var plan: String
+    @OptionGroup var selection: RunSelectionOptions
+    @Flag(help: "Watch the run until it ends (exit 1 if any job failed).") var follow = false
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws { try StartRun.start(plan: plan, mode: .restore, selection: selection, follow: follow, daemon: daemon) }
+}
+
+struct ExerciseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "exercise", abstract: "Rehearse a plan into its sandbox (production is never touched).")
+    @Argument(help: "A loaded plan's name.") var plan: String
+    @OptionGroup var selection: RunSelectionOptions
+    @Flag(help: "Watch the run until it ends.") var follow = false
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws { try StartRun.start(plan: plan, mode: .exercise, selection: selection, follow: follow, daemon: daemon) }
+}
+
+struct DryRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dry-run", abstract: "Resolve sites, snapshots, order, waves and RPO, and forecast the duration; writes nothing.")
+    @Argument(help: "A loaded plan's name.") var plan: String
+    @OptionGroup var selection: RunSelectionOptions
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws { try StartRun.start(plan: plan, mode: .dryRun, selection: selection, follow: false, daemon: daemon) }
+}
+
+struct RunsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "runs", abstract: "Recent runs, newest first.")
+    @Option(help: "How many.") var limit = 20
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        let runs = try ControlClient.decode([RunRecord].self, from: try daemon.call("run.list", ["limit": .number(Double(limit))]))
+        guard !daemon.json else { return }
+        var table = TextTable(["RUN", "PLAN", "MODE", "STATE", "CREATED", "BY", "NOTE"])
+        for run in runs {
+            table.add([run.id, run.plan, run.mode.rawValue, run.state.rawValue, Timestamp.iso(run.createdAt), run.startedBy, run.note ?? ""])
+        }
+        print(table.render(), terminator: "")
+    }
+}
+
+struct ShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "A run with its jobs, RPO and RTO.")
+    @Argument(help: "The run id.") var run: String
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        let detail = try ControlClient.decode(ControlHandler.RunDetail.self, from: try daemon.call("run.show", ["run": .string(run)]))
+        guard !daemon.json else { return }
+        print("run \(detail.run.id): \(detail.run.mode.rawValue) of \(detail.run.plan) by \(detail.run.startedBy)")
+        print("declared \(Timestamp.iso(detail.run.declaredAt)), incident \(Timestamp.iso(detail.run.incidentAt)), as of \(Timestamp.iso(detail.run.asOf))")
+        var table = TextTable(["JOB", "SITE", "PRODUCT", "WAVE", "STATE", "SNAPSHOT", "RPO", "RTO", "SIZE", "ERROR"])
+        func duration(_ value: Double?, _ met: Bool?) -> String {
+            guard let value else { return "-" }
+            return DurationSpec.format(seconds: value) + (met == false ? " MISSED" : "")
+        }
+        for job in detail.jobs {
+            table.add(["\(job.id ?? 0)", job.site, job.product, "\(job.wave + 1)", job.state.rawValue,
+                       job.snapshotTakenAt.map(Timestamp.iso) ?? "-", duration(job.rpoSeconds, job.rpoMet), duration(job.rtoSeconds, job.rtoMet),
+                       ByteSize.format(job.bytes), job.error.map { String($0.prefix(80)) } ?? ""])
+        }
+        print(table.render(), terminator: "")
+        SummaryPrinter.print(run: detail.run, jobs: detail.jobs)
+    }
+}
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "watch", abstract: "Live progress of a run until it ends: bars per wave and product, throughput, ETA against the RTO.")
+    @Argument(help: "The run id.") var run: String
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws { try Watch.follow(run, client: try daemon.connect(), json: daemon.json) }
+}
+
+/// Commands that act on one run: cancel and resume.
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Stop a run: no new jobs; running jobs stop within 2 s; destinations untouched.")
+    @Argument(help: "The run id.") var run: String
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        _ = try daemon.call("run.cancel", ["run": .string(run)])
+        if !daemon.json { print("cancelling run \(run)") }
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let a run halted by a wave gate go on.")
+    @Argument(help: "The run id.") var run: String
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        _ = try daemon.call("run.resume", ["run": .string(run)])
+        if !daemon.json { print("resumed run \(run)") }
+    }
+}
+
+struct RetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "retry", abstract: "Run a failed, skipped or cancelled job of an ended run again.")
+    @Argument(help: "The run id.") var run: String
+    @Argument(help: "The job id (see `lifeboat show RUN`).") var job: Int
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        _ = try daemon.call("job.retry", ["run": .string(run), "job": .number(Double(job))])
+        if !daemon.json { print("job \(job) of run \(run) queued again; follow with: lifeboat watch \(run)") }
+    }
+}
+
+struct ReloadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reload", abstract: "Reload plans (like SIGHUP); an invalid plan keeps its previous version.")
+    @OptionGroup var daemon: DaemonOptions
+
+    struct Result: Decodable {
+        var plans: [String]
+        var problems: [PlanRegistry.Problem]
+    }
+
+    func run() async throws {
+        let result = try ControlClient.decode(Result.self, from: try daemon.call("reload"))
+        guard !daemon.json else { return }
+        print("reloaded: \(result.plans.count) plan(s): \(result.plans.joined(separator: ", "))")
+        for problem in result.problems {
+            printError("problem in \(problem.file)" + (problem.keptPrevious.map { " (still serving the previous version of \($0))" } ?? ""))
+            for error in problem.errors { printError("  \(error)") }
+        }
+        if !result.problems.isEmpty { throw CLIFailure(code: .rejected, message: "") }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import LifeboatKit
+
+/// `watch` and `--follow`: streams a run's events and draws its progress — redrawn in place on a
+/// terminal, one line per change otherwise.
+enum Watch {
+    struct Line: Decodable {
+        var snapshot: ControlHandler.RunDetail?
+        var event: RunEvent?
+        var done: ControlHandler.RunDetail?
+    }
+
+    /// Follows a run to its end. Throws exit 1 when it did not succeed.
+    static func follow(_ runId: String, client: ControlClient, json: Bool) throws {
+        let interactive = isatty(STDOUT_FILENO) == 1 && !json
+        var view: WatchView?
+        var final: ControlHandler.RunDetail?
+        var lastDraw = Date.distantPast
+        try client.stream("run.watch", ["run": .string(runId)]) { value in
+            if json { try printJSONLine(value) }
+            let line = try ControlClient.decode(Line.self, from: value)
+            if let snapshot = line.snapshot {
+                view = WatchView(detail: snapshot)
+            } else if let event = line.event {
+                view?.apply(event)
+                if !interactive && !json { ProgressLines.print(event) }
+            } else if let done = line.done {
+                final = done
+                view?.replace(with: done)
+            }
+            if interactive, view != nil, line.done != nil || Date().timeIntervalSince(lastDraw) > 0.2 {
+                view!.draw()
+                lastDraw = Date()
+            }
+            return line.done == nil
+        }
+        guard let final else { return }
+        if !json { SummaryPrinter.print(run: final.run, jobs: final.jobs) }
+        if final.run.state != .succeeded {
+            throw CLIFailure(code: .failed, message: json ? "" : "run \(runId) \(final.run.state.rawValue)")
+        }
+    }
+
+    static func printJSONLine(_ value: JSONValue) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+    }
+}
+
+/// The state a watcher draws: jobs by id, the run, progress.
+struct WatchView {
+    var run: RunRecord
+    var jobs: [Int64: JobRecord]
+    var readBytes: [Int64: Int64] = [:]
+    var linesDrawn = 0
+
+    init(detail: ControlHandler.RunDetail) {
+        run = detail.run
+        jobs = Dictionary(detail.jobs.compactMap { job in job.id.map { ($0, job) } }, uniquingKeysWith: { $1 })
+    }
+
+    mutating func replace(with detail: ControlHandler.RunDetail) {
+        let drawn = linesDrawn
+        self = WatchView(detail: detail)
+        linesDrawn = drawn
+    }
+
+    mutating func apply(_ event: RunEvent) {
+        if let run = event.run { self.run = run }
+        if let job = event.job, let id = job.id {
+            jobs[id] = job
+            if let read = event.archiveBytesRead { readBytes[id] = read }
+            if job.state.isFinal { readBytes[id] = nil }
+        }
+    }
+
+    func bar(_ done: Int, _ total: Int, width: Int = 24) -> String {
+        let filled = total == 0 ? width : min(width, done * width / max(total, 1))
+        return "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]"
+    }
+
+    /// Renders the current state (without moving the cursor).
+    func render(now: Date = Date()) -> [String] {
+        let all = Array(jobs.values)
+        let done = all.filter { $0.state.isFinal }
+        let failed = all.filter { $0.state == .failed || $0.state == .skipped }.count
+        var lines = ["run \(run.id) — \(run.mode.rawValue) of \(run.plan) — \(run.state.rawValue)" + (run.note.map { ": \($0)" } ?? "")]
+        for wave in Set(all.map(\.wave)).sorted() {
+            let jobsOfWave = all.filter { $0.wave == wave }
+            let finished = jobsOfWave.filter { $0.state.isFinal }.count
+            let bad = jobsOfWave.filter { $0.state == .failed || $0.state == .skipped }.count
+            lines.append("  wave \(wave + 1)".padding(toLength: 16, withPad: " ", startingAt: 0)
+                         + "\(bar(finished, jobsOfWave.count)) \(finished)/\(jobsOfWave.count)" + (bad > 0 ? "  \(bad) failed" : ""))
+        }
+        for product in Set(all.map(\.product)).sorted() {
+            let jobsOfProduct = all.filter { $0.product == product }
+            let finished = jobsOfProduct.filter { $0.state.isFinal }.count
+            let running = jobsOfProduct.filter { $0.state.isActive }.count
+            lines.append("  \(product)".padding(toLength: 16, withPad: " ", startingAt: 0)
+                         + "\(bar(finished, jobsOfProduct.count)) \(finished)/\(jobsOfProduct.count)" + (running > 0 ? "  \(running) restoring" : ""))
+        }
+        // Throughput and ETA from what finished since the run started.
+        let bytes = done.reduce(Int64(0)) { $0 + $1.bytes }
+        if let started = run.startedAt {
+            let elapsed = max(0.001, now.timeIntervalSince(started))
+            var line = "  \(ByteSize.format(Int64(Double(bytes) / elapsed)))/s, \(done.count)/\(all.count) jobs, \(failed) failed"
+            let remaining = all.count - done.count
+            if remaining > 0, done.count > 0 {
+                let eta = elapsed / Double(done.count) * Double(remaining)
+                line += ", ETA \(DurationSpec.format(seconds: eta))"
+                if let rto = run.rtoObjectiveSeconds {
+                    let forecast = now.addingTimeInterval(eta).timeIntervalSince(run.declaredAt)
+                    line += forecast <= rto ? " (RTO \(DurationSpec.format(seconds: rto)): on track)"
+                                            : " (RTO \(DurationSpec.format(seconds: rto)): FORECAST MISS by \(DurationSpec.format(seconds: forecast - rto)))"
+                }
+            }
+            lines.append(line)
+        }
+        return lines
+    }
+
+    /// Redraws in place: moves up over the previous drawing and clears each line.
+    mutating func draw() {
+        let lines = render()
+        var out = ""
+        if linesDrawn > 0 { out += "\u{1B}[\(linesDrawn)F" }
+        for line in lines { out += "\u{1B}[2K" + line + "\n" }
+        FileHandle.standardOutput.write(Data(out.utf8))
+        linesDrawn = lines.count
+    }
+}

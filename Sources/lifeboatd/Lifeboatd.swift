@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import LifeboatKit
+import Logging
+
+/// `lifeboatd [--config FILE]`: the Lifeboat daemon. Everything it does lives in LifeboatKit
+/// (`makeDaemon`); this is only the command line.
+@main
+struct Lifeboatd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lifeboatd",
+        abstract: "The Lifeboat daemon: runs restoration plans and exercises, serves the control socket.",
+        discussion: """
+            Without --config it uses defaults for one user: plans from ./plans, the ledger and socket
+            under a per-user state directory, logs to stderr. SIGHUP reloads plans; SIGTERM drains.
+            """,
+        version: LifeboatVersion.string
+    )
+
+    @Option(help: "The daemon config file (YAML); see config/lifeboatd.yaml.")
+    var config: String?
+
+    func run() async throws {
+        let loaded: DaemonConfig
+        do {
+            loaded = try config.map(DaemonConfig.load(path:)) ?? DaemonConfig.defaults()
+        } catch let error as DiagnosticsError {
+            FileHandle.standardError.write(Data("lifeboatd: invalid config\n\(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+        LifeboatLogHandler.bootstrap(level: loaded.logLevel, format: loaded.logFormat)
+        let logger = Logger(label: "lifeboatd")
+        do {
+            let daemon = try makeDaemon(config: loaded, logger: logger)
+            logger.info("lifeboatd starting", metadata: ["version": "\(LifeboatVersion.string)", "state_dir": "\(loaded.stateDirectory)",
+                                                          "plans_dir": "\(loaded.plansDirectory)", "config": "\(loaded.sourcePath ?? "defaults")"])
+            try await daemon.group.run()
+            logger.info("lifeboatd stopped")
+        } catch let error as LifeboatError {
+            logger.critical("lifeboatd cannot run", metadata: ["error": "\(error.description)"])
+            throw ExitCode(1)
+        }
+    }
+}

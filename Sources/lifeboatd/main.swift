@@ -1,2 +1,0 @@
-import LifeboatKit
-print(LifeboatVersion.string)
