@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+
+/// A real `lifeboatd` started with a temporary config, driven by the real `lifeboat` binary.
+final class DaemonHarness: @unchecked Sendable {
+    let dir: TempDir
+    var process: Process?
+    var socket: String { dir.file("lifeboatd.sock") }
+    var log: String { dir.file("daemon.log") }
+
+    /// A fleet of `sites` × contacts,jira and a plan `main` over it, in a fresh directory.
+    init(sites: Int = 4, size: String = "256KiB", planExtra: String = "", name: String = #function) throws {
+        dir = TempDir(name)
+        let gen = try run(Binaries.lifeboat, ["fleet", "generate", dir.file("store"), "--sites", "\(sites)", "--products", "contacts,jira",
+                                             "--size", size, "--now", "2026-11-25T10:00:00Z"])
+        #expect(gen.status == 0, "\(gen.stderr)")
+        dir.write("plans/main.yaml", """
+            name: main
+            snapshots: ../store
+            target: ../out/{site}/{product}
+            sandbox: ../sandbox/{run}/{site}/{product}
+            products:
+              - name: contacts
+              - name: jira
+                after: [contacts]
+            objectives: { rto: 1h, rpo: 24h }
+            \(planExtra)
+            """)
+        dir.write("lifeboatd.yaml", """
+            plans_dir: plans
+            state_dir: state
+            socket: { path: lifeboatd.sock, mode: "0666" }
+            log: { level: debug }
+            max_concurrent_runs: 2
+            """)
+    }
+
+    /// Starts the daemon and waits until `status` answers.
+    func start(environment: [String: String] = [:], waitReady: Bool = true) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.lifeboatd)
+        process.arguments = ["--config", dir.file("lifeboatd.yaml")]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try handle.seekToEnd()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        self.process = process
+        guard waitReady else { return }
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if try cli(["status"]).status == 0 { return }
+            guard process.isRunning else { break }
+            usleep(50_000)
+        }
+        Issue.record("lifeboatd did not become ready: \(daemonLog)")
+    }
+
+    var daemonLog: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+    /// Runs the CLI against this daemon.
+    @discardableResult
+    func cli(_ arguments: [String], as user: String? = nil) throws -> ProcessResult {
+        if let user {
+            return try run("/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", Binaries.lifeboat] + arguments,
+                           environment: ["LIFEBOAT_SOCKET": socket])
+        }
+        return try run(Binaries.lifeboat, arguments, environment: ["LIFEBOAT_SOCKET": socket])
+    }
+
+    func signal(_ signal: Int32) {
+        if let process, process.isRunning { kill(process.processIdentifier, signal) }
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        guard let process else { return -1 }
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func kill9() {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit {
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    /// Sends raw bytes on a fresh connection and returns what came back within `timeout`.
+    func raw(_ bytes: [UInt8], closeAfterSend: Bool = false, timeout: TimeInterval = 2) throws -> String {
+        let fd = socketConnect(socket)
+        guard fd >= 0 else { throw POSIXError(.ECONNREFUSED) }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { break }
+            offset += n
+        }
+        if closeAfterSend { shutdown(fd, Int32(SHUT_WR)) }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var output = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            output += chunk[..<n]
+            if !closeAfterSend, output.last == UInt8(ascii: "\n") {
+                let lines = output.split(separator: UInt8(ascii: "\n")).count
+                if lines >= expectedLines(bytes) { break }
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private func expectedLines(_ bytes: [UInt8]) -> Int { max(1, bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).count - 1) }
+}
+
+/// Connects a Unix stream socket; returns the fd or -1.
+func socketConnect(_ path: String) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+    let ok = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    if ok != 0 { close(fd); return -1 }
+    return fd
+}
+
+/// A fake systemd: a datagram socket that collects sd_notify messages.
+final class FakeNotifySocket: @unchecked Sendable {
+    let path: String
+    let fd: Int32
+
+    init(path: String) {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Messages received until `until` matches one or `timeout` passes.
+    func collect(until: (String) -> Bool, timeout: TimeInterval = 20) -> [String] {
+        var messages: [String] = []
+        let deadline = Date().addingTimeInterval(timeout)
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        while Date() < deadline {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 {
+                let message = String(decoding: buffer[..<n], as: UTF8.self)
+                messages.append(message)
+                if until(message) { break }
+            }
+        }
+        return messages
+    }
+}

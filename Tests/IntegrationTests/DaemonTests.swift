@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+
+/// The real `lifeboatd` driven by the real `lifeboat`, the way an operator would.
+@Suite(.serialized) struct DaemonTests {
+    func newestArchive(_ dir: TempDir, _ site: String, _ product: String) throws -> String {
+        let folder = dir.file("store/\(site)/\(product)")
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".tar.gz") }.sorted().last)
+        return folder + "/" + name
+    }
+
+    func expectSameAsTar(_ archive: String, _ restored: String, in dir: TempDir) throws {
+        let reference = dir.file("ref-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(atPath: reference, withIntermediateDirectories: true)
+        #expect(try run("/bin/tar", ["-xzf", archive, "-C", reference]).status == 0)
+        let diff = try run("/usr/bin/diff", ["-r", "--no-dereference", reference, restored])
+        #expect(diff.status == 0, "\(diff.stdout)")
+    }
+
+    @Test func restoreEndToEndThroughTheSocket() throws {
+        let daemon = try DaemonHarness(sites: 5)
+        try daemon.start()
+        let result = try daemon.cli(["restore", "main", "--follow", "--incident-at", "2026-11-25T10:00:00Z"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("succeeded"))
+        let sites = try FileManager.default.contentsOfDirectory(atPath: daemon.dir.file("store")).sorted()
+        for site in sites {
+            for product in ["contacts", "jira"] {
+                try expectSameAsTar(try newestArchive(daemon.dir, site, product), daemon.dir.file("out/\(site)/\(product)"), in: daemon.dir)
+            }
+        }
+        // Per-job RPO/RTO in the ledger, as `show --json` reports them.
+        let runs = try daemon.cli(["runs", "--json"])
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(runs.stdout.utf8)) as? [[String: Any]])
+        let runId = try #require(list.first?["id"] as? String)
+        let show = try daemon.cli(["show", runId, "--json"])
+        let detail = try #require(try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])
+        let jobs = try #require(detail["jobs"] as? [[String: Any]])
+        #expect(jobs.count == 10)
+        for job in jobs {
+            #expect(job["state"] as? String == "succeeded")
+            #expect((job["rpoSeconds"] as? Double ?? -1) > 0)
+            #expect((job["rtoSeconds"] as? Double ?? -1) >= 0)
+            #expect(job["rpoMet"] as? Bool == true && job["rtoMet"] as? Bool == true)
+        }
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func garbageOversizedAndHalfWrittenRequestsThenStatusWorks() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        try daemon.start()
+        // Binary garbage, not JSON.
+        let garbage = try daemon.raw([0xFF, 0x00, 0x13, 0x37, 0x0A])
+        #expect(garbage.contains(#""ok":false"#) && garbage.contains("bad-request"))
+        // Valid JSON, wrong shapes and types.
+        #expect(try daemon.raw(Array("[1,2,3]\n".utf8)).contains("bad-request"))
+        #expect(try daemon.raw(Array(#"{"id":7,"command":"no.such"}"#.utf8) + [10]).contains(#""id":7"#))
+        #expect(try daemon.raw(Array(#"{"id":8,"command":"no.such"}"#.utf8) + [10]).contains("unknown-command"))
+        #expect(try daemon.raw(Array(#"{"id":9,"command":"run.show","params":{"run":42}}"#.utf8) + [10]).contains("invalid-params"))
+        // Over 64 KiB, then a good request on the same connection.
+        let big = Array(#"{"id":1,"command":"status","pad":""#.utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 70_000) + Array(#""}"#.utf8) + [10]
+        let answer = try daemon.raw(big + Array(#"{"id":2,"command":"status"}"#.utf8) + [10])
+        #expect(answer.contains("too-large"))
+        #expect(answer.contains(#""id":2,"ok":true"#))
+        // Just under the cap is accepted.
+        let under = Array(#"{"id":3,"command":"status","pad":""#.utf8)
+        let filler = [UInt8](repeating: UInt8(ascii: "y"), count: 65_536 - under.count - 2)
+        #expect(try daemon.raw(under + filler + Array(#""}"#.utf8) + [10]).contains(#""id":3,"ok":true"#))
+        // Half a request, then the client goes away.
+        _ = try daemon.raw(Array(#"{"id":4,"comm"#.utf8), closeAfterSend: true, timeout: 1)
+        let status = try daemon.cli(["status"])
+        #expect(status.status == 0)
+        #expect(status.stdout.contains("lifeboatd"))
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func nonAdminMayReadButNotRestore() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        // The socket's directory must be reachable by the other user.
+        chmod(daemon.dir.path, 0o755)
+        try daemon.start()
+        let status = try daemon.cli(["status"], as: "65534")
+        #expect(status.status == 0, "\(status.stderr)")
+        let restore = try daemon.cli(["restore", "main"], as: "65534")
+        #expect(restore.status == 2)
+        #expect(restore.stderr.contains("run.start needs an admin"))
+        #expect(restore.stderr.contains("uid 65534"))
+        #expect(!FileManager.default.fileExists(atPath: daemon.dir.file("out")))
+        #expect(daemon.daemonLog.contains("mutating command refused"))
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func sighupWithABrokenPlanKeepsThePreviousVersion() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        try daemon.start()
+        daemon.dir.write("plans/main.yaml", "name: main\nsnapshots: ../store\ntarget: ../out/{site}/{product}\nproducts: [{name: contacts, after: [nope]}]\n")
+        daemon.signal(SIGHUP)
+        var status = ""
+        for _ in 0..<100 {
+            status = try daemon.cli(["status"]).stdout
+            if status.contains("plan problem") { break }
+            usleep(50_000)
+        }
+        #expect(status.contains("plan problem: \(daemon.dir.file("plans/main.yaml")) (serving the previous version of main)"))
+        #expect(status.contains("main.yaml:4:"))
+        // The previous version still restores.
+        let restore = try daemon.cli(["restore", "main", "--follow"])
+        #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func readinessAndStoppingOnNotifySocket() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        let notify = FakeNotifySocket(path: daemon.dir.file("notify.sock"))
+        try daemon.start(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"], waitReady: false)
+        let startup = notify.collect(until: { $0.contains("READY=1") })
+        #expect(startup.contains { $0.contains("READY=1") }, "\(startup) \(daemon.daemonLog)")
+        // The socket answers once READY was sent.
+        #expect(try daemon.cli(["status"]).status == 0)
+        let pings = notify.collect(until: { $0.contains("WATCHDOG=1") }, timeout: 5)
+        #expect(pings.contains { $0.contains("WATCHDOG=1") })
+        daemon.signal(SIGTERM)
+        let shutdown = notify.collect(until: { $0.contains("STOPPING=1") })
+        #expect(shutdown.contains { $0.contains("STOPPING=1") })
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func unreachableDaemonExitsThreeNamingTheSocket() throws {
+        let dir = TempDir()
+        let result = try run(Binaries.lifeboat, ["status", "--socket", dir.file("nope.sock")])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains(dir.file("nope.sock")))
+    }
+
+    @Test func secondDaemonOnTheSameStateDirectoryRefuses() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        try daemon.start()
+        let second = try run(Binaries.lifeboatd, ["--config", daemon.dir.file("lifeboatd.yaml")])
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("another lifeboatd (pid \(daemon.process!.processIdentifier)) is using the state directory"))
+        #expect(try daemon.cli(["status"]).status == 0)
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func killedDaemonResumesTheRunWithNothingCommittedTwice() throws {
+        let daemon = try DaemonHarness(sites: 12, size: "2MiB", planExtra: "concurrency: 1")
+        for site in ["acme", "globex"] { daemon.dir.write("out/\(site)/contacts/precious.txt", "old \(site)") }
+        try daemon.start()
+        let start = try daemon.cli(["restore", "main", "--json"])
+        #expect(start.status == 0, "\(start.stderr)")
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let sites = (try? FileManager.default.contentsOfDirectory(atPath: daemon.dir.file("out")))?.count ?? 0
+            if sites >= 5 { break }
+            usleep(20_000)
+        }
+        let status = try daemon.cli(["status", "--json"]).stdout
+        #expect(status.contains(#""state":"running""#), "the run ended before the kill; make the fleet bigger")
+        daemon.kill9()
+        try daemon.start()
+        // The resumed run finishes.
+        var finished = false
+        for _ in 0..<600 {
+            let runs = try daemon.cli(["runs", "--json"]).stdout
+            if runs.contains(#""state":"succeeded""#) { finished = true; break }
+            #expect(!runs.contains(#""state":"failed""#))
+            usleep(50_000)
+        }
+        #expect(finished, "\(daemon.daemonLog)")
+        let sites = try FileManager.default.contentsOfDirectory(atPath: daemon.dir.file("store")).sorted()
+        for site in sites {
+            for product in ["contacts", "jira"] {
+                try expectSameAsTar(try newestArchive(daemon.dir, site, product), daemon.dir.file("out/\(site)/\(product)"), in: daemon.dir)
+            }
+        }
+        for site in ["acme", "globex"] {
+            let q = try FileManager.default.contentsOfDirectory(atPath: daemon.dir.file("out/\(site)/.lifeboat-quarantine"))
+            #expect(q.count == 1)
+            #expect(try String(contentsOfFile: daemon.dir.file("out/\(site)/.lifeboat-quarantine/\(q[0])/precious.txt"), encoding: .utf8) == "old \(site)")
+        }
+        for site in sites where !["acme", "globex"].contains(site) {
+            #expect(!FileManager.default.fileExists(atPath: daemon.dir.file("out/\(site)/.lifeboat-quarantine")), "\(site) committed twice")
+        }
+        #expect(try run("/usr/bin/find", [daemon.dir.file("out"), "-name", ".lifeboat-staging"]).stdout.isEmpty)
+        #expect(daemon.stop() == 0)
+    }
+}
