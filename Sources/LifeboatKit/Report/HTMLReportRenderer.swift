@@ -10,6 +10,8 @@ struct HTMLReportRenderer {
 
     /// Never-started jobs named under the timeline before "and N more" (all are in the job table).
     static let notStartedLimit = 60
+    /// Up to this many jobs, the job table lists them all (see `jobs(_:)`).
+    static let fullJobTableLimit = 2_000
 
     init(_ document: ReportDocument) {
         doc = document
@@ -73,9 +75,10 @@ struct HTMLReportRenderer {
         let v = doc.verdict
         let o = doc.overall
         var cards: [(cls: String, key: String, value: String, sub: String)] = []
-        cards.append((v.succeeded == v.jobs ? "ok" : "info", "Restored", "\(v.succeeded) / \(v.jobs)", "jobs succeeded"))
+        cards.append((v.succeeded == v.jobs ? "ok" : "info", "Restored", "\(v.succeeded)/\(v.jobs)", "jobs succeeded"))
+        let causes = [(v.failed, "failed"), (v.skipped, "skipped"), (v.cancelled, "cancelled")].filter { $0.0 > 0 }
         cards.append((v.notRestored > 0 ? "bad" : "ok", "Not restored", "\(v.notRestored)",
-                      v.notRestored > 0 ? "\(v.failed) failed, \(v.skipped) skipped, \(v.cancelled) cancelled" : "no failures"))
+                      causes.isEmpty ? "no failures" : causes.map { "\($0.0) \($0.1)" }.joined(separator: ", ")))
         cards.append((objectiveClass(v.rto), "RTO objective \(ReportText.duration(doc.objectives.rtoSeconds))",
                       ReportText.outcome(v.rto), "p95 \(ReportText.duration(o.rto.p95)) · max \(ReportText.duration(o.rto.max))"
                         + (o.rtoMissed > 0 ? " · \(o.rtoMissed) late" : "")
@@ -111,7 +114,7 @@ struct HTMLReportRenderer {
         out += "<table><thead><tr><th>Job</th><th class=\"n\">Wave</th><th>State</th><th class=\"n\">Attempt</th><th>Code</th><th>Reason</th></tr></thead><tbody>\n"
         for f in doc.failures {
             out += "<tr><td><b>\(h(f.name))</b></td><td class=\"n\">\(f.wave + 1)</td><td class=\"state \(f.state.rawValue)\">\(f.state.rawValue.uppercased())</td>"
-            out += "<td class=\"n\">\(f.attempt)</td><td>\(h(f.errorCode ?? "-"))</td><td class=\"reason\">\(h(f.reason))</td></tr>\n"
+            out += "<td class=\"n\">\(f.attempt)</td><td class=\"t\">\(h(f.errorCode ?? "-"))</td><td class=\"reason\">\(h(f.reason))</td></tr>\n"
         }
         out += "</tbody></table>\n</section>\n"
     }
@@ -191,8 +194,8 @@ struct HTMLReportRenderer {
             out += "<th class=\"n\">RPO p50 / p95 / max</th><th class=\"n\">RTO p50 / p95 / max</th>"
             out += "<th class=\"n\">RPO missed</th><th class=\"n\">RTO missed</th><th class=\"n\">Restored</th></tr></thead><tbody>\n"
             for g in groups + [doc.overall] {
-                out += "<tr\(g.notRestored > 0 ? " class=\"bad\"" : "")><td><b>\(h(g.name))</b></td><td class=\"n\">\(g.jobs)</td>"
-                out += "<td>\(h(ReportText.counts(g)))</td><td class=\"n\">\(ReportText.percentiles(g.rpo))</td>"
+                out += "<tr><td><b>\(h(g.name))</b></td><td class=\"n\">\(g.jobs)</td>"
+                out += "<td>\(counts(g))</td><td class=\"n\">\(ReportText.percentiles(g.rpo))</td>"
                 out += "<td class=\"n\">\(ReportText.percentiles(g.rto))</td>"
                 out += "<td class=\"n\">\(missed(g.rpoMissed))</td><td class=\"n\">\(missed(g.rtoMissed))</td>"
                 out += "<td class=\"n\">\(ByteSize.format(g.bytes))</td></tr>\n"
@@ -204,6 +207,16 @@ struct HTMLReportRenderer {
         out += " in \(ReportText.duration(t.wallSeconds)): \(ReportText.rate(t.bytesPerSecond))"
         if t.jobsPerMinute != nil { out += ", " + ReportText.jobsPerMinute(t.jobsPerMinute) }
         out += ".</p>\n</section>\n"
+    }
+
+    /// `13 ok, 1 failed` with the bad part in red and in words.
+    private func counts(_ g: ReportDocument.Group) -> String {
+        var parts = ["\(g.succeeded) ok"]
+        for (n, word) in [(g.failed, "failed"), (g.skipped, "skipped"), (g.cancelled, "cancelled")] where n > 0 {
+            parts.append("<span class=\"no\">\(n) \(word)</span>")
+        }
+        if g.unfinished > 0 { parts.append("\(g.unfinished) unfinished") }
+        return parts.joined(separator: ", ")
     }
 
     private func missed(_ count: Int) -> String { count > 0 ? "<span class=\"no\">\(count)</span>" : "0" }
@@ -233,18 +246,37 @@ struct HTMLReportRenderer {
 
     private func jobs(_ out: inout String) {
         let root = ReportText.snapshotRoot(doc.jobs)
+        // Beyond the limit, rows of jobs restored within both objectives are left out: a
+        // 10,000-row table helps nobody under pressure and would make the page several MiB. The
+        // timeline's tooltips, and the Markdown and JSON reports, still have every job.
+        let all = doc.jobs.count <= Self.fullJobTableLimit
+        let rows = all ? doc.jobs : doc.jobs.filter { $0.state != .succeeded || $0.rtoMet == false || $0.rpoMet == false }
         out += "<section id=\"jobs\">\n<h2>Jobs (\(doc.jobs.count))</h2>\n"
-        out += "<table><thead><tr><th class=\"n\">Wave</th><th>Site</th><th>Product</th><th>State</th><th>Snapshot</th><th>Taken at</th>"
-        out += "<th class=\"n\">RPO</th><th class=\"n\">RTO</th><th class=\"n\">Bytes</th><th class=\"n\">Entries</th><th>Error</th></tr></thead><tbody>\n"
-        for j in doc.jobs {
-            let bad = [.failed, .skipped, .cancelled].contains(j.state)
-            out += "<tr\(bad ? " class=\"bad\"" : "")><td class=\"n\">\(j.wave + 1)</td><td>\(h(j.site))</td><td>\(h(j.product))</td>"
-            out += "<td class=\"state \(j.state.rawValue)\">\(bad ? j.state.rawValue.uppercased() : j.state.rawValue)</td>"
-            out += "<td class=\"path\">\(h(ReportText.snapshot(j.snapshotPath, root: root)))</td><td>\(h(ReportText.time(j.snapshotTakenAt)))</td>"
-            out += "<td class=\"n\">\(measured(j.rpoSeconds, j.rpoMet))</td><td class=\"n\">\(measured(j.rtoSeconds, j.rtoMet))</td>"
-            out += "<td class=\"n\">\(ByteSize.format(j.bytes))</td><td class=\"n\">\(j.entries)</td><td class=\"reason\">\(h(j.error ?? ""))</td></tr>\n"
+        if !all {
+            out += "<p>\(doc.jobs.count) jobs: listed here are the \(rows.count) that were not restored or missed an objective. "
+            out += "The other \(doc.jobs.count - rows.count) were restored within the objectives; every job is in the Markdown and JSON reports.</p>\n"
         }
-        out += "</tbody></table>\n</section>\n"
+        if let root {
+            out += "<p class=\"muted\">Snapshots are read from \(h(root))/<i>site</i>/<i>product</i>/<i>taken-at</i>.tar.gz; other paths are shown in full.</p>\n"
+        }
+        out += "<div class=\"wide\"><table><thead><tr><th class=\"n\">Wave</th><th>Site</th><th>Product</th><th>State</th><th>Snapshot taken at</th>"
+        out += "<th class=\"n\">RPO</th><th class=\"n\">RTO</th><th class=\"n\">Bytes</th><th class=\"n\">Entries</th><th>Error</th></tr></thead><tbody>\n"
+        for j in rows {
+            // Column styles come from the stylesheet (`#jobs td:nth-child`) to keep big tables small.
+            let bad = [.failed, .skipped, .cancelled].contains(j.state)
+            let late = j.rtoMet == false || j.rpoMet == false
+            // The path is shown only when the store layout does not already imply it.
+            var snapshot = h(ReportText.time(j.snapshotTakenAt))
+            if j.snapshotPath != nil, !ReportText.snapshotIsImplied(j, root: root) {
+                snapshot += "<br><small>\(h(ReportText.snapshot(j, root: root)))</small>"
+            }
+            out += "<tr\(bad ? " class=\"bad\"" : late ? " class=\"late\"" : "")><td>\(j.wave + 1)</td><td>\(h(j.site))</td><td>\(h(j.product))</td>"
+            out += "<td class=\"state \(j.state.rawValue)\">\(bad ? j.state.rawValue.uppercased() : j.state.rawValue)</td>"
+            out += "<td>\(snapshot)</td>"
+            out += "<td>\(measured(j.rpoSeconds, j.rpoMet))</td><td>\(measured(j.rtoSeconds, j.rtoMet))</td>"
+            out += "<td>\(ByteSize.format(j.bytes))</td><td>\(j.entries)</td><td>\(h(j.error ?? ""))</td></tr>\n"
+        }
+        out += "</tbody></table></div>\n</section>\n"
     }
 
     /// `1h02m met` with the word coloured: colour and text together.

@@ -22,7 +22,7 @@ enum HTMLReportStyle {
         .card.bad { border-left-color: var(--bad); }
         .card.info { border-left-color: var(--info); }
         .card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-        .card .v { font-size: 24px; font-weight: 700; }
+        .card .v { font-size: 22px; font-weight: 700; white-space: nowrap; }
         .card .s { color: var(--muted); font-size: 12.5px; }
         section.failures { border: 2px solid var(--bad); }
         section.failures h2 { color: var(--bad); }
@@ -33,7 +33,13 @@ enum HTMLReportStyle {
         td.reason { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; word-break: break-word; }
         td.path { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; color: var(--muted); word-break: break-all; }
         tr.bad td { background: #fdecea; }
-        tr.current td { background: #e8f0fe; font-weight: 600; }
+        tr.late td { background: #fff4e5; }
+        td.t { white-space: nowrap; }
+        .wide { overflow-x: auto; }
+        #jobs td:nth-child(1), #jobs td:nth-child(6), #jobs td:nth-child(7), #jobs td:nth-child(8), #jobs td:nth-child(9) { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+        #jobs td:nth-child(5) { white-space: nowrap; }
+        #jobs td:nth-child(5) small { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; color: var(--muted); white-space: normal; overflow-wrap: anywhere; }
+        #jobs td:nth-child(10) { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; overflow-wrap: anywhere; min-width: 18em; }
         .y { color: var(--ok); font-weight: 700; }
         .no { color: var(--bad); font-weight: 700; }
         .state { font-weight: 600; }
@@ -47,7 +53,7 @@ enum HTMLReportStyle {
         .legend span { display: inline-flex; align-items: center; gap: 6px; }
         .sw { display: inline-block; width: 22px; height: 12px; border-radius: 2px; }
         .sw.ok { background: var(--ok); } .sw.failed { background: repeating-linear-gradient(45deg, var(--bad) 0 4px, #e8a3a3 4px 6px); }
-        .sw.skipped { background: #f2a900; } .sw.cancelled { background: #9e9e9e; } .sw.open { background: var(--info); }
+        .sw.late { background: #e08600; } .sw.skipped { background: #f2a900; } .sw.cancelled { background: #9e9e9e; } .sw.open { background: var(--info); }
         .sw.rto { width: 3px; height: 16px; background: var(--bad); }
         .chart { overflow-x: auto; }
         svg.timeline { width: 100%; height: auto; display: block; font-family: system-ui, sans-serif; }
@@ -59,8 +65,10 @@ enum HTMLReportStyle {
         svg .tick { font-size: 11px; fill: #5f6368; text-anchor: middle; }
         svg .axis-title { font-size: 11.5px; fill: #5f6368; text-anchor: middle; }
         svg .job.ok { fill: #2e7d32; } svg .job.failed { fill: url(#hatch); stroke: #8e0000; stroke-width: .6; }
+        svg .job.late { fill: #e08600; stroke: #8a4b00; stroke-width: .6; }
         svg .job.skipped { fill: #f2a900; } svg .job.cancelled { fill: #9e9e9e; } svg .job.open { fill: #1565c0; }
         svg .job-label { font-size: 10.5px; fill: #3c4043; } svg .job-label.bad { fill: #c62828; font-weight: 700; }
+        svg .job-label.late { fill: #8a4b00; font-weight: 700; }
         svg .rto { stroke: #c62828; stroke-width: 2; stroke-dasharray: 6 4; }
         svg .rto-label { font-size: 12px; font-weight: 700; fill: #c62828; }
         svg .now { stroke: #1565c0; stroke-width: 1.5; }

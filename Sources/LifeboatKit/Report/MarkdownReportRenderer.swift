@@ -61,7 +61,7 @@ struct MarkdownReportRenderer {
         let o = doc.overall
         out += "\n## Recovery objectives\n\n"
         var table = MarkdownTable([("", .left), ("Objective", .right), ("p50", .right), ("p95", .right), ("max", .right),
-                                   ("Over", .right), ("Outcome", .left)])
+                                   ("Jobs over", .right), ("Outcome", .left)])
         table.add(["RTO (restored jobs)", ReportText.duration(doc.objectives.rtoSeconds), ReportText.duration(o.rto.p50),
                    ReportText.duration(o.rto.p95), ReportText.duration(o.rto.max), "\(o.rtoMissed)",
                    ReportText.outcome(doc.verdict.rto, late: o.rtoMissed, notRestored: doc.verdict.notRestored)])
@@ -107,13 +107,13 @@ struct MarkdownReportRenderer {
     private func jobs(_ out: inout String) {
         out += "\n## Jobs\n\n"
         let root = ReportText.snapshotRoot(doc.jobs)
-        if let root { out += "Snapshots are under \(e(root)).\n\n" }
+        if let root { out += "Snapshots are under \(e(root)) (in its site/product folder unless a path is shown).\n\n" }
         var table = MarkdownTable([("Wave", .right), ("Site", .left), ("Product", .left), ("State", .left), ("Snapshot", .left),
                                    ("Taken at", .left), ("RPO", .right), ("RTO", .right), ("Bytes", .right), ("Entries", .right),
                                    ("Error", .left)])
         for j in doc.jobs {
             table.add(["\(j.wave + 1)", j.site, j.product, j.state == .succeeded ? j.state.rawValue : j.state.rawValue.uppercased(),
-                       ReportText.snapshot(j.snapshotPath, root: root), ReportText.time(j.snapshotTakenAt),
+                       ReportText.snapshot(j, root: root), ReportText.time(j.snapshotTakenAt),
                        ReportText.measured(j.rpoSeconds, met: j.rpoMet), ReportText.measured(j.rtoSeconds, met: j.rtoMet),
                        ByteSize.format(j.bytes), "\(j.entries)", j.error ?? ""])
         }

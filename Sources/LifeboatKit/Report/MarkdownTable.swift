@@ -23,18 +23,23 @@ struct MarkdownTable {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
         }
         widths = widths.map { max($0, 3) }
+        // A left-aligned last column (errors, reasons) is not padded and has no closing pipe
+        // (optional in GFM), so short rows do not trail a long run of spaces.
+        let openEnded = alignments.last == .left
         func line(_ cells: [String]) -> String {
             let padded = widths.indices.map { i -> String in
                 let cell = i < cells.count ? cells[i] : ""
+                if openEnded && i == widths.count - 1 { return cell }
                 let pad = String(repeating: " ", count: widths[i] - cell.count)
                 return alignments[i] == .right ? pad + cell : cell + pad
             }
-            return "| " + padded.joined(separator: " | ") + " |"
+            let text = "| " + padded.joined(separator: " | ")
+            return openEnded ? String(text.reversed().drop { $0 == " " }.reversed()) : text + " |"
         }
         let rule = "|" + widths.indices.map { i in
             let dashes = String(repeating: "-", count: widths[i])
             return alignments[i] == .right ? "-" + dashes + ":" : "-" + dashes + "-"
-        }.joined(separator: "|") + "|"
+        }.joined(separator: "|") + (openEnded ? "" : "|")
         return ([line(headers), rule] + rows.map(line)).joined(separator: "\n") + "\n"
     }
 

@@ -81,12 +81,20 @@ enum ReportText {
     }
 
     /// The directory every snapshot path shares (normally the plan's store), so tables can show
-    /// the short `site/product/taken-at.tar.gz` part. `nil` when there is nothing to share.
+    /// short names. A path in the store's layout counts from above its `<site>/<product>/`, so
+    /// a single job still yields the store. `nil` when there is nothing to share.
     static func snapshotRoot(_ jobs: [ReportDocument.Job]) -> String? {
-        let paths = jobs.compactMap(\.snapshotPath)
-        guard var prefix = paths.first.map({ ($0 as NSString).deletingLastPathComponent }) else { return nil }
-        for path in paths.dropFirst() {
-            while !prefix.isEmpty, !(path.hasPrefix(prefix + "/")) {
+        let roots = jobs.compactMap { job -> String? in
+            guard let path = job.snapshotPath else { return nil }
+            let layout = "/\(job.site)/\(job.product)/"
+            if let range = path.range(of: layout, options: .backwards), !path[range.upperBound...].contains("/") {
+                return String(path[..<range.lowerBound])
+            }
+            return (path as NSString).deletingLastPathComponent
+        }
+        guard var prefix = roots.first else { return nil }
+        for root in roots.dropFirst() where root != prefix {
+            while !prefix.isEmpty, root != prefix, !root.hasPrefix(prefix + "/") {
                 let parent = (prefix as NSString).deletingLastPathComponent
                 prefix = parent == prefix ? "" : parent
             }
@@ -95,10 +103,23 @@ enum ReportText {
         return prefix.isEmpty || prefix == "/" ? nil : prefix
     }
 
-    /// A snapshot path relative to `root` when it is inside it.
-    static func snapshot(_ path: String?, root: String?) -> String {
-        guard let path else { return "-" }
-        if let root, path.hasPrefix(root + "/") { return String(path.dropFirst(root.count + 1)) }
-        return path
+    /// Whether the snapshot path says nothing its taken-at time does not: the store layout
+    /// `<root>/<site>/<product>/<taken-at>.tar.gz`.
+    static func snapshotIsImplied(_ job: ReportDocument.Job, root: String?) -> Bool {
+        guard let root, let path = job.snapshotPath, let taken = job.snapshotTakenAt else { return false }
+        return path == "\(root)/\(job.site)/\(job.product)/\(Timestamp.formatBasic(taken)).tar.gz"
+    }
+
+    /// A job's snapshot as short as is unambiguous: the file name when the path is the store
+    /// layout's `<root>/<site>/<product>/<file>`, else the path relative to `root`, else in full.
+    static func snapshot(_ job: ReportDocument.Job, root: String?) -> String {
+        guard let path = job.snapshotPath else { return "-" }
+        guard let root, path.hasPrefix(root + "/") else { return path }
+        let relative = String(path.dropFirst(root.count + 1))
+        let prefix = "\(job.site)/\(job.product)/"
+        if relative.hasPrefix(prefix), !relative.dropFirst(prefix.count).contains("/") {
+            return String(relative.dropFirst(prefix.count))
+        }
+        return relative
     }
 }

@@ -14,11 +14,14 @@ struct TimelineLayout {
     static let rowModeLimit = 150
 
     enum Outcome: String, CaseIterable {
-        case ok, failed, skipped, cancelled, open
+        case ok
+        /// Restored, but after the RTO objective.
+        case late
+        case failed, skipped, cancelled, open
 
-        init(_ state: JobState) {
-            switch state {
-            case .succeeded: self = .ok
+        init(_ job: ReportDocument.Job) {
+            switch job.state {
+            case .succeeded: self = job.rtoMet == false ? .late : .ok
             case .failed: self = .failed
             case .skipped: self = .skipped
             case .cancelled: self = .cancelled
@@ -30,6 +33,7 @@ struct TimelineLayout {
         var label: String {
             switch self {
             case .ok: return "succeeded"
+            case .late: return "succeeded after the RTO objective"
             case .failed: return "failed"
             case .skipped: return "skipped"
             case .cancelled: return "cancelled"
@@ -81,7 +85,7 @@ struct TimelineLayout {
             let start = max(0, startedAt.timeIntervalSince(declared))
             let end = max(start, (job.finishedAt ?? max(openEnd, startedAt)).timeIntervalSince(declared))
             lastEnd = max(lastEnd, end)
-            started[job.wave, default: []].append(Bar(job: i, outcome: Outcome(job.state), start: start, end: end, row: 0))
+            started[job.wave, default: []].append(Bar(job: i, outcome: Outcome(job), start: start, end: end, row: 0))
         }
         let startedCount = started.values.reduce(0) { $0 + $1.count }
         rowPerJob = startedCount <= Self.rowModeLimit

@@ -43,20 +43,29 @@ struct TimelineSVG {
         bars.reserveCapacity(layout.barCount * 140)
         var y = top
         for (n, wave) in layout.waves.enumerated() {
-            let height = max(Double(wave.rows) * pitch + 2 * bandPadding, wave.notRestored > 0 ? 48 : 34)
+            let labelLines = 2 + (wave.notRestored > 0 ? 1 : 0) + (wave.bars.count < wave.jobs ? 1 : 0)
+            let height = max(Double(wave.rows) * pitch + 2 * bandPadding, Double(labelLines) * 13 + 10)
             bands += "<rect class=\"band\(n % 2 == 1 ? " alt" : "")\" x=\"0\" y=\"\(f(y))\" width=\"\(f(width - right))\" height=\"\(f(height))\"/>"
             bands += "<text class=\"wave\" x=\"8\" y=\"\(f(y + 15))\">Wave \(wave.index + 1)</text>"
             bands += "<text class=\"wave-sub\" x=\"8\" y=\"\(f(y + 28))\">\(wave.jobs) job\(wave.jobs == 1 ? "" : "s")</text>"
+            var line = y + 41
             if wave.notRestored > 0 {
-                bands += "<text class=\"wave-bad\" x=\"8\" y=\"\(f(y + 41))\">✖ \(wave.notRestored) not restored</text>"
+                bands += "<text class=\"wave-bad\" x=\"8\" y=\"\(f(line))\">✖ \(wave.notRestored) not restored</text>"
+                line += 13
+            }
+            let unstarted = wave.jobs - wave.bars.count
+            if unstarted > 0 {
+                bands += "<text class=\"wave-sub\" x=\"8\" y=\"\(f(line))\">\(unstarted) never started</text>"
             }
             if wave.bars.isEmpty {
                 bands += "<text class=\"wave-sub\" x=\"\(f(gutter + 6))\" y=\"\(f(y + 20))\">no job started</text>"
             }
-            for bar in wave.bars {
+            // Problems are drawn last so that, in a packed chart, no success bar hides them.
+            let ordered = wave.bars.filter { $0.outcome == .ok } + wave.bars.filter { $0.outcome != .ok }
+            for bar in ordered {
                 let job = doc.jobs[bar.job]
                 let x0 = x(bar.start)
-                let w = max(x(bar.end) - x0, 1.5)
+                let w = max(x(bar.end) - x0, bar.outcome == .ok ? 1.5 : 3)
                 let by = y + bandPadding + Double(bar.row) * pitch + (pitch - barHeight) / 2
                 bars += "<rect class=\"job \(bar.outcome.rawValue)\" x=\"\(f(x0))\" y=\"\(f(by))\" width=\"\(f(w))\" height=\"\(f(barHeight))\">"
                 bars += "<title>\(HTML.escape(tooltip(job, bar)))</title></rect>"
@@ -122,10 +131,15 @@ struct TimelineSVG {
     /// outcome spelled out for anything but success so colour is never the only signal.
     private func label(_ job: ReportDocument.Job, _ bar: TimelineLayout.Bar, x0: Double, x1: Double, midY: Double, plotRight: Double) -> String {
         var text = HTML.escape(job.name)
-        if bar.outcome != .ok { text += " — \(bar.outcome == .failed ? "✖ " : "")\(bar.outcome.label)" }
+        switch bar.outcome {
+        case .ok: break
+        case .late: text += " — late"
+        case .failed: text += " — ✖ failed"
+        default: text += " — \(bar.outcome.label)"
+        }
         let onLeft = x1 > gutter + (plotRight - gutter) * 0.72
         let lx = onLeft ? max(x0 - 5, gutter + 2) : x1 + 5
-        let cls = bar.outcome == .ok ? "job-label" : "job-label bad"
+        let cls = bar.outcome == .ok ? "job-label" : bar.outcome == .late ? "job-label late" : "job-label bad"
         return "<text class=\"\(cls)\" x=\"\(f(lx))\" y=\"\(f(midY + 3.5))\"\(onLeft ? " text-anchor=\"end\"" : "")>\(text)</text>"
     }
 
