@@ -123,4 +123,26 @@ enum ReportFixtures {
             return PreviousRun(run: run, jobs: jobs)
         }
     }
+
+    /// A big run: `jobs` jobs, `concurrency` at a time, 1 to 3 s each (tiny archives), in two
+    /// waves (a 1% canary, then the rest); about one in a thousand fails.
+    static func large(jobs count: Int, concurrency: Int) -> (RunRecord, [JobRecord]) {
+        var run = run(state: .failed, rto: 4 * 3_600, waves: 2)
+        var jobs: [JobRecord] = []
+        var lanes = [Double](repeating: 120, count: concurrency)
+        let canary = max(count / 100, 1)
+        for n in 0..<count {
+            // The second wave starts when the canary is done.
+            if n == canary { lanes = [Double](repeating: lanes.max()! + 30, count: concurrency) }
+            let lane = n % concurrency
+            let length = 1 + Double(n % 3)
+            let state: JobState = n % 997 == 0 ? .failed : .succeeded
+            jobs.append(job(run, "site\(n / 2)", n % 2 == 0 ? "jira" : "confluence", wave: n < canary ? 0 : 1,
+                            order: n % 2, state: state, start: lanes[lane], end: lanes[lane] + length,
+                            bytes: 4 << 20, error: state == .failed ? "checksum mismatch" : nil))
+            lanes[lane] += length
+        }
+        run.finishedAt = run.declaredAt.addingTimeInterval(lanes.max()! + 5)
+        return (run, jobs)
+    }
 }
