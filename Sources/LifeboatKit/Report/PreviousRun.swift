@@ -2,8 +2,8 @@ import Foundation
 
 /// An earlier run of the same plan, for an exercise report's trend.
 ///
-/// The caller passes them newest first; ``RunReport`` ignores any that belong to another plan or
-/// that are the reported run itself.
+/// The caller passes them newest first (e.g. from `Ledger.runs(plan:mode:limit:)`); ``RunReport``
+/// ignores any that belong to another plan, are the reported run itself, or were declared after it.
 public struct PreviousRun: Sendable, Codable, Hashable {
     public var run: RunRecord
     public var summary: RunSummary

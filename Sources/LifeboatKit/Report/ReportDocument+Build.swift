@@ -55,7 +55,8 @@ extension ReportDocument {
     }
 
     private static func trend(run: RunRecord, jobs: [JobRecord], summary: RunSummary, previous: [PreviousRun]) -> [TrendPoint] {
-        let earlier = previous.filter { $0.run.plan == run.plan && $0.run.id != run.id }
+        // Only earlier runs of this plan: reporting an old exercise must not compare it with later ones.
+        let earlier = previous.filter { $0.run.plan == run.plan && $0.run.id != run.id && $0.run.declaredAt < run.declaredAt }
         guard !earlier.isEmpty else { return [] }
         let current = TrendPoint(run: run, summary: summary, sites: Set(jobs.map(\.site)).count, current: true)
         return [current] + earlier.map { TrendPoint(run: $0.run, summary: $0.summary, sites: $0.sites, current: false) }

@@ -13,7 +13,7 @@ public struct RunReport: Sendable {
 
     /// - Parameters:
     ///   - previous: earlier runs of the same plan, newest first, for an exercise's trend. Runs of
-    ///     another plan, and the run itself, are ignored.
+    ///     another plan, the run itself and runs declared after it are ignored.
     ///   - generatedAt: the time printed on the report; it also decides whether a run still going
     ///     has already passed its RTO deadline.
     public init(run: RunRecord, jobs: [JobRecord], events: [LedgerEvent], previous: [PreviousRun] = [], generatedAt: Date) {

@@ -102,6 +102,9 @@ import Testing
         // Another plan's run and the run itself are not part of the trend.
         previous.append(PreviousRun(run: ReportFixtures.run(id: "other", plan: "other-plan", mode: .exercise), jobs: []))
         previous.append(PreviousRun(run: sample.run, jobs: sample.jobs))
+        // Nor is a later exercise: the trend looks back.
+        previous.append(PreviousRun(run: ReportFixtures.run(id: "later", mode: .exercise,
+                                                            declaredAt: sample.run.declaredAt.addingTimeInterval(86_400)), jobs: []))
         let report = RunReport(run: sample.run, jobs: sample.jobs, events: [], previous: previous, generatedAt: sample.run.finishedAt!)
         #expect(report.document.trend.map(\.runId) == [sample.run.id] + ReportFixtures.previousExercises().map(\.run.id))
         #expect(report.document.trend.map(\.sites) == [14, 8, 4, 2])
