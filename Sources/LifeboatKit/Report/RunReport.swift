@@ -1,0 +1,48 @@
+import Foundation
+
+/// The report of one run, in Markdown, JSON or a self-contained HTML page.
+///
+/// Pure rendering: it takes the ledger's records and returns text; writing files is the caller's.
+/// ```swift
+/// let report = RunReport(run: run, jobs: jobs, events: events, previous: earlierExercises, generatedAt: .now)
+/// let html = try report.render(.html)
+/// ```
+public struct RunReport: Sendable {
+    /// What every format renders (and, encoded, the JSON report).
+    public let document: ReportDocument
+
+    /// - Parameters:
+    ///   - previous: earlier runs of the same plan, newest first, for an exercise's trend. Runs of
+    ///     another plan, the run itself and runs declared after it are ignored.
+    ///   - generatedAt: the time printed on the report; it also decides whether a run still going
+    ///     has already passed its RTO deadline.
+    public init(run: RunRecord, jobs: [JobRecord], events: [LedgerEvent], previous: [PreviousRun] = [], generatedAt: Date) {
+        document = ReportDocument(run: run, jobs: jobs, events: events, previous: previous, generatedAt: generatedAt)
+    }
+
+    /// Renders the report. Throws only when JSON encoding fails (a non-finite number).
+    public func render(_ format: ReportFormat) throws -> String {
+        switch format {
+        case .md: return MarkdownReportRenderer(document).render()
+        case .json: return String(decoding: try Self.jsonEncoder.encode(document), as: UTF8.self) + "\n"
+        case .html: return HTMLReportRenderer(document).render()
+        }
+    }
+
+    /// The encoder of the JSON report: snake_case and sorted keys, ISO-8601 dates, indented.
+    public static var jsonEncoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    /// Reads a JSON report back into a ``ReportDocument``.
+    public static var jsonDecoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}
