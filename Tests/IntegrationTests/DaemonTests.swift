@@ -17,6 +17,13 @@ import Testing
         #expect(diff.status == 0, "\(diff.stdout)")
     }
 
+    /// The states of the runs in the ledger, newest first.
+    func runStates(_ daemon: DaemonHarness) throws -> [String] {
+        let runs = try daemon.cli(["runs", "--json"])
+        let list = try JSONSerialization.jsonObject(with: Data(runs.stdout.utf8)) as? [[String: Any]] ?? []
+        return list.compactMap { $0["state"] as? String }
+    }
+
     @Test func restoreEndToEndThroughTheSocket() throws {
         let daemon = try DaemonHarness(sites: 5)
         try daemon.start()
@@ -39,9 +46,9 @@ import Testing
         #expect(jobs.count == 10)
         for job in jobs {
             #expect(job["state"] as? String == "succeeded")
-            #expect((job["rpoSeconds"] as? Double ?? -1) > 0)
-            #expect((job["rtoSeconds"] as? Double ?? -1) >= 0)
-            #expect(job["rpoMet"] as? Bool == true && job["rtoMet"] as? Bool == true)
+            #expect((job["rpo_seconds"] as? Double ?? -1) > 0)
+            #expect((job["rto_seconds"] as? Double ?? -1) >= 0)
+            #expect(job["rpo_met"] as? Bool == true && job["rto_met"] as? Bool == true)
         }
         #expect(daemon.stop() == 0)
     }
@@ -154,16 +161,15 @@ import Testing
             if sites >= 5 { break }
             usleep(20_000)
         }
-        let status = try daemon.cli(["status", "--json"]).stdout
-        #expect(status.contains(#""state":"running""#), "the run ended before the kill; make the fleet bigger")
+        #expect(try runStates(daemon) == ["running"], "the run ended before the kill; make the fleet bigger")
         daemon.kill9()
         try daemon.start()
         // The resumed run finishes.
         var finished = false
         for _ in 0..<600 {
-            let runs = try daemon.cli(["runs", "--json"]).stdout
-            if runs.contains(#""state":"succeeded""#) { finished = true; break }
-            #expect(!runs.contains(#""state":"failed""#))
+            let states = try runStates(daemon)
+            if states == ["succeeded"] { finished = true; break }
+            #expect(states != ["failed"])
             usleep(50_000)
         }
         #expect(finished, "\(daemon.daemonLog)")

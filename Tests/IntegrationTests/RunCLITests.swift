@@ -56,10 +56,10 @@ import Testing
             #expect(job["state"] as? String == "succeeded")
             try expectSameAsTar(try newestArchive(dir, site, product), dir.file("out/\(site)/\(product)"), in: dir)
             // RPO = incident − taken-at (newest snapshot is within the day before 10:00).
-            let rpo = try #require(job["rpoSeconds"] as? Double)
+            let rpo = try #require(job["rpo_seconds"] as? Double)
             #expect(rpo > 0 && rpo < 86_400)
-            #expect(job["rpoMet"] as? Bool == true)
-            #expect((job["rtoSeconds"] as? Double ?? -1) >= 0)
+            #expect(job["rpo_met"] as? Bool == true)
+            #expect((job["rto_seconds"] as? Double ?? -1) >= 0)
         }
         let quarantine = try FileManager.default.contentsOfDirectory(atPath: dir.file("out/acme/.lifeboat-quarantine"))
         #expect(quarantine.count == 1)

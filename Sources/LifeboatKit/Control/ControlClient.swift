@@ -111,6 +111,7 @@ public final class ControlClient {
     /// Decodes a result into a Codable type (dates in the wire's ISO-8601 form).
     public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
         let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
         decoder.dateDecodingStrategy = .custom { decoder in
             let text = try decoder.singleValueContainer().decode(String.self)
             guard let date = Timestamp.parse(text) else {

@@ -27,9 +27,10 @@ public final class ControlServer: Service {
 
     public func run() async throws {
         await startAfter.wait()
+        try Task.checkCancellation()
         let path = socket.path
         try SocketFile.prepare(path)
-        let temporary = path + ".\(getpid()).new"
+        let temporary = try SocketFile.temporaryName(for: path)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 512)
             .bind(unixDomainSocketPath: temporary, cleanupExistingSocketFile: true) { channel in

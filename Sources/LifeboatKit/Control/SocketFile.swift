@@ -10,9 +10,25 @@ enum SocketFile {
         var description: String { message }
     }
 
+    /// The longest path a Unix socket can have (`sun_path` less its terminating NUL).
+    static let maxPathBytes = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+
+    /// A short name beside `path` to bind before the socket gets its mode and group.
+    static func temporaryName(for path: String) throws -> String {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let candidate = (directory == "/" ? "" : directory) + "/.lb\(getpid())"
+        guard candidate.utf8.count <= maxPathBytes else {
+            throw Failure(message: "the socket's directory \(directory) is too deep for a Unix socket path (at most \(maxPathBytes) bytes); choose a shorter socket.path")
+        }
+        return candidate
+    }
+
     /// Makes the parent directory and clears a stale socket at `path`; refuses when something
     /// else is there or a daemon answers on it.
     static func prepare(_ path: String) throws {
+        guard path.utf8.count <= maxPathBytes else {
+            throw Failure(message: "socket.path \(path) is \(path.utf8.count) bytes; a Unix socket path has at most \(maxPathBytes): choose a shorter one")
+        }
         let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileSystem.createDirectories(parent, mode: 0o755)
         var st = stat()

@@ -68,6 +68,7 @@ final class LifecycleService: Service {
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         await listening.wait()
+        guard listening.isSignalled else { return }
         notifier.ready(status: try? await statusLine())
         logger.notice("lifeboatd ready", metadata: ["socket": "\(context.config.socket.path)", "plans": "\(context.plans.plans.count)"])
         await withDiscardingTaskGroup { group in

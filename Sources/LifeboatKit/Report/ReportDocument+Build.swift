@@ -21,7 +21,9 @@ extension ReportDocument {
         products = Self.productOrder(jobs).compactMap { product in
             summary.products[product].map { Group(name: product, product: product, $0) }
         }
-        waves = summary.waves.keys.sorted().map { Group(name: "wave \($0 + 1)", wave: $0, summary.waves[$0]!) }
+        waves = summary.waves.compactMap { key, group in Int(key).map { (number: $0, group: group) } }
+            .sorted { $0.number < $1.number }
+            .map { Group(name: "wave \($0.number)", wave: $0.number - 1, $0.group) }
 
         let finished = jobs.count { $0.finishedAt != nil && $0.state.isFinal }
         throughput = Throughput(
