@@ -64,6 +64,8 @@ struct RunCommand: AsyncParsableCommand {
         var failed = false
         for id in runIDs {
             let events = bus.subscribe(runId: id)
+            let notifications = bus.subscribe(runId: id)
+            let dispatcher = NotificationDispatcher(ledger: store, logger: logger, plan: { _ in loaded })
             let final = try await withThrowingTaskGroup(of: RunRecord?.self) { group in
                 if !json {
                     group.addTask {
@@ -71,8 +73,13 @@ struct RunCommand: AsyncParsableCommand {
                         return nil
                     }
                 }
+                group.addTask {
+                    await dispatcher.run(notifications)
+                    return nil
+                }
                 let final = try await engine.execute(runId: id, plan: loaded)
-                group.cancelAll()
+                // Progress and notifications end with the run's `finished` event.
+                try await group.waitForAll()
                 return final
             }
             let jobs = try await store.jobs(runId: id)

@@ -20,7 +20,7 @@ enum ProgressLines {
             Swift.print("\(Timestamp.iso(event.at))  \(event.kind.rawValue)  \(event.message ?? "")")
         case .run:
             if let message = event.message { Swift.print("\(Timestamp.iso(event.at))  run       \(message)") }
-        case .progress, .finished:
+        case .progress, .finished, .started:
             break
         }
     }

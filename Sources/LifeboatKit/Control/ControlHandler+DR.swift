@@ -3,6 +3,49 @@ import Foundation
 extension ControlHandler {
     /// Rollback, quarantine, reports and schedules.
     func respondDR(_ request: ControlRequest, peer: PeerCredentials) async throws -> Data {
-        throw ControlError(.unavailable, "\(request.command) is not available in this build")
+        let id = request.id
+        switch request.command {
+        case "rollback":
+            let runId = try request.requiredString("run")
+            guard !context.runs.isActive(runId) else {
+                throw ControlError(.conflict, "run \(runId) is still active; cancel it or let it finish before rolling back")
+            }
+            do {
+                let outcomes = try await Rollback(ledger: context.ledger, clock: context.clock)
+                    .rollback(runId: runId, site: try request.string("site"), product: try request.string("product"), by: peer.description)
+                return ControlResponse.success(id: id, outcomes)
+            } catch let refusal as Rollback.Refusal {
+                throw ControlError(.conflict, refusal.message)
+            }
+        case "quarantine.list":
+            return ControlResponse.success(id: id, try await QuarantineManager(ledger: context.ledger, clock: context.clock).list())
+        case "quarantine.purge":
+            var olderThan: DurationSpec?
+            if let text = try request.string("older_than") {
+                guard let d = DurationSpec(parsing: text) else { throw ControlError(.invalidParams, "\"older_than\" must be a duration like 30d, found \"\(text)\"") }
+                olderThan = d
+            }
+            let result = try await QuarantineManager(ledger: context.ledger, clock: context.clock)
+                .purge(olderThan: olderThan, dryRun: try request.bool("dry_run") ?? false, by: peer.description)
+            return ControlResponse.success(id: id, result)
+        case "report":
+            let runId = try request.requiredString("run")
+            let formatText = try request.string("format") ?? "md"
+            guard let format = ReportFormat(rawValue: formatText) else {
+                throw ControlError(.invalidParams, "\"format\" must be md, json or html, found \"\(formatText)\"")
+            }
+            let report = try await ReportBuilder.build(runId: runId, ledger: context.ledger, now: context.clock.now())
+            return ControlResponse.success(id: id, ReportResult(run: runId, format: format.rawValue, content: try report.render(format)))
+        case "schedules":
+            return ControlResponse.success(id: id, try await context.scheduler.upcoming())
+        default:
+            throw ControlError(.unknownCommand, "unknown command \(request.command)")
+        }
+    }
+
+    struct ReportResult: Codable {
+        var run: String
+        var format: String
+        var content: String
     }
 }

@@ -13,6 +13,7 @@ public struct DaemonContext: Sendable {
     public var clock: any LifeboatClock
     /// Reloads plans (SIGHUP and `reload`); returns the problems found.
     public var reload: @Sendable () async -> [PlanRegistry.Problem]
+    public var scheduler: Scheduler
     public var logger: Logger
 }
 
@@ -250,10 +251,8 @@ public struct ControlHandler: Sendable {
         try await send(ControlResponse.success(id: request.id, WatchEvent(snapshot: detail)))
         if detail.active {
             for await event in events {
-                if event.kind == .progress || event.kind == .job || event.kind == .run || event.kind == .gateFailed || event.kind == .forecastMiss {
-                    try await send(ControlResponse.success(id: request.id, WatchEvent(event: event)))
-                }
                 if event.kind == .finished { break }
+                try await send(ControlResponse.success(id: request.id, WatchEvent(event: event)))
             }
         }
         let final = try await showRun(runId)

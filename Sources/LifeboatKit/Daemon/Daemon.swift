@@ -40,27 +40,33 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
         notifier.ready(status: "reloaded: \(plans.plans.count) plan(s), \(problems.count) problem(s)")
         return problems
     }
+    let scheduler = Scheduler(plans: plans, ledger: ledger, clock: clock, startAfter: runs.recovered, logger: logger,
+                              fire: { request in try await runs.start(request) })
     let context = DaemonContext(config: config, runs: runs, plans: plans, ledger: ledger, bus: bus,
                                 authorizer: Authorizer(admins: config.admins), startedAt: clock.now(), clock: clock,
-                                reload: reload, logger: logger)
+                                reload: reload, scheduler: scheduler, logger: logger)
     let server = ControlServer(socket: config.socket, handler: ControlHandler(context: context), startAfter: runs.recovered, logger: logger)
-    let lifecycle = LifecycleService(context: context, listening: server.listening, notifier: notifier, logger: logger)
+    // Subscribed before any run starts, so no event worth a notification is missed.
+    let lifecycle = LifecycleService(context: context, listening: server.listening, notifications: bus.subscribe(),
+                                     notifier: notifier, logger: logger)
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-        services: [runs, server, lifecycle], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        services: [runs, server, scheduler, lifecycle], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     return Daemon(group: group, context: context, runs: runs, server: server, lock: lock)
 }
 
 /// Tells systemd how things stand (READY=1 after recovery and once the socket listens, STATUS=,
-/// STOPPING=1, watchdog pings) and reloads plans on SIGHUP.
+/// STOPPING=1, watchdog pings), reloads plans on SIGHUP and dispatches notifications.
 final class LifecycleService: Service {
     let context: DaemonContext
     let listening: ReadySignal
+    let notifications: AsyncStream<RunEvent>
     let notifier: SystemdNotifier
     let logger: Logger
 
-    init(context: DaemonContext, listening: ReadySignal, notifier: SystemdNotifier, logger: Logger) {
+    init(context: DaemonContext, listening: ReadySignal, notifications: AsyncStream<RunEvent>, notifier: SystemdNotifier, logger: Logger) {
         self.context = context
         self.listening = listening
+        self.notifications = notifications
         self.notifier = notifier
         self.logger = logger
     }
@@ -74,6 +80,11 @@ final class LifecycleService: Service {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await _ in hangups.cancelOnGracefulShutdown() { _ = await self.context.reload() }
+            }
+            group.addTask {
+                let plans = self.context.plans
+                await NotificationDispatcher(ledger: self.context.ledger, logger: self.logger, plan: { plans.plan(named: $0) })
+                    .run(self.notifications)
             }
             group.addTask {
                 // STATUS= every few seconds, and watchdog pings at half the interval systemd asks for.
@@ -113,6 +124,12 @@ struct RunFinisher: Sendable {
     let logger: Logger
 
     func finished(_ run: RunRecord, plan: Plan) async {
+        do {
+            let path = try await ReportBuilder.write(runId: run.id, ledger: ledger, directory: reportsDirectory, now: Date())
+            logger.info("report written", metadata: ["run.id": "\(run.id)", "path": "\(path)"])
+        } catch {
+            logger.error("could not write the run's report", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
+        }
         guard run.mode == .exercise, !run.keepSandbox else { return }
         do {
             let jobs = try await ledger.jobs(runId: run.id)

@@ -46,7 +46,14 @@ final class RunCoordinator {
 
     /// Runs to the end (succeeded, failed or cancelled) or to an interruption (the task was
     /// cancelled by a drain: the run is recorded `interrupted` and resumes on the next start).
+    /// Either way the bus gets a last `finished` event for the run from this process.
     func execute() async -> RunRecord {
+        let final = await executeRun()
+        env.bus.publish(RunEvent(kind: .finished, runId: final.id, at: now, run: final))
+        return final
+    }
+
+    private func executeRun() async -> RunRecord {
         do {
             try await recoverActiveJobs()
             // Dependencies are counted from the states after recovery.
@@ -54,6 +61,7 @@ final class RunCoordinator {
             run.state = .running
             run.startedAt = run.startedAt ?? now
             try await saveRun(event: "run started (\(run.mode.rawValue), \(scheduler.jobs.count) jobs, \(run.totalWaves) wave(s))")
+            env.bus.publish(RunEvent(kind: .started, runId: run.id, at: now, run: run))
             logger.info("run started", metadata: ["plan": "\(plan.name)", "mode": "\(run.mode.rawValue)", "jobs": "\(scheduler.jobs.count)"])
 
             var wave = run.currentWave
@@ -118,7 +126,6 @@ final class RunCoordinator {
         try await saveRun(event: "run \(run.state.rawValue): \(summary.overall.states.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
         try await env.ledger.flush()
         logger.info("run finished", metadata: ["state": "\(run.state.rawValue)", "jobs": "\(scheduler.jobs.count)"])
-        env.bus.publish(RunEvent(kind: .finished, runId: run.id, at: now, run: run))
         return run
     }
 
@@ -128,6 +135,21 @@ final class RunCoordinator {
             env.ledger.postEvent(LedgerEvent(runId: run.id, at: now, kind: "run.\(run.state.rawValue)", message: message))
         }
         env.bus.publish(RunEvent(kind: .run, runId: run.id, at: now, run: run, message: message))
+    }
+
+    /// Warns once per run, as soon as the measured pace forecasts a missed RTO objective.
+    private var forecastWarned = false
+
+    private func checkForecast() {
+        guard !forecastWarned, run.rtoObjectiveSeconds != nil else { return }
+        let jobs = scheduler.jobs
+        let forecast = RTOForecast(run: run, totalJobs: jobs.count, finishedJobs: jobs.filter(\.state.isFinal).count, now: now)
+        guard forecast.missesObjective else { return }
+        forecastWarned = true
+        let message = forecast.summary
+        logger.warning("RTO objective forecast to be missed", metadata: ["forecast": "\(message)"])
+        env.ledger.postEvent(LedgerEvent(runId: run.id, at: now, kind: "rto.forecast-miss", message: message))
+        env.bus.publish(RunEvent(kind: .forecastMiss, runId: run.id, at: now, run: run, message: message))
     }
 
     // MARK: Waves
@@ -175,6 +197,7 @@ final class RunCoordinator {
                     group.cancelAll()
                 case .job(let i, let job):
                     for skipped in scheduler.finish(i, as: job) { try await record(scheduler.jobs[skipped]) }
+                    checkForecast()
                     fill()
                 }
             }

@@ -3,6 +3,8 @@ import Foundation
 /// A progress event of a run, streamed to watchers (`run.watch`) and the daemon's status.
 public struct RunEvent: Sendable, Codable, Hashable {
     public enum Kind: String, Sendable, Codable {
+        /// The run started (or resumed after a restart); `run` is set.
+        case started
         /// The run changed state (`run` is set).
         case run
         /// A job changed state (`job` is set).

@@ -54,13 +54,18 @@ public struct QuarantineRecord: Sendable, Codable, Hashable {
 /// The scheduler's memory of a plan's exercises (`schedules` table).
 public struct ScheduleRecord: Sendable, Codable, Hashable {
     public var plan: String
+    /// When the schedule last fired an exercise.
     public var lastFireAt: Date?
+    /// Exercises fired so far (the scale grows with it).
     public var exercises: Int
+    /// When the scheduler first saw this plan's schedule: slots before it are not "missed".
+    public var armedAt: Date
 
-    public init(plan: String, lastFireAt: Date?, exercises: Int) {
+    public init(plan: String, lastFireAt: Date?, exercises: Int, armedAt: Date) {
         self.plan = plan
         self.lastFireAt = lastFireAt
         self.exercises = exercises
+        self.armedAt = armedAt
     }
 }
 

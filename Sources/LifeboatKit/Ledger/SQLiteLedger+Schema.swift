@@ -84,6 +84,7 @@ extension SQLiteLedger {
                 t.primaryKey("plan", .text)
                 t.column("last_fire_at", .datetime)
                 t.column("exercises", .integer).notNull()
+                t.column("armed_at", .datetime).notNull()
             }
             // The events table is append-only: the ledger is evidence.
             try db.execute(sql: """

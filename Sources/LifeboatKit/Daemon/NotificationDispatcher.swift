@@ -1,0 +1,85 @@
+import Foundation
+import Logging
+
+/// Runs plans' `notify` commands with an event as JSON on stdin: run started, wave gate failed,
+/// RTO objective forecast to be missed, job failed, run finished. Hooks run with a timeout, a
+/// few at a time, off the run's path: a slow or failing notifier is logged and never blocks a run.
+public struct NotificationDispatcher: Sendable {
+    public let ledger: any Ledger
+    public let plan: @Sendable (String) -> Plan?
+    public let logger: Logger
+    public let maxConcurrent: Int
+
+    public init(ledger: any Ledger, logger: Logger, maxConcurrent: Int = 4, plan: @escaping @Sendable (String) -> Plan?) {
+        self.ledger = ledger
+        self.logger = logger
+        self.maxConcurrent = maxConcurrent
+        self.plan = plan
+    }
+
+    /// The JSON a notify command reads on stdin.
+    public struct Notification: Codable, Sendable {
+        /// `run.started`, `gate.failed`, `rto.forecast-miss`, `job.failed`, `run.finished`.
+        public var event: String
+        public var at: Date
+        public var run: RunRecord
+        public var job: JobRecord?
+        public var message: String?
+    }
+
+    /// Which bus events notify, and under which name.
+    static func name(of event: RunEvent) -> String? {
+        switch event.kind {
+        case .started: return "run.started"
+        case .gateFailed: return "gate.failed"
+        case .forecastMiss: return "rto.forecast-miss"
+        case .finished: return event.run?.state.isFinal == true ? "run.finished" : nil
+        case .job: return event.job?.state == .failed ? "job.failed" : nil
+        case .run, .progress: return nil
+        }
+    }
+
+    /// Consumes events until the stream ends or the task is cancelled.
+    public func run(_ events: AsyncStream<RunEvent>) async {
+        let slots = AsyncSemaphore(maxConcurrent)
+        await withDiscardingTaskGroup { group in
+            for await event in events {
+                guard let name = Self.name(of: event) else { continue }
+                group.addTask {
+                    guard await slots.wait() else { return }
+                    defer { slots.signal() }
+                    await self.deliver(name, event)
+                }
+            }
+        }
+    }
+
+    func deliver(_ name: String, _ event: RunEvent) async {
+        do {
+            guard let run = try await event.run.asyncOr({ try await ledger.run(id: event.runId) }),
+                  let plan = plan(run.plan), let command = plan.notify else { return }
+            let payload = Notification(event: name, at: event.at, run: run, job: event.job, message: event.message)
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.sortedKeys]
+            let stdin = Array(try encoder.encode(payload)) + [UInt8(ascii: "\n")]
+            let result = try await HookRunner.run(HookCommand(command, timeout: .seconds(min(plan.hookTimeout.seconds, 60)), stdin: stdin,
+                                                              environment: ["LIFEBOAT_EVENT": name, "LIFEBOAT_RUN": run.id]))
+            if !result.succeeded {
+                logger.warning("notify command failed", metadata: ["event": "\(name)", "run.id": "\(run.id)", "result": "\(result.summary)",
+                                                                   "output": "\(result.output.suffix(500))"])
+            }
+        } catch {
+            logger.warning("notify command could not run", metadata: ["event": "\(name)", "run.id": "\(event.runId)", "error": "\(error)"])
+        }
+    }
+}
+
+extension Optional {
+    /// The wrapped value, or what `fallback` produces.
+    func asyncOr(_ fallback: () async throws -> Wrapped?) async rethrows -> Wrapped? {
+        if let self { return self }
+        return try await fallback()
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+
+/// Data displaced by restores and rollbacks, kept until an operator purges it past retention.
+/// Purge is the only place Lifeboat deletes data it did not create, and only on request.
+public struct QuarantineManager: Sendable {
+    public let ledger: any Ledger
+    public let clock: any LifeboatClock
+
+    public init(ledger: any Ledger, clock: any LifeboatClock) {
+        self.ledger = ledger
+        self.clock = clock
+    }
+
+    public struct Entry: Sendable, Codable {
+        public var id: Int64
+        public var run: String
+        public var site: String
+        public var product: String
+        public var path: String
+        public var originalPath: String
+        public var reason: String
+        public var createdAt: Date
+        public var retainUntil: Date
+        public var bytes: Int64?
+        public var ageSeconds: Double
+        public var purgeable: Bool
+        /// False when the quarantined data is no longer where the ledger says.
+        public var present: Bool
+    }
+
+    public func list() async throws -> [Entry] {
+        let now = clock.now()
+        return try await ledger.quarantine(includePurged: false).map { record in
+            let present = FileSystem.exists(record.path)
+            return Entry(id: record.id ?? 0, run: record.runId, site: record.site, product: record.product, path: record.path,
+                         originalPath: record.originalPath, reason: record.reason, createdAt: record.createdAt,
+                         retainUntil: record.retainUntil, bytes: present ? TreeSize.bytes(record.path) : nil,
+                         ageSeconds: now.timeIntervalSince(record.createdAt), purgeable: now >= record.retainUntil,
+                         present: present)
+        }
+    }
+
+    public struct PurgeResult: Sendable, Codable {
+        public var purged: [Entry]
+        /// Entries kept because they are inside retention (or younger than --older-than).
+        public var kept: Int
+        public var dryRun: Bool
+    }
+
+    /// Removes entries past retention (and, if given, older than `olderThan`). Never touches an
+    /// entry inside its retention.
+    public func purge(olderThan: DurationSpec?, dryRun: Bool, by who: String) async throws -> PurgeResult {
+        let now = clock.now()
+        var purged: [Entry] = []
+        var kept = 0
+        let records = try await ledger.quarantine(includePurged: false)
+        let entries = try await list()
+        for (record, entry) in zip(records, entries) {
+            let oldEnough = olderThan.map { entry.ageSeconds >= Double($0.seconds) } ?? true
+            guard entry.purgeable, oldEnough else { kept += 1; continue }
+            if !dryRun {
+                try Self.remove(record.path)
+                var record = record
+                record.purgedAt = now
+                try await ledger.updateQuarantine(record)
+                ledger.postEvent(LedgerEvent(runId: record.runId, jobId: record.jobId, at: now, kind: "quarantine.purged",
+                                             message: "\(record.path) (\(record.site)/\(record.product), displaced by \(record.reason)) purged by \(who)"))
+            }
+            purged.append(entry)
+        }
+        try await ledger.flush()
+        return PurgeResult(purged: purged, kept: kept, dryRun: dryRun)
+    }
+
+    /// Removes a quarantined tree without following links.
+    static func remove(_ path: String) throws {
+        guard let identity = FileIdentity(path: path) else { return }
+        let (parent, name) = try StagingDirectory.split(path)
+        let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw ArchiveError(.io, "cannot open \(parent)", errno: errno) }
+        defer { close(fd) }
+        do {
+            try TreeRemover.remove(name, in: fd, ifIdentity: identity)
+        } catch {
+            throw ArchiveError(.io, "cannot purge \(path) (\(error.call))", errno: error.errno)
+        }
+    }
+}
+
+/// Sums file sizes under a directory without following links (iterative).
+enum TreeSize {
+    static func bytes(_ root: String) -> Int64 {
+        var total: Int64 = 0
+        var stack = [root]
+        while let dir = stack.popLast() {
+            guard let entries = try? FileSystem.directoryEntries(dir) else { continue }
+            for entry in entries {
+                let path = dir + "/" + entry.name
+                switch entry.kind {
+                case .directory: stack.append(path)
+                default: total += FileSystem.size(of: path) ?? 0
+                }
+            }
+        }
+        return total
+    }
+}

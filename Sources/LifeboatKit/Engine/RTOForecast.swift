@@ -1,0 +1,39 @@
+import Foundation
+
+/// When a run will finish, from its measured pace so far, and whether that misses the RTO
+/// objective (RTO is measured from the incident's declaration).
+public struct RTOForecast: Sendable, Codable, Hashable {
+    /// Forecast finish time; nil until at least one job finished.
+    public var finishAt: Date?
+    /// Forecast RTO of the last job (finish − declared).
+    public var rtoSeconds: Double?
+    public var objectiveSeconds: Double?
+    public var remainingJobs: Int
+
+    public var missesObjective: Bool {
+        guard let rtoSeconds, let objectiveSeconds else { return false }
+        return rtoSeconds > objectiveSeconds
+    }
+
+    /// Pace = finished jobs per second of run time so far; remaining jobs at that pace.
+    public init(run: RunRecord, totalJobs: Int, finishedJobs: Int, now: Date) {
+        objectiveSeconds = run.rtoObjectiveSeconds
+        remainingJobs = max(0, totalJobs - finishedJobs)
+        guard let started = run.startedAt, finishedJobs > 0 else { return }
+        let elapsed = max(0.001, now.timeIntervalSince(started))
+        let finish = now.addingTimeInterval(elapsed / Double(finishedJobs) * Double(remainingJobs))
+        finishAt = finish
+        rtoSeconds = finish.timeIntervalSince(run.declaredAt)
+    }
+
+    /// "forecast finish 10:42 (RTO 2h05m against 4h: on track)".
+    public var summary: String {
+        guard let finishAt, let rtoSeconds else { return "no forecast yet" }
+        var text = "forecast finish \(Timestamp.iso(finishAt)), RTO \(DurationSpec.format(seconds: rtoSeconds))"
+        if let objectiveSeconds {
+            text += missesObjective ? " — MISSES the \(DurationSpec.format(seconds: objectiveSeconds)) objective by \(DurationSpec.format(seconds: rtoSeconds - objectiveSeconds))"
+                                    : " within the \(DurationSpec.format(seconds: objectiveSeconds)) objective"
+        }
+        return text
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Fires unattended exercises from plan schedules (`schedule.exercise`, UTC). The last fire per
+/// plan is kept in the ledger; an exercise missed while the daemon was down runs once at
+/// start-up, not once per missed slot. Each exercise samples more sites than the one before
+/// (`scale: {start, factor}`), capped at every site.
+public final class Scheduler: Service {
+    private let plans: PlanRegistry
+    private let ledger: any Ledger
+    private let clock: any LifeboatClock
+    private let startAfter: ReadySignal
+    private let fire: @Sendable (RunRequest) async throws -> RunRecord
+    private let logger: Logger
+    /// The longest sleep between checks (plans may be reloaded meanwhile).
+    let recheck: Duration
+
+    public init(plans: PlanRegistry, ledger: any Ledger, clock: any LifeboatClock, startAfter: ReadySignal, logger: Logger,
+                recheck: Duration = .seconds(60), fire: @escaping @Sendable (RunRequest) async throws -> RunRecord) {
+        self.plans = plans
+        self.ledger = ledger
+        self.clock = clock
+        self.startAfter = startAfter
+        self.logger = logger
+        self.recheck = recheck
+        self.fire = fire
+    }
+
+    public func run() async throws {
+        await startAfter.wait()
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let next = try await self.tick()
+                let wait = max(0, min(next.timeIntervalSince(self.clock.now()), Double(self.recheck.components.seconds)))
+                try await self.clock.sleep(for: .milliseconds(Int64(wait * 1_000) + 10))
+            }
+        }
+    }
+
+    /// Fires what is due now; returns when the next check is due.
+    @discardableResult
+    public func tick() async throws -> Date {
+        let now = clock.now()
+        var wake = now.addingTimeInterval(Double(recheck.components.seconds))
+        for entry in plans.plans {
+            guard let schedule = entry.plan.schedule else { continue }
+            var record = try await ledger.schedule(plan: entry.plan.name)
+                ?? ScheduleRecord(plan: entry.plan.name, lastFireAt: nil, exercises: 0, armedAt: now)
+            if record.exercises == 0 && record.lastFireAt == nil { try await ledger.saveSchedule(record) }
+            let base = record.lastFireAt ?? record.armedAt
+            if let due = schedule.exercise.nextFire(after: base), due <= now {
+                let sites = schedule.scale.sites(forExercise: record.exercises, total: Int.max)
+                logger.notice("scheduled exercise due", metadata: ["plan": "\(entry.plan.name)", "slot": "\(Timestamp.iso(due))",
+                                                                    "exercise": "\(record.exercises + 1)", "sites": "\(sites)"])
+                // Recorded first: a crash right after must not fire it again at the next start.
+                record.lastFireAt = now
+                record.exercises += 1
+                try await ledger.saveSchedule(record)
+                do {
+                    let run = try await fire(RunRequest(plan: entry.plan, mode: .exercise, scale: sites, startedBy: "scheduler"))
+                    logger.notice("scheduled exercise started", metadata: ["plan": "\(entry.plan.name)", "run.id": "\(run.id)"])
+                } catch {
+                    logger.error("scheduled exercise could not start", metadata: ["plan": "\(entry.plan.name)", "error": "\(error)"])
+                }
+            }
+            if let next = schedule.exercise.nextFire(after: max(record.lastFireAt ?? record.armedAt, now)) { wake = min(wake, next) }
+        }
+        return wake
+    }
+
+    /// The schedules and their next fires, for `lifeboat schedules`.
+    public struct Upcoming: Sendable, Codable {
+        public var plan: String
+        public var expression: String
+        public var next: Date?
+        public var last: Date?
+        public var exercises: Int
+        /// Sites the next exercise will sample (before capping at the store's sites).
+        public var nextScale: Int
+    }
+
+    public func upcoming() async throws -> [Upcoming] {
+        let now = clock.now()
+        var result: [Upcoming] = []
+        for entry in plans.plans {
+            guard let schedule = entry.plan.schedule else { continue }
+            let record = try await ledger.schedule(plan: entry.plan.name)
+            let base = max(record?.lastFireAt ?? record?.armedAt ?? now, record == nil ? now : .distantPast)
+            result.append(Upcoming(plan: entry.plan.name, expression: schedule.exercise.text,
+                                   next: schedule.exercise.nextFire(after: base), last: record?.lastFireAt,
+                                   exercises: record?.exercises ?? 0,
+                                   nextScale: schedule.scale.sites(forExercise: record?.exercises ?? 0, total: Int.max)))
+        }
+        return result
+    }
+}

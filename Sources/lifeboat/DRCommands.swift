@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import LifeboatKit
+
+struct RollbackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Put back the data a restore displaced; the restored data goes to quarantine in turn.",
+        discussion: "Refuses when there is nothing to roll back or a destination changed since the restore.")
+    @Argument(help: "The restore run.") var run: String
+    @Option(help: "Only this site.") var site: String?
+    @Option(help: "Only this product.") var product: String?
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        var params: [String: JSONValue] = ["run": .string(run)]
+        if let site { params["site"] = .string(site) }
+        if let product { params["product"] = .string(product) }
+        let outcomes = try ControlClient.decode([Rollback.Outcome].self, from: try daemon.call("rollback", params))
+        guard !daemon.json else { return }
+        for o in outcomes {
+            print("\(o.site)/\(o.product): " + (o.destinationRemoved ? "restored data moved out of \(o.destination) (nothing was there before)"
+                                                                      : "previous data back in \(o.destination)") + "; restored data kept at \(o.quarantined)")
+        }
+    }
+}
+
+struct QuarantineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "quarantine", abstract: "Data displaced by restores and rollbacks.",
+                                                    subcommands: [QuarantineList.self, QuarantinePurge.self])
+}
+
+struct QuarantineList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Quarantined data: run, site, product, size, age, purgeable.")
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        let entries = try ControlClient.decode([QuarantineManager.Entry].self, from: try daemon.call("quarantine.list"))
+        guard !daemon.json else { return }
+        var table = TextTable(["ID", "RUN", "SITE", "PRODUCT", "SIZE", "AGE", "PURGEABLE", "WHY", "PATH"])
+        for e in entries {
+            table.add(["\(e.id)", e.run, e.site, e.product, e.bytes.map(ByteSize.format) ?? "missing",
+                       DurationSpec.format(seconds: e.ageSeconds),
+                       e.purgeable ? "yes" : "after \(Timestamp.iso(e.retainUntil))", e.reason, e.path])
+        }
+        print(table.render(), terminator: "")
+    }
+}
+
+struct QuarantinePurge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "purge", abstract: "Remove quarantined data past its retention (and older than --older-than).")
+    @Option(help: "Only entries at least this old, e.g. 60d (never inside retention).") var olderThan: String?
+    @Flag(help: "Show what would be removed; remove nothing.") var dryRun = false
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        var params: [String: JSONValue] = ["dry_run": .bool(dryRun)]
+        if let olderThan { params["older_than"] = .string(olderThan) }
+        let result = try ControlClient.decode(QuarantineManager.PurgeResult.self, from: try daemon.call("quarantine.purge", params))
+        guard !daemon.json else { return }
+        for e in result.purged {
+            print("\(dryRun ? "would purge" : "purged") \(e.path) (\(e.site)/\(e.product), \(e.bytes.map(ByteSize.format) ?? "?"), \(DurationSpec.format(seconds: e.ageSeconds)) old)")
+        }
+        print("\(result.purged.count) \(dryRun ? "would be " : "")purged, \(result.kept) kept (inside retention)")
+    }
+}
+
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "report", abstract: "A run's report: per-job RPO/RTO, summaries, failures, timeline.")
+    @Argument(help: "The run id.") var run: String
+    @Option(help: "md, json or html.") var format = "md"
+    @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
+    @OptionGroup var daemon: DaemonOptions
+
+    struct Result: Decodable { var content: String }
+
+    func run() async throws {
+        guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be md, json or html") }
+        let client = try daemon.connect()
+        let result = try ControlClient.decode(Result.self, from: try client.call("report", ["run": .string(run), "format": .string(format)]))
+        if let output {
+            try result.content.write(toFile: output, atomically: true, encoding: .utf8)
+            print("wrote \(output)")
+        } else {
+            print(result.content, terminator: result.content.hasSuffix("\n") ? "" : "\n")
+        }
+    }
+}
+
+struct SchedulesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "schedules", abstract: "Scheduled exercises and their next fires (UTC).")
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        let upcoming = try ControlClient.decode([Scheduler.Upcoming].self, from: try daemon.call("schedules"))
+        guard !daemon.json else { return }
+        var table = TextTable(["PLAN", "SCHEDULE", "NEXT", "LAST", "EXERCISES", "NEXT SCALE"])
+        for u in upcoming {
+            table.add([u.plan, u.expression, u.next.map(Timestamp.iso) ?? "never", u.last.map(Timestamp.iso) ?? "-",
+                       "\(u.exercises)", "\(u.nextScale) site(s)"])
+        }
+        print(table.render(), terminator: "")
+    }
+}
