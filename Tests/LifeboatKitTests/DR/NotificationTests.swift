@@ -1,0 +1,46 @@
+import Foundation
+import Logging
+import Testing
+@testable import LifeboatKit
+
+@Suite struct NotificationTests {
+    @Test func notifyCommandReceivesEachEvent() async throws {
+        let probe = TestDirectory()
+        let log = probe.file("events.jsonl")
+        let script = probe.write("notify.sh", "#!/bin/sh\ncat >> \(log)\n")
+        chmod(script, 0o755)
+        let fx = try await DRFixture(sites: 3, planExtra: """
+            notify: ["\(script)"]
+            objectives: { rto: 1s }
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        // The canary's contacts fails its checksum: job failed, gate failed.
+        let archive = try #require(try SnapshotStore(scanning: fx.dir.file("store")).snapshots(site: "acme", product: "contacts").first)
+        try Data("0000000000000000000000000000000000000000000000000000000000000000  x\n".utf8).write(to: URL(fileURLWithPath: archive.sidecarPath!))
+        let dispatcher = NotificationDispatcher(ledger: fx.ledger, logger: Logger(label: "test"), plan: { _ in fx.plan })
+        let events = fx.bus.subscribe()
+        let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .restore))
+        let control = RunControl()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await dispatcher.run(events) }
+            group.addTask {
+                _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan, control: control)
+            }
+            // Past the halt: resume so the run goes on (the clock runs 10 min per job, so RTO is
+            // forecast to be missed), then wait for the end.
+            try await waitUntil { control.isHalted }
+            fx.clock.advance(by: 600)
+            control.resume()
+            try await waitUntil { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("run.finished") == true }
+            group.cancelAll()
+        }
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        let kinds = Set(lines.compactMap { line -> String? in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["event"] as? String
+        })
+        #expect(kinds == ["run.started", "job.failed", "gate.failed", "rto.forecast-miss", "run.finished"], "\(lines)")
+        #expect(lines.contains { $0.contains(#""event":"job.failed""#) && $0.contains("acme") })
+    }
+}

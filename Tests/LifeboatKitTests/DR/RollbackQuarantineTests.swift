@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+@Suite struct RollbackQuarantineTests {
+    @Test func rollbackRestoresTheExactPreviousData() async throws {
+        let fx = try await DRFixture()
+        fx.dir.write("out/acme/jira/notes.txt", "the data before the restore")
+        fx.dir.write("out/acme/jira/sub/deep.bin", String(repeating: "z", count: 5_000))
+        let before = try fx.tree("out/acme/jira")
+        let (run, _) = try await fx.run(.restore)
+        #expect(run.state == .succeeded)
+        #expect(try fx.tree("out/acme/jira") != before)
+
+        let outcomes = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: "acme", product: "jira", by: "test")
+        #expect(outcomes.count == 1)
+        #expect(try fx.tree("out/acme/jira") == before)
+        // The restored data is kept, in quarantine.
+        #expect(FileManager.default.fileExists(atPath: outcomes[0].quarantined + "/manifest.json"))
+        // A second rollback finds nothing to do.
+        await #expect(throws: Rollback.Refusal.self) {
+            _ = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: "acme", product: "jira", by: "test")
+        }
+        let events = try await fx.ledger.events(runId: run.id, afterId: 0, limit: 1_000)
+        #expect(events.contains { $0.kind == "rollback" && $0.message.contains("acme/jira rolled back by test") })
+    }
+
+    @Test func rollbackOfAFreshDestinationMovesTheRestoreOut() async throws {
+        let fx = try await DRFixture()
+        let (run, _) = try await fx.run(.restore, sites: ["globex"])
+        let outcomes = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: "globex", product: nil, by: "test")
+        #expect(outcomes.count == 2 && outcomes.allSatisfy(\.destinationRemoved))
+        #expect(!FileManager.default.fileExists(atPath: fx.dir.file("out/globex/contacts")))
+    }
+
+    @Test func rollbackRefusesWhenTheDestinationChanged() async throws {
+        let fx = try await DRFixture()
+        let (run, _) = try await fx.run(.restore)
+        // Someone replaced the destination since.
+        try FileManager.default.moveItem(atPath: fx.dir.file("out/acme/jira"), toPath: fx.dir.file("elsewhere"))
+        fx.dir.write("out/acme/jira/new.txt", "written after the restore")
+        await #expect(throws: Rollback.Refusal.self) {
+            _ = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: "acme", product: "jira", by: "test")
+        }
+        #expect(try String(contentsOfFile: fx.dir.file("out/acme/jira/new.txt"), encoding: .utf8) == "written after the restore")
+    }
+
+    @Test func purgeRefusesEntriesInsideRetention() async throws {
+        let fx = try await DRFixture()
+        fx.dir.write("out/acme/jira/old.txt", "old")
+        _ = try await fx.run(.restore)
+        let manager = QuarantineManager(ledger: fx.ledger, clock: fx.clock)
+        let entries = try await manager.list()
+        #expect(entries.count == 1 && !entries[0].purgeable && entries[0].bytes == 3)
+        // Inside the 7-day retention: nothing goes, even when asked for "older than 0s".
+        let early = try await manager.purge(olderThan: DurationSpec(seconds: 0), dryRun: false, by: "test")
+        #expect(early.purged.isEmpty && early.kept == 1)
+        #expect(FileManager.default.fileExists(atPath: entries[0].path))
+        // Past retention: a dry run removes nothing, a real purge removes it and records it.
+        fx.clock.advance(by: 8 * 86_400)
+        let dry = try await manager.purge(olderThan: nil, dryRun: true, by: "test")
+        #expect(dry.purged.count == 1 && FileManager.default.fileExists(atPath: entries[0].path))
+        let real = try await manager.purge(olderThan: DurationSpec(seconds: 30 * 86_400), dryRun: false, by: "test")
+        #expect(real.purged.isEmpty && real.kept == 1) // younger than --older-than
+        let done = try await manager.purge(olderThan: nil, dryRun: false, by: "test")
+        #expect(done.purged.count == 1)
+        #expect(!FileManager.default.fileExists(atPath: entries[0].path))
+        #expect(try await manager.list().isEmpty)
+    }
+
+    @Test func exerciseNeverTouchesProduction() async throws {
+        let fx = try await DRFixture(sites: 3)
+        fx.dir.write("out/acme/jira/prod.txt", "production data")
+        fx.dir.write("out/globex/contacts/prod.txt", "more production data")
+        let before = try fx.tree("out")
+        let (run, jobs) = try await fx.run(.exercise, scale: 2)
+        #expect(run.state == .succeeded)
+        #expect(Set(jobs.map(\.site)).count == 2)
+        #expect(run.seed != nil)
+        #expect(jobs.allSatisfy { $0.destination.hasPrefix(fx.dir.file("sandbox/\(run.id)/")) })
+        #expect(try fx.tree("out") == before)
+        #expect(!FileManager.default.fileExists(atPath: fx.dir.file("out/acme/.lifeboat-quarantine")))
+    }
+
+    @Test func sandboxSymlinkedIntoProductionIsRefused() async throws {
+        let fx = try await DRFixture()
+        try FileManager.default.createDirectory(atPath: fx.dir.file("out"), withIntermediateDirectories: true)
+        // The sandbox directory is a symlink into the production tree.
+        try FileManager.default.createSymbolicLink(atPath: fx.dir.file("sandbox"), withDestinationPath: fx.dir.file("out"))
+        let (run, jobs) = try await fx.run(.exercise)
+        #expect(run.state == .failed)
+        #expect(jobs.allSatisfy { $0.state == .failed || $0.state == .skipped })
+        #expect(jobs.first { $0.state == .failed }?.errorCode == "sandbox")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fx.dir.file("out")).isEmpty)
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Synchronization
+import Testing
+import Logging
+@testable import LifeboatKit
+
+@Suite struct SchedulerTests {
+    final class Fixture: Sendable {
+        let dir: TestDirectory
+        let ledger: SQLiteLedger
+        let plans: PlanRegistry
+        let clock: TestClock
+        let fired = Mutex<[RunRequest]>([])
+
+        init(schedule: String = "\"0 3 * * *\"", name: String = #function) throws {
+            dir = TestDirectory(name)
+            dir.write("plans/nightly.yaml", """
+                snapshots: store
+                target: out/{site}/{product}
+                sandbox: sandbox/{run}/{site}/{product}
+                products: [{ name: contacts }]
+                schedule:
+                  exercise: \(schedule)
+                  scale: { start: 2, factor: 3 }
+                """)
+            ledger = try SQLiteLedger(path: dir.file("ledger.sqlite"))
+            plans = PlanRegistry(directory: dir.file("plans"))
+            #expect(plans.reload().isEmpty)
+            clock = TestClock(Timestamp.parse("2026-11-25T10:00:00Z")!)
+        }
+
+        func scheduler() -> Scheduler {
+            let ready = ReadySignal()
+            ready.signal()
+            let clock = self.clock
+            return Scheduler(plans: plans, ledger: ledger, clock: clock, startAfter: ready, logger: Logger(label: "test")) { [self] request in
+                self.fired.withLock { $0.append(request) }
+                return RunRecord(id: "r\(self.fired.withLock { $0.count })", plan: request.plan.name, planPath: nil, mode: .exercise,
+                                 declaredAt: clock.now(), incidentAt: clock.now(), asOf: clock.now(), createdAt: clock.now(),
+                                 startedBy: "scheduler", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
+            }
+        }
+    }
+
+    @Test func firesAtTheSlotAndGrowsTheScale() async throws {
+        let fx = try Fixture()
+        let scheduler = fx.scheduler()
+        // First sight arms the schedule: 10:00 is after today's 03:00 slot, so nothing fires.
+        let wake = try await scheduler.tick()
+        #expect(Timestamp.iso(wake) == "2026-11-25T10:01:00Z") // the periodic re-check comes before tomorrow's slot
+        #expect(fx.fired.withLock { $0.isEmpty })
+        // At 03:00 the next day it fires, with the first scale.
+        fx.clock.advance(by: 17 * 3_600)
+        try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.map(\.scale) } == [2])
+        // Not again in the same slot.
+        fx.clock.advance(by: 60)
+        try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.count } == 1)
+        // Next day: 2 × 3 = 6 sites, then 18.
+        fx.clock.advance(by: 86_400)
+        try await scheduler.tick()
+        fx.clock.advance(by: 86_400)
+        try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.map(\.scale) } == [2, 6, 18])
+        #expect(fx.fired.withLock { $0.allSatisfy { $0.mode == .exercise && $0.startedBy == "scheduler" } })
+        let record = try await fx.ledger.schedule(plan: "nightly")
+        #expect(record?.exercises == 3)
+    }
+
+    @Test func missedSlotsWhileDownFireOnceAtStartUp() async throws {
+        let fx = try Fixture()
+        try await fx.scheduler().tick() // armed at 10:00
+        // The daemon is down for five days: five 03:00 slots pass.
+        fx.clock.advance(by: 5 * 86_400)
+        let restarted = fx.scheduler()
+        try await restarted.tick()
+        try await restarted.tick()
+        #expect(fx.fired.withLock { $0.count } == 1)
+        let upcoming = try await restarted.upcoming()
+        #expect(upcoming.first.flatMap { $0.next }.map(Timestamp.iso) == "2026-12-01T03:00:00Z")
+        #expect(upcoming.first?.nextScale == 6)
+    }
+
+    @Test func scaleIsCappedAtAllSites() {
+        let scale = ExerciseScale(start: 10, factor: 2)
+        #expect((0..<6).map { scale.sites(forExercise: $0, total: 100) } == [10, 20, 40, 80, 100, 100])
+        #expect(RunPlanner.sample((1...5).map { "s\($0)" }, count: scale.sites(forExercise: 3, total: Int.max), seed: 1).count == 5)
+    }
+}
