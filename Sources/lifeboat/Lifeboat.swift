@@ -33,6 +33,7 @@ struct Lifeboat: AsyncParsableCommand {
             SnapshotCommand.self,
             FleetCommand.self,
             RunCommand.self,
+            DemoCommand.self,
         ]
     )
 

@@ -11,13 +11,14 @@ enum Watch {
     }
 
     /// Follows a run to its end. Throws exit 1 when it did not succeed.
-    static func follow(_ runId: String, client: ControlClient, json: Bool) throws {
-        let interactive = isatty(STDOUT_FILENO) == 1 && !json
+    /// `quiet` prints nothing at all (the demo's setup run).
+    static func follow(_ runId: String, client: ControlClient, json: Bool, quiet: Bool = false) throws {
+        let interactive = isatty(STDOUT_FILENO) == 1 && !json && !quiet
         var view: WatchView?
         var final: ControlHandler.RunDetail?
         var lastDraw = Date.distantPast
         try client.stream("run.watch", ["run": .string(runId)]) { value in
-            if json { try printJSONLine(value) }
+            if json && !quiet { try printJSONLine(value) }
             let line = try ControlClient.decode(Line.self, from: value)
             if let snapshot = line.snapshot {
                 view = WatchView(detail: snapshot)
@@ -34,7 +35,7 @@ enum Watch {
             }
             return line.done == nil
         }
-        guard let final else { return }
+        guard let final, !quiet else { return }
         if !json { SummaryPrinter.print(run: final.run, jobs: final.jobs) }
         if final.run.state != .succeeded {
             throw CLIFailure(code: .failed, message: json ? "" : "run \(runId) \(final.run.state.rawValue)")

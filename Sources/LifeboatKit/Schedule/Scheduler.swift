@@ -29,12 +29,16 @@ public final class Scheduler: Service {
 
     public func run() async throws {
         await startAfter.wait()
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                let next = try await self.tick()
-                let wait = max(0, min(next.timeIntervalSince(self.clock.now()), Double(self.recheck.components.seconds)))
-                try await self.clock.sleep(for: .milliseconds(Int64(wait * 1_000) + 10))
+        do {
+            try await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    let next = try await self.tick()
+                    let wait = max(0, min(next.timeIntervalSince(self.clock.now()), Double(self.recheck.components.seconds)))
+                    try await self.clock.sleep(for: .milliseconds(Int64(wait * 1_000) + 10))
+                }
             }
+        } catch is CancellationError {
+            // Graceful shutdown: stop quietly.
         }
     }
 
