@@ -191,3 +191,37 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 }
+
+/// Prometheus metrics, scraped with curl the way a monitoring system would.
+@Suite(.serialized) struct MetricsTests {
+    @Test func metricsEndpointReportsJobsBytesAndObjectives() throws {
+        let daemon = try DaemonHarness(sites: 2)
+        let port = 20_000 + Int(getpid() % 20_000)
+        daemon.dir.write("lifeboatd.yaml", """
+            plans_dir: plans
+            state_dir: state
+            socket: { path: lifeboatd.sock, mode: "0666" }
+            metrics: { listen: "127.0.0.1:\(port)" }
+            """)
+        try daemon.start()
+        let restore = try daemon.cli(["restore", "main", "--follow"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        var body = ""
+        for _ in 0..<50 {
+            let scrape = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)/metrics"])
+            body = scrape.stdout
+            if body.contains(#"lifeboat_jobs_total{state="succeeded"} 4"#) { break }
+            usleep(100_000)
+        }
+        #expect(body.contains(#"lifeboat_jobs_total{state="succeeded"} 4"#), "\(body)")
+        #expect(body.contains(#"lifeboat_jobs_total{state="failed"} 0"#))
+        #expect(body.contains("lifeboat_restored_bytes_total"))
+        #expect(body.contains("lifeboat_job_rto_seconds_count 4"))
+        #expect(body.contains("lifeboat_job_rpo_seconds_count 4"))
+        #expect(body.contains("lifeboat_run_rto_objective_seconds{"))
+        #expect(body.contains("# TYPE lifeboat_job_rto_seconds histogram"))
+        let notFound = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/other"])
+        #expect(notFound.stdout == "404")
+        #expect(daemon.stop() == 0)
+    }
+}

@@ -56,7 +56,7 @@ public struct ControlHandler: Sendable {
             try await send(ControlResponse.failure(id: request.id, ControlError(.rejected, error.description)))
         } catch let error as RunRequestError {
             try await send(ControlResponse.failure(id: request.id, ControlError(.rejected, error.message)))
-        } catch let error as LifeboatError where !(error is ControlError) {
+        } catch let error as LifeboatError {
             try await send(ControlResponse.failure(id: request.id, ControlError(error.exitCode == .rejected ? .rejected : .internalError, error.description)))
         }
     }

@@ -10,6 +10,8 @@ public struct Daemon: Sendable {
     public let context: DaemonContext
     public let runs: RunManager
     public let server: ControlServer
+    /// Present when `metrics.listen` is set.
+    public let metrics: MetricsService?
     let lock: StateLock
 }
 
@@ -49,9 +51,16 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     // Subscribed before any run starts, so no event worth a notification is missed.
     let lifecycle = LifecycleService(context: context, listening: server.listening, notifications: bus.subscribe(),
                                      notifier: notifier, logger: logger)
+    var services: [any Service] = [runs, server, scheduler, lifecycle]
+    var metrics: MetricsService?
+    if let listen = config.metricsListen, let address = MetricsAddress(listen) {
+        metrics = MetricsService(metrics: LifeboatMetrics(ledger: ledger, clock: clock), address: address, events: bus.subscribe(),
+                                 activeRuns: { runs.activeRuns.count }, logger: logger)
+        services.insert(metrics!, at: 1)
+    }
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-        services: [runs, server, scheduler, lifecycle], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-    return Daemon(group: group, context: context, runs: runs, server: server, lock: lock)
+        services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    return Daemon(group: group, context: context, runs: runs, server: server, metrics: metrics, lock: lock)
 }
 
 /// Tells systemd how things stand (READY=1 after recovery and once the socket listens, STATUS=,

@@ -1,0 +1,165 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+
+/// A metric `<name>_<unit>` with its help text.
+private func metric(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+    MetricNameDescriptor(metricName: name, unitName: unit, helpText: help)
+}
+
+/// Restore metrics, fed from the run event bus into a Prometheus registry.
+public final class LifeboatMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let ledger: any Ledger
+    private let clock: any LifeboatClock
+
+    init(ledger: any Ledger, clock: any LifeboatClock) {
+        self.ledger = ledger
+        self.clock = clock
+        // Families appear on the first scrape even before any run.
+        for state in JobState.allCases where state.isFinal { _ = jobsCounter(state) }
+        _ = registry.makeGauge(descriptor: metric("lifeboat_runs", "active", "Runs queued or running"))
+    }
+
+    private func jobsCounter(_ state: JobState) -> Counter {
+        registry.makeCounter(descriptor: metric("lifeboat_jobs", "total", "Jobs that ended, by final state"), labels: [("state", state.rawValue)])
+    }
+
+    private var bytes: Counter { registry.makeCounter(descriptor: metric("lifeboat_restored_bytes", "total", "File bytes restored by succeeded jobs")) }
+    private var entries: Counter { registry.makeCounter(descriptor: metric("lifeboat_restored_entries", "total", "Archive entries restored by succeeded jobs")) }
+    private var throughput: Gauge { registry.makeGauge(descriptor: metric("lifeboat_restore_throughput", "bytes_per_second", "Bytes restored per second over the last minute")) }
+    private var running: Gauge { registry.makeGauge(descriptor: metric("lifeboat_jobs", "running", "Jobs restoring, verifying or committing")) }
+    private var rto: ValueHistogram {
+        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rto", "seconds", "RTO of succeeded jobs: finished − incident declared"), buckets: [60, 300, 900, 1_800, 3_600, 7_200, 14_400, 28_800, 86_400, 259_200])
+    }
+    private var rpo: ValueHistogram {
+        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rpo", "seconds", "RPO of jobs: incident − snapshot taken-at"), buckets: [900, 3_600, 14_400, 43_200, 86_400, 172_800, 604_800])
+    }
+
+    /// Applies one bus event.
+    func observe(_ event: RunEvent, activeRuns: Int) async {
+        registry.makeGauge(descriptor: metric("lifeboat_runs", "active", "Runs queued or running")).set(Double(activeRuns))
+        guard event.kind == .job, let job = event.job else {
+            if event.kind == .finished, let run = event.run { await forecast(run) }
+            return
+        }
+        guard job.state.isFinal else { return }
+        jobsCounter(job.state).increment()
+        if job.state == .succeeded {
+            bytes.increment(by: job.bytes)
+            entries.increment(by: job.entries)
+            if let value = job.rtoSeconds { rto.record(value) }
+        }
+        if let value = job.rpoSeconds { rpo.record(value) }
+        if let run = try? await ledger.run(id: job.runId) { await forecast(run) }
+    }
+
+    /// Forecast finish versus objective, per run; and the running/throughput gauges.
+    private func forecast(_ run: RunRecord) async {
+        guard let counts = try? await ledger.jobCounts(runId: run.id) else { return }
+        let total = counts.values.reduce(0, +)
+        let finished = counts.filter { $0.key.isFinal }.values.reduce(0, +)
+        running.set(Double(counts.filter { $0.key.isActive }.values.reduce(0, +)))
+        if let recent = try? await ledger.bytesRestored(since: clock.now().addingTimeInterval(-60)) { throughput.set(Double(recent) / 60) }
+        let labels = [("run", run.id), ("plan", run.plan)]
+        let forecast = RTOForecast(run: run, totalJobs: total, finishedJobs: finished, now: clock.now())
+        if let seconds = forecast.rtoSeconds {
+            registry.makeGauge(descriptor: metric("lifeboat_run_forecast_rto", "seconds", "Forecast RTO of a run's last job from its measured pace"),
+                               labels: labels).set(run.state.isFinal ? 0.0 : seconds)
+        }
+        if let objective = run.rtoObjectiveSeconds {
+            registry.makeGauge(descriptor: metric("lifeboat_run_rto_objective", "seconds", "The run's RTO objective"), labels: labels).set(objective)
+            registry.makeGauge(descriptor: metric("lifeboat_run_forecast", "miss", "1 while the run is forecast to miss its RTO objective"),
+                               labels: labels).set(!run.state.isFinal && forecast.missesObjective ? 1.0 : 0.0)
+        }
+    }
+}
+
+/// Serves `GET /metrics` in Prometheus text format over a small HTTP/1 listener on a loopback
+/// address (off unless `metrics.listen` is set), and feeds the registry from the event bus.
+public final class MetricsService: Service {
+    let metrics: LifeboatMetrics
+    let address: MetricsAddress
+    let events: AsyncStream<RunEvent>
+    let activeRuns: @Sendable () -> Int
+    let logger: Logger
+    /// Signalled once the listener is bound.
+    public let listening = ReadySignal()
+
+    init(metrics: LifeboatMetrics, address: MetricsAddress, events: AsyncStream<RunEvent>, activeRuns: @escaping @Sendable () -> Int, logger: Logger) {
+        self.metrics = metrics
+        self.address = address
+        self.events = events
+        self.activeRuns = activeRuns
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let registry = metrics.registry
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(MetricsHTTPHandler(registry: registry))
+                }
+            }
+            .bind(host: address.host, port: address.port).get()
+        logger.info("metrics listening", metadata: ["listen": "\(address.host):\(address.port)"])
+        listening.signal()
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await event in self.events.cancelOnGracefulShutdown() {
+                    await self.metrics.observe(event, activeRuns: self.activeRuns())
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        try await server.close()
+    }
+}
+
+/// Answers `GET /metrics`; anything else is 404, other methods 405.
+final class MetricsHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let registry: PrometheusCollectorRegistry
+    private var head: HTTPRequestHead?
+
+    init(registry: PrometheusCollectorRegistry) { self.registry = registry }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let (status, body, type): (HTTPResponseStatus, [UInt8], String)
+            if head.method != .GET && head.method != .HEAD {
+                (status, body, type) = (.methodNotAllowed, Array("only GET\n".utf8), "text/plain")
+            } else if head.uri.split(separator: "?").first == "/metrics" {
+                (status, body, type) = (.ok, registry.emitToBuffer(), "text/plain; version=0.0.4; charset=utf-8")
+            } else {
+                (status, body, type) = (.notFound, Array("see /metrics\n".utf8), "text/plain")
+            }
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: type)
+            headers.add(name: "Content-Length", value: "\(body.count)")
+            let keepAlive = head.isKeepAlive
+            if !keepAlive { headers.add(name: "Connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+            if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil) }
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                if !keepAlive { bound.value.close(promise: nil) }
+            }
+        }
+    }
+}
