@@ -61,6 +61,9 @@ import Testing
             #expect(job["rpo_met"] as? Bool == true)
             #expect((job["rto_seconds"] as? Double ?? -1) >= 0)
         }
+        // Archives without a `./` entry restore to an ordinary directory, not staging's 0700.
+        let mode = try FileManager.default.attributesOfItem(atPath: dir.file("out/globex/jira"))[.posixPermissions] as? Int
+        #expect(mode == 0o755)
         let quarantine = try FileManager.default.contentsOfDirectory(atPath: dir.file("out/acme/.lifeboat-quarantine"))
         #expect(quarantine.count == 1)
         #expect(try String(contentsOfFile: dir.file("out/acme/.lifeboat-quarantine/\(quarantine[0])/old.txt"), encoding: .utf8) == "before the restore")

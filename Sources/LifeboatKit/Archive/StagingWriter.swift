@@ -123,6 +123,11 @@ final class StagingWriter {
     /// at least 0700: Lifeboat must still be able to move it into place.
     func finalizeDirectories() throws {
         dropCache()
+        // Without a `./` entry the restored root would keep the staging directory's 0700 and
+        // lock out the application reading it: give it the usual directory mode.
+        if directories[""] == nil {
+            guard fchmod(rootFD, 0o755) == 0 else { throw SystemCallError(call: "fchmod", errno: errno) }
+        }
         let ordered = directories.sorted { $0.value.depth > $1.value.depth }
         for (key, record) in ordered {
             // A directory a later entry replaced is gone: nothing to finalize.
