@@ -17,12 +17,14 @@ struct StatusCommand: AsyncParsableCommand {
             for error in problem.errors { print("  \(error)") }
         }
         if status.runs.isEmpty { print("no runs going"); return }
-        var table = TextTable(["RUN", "PLAN", "MODE", "STATE", "DONE", "FAILED", "NOTE"])
+        var table = TextTable(["RUN", "PLAN", "MODE", "STATE", "DONE", "FAILED", "FORECAST", "NOTE"])
         for run in status.runs {
             let failed = (run.counts["failed"] ?? 0) + (run.counts["skipped"] ?? 0)
-            table.add([run.id, run.plan, run.mode.rawValue, run.state.rawValue, "\(run.done)/\(run.jobs)", "\(failed)", run.note ?? ""])
+            table.add([run.id, run.plan, run.mode.rawValue, run.state.rawValue, "\(run.done)/\(run.jobs)", "\(failed)",
+                       run.forecast.missesObjective ? "RTO MISS" : (run.forecast.finishAt == nil ? "-" : "on track"), run.note ?? ""])
         }
         print(table.render(), terminator: "")
+        for run in status.runs where run.forecast.finishAt != nil { print("\(run.id): \(run.forecast.summary)") }
     }
 }
 

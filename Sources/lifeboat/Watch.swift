@@ -101,22 +101,18 @@ struct WatchView {
             lines.append("  \(product)".padding(toLength: 16, withPad: " ", startingAt: 0)
                          + "\(bar(finished, jobsOfProduct.count)) \(finished)/\(jobsOfProduct.count)" + (running > 0 ? "  \(running) restoring" : ""))
         }
-        // Throughput and ETA from what finished since the run started.
+        // Throughput, and the finish forecast from the pace so far against the RTO objective.
         let bytes = done.reduce(Int64(0)) { $0 + $1.bytes }
         if let started = run.startedAt {
             let elapsed = max(0.001, now.timeIntervalSince(started))
             var line = "  \(ByteSize.format(Int64(Double(bytes) / elapsed)))/s, \(done.count)/\(all.count) jobs, \(failed) failed"
-            let remaining = all.count - done.count
-            if remaining > 0, done.count > 0 {
-                let eta = elapsed / Double(done.count) * Double(remaining)
-                line += ", ETA \(DurationSpec.format(seconds: eta))"
-                if let rto = run.rtoObjectiveSeconds {
-                    let forecast = now.addingTimeInterval(eta).timeIntervalSince(run.declaredAt)
-                    line += forecast <= rto ? " (RTO \(DurationSpec.format(seconds: rto)): on track)"
-                                            : " (RTO \(DurationSpec.format(seconds: rto)): FORECAST MISS by \(DurationSpec.format(seconds: forecast - rto)))"
-                }
+            let forecast = RTOForecast(run: run, totalJobs: all.count, finishedJobs: done.count, now: now)
+            if forecast.remainingJobs > 0, let finish = forecast.finishAt {
+                line += ", ETA \(DurationSpec.format(seconds: finish.timeIntervalSince(now)))"
+                if forecast.objectiveSeconds != nil { line += forecast.missesObjective ? " — RTO FORECAST MISS" : " — RTO on track" }
             }
             lines.append(line)
+            if forecast.remainingJobs > 0, forecast.finishAt != nil { lines.append("  " + forecast.summary) }
         }
         return lines
     }

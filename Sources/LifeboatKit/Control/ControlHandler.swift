@@ -103,6 +103,8 @@ public struct ControlHandler: Sendable {
         public var done: Int
         public var counts: [String: Int]
         public var note: String?
+        /// When the run will finish at its measured pace, and whether that misses the RTO objective.
+        public var forecast: RTOForecast
     }
 
     public struct Status: Codable, Sendable {
@@ -127,7 +129,8 @@ public struct ControlHandler: Sendable {
             let total = counts.values.reduce(0, +)
             let done = counts.filter { $0.key.isFinal }.values.reduce(0, +)
             runs.append(RunStatus(id: run.id, plan: run.plan, mode: run.mode, state: run.state, jobs: total, done: done,
-                                  counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }), note: run.note))
+                                  counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }), note: run.note,
+                                  forecast: RTOForecast(run: run, totalJobs: total, finishedJobs: done, now: context.clock.now())))
         }
         let now = context.clock.now()
         let recent = try await context.ledger.bytesRestored(since: now.addingTimeInterval(-60))
