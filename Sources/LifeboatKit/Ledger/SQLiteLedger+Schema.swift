@@ -59,6 +59,8 @@ extension SQLiteLedger {
                 t.column("hook_output", .text)
                 t.uniqueKey(["run_id", "site", "product"])
             }
+            // Throughput over recent finishes (status, metrics) without scanning every job ever run.
+            try db.create(index: "jobs_on_state_finished_at", on: "jobs", columns: ["state", "finished_at"])
             try db.create(table: "events") { t in
                 t.autoIncrementedPrimaryKey("id")
                 t.column("run_id", .text).notNull().indexed()
