@@ -16,24 +16,13 @@ struct SnapshotExtractCommand: AsyncParsableCommand {
     @Option(help: "The directory to create.")
     var into: String
 
-    @Option(help: "The .sha256 sidecar: required, if-present or off.")
-    var checksum: ChecksumPolicy = .ifPresent
-
-    @Option(help: "Maximum total size of the entries' data, e.g. 500GiB.")
-    var maxBytes: String = "500GiB"
-
-    @Option(help: "Maximum number of entries.")
-    var maxEntries: Int = 10_000_000
-
-    @Option(help: "Entries breaking a safety rule: reject the archive, or skip and list them.")
-    var unsafeEntries: UnsafeEntryPolicy = .reject
+    @OptionGroup var extraction: ExtractCLIOptions
 
     @Flag(help: "Print the report as JSON.")
     var json = false
 
     func run() async throws {
-        let options = try ExtractCLIOptions.make(maxBytes: maxBytes, maxEntries: maxEntries,
-                                                 unsafeEntries: unsafeEntries, checksum: checksum, hashAlways: false)
+        let options = try extraction.options(hashAlways: false)
         var st = stat()
         if lstat(into, &st) == 0 {
             throw CLIFailure(code: .rejected, message: "error: \(into) exists; extract creates a new directory")

@@ -15,6 +15,24 @@ struct SnapshotVerifyCommand: AsyncParsableCommand {
     @Argument(help: "The snapshot archive (.tar.gz).")
     var archive: String
 
+    @OptionGroup var extraction: ExtractCLIOptions
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() async throws {
+        let options = try extraction.options(hashAlways: true)
+        let report = try verifyArchive(at: archive, options: options)
+        if json {
+            try printJSON(report)
+        } else {
+            ExtractCLIOptions.printHuman(report, verb: "verified", archive: archive)
+        }
+    }
+}
+
+/// Options shared by `snapshot verify` and `snapshot extract`.
+struct ExtractCLIOptions: ParsableArguments {
     @Option(help: "The .sha256 sidecar: required, if-present or off.")
     var checksum: ChecksumPolicy = .ifPresent
 
@@ -27,25 +45,7 @@ struct SnapshotVerifyCommand: AsyncParsableCommand {
     @Option(help: "Entries breaking a safety rule: reject the archive, or skip and list them.")
     var unsafeEntries: UnsafeEntryPolicy = .reject
 
-    @Flag(help: "Print the report as JSON.")
-    var json = false
-
-    func run() async throws {
-        let options = try ExtractCLIOptions.make(maxBytes: maxBytes, maxEntries: maxEntries,
-                                                 unsafeEntries: unsafeEntries, checksum: checksum, hashAlways: true)
-        let report = try verifyArchive(at: archive, options: options)
-        if json {
-            try printJSON(report)
-        } else {
-            ExtractCLIOptions.printHuman(report, verb: "verified", archive: archive)
-        }
-    }
-}
-
-/// Options shared by `snapshot verify` and `snapshot extract`.
-enum ExtractCLIOptions {
-    static func make(maxBytes: String, maxEntries: Int, unsafeEntries: UnsafeEntryPolicy, checksum: ChecksumPolicy,
-                     hashAlways: Bool) throws -> ExtractOptions {
+    func options(hashAlways: Bool) throws -> ExtractOptions {
         guard let bytes = ByteSize(parsing: maxBytes), bytes.bytes >= 0 else {
             throw CLIFailure(code: .rejected, message: "error: --max-bytes \(String(reflecting: maxBytes)) is not a size (e.g. 512MiB, 2GiB)")
         }

@@ -76,3 +76,19 @@ final class TempDir: @unchecked Sendable {
         return full
     }
 }
+
+/// The newest archive of a site's product in a test store.
+func newestArchive(_ dir: TempDir, _ site: String, _ product: String) throws -> String {
+    let folder = dir.file("store/\(site)/\(product)")
+    let name = try #require(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".tar.gz") }.sorted().last)
+    return folder + "/" + name
+}
+
+/// Extracts an archive with GNU tar and expects `diff -r` to find the restored tree identical.
+func expectSameAsTar(_ archive: String, _ restored: String, in dir: TempDir) throws {
+    let reference = dir.file("ref-\(UUID().uuidString.prefix(6))")
+    try FileManager.default.createDirectory(atPath: reference, withIntermediateDirectories: true)
+    #expect(try run("/bin/tar", ["-xzf", archive, "-C", reference]).status == 0)
+    let diff = try run("/usr/bin/diff", ["-r", "--no-dereference", reference, restored])
+    #expect(diff.status == 0, "\(diff.stdout)")
+}

@@ -74,19 +74,8 @@ extension StagingDirectory {
     /// Removes the staging directory if it is still the one created, then the staging area if it
     /// is empty.
     func discard() throws {
-        let areaFD = open(area, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard areaFD >= 0 else {
-            if errno == ENOENT { return }
-            throw ArchiveError(.io, "cannot open the staging area \(area)", errno: errno)
-        }
-        defer { close(areaFD) }
-        do {
-            try TreeRemover.remove(name, in: areaFD, ifIdentity: identity)
-        } catch {
-            throw ArchiveError(.io, "cannot remove the staging directory \(path) (\(error.call))", errno: error.errno)
-        }
-        // Fails harmlessly while other jobs stage here.
-        _ = rmdir(area)
+        // Fails harmlessly to remove the area while other jobs stage there.
+        try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: true)
     }
 
     /// Splits an absolute or relative path into its parent and last component.

@@ -8,40 +8,17 @@ import Foundation
 public enum StagingRecovery {
     /// Removes the staging directory at `path` if it still has `identity`. Missing is fine.
     public static func removeLeftover(path: String, identity: FileIdentity) throws {
-        let (area, name) = try StagingDirectory.split(path)
+        let (area, _) = try StagingDirectory.split(path)
         guard URL(fileURLWithPath: area).lastPathComponent == StagingDirectory.areaName else {
             throw ArchiveError(.io, "refusing to remove \(path): it is not inside a \(StagingDirectory.areaName) directory")
         }
-        let areaFD = open(area, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard areaFD >= 0 else {
-            if errno == ENOENT { return }
-            throw ArchiveError(.io, "cannot open the staging area \(area)", errno: errno)
-        }
-        defer { close(areaFD) }
-        do {
-            try TreeRemover.remove(name, in: areaFD, ifIdentity: identity)
-        } catch {
-            throw ArchiveError(.io, "cannot remove the leftover staging directory \(path) (\(error.call))", errno: error.errno)
-        }
-        _ = rmdir(area)
+        try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: true)
     }
 
     /// Removes a directory a commit put in place (an exercise's sandbox data), if it still has
     /// the identity recorded for that commit; then its parent if that became empty.
     public static func removeCommitted(path: String, identity: FileIdentity) throws {
-        let (parent, name) = try StagingDirectory.split(path)
-        let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard parentFD >= 0 else {
-            if errno == ENOENT { return }
-            throw ArchiveError(.io, "cannot open \(parent)", errno: errno)
-        }
-        defer { close(parentFD) }
-        do {
-            try TreeRemover.remove(name, in: parentFD, ifIdentity: identity)
-        } catch {
-            throw ArchiveError(.io, "cannot remove \(path) (\(error.call))", errno: error.errno)
-        }
-        _ = rmdir(parent)
+        try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: true)
     }
 
     /// Moves whatever is at `path` (the displaced data) to `<destination's parent>/.lifeboat-quarantine/<name>`.

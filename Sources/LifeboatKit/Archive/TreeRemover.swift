@@ -8,6 +8,26 @@ enum TreeRemover {
     /// after they are gone, so memory stays bounded for very wide trees.
     static let batch = 1024
 
+    /// Removes the tree at `path` if it is still the directory with `identity` (missing is fine),
+    /// then, if asked, its parent when that became empty. For trees Lifeboat created or an
+    /// operator asked to purge; never follows a link.
+    static func remove(path: String, ifIdentity identity: FileIdentity, removeEmptyParent: Bool) throws(ArchiveError) {
+        let (parent, name): (String, String)
+        do { (parent, name) = try StagingDirectory.split(path) } catch { throw ArchiveError(.io, "\(path) is not a removable path") }
+        let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard parentFD >= 0 else {
+            if errno == ENOENT { return }
+            throw ArchiveError(.io, "cannot open \(parent)", errno: errno)
+        }
+        defer { close(parentFD) }
+        do {
+            try remove(name, in: parentFD, ifIdentity: identity)
+        } catch {
+            throw ArchiveError(.io, "cannot remove \(path) (\(error.call))", errno: error.errno)
+        }
+        if removeEmptyParent { _ = rmdir(parent) }
+    }
+
     /// Empties and removes `name` inside `parentFD`, provided it is still the directory with
     /// `identity` (so that data swapped into its place is never touched).
     static func remove(_ name: String, in parentFD: Int32, ifIdentity identity: FileIdentity) throws(SystemCallError) {

@@ -75,15 +75,7 @@ public struct QuarantineManager: Sendable {
     /// Removes a quarantined tree without following links.
     static func remove(_ path: String) throws {
         guard let identity = FileIdentity(path: path) else { return }
-        let (parent, name) = try StagingDirectory.split(path)
-        let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw ArchiveError(.io, "cannot open \(parent)", errno: errno) }
-        defer { close(fd) }
-        do {
-            try TreeRemover.remove(name, in: fd, ifIdentity: identity)
-        } catch {
-            throw ArchiveError(.io, "cannot purge \(path) (\(error.call))", errno: error.errno)
-        }
+        try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: false)
     }
 }
 
