@@ -104,6 +104,32 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    @Test func sighupRereadsTheConfig() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        chmod(daemon.dir.path, 0o755)
+        try daemon.start()
+        #expect(try daemon.cli(["restore", "main"], as: "65534").status == 2)
+        // An invalid config is reported and the running one kept.
+        let good = try String(contentsOfFile: daemon.dir.file("lifeboatd.yaml"), encoding: .utf8)
+        daemon.dir.write("lifeboatd.yaml", good + "\nadmins: { uids: [nobody] }\n")
+        daemon.signal(SIGHUP)
+        var status = ""
+        for _ in 0..<100 {
+            status = try daemon.cli(["status"]).stdout
+            if status.contains("(serving the previous version of the running config)") { break }
+            usleep(50_000)
+        }
+        #expect(status.contains("lifeboatd.yaml:6:"), "\(status)")
+        #expect(status.contains("admins.uids must list numeric user ids"))
+        // A valid one applies its admins at once.
+        daemon.dir.write("lifeboatd.yaml", good + "\nadmins: { uids: [65534] }\n")
+        let reload = try daemon.cli(["reload"])
+        #expect(reload.status == 0, "\(reload.stderr)")
+        let restore = try daemon.cli(["restore", "main", "--follow"], as: "65534")
+        #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func readinessAndStoppingOnNotifySocket() throws {
         let daemon = try DaemonHarness(sites: 1)
         let notify = FakeNotifySocket(path: daemon.dir.file("notify.sock"))

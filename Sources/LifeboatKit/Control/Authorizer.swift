@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The credentials of a control socket peer (SO_PEERCRED).
 public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
@@ -41,4 +42,18 @@ public struct Authorizer: Sendable {
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") }) else { return [] }
         return Set(line.dropFirst("Groups:".count).split(separator: " ").compactMap { UInt32($0.trimmingCharacters(in: .whitespaces)) })
     }
+}
+
+/// The authorizer in force; a config reload replaces it.
+public final class AccessControl: Sendable {
+    private let current: Mutex<Authorizer>
+
+    public init(_ authorizer: Authorizer) { current = Mutex(authorizer) }
+
+    public var authorizer: Authorizer {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
+    }
+
+    public func mayMutate(_ peer: PeerCredentials) -> Bool { authorizer.mayMutate(peer) }
 }

@@ -8,10 +8,10 @@ public struct DaemonContext: Sendable {
     public var plans: PlanRegistry
     public var ledger: any Ledger
     public var bus: EventBus
-    public var authorizer: Authorizer
+    public var access: AccessControl
     public var startedAt: Date
     public var clock: any LifeboatClock
-    /// Reloads plans (SIGHUP and `reload`); returns the problems found.
+    /// Re-reads the config file and plans (SIGHUP and `reload`); returns the problems found.
     public var reload: @Sendable () async -> [PlanRegistry.Problem]
     public var scheduler: Scheduler
     public var logger: Logger
@@ -38,7 +38,7 @@ public struct ControlHandler: Sendable {
                 throw ControlError(.unknownCommand, "unknown command \"\(String(request.command.prefix(64)))\"; commands: \(Self.commands.joined(separator: ", "))")
             }
             if Self.mutating.contains(request.command) {
-                guard context.authorizer.mayMutate(peer) else {
+                guard context.access.mayMutate(peer) else {
                     context.logger.warning("mutating command refused", metadata: ["command": "\(request.command)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
                     throw ControlError(.forbidden, "\(request.command) needs an admin (root, the daemon's user or a configured admin); \(peer) may only read")
                 }

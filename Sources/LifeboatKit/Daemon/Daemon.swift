@@ -31,10 +31,31 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     let finisher = RunFinisher(ledger: ledger, reportsDirectory: config.reportsDirectory, logger: logger)
     let runs = RunManager(engine: engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger,
                           afterRun: { run, plan in await finisher.finished(run, plan: plan) })
+    let access = AccessControl(Authorizer(admins: config.admins))
     let reload: @Sendable () async -> [PlanRegistry.Problem] = {
         notifier.reloading()
-        logger.notice("reloading plans", metadata: ["plans_dir": "\(config.plansDirectory)"])
-        let problems = plans.reload(now: clock.now())
+        var problems: [PlanRegistry.Problem] = []
+        var plansDirectory: String?
+        if let file = config.sourcePath {
+            // The config is re-read too: admins and plans_dir apply now; the socket, state_dir,
+            // metrics and logging need a restart. An invalid file keeps the running config.
+            do {
+                let fresh = try DaemonConfig.load(path: file)
+                access.authorizer = Authorizer(admins: fresh.admins)
+                plansDirectory = fresh.plansDirectory
+                if fresh.socket.path != config.socket.path || fresh.stateDirectory != config.stateDirectory
+                    || fresh.metricsListen != config.metricsListen || fresh.maxConcurrentRuns != config.maxConcurrentRuns {
+                    logger.warning("config changes to socket, state_dir, metrics or max_concurrent_runs take effect after a restart")
+                }
+            } catch {
+                let errors = (error as? DiagnosticsError)?.diagnostics.map(\.description) ?? ["\(error)"]
+                logger.error("invalid config; the running config is kept", metadata: ["file": "\(file)", "errors": "\(errors.joined(separator: "; "))"])
+                problems.append(PlanRegistry.Problem(file: file, errors: errors, keptPrevious: "the running config"))
+            }
+        }
+        logger.notice("reloading plans", metadata: ["plans_dir": "\(plansDirectory ?? plans.directory)"])
+        plans.setConfigProblems(problems)
+        problems += plans.reload(directory: plansDirectory, now: clock.now())
         for problem in problems {
             logger.error("invalid plan; previous version kept", metadata: ["file": "\(problem.file)", "kept": "\(problem.keptPrevious ?? "none")",
                                                                         "errors": "\(problem.errors.joined(separator: "; "))"])
@@ -45,7 +66,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     let scheduler = Scheduler(plans: plans, ledger: ledger, clock: clock, startAfter: runs.recovered, logger: logger,
                               fire: { request in try await runs.start(request) })
     let context = DaemonContext(config: config, runs: runs, plans: plans, ledger: ledger, bus: bus,
-                                authorizer: Authorizer(admins: config.admins), startedAt: clock.now(), clock: clock,
+                                access: access, startedAt: clock.now(), clock: clock,
                                 reload: reload, scheduler: scheduler, logger: logger)
     let server = ControlServer(socket: config.socket, handler: ControlHandler(context: context), startAfter: runs.recovered, logger: logger)
     // Subscribed before any run starts, so no event worth a notification is missed.

@@ -19,23 +19,34 @@ public final class PlanRegistry: Sendable {
     }
 
     private struct State {
+        var directory: String
         var plans: [String: Entry] = [:]
         var problems: [Problem] = []
+        var configProblems: [Problem] = []
     }
 
-    private let state = Mutex(State())
-    public let directory: String
+    private let state: Mutex<State>
 
-    public init(directory: String) { self.directory = directory }
+    public init(directory: String) { state = Mutex(State(directory: directory)) }
+
+    /// Where plans are read from (`plans_dir`; a config reload may change it).
+    public var directory: String { state.withLock { $0.directory } }
 
     public var plans: [Entry] { state.withLock { Array($0.plans.values).sorted { $0.plan.name < $1.plan.name } } }
-    public var problems: [Problem] { state.withLock { $0.problems } }
+    /// Problems of the last reload: plan files, and the config file when it was invalid.
+    public var problems: [Problem] { state.withLock { $0.problems + $0.configProblems } }
+
+    /// Records (or clears) a problem with the daemon's config file found by a reload.
+    public func setConfigProblems(_ problems: [Problem]) { state.withLock { $0.configProblems = problems } }
 
     public func plan(named name: String) -> Plan? { state.withLock { $0.plans[name]?.plan } }
 
-    /// (Re)loads every `*.yaml`/`*.yml` in the directory. Returns the problems found.
+    /// (Re)loads every `*.yaml`/`*.yml` in the directory (switching to `directory` if given).
+    /// Returns the problems found.
     @discardableResult
-    public func reload(now: Date = Date()) -> [Problem] {
+    public func reload(directory newDirectory: String? = nil, now: Date = Date()) -> [Problem] {
+        if let newDirectory { state.withLock { $0.directory = newDirectory } }
+        let directory = self.directory
         let files = ((try? FileSystem.directoryEntries(directory)) ?? [])
             .filter { ($0.kind == .regular || $0.kind == .symlink) && ($0.name.hasSuffix(".yaml") || $0.name.hasSuffix(".yml")) }
             .map { directory + "/" + $0.name }
