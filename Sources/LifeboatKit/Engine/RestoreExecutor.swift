@@ -65,6 +65,9 @@ public struct RestoreExecutor: JobExecutor {
                         }
                     } catch let error as HookError {
                         result.postRestoreError = "\(job.name): \(error.description); the restored data is committed and kept"
+                    } catch is CancellationError {
+                        // The commit is done: a cancel now stops only the hook, and says so.
+                        result.postRestoreError = "\(job.name): post_restore was stopped by a cancel after the commit; the restored data is committed and kept"
                     }
                 }
                 result.hookOutput = hookOutput.isEmpty ? nil : String(hookOutput.joined(separator: "\n").prefix(64 << 10))
