@@ -82,11 +82,16 @@ struct RunCommand: AsyncParsableCommand {
                 try await group.waitForAll()
                 return final
             }
+            let reports = URL(fileURLWithPath: ledgerPath).deletingLastPathComponent().path + "/reports"
+            if final.state.isFinal {
+                await RunFinisher(ledger: store, reportsDirectory: reports, logger: logger).finished(final, plan: loaded)
+            }
             let jobs = try await store.jobs(runId: id)
             if json {
                 try printJSON(RunResultJSON(run: final, summary: RunSummary(run: final, jobs: jobs), jobs: jobs))
             } else {
                 SummaryPrinter.print(run: final, jobs: jobs)
+                if final.state.isFinal { print("report: \(reports)/\(id).html") }
             }
             failed = failed || final.state != .succeeded
         }

@@ -147,13 +147,20 @@ final class LifecycleService: Service {
 }
 
 /// What happens when a run reaches its end: the report is written, and an exercise's sandbox
-/// data (Lifeboat's own) is removed unless the run keeps it.
-struct RunFinisher: Sendable {
+/// data (Lifeboat's own) is removed unless the run keeps it. The daemon and `lifeboat run` both
+/// finish runs this way.
+public struct RunFinisher: Sendable {
     let ledger: any Ledger
     let reportsDirectory: String
     let logger: Logger
 
-    func finished(_ run: RunRecord, plan: Plan) async {
+    public init(ledger: any Ledger, reportsDirectory: String, logger: Logger) {
+        self.ledger = ledger
+        self.reportsDirectory = reportsDirectory
+        self.logger = logger
+    }
+
+    public func finished(_ run: RunRecord, plan: Plan) async {
         do {
             let path = try await ReportBuilder.write(runId: run.id, ledger: ledger, directory: reportsDirectory, now: Date())
             logger.info("report written", metadata: ["run.id": "\(run.id)", "path": "\(path)"])
