@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// A metric `<name>_<unit>` with its help text.
 private func metric(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -16,6 +17,9 @@ public final class LifeboatMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let ledger: any Ledger
     private let clock: any LifeboatClock
+    /// When each run's forecast was last computed: at most once a second per run, so a
+    /// 10,000-job run does not queue 10,000 ledger reads behind its own writes.
+    private let lastForecast = Mutex<[String: Date]>([:])
 
     init(ledger: any Ledger, clock: any LifeboatClock) {
         self.ledger = ledger
@@ -44,7 +48,10 @@ public final class LifeboatMetrics: Sendable {
     func observe(_ event: RunEvent, activeRuns: Int) async {
         registry.makeGauge(descriptor: metric("lifeboat_runs", "active", "Runs queued or running")).set(Double(activeRuns))
         guard event.kind == .job, let job = event.job else {
-            if event.kind == .finished, let run = event.run { await forecast(run) }
+            if event.kind == .finished, let run = event.run {
+                await forecast(run)
+                _ = lastForecast.withLock { $0.removeValue(forKey: run.id) }
+            }
             return
         }
         guard job.state.isFinal else { return }
@@ -55,7 +62,13 @@ public final class LifeboatMetrics: Sendable {
             if let value = job.rtoSeconds { rto.record(value) }
         }
         if let value = job.rpoSeconds { rpo.record(value) }
-        if let run = try? await ledger.run(id: job.runId) { await forecast(run) }
+        let now = clock.now()
+        let due = lastForecast.withLock { last -> Bool in
+            guard now.timeIntervalSince(last[job.runId] ?? .distantPast) >= 1 else { return false }
+            last[job.runId] = now
+            return true
+        }
+        if due, let run = try? await ledger.run(id: job.runId) { await forecast(run) }
     }
 
     /// Forecast finish versus objective, per run; and the running/throughput gauges.
