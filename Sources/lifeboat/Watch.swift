@@ -123,6 +123,8 @@ struct WatchView {
         var out = ""
         if linesDrawn > 0 { out += "\u{1B}[\(linesDrawn)F" }
         for line in lines { out += "\u{1B}[2K" + line + "\n" }
+        // Clear whatever an earlier, longer drawing left below.
+        out += "\u{1B}[J"
         FileHandle.standardOutput.write(Data(out.utf8))
         linesDrawn = lines.count
     }
