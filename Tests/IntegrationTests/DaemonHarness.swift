@@ -83,6 +83,51 @@ final class DaemonHarness: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// Waits for the daemon to exit on its own (a crash point); its exit status, or nil on timeout.
+    func waitForExit(timeout: TimeInterval = 30) -> Int32? {
+        guard let process else { return nil }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        guard !process.isRunning else { return nil }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// The ledger the daemon writes.
+    var ledger: String { dir.file("state/ledger.sqlite") }
+
+    /// The runs in the ledger (`runs --json`), newest first.
+    func runs() throws -> [[String: Any]] {
+        let runs = try cli(["runs", "--json"])
+        return (try? JSONSerialization.jsonObject(with: Data(runs.stdout.utf8)) as? [[String: Any]]) ?? []
+    }
+
+    /// Polls until the run `id` ends (succeeded, failed or cancelled); its final state, or nil.
+    func waitForRun(_ id: String, timeout: TimeInterval = 60) throws -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let state = try runs().first(where: { $0["id"] as? String == id })?["state"] as? String,
+               ["succeeded", "failed", "cancelled"].contains(state) { return state }
+            usleep(50_000)
+        }
+        return nil
+    }
+
+    /// Starts a restore of `main` and returns the run id.
+    func startRestore(_ extra: [String] = []) throws -> String {
+        let start = try cli(["restore", "main", "--json"] + extra)
+        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any]
+        return try #require(json?["id"] as? String, "restore answered \(start.stdout)")
+    }
+
+    /// `show RUN --json`: the run's jobs.
+    func jobs(_ run: String) throws -> [[String: Any]] {
+        let show = try cli(["show", run, "--json"])
+        let detail = try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any]
+        return detail?["jobs"] as? [[String: Any]] ?? []
+    }
+
     func kill9() {
         guard let process else { return }
         kill(process.processIdentifier, SIGKILL)

@@ -72,11 +72,17 @@ private struct StagingCommit {
         }
         try onStep(.stagingDurable)
 
-        // 2. Into place.
+        // 2. Into place. A failure after a rename (a sync that reports an I/O error, a quarantine
+        // that cannot be made) undoes what was done, so a failed job leaves the destination as it
+        // was; failures thrown by `onStep` stop the commit where it is (a crash, as tests inject).
         let rc = lifeboat_renameat2(areaFD, staging.name, parentFD, destinationName, UInt32(LIFEBOAT_RENAME_NOREPLACE))
         if rc == 0 {
-            try sync(parentFD, parentPath)
-            try sync(areaFD, staging.area)
+            do {
+                try sync(parentFD, parentPath)
+                try sync(areaFD, staging.area)
+            } catch {
+                throw undo(error, parentFD: parentFD, areaFD: areaFD, destinationName: destinationName, exchanged: false)
+            }
             try onStep(.swapped)
             return CommitResult(destination: staging.destination, quarantinePath: nil, identity: staging.identity)
         }
@@ -93,27 +99,73 @@ private struct StagingCommit {
             throw fail("cannot exchange \(staging.path) with \(staging.destination)"
                        + (e == EINVAL ? " (the filesystem does not support RENAME_EXCHANGE)" : ""), e)
         }
-        try sync(parentFD, parentPath)
-        try sync(areaFD, staging.area)
+        do {
+            try sync(parentFD, parentPath)
+            try sync(areaFD, staging.area)
+        } catch {
+            throw undo(error, parentFD: parentFD, areaFD: areaFD, destinationName: destinationName, exchanged: true)
+        }
         try onStep(.swapped)
 
         // 3. The displaced data (now at the staging path) goes to quarantine.
         let quarantineArea = (parentPath == "/" ? "" : parentPath) + "/" + QuarantineArea.name
-        if mkdirat(parentFD, QuarantineArea.name, 0o700) == 0 {
-            try sync(parentFD, parentPath)
-        } else if errno != EEXIST {
-            throw fail("cannot create the quarantine directory \(quarantineArea)", errno)
+        do {
+            try moveToQuarantine(area: quarantineArea, name: quarantineName, parentFD: parentFD, parentPath: parentPath, areaFD: areaFD)
+        } catch {
+            throw undo(error, parentFD: parentFD, areaFD: areaFD, destinationName: destinationName, exchanged: true)
         }
-        let quarantineFD = try openDirectory(quarantineArea)
-        defer { close(quarantineFD) }
-        guard lifeboat_renameat2(areaFD, staging.name, quarantineFD, quarantineName, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
-            throw fail("the restored data is in place, but the data it replaced could not be moved from \(staging.path) to quarantine \(quarantineArea)/\(quarantineName); it is still at \(staging.path)", errno)
-        }
-        try sync(quarantineFD, quarantineArea)
-        try sync(areaFD, staging.area)
         try onStep(.quarantined)
         return CommitResult(destination: staging.destination, quarantinePath: quarantineArea + "/" + quarantineName,
                             identity: staging.identity)
+    }
+
+    /// Moves the displaced data from the staging path to `<area>/<name>` and syncs both
+    /// directories. If a sync fails after the move, the data is moved back before throwing.
+    private func moveToQuarantine(area: String, name: String, parentFD: Int32, parentPath: String, areaFD: Int32) throws {
+        if mkdirat(parentFD, QuarantineArea.name, 0o700) == 0 {
+            try sync(parentFD, parentPath)
+        } else if errno != EEXIST {
+            throw fail("cannot create the quarantine directory \(area)", errno)
+        }
+        let quarantineFD = try openDirectory(area)
+        defer { close(quarantineFD) }
+        guard lifeboat_renameat2(areaFD, staging.name, quarantineFD, name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
+            throw fail("cannot move the data it replaced from \(staging.path) to quarantine \(area)/\(name)", errno)
+        }
+        do {
+            try sync(quarantineFD, area)
+            try sync(areaFD, staging.area)
+        } catch {
+            guard lifeboat_renameat2(quarantineFD, name, areaFD, staging.name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
+                let e = errno
+                throw fail("\((error as? ArchiveError)?.detail ?? "\(error)"); the data it replaced is in quarantine \(area)/\(name), "
+                           + "but the restored data is at \(staging.destination) and could not be taken back out "
+                           + "(moving the quarantined data back failed: \(SystemError.describe(e)))", (error as? ArchiveError)?.errno)
+            }
+            throw error
+        }
+    }
+
+    /// Takes a commit back after a failure: the restored data returns to the staging path (and is
+    /// discarded with it) and the destination holds what it held before. The error says which.
+    private func undo(_ error: any Error, parentFD: Int32, areaFD: Int32, destinationName: String, exchanged: Bool) -> ArchiveError {
+        let original = error as? ArchiveError ?? fail("\(error)")
+        let flags = UInt32(exchanged ? LIFEBOAT_RENAME_EXCHANGE : LIFEBOAT_RENAME_NOREPLACE)
+        guard lifeboat_renameat2(parentFD, destinationName, areaFD, staging.name, flags) == 0 else {
+            let e = errno
+            var stuck = original
+            stuck.detail += "; the restored data is at \(staging.destination)"
+                + (exchanged ? " and the data it replaced is at \(staging.path)" : "")
+                + ", and undoing the commit failed too (\(SystemError.describe(e))); nothing was deleted"
+            return stuck
+        }
+        // Best effort: the undo is itself a rename whose durability the failed sync put in doubt.
+        _ = fsync(parentFD)
+        _ = fsync(areaFD)
+        var undone = original
+        undone.detail += "; the commit was undone: " + (exchanged ? "\(staging.destination) holds its previous data again"
+                                                                  : "nothing was left at \(staging.destination)")
+        return undone
     }
 
     private func openDirectory(_ path: String) throws -> Int32 {

@@ -21,7 +21,7 @@ public func extractArchive(
         throw ArchiveError(.io, "cannot open the staging directory \(stagingPath)", archive: archivePath, errno: errno)
     }
     defer { close(rootFD) }
-    return try ArchivePipeline.run(archivePath, writer: StagingWriter(rootFD: rootFD), options: options, progress: progress)
+    return try ArchivePipeline.run(archivePath, writer: StagingWriter(rootFD: rootFD, rootPath: stagingPath), options: options, progress: progress)
 }
 
 /// Reads a whole archive and checks it as `extractArchive` would — sidecar checksum, gzip CRCs

@@ -54,7 +54,7 @@ final class Extractor {
             } catch let violation as RuleViolation {
                 try record(violation, name: entry.name)
             } catch let error as SystemCallError {
-                throw ArchiveError(.io, "cannot create the entry in staging (\(error.call))",
+                throw ArchiveError(.io, "cannot create the entry in staging \(writer?.rootPath ?? "") (\(error.call))",
                                    entry: ArchiveError.displayName(entry.name), errno: error.errno)
             }
         }
@@ -173,7 +173,7 @@ final class Extractor {
                 report.entries -= 1
                 try record(violation, name: link.name)
             } catch let error as SystemCallError {
-                throw ArchiveError(.io, "cannot create the symbolic link in staging (\(error.call))",
+                throw ArchiveError(.io, "cannot create the symbolic link in staging \(writer?.rootPath ?? "") (\(error.call))",
                                    entry: ArchiveError.displayName(link.name), errno: error.errno)
             }
         }

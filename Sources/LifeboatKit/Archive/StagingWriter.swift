@@ -19,14 +19,19 @@ final class StagingWriter {
     }
 
     private let rootFD: Int32
+    /// The staging directory's path, for messages only (every call goes through `rootFD`).
+    let rootPath: String
     // Entries come grouped by directory, so one cached parent saves nearly every path walk.
     private var cachedKey: String?
     private var cachedFD: Int32 = -1
     private var directories: [String: DirectoryRecord] = [:]
 
-    /// - Parameter rootFD: the staging directory; not closed by the writer.
-    init(rootFD: Int32) {
+    /// - Parameters:
+    ///   - rootFD: the staging directory; not closed by the writer.
+    ///   - rootPath: its path, named in errors.
+    init(rootFD: Int32, rootPath: String = "staging") {
         self.rootFD = rootFD
+        self.rootPath = rootPath
     }
 
     deinit { dropCache() }

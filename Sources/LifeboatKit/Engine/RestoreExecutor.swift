@@ -101,9 +101,22 @@ public struct RestoreExecutor: JobExecutor {
         }
         if FileIdentity(path: job.destination) == recorded {
             // The commit happened. Data still at the staging path is what it displaced.
-            guard FileSystem.exists(stagingPath) else { return .committed(quarantinePath: job.quarantinePath) }
+            let quarantineName = "\(context.run.id).\(job.product).\(job.attempt)"
+            guard FileSystem.exists(stagingPath) else {
+                // A crash between the move to quarantine and its record leaves the displaced
+                // data in quarantine unknown to the ledger (so `quarantine list`, rollback and
+                // purge could not find it): record it now.
+                if job.quarantinePath == nil, let parent = try? StagingDirectory.split(job.destination).parent {
+                    let path = (parent == "/" ? "" : parent) + "/" + QuarantineArea.name + "/" + quarantineName
+                    if FileSystem.exists(path) {
+                        try await observer.didQuarantine(path: path, originalPath: job.destination)
+                        return .committed(quarantinePath: path)
+                    }
+                }
+                return .committed(quarantinePath: job.quarantinePath)
+            }
             let quarantined = try StagingRecovery.quarantineLeftover(
-                path: stagingPath, destination: job.destination, quarantineName: "\(context.run.id).\(job.product).\(job.attempt)")
+                path: stagingPath, destination: job.destination, quarantineName: quarantineName)
             try await observer.didQuarantine(path: quarantined, originalPath: job.destination)
             return .committed(quarantinePath: quarantined)
         }

@@ -333,6 +333,7 @@ final class RunCoordinator {
 
     private static func conclude(_ job: JobRecord, env: RunEnvironment, logger: Logger) async throws -> JobRecord {
         try await env.ledger.updateJob(job)
+        if job.state == .succeeded { CrashPoint.afterLedgerCommit.hit() }
         env.ledger.postEvent(LedgerEvent(runId: job.runId, jobId: job.id, at: env.clock.now(), kind: "job.\(job.state.rawValue)",
                                          message: "\(job.name): " + (job.error ?? "\(job.state.rawValue) (\(ByteSize.format(job.bytes)), \(job.entries) entries)")))
         env.bus.publish(RunEvent(kind: .job, runId: job.runId, at: env.clock.now(), job: job))
