@@ -1,4 +1,6 @@
-// swift-tools-version:6.0
+// swift-tools-version:5.4
+// Tools version 5.4 on purpose: from 5.5 on, SwiftPM renames an executable's entry point to
+// <module>_main and aliases main to it, which clashes with libFuzzer providing main.
 // libFuzzer targets over LifeboatKit's public entry points. Built only by scripts/fuzz, with
 // `-sanitize=fuzzer -parse-as-library` (libFuzzer provides main), into its own .build.
 import PackageDescription
