@@ -43,7 +43,7 @@ enum ArchivePipeline {
         do {
             let expected = try ChecksumSidecar.expectedDigest(for: archivePath, policy: options.checksum)
             let input = try ArchiveInput(path: archivePath, hashing: expected != nil || options.alwaysComputeSHA256)
-            let gzip = GzipReader(input: input, inflater: try ZlibInflater())
+            let gzip = GzipReader(input: input, inflater: try options.inflate.makeInflater())
             gzip.onInput = progress
             var report = try Extractor(reader: TarReader(stream: gzip), writer: writer, options: options).run()
             report.archiveBytes = input.bytesRead
