@@ -94,11 +94,11 @@ EOF
     bench_daemon_pid=$!
     local i
     for ((i = 0; i < 200; i++)); do
-        "$lifeboat" status > /dev/null 2>&1 && return 0
+        "$lifeboat" status > "$bench_tmp/status.out" 2>&1 && return 0
         kill -0 "$bench_daemon_pid" 2> /dev/null || break
         sleep 0.05
     done
-    echo "lifeboatd did not start; its log:" >&2
+    echo "lifeboatd did not start; status said: $(cat "$bench_tmp/status.out"); its log:" >&2
     tail -20 "$bench_tmp/daemon.log" >&2
     exit 1
 }

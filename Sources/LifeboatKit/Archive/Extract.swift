@@ -21,7 +21,21 @@ public func extractArchive(
         throw ArchiveError(.io, "cannot open the staging directory \(stagingPath)", archive: archivePath, errno: errno)
     }
     defer { close(rootFD) }
-    return try ArchivePipeline.run(archivePath, writer: StagingWriter(rootFD: rootFD), options: options, progress: progress)
+    let writeback = try BackgroundWriteback(rootFD: rootFD)
+    let report: ExtractReport
+    do {
+        report = try ArchivePipeline.run(archivePath, writer: StagingWriter(rootFD: rootFD, writeback: writeback),
+                                         options: options, progress: progress)
+    } catch {
+        try? writeback.finish()
+        throw error
+    }
+    do {
+        try writeback.finish()
+    } catch let error as ArchiveError {
+        throw error.inArchive(archivePath)
+    }
+    return report
 }
 
 /// Reads a whole archive and checks it as `extractArchive` would — sidecar checksum, gzip CRCs
