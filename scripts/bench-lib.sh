@@ -8,8 +8,10 @@
 bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bench_cache=${BENCH_CACHE:-/var/tmp/lifeboat-bench}
 bench_cpus=$(nproc)
-lifeboat=$bench_root/.build/release/lifeboat
-lifeboatd=$bench_root/.build/release/lifeboatd
+# BIN=DIR measures other binaries (e.g. an earlier build, for before/after figures).
+bench_bin=${BIN:-$bench_root/.build/release}
+lifeboat=$bench_bin/lifeboat
+lifeboatd=$bench_bin/lifeboatd
 ticks=$(getconf CLK_TCK)
 
 bench_tmp=""
@@ -23,11 +25,11 @@ bench_require() {
     for tool in mkfs.ext4 losetup mount tar gzip python3 /usr/bin/time; do
         command -v "$tool" > /dev/null || { echo "$(basename "$0"): $tool is missing" >&2; exit 2; }
     done
-    if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    if [[ ${SKIP_BUILD:-0} != 1 && -z ${BIN:-} ]]; then
         echo "building release binaries (swift build -c release)..." >&2
         (cd "$bench_root" && swift build -c release > /dev/null) || { echo "release build failed" >&2; exit 2; }
     fi
-    [[ -x $lifeboat && -x $lifeboatd ]] || { echo "no release binaries in $bench_root/.build/release" >&2; exit 2; }
+    [[ -x $lifeboat && -x $lifeboatd ]] || { echo "no lifeboat and lifeboatd binaries in $bench_bin" >&2; exit 2; }
     bench_tmp=$(mktemp -d /var/tmp/lifeboat-bench-run.XXXXXX)
     bench_mnt=$bench_tmp/mnt
     mkdir -p "$bench_mnt"
