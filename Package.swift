@@ -24,11 +24,15 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Linux system calls Swift cannot reach directly (openat2, renameat2, SO_PEERCRED).
         .target(name: "CLinux", path: "Sources/CLinux"),
+        // ISA-L's gzip inflate, loaded at run time (dlopen) so the package builds and runs without
+        // it; compiled against <isa-l/igzip_lib.h> when libisal-dev is installed.
+        .target(name: "CIsal", path: "Sources/CIsal", linkerSettings: [.linkedLibrary("dl")]),
         .target(
             name: "LifeboatKit",
             dependencies: [
                 "CZlib",
                 "CLinux",
+                "CIsal",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),

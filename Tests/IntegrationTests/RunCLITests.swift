@@ -93,7 +93,7 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.lifeboat)
         process.arguments = ["run", dir.file("plan.yaml"), "--ledger", dir.file("ledger.sqlite")]
-        FileManager.default.createFile(atPath: dir.file("first-run.log"), contents: nil)
+        _ = FileManager.default.createFile(atPath: dir.file("first-run.log"), contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("first-run.log")))
         process.standardOutput = log
         process.standardError = log

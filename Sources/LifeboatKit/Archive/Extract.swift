@@ -21,7 +21,21 @@ public func extractArchive(
         throw ArchiveError(.io, "cannot open the staging directory \(stagingPath)", archive: archivePath, errno: errno)
     }
     defer { close(rootFD) }
-    return try ArchivePipeline.run(archivePath, writer: StagingWriter(rootFD: rootFD, rootPath: stagingPath), options: options, progress: progress)
+    let writeback = try BackgroundWriteback(rootFD: rootFD)
+    let report: ExtractReport
+    do {
+        report = try ArchivePipeline.run(archivePath, writer: StagingWriter(rootFD: rootFD, rootPath: stagingPath, writeback: writeback),
+                                         options: options, progress: progress)
+    } catch {
+        try? writeback.finish()
+        throw error
+    }
+    do {
+        try writeback.finish()
+    } catch let error as ArchiveError {
+        throw error.inArchive(archivePath)
+    }
+    return report
 }
 
 /// Reads a whole archive and checks it as `extractArchive` would — sidecar checksum, gzip CRCs
@@ -43,7 +57,7 @@ enum ArchivePipeline {
         do {
             let expected = try ChecksumSidecar.expectedDigest(for: archivePath, policy: options.checksum)
             let input = try ArchiveInput(path: archivePath, hashing: expected != nil || options.alwaysComputeSHA256)
-            let gzip = GzipReader(input: input, inflater: try ZlibInflater())
+            let gzip = GzipReader(input: input, inflater: try options.inflate.makeInflater())
             gzip.onInput = progress
             var report = try Extractor(reader: TarReader(stream: gzip), writer: writer, options: options).run()
             report.archiveBytes = input.bytesRead

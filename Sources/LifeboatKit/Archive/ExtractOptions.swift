@@ -78,6 +78,8 @@ public struct ExtractOptions: Sendable {
     /// Polled between entries and data chunks: extraction runs on a thread of its own, where
     /// `Task.isCancelled` cannot see the job's cancellation.
     public var cancellation: CancellationFlag?
+    /// Which inflate implementation decompresses the archive (identical results either way).
+    public var inflate: InflateEngine = .current
 
     /// Defaults follow DESIGN.md's example plan: 500 GiB, 10 million entries, reject, if-present.
     public init(

@@ -98,6 +98,7 @@ final class Extractor {
                         try FileSystemCalls.writeAll(fd, chunk)
                     }
                 }
+                writer.wrote(entry.size)
             } else {
                 knownFiles.insert(path.key)
             }

@@ -21,17 +21,23 @@ final class StagingWriter {
     private let rootFD: Int32
     /// The staging directory's path, for messages only (every call goes through `rootFD`).
     let rootPath: String
-    // Entries come grouped by directory, so one cached parent saves nearly every path walk.
-    private var cachedKey: String?
-    private var cachedFD: Int32 = -1
+    // Open parent directories by key. Archives often interleave a few directories (the fleet's
+    // records alternate between a dozen), so caching one parent missed on nearly every file and
+    // cost an openat2 and a close each time. Bounded: cleared when full.
+    private var parents: [String: Int32] = [:]
+    private static let maxCachedParents = 32
     private var directories: [String: DirectoryRecord] = [:]
+    /// Starts writeback of what was written so far in the background (nil: never).
+    private let writeback: BackgroundWriteback?
 
     /// - Parameters:
     ///   - rootFD: the staging directory; not closed by the writer.
     ///   - rootPath: its path, named in errors.
-    init(rootFD: Int32, rootPath: String = "staging") {
+    ///   - writeback: starts writeback in the background as data accumulates (nil: never).
+    init(rootFD: Int32, rootPath: String = "staging", writeback: BackgroundWriteback? = nil) {
         self.rootFD = rootFD
         self.rootPath = rootPath
+        self.writeback = writeback
     }
 
     deinit { dropCache() }
@@ -78,6 +84,11 @@ final class StagingWriter {
         closed = true
         // close(2) can report a deferred write error (NFS, quota): it must not be lost.
         guard close(fd) == 0 || errno == EINTR else { throw SystemCallError(call: "close", errno: errno) }
+    }
+
+    /// Notes file data written (for background writeback).
+    func wrote(_ bytes: Int64) {
+        writeback?.wrote(bytes)
     }
 
     /// Removes whatever exists at `path` (for a link that will take its place at the end).
@@ -168,8 +179,8 @@ final class StagingWriter {
     private func parentFD(for path: EntryPath) throws -> Int32 {
         let parent = path.parent
         if parent.isRoot { return rootFD }
-        if cachedKey == parent.key { return cachedFD }
-        dropCache()
+        if let fd = parents[parent.key] { return fd }
+        if parents.count >= Self.maxCachedParents { dropCache() }
         let fd: Int32
         do {
             fd = try FileSystemCalls.openDirectory(beneath: rootFD, parent.components)
@@ -178,8 +189,7 @@ final class StagingWriter {
         } catch {
             throw Self.violation(for: error)
         }
-        cachedKey = parent.key
-        cachedFD = fd
+        parents[parent.key] = fd
         return fd
     }
 
@@ -217,16 +227,19 @@ final class StagingWriter {
                 throw SystemCallError(call: "unlinkat", errno: errno)
             }
             directories[path.key] = nil
-            if let cachedKey, cachedKey == path.key || cachedKey.hasPrefix(path.key + "/") { dropCache() }
+            let prefix = path.key + "/"
+            for (key, fd) in parents where key == path.key || key.hasPrefix(prefix) {
+                close(fd)
+                parents[key] = nil
+            }
         } else if unlinkat(parent, path.leaf, 0) != 0 {
             throw SystemCallError(call: "unlinkat", errno: errno)
         }
     }
 
     private func dropCache() {
-        if cachedKey != nil { close(cachedFD) }
-        cachedKey = nil
-        cachedFD = -1
+        for fd in parents.values { close(fd) }
+        parents.removeAll(keepingCapacity: true)
     }
 
     private static func violation(for error: SystemCallError) -> Error {
