@@ -71,7 +71,7 @@ import Testing
     /// kill -9 at random moments (fixed seed) over one real run, restarting each time, until it
     /// finishes: at most 8 kills and 60 s of killing.
     @Test func randomKillNineLoopOverOneRun() throws {
-        let daemon = try DaemonHarness(sites: 12, size: "2MiB", planExtra: "concurrency: 2")
+        let daemon = try DaemonHarness(sites: 16, size: "4MiB", planExtra: "concurrency: 1")
         let scene = try FaultScene(dir: daemon.dir, displaced: [("acme", "contacts"), ("globex", "jira"), ("hooli", "contacts"),
                                                                 ("wayne", "jira"), ("tyrell", "contacts")])
         try daemon.start()
@@ -80,7 +80,7 @@ import Testing
         var kills = 0
         let deadline = Date().addingTimeInterval(60)
         while kills < 8, Date() < deadline {
-            usleep(UInt32.random(in: 30_000...500_000, using: &rng))
+            usleep(UInt32.random(in: 30_000...300_000, using: &rng))
             let state = try daemon.runs().first { $0["id"] as? String == runId }?["state"] as? String
             if ["succeeded", "failed", "cancelled"].contains(state ?? "") { break }
             daemon.kill9()

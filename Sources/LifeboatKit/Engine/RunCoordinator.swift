@@ -274,7 +274,9 @@ final class RunCoordinator {
                     job.stagingPath = nil
                     job.commitIdentity = nil
                 }
-                try await env.ledger.updateJob(started)
+                // Queued, not awaited: the executor's `staged` record follows at once and is durable,
+                // carrying this one with it (the group commit keeps order).
+                env.ledger.postJob(started)
                 tracker.publish(started)
                 do {
                     var attemptContext = context

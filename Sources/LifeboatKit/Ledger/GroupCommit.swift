@@ -60,6 +60,17 @@ final class GroupCommit: Sendable {
         try await wait(for: ticket)
     }
 
+    /// A write that returns a value (an inserted row's id), durable when it returns.
+    func write<T: Sendable>(_ operation: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let result = Mutex<T?>(nil)
+        try await write { db in
+            let value = try operation(db)
+            result.withLock { $0 = value }
+        }
+        guard let value = result.withLock({ $0 }) else { throw DatabaseError(message: "the write produced no result") }
+        return value
+    }
+
     /// Waits until everything queued so far is durable.
     func flush() async throws {
         try await write { _ in }

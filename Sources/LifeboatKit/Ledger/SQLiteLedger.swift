@@ -3,8 +3,9 @@ import GRDB
 
 /// The ledger in SQLite (GRDB over the system library): WAL, `synchronous=FULL` on the writer,
 /// a busy timeout, group commit. One writer process per state directory (the daemon holds a lock).
+/// A pool: readers (status, reports) never wait behind the writer's fsyncs.
 public final class SQLiteLedger: Ledger {
-    let queue: DatabaseQueue
+    let queue: DatabasePool
     private let commits: GroupCommit
     public let path: String
 
@@ -21,20 +22,19 @@ public final class SQLiteLedger: Ledger {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "lifeboat.ledger"
-        // GRDB's own WAL setup lowers `synchronous` to NORMAL after our setup runs, so WAL and
-        // durability are set here, on every connection, where they stick.
         configuration.prepareDatabase { db in
-            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-            guard mode?.lowercased() == "wal" else {
-                throw DatabaseError(message: "could not enable WAL journal mode (got \(mode ?? "nothing"))")
-            }
-            try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
         do {
-            queue = try DatabaseQueue(path: path, configuration: configuration)
+            queue = try DatabasePool(path: path, configuration: configuration)
+            // The pool puts the database in WAL mode and then sets `synchronous = NORMAL` on its
+            // writer; FULL is set afterwards on that one persistent writer connection, where it
+            // sticks, and checked.
+            let synchronous = try queue.writeWithoutTransaction { db -> Int? in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                return try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            }
             try Self.migrator.migrate(queue)
-            let synchronous = try queue.read { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
             guard synchronous == 2 else {
                 throw OpenError(path: path, reason: "PRAGMA synchronous is \(synchronous ?? -1), expected 2 (FULL)")
             }
@@ -48,14 +48,13 @@ public final class SQLiteLedger: Ledger {
 
     /// The `synchronous` setting of the writer connection (2 = FULL).
     public func synchronousSetting() throws -> Int {
-        try queue.read { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
+        try queue.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     // MARK: Writes
 
     public func createRun(_ run: RunRecord, jobs: [JobRecord]) async throws -> [JobRecord] {
-        try await commits.flush()
-        return try await queue.write { db in
+        try await commits.write { db in
             try run.insert(db)
             return try jobs.map { job in
                 var job = job
@@ -170,8 +169,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func addQuarantine(_ record: QuarantineRecord) async throws -> QuarantineRecord {
-        try await commits.flush()
-        return try await queue.write { db in
+        try await commits.write { db in
             var record = record
             try record.insert(db)
             return record
