@@ -26,11 +26,15 @@ public struct StagingDirectory: Sendable {
 /// destination) or something else now occupies its path (the data a commit displaced is never
 /// removed). The destination's missing parents are created (0755).
 ///
-/// - Parameter name: a recognisable prefix, e.g. a job id (one path component).
+/// - Parameters:
+///   - name: a recognisable prefix, e.g. a job id (one path component).
+///   - reserve: told the staging directory's path before it is created, so a caller can record
+///     it durably first: a process killed in between then leaves nothing it cannot name.
 public func withStagingDirectory<T>(
-    for destination: String, name: String, _ body: (StagingDirectory) async throws -> T
+    for destination: String, name: String, reserve: ((String) async throws -> Void)? = nil,
+    _ body: (StagingDirectory) async throws -> T
 ) async throws -> T {
-    let staging = try StagingDirectory.create(for: destination, name: name)
+    let staging = try await StagingDirectory.create(for: destination, name: name, reserve: reserve)
     do {
         let result = try await body(staging)
         // Once the body succeeded (and perhaps committed), failing to tidy up must not turn its
@@ -44,7 +48,8 @@ public func withStagingDirectory<T>(
 }
 
 extension StagingDirectory {
-    static func create(for destination: String, name: String) throws -> StagingDirectory {
+    static func create(for destination: String, name: String,
+                       reserve: ((String) async throws -> Void)? = nil) async throws -> StagingDirectory {
         guard Self.isComponent(name) else {
             throw ArchiveError(.io, "the staging name \(String(reflecting: name)) is not a single path component")
         }
@@ -58,6 +63,7 @@ extension StagingDirectory {
             }
             let unique = "\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
             let path = area + "/" + unique
+            try await reserve?(path)
             if mkdir(path, 0o700) == 0 {
                 guard let identity = FileIdentity(path: path) else {
                     throw ArchiveError(.io, "cannot inspect the staging directory \(path)", errno: errno)

@@ -6,12 +6,14 @@ import Foundation
 /// displaced (left at the staging path if the crash came between the swap and the quarantine
 /// step) is moved to quarantine, never removed.
 public enum StagingRecovery {
-    /// Removes the staging directory at `path` if it still has `identity`. Missing is fine.
-    public static func removeLeftover(path: String, identity: FileIdentity) throws {
+    /// Removes the staging directory at `path` if it still has `identity` (or, when the identity
+    /// was never recorded, whatever directory holds the name reserved for it). Missing is fine.
+    public static func removeLeftover(path: String, identity: FileIdentity?) throws {
         let (area, _) = try StagingDirectory.split(path)
         guard URL(fileURLWithPath: area).lastPathComponent == StagingDirectory.areaName else {
             throw ArchiveError(.io, "refusing to remove \(path): it is not inside a \(StagingDirectory.areaName) directory")
         }
+        guard let identity = identity ?? FileIdentity(path: path) else { return }
         try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: true)
     }
 

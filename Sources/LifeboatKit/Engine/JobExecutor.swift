@@ -45,12 +45,14 @@ public struct JobResult: Sendable, Hashable {
 }
 
 /// The engine's side of a job in progress: the executor reports state changes through it.
-/// `staged` and `willCommit` are durable when they return, so after a crash the engine knows
+/// `reserved` and `willCommit` are durable when they return, so after a crash the engine knows
 /// which staging directory is the job's and whether its commit happened.
 public protocol JobObserver: Sendable {
-    /// The job's staging directory exists: its path and identity (`dev:ino`), which the
-    /// destination will have once committed.
-    func staged(path: String, identity: String) async throws
+    /// The staging directory's path, before it is created; durable when it returns.
+    func reserved(stagingPath: String) async throws
+    /// The staging directory exists with this identity (`dev:ino`), which the destination will
+    /// have once committed. Recorded with the next durable write (at the latest `willCommit`).
+    func staged(identity: String) async
     func stateChanged(_ state: JobState) async
     /// Compressed bytes of the archive read so far.
     func progress(archiveBytesRead: Int64)

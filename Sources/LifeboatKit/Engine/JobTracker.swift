@@ -35,14 +35,18 @@ final class JobTracker: JobObserver {
         bus.publish(RunEvent(kind: .job, runId: job.runId, at: clock.now(), job: job))
     }
 
-    func staged(path: String, identity: String) async throws {
+    func reserved(stagingPath: String) async throws {
         let job = update { job in
             job.state = .restoring
-            job.stagingPath = path
-            job.commitIdentity = identity
+            job.stagingPath = stagingPath
         }
         try await ledger.updateJob(job)
         publish(job)
+    }
+
+    func staged(identity: String) async {
+        let job = update { $0.commitIdentity = identity }
+        ledger.postJob(job)
     }
 
     func stateChanged(_ state: JobState) async {
@@ -75,7 +79,7 @@ final class JobTracker: JobObserver {
         let now = clock.now()
         _ = try await ledger.addQuarantine(QuarantineRecord(
             runId: job.runId, jobId: job.id, site: job.site, product: job.product, path: path,
-            originalPath: originalPath, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: "restore"))
-        try await ledger.updateJob(job)
+            originalPath: originalPath, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: "restore"),
+            updating: job)
     }
 }

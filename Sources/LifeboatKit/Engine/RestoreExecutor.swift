@@ -17,8 +17,9 @@ public struct RestoreExecutor: JobExecutor {
                                      unsafeEntries: plan.unsafeEntries, applyOwnership: plan.preserveOwnership,
                                      checksum: plan.verify.checksum, cancellation: flag)
         do {
-            return try await withStagingDirectory(for: job.destination, name: "\(context.run.id).\(job.id ?? 0)") { staging in
-                try await observer.staged(path: staging.path, identity: staging.identity.description)
+            return try await withStagingDirectory(for: job.destination, name: "\(context.run.id).\(job.id ?? 0)",
+                                                   reserve: { try await observer.reserved(stagingPath: $0) }) { staging in
+                await observer.staged(identity: staging.identity.description)
                 let archivePath = snapshot.path
                 let report = try await runBlocking("lifeboat-extract", flag: flag) {
                     try extractArchive(at: archivePath, into: staging.path, options: options) { observer.progress(archiveBytesRead: $0) }
@@ -96,7 +97,11 @@ public struct RestoreExecutor: JobExecutor {
 
     public func recover(_ context: JobContext, observer: any JobObserver) async throws -> RecoveryOutcome {
         let job = context.job
-        guard let stagingPath = job.stagingPath, let recorded = job.commitIdentity.flatMap(FileIdentity.init(parsing:)) else {
+        guard let stagingPath = job.stagingPath else { return .restart }
+        guard let recorded = job.commitIdentity.flatMap(FileIdentity.init(parsing:)) else {
+            // Killed before the commit record: whatever holds the reserved name is a partial
+            // extraction of ours.
+            try StagingRecovery.removeLeftover(path: stagingPath, identity: nil)
             return .restart
         }
         if FileIdentity(path: job.destination) == recorded {

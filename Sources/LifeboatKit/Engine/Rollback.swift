@@ -88,7 +88,7 @@ public struct Rollback: Sendable {
             let retention = displaced.map { $0.retainUntil.timeIntervalSince($0.createdAt) } ?? 30 * 86_400
             _ = try await ledger.addQuarantine(QuarantineRecord(
                 runId: runId, jobId: job.id, site: job.site, product: job.product, path: outcome.quarantined,
-                originalPath: job.destination, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: "rollback"))
+                originalPath: job.destination, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: "rollback"), updating: nil)
             if var displaced {
                 // The old data is back in place: its quarantine entry is closed.
                 displaced.purgedAt = now

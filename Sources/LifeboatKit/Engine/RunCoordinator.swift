@@ -142,8 +142,7 @@ final class RunCoordinator {
 
     private func checkForecast() {
         guard !forecastWarned, run.rtoObjectiveSeconds != nil else { return }
-        let jobs = scheduler.jobs
-        let forecast = RTOForecast(run: run, totalJobs: jobs.count, finishedJobs: jobs.filter(\.state.isFinal).count, now: now)
+        let forecast = RTOForecast(run: run, totalJobs: scheduler.jobs.count, finishedJobs: scheduler.finishedCount, now: now)
         guard forecast.missesObjective else { return }
         forecastWarned = true
         let message = forecast.summary
@@ -274,8 +273,8 @@ final class RunCoordinator {
                     job.stagingPath = nil
                     job.commitIdentity = nil
                 }
-                // Queued, not awaited: the executor's `staged` record follows at once and is durable,
-                // carrying this one with it (the group commit keeps order).
+                // Queued, not awaited: the executor's `reserved` record follows at once and is
+                // durable, carrying this one with it (the group commit keeps order).
                 env.ledger.postJob(started)
                 tracker.publish(started)
                 do {

@@ -14,6 +14,8 @@ struct RunScheduler {
     private var ready: [String: Heap] = [:]
     private var runningPerProduct: [String: Int] = [:]
     private(set) var running = 0
+    /// Jobs in a final state (kept up to date so forecasts need no scan per finished job).
+    private(set) var finishedCount = 0
     private var activeWave: Int?
     private let siteRank: [String: Int]
 
@@ -40,6 +42,13 @@ struct RunScheduler {
         self.dependencies = dependencies
         self.dependents = dependents
         unmet = dependencies.map { deps in deps.filter { jobs[$0].state != .succeeded }.count }
+        finishedCount = jobs.filter(\.state.isFinal).count
+    }
+
+    /// Replaces job `i`, keeping `finishedCount` right.
+    private mutating func replace(_ i: Int, with job: JobRecord) {
+        if jobs[i].state.isFinal != job.state.isFinal { finishedCount += job.state.isFinal ? 1 : -1 }
+        jobs[i] = job
     }
 
     /// The sort key: priority, then declared product order, then site.
@@ -89,7 +98,7 @@ struct RunScheduler {
 
     /// Records the end of a started job; returns dependents skipped as a consequence.
     mutating func finish(_ i: Int, as job: JobRecord) -> [Int] {
-        jobs[i] = job
+        replace(i, with: job)
         running -= 1
         runningPerProduct[job.product, default: 1] -= 1
         return settle(i)
@@ -97,7 +106,7 @@ struct RunScheduler {
 
     /// Records the end of a job that never started (e.g. cancelled while waiting).
     mutating func update(_ i: Int, to job: JobRecord) {
-        jobs[i] = job
+        replace(i, with: job)
     }
 
     private mutating func settle(_ i: Int) -> [Int] {
@@ -124,6 +133,7 @@ struct RunScheduler {
         while let (j, c) = stack.popLast() {
             guard !jobs[j].state.isFinal else { continue }
             jobs[j].state = .skipped
+            finishedCount += 1
             jobs[j].errorCode = "dependency"
             jobs[j].error = "skipped: dependency \(jobs[c].product) of \(jobs[c].site) \(jobs[c].state.rawValue)"
             result.append(j)

@@ -35,7 +35,9 @@ public protocol Ledger: Sendable {
     func schedule(plan: String) async throws -> ScheduleRecord?
     func saveSchedule(_ record: ScheduleRecord) async throws
 
-    func addQuarantine(_ record: QuarantineRecord) async throws -> QuarantineRecord
+    /// Records displaced data; with `job`, the job's update (its `quarantine_path`) goes in the
+    /// same transaction, so after a crash the two never disagree.
+    func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord?) async throws -> QuarantineRecord
     func updateQuarantine(_ record: QuarantineRecord) async throws
     func quarantine(includePurged: Bool) async throws -> [QuarantineRecord]
 }

@@ -168,10 +168,11 @@ public final class SQLiteLedger: Ledger {
         try await commits.write { db in try record.save(db) }
     }
 
-    public func addQuarantine(_ record: QuarantineRecord) async throws -> QuarantineRecord {
+    public func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord?) async throws -> QuarantineRecord {
         try await commits.write { db in
             var record = record
             try record.insert(db)
+            try job?.update(db)
             return record
         }
     }

@@ -81,7 +81,8 @@ final class FakeExecutor: JobExecutor {
                 s.records.append(Record(job: name, startedAt: start, endedAt: s.tick))
             }
         }
-        try await observer.staged(path: "/staging/\(name)", identity: "1:\(start)")
+        try await observer.reserved(stagingPath: "/staging/\(name)")
+        await observer.staged(identity: "1:\(start)")
         try await Task.sleep(for: .milliseconds(holdMilliseconds))
         clock?.advance(by: secondsPerJob)
         let failure = state.withLock { s -> JobError? in

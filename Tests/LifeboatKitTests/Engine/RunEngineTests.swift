@@ -172,7 +172,7 @@ import Testing
         let run = try await finished
         // The jobs hold for 60 s unless cancelled; DESIGN's 2 s bound is measured unloaded, so
         // this only asserts they were interrupted, with room for a busy CI machine.
-        #expect(ContinuousClock.now - cancelledAt < .seconds(15))
+        #expect(ContinuousClock.now - cancelledAt < .seconds(30))
         #expect(run.state == .cancelled)
         let jobs = try await fixture.ledger.jobs(runId: run.id)
         #expect(jobs.allSatisfy { $0.state == .cancelled }, "\(jobs.map { "\($0.name) \($0.state) \($0.error ?? "")" })")
