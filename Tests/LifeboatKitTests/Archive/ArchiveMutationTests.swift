@@ -10,7 +10,7 @@ import Testing
 @Suite struct ArchiveMutationTests {
     static let seed: UInt64 = 0x11FE_B0A7
     static let maxMutants = 4_000
-    static let timeBudget: TimeInterval = 20
+    static let timeBudget: TimeInterval = 15
     /// One mutant taking longer than this is a hang: it is cancelled and reported.
     static let hangAfter: TimeInterval = 5
 
