@@ -21,17 +21,17 @@ extension FaultSuite {
         }
 
         @Test(arguments: steps)
-        func daemonDiesAtStepAndTheRestartFinishesTheRun(step: String) throws {
+        func daemonDiesAtStepAndTheRestartFinishesTheRun(step: String) async throws {
             let daemon = try DaemonHarness(sites: 3, size: "128KiB", planExtra: "concurrency: 1", name: "crash-\(step)")
             let scene = try FaultScene(dir: daemon.dir, displaced: Self.displaced)
             try daemon.start(environment: ["LIFEBOAT_CRASH_AT": step])
             let runId = try daemon.startRestore()
-            let status = daemon.waitForExit(timeout: 60)
+            let status = try await daemon.waitForExit(timeout: 60)
             #expect(status == 86, "the daemon did not die at \(step): \(daemon.daemonLog)")
             #expect(daemon.daemonLog.contains("crash point \(step) reached"))
 
             try daemon.start()
-            let final = try daemon.waitForRun(runId, timeout: 90)
+            let final = try await daemon.waitForRun(runId, timeout: 90)
             #expect(final == "succeeded", "\(daemon.daemonLog)")
             let jobs = try daemon.jobs(runId)
             #expect(jobs.count == 6)
@@ -71,8 +71,10 @@ extension FaultSuite {
 
         /// kill -9 at random moments (fixed seed) over one real run, restarting each time, until it
         /// finishes: at most 8 kills and 60 s of killing.
-        @Test func randomKillNineLoopOverOneRun() throws {
-            let daemon = try DaemonHarness(sites: 12, size: "4MiB", planExtra: "concurrency: 1")
+        @Test func randomKillNineLoopOverOneRun() async throws {
+            // Small archives and a verify.command that takes 0.3 s: a run long enough for several
+            // kills, without the disk traffic that would slow every other test on the machine.
+            let daemon = try DaemonHarness(sites: 8, size: "256KiB", planExtra: "concurrency: 2\nverify: { command: [\"/bin/sleep\", \"0.3\"] }")
             let scene = try FaultScene(dir: daemon.dir, displaced: [("acme", "contacts"), ("globex", "jira"), ("hooli", "contacts"),
                                                                     ("wayne", "jira"), ("tyrell", "contacts")])
             try daemon.start()
@@ -81,7 +83,7 @@ extension FaultSuite {
             var kills = 0
             let deadline = Date().addingTimeInterval(60)
             while kills < 8, Date() < deadline {
-                usleep(UInt32.random(in: 20_000...300_000, using: &rng))
+                try await Task.sleep(for: .microseconds(UInt64.random(in: 20_000...300_000, using: &rng)))
                 let state = try daemon.runs().first { $0["id"] as? String == runId }?["state"] as? String
                 if ["succeeded", "failed", "cancelled"].contains(state ?? "") { break }
                 daemon.kill9()
@@ -90,7 +92,7 @@ extension FaultSuite {
             }
             #expect(kills >= 3, "the run ended after \(kills) kill(s); make the fleet bigger")
             print("kill -9 loop: \(kills) kills before the run could finish")
-            let final = try daemon.waitForRun(runId, timeout: 90)
+            let final = try await daemon.waitForRun(runId, timeout: 90)
             #expect(final == "succeeded", "after \(kills) kills: \(daemon.daemonLog.suffix(4_000))")
             try scene.expectCompleteRestore(ledgerQuarantine: try quarantineFromLedger(daemon))
             #expect(daemon.stop() == 0)

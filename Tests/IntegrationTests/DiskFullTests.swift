@@ -7,16 +7,16 @@ extension FaultSuite {
     /// daemon stays healthy, and the ledger records the failure.
     @Suite(.serialized) struct DiskFullTests {
         @Test(.enabled(if: canMountTmpfs, "needs root and `mount -t tmpfs` (a size-limited filesystem)"))
-        func noSpaceFailsTheJobAndLeavesTheDestinationAndDaemonHealthy() throws {
-            let daemon = try DaemonHarness(sites: 2, size: "4MiB")
-            // acme's products live on a 2 MiB filesystem; its 4 MiB archives cannot fit.
+        func noSpaceFailsTheJobAndLeavesTheDestinationAndDaemonHealthy() async throws {
+            let daemon = try DaemonHarness(sites: 2, size: "3MiB")
+            // acme's products live on a 2 MiB filesystem; its 3 MiB archives cannot fit.
             let mount = try TmpfsMount(at: daemon.dir.file("out/acme"), size: "2m")
             defer { mount.unmount() }
             do {
                 let scene = try FaultScene(dir: daemon.dir, displaced: [("acme", "contacts")])
                 try daemon.start()
                 let runId = try daemon.startRestore(["--sites", "acme"])
-                #expect(try daemon.waitForRun(runId, timeout: 60) == "failed", "\(daemon.daemonLog.suffix(3_000))")
+                #expect(try await daemon.waitForRun(runId, timeout: 60) == "failed", "\(daemon.daemonLog.suffix(3_000))")
                 let jobs = try daemon.jobs(runId)
                 let contacts = try #require(jobs.first { $0["product"] as? String == "contacts" })
                 let error = contacts["error"] as? String ?? ""
@@ -41,7 +41,7 @@ extension FaultSuite {
                 // The daemon is healthy: it answers and restores elsewhere.
                 #expect(try daemon.cli(["status"]).status == 0)
                 let other = try daemon.startRestore(["--sites", "globex"])
-                #expect(try daemon.waitForRun(other, timeout: 60) == "succeeded", "\(daemon.daemonLog.suffix(3_000))")
+                #expect(try await daemon.waitForRun(other, timeout: 60) == "succeeded", "\(daemon.daemonLog.suffix(3_000))")
                 for product in ["contacts", "jira"] { try scene.expectSameAsTar("globex", product) }
                 #expect(daemon.stop() == 0)
             }
@@ -50,7 +50,7 @@ extension FaultSuite {
         /// `ulimit -f` (RLIMIT_FSIZE): writes past the limit fail with EFBIG. The in-process engine
         /// must report that as a failed job, never die of SIGXFSZ.
         @Test(arguments: [true, false])
-        func fileSizeLimitFailsTheJobCleanly(sigxfszIgnoredByCaller: Bool) throws {
+        func fileSizeLimitFailsTheJobCleanly(sigxfszIgnoredByCaller: Bool) async throws {
             let dir = TempDir("fsize-\(sigxfszIgnoredByCaller)")
             // One snapshot holding a 3 MiB file, under a 2 MiB limit (the ledger stays far below it).
             let source = dir.file("src")

@@ -22,8 +22,8 @@ extension FaultSuite {
             #expect(took < limit, "status took \(took) s", sourceLocation: sourceLocation)
         }
 
-        @Test func abusiveClientsLeaveTheDaemonResponsiveAndBounded() throws {
-            let daemon = try DaemonHarness(sites: 6, size: "1MiB", planExtra: "concurrency: 1")
+        @Test func abusiveClientsLeaveTheDaemonResponsiveAndBounded() async throws {
+            let daemon = try DaemonHarness(sites: 6, size: "256KiB", planExtra: "concurrency: 1\nverify: { command: [\"/bin/sleep\", \"0.2\"] }")
             try daemon.start()
             let pid = try #require(daemon.process?.processIdentifier)
             let socket = daemon.socket
@@ -47,7 +47,7 @@ extension FaultSuite {
                 var buffer = [UInt8](repeating: 0, count: 512)
                 _ = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }  // the snapshot, partly read
                 close(fd)
-                usleep(20_000)
+                try await Task.sleep(for: .milliseconds(20))
             }
 
             // A slow writer trickles a request byte by byte while other clients are served promptly.
@@ -69,9 +69,11 @@ extension FaultSuite {
             }
             for _ in 0..<15 {
                 try expectPromptStatus(daemon, limit: 1)
-                usleep(100_000)
+                try await Task.sleep(for: .milliseconds(100))
             }
-            #expect(slowDone.wait(timeout: .now() + 20) == .success)
+            let slowDeadline = Date().addingTimeInterval(20)
+            while slowReply.all.isEmpty, Date() < slowDeadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(slowDone.wait(timeout: .now() + 1) == .success)
             #expect(slowReply.all.first?.contains(#""id":777,"ok":true"#) == true, "the slow writer got \(slowReply.all)")
 
             // Binary garbage with and without newlines, NULs and invalid UTF-8.
@@ -110,13 +112,13 @@ extension FaultSuite {
             try expectPromptStatus(daemon)
             let rss = residentBytes(pid)
             #expect(rss > 0 && rss < 200 << 20, "lifeboatd resident memory \(rss >> 20) MiB")
-            #expect(try daemon.waitForRun(runId, timeout: 90) == "succeeded", "\(daemon.daemonLog.suffix(3_000))")
+            #expect(try await daemon.waitForRun(runId, timeout: 90) == "succeeded", "\(daemon.daemonLog.suffix(3_000))")
             let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
             #expect(fds < 100, "lifeboatd holds \(fds) file descriptors after the clients left")
             #expect(daemon.stop() == 0)
         }
 
-        @Test func secondDaemonOnTheSameSocketWithAnotherStateDirectoryRefuses() throws {
+        @Test func secondDaemonOnTheSameSocketWithAnotherStateDirectoryRefuses() async throws {
             let daemon = try DaemonHarness(sites: 1)
             try daemon.start()
             daemon.dir.write("second.yaml", """
