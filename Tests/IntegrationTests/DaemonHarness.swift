@@ -84,10 +84,11 @@ final class DaemonHarness: @unchecked Sendable {
     }
 
     /// Waits for the daemon to exit on its own (a crash point); its exit status, or nil on timeout.
-    func waitForExit(timeout: TimeInterval = 30) -> Int32? {
+    /// Async, so the wait leaves Swift concurrency's few threads to the in-process tests.
+    func waitForExit(timeout: TimeInterval = 30) async throws -> Int32? {
         guard let process else { return nil }
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning, Date() < deadline { usleep(20_000) }
+        while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
         guard !process.isRunning else { return nil }
         process.waitUntilExit()
         return process.terminationStatus
@@ -103,12 +104,12 @@ final class DaemonHarness: @unchecked Sendable {
     }
 
     /// Polls until the run `id` ends (succeeded, failed or cancelled); its final state, or nil.
-    func waitForRun(_ id: String, timeout: TimeInterval = 60) throws -> String? {
+    func waitForRun(_ id: String, timeout: TimeInterval = 60) async throws -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let state = try runs().first(where: { $0["id"] as? String == id })?["state"] as? String,
                ["succeeded", "failed", "cancelled"].contains(state) { return state }
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
         }
         return nil
     }

@@ -1,134 +1,138 @@
 import Foundation
 import Testing
 
-/// Clients behaving badly on the control socket — many at once, leaving mid-stream, trickling,
-/// garbage, requests at the size cap, connection storms — while the daemon keeps answering
-/// promptly and its memory stays bounded.
-@Suite(.serialized) struct SocketAbuseTests {
-    /// VmRSS of a process, in bytes.
-    func residentBytes(_ pid: Int32) -> Int {
-        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
-    }
-
-    /// `status` answers, and within `limit` seconds.
-    func expectPromptStatus(_ daemon: DaemonHarness, limit: TimeInterval = 2, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let started = Date()
-        let answer = try daemon.raw(Array(#"{"id":99,"command":"status"}"#.utf8) + [10], timeout: 5)
-        let took = Date().timeIntervalSince(started)
-        #expect(answer.contains(#""id":99,"ok":true"#), "status answered \(answer.prefix(300))", sourceLocation: sourceLocation)
-        #expect(took < limit, "status took \(took) s", sourceLocation: sourceLocation)
-    }
-
-    @Test func abusiveClientsLeaveTheDaemonResponsiveAndBounded() throws {
-        let daemon = try DaemonHarness(sites: 6, size: "1MiB", planExtra: "concurrency: 1")
-        try daemon.start()
-        let pid = try #require(daemon.process?.processIdentifier)
-        let socket = daemon.socket
-
-        // 50 clients at once, each asking status then run.list on one connection.
-        let answers = ConcurrentResults()
-        DispatchQueue.concurrentPerform(iterations: 50) { i in
-            let reply = (try? daemon.raw(Array("{\"id\":\(i),\"command\":\"status\"}\n{\"id\":\(i + 1000),\"command\":\"run.list\"}\n".utf8),
-                                         timeout: 20)) ?? ""
-            answers.append(reply.contains("\"id\":\(i),\"ok\":true") && reply.contains("\"id\":\(i + 1000),\"ok\":true") ? nil : reply)
-        }
-        #expect(answers.failures.isEmpty, "\(answers.failures.count) of 50 concurrent clients got no full answer: \(answers.failures.prefix(3))")
-
-        // A run going, and clients that start watching it and go away mid-stream.
-        let runId = try daemon.startRestore()
-        for _ in 0..<20 {
-            let fd = socketConnect(socket)
-            guard fd >= 0 else { Issue.record("cannot connect"); continue }
-            let request = Array("{\"id\":1,\"command\":\"run.watch\",\"params\":{\"run\":\"\(runId)\"}}\n".utf8)
-            _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            var buffer = [UInt8](repeating: 0, count: 512)
-            _ = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }  // the snapshot, partly read
-            close(fd)
-            usleep(20_000)
+extension FaultSuite {
+    /// Clients behaving badly on the control socket — many at once, leaving mid-stream, trickling,
+    /// garbage, requests at the size cap, connection storms — while the daemon keeps answering
+    /// promptly and its memory stays bounded.
+    @Suite(.serialized) struct SocketAbuseTests {
+        /// VmRSS of a process, in bytes.
+        func residentBytes(_ pid: Int32) -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
         }
 
-        // A slow writer trickles a request byte by byte while other clients are served promptly.
-        let slowReply = ConcurrentResults()
-        let slowDone = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            let fd = socketConnect(socket)
-            defer { close(fd); slowDone.signal() }
-            for byte in Array(#"{"id":777,"command":"status"}"#.utf8) + [10] {
-                var b = byte
-                _ = send(fd, &b, 1, Int32(MSG_NOSIGNAL))
-                usleep(60_000)
+        /// `status` answers, and within `limit` seconds.
+        func expectPromptStatus(_ daemon: DaemonHarness, limit: TimeInterval = 2, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let started = Date()
+            let answer = try daemon.raw(Array(#"{"id":99,"command":"status"}"#.utf8) + [10], timeout: 5)
+            let took = Date().timeIntervalSince(started)
+            #expect(answer.contains(#""id":99,"ok":true"#), "status answered \(answer.prefix(300))", sourceLocation: sourceLocation)
+            #expect(took < limit, "status took \(took) s", sourceLocation: sourceLocation)
+        }
+
+        @Test func abusiveClientsLeaveTheDaemonResponsiveAndBounded() async throws {
+            let daemon = try DaemonHarness(sites: 6, size: "256KiB", planExtra: "concurrency: 1\nverify: { command: [\"/bin/sleep\", \"0.2\"] }")
+            try daemon.start()
+            let pid = try #require(daemon.process?.processIdentifier)
+            let socket = daemon.socket
+
+            // 50 clients at once, each asking status then run.list on one connection.
+            let answers = ConcurrentResults()
+            DispatchQueue.concurrentPerform(iterations: 50) { i in
+                let reply = (try? daemon.raw(Array("{\"id\":\(i),\"command\":\"status\"}\n{\"id\":\(i + 1000),\"command\":\"run.list\"}\n".utf8),
+                                             timeout: 20)) ?? ""
+                answers.append(reply.contains("\"id\":\(i),\"ok\":true") && reply.contains("\"id\":\(i + 1000),\"ok\":true") ? nil : reply)
             }
-            var tv = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            slowReply.append(n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : "nothing")
+            #expect(answers.failures.isEmpty, "\(answers.failures.count) of 50 concurrent clients got no full answer: \(answers.failures.prefix(3))")
+
+            // A run going, and clients that start watching it and go away mid-stream.
+            let runId = try daemon.startRestore()
+            for _ in 0..<20 {
+                let fd = socketConnect(socket)
+                guard fd >= 0 else { Issue.record("cannot connect"); continue }
+                let request = Array("{\"id\":1,\"command\":\"run.watch\",\"params\":{\"run\":\"\(runId)\"}}\n".utf8)
+                _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                var buffer = [UInt8](repeating: 0, count: 512)
+                _ = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }  // the snapshot, partly read
+                close(fd)
+                try await Task.sleep(for: .milliseconds(20))
+            }
+
+            // A slow writer trickles a request byte by byte while other clients are served promptly.
+            let slowReply = ConcurrentResults()
+            let slowDone = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                let fd = socketConnect(socket)
+                defer { close(fd); slowDone.signal() }
+                for byte in Array(#"{"id":777,"command":"status"}"#.utf8) + [10] {
+                    var b = byte
+                    _ = send(fd, &b, 1, Int32(MSG_NOSIGNAL))
+                    usleep(60_000)
+                }
+                var tv = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                var buffer = [UInt8](repeating: 0, count: 65_536)
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                slowReply.append(n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : "nothing")
+            }
+            for _ in 0..<15 {
+                try expectPromptStatus(daemon, limit: 1)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let slowDeadline = Date().addingTimeInterval(20)
+            while slowReply.all.isEmpty, Date() < slowDeadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(slowDone.wait(timeout: .now() + 1) == .success)
+            #expect(slowReply.all.first?.contains(#""id":777,"ok":true"#) == true, "the slow writer got \(slowReply.all)")
+
+            // Binary garbage with and without newlines, NULs and invalid UTF-8.
+            var rng = SeededGenerator(seed: 7)
+            let noise = (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            _ = try daemon.raw(noise, closeAfterSend: true, timeout: 2)
+            let lines = try daemon.raw([0x00, 0xC3, 0x28, 0x0A, 0xFF, 0xFE, 0x0A] + Array(#"{"id":5,"command":"status"}"#.utf8) + [10], timeout: 5)
+            #expect(lines.contains(#""id":5,"ok":true"#), "\(lines.prefix(500))")
+            #expect(lines.components(separatedBy: "bad-request").count - 1 == 2, "\(lines.prefix(500))")
+
+            // Exactly at the 64 KiB cap (newline excluded) is served; one byte more is refused with too-large.
+            for (size, expected) in [(65_536, #""id":6,"ok":true"#), (65_537, "too-large")] {
+                let head = Array(#"{"id":6,"command":"status","pad":""#.utf8)
+                let line = head + [UInt8](repeating: UInt8(ascii: "z"), count: size - head.count - 2) + Array(#""}"#.utf8)
+                #expect(line.count == size)
+                let answer = try daemon.raw(line + [10] + Array(#"{"id":8,"command":"status"}"#.utf8) + [10], timeout: 5)
+                #expect(answer.contains(expected), "\(size) bytes: \(answer.prefix(300))")
+                #expect(answer.contains(#""id":8,"ok":true"#), "the connection is still served after \(size) bytes: \(answer.prefix(300))")
+            }
+            // 16 MiB without a newline: refused without being buffered.
+            let endless = [UInt8](repeating: UInt8(ascii: "{"), count: 16 << 20)
+            let flood = try daemon.raw(endless, closeAfterSend: true, timeout: 5)
+            #expect(flood.contains("too-large"), "\(flood.prefix(300))")
+
+            // 1,000 rapid connects and disconnects, some with half a request.
+            var refused = 0
+            for i in 0..<1_000 {
+                let fd = socketConnect(socket)
+                if fd < 0 { refused += 1; continue }
+                if i % 3 == 0 { _ = Array(#"{"id":1,"comm"#.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+                close(fd)
+            }
+            #expect(refused == 0, "\(refused) of 1,000 connects refused")
+
+            // Afterwards: prompt, bounded, and the run was not disturbed.
+            try expectPromptStatus(daemon)
+            let rss = residentBytes(pid)
+            #expect(rss > 0 && rss < 200 << 20, "lifeboatd resident memory \(rss >> 20) MiB")
+            #expect(try await daemon.waitForRun(runId, timeout: 90) == "succeeded", "\(daemon.daemonLog.suffix(3_000))")
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+            #expect(fds < 100, "lifeboatd holds \(fds) file descriptors after the clients left")
+            #expect(daemon.stop() == 0)
         }
-        for _ in 0..<15 {
-            try expectPromptStatus(daemon, limit: 1)
-            usleep(100_000)
+
+        @Test func secondDaemonOnTheSameSocketWithAnotherStateDirectoryRefuses() async throws {
+            let daemon = try DaemonHarness(sites: 1)
+            try daemon.start()
+            daemon.dir.write("second.yaml", """
+                plans_dir: plans
+                state_dir: state2
+                socket: { path: lifeboatd.sock, mode: "0666" }
+                """)
+            let second = try run(Binaries.lifeboatd, ["--config", daemon.dir.file("second.yaml")])
+            #expect(second.status == 1, "exit \(second.status): \(second.stderr)")
+            #expect(second.stderr.contains("another lifeboatd is already listening on \(daemon.socket)"), "\(second.stderr)")
+            // The first daemon still owns the socket and answers.
+            #expect(try daemon.cli(["status"]).status == 0)
+            #expect(daemon.stop() == 0)
         }
-        #expect(slowDone.wait(timeout: .now() + 20) == .success)
-        #expect(slowReply.all.first?.contains(#""id":777,"ok":true"#) == true, "the slow writer got \(slowReply.all)")
-
-        // Binary garbage with and without newlines, NULs and invalid UTF-8.
-        var rng = SeededGenerator(seed: 7)
-        let noise = (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        _ = try daemon.raw(noise, closeAfterSend: true, timeout: 2)
-        let lines = try daemon.raw([0x00, 0xC3, 0x28, 0x0A, 0xFF, 0xFE, 0x0A] + Array(#"{"id":5,"command":"status"}"#.utf8) + [10], timeout: 5)
-        #expect(lines.contains(#""id":5,"ok":true"#), "\(lines.prefix(500))")
-        #expect(lines.components(separatedBy: "bad-request").count - 1 == 2, "\(lines.prefix(500))")
-
-        // Exactly at the 64 KiB cap (newline excluded) is served; one byte more is refused with too-large.
-        for (size, expected) in [(65_536, #""id":6,"ok":true"#), (65_537, "too-large")] {
-            let head = Array(#"{"id":6,"command":"status","pad":""#.utf8)
-            let line = head + [UInt8](repeating: UInt8(ascii: "z"), count: size - head.count - 2) + Array(#""}"#.utf8)
-            #expect(line.count == size)
-            let answer = try daemon.raw(line + [10] + Array(#"{"id":8,"command":"status"}"#.utf8) + [10], timeout: 5)
-            #expect(answer.contains(expected), "\(size) bytes: \(answer.prefix(300))")
-            #expect(answer.contains(#""id":8,"ok":true"#), "the connection is still served after \(size) bytes: \(answer.prefix(300))")
-        }
-        // 16 MiB without a newline: refused without being buffered.
-        let endless = [UInt8](repeating: UInt8(ascii: "{"), count: 16 << 20)
-        let flood = try daemon.raw(endless, closeAfterSend: true, timeout: 5)
-        #expect(flood.contains("too-large"), "\(flood.prefix(300))")
-
-        // 1,000 rapid connects and disconnects, some with half a request.
-        var refused = 0
-        for i in 0..<1_000 {
-            let fd = socketConnect(socket)
-            if fd < 0 { refused += 1; continue }
-            if i % 3 == 0 { _ = Array(#"{"id":1,"comm"#.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
-            close(fd)
-        }
-        #expect(refused == 0, "\(refused) of 1,000 connects refused")
-
-        // Afterwards: prompt, bounded, and the run was not disturbed.
-        try expectPromptStatus(daemon)
-        let rss = residentBytes(pid)
-        #expect(rss > 0 && rss < 200 << 20, "lifeboatd resident memory \(rss >> 20) MiB")
-        #expect(try daemon.waitForRun(runId, timeout: 90) == "succeeded", "\(daemon.daemonLog.suffix(3_000))")
-        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
-        #expect(fds < 100, "lifeboatd holds \(fds) file descriptors after the clients left")
-        #expect(daemon.stop() == 0)
-    }
-
-    @Test func secondDaemonOnTheSameSocketWithAnotherStateDirectoryRefuses() throws {
-        let daemon = try DaemonHarness(sites: 1)
-        try daemon.start()
-        daemon.dir.write("second.yaml", """
-            plans_dir: plans
-            state_dir: state2
-            socket: { path: lifeboatd.sock, mode: "0666" }
-            """)
-        let second = try run(Binaries.lifeboatd, ["--config", daemon.dir.file("second.yaml")])
-        #expect(second.status == 1, "exit \(second.status): \(second.stderr)")
-        #expect(second.stderr.contains("another lifeboatd is already listening on \(daemon.socket)"), "\(second.stderr)")
-        // The first daemon still owns the socket and answers.
-        #expect(try daemon.cli(["status"]).status == 0)
-        #expect(daemon.stop() == 0)
     }
 }
 

@@ -6,8 +6,15 @@ import Testing
 @Suite struct NotificationTests {
     @Test func notifyCommandReceivesEachEvent() async throws {
         let probe = TestDirectory()
-        let log = probe.file("events.jsonl")
-        let script = probe.write("notify.sh", "#!/bin/sh\ncat >> \(log)\n")
+        // One file per event: hooks run a few at a time, and appends to one file could interleave.
+        let inbox = probe.file("events")
+        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+        let script = probe.write("notify.sh", "#!/bin/sh\ncat > \"$(mktemp \(inbox)/event.XXXXXX)\"\n")
+        func received() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: inbox)) ?? []).compactMap {
+                try? String(contentsOfFile: inbox + "/" + $0, encoding: .utf8)
+            }
+        }
         chmod(script, 0o755)
         let fx = try await DRFixture(sites: 3, planExtra: """
             notify: ["\(script)"]
@@ -33,10 +40,10 @@ import Testing
             try await waitUntil { control.isHalted }
             fx.clock.advance(by: 600)
             control.resume()
-            try await waitUntil { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("run.finished") == true }
+            try await waitUntil { received().contains { $0.contains(#""event":"run.finished""#) } }
             group.cancelAll()
         }
-        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        let lines = received()
         let kinds = Set(lines.compactMap { line -> String? in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["event"] as? String
         })
