@@ -156,7 +156,7 @@ public enum Timestamp {
     /// or a date alone (`2026-11-24`, midnight UTC).
     public static func parse(_ text: String) -> Date? {
         let s = text.trimmingCharacters(in: .whitespaces)
-        if let d = parseBasic(s) { return d }
+        if let d = parseBasic(s) ?? parseWire(s) { return d }
         let withFraction = ISO8601DateFormatter()
         withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let d = withFraction.date(from: s) { return d }
@@ -170,17 +170,64 @@ public enum Timestamp {
     }
 
     /// Formats a date as ISO-8601 UTC with seconds: `2026-11-24T03:15:00Z`.
-    public static func iso(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: date)
-    }
+    public static func iso(_ date: Date) -> String { format(date, millis: false) }
 
     /// ISO-8601 UTC with milliseconds: `2026-11-24T03:15:00.123Z` (the wire format).
-    public static func isoMillis(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: date)
+    public static func isoMillis(_ date: Date) -> String { format(date, millis: true) }
+
+    /// By hand with `gmtime_r`: every job record on the socket carries several times, and a
+    /// formatter object per time cost more than the rest of the encoding.
+    private static func format(_ date: Date, millis: Bool) -> String {
+        let interval = date.timeIntervalSince1970
+        var seconds = Int(interval.rounded(.down))
+        var ms = Int(((interval - Double(seconds)) * 1_000).rounded())
+        if ms == 1_000 { seconds += 1; ms = 0 }
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func pad(_ v: Int32, _ width: Int) -> String {
+            let digits = String(v)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+        var text = "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))"
+        if millis { text += "." + pad(Int32(ms), 3) }
+        return text + "Z"
+    }
+
+    /// Parses exactly `YYYY-MM-DDTHH:MM:SSZ` or `YYYY-MM-DDTHH:MM:SS.fffZ` (what Lifeboat writes)
+    /// without a formatter; anything else goes to the general parser.
+    static func parseWire(_ text: String) -> Date? {
+        let u = Array(text.utf8)
+        guard u.count == 20 || u.count == 24, u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"), u[10] == UInt8(ascii: "T"),
+              u[13] == UInt8(ascii: ":"), u[16] == UInt8(ascii: ":"), u[u.count - 1] == UInt8(ascii: "Z") else { return nil }
+        func num(_ range: Range<Int>) -> Int? {
+            var v = 0
+            for i in range {
+                guard u[i] >= 48, u[i] <= 57 else { return nil }
+                v = v * 10 + Int(u[i] - 48)
+            }
+            return v
+        }
+        guard let year = num(0..<4), let month = num(5..<7), let day = num(8..<10),
+              let hour = num(11..<13), let minute = num(14..<16), let second = num(17..<19),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        var fraction = 0.0
+        if u.count == 24 {
+            guard u[19] == UInt8(ascii: "."), let ms = num(20..<23) else { return nil }
+            fraction = Double(ms) / 1_000
+        }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        let t = timegm(&parts)
+        // timegm normalises Feb 30 to Mar 2: reject dates that are not real.
+        guard parts.tm_mday == Int32(day), parts.tm_mon == Int32(month - 1) else { return nil }
+        return Date(timeIntervalSince1970: Double(t) + fraction)
     }
 
     static let utcCalendar: Calendar = {

@@ -36,6 +36,16 @@ import Testing
         #expect(Timestamp.parseBasic(text) == nil)
     }
 
+    @Test func wireTimesRoundTripWithoutFormatters() throws {
+        let date = try #require(Timestamp.parse("2026-11-24T03:15:00.123Z"))
+        #expect(Timestamp.isoMillis(date) == "2026-11-24T03:15:00.123Z")
+        #expect(Timestamp.iso(date) == "2026-11-24T03:15:00Z")
+        #expect(Timestamp.parse("2026-11-24T03:15:00Z")?.timeIntervalSince1970 == 1_795_490_100)
+        #expect(Timestamp.parseWire("2026-02-30T00:00:00Z") == nil)
+        #expect(Timestamp.parseWire("2028-02-29T00:00:00Z") != nil)
+        #expect(Timestamp.isoMillis(Date(timeIntervalSince1970: 0.9996)) == "1970-01-01T00:00:01.000Z")
+    }
+
     @Test func humanFormats() {
         #expect(ByteSize.format(512) == "512 B")
         #expect(ByteSize.format(3 << 29) == "1.5 GiB")
