@@ -67,13 +67,10 @@ struct StartRun {
     static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, follow: Bool, daemon: DaemonOptions) throws {
         var params: [String: JSONValue] = ["plan": .string(plan), "mode": .string(mode.rawValue)]
         if let sites = try selection.siteList() { params["sites"] = .array(sites.map { .string($0) }) }
-        for (key, value) in [("incident_at", selection.incidentAt), ("as_of", selection.asOf), ("declared_at", selection.declaredAt)] {
-            if let value {
-                guard Timestamp.parse(value) != nil else {
-                    throw CLIFailure(code: .rejected, message: "error: --\(key.replacingOccurrences(of: "_", with: "-")) \"\(value)\" is not an ISO-8601 time")
-                }
-                params[key] = .string(value)
-            }
+        // Validated here (as `lifeboat run` does) so a typo is a usage error before any request.
+        for (key, value, flag) in [("incident_at", selection.incidentAt, "--incident-at"), ("as_of", selection.asOf, "--as-of"),
+                                   ("declared_at", selection.declaredAt, "--declared-at")] {
+            if let value, try selection.time(value, flag) != nil { params[key] = .string(value) }
         }
         if let scale = selection.scale { params["scale"] = .number(Double(scale)) }
         if let seed = selection.seed { params["seed"] = .number(Double(seed)) }

@@ -23,7 +23,3 @@ struct DaemonOptions: ParsableArguments {
         return result
     }
 }
-
-extension JSONValue {
-    init(_ text: String?) { self = text.map { .string($0) } ?? .null }
-}

@@ -48,7 +48,8 @@ public enum RunPlanner {
         }
 
         let created = now
-        let incidentAt = request.incidentAt ?? (request.mode == .exercise ? created : created)
+        // An exercise's incident is its start; a restore's defaults to the same instant.
+        let incidentAt = request.incidentAt ?? created
         let asOf = request.asOf ?? incidentAt
         let declaredAt = request.declaredAt ?? created
         let id = runID ?? RunRecord.makeID(at: created)

@@ -90,7 +90,8 @@ public final class Scheduler: Service {
         for entry in plans.plans {
             guard let schedule = entry.plan.schedule else { continue }
             let record = try await ledger.schedule(plan: entry.plan.name)
-            let base = max(record?.lastFireAt ?? record?.armedAt ?? now, record == nil ? now : .distantPast)
+            // Not yet armed: the first slot after now.
+            let base = record.map { $0.lastFireAt ?? $0.armedAt } ?? now
             result.append(Upcoming(plan: entry.plan.name, expression: schedule.exercise.text,
                                    next: schedule.exercise.nextFire(after: base), last: record?.lastFireAt,
                                    exercises: record?.exercises ?? 0,
