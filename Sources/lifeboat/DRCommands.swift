@@ -10,17 +10,21 @@ struct RollbackCommand: AsyncParsableCommand {
     @Argument(help: "The restore run.") var run: String
     @Option(help: "Only this site.") var site: String?
     @Option(help: "Only this product.") var product: String?
+    @Flag(help: "Also roll back trees changed since the restore (the changes go to quarantine with the restored data).")
+    var force = false
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
         var params: [String: JSONValue] = ["run": .string(run)]
         if let site { params["site"] = .string(site) }
         if let product { params["product"] = .string(product) }
+        if force { params["force"] = .bool(true) }
         let outcomes = try ControlClient.decode([Rollback.Outcome].self, from: try daemon.call("rollback", params))
         guard !daemon.json else { return }
         for o in outcomes {
             print("\(o.site)/\(o.product): " + (o.destinationRemoved ? "restored data moved out of \(o.destination) (nothing was there before)"
-                                                                      : "previous data back in \(o.destination)") + "; restored data kept at \(o.quarantined)")
+                                                                      : "previous data back in \(o.destination)") + "; restored data kept at \(o.quarantined)"
+                  + (o.changedSinceRestore ? " (including the changes made to it after the restore)" : ""))
         }
     }
 }
@@ -51,10 +55,12 @@ struct QuarantinePurge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "purge", abstract: "Remove quarantined data past its retention (and older than --older-than).")
     @Option(help: "Only entries at least this old, e.g. 60d (never inside retention).") var olderThan: String?
     @Flag(help: "Show what would be removed; remove nothing.") var dryRun = false
+    @Flag(help: "Confirm purging entries kept under a day (a quarantine retention below 1d).") var yes = false
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
         var params: [String: JSONValue] = ["dry_run": .bool(dryRun)]
+        if yes { params["yes"] = .bool(true) }
         if let olderThan { params["older_than"] = .string(olderThan) }
         let result = try ControlClient.decode(QuarantineManager.PurgeResult.self, from: try daemon.call("quarantine.purge", params))
         guard !daemon.json else { return }

@@ -20,6 +20,9 @@ struct PlanCheck: AsyncParsableCommand {
     @Argument(help: "Plan files to check.")
     var files: [String]
 
+    @Option(help: "The daemon's state directory, which no plan may reach into (default: \(DefaultPaths.stateDirectory)).")
+    var stateDir: String?
+
     @Flag(help: "Print results as JSON.")
     var json = false
 
@@ -28,24 +31,48 @@ struct PlanCheck: AsyncParsableCommand {
         var ok: Bool
         var plan: String?
         var errors: [Diagnostic]
+        var warnings: [Diagnostic]
     }
 
     func run() async throws {
+        // Each file alone, then the rules across the plans given together (as a daemon loads
+        // its plans_dir) and the state directory.
         var results: [Result] = []
+        var plans: [Int: Plan] = [:]
         for file in files {
             do {
                 let plan = try PlanLoader.load(path: file)
-                results.append(Result(file: file, ok: true, plan: plan.name, errors: []))
-                if !json {
-                    let products = plan.products.map(\.name).joined(separator: ", ")
-                    print("\(file): ok — plan \"\(plan.name)\", products \(products), \(plan.waves.count) wave(s)")
-                }
+                plans[results.count] = plan
+                results.append(Result(file: file, ok: true, plan: plan.name, errors: [], warnings: plan.warnings))
             } catch let error as DiagnosticsError {
-                results.append(Result(file: file, ok: false, plan: nil, errors: error.diagnostics))
-                if !json { printError(error.description) }
+                results.append(Result(file: file, ok: false, plan: nil, errors: error.diagnostics, warnings: []))
             }
         }
-        if json { try printJSON(results) }
+        let conflicts = PlanConflicts.check(Array(plans.values), stateDirectory: stateDir ?? DefaultPaths.stateDirectory)
+        for (index, plan) in plans {
+            let found = conflicts.filter { $0.plan == plan.name }.map { conflict in
+                var diagnostic = conflict.diagnostic
+                diagnostic.file = results[index].file
+                return diagnostic
+            }
+            if !found.isEmpty {
+                results[index].ok = false
+                results[index].errors += found
+            }
+        }
+        if json {
+            try printJSON(results)
+        } else {
+            for (index, result) in results.enumerated() {
+                for warning in result.warnings { printError(warning.description) }
+                if result.ok, let plan = plans[index] {
+                    let products = plan.products.map(\.name).joined(separator: ", ")
+                    print("\(result.file): ok — plan \"\(plan.name)\", products \(products), \(plan.waves.count) wave(s)")
+                } else {
+                    printError(result.errors.map(\.description).joined(separator: "\n"))
+                }
+            }
+        }
         let failed = results.filter { !$0.ok }.count
         if failed > 0 {
             throw CLIFailure(code: .rejected, message: json ? "" : "\(failed) of \(files.count) plan(s) invalid")

@@ -20,8 +20,11 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var selection: RunSelectionOptions
 
-    @Option(help: "The ledger (SQLite); default: the per-user state directory's ledger.sqlite.")
+    @Option(help: "The ledger (SQLite); default: in-process/ledger.sqlite in the state directory, apart from the daemon's.")
     var ledger: String?
+
+    @Option(help: "The daemon's state directory, whose lock this command takes (default: \(DefaultPaths.stateDirectory)).")
+    var stateDir: String?
 
     @Flag(help: "Resume this plan's unfinished runs in the ledger instead of starting a new one.")
     var resume = false
@@ -34,13 +37,25 @@ struct RunCommand: AsyncParsableCommand {
             throw CLIFailure(code: .rejected, message: "error: --mode must be restore, exercise or dry-run, found \"\(mode)\"")
         }
         let loaded = try PlanLoader.load(path: plan)
-        let ledgerPath = ledger ?? DefaultPaths.ledger(in: DefaultPaths.stateDirectory)
+        for warning in loaded.warnings { printError(warning.description) }
+        // One runner per state directory: the daemon's lock is taken (a live daemon refuses this
+        // command, naming its pid), and runs go to a ledger of their own beside the daemon's.
+        // With --ledger alone, the state directory is the ledger's own directory.
+        let stateDirectory = stateDir ?? ledger.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? DefaultPaths.stateDirectory
+        let ledgerPath = ledger ?? DefaultPaths.ledger(in: stateDirectory + "/in-process")
+        try FileSystem.createDirectories(stateDirectory, mode: 0o700)
         try FileSystem.createDirectories(URL(fileURLWithPath: ledgerPath).deletingLastPathComponent().path, mode: 0o700)
+        let lock = try StateLock(stateDirectory: stateDirectory, holder: "lifeboat run")
+        defer { withExtendedLifetime(lock) {} }
         let store = try SQLiteLedger(path: ledgerPath)
         var logger = Logger(label: "lifeboat")
         logger.logLevel = .warning
         let bus = EventBus()
-        let engine = Engine(environment: RunEnvironment(ledger: store, executor: RestoreExecutor(), bus: bus, logger: logger))
+        let reports = URL(fileURLWithPath: ledgerPath).deletingLastPathComponent().path + "/reports"
+        let engine = Engine(environment: RunEnvironment(
+            ledger: store, executor: RestoreExecutor(), bus: bus, logger: logger,
+            guardrails: Guardrails(stateDirectory: stateDirectory, plans: { [loaded] }),
+            finisher: RunFinisher(ledger: store, reportsDirectory: reports, logger: logger)))
         let request = try selection.request(plan: loaded, mode: runMode)
 
         if runMode == .dryRun {
@@ -81,10 +96,6 @@ struct RunCommand: AsyncParsableCommand {
                 // Progress and notifications end with the run's `finished` event.
                 try await group.waitForAll()
                 return final
-            }
-            let reports = URL(fileURLWithPath: ledgerPath).deletingLastPathComponent().path + "/reports"
-            if final.state.isFinal {
-                await RunFinisher(ledger: store, reportsDirectory: reports, logger: logger).finished(final, plan: loaded)
             }
             let jobs = try await store.jobs(runId: id)
             if json {

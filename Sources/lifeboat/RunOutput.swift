@@ -52,6 +52,12 @@ enum SummaryPrinter {
         if let rate = summary.bytesPerSecond, let wall = summary.wallSeconds {
             Swift.print("wall time \(fmt(wall)), \(ByteSize.format(Int64(rate)))/s")
         }
+        switch run.cleanup {
+        case RunRecord.cleanupDone?: Swift.print("sandbox data removed (run with --keep to keep it)")
+        case RunRecord.cleanupPending?: Swift.print("sandbox data not yet removed (the daemon finishes it)")
+        case let failure?: Swift.print("sandbox data NOT removed: \(failure.dropFirst("failed: ".count))")
+        case nil: if run.mode == .exercise, run.keepSandbox { Swift.print("sandbox data kept (--keep)") }
+        }
         let failures = jobs.filter { $0.state == .failed }
         for job in failures.prefix(20) { Swift.print("failed \(job.name): \(job.error ?? "unknown")") }
         if failures.count > 20 { Swift.print("… and \(failures.count - 20) more failures") }

@@ -52,10 +52,10 @@ private struct StagingCommit {
             throw fail("the quarantine name \(String(reflecting: quarantineName)) is not a single path component")
         }
         let (parentPath, destinationName) = try StagingDirectory.split(staging.destination)
-        let areaFD = try openDirectory(staging.area)
-        defer { close(areaFD) }
         let parentFD = try openDirectory(parentPath)
         defer { close(parentFD) }
+        let areaFD = try OwnDirectory.enter(StagingDirectory.areaName, in: parentFD, path: staging.area, create: false)
+        defer { close(areaFD) }
 
         // 1. Durable: the staging tree must be the one created and entirely on disk.
         let stagingFD = openat(areaFD, staging.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -122,12 +122,7 @@ private struct StagingCommit {
     /// Moves the displaced data from the staging path to `<area>/<name>` and syncs both
     /// directories. If a sync fails after the move, the data is moved back before throwing.
     private func moveToQuarantine(area: String, name: String, parentFD: Int32, parentPath: String, areaFD: Int32) throws {
-        if mkdirat(parentFD, QuarantineArea.name, 0o700) == 0 {
-            try sync(parentFD, parentPath)
-        } else if errno != EEXIST {
-            throw fail("cannot create the quarantine directory \(area)", errno)
-        }
-        let quarantineFD = try openDirectory(area)
+        let quarantineFD = try OwnDirectory.enter(QuarantineArea.name, in: parentFD, path: area)
         defer { close(quarantineFD) }
         guard lifeboat_renameat2(areaFD, staging.name, quarantineFD, name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
             throw fail("cannot move the data it replaced from \(staging.path) to quarantine \(area)/\(name)", errno)
@@ -190,4 +185,21 @@ private struct StagingCommit {
 /// Where displaced data is kept: `<destination's parent>/.lifeboat-quarantine/`.
 public enum QuarantineArea {
     public static let name = ".lifeboat-quarantine"
+
+    /// The name of one job's displaced data: unique per (run, site, product, attempt) wherever
+    /// the quarantine directory sits (`/srv/{product}/{site}` puts every site's in one).
+    public static func entryName(run: String, site: String, product: String, attempt: Int) -> String {
+        "\(run).\(site).\(product).\(attempt)"
+    }
+
+    /// The name of the data a rollback moved out of a destination that was empty before.
+    public static func rollbackName(run: String, site: String, product: String) -> String {
+        "\(run).\(site).\(product).rollback"
+    }
+
+    /// `<destination's parent>/.lifeboat-quarantine`.
+    public static func directory(for destination: String) throws -> String {
+        let (parent, _) = try StagingDirectory.split(destination)
+        return (parent == "/" ? "" : parent) + "/" + name
+    }
 }

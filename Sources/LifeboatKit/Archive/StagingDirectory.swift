@@ -28,13 +28,17 @@ public struct StagingDirectory: Sendable {
 ///
 /// - Parameters:
 ///   - name: a recognisable prefix, e.g. a job id (one path component).
+///   - noSymlinksBelow: a directory above the destination below which no symbolic link is
+///     followed while the parents are created or opened (an exercise's sandbox root); a link
+///     there is an error naming it.
 ///   - reserve: told the staging directory's path before it is created, so a caller can record
 ///     it durably first: a process killed in between then leaves nothing it cannot name.
 public func withStagingDirectory<T>(
-    for destination: String, name: String, reserve: ((String) async throws -> Void)? = nil,
+    for destination: String, name: String, noSymlinksBelow root: String? = nil,
+    reserve: ((String) async throws -> Void)? = nil,
     _ body: (StagingDirectory) async throws -> T
 ) async throws -> T {
-    let staging = try await StagingDirectory.create(for: destination, name: name, reserve: reserve)
+    let staging = try await StagingDirectory.create(for: destination, name: name, noSymlinksBelow: root, reserve: reserve)
     do {
         let result = try await body(staging)
         // Once the body succeeded (and perhaps committed), failing to tidy up must not turn its
@@ -48,7 +52,7 @@ public func withStagingDirectory<T>(
 }
 
 extension StagingDirectory {
-    static func create(for destination: String, name: String,
+    static func create(for destination: String, name: String, noSymlinksBelow root: String? = nil,
                        reserve: ((String) async throws -> Void)? = nil) async throws -> StagingDirectory {
         guard Self.isComponent(name) else {
             throw ArchiveError(.io, "the staging name \(String(reflecting: name)) is not a single path component")
@@ -57,24 +61,61 @@ extension StagingDirectory {
         let area = parent == "/" ? "/" + areaName : parent + "/" + areaName
         // Another job may remove an empty staging area at any moment; try again if it did.
         for _ in 0..<8 {
-            try Self.makeDirectories(parent, mode: 0o755)
-            if mkdir(area, 0o700) != 0, errno != EEXIST {
-                throw ArchiveError(.io, "cannot create the staging area \(area)", errno: errno)
-            }
+            let parentFD = try Self.openParent(parent, noSymlinksBelow: root)
+            defer { close(parentFD) }
+            let areaFD = try OwnDirectory.enter(areaName, in: parentFD, path: area)
+            defer { close(areaFD) }
             let unique = "\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
             let path = area + "/" + unique
             try await reserve?(path)
-            if mkdir(path, 0o700) == 0 {
-                guard let identity = FileIdentity(path: path) else {
+            if mkdirat(areaFD, unique, 0o700) == 0 {
+                var st = stat()
+                guard fstatat(areaFD, unique, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
                     throw ArchiveError(.io, "cannot inspect the staging directory \(path)", errno: errno)
                 }
-                return StagingDirectory(path: path, destination: destination, identity: identity, area: area, name: unique)
+                return StagingDirectory(path: path, destination: destination, identity: FileIdentity(st), area: area, name: unique)
             }
             if errno != ENOENT && errno != EEXIST {
                 throw ArchiveError(.io, "cannot create the staging directory \(path)", errno: errno)
             }
         }
         throw ArchiveError(.io, "cannot create a staging directory in \(area) (it keeps disappearing)")
+    }
+
+    /// Opens (creating what is missing) the destination's parent directory. Below `root`, every
+    /// component is created and opened without following symbolic links.
+    static func openParent(_ parent: String, noSymlinksBelow root: String?) throws -> Int32 {
+        guard let root, ResolvedPath.isInside(parent, root) else {
+            try Self.makeDirectories(parent, mode: 0o755)
+            let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw ArchiveError(.io, "cannot open \(parent)", errno: errno) }
+            return fd
+        }
+        try Self.makeDirectories(root, mode: 0o755)
+        var fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw ArchiveError(.io, "cannot open \(root)", errno: errno) }
+        var path = root == "/" ? "" : root
+        for component in parent.dropFirst(root == "/" ? 0 : root.count).split(separator: "/").map(String.init) {
+            path += "/" + component
+            if mkdirat(fd, component, 0o755) == 0 {
+                _ = fsync(fd)
+            } else if errno != EEXIST {
+                let e = errno
+                close(fd)
+                throw ArchiveError(.io, "cannot create the directory \(path)", errno: e)
+            }
+            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let e = errno
+            close(fd)
+            guard next >= 0 else {
+                if e == ELOOP || e == ENOTDIR {
+                    throw ArchiveError(.io, "\(path) is \(FileSystem.lstatKind(path) == .symlink ? "a symbolic link" : "not a directory"); below \(root) Lifeboat follows no symbolic link when it creates an exercise's sandbox paths, so that an exercise can never write into production: remove or move it")
+                }
+                throw ArchiveError(.io, "cannot open \(path)", errno: e)
+            }
+            fd = next
+        }
+        return fd
     }
 
     /// Removes the staging directory if it is still the one created, then the staging area if it
@@ -136,5 +177,40 @@ extension StagingDirectory {
         } catch {
             throw ArchiveError(.io, "cannot sync \(path)", errno: error.errno)
         }
+    }
+}
+
+/// Lifeboat's own directories beside a destination (`.lifeboat-staging`, `.lifeboat-quarantine`):
+/// created 0700 and opened without following a symbolic link, so that a link planted there can
+/// never redirect staging or displaced data elsewhere.
+enum OwnDirectory {
+    /// Opens `name` inside `parentFD`, creating it if missing (`path` names it in errors).
+    static func enter(_ name: String, in parentFD: Int32, path: String, create: Bool = true) throws -> Int32 {
+        if create, mkdirat(parentFD, name, 0o700) == 0 {
+            _ = fsync(parentFD)
+        } else if create, errno != EEXIST {
+            throw ArchiveError(.io, "cannot create \(path)", errno: errno)
+        }
+        let fd = openat(parentFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            if e == ELOOP || e == ENOTDIR {
+                var st = stat()
+                let link = fstatat(parentFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == S_IFLNK
+                throw ArchiveError(.io, "\(path) is \(link ? "a symbolic link" : "not a directory"); Lifeboat's own directories are never entered through a symbolic link: move it away and try again")
+            }
+            throw ArchiveError(.io, "cannot open \(path)", errno: e)
+        }
+        return fd
+    }
+
+    /// Opens `path`'s parent (following links, as an operator's layout may) and then `path`'s last
+    /// component as one of Lifeboat's own directories.
+    static func enter(path: String, create: Bool = true) throws -> Int32 {
+        let (parent, name) = try StagingDirectory.split(path)
+        let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard parentFD >= 0 else { throw ArchiveError(.io, "cannot open \(parent)", errno: errno) }
+        defer { close(parentFD) }
+        return try enter(name, in: parentFD, path: path, create: create)
     }
 }

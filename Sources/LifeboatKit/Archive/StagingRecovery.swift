@@ -26,24 +26,23 @@ public enum StagingRecovery {
     /// Moves whatever is at `path` (the displaced data) to `<destination's parent>/.lifeboat-quarantine/<name>`.
     /// Returns the quarantine path.
     public static func quarantineLeftover(path: String, destination: String, quarantineName: String) throws -> String {
-        let (area, name) = try StagingDirectory.split(path)
+        let (_, name) = try StagingDirectory.split(path)
         let (parent, _) = try StagingDirectory.split(destination)
-        let quarantine = (parent == "/" ? "" : parent) + "/" + QuarantineArea.name
-        if mkdir(quarantine, 0o700) != 0, errno != EEXIST {
-            throw ArchiveError(.io, "cannot create the quarantine directory \(quarantine)", errno: errno)
-        }
-        let areaFD = open(area, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard areaFD >= 0 else { throw ArchiveError(.io, "cannot open \(area)", errno: errno) }
+        let quarantine = try QuarantineArea.directory(for: destination)
+        let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard parentFD >= 0 else { throw ArchiveError(.io, "cannot open \(parent)", errno: errno) }
+        defer { close(parentFD) }
+        let area = (parent == "/" ? "" : parent) + "/" + StagingDirectory.areaName
+        let areaFD = try OwnDirectory.enter(StagingDirectory.areaName, in: parentFD, path: area, create: false)
         defer { close(areaFD) }
-        let quarantineFD = open(quarantine, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard quarantineFD >= 0 else { throw ArchiveError(.io, "cannot open \(quarantine)", errno: errno) }
+        let quarantineFD = try OwnDirectory.enter(QuarantineArea.name, in: parentFD, path: quarantine)
         defer { close(quarantineFD) }
         guard lifeboat_renameat2(areaFD, name, quarantineFD, quarantineName, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
             throw ArchiveError(.io, "cannot move the displaced data \(path) to quarantine \(quarantine)/\(quarantineName)", errno: errno)
         }
         _ = fsync(quarantineFD)
         _ = fsync(areaFD)
-        _ = rmdir(area)
+        _ = unlinkat(parentFD, StagingDirectory.areaName, AT_REMOVEDIR)
         return quarantine + "/" + quarantineName
     }
 }

@@ -12,7 +12,8 @@ extension ControlHandler {
             }
             do {
                 let outcomes = try await Rollback(ledger: context.ledger, clock: context.clock)
-                    .rollback(runId: runId, site: try request.string("site"), product: try request.string("product"), by: peer.description)
+                    .rollback(runId: runId, site: try request.string("site"), product: try request.string("product"),
+                              force: try request.bool("force") ?? false, by: peer.description)
                 return ControlResponse.success(id: id, outcomes)
             } catch let refusal as Rollback.Refusal {
                 throw ControlError(.conflict, refusal.message)
@@ -25,9 +26,14 @@ extension ControlHandler {
                 guard let d = DurationSpec(parsing: text) else { throw ControlError(.invalidParams, "\"older_than\" must be a duration like 30d, found \"\(text)\"") }
                 olderThan = d
             }
-            let result = try await QuarantineManager(ledger: context.ledger, clock: context.clock)
-                .purge(olderThan: olderThan, dryRun: try request.bool("dry_run") ?? false, by: peer.description)
-            return ControlResponse.success(id: id, result)
+            do {
+                let result = try await QuarantineManager(ledger: context.ledger, clock: context.clock)
+                    .purge(olderThan: olderThan, dryRun: try request.bool("dry_run") ?? false,
+                           confirmed: try request.bool("yes") ?? false, by: peer.description)
+                return ControlResponse.success(id: id, result)
+            } catch let refusal as Rollback.Refusal {
+                throw ControlError(.conflict, refusal.message)
+            }
         case "report":
             let runId = try request.requiredString("run")
             let formatText = try request.string("format") ?? "md"

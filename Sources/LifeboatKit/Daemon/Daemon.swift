@@ -22,15 +22,16 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     try FileSystem.createDirectories(config.stateDirectory, mode: 0o700)
     let lock = try StateLock(stateDirectory: config.stateDirectory)
     let ledger = try SQLiteLedger(path: config.ledgerPath)
-    let plans = PlanRegistry(directory: config.plansDirectory)
+    let plans = PlanRegistry(directory: config.plansDirectory, stateDirectory: config.stateDirectory)
     for problem in plans.reload(now: clock.now()) {
         logger.error("invalid plan", metadata: ["file": "\(problem.file)", "errors": "\(problem.errors.joined(separator: "; "))"])
     }
     let bus = EventBus()
-    let engine = Engine(environment: RunEnvironment(ledger: ledger, executor: executor, clock: clock, bus: bus, logger: logger))
+    let guardrails = Guardrails(stateDirectory: config.stateDirectory, plans: { plans.plans.map(\.plan) })
     let finisher = RunFinisher(ledger: ledger, reportsDirectory: config.reportsDirectory, logger: logger)
-    let runs = RunManager(engine: engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger,
-                          afterRun: { run, plan in await finisher.finished(run, plan: plan) })
+    let engine = Engine(environment: RunEnvironment(ledger: ledger, executor: executor, clock: clock, bus: bus, logger: logger,
+                                                    guardrails: guardrails, finisher: finisher))
+    let runs = RunManager(engine: engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger)
     let access = AccessControl(Authorizer(admins: config.admins))
     let reload: @Sendable () async -> [PlanRegistry.Problem] = {
         notifier.reloading()
@@ -143,63 +144,5 @@ final class LifecycleService: Service {
         }
         let recent = try await context.ledger.bytesRestored(since: context.clock.now().addingTimeInterval(-10))
         return "\(active.count) run(s), \(done)/\(jobs) jobs, \(ByteSize.format(recent / 10))/s"
-    }
-}
-
-/// What happens when a run reaches its end: the report is written, and an exercise's sandbox
-/// data (Lifeboat's own) is removed unless the run keeps it. The daemon and `lifeboat run` both
-/// finish runs this way.
-public struct RunFinisher: Sendable {
-    let ledger: any Ledger
-    let reportsDirectory: String
-    let logger: Logger
-
-    public init(ledger: any Ledger, reportsDirectory: String, logger: Logger) {
-        self.ledger = ledger
-        self.reportsDirectory = reportsDirectory
-        self.logger = logger
-    }
-
-    public func finished(_ run: RunRecord, plan: Plan) async {
-        do {
-            let path = try await ReportBuilder.write(runId: run.id, ledger: ledger, directory: reportsDirectory, now: Date())
-            logger.info("report written", metadata: ["run.id": "\(run.id)", "path": "\(path)"])
-        } catch {
-            logger.error("could not write the run's report", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
-        }
-        guard run.mode == .exercise, !run.keepSandbox else { return }
-        do {
-            let jobs = try await ledger.jobs(runId: run.id)
-            var removed = 0
-            for job in jobs where job.state == .succeeded || job.state == .failed {
-                guard let identity = job.commitIdentity.flatMap(FileIdentity.init(parsing:)),
-                      FileIdentity(path: job.destination) == identity else { continue }
-                try StagingRecovery.removeCommitted(path: job.destination, identity: identity)
-                removed += 1
-            }
-            // Empty folders up to the run's own sandbox folder ({run}) go too.
-            if let sandbox = plan.sandbox, let runRoot = Self.runRoot(of: sandbox, run: run.id) {
-                for job in jobs {
-                    var dir = URL(fileURLWithPath: job.destination).deletingLastPathComponent().path
-                    while dir.hasPrefix(runRoot) && dir.count >= runRoot.count {
-                        if rmdir(dir) != 0 && errno != ENOENT { break }
-                        dir = URL(fileURLWithPath: dir).deletingLastPathComponent().path
-                    }
-                }
-            }
-            ledger.postEvent(LedgerEvent(runId: run.id, at: Date(), kind: "exercise.cleaned",
-                                         message: "removed the sandbox data of \(removed) job(s)"))
-            try await ledger.flush()
-        } catch {
-            logger.error("could not remove exercise sandbox data", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
-        }
-    }
-
-    /// `/var/lib/lifeboat/sandbox/<run>` for `/var/lib/lifeboat/sandbox/{run}/{site}/{product}`.
-    static func runRoot(of sandbox: PathTemplate, run: String) -> String? {
-        let segments = sandbox.text.split(separator: "/")
-        guard let index = segments.firstIndex(where: { $0.contains("{run}") }) else { return nil }
-        let prefix = "/" + segments[...index].joined(separator: "/")
-        return (try? PathTemplate(prefix))?.render([.run: run])
     }
 }

@@ -26,8 +26,13 @@ public final class PlanRegistry: Sendable {
     }
 
     private let state: Mutex<State>
+    /// The daemon's state directory, which no plan may reach into.
+    public let stateDirectory: String?
 
-    public init(directory: String) { state = Mutex(State(directory: directory)) }
+    public init(directory: String, stateDirectory: String? = nil) {
+        state = Mutex(State(directory: directory))
+        self.stateDirectory = stateDirectory
+    }
 
     /// Where plans are read from (`plans_dir`; a config reload may change it).
     public var directory: String { state.withLock { $0.directory } }
@@ -71,6 +76,16 @@ public final class PlanRegistry: Sendable {
                 if let kept, loaded[kept.plan.name] == nil { loaded[kept.plan.name] = kept }
                 problems.append(Problem(file: file, errors: errors, keptPrevious: kept?.plan.name))
             }
+        }
+        // Rules across plans (a sandbox over another plan's target, anything in the state
+        // directory): a plan that breaks one is not served at all.
+        var conflicting: [String: [String]] = [:]
+        for problem in PlanConflicts.check(loaded.values.map(\.plan), stateDirectory: stateDirectory) {
+            conflicting[problem.plan, default: []].append(problem.diagnostic.description)
+        }
+        for (name, errors) in conflicting.sorted(by: { $0.key < $1.key }) {
+            guard let entry = loaded.removeValue(forKey: name) else { continue }
+            problems.append(Problem(file: entry.file, errors: errors, keptPrevious: nil))
         }
         state.withLock {
             $0.plans = loaded

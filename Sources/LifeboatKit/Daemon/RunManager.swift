@@ -14,7 +14,6 @@ public final class RunManager: Service {
     /// Signalled once unfinished runs have been picked up.
     public let recovered = ReadySignal()
     private let logger: Logger
-    private let afterRun: @Sendable (RunRecord, Plan) async -> Void
 
     private struct Active {
         var control: RunControl
@@ -26,14 +25,11 @@ public final class RunManager: Service {
     private let queue: AsyncStream<String>
     private let enqueue: AsyncStream<String>.Continuation
 
-    /// - Parameter afterRun: called when a run reaches a final state (reports, exercise cleanup).
-    public init(engine: Engine, plans: PlanRegistry, maxConcurrentRuns: Int, logger: Logger,
-                afterRun: @escaping @Sendable (RunRecord, Plan) async -> Void = { _, _ in }) {
+    public init(engine: Engine, plans: PlanRegistry, maxConcurrentRuns: Int, logger: Logger) {
         self.engine = engine
         self.plans = plans
         self.maxConcurrentRuns = maxConcurrentRuns
         self.logger = logger
-        self.afterRun = afterRun
         (queue, enqueue) = AsyncStream<String>.makeStream()
     }
 
@@ -136,6 +132,15 @@ public final class RunManager: Service {
     }
 
     private func resumeUnfinished() async throws {
+        // Exercises that ended but whose sandbox cleanup did not (killed in between, or failed).
+        if let finisher = engine.environment.finisher {
+            for run in try await ledger.runsOwingCleanup() {
+                logger.notice("resuming exercise cleanup", metadata: ["run.id": "\(run.id)", "cleanup": "\(run.cleanup ?? "")"])
+                var pending = run
+                pending.cleanup = RunRecord.cleanupPending
+                _ = await finisher.cleanUp(pending, plan: plans.plan(named: run.plan))
+            }
+        }
         for run in try await ledger.unfinishedRuns() {
             guard let plan = plans.plan(named: run.plan) else {
                 logger.error("cannot resume run: its plan is not loaded", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
@@ -152,8 +157,7 @@ public final class RunManager: Service {
             return active[runId]
         }) else { return }
         do {
-            let final = try await engine.execute(runId: runId, plan: entry.plan, control: entry.control)
-            if final.state.isFinal { await afterRun(final, entry.plan) }
+            _ = try await engine.execute(runId: runId, plan: entry.plan, control: entry.control)
         } catch {
             logger.error("run could not execute", metadata: ["run.id": "\(runId)", "error": "\(error)"])
         }

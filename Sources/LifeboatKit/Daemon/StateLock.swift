@@ -8,14 +8,18 @@ public final class StateLock: Sendable {
 
     public struct Busy: LifeboatError {
         public var path: String
+        /// What the lock file says: `4242` or `4242 lifeboat run`.
         public var holder: String?
         public var exitCode: CLIExit { .failed }
         public var description: String {
-            "another lifeboatd\(holder.map { " (pid \($0))" } ?? "") is using the state directory \(URL(fileURLWithPath: path).deletingLastPathComponent().path); stop it first or give this one another state_dir"
+            let parts = holder?.split(separator: " ", maxSplits: 1).map(String.init) ?? []
+            let who = parts.count > 1 ? parts[1] : "lifeboatd"
+            return "another \(who)\(parts.first.map { " (pid \($0))" } ?? "") is using the state directory \(URL(fileURLWithPath: path).deletingLastPathComponent().path); stop it first, or use another state directory"
         }
     }
 
-    public init(stateDirectory: String) throws {
+    /// - Parameter holder: what to write beside the pid, for the refusal another process gets.
+    public init(stateDirectory: String, holder: String? = nil) throws {
         path = stateDirectory + "/lifeboatd.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw FileSystemError(path: path, operation: "open the lock file", errno: errno) }
@@ -25,7 +29,7 @@ public final class StateLock: Sendable {
             throw Busy(path: path, holder: holder?.isEmpty == false ? holder : nil)
         }
         ftruncate(fd, 0)
-        let pid = "\(getpid())\n"
+        let pid = "\(getpid())\(holder.map { " \($0)" } ?? "")\n"
         _ = pid.withCString { write(fd, $0, strlen($0)) }
         self.fd = fd
     }

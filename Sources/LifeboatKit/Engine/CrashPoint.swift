@@ -16,6 +16,8 @@ public enum CrashPoint: String, Sendable, CaseIterable {
     case beforeLedgerCommit = "before-ledger-commit"
     /// The job's success is in the ledger.
     case afterLedgerCommit = "after-ledger-commit"
+    /// An exercise ended and is recorded so, its sandbox cleanup not yet done.
+    case beforeExerciseCleanup = "before-exercise-cleanup"
 
     static let armed: CrashPoint? = ProcessInfo.processInfo.environment["LIFEBOAT_CRASH_AT"].flatMap(CrashPoint.init(rawValue:))
 

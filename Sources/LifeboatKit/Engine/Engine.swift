@@ -12,10 +12,36 @@ public struct Engine: Sendable {
     public func create(_ request: RunRequest) async throws -> (run: RunRecord, jobs: [JobRecord]) {
         guard request.mode != .dryRun else { throw RunRequestError("a dry run is not recorded; use dryRun(_:)") }
         let prepared = try RunPlanner.prepare(request, now: environment.clock.now())
-        let jobs = try await environment.ledger.createRun(prepared.run, jobs: prepared.jobs)
+        try checkDestinations(prepared, plan: request.plan)
+        let jobs: [JobRecord]
+        do {
+            jobs = try await environment.ledger.createRun(prepared.run, jobs: prepared.jobs)
+        } catch {
+            environment.guardrails.holds.release(run: prepared.run.id)
+            throw error
+        }
         environment.ledger.postEvent(LedgerEvent(runId: prepared.run.id, at: environment.clock.now(), kind: "run.created",
                                                  message: "\(request.mode.rawValue) of plan \(request.plan.name) by \(request.startedBy): \(prepared.waves.map(\.count).reduce(0, +)) site(s), \(jobs.count) job(s)"))
         return (prepared.run, jobs)
+    }
+
+    /// Refuses a run whose destinations, resolved, fall where it must not write — another run's
+    /// held destination, one another job of the run also names, a snapshot store, the state
+    /// directory or (for exercises) production — and holds them for the run when they do not.
+    private func checkDestinations(_ prepared: RunPlanner.Prepared, plan: Plan) throws {
+        let guardrails = environment.guardrails
+        let protected = guardrails.protectedTrees(for: plan)
+        let exercise = prepared.run.mode == .exercise
+        var resolved: [(path: String, job: String)] = []
+        resolved.reserveCapacity(prepared.jobs.count)
+        for job in prepared.jobs {
+            let path = ResolvedPath.of(job.destination)
+            if let why = exercise ? protected.exerciseRefusal(path) : protected.restoreRefusal(path) {
+                throw SafetyRefusal(message: "\(job.name): \(exercise ? "sandbox" : "target") \(job.destination) \(why); refusing to start the \(prepared.run.mode.rawValue)")
+            }
+            resolved.append((path, job.name))
+        }
+        try guardrails.holds.take(run: prepared.run.id, resolved)
     }
 
     /// Runs (or resumes) a recorded run to its end, its halt-and-decision, or an interruption.

@@ -31,6 +31,8 @@ public struct JobResult: Sendable, Hashable {
     public var hookOutput: String?
     /// Set when the data was committed but `post_restore` failed: the job fails, the data stays.
     public var postRestoreError: String?
+    /// The committed tree's fingerprint (`TreeDigest`), for rollback.
+    public var treeDigest: String?
 
     public init(bytes: Int64 = 0, entries: Int64 = 0, archiveBytes: Int64 = 0, skippedEntries: Int = 0,
                 quarantinePath: String? = nil, hookOutput: String? = nil, postRestoreError: String? = nil) {

@@ -49,12 +49,25 @@ public struct QuarantineManager: Sendable {
 
     /// Removes entries past retention (and, if given, older than `olderThan`). Never touches an
     /// entry inside its retention.
-    public func purge(olderThan: DurationSpec?, dryRun: Bool, by who: String) async throws -> PurgeResult {
+    /// Entries kept less than this were displaced under a short retention: purging them asks for
+    /// a confirmation (`--yes`), since that data may still be wanted back.
+    public static let shortRetention: TimeInterval = 86_400
+
+    public func purge(olderThan: DurationSpec?, dryRun: Bool, confirmed: Bool = false, by who: String) async throws -> PurgeResult {
         let now = clock.now()
         var purged: [Entry] = []
         var kept = 0
         let records = try await ledger.quarantine(includePurged: false)
         let entries = try await list()
+        let due = zip(records, entries).filter { _, entry in
+            entry.purgeable && (olderThan.map { entry.ageSeconds >= Double($0.seconds) } ?? true)
+        }
+        let short = due.filter { record, _ in record.retainUntil.timeIntervalSince(record.createdAt) < Self.shortRetention }
+        if !dryRun, !confirmed, !short.isEmpty {
+            throw Rollback.Refusal(message: "\(short.count) quarantine entr\(short.count == 1 ? "y was" : "ies were") kept under a day (a retention below 1d): "
+                                   + short.prefix(10).map { "\($0.0.site)/\($0.0.product) at \($0.0.path)" }.joined(separator: ", ")
+                                   + "; purging deletes that data for good: look with --dry-run, then confirm with --yes")
+        }
         for (record, entry) in zip(records, entries) {
             let oldEnough = olderThan.map { entry.ageSeconds >= Double($0.seconds) } ?? true
             guard entry.purgeable, oldEnough else { kept += 1; continue }

@@ -11,13 +11,18 @@ public struct RestoreExecutor: JobExecutor {
         guard let snapshot = context.snapshot else {
             throw JobError(.noSnapshot, "no snapshot of \(job.name) taken at or before \(Timestamp.iso(context.run.asOf))")
         }
-        if context.run.mode == .exercise { try SandboxGuard.check(job.destination, plan: plan) }
+        // An exercise never displaces anything: an existing sandbox destination is not its own.
+        let exercise = context.run.mode == .exercise
+        if exercise, FileSystem.exists(job.destination) {
+            throw JobError(.sandbox, "\(job.name): the sandbox destination \(job.destination) already exists and this exercise did not create it; exercises never displace data: move it away, or choose another sandbox")
+        }
         let flag = CancellationFlag()
         let options = ExtractOptions(maxBytes: plan.limits.maxBytes.bytes, maxEntries: plan.limits.maxEntries,
                                      unsafeEntries: plan.unsafeEntries, applyOwnership: plan.preserveOwnership,
                                      checksum: plan.verify.checksum, cancellation: flag)
         do {
             return try await withStagingDirectory(for: job.destination, name: "\(context.run.id).\(job.id ?? 0)",
+                                                   noSymlinksBelow: exercise ? plan.sandbox?.literalRoot : nil,
                                                    reserve: { try await observer.reserved(stagingPath: $0) }) { staging in
                 await observer.staged(identity: staging.identity.description)
                 let archivePath = snapshot.path
@@ -36,15 +41,22 @@ public struct RestoreExecutor: JobExecutor {
 
                 try await observer.willCommit()
                 CrashPoint.afterCommitRecord.hit()
-                let quarantineName = "\(context.run.id).\(job.product).\(job.attempt)"
-                let commit = try await runBlocking("lifeboat-commit", flag: CancellationFlag()) {
-                    try commitStaging(staging, quarantineName: quarantineName) { step in
+                // An exercise's commit refuses an existing destination instead of displacing it.
+                let quarantineName = exercise ? nil : QuarantineArea.entryName(run: context.run.id, site: job.site, product: job.product, attempt: job.attempt)
+                let postRestore = context.plan.product(named: job.product)?.postRestore
+                // A restore's tree is fingerprinted once the job's own work on it is done (after
+                // post_restore, which may write there), for rollback to tell later changes.
+                let digestAtCommit = !exercise && postRestore == nil
+                let destination = job.destination
+                let (commit, digest) = try await runBlocking("lifeboat-commit", flag: CancellationFlag()) {
+                    let commit = try commitStaging(staging, quarantineName: quarantineName) { step in
                         switch step {
                         case .stagingDurable: break
                         case .swapped: CrashPoint.afterSwap.hit()
                         case .quarantined: CrashPoint.afterQuarantine.hit()
                         }
                     }
+                    return (commit, digestAtCommit ? TreeDigest.of(destination) : nil)
                 }
                 if let quarantined = commit.quarantinePath {
                     try await observer.didQuarantine(path: quarantined, originalPath: job.destination)
@@ -53,11 +65,15 @@ public struct RestoreExecutor: JobExecutor {
 
                 var result = JobResult(bytes: report.bytes, entries: Int64(report.entries), archiveBytes: report.archiveBytes,
                                        skippedEntries: report.skipped.count, quarantinePath: commit.quarantinePath)
+                result.treeDigest = digest
                 if !report.skipped.isEmpty {
                     hookOutput.append("skipped entries (unsafe_entries: skip): "
                                       + report.skipped.prefix(50).map { "\($0.name) [\($0.rule.rawValue)]" }.joined(separator: ", "))
                 }
-                if let command = context.plan.product(named: job.product)?.postRestore {
+                if let command = postRestore {
+                    defer {
+                        if !exercise { result.treeDigest = TreeDigest.of(destination) }
+                    }
                     do {
                         let hook = try await runHook(command, path: job.destination, context: context, timeout: plan.hookTimeout)
                         hookOutput.append("post_restore: \(hook.summary)\n\(hook.output)")
@@ -106,13 +122,13 @@ public struct RestoreExecutor: JobExecutor {
         }
         if FileIdentity(path: job.destination) == recorded {
             // The commit happened. Data still at the staging path is what it displaced.
-            let quarantineName = "\(context.run.id).\(job.product).\(job.attempt)"
+            let quarantineName = QuarantineArea.entryName(run: context.run.id, site: job.site, product: job.product, attempt: job.attempt)
             guard FileSystem.exists(stagingPath) else {
                 // A crash between the move to quarantine and its record leaves the displaced
                 // data in quarantine unknown to the ledger (so `quarantine list`, rollback and
                 // purge could not find it): record it now.
-                if job.quarantinePath == nil, let parent = try? StagingDirectory.split(job.destination).parent {
-                    let path = (parent == "/" ? "" : parent) + "/" + QuarantineArea.name + "/" + quarantineName
+                if job.quarantinePath == nil, let area = try? QuarantineArea.directory(for: job.destination) {
+                    let path = area + "/" + quarantineName
                     if FileSystem.exists(path) {
                         try await observer.didQuarantine(path: path, originalPath: job.destination)
                         return .committed(quarantinePath: path)
@@ -142,37 +158,5 @@ extension JobError {
         case .verifyFailed: code = .verify
         }
         self.init(code, "\(job.name): \(error.description)", transient: error.isTransient)
-    }
-}
-
-/// Exercises never write into production: the sandbox destination, with symlinks resolved as
-/// far as it exists, must not lie inside any path the plan's target could resolve to.
-enum SandboxGuard {
-    static func check(_ destination: String, plan: Plan) throws {
-        let resolved = resolveExisting(destination)
-        // The target's literal root (`/srv/sites` of `/srv/sites/{site}/{product}`), resolved,
-        // and the templated rest.
-        let segments = plan.target.text.split(separator: "/")
-        let literal = segments.prefix { !$0.contains("{") }
-        let root = resolveExisting("/" + literal.joined(separator: "/"))
-        let rootPrefix = root == "/" ? "/" : root + "/"
-        guard resolved == root || resolved.hasPrefix(rootPrefix) else { return }
-        let refusal = JobError(.sandbox, "exercise destination \(destination) resolves to \(resolved), which the production target \(plan.target) could name; refusing to touch production")
-        let restText = segments.dropFirst(literal.count).joined(separator: "/")
-        guard !restText.isEmpty, let targetRest = try? PathTemplate(restText),
-              let below = try? PathTemplate(String(resolved.dropFirst(rootPrefix.count))) else { throw refusal }
-        if PathTemplate.couldResolve(below, inside: targetRest) { throw refusal }
-    }
-
-    /// The real path of the longest existing prefix, with the rest appended.
-    static func resolveExisting(_ path: String) -> String {
-        var existing = URL(fileURLWithPath: path).standardizedFileURL
-        var rest: [String] = []
-        while existing.path != "/", !FileSystem.exists(existing.path) {
-            rest.insert(existing.lastPathComponent, at: 0)
-            existing.deleteLastPathComponent()
-        }
-        let real = existing.resolvingSymlinksInPath().path
-        return ([real == "/" ? "" : real] + rest).joined(separator: "/")
     }
 }

@@ -21,6 +21,9 @@ public struct Rollback: Sendable {
         public var quarantined: String
         /// True when the destination was empty before the restore (it is again).
         public var destinationRemoved: Bool
+        /// True when the restored tree had been changed since the restore (rolled back with
+        /// `--force`): those changes are in `quarantined` too.
+        public var changedSinceRestore = false
     }
 
     public struct Refusal: LifeboatError {
@@ -29,7 +32,9 @@ public struct Rollback: Sendable {
         public var description: String { message }
     }
 
-    public func rollback(runId: String, site: String?, product: String?, by who: String) async throws -> [Outcome] {
+    /// - Parameter force: roll back trees that changed since the restore too (the changed data
+    ///   goes to quarantine like any restored data, and the outcome says so).
+    public func rollback(runId: String, site: String?, product: String?, force: Bool = false, by who: String) async throws -> [Outcome] {
         guard let run = try await ledger.run(id: runId) else { throw Refusal(message: "no run \(runId) in the ledger") }
         guard run.mode == .restore else { throw Refusal(message: "run \(runId) is a\(run.mode == .exercise ? "n exercise" : " dry run"); only restores can be rolled back") }
         let jobs = try await ledger.jobs(runId: runId).filter {
@@ -38,6 +43,7 @@ public struct Rollback: Sendable {
         let quarantine = try await ledger.quarantine(includePurged: true).filter { $0.runId == runId }
         var plan: [(JobRecord, QuarantineRecord?)] = []
         var problems: [String] = []
+        var changed: Set<Int64> = []
         for job in jobs {
             let displaced = quarantine.first { $0.jobId == job.id && $0.reason == "restore" }
             let restoredBack = quarantine.contains { $0.jobId == job.id && $0.reason == "rollback" }
@@ -52,6 +58,16 @@ public struct Rollback: Sendable {
                     continue
                 }
             }
+            // The same directory may hold other contents than the restore left: files written,
+            // added or removed since. Those are not the restore's to move silently.
+            if let recorded = job.treeDigest, TreeDigest.of(job.destination) != recorded {
+                if !force {
+                    problems.append("\(job.name): \(job.destination) was changed after the restore (files written, added or removed); "
+                                    + "rolling back would move those changes to quarantine: add --force to do so (they are kept there), or leave it")
+                    continue
+                }
+                if let id = job.id { changed.insert(id) }
+            }
             plan.append((job, displaced))
         }
         guard !plan.isEmpty else {
@@ -64,26 +80,37 @@ public struct Rollback: Sendable {
         var outcomes: [Outcome] = []
         let now = clock.now()
         for (job, displaced) in plan {
-            let outcome: Outcome
+            var outcome: Outcome
+            let (parent, name) = try StagingDirectory.split(job.destination)
+            let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard parentFD >= 0 else { throw FileSystemError(path: parent, operation: "open", errno: errno) }
+            defer { close(parentFD) }
+            let area = try QuarantineArea.directory(for: job.destination)
             if let displaced {
                 // Swap: the old data back into place, the restored data into its quarantine slot.
-                guard lifeboat_renameat2(AT_FDCWD, displaced.path, AT_FDCWD, job.destination, UInt32(LIFEBOAT_RENAME_EXCHANGE)) == 0 else {
+                // The quarantine directory is entered without following a link.
+                let (displacedArea, displacedName) = try StagingDirectory.split(displaced.path)
+                let areaFD = try OwnDirectory.enter(path: displacedArea, create: false)
+                defer { close(areaFD) }
+                guard lifeboat_renameat2(areaFD, displacedName, parentFD, name, UInt32(LIFEBOAT_RENAME_EXCHANGE)) == 0 else {
                     throw FileSystemError(path: job.destination, operation: "exchange with \(displaced.path)", errno: errno)
                 }
-                try Self.syncParents(displaced.path, job.destination)
+                try Self.sync(areaFD, displacedArea)
+                try Self.sync(parentFD, parent)
                 outcome = Outcome(site: job.site, product: job.product, destination: job.destination, quarantined: displaced.path, destinationRemoved: false)
             } else {
                 // Nothing was there before: the restored data goes to quarantine.
-                let parent = URL(fileURLWithPath: job.destination).deletingLastPathComponent().path
-                let area = parent + "/" + QuarantineArea.name
-                try FileSystem.createDirectories(area, mode: 0o700)
-                let target = area + "/\(runId).\(job.product).rollback"
-                guard lifeboat_renameat2(AT_FDCWD, job.destination, AT_FDCWD, target, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
-                    throw FileSystemError(path: job.destination, operation: "move to \(target)", errno: errno)
+                let areaFD = try OwnDirectory.enter(QuarantineArea.name, in: parentFD, path: area)
+                defer { close(areaFD) }
+                let slot = QuarantineArea.rollbackName(run: runId, site: job.site, product: job.product)
+                guard lifeboat_renameat2(parentFD, name, areaFD, slot, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
+                    throw FileSystemError(path: job.destination, operation: "move to \(area)/\(slot)", errno: errno)
                 }
-                try Self.syncParents(target, job.destination)
-                outcome = Outcome(site: job.site, product: job.product, destination: job.destination, quarantined: target, destinationRemoved: true)
+                try Self.sync(areaFD, area)
+                try Self.sync(parentFD, parent)
+                outcome = Outcome(site: job.site, product: job.product, destination: job.destination, quarantined: area + "/" + slot, destinationRemoved: true)
             }
+            outcome.changedSinceRestore = job.id.map(changed.contains) ?? false
             // The restored data is now the quarantined party; its retention starts now.
             let retention = displaced.map { $0.retainUntil.timeIntervalSince($0.createdAt) } ?? 30 * 86_400
             _ = try await ledger.addQuarantine(QuarantineRecord(
@@ -95,20 +122,15 @@ public struct Rollback: Sendable {
                 try await ledger.updateQuarantine(displaced)
             }
             ledger.postEvent(LedgerEvent(runId: runId, jobId: job.id, at: now, kind: "rollback",
-                                         message: "\(job.name) rolled back by \(who): \(outcome.destinationRemoved ? "restored data moved out (nothing was there before)" : "previous data back in place"); restored data kept at \(outcome.quarantined)"))
+                                         message: "\(job.name) rolled back by \(who): \(outcome.destinationRemoved ? "restored data moved out (nothing was there before)" : "previous data back in place"); restored data kept at \(outcome.quarantined)"
+                                             + (outcome.changedSinceRestore ? " (with the changes made to it since the restore; --force)" : "")))
             outcomes.append(outcome)
         }
         try await ledger.flush()
         return outcomes
     }
 
-    static func syncParents(_ paths: String...) throws {
-        for path in paths {
-            let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            defer { close(fd) }
-            guard fsync(fd) == 0 else { throw FileSystemError(path: parent, operation: "sync", errno: errno) }
-        }
+    static func sync(_ fd: Int32, _ path: String) throws {
+        guard fsync(fd) == 0 else { throw FileSystemError(path: path, operation: "sync", errno: errno) }
     }
 }

@@ -8,14 +8,21 @@ public struct RunEnvironment: Sendable {
     public var clock: any LifeboatClock
     public var bus: EventBus
     public var logger: Logger
+    /// What keeps runs off data they do not own (other plans, the state directory, held paths).
+    public var guardrails: Guardrails
+    /// Reports and exercise cleanup when a run ends (nil: neither).
+    public var finisher: RunFinisher?
 
     public init(ledger: any Ledger, executor: any JobExecutor, clock: any LifeboatClock = SystemClock(),
-                bus: EventBus = EventBus(), logger: Logger = Logger(label: "lifeboat")) {
+                bus: EventBus = EventBus(), logger: Logger = Logger(label: "lifeboat"), guardrails: Guardrails = Guardrails(),
+                finisher: RunFinisher? = nil) {
         self.ledger = ledger
         self.executor = executor
         self.clock = clock
         self.bus = bus
         self.logger = logger
+        self.guardrails = guardrails
+        self.finisher = finisher
     }
 }
 
@@ -46,15 +53,37 @@ final class RunCoordinator {
 
     /// Runs to the end (succeeded, failed or cancelled) or to an interruption (the task was
     /// cancelled by a drain: the run is recorded `interrupted` and resumes on the next start).
-    /// Either way the bus gets a last `finished` event for the run from this process.
+    /// A run that ended is finished (report, exercise cleanup) before the bus gets its last
+    /// `finished` event from this process, so whoever follows it sees it done in every respect.
     func execute() async -> RunRecord {
-        let final = await executeRun()
+        var final = await executeRun()
+        env.guardrails.holds.release(run: run.id)
+        if final.state.isFinal, let finisher = env.finisher {
+            final = await finisher.finished(final, plan: plan)
+        }
         env.bus.publish(RunEvent(kind: .finished, runId: final.id, at: now, run: final))
         return final
     }
 
+    /// The trees this run must stay out of, resolved when it starts.
+    private var protected: ProtectedTrees?
+
     private func executeRun() async -> RunRecord {
         do {
+            // Destinations are held by one run at a time (taken again on resume and retry).
+            do {
+                try env.guardrails.holds.take(run: run.id, scheduler.jobs.filter { !$0.state.isFinal }.map {
+                    (ResolvedPath.of($0.destination), $0.name)
+                })
+            } catch let refusal as SafetyRefusal {
+                run.state = .failed
+                run.finishedAt = now
+                run.note = refusal.message
+                try await saveRun(event: "run refused: \(refusal.message)")
+                logger.error("run refused", metadata: ["reason": "\(refusal.message)"])
+                return run
+            }
+            protected = env.guardrails.protectedTrees(for: plan)
             try await recoverActiveJobs()
             // Dependencies are counted from the states after recovery.
             scheduler = RunScheduler(jobs: scheduler.jobs, plan: plan)
@@ -122,6 +151,8 @@ final class RunCoordinator {
             }
         }
         run.finishedAt = now
+        // The sandbox cleanup is owed from now on, recorded with the final state.
+        if run.mode == .exercise, !run.keepSandbox { run.cleanup = RunRecord.cleanupPending }
         let summary = RunSummary(run: run, jobs: scheduler.jobs)
         try await saveRun(event: "run \(run.state.rawValue): \(summary.overall.states.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
         try await env.ledger.flush()
@@ -182,8 +213,9 @@ final class RunCoordinator {
                     let env = self.env
                     let retry = plan.retry
                     let retention = plan.quarantine.retention.timeInterval
+                    let protected = self.protected
                     group.addTask {
-                        .job(i, await Self.runJob(context, retry: retry, retention: retention, env: env, control: control))
+                        .job(i, await Self.runJob(context, retry: retry, retention: retention, protected: protected, env: env, control: control))
                     }
                 }
             }
@@ -195,6 +227,7 @@ final class RunCoordinator {
                     cancelling = true
                     group.cancelAll()
                 case .job(let i, let job):
+                    if job.state.isFinal { env.guardrails.holds.release(run: run.id, path: ResolvedPath.of(job.destination)) }
                     for skipped in scheduler.finish(i, as: job) { try await record(scheduler.jobs[skipped]) }
                     checkForecast()
                     fill()
@@ -251,7 +284,7 @@ final class RunCoordinator {
     }
 
     /// One job with its retries. Never throws: every outcome is a job state.
-    private static func runJob(_ context: JobContext, retry: RetryPolicy, retention: TimeInterval,
+    private static func runJob(_ context: JobContext, retry: RetryPolicy, retention: TimeInterval, protected: ProtectedTrees?,
                                env: RunEnvironment, control: RunControl) async -> JobRecord {
         let tracker = JobTracker(job: context.job, retention: retention, ledger: env.ledger, bus: env.bus, clock: env.clock)
         var logger = env.logger
@@ -259,6 +292,15 @@ final class RunCoordinator {
         do {
             guard context.snapshot != nil else {
                 throw JobError(.noSnapshot, "no snapshot of \(context.job.name) taken at or before \(Timestamp.iso(context.run.asOf))")
+            }
+            // Where the destination really is now, symbolic links followed at every level.
+            if let protected {
+                let resolved = ResolvedPath.of(context.job.destination)
+                let exercise = context.run.mode == .exercise
+                if let why = exercise ? protected.exerciseRefusal(resolved) : protected.restoreRefusal(resolved) {
+                    throw JobError(.sandbox, "\(context.job.name): \(exercise ? "exercise" : "restore") destination \(context.job.destination) \(why); refusing to touch it"
+                                   + (exercise ? ": exercises never write into production, backups or Lifeboat's state" : ""))
+                }
             }
             var attempt = 0
             while true {
@@ -289,6 +331,7 @@ final class RunCoordinator {
                         job.skippedEntries = result.skippedEntries
                         job.quarantinePath = result.quarantinePath ?? job.quarantinePath
                         job.hookOutput = result.hookOutput
+                        job.treeDigest = result.treeDigest
                         job.stagingPath = nil
                         if let error = result.postRestoreError {
                             job.state = .failed
@@ -372,6 +415,7 @@ final class RunCoordinator {
                 switch outcome {
                 case .committed(let quarantine):
                     job.state = .succeeded
+                    if run.mode == .restore { job.treeDigest = job.treeDigest ?? TreeDigest.of(job.destination) }
                     job.finishedAt = now
                     job.quarantinePath = quarantine ?? job.quarantinePath
                     job.stagingPath = nil

@@ -58,6 +58,9 @@ public struct JobRecord: Sendable, Codable, Hashable, Identifiable {
     public var quarantinePath: String?
     /// Output of hooks (verify.command, post_restore), capped.
     public var hookOutput: String?
+    /// The committed tree's names, types, modes, sizes and modification times (`TreeDigest`),
+    /// taken once the job's own work on it was done: rollback refuses a tree changed since.
+    public var treeDigest: String?
 
     public init(runId: String, site: String, product: String, wave: Int, priority: Int, productOrder: Int, destination: String) {
         self.runId = runId

@@ -22,6 +22,8 @@ public protocol Ledger: Sendable {
     func events(runId: String, afterId: Int64, limit: Int) async throws -> [LedgerEvent]
     /// Runs that were going when the process stopped (pending, running, halted, interrupted).
     func unfinishedRuns() async throws -> [RunRecord]
+    /// Finished exercises whose sandbox cleanup is pending or failed (`runs.cleanup`).
+    func runsOwingCleanup() async throws -> [RunRecord]
     /// Succeeded restore/exercise jobs of a plan, for forecasts.
     func throughput(plan: String?) async throws -> ThroughputHistory
     /// Finished runs of a plan and mode, newest first.

@@ -53,6 +53,9 @@ public struct RunRecord: Sendable, Codable, Hashable {
     public var keepSandbox: Bool
     /// A short reason for the state (gate failure, cancel by whom, error).
     public var note: String?
+    /// An exercise's sandbox cleanup after its report: `pending` (a restart resumes it), `done`,
+    /// `failed: why`, or nil when there is none (restores, kept sandboxes).
+    public var cleanup: String?
 
     public init(id: String, plan: String, planPath: String?, mode: RunMode, state: RunState = .pending,
                 declaredAt: Date, incidentAt: Date, asOf: Date, createdAt: Date, startedBy: String,
@@ -75,6 +78,9 @@ public struct RunRecord: Sendable, Codable, Hashable {
         self.seed = seed
         self.keepSandbox = keepSandbox
     }
+
+    public static let cleanupPending = "pending"
+    public static let cleanupDone = "done"
 
     /// A new run id from the creation time and a random suffix.
     public static func makeID(at date: Date) -> String {

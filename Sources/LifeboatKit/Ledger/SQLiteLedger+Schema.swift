@@ -96,6 +96,12 @@ extension SQLiteLedger {
                 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
                 """)
         }
+        migrator.registerMigration("v2") { db in
+            // What a committed tree looked like (TreeDigest), so rollback can tell later writes.
+            try db.alter(table: "jobs") { t in t.add(column: "tree_digest", .text) }
+            // An exercise's sandbox cleanup: pending, done or failed (a restart resumes pending).
+            try db.alter(table: "runs") { t in t.add(column: "cleanup", .text) }
+        }
         return migrator
     }
 }
@@ -138,6 +144,7 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
         commitIdentity = row["commit_identity"]
         quarantinePath = row["quarantine_path"]
         hookOutput = row["hook_output"]
+        treeDigest = row["tree_digest"]
     }
 
     public func encode(to container: inout PersistenceContainer) {
@@ -170,6 +177,7 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
         container["commit_identity"] = commitIdentity
         container["quarantine_path"] = quarantinePath
         container["hook_output"] = hookOutput
+        container["tree_digest"] = treeDigest
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }

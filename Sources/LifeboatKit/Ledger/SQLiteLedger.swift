@@ -125,6 +125,13 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
+    public func runsOwingCleanup() async throws -> [RunRecord] {
+        try await queue.read { db in
+            try RunRecord.filter(Column("cleanup") == RunRecord.cleanupPending || Column("cleanup").like("failed%"))
+                .order(Column("created_at")).fetchAll(db)
+        }
+    }
+
     public func throughput(plan: String?) async throws -> ThroughputHistory {
         try await queue.read { db in
             var sql = """

@@ -175,3 +175,126 @@ struct SegmentPattern {
         return false
     }
 }
+
+extension PathTemplate {
+    /// The leading segments without variables: `/srv/sites` of `/srv/sites/{site}/{product}`.
+    /// Lifeboat resolves symbolic links there (an operator's layout) and nowhere below it when it
+    /// creates sandbox paths.
+    public var literalRoot: String {
+        var root: [String] = []
+        for segment in segments {
+            var text = ""
+            for piece in segment {
+                guard case .literal(let s) = piece else { return "/" + root.joined(separator: "/") }
+                text += s
+            }
+            root.append(text)
+        }
+        return "/" + root.joined(separator: "/")
+    }
+
+    /// The segments below `literalRoot`, each a list of pieces.
+    var templatedSegments: [[Piece]] {
+        let all = segments
+        let literalCount = all.prefix { $0.allSatisfy { if case .literal = $0 { true } else { false } } }.count
+        return Array(all.dropFirst(literalCount))
+    }
+
+    /// Two different (site, product) pairs that render the same path, if the template allows any:
+    /// `/srv/{site}-{product}` gives `a-a` × `a` and `a` × `a-a`.
+    ///
+    /// Ids are `[a-z0-9][a-z0-9._-]*` without `/`, so read as a regular expression with `{site}`
+    /// and `{product}` as ids, the template renders one path for two pairs exactly when that
+    /// expression is ambiguous. That is decided on the product of its position automaton with
+    /// itself: an accepting path along which the two copies part is a string with two parses.
+    /// Exact when each variable occurs once; conservative (in the safe direction) when one
+    /// repeats. `{run}` is one fixed value within a run: it counts as literal id characters.
+    /// The 63-character cap on ids is ignored, also in the safe direction.
+    public var collidingPairs: (first: Pair, second: Pair)? {
+        enum Token: Equatable { case char(Unicode.Scalar), variable(TemplateVariable) }
+        var tokens: [Token] = []
+        for piece in pieces {
+            switch piece {
+            case .literal(let s): tokens += s.unicodeScalars.map(Token.char)
+            case .variable(.run): tokens += "r".unicodeScalars.map(Token.char)
+            case .variable(let v): tokens.append(.variable(v))
+            }
+        }
+        let n = tokens.count
+        // State s: tokens[0..<s] were read; after a variable (tokens[s-1]) it may read more.
+        func successors(_ state: Int, _ c: Unicode.Scalar) -> [Int] {
+            var result: [Int] = []
+            if state > 0, case .variable = tokens[state - 1], SegmentPattern.isIDChar(c) { result.append(state) }
+            if state < n {
+                switch tokens[state] {
+                case .char(let x): if x == c { result.append(state + 1) }
+                case .variable: if Self.isIDStart(c) { result.append(state + 1) }
+                }
+            }
+            return result
+        }
+        // One representative id character stands for every one no literal uses.
+        var letters = Set<Unicode.Scalar>()
+        for case .char(let c) in tokens { letters.insert(c) }
+        letters.insert("abcdefghijklmnopqrstuvwxyz0123456789".unicodeScalars.first { !letters.contains($0) } ?? "a")
+        let alphabet = letters.sorted { $0.value < $1.value }
+
+        struct Node: Hashable { var a: Int, b: Int, parted: Bool }
+        let start = Node(a: 0, b: 0, parted: false), accept = Node(a: n, b: n, parted: true)
+        var previous: [Node: (Node, Unicode.Scalar)] = [:]
+        var queue = [start], head = 0
+        var seen: Set<Node> = [start]
+        while head < queue.count, !seen.contains(accept) {
+            let node = queue[head]
+            head += 1
+            for c in alphabet {
+                for a in successors(node.a, c) {
+                    for b in successors(node.b, c) {
+                        let next = Node(a: a, b: b, parted: node.parted || a != b)
+                        if seen.insert(next).inserted {
+                            previous[next] = (node, c)
+                            queue.append(next)
+                        }
+                    }
+                }
+            }
+        }
+        guard seen.contains(accept) else { return nil }
+        // Walk back to the string and the two ways of reading it.
+        var steps: [(from: Node, to: Node, c: Unicode.Scalar)] = []
+        var node = accept
+        while let (before, c) = previous[node] {
+            steps.append((before, node, c))
+            node = before
+        }
+        steps.reverse()
+        func parse(_ state: KeyPath<Node, Int>) -> Pair {
+            var values: [Int: String] = [:]
+            for step in steps {
+                let from = step.from[keyPath: state], to = step.to[keyPath: state]
+                values[from == to ? to - 1 : from, default: ""].unicodeScalars.append(step.c)
+            }
+            func value(_ v: TemplateVariable) -> String {
+                tokens.indices.first { tokens[$0] == .variable(v) }.flatMap { values[$0] } ?? ""
+            }
+            return Pair(site: value(.site), product: value(.product))
+        }
+        return (parse(\.a), parse(\.b))
+    }
+
+    /// A (site, product) pair.
+    public struct Pair: Sendable, Hashable, CustomStringConvertible {
+        public var site: String
+        public var product: String
+        public var description: String { "site \"\(site)\" × product \"\(product)\"" }
+    }
+
+    static func isIDStart(_ c: Unicode.Scalar) -> Bool {
+        ("a"..."z").contains(c) || ("0"..."9").contains(c)
+    }
+
+    /// Whether `name` (one path segment) is a rendering of `segment` for some id values.
+    static func segment(_ segment: [Piece], matches name: String) -> Bool {
+        SegmentPattern(segment).intersects(SegmentPattern([.literal(name)]))
+    }
+}

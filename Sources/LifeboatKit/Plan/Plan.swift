@@ -34,6 +34,11 @@ public struct Plan: Sendable {
     public var schedule: ExerciseSchedule?
     /// Notification command (argv), run with an event as JSON on stdin.
     public var notify: [String]?
+    /// Where keys were written (`snapshots`, `target`, `sandbox`, …), for errors found later
+    /// across plans.
+    public var marks: [String: SourceMark] = [:]
+    /// What is allowed but worth a second look (a retention under a day).
+    public var warnings: [Diagnostic] = []
 
     public func product(named name: String) -> ProductSpec? { products.first { $0.name == name } }
 }

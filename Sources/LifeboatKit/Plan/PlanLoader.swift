@@ -62,7 +62,13 @@ public enum PlanLoader {
 
         var quarantine = QuarantinePolicy()
         if var q = doc.mapping("quarantine") {
-            if let r = q.duration("retention") { quarantine.retention = r }
+            if let r = q.duration("retention") {
+                if r.seconds > 0 {
+                    quarantine.retention = r
+                } else {
+                    reader.error(at: q.keyNode("retention")!, "quarantine.retention must be more than 0s: displaced data must be kept long enough to be put back (30d is the default)")
+                }
+            }
             q.finish()
         }
 
@@ -144,13 +150,32 @@ public enum PlanLoader {
         let notify = command(&doc, "notify", path: "notify", reader: reader)
         doc.finish()
 
-        // Cross-field rules.
-        if let target, let sandbox {
-            if PathTemplate.couldResolve(sandbox, inside: target) {
-                reader.error(at: doc.keyNode("sandbox")!, "sandbox \"\(sandbox)\" could resolve inside target \"\(target)\"; exercises must never write into production: choose a sandbox outside the target tree")
-            } else if PathTemplate.couldResolve(target, inside: sandbox) {
-                reader.error(at: doc.keyNode("sandbox")!, "target \"\(target)\" could resolve inside sandbox \"\(sandbox)\"; removing sandbox data could touch production: choose disjoint trees")
+        // Cross-field rules: the trees a plan names never overlap, and no two jobs share a path.
+        var marks: [String: SourceMark] = [:]
+        for key in ["snapshots", "target", "sandbox", "quarantine"] {
+            if let node = doc.keyNode(key) { marks[key] = SourceMark(node.mark) }
+        }
+        var trees: [PlanTree] = []
+        if !snapshots.isEmpty, let store = try? PathTemplate(snapshots, allowed: []) { trees.append(PlanTree(role: .store, template: store)) }
+        if let target { trees.append(PlanTree(role: .target, template: target)) }
+        if let sandbox { trees.append(PlanTree(role: .sandbox, template: sandbox)) }
+        for (i, a) in trees.enumerated() {
+            for b in trees[(i + 1)...] {
+                if let problem = PlanTree.overlap(a, b) {
+                    reader.error(at: doc.keyNode(PlanTree.blamed(a, b).role.rawValue)!, problem)
+                }
             }
+        }
+        for tree in trees where tree.role != .store {
+            if let (first, second) = tree.template.collidingPairs {
+                reader.error(at: doc.keyNode(tree.role.rawValue)!, "\(tree.role.rawValue) \"\(tree.template)\" renders the same path for \(first) and \(second), so one tenant's data could land in another's directory; separate {site} and {product} with \"/\" (or another character ids cannot contain)")
+            }
+        }
+        var warnings: [Diagnostic] = []
+        if quarantine.retention.seconds < 86_400, let node = doc.keyNode("quarantine") {
+            let mark = SourceMark(node.mark)
+            warnings.append(Diagnostic(file: reader.file, line: mark.line, column: mark.column,
+                                       message: "warning: quarantine.retention \(quarantine.retention) is under a day: displaced data becomes purgeable that soon (quarantine purge asks for --yes)"))
         }
 
         guard let target else { return nil }
@@ -159,7 +184,7 @@ public enum PlanLoader {
             target: target, sandbox: sandbox, quarantine: quarantine, sites: sites, products: products,
             concurrency: concurrency, objectives: objectives, waves: waves, retry: retry, verify: verify,
             limits: limits, unsafeEntries: unsafeEntries, preserveOwnership: preserveOwnership,
-            hookTimeout: hookTimeout, schedule: schedule, notify: notify
+            hookTimeout: hookTimeout, schedule: schedule, notify: notify, marks: marks, warnings: warnings
         )
     }
 

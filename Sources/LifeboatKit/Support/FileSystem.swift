@@ -62,6 +62,12 @@ public enum FileSystem {
         return lstat(path, &st) == 0
     }
 
+    /// Whether `path` exists with symbolic links followed (a dangling link does not).
+    public static func isReachable(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
     public static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR

@@ -87,10 +87,11 @@ import Testing
         try FileManager.default.createDirectory(atPath: fx.dir.file("out"), withIntermediateDirectories: true)
         // The sandbox directory is a symlink into the production tree.
         try FileManager.default.createSymbolicLink(atPath: fx.dir.file("sandbox"), withDestinationPath: fx.dir.file("out"))
-        let (run, jobs) = try await fx.run(.exercise)
-        #expect(run.state == .failed)
-        #expect(jobs.allSatisfy { $0.state == .failed || $0.state == .skipped })
-        #expect(jobs.first { $0.state == .failed }?.errorCode == "sandbox")
+        // Refused before anything starts, naming where the sandbox really is.
+        let refusal = await #expect(throws: SafetyRefusal.self) { try await fx.run(.exercise) }
+        #expect(refusal?.message.contains("inside production of plan dr") == true)
+        #expect(refusal?.message.contains(fx.dir.file("out")) == true)
         #expect(try FileManager.default.contentsOfDirectory(atPath: fx.dir.file("out")).isEmpty)
+        #expect(try await fx.ledger.runs(limit: 10).isEmpty)
     }
 }
