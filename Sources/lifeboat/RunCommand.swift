@@ -54,7 +54,9 @@ struct RunCommand: AsyncParsableCommand {
         let reports = URL(fileURLWithPath: ledgerPath).deletingLastPathComponent().path + "/reports"
         let engine = Engine(environment: RunEnvironment(
             ledger: store, executor: RestoreExecutor(), bus: bus, logger: logger,
-            guardrails: Guardrails(stateDirectory: stateDirectory, plans: { [loaded] }),
+            // With --ledger alone, what must stay out of reach is that ledger (its directory may
+            // well hold the store and targets, as a scratch directory does).
+            guardrails: Guardrails(stateDirectory: stateDir == nil && ledger != nil ? ledgerPath : stateDirectory, plans: { [loaded] }),
             finisher: RunFinisher(ledger: store, reportsDirectory: reports, logger: logger)))
         let request = try selection.request(plan: loaded, mode: runMode)
 

@@ -18,11 +18,12 @@ public struct Guardrails: Sendable {
         self.holds = holds
     }
 
-    /// The protected trees as they are on disk now, for a run of `plan`.
-    func protectedTrees(for plan: Plan) -> ProtectedTrees {
+    /// The protected trees as they are on disk now, for a run of `plan` (production is walked
+    /// only for exercises, the only runs it constrains).
+    func protectedTrees(for plan: Plan, mode: RunMode) -> ProtectedTrees {
         var all = plans()
         if !all.contains(where: { $0.name == plan.name }) { all.append(plan) }
-        return ProtectedTrees(plans: all, stateDirectory: stateDirectory)
+        return ProtectedTrees(plans: all, stateDirectory: stateDirectory, walkTargets: mode == .exercise)
     }
 }
 
@@ -51,9 +52,10 @@ struct ProtectedTrees: Sendable {
     /// the literal-root check still applies).
     static let visitLimit = 200_000
 
-    init(plans: [Plan], stateDirectory: String?) {
+    init(plans: [Plan], stateDirectory: String?, walkTargets: Bool) {
         for plan in plans {
             others.append((ResolvedPath.of(plan.snapshots), "the snapshot store of plan \(plan.name)"))
+            guard walkTargets else { continue }
             var queue: [(String, ArraySlice<[PathTemplate.Piece]>)] = [(ResolvedPath.of(plan.target.literalRoot), plan.target.templatedSegments[...])]
             var visited = 0
             while let (directory, rest) = queue.popLast() {
@@ -74,7 +76,7 @@ struct ProtectedTrees: Sendable {
                 }
             }
         }
-        if let stateDirectory { others.append((ResolvedPath.of(stateDirectory), "the state directory")) }
+        if let stateDirectory { others.append((ResolvedPath.of(stateDirectory), "Lifeboat's state directory")) }
     }
 
     /// Why an exercise must not write at `resolved` (a real path), or nil. Refused: inside a

@@ -30,7 +30,7 @@ public struct Engine: Sendable {
     /// directory or (for exercises) production — and holds them for the run when they do not.
     private func checkDestinations(_ prepared: RunPlanner.Prepared, plan: Plan) throws {
         let guardrails = environment.guardrails
-        let protected = guardrails.protectedTrees(for: plan)
+        let protected = guardrails.protectedTrees(for: plan, mode: prepared.run.mode)
         let exercise = prepared.run.mode == .exercise
         var resolved: [(path: String, job: String)] = []
         resolved.reserveCapacity(prepared.jobs.count)

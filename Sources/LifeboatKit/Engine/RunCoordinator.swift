@@ -67,13 +67,16 @@ final class RunCoordinator {
 
     /// The trees this run must stay out of, resolved when it starts.
     private var protected: ProtectedTrees?
+    /// Destinations as resolved when the run started (what it holds).
+    private var resolved: [String: String] = [:]
 
     private func executeRun() async -> RunRecord {
         do {
             // Destinations are held by one run at a time (taken again on resume and retry).
             do {
-                try env.guardrails.holds.take(run: run.id, scheduler.jobs.filter { !$0.state.isFinal }.map {
-                    (ResolvedPath.of($0.destination), $0.name)
+                for job in scheduler.jobs where !job.state.isFinal { resolved[job.destination] = ResolvedPath.of(job.destination) }
+                try env.guardrails.holds.take(run: run.id, scheduler.jobs.compactMap { job in
+                    resolved[job.destination].map { ($0, job.name) }
                 })
             } catch let refusal as SafetyRefusal {
                 run.state = .failed
@@ -83,7 +86,7 @@ final class RunCoordinator {
                 logger.error("run refused", metadata: ["reason": "\(refusal.message)"])
                 return run
             }
-            protected = env.guardrails.protectedTrees(for: plan)
+            protected = env.guardrails.protectedTrees(for: plan, mode: run.mode)
             try await recoverActiveJobs()
             // Dependencies are counted from the states after recovery.
             scheduler = RunScheduler(jobs: scheduler.jobs, plan: plan)
@@ -227,7 +230,7 @@ final class RunCoordinator {
                     cancelling = true
                     group.cancelAll()
                 case .job(let i, let job):
-                    if job.state.isFinal { env.guardrails.holds.release(run: run.id, path: ResolvedPath.of(job.destination)) }
+                    if job.state.isFinal, let path = resolved[job.destination] { env.guardrails.holds.release(run: run.id, path: path) }
                     for skipped in scheduler.finish(i, as: job) { try await record(scheduler.jobs[skipped]) }
                     checkForecast()
                     fill()
