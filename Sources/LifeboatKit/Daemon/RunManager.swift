@@ -147,6 +147,12 @@ public final class RunManager: Service {
                 continue
             }
             logger.notice("resuming run", metadata: ["run.id": "\(run.id)", "state": "\(run.state.rawValue)"])
+            do {
+                try await engine.hold(runId: run.id)
+            } catch {
+                // Refused again when it executes, and recorded on the run then.
+                logger.error("resumed run overlaps another", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
+            }
             register(run.id, plan: plan)
         }
     }

@@ -44,6 +44,13 @@ public struct Engine: Sendable {
         try guardrails.holds.take(run: prepared.run.id, resolved)
     }
 
+    /// Takes the destinations of a recorded run's unfinished jobs for it (a run resumed after a
+    /// restart holds them from the moment the daemon serves again, queued or not).
+    public func hold(runId: String) async throws {
+        let jobs = try await environment.ledger.jobs(runId: runId)
+        try environment.guardrails.holds.take(run: runId, jobs.filter { !$0.state.isFinal }.map { (ResolvedPath.of($0.destination), $0.name) })
+    }
+
     /// Runs (or resumes) a recorded run to its end, its halt-and-decision, or an interruption.
     /// Cancelling the calling task is a drain: the run is recorded `interrupted`.
     public func execute(runId: String, plan: Plan, control: RunControl = RunControl()) async throws -> RunRecord {
