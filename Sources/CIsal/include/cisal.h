@@ -8,8 +8,8 @@
 /// One gzip inflate stream; opaque.
 typedef struct lifeboat_isal lifeboat_isal;
 
-/// 1 when ISA-L was built in (its headers were present at build time) and libisal.so.2 loaded;
-/// 0 otherwise. Loads the library on the first call; thread-safe.
+/// 1 when libisal.so.2 loaded and passed the self-test; 0 otherwise. No ISA-L header is needed
+/// at build time. Loads the library on the first call; thread-safe.
 int lifeboat_isal_available(void);
 
 /// Why ISA-L is unavailable (a static string), or NULL when it is available.
