@@ -63,7 +63,7 @@ extension StagingDirectory {
         for _ in 0..<8 {
             let parentFD = try Self.openParent(parent, noSymlinksBelow: root)
             defer { close(parentFD) }
-            let areaFD = try OwnDirectory.enter(areaName, in: parentFD, path: area)
+            let areaFD = try OwnDirectory.enter(areaName, in: parentFD, path: area, durable: false)
             defer { close(areaFD) }
             let unique = "\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
             let path = area + "/" + unique
@@ -185,9 +185,11 @@ extension StagingDirectory {
 /// never redirect staging or displaced data elsewhere.
 enum OwnDirectory {
     /// Opens `name` inside `parentFD`, creating it if missing (`path` names it in errors).
-    static func enter(_ name: String, in parentFD: Int32, path: String, create: Bool = true) throws -> Int32 {
+    /// - Parameter durable: sync the parent after creating it (quarantine must survive a crash;
+    ///   staging needs no sync of its own: the commit's `syncfs` covers it).
+    static func enter(_ name: String, in parentFD: Int32, path: String, create: Bool = true, durable: Bool = true) throws -> Int32 {
         if create, mkdirat(parentFD, name, 0o700) == 0 {
-            _ = fsync(parentFD)
+            if durable, fsync(parentFD) != 0 { throw ArchiveError(.io, "cannot sync the directory holding \(path)", errno: errno) }
         } else if create, errno != EEXIST {
             throw ArchiveError(.io, "cannot create \(path)", errno: errno)
         }

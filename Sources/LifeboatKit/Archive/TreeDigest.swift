@@ -1,38 +1,96 @@
 import Crypto
 import Foundation
 
-/// A fingerprint of a directory tree as it is on disk: every entry's relative name, type,
-/// permission bits, size and modification time, and every link's target, in name order; never
-/// following a symbolic link. Taken when a job's work on its destination is done, it lets a
+/// A fingerprint of a directory tree as it is on disk: every entry's relative name, type and
+/// permission bits, every file's size and modification time, every link's target, in name order;
+/// never following a symbolic link. Taken when a job's work on its destination is done, it lets a
 /// rollback tell whether anything was written, added, removed or changed since (the directory's
 /// identity alone says only that it is the same directory).
+///
+/// Cheap enough for every commit: one `getdents` walk with `fstatat` relative to directory
+/// descriptors, fixed binary records into one running SHA-256.
 public enum TreeDigest {
     /// `sha256:<hex>` of the tree at `path`, or nil when it cannot be read.
     public static func of(_ path: String) -> String? {
+        let root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { return nil }
         var hasher = SHA256()
-        var stack: [String] = [""]
-        while let relative = stack.popLast() {
-            let directory = relative.isEmpty ? path : path + "/" + relative
-            guard let entries = try? FileSystem.directoryEntries(directory) else { return nil }
-            // Reverse order on the stack so directories are walked in name order.
-            var subdirectories: [String] = []
-            for entry in entries.sorted(by: { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }) {
-                let name = relative.isEmpty ? entry.name : relative + "/" + entry.name
+        // Depth-first in name order: (directory fd, its relative path as bytes).
+        var stack: [(fd: Int32, prefix: [UInt8])] = [(root, [])]
+        defer { for entry in stack { close(entry.fd) } }
+        var record: [UInt8] = []
+        record.reserveCapacity(512)
+        while let (fd, prefix) = stack.popLast() {
+            defer { close(fd) }
+            guard let names = listing(fd) else { return nil }
+            var subdirectories: [(Int32, [UInt8])] = []
+            var handedOver = false
+            defer { if !handedOver { for (child, _) in subdirectories { close(child) } } }
+            for name in names {
                 var st = stat()
-                guard lstat(path + "/" + name, &st) == 0 else { return nil }
-                var line = "\(name)\u{0}\(st.st_mode)"
+                let ok = name.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) { fstatat(fd, $0.baseAddress!, &st, AT_SYMLINK_NOFOLLOW) == 0 }
+                }
+                guard ok else { return nil }
+                let relative = prefix.isEmpty ? Array(name.dropLast()) : prefix + [UInt8(ascii: "/")] + name.dropLast()
+                record.removeAll(keepingCapacity: true)
+                record += relative
+                record.append(0)
+                append(UInt64(st.st_mode), to: &record)
                 switch st.st_mode & S_IFMT {
                 case S_IFDIR:
-                    subdirectories.append(name)
+                    let child = name.withUnsafeBufferPointer { buffer in
+                        buffer.withMemoryRebound(to: CChar.self) { openat(fd, $0.baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+                    }
+                    guard child >= 0 else { return nil }
+                    subdirectories.append((child, relative))
                 case S_IFLNK:
-                    line += "\u{0}" + ((try? FileManager.default.destinationOfSymbolicLink(atPath: path + "/" + name)) ?? "?")
+                    var target = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+                    let n = name.withUnsafeBufferPointer { buffer in
+                        buffer.withMemoryRebound(to: CChar.self) { nameBuffer in
+                            target.withUnsafeMutableBytes { readlinkat(fd, nameBuffer.baseAddress!, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+                        }
+                    }
+                    guard n >= 0 else { return nil }
+                    record += target[..<n]
                 default:
-                    line += "\u{0}\(st.st_size)\u{0}\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+                    append(UInt64(bitPattern: Int64(st.st_size)), to: &record)
+                    append(UInt64(bitPattern: Int64(st.st_mtim.tv_sec)), to: &record)
+                    append(UInt64(bitPattern: Int64(st.st_mtim.tv_nsec)), to: &record)
                 }
-                hasher.update(data: Data((line + "\n").utf8))
+                // Length-prefixed, so no record can run into the next.
+                var length = UInt32(record.count).littleEndian
+                withUnsafeBytes(of: &length) { hasher.update(bufferPointer: $0) }
+                record.withUnsafeBytes { hasher.update(bufferPointer: $0) }
             }
             stack += subdirectories.reversed()
+            handedOver = true
         }
-        return "sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return "sha256:" + hasher.finalize().map { byte in
+            let digits: [Character] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"]
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
+        }.joined()
+    }
+
+    private static func append(_ value: UInt64, to record: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { record += $0 }
+    }
+
+    /// The names in a directory (NUL-terminated, without `.` and `..`), in byte order.
+    private static func listing(_ fd: Int32) -> [[UInt8]]? {
+        let copy = dup(fd)
+        guard copy >= 0, let dir = fdopendir(copy) else { return nil }
+        defer { closedir(dir) }
+        var names: [[UInt8]] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw -> [UInt8] in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                let length = bytes.firstIndex(of: 0) ?? bytes.count
+                return Array(bytes[..<length]) + [0]
+            }
+            if name == [UInt8(ascii: "."), 0] || name == [UInt8(ascii: "."), UInt8(ascii: "."), 0] { continue }
+            names.append(name)
+        }
+        return names.sorted { $0.lexicographicallyPrecedes($1) }
     }
 }
