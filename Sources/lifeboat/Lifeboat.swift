@@ -35,6 +35,7 @@ struct Lifeboat: AsyncParsableCommand {
             FleetCommand.self,
             RunCommand.self,
             DemoCommand.self,
+            GenerateManualCommand.self,
         ]
     )
 
