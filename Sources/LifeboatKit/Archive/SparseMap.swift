@@ -15,9 +15,6 @@ struct SparseMap: Equatable {
     var realSize: Int64
     var regions: [Region]
 
-    /// Bytes of data the regions hold.
-    var dataBytes: Int64 { regions.reduce(0) { $0 &+ $1.length } }
-
     /// The checks GNU tar makes ("invalid sparse archive member"): no negative numbers, every
     /// region inside the real size, and no more region data than the entry carries.
     func validate(dataSize: Int64) throws {
@@ -27,10 +24,10 @@ struct SparseMap: Equatable {
             guard r.offset >= 0, r.length >= 0, r.offset <= realSize, r.length <= realSize - r.offset else {
                 throw Self.malformed("a region (offset \(r.offset), \(r.length) bytes) outside the file's \(realSize) bytes")
             }
-            total += r.length   // each at most realSize, and there are at most max_entries of them
-            guard total <= dataSize else {
+            guard r.length <= dataSize - total else {
                 throw Self.malformed("regions holding more data than the entry's \(dataSize) bytes")
             }
+            total += r.length
         }
     }
 

@@ -14,9 +14,6 @@ struct TarEntry {
     var uid: Int64
     var gid: Int64
     var mtime: (seconds: Int64, nanoseconds: Int)
-
-    /// What the entry counts against `max_bytes`: its data, or a sparse file's real size.
-    var declaredBytes: Int64 { max(size, sparse?.realSize ?? 0) }
 }
 
 /// Reads tar entries from a decompressed stream, the way GNU tar reads them: ustar, pax (`x`,
