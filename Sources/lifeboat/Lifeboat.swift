@@ -8,8 +8,9 @@ struct Lifeboat: AsyncParsableCommand {
         commandName: "lifeboat",
         abstract: "Disaster-recovery restoration: restore many sites from snapshot archives, safely and measured.",
         discussion: """
-            Exit codes: 0 success; 1 the operation ran and failed; 2 usage error or rejected input;
-            3 the daemon cannot be reached.
+            Global options: --socket PATH (default: $LIFEBOAT_SOCKET, else the per-user socket) and --json may come before or after the subcommand.
+
+            Exit codes: 0 success; 1 the operation ran and failed; 2 usage error or rejected input; 3 the daemon cannot be reached.
             """,
         version: LifeboatVersion.string,
         subcommands: [
@@ -34,6 +35,7 @@ struct Lifeboat: AsyncParsableCommand {
             FleetCommand.self,
             RunCommand.self,
             DemoCommand.self,
+            GenerateManualCommand.self,
         ]
     )
 
@@ -41,7 +43,7 @@ struct Lifeboat: AsyncParsableCommand {
     /// Lifeboat's errors map through `LifeboatError.exitCode`.
     static func main() async {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(GlobalOptions.reordered(Array(CommandLine.arguments.dropFirst()), root: Lifeboat.self))
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -59,7 +59,8 @@ enum ArchivePipeline {
             let input = try ArchiveInput(path: archivePath, hashing: expected != nil || options.alwaysComputeSHA256)
             let gzip = GzipReader(input: input, inflater: try options.inflate.makeInflater())
             gzip.onInput = progress
-            var report = try Extractor(reader: TarReader(stream: gzip), writer: writer, options: options).run()
+            var report = try Extractor(reader: TarReader(stream: gzip, maxBytes: options.maxBytes, maxSparseRegions: options.maxEntries),
+                                   writer: writer, options: options).run()
             report.archiveBytes = input.bytesRead
             report.sha256 = input.finishHash()
             if let expected {

@@ -31,7 +31,6 @@ public enum UnsafeRule: String, Sendable, Codable, CaseIterable, CustomStringCon
     case hardLinkTarget = "hard-link-target"
     case device
     case fifo
-    case sparse
     case unsupportedType = "unsupported-type"
     case parentNotDirectory = "parent-not-directory"
     case replacesDirectory = "replaces-non-empty-directory"
@@ -51,7 +50,6 @@ public enum UnsafeRule: String, Sendable, Codable, CaseIterable, CustomStringCon
         case .hardLinkTarget: return "hard links must point to a regular file extracted earlier"
         case .device: return "device entries are not allowed"
         case .fifo: return "FIFO entries are not allowed"
-        case .sparse: return "GNU sparse entries are not supported"
         case .unsupportedType: return "unsupported entry type"
         case .parentNotDirectory: return "a parent of the entry is not a directory"
         case .replacesDirectory: return "the entry would replace a non-empty directory"
@@ -61,10 +59,12 @@ public enum UnsafeRule: String, Sendable, Codable, CaseIterable, CustomStringCon
 
 /// How one archive is read and extracted.
 public struct ExtractOptions: Sendable {
-    /// Maximum sum of the entries' data sizes (checked against header sizes before anything is
-    /// written, so a decompression bomb stops at its first header).
+    /// Maximum sum of the entries' data sizes (a sparse file's real size) and of the archive's
+    /// metadata headers (pax, GNU long names, sparse maps), checked against header sizes before
+    /// anything is read or written, so a decompression bomb stops at its first header.
     public var maxBytes: Int64
-    /// Maximum number of entries (metadata headers such as pax and GNU long names not counted).
+    /// Maximum number of entries (metadata headers such as pax and GNU long names not counted),
+    /// and of regions in one sparse file's map.
     public var maxEntries: Int
     /// What to do with entries that break a safety rule.
     public var unsafeEntries: UnsafeEntryPolicy

@@ -1,10 +1,10 @@
 /// The kinds of tar entries Lifeboat knows.
 enum TarEntryKind: Equatable {
-    case regular, hardLink, symlink, directory, characterDevice, blockDevice, fifo, sparse
+    case regular, hardLink, symlink, directory, characterDevice, blockDevice, fifo
     case unsupported(UInt8)
 }
 
-/// One 512-byte tar header block, decoded (ustar, GNU and old V7 layouts).
+/// One 512-byte tar header block, decoded (ustar, GNU, star and old V7 layouts).
 struct TarHeader {
     var typeflag: UInt8
     var name: [UInt8]
@@ -14,6 +14,8 @@ struct TarHeader {
     var gid: Int64
     var size: Int64
     var mtime: Int64
+    /// An old GNU sparse file's ('S') real size; its map is read by `TarReader`.
+    var oldGNURealSize: Int64 = 0
 
     static let blockSize = 512
 
@@ -52,6 +54,9 @@ struct TarHeader {
         size = try Self.number(b, 124, 12, field: "size")
         mtime = try Self.number(b, 136, 12, field: "mtime", allowNegative: true)
         guard size >= 0 else { throw ArchiveError(.corrupt, "a tar header has a negative size") }
+        if typeflag == UInt8(ascii: "S") {
+            oldGNURealSize = try Self.number(b, 483, 12, field: "sparse real size")
+        }
         linkName = Self.string(b, 157, 100)
         let posixUstar = Self.matches(b, 257, [0x75, 0x73, 0x74, 0x61, 0x72, 0x00])  // "ustar\0"
         var name = Self.string(b, 0, 100)
@@ -63,19 +68,34 @@ struct TarHeader {
         self.name = name
     }
 
-    /// The entry kind; an old-style regular file whose name ends in "/" is a directory.
-    var kind: TarEntryKind {
+    /// The entry kind, as GNU tar extracts it: an old-style regular file whose (final) name ends in
+    /// "/" is a directory, and a type Lifeboat does not know (vendor extensions such as Solaris'
+    /// ACL 'A' entries, the obsolete GNU 'N') is extracted as a regular file, with its data.
+    static func kind(typeflag: UInt8, name: [UInt8]) -> TarEntryKind {
         switch typeflag {
-        case UInt8(ascii: "0"), 0, UInt8(ascii: "7"):
-            return name.last == UInt8(ascii: "/") ? .directory : .regular
         case UInt8(ascii: "1"): return .hardLink
         case UInt8(ascii: "2"): return .symlink
         case UInt8(ascii: "3"): return .characterDevice
         case UInt8(ascii: "4"): return .blockDevice
         case UInt8(ascii: "5"), UInt8(ascii: "D"): return .directory
         case UInt8(ascii: "6"): return .fifo
-        case UInt8(ascii: "S"): return .sparse
-        default: return .unsupported(typeflag)
+        // A GNU multi-volume continuation: the start of the file is on another volume.
+        case UInt8(ascii: "M"): return .unsupported(typeflag)
+        // A GNU sparse file is a regular file whose holes are left out (see `TarReader`).
+        case UInt8(ascii: "S"): return .regular
+        default:
+            return name.last == UInt8(ascii: "/") ? .directory : .regular
+        }
+    }
+
+    /// Whether data follows the header. GNU tar reads data only for the kinds it extracts as
+    /// files (and the listing of a 'D' dumpdir); whatever the size field of a directory, link,
+    /// device or FIFO says, no data follows it (old writers put sizes there).
+    static func carriesData(typeflag: UInt8, kind: TarEntryKind) -> Bool {
+        switch kind {
+        case .regular, .unsupported: return true
+        case .directory: return typeflag == UInt8(ascii: "D")
+        case .hardLink, .symlink, .characterDevice, .blockDevice, .fifo: return false
         }
     }
 
@@ -91,7 +111,8 @@ struct TarHeader {
         return Array(b[offset..<end])
     }
 
-    /// A numeric field: octal (space/NUL padded) or GNU base-256 (high bit of the first byte set).
+    /// A numeric field: octal (space/NUL padded, terminated or not), GNU base-256 (high bit of the
+    /// first byte set) or GNU 1.13's base-64 (a leading '+' or '-').
     static func number(
         _ b: UnsafeRawBufferPointer, _ offset: Int, _ length: Int, field: String = "checksum",
         allowNegative: Bool = false
@@ -123,14 +144,29 @@ struct TarHeader {
         let end = offset + length
         while i < end, b[i] == UInt8(ascii: " ") || b[i] == 0 { i += 1 }
         var value: Int64 = 0
-        var digits = 0
-        while i < end, b[i] >= UInt8(ascii: "0"), b[i] <= UInt8(ascii: "7") {
-            guard value < (Int64.max >> 3) else {
-                throw ArchiveError(.corrupt, "a tar header's \(field) is too large")
+        if i < end, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            // Base-64, written by GNU tar 1.13.14 to 1.13.25 for values octal could not hold.
+            let negative = b[i] == UInt8(ascii: "-")
+            guard !negative || allowNegative else {
+                throw ArchiveError(.corrupt, "a tar header has a negative \(field)")
             }
-            value = value << 3 | Int64(b[i] - UInt8(ascii: "0"))
             i += 1
-            digits += 1
+            while i < end, let digit = base64Digit(b[i]) {
+                guard value < (Int64.max >> 6) else {
+                    throw ArchiveError(.corrupt, "a tar header's \(field) is too large")
+                }
+                value = value << 6 | Int64(digit)
+                i += 1
+            }
+            if negative { value = -value }
+        } else {
+            while i < end, b[i] >= UInt8(ascii: "0"), b[i] <= UInt8(ascii: "7") {
+                guard value < (Int64.max >> 3) else {
+                    throw ArchiveError(.corrupt, "a tar header's \(field) is too large")
+                }
+                value = value << 3 | Int64(b[i] - UInt8(ascii: "0"))
+                i += 1
+            }
         }
         // Only spaces and NULs may follow the digits.
         while i < end {
@@ -140,5 +176,16 @@ struct TarHeader {
             i += 1
         }
         return value
+    }
+
+    private static func base64Digit(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return c - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return c - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "+"): return 62
+        case UInt8(ascii: "/"): return 63
+        default: return nil
+        }
     }
 }

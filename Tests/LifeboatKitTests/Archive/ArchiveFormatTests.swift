@@ -74,8 +74,26 @@ import Testing
         var tar = TarBuilder()
         tar.file("a", "x")
         #expect(try await scene.expectRejected(tar)?.code == .truncated)
-        tar.bytes += [UInt8](repeating: 0, count: 512)   // only one zero block
-        #expect(try await scene.expectRejected(tar)?.code == .truncated)
+    }
+
+    /// GNU tar ends at a single zero block ("a lone zero block", a warning): at the very end
+    /// nothing is lost, so it is accepted; followed by more data, the rest would be silently left
+    /// out, so the archive is rejected as damaged.
+    @Test func aLoneZeroBlockEndsTheArchiveOnlyAtTheEnd() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.file("a", "x")
+        tar.bytes += [UInt8](repeating: 0, count: 512)
+        try scene.write(tar)
+        #expect(try await scene.restore().entries == 1)
+        #expect(readText(scene.destination + "/a") == "x")
+
+        let other = try RestoreScene()
+        tar.file("b", "after the lone zero block")
+        tar.end()
+        let error = try await other.expectRejected(tar)
+        #expect(error?.code == .corrupt)
+        #expect(error?.detail.contains("lone zero block") == true)
     }
 
     @Test func entryDataCutShortIsTruncation() async throws {
@@ -115,13 +133,33 @@ import Testing
         #expect(error?.code == .corrupt || error?.code == .truncated)
     }
 
-    @Test func hugePaxHeaderIsRejected() async throws {
+    /// Long attributes make pax headers of megabytes; they count against max_bytes (and are never
+    /// held in memory whole), so the limit to raise is that one.
+    @Test func largePaxHeadersCountAgainstMaxBytes() async throws {
         let scene = try RestoreScene()
         var tar = TarBuilder()
-        tar.pax([("comment", String(repeating: "x", count: 1 << 21))])
+        tar.pax([("SCHILY.xattr.user.big", String(repeating: "x", count: 3 << 20)), ("path", "real-name")])
         tar.file("a", "x")
         tar.end()
-        #expect(try await scene.expectRejected(tar)?.code == .limitExceeded)
+        try scene.write(tar)
+        #expect(try await scene.restore().entries == 1)
+        #expect(readText(scene.destination + "/real-name") == "x")
+
+        let small = try RestoreScene()
+        let error = try await small.expectRejected(tar, ExtractOptions(maxBytes: 2 << 20))
+        #expect(error?.code == .limitExceeded)
+        #expect(error?.description.contains("pax extended header of 3.0 MiB") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("max_bytes") == true)
+        #expect(error?.description.contains("raise limits.max_bytes") == true)
+    }
+
+    @Test func paxNumbersTooLongForSixtyFourBitsAreDamageNotACrash() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.pax([("size", "9999999999999999999")])
+        tar.file("a", "x")
+        tar.end()
+        #expect(try await scene.expectRejected(tar)?.code == .corrupt)
     }
 
     @Test func malformedPaxRecordIsRejected() async throws {

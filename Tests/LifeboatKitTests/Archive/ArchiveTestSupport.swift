@@ -6,13 +6,20 @@ import Testing
 struct TarBuilder {
     var bytes: [UInt8] = []
 
-    enum Format { case ustar, gnu }
+    enum Format { case ustar, gnu, v7 }
 
-    /// Appends one header (and its data, padded to a block).
+    /// Writes `bytes` into a header at `offset`.
+    static func put(_ bytes: [UInt8], into header: inout [UInt8], at offset: Int) {
+        for (i, b) in bytes.enumerated() { header[offset + i] = b }
+    }
+
+    /// Appends one header (and its data, padded to a block). `edit` changes the header before its
+    /// checksum is computed (fields this builder does not write, odd encodings); the checksum is
+    /// the unsigned sum, or the signed one old tars computed, or a wrong one.
     mutating func entry(
         _ name: [UInt8], type: Character = "0", data: [UInt8] = [], size: Int? = nil, link: [UInt8] = [],
         mode: Int = 0o644, uid: Int = 0, gid: Int = 0, mtime: Int = 1_700_000_000, format: Format = .ustar,
-        badChecksum: Bool = false
+        badChecksum: Bool = false, signedChecksum: Bool = false, edit: (inout [UInt8]) -> Void = { _ in }
     ) {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ field: [UInt8], _ offset: Int, _ length: Int) {
@@ -32,11 +39,15 @@ struct TarBuilder {
         switch format {
         case .ustar: put(Array("ustar\u{0}00".utf8), 257, 8)
         case .gnu: put(Array("ustar  \u{0}".utf8), 257, 8)
+        case .v7: break
         }
-        put(Array("root".utf8), 265, 32)
-        put(Array("root".utf8), 297, 32)
+        if format != .v7 {
+            put(Array("root".utf8), 265, 32)
+            put(Array("root".utf8), 297, 32)
+        }
+        edit(&h)
         for i in 148..<156 { h[i] = 0x20 }
-        var sum = h.reduce(0) { $0 + Int($1) }
+        var sum = signedChecksum ? h.reduce(0) { $0 + Int(Int8(bitPattern: $1)) } : h.reduce(0) { $0 + Int($1) }
         if badChecksum { sum += 1 }
         put(Array(String(format: "%06o", sum).utf8) + [0, 0x20], 148, 8)
         bytes += h

@@ -169,12 +169,13 @@ import Testing
         #expect(try await scene.expectRejected(tar)?.rule == rule)
     }
 
-    @Test(arguments: [(Character("3"), UnsafeRule.device), ("4", .device), ("6", .fifo), ("S", .sparse), ("Z", .unsupportedType)])
+    @Test(arguments: [(Character("3"), UnsafeRule.device), ("4", .device), ("6", .fifo), ("M", .unsupportedType)])
     func specialEntriesAreRejectedOrSkipped(type: Character, rule: UnsafeRule) async throws {
         let scene = try RestoreScene()
         var tar = TarBuilder()
         tar.file("before", "1")
-        tar.entry(Array("special".utf8), type: type, data: type == "S" ? Array("sparse data".utf8) : [])
+        // Devices and FIFOs carry no data whatever their size says; a multi-volume piece does.
+        tar.entry(Array("special".utf8), type: type, data: type == "M" ? Array("continued".utf8) : [], size: type == "M" ? nil : 700)
         tar.file("after", "2")
         tar.end()
         #expect(try await scene.expectRejected(tar)?.rule == rule)
@@ -186,13 +187,46 @@ import Testing
         #expect(Set(snapshotTree(scene.destination).keys) == ["", "before", "after"])
     }
 
-    @Test func paxSparseEntriesAreRejected() async throws {
+    /// Sparse maps are checked as GNU tar checks them, before anything is written: a region
+    /// outside the file, more region data than the entry holds, a map that is not numbers; and
+    /// their size is bounded by the plan's limits (real size: max_bytes; regions: max_entries).
+    @Test(arguments: [
+        ("1.0 map that is not numbers", [("GNU.sparse.realsize", "100")], "map and data", ArchiveError.Code.corrupt),
+        ("region past the real size", [("GNU.sparse.size", "10"), ("GNU.sparse.map", "8,4")], "data", .corrupt),
+        ("regions holding more than the data", [("GNU.sparse.size", "100"), ("GNU.sparse.map", "0,50")], "data", .corrupt),
+        ("offset without length", [("GNU.sparse.size", "100"), ("GNU.sparse.map", "0,4,50")], "data", .corrupt),
+        ("numbytes without offset", [("GNU.sparse.size", "100"), ("GNU.sparse.numbytes", "4")], "data", .corrupt),
+        ("no real size", [("GNU.sparse.map", "0,4")], "data", .corrupt),
+        ("real size beyond max_bytes", [("GNU.sparse.size", "\(1 << 40)"), ("GNU.sparse.map", "0,4")], "data", .limitExceeded),
+        ("more regions than max_entries", [("GNU.sparse.size", "100"), ("GNU.sparse.map", (0..<20).map { "\($0),0" }.joined(separator: ","))], "", .limitExceeded),
+    ])
+    func malformedOrOversizedSparseMapsAreRejected(what: String, records: [(String, String)], data: String, code: ArchiveError.Code) async throws {
         let scene = try RestoreScene()
         var tar = TarBuilder()
-        tar.pax([("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0")])
-        tar.file("sparse", "map and data")
+        tar.file("before", "1")
+        let major = what.hasPrefix("1.0") ? [("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0")] : []
+        tar.pax(major + records)
+        tar.file("sparse", data)
         tar.end()
-        #expect(try await scene.expectRejected(tar)?.rule == .sparse)
+        let error = try await scene.expectRejected(tar, ExtractOptions(maxBytes: 1 << 30, maxEntries: 10))
+        #expect(error?.code == code, "\(what): \(String(describing: error))")
+        #expect(error?.entry == "sparse", "\(what)")
+    }
+
+    /// Old GNU sparse headers ('S'): the map in the header and extension blocks, with the same
+    /// checks. A region past the real size is damage, and nothing outside staging changes.
+    @Test func oldGNUSparseMapsAreCheckedToo() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.entry(Array("sparse".utf8), type: "S", data: Array("abcd".utf8), format: .gnu) { h in
+            TarBuilder.put(Array("00000000010\u{0}".utf8), into: &h, at: 386)   // offset 8
+            TarBuilder.put(Array("00000000004\u{0}".utf8), into: &h, at: 398)   // 4 bytes
+            TarBuilder.put(Array("00000000010\u{0}".utf8), into: &h, at: 483)   // real size 8: too small
+        }
+        tar.end()
+        let error = try await scene.expectRejected(tar)
+        #expect(error?.code == .corrupt)
+        #expect(error?.detail.contains("outside the file's 8 bytes") == true, "\(String(describing: error))")
     }
 
     @Test func specialModeBitsAndOwnershipAreNotApplied() async throws {
