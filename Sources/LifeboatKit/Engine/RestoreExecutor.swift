@@ -26,7 +26,7 @@ public struct RestoreExecutor: JobExecutor {
                                                    reserve: { try await observer.reserved(stagingPath: $0) }) { staging in
                 await observer.staged(identity: staging.identity.description)
                 let archivePath = snapshot.path
-                let report = try await runBlocking("lifeboat-extract", flag: flag) {
+                let report = try await runBlocking(flag: flag) {
                     try extractArchive(at: archivePath, into: staging.path, options: options) { observer.progress(archiveBytesRead: $0) }
                 }
                 CrashPoint.afterStaging.hit()
@@ -48,7 +48,7 @@ public struct RestoreExecutor: JobExecutor {
                 // post_restore, which may write there), for rollback to tell later changes.
                 let digestAtCommit = !exercise && postRestore == nil
                 let destination = job.destination
-                let (commit, digest) = try await runBlocking("lifeboat-commit", flag: CancellationFlag()) {
+                let (commit, digest) = try await runBlocking(flag: CancellationFlag()) {
                     let commit = try commitStaging(staging, quarantineName: quarantineName) { step in
                         switch step {
                         case .stagingDurable: break

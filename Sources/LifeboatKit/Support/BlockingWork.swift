@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// A cancellation signal that blocking work (extraction on its own thread) can poll, set when the
@@ -12,20 +14,31 @@ public final class CancellationFlag: Sendable {
     public func cancel() { flag.store(true, ordering: .relaxed) }
 }
 
-/// Runs blocking work (file I/O, inflate) on a thread of its own so Swift concurrency's small
+/// Threads for blocking work, started once and shared by every run: a bounded pool rather than a
+/// thread per call (a tiny job used to start two threads; thousands of jobs, thousands of thread
+/// starts). Sized for more jobs at once than cores (a job also waits on the disk) while staying
+/// bounded: work past the pool's size queues.
+enum BlockingPool {
+    /// Extraction and commits.
+    static let io: NIOThreadPool = start(max(16, 4 * System.coreCount))
+    /// Supervision of hook processes (mostly asleep in poll(2); apart so that long hooks never
+    /// hold up extraction).
+    static let hooks: NIOThreadPool = start(32)
+
+    private static func start(_ threads: Int) -> NIOThreadPool {
+        let pool = NIOThreadPool(numberOfThreads: threads)
+        pool.start()
+        return pool
+    }
+}
+
+/// Runs blocking work (file I/O, inflate) on the blocking pool so Swift concurrency's small
 /// cooperative pool stays free for the ledger, the socket and the scheduler. Cancelling the
-/// awaiting task sets `flag`; the work is expected to poll it and stop.
-func runBlocking<T: Sendable>(_ name: String, flag: CancellationFlag,
-                              _ body: @escaping @Sendable () throws -> T) async throws -> T {
+/// awaiting task sets `flag`, which the work is expected to poll to stop; work not yet started
+/// when the task is cancelled does not start (it throws `CancellationError`).
+func runBlocking<T: Sendable>(flag: CancellationFlag, _ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
-            let thread = Thread {
-                continuation.resume(with: Result { try body() })
-            }
-            thread.name = name
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
+        try await BlockingPool.io.runIfActive(body)
     } onCancel: {
         flag.cancel()
     }

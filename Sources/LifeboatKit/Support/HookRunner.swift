@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+import NIOPosix
 
 /// A command run by Lifeboat without a shell: `verify.command`, `post_restore`, `notify`.
 public struct HookCommand: Sendable {
@@ -73,11 +74,11 @@ public enum HookRunner {
     public static func run(_ command: HookCommand) async throws -> HookResult {
         guard !command.argv.isEmpty else { throw HookError(argv: [], detail: "the command is empty") }
         let process = try SpawnedHook(command)
+        // The process runs: it is supervised to its end whatever happens to the awaiting task
+        // (a cancel terminates it through `cancel()`), so it is never left unreaped.
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<HookResult, Never>) in
-                let thread = Thread { continuation.resume(returning: process.superviseToEnd()) }
-                thread.name = "lifeboat-hook"
-                thread.start()
+                BlockingPool.hooks.submit { _ in continuation.resume(returning: process.superviseToEnd()) }
             }
         } onCancel: {
             process.cancel()

@@ -127,7 +127,7 @@ import Testing
         let archives = try await Self.archives()
         // Extraction blocks: run it off Swift concurrency's pool (2 threads on 2 cores), which
         // the other tests running in parallel need.
-        let results = try await runBlocking("test", flag: CancellationFlag()) {
+        let results = try await runBlocking(flag: CancellationFlag()) {
             archives.map { name, bytes in
                 (name, Self.extract(bytes, engine: .zlib, in: dir, name), Self.extract(bytes, engine: .isal, in: dir, name))
             }
@@ -200,7 +200,7 @@ import Testing
         }
         cases.append(("empty", []))
         let damaged = cases
-        let results = try await runBlocking("test", flag: CancellationFlag()) {
+        let results = try await runBlocking(flag: CancellationFlag()) {
             damaged.enumerated().map { i, item in
                 (item.0, Self.extract(item.1, engine: .zlib, in: dir, "case\(i)"), Self.extract(item.1, engine: .isal, in: dir, "case\(i)"))
             }
