@@ -62,9 +62,19 @@ struct PlansCommand: AsyncParsableCommand {
     }
 }
 
+/// `--follow` and `--exit-on-halt` of `restore` and `exercise`.
+struct FollowOptions: ParsableArguments {
+    @Flag(help: "Watch the run until it ends (exit 1 if any job did not succeed). A wave gate's halt is said at once and following goes on.")
+    var follow = false
+    @Flag(help: "Follow the run, and end with exit 4 as soon as a wave gate halts it (for scripts).")
+    var exitOnHalt = false
+
+    var following: Bool { follow || exitOnHalt }
+}
+
 /// `restore`, `exercise` and `dry-run`: start a run of a loaded plan on the daemon.
 struct StartRun {
-    static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, follow: Bool, daemon: DaemonOptions) throws {
+    static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, follow: FollowOptions?, daemon: DaemonOptions) throws {
         var params: [String: JSONValue] = ["plan": .string(plan), "mode": .string(mode.rawValue)]
         if let sites = try selection.siteList() { params["sites"] = .array(sites.map { .string($0) }) }
         // Validated here (as `lifeboat run` does) so a typo is a usage error before any request.
@@ -82,13 +92,14 @@ struct StartRun {
             return
         }
         let run = try ControlClient.decode(RunRecord.self, from: result)
-        if daemon.json && !follow { try printJSON(result); return }
+        let following = follow?.following ?? false
+        if daemon.json && !following { try printJSON(result); return }
         if !daemon.json { print("started \(mode.rawValue) run \(run.id) of plan \(run.plan)") }
-        guard follow else {
+        guard following else {
             if !daemon.json { print("follow it with: lifeboat watch \(run.id)") }
             return
         }
-        try Watch.follow(run.id, client: client, json: daemon.json)
+        try Watch.follow(run.id, client: client, json: daemon.json, exitOnHalt: follow?.exitOnHalt ?? false)
     }
 }
 
@@ -96,7 +107,7 @@ struct RestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "restore", abstract: "Restore a plan's sites into production (target).")
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
-    @Flag(help: "Watch the run until it ends (exit 1 if any job failed).") var follow = false
+    @OptionGroup var follow: FollowOptions
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws { try StartRun.start(plan: plan, mode: .restore, selection: selection, follow: follow, daemon: daemon) }
@@ -106,7 +117,7 @@ struct ExerciseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "exercise", abstract: "Rehearse a plan into its sandbox (production is never touched).")
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
-    @Flag(help: "Watch the run until it ends.") var follow = false
+    @OptionGroup var follow: FollowOptions
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws { try StartRun.start(plan: plan, mode: .exercise, selection: selection, follow: follow, daemon: daemon) }
@@ -118,7 +129,7 @@ struct DryRunCommand: AsyncParsableCommand {
     @OptionGroup var selection: RunSelectionOptions
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try StartRun.start(plan: plan, mode: .dryRun, selection: selection, follow: false, daemon: daemon) }
+    func run() async throws { try StartRun.start(plan: plan, mode: .dryRun, selection: selection, follow: nil, daemon: daemon) }
 }
 
 struct RunsCommand: AsyncParsableCommand {
@@ -147,6 +158,7 @@ struct ShowCommand: AsyncParsableCommand {
         guard !daemon.json else { return }
         print("run \(detail.run.id): \(detail.run.mode.rawValue) of \(detail.run.plan) by \(detail.run.startedBy)")
         print("declared \(Timestamp.iso(detail.run.declaredAt)), incident \(Timestamp.iso(detail.run.incidentAt)), as of \(Timestamp.iso(detail.run.asOf))")
+        for line in HaltNotice.lines(run: detail.run, jobs: detail.jobs) { print(line) }
         var table = TextTable(["JOB", "SITE", "PRODUCT", "WAVE", "STATE", "SNAPSHOT", "RPO", "RTO", "SIZE", "ERROR"])
         func duration(_ value: Double?, _ met: Bool?) -> String {
             guard let value else { return "-" }
@@ -165,9 +177,10 @@ struct ShowCommand: AsyncParsableCommand {
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "watch", abstract: "Live progress of a run until it ends: bars per wave and product, throughput, ETA against the RTO.")
     @Argument(help: "The run id.") var run: String
+    @Flag(help: "End with exit 4 as soon as a wave gate halts the run (for scripts).") var exitOnHalt = false
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try Watch.follow(run, client: try daemon.connect(), json: daemon.json) }
+    func run() async throws { try Watch.follow(run, client: try daemon.connect(), json: daemon.json, exitOnHalt: exitOnHalt) }
 }
 
 /// Commands that act on one run: cancel and resume.

@@ -12,15 +12,16 @@ enum ProgressLines {
                 line += "  \(ByteSize.format(job.bytes)), \(job.entries) entries"
                 if let rto = job.rtoSeconds { line += ", RTO \(DurationSpec.format(seconds: rto))" }
                 if let rpo = job.rpoSeconds { line += ", RPO \(DurationSpec.format(seconds: rpo))" }
-            } else if let error = job.error {
-                line += "  \(error)"
+            } else if let reason = job.reason {
+                line += "  \(reason)"
             }
             Swift.print(line)
-        case .gateFailed, .forecastMiss:
+        case .forecastMiss:
             Swift.print("\(Timestamp.iso(event.at))  \(event.kind.rawValue)  \(event.message ?? "")")
         case .run:
-            if let message = event.message { Swift.print("\(Timestamp.iso(event.at))  run       \(message)") }
-        case .progress, .finished, .started:
+            // A halt is told by `HaltNotice`, with the failures and the commands.
+            if let message = event.message, event.run?.state != .halted { Swift.print("\(Timestamp.iso(event.at))  run       \(message)") }
+        case .gateFailed, .progress, .finished, .started:
             break
         }
     }

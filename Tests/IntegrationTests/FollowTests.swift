@@ -55,8 +55,8 @@ final class BackgroundCLI: @unchecked Sendable {
 @Suite(.serialized) struct FollowTests {
     /// A daemon whose plan has a one-site canary wave that fails its gate: every `contacts`
     /// archive has a wrong checksum, so the canary's contacts fails and its jira is skipped.
-    static func haltingCanary(sites: Int = 4, name: String = #function) throws -> DaemonHarness {
-        let daemon = try DaemonHarness(sites: sites, planExtra: """
+    static func haltingCanary(name: String = #function) throws -> DaemonHarness {
+        let daemon = try DaemonHarness(sites: 4, planExtra: """
             waves:
               - { sites: 1, gate: { max_failures: 0 } }
               - { sites: rest }
@@ -81,22 +81,51 @@ final class BackgroundCLI: @unchecked Sendable {
         return nil
     }
 
-    @Test func followToAFileWritesEachEventWhenItHappens() async throws {
+    @Test func followToAFileWritesEachEventWhenItHappensAndSaysWhyTheRunHalted() async throws {
         let daemon = try Self.haltingCanary()
         try daemon.start()
         let follow = try BackgroundCLI(daemon, ["restore", "main", "--follow"])
         let runId = try #require(try await Self.waitForState(daemon, "halted"), "the run never halted: \(daemon.daemonLog)")
-        // Within a second of the halt, the file has the canary's outcomes and the gate's, while
-        // the command still follows the halted, not ended, run.
-        #expect(try await follow.waitFor("gate-failed", timeout: 1), "\(follow.text)")
+        // Within a second of the halt, the file has the canary's outcomes and the halt in words
+        // (wave, gate, failures with their reasons, the two commands), while the command still
+        // follows the halted, not ended, run.
+        #expect(try await follow.waitFor("lifeboat cancel \(runId)", timeout: 1), "\(follow.text)")
         let log = follow.text
         #expect(log.contains("started restore run \(runId)"))
-        #expect(log.contains("  failed    acme/contacts"), "\(log)")
-        #expect(log.contains("  skipped   acme/jira"), "\(log)")
+        #expect(log.contains("HALTED: run \(runId), wave 1 gate failed: 1 of 2 job(s) failed (max_failures 0)"), "\(log)")
+        // Each reason once, not behind the job's name twice.
+        #expect(log.contains("  failed    acme/contacts: /"), "\(log)")
+        #expect(log.contains("the archive's SHA-256 is"))
+        #expect(!log.contains("acme/contacts: acme/contacts"), "\(log)")
+        #expect(log.contains("  skipped   acme/jira: skipped: dependency contacts of acme failed"), "\(log)")
+        #expect(log.contains("to go on with wave 2:") && log.contains("lifeboat resume \(runId)"))
         #expect(follow.process.isRunning, "the command stopped following: \(log)\(follow.errorText)")
-        #expect(try daemon.cli(["cancel", runId]).status == 0)
+        // A colleague resumes from another terminal: the follow goes on to the end.
+        #expect(try daemon.cli(["resume", runId]).status == 0)
         #expect(try await follow.waitForExit() == 1)
-        #expect(follow.text.contains("run \(runId) cancelled"), "\(follow.text)")
+        #expect(follow.text.contains("resumed after wave 1 gate"), "\(follow.text)")
+        #expect(follow.text.contains("run \(runId) failed"), "\(follow.text)")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func exitOnHaltEndsTheCommandWithItsOwnCode() async throws {
+        let daemon = try Self.haltingCanary()
+        try daemon.start()
+        let restore = try daemon.cli(["restore", "main", "--exit-on-halt"])
+        #expect(restore.status == 4, "\(restore.stdout)\(restore.stderr)")
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        #expect(restore.stdout.contains("HALTED: run \(runId), wave 1 gate failed"), "\(restore.stdout)")
+        #expect(restore.stdout.contains("lifeboat resume \(runId)") && restore.stdout.contains("lifeboat cancel \(runId)"))
+        #expect(restore.stderr.contains("is halted at a wave gate (--exit-on-halt)"))
+        // Watching a run that is already halted says so at once, too.
+        let watch = try daemon.cli(["watch", runId, "--exit-on-halt"])
+        #expect(watch.status == 4)
+        #expect(watch.stdout.contains("HALTED: run \(runId)"))
+        // `show` says the same.
+        #expect(try daemon.cli(["show", runId]).stdout.contains("lifeboat resume \(runId)"))
+        #expect(try daemon.cli(["cancel", runId]).status == 0)
+        #expect(try await daemon.waitForRun(runId) == "cancelled")
         #expect(daemon.stop() == 0)
     }
 }
+

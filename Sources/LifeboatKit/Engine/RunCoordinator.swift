@@ -262,7 +262,7 @@ final class RunCoordinator {
             + (gate.maxFailures.map { " (max_failures \($0))" } ?? "")
             + (gate.maxFailureRatio.map { " (max_failure_ratio \($0))" } ?? "")
         run.state = .halted
-        run.note = message + "; resume or cancel the run"
+        run.note = HaltNotice.note(gate: message)
         try await saveRun(event: message)
         env.bus.publish(RunEvent(kind: .gateFailed, runId: run.id, at: now, run: run, message: message))
         logger.warning("wave gate failed; run halted", metadata: ["wave": "\(wave + 1)", "failures": "\(failures)"])
