@@ -25,6 +25,7 @@ struct StatusCommand: AsyncParsableCommand {
         }
         print(table.render(), terminator: "")
         for run in status.runs where run.forecast.finishAt != nil { print("\(run.id): \(run.forecast.summary)") }
+        for run in status.runs { if let waiting = run.waiting { print("\(run.id): \(waiting.message)") } }
     }
 }
 
@@ -158,6 +159,7 @@ struct ShowCommand: AsyncParsableCommand {
         guard !daemon.json else { return }
         print("run \(detail.run.id): \(detail.run.mode.rawValue) of \(detail.run.plan) by \(detail.run.startedBy)")
         print("declared \(Timestamp.iso(detail.run.declaredAt)), incident \(Timestamp.iso(detail.run.incidentAt)), as of \(Timestamp.iso(detail.run.asOf))")
+        if let waiting = detail.waiting { print("\(detail.run.state.rawValue), \(waiting.message)") }
         for line in HaltNotice.lines(run: detail.run, jobs: detail.jobs) { print(line) }
         var table = TextTable(["JOB", "SITE", "PRODUCT", "WAVE", "STATE", "SNAPSHOT", "RPO", "RTO", "SIZE", "ERROR"])
         func duration(_ value: Double?, _ met: Bool?) -> String {

@@ -27,6 +27,7 @@ enum Watch {
             let line = try ControlClient.decode(Line.self, from: value)
             if let snapshot = line.snapshot {
                 view = WatchView(detail: snapshot)
+                if plain, let waiting = snapshot.waiting { Swift.print("\(Timestamp.iso(Date()))  waiting   \(waiting.message)") }
             } else if let event = line.event {
                 view?.apply(event)
                 if plain { ProgressLines.print(event) }
@@ -73,9 +74,12 @@ struct WatchView {
     var jobs: [Int64: JobRecord]
     var readBytes: [Int64: Int64] = [:]
     var linesDrawn = 0
+    /// Why the run waits for a slot, as its snapshot said; gone once it starts.
+    var waiting: RunWait?
 
     init(detail: ControlHandler.RunDetail) {
         run = detail.run
+        waiting = detail.waiting
         jobs = Dictionary(detail.jobs.compactMap { job in job.id.map { ($0, job) } }, uniquingKeysWith: { $1 })
     }
 
@@ -87,6 +91,7 @@ struct WatchView {
 
     mutating func apply(_ event: RunEvent) {
         if let run = event.run { self.run = run }
+        if run.state != .pending { waiting = nil }
         if let job = event.job, let id = job.id {
             jobs[id] = job
             if let read = event.archiveBytesRead { readBytes[id] = read }
@@ -106,6 +111,7 @@ struct WatchView {
         let failed = all.filter { $0.state == .failed || $0.state == .skipped }.count
         var lines = ["run \(run.id) — \(run.mode.rawValue) of \(run.plan) — \(run.state.rawValue)" + (run.note.map { ": \($0)" } ?? "")]
         lines += HaltNotice.lines(run: run, jobs: all, maxJobs: 5)
+        if let waiting { lines.append("  " + waiting.message) }
         for wave in Set(all.map(\.wave)).sorted() {
             let jobsOfWave = all.filter { $0.wave == wave }
             let finished = jobsOfWave.filter { $0.state.isFinal }.count

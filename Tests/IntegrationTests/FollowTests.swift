@@ -55,8 +55,8 @@ final class BackgroundCLI: @unchecked Sendable {
 @Suite(.serialized) struct FollowTests {
     /// A daemon whose plan has a one-site canary wave that fails its gate: every `contacts`
     /// archive has a wrong checksum, so the canary's contacts fails and its jira is skipped.
-    static func haltingCanary(name: String = #function) throws -> DaemonHarness {
-        let daemon = try DaemonHarness(sites: 4, planExtra: """
+    static func haltingCanary(sites: Int = 4, name: String = #function) throws -> DaemonHarness {
+        let daemon = try DaemonHarness(sites: sites, planExtra: """
             waves:
               - { sites: 1, gate: { max_failures: 0 } }
               - { sites: rest }
@@ -129,3 +129,67 @@ final class BackgroundCLI: @unchecked Sendable {
     }
 }
 
+/// `max_concurrent_runs` as an operator meets it: queued runs say what they wait behind, a halted
+/// run holds no slot.
+@Suite(.serialized) struct QueueTests {
+    @Test func aQueuedRunSaysWhatItWaitsBehindAndAHaltedRunHoldsNoSlot() async throws {
+        let daemon = try FollowTests.haltingCanary(sites: 6)
+        // `urgent` restores jira only (intact archives); `slow`'s verify command holds its job.
+        daemon.dir.write("plans/urgent.yaml", """
+            name: urgent
+            snapshots: ../store
+            target: ../urgent/{site}/{product}
+            products: [{name: jira}]
+            """)
+        daemon.dir.write("plans/slow.yaml", """
+            name: slow
+            snapshots: ../store
+            target: ../slow/{site}/{product}
+            products: [{name: jira}]
+            verify: { command: ["/bin/sleep", "120"] }
+            """)
+        let config = { (limit: Int) -> Void in
+            daemon.dir.write("lifeboatd.yaml", """
+                plans_dir: plans
+                state_dir: state
+                socket: { path: lifeboatd.sock, mode: "0666" }
+                max_concurrent_runs: \(limit)
+                """)
+        }
+        config(1)
+        try daemon.start()
+        // A canary halts run A; with the only slot given up, an unrelated urgent restore runs.
+        #expect(try daemon.cli(["restore", "main", "--sites", "acme,globex", "--exit-on-halt"]).status == 4)
+        let halted = try #require(try daemon.runs().first?["id"] as? String)
+        let urgent = try daemon.cli(["restore", "urgent", "--sites", "initech", "--follow"])
+        #expect(urgent.status == 0, "\(urgent.stdout)\(urgent.stderr)")
+        #expect(try daemon.runs().first { $0["id"] as? String == halted }?["state"] as? String == "halted")
+
+        // A slow run takes the slot; the next run waits, and says behind which run and why.
+        let slow = try daemon.startRestore(plan: "slow", ["--sites", "hooli"])
+        #expect(try await FollowTests.waitForState(daemon, "running") == slow)
+        let queued = try daemon.startRestore(plan: "urgent", ["--sites", "umbrella"])
+        let show = try daemon.cli(["show", queued, "--json"])
+        let detail = try #require(try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])
+        let waiting = try #require(detail["waiting"] as? [String: Any], "\(show.stdout)")
+        #expect(waiting["holders"] as? [String] == [slow])
+        #expect(waiting["limit"] as? Int == 1)
+        let text = try daemon.cli(["show", queued]).stdout
+        #expect(text.contains("queued: max_concurrent_runs is 1 and run(s) \(slow) hold the slot(s)"), "\(text)")
+        #expect(text.contains("raise max_concurrent_runs in the daemon config and `lifeboat reload`"))
+        #expect(try daemon.cli(["status"]).stdout.contains("\(queued): queued: max_concurrent_runs is 1"))
+        let statusJSON = try daemon.cli(["status", "--json"]).stdout
+        #expect(statusJSON.contains("\"holders\""), "\(statusJSON)")
+        let watch = try BackgroundCLI(daemon, ["watch", queued], output: "watch.log")
+        #expect(try await watch.waitFor("waiting   queued: max_concurrent_runs is 1 and run(s) \(slow)", timeout: 5), "\(watch.text)\(watch.errorText)")
+        // Raising the limit with a reload starts it at once.
+        config(2)
+        #expect(try daemon.cli(["reload"]).status == 0)
+        #expect(try await watch.waitForExit(timeout: 30) == 0, "\(watch.text)\(watch.errorText)")
+        #expect(try await daemon.waitForRun(queued) == "succeeded")
+        for run in [slow, halted] { #expect(try daemon.cli(["cancel", run]).status == 0) }
+        #expect(try await daemon.waitForRun(slow) == "cancelled")
+        #expect(try await daemon.waitForRun(halted) == "cancelled")
+        #expect(daemon.stop() == 0)
+    }
+}

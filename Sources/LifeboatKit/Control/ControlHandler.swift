@@ -105,6 +105,8 @@ public struct ControlHandler: Sendable {
         public var note: String?
         /// When the run will finish at its measured pace, and whether that misses the RTO objective.
         public var forecast: RTOForecast
+        /// Why it waits for a run slot (queued behind which runs, the limit), when it does.
+        public var waiting: RunWait?
     }
 
     public struct Status: Codable, Sendable {
@@ -130,7 +132,8 @@ public struct ControlHandler: Sendable {
             let done = counts.filter { $0.key.isFinal }.values.reduce(0, +)
             runs.append(RunStatus(id: run.id, plan: run.plan, mode: run.mode, state: run.state, jobs: total, done: done,
                                   counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }), note: run.note,
-                                  forecast: RTOForecast(run: run, totalJobs: total, finishedJobs: done, now: context.clock.now())))
+                                  forecast: RTOForecast(run: run, totalJobs: total, finishedJobs: done, now: context.clock.now()),
+                                  waiting: context.runs.wait(of: run.id)))
         }
         let now = context.clock.now()
         let recent = try await context.ledger.bytesRestored(since: now.addingTimeInterval(-60))
@@ -237,12 +240,15 @@ public struct ControlHandler: Sendable {
         public var jobs: [JobRecord]
         public var summary: RunSummary
         public var active: Bool
+        /// Why it waits for a run slot (queued behind which runs, the limit), when it does.
+        public var waiting: RunWait?
     }
 
     func showRun(_ runId: String) async throws -> RunDetail {
         guard let run = try await context.ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId) in the ledger; see `lifeboat runs`") }
         let jobs = try await context.ledger.jobs(runId: runId)
-        return RunDetail(run: run, jobs: jobs, summary: RunSummary(run: run, jobs: jobs), active: context.runs.isActive(runId))
+        return RunDetail(run: run, jobs: jobs, summary: RunSummary(run: run, jobs: jobs), active: context.runs.isActive(runId),
+                         waiting: context.runs.wait(of: runId))
     }
 
     /// Streams the run's events until it ends: one response per event, then the final state.

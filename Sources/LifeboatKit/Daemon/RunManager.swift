@@ -4,13 +4,15 @@ import ServiceLifecycle
 import Synchronization
 
 /// Starts, tracks and drains runs inside the daemon: every run executes as a child task of this
-/// service's task group (no unstructured tasks), at most `maxConcurrentRuns` at once; unfinished
+/// service's task group (no unstructured tasks), at most `max_concurrent_runs` at once (`RunSlots`:
+/// queued runs wait in order and say behind which runs; a halted run holds no slot); unfinished
 /// runs from the ledger are resumed before the daemon declares itself ready. Graceful shutdown
 /// (SIGTERM) drains: runs stop cleanly and are recorded `interrupted`, to resume on the next start.
 public final class RunManager: Service {
     public let engine: Engine
     public let plans: PlanRegistry
-    public let maxConcurrentRuns: Int
+    /// `max_concurrent_runs`, and who holds and waits for the slots.
+    public let slots: RunSlots
     /// Signalled once unfinished runs have been picked up.
     public let recovered = ReadySignal()
     private let logger: Logger
@@ -28,7 +30,7 @@ public final class RunManager: Service {
     public init(engine: Engine, plans: PlanRegistry, maxConcurrentRuns: Int, logger: Logger) {
         self.engine = engine
         self.plans = plans
-        self.maxConcurrentRuns = maxConcurrentRuns
+        slots = RunSlots(limit: maxConcurrentRuns)
         self.logger = logger
         (queue, enqueue) = AsyncStream<String>.makeStream()
     }
@@ -104,8 +106,11 @@ public final class RunManager: Service {
 
     public func isActive(_ runId: String) -> Bool { active.withLock { $0[runId] != nil } }
 
+    /// Why a run waits for a slot (queued, or resumed after a halt), or nil when it does not.
+    public func wait(of runId: String) -> RunWait? { slots.wait(of: runId) }
+
     private func register(_ runId: String, plan: Plan) {
-        active.withLock { $0[runId] = Active(control: RunControl(), plan: plan, started: false) }
+        active.withLock { $0[runId] = Active(control: RunControl(slots: slots, runId: runId), plan: plan, started: false) }
         enqueue.yield(runId)
     }
 
@@ -114,14 +119,15 @@ public final class RunManager: Service {
     public func run() async throws {
         try await resumeUnfinished()
         recovered.signal()
-        let slots = AsyncSemaphore(maxConcurrentRuns)
         await withDiscardingTaskGroup { group in
             for await runId in queue.cancelOnGracefulShutdown() {
                 group.addTask {
-                    // Queued runs wait here (recorded pending); a drain cancels the wait.
-                    guard await slots.wait() else { return }
+                    // Queued runs wait here (recorded pending); a drain cancels the wait. A run
+                    // cancelled while queued executes without a slot, to be recorded cancelled.
+                    let granted = await self.slots.acquire(runId)
+                    if !granted, Task.isCancelled { return }
                     await self.execute(runId)
-                    slots.signal()
+                    self.slots.release(runId)
                 }
             }
             // Drain: every run still going is cancelled as a task, which the engine records as

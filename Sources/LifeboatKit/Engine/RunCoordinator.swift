@@ -72,6 +72,8 @@ final class RunCoordinator {
 
     private func executeRun() async -> RunRecord {
         do {
+            // Cancelled while queued: it ends cancelled without starting.
+            if control.isCancelled { return try await finish() }
             // Destinations are held by one run at a time (taken again on resume and retry).
             do {
                 for job in scheduler.jobs where !job.state.isFinal { resolved[job.destination] = ResolvedPath.of(job.destination) }
@@ -268,6 +270,12 @@ final class RunCoordinator {
         logger.warning("wave gate failed; run halted", metadata: ["wave": "\(wave + 1)", "failures": "\(failures)"])
         let goOn = await control.haltAndWait()
         guard goOn, !Task.isCancelled else { return false }
+        let slotted = try await control.takeSlotAgain {
+            run.state = .pending
+            run.note = "resumed after wave \(wave + 1) gate; waiting for a run slot (max_concurrent_runs)"
+            try await saveRun(event: run.note)
+        }
+        guard slotted, !control.isCancelled, !Task.isCancelled else { return false }
         run.state = .running
         run.note = nil
         try await saveRun(event: "resumed after wave \(wave + 1) gate")
