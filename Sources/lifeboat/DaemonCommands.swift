@@ -177,12 +177,35 @@ struct ShowCommand: AsyncParsableCommand {
 }
 
 struct WatchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "watch", abstract: "Live progress of a run until it ends: bars per wave and product, throughput, ETA against the RTO.")
-    @Argument(help: "The run id.") var run: String
+    static let configuration = CommandConfiguration(
+        commandName: "watch", abstract: "Live progress of a run until it ends: bars per wave and product, throughput, ETA against the RTO.",
+        discussion: "Without a run id: the newest run going (pending, running, halted or interrupted), of --plan when given.")
+    @Argument(help: "The run id (default: the newest run going).") var run: String?
+    @Option(help: "Follow the newest run going of this plan.") var plan: String?
     @Flag(help: "End with exit 4 as soon as a wave gate halts the run (for scripts).") var exitOnHalt = false
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try Watch.follow(run, client: try daemon.connect(), json: daemon.json, exitOnHalt: exitOnHalt) }
+    func validate() throws {
+        if run != nil, plan != nil { throw ValidationError("give a run id or --plan, not both") }
+    }
+
+    func run() async throws {
+        let client = try daemon.connect()
+        let runId = try run ?? newestGoing(client)
+        if run == nil, !daemon.json { print("watching run \(runId)" + (plan.map { " (the newest run going of plan \($0))" } ?? " (the newest run going)")) }
+        try Watch.follow(runId, client: client, json: daemon.json, exitOnHalt: exitOnHalt)
+    }
+
+    /// The newest run that has not ended, of `plan` if given.
+    private func newestGoing(_ client: ControlClient) throws -> String {
+        let runs = try ControlClient.decode([RunRecord].self, from: try client.call("run.list", ["limit": .number(10_000)]))
+        let going = runs.filter { !$0.state.isFinal && (plan == nil || $0.plan == plan) }
+        guard let newest = going.max(by: { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }) else {
+            throw CLIFailure(code: .failed, message: "no run is going" + (plan.map { " of plan \($0)" } ?? "")
+                             + "; start one with `lifeboat restore PLAN`, or see ended runs with `lifeboat runs`")
+        }
+        return newest.id
+    }
 }
 
 /// Commands that act on one run: cancel and resume.

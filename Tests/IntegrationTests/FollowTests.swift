@@ -130,7 +130,7 @@ final class BackgroundCLI: @unchecked Sendable {
 }
 
 /// `max_concurrent_runs` as an operator meets it: queued runs say what they wait behind, a halted
-/// run holds no slot.
+/// run holds no slot, `watch` finds the run to follow.
 @Suite(.serialized) struct QueueTests {
     @Test func aQueuedRunSaysWhatItWaitsBehindAndAHaltedRunHoldsNoSlot() async throws {
         let daemon = try FollowTests.haltingCanary(sites: 6)
@@ -164,6 +164,11 @@ final class BackgroundCLI: @unchecked Sendable {
         let urgent = try daemon.cli(["restore", "urgent", "--sites", "initech", "--follow"])
         #expect(urgent.status == 0, "\(urgent.stdout)\(urgent.stderr)")
         #expect(try daemon.runs().first { $0["id"] as? String == halted }?["state"] as? String == "halted")
+        // `watch` without a run id follows the newest run going; --plan the newest of that plan.
+        let watchNewest = try daemon.cli(["watch", "--exit-on-halt"])
+        #expect(watchNewest.status == 4 && watchNewest.stdout.contains("watching run \(halted)"), "\(watchNewest.stdout)\(watchNewest.stderr)")
+        let none = try daemon.cli(["watch", "--plan", "urgent"])
+        #expect(none.status == 1 && none.stderr.contains("no run is going of plan urgent"), "\(none.stderr)")
 
         // A slow run takes the slot; the next run waits, and says behind which run and why.
         let slow = try daemon.startRestore(plan: "slow", ["--sites", "hooli"])
@@ -180,8 +185,16 @@ final class BackgroundCLI: @unchecked Sendable {
         #expect(try daemon.cli(["status"]).stdout.contains("\(queued): queued: max_concurrent_runs is 1"))
         let statusJSON = try daemon.cli(["status", "--json"]).stdout
         #expect(statusJSON.contains("\"holders\""), "\(statusJSON)")
-        let watch = try BackgroundCLI(daemon, ["watch", queued], output: "watch.log")
+        let watch = try BackgroundCLI(daemon, ["watch", "--plan", "urgent"], output: "watch.log")
         #expect(try await watch.waitFor("waiting   queued: max_concurrent_runs is 1 and run(s) \(slow)", timeout: 5), "\(watch.text)\(watch.errorText)")
+        #expect(watch.text.contains("watching run \(queued)"))
+        // A run queued behind it says so; cancelled while queued, it ends at once.
+        let dropped = try daemon.startRestore(plan: "urgent", ["--sites", "stark"])
+        let droppedWait = try daemon.cli(["show", dropped, "--json"]).stdout
+        #expect(droppedWait.contains("\"ahead\" : [\n      \"\(queued)\""), "\(droppedWait)")
+        #expect(try daemon.cli(["cancel", dropped]).status == 0)
+        #expect(try await daemon.waitForRun(dropped, timeout: 5) == "cancelled")
+        #expect(try daemon.jobs(dropped).allSatisfy { $0["state"] as? String == "cancelled" })
         // Raising the limit with a reload starts it at once.
         config(2)
         #expect(try daemon.cli(["reload"]).status == 0)
