@@ -61,7 +61,7 @@ final class RunCoordinator {
         if final.state.isFinal, let finisher = env.finisher {
             final = await finisher.finished(final, plan: plan)
         }
-        env.bus.publish(RunEvent(kind: .finished, runId: final.id, at: now, run: final))
+        env.bus.publish(RunEvent(kind: .finished, runId: final.id, at: now, run: final, message: lastMessage))
         return final
     }
 
@@ -95,7 +95,7 @@ final class RunCoordinator {
             run.state = .running
             run.startedAt = run.startedAt ?? now
             try await saveRun(event: "run started (\(run.mode.rawValue), \(scheduler.jobs.count) jobs, \(run.totalWaves) wave(s))")
-            env.bus.publish(RunEvent(kind: .started, runId: run.id, at: now, run: run))
+            env.bus.publish(RunEvent(kind: .started, runId: run.id, at: now, run: run, message: lastMessage))
             logger.info("run started", metadata: ["plan": "\(plan.name)", "mode": "\(run.mode.rawValue)", "jobs": "\(scheduler.jobs.count)"])
 
             var wave = run.currentWave
@@ -165,9 +165,13 @@ final class RunCoordinator {
         return run
     }
 
+    /// The last run event's words: the `started` and `finished` events carry them too.
+    private var lastMessage: String?
+
     private func saveRun(event message: String?) async throws {
         try await env.ledger.updateRun(run)
         if let message {
+            lastMessage = message
             env.ledger.postEvent(LedgerEvent(runId: run.id, at: now, kind: "run.\(run.state.rawValue)", message: message))
         }
         env.bus.publish(RunEvent(kind: .run, runId: run.id, at: now, run: run, message: message))
