@@ -75,7 +75,8 @@ struct FollowOptions: ParsableArguments {
 
 /// `restore`, `exercise` and `dry-run`: start a run of a loaded plan on the daemon.
 struct StartRun {
-    static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, follow: FollowOptions?, daemon: DaemonOptions) throws {
+    static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, exercise: ExerciseOptions? = nil,
+                      follow: FollowOptions?, daemon: DaemonOptions) throws {
         var params: [String: JSONValue] = ["plan": .string(plan), "mode": .string(mode.rawValue)]
         if let sites = try selection.siteList() { params["sites"] = .array(sites.map { .string($0) }) }
         // Validated here (as `lifeboat run` does) so a typo is a usage error before any request.
@@ -83,13 +84,16 @@ struct StartRun {
                                    ("declared_at", selection.declaredAt, "--declared-at")] {
             if let value, try selection.time(value, flag) != nil { params[key] = .string(value) }
         }
-        if let scale = selection.scale { params["scale"] = .number(Double(scale)) }
-        if let seed = selection.seed { params["seed"] = .number(Double(seed)) }
-        if selection.keep { params["keep"] = .bool(true) }
+        if let exercise {
+            if let scale = exercise.scale { params["scale"] = .number(Double(scale)) }
+            if let seed = exercise.seed { params["seed"] = .number(Double(seed)) }
+            if exercise.keep { params["keep"] = .bool(true) }
+        }
         let client = try daemon.connect()
         let result = try client.call("run.start", params)
         if mode == .dryRun {
-            if daemon.json { try printJSON(result) } else { DryRunPrinter.print(try ControlClient.decode(DryRunReport.self, from: result)) }
+            let report = try ControlClient.decode(DryRunReport.self, from: result)
+            try DryRunPrinter.finish(report, json: daemon.json) { _ in try printJSON(result) }
             return
         }
         let run = try ControlClient.decode(RunRecord.self, from: result)
@@ -118,10 +122,11 @@ struct ExerciseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "exercise", abstract: "Rehearse a plan into its sandbox (production is never touched).")
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
+    @OptionGroup var exercise: ExerciseOptions
     @OptionGroup var follow: FollowOptions
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try StartRun.start(plan: plan, mode: .exercise, selection: selection, follow: follow, daemon: daemon) }
+    func run() async throws { try StartRun.start(plan: plan, mode: .exercise, selection: selection, exercise: exercise, follow: follow, daemon: daemon) }
 }
 
 struct DryRunCommand: AsyncParsableCommand {

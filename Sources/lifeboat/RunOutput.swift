@@ -79,12 +79,24 @@ enum DryRunPrinter {
         }
         Swift.print(table.render(), terminator: "")
         Swift.print("\(report.jobs.count) job(s), \(ByteSize.format(report.archiveBytes)) of archives, \(report.missingSnapshots) without a snapshot")
-        if let forecast = report.forecastSeconds {
+        if report.missingSnapshots == report.jobs.count {
+            Swift.print("forecast: none, no job has a snapshot to restore")
+        } else if let forecast = report.forecastSeconds {
             var line = "forecast: \(DurationSpec.format(seconds: forecast)) (\(report.forecastBasis))"
-            if let rto = report.rtoObjectiveSeconds { line += forecast <= rto ? "; within the RTO objective \(DurationSpec.format(seconds: rto))" : "; MISSES the RTO objective \(DurationSpec.format(seconds: rto))" }
+            // Jobs without a snapshot fail at once: the objective is not met by restoring less.
+            if let rto = report.rtoObjectiveSeconds {
+                line += report.failure != nil ? "; the RTO objective \(DurationSpec.format(seconds: rto)) is not met while jobs have no snapshot"
+                    : forecast <= rto ? "; within the RTO objective \(DurationSpec.format(seconds: rto))" : "; MISSES the RTO objective \(DurationSpec.format(seconds: rto))"
+            }
             Swift.print(line)
         } else {
             Swift.print("forecast: \(report.forecastBasis)")
         }
+    }
+
+    /// Prints the report (or its JSON) and fails (exit 1) when jobs would fail.
+    static func finish(_ report: DryRunReport, json: Bool, print printJSON: (DryRunReport) throws -> Void) throws {
+        if json { try printJSON(report) } else { print(report) }
+        if let failure = report.failure { throw CLIFailure(code: .failed, message: "dry run: \(failure)") }
     }
 }

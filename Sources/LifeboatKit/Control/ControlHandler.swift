@@ -27,6 +27,13 @@ public struct ControlHandler: Sendable {
     /// Commands that change something.
     public static let mutating: Set<String> = ["run.start", "run.cancel", "run.resume", "job.retry", "rollback", "quarantine.purge", "reload"]
 
+    /// Whether a request changes something: a dry run (`run.start` with mode `dry-run`) writes
+    /// nothing, so anyone who may read may ask for one.
+    static func isMutating(_ request: ControlRequest) -> Bool {
+        guard mutating.contains(request.command) else { return false }
+        return !(request.command == "run.start" && (try? request.string("mode")) == RunMode.dryRun.rawValue)
+    }
+
     public static let commands: [String] = ["status", "plans", "plan.check", "run.start", "run.list", "run.show", "run.watch",
                                             "run.cancel", "run.resume", "job.retry", "rollback", "quarantine.list",
                                             "quarantine.purge", "report", "reload", "schedules"]
@@ -37,7 +44,7 @@ public struct ControlHandler: Sendable {
             guard Self.commands.contains(request.command) else {
                 throw ControlError(.unknownCommand, "unknown command \"\(String(request.command.prefix(64)))\"; commands: \(Self.commands.joined(separator: ", "))")
             }
-            if Self.mutating.contains(request.command) {
+            if Self.isMutating(request) {
                 guard context.access.mayMutate(peer) else {
                     context.logger.warning("mutating command refused", metadata: ["command": "\(request.command)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
                     throw ControlError(.forbidden, "\(request.command) needs an admin (root, the daemon's user or a configured admin); \(peer) may only read")
@@ -225,9 +232,14 @@ public struct ControlHandler: Sendable {
         }
         let scale = try request.int("scale")
         if let scale, scale < 1 { throw ControlError(.invalidParams, "\"scale\" must be at least 1") }
+        let seed = try request.int("seed"), keep = try request.bool("keep")
+        if mode != .exercise, scale != nil || seed != nil || keep != nil {
+            // Refused rather than recorded on a run they do nothing for.
+            throw ControlError(.invalidParams, "\"scale\", \"seed\" and \"keep\" apply to exercises only, not to a \(mode.rawValue)")
+        }
         let runRequest = RunRequest(plan: plan, mode: mode, sites: sites, incidentAt: try request.time("incident_at"),
                                     asOf: try request.time("as_of"), declaredAt: try request.time("declared_at"),
-                                    scale: scale, seed: try request.int("seed").map(Int64.init), keepSandbox: try request.bool("keep") ?? false,
+                                    scale: scale, seed: seed.map(Int64.init), keepSandbox: keep ?? false,
                                     startedBy: peer.description)
         if mode == .dryRun {
             return ControlResponse.success(id: request.id, try await context.runs.engine.dryRun(runRequest))
