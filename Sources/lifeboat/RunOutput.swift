@@ -44,12 +44,10 @@ enum SummaryPrinter {
                        "\(fmt(g.rto.p50))/\(fmt(g.rto.p95))/\(fmt(g.rto.max))", ByteSize.format(g.bytes)])
         }
         Swift.print(table.render(), terminator: "")
-        if let rto = run.rtoObjectiveSeconds {
-            Swift.print("RTO objective \(fmt(rto)): \(summary.overall.rtoMissed == 0 ? "met" : "missed by \(summary.overall.rtoMissed) job(s)")")
-        }
-        if let rpo = run.rpoObjectiveSeconds {
-            Swift.print("RPO objective \(fmt(rpo)): \(summary.overall.rpoMissed == 0 ? "met" : "missed by \(summary.overall.rpoMissed) job(s)")")
-        }
+        // The report's verdict: a job not restored missed the RTO objective too.
+        let verdict = ReportVerdict(run: run, jobs: jobs, now: Date())
+        if let rto = run.rtoObjectiveSeconds { Swift.print("RTO objective \(fmt(rto)): \(verdict.rtoText)") }
+        if let rpo = run.rpoObjectiveSeconds { Swift.print("RPO objective \(fmt(rpo)): \(verdict.rpoText)") }
         if let rate = summary.bytesPerSecond, let wall = summary.wallSeconds {
             Swift.print("wall time \(fmt(wall)), \(ByteSize.format(Int64(rate)))/s")
         }

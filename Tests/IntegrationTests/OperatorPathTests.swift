@@ -41,4 +41,39 @@ import Testing
         #expect(offline.status == 2 && offline.stderr.contains("--seed apply to exercises only"), "\(offline.stderr)")
         #expect(daemon.stop() == 0)
     }
+
+    @Test func aRunResumedAfterAShutdownNoLongerSaysItWasInterrupted() async throws {
+        let daemon = try DaemonHarness(sites: 12, size: "2MiB", planExtra: "concurrency: 1")
+        try daemon.start()
+        let runId = try daemon.startRestore()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, try daemon.jobs(runId).filter({ $0["state"] as? String == "succeeded" }).count < 2 { usleep(20_000) }
+        #expect(daemon.stop() == 0)
+        let state = try run("/usr/bin/env", ["python3", "-c", "import sqlite3; print(sqlite3.connect('\(daemon.ledger)').execute(\"select state, note from runs\").fetchone())"])
+        #expect(state.stdout.contains("'interrupted', 'interrupted by shutdown"), "the run ended before the shutdown; make the fleet bigger: \(state.stdout)\(state.stderr)")
+        try daemon.start()
+        let final = try await daemon.waitForRun(runId)
+        let shown = try daemon.cli(["show", runId]).stdout
+        #expect(final == "succeeded", "\(shown)\(daemon.daemonLog.suffix(3000))")
+        for text in [try daemon.cli(["runs"]).stdout, try daemon.cli(["show", runId]).stdout, try daemon.cli(["report", runId]).stdout] {
+            #expect(!text.contains("interrupted by shutdown"), "\(text)")
+        }
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func showAndTheReportGiveOneVerdictForACancelledRun() async throws {
+        let daemon = try FollowTests.haltingCanary()
+        try daemon.start()
+        #expect(try daemon.cli(["restore", "main", "--exit-on-halt"]).status == 4)
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        #expect(try daemon.cli(["cancel", runId]).status == 0)
+        #expect(try await daemon.waitForRun(runId) == "cancelled")
+        // No job was late, but 8 were not restored: the RTO objective was missed, in both.
+        let show = try daemon.cli(["show", runId]).stdout
+        #expect(show.contains("RTO objective 1h: MISSED (8 not restored)"), "\(show)")
+        #expect(!show.contains("RTO objective 1h: met"))
+        let report = try daemon.cli(["report", runId]).stdout
+        #expect(report.contains("RTO 1h missed"), "\(report)")
+        #expect(daemon.stop() == 0)
+    }
 }

@@ -92,7 +92,10 @@ final class RunCoordinator {
             try await recoverActiveJobs()
             // Dependencies are counted from the states after recovery.
             scheduler = RunScheduler(jobs: scheduler.jobs, plan: plan)
+            // Reasons from before this start (interrupted by a shutdown, a retry, a halt before a
+            // restart) no longer hold; the events keep the history.
             run.state = .running
+            run.note = nil
             run.startedAt = run.startedAt ?? now
             try await saveRun(event: "run started (\(run.mode.rawValue), \(scheduler.jobs.count) jobs, \(run.totalWaves) wave(s))")
             env.bus.publish(RunEvent(kind: .started, runId: run.id, at: now, run: run, message: lastMessage))
@@ -152,7 +155,7 @@ final class RunCoordinator {
             run.state = jobs.allSatisfy { $0.state == .succeeded } ? .succeeded : .failed
             if run.state == .failed {
                 let failed = jobs.filter { $0.state != .succeeded }.count
-                run.note = run.note ?? "\(failed) of \(jobs.count) job(s) did not succeed"
+                run.note = "\(failed) of \(jobs.count) job(s) did not succeed"
             }
         }
         run.finishedAt = now
