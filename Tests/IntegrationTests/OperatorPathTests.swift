@@ -76,4 +76,39 @@ import Testing
         #expect(report.contains("RTO 1h missed"), "\(report)")
         #expect(daemon.stop() == 0)
     }
+
+    @Test func metricsForgetEndedRunsAndCountMissedObjectives() async throws {
+        let daemon = try FollowTests.haltingCanary()
+        let port = 20_000 + Int((getpid() + 7) % 20_000)
+        daemon.dir.write("lifeboatd.yaml", """
+            plans_dir: plans
+            state_dir: state
+            socket: { path: lifeboatd.sock, mode: "0666" }
+            metrics: { listen: "127.0.0.1:\(port)" }
+            """)
+        try daemon.start()
+        func scrape(until: (String) -> Bool) async throws -> String {
+            var body = ""
+            for _ in 0..<100 {
+                body = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)/metrics"]).stdout
+                if until(body) { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return body
+        }
+        // Declared a day ago: the 1h RTO objective has passed while the canary holds the run.
+        #expect(try daemon.cli(["restore", "main", "--exit-on-halt", "--declared-at", "2026-11-24T10:00:00Z"]).status == 4)
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        let series = #"lifeboat_run_forecast_miss{run="\#(runId)",plan="main"}"#
+        let halted = try await scrape { $0.contains(series + " 1") && $0.contains("lifeboat_runs_active 1") }
+        #expect(halted.contains(series + " 1"), "\(halted)")
+        #expect(halted.contains("lifeboat_runs_active 1"))
+        #expect(try daemon.cli(["cancel", runId]).status == 0)
+        #expect(try await daemon.waitForRun(runId) == "cancelled")
+        let ended = try await scrape { $0.contains("lifeboat_runs_rto_missed_total 1") && $0.contains("lifeboat_runs_active 0") }
+        #expect(ended.contains("lifeboat_runs_active 0"), "\(ended)")
+        #expect(ended.contains("lifeboat_runs_rto_missed_total 1"), "\(ended)")
+        #expect(!ended.contains(runId), "an ended run's series stayed: \(ended)")
+        #expect(daemon.stop() == 0)
+    }
 }

@@ -79,7 +79,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     var metrics: MetricsService?
     if let listen = config.metricsListen, let address = MetricsAddress(listen) {
         metrics = MetricsService(metrics: LifeboatMetrics(ledger: ledger, clock: clock), address: address, events: bus.subscribe(),
-                                 activeRuns: { runs.activeRuns.count }, logger: logger)
+                                 activeRuns: { runs.activeRuns.map(\.id) }, logger: logger)
         services.insert(metrics!, at: 1)
     }
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(
