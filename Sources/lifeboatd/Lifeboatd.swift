@@ -28,6 +28,11 @@ struct Lifeboatd: AsyncParsableCommand {
             FileHandle.standardError.write(Data("lifeboatd: invalid config\n\(error.description)\n".utf8))
             throw ExitCode(2)
         }
+        if let problem = loaded.plansDirectoryProblem {
+            let source = loaded.sourcePath.map { "\($0): plans_dir" } ?? "without --config, plans are read from ./plans:"
+            FileHandle.standardError.write(Data("lifeboatd: \(source) \(problem)\n".utf8))
+            throw ExitCode(2)
+        }
         LifeboatLogHandler.bootstrap(level: loaded.logLevel, format: loaded.logFormat)
         let logger = Logger(label: "lifeboatd")
         do {
