@@ -111,4 +111,39 @@ import Testing
         #expect(!ended.contains(runId), "an ended run's series stayed: \(ended)")
         #expect(daemon.stop() == 0)
     }
+
+    @Test(.enabled(if: geteuid() == 0, "runs the CLI as another user"))
+    func anOperatorWithDefaultsFindsTheSystemDaemonAndIsToldWhatWasTried() throws {
+        let home = TempDir()
+        chmod(home.path, 0o777)
+        let asOperator = { (arguments: [String]) throws -> ProcessResult in
+            try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/env", "LIFEBOAT_SOCKET=",
+                                         "XDG_RUNTIME_DIR=\(home.path)", Binaries.lifeboat] + arguments)
+        }
+        // No daemon anywhere: both sockets are named.
+        if !FileManager.default.fileExists(atPath: "/run/lifeboat/lifeboatd.sock") {
+            let none = try asOperator(["status"])
+            #expect(none.status == 3)
+            #expect(none.stderr.contains("tried \(home.path)/lifeboat/lifeboatd.sock (") && none.stderr.contains(", /run/lifeboat/lifeboatd.sock ("), "\(none.stderr)")
+        }
+        // The system daemon (root's default socket): found without --socket.
+        guard !FileManager.default.fileExists(atPath: "/run/lifeboat/lifeboatd.sock") else { return }
+        let daemon = try DaemonHarness(sites: 1)
+        chmod(daemon.dir.path, 0o755)
+        daemon.dir.write("lifeboatd.yaml", """
+            plans_dir: plans
+            state_dir: state
+            socket: { path: /run/lifeboat/lifeboatd.sock, mode: "0666" }
+            """)
+        try daemon.start(waitReady: false)
+        defer { daemon.stop() }
+        var status = ProcessResult(status: -1, stdout: "", stderr: "")
+        for _ in 0..<200 {
+            status = try asOperator(["status"])
+            if status.status == 0 { break }
+            usleep(50_000)
+        }
+        #expect(status.status == 0, "\(status.stderr)\(daemon.daemonLog)")
+        #expect(status.stdout.contains("socket /run/lifeboat/lifeboatd.sock"), "\(status.stdout)")
+    }
 }
