@@ -237,14 +237,16 @@ struct ResumeCommand: AsyncParsableCommand {
 }
 
 struct RetryCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "retry", abstract: "Run a failed, skipped or cancelled job of an ended run again.")
+    static let configuration = CommandConfiguration(
+        commandName: "retry", abstract: "Run a failed, skipped or cancelled job of an ended run again.",
+        discussion: "Its dependencies that did not succeed run first, and the jobs of its site that were skipped run after it. The run goes on for those jobs only (gates hold back nothing that already ran); it ends succeeded only if every job has.")
     @Argument(help: "The run id.") var run: String
     @Argument(help: "The job id (see `lifeboat show RUN`).") var job: Int
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        _ = try daemon.call("job.retry", ["run": .string(run), "job": .number(Double(job))])
-        if !daemon.json { print("job \(job) of run \(run) queued again; follow with: lifeboat watch \(run)") }
+        let record = try ControlClient.decode(RunRecord.self, from: try daemon.call("job.retry", ["run": .string(run), "job": .number(Double(job))]))
+        if !daemon.json { print("run \(run): \(record.note ?? "job \(job) queued again")\nfollow with: lifeboat watch \(run)") }
     }
 }
 

@@ -146,4 +146,45 @@ import Testing
         #expect(status.status == 0, "\(status.stderr)\(daemon.daemonLog)")
         #expect(status.stdout.contains("socket /run/lifeboat/lifeboatd.sock"), "\(status.stdout)")
     }
+
+    @Test func retryRunsFailedDependenciesFirstAndNeverHalts() async throws {
+        // Two sites in the first wave, both with a bad contacts checksum: the gate halts.
+        let daemon = try DaemonHarness(sites: 4, planExtra: """
+            waves:
+              - { sites: 2, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        let store = daemon.dir.file("store")
+        func sidecars(_ site: String) throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: "\(store)/\(site)/contacts").filter { $0.hasSuffix(".sha256") }
+                .map { "\(store)/\(site)/contacts/\($0)" }
+        }
+        for site in try FileManager.default.contentsOfDirectory(atPath: store) {
+            for sidecar in try sidecars(site) { try (String(repeating: "0", count: 64) + "  x\n").write(toFile: sidecar, atomically: true, encoding: .utf8) }
+        }
+        try daemon.start()
+        #expect(try daemon.cli(["restore", "main", "--exit-on-halt"]).status == 4)
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        #expect(try daemon.cli(["resume", runId]).status == 0)
+        #expect(try await daemon.waitForRun(runId) == "failed")
+        // Mend one canary site's archives, and retry its skipped jira: its failed contacts runs first.
+        let jobs = try daemon.jobs(runId)
+        let jira = try #require(jobs.first { $0["wave"] as? Int == 0 && $0["product"] as? String == "jira" })
+        let site = try #require(jira["site"] as? String)
+        for sidecar in try sidecars(site) {
+            let sum = try run("/usr/bin/sha256sum", [String(sidecar.dropLast(".sha256".count))])
+            try sum.stdout.write(toFile: sidecar, atomically: true, encoding: .utf8)
+        }
+        let retry = try daemon.cli(["retry", runId, "\(try #require(jira["id"] as? Int))"])
+        #expect(retry.status == 0, "\(retry.stderr)")
+        #expect(retry.stdout.contains("retrying \(site)/contacts, \(site)/jira: the run goes on for these job(s) only"), "\(retry.stdout)")
+        // The other canary site still failed its gate, but there is nothing left for it to hold
+        // back: the run ends (failed: other jobs still failed), it does not halt again.
+        let final = try await daemon.waitForRun(runId, timeout: 30)
+        let shown = try daemon.cli(["show", runId]).stdout
+        #expect(final == "failed", "\(shown)")
+        let after = try daemon.jobs(runId).filter { $0["site"] as? String == site }
+        #expect(after.allSatisfy { $0["state"] as? String == "succeeded" }, "\(after)")
+        #expect(daemon.stop() == 0)
+    }
 }

@@ -78,9 +78,20 @@ public final class RunManager: Service {
         guard job.state == .failed || job.state == .cancelled || job.state == .skipped else {
             throw ControlError(.conflict, "job \(jobId) (\(job.name)) is \(job.state.rawValue); only failed, cancelled or skipped jobs can be retried")
         }
-        // The job, and the jobs of its site that were skipped because of it.
-        var reset = [job]
-        reset += jobs.filter { $0.site == job.site && $0.state == .skipped && $0.id != job.id }
+        // The job, what it depends on that did not succeed (first: a job skipped for a failed
+        // dependency would only be skipped again), and the jobs of its site that were skipped.
+        let site = jobs.filter { $0.site == job.site }
+        var reset: [JobRecord] = []
+        var stack = [job]
+        while let next = stack.popLast() {
+            guard next.state != .succeeded, !reset.contains(where: { $0.id == next.id }) else { continue }
+            reset.append(next)
+            let after = plan.product(named: next.product)?.after ?? []
+            stack += site.filter { after.contains($0.product) }
+        }
+        let chosen = Set(reset.compactMap(\.id))
+        reset += site.filter { $0.state == .skipped && !chosen.contains($0.id ?? -1) }
+        reset.sort { ($0.id ?? 0) < ($1.id ?? 0) }
         for var j in reset {
             j.state = .pending
             j.error = nil
@@ -90,7 +101,9 @@ public final class RunManager: Service {
         }
         run.state = .pending
         run.finishedAt = nil
-        run.note = "job \(job.name) retried"
+        // What a retry does to the run, in words (`retry` prints it).
+        run.note = "retrying \(reset.map(\.name).joined(separator: ", ")): the run goes on for these job(s) only; its other jobs keep "
+            + "their outcome, and it ends succeeded only if every job has"
         run.currentWave = min(run.currentWave, job.wave)
         try await ledger.updateRun(run)
         ledger.postEvent(LedgerEvent(runId: runId, jobId: jobId, at: engine.environment.clock.now(), kind: "job.retry",

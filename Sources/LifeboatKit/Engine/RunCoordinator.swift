@@ -266,7 +266,9 @@ final class RunCoordinator {
         let jobs = scheduler.jobs.filter { $0.wave == wave }
         let failures = jobs.filter { $0.state == .failed }.count
         guard !gate.passes(failures: failures, jobs: jobs.count) else { return true }
-        guard wave + 1 < run.totalWaves else { return true } // nothing left to hold back
+        // A gate holds back the waves after it; with nothing left to run there (the last wave, or a
+        // retry in an ended run), it has nothing to halt.
+        guard scheduler.jobs.contains(where: { $0.wave > wave && !$0.state.isFinal }) else { return true }
         let message = "wave \(wave + 1) gate failed: \(failures) of \(jobs.count) job(s) failed"
             + (gate.maxFailures.map { " (max_failures \($0))" } ?? "")
             + (gate.maxFailureRatio.map { " (max_failure_ratio \($0))" } ?? "")
