@@ -187,4 +187,31 @@ import Testing
         #expect(after.allSatisfy { $0["state"] as? String == "succeeded" }, "\(after)")
         #expect(daemon.stop() == 0)
     }
+
+    @Test func snapshotVerifyChecksLikeAPlanAndPlanDefaultsAreShown() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        let archive = try newestArchive(daemon.dir, "acme", "jira")
+        try FileManager.default.removeItem(atPath: archive + ".sha256")
+        // Offline as in a restore: a plan requires the sidecar by default, and so does verify.
+        let strict = try run(Binaries.lifeboat, ["snapshot", "verify", archive])
+        #expect(strict.status == 2, "\(strict.stdout)\(strict.stderr)")
+        #expect(strict.stderr.contains("does not exist (verify.checksum: required)"), "\(strict.stderr)")
+        #expect(try run(Binaries.lifeboat, ["snapshot", "verify", archive, "--checksum", "if-present"]).status == 0)
+        // The defaults in effect, offline and from the daemon.
+        let check = try run(Binaries.lifeboat, ["plan", "check", daemon.dir.file("plans/main.yaml"), "--json"])
+        let results = try #require(try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [[String: Any]])
+        let settings = try #require(results.first?["settings"] as? [String: Any], "\(check.stdout)")
+        #expect((settings["retry"] as? [String: Any])?["attempts"] as? Int == 3)
+        #expect((settings["retry"] as? [String: Any])?["backoff_seconds"] as? Int == 10)
+        #expect((settings["verify"] as? [String: Any])?["checksum"] as? String == "required")
+        #expect((settings["limits"] as? [String: Any])?["max_entries"] as? Int == 10_000_000)
+        #expect(try run(Binaries.lifeboat, ["plan", "check", daemon.dir.file("plans/main.yaml")]).stdout
+            .contains("in effect: concurrency 8, retry 3 × 10s, checksum required, limits 500 GiB / 10000000 entries"))
+        try daemon.start()
+        let plans = try daemon.cli(["plans", "--json"]).stdout
+        let served = try #require(try JSONSerialization.jsonObject(with: Data(plans.utf8)) as? [String: Any])
+        let plan = try #require((served["plans"] as? [[String: Any]])?.first)
+        #expect(((plan["settings"] as? [String: Any])?["retry"] as? [String: Any])?["attempts"] as? Int == 3, "\(plans)")
+        #expect(daemon.stop() == 0)
+    }
 }

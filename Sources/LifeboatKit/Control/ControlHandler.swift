@@ -163,6 +163,8 @@ public struct ControlHandler: Sendable {
         var sandbox: String?
         var schedule: String?
         var nextExercise: Date?
+        /// Every setting as it takes effect, defaults included.
+        var settings: PlanSettings
     }
 
     struct PlansResult: Codable {
@@ -181,7 +183,7 @@ public struct ControlHandler: Sendable {
             PlanInfo(name: entry.plan.name, file: entry.file, description: entry.plan.description,
                      products: entry.plan.products.map(\.name), waves: entry.plan.waves.count, snapshots: entry.plan.snapshots,
                      target: entry.plan.target.text, sandbox: entry.plan.sandbox?.text, schedule: entry.plan.schedule?.exercise.text,
-                     nextExercise: entry.plan.schedule?.exercise.nextFire(after: now))
+                     nextExercise: entry.plan.schedule?.exercise.nextFire(after: now), settings: PlanSettings(entry.plan))
         }
         return PlansResult(plans: infos, problems: context.plans.problems)
     }
@@ -190,6 +192,7 @@ public struct ControlHandler: Sendable {
         var ok: Bool
         var plan: String?
         var errors: [Diagnostic]
+        var settings: PlanSettings?
     }
 
     func planCheck(_ request: ControlRequest, peer: PeerCredentials) throws -> CheckResult {
@@ -206,7 +209,7 @@ public struct ControlHandler: Sendable {
             } else {
                 throw ControlError(.invalidParams, "give \"text\" (the plan's YAML) or \"plan\" (a loaded plan's name)")
             }
-            return CheckResult(ok: true, plan: plan.name, errors: [])
+            return CheckResult(ok: true, plan: plan.name, errors: [], settings: PlanSettings(plan))
         } catch let error as DiagnosticsError {
             return CheckResult(ok: false, plan: nil, errors: error.diagnostics)
         }
