@@ -67,7 +67,10 @@ struct QuarantinePurge: AsyncParsableCommand {
         for e in result.purged {
             print("\(dryRun ? "would purge" : "purged") \(e.path) (\(e.site)/\(e.product), \(e.bytes.map(ByteSize.format) ?? "?"), \(DurationSpec.format(seconds: e.ageSeconds)) old)")
         }
-        print("\(result.purged.count) \(dryRun ? "would be " : "")purged, \(result.kept) kept (inside retention)")
+        var why: [String] = []
+        if result.keptInsideRetention > 0 { why.append("\(result.keptInsideRetention) inside retention") }
+        if result.keptYounger > 0 { why.append("\(result.keptYounger) past retention but younger than --older-than \(olderThan ?? "")") }
+        print("\(result.purged.count) \(dryRun ? "would be " : "")purged, \(result.kept) kept" + (why.isEmpty ? "" : " (\(why.joined(separator: ", ")))"))
     }
 }
 

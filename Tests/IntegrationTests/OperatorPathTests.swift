@@ -214,4 +214,17 @@ import Testing
         #expect(((plan["settings"] as? [String: Any])?["retry"] as? [String: Any])?["attempts"] as? Int == 3, "\(plans)")
         #expect(daemon.stop() == 0)
     }
+
+    @Test func purgeSaysWhyEachEntryIsKept() async throws {
+        let daemon = try DaemonHarness(sites: 1, planExtra: "quarantine: { retention: 1s }")
+        daemon.dir.write("out/acme/contacts/old.txt", "displaced")
+        try daemon.start()
+        #expect(try daemon.cli(["restore", "main", "--follow"]).status == 0)
+        try await Task.sleep(for: .milliseconds(1_500))
+        let purge = try daemon.cli(["quarantine", "purge", "--older-than", "1h", "--dry-run"])
+        #expect(purge.status == 0, "\(purge.stderr)")
+        #expect(purge.stdout.contains("0 would be purged, 1 kept (1 past retention but younger than --older-than 1h)"), "\(purge.stdout)")
+        #expect(!purge.stdout.contains("inside retention"))
+        #expect(daemon.stop() == 0)
+    }
 }
