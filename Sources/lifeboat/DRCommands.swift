@@ -74,19 +74,21 @@ struct QuarantinePurge: AsyncParsableCommand {
     }
 }
 
+/// Checked while parsing, so a wrong format gets `report`'s usage, not the top-level one.
+extension ReportFormat: ExpressibleByArgument {}
+
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "report", abstract: "A run's report: per-job RPO/RTO, summaries, failures, timeline.")
     @Argument(help: "The run id.") var run: String
-    @Option(help: "md, json or html.") var format = "md"
+    @Option(help: "md, json or html.") var format: ReportFormat = .md
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
     @OptionGroup var daemon: DaemonOptions
 
     struct Result: Decodable { var content: String }
 
     func run() async throws {
-        guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be md, json or html") }
         let client = try daemon.connect()
-        let result = try ControlClient.decode(Result.self, from: try client.call("report", ["run": .string(run), "format": .string(format)]))
+        let result = try ControlClient.decode(Result.self, from: try client.call("report", ["run": .string(run), "format": .string(format.rawValue)]))
         if let output {
             try result.content.write(toFile: output, atomically: true, encoding: .utf8)
             print("wrote \(output)")

@@ -50,6 +50,13 @@ struct PlanCheck: AsyncParsableCommand {
                 results.append(Result(file: file, ok: false, plan: nil, errors: error.diagnostics, warnings: []))
             }
         }
+        let indices = plans.keys.sorted()
+        for (position, diagnostic) in PlanConflicts.duplicateNames(indices.map { plans[$0]! }) {
+            var diagnostic = diagnostic
+            diagnostic.file = results[indices[position]].file
+            results[indices[position]].ok = false
+            results[indices[position]].errors.append(diagnostic)
+        }
         let conflicts = PlanConflicts.check(Array(plans.values), stateDirectory: stateDir ?? DefaultPaths.stateDirectory)
         for (index, plan) in plans {
             let found = conflicts.filter { $0.plan == plan.name }.map { conflict in

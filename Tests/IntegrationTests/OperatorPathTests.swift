@@ -227,4 +227,31 @@ import Testing
         #expect(!purge.stdout.contains("inside retention"))
         #expect(daemon.stop() == 0)
     }
+
+    @Test func aDuplicatePlanNameIsBlamedOnBothFilesWithLines() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        let main = try String(contentsOfFile: daemon.dir.file("plans/main.yaml"), encoding: .utf8)
+        daemon.dir.write("plans/copy.yaml", "# a copy left behind\n" + main)
+        let (first, second) = (daemon.dir.file("plans/copy.yaml"), daemon.dir.file("plans/main.yaml"))
+        let check = try run(Binaries.lifeboat, ["plan", "check", second, first])
+        #expect(check.status == 2)
+        #expect(check.stderr.contains("\(second):1:1: plan name \"main\" is also used by \(first):2:1"), "\(check.stderr)")
+        #expect(check.stderr.contains("\(first):2:1: plan name \"main\" is also used by \(second):1:1"), "\(check.stderr)")
+        // The daemon serves neither (a run names its plan) and says so for both files.
+        try daemon.start()
+        let status = try daemon.cli(["status"]).stdout
+        #expect(status.contains("plan problem: \(first)") && status.contains("plan problem: \(second)"), "\(status)")
+        #expect(status.contains("\(second):1:1: plan name \"main\" is also used by \(first):2:1"), "\(status)")
+        let restore = try daemon.cli(["restore", "main"])
+        #expect(restore.status == 2 && restore.stderr.contains("no plan named \"main\" is loaded"), "\(restore.stderr)")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func aWrongReportFormatShowsReportsUsage() throws {
+        let report = try run(Binaries.lifeboat, ["report", "some-run", "--format", "pdf"])
+        #expect(report.status == 2)
+        #expect(report.stderr.contains("'pdf' is invalid for '--format <format>'"), "\(report.stderr)")
+        #expect(report.stderr.contains("Usage: lifeboat report <run>"), "\(report.stderr)")
+        #expect(!report.stderr.contains("lifeboat <subcommand>"))
+    }
 }

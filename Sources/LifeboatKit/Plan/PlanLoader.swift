@@ -153,7 +153,7 @@ public enum PlanLoader {
 
         // Cross-field rules: the trees a plan names never overlap, and no two jobs share a path.
         var marks: [String: SourceMark] = [:]
-        for key in ["snapshots", "target", "sandbox", "quarantine"] {
+        for key in ["name", "snapshots", "target", "sandbox", "quarantine"] {
             if let node = doc.keyNode(key) { marks[key] = SourceMark(node.mark) }
         }
         var trees: [PlanTree] = []
