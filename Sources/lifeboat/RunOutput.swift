@@ -58,7 +58,7 @@ enum SummaryPrinter {
         case nil: if run.mode == .exercise, run.keepSandbox { Swift.print("sandbox data kept (--keep)") }
         }
         let failures = jobs.filter { $0.state == .failed }
-        for job in failures.prefix(20) { Swift.print("failed \(job.name): \(job.error ?? "unknown")") }
+        for job in failures.prefix(20) { Swift.print("failed \(job.name): \(job.reason ?? "unknown")") }
         if failures.count > 20 { Swift.print("… and \(failures.count - 20) more failures") }
     }
 }

@@ -128,7 +128,8 @@ struct WatchView {
         }
         // Throughput, and the finish forecast from the pace so far against the RTO objective.
         let bytes = done.reduce(Int64(0)) { $0 + $1.bytes }
-        if let started = run.startedAt {
+        // A halted run makes no progress: a finish forecast would mislead.
+        if let started = run.startedAt, run.state != .halted {
             let elapsed = max(0.001, now.timeIntervalSince(started))
             var line = "  \(ByteSize.format(Int64(Double(bytes) / elapsed)))/s, \(done.count)/\(all.count) jobs, \(failed) failed"
             let forecast = RTOForecast(run: run, totalJobs: all.count, finishedJobs: done.count, now: now)
