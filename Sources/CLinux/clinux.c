@@ -56,3 +56,7 @@ int lifeboat_pidfd_open(pid_t pid, unsigned int flags) {
 int lifeboat_pipe2(int fds[2], int flags) {
     return pipe2(fds, flags);
 }
+
+void lifeboat_line_buffer_stdout(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}

@@ -67,23 +67,28 @@ struct QuarantinePurge: AsyncParsableCommand {
         for e in result.purged {
             print("\(dryRun ? "would purge" : "purged") \(e.path) (\(e.site)/\(e.product), \(e.bytes.map(ByteSize.format) ?? "?"), \(DurationSpec.format(seconds: e.ageSeconds)) old)")
         }
-        print("\(result.purged.count) \(dryRun ? "would be " : "")purged, \(result.kept) kept (inside retention)")
+        var why: [String] = []
+        if result.keptInsideRetention > 0 { why.append("\(result.keptInsideRetention) inside retention") }
+        if result.keptYounger > 0 { why.append("\(result.keptYounger) past retention but younger than --older-than \(olderThan ?? "")") }
+        print("\(result.purged.count) \(dryRun ? "would be " : "")purged, \(result.kept) kept" + (why.isEmpty ? "" : " (\(why.joined(separator: ", ")))"))
     }
 }
+
+/// Checked while parsing, so a wrong format gets `report`'s usage, not the top-level one.
+extension ReportFormat: ExpressibleByArgument {}
 
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "report", abstract: "A run's report: per-job RPO/RTO, summaries, failures, timeline.")
     @Argument(help: "The run id.") var run: String
-    @Option(help: "md, json or html.") var format = "md"
+    @Option(help: "md, json or html.") var format: ReportFormat = .md
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
     @OptionGroup var daemon: DaemonOptions
 
     struct Result: Decodable { var content: String }
 
     func run() async throws {
-        guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be md, json or html") }
         let client = try daemon.connect()
-        let result = try ControlClient.decode(Result.self, from: try client.call("report", ["run": .string(run), "format": .string(format)]))
+        let result = try ControlClient.decode(Result.self, from: try client.call("report", ["run": .string(run), "format": .string(format.rawValue)]))
         if let output {
             try result.content.write(toFile: output, atomically: true, encoding: .utf8)
             print("wrote \(output)")

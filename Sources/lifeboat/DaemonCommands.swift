@@ -25,6 +25,7 @@ struct StatusCommand: AsyncParsableCommand {
         }
         print(table.render(), terminator: "")
         for run in status.runs where run.forecast.finishAt != nil { print("\(run.id): \(run.forecast.summary)") }
+        for run in status.runs { if let waiting = run.waiting { print("\(run.id): \(waiting.message)") } }
     }
 }
 
@@ -62,9 +63,20 @@ struct PlansCommand: AsyncParsableCommand {
     }
 }
 
+/// `--follow` and `--exit-on-halt` of `restore` and `exercise`.
+struct FollowOptions: ParsableArguments {
+    @Flag(help: "Watch the run until it ends (exit 1 if any job did not succeed). A wave gate's halt is said at once and following goes on.")
+    var follow = false
+    @Flag(help: "Follow the run, and end with exit 4 as soon as a wave gate halts it (for scripts).")
+    var exitOnHalt = false
+
+    var following: Bool { follow || exitOnHalt }
+}
+
 /// `restore`, `exercise` and `dry-run`: start a run of a loaded plan on the daemon.
 struct StartRun {
-    static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, follow: Bool, daemon: DaemonOptions) throws {
+    static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, exercise: ExerciseOptions? = nil,
+                      follow: FollowOptions?, daemon: DaemonOptions) throws {
         var params: [String: JSONValue] = ["plan": .string(plan), "mode": .string(mode.rawValue)]
         if let sites = try selection.siteList() { params["sites"] = .array(sites.map { .string($0) }) }
         // Validated here (as `lifeboat run` does) so a typo is a usage error before any request.
@@ -72,23 +84,27 @@ struct StartRun {
                                    ("declared_at", selection.declaredAt, "--declared-at")] {
             if let value, try selection.time(value, flag) != nil { params[key] = .string(value) }
         }
-        if let scale = selection.scale { params["scale"] = .number(Double(scale)) }
-        if let seed = selection.seed { params["seed"] = .number(Double(seed)) }
-        if selection.keep { params["keep"] = .bool(true) }
+        if let exercise {
+            if let scale = exercise.scale { params["scale"] = .number(Double(scale)) }
+            if let seed = exercise.seed { params["seed"] = .number(Double(seed)) }
+            if exercise.keep { params["keep"] = .bool(true) }
+        }
         let client = try daemon.connect()
         let result = try client.call("run.start", params)
         if mode == .dryRun {
-            if daemon.json { try printJSON(result) } else { DryRunPrinter.print(try ControlClient.decode(DryRunReport.self, from: result)) }
+            let report = try ControlClient.decode(DryRunReport.self, from: result)
+            try DryRunPrinter.finish(report, json: daemon.json) { _ in try printJSON(result) }
             return
         }
         let run = try ControlClient.decode(RunRecord.self, from: result)
-        if daemon.json && !follow { try printJSON(result); return }
+        let following = follow?.following ?? false
+        if daemon.json && !following { try printJSON(result); return }
         if !daemon.json { print("started \(mode.rawValue) run \(run.id) of plan \(run.plan)") }
-        guard follow else {
+        guard following else {
             if !daemon.json { print("follow it with: lifeboat watch \(run.id)") }
             return
         }
-        try Watch.follow(run.id, client: client, json: daemon.json)
+        try Watch.follow(run.id, client: client, json: daemon.json, exitOnHalt: follow?.exitOnHalt ?? false)
     }
 }
 
@@ -96,7 +112,7 @@ struct RestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "restore", abstract: "Restore a plan's sites into production (target).")
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
-    @Flag(help: "Watch the run until it ends (exit 1 if any job failed).") var follow = false
+    @OptionGroup var follow: FollowOptions
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws { try StartRun.start(plan: plan, mode: .restore, selection: selection, follow: follow, daemon: daemon) }
@@ -106,10 +122,11 @@ struct ExerciseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "exercise", abstract: "Rehearse a plan into its sandbox (production is never touched).")
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
-    @Flag(help: "Watch the run until it ends.") var follow = false
+    @OptionGroup var exercise: ExerciseOptions
+    @OptionGroup var follow: FollowOptions
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try StartRun.start(plan: plan, mode: .exercise, selection: selection, follow: follow, daemon: daemon) }
+    func run() async throws { try StartRun.start(plan: plan, mode: .exercise, selection: selection, exercise: exercise, follow: follow, daemon: daemon) }
 }
 
 struct DryRunCommand: AsyncParsableCommand {
@@ -118,7 +135,7 @@ struct DryRunCommand: AsyncParsableCommand {
     @OptionGroup var selection: RunSelectionOptions
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try StartRun.start(plan: plan, mode: .dryRun, selection: selection, follow: false, daemon: daemon) }
+    func run() async throws { try StartRun.start(plan: plan, mode: .dryRun, selection: selection, follow: nil, daemon: daemon) }
 }
 
 struct RunsCommand: AsyncParsableCommand {
@@ -147,6 +164,8 @@ struct ShowCommand: AsyncParsableCommand {
         guard !daemon.json else { return }
         print("run \(detail.run.id): \(detail.run.mode.rawValue) of \(detail.run.plan) by \(detail.run.startedBy)")
         print("declared \(Timestamp.iso(detail.run.declaredAt)), incident \(Timestamp.iso(detail.run.incidentAt)), as of \(Timestamp.iso(detail.run.asOf))")
+        if let waiting = detail.waiting { print("\(detail.run.state.rawValue), \(waiting.message)") }
+        for line in HaltNotice.lines(run: detail.run, jobs: detail.jobs) { print(line) }
         var table = TextTable(["JOB", "SITE", "PRODUCT", "WAVE", "STATE", "SNAPSHOT", "RPO", "RTO", "SIZE", "ERROR"])
         func duration(_ value: Double?, _ met: Bool?) -> String {
             guard let value else { return "-" }
@@ -163,11 +182,35 @@ struct ShowCommand: AsyncParsableCommand {
 }
 
 struct WatchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "watch", abstract: "Live progress of a run until it ends: bars per wave and product, throughput, ETA against the RTO.")
-    @Argument(help: "The run id.") var run: String
+    static let configuration = CommandConfiguration(
+        commandName: "watch", abstract: "Live progress of a run until it ends: bars per wave and product, throughput, ETA against the RTO.",
+        discussion: "Without a run id: the newest run going (pending, running, halted or interrupted), of --plan when given.")
+    @Argument(help: "The run id (default: the newest run going).") var run: String?
+    @Option(help: "Follow the newest run going of this plan.") var plan: String?
+    @Flag(help: "End with exit 4 as soon as a wave gate halts the run (for scripts).") var exitOnHalt = false
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try Watch.follow(run, client: try daemon.connect(), json: daemon.json) }
+    func validate() throws {
+        if run != nil, plan != nil { throw ValidationError("give a run id or --plan, not both") }
+    }
+
+    func run() async throws {
+        let client = try daemon.connect()
+        let runId = try run ?? newestGoing(client)
+        if run == nil, !daemon.json { print("watching run \(runId)" + (plan.map { " (the newest run going of plan \($0))" } ?? " (the newest run going)")) }
+        try Watch.follow(runId, client: client, json: daemon.json, exitOnHalt: exitOnHalt)
+    }
+
+    /// The newest run that has not ended, of `plan` if given.
+    private func newestGoing(_ client: ControlClient) throws -> String {
+        let runs = try ControlClient.decode([RunRecord].self, from: try client.call("run.list", ["limit": .number(10_000)]))
+        let going = runs.filter { !$0.state.isFinal && (plan == nil || $0.plan == plan) }
+        guard let newest = going.max(by: { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }) else {
+            throw CLIFailure(code: .failed, message: "no run is going" + (plan.map { " of plan \($0)" } ?? "")
+                             + "; start one with `lifeboat restore PLAN`, or see ended runs with `lifeboat runs`")
+        }
+        return newest.id
+    }
 }
 
 /// Commands that act on one run: cancel and resume.
@@ -194,14 +237,16 @@ struct ResumeCommand: AsyncParsableCommand {
 }
 
 struct RetryCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "retry", abstract: "Run a failed, skipped or cancelled job of an ended run again.")
+    static let configuration = CommandConfiguration(
+        commandName: "retry", abstract: "Run a failed, skipped or cancelled job of an ended run again.",
+        discussion: "Its dependencies that did not succeed run first, and the jobs of its site that were skipped run after it. The run goes on for those jobs only (gates hold back nothing that already ran); it ends succeeded only if every job has.")
     @Argument(help: "The run id.") var run: String
     @Argument(help: "The job id (see `lifeboat show RUN`).") var job: Int
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        _ = try daemon.call("job.retry", ["run": .string(run), "job": .number(Double(job))])
-        if !daemon.json { print("job \(job) of run \(run) queued again; follow with: lifeboat watch \(run)") }
+        let record = try ControlClient.decode(RunRecord.self, from: try daemon.call("job.retry", ["run": .string(run), "job": .number(Double(job))]))
+        if !daemon.json { print("run \(run): \(record.note ?? "job \(job) queued again")\nfollow with: lifeboat watch \(run)") }
     }
 }
 

@@ -4,17 +4,19 @@ import LifeboatKit
 
 /// How the CLI finds the daemon, and whether it prints JSON.
 struct DaemonOptions: ParsableArguments {
-    @Option(help: "The control socket (default: $LIFEBOAT_SOCKET, else the per-user default).")
+    @Option(help: "The control socket (default: $LIFEBOAT_SOCKET, else this user's daemon's, then the system daemon's \(DefaultPaths.systemSocket)).")
     var socket: String?
 
     @Flag(help: "Print results as JSON.")
     var json = false
 
-    var socketPath: String {
-        socket ?? ProcessInfo.processInfo.environment["LIFEBOAT_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? DefaultPaths.socket
+    /// The sockets to try, in order: the one given, else the default ones.
+    var socketPaths: [String] {
+        (socket ?? ProcessInfo.processInfo.environment["LIFEBOAT_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }).map { [$0] }
+            ?? DefaultPaths.socketCandidates
     }
 
-    func connect() throws -> ControlClient { try ControlClient(path: socketPath) }
+    func connect() throws -> ControlClient { try ControlClient.connect(anyOf: socketPaths) }
 
     /// One request; prints the raw result with --json and returns it.
     func call(_ command: String, _ params: [String: JSONValue] = [:]) throws -> JSONValue {

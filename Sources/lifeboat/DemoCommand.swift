@@ -8,7 +8,7 @@ import Logging
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "A complete tour on a generated fleet: mass restore, exercise, report (about a minute, nothing to set up).")
+        abstract: "A complete tour on a generated fleet: mass restore, exercise, report (seconds, nothing to set up).")
 
     @Option(help: "Where to put the demo (default: a new directory under /tmp).")
     var directory: String?

@@ -42,6 +42,9 @@ struct Lifeboat: AsyncParsableCommand {
     /// Runs the command line with Lifeboat's exit codes: ArgumentParser's usage errors become 2,
     /// Lifeboat's errors map through `LifeboatError.exitCode`.
     static func main() async {
+        // Lines written with FileHandle go straight to the descriptor; this keeps `print`'s in
+        // step with them, and in the file as they happen when stdout is not a terminal.
+        StandardOutput.lineBuffered()
         do {
             var command = try parseAsRoot(GlobalOptions.reordered(Array(CommandLine.arguments.dropFirst()), root: Lifeboat.self))
             if var asyncCommand = command as? AsyncParsableCommand {

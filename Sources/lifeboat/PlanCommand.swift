@@ -32,6 +32,8 @@ struct PlanCheck: AsyncParsableCommand {
         var plan: String?
         var errors: [Diagnostic]
         var warnings: [Diagnostic]
+        /// Every setting as it takes effect, defaults included.
+        var settings: PlanSettings?
     }
 
     func run() async throws {
@@ -43,10 +45,17 @@ struct PlanCheck: AsyncParsableCommand {
             do {
                 let plan = try PlanLoader.load(path: file)
                 plans[results.count] = plan
-                results.append(Result(file: file, ok: true, plan: plan.name, errors: [], warnings: plan.warnings))
+                results.append(Result(file: file, ok: true, plan: plan.name, errors: [], warnings: plan.warnings, settings: PlanSettings(plan)))
             } catch let error as DiagnosticsError {
                 results.append(Result(file: file, ok: false, plan: nil, errors: error.diagnostics, warnings: []))
             }
+        }
+        let indices = plans.keys.sorted()
+        for (position, diagnostic) in PlanConflicts.duplicateNames(indices.map { plans[$0]! }) {
+            var diagnostic = diagnostic
+            diagnostic.file = results[indices[position]].file
+            results[indices[position]].ok = false
+            results[indices[position]].errors.append(diagnostic)
         }
         let conflicts = PlanConflicts.check(Array(plans.values), stateDirectory: stateDir ?? DefaultPaths.stateDirectory)
         for (index, plan) in plans {
@@ -68,6 +77,7 @@ struct PlanCheck: AsyncParsableCommand {
                 if result.ok, let plan = plans[index] {
                     let products = plan.products.map(\.name).joined(separator: ", ")
                     print("\(result.file): ok — plan \"\(plan.name)\", products \(products), \(plan.waves.count) wave(s)")
+                    print("  in effect: \(PlanSettings(plan).summary)")
                 } else {
                     printError(result.errors.map(\.description).joined(separator: "\n"))
                 }

@@ -20,6 +20,8 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var selection: RunSelectionOptions
 
+    @OptionGroup var exercise: ExerciseOptions
+
     @Option(help: "The ledger (SQLite); default: in-process/ledger.sqlite in the state directory, apart from the daemon's.")
     var ledger: String?
 
@@ -58,11 +60,10 @@ struct RunCommand: AsyncParsableCommand {
             // well hold the store and targets, as a scratch directory does).
             guardrails: Guardrails(stateDirectory: stateDir == nil && ledger != nil ? ledgerPath : stateDirectory, plans: { [loaded] }),
             finisher: RunFinisher(ledger: store, reportsDirectory: reports, logger: logger)))
-        let request = try selection.request(plan: loaded, mode: runMode)
+        let request = try selection.request(plan: loaded, mode: runMode, exercise: exercise)
 
         if runMode == .dryRun {
-            let report = try await engine.dryRun(request)
-            if json { try printJSON(report) } else { DryRunPrinter.print(report) }
+            try DryRunPrinter.finish(try await engine.dryRun(request), json: json) { try printJSON($0) }
             return
         }
 
@@ -135,15 +136,6 @@ struct RunSelectionOptions: ParsableArguments {
     @Option(help: "When the incident was declared (ISO-8601), the origin of RTO; default: now.")
     var declaredAt: String?
 
-    @Option(help: "Exercises: the number of sites to sample.")
-    var scale: Int?
-
-    @Option(help: "Exercises: the sampling seed (to repeat an exercise).")
-    var seed: Int64?
-
-    @Flag(help: "Exercises: keep the sandbox data after the report.")
-    var keep = false
-
     func siteList() throws -> [String]? {
         var list: [String] = []
         if let sites { list += sites.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
@@ -169,9 +161,31 @@ struct RunSelectionOptions: ParsableArguments {
         return date
     }
 
-    func request(plan: Plan, mode: RunMode, startedBy: String = "cli") throws -> RunRequest {
-        RunRequest(plan: plan, mode: mode, sites: try siteList(), incidentAt: try time(incidentAt, "--incident-at"),
-                   asOf: try time(asOf, "--as-of"), declaredAt: try time(declaredAt, "--declared-at"),
-                   scale: scale, seed: seed, keepSandbox: keep, startedBy: startedBy)
+    func request(plan: Plan, mode: RunMode, exercise: ExerciseOptions, startedBy: String = "cli") throws -> RunRequest {
+        try exercise.check(mode: mode)
+        return RunRequest(plan: plan, mode: mode, sites: try siteList(), incidentAt: try time(incidentAt, "--incident-at"),
+                          asOf: try time(asOf, "--as-of"), declaredAt: try time(declaredAt, "--declared-at"),
+                          scale: exercise.scale, seed: exercise.seed, keepSandbox: exercise.keep, startedBy: startedBy)
+    }
+}
+
+/// Sampling and sandbox options, which only exercises have (`exercise`, `run --mode exercise`).
+struct ExerciseOptions: ParsableArguments {
+    @Option(help: "Exercises: the number of sites to sample.")
+    var scale: Int?
+
+    @Option(help: "Exercises: the sampling seed (to repeat an exercise).")
+    var seed: Int64?
+
+    @Flag(help: "Exercises: keep the sandbox data after the report.")
+    var keep = false
+
+    /// None of them applies to a restore or a dry run: refused rather than recorded unused.
+    func check(mode: RunMode) throws {
+        guard mode != .exercise else { return }
+        let given = [scale.map { _ in "--scale" }, seed.map { _ in "--seed" }, keep ? "--keep" : nil].compactMap { $0 }
+        if !given.isEmpty {
+            throw CLIFailure(code: .rejected, message: "error: \(given.joined(separator: ", ")) apply to exercises only, not to a \(mode.rawValue)")
+        }
     }
 }

@@ -12,15 +12,16 @@ enum ProgressLines {
                 line += "  \(ByteSize.format(job.bytes)), \(job.entries) entries"
                 if let rto = job.rtoSeconds { line += ", RTO \(DurationSpec.format(seconds: rto))" }
                 if let rpo = job.rpoSeconds { line += ", RPO \(DurationSpec.format(seconds: rpo))" }
-            } else if let error = job.error {
-                line += "  \(error)"
+            } else if let reason = job.reason {
+                line += "  \(reason)"
             }
             Swift.print(line)
-        case .gateFailed, .forecastMiss:
+        case .forecastMiss:
             Swift.print("\(Timestamp.iso(event.at))  \(event.kind.rawValue)  \(event.message ?? "")")
         case .run:
-            if let message = event.message { Swift.print("\(Timestamp.iso(event.at))  run       \(message)") }
-        case .progress, .finished, .started:
+            // A halt is told by `HaltNotice`, with the failures and the commands.
+            if let message = event.message, event.run?.state != .halted { Swift.print("\(Timestamp.iso(event.at))  run       \(message)") }
+        case .gateFailed, .progress, .finished, .started:
             break
         }
     }
@@ -43,12 +44,10 @@ enum SummaryPrinter {
                        "\(fmt(g.rto.p50))/\(fmt(g.rto.p95))/\(fmt(g.rto.max))", ByteSize.format(g.bytes)])
         }
         Swift.print(table.render(), terminator: "")
-        if let rto = run.rtoObjectiveSeconds {
-            Swift.print("RTO objective \(fmt(rto)): \(summary.overall.rtoMissed == 0 ? "met" : "missed by \(summary.overall.rtoMissed) job(s)")")
-        }
-        if let rpo = run.rpoObjectiveSeconds {
-            Swift.print("RPO objective \(fmt(rpo)): \(summary.overall.rpoMissed == 0 ? "met" : "missed by \(summary.overall.rpoMissed) job(s)")")
-        }
+        // The report's verdict: a job not restored missed the RTO objective too.
+        let verdict = ReportVerdict(run: run, jobs: jobs, now: Date())
+        if let rto = run.rtoObjectiveSeconds { Swift.print("RTO objective \(fmt(rto)): \(verdict.rtoText)") }
+        if let rpo = run.rpoObjectiveSeconds { Swift.print("RPO objective \(fmt(rpo)): \(verdict.rpoText)") }
         if let rate = summary.bytesPerSecond, let wall = summary.wallSeconds {
             Swift.print("wall time \(fmt(wall)), \(ByteSize.format(Int64(rate)))/s")
         }
@@ -59,7 +58,7 @@ enum SummaryPrinter {
         case nil: if run.mode == .exercise, run.keepSandbox { Swift.print("sandbox data kept (--keep)") }
         }
         let failures = jobs.filter { $0.state == .failed }
-        for job in failures.prefix(20) { Swift.print("failed \(job.name): \(job.error ?? "unknown")") }
+        for job in failures.prefix(20) { Swift.print("failed \(job.name): \(job.reason ?? "unknown")") }
         if failures.count > 20 { Swift.print("… and \(failures.count - 20) more failures") }
     }
 }
@@ -78,12 +77,24 @@ enum DryRunPrinter {
         }
         Swift.print(table.render(), terminator: "")
         Swift.print("\(report.jobs.count) job(s), \(ByteSize.format(report.archiveBytes)) of archives, \(report.missingSnapshots) without a snapshot")
-        if let forecast = report.forecastSeconds {
+        if report.missingSnapshots == report.jobs.count {
+            Swift.print("forecast: none, no job has a snapshot to restore")
+        } else if let forecast = report.forecastSeconds {
             var line = "forecast: \(DurationSpec.format(seconds: forecast)) (\(report.forecastBasis))"
-            if let rto = report.rtoObjectiveSeconds { line += forecast <= rto ? "; within the RTO objective \(DurationSpec.format(seconds: rto))" : "; MISSES the RTO objective \(DurationSpec.format(seconds: rto))" }
+            // Jobs without a snapshot fail at once: the objective is not met by restoring less.
+            if let rto = report.rtoObjectiveSeconds {
+                line += report.failure != nil ? "; the RTO objective \(DurationSpec.format(seconds: rto)) is not met while jobs have no snapshot"
+                    : forecast <= rto ? "; within the RTO objective \(DurationSpec.format(seconds: rto))" : "; MISSES the RTO objective \(DurationSpec.format(seconds: rto))"
+            }
             Swift.print(line)
         } else {
             Swift.print("forecast: \(report.forecastBasis)")
         }
+    }
+
+    /// Prints the report (or its JSON) and fails (exit 1) when jobs would fail.
+    static func finish(_ report: DryRunReport, json: Bool, print printJSON: (DryRunReport) throws -> Void) throws {
+        if json { try printJSON(report) } else { print(report) }
+        if let failure = report.failure { throw CLIFailure(code: .failed, message: "dry run: \(failure)") }
     }
 }

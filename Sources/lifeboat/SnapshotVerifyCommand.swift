@@ -31,23 +31,24 @@ struct SnapshotVerifyCommand: AsyncParsableCommand {
     }
 }
 
-/// Options shared by `snapshot verify` and `snapshot extract`.
+/// Options shared by `snapshot verify` and `snapshot extract`. Their defaults are a plan's (the
+/// same archive passes offline and in a restore, or fails in both).
 struct ExtractCLIOptions: ParsableArguments {
-    @Option(help: "The .sha256 sidecar: required, if-present or off.")
-    var checksum: ChecksumPolicy = .ifPresent
+    @Option(help: "The .sha256 sidecar: required, if-present or off (a plan's verify.checksum default).")
+    var checksum: ChecksumPolicy = VerifyPolicy().checksum
 
-    @Option(help: "Maximum total size of the entries' data, e.g. 500GiB.")
-    var maxBytes: String = "500GiB"
+    @Option(help: "Maximum total size of the entries' data, e.g. 500GiB (default: a plan's limits.max_bytes, \(ArchiveLimits().maxBytes)).")
+    var maxBytes: String?
 
-    @Option(help: "Maximum number of entries.")
-    var maxEntries: Int = 10_000_000
+    @Option(help: "Maximum number of entries (a plan's limits.max_entries default).")
+    var maxEntries: Int = ArchiveLimits().maxEntries
 
-    @Option(help: "Entries breaking a safety rule: reject the archive, or skip and list them.")
+    @Option(help: "Entries breaking a safety rule: reject the archive, or skip and list them (a plan's unsafe_entries default).")
     var unsafeEntries: UnsafeEntryPolicy = .reject
 
     func options(hashAlways: Bool) throws -> ExtractOptions {
-        guard let bytes = ByteSize(parsing: maxBytes), bytes.bytes >= 0 else {
-            throw CLIFailure(code: .rejected, message: "error: --max-bytes \(String(reflecting: maxBytes)) is not a size (e.g. 512MiB, 2GiB)")
+        guard let bytes = maxBytes.map({ ByteSize(parsing: $0) }) ?? ArchiveLimits().maxBytes, bytes.bytes >= 0 else {
+            throw CLIFailure(code: .rejected, message: "error: --max-bytes \(String(reflecting: maxBytes ?? "")) is not a size (e.g. 512MiB, 2GiB)")
         }
         guard maxEntries >= 0 else {
             throw CLIFailure(code: .rejected, message: "error: --max-entries must not be negative")

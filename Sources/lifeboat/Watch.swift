@@ -11,29 +11,48 @@ enum Watch {
     }
 
     /// Follows a run to its end. Throws exit 1 when it did not succeed.
+    /// A gate's halt is said at once, in words, and following goes on (a colleague may resume from
+    /// another terminal); `exitOnHalt` ends there with exit 4 instead.
     /// `quiet` prints nothing at all (the demo's setup run).
-    static func follow(_ runId: String, client: ControlClient, json: Bool, quiet: Bool = false) throws {
+    static func follow(_ runId: String, client: ControlClient, json: Bool, quiet: Bool = false, exitOnHalt: Bool = false) throws {
         let interactive = isatty(STDOUT_FILENO) == 1 && !json && !quiet
+        let plain = !interactive && !json && !quiet
         var view: WatchView?
         var final: ControlHandler.RunDetail?
         var lastDraw = Date.distantPast
+        var toldHalt = false
+        var stoppedAtHalt = false
         try client.stream("run.watch", ["run": .string(runId)]) { value in
             if json && !quiet { try printJSONLine(value) }
             let line = try ControlClient.decode(Line.self, from: value)
             if let snapshot = line.snapshot {
                 view = WatchView(detail: snapshot)
+                if plain, let waiting = snapshot.waiting { Swift.print("\(Timestamp.iso(Date()))  waiting   \(waiting.message)") }
             } else if let event = line.event {
                 view?.apply(event)
-                if !interactive && !json { ProgressLines.print(event) }
+                if plain { ProgressLines.print(event) }
             } else if let done = line.done {
                 final = done
                 view?.replace(with: done)
             }
-            if interactive, view != nil, line.done != nil || Date().timeIntervalSince(lastDraw) > 0.2 {
+            // Said once per halt; a resume ends it, and a later gate may halt again.
+            let halted = line.done == nil && view?.run.state == .halted
+            if halted, !toldHalt, let view {
+                if plain {
+                    for text in HaltNotice.lines(run: view.run, jobs: Array(view.jobs.values)) { Swift.print(text) }
+                    if !exitOnHalt { Swift.print("  (still following: a resume or cancel from any terminal shows here)") }
+                }
+                if exitOnHalt { stoppedAtHalt = true }
+            }
+            toldHalt = halted
+            if interactive, view != nil, stoppedAtHalt || line.done != nil || Date().timeIntervalSince(lastDraw) > 0.2 {
                 view!.draw()
                 lastDraw = Date()
             }
-            return line.done == nil
+            return line.done == nil && !stoppedAtHalt
+        }
+        if stoppedAtHalt {
+            throw CLIFailure(code: .halted, message: json || quiet ? "" : "run \(runId) is halted at a wave gate (--exit-on-halt); it waits for `lifeboat resume \(runId)` or `lifeboat cancel \(runId)`")
         }
         guard let final, !quiet else { return }
         if !json { SummaryPrinter.print(run: final.run, jobs: final.jobs) }
@@ -55,9 +74,12 @@ struct WatchView {
     var jobs: [Int64: JobRecord]
     var readBytes: [Int64: Int64] = [:]
     var linesDrawn = 0
+    /// Why the run waits for a slot, as its snapshot said; gone once it starts.
+    var waiting: RunWait?
 
     init(detail: ControlHandler.RunDetail) {
         run = detail.run
+        waiting = detail.waiting
         jobs = Dictionary(detail.jobs.compactMap { job in job.id.map { ($0, job) } }, uniquingKeysWith: { $1 })
     }
 
@@ -69,6 +91,7 @@ struct WatchView {
 
     mutating func apply(_ event: RunEvent) {
         if let run = event.run { self.run = run }
+        if run.state != .pending { waiting = nil }
         if let job = event.job, let id = job.id {
             jobs[id] = job
             if let read = event.archiveBytesRead { readBytes[id] = read }
@@ -87,6 +110,8 @@ struct WatchView {
         let done = all.filter { $0.state.isFinal }
         let failed = all.filter { $0.state == .failed || $0.state == .skipped }.count
         var lines = ["run \(run.id) — \(run.mode.rawValue) of \(run.plan) — \(run.state.rawValue)" + (run.note.map { ": \($0)" } ?? "")]
+        lines += HaltNotice.lines(run: run, jobs: all, maxJobs: 5)
+        if let waiting { lines.append("  " + waiting.message) }
         for wave in Set(all.map(\.wave)).sorted() {
             let jobsOfWave = all.filter { $0.wave == wave }
             let finished = jobsOfWave.filter { $0.state.isFinal }.count
@@ -103,7 +128,8 @@ struct WatchView {
         }
         // Throughput, and the finish forecast from the pace so far against the RTO objective.
         let bytes = done.reduce(Int64(0)) { $0 + $1.bytes }
-        if let started = run.startedAt {
+        // A halted run makes no progress: a finish forecast would mislead.
+        if let started = run.startedAt, run.state != .halted {
             let elapsed = max(0.001, now.timeIntervalSince(started))
             var line = "  \(ByteSize.format(Int64(Double(bytes) / elapsed)))/s, \(done.count)/\(all.count) jobs, \(failed) failed"
             let forecast = RTOForecast(run: run, totalJobs: all.count, finishedJobs: done.count, now: now)

@@ -10,10 +10,11 @@ struct Lifeboatd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lifeboatd",
         abstract: "The Lifeboat daemon: runs restoration plans and exercises, serves the control socket.",
-        discussion: """
-            Without --config it uses defaults for one user: plans from ./plans, the ledger and socket
-            under a per-user state directory, logs to stderr. SIGHUP reloads plans; SIGTERM drains.
-            """,
+        discussion: "Without --config: plans from ./plans, logs to stderr, and the ledger and socket in /var/lib/lifeboat and "
+            + "\(DefaultPaths.systemSocket) when run as root, otherwise in per-user directories ($XDG_STATE_HOME/lifeboat or "
+            + "~/.local/state/lifeboat, and $XDG_RUNTIME_DIR/lifeboat/lifeboatd.sock); for this user now: state "
+            + "\(DefaultPaths.stateDirectory), socket \(DefaultPaths.socket). With --config, relative paths (and the default "
+            + "plans_dir, plans) are resolved beside the config file. SIGHUP reloads plans; SIGTERM drains.",
         version: LifeboatVersion.string
     )
 
@@ -26,6 +27,11 @@ struct Lifeboatd: AsyncParsableCommand {
             loaded = try config.map(DaemonConfig.load(path:)) ?? DaemonConfig.defaults()
         } catch let error as DiagnosticsError {
             FileHandle.standardError.write(Data("lifeboatd: invalid config\n\(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+        if let problem = loaded.plansDirectoryProblem {
+            let source = loaded.sourcePath.map { "\($0): plans_dir" } ?? "without --config, plans are read from ./plans:"
+            FileHandle.standardError.write(Data("lifeboatd: \(source) \(problem)\n".utf8))
             throw ExitCode(2)
         }
         LifeboatLogHandler.bootstrap(level: loaded.logLevel, format: loaded.logFormat)

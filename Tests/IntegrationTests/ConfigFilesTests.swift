@@ -22,6 +22,34 @@ import Testing
         #expect(result.stderr.contains("\(file):4:1: unknown key \"listn\""))
     }
 
+    @Test func defaultPlansDirIsBesideTheConfigFileNotTheWorkingDirectory() throws {
+        let dir = TempDir()
+        let file = dir.write("etc/lifeboatd.yaml", "state_dir: state\n")
+        let config = try DaemonConfig.load(path: file)
+        #expect(config.plansDirectory == dir.file("etc/plans"))
+        #expect(config.stateDirectory == dir.file("etc/state"))
+    }
+
+    @Test func anUnreadablePlansDirStopsTheDaemonWithExitTwo() throws {
+        let dir = TempDir()
+        chmod(dir.path, 0o755)
+        let missing = dir.write("missing.yaml", "plans_dir: nowhere\nstate_dir: state\nsocket: { path: s.sock }\n")
+        let result = try run(Binaries.lifeboatd, ["--config", missing])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("\(missing): plans_dir \(dir.file("nowhere")) is not a directory (nothing is there); create it or set plans_dir"), "\(result.stderr)")
+        // Not readable by the daemon's user.
+        try FileManager.default.createDirectory(atPath: dir.file("locked"), withIntermediateDirectories: true)
+        chmod(dir.file("locked"), 0o700)
+        let locked = dir.write("locked.yaml", "plans_dir: locked\nstate_dir: state\nsocket: { path: s.sock }\n")
+        chmod(locked, 0o644)
+        if geteuid() == 0 {
+            let user = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", Binaries.lifeboatd, "--config", locked])
+            #expect(user.status == 2)
+            #expect(user.stderr.contains("plans_dir \(dir.file("locked")) is not readable by this user (uid 65534)"), "\(user.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("state")), "the daemon got as far as its state")
+    }
+
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze"), "needs systemd-analyze"))
     func systemdUnitVerifies() throws {
         let dir = TempDir()

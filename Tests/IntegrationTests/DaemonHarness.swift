@@ -114,9 +114,9 @@ final class DaemonHarness: @unchecked Sendable {
         return nil
     }
 
-    /// Starts a restore of `main` and returns the run id.
-    func startRestore(_ extra: [String] = []) throws -> String {
-        let start = try cli(["restore", "main", "--json"] + extra)
+    /// Starts a restore of `plan` and returns the run id.
+    func startRestore(plan: String = "main", _ extra: [String] = []) throws -> String {
+        let start = try cli(["restore", plan, "--json"] + extra)
         #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any]
         return try #require(json?["id"] as? String, "restore answered \(start.stdout)")

@@ -232,7 +232,9 @@ import Testing
         #expect(body.contains("lifeboat_restored_bytes_total"))
         #expect(body.contains("lifeboat_job_rto_seconds_count 4"))
         #expect(body.contains("lifeboat_job_rpo_seconds_count 4"))
-        #expect(body.contains("lifeboat_run_rto_objective_seconds{"))
+        // The run ended: nothing is left to forecast, and its per-run series are gone.
+        #expect(!body.contains("lifeboat_run_rto_objective_seconds{"), "\(body)")
+        #expect(body.contains("lifeboat_runs_active 0"))
         #expect(body.contains("# TYPE lifeboat_job_rto_seconds histogram"))
         let notFound = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/other"])
         #expect(notFound.stdout == "404")

@@ -15,6 +15,10 @@ extension FaultSuite {
             var inject: [String]
             /// What the error says (strerror).
             var message: String
+            /// Read the CLI's answer as JSON (one write at the end) rather than its lines: strace
+            /// counts calls per thread, and the progress lines, written as they happen, are
+            /// write(2) calls too, so a `write` fault may take one of them instead of file data.
+            var json = false
             var testDescription: String { name }
         }
 
@@ -27,7 +31,7 @@ extension FaultSuite {
             Fault(name: "last fsync EIO", inject: ["-e", "trace=fsync", "-e", "inject=fsync:error=EIO:when=4+"], message: "Input/output error"),
             // File data goes through write(2) (SQLite uses pwrite64, untouched); an early one fails.
             Fault(name: "write ENOSPC on the 3rd call", inject: ["-e", "trace=write", "-e", "inject=write:error=ENOSPC:when=3"],
-                  message: "No space left on device"),
+                  message: "No space left on device", json: true),
             // Into place (RENAME_NOREPLACE), the exchange, the move to quarantine.
             Fault(name: "rename into place EXDEV", inject: ["-e", "trace=rename,renameat,renameat2", "-e", "inject=rename,renameat,renameat2:error=EXDEV:when=1"],
                   message: "Invalid cross-device link"),
@@ -51,8 +55,15 @@ extension FaultSuite {
             let scene = try FaultScene(dir: dir, displaced: [("acme", "contacts")])
             let ledger = dir.file("ledger.sqlite")
             let result = try run(Self.strace, ["-f", "-qq", "-o", dir.file("strace.log")] + fault.inject
-                                 + [Binaries.lifeboat, "run", dir.file("plan.yaml"), "--ledger", ledger])
-            let output = result.stdout + result.stderr
+                                 + [Binaries.lifeboat, "run", dir.file("plan.yaml"), "--ledger", ledger] + (fault.json ? ["--json"] : []))
+            var output = result.stdout + result.stderr
+            if fault.json {
+                // The same facts the lines give: each job's state and error, as the CLI reports them.
+                let answer = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+                output = ((answer?["jobs"] as? [[String: Any]]) ?? []).map {
+                    "\(($0["state"] as? String ?? "").padding(toLength: 9, withPad: " ", startingAt: 0)) \($0["site"] ?? "")/\($0["product"] ?? "")  \($0["error"] ?? "")"
+                }.joined(separator: "\n")
+            }
             let trace = (try? String(contentsOfFile: dir.file("strace.log"), encoding: .utf8)) ?? ""
             #expect(trace.contains("(INJECTED)"), "strace injected nothing: \(trace.suffix(2_000))")
             #expect(result.status == 1, "exit \(result.status): \(output)")

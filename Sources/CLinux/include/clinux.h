@@ -32,4 +32,8 @@ int lifeboat_pidfd_open(pid_t pid, unsigned int flags);
 /// pipe2(2) (a GNU extension Swift does not see): a pipe with flags such as O_CLOEXEC set atomically.
 int lifeboat_pipe2(int fds[2], int flags);
 
+/// Makes C's stdout (which Swift's `print` writes through) line-buffered whatever it is connected
+/// to; Swift 6 cannot name the `stdout` global safely.
+void lifeboat_line_buffer_stdout(void);
+
 #endif

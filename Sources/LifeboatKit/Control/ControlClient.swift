@@ -17,6 +17,26 @@ public final class ControlClient {
         }
     }
 
+    /// No daemon at any of the default sockets (exit code 3).
+    public struct NoneReachable: LifeboatError {
+        public var tried: [Unreachable]
+        public var exitCode: CLIExit { .unreachable }
+        public var description: String {
+            "cannot reach lifeboatd; tried " + tried.map { "\($0.path) (\($0.reason))" }.joined(separator: ", ")
+                + ". Is the daemon running (systemctl status lifeboatd)? Use --socket or LIFEBOAT_SOCKET for another socket."
+        }
+    }
+
+    /// Connects to the first of `paths` that answers.
+    public static func connect(anyOf paths: [String]) throws -> ControlClient {
+        var tried: [Unreachable] = []
+        for path in paths {
+            do { return try ControlClient(path: path) } catch let error as Unreachable { tried.append(error) }
+        }
+        if tried.count == 1 { throw tried[0] }
+        throw NoneReachable(tried: tried)
+    }
+
     /// The daemon answered with an error.
     public struct Refused: LifeboatError {
         public var error: ControlError
@@ -34,7 +54,7 @@ public final class ControlClient {
         guard var address = UnixAddress(path) else { throw Unreachable(path: path, reason: "not a usable socket path") }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Unreachable(path: path, reason: String(cString: strerror(errno))) }
-        guard address.withSockaddr({ connect(fd, $0, $1) }) == 0 else {
+        guard address.withSockaddr({ Glibc.connect(fd, $0, $1) }) == 0 else {
             let e = errno
             close(fd)
             throw Unreachable(path: path, reason: String(cString: strerror(e)))

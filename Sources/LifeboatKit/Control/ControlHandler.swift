@@ -27,6 +27,13 @@ public struct ControlHandler: Sendable {
     /// Commands that change something.
     public static let mutating: Set<String> = ["run.start", "run.cancel", "run.resume", "job.retry", "rollback", "quarantine.purge", "reload"]
 
+    /// Whether a request changes something: a dry run (`run.start` with mode `dry-run`) writes
+    /// nothing, so anyone who may read may ask for one.
+    static func isMutating(_ request: ControlRequest) -> Bool {
+        guard mutating.contains(request.command) else { return false }
+        return !(request.command == "run.start" && (try? request.string("mode")) == RunMode.dryRun.rawValue)
+    }
+
     public static let commands: [String] = ["status", "plans", "plan.check", "run.start", "run.list", "run.show", "run.watch",
                                             "run.cancel", "run.resume", "job.retry", "rollback", "quarantine.list",
                                             "quarantine.purge", "report", "reload", "schedules"]
@@ -37,7 +44,7 @@ public struct ControlHandler: Sendable {
             guard Self.commands.contains(request.command) else {
                 throw ControlError(.unknownCommand, "unknown command \"\(String(request.command.prefix(64)))\"; commands: \(Self.commands.joined(separator: ", "))")
             }
-            if Self.mutating.contains(request.command) {
+            if Self.isMutating(request) {
                 guard context.access.mayMutate(peer) else {
                     context.logger.warning("mutating command refused", metadata: ["command": "\(request.command)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
                     throw ControlError(.forbidden, "\(request.command) needs an admin (root, the daemon's user or a configured admin); \(peer) may only read")
@@ -105,6 +112,8 @@ public struct ControlHandler: Sendable {
         public var note: String?
         /// When the run will finish at its measured pace, and whether that misses the RTO objective.
         public var forecast: RTOForecast
+        /// Why it waits for a run slot (queued behind which runs, the limit), when it does.
+        public var waiting: RunWait?
     }
 
     public struct Status: Codable, Sendable {
@@ -130,7 +139,8 @@ public struct ControlHandler: Sendable {
             let done = counts.filter { $0.key.isFinal }.values.reduce(0, +)
             runs.append(RunStatus(id: run.id, plan: run.plan, mode: run.mode, state: run.state, jobs: total, done: done,
                                   counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }), note: run.note,
-                                  forecast: RTOForecast(run: run, totalJobs: total, finishedJobs: done, now: context.clock.now())))
+                                  forecast: RTOForecast(run: run, totalJobs: total, finishedJobs: done, now: context.clock.now()),
+                                  waiting: context.runs.wait(of: run.id)))
         }
         let now = context.clock.now()
         let recent = try await context.ledger.bytesRestored(since: now.addingTimeInterval(-60))
@@ -153,6 +163,8 @@ public struct ControlHandler: Sendable {
         var sandbox: String?
         var schedule: String?
         var nextExercise: Date?
+        /// Every setting as it takes effect, defaults included.
+        var settings: PlanSettings
     }
 
     struct PlansResult: Codable {
@@ -171,7 +183,7 @@ public struct ControlHandler: Sendable {
             PlanInfo(name: entry.plan.name, file: entry.file, description: entry.plan.description,
                      products: entry.plan.products.map(\.name), waves: entry.plan.waves.count, snapshots: entry.plan.snapshots,
                      target: entry.plan.target.text, sandbox: entry.plan.sandbox?.text, schedule: entry.plan.schedule?.exercise.text,
-                     nextExercise: entry.plan.schedule?.exercise.nextFire(after: now))
+                     nextExercise: entry.plan.schedule?.exercise.nextFire(after: now), settings: PlanSettings(entry.plan))
         }
         return PlansResult(plans: infos, problems: context.plans.problems)
     }
@@ -180,6 +192,7 @@ public struct ControlHandler: Sendable {
         var ok: Bool
         var plan: String?
         var errors: [Diagnostic]
+        var settings: PlanSettings?
     }
 
     func planCheck(_ request: ControlRequest, peer: PeerCredentials) throws -> CheckResult {
@@ -196,7 +209,7 @@ public struct ControlHandler: Sendable {
             } else {
                 throw ControlError(.invalidParams, "give \"text\" (the plan's YAML) or \"plan\" (a loaded plan's name)")
             }
-            return CheckResult(ok: true, plan: plan.name, errors: [])
+            return CheckResult(ok: true, plan: plan.name, errors: [], settings: PlanSettings(plan))
         } catch let error as DiagnosticsError {
             return CheckResult(ok: false, plan: nil, errors: error.diagnostics)
         }
@@ -222,9 +235,14 @@ public struct ControlHandler: Sendable {
         }
         let scale = try request.int("scale")
         if let scale, scale < 1 { throw ControlError(.invalidParams, "\"scale\" must be at least 1") }
+        let seed = try request.int("seed"), keep = try request.bool("keep")
+        if mode != .exercise, scale != nil || seed != nil || keep != nil {
+            // Refused rather than recorded on a run they do nothing for.
+            throw ControlError(.invalidParams, "\"scale\", \"seed\" and \"keep\" apply to exercises only, not to a \(mode.rawValue)")
+        }
         let runRequest = RunRequest(plan: plan, mode: mode, sites: sites, incidentAt: try request.time("incident_at"),
                                     asOf: try request.time("as_of"), declaredAt: try request.time("declared_at"),
-                                    scale: scale, seed: try request.int("seed").map(Int64.init), keepSandbox: try request.bool("keep") ?? false,
+                                    scale: scale, seed: seed.map(Int64.init), keepSandbox: keep ?? false,
                                     startedBy: peer.description)
         if mode == .dryRun {
             return ControlResponse.success(id: request.id, try await context.runs.engine.dryRun(runRequest))
@@ -237,12 +255,15 @@ public struct ControlHandler: Sendable {
         public var jobs: [JobRecord]
         public var summary: RunSummary
         public var active: Bool
+        /// Why it waits for a run slot (queued behind which runs, the limit), when it does.
+        public var waiting: RunWait?
     }
 
     func showRun(_ runId: String) async throws -> RunDetail {
         guard let run = try await context.ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId) in the ledger; see `lifeboat runs`") }
         let jobs = try await context.ledger.jobs(runId: runId)
-        return RunDetail(run: run, jobs: jobs, summary: RunSummary(run: run, jobs: jobs), active: context.runs.isActive(runId))
+        return RunDetail(run: run, jobs: jobs, summary: RunSummary(run: run, jobs: jobs), active: context.runs.isActive(runId),
+                         waiting: context.runs.wait(of: runId))
     }
 
     /// Streams the run's events until it ends: one response per event, then the final state.

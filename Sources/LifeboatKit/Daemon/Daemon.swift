@@ -38,15 +38,17 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
         var problems: [PlanRegistry.Problem] = []
         var plansDirectory: String?
         if let file = config.sourcePath {
-            // The config is re-read too: admins and plans_dir apply now; the socket, state_dir,
-            // metrics and logging need a restart. An invalid file keeps the running config.
+            // The config is re-read too: admins, plans_dir and max_concurrent_runs apply now; the
+            // socket, state_dir, metrics and logging need a restart. An invalid file keeps the
+            // running config.
             do {
                 let fresh = try DaemonConfig.load(path: file)
                 access.authorizer = Authorizer(admins: fresh.admins)
                 plansDirectory = fresh.plansDirectory
+                runs.slots.setLimit(fresh.maxConcurrentRuns)
                 if fresh.socket.path != config.socket.path || fresh.stateDirectory != config.stateDirectory
-                    || fresh.metricsListen != config.metricsListen || fresh.maxConcurrentRuns != config.maxConcurrentRuns {
-                    logger.warning("config changes to socket, state_dir, metrics or max_concurrent_runs take effect after a restart")
+                    || fresh.metricsListen != config.metricsListen {
+                    logger.warning("config changes to socket, state_dir or metrics take effect after a restart")
                 }
             } catch {
                 let errors = (error as? DiagnosticsError)?.diagnostics.map(\.description) ?? ["\(error)"]
@@ -77,7 +79,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     var metrics: MetricsService?
     if let listen = config.metricsListen, let address = MetricsAddress(listen) {
         metrics = MetricsService(metrics: LifeboatMetrics(ledger: ledger, clock: clock), address: address, events: bus.subscribe(),
-                                 activeRuns: { runs.activeRuns.count }, logger: logger)
+                                 activeRuns: { runs.activeRuns.map(\.id) }, logger: logger)
         services.insert(metrics!, at: 1)
     }
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(

@@ -62,10 +62,13 @@ public struct DaemonConfig: Sendable {
 
     static func decode(_ root: Node, reader: YAMLReader, base: String) -> DaemonConfig {
         var config = DaemonConfig.defaults()
-        guard var doc = YAMLMapping(root, path: "", reader: reader) else { return config }
         func absolute(_ text: String) -> String {
             PathTemplate.normalise(text.hasPrefix("/") ? text : base + "/" + text)
         }
+        // Like every relative path of the file: `plans` beside it (/etc/lifeboat/plans for
+        // /etc/lifeboat/lifeboatd.yaml), whatever the working directory.
+        config.plansDirectory = absolute("plans")
+        guard var doc = YAMLMapping(root, path: "", reader: reader) else { return config }
         if let (text, _) = doc.string("plans_dir") { config.plansDirectory = absolute(text) }
         if let (text, _) = doc.string("state_dir") { config.stateDirectory = absolute(text) }
         if var s = doc.mapping("socket") {
@@ -125,6 +128,19 @@ public struct DaemonConfig: Sendable {
         if let n = doc.int("max_concurrent_runs", range: 1...64) { config.maxConcurrentRuns = n }
         doc.finish()
         return config
+    }
+
+    /// Why the daemon could not read its plans directory, or nil when it can: a daemon that
+    /// serves no plan because of a typo must not start as if all were well (checked at start;
+    /// a reload reports it as a problem and keeps the plans it has).
+    public var plansDirectoryProblem: String? {
+        guard FileSystem.isDirectory(plansDirectory) else {
+            return "\(plansDirectory) is not a directory (\(FileSystem.exists(plansDirectory) ? "a file is there" : "nothing is there")); create it or set plans_dir"
+        }
+        guard access(plansDirectory, R_OK | X_OK) == 0 else {
+            return "\(plansDirectory) is not readable by this user (uid \(getuid())): \(String(cString: strerror(errno)))"
+        }
+        return nil
     }
 }
 

@@ -26,7 +26,30 @@ public final class LifeboatMetrics: Sendable {
         self.clock = clock
         // Families appear on the first scrape even before any run.
         for state in JobState.allCases where state.isFinal { _ = jobsCounter(state) }
-        _ = registry.makeGauge(descriptor: metric("lifeboat_runs", "active", "Runs queued or running"))
+        _ = runsActive
+        _ = rtoMissedRuns
+    }
+
+    private var runsActive: Gauge { registry.makeGauge(descriptor: metric("lifeboat_runs", "active", "Runs not ended: queued, running, halted")) }
+    private var rtoMissedRuns: Counter {
+        registry.makeCounter(descriptor: metric("lifeboat_runs_rto_missed", "total", "Runs that ended with their RTO objective missed (a job late or not restored)"))
+    }
+
+    /// The per-run series (forecast, objective, forecast miss); removed when the run ends.
+    private func runGauges(_ run: RunRecord) -> (forecast: Gauge, objective: Gauge, miss: Gauge) {
+        let labels = [("run", run.id), ("plan", run.plan)]
+        return (registry.makeGauge(descriptor: metric("lifeboat_run_forecast_rto", "seconds", "Forecast RTO of a run's last job from its measured pace"), labels: labels),
+                registry.makeGauge(descriptor: metric("lifeboat_run_rto_objective", "seconds", "The run's RTO objective"), labels: labels),
+                registry.makeGauge(descriptor: metric("lifeboat_run_forecast", "miss", "1 while the run is forecast to miss its RTO objective"), labels: labels))
+    }
+
+    /// Runs not ended, and their forecasts, afresh: a run whose jobs are slow (or halted) has no
+    /// job events to recompute them from.
+    func refresh(active: [String]) async {
+        runsActive.set(Double(active.count))
+        for id in active {
+            if let run = try? await ledger.run(id: id) { await forecast(run) }
+        }
     }
 
     private func jobsCounter(_ state: JobState) -> Counter {
@@ -44,14 +67,11 @@ public final class LifeboatMetrics: Sendable {
         registry.makeValueHistogram(descriptor: metric("lifeboat_job_rpo", "seconds", "RPO of jobs: incident − snapshot taken-at"), buckets: [900, 3_600, 14_400, 43_200, 86_400, 172_800, 604_800])
     }
 
-    /// Applies one bus event.
-    func observe(_ event: RunEvent, activeRuns: Int) async {
-        registry.makeGauge(descriptor: metric("lifeboat_runs", "active", "Runs queued or running")).set(Double(activeRuns))
+    /// Applies one bus event. `active`: the runs not ended (the one finishing may still be there).
+    func observe(_ event: RunEvent, active: [String]) async {
+        if event.kind != .finished { runsActive.set(Double(active.count)) }
         guard event.kind == .job, let job = event.job else {
-            if event.kind == .finished, let run = event.run {
-                await forecast(run)
-                _ = lastForecast.withLock { $0.removeValue(forKey: run.id) }
-            }
+            if event.kind == .finished, let run = event.run { await ended(run, active: active) }
             return
         }
         guard job.state.isFinal else { return }
@@ -71,6 +91,19 @@ public final class LifeboatMetrics: Sendable {
         if due, let run = try? await ledger.run(id: job.runId) { await forecast(run) }
     }
 
+    /// A run ended: its series go (a finished run has nothing to forecast), and a missed RTO
+    /// objective is counted, by the report's verdict.
+    private func ended(_ run: RunRecord, active: [String]) async {
+        runsActive.set(Double(active.filter { $0 != run.id }.count))
+        _ = lastForecast.withLock { $0.removeValue(forKey: run.id) }
+        guard run.state.isFinal else { return } // interrupted by a shutdown: it resumes
+        let gauges = runGauges(run)
+        for gauge in [gauges.forecast, gauges.objective, gauges.miss] { registry.unregisterGauge(gauge) }
+        if let jobs = try? await ledger.jobs(runId: run.id), ReportVerdict(run: run, jobs: jobs, now: clock.now()).rto == .missed {
+            rtoMissedRuns.increment()
+        }
+    }
+
     /// Forecast finish versus objective, per run; and the running/throughput gauges.
     private func forecast(_ run: RunRecord) async {
         guard let counts = try? await ledger.jobCounts(runId: run.id) else { return }
@@ -78,16 +111,14 @@ public final class LifeboatMetrics: Sendable {
         let finished = counts.filter { $0.key.isFinal }.values.reduce(0, +)
         running.set(Double(counts.filter { $0.key.isActive }.values.reduce(0, +)))
         if let recent = try? await ledger.bytesRestored(since: clock.now().addingTimeInterval(-60)) { throughput.set(Double(recent) / 60) }
-        let labels = [("run", run.id), ("plan", run.plan)]
+        // An ended run's series are gone (`ended`); a late read must not bring them back.
+        guard !run.state.isFinal else { return }
         let forecast = RTOForecast(run: run, totalJobs: total, finishedJobs: finished, now: clock.now())
-        if let seconds = forecast.rtoSeconds {
-            registry.makeGauge(descriptor: metric("lifeboat_run_forecast_rto", "seconds", "Forecast RTO of a run's last job from its measured pace"),
-                               labels: labels).set(run.state.isFinal ? 0.0 : seconds)
-        }
+        let gauges = runGauges(run)
+        if let seconds = forecast.rtoSeconds { gauges.forecast.set(seconds) }
         if let objective = run.rtoObjectiveSeconds {
-            registry.makeGauge(descriptor: metric("lifeboat_run_rto_objective", "seconds", "The run's RTO objective"), labels: labels).set(objective)
-            registry.makeGauge(descriptor: metric("lifeboat_run_forecast", "miss", "1 while the run is forecast to miss its RTO objective"),
-                               labels: labels).set(!run.state.isFinal && forecast.missesObjective ? 1.0 : 0.0)
+            gauges.objective.set(objective)
+            gauges.miss.set(forecast.missesObjective ? 1.0 : 0.0)
         }
     }
 }
@@ -98,12 +129,12 @@ public final class MetricsService: Service {
     let metrics: LifeboatMetrics
     let address: MetricsAddress
     let events: AsyncStream<RunEvent>
-    let activeRuns: @Sendable () -> Int
+    let activeRuns: @Sendable () -> [String]
     let logger: Logger
     /// Signalled once the listener is bound.
     public let listening = ReadySignal()
 
-    init(metrics: LifeboatMetrics, address: MetricsAddress, events: AsyncStream<RunEvent>, activeRuns: @escaping @Sendable () -> Int, logger: Logger) {
+    init(metrics: LifeboatMetrics, address: MetricsAddress, events: AsyncStream<RunEvent>, activeRuns: @escaping @Sendable () -> [String], logger: Logger) {
         self.metrics = metrics
         self.address = address
         self.events = events
@@ -127,7 +158,13 @@ public final class MetricsService: Service {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await event in self.events.cancelOnGracefulShutdown() {
-                    await self.metrics.observe(event, activeRuns: self.activeRuns())
+                    await self.metrics.observe(event, active: self.activeRuns())
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                    await self.metrics.refresh(active: self.activeRuns())
+                    try? await Task.sleep(for: .seconds(2))
                 }
             }
             try? await gracefulShutdown()

@@ -58,13 +58,17 @@ public struct NotificationDispatcher: Sendable {
         do {
             guard let run = try await event.run.asyncOr({ try await ledger.run(id: event.runId) }),
                   let plan = plan(run.plan), let command = plan.notify else { return }
-            let payload = Notification(event: name, at: event.at, run: run, job: event.job, message: event.message)
+            // Every event says what happened in words (a job event carries its job instead).
+            let message = event.message ?? event.job.map { "\($0.name) \($0.state.rawValue): \($0.reason ?? $0.state.rawValue)" }
+            let payload = Notification(event: name, at: event.at, run: run, job: event.job, message: message)
             let encoder = JSONEncoder()
             encoder.keyEncodingStrategy = .convertToSnakeCase
             encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.sortedKeys]
             let stdin = Array(try encoder.encode(payload)) + [UInt8(ascii: "\n")]
-            let result = try await HookRunner.run(HookCommand(command, timeout: .seconds(min(plan.hookTimeout.seconds, 60)), stdin: stdin,
+            // `{run}` is the one template variable of notify (checked when the plan loads).
+            let argv = command.map { (try? PathTemplate($0, allowed: [.run]))?.render([.run: run.id]) ?? $0 }
+            let result = try await HookRunner.run(HookCommand(argv, timeout: .seconds(min(plan.hookTimeout.seconds, 60)), stdin: stdin,
                                                               environment: ["LIFEBOAT_EVENT": name, "LIFEBOAT_RUN": run.id]))
             if !result.succeeded {
                 logger.warning("notify command failed", metadata: ["event": "\(name)", "run.id": "\(run.id)", "result": "\(result.summary)",

@@ -54,27 +54,35 @@ public final class PlanRegistry: Sendable {
         let directory = self.directory
         let files = ((try? FileSystem.directoryEntries(directory)) ?? [])
             .filter { ($0.kind == .regular || $0.kind == .symlink) && ($0.name.hasSuffix(".yaml") || $0.name.hasSuffix(".yml")) }
-            .map { directory + "/" + $0.name }
+            .map { directory + "/" + $0.name }.sorted()
         var loaded: [String: Entry] = [:]
         var problems: [Problem] = []
         if !FileSystem.isDirectory(directory) {
             problems.append(Problem(file: directory, errors: ["plans_dir \(directory) is not a readable directory"], keptPrevious: nil))
         }
         let previous = state.withLock { $0.plans }
+        var parsed: [Entry] = []
         for file in files {
             do {
-                let plan = try PlanLoader.load(path: file)
-                if let clash = loaded[plan.name] {
-                    problems.append(Problem(file: file, errors: ["plan name \"\(plan.name)\" is also used by \(clash.file); names must be unique"], keptPrevious: nil))
-                    continue
-                }
-                loaded[plan.name] = Entry(plan: plan, file: file, loadedAt: now)
+                parsed.append(Entry(plan: try PlanLoader.load(path: file), file: file, loadedAt: now))
             } catch {
                 let errors = (error as? DiagnosticsError)?.diagnostics.map(\.description) ?? ["\(error)"]
                 // Keep the previous version of the plan that came from this file.
                 let kept = previous.values.first { $0.file == file }
                 if let kept, loaded[kept.plan.name] == nil { loaded[kept.plan.name] = kept }
                 problems.append(Problem(file: file, errors: errors, keptPrevious: kept?.plan.name))
+            }
+        }
+        // Two files with one plan name: neither is served (a run names its plan, and either could
+        // be the one meant); a version served before is kept, as for an invalid file.
+        let duplicates = PlanConflicts.duplicateNames(parsed.map(\.plan))
+        for (i, entry) in parsed.enumerated() {
+            if let duplicate = duplicates[i] {
+                let kept = previous[entry.plan.name]
+                if let kept, loaded[kept.plan.name] == nil { loaded[kept.plan.name] = kept }
+                problems.append(Problem(file: entry.file, errors: [duplicate.description], keptPrevious: kept?.plan.name))
+            } else if loaded[entry.plan.name] == nil {
+                loaded[entry.plan.name] = entry
             }
         }
         // Rules across plans (a sandbox over another plan's target, anything in the state

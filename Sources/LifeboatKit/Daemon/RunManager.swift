@@ -4,13 +4,15 @@ import ServiceLifecycle
 import Synchronization
 
 /// Starts, tracks and drains runs inside the daemon: every run executes as a child task of this
-/// service's task group (no unstructured tasks), at most `maxConcurrentRuns` at once; unfinished
+/// service's task group (no unstructured tasks), at most `max_concurrent_runs` at once (`RunSlots`:
+/// queued runs wait in order and say behind which runs; a halted run holds no slot); unfinished
 /// runs from the ledger are resumed before the daemon declares itself ready. Graceful shutdown
 /// (SIGTERM) drains: runs stop cleanly and are recorded `interrupted`, to resume on the next start.
 public final class RunManager: Service {
     public let engine: Engine
     public let plans: PlanRegistry
-    public let maxConcurrentRuns: Int
+    /// `max_concurrent_runs`, and who holds and waits for the slots.
+    public let slots: RunSlots
     /// Signalled once unfinished runs have been picked up.
     public let recovered = ReadySignal()
     private let logger: Logger
@@ -28,7 +30,7 @@ public final class RunManager: Service {
     public init(engine: Engine, plans: PlanRegistry, maxConcurrentRuns: Int, logger: Logger) {
         self.engine = engine
         self.plans = plans
-        self.maxConcurrentRuns = maxConcurrentRuns
+        slots = RunSlots(limit: maxConcurrentRuns)
         self.logger = logger
         (queue, enqueue) = AsyncStream<String>.makeStream()
     }
@@ -76,9 +78,20 @@ public final class RunManager: Service {
         guard job.state == .failed || job.state == .cancelled || job.state == .skipped else {
             throw ControlError(.conflict, "job \(jobId) (\(job.name)) is \(job.state.rawValue); only failed, cancelled or skipped jobs can be retried")
         }
-        // The job, and the jobs of its site that were skipped because of it.
-        var reset = [job]
-        reset += jobs.filter { $0.site == job.site && $0.state == .skipped && $0.id != job.id }
+        // The job, what it depends on that did not succeed (first: a job skipped for a failed
+        // dependency would only be skipped again), and the jobs of its site that were skipped.
+        let site = jobs.filter { $0.site == job.site }
+        var reset: [JobRecord] = []
+        var stack = [job]
+        while let next = stack.popLast() {
+            guard next.state != .succeeded, !reset.contains(where: { $0.id == next.id }) else { continue }
+            reset.append(next)
+            let after = plan.product(named: next.product)?.after ?? []
+            stack += site.filter { after.contains($0.product) }
+        }
+        let chosen = Set(reset.compactMap(\.id))
+        reset += site.filter { $0.state == .skipped && !chosen.contains($0.id ?? -1) }
+        reset.sort { ($0.id ?? 0) < ($1.id ?? 0) }
         for var j in reset {
             j.state = .pending
             j.error = nil
@@ -88,7 +101,9 @@ public final class RunManager: Service {
         }
         run.state = .pending
         run.finishedAt = nil
-        run.note = "job \(job.name) retried"
+        // What a retry does to the run, in words (`retry` prints it).
+        run.note = "retrying \(reset.map(\.name).joined(separator: ", ")): the run goes on for these job(s) only; its other jobs keep "
+            + "their outcome, and it ends succeeded only if every job has"
         run.currentWave = min(run.currentWave, job.wave)
         try await ledger.updateRun(run)
         ledger.postEvent(LedgerEvent(runId: runId, jobId: jobId, at: engine.environment.clock.now(), kind: "job.retry",
@@ -104,8 +119,11 @@ public final class RunManager: Service {
 
     public func isActive(_ runId: String) -> Bool { active.withLock { $0[runId] != nil } }
 
+    /// Why a run waits for a slot (queued, or resumed after a halt), or nil when it does not.
+    public func wait(of runId: String) -> RunWait? { slots.wait(of: runId) }
+
     private func register(_ runId: String, plan: Plan) {
-        active.withLock { $0[runId] = Active(control: RunControl(), plan: plan, started: false) }
+        active.withLock { $0[runId] = Active(control: RunControl(slots: slots, runId: runId), plan: plan, started: false) }
         enqueue.yield(runId)
     }
 
@@ -114,14 +132,15 @@ public final class RunManager: Service {
     public func run() async throws {
         try await resumeUnfinished()
         recovered.signal()
-        let slots = AsyncSemaphore(maxConcurrentRuns)
         await withDiscardingTaskGroup { group in
             for await runId in queue.cancelOnGracefulShutdown() {
                 group.addTask {
-                    // Queued runs wait here (recorded pending); a drain cancels the wait.
-                    guard await slots.wait() else { return }
+                    // Queued runs wait here (recorded pending); a drain cancels the wait. A run
+                    // cancelled while queued executes without a slot, to be recorded cancelled.
+                    let granted = await self.slots.acquire(runId)
+                    if !granted, Task.isCancelled { return }
                     await self.execute(runId)
-                    slots.signal()
+                    self.slots.release(runId)
                 }
             }
             // Drain: every run still going is cancelled as a task, which the engine records as

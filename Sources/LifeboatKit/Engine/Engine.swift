@@ -100,6 +100,14 @@ public struct DryRunReport: Sendable, Codable {
     public var forecastBasis: String
     public var rtoObjectiveSeconds: Double?
 
+    /// What makes this dry run a failure to report (exit 1): jobs that would fail for want of a
+    /// snapshot. Nil when every job has one.
+    public var failure: String? {
+        guard missingSnapshots > 0 else { return nil }
+        return "\(missingSnapshots) of \(jobs.count) job(s) have no snapshot taken at or before \(Timestamp.iso(asOf)) and would fail"
+            + (missingSnapshots == jobs.count ? " (every job): check the plan's snapshots store and --as-of" : "")
+    }
+
     init(prepared: RunPlanner.Prepared, plan: Plan, history: ThroughputHistory) {
         self.plan = plan.name
         incidentAt = prepared.run.incidentAt

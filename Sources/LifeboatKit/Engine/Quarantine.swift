@@ -42,8 +42,12 @@ public struct QuarantineManager: Sendable {
 
     public struct PurgeResult: Sendable, Codable {
         public var purged: [Entry]
-        /// Entries kept because they are inside retention (or younger than --older-than).
+        /// Entries kept: `keptInsideRetention` + `keptYounger`.
         public var kept: Int
+        /// Kept because they are inside their retention.
+        public var keptInsideRetention: Int
+        /// Kept although past retention: younger than the `older_than` asked for.
+        public var keptYounger: Int
         public var dryRun: Bool
     }
 
@@ -56,7 +60,7 @@ public struct QuarantineManager: Sendable {
     public func purge(olderThan: DurationSpec?, dryRun: Bool, confirmed: Bool = false, by who: String) async throws -> PurgeResult {
         let now = clock.now()
         var purged: [Entry] = []
-        var kept = 0
+        var insideRetention = 0, younger = 0
         let records = try await ledger.quarantine(includePurged: false)
         let entries = try await list()
         let due = zip(records, entries).filter { _, entry in
@@ -70,7 +74,8 @@ public struct QuarantineManager: Sendable {
         }
         for (record, entry) in zip(records, entries) {
             let oldEnough = olderThan.map { entry.ageSeconds >= Double($0.seconds) } ?? true
-            guard entry.purgeable, oldEnough else { kept += 1; continue }
+            guard entry.purgeable else { insideRetention += 1; continue }
+            guard oldEnough else { younger += 1; continue }
             if !dryRun {
                 try Self.remove(record.path)
                 var record = record
@@ -82,7 +87,7 @@ public struct QuarantineManager: Sendable {
             purged.append(entry)
         }
         try await ledger.flush()
-        return PurgeResult(purged: purged, kept: kept, dryRun: dryRun)
+        return PurgeResult(purged: purged, kept: insideRetention + younger, keptInsideRetention: insideRetention, keptYounger: younger, dryRun: dryRun)
     }
 
     /// Removes a quarantined tree without following links.

@@ -5,7 +5,9 @@ import Foundation
 public struct RTOForecast: Sendable, Codable, Hashable {
     /// Forecast finish time; nil until at least one job finished.
     public var finishAt: Date?
-    /// Forecast RTO of the last job (finish − declared).
+    /// Forecast RTO of the last job (finish − declared). Before any job finished, once the RTO
+    /// objective has passed with jobs left: the time since the declaration (the RTO is already
+    /// at least that).
     public var rtoSeconds: Double?
     public var objectiveSeconds: Double?
     public var remainingJobs: Int
@@ -19,6 +21,9 @@ public struct RTOForecast: Sendable, Codable, Hashable {
     public init(run: RunRecord, totalJobs: Int, finishedJobs: Int, now: Date) {
         objectiveSeconds = run.rtoObjectiveSeconds
         remainingJobs = max(0, totalJobs - finishedJobs)
+        if remainingJobs > 0, let objective = objectiveSeconds, now.timeIntervalSince(run.declaredAt) > objective {
+            rtoSeconds = now.timeIntervalSince(run.declaredAt)
+        }
         guard let started = run.startedAt, finishedJobs > 0 else { return }
         let elapsed = max(0.001, now.timeIntervalSince(started))
         let finish = now.addingTimeInterval(elapsed / Double(finishedJobs) * Double(remainingJobs))
@@ -28,7 +33,11 @@ public struct RTOForecast: Sendable, Codable, Hashable {
 
     /// "forecast finish 10:42 (RTO 2h05m against 4h: on track)".
     public var summary: String {
-        guard let finishAt, let rtoSeconds else { return "no forecast yet" }
+        guard let rtoSeconds else { return "no forecast yet" }
+        guard let finishAt else {
+            return "no finish forecast yet; RTO already \(DurationSpec.format(seconds: rtoSeconds))"
+                + (objectiveSeconds.map { " — MISSES the \(DurationSpec.format(seconds: $0)) objective" } ?? "")
+        }
         var text = "forecast finish \(Timestamp.iso(finishAt)), RTO \(DurationSpec.format(seconds: rtoSeconds))"
         if let objectiveSeconds {
             text += missesObjective ? " — MISSES the \(DurationSpec.format(seconds: objectiveSeconds)) objective by \(DurationSpec.format(seconds: rtoSeconds - objectiveSeconds))"

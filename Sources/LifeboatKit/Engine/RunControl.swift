@@ -13,8 +13,14 @@ public final class RunControl: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The run's share of the daemon's `max_concurrent_runs` (nil: no limit, as in `lifeboat run`).
+    let slots: RunSlots?
+    let runId: String
 
-    public init() {}
+    public init(slots: RunSlots? = nil, runId: String = "") {
+        self.slots = slots
+        self.runId = runId
+    }
 
     public var isCancelled: Bool { state.withLock { $0.cancelledBy != nil } }
     public var cancelledBy: String? { state.withLock { $0.cancelledBy } }
@@ -31,6 +37,8 @@ public final class RunControl: Sendable {
         }
         for c in cancelWaiters { c.resume() }
         for c in resumeWaiters { c.resume(returning: false) }
+        // A run waiting for a run slot stops waiting: it ends cancelled without one.
+        slots?.withdraw(runId)
     }
 
     /// Lets a halted run go on with its next wave. Returns false when it is not halted.
@@ -70,6 +78,7 @@ public final class RunControl: Sendable {
     }
 
     /// Marks the run halted and waits: true to go on (resume), false to stop (cancel).
+    /// A halted run gives its run slot up while it waits; `takeSlotAgain` follows a resume.
     func haltAndWait() async -> Bool {
         let id = state.withLock { s in
             s.halted = true
@@ -77,6 +86,7 @@ public final class RunControl: Sendable {
             s.nextID += 1
             return s.nextID
         }
+        slots?.release(runId)
         let decision = await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
                 let now = state.withLock { s -> Bool? in
@@ -93,5 +103,14 @@ public final class RunControl: Sendable {
         }
         state.withLock { $0.halted = false }
         return decision
+    }
+
+    /// After a resume: takes a run slot again. `waiting` runs first when none is free at once.
+    /// False when the wait ended without a slot (a cancel or a drain).
+    func takeSlotAgain(waiting: () async throws -> Void) async rethrows -> Bool {
+        guard let slots, !slots.tryAcquire(runId) else { return true }
+        try await waiting()
+        guard !isCancelled else { return false }
+        return await slots.acquire(runId)
     }
 }

@@ -61,7 +61,7 @@ final class RunCoordinator {
         if final.state.isFinal, let finisher = env.finisher {
             final = await finisher.finished(final, plan: plan)
         }
-        env.bus.publish(RunEvent(kind: .finished, runId: final.id, at: now, run: final))
+        env.bus.publish(RunEvent(kind: .finished, runId: final.id, at: now, run: final, message: lastMessage))
         return final
     }
 
@@ -72,6 +72,8 @@ final class RunCoordinator {
 
     private func executeRun() async -> RunRecord {
         do {
+            // Cancelled while queued: it ends cancelled without starting.
+            if control.isCancelled { return try await finish() }
             // Destinations are held by one run at a time (taken again on resume and retry).
             do {
                 for job in scheduler.jobs where !job.state.isFinal { resolved[job.destination] = ResolvedPath.of(job.destination) }
@@ -90,10 +92,13 @@ final class RunCoordinator {
             try await recoverActiveJobs()
             // Dependencies are counted from the states after recovery.
             scheduler = RunScheduler(jobs: scheduler.jobs, plan: plan)
+            // Reasons from before this start (interrupted by a shutdown, a retry, a halt before a
+            // restart) no longer hold; the events keep the history.
             run.state = .running
+            run.note = nil
             run.startedAt = run.startedAt ?? now
             try await saveRun(event: "run started (\(run.mode.rawValue), \(scheduler.jobs.count) jobs, \(run.totalWaves) wave(s))")
-            env.bus.publish(RunEvent(kind: .started, runId: run.id, at: now, run: run))
+            env.bus.publish(RunEvent(kind: .started, runId: run.id, at: now, run: run, message: lastMessage))
             logger.info("run started", metadata: ["plan": "\(plan.name)", "mode": "\(run.mode.rawValue)", "jobs": "\(scheduler.jobs.count)"])
 
             var wave = run.currentWave
@@ -150,7 +155,7 @@ final class RunCoordinator {
             run.state = jobs.allSatisfy { $0.state == .succeeded } ? .succeeded : .failed
             if run.state == .failed {
                 let failed = jobs.filter { $0.state != .succeeded }.count
-                run.note = run.note ?? "\(failed) of \(jobs.count) job(s) did not succeed"
+                run.note = "\(failed) of \(jobs.count) job(s) did not succeed"
             }
         }
         run.finishedAt = now
@@ -163,9 +168,13 @@ final class RunCoordinator {
         return run
     }
 
+    /// The last run event's words: the `started` and `finished` events carry them too.
+    private var lastMessage: String?
+
     private func saveRun(event message: String?) async throws {
         try await env.ledger.updateRun(run)
         if let message {
+            lastMessage = message
             env.ledger.postEvent(LedgerEvent(runId: run.id, at: now, kind: "run.\(run.state.rawValue)", message: message))
         }
         env.bus.publish(RunEvent(kind: .run, runId: run.id, at: now, run: run, message: message))
@@ -257,17 +266,25 @@ final class RunCoordinator {
         let jobs = scheduler.jobs.filter { $0.wave == wave }
         let failures = jobs.filter { $0.state == .failed }.count
         guard !gate.passes(failures: failures, jobs: jobs.count) else { return true }
-        guard wave + 1 < run.totalWaves else { return true } // nothing left to hold back
+        // A gate holds back the waves after it; with nothing left to run there (the last wave, or a
+        // retry in an ended run), it has nothing to halt.
+        guard scheduler.jobs.contains(where: { $0.wave > wave && !$0.state.isFinal }) else { return true }
         let message = "wave \(wave + 1) gate failed: \(failures) of \(jobs.count) job(s) failed"
             + (gate.maxFailures.map { " (max_failures \($0))" } ?? "")
             + (gate.maxFailureRatio.map { " (max_failure_ratio \($0))" } ?? "")
         run.state = .halted
-        run.note = message + "; resume or cancel the run"
+        run.note = HaltNotice.note(gate: message)
         try await saveRun(event: message)
         env.bus.publish(RunEvent(kind: .gateFailed, runId: run.id, at: now, run: run, message: message))
         logger.warning("wave gate failed; run halted", metadata: ["wave": "\(wave + 1)", "failures": "\(failures)"])
         let goOn = await control.haltAndWait()
         guard goOn, !Task.isCancelled else { return false }
+        let slotted = try await control.takeSlotAgain {
+            run.state = .pending
+            run.note = "resumed after wave \(wave + 1) gate; waiting for a run slot (max_concurrent_runs)"
+            try await saveRun(event: run.note)
+        }
+        guard slotted, !control.isCancelled, !Task.isCancelled else { return false }
         run.state = .running
         run.note = nil
         try await saveRun(event: "resumed after wave \(wave + 1) gate")

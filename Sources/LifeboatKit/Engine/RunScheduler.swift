@@ -110,6 +110,9 @@ struct RunScheduler {
     }
 
     private mutating func settle(_ i: Int) -> [Int] {
+        // A job a drain interrupted goes back to pending and runs again after the restart: its
+        // dependents wait for it, they are not skipped for it.
+        guard jobs[i].state.isFinal else { return [] }
         if jobs[i].state == .succeeded {
             for d in dependents[i] {
                 unmet[d] -= 1

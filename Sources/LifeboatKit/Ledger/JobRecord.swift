@@ -81,6 +81,13 @@ public struct JobRecord: Sendable, Codable, Hashable, Identifiable {
     /// `acme/jira`
     public var name: String { "\(site)/\(product)" }
 
+    /// Why it did not succeed, without the job's own name in front (messages often begin with
+    /// it), for lines that already name the job.
+    public var reason: String? {
+        guard let error else { return nil }
+        return error.hasPrefix(name + ": ") ? String(error.dropFirst(name.count + 2)) : error
+    }
+
     /// Duration of the current attempt, if it ran.
     public var duration: TimeInterval? {
         guard let startedAt, let finishedAt else { return nil }

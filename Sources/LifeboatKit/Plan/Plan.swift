@@ -138,17 +138,26 @@ public struct WaveGate: Sendable, Hashable {
 public struct RetryPolicy: Sendable, Hashable {
     public var attempts: Int = 3
     public var backoff: DurationSpec = DurationSpec(seconds: 10)
+
+    /// The defaults.
+    public init() {}
 }
 
 public struct VerifyPolicy: Sendable, Hashable {
     public var checksum: ChecksumPolicy = .required
     /// Run on the staging path (argv with `{path}` etc.); exit 0 = pass.
     public var command: [String]?
+
+    /// The defaults.
+    public init() {}
 }
 
 public struct ArchiveLimits: Sendable, Hashable {
     public var maxBytes: ByteSize = ByteSize(bytes: 500 << 30)
     public var maxEntries: Int = 10_000_000
+
+    /// The defaults.
+    public init() {}
 }
 
 public struct ExerciseSchedule: Sendable, Hashable {

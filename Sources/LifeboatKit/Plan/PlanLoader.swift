@@ -147,12 +147,13 @@ public enum PlanLoader {
             s.finish()
         }
 
-        let notify = command(&doc, "notify", path: "notify", reader: reader)
+        let notify = command(&doc, "notify", path: "notify", reader: reader, allowed: [.run],
+                             hint: " (notify runs once per event, not per job: the event's site and product are in the JSON on its stdin)")
         doc.finish()
 
         // Cross-field rules: the trees a plan names never overlap, and no two jobs share a path.
         var marks: [String: SourceMark] = [:]
-        for key in ["snapshots", "target", "sandbox", "quarantine"] {
+        for key in ["name", "snapshots", "target", "sandbox", "quarantine"] {
             if let node = doc.keyNode(key) { marks[key] = SourceMark(node.mark) }
         }
         var trees: [PlanTree] = []
@@ -239,7 +240,8 @@ public enum PlanLoader {
     }
 
     /// A command: a non-empty list of strings (argv, no shell) whose templates may use `{path}`.
-    private static func command(_ m: inout YAMLMapping, _ key: String, path: String, reader: YAMLReader) -> [String]? {
+    private static func command(_ m: inout YAMLMapping, _ key: String, path: String, reader: YAMLReader,
+                                allowed: Set<TemplateVariable> = Set(TemplateVariable.allCases), hint: String = "") -> [String]? {
         guard let node = m.value(key) else { return nil }
         guard case .sequence = node, let items = m.strings(key) else {
             reader.error(at: node, "\(path) must be a command as a list of strings, e.g. [\"/usr/local/bin/check\", \"{path}\"] (it runs without a shell)")
@@ -251,9 +253,9 @@ public enum PlanLoader {
         }
         for (text, itemNode) in items {
             do {
-                _ = try PathTemplate(text, allowed: Set(TemplateVariable.allCases))
+                _ = try PathTemplate(text, allowed: allowed)
             } catch {
-                reader.error(at: itemNode.mark(atOffset: error.offset), "\(path): \(error.message)")
+                reader.error(at: itemNode.mark(atOffset: error.offset), "\(path): \(error.message)\(hint)")
             }
         }
         return items.map(\.0)

@@ -62,6 +62,25 @@ public enum PlanConflicts {
     /// - A plan's target never overlaps another plan's store.
     /// Targets of different plans may coincide (a restore plan and an exercise plan of the same
     /// fleet share one); runs on the same destinations are kept apart at run time.
+    /// Plans that share a name, by their index in `plans`: each gets a diagnostic at its `name:`
+    /// naming the others' files and lines (a run names its plan, so neither is the one meant).
+    public static func duplicateNames(_ plans: [Plan]) -> [Int: Diagnostic] {
+        var result: [Int: Diagnostic] = [:]
+        func place(_ plan: Plan) -> String {
+            let mark = plan.marks["name"]
+            return (plan.sourcePath ?? plan.name) + (mark.map { ":\($0.line):\($0.column)" } ?? " (named after its file)")
+        }
+        for (name, indices) in Dictionary(grouping: plans.indices, by: { plans[$0].name }) where indices.count > 1 {
+            for i in indices {
+                let mark = plans[i].marks["name"] ?? SourceMark(line: 1, column: 1)
+                let others = indices.filter { $0 != i }.map { place(plans[$0]) }.joined(separator: ", ")
+                result[i] = Diagnostic(file: plans[i].sourcePath ?? name, line: mark.line, column: mark.column,
+                                       message: "plan name \"\(name)\" is also used by \(others); plan names must be unique: rename one (name: …)")
+            }
+        }
+        return result
+    }
+
     public static func check(_ plans: [Plan], stateDirectory: String?) -> [Problem] {
         var problems: [Problem] = []
         func report(_ plan: Plan, _ key: PlanTree.Role, _ message: String) {

@@ -103,6 +103,13 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
     /// Jobs that ended without being restored.
     public var notRestored: Int { failed + skipped + cancelled }
 
+    /// `MISSED (2 late, 3 not restored)`, `met`, `pending`: the RTO outcome in words, as the
+    /// report says it (`show` and `--follow` print this, so they never disagree with it).
+    public var rtoText: String { ReportText.outcome(rto, late: rtoMissed, notRestored: notRestored) }
+
+    /// The RPO outcome in words.
+    public var rpoText: String { ReportText.outcome(rpo) + (rpoMissed > 0 ? " (\(rpoMissed) snapshot(s) older than it)" : "") }
+
     /// The first words of the page: `OBJECTIVES MET`, `ATTENTION: OBJECTIVES MISSED`, …
     public var title: String {
         switch status {

@@ -14,12 +14,21 @@ public enum DefaultPaths {
     /// The ledger in a state directory.
     public static func ledger(in stateDirectory: String) -> String { stateDirectory + "/ledger.sqlite" }
 
+    /// The system daemon's socket (systemd, as root).
+    public static let systemSocket = "/run/lifeboat/lifeboatd.sock"
+
     /// `/run/lifeboat/lifeboatd.sock` for root; otherwise `$XDG_RUNTIME_DIR/lifeboat/lifeboatd.sock`
     /// or the state directory.
     public static var socket: String {
         let env = ProcessInfo.processInfo.environment
-        if geteuid() == 0 { return "/run/lifeboat/lifeboatd.sock" }
+        if geteuid() == 0 { return systemSocket }
         if let runtime = env["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/lifeboat/lifeboatd.sock" }
         return stateDirectory + "/lifeboatd.sock"
+    }
+
+    /// Where the CLI looks for a daemon when not told: this user's own, then the system's (an
+    /// operator in the socket's group talks to the system daemon without saying so).
+    public static var socketCandidates: [String] {
+        socket == systemSocket ? [systemSocket] : [socket, systemSocket]
     }
 }

@@ -7,6 +7,8 @@ public enum CLIExit: Int32, Sendable {
     case rejected = 2
     /// The daemon cannot be reached.
     case unreachable = 3
+    /// `--exit-on-halt`: a wave gate halted the run, which awaits `resume` or `cancel`.
+    case halted = 4
 }
 
 /// Errors Lifeboat reports to operators carry the exit code they map to.

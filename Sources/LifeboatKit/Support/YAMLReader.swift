@@ -320,13 +320,15 @@ public struct YAMLMapping {
         return Array(sequence)
     }
 
-    /// Reports every key that was never asked for.
+    /// Reports every key that was never asked for, with the closest known key and all of them
+    /// (a cut list hid the very key an operator was looking for).
     public func finish() {
-        var known = used.sorted().map { "\"\($0)\"" }
-        if known.count > 12 { known = Array(known.prefix(12)) + ["…"] }
+        let known = used.sorted()
         for entry in entries where !used.contains(entry.key) {
+            let closest = known.min { PlanLoader.editDistance($0, entry.key) < PlanLoader.editDistance($1, entry.key) }
+            let suggestion = closest.flatMap { PlanLoader.editDistance($0, entry.key) <= max(2, entry.key.count / 3) ? " (did you mean \"\($0)\"?)" : nil } ?? ""
             reader.error(at: entry.keyNode,
-                         "unknown key \"\(entry.key)\" in \(path.isEmpty ? "the document" : path); expected one of \(known.joined(separator: ", "))")
+                         "unknown key \"\(entry.key)\" in \(path.isEmpty ? "the document" : path)\(suggestion); expected one of \(known.map { "\"\($0)\"" }.joined(separator: ", "))")
         }
     }
 }

@@ -9,15 +9,16 @@ import Testing
         // One file per event: hooks run a few at a time, and appends to one file could interleave.
         let inbox = probe.file("events")
         try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
-        let script = probe.write("notify.sh", "#!/bin/sh\ncat > \"$(mktemp \(inbox)/event.XXXXXX)\"\n")
-        func received() -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: inbox)) ?? []).compactMap {
+        // The event on stdin, and the command's first argument (`{run}`) in a file beside it.
+        let script = probe.write("notify.sh", "#!/bin/sh\nf=$(mktemp \(inbox)/event.XXXXXX)\necho \"$1\" > \"$f.arg\"\ncat > \"$f\"\n")
+        func received(_ suffix: String = "") -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: inbox)) ?? []).filter { suffix.isEmpty ? !$0.hasSuffix(".arg") : $0.hasSuffix(suffix) }.compactMap {
                 try? String(contentsOfFile: inbox + "/" + $0, encoding: .utf8)
             }
         }
         chmod(script, 0o755)
         let fx = try await DRFixture(sites: 3, planExtra: """
-            notify: ["\(script)"]
+            notify: ["\(script)", "{run}"]
             objectives: { rto: 1s }
             waves:
               - { sites: 1, gate: { max_failures: 0 } }
@@ -49,5 +50,13 @@ import Testing
         })
         #expect(kinds == ["run.started", "job.failed", "gate.failed", "rto.forecast-miss", "run.finished"], "\(lines)")
         #expect(lines.contains { $0.contains(#""event":"job.failed""#) && $0.contains("acme") })
+        // Every event says what happened in words, run.started and run.finished included.
+        for line in lines {
+            let event = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(!((event["message"] as? String) ?? "").isEmpty, "\(line)")
+        }
+        #expect(lines.contains { $0.contains(#""event":"run.finished""#) && $0.contains(#""message":"run failed: "#) }, "\(lines)")
+        // `{run}` reaches the command as the run's id.
+        #expect(Set(received(".arg")) == ["\(created.run.id)\n"])
     }
 }

@@ -54,14 +54,15 @@ import Testing
         #expect(entries.count == 1 && !entries[0].purgeable && entries[0].bytes == 3)
         // Inside the 7-day retention: nothing goes, even when asked for "older than 0s".
         let early = try await manager.purge(olderThan: DurationSpec(seconds: 0), dryRun: false, by: "test")
-        #expect(early.purged.isEmpty && early.kept == 1)
+        #expect(early.purged.isEmpty && early.kept == 1 && early.keptInsideRetention == 1 && early.keptYounger == 0)
         #expect(FileManager.default.fileExists(atPath: entries[0].path))
         // Past retention: a dry run removes nothing, a real purge removes it and records it.
         fx.clock.advance(by: 8 * 86_400)
         let dry = try await manager.purge(olderThan: nil, dryRun: true, by: "test")
         #expect(dry.purged.count == 1 && FileManager.default.fileExists(atPath: entries[0].path))
         let real = try await manager.purge(olderThan: DurationSpec(seconds: 30 * 86_400), dryRun: false, by: "test")
-        #expect(real.purged.isEmpty && real.kept == 1) // younger than --older-than
+        // Past retention, but younger than --older-than: kept, and not called "inside retention".
+        #expect(real.purged.isEmpty && real.kept == 1 && real.keptYounger == 1 && real.keptInsideRetention == 0)
         let done = try await manager.purge(olderThan: nil, dryRun: false, by: "test")
         #expect(done.purged.count == 1)
         #expect(!FileManager.default.fileExists(atPath: entries[0].path))

@@ -159,6 +159,21 @@ import Testing
         #expect(jobs.filter { $0.state == .cancelled }.map(\.site) == ["b", "c"])
     }
 
+    @Test func aDrainLeavesDependentsPendingNotSkipped() async throws {
+        let fixture = try EngineFixture(sites: ["a", "b"], products: Self.threeProducts)
+        let executor = FakeExecutor(holdMilliseconds: 60_000)
+        let engine = fixture.engine(executor)
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
+        let drained = Task { try await engine.execute(runId: created.run.id, plan: fixture.plan) }
+        try await waitUntil { try await fixture.ledger.jobs(runId: created.run.id).filter { $0.state == .restoring }.count == 2 }
+        drained.cancel()
+        let run = try await drained.value
+        #expect(run.state == .interrupted)
+        // Nothing was decided about the jobs a shutdown interrupted: all of them run after the restart.
+        let jobs = try await fixture.ledger.jobs(runId: run.id)
+        #expect(jobs.allSatisfy { $0.state == .pending }, "\(jobs.map { "\($0.name) \($0.state) \($0.error ?? "")" })")
+    }
+
     @Test func cancelStopsRunningJobsWithinTwoSeconds() async throws {
         let fixture = try EngineFixture(sites: (1...6).map { "s\($0)" }, products: "  - name: contacts", extra: "concurrency: 3")
         let executor = FakeExecutor(holdMilliseconds: 60_000)

@@ -102,7 +102,7 @@ import Testing
 
     @Test func unknownKeyNamesLineAndColumn() {
         #expect(problems(variant("concurrency: 8\n", "concurrency: 8\nconcurency: 4\n"))
-                == [#"20:1: unknown key "concurency" in the document; expected one of "concurrency", "description", "hook_timeout", "limits", "name", "notify", "objectives", "preserve_ownership", "products", "quarantine", "retry", "sandbox", …"#])
+                == [#"20:1: unknown key "concurency" in the document (did you mean "concurrency"?); expected one of "concurrency", "description", "hook_timeout", "limits", "name", "notify", "objectives", "preserve_ownership", "products", "quarantine", "retry", "sandbox", "schedule", "sites", "snapshots", "target", "unsafe_entries", "verify", "waves""#])
         #expect(problems(variant("    concurrency: 4\n", "    concurrency: 4\n    cocnurrency: 2\n")).first?.hasPrefix(#"16:5: unknown key "cocnurrency" in products[1]"#) == true)
     }
 
@@ -124,6 +124,9 @@ import Testing
                 == [#"4:20: target: unknown template variable {tenant}; expected one of {site}, {product}, {run}"#])
         #expect(problems(variant(#""{site}", "{path}"]"#, #""{site}", "{paht}"]"#))
                 == [#"18:66: products[2].post_restore: unknown template variable {paht}; expected one of {site}, {product}, {run}, {path}"#])
+        // notify runs once per event: `{run}` is its only variable, and it is substituted.
+        let notify = problems(variant(#"notify: ["/usr/local/lib/lifeboat/notify"]"#, #"notify: ["/usr/local/lib/lifeboat/notify", "{site}"]"#))
+        #expect(notify.count == 1 && notify[0].contains("notify: unknown template variable {site}; expected one of {run} (notify runs once per event"), "\(notify)")
     }
 
     @Test func unknownDependencyWithSuggestion() {

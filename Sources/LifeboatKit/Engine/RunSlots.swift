@@ -1,0 +1,138 @@
+import Foundation
+import Synchronization
+
+/// The daemon's `max_concurrent_runs`: which runs hold a slot, and which wait for one in order.
+///
+/// A run holds a slot while it executes. A run halted by a wave gate gives its slot up — a halted
+/// canary must not block an unrelated urgent restore — and, once resumed, takes the next free
+/// one in turn with the queued runs. Waiting is cancellable (a drain) and can be withdrawn (an
+/// operator's cancel of a queued run).
+public final class RunSlots: Sendable {
+    private struct Waiter {
+        var runId: String
+        var continuation: CheckedContinuation<Bool, Never>
+    }
+
+    private struct State {
+        var limit: Int
+        var holders: [String] = []
+        var waiting: [Waiter] = []
+        /// Runs whose next wait ends at once (withdrawn before they began waiting).
+        var withdrawn: Set<String> = []
+
+        /// Hands free slots to the runs waiting longest.
+        mutating func grant() -> [CheckedContinuation<Bool, Never>] {
+            var granted: [CheckedContinuation<Bool, Never>] = []
+            while holders.count < limit, !waiting.isEmpty {
+                let next = waiting.removeFirst()
+                holders.append(next.runId)
+                granted.append(next.continuation)
+            }
+            return granted
+        }
+    }
+
+    private let state: Mutex<State>
+
+    public init(limit: Int) { state = Mutex(State(limit: max(1, limit))) }
+
+    public var limit: Int { state.withLock { $0.limit } }
+
+    /// Changes the limit (a reload); a higher one starts waiting runs at once.
+    public func setLimit(_ limit: Int) {
+        let granted = state.withLock { s in
+            s.limit = max(1, limit)
+            return s.grant()
+        }
+        for c in granted { c.resume(returning: true) }
+    }
+
+    /// Takes a slot for `runId`, waiting behind the runs queued before it. False when the wait
+    /// was withdrawn or the task cancelled (no slot taken).
+    public func acquire(_ runId: String) async -> Bool {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                let now = state.withLock { s -> Bool? in
+                    if Task.isCancelled || s.withdrawn.remove(runId) != nil { return false }
+                    if s.holders.contains(runId) { return true }
+                    if s.holders.count < s.limit, s.waiting.isEmpty {
+                        s.holders.append(runId)
+                        return true
+                    }
+                    s.waiting.append(Waiter(runId: runId, continuation: c))
+                    return nil
+                }
+                if let now { c.resume(returning: now) }
+            }
+        } onCancel: {
+            withdraw(runId)
+        }
+    }
+
+    /// Takes a slot only if one is free and nobody waits for it.
+    public func tryAcquire(_ runId: String) -> Bool {
+        state.withLock { s in
+            if s.holders.contains(runId) { return true }
+            guard s.holders.count < s.limit, s.waiting.isEmpty else { return false }
+            s.holders.append(runId)
+            return true
+        }
+    }
+
+    /// Gives `runId`'s slot back, if it holds one; the run waiting longest gets it.
+    public func release(_ runId: String) {
+        let granted = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+            s.holders.removeAll { $0 == runId }
+            s.withdrawn.remove(runId)
+            return s.grant()
+        }
+        for c in granted { c.resume(returning: true) }
+    }
+
+    /// Ends `runId`'s wait: its `acquire` returns false, now or when it next waits (until its
+    /// slot is released).
+    public func withdraw(_ runId: String) {
+        let withdrawn = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+            let mine = s.waiting.filter { $0.runId == runId }.map(\.continuation)
+            s.waiting.removeAll { $0.runId == runId }
+            if mine.isEmpty { s.withdrawn.insert(runId) }
+            return mine
+        }
+        for c in withdrawn { c.resume(returning: false) }
+    }
+
+    /// Why `runId` waits, or nil when it does not wait for a slot.
+    public func wait(of runId: String) -> RunWait? {
+        state.withLock { s in
+            guard let position = s.waiting.firstIndex(where: { $0.runId == runId }) else { return nil }
+            return RunWait(limit: s.limit, holders: s.holders, ahead: s.waiting[..<position].map(\.runId))
+        }
+    }
+
+    /// Runs holding a slot, in the order they took it.
+    public var holders: [String] { state.withLock { $0.holders } }
+}
+
+/// Why a run waits to start (or to go on after a resume): the runs holding every slot, the runs
+/// queued before it, and the limit. Served in `status`, `show` and `watch`, as data and in words.
+public struct RunWait: Codable, Sendable, Hashable {
+    /// `max_concurrent_runs`.
+    public var limit: Int
+    /// The runs holding the slots.
+    public var holders: [String]
+    /// Runs queued before this one.
+    public var ahead: [String]
+    /// The same, in words, with what to do.
+    public var message: String
+
+    public init(limit: Int, holders: [String], ahead: [String]) {
+        self.limit = limit
+        self.holders = holders
+        self.ahead = ahead
+        message = "queued: max_concurrent_runs is \(limit) and "
+            + (holders.isEmpty ? "no slot is free yet" : "run(s) \(holders.joined(separator: ", ")) hold the slot(s)")
+            + (ahead.isEmpty ? "" : "; \(ahead.count) run(s) queued before it (\(ahead.joined(separator: ", ")))")
+            + "; it starts when a slot frees (a run ends or halts at a wave gate)."
+            + " To run more at once, raise max_concurrent_runs in the daemon config and `lifeboat reload`"
+    }
+}

@@ -1,0 +1,208 @@
+import Foundation
+import Testing
+
+/// A CLI command left running with its standard output going to a file, as `> restore.log`,
+/// `| tee` or a CI job's log would have it; the file is read while the command still runs.
+final class BackgroundCLI: @unchecked Sendable {
+    let process = Process()
+    let output: String
+    let errors: String
+
+    init(_ daemon: DaemonHarness, _ arguments: [String], output name: String = "follow.log") throws {
+        output = daemon.dir.file(name)
+        errors = daemon.dir.file(name + ".err")
+        for path in [output, errors] { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        process.executableURL = URL(fileURLWithPath: Binaries.lifeboat)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["LIFEBOAT_SOCKET": daemon.socket]) { $1 }
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
+        try process.run()
+    }
+
+    /// What the command wrote to the file so far.
+    var text: String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+    var errorText: String { (try? String(contentsOfFile: errors, encoding: .utf8)) ?? "" }
+
+    /// Waits until the file contains `needle`; false after `timeout`.
+    func waitFor(_ needle: String, timeout: TimeInterval) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if text.contains(needle) { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return text.contains(needle)
+    }
+
+    /// Waits for the command to end; its exit status, or nil after `timeout`.
+    func waitForExit(timeout: TimeInterval = 60) async throws -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        guard !process.isRunning else { return nil }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// Following a run the way incident tooling does: output to a file, a canary that halts.
+@Suite(.serialized) struct FollowTests {
+    /// A daemon whose plan has a one-site canary wave that fails its gate: every `contacts`
+    /// archive has a wrong checksum, so the canary's contacts fails and its jira is skipped.
+    static func haltingCanary(sites: Int = 4, name: String = #function) throws -> DaemonHarness {
+        let daemon = try DaemonHarness(sites: sites, planExtra: """
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """, name: name)
+        let store = daemon.dir.file("store")
+        for site in try FileManager.default.contentsOfDirectory(atPath: store) {
+            let folder = store + "/\(site)/contacts"
+            for sidecar in try FileManager.default.contentsOfDirectory(atPath: folder) where sidecar.hasSuffix(".sha256") {
+                try String(repeating: "0", count: 64).appending("  x\n").write(toFile: folder + "/" + sidecar, atomically: true, encoding: .utf8)
+            }
+        }
+        return daemon
+    }
+
+    /// Polls `show --json` until the run is in `state`; the run id of the newest run.
+    static func waitForState(_ daemon: DaemonHarness, _ state: String, timeout: TimeInterval = 30) async throws -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let run = try daemon.runs().first, run["state"] as? String == state { return run["id"] as? String }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    @Test func followToAFileWritesEachEventWhenItHappensAndSaysWhyTheRunHalted() async throws {
+        let daemon = try Self.haltingCanary()
+        try daemon.start()
+        let follow = try BackgroundCLI(daemon, ["restore", "main", "--follow"])
+        let runId = try #require(try await Self.waitForState(daemon, "halted"), "the run never halted: \(daemon.daemonLog)")
+        // Within a second of the halt, the file has the canary's outcomes and the halt in words
+        // (wave, gate, failures with their reasons, the two commands), while the command still
+        // follows the halted, not ended, run.
+        #expect(try await follow.waitFor("lifeboat cancel \(runId)", timeout: 1), "\(follow.text)")
+        let log = follow.text
+        #expect(log.contains("started restore run \(runId)"))
+        #expect(log.contains("HALTED: run \(runId), wave 1 gate failed: 1 of 2 job(s) failed (max_failures 0)"), "\(log)")
+        // Each reason once, not behind the job's name twice.
+        #expect(log.contains("  failed    acme/contacts: /"), "\(log)")
+        #expect(log.contains("the archive's SHA-256 is"))
+        #expect(!log.contains("acme/contacts: acme/contacts"), "\(log)")
+        #expect(log.contains("  skipped   acme/jira: skipped: dependency contacts of acme failed"), "\(log)")
+        #expect(log.contains("to go on with wave 2:") && log.contains("lifeboat resume \(runId)"))
+        #expect(follow.process.isRunning, "the command stopped following: \(log)\(follow.errorText)")
+        // A colleague resumes from another terminal: the follow goes on to the end.
+        #expect(try daemon.cli(["resume", runId]).status == 0)
+        #expect(try await follow.waitForExit() == 1)
+        #expect(follow.text.contains("resumed after wave 1 gate"), "\(follow.text)")
+        #expect(follow.text.contains("run \(runId) failed"), "\(follow.text)")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func exitOnHaltEndsTheCommandWithItsOwnCode() async throws {
+        let daemon = try Self.haltingCanary()
+        try daemon.start()
+        let restore = try daemon.cli(["restore", "main", "--exit-on-halt"])
+        #expect(restore.status == 4, "\(restore.stdout)\(restore.stderr)")
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        #expect(restore.stdout.contains("HALTED: run \(runId), wave 1 gate failed"), "\(restore.stdout)")
+        #expect(restore.stdout.contains("lifeboat resume \(runId)") && restore.stdout.contains("lifeboat cancel \(runId)"))
+        #expect(restore.stderr.contains("is halted at a wave gate (--exit-on-halt)"))
+        // Watching a run that is already halted says so at once, too.
+        let watch = try daemon.cli(["watch", runId, "--exit-on-halt"])
+        #expect(watch.status == 4)
+        #expect(watch.stdout.contains("HALTED: run \(runId)"))
+        // `show` says the same.
+        #expect(try daemon.cli(["show", runId]).stdout.contains("lifeboat resume \(runId)"))
+        #expect(try daemon.cli(["cancel", runId]).status == 0)
+        #expect(try await daemon.waitForRun(runId) == "cancelled")
+        #expect(daemon.stop() == 0)
+    }
+}
+
+/// `max_concurrent_runs` as an operator meets it: queued runs say what they wait behind, a halted
+/// run holds no slot, `watch` finds the run to follow.
+@Suite(.serialized) struct QueueTests {
+    @Test func aQueuedRunSaysWhatItWaitsBehindAndAHaltedRunHoldsNoSlot() async throws {
+        let daemon = try FollowTests.haltingCanary(sites: 6)
+        // `urgent` restores jira only (intact archives); `slow`'s verify command holds its job.
+        daemon.dir.write("plans/urgent.yaml", """
+            name: urgent
+            snapshots: ../store
+            target: ../urgent/{site}/{product}
+            products: [{name: jira}]
+            """)
+        daemon.dir.write("plans/slow.yaml", """
+            name: slow
+            snapshots: ../store
+            target: ../slow/{site}/{product}
+            products: [{name: jira}]
+            verify: { command: ["/bin/sleep", "120"] }
+            """)
+        let config = { (limit: Int) -> Void in
+            daemon.dir.write("lifeboatd.yaml", """
+                plans_dir: plans
+                state_dir: state
+                socket: { path: lifeboatd.sock, mode: "0666" }
+                max_concurrent_runs: \(limit)
+                """)
+        }
+        config(1)
+        try daemon.start()
+        // A canary halts run A; with the only slot given up, an unrelated urgent restore runs.
+        #expect(try daemon.cli(["restore", "main", "--sites", "acme,globex", "--exit-on-halt"]).status == 4)
+        let halted = try #require(try daemon.runs().first?["id"] as? String)
+        let urgent = try daemon.cli(["restore", "urgent", "--sites", "initech", "--follow"])
+        #expect(urgent.status == 0, "\(urgent.stdout)\(urgent.stderr)")
+        #expect(try daemon.runs().first { $0["id"] as? String == halted }?["state"] as? String == "halted")
+        // `watch` without a run id follows the newest run going; --plan the newest of that plan.
+        let watchNewest = try daemon.cli(["watch", "--exit-on-halt"])
+        #expect(watchNewest.status == 4 && watchNewest.stdout.contains("watching run \(halted)"), "\(watchNewest.stdout)\(watchNewest.stderr)")
+        let none = try daemon.cli(["watch", "--plan", "urgent"])
+        #expect(none.status == 1 && none.stderr.contains("no run is going of plan urgent"), "\(none.stderr)")
+
+        // A slow run takes the slot; the next run waits, and says behind which run and why.
+        let slow = try daemon.startRestore(plan: "slow", ["--sites", "hooli"])
+        #expect(try await FollowTests.waitForState(daemon, "running") == slow)
+        let queued = try daemon.startRestore(plan: "urgent", ["--sites", "umbrella"])
+        let show = try daemon.cli(["show", queued, "--json"])
+        let detail = try #require(try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])
+        let waiting = try #require(detail["waiting"] as? [String: Any], "\(show.stdout)")
+        #expect(waiting["holders"] as? [String] == [slow])
+        #expect(waiting["limit"] as? Int == 1)
+        let text = try daemon.cli(["show", queued]).stdout
+        #expect(text.contains("queued: max_concurrent_runs is 1 and run(s) \(slow) hold the slot(s)"), "\(text)")
+        #expect(text.contains("raise max_concurrent_runs in the daemon config and `lifeboat reload`"))
+        #expect(try daemon.cli(["status"]).stdout.contains("\(queued): queued: max_concurrent_runs is 1"))
+        let statusJSON = try daemon.cli(["status", "--json"]).stdout
+        #expect(statusJSON.contains("\"holders\""), "\(statusJSON)")
+        let watch = try BackgroundCLI(daemon, ["watch", "--plan", "urgent"], output: "watch.log")
+        #expect(try await watch.waitFor("waiting   queued: max_concurrent_runs is 1 and run(s) \(slow)", timeout: 5), "\(watch.text)\(watch.errorText)")
+        #expect(watch.text.contains("watching run \(queued)"))
+        // A run queued behind it says so; cancelled while queued, it ends at once.
+        let dropped = try daemon.startRestore(plan: "urgent", ["--sites", "stark"])
+        let droppedWait = try daemon.cli(["show", dropped, "--json"]).stdout
+        #expect(droppedWait.contains("\"ahead\" : [\n      \"\(queued)\""), "\(droppedWait)")
+        #expect(try daemon.cli(["cancel", dropped]).status == 0)
+        #expect(try await daemon.waitForRun(dropped, timeout: 5) == "cancelled")
+        #expect(try daemon.jobs(dropped).allSatisfy { $0["state"] as? String == "cancelled" })
+        // Raising the limit with a reload starts it at once.
+        config(2)
+        #expect(try daemon.cli(["reload"]).status == 0)
+        #expect(try await watch.waitForExit(timeout: 30) == 0, "\(watch.text)\(watch.errorText)")
+        #expect(try await daemon.waitForRun(queued) == "succeeded")
+        for run in [slow, halted] { #expect(try daemon.cli(["cancel", run]).status == 0) }
+        #expect(try await daemon.waitForRun(slow) == "cancelled")
+        #expect(try await daemon.waitForRun(halted) == "cancelled")
+        #expect(daemon.stop() == 0)
+    }
+}

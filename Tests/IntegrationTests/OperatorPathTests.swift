@@ -1,0 +1,257 @@
+import Foundation
+import Testing
+
+/// What a new operator meets following the README section by section, checked on the binaries.
+@Suite(.serialized) struct OperatorPathTests {
+    @Test func dryRunIsForReadersAndFailsWhenJobsHaveNoSnapshot() throws {
+        let daemon = try DaemonHarness(sites: 2)
+        chmod(daemon.dir.path, 0o755)
+        try daemon.start()
+        // It writes nothing, so anyone who may read may ask for one.
+        let reader = try daemon.cli(["dry-run", "main"], as: "65534")
+        #expect(reader.status == 0, "\(reader.stdout)\(reader.stderr)")
+        #expect(reader.stdout.contains("4 job(s)"), "\(reader.stdout)")
+        #expect(try daemon.runs().isEmpty)
+        // Before every snapshot: every row NONE is a failure to report, not "within the objective".
+        let none = try daemon.cli(["dry-run", "main", "--as-of", "2000-01-01T00:00:00Z"])
+        #expect(none.status == 1, "\(none.stdout)\(none.stderr)")
+        #expect(none.stdout.contains("forecast: none, no job has a snapshot to restore"))
+        #expect(!none.stdout.contains("within the RTO objective"))
+        #expect(none.stderr.contains("dry run: 4 of 4 job(s) have no snapshot taken at or before 2000-01-01T00:00:00Z and would fail"), "\(none.stderr)")
+        #expect(try daemon.cli(["dry-run", "main", "--as-of", "2000-01-01T00:00:00Z", "--json"]).status == 1)
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func exerciseOnlyFlagsAreRefusedForRestores() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        try daemon.start()
+        for flags in [["--scale", "3"], ["--seed", "7"], ["--keep"]] {
+            let restore = try daemon.cli(["restore", "main"] + flags)
+            #expect(restore.status == 2, "\(flags): \(restore.stdout)\(restore.stderr)")
+            #expect(restore.stderr.contains("Unknown option '\(flags[0])'"), "\(restore.stderr)")
+        }
+        #expect(try daemon.cli(["dry-run", "main", "--keep"]).status == 2)
+        #expect(try daemon.runs().isEmpty, "a refused request recorded a run")
+        // The socket refuses them too, and exercises still take them.
+        let raw = try daemon.raw(Array(#"{"id":1,"command":"run.start","params":{"plan":"main","mode":"restore","keep":true}}"#.utf8) + [10])
+        #expect(raw.contains("invalid-params") && raw.contains("apply to exercises only"), "\(raw)")
+        let exercise = try daemon.cli(["exercise", "main", "--scale", "1", "--seed", "7", "--follow"])
+        #expect(exercise.status == 0, "\(exercise.stdout)\(exercise.stderr)")
+        let offline = try run(Binaries.lifeboat, ["run", daemon.dir.file("plans/main.yaml"), "--ledger", daemon.dir.file("other/ledger.sqlite"), "--seed", "1"])
+        #expect(offline.status == 2 && offline.stderr.contains("--seed apply to exercises only"), "\(offline.stderr)")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func aRunResumedAfterAShutdownNoLongerSaysItWasInterrupted() async throws {
+        let daemon = try DaemonHarness(sites: 12, size: "2MiB", planExtra: "concurrency: 1")
+        try daemon.start()
+        let runId = try daemon.startRestore()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, try daemon.jobs(runId).filter({ $0["state"] as? String == "succeeded" }).count < 2 { usleep(20_000) }
+        #expect(daemon.stop() == 0)
+        let state = try run("/usr/bin/env", ["python3", "-c", "import sqlite3; print(sqlite3.connect('\(daemon.ledger)').execute(\"select state, note from runs\").fetchone())"])
+        #expect(state.stdout.contains("'interrupted', 'interrupted by shutdown"), "the run ended before the shutdown; make the fleet bigger: \(state.stdout)\(state.stderr)")
+        try daemon.start()
+        let final = try await daemon.waitForRun(runId)
+        let shown = try daemon.cli(["show", runId]).stdout
+        #expect(final == "succeeded", "\(shown)\(daemon.daemonLog.suffix(3000))")
+        for text in [try daemon.cli(["runs"]).stdout, try daemon.cli(["show", runId]).stdout, try daemon.cli(["report", runId]).stdout] {
+            #expect(!text.contains("interrupted by shutdown"), "\(text)")
+        }
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func showAndTheReportGiveOneVerdictForACancelledRun() async throws {
+        let daemon = try FollowTests.haltingCanary()
+        try daemon.start()
+        #expect(try daemon.cli(["restore", "main", "--exit-on-halt"]).status == 4)
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        #expect(try daemon.cli(["cancel", runId]).status == 0)
+        #expect(try await daemon.waitForRun(runId) == "cancelled")
+        // No job was late, but 8 were not restored: the RTO objective was missed, in both.
+        let show = try daemon.cli(["show", runId]).stdout
+        #expect(show.contains("RTO objective 1h: MISSED (8 not restored)"), "\(show)")
+        #expect(!show.contains("RTO objective 1h: met"))
+        let report = try daemon.cli(["report", runId]).stdout
+        #expect(report.contains("RTO 1h missed"), "\(report)")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func metricsForgetEndedRunsAndCountMissedObjectives() async throws {
+        let daemon = try FollowTests.haltingCanary()
+        let port = 20_000 + Int((getpid() + 7) % 20_000)
+        daemon.dir.write("lifeboatd.yaml", """
+            plans_dir: plans
+            state_dir: state
+            socket: { path: lifeboatd.sock, mode: "0666" }
+            metrics: { listen: "127.0.0.1:\(port)" }
+            """)
+        try daemon.start()
+        func scrape(until: (String) -> Bool) async throws -> String {
+            var body = ""
+            for _ in 0..<100 {
+                body = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)/metrics"]).stdout
+                if until(body) { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return body
+        }
+        // Declared a day ago: the 1h RTO objective has passed while the canary holds the run.
+        #expect(try daemon.cli(["restore", "main", "--exit-on-halt", "--declared-at", "2026-11-24T10:00:00Z"]).status == 4)
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        let series = #"lifeboat_run_forecast_miss{run="\#(runId)",plan="main"}"#
+        let halted = try await scrape { $0.contains(series + " 1") && $0.contains("lifeboat_runs_active 1") }
+        #expect(halted.contains(series + " 1"), "\(halted)")
+        #expect(halted.contains("lifeboat_runs_active 1"))
+        #expect(try daemon.cli(["cancel", runId]).status == 0)
+        #expect(try await daemon.waitForRun(runId) == "cancelled")
+        let ended = try await scrape { $0.contains("lifeboat_runs_rto_missed_total 1") && $0.contains("lifeboat_runs_active 0") }
+        #expect(ended.contains("lifeboat_runs_active 0"), "\(ended)")
+        #expect(ended.contains("lifeboat_runs_rto_missed_total 1"), "\(ended)")
+        #expect(!ended.contains(runId), "an ended run's series stayed: \(ended)")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "runs the CLI as another user"))
+    func anOperatorWithDefaultsFindsTheSystemDaemonAndIsToldWhatWasTried() throws {
+        let home = TempDir()
+        chmod(home.path, 0o777)
+        let asOperator = { (arguments: [String]) throws -> ProcessResult in
+            try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/env", "LIFEBOAT_SOCKET=",
+                                         "XDG_RUNTIME_DIR=\(home.path)", Binaries.lifeboat] + arguments)
+        }
+        // No daemon anywhere: both sockets are named.
+        if !FileManager.default.fileExists(atPath: "/run/lifeboat/lifeboatd.sock") {
+            let none = try asOperator(["status"])
+            #expect(none.status == 3)
+            #expect(none.stderr.contains("tried \(home.path)/lifeboat/lifeboatd.sock (") && none.stderr.contains(", /run/lifeboat/lifeboatd.sock ("), "\(none.stderr)")
+        }
+        // The system daemon (root's default socket): found without --socket.
+        guard !FileManager.default.fileExists(atPath: "/run/lifeboat/lifeboatd.sock") else { return }
+        let daemon = try DaemonHarness(sites: 1)
+        chmod(daemon.dir.path, 0o755)
+        daemon.dir.write("lifeboatd.yaml", """
+            plans_dir: plans
+            state_dir: state
+            socket: { path: /run/lifeboat/lifeboatd.sock, mode: "0666" }
+            """)
+        try daemon.start(waitReady: false)
+        defer { daemon.stop() }
+        var status = ProcessResult(status: -1, stdout: "", stderr: "")
+        for _ in 0..<200 {
+            status = try asOperator(["status"])
+            if status.status == 0 { break }
+            usleep(50_000)
+        }
+        #expect(status.status == 0, "\(status.stderr)\(daemon.daemonLog)")
+        #expect(status.stdout.contains("socket /run/lifeboat/lifeboatd.sock"), "\(status.stdout)")
+    }
+
+    @Test func retryRunsFailedDependenciesFirstAndNeverHalts() async throws {
+        // Two sites in the first wave, both with a bad contacts checksum: the gate halts.
+        let daemon = try DaemonHarness(sites: 4, planExtra: """
+            waves:
+              - { sites: 2, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        let store = daemon.dir.file("store")
+        func sidecars(_ site: String) throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: "\(store)/\(site)/contacts").filter { $0.hasSuffix(".sha256") }
+                .map { "\(store)/\(site)/contacts/\($0)" }
+        }
+        for site in try FileManager.default.contentsOfDirectory(atPath: store) {
+            for sidecar in try sidecars(site) { try (String(repeating: "0", count: 64) + "  x\n").write(toFile: sidecar, atomically: true, encoding: .utf8) }
+        }
+        try daemon.start()
+        #expect(try daemon.cli(["restore", "main", "--exit-on-halt"]).status == 4)
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        #expect(try daemon.cli(["resume", runId]).status == 0)
+        #expect(try await daemon.waitForRun(runId) == "failed")
+        // Mend one canary site's archives, and retry its skipped jira: its failed contacts runs first.
+        let jobs = try daemon.jobs(runId)
+        let jira = try #require(jobs.first { $0["wave"] as? Int == 0 && $0["product"] as? String == "jira" })
+        let site = try #require(jira["site"] as? String)
+        for sidecar in try sidecars(site) {
+            let sum = try run("/usr/bin/sha256sum", [String(sidecar.dropLast(".sha256".count))])
+            try sum.stdout.write(toFile: sidecar, atomically: true, encoding: .utf8)
+        }
+        let retry = try daemon.cli(["retry", runId, "\(try #require(jira["id"] as? Int))"])
+        #expect(retry.status == 0, "\(retry.stderr)")
+        #expect(retry.stdout.contains("retrying \(site)/contacts, \(site)/jira: the run goes on for these job(s) only"), "\(retry.stdout)")
+        // The other canary site still failed its gate, but there is nothing left for it to hold
+        // back: the run ends (failed: other jobs still failed), it does not halt again.
+        let final = try await daemon.waitForRun(runId, timeout: 30)
+        let shown = try daemon.cli(["show", runId]).stdout
+        #expect(final == "failed", "\(shown)")
+        let after = try daemon.jobs(runId).filter { $0["site"] as? String == site }
+        #expect(after.allSatisfy { $0["state"] as? String == "succeeded" }, "\(after)")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func snapshotVerifyChecksLikeAPlanAndPlanDefaultsAreShown() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        let archive = try newestArchive(daemon.dir, "acme", "jira")
+        try FileManager.default.removeItem(atPath: archive + ".sha256")
+        // Offline as in a restore: a plan requires the sidecar by default, and so does verify.
+        let strict = try run(Binaries.lifeboat, ["snapshot", "verify", archive])
+        #expect(strict.status == 2, "\(strict.stdout)\(strict.stderr)")
+        #expect(strict.stderr.contains("does not exist (verify.checksum: required)"), "\(strict.stderr)")
+        #expect(try run(Binaries.lifeboat, ["snapshot", "verify", archive, "--checksum", "if-present"]).status == 0)
+        // The defaults in effect, offline and from the daemon.
+        let check = try run(Binaries.lifeboat, ["plan", "check", daemon.dir.file("plans/main.yaml"), "--json"])
+        let results = try #require(try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [[String: Any]])
+        let settings = try #require(results.first?["settings"] as? [String: Any], "\(check.stdout)")
+        #expect((settings["retry"] as? [String: Any])?["attempts"] as? Int == 3)
+        #expect((settings["retry"] as? [String: Any])?["backoff_seconds"] as? Int == 10)
+        #expect((settings["verify"] as? [String: Any])?["checksum"] as? String == "required")
+        #expect((settings["limits"] as? [String: Any])?["max_entries"] as? Int == 10_000_000)
+        #expect(try run(Binaries.lifeboat, ["plan", "check", daemon.dir.file("plans/main.yaml")]).stdout
+            .contains("in effect: concurrency 8, retry 3 × 10s, checksum required, limits 500 GiB / 10000000 entries"))
+        try daemon.start()
+        let plans = try daemon.cli(["plans", "--json"]).stdout
+        let served = try #require(try JSONSerialization.jsonObject(with: Data(plans.utf8)) as? [String: Any])
+        let plan = try #require((served["plans"] as? [[String: Any]])?.first)
+        #expect(((plan["settings"] as? [String: Any])?["retry"] as? [String: Any])?["attempts"] as? Int == 3, "\(plans)")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func purgeSaysWhyEachEntryIsKept() async throws {
+        let daemon = try DaemonHarness(sites: 1, planExtra: "quarantine: { retention: 1s }")
+        daemon.dir.write("out/acme/contacts/old.txt", "displaced")
+        try daemon.start()
+        #expect(try daemon.cli(["restore", "main", "--follow"]).status == 0)
+        try await Task.sleep(for: .milliseconds(1_500))
+        let purge = try daemon.cli(["quarantine", "purge", "--older-than", "1h", "--dry-run"])
+        #expect(purge.status == 0, "\(purge.stderr)")
+        #expect(purge.stdout.contains("0 would be purged, 1 kept (1 past retention but younger than --older-than 1h)"), "\(purge.stdout)")
+        #expect(!purge.stdout.contains("inside retention"))
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func aDuplicatePlanNameIsBlamedOnBothFilesWithLines() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        let main = try String(contentsOfFile: daemon.dir.file("plans/main.yaml"), encoding: .utf8)
+        daemon.dir.write("plans/copy.yaml", "# a copy left behind\n" + main)
+        let (first, second) = (daemon.dir.file("plans/copy.yaml"), daemon.dir.file("plans/main.yaml"))
+        let check = try run(Binaries.lifeboat, ["plan", "check", second, first])
+        #expect(check.status == 2)
+        #expect(check.stderr.contains("\(second):1:1: plan name \"main\" is also used by \(first):2:1"), "\(check.stderr)")
+        #expect(check.stderr.contains("\(first):2:1: plan name \"main\" is also used by \(second):1:1"), "\(check.stderr)")
+        // The daemon serves neither (a run names its plan) and says so for both files.
+        try daemon.start()
+        let status = try daemon.cli(["status"]).stdout
+        #expect(status.contains("plan problem: \(first)") && status.contains("plan problem: \(second)"), "\(status)")
+        #expect(status.contains("\(second):1:1: plan name \"main\" is also used by \(first):2:1"), "\(status)")
+        let restore = try daemon.cli(["restore", "main"])
+        #expect(restore.status == 2 && restore.stderr.contains("no plan named \"main\" is loaded"), "\(restore.stderr)")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func aWrongReportFormatShowsReportsUsage() throws {
+        let report = try run(Binaries.lifeboat, ["report", "some-run", "--format", "pdf"])
+        #expect(report.status == 2)
+        #expect(report.stderr.contains("'pdf' is invalid for '--format <format>'"), "\(report.stderr)")
+        #expect(report.stderr.contains("Usage: lifeboat report <run>"), "\(report.stderr)")
+        #expect(!report.stderr.contains("lifeboat <subcommand>"))
+    }
+}
