@@ -69,9 +69,9 @@ struct FleetGenerate: AsyncParsableCommand {
         let started = Date()
         let interactive = isatty(STDERR_FILENO) == 1 && !json
         let summary = try await generator.generate(into: directory, parallelism: jobs ?? ProcessInfo.processInfo.activeProcessorCount) { done, total in
-            if interactive { FileHandle.standardError.write(Data("\rgenerating archives: \(done)/\(total)".utf8)) }
+            if interactive { StandardOutput.write(Data("\rgenerating archives: \(done)/\(total)".utf8), to: STDERR_FILENO) }
         }
-        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+        if interactive { StandardOutput.write(Data("\n".utf8), to: STDERR_FILENO) }
         if json {
             try printJSON(summary)
         } else {

@@ -64,7 +64,7 @@ enum Watch {
     static func printJSONLine(_ value: JSONValue) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+        try writeOutput(try encoder.encode(value) + Data("\n".utf8))
     }
 }
 
@@ -151,7 +151,7 @@ struct WatchView {
         for line in lines { out += "\u{1B}[2K" + line + "\n" }
         // Clear whatever an earlier, longer drawing left below.
         out += "\u{1B}[J"
-        FileHandle.standardOutput.write(Data(out.utf8))
+        StandardOutput.write(Data(out.utf8))
         linesDrawn = lines.count
     }
 }

@@ -26,12 +26,12 @@ struct Lifeboatd: AsyncParsableCommand {
         do {
             loaded = try config.map(DaemonConfig.load(path:)) ?? DaemonConfig.defaults()
         } catch let error as DiagnosticsError {
-            FileHandle.standardError.write(Data("lifeboatd: invalid config\n\(error.description)\n".utf8))
+            StandardOutput.write(Data("lifeboatd: invalid config\n\(error.description)\n".utf8), to: STDERR_FILENO)
             throw ExitCode(2)
         }
         if let problem = loaded.plansDirectoryProblem {
             let source = loaded.sourcePath.map { "\($0): plans_dir" } ?? "without --config, plans are read from ./plans:"
-            FileHandle.standardError.write(Data("lifeboatd: \(source) \(problem)\n".utf8))
+            StandardOutput.write(Data("lifeboatd: \(source) \(problem)\n".utf8), to: STDERR_FILENO)
             throw ExitCode(2)
         }
         LifeboatLogHandler.bootstrap(level: loaded.logLevel, format: loaded.logFormat)

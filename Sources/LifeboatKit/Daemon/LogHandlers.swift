@@ -12,7 +12,7 @@ public struct LifeboatLogHandler: LogHandler {
     private let format: DaemonConfig.LogFormat
     private let journald: Bool
 
-    private static let output = Mutex(FileHandle.standardError)
+    private static let output = Mutex(())
 
     public init(label: String, level: Logger.Level, format: DaemonConfig.LogFormat,
                 journald: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil) {
@@ -37,7 +37,8 @@ public struct LifeboatLogHandler: LogHandler {
         if let extra = event.metadata { all.merge(extra) { $1 } }
         let line = Self.format(level: event.level, message: "\(event.message)", metadata: all, label: label,
                                source: event.source, format: format, journald: journald, date: Date())
-        Self.output.withLock { $0.write(Data((line + "\n").utf8)) }
+        // A log line that cannot be written (a full disk, a closed pipe) is dropped, never a crash.
+        Self.output.withLock { _ in StandardOutput.write(Data((line + "\n").utf8), to: STDERR_FILENO) }
     }
 
     static func format(level: Logger.Level, message: String, metadata: Logger.Metadata, label: String, source: String,

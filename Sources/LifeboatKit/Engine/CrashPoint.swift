@@ -24,7 +24,7 @@ public enum CrashPoint: String, Sendable, CaseIterable {
     /// Dies on the spot (as `kill -9` would leave things) when this step is armed.
     public func hit() {
         guard Self.armed == self else { return }
-        FileHandle.standardError.write(Data("lifeboat: crash point \(rawValue) reached; exiting\n".utf8))
+        StandardOutput.write(Data("lifeboat: crash point \(rawValue) reached; exiting\n".utf8), to: STDERR_FILENO)
         _exit(86)
     }
 }
