@@ -115,7 +115,7 @@ final class LifecycleService: Service {
             group.addTask {
                 let plans = self.context.plans
                 await NotificationDispatcher(ledger: self.context.ledger, logger: self.logger, plan: { plans.plan(named: $0) })
-                    .run(self.notifications)
+                    .run(self.notifications, since: self.context.startedAt)
             }
             group.addTask {
                 // STATUS= every few seconds, and watchdog pings at half the interval systemd asks for.
