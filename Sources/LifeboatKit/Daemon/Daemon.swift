@@ -10,8 +10,9 @@ public struct Daemon: Sendable {
     public let context: DaemonContext
     public let runs: RunManager
     public let server: ControlServer
-    /// Present when `metrics.listen` is set.
+    /// Present when `http.listen` (or its alias `metrics.listen`) is set.
     public let metrics: MetricsService?
+    public let http: HTTPService?
     let lock: StateLock
 }
 
@@ -45,8 +46,8 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
                 access.authorizer = Authorizer(admins: fresh.admins)
                 plansDirectory = fresh.plansDirectory
                 if fresh.socket.path != config.socket.path || fresh.stateDirectory != config.stateDirectory
-                    || fresh.metricsListen != config.metricsListen || fresh.maxConcurrentRuns != config.maxConcurrentRuns {
-                    logger.warning("config changes to socket, state_dir, metrics or max_concurrent_runs take effect after a restart")
+                    || fresh.httpListen != config.httpListen || fresh.maxConcurrentRuns != config.maxConcurrentRuns {
+                    logger.warning("config changes to socket, state_dir, http.listen or max_concurrent_runs take effect after a restart")
                 }
             } catch {
                 let errors = (error as? DiagnosticsError)?.diagnostics.map(\.description) ?? ["\(error)"]
@@ -75,14 +76,16 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
                                      notifier: notifier, logger: logger)
     var services: [any Service] = [runs, server, scheduler, lifecycle]
     var metrics: MetricsService?
-    if let listen = config.metricsListen, let address = MetricsAddress(listen) {
-        metrics = MetricsService(metrics: LifeboatMetrics(ledger: ledger, clock: clock), address: address, events: bus.subscribe(),
-                                 activeRuns: { runs.activeRuns.count }, logger: logger)
-        services.insert(metrics!, at: 1)
+    var http: HTTPService?
+    if let listen = config.httpListen, let address = MetricsAddress(listen) {
+        let registry = LifeboatMetrics(ledger: ledger, clock: clock)
+        metrics = MetricsService(metrics: registry, events: bus.subscribe(), activeRuns: { runs.activeRuns.count })
+        http = HTTPService(address: address, routes: WebRoutes(queries: RunQueries(context: context), registry: registry.registry), logger: logger)
+        services.insert(contentsOf: [metrics!, http!] as [any Service], at: 1)
     }
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(
         services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-    return Daemon(group: group, context: context, runs: runs, server: server, metrics: metrics, lock: lock)
+    return Daemon(group: group, context: context, runs: runs, server: server, metrics: metrics, http: http, lock: lock)
 }
 
 /// Tells systemd how things stand (READY=1 after recovery and once the socket listens, STATUS=,
