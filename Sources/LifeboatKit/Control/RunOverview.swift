@@ -45,6 +45,8 @@ public struct RunOverview: Sendable, Codable {
     /// Restored bytes per second of the run's wall time.
     public var bytesPerSecond: Double?
     public var forecast: RTOForecast
+    /// The largest RTO of the jobs restored so far (the run's RTO once it has ended).
+    public var rtoReachedSeconds: Double?
     public var failuresTotal: Int
     /// The first failures (at most `failureLimit`); the job table pages through all of them.
     public var failures: [Failure]
@@ -95,6 +97,7 @@ public struct RunOverview: Sendable, Codable {
         }
         let finished = jobs.count { $0.state.isFinal }
         forecast = RTOForecast(run: run, totalJobs: jobs.count, finishedJobs: finished, now: now)
+        rtoReachedSeconds = jobs.filter { $0.state == .succeeded }.compactMap(\.rtoSeconds).max()
         let failed = jobs.filter { $0.state == .failed || $0.state == .skipped || $0.state == .cancelled }
         failuresTotal = failed.count
         failures = failed.prefix(Self.failureLimit).map { job in

@@ -89,6 +89,7 @@ enum WebAssets {
           .rows .count { text-align: left; margin-bottom: 6px; }
           .figure .value { font-size: 19px; }
           th.wide, td.wide { display: none; }
+          .chart svg.timeline { min-width: 760px; }
         }
 
         """
@@ -224,7 +225,7 @@ enum WebAssets {
                 el("div", { class: "figure" }, el("div", { class: "label", text: "Failed" }), el("div", { class: "value", id: "failed" }), el("div", { class: "sub", id: "failed-sub" })),
                 el("div", { class: "figure" }, el("div", { class: "label", text: "Sites restored" }), el("div", { class: "value", id: "sites-restored" }), el("div", { class: "sub", id: "sites-sub" })),
                 el("div", { class: "figure" }, el("div", { class: "label", text: "Throughput" }), el("div", { class: "value", id: "throughput" }), el("div", { class: "sub", id: "bytes" })),
-                el("div", { class: "figure" }, el("div", { class: "label", text: "RTO forecast" }), el("div", { class: "value", id: "forecast" }), el("div", { class: "sub", id: "objective" }),
+                el("div", { class: "figure" }, el("div", { class: "label", id: "rto-label", text: "RTO forecast" }), el("div", { class: "value", id: "forecast" }), el("div", { class: "sub", id: "objective" }),
                   el("div", { class: "bar rto-bar", id: "rto-bar" }, el("span", { class: "s-run" }), el("i", { class: "mark" })))),
               el("section", {}, el("h2", { text: "Progress per product" }), el("div", { class: "rows", id: "products" })),
               el("section", {}, el("h2", { text: "Waves and gates" }), el("div", { class: "scroll" }, el("table", {},
@@ -266,15 +267,20 @@ enum WebAssets {
               setText(q("#throughput"), o.bytes_per_second == null ? "-" : bytes(o.bytes_per_second) + "/s");
               setText(q("#bytes"), bytes(o.bytes) + " restored");
               const f = o.forecast;
-              setText(q("#forecast"), f.rto_seconds == null ? (r.state === "succeeded" || r.state === "failed" ? "ended" : "no forecast yet") : duration(f.rto_seconds));
-              const miss = f.objective_seconds != null && f.rto_seconds != null && f.rto_seconds > f.objective_seconds;
+              // Going: the forecast from the measured pace. Ended: the RTO the run reached.
+              const ended = !o.active;
+              const rto = ended ? o.rto_reached_seconds : f.rto_seconds;
+              setText(q("#rto-label"), ended ? "RTO reached" : "RTO forecast");
+              setText(q("#forecast"), rto == null ? (ended ? "-" : "no forecast yet") : duration(rto));
+              // Ended, the verdict decides (a site not restored missed the objective too).
+              const miss = ended ? o.verdict.rto === "missed" : f.objective_seconds != null && rto != null && rto > f.objective_seconds;
               setText(q("#objective"), f.objective_seconds == null ? "no RTO objective" :
-                "objective " + duration(f.objective_seconds) + (f.rto_seconds == null ? "" : miss ? " · FORECAST MISS" : " · on track") +
-                (f.finish_at ? " · finish " + time(f.finish_at) : ""));
+                "objective " + duration(f.objective_seconds) + (miss ? (ended ? " · MISSED" : " · FORECAST MISS") : rto == null ? "" : ended ? " · met" : " · on track") +
+                (!ended && f.finish_at ? " · finish " + time(f.finish_at) : ""));
               q("#forecast").style.color = miss ? "var(--bad)" : "";
               const rb = q("#rto-bar");
-              const scale = Math.max(f.objective_seconds || 0, f.rto_seconds || 0) * 1.05 || 1;
-              rb.children[0].style.width = (100 * (f.rto_seconds || 0) / scale) + "%";
+              const scale = Math.max(f.objective_seconds || 0, rto || 0) * 1.05 || 1;
+              rb.children[0].style.width = (100 * (rto || 0) / scale) + "%";
               rb.children[0].className = miss ? "s-bad" : "s-run";
               rb.children[1].style.left = (100 * (f.objective_seconds || 0) / scale) + "%";
               rb.children[1].style.display = f.objective_seconds == null ? "none" : "";
@@ -295,7 +301,7 @@ enum WebAssets {
                 el("td", { text: String(count(w.states, "failed", "cancelled", "skipped")) }), stateCell(w.gate), el("td", { text: w.gate_rule || "-" }))));
 
               setText(q("#failures-count"), o.failures_total ? "(" + o.failures_total + (o.failures_total > o.failures.length ? ", first " + o.failures.length + " shown; all in Jobs" : "") + ")" : "(none)");
-              const key = o.failures.map(x => x.job + x.state + x.attempt).join();
+              const key = o.run.state + o.failures.map(x => x.job + x.state + x.attempt).join();
               if (key !== failureKey) {
                 failureKey = key;
                 q("#failures").replaceChildren(...o.failures.map(x => el("li", { "data-job": String(x.job) },
