@@ -53,7 +53,7 @@ struct WebRoutes: Sendable {
                 default: break
                 }
             case "metrics" where parts.count == 1:
-                return HTTPResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
+                return HTTPResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer() + (try await haltedMetric()))
             case "api" where parts.count >= 2 && parts[1] == "v1":
                 return try await api(Array(parts.dropFirst(2)), request)
             default: break
@@ -99,6 +99,22 @@ struct WebRoutes: Sendable {
         default: break
         }
         return json(.notFound, ErrorBody(error: ControlError(.notFound, "no such API path \(request.path.prefix(200)); see /api/v1/ for the paths")))
+    }
+
+    /// `lifeboat_run_halted{run,plan} 1` per run halted at a wave gate, read at scrape time from
+    /// the run manager (the event-fed registry has no notion of a run waiting for an operator).
+    private func haltedMetric() async throws -> [UInt8] {
+        var text = "# HELP lifeboat_run_halted 1 while the run is halted at a wave gate, awaiting resume or cancel\n# TYPE lifeboat_run_halted gauge\n"
+        for active in queries.context.runs.activeRuns where active.halted {
+            guard let run = try await queries.context.ledger.run(id: active.id) else { continue }
+            text += "lifeboat_run_halted{run=\"\(active.id)\",plan=\"\(Self.labelEscape(run.plan))\"} 1\n"
+        }
+        return Array(text.utf8)
+    }
+
+    /// Prometheus label values escape backslash, quote and newline.
+    static func labelEscape(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
     private func runId(_ text: String) throws -> String {
