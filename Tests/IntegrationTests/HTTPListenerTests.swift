@@ -76,13 +76,24 @@ import Testing
             }
             held.append(fd)
         }
-        try await Task.sleep(for: .milliseconds(300))
+        // Wait until the listener has taken all 70 in: 64 hold a slot, 6 were answered 503.
+        var refused = Set<Int32>()
+        let deadline = Date().addingTimeInterval(5)
+        while refused.count < 6, Date() < deadline {
+            for fd in held where !refused.contains(fd) {
+                var chunk = [UInt8](repeating: 0, count: 64)
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if n > 0, String(decoding: chunk[..<n], as: UTF8.self).hasPrefix("HTTP/1.1 503") { refused.insert(fd) }
+            }
+            usleep(20_000)  // not Task.sleep: held connections must not idle out while this waits for a thread
+        }
+        #expect(refused.count == 6, "\(refused.count) of 70 connections were refused")
         let busy = raw(port: port, Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
         #expect(busy.hasPrefix("HTTP/1.1 503"), "\(busy)")
         // Meanwhile the control socket answers and a restore runs as usual.
         #expect(try daemon.cli(["status"]).status == 0)
         for fd in held { close(fd) }
-        try await Task.sleep(for: .milliseconds(300))
+        usleep(300_000)
 
         let restore = try daemon.cli(["restore", "main", "--follow"])
         #expect(restore.status == 0, "\(restore.stderr)")
