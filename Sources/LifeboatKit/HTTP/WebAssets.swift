@@ -318,7 +318,7 @@ enum WebAssets {
               q("#sites").replaceChildren(...rows.slice(sitesPager.offset, sitesPager.offset + PAGE).map(s => el("tr", { "data-site": s.site },
                 el("td", { text: s.site }), stateCell(s.state), el("td", { text: s.products_done + " / " + s.products_total }),
                 el("td", { text: s.restored_at ? time(s.restored_at) : s.eta ? "ETA " + time(s.eta) : s.finished_at ? "ended " + time(s.finished_at) : "-" }),
-                el("td", { class: "err", text: s.failures.map(x => x.product + ": " + (x.error || x.state)).join("\n") }))));
+                el("td", { class: "err", text: s.failures.map(x => x.error || x.product + ": " + x.state).join("\n") }))));
             }
 
             async function refreshJobs() {
