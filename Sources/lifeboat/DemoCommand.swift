@@ -16,6 +16,16 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Sites in the generated fleet.")
     var sites = 24
 
+    @Option(help: ArgumentHelp("Serve the web view on this loopback address (e.g. 127.0.0.1:9464) to follow the restore in a browser.",
+                               valueName: "host:port"))
+    var http: String?
+
+    func validate() throws {
+        if let http, MetricsAddress(http) == nil {
+            throw ValidationError("--http must be host:port on a loopback address, e.g. 127.0.0.1:9464, found \"\(http)\"")
+        }
+    }
+
     func run() async throws {
         let root = try directory ?? Self.makeTemporaryDirectory()
         try FileSystem.createDirectories(root)
@@ -66,6 +76,7 @@ struct DemoCommand: AsyncParsableCommand {
         config.stateDirectory = root + "/state"
         config.socket.path = root + "/lifeboatd.sock"
         config.socket.mode = 0o600
+        config.httpListen = http
         var logger = Logger(label: "lifeboatd-demo")
         logger.logLevel = .error
 
@@ -74,6 +85,10 @@ struct DemoCommand: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await daemon.group.run() }
             await daemon.server.listening.wait()
+            if let web = daemon.http {
+                await web.listening.wait()
+                print("web view: http://\(http!)/ (the runs appear there as they start)")
+            }
             do {
                 try await tour(root: root, config: config, products: products)
             } catch {
@@ -104,6 +119,7 @@ struct DemoCommand: AsyncParsableCommand {
         let restore = try ControlClient.decode(RunRecord.self, from: try client.call("run.start", [
             "plan": "demo", "mode": "restore", "sites": .array(deleted.map { .string($0) }),
         ]))
+        if let http { print("follow it in a browser: http://\(http)/runs/\(restore.id)") }
         do { try Watch.follow(restore.id, client: try ControlClient(path: socket), json: false) } catch let failure as CLIFailure where failure.code == .failed {}
 
         step("6. Rehearse: an exercise of 4 sampled sites into the sandbox (production untouched)")

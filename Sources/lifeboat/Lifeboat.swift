@@ -22,6 +22,7 @@ struct Lifeboat: AsyncParsableCommand {
             RunsCommand.self,
             ShowCommand.self,
             WatchCommand.self,
+            SitesCommand.self,
             CancelCommand.self,
             ResumeCommand.self,
             RetryCommand.self,

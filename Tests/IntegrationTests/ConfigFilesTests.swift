@@ -62,3 +62,15 @@ import Testing
         #expect(unit.contains("Type=notify") && unit.contains("ProtectSystem=strict") && unit.contains("NoNewPrivileges=true"))
     }
 }
+
+/// The example config documents the HTTP listener; uncommented, it is what the README says.
+@Suite struct ExampleHTTPConfigTests {
+    @Test func exampleHTTPListenerUncommentedIsLoopbackOnly() throws {
+        let text = try String(contentsOfFile: Binaries.packageRoot + "/config/lifeboatd.yaml", encoding: .utf8)
+        #expect(text.contains("# http:\n#   listen: 127.0.0.1:9464\n"))
+        let dir = TempDir()
+        let file = dir.write("lifeboatd.yaml", text.replacingOccurrences(of: "# http:\n#   listen:", with: "http:\n  listen:"))
+        #expect(try DaemonConfig.load(path: file).httpListen == "127.0.0.1:9464")
+        #expect(try DaemonConfig.load(path: Binaries.packageRoot + "/config/lifeboatd.yaml").httpListen == nil)
+    }
+}

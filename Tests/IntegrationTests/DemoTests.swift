@@ -23,3 +23,39 @@ import Testing
         #expect(try run(Binaries.lifeboat, ["plan", "check", root + "/plans/demo.yaml"]).status == 0)
     }
 }
+
+/// `lifeboat demo --http`: the restore can be followed in a browser while the demo runs.
+@Suite struct DemoWebViewTests {
+    /// Synchronous on purpose: it polls while the demo runs, and an async test could be left
+    /// unscheduled past the demo's end while other tests block the few concurrency threads.
+    @Test func demoServesTheWebViewWhileItRuns() throws {
+        let dir = TempDir()
+        let port = 20_000 + Int(getpid() % 20_000) + 141
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.lifeboat)
+        process.arguments = ["demo", "--directory", dir.file("demo"), "--sites", "6", "--http", "127.0.0.1:\(port)"]
+        let output = dir.file("demo.out")
+        FileManager.default.createFile(atPath: output, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardError = process.standardOutput
+        try process.run()
+        // While the demo goes, the API lists its runs and the page is served.
+        var runs: [[String: Any]] = []
+        var page = (status: 0, body: "")
+        var last = ""
+        let deadline = Date().addingTimeInterval(120)
+        while process.isRunning, Date() < deadline, runs.count < 2 {
+            last = (try? httpGet("http://127.0.0.1:\(port)/api/v1/runs"))?.body ?? "curl failed"
+            runs = (jsonObject(last) as? [[String: Any]]) ?? []
+            if let restore = runs.first { page = try httpGet("http://127.0.0.1:\(port)/runs/\(restore["id"] as? String ?? "")") }
+            usleep(100_000)
+        }
+        process.waitUntilExit()
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(runs.count >= 2, "the web view never listed the demo's restore: \(last.prefix(300)) \(text)")
+        #expect(page.status == 200 && page.body.contains("/static/app.js"))
+        #expect(text.contains("web view: http://127.0.0.1:\(port)/"))
+        #expect(text.contains("follow it in a browser: http://127.0.0.1:\(port)/runs/"))
+    }
+}

@@ -34,7 +34,7 @@ public struct ControlHandler: Sendable {
         return !(request.command == "run.start" && (try? request.string("mode")) == RunMode.dryRun.rawValue)
     }
 
-    public static let commands: [String] = ["status", "plans", "plan.check", "run.start", "run.list", "run.show", "run.watch",
+    public static let commands: [String] = ["status", "plans", "plan.check", "run.start", "run.list", "run.show", "run.sites", "run.watch",
                                             "run.cancel", "run.resume", "job.retry", "rollback", "quarantine.list",
                                             "quarantine.purge", "report", "reload", "schedules"]
 
@@ -76,9 +76,9 @@ public struct ControlHandler: Sendable {
         case "plan.check": return ControlResponse.success(id: id, try planCheck(request, peer: peer))
         case "run.start": return try await startRun(request, peer: peer)
         case "run.list":
-            let limit = try request.int("limit") ?? 50
-            return ControlResponse.success(id: id, try await context.ledger.runs(limit: max(1, min(limit, 10_000))))
+            return ControlResponse.success(id: id, try await RunQueries(context: context).runs(limit: try request.int("limit") ?? 50))
         case "run.show": return ControlResponse.success(id: id, try await showRun(try request.requiredString("run")))
+        case "run.sites": return ControlResponse.success(id: id, try await RunQueries(context: context).sites(try request.requiredString("run")))
         case "run.cancel":
             let runId = try request.requiredString("run")
             try context.runs.cancel(runId: runId, by: peer.description)
@@ -130,25 +130,7 @@ public struct ControlHandler: Sendable {
         public var bytesPerSecond: Double
     }
 
-    func status() async throws -> Status {
-        var runs: [RunStatus] = []
-        for active in context.runs.activeRuns {
-            guard let run = try await context.ledger.run(id: active.id) else { continue }
-            let counts = try await context.ledger.jobCounts(runId: active.id)
-            let total = counts.values.reduce(0, +)
-            let done = counts.filter { $0.key.isFinal }.values.reduce(0, +)
-            runs.append(RunStatus(id: run.id, plan: run.plan, mode: run.mode, state: run.state, jobs: total, done: done,
-                                  counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }), note: run.note,
-                                  forecast: RTOForecast(run: run, totalJobs: total, finishedJobs: done, now: context.clock.now()),
-                                  waiting: context.runs.wait(of: run.id)))
-        }
-        let now = context.clock.now()
-        let recent = try await context.ledger.bytesRestored(since: now.addingTimeInterval(-60))
-        return Status(version: LifeboatVersion.string, pid: getpid(), startedAt: context.startedAt,
-                      uptimeSeconds: now.timeIntervalSince(context.startedAt), socket: context.config.socket.path,
-                      ledger: context.config.ledgerPath, plans: context.plans.plans.count, planProblems: context.plans.problems,
-                      runs: runs, bytesPerSecond: Double(recent) / 60)
-    }
+    func status() async throws -> Status { try await RunQueries(context: context).status() }
 
     // MARK: Plans
 
@@ -259,12 +241,7 @@ public struct ControlHandler: Sendable {
         public var waiting: RunWait?
     }
 
-    func showRun(_ runId: String) async throws -> RunDetail {
-        guard let run = try await context.ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId) in the ledger; see `lifeboat runs`") }
-        let jobs = try await context.ledger.jobs(runId: runId)
-        return RunDetail(run: run, jobs: jobs, summary: RunSummary(run: run, jobs: jobs), active: context.runs.isActive(runId),
-                         waiting: context.runs.wait(of: runId))
-    }
+    func showRun(_ runId: String) async throws -> RunDetail { try await RunQueries(context: context).detail(runId) }
 
     /// Streams the run's events until it ends: one response per event, then the final state.
     func watch(_ request: ControlRequest, send: @Sendable (Data) async throws -> Void) async throws {

@@ -10,8 +10,9 @@ public struct Daemon: Sendable {
     public let context: DaemonContext
     public let runs: RunManager
     public let server: ControlServer
-    /// Present when `metrics.listen` is set.
+    /// Present when `http.listen` (or its alias `metrics.listen`) is set.
     public let metrics: MetricsService?
+    public let http: HTTPService?
     let lock: StateLock
 }
 
@@ -47,8 +48,8 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
                 plansDirectory = fresh.plansDirectory
                 runs.slots.setLimit(fresh.maxConcurrentRuns)
                 if fresh.socket.path != config.socket.path || fresh.stateDirectory != config.stateDirectory
-                    || fresh.metricsListen != config.metricsListen {
-                    logger.warning("config changes to socket, state_dir or metrics take effect after a restart")
+                    || fresh.httpListen != config.httpListen {
+                    logger.warning("config changes to socket, state_dir or http.listen take effect after a restart")
                 }
             } catch {
                 let errors = (error as? DiagnosticsError)?.diagnostics.map(\.description) ?? ["\(error)"]
@@ -77,14 +78,16 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
                                      notifier: notifier, logger: logger)
     var services: [any Service] = [runs, server, scheduler, lifecycle]
     var metrics: MetricsService?
-    if let listen = config.metricsListen, let address = MetricsAddress(listen) {
-        metrics = MetricsService(metrics: LifeboatMetrics(ledger: ledger, clock: clock), address: address, events: bus.subscribe(),
-                                 activeRuns: { runs.activeRuns.map(\.id) }, logger: logger)
-        services.insert(metrics!, at: 1)
+    var http: HTTPService?
+    if let listen = config.httpListen, let address = MetricsAddress(listen) {
+        let registry = LifeboatMetrics(ledger: ledger, clock: clock)
+        metrics = MetricsService(metrics: registry, events: bus.subscribe(), activeRuns: { runs.activeRuns.map(\.id) })
+        http = HTTPService(address: address, routes: WebRoutes(queries: RunQueries(context: context), registry: registry.registry), logger: logger)
+        services.insert(contentsOf: [metrics!, http!] as [any Service], at: 1)
     }
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(
         services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-    return Daemon(group: group, context: context, runs: runs, server: server, metrics: metrics, lock: lock)
+    return Daemon(group: group, context: context, runs: runs, server: server, metrics: metrics, http: http, lock: lock)
 }
 
 /// Tells systemd how things stand (READY=1 after recovery and once the socket listens, STATUS=,
@@ -117,7 +120,7 @@ final class LifecycleService: Service {
             group.addTask {
                 let plans = self.context.plans
                 await NotificationDispatcher(ledger: self.context.ledger, logger: self.logger, plan: { plans.plan(named: $0) })
-                    .run(self.notifications)
+                    .run(self.notifications, since: self.context.startedAt)
             }
             group.addTask {
                 // STATUS= every few seconds, and watchdog pings at half the interval systemd asks for.

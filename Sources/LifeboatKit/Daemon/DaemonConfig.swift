@@ -28,8 +28,9 @@ public struct DaemonConfig: Sendable {
     public var stateDirectory: String
     public var socket: SocketConfig
     public var admins = Admins()
-    /// `127.0.0.1:9464` to serve Prometheus metrics; nil (the default) serves none.
-    public var metricsListen: String?
+    /// `127.0.0.1:9464` to serve `/metrics`, the web view and `/api/v1/` (`http.listen`, or its
+    /// older alias `metrics.listen`); nil (the default) serves nothing over HTTP.
+    public var httpListen: String?
     public var logLevel: Logger.Level = .info
     public var logFormat: LogFormat = .text
     public var maxConcurrentRuns = 2
@@ -106,16 +107,23 @@ public struct DaemonConfig: Sendable {
             }
             a.finish()
         }
-        if var m = doc.mapping("metrics") {
+        var listens: [(key: String, text: String, node: Node)] = []
+        for key in ["http", "metrics"] {
+            guard var m = doc.mapping(key) else { continue }
             if let (text, node) = m.string("listen") {
                 if MetricsAddress(text) == nil {
-                    reader.error(at: node, "metrics.listen must be host:port on a loopback address, e.g. 127.0.0.1:9464, found \"\(text)\"")
+                    reader.error(at: node, "\(key).listen must be host:port on a loopback address, e.g. 127.0.0.1:9464, found \"\(text)\"")
                 } else {
-                    config.metricsListen = text
+                    listens.append((key, text, node))
                 }
             }
             m.finish()
         }
+        // metrics.listen predates the web view: it names the same listener as http.listen.
+        if listens.count == 2, listens[0].text != listens[1].text {
+            reader.error(at: listens[1].node, "metrics.listen is an alias of http.listen (one listener serves /metrics, the web view and /api/v1); set only http.listen")
+        }
+        config.httpListen = listens.first?.text
         if var l = doc.mapping("log") {
             if let (text, node) = l.string("level") {
                 if let level = Logger.Level(rawValue: text) { config.logLevel = level } else {
@@ -144,7 +152,8 @@ public struct DaemonConfig: Sendable {
     }
 }
 
-/// A `host:port` to listen on for metrics; loopback only (metrics are not for the network).
+/// A `host:port` for the HTTP listener; loopback only (put an authenticating proxy in front to
+/// show the web view to others).
 public struct MetricsAddress: Sendable, Hashable {
     public var host: String
     public var port: Int

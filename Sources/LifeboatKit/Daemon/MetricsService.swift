@@ -1,8 +1,5 @@
 import Foundation
 import Logging
-import NIOCore
-import NIOHTTP1
-import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import Synchronization
@@ -123,38 +120,20 @@ public final class LifeboatMetrics: Sendable {
     }
 }
 
-/// Serves `GET /metrics` in Prometheus text format over a small HTTP/1 listener on a loopback
-/// address (off unless `metrics.listen` is set), and feeds the registry from the event bus.
+/// Feeds the Prometheus registry from the event bus. The registry is served as `GET /metrics`
+/// by the daemon's HTTP listener (`HTTPService`), on `http.listen` (or its alias `metrics.listen`).
 public final class MetricsService: Service {
     let metrics: LifeboatMetrics
-    let address: MetricsAddress
     let events: AsyncStream<RunEvent>
     let activeRuns: @Sendable () -> [String]
-    let logger: Logger
-    /// Signalled once the listener is bound.
-    public let listening = ReadySignal()
 
-    init(metrics: LifeboatMetrics, address: MetricsAddress, events: AsyncStream<RunEvent>, activeRuns: @escaping @Sendable () -> [String], logger: Logger) {
+    init(metrics: LifeboatMetrics, events: AsyncStream<RunEvent>, activeRuns: @escaping @Sendable () -> [String]) {
         self.metrics = metrics
-        self.address = address
         self.events = events
         self.activeRuns = activeRuns
-        self.logger = logger
     }
 
     public func run() async throws {
-        let registry = metrics.registry
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(MetricsHTTPHandler(registry: registry))
-                }
-            }
-            .bind(host: address.host, port: address.port).get()
-        logger.info("metrics listening", metadata: ["listen": "\(address.host):\(address.port)"])
-        listening.signal()
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await event in self.events.cancelOnGracefulShutdown() {
@@ -169,47 +148,6 @@ public final class MetricsService: Service {
             }
             try? await gracefulShutdown()
             group.cancelAll()
-        }
-        try await server.close()
-    }
-}
-
-/// Answers `GET /metrics`; anything else is 404, other methods 405.
-final class MetricsHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let registry: PrometheusCollectorRegistry
-    private var head: HTTPRequestHead?
-
-    init(registry: PrometheusCollectorRegistry) { self.registry = registry }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): self.head = head
-        case .body: break
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            let (status, body, type): (HTTPResponseStatus, [UInt8], String)
-            if head.method != .GET && head.method != .HEAD {
-                (status, body, type) = (.methodNotAllowed, Array("only GET\n".utf8), "text/plain")
-            } else if head.uri.split(separator: "?").first == "/metrics" {
-                (status, body, type) = (.ok, registry.emitToBuffer(), "text/plain; version=0.0.4; charset=utf-8")
-            } else {
-                (status, body, type) = (.notFound, Array("see /metrics\n".utf8), "text/plain")
-            }
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: type)
-            headers.add(name: "Content-Length", value: "\(body.count)")
-            let keepAlive = head.isKeepAlive
-            if !keepAlive { headers.add(name: "Connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-            if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil) }
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                if !keepAlive { bound.value.close(promise: nil) }
-            }
         }
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 
 /// Runs plans' `notify` commands with an event as JSON on stdin: run started, wave gate failed,
-/// RTO objective forecast to be missed, job failed, run finished. Hooks run with a timeout, a
+/// RTO objective forecast to be missed, job failed, site restored or failed, run finished. Hooks run with a timeout, a
 /// few at a time, off the run's path: a slow or failing notifier is logged and never blocks a run.
 public struct NotificationDispatcher: Sendable {
     public let ledger: any Ledger
@@ -19,11 +19,14 @@ public struct NotificationDispatcher: Sendable {
 
     /// The JSON a notify command reads on stdin.
     public struct Notification: Codable, Sendable {
-        /// `run.started`, `gate.failed`, `rto.forecast-miss`, `job.failed`, `run.finished`.
+        /// `run.started`, `gate.failed`, `rto.forecast-miss`, `job.failed`, `site.restored`,
+        /// `site.failed`, `run.finished`.
         public var event: String
         public var at: Date
         public var run: RunRecord
         public var job: JobRecord?
+        /// For `site.*`: the site's id, state, products done, restored-at, failures.
+        public var site: SiteStatus?
         public var message: String?
     }
 
@@ -39,11 +42,23 @@ public struct NotificationDispatcher: Sendable {
         }
     }
 
-    /// Consumes events until the stream ends or the task is cancelled.
-    public func run(_ events: AsyncStream<RunEvent>) async {
+    /// Consumes events until the stream ends or the task is cancelled. `since`: sites that ended
+    /// before it are not announced again (a restarted daemon's predecessor did that).
+    public func run(_ events: AsyncStream<RunEvent>, since: Date = Date()) async {
         let slots = AsyncSemaphore(maxConcurrent)
+        var sites = SiteNotifier(since: since)
         await withDiscardingTaskGroup { group in
             for await event in events {
+                // A site ends with its last job event (or, if the bus dropped that, with the run).
+                let announcements = await sites.observe(event, load: { try await ledger.jobs(runId: $0) })
+                for announcement in announcements {
+                    let message = "site \(announcement.site.site) \(announcement.site.state.rawValue): \(announcement.site.productsDone) of \(announcement.site.productsTotal) products restored"
+                    group.addTask {
+                        guard await slots.wait() else { return }
+                        defer { slots.signal() }
+                        await self.deliver(announcement.name, event, site: announcement.site, message: message)
+                    }
+                }
                 guard let name = Self.name(of: event) else { continue }
                 group.addTask {
                     guard await slots.wait() else { return }
@@ -54,13 +69,14 @@ public struct NotificationDispatcher: Sendable {
         }
     }
 
-    func deliver(_ name: String, _ event: RunEvent) async {
+    func deliver(_ name: String, _ event: RunEvent, site: SiteStatus? = nil, message: String? = nil) async {
         do {
             guard let run = try await event.run.asyncOr({ try await ledger.run(id: event.runId) }),
                   let plan = plan(run.plan), let command = plan.notify else { return }
-            // Every event says what happened in words (a job event carries its job instead).
-            let message = event.message ?? event.job.map { "\($0.name) \($0.state.rawValue): \($0.reason ?? $0.state.rawValue)" }
-            let payload = Notification(event: name, at: event.at, run: run, job: event.job, message: message)
+            // Every event says what happened in words (a job event carries its job instead, a site
+            // event its site).
+            let words = message ?? event.message ?? event.job.map { "\($0.name) \($0.state.rawValue): \($0.reason ?? $0.state.rawValue)" }
+            let payload = Notification(event: name, at: event.at, run: run, job: site == nil ? event.job : nil, site: site, message: words)
             let encoder = JSONEncoder()
             encoder.keyEncodingStrategy = .convertToSnakeCase
             encoder.dateEncodingStrategy = .iso8601
@@ -69,7 +85,8 @@ public struct NotificationDispatcher: Sendable {
             // `{run}` is the one template variable of notify (checked when the plan loads).
             let argv = command.map { (try? PathTemplate($0, allowed: [.run]))?.render([.run: run.id]) ?? $0 }
             let result = try await HookRunner.run(HookCommand(argv, timeout: .seconds(min(plan.hookTimeout.seconds, 60)), stdin: stdin,
-                                                              environment: ["LIFEBOAT_EVENT": name, "LIFEBOAT_RUN": run.id]))
+                                                              environment: ["LIFEBOAT_EVENT": name, "LIFEBOAT_RUN": run.id].merging(
+                                                                  site.map { ["LIFEBOAT_SITE": $0.site] } ?? [:]) { $1 }))
             if !result.succeeded {
                 logger.warning("notify command failed", metadata: ["event": "\(name)", "run.id": "\(run.id)", "result": "\(result.summary)",
                                                                    "output": "\(result.output.suffix(500))"])

@@ -48,7 +48,7 @@ import Testing
         let kinds = Set(lines.compactMap { line -> String? in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["event"] as? String
         })
-        #expect(kinds == ["run.started", "job.failed", "gate.failed", "rto.forecast-miss", "run.finished"], "\(lines)")
+        #expect(kinds == ["run.started", "job.failed", "gate.failed", "rto.forecast-miss", "site.failed", "site.restored", "run.finished"], "\(lines)")
         #expect(lines.contains { $0.contains(#""event":"job.failed""#) && $0.contains("acme") })
         // Every event says what happened in words, run.started and run.finished included.
         for line in lines {
@@ -58,5 +58,13 @@ import Testing
         #expect(lines.contains { $0.contains(#""event":"run.finished""#) && $0.contains(#""message":"run failed: "#) }, "\(lines)")
         // `{run}` reaches the command as the run's id.
         #expect(Set(received(".arg")) == ["\(created.run.id)\n"])
+        // One site event per site: the canary acme failed (its contacts), the others are back.
+        let siteEvents = lines.compactMap { line -> String? in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let event = object["event"] as? String, event.hasPrefix("site."),
+                  let site = (object["site"] as? [String: Any])?["site"] as? String else { return nil }
+            return "\(event) \(site)"
+        }.sorted()
+        #expect(siteEvents == ["site.failed acme", "site.restored globex", "site.restored initech"], "\(lines)")
     }
 }

@@ -1,0 +1,222 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// One parsed request, as the router sees it: read-only methods only (the listener answers
+/// anything else 405 before routing).
+public struct HTTPRequest: Sendable {
+    public var method: HTTPMethod
+    /// The percent-decoded path, without the query.
+    public var path: String
+    public var query: [String: String]
+
+    public init(method: HTTPMethod, uri: String) {
+        self.method = method
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        path = String(parts.first ?? "/").removingPercentEncoding ?? String(parts.first ?? "/")
+        var query: [String: String] = [:]
+        if parts.count > 1 {
+            for pair in parts[1].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let key = String(kv[0]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(kv[0])
+                let value = kv.count > 1 ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(kv[1])) : ""
+                query[key] = value
+            }
+        }
+        self.query = query
+    }
+}
+
+/// What the router answers.
+public struct HTTPResponse: Sendable {
+    public var status: HTTPResponseStatus
+    public var contentType: String
+    public var body: [UInt8]
+    public var headers: [(String, String)] = []
+
+    public init(status: HTTPResponseStatus = .ok, contentType: String, body: [UInt8], headers: [(String, String)] = []) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+        self.headers = headers
+    }
+
+    public static func text(_ status: HTTPResponseStatus, _ text: String) -> HTTPResponse {
+        HTTPResponse(status: status, contentType: "text/plain; charset=utf-8", body: Array((text + "\n").utf8))
+    }
+}
+
+/// Bounds that keep a loopback listener from being a way to disturb the daemon.
+public struct HTTPLimits: Sendable {
+    /// Bytes a connection may send in all (one GET needs a few hundred; there are no bodies).
+    public var maxRequestBytes = 16 * 1_024
+    /// Connections open at once; more are answered 503 and closed.
+    public var maxConnections = 64
+    /// A connection that sends nothing for this long is closed (slow clients hold no slot).
+    public var idleTimeout: TimeAmount = .seconds(10)
+
+    public init() {}
+}
+
+/// A small HTTP/1.1 listener on a loopback address: GET and HEAD only (others 405), one request
+/// per connection (`Connection: close`, so no pipelining state), bounded request size and
+/// connection count, malformed requests answered 400 by NIO's protocol error handler. Routing is
+/// the caller's: an async function from request to response.
+public struct HTTPListener: Sendable {
+    public typealias Router = @Sendable (HTTPRequest) async -> HTTPResponse
+
+    let address: MetricsAddress
+    let limits: HTTPLimits
+    let router: Router
+
+    public init(address: MetricsAddress, limits: HTTPLimits = HTTPLimits(), router: @escaping Router) {
+        self.address = address
+        self.limits = limits
+        self.router = router
+    }
+
+    /// Binds; the returned channel serves until closed.
+    public func bind() async throws -> Channel {
+        let limits = self.limits
+        let router = self.router
+        let open = ConnectionCount()
+        return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                guard open.enter(limit: limits.maxConnections) else {
+                    return channel.pipeline.addHandler(Busy())
+                }
+                channel.closeFuture.whenComplete { _ in open.leave() }
+                // Idle events travel towards the tail: the size limit behind the idle handler closes.
+                return channel.pipeline.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout)).flatMap {
+                    channel.pipeline.addHandler(RequestSizeLimit(maxBytes: limits.maxRequestBytes))
+                }.flatMap {
+                    channel.pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
+                }.flatMap {
+                    channel.pipeline.addHandler(HTTPRouterHandler(router: router))
+                }
+            }
+            .bind(host: address.host, port: address.port).get()
+    }
+}
+
+/// Open connections, shared by every child channel of one listener.
+final class ConnectionCount: Sendable {
+    private let count = Atomic<Int>(0)
+
+    func enter(limit: Int) -> Bool {
+        let now = count.add(1, ordering: .relaxed).newValue
+        if now > limit {
+            count.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func leave() { count.subtract(1, ordering: .relaxed) }
+}
+
+/// Answers a connection over the limit 503 as soon as it is active, and closes it.
+final class Busy: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelActive(context: ChannelHandlerContext) {
+        let body = "too many connections; try again soon\n"
+        let text = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" + body
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text))).whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
+
+/// Counts the bytes a connection sends; past the limit it answers 413 and closes, before any
+/// parsing happens, so a huge header or body costs the daemon nothing.
+final class RequestSizeLimit: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let maxBytes: Int
+    private var seen = 0
+    private var refused = false
+
+    init(maxBytes: Int) { self.maxBytes = maxBytes }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }
+        let buffer = unwrapInboundIn(data)
+        seen += buffer.readableBytes
+        guard seen <= maxBytes else {
+            refused = true
+            let body = "request over \(maxBytes) bytes; only small GET requests are served\n"
+            let text = "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text))).whenComplete { _ in bound.value.close(promise: nil) }
+            return
+        }
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil); return }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Turns one request into one routed response, then closes the connection.
+final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let router: HTTPListener.Router
+    private var head: HTTPRequestHead?
+    private var answered = false
+
+    init(router: @escaping HTTPListener.Router) { self.router = router }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): if !answered { self.head = head }
+        case .body: break
+        case .end:
+            guard let head, !answered else { return }
+            answered = true
+            self.head = nil
+            guard head.method == .GET || head.method == .HEAD else {
+                var response = HTTPResponse.text(.methodNotAllowed, "only GET and HEAD: this listener is read-only; use the lifeboat CLI to change things")
+                response.headers.append(("Allow", "GET, HEAD"))
+                write(response, for: head, context: context)
+                return
+            }
+            let router = self.router
+            let request = HTTPRequest(method: head.method, uri: head.uri)
+            let promise = context.eventLoop.makePromise(of: HTTPResponse.self)
+            promise.completeWithTask { await router(request) }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            promise.futureResult.whenSuccess { response in
+                let (handler, context) = bound.value
+                handler.write(response, for: head, context: context)
+            }
+        }
+    }
+
+    private func write(_ response: HTTPResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Content-Length", value: "\(response.body.count)")
+        headers.add(name: "Connection", value: "close")
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "X-Content-Type-Options", value: "nosniff")
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil) }
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.close(promise: nil) }
+    }
+}

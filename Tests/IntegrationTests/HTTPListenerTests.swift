@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+/// The HTTP listener is read-only and hard to disturb: GET/HEAD only, bounded requests and
+/// connections, garbage answered 400, and the daemon carries on.
+@Suite(.serialized) struct HTTPListenerTests {
+    /// Sends raw bytes to the listener; returns what came back before it closed (or `timeout`).
+    func raw(port: Int, _ bytes: [UInt8], timeout: Int = 3) -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard ok == 0 else { return "connect failed" }
+        var tv = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { break }
+            offset += n
+        }
+        var output = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            output += chunk[..<n]
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    func port(_ base: String) -> Int { Int(base.split(separator: ":").last!)! }
+
+    @Test func refusesWritesGarbageAndFloodsWithoutDisturbingTheDaemon() async throws {
+        let daemon = try DaemonHarness(sites: 2)
+        let base = daemon.enableHTTP(offset: 101)
+        let port = port(base)
+        try daemon.start()
+
+        // Only GET and HEAD: every other method is 405 and names the way to change things.
+        for method in ["POST", "PUT", "DELETE", "PATCH"] {
+            let answer = raw(port: port, Array("\(method) /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}".utf8))
+            #expect(answer.hasPrefix("HTTP/1.1 405"), "\(method): \(answer)")
+            #expect(answer.contains("Allow: GET, HEAD"))
+        }
+        let head = raw(port: port, Array("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(head.hasPrefix("HTTP/1.1 200") && !head.contains("lifeboat_jobs_total"), "\(head)")
+
+        // Garbage: 400, not a crash.
+        for garbage in ["\u{0}\u{1}\u{2}\r\n\r\n", "GET\r\n\r\n", "HELLO WORLD\r\n\r\n", "GET / HTTP/9.9\r\nHost: \u{7}\r\n\r\n",
+                        "GET / HTTP/1.1\r\nContent-Length: -5\r\n\r\n"] {
+            let answer = raw(port: port, Array(garbage.utf8))
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(garbage.debugDescription) got \(answer.debugDescription)")
+        }
+        // Bounded request size: a 1 MiB header is refused before it is parsed.
+        let huge = "GET / HTTP/1.1\r\nX-Pad: " + String(repeating: "a", count: 1 << 20) + "\r\n\r\n"
+        let tooLarge = raw(port: port, Array(huge.utf8))
+        #expect(tooLarge.hasPrefix("HTTP/1.1 413"), "\(tooLarge.prefix(200))")
+
+        // Bounded connections: 70 idle connections; past 64 the listener answers 503 at once.
+        var held: [Int32] = []
+        for _ in 0..<70 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            held.append(fd)
+        }
+        // Wait until the listener has taken all 70 in: 64 hold a slot, 6 were answered 503.
+        var refused = Set<Int32>()
+        let deadline = Date().addingTimeInterval(5)
+        while refused.count < 6, Date() < deadline {
+            for fd in held where !refused.contains(fd) {
+                var chunk = [UInt8](repeating: 0, count: 64)
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if n > 0, String(decoding: chunk[..<n], as: UTF8.self).hasPrefix("HTTP/1.1 503") { refused.insert(fd) }
+            }
+            usleep(20_000)  // not Task.sleep: held connections must not idle out while this waits for a thread
+        }
+        #expect(refused.count == 6, "\(refused.count) of 70 connections were refused")
+        let busy = raw(port: port, Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(busy.hasPrefix("HTTP/1.1 503"), "\(busy)")
+        // Meanwhile the control socket answers and a restore runs as usual.
+        #expect(try daemon.cli(["status"]).status == 0)
+        for fd in held { close(fd) }
+        usleep(300_000)
+
+        let restore = try daemon.cli(["restore", "main", "--follow"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        let metrics = try httpGet(base + "/metrics")
+        #expect(metrics.status == 200 && metrics.body.contains("lifeboat_jobs_total"), "\(metrics)")
+        let missing = try httpGet(base + "/nothing-here")
+        #expect(missing.status == 404 && missing.body.contains("/api/v1/"))
+        #expect(daemon.daemonLog.contains("http listening"))
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func idleConnectionsAreClosed() async throws {
+        let daemon = try DaemonHarness(sites: 1)
+        let base = daemon.enableHTTP(offset: 102)
+        try daemon.start()
+        // A slow client that never finishes its request is closed after the idle timeout (10 s)
+        // rather than holding a slot forever.
+        let started = Date()
+        let answer = raw(port: port(base), Array("GET / HTTP/1.1\r\n".utf8), timeout: 20)
+        #expect(Date().timeIntervalSince(started) < 15, "closed after \(Date().timeIntervalSince(started)) s")
+        #expect(!answer.hasPrefix("HTTP/1.1 200"))
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func metricsListenIsAnAliasAndAConflictIsAnError() throws {
+        let dir = TempDir()
+        let same = dir.write("same.yaml", "metrics: { listen: \"127.0.0.1:9464\" }\nhttp: { listen: \"127.0.0.1:9464\" }\n")
+        #expect(try DaemonConfig.load(path: same).httpListen == "127.0.0.1:9464")
+        let alias = dir.write("alias.yaml", "metrics: { listen: \"127.0.0.1:9465\" }\n")
+        #expect(try DaemonConfig.load(path: alias).httpListen == "127.0.0.1:9465")
+        let conflict = dir.write("conflict.yaml", "http: { listen: \"127.0.0.1:9464\" }\nmetrics: { listen: \"127.0.0.1:9465\" }\n")
+        let result = try run(Binaries.lifeboatd, ["--config", conflict])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("conflict.yaml:2:20: metrics.listen is an alias of http.listen"), "\(result.stderr)")
+        let public_ = dir.write("public.yaml", "http: { listen: \"0.0.0.0:9464\" }\n")
+        let refused = try run(Binaries.lifeboatd, ["--config", public_])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("http.listen must be host:port on a loopback address"), "\(refused.stderr)")
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// The daemon's HTTP listener in tests: a port per test (apart from MetricsTests' one), and
+/// plain requests with curl, the way a user or a monitoring system would make them.
+extension DaemonHarness {
+    /// Rewrites the config with `http.listen` on a free-looking loopback port; returns the base URL.
+    func enableHTTP(offset: Int, extra: String = "") -> String {
+        let port = 20_000 + Int(getpid() % 20_000) + offset
+        dir.write("lifeboatd.yaml", """
+            plans_dir: plans
+            state_dir: state
+            socket: { path: lifeboatd.sock, mode: "0666" }
+            http: { listen: "127.0.0.1:\(port)" }
+            log: { level: debug }
+            \(extra)
+            """)
+        return "http://127.0.0.1:\(port)"
+    }
+
+    /// A verify script that sleeps `delay` seconds, then fails for the given `site/product`
+    /// pairs, printing `message` (the job's error carries the output).
+    func writeVerifyScript(delay: String = "0", failing: [String], message: String = "checksum of customer data differs") -> String {
+        let cases = failing.map { "\"\($0)\") printf '%s\\n' '\(message.replacingOccurrences(of: "'", with: "'\\''"))'; exit 3 ;;" }.joined(separator: "\n  ")
+        let script = dir.write("verify.sh", """
+            #!/bin/sh
+            sleep \(delay)
+            case "$1/$2" in
+              \(cases)
+            esac
+            exit 0
+
+            """)
+        chmod(script, 0o755)
+        return script
+    }
+}
+
+/// GET with curl: status code and body.
+func httpGet(_ url: String) throws -> (status: Int, body: String) {
+    let result = try run("/usr/bin/curl", ["-s", "--max-time", "20", "-w", "\n%{http_code}", url])
+    var lines = result.stdout.components(separatedBy: "\n")
+    let status = Int(lines.popLast() ?? "") ?? 0
+    return (status, lines.joined(separator: "\n"))
+}
+
+func jsonObject(_ text: String) -> Any? { try? JSONSerialization.jsonObject(with: Data(text.utf8)) }
