@@ -106,7 +106,11 @@ final class DaemonHarness: @unchecked Sendable {
     /// Polls until the run `id` ends (succeeded, failed or cancelled); its final state, or nil.
     func waitForRun(_ id: String, timeout: TimeInterval = 60) async throws -> String? {
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+        // At least a few looks whatever the clock says: other tests' blocking waits can hold the
+        // test threads past the deadline before this task ever ran.
+        var looks = 0
+        while Date() < deadline || looks < 10 {
+            looks += 1
             if let state = try runs().first(where: { $0["id"] as? String == id })?["state"] as? String,
                ["succeeded", "failed", "cancelled"].contains(state) { return state }
             try await Task.sleep(for: .milliseconds(50))

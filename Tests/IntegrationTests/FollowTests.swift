@@ -72,9 +72,14 @@ final class BackgroundCLI: @unchecked Sendable {
     }
 
     /// Polls `show --json` until the run is in `state`; the run id of the newest run.
+    /// The deadline counts only once this task has looked a few times: with the whole suite in
+    /// parallel, other tests' blocking waits can hold Swift Testing's few threads for longer than
+    /// the timeout, and a wait that never got to look must not report a failure.
     static func waitForState(_ daemon: DaemonHarness, _ state: String, timeout: TimeInterval = 30) async throws -> String? {
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+        var looks = 0
+        while Date() < deadline || looks < 20 {
+            looks += 1
             if let run = try daemon.runs().first, run["state"] as? String == state { return run["id"] as? String }
             try await Task.sleep(for: .milliseconds(20))
         }
