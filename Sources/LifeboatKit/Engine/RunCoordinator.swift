@@ -81,6 +81,15 @@ final class RunCoordinator {
                     resolved[job.destination].map { ($0, job.name) }
                 })
             } catch let refusal as SafetyRefusal {
+                // Nothing starts; each job says why, so the report does too.
+                for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal {
+                    var job = job
+                    job.state = .failed
+                    job.errorCode = JobError.Code.sandbox.rawValue
+                    job.error = "\(job.name): not started: \(refusal.message)"
+                    scheduler.update(i, to: job)
+                    try await record(job)
+                }
                 run.state = .failed
                 run.finishedAt = now
                 run.note = refusal.message
