@@ -90,7 +90,9 @@ final class BackgroundCLI: @unchecked Sendable {
         let daemon = try Self.haltingCanary()
         try daemon.start()
         let follow = try BackgroundCLI(daemon, ["restore", "main", "--follow"])
-        let runId = try #require(try await Self.waitForState(daemon, "halted"), "the run never halted: \(daemon.daemonLog)")
+        let halted = try await Self.waitForState(daemon, "halted")
+        let runsNow = try daemon.cli(["runs", "--json"])
+        let runId = try #require(halted, "the run never halted: runs → \(runsNow) follow → \(follow.text)\(follow.errorText) daemon → \(daemon.daemonLog)")
         // Within a second of the halt, the file has the canary's outcomes and the halt in words
         // (wave, gate, failures with their reasons, the two commands), while the command still
         // follows the halted, not ended, run.

@@ -176,7 +176,7 @@ import Testing
 
     @Test func cancelStopsRunningJobsWithinTwoSeconds() async throws {
         let fixture = try EngineFixture(sites: (1...6).map { "s\($0)" }, products: "  - name: contacts", extra: "concurrency: 3")
-        let executor = FakeExecutor(holdMilliseconds: 60_000)
+        let executor = FakeExecutor(holdMilliseconds: 600_000)
         let engine = fixture.engine(executor)
         let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
         let control = RunControl()
@@ -185,9 +185,11 @@ import Testing
         let cancelledAt = ContinuousClock.now
         control.cancel(by: "operator")
         let run = try await finished
-        // The jobs hold for 60 s unless cancelled; DESIGN's 2 s bound is measured unloaded, so
-        // this only asserts they were interrupted, with room for a busy CI machine.
-        #expect(ContinuousClock.now - cancelledAt < .seconds(30))
+        // The jobs hold for 10 min unless cancelled; DESIGN's 2 s bound is measured unloaded, so
+        // this only asserts they were interrupted, with room for a busy CI machine (the suite's
+        // integration tests block Swift Testing's two threads on child processes for seconds at
+        // a time; 30.7 s was seen with the whole suite in parallel).
+        #expect(ContinuousClock.now - cancelledAt < .seconds(120))
         #expect(run.state == .cancelled)
         let jobs = try await fixture.ledger.jobs(runId: run.id)
         #expect(jobs.allSatisfy { $0.state == .cancelled }, "\(jobs.map { "\($0.name) \($0.state) \($0.error ?? "")" })")
