@@ -72,9 +72,10 @@ extension FaultSuite {
         /// kill -9 at random moments (fixed seed) over one real run, restarting each time, until it
         /// finishes: at most 8 kills and 60 s of killing.
         @Test func randomKillNineLoopOverOneRun() async throws {
-            // Small archives and a verify.command that takes 0.3 s: a run long enough for several
-            // kills, without the disk traffic that would slow every other test on the machine.
-            let daemon = try DaemonHarness(sites: 8, size: "256KiB", planExtra: "concurrency: 2\nverify: { command: [\"/bin/sleep\", \"0.3\"] }")
+            // Small archives and a verify.command that takes 0.8 s: a run long enough for several
+            // kills even when each restart and status call is slow on a loaded machine (with 0.3 s a
+            // CI run once finished after 2), without the disk traffic that would slow other tests.
+            let daemon = try DaemonHarness(sites: 8, size: "256KiB", planExtra: "concurrency: 2\nverify: { command: [\"/bin/sleep\", \"0.8\"] }")
             let scene = try FaultScene(dir: daemon.dir, displaced: [("acme", "contacts"), ("globex", "jira"), ("hooli", "contacts"),
                                                                     ("wayne", "jira"), ("tyrell", "contacts")])
             try daemon.start()
