@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The real `lifeboatd` driven by the real `lifeboat`, the way an operator would.
-@Suite(.serialized) struct DaemonTests {
+@Suite(.serialized, .ownThread) struct DaemonTests {
 
 
     /// The states of the runs in the ledger, newest first.
@@ -207,7 +207,7 @@ import Testing
 }
 
 /// Prometheus metrics, scraped with curl the way a monitoring system would.
-@Suite(.serialized) struct MetricsTests {
+@Suite(.serialized, .ownThread) struct MetricsTests {
     @Test func metricsEndpointReportsJobsBytesAndObjectives() throws {
         let daemon = try DaemonHarness(sites: 2)
         let port = 20_000 + Int(getpid() % 20_000)
