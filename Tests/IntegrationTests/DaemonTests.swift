@@ -41,6 +41,24 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// A failure the daemon did not foresee (here the ledger lost a table under it) is answered
+    /// with what failed, not by closing the connection ("is the daemon running?", exit 3).
+    @Test func anUnexpectedLedgerErrorIsAnsweredNotAClosedConnection() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        try daemon.start()
+        let result = try daemon.cli(["restore", "main", "--follow"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        let drop = try run("/usr/bin/env", ["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE jobs'); c.commit()", daemon.ledger])
+        #expect(drop.status == 0, "\(drop.stderr)")
+        let show = try daemon.cli(["show", runId])
+        #expect(show.status != 0 && show.status != 3, "exit \(show.status): \(show.stdout)\(show.stderr)")
+        #expect(show.stderr.contains("run.show failed inside the daemon") && show.stderr.contains("no such table: jobs"), "\(show.stderr)")
+        // The daemon goes on serving.
+        #expect(try daemon.cli(["plans"]).status == 0)
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func garbageOversizedAndHalfWrittenRequestsThenStatusWorks() throws {
         let daemon = try DaemonHarness(sites: 1)
         try daemon.start()

@@ -39,7 +39,12 @@ public struct ControlHandler: Sendable {
                                             "quarantine.purge", "report", "reload", "schedules"]
 
     /// Answers one request; `send` writes a response line (several for `run.watch`).
+    /// Errors other than writing to the client (which mean it went away, and end the connection)
+    /// are answered: an unexpected one as `internal`, naming the command, and logged.
     public func handle(_ request: ControlRequest, peer: PeerCredentials, send: @Sendable (Data) async throws -> Void) async throws {
+        @Sendable func answer(_ data: Data) async throws {
+            do { try await send(data) } catch { throw SendFailure(underlying: error) }
+        }
         do {
             guard Self.commands.contains(request.command) else {
                 throw ControlError(.unknownCommand, "unknown command \"\(String(request.command.prefix(64)))\"; commands: \(Self.commands.joined(separator: ", "))")
@@ -52,20 +57,33 @@ public struct ControlHandler: Sendable {
                 context.logger.notice("mutating command", metadata: ["command": "\(request.command)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
             }
             if request.command == "run.watch" {
-                try await watch(request, send: send)
+                try await watch(request, send: answer)
                 return
             }
             let data = try await respond(request, peer: peer)
-            try await send(data)
+            try await answer(data)
         } catch let error as ControlError {
-            try await send(ControlResponse.failure(id: request.id, error))
+            try await answer(ControlResponse.failure(id: request.id, error))
         } catch let error as DiagnosticsError {
-            try await send(ControlResponse.failure(id: request.id, ControlError(.rejected, error.description)))
+            try await answer(ControlResponse.failure(id: request.id, ControlError(.rejected, error.description)))
         } catch let error as RunRequestError {
-            try await send(ControlResponse.failure(id: request.id, ControlError(.rejected, error.message)))
+            try await answer(ControlResponse.failure(id: request.id, ControlError(.rejected, error.message)))
         } catch let error as LifeboatError {
-            try await send(ControlResponse.failure(id: request.id, ControlError(error.exitCode == .rejected ? .rejected : .internalError, error.description)))
+            try await answer(ControlResponse.failure(id: request.id, ControlError(error.exitCode == .rejected ? .rejected : .internalError, error.description)))
+        } catch let error as SendFailure {
+            throw error.underlying
+        } catch is CancellationError {
+            try await answer(ControlResponse.failure(id: request.id, ControlError(.unavailable, "the daemon is stopping; ask again once it is back")))
+        } catch {
+            context.logger.error("command failed", metadata: ["command": "\(request.command)", "error": "\(error)"])
+            try await answer(ControlResponse.failure(id: request.id, ControlError(
+                .internalError, "\(request.command) failed inside the daemon: \(error); the daemon's log (journalctl -u lifeboatd) has the details")))
         }
+    }
+
+    /// Writing an answer failed: the client is gone.
+    private struct SendFailure: Error {
+        var underlying: any Error
     }
 
     private func respond(_ request: ControlRequest, peer: PeerCredentials) async throws -> Data {
