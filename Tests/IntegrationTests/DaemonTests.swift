@@ -54,6 +54,10 @@ import Testing
         let show = try daemon.cli(["show", runId])
         #expect(show.status != 0 && show.status != 3, "exit \(show.status): \(show.stdout)\(show.stderr)")
         #expect(show.stderr.contains("run.show failed inside the daemon") && show.stderr.contains("no such table: jobs"), "\(show.stderr)")
+        // status reads the ledger too: its error is answered and the same connection serves on.
+        let answers = try daemon.raw(Array(#"{"id":1,"command":"status"}"#.utf8) + [10] + Array(#"{"id":2,"command":"plans"}"#.utf8) + [10])
+        #expect(answers.contains(#""id":1,"ok":false"#) && answers.contains(#""code":"internal""#), "\(answers)")
+        #expect(answers.contains(#""id":2,"ok":true"#), "\(answers)")
         // The daemon goes on serving.
         #expect(try daemon.cli(["plans"]).status == 0)
         #expect(daemon.stop() == 0)
