@@ -152,29 +152,32 @@ public struct ControlHandler: Sendable {
 
     // MARK: Plans
 
-    struct PlanInfo: Codable {
-        var name: String
-        var file: String
-        var description: String?
-        var products: [String]
-        var waves: Int
-        var snapshots: String
-        var target: String
-        var sandbox: String?
-        var schedule: String?
-        var nextExercise: Date?
+    /// `plans`: one loaded plan.
+    public struct PlanInfo: Codable, Sendable {
+        public var name: String
+        public var file: String
+        public var description: String?
+        public var products: [String]
+        public var waves: Int
+        public var snapshots: String
+        public var target: String
+        public var sandbox: String?
+        public var schedule: String?
+        public var nextExercise: Date?
         /// Every setting as it takes effect, defaults included.
-        var settings: PlanSettings
+        public var settings: PlanSettings
     }
 
-    struct PlansResult: Codable {
-        var plans: [PlanInfo]
-        var problems: [PlanRegistry.Problem]
+    /// `plans`: the loaded plans and the problems with plan files.
+    public struct PlansResult: Codable, Sendable {
+        public var plans: [PlanInfo]
+        public var problems: [PlanRegistry.Problem]
     }
 
-    struct ReloadResult: Codable {
-        var plans: [String]
-        var problems: [PlanRegistry.Problem]
+    /// `reload`: the plans now served and the problems found.
+    public struct ReloadResult: Codable, Sendable {
+        public var plans: [String]
+        public var problems: [PlanRegistry.Problem]
     }
 
     func plans() -> PlansResult {
@@ -279,10 +282,10 @@ public struct ControlHandler: Sendable {
     }
 
     /// One line of `run.watch`: the opening snapshot, an event, or the end with the final state.
-    struct WatchEvent: Codable {
-        var snapshot: RunDetail?
-        var event: RunEvent?
-        var done: RunDetail?
+    public struct WatchEvent: Codable, Sendable {
+        public var snapshot: RunDetail?
+        public var event: RunEvent?
+        public var done: RunDetail?
 
         init(snapshot: RunDetail) { self.snapshot = snapshot }
         init(event: RunEvent) { self.event = event }
