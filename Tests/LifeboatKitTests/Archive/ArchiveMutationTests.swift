@@ -11,6 +11,7 @@ import Testing
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["LIFEBOAT_FAULTS"] != "0", "LIFEBOAT_FAULTS=0: archive mutation skipped"))
 struct ArchiveMutationTests {
     static let seed: UInt64 = 0x11FE_B0A7
+    static let minMutants = 1_000
     static let maxMutants = 4_000
     static let timeBudget: TimeInterval = 20
     /// One mutant taking longer than this is a hang: it is cancelled and reported.
@@ -137,7 +138,10 @@ struct ArchiveMutationTests {
         var found: [String] = []
         var rng = SplitMix64(seed: Self.seed)
         let started = Date()
-        while outcome.mutants < Self.maxMutants, Date().timeIntervalSince(started) < Self.timeBudget {
+        // At least `minMutants` however slow the machine (a loaded CI host managed 709 in the
+        // time budget), then more while the budget lasts.
+        while outcome.mutants < Self.minMutants
+                || (outcome.mutants < Self.maxMutants && Date().timeIntervalSince(started) < Self.timeBudget) {
             let pick = rng.below(seeds.count)
             // Half the mutants corrupt the compressed stream, half the tar inside a valid gzip.
             let bytes = rng.below(2) == 0 ? mutate(gzipped[pick], rng: &rng) : try gzip(mutate(seeds[pick].tar, rng: &rng))
@@ -202,7 +206,6 @@ struct ArchiveMutationTests {
         let (mutants, seconds) = (outcome.mutants, outcome.seconds)
         let counts = (rejected: outcome.rejected, extracted: outcome.extracted, skippedSome: outcome.skippedSome)
         let rejections = outcome.rejections
-        #expect(mutants >= 1_000, "only \(mutants) mutants in \(seconds) s")
         // Both outcomes occur: the suite is not merely rejecting everything at the gzip layer.
         #expect(counts.rejected > 0 && counts.extracted > 0, "\(counts)")
         #expect(rejections.keys.count >= 3, "rejections: \(rejections)")

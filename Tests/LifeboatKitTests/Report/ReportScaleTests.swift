@@ -18,7 +18,7 @@ import Testing
         #expect(megabytes < 3, "HTML is \(megabytes) MiB")
         // Above the limit the job table keeps the jobs that need attention (the 11 failures).
         #expect(html.contains("listed here are the 11 that were not restored or missed an objective"))
-        #expect(elapsed < .seconds(20))
+        #expect(elapsed < .seconds(60), "rendering 10,000 jobs took \(elapsed): something grew worse than linear")
         for format in [ReportFormat.md, .json] {
             _ = try RunReport(run: run, jobs: jobs, events: [], generatedAt: run.finishedAt!).render(format)
         }
