@@ -39,8 +39,20 @@ public struct Plan: Sendable {
     public var marks: [String: SourceMark] = [:]
     /// What is allowed but worth a second look (a retention under a day).
     public var warnings: [Diagnostic] = []
+    /// Limits on one soft delete (`delete: { max_sites: N }`).
+    public var delete = DeletePolicy()
+    /// `sha256:<hex>` of the plan's text as loaded: a delete's confirmation token covers it, so a
+    /// plan changed between `--dry-run` and `--confirm` changes the token.
+    public var version = ""
 
     public func product(named name: String) -> ProductSpec? { products.first { $0.name == name } }
+}
+
+/// `delete: { max_sites: N }`: at most N sites in one soft delete (nil: no cap).
+public struct DeletePolicy: Sendable, Hashable {
+    public var maxSites: Int?
+
+    public init(maxSites: Int? = nil) { self.maxSites = maxSites }
 }
 
 public struct QuarantinePolicy: Sendable, Hashable {

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Yams
 
@@ -19,6 +20,7 @@ public enum PlanLoader {
         try reader.throwIfErrors()
         guard var plan else { throw DiagnosticsError([Diagnostic(file: path, line: 1, column: 1, message: "cannot load plan")]) }
         plan.sourcePath = absolute
+        plan.version = version(of: (try? Data(contentsOf: URL(fileURLWithPath: absolute))) ?? Data())
         return plan
     }
 
@@ -32,8 +34,14 @@ public enum PlanLoader {
         let defaultName = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         let plan = decode(root, reader: reader, defaultName: defaultName, baseDirectory: baseDirectory)
         try reader.throwIfErrors()
-        guard let plan else { throw DiagnosticsError([Diagnostic(file: file, line: 1, column: 1, message: "cannot load plan")]) }
+        guard var plan else { throw DiagnosticsError([Diagnostic(file: file, line: 1, column: 1, message: "cannot load plan")]) }
+        plan.version = version(of: Data(text.utf8))
         return plan
+    }
+
+    /// `sha256:<hex>` of a plan's bytes.
+    static func version(of data: Data) -> String {
+        "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
     // MARK: Decoding
@@ -147,6 +155,12 @@ public enum PlanLoader {
             s.finish()
         }
 
+        var delete = DeletePolicy()
+        if var d = doc.mapping("delete") {
+            delete.maxSites = d.int("max_sites", range: 1...1_000_000)
+            d.finish()
+        }
+
         let notify = command(&doc, "notify", path: "notify", reader: reader, allowed: [.run],
                              hint: " (notify runs once per event, not per job: the event's site and product are in the JSON on its stdin)")
         doc.finish()
@@ -185,7 +199,7 @@ public enum PlanLoader {
             target: target, sandbox: sandbox, quarantine: quarantine, sites: sites, products: products,
             concurrency: concurrency, objectives: objectives, waves: waves, retry: retry, verify: verify,
             limits: limits, unsafeEntries: unsafeEntries, preserveOwnership: preserveOwnership,
-            hookTimeout: hookTimeout, schedule: schedule, notify: notify, marks: marks, warnings: warnings
+            hookTimeout: hookTimeout, schedule: schedule, notify: notify, marks: marks, warnings: warnings, delete: delete
         )
     }
 
