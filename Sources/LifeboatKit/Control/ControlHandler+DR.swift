@@ -13,7 +13,7 @@ extension ControlHandler {
             do {
                 let outcomes = try await Rollback(ledger: context.ledger, clock: context.clock)
                     .rollback(runId: runId, site: try request.string("site"), product: try request.string("product"),
-                              force: try request.bool("force") ?? false, by: peer.description)
+                              force: try request.bool("force") ?? false || request.bool("force_aside") ?? false, by: peer.description)
                 return ControlResponse.success(id: id, outcomes)
             } catch let refusal as Rollback.Refusal {
                 throw ControlError(.conflict, refusal.message)
@@ -27,8 +27,10 @@ extension ControlHandler {
                 olderThan = d
             }
             do {
+                // Data a going run may need (its destination is held) is never purged under it.
+                let holds = context.runs.engine.environment.guardrails.holds
                 let result = try await QuarantineManager(ledger: context.ledger, clock: context.clock)
-                    .purge(olderThan: olderThan, dryRun: try request.bool("dry_run") ?? false,
+                    .purge(inUse: { holds.holder(of: ResolvedPath.of($0)) != nil }, olderThan: olderThan, dryRun: try request.bool("dry_run") ?? false,
                            confirmed: try request.bool("yes") ?? false, by: peer.description)
                 return ControlResponse.success(id: id, result)
             } catch let refusal as Rollback.Refusal {
