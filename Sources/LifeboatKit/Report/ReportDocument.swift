@@ -58,6 +58,8 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         public var seed: Int64?
         public var keepSandbox: Bool
         public var note: String?
+        /// Why the operator started it (`delete --reason`).
+        public var reason: String?
     }
 
     /// The plan's objectives at the time the run was created.
