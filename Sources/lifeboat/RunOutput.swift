@@ -69,9 +69,11 @@ enum DryRunPrinter {
         for (i, wave) in report.waves.enumerated() {
             Swift.print("wave \(i + 1): \(wave.count) site(s): \(wave.prefix(12).joined(separator: ", "))\(wave.count > 12 ? ", …" : "")")
         }
-        var table = TextTable(["WAVE", "SITE", "PRODUCT", "SNAPSHOT", "SIZE", "RPO"])
+        var table = TextTable(["WAVE", "SITE", "PRODUCT", "SOURCE", "SNAPSHOT", "SIZE", "RPO"])
         for job in report.jobs {
-            table.add(["\(job.wave + 1)", job.site, job.product, job.snapshotTakenAt.map(Timestamp.iso) ?? "NONE (job would fail)",
+            table.add(["\(job.wave + 1)", job.site, job.product, job.source ?? "-",
+                       job.source == JobRecord.sourceQuarantine ? "deleted \(job.snapshotTakenAt.map(Timestamp.iso) ?? "?")"
+                           : job.snapshotTakenAt.map(Timestamp.iso) ?? "NONE (job would fail)",
                        ByteSize.format(job.archiveBytes),
                        job.rpoSeconds.map { DurationSpec.format(seconds: $0) + (job.rpoMet == false ? " (missed)" : "") } ?? "-"])
         }
