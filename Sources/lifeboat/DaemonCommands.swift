@@ -76,8 +76,9 @@ struct FollowOptions: ParsableArguments {
 /// `restore`, `exercise` and `dry-run`: start a run of a loaded plan on the daemon.
 struct StartRun {
     static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, exercise: ExerciseOptions? = nil,
-                      follow: FollowOptions?, fromSnapshots: Bool = false, daemon: DaemonOptions) throws {
+                      follow: FollowOptions?, fromSnapshots: Bool = false, rehearse: String? = nil, daemon: DaemonOptions) throws {
         var params: [String: JSONValue] = ["plan": .string(plan), "mode": .string(mode.rawValue)]
+        if let rehearse { params["rehearse"] = .string(rehearse) }
         if fromSnapshots { params["from_snapshots"] = .bool(true) }
         if let sites = try selection.siteList() { params["sites"] = .array(sites.map { .string($0) }) }
         // Validated here (as `lifeboat run` does) so a typo is a usage error before any request.
@@ -128,10 +129,18 @@ struct ExerciseCommand: AsyncParsableCommand {
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
     @OptionGroup var exercise: ExerciseOptions
+    @Option(help: "After the restore, rehearse this in the sandbox: delete (soft-delete the sampled sites in waves, undelete them, prove the trees byte-identical and report the undelete RTO).")
+    var rehearse: String?
     @OptionGroup var follow: FollowOptions
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try StartRun.start(plan: plan, mode: .exercise, selection: selection, exercise: exercise, follow: follow, daemon: daemon) }
+    func validate() throws {
+        if let rehearse, rehearse != "delete" { throw ValidationError("--rehearse takes \"delete\", found \"\(rehearse)\"") }
+    }
+
+    func run() async throws {
+        try StartRun.start(plan: plan, mode: .exercise, selection: selection, exercise: exercise, follow: follow, rehearse: rehearse, daemon: daemon)
+    }
 }
 
 struct DryRunCommand: AsyncParsableCommand {

@@ -233,6 +233,11 @@ public struct ControlHandler: Sendable {
                                     scale: scale, seed: seed.map(Int64.init), keepSandbox: keep ?? false,
                                     startedBy: peer.description)
         runRequest.fromSnapshots = try request.bool("from_snapshots") ?? false
+        if let rehearse = try request.string("rehearse") {
+            guard rehearse == "delete" else { throw ControlError(.invalidParams, "\"rehearse\" must be \"delete\", found \"\(rehearse)\"") }
+            guard mode == .exercise else { throw ControlError(.invalidParams, "\"rehearse\" applies to exercises only, not to a \(mode.rawValue)") }
+            runRequest.rehearse = rehearse
+        }
         if mode == .dryRun {
             return ControlResponse.success(id: request.id, try await context.runs.engine.dryRun(runRequest))
         }

@@ -203,7 +203,7 @@ extension Plan {
     /// none, a canary of one site that must not fail, then the rest, so that a wrong delete can be
     /// stopped after one site.
     public func waveSpecs(for mode: RunMode) -> [WaveSpec] {
-        guard mode == .delete, waves.isEmpty else { return waves }
+        guard mode == .delete, !wavesDeclared else { return waves }
         return [WaveSpec(sites: .count(1), gate: WaveGate(maxFailures: 0)), WaveSpec(sites: .rest)]
     }
 }

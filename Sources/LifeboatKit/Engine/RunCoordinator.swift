@@ -282,7 +282,7 @@ final class RunCoordinator {
         let message = "wave \(wave + 1) gate failed: \(failures) of \(jobs.count) job(s) failed"
             + (gate.maxFailures.map { " (max_failures \($0))" } ?? "")
             + (gate.maxFailureRatio.map { " (max_failure_ratio \($0))" } ?? "")
-            + (run.mode == .delete && plan.waves.isEmpty ? " (a delete's canary wave)" : "")
+            + (run.mode == .delete && !plan.wavesDeclared ? " (a delete's canary wave)" : "")
         run.state = .halted
         run.note = HaltNotice.note(gate: message)
         try await saveRun(event: message)

@@ -20,6 +20,8 @@ public struct RunRequest: Sendable {
     public var startedBy: String
     /// Why (`delete --reason`), recorded on the run.
     public var reason: String?
+    /// An exercise rehearses this after its restore (`delete`).
+    public var rehearse: String?
     /// A restore takes every job's data from snapshots even where soft-deleted data is in quarantine.
     public var fromSnapshots = false
     /// A delete's products (default: every product of the plan with data at the site).

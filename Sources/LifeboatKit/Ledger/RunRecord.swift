@@ -60,6 +60,9 @@ public struct RunRecord: Sendable, Codable, Hashable {
     public var cleanup: String?
     /// Why the operator started it (`delete --reason`), as given.
     public var reason: String?
+    /// An exercise's rehearsal after its restore: `delete` (soft-delete and undelete the sandbox
+    /// targets, proving the trees byte-identical).
+    public var rehearse: String?
 
     public init(id: String, plan: String, planPath: String?, mode: RunMode, state: RunState = .pending,
                 declaredAt: Date, incidentAt: Date, asOf: Date, createdAt: Date, startedBy: String,

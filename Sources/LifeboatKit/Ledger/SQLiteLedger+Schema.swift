@@ -104,7 +104,11 @@ extension SQLiteLedger {
         }
         migrator.registerMigration("v3") { db in
             // Why an operator started a run (`delete --reason`): who, when and why are evidence.
-            try db.alter(table: "runs") { t in t.add(column: "reason", .text) }
+            try db.alter(table: "runs") { t in
+                t.add(column: "reason", .text)
+                // An exercise's rehearsal (`--rehearse delete`).
+                t.add(column: "rehearse", .text)
+            }
             // Where a restore job's data came from: snapshot, or quarantine (a soft delete's data).
             try db.alter(table: "jobs") { t in t.add(column: "source", .text) }
         }

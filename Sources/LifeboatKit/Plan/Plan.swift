@@ -44,6 +44,9 @@ public struct Plan: Sendable {
     /// `sha256:<hex>` of the plan's text as loaded: a delete's confirmation token covers it, so a
     /// plan changed between `--dry-run` and `--confirm` changes the token.
     public var version = ""
+    /// Whether the plan declares `waves:` (without, a restore has one wave of everything and a
+    /// delete a canary first).
+    public var wavesDeclared = false
 
     public func product(named name: String) -> ProductSpec? { products.first { $0.name == name } }
 }

@@ -103,6 +103,7 @@ public enum PlanLoader {
             o.finish()
         }
 
+        let wavesDeclared = doc.has("waves")
         let waves = decodeWaves(&doc, reader: reader)
 
         var retry = RetryPolicy()
@@ -199,7 +200,7 @@ public enum PlanLoader {
             target: target, sandbox: sandbox, quarantine: quarantine, sites: sites, products: products,
             concurrency: concurrency, objectives: objectives, waves: waves, retry: retry, verify: verify,
             limits: limits, unsafeEntries: unsafeEntries, preserveOwnership: preserveOwnership,
-            hookTimeout: hookTimeout, schedule: schedule, notify: notify, marks: marks, warnings: warnings, delete: delete
+            hookTimeout: hookTimeout, schedule: schedule, notify: notify, marks: marks, warnings: warnings, delete: delete, wavesDeclared: wavesDeclared
         )
     }
 
