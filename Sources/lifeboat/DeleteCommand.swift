@@ -25,8 +25,8 @@ struct DeleteCommand: AsyncParsableCommand {
     @OptionGroup var follow: FollowOptions
     @OptionGroup var daemon: DaemonOptions
 
+    /// Sites left out are refused by the daemon (which says a delete never defaults to every site).
     func validate() throws {
-        if sites == nil, sitesFile == nil { throw ValidationError("name the sites: --sites a,b or --sites-file FILE") }
         if dryRun, confirm != nil { throw ValidationError("give --dry-run or --confirm, not both") }
     }
 

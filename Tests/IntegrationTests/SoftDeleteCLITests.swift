@@ -118,6 +118,9 @@ import Testing
         #expect(result.stderr.contains("nothing was moved") && result.stderr.contains("recorded as run"))
         #expect(exists(daemon, "out/acme/contacts") && exists(daemon, "out/acme/jira"))
         #expect(!exists(daemon, "out/acme/.lifeboat-quarantine"))
+        // No sites named: never "every site".
+        let none = try daemon.cli(["delete", "main", "--dry-run"])
+        #expect(none.status == 2 && none.stderr.contains("never defaults to every site"), "\(none.stderr)")
         #expect(daemon.stop() == 0)
     }
 
