@@ -173,6 +173,38 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    @Test func killNineMidUndeleteEndsConsistent() async throws {
+        let daemon = try DaemonHarness(sites: 2, size: "64KiB", name: #function)
+        // Armed from the start: only an undelete reaches this step.
+        try daemon.start(environment: ["LIFEBOAT_CRASH_AT": "after-undelete-rename"])
+        #expect(try daemon.cli(["restore", "main", "--follow"]).status == 0)
+        let before = ["acme", "globex"].flatMap { site in ["contacts", "jira"].map { digest(daemon, site, $0) } }
+        let token = try dryRunToken(daemon, ["--sites", "acme,globex"])
+        let delete = try daemon.cli(["delete", "main", "--sites", "acme,globex", "--confirm", token, "--follow"])
+        #expect(delete.status == 0, "\(delete.stdout)\(delete.stderr)")
+        let runId = try #require(try daemon.runs().first { $0["mode"] as? String == "delete" && $0["state"] as? String == "succeeded" }?["id"] as? String)
+        // The daemon dies right after the first target is back, before the ledger knew.
+        let undo = try daemon.cli(["rollback", runId])
+        #expect(undo.status != 0)
+        #expect(try await daemon.waitForExit(timeout: 30) == 86, "\(daemon.daemonLog)")
+        // Each target is in place or in quarantine, never both, never neither.
+        for site in ["acme", "globex"] {
+            for product in ["contacts", "jira"] {
+                let inPlace = exists(daemon, "out/\(site)/\(product)")
+                let quarantined = (try? FileManager.default.contentsOfDirectory(atPath: daemon.dir.file("out/\(site)/.lifeboat-quarantine")))?
+                    .contains { $0.hasPrefix("\(runId).\(site).\(product).") } ?? false
+                #expect(inPlace != quarantined, "\(site)/\(product): in place \(inPlace), in quarantine \(quarantined)")
+            }
+        }
+        try daemon.start()
+        let again = try daemon.cli(["rollback", runId])
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        let after = ["acme", "globex"].flatMap { site in ["contacts", "jira"].map { digest(daemon, site, $0) } }
+        #expect(after == before)
+        #expect(try daemon.cli(["rollback", runId]).status == 2, "nothing left to undelete")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func rehearsalProvesTheUndeleteInTheSandbox() throws {
         let daemon = try DaemonHarness(sites: 3, size: "64KiB", name: #function)
         try daemon.start()

@@ -12,6 +12,8 @@ extension Rollback {
             .filter { site == nil || $0.site == site }.filter { product == nil || $0.product == product }
         let quarantine = try await ledger.quarantine(includePurged: true).filter { $0.runId == runId && $0.reason == "delete" }
         var plan: [(job: JobRecord, entry: QuarantineRecord, aside: Bool)] = []
+        // Renamed back by an undelete that died before recording it: recorded now.
+        var foundBack: [(job: JobRecord, entry: QuarantineRecord)] = []
         var problems: [String] = []
         for job in jobs {
             guard let entry = quarantine.first(where: { $0.jobId == job.id }) else {
@@ -19,6 +21,10 @@ extension Rollback {
                 continue
             }
             guard entry.purgedAt == nil, FileSystem.exists(entry.path) else {
+                if entry.purgedAt == nil, let digest = job.treeDigest, TreeDigest.of(job.destination) == digest {
+                    foundBack.append((job, entry))
+                    continue
+                }
                 if let digest = job.treeDigest, FileSystem.exists(job.destination), TreeDigest.of(job.destination) == digest {
                     problems.append("\(job.name): already back in place at \(job.destination)")
                 } else {
@@ -35,7 +41,7 @@ extension Rollback {
             }
             plan.append((job, entry, recreated))
         }
-        guard !plan.isEmpty else {
+        guard !plan.isEmpty || !foundBack.isEmpty else {
             let scope = [site.map { "site \($0)" }, product.map { "product \($0)" }].compactMap { $0 }.joined(separator: ", ")
             throw Refusal(message: "nothing to undelete in delete run \(runId)\(scope.isEmpty ? "" : " for \(scope)")" + (problems.isEmpty ? "" : ": " + problems.joined(separator: "; ")))
         }
@@ -43,6 +49,18 @@ extension Rollback {
             throw Refusal(message: "refusing to undelete run \(runId) partly: " + problems.joined(separator: "; ") + ". Narrow it with --site/--product.")
         }
         var outcomes: [Outcome] = []
+        for (job, entry) in foundBack {
+            let now = clock.now()
+            var closed = entry
+            closed.purgedAt = now
+            try await ledger.updateQuarantine(closed)
+            var outcome = Outcome(site: job.site, product: job.product, destination: job.destination, quarantined: entry.path, destinationRemoved: false)
+            outcome.seconds = 0
+            outcome.identical = true
+            ledger.postEvent(LedgerEvent(runId: runId, jobId: job.id, at: now, kind: "undelete",
+                                         message: "\(job.name): found back at \(job.destination), identical to the tree deleted (an undelete stopped before recording it); recorded by \(who)"))
+            outcomes.append(outcome)
+        }
         for (job, entry, aside) in plan {
             let started = clock.now()
             let startedMono = ContinuousClock.now
@@ -57,6 +75,7 @@ extension Rollback {
                     originalPath: job.destination, createdAt: started, retainUntil: started.addingTimeInterval(retention), reason: "undelete-aside"), updating: nil)
             }
             try Self.renameBack(entry.path, to: job.destination)
+            CrashPoint.afterUndeleteRename.hit()
             let elapsed = ContinuousClock.now - startedMono
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let now = clock.now()
