@@ -85,7 +85,11 @@ struct DeleteCommand: AsyncParsableCommand {
         print("\(confirmed ? "deleting" : "would delete") \(s.sites.count) site(s) of plan \(s.plan), products \(s.products.joined(separator: ", ")): "
               + "\(s.targets.count) target(s), \(ByteSize.format(s.bytes)) in \(s.files) file(s), moved into quarantine (nothing is unlinked)")
         var table = TextTable(["SITE", "PRODUCT", "FILES", "SIZE", "TARGET"])
-        for t in s.targets { table.add([t.site, t.product, "\(t.files)", ByteSize.format(t.bytes), t.destination]) }
+        // Where a link on the way leads elsewhere, the real place is shown: that is what moves.
+        for t in s.targets {
+            table.add([t.site, t.product, "\(t.files)", ByteSize.format(t.bytes),
+                       t.destination + (t.resolved == t.destination ? "" : " (really \(t.resolved))")])
+        }
         print(table.render(), terminator: "")
         print("waves: " + s.waves.enumerated().map { "\($0.offset + 1): \($0.element.joined(separator: ","))" }.joined(separator: "; ")
               + (s.maxSites.map { " (plan cap: \($0) site(s) per delete)" } ?? ""))

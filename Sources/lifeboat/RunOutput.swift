@@ -12,6 +12,7 @@ enum ProgressLines {
                 line += "  \(ByteSize.format(job.bytes)), \(job.entries) entries"
                 if let rto = job.rtoSeconds { line += ", RTO \(DurationSpec.format(seconds: rto))" }
                 if let rpo = job.rpoSeconds { line += ", RPO \(DurationSpec.format(seconds: rpo))" }
+                if job.fromQuarantine { line += ", from quarantine (soft-deleted data renamed back)" }
             } else if let reason = job.reason {
                 line += "  \(reason)"
             }

@@ -103,6 +103,9 @@ import Testing
         let jira = jobs.first { $0["product"] as? String == "jira" }
         #expect(jira?["source"] as? String == "quarantine" && jira?["rpo_seconds"] as? Double == 0, "\(jira ?? [:])")
         #expect(jobs.first { $0["product"] as? String == "contacts" }?["source"] as? String == "snapshot")
+        #expect(try daemon.cli(["report", restoreId]).stdout.contains("soft-deleted data from quarantine: "))
+        let shown = try daemon.cli(["show", restoreId]).stdout
+        #expect(shown.contains("SOURCE") && shown.contains("quarantine"), "\(shown)")
         #expect(exists(daemon, "out/globex/jira/manifest.json") || exists(daemon, "out/globex/jira"))
         #expect(daemon.stop() == 0)
     }

@@ -96,7 +96,8 @@ extension ReportDocument.Job {
                   startedAt: job.startedAt, finishedAt: job.finishedAt, durationSeconds: job.duration,
                   rpoSeconds: job.rpoSeconds, rpoMet: job.rpoMet, rtoSeconds: job.rtoSeconds, rtoMet: job.rtoMet,
                   bytes: job.bytes, entries: job.entries, archiveBytes: job.archiveBytes, skippedEntries: job.skippedEntries,
-                  errorCode: job.errorCode, error: job.error, quarantinePath: job.quarantinePath)
+                  errorCode: job.errorCode, error: job.error, quarantinePath: job.quarantinePath,
+                  source: job.source)
     }
 
     /// `acme/jira`

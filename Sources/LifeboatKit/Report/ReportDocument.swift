@@ -130,6 +130,8 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         public var errorCode: String?
         public var error: String?
         public var quarantinePath: String?
+        /// `snapshot` or `quarantine` (a soft delete's data renamed back).
+        public var source: String?
     }
 
     /// A job that was not restored, and why.
