@@ -178,6 +178,8 @@ public struct ArchiveLimits: Sendable, Hashable {
 public struct ExerciseSchedule: Sendable, Hashable {
     public var exercise: CronExpression
     public var scale: ExerciseScale
+    /// `rehearse: delete`: each scheduled exercise also rehearses a soft delete and undelete.
+    public var rehearse: String? = nil
 }
 
 /// Sites in the first exercise and the growth per exercise, capped at all sites.

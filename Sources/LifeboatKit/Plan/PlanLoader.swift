@@ -139,6 +139,10 @@ public enum PlanLoader {
         var schedule: ExerciseSchedule?
         if var s = doc.mapping("schedule") {
             var scale = ExerciseScale()
+            var rehearse: String?
+            if let (text, node) = s.string("rehearse") {
+                if text == "delete" { rehearse = text } else { reader.error(at: node, "schedule.rehearse must be \"delete\", found \"\(text)\"") }
+            }
             if var sc = s.mapping("scale") {
                 if let start = sc.int("start", range: 1...1_000_000) { scale.start = start }
                 if let factor = sc.double("factor", range: 1...1_000) { scale.factor = factor }
@@ -146,7 +150,7 @@ public enum PlanLoader {
             }
             if let (text, node) = s.string("exercise") {
                 do {
-                    schedule = ExerciseSchedule(exercise: try CronExpression(text), scale: scale)
+                    schedule = ExerciseSchedule(exercise: try CronExpression(text), scale: scale, rehearse: rehearse)
                 } catch {
                     reader.error(at: node.mark(atOffset: error.offset), "schedule.exercise: \(error.message)")
                 }

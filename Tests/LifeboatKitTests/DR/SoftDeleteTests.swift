@@ -130,6 +130,23 @@ import Testing
         #expect(open.map(\.product) == ["contacts"], "the jira entry is closed: its data is back")
     }
 
+    @Test func planKeysOfSoftDeletes() throws {
+        let base = "name: p\nsnapshots: /s\ntarget: /t/{site}/{product}\nsandbox: /x/{run}/{site}/{product}\nproducts: [{ name: a }]\n"
+        let plan = try PlanLoader.load(text: base + "delete: { max_sites: 3 }\nschedule: { exercise: \"@weekly\", rehearse: delete }\n",
+                                       file: "p.yaml", baseDirectory: "/")
+        #expect(plan.delete.maxSites == 3 && plan.schedule?.rehearse == "delete" && !plan.wavesDeclared)
+        #expect(plan.waveSpecs(for: .delete).count == 2 && plan.waveSpecs(for: .restore).count == 1)
+        #expect(throws: DiagnosticsError.self) {
+            _ = try PlanLoader.load(text: base + "schedule: { exercise: \"@weekly\", rehearse: restore }\n", file: "p.yaml", baseDirectory: "/")
+        }
+        #expect(throws: DiagnosticsError.self) {
+            _ = try PlanLoader.load(text: base + "delete: { max_sites: 0 }\n", file: "p.yaml", baseDirectory: "/")
+        }
+        // A token changes with the plan's text.
+        let other = try PlanLoader.load(text: base + "delete: { max_sites: 4 }\n", file: "p.yaml", baseDirectory: "/")
+        #expect(other.version != plan.version && other.version.hasPrefix("sha256:"))
+    }
+
     @Test func fromSnapshotsIgnoresTheQuarantine() async throws {
         let fx = try await restored(sites: 1)
         let selection = try select(fx, ["acme"], products: ["jira"])
