@@ -62,7 +62,10 @@ extension ControlHandler {
         let protected = engine.environment.guardrails.protectedTrees(for: plan, mode: .delete)
         let selection: DeleteSelection
         do {
-            selection = try DeleteSelection.resolve(plan: plan, sites: sites, products: products, protected: protected)
+            // Walks every target (sizes, digests): blocking work, on the bounded pool.
+            selection = try await runBlocking(flag: CancellationFlag()) {
+                try DeleteSelection.resolve(plan: plan, sites: sites, products: products, protected: protected)
+            }
         } catch let refusal as DeleteRefusal {
             try await refuse(.rejected, refusal.message)
         }
