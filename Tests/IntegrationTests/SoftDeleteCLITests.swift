@@ -58,9 +58,14 @@ import Testing
         let unconfirmed = try daemon.cli(["delete", "main", "--sites", "acme,globex"])
         #expect(unconfirmed.status == 2 && unconfirmed.stderr.contains("needs --confirm TOKEN"), "\(unconfirmed.stderr)")
         #expect(exists(daemon, "out/acme/jira") && exists(daemon, "out/globex/jira"))
+        // A stale token: a target was written to after the dry run.
+        daemon.dir.write("out/globex/jira/late.txt", "written after the dry run")
+        let stale = try daemon.cli(["delete", "main", "--sites", "acme,globex", "--confirm", token])
+        #expect(stale.status == 2 && stale.stderr.contains("does not match"), "\(stale.stderr)")
+        try FileManager.default.removeItem(atPath: daemon.dir.file("out/globex/jira/late.txt"))
         // Every refused attempt is recorded, with who.
         let refused = try daemon.runs().filter { $0["mode"] as? String == "delete" }
-        #expect(refused.count == 3 && refused.allSatisfy { ($0["note"] as? String ?? "").hasPrefix("refused: ") && $0["state"] as? String == "failed" }, "\(refused)")
+        #expect(refused.count == 4 && refused.allSatisfy { ($0["note"] as? String ?? "").hasPrefix("refused: ") && $0["state"] as? String == "failed" }, "\(refused)")
 
         let delete = try daemon.cli(["delete", "main", "--sites", "acme,globex", "--confirm", token, "--reason", "ticket OPS-1", "--follow"])
         #expect(delete.status == 0, "\(delete.stdout)\(delete.stderr)")
@@ -96,6 +101,9 @@ import Testing
         // the dry run says which.
         let plan = try daemon.cli(["dry-run", "main", "--sites", "globex"])
         #expect(plan.stdout.contains("quarantine") && plan.stdout.contains("snapshot"), "\(plan.stdout)")
+        let archives = try daemon.cli(["dry-run", "main", "--sites", "globex", "--from-snapshots", "--json"])
+        let planned = (try? JSONSerialization.jsonObject(with: Data(archives.stdout.utf8)) as? [String: Any])?["jobs"] as? [[String: Any]] ?? []
+        #expect(planned.count == 2 && planned.allSatisfy { $0["source"] as? String == "snapshot" }, "\(archives.stdout)")
         let restore = try daemon.cli(["restore", "main", "--sites", "globex", "--json"])
         let restoreId = try #require((try JSONSerialization.jsonObject(with: Data(restore.stdout.utf8)) as? [String: Any])?["id"] as? String)
         #expect(try await daemon.waitForRun(restoreId) == "succeeded")
