@@ -130,6 +130,16 @@ import Testing
         #expect(open.map(\.product) == ["contacts"], "the jira entry is closed: its data is back")
     }
 
+    @Test func deletersAreTheirOwnRole() {
+        let authorizer = Authorizer(admins: .init(uids: [1000]), deleters: .init(uids: [2000]), daemonUID: 3000)
+        func peer(_ uid: UInt32) -> PeerCredentials { PeerCredentials(pid: 1, uid: uid, gid: 65534) }
+        #expect(authorizer.mayMutate(peer(1000)) && !authorizer.mayDelete(peer(1000)), "an admin is not a deleter")
+        #expect(!authorizer.mayMutate(peer(2000)) && authorizer.mayDelete(peer(2000)))
+        #expect(authorizer.mayMutate(peer(3000)) && !authorizer.mayDelete(peer(3000)), "nor is the daemon's own user")
+        #expect(authorizer.mayDelete(peer(0)))
+        #expect(!authorizer.mayDelete(peer(4000)))
+    }
+
     @Test func planKeysOfSoftDeletes() throws {
         let base = "name: p\nsnapshots: /s\ntarget: /t/{site}/{product}\nsandbox: /x/{run}/{site}/{product}\nproducts: [{ name: a }]\n"
         let plan = try PlanLoader.load(text: base + "delete: { max_sites: 3 }\nschedule: { exercise: \"@weekly\", rehearse: delete }\n",
