@@ -98,11 +98,9 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
     @OptionGroup var daemon: DaemonOptions
 
-    struct Result: Decodable { var content: String }
-
     func run() async throws {
         let client = try daemon.connect()
-        let result = try ControlClient.decode(Result.self, from: try client.call("report", ["run": .string(run), "format": .string(format.rawValue)]))
+        let result = try ControlClient.decode(ControlHandler.ReportResult.self, from: try client.call("report", ["run": .string(run), "format": .string(format.rawValue)]))
         if let output {
             try result.content.write(toFile: output, atomically: true, encoding: .utf8)
             print("wrote \(output)")

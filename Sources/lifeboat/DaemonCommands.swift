@@ -33,22 +33,8 @@ struct PlansCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "plans", abstract: "Plans the daemon has loaded, and problems with plan files.")
     @OptionGroup var daemon: DaemonOptions
 
-    struct Info: Decodable {
-        var name: String
-        var file: String
-        var products: [String]
-        var waves: Int
-        var schedule: String?
-        var nextExercise: Date?
-    }
-
-    struct Result: Decodable {
-        var plans: [Info]
-        var problems: [PlanRegistry.Problem]
-    }
-
     func run() async throws {
-        let result = try ControlClient.decode(Result.self, from: try daemon.call("plans"))
+        let result = try ControlClient.decode(ControlHandler.PlansResult.self, from: try daemon.call("plans"))
         guard !daemon.json else { return }
         var table = TextTable(["PLAN", "PRODUCTS", "WAVES", "SCHEDULE", "NEXT EXERCISE", "FILE"])
         for plan in result.plans {
@@ -272,13 +258,8 @@ struct ReloadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "reload", abstract: "Reload plans (like SIGHUP); an invalid plan keeps its previous version.")
     @OptionGroup var daemon: DaemonOptions
 
-    struct Result: Decodable {
-        var plans: [String]
-        var problems: [PlanRegistry.Problem]
-    }
-
     func run() async throws {
-        let result = try ControlClient.decode(Result.self, from: try daemon.call("reload"))
+        let result = try ControlClient.decode(ControlHandler.ReloadResult.self, from: try daemon.call("reload"))
         guard !daemon.json else { return }
         print("reloaded: \(result.plans.count) plan(s): \(result.plans.joined(separator: ", "))")
         for problem in result.problems {

@@ -128,7 +128,7 @@ struct DemoCommand: AsyncParsableCommand {
 
         step("7. Reports")
         let report = root + "/report-\(restore.id).html"
-        let content = try ControlClient.decode(ReportCommand.Result.self, from: try client.call("report", ["run": .string(restore.id), "format": "html"]))
+        let content = try ControlClient.decode(ControlHandler.ReportResult.self, from: try client.call("report", ["run": .string(restore.id), "format": "html"]))
         try content.content.write(toFile: report, atomically: true, encoding: .utf8)
         print("""
 

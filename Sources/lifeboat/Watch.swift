@@ -4,12 +4,6 @@ import LifeboatKit
 /// `watch` and `--follow`: streams a run's events and draws its progress — redrawn in place on a
 /// terminal, one line per change otherwise.
 enum Watch {
-    struct Line: Decodable {
-        var snapshot: ControlHandler.RunDetail?
-        var event: RunEvent?
-        var done: ControlHandler.RunDetail?
-    }
-
     /// Follows a run to its end. Throws exit 1 when it did not succeed.
     /// A gate's halt is said at once, in words, and following goes on (a colleague may resume from
     /// another terminal); `exitOnHalt` ends there with exit 4 instead.
@@ -24,7 +18,7 @@ enum Watch {
         var stoppedAtHalt = false
         try client.stream("run.watch", ["run": .string(runId)]) { value in
             if json && !quiet { try printJSONLine(value) }
-            let line = try ControlClient.decode(Line.self, from: value)
+            let line = try ControlClient.decode(ControlHandler.WatchEvent.self, from: value)
             if let snapshot = line.snapshot {
                 view = WatchView(detail: snapshot)
                 if plain, let waiting = snapshot.waiting { Swift.print("\(Timestamp.iso(Date()))  waiting   \(waiting.message)") }

@@ -3,7 +3,7 @@ import Testing
 
 /// The alerting and dashboard files that ship in config/ work against what lifeboatd exports.
 /// Under CI (`CI=true`) a missing promtool fails instead of skipping.
-@Suite(.serialized) struct AlertingConfigTests {
+@Suite(.serialized, .ownThread) struct AlertingConfigTests {
     static let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
     static let available = promtool != nil || ProcessInfo.processInfo.environment["CI"] == "true"
 

@@ -54,6 +54,16 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
                          stderr: String(decoding: errData, as: UTF8.self))
 }
 
+/// `run` on a thread of its own, for long waits in async tests: a blocking wait on Swift
+/// Testing's few shared threads stalls every other test's tasks (and their deadlines) meanwhile.
+func runOffPool(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, cwd: String? = nil) async throws -> ProcessResult {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try run(executable, arguments, environment: environment, cwd: cwd) })
+        }
+    }
+}
+
 /// A fresh temporary directory per test, removed afterwards.
 final class TempDir: @unchecked Sendable {
     let path: String

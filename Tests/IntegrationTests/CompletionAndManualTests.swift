@@ -3,7 +3,7 @@ import Testing
 
 /// Shell completion and the man page, as the README's install steps make them with the real
 /// binary: every command is in them.
-@Suite struct CompletionAndManualTests {
+@Suite(.ownThread) struct CompletionAndManualTests {
     /// Every visible command path ("quarantine list"…), as the binary describes itself.
     static func commandPaths() throws -> [(path: [String], options: [String])] {
         let dump = try run(Binaries.lifeboat, ["--experimental-dump-help"])

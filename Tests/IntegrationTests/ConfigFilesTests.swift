@@ -3,7 +3,7 @@ import Testing
 @testable import LifeboatKit
 
 /// The shipped config and unit files are valid.
-@Suite struct ConfigFilesTests {
+@Suite(.ownThread) struct ConfigFilesTests {
     @Test func exampleDaemonConfigLoads() throws {
         let config = try DaemonConfig.load(path: Binaries.packageRoot + "/config/lifeboatd.yaml")
         #expect(config.plansDirectory == "/etc/lifeboat/plans")
@@ -64,7 +64,7 @@ import Testing
 }
 
 /// The example config documents the HTTP listener; uncommented, it is what the README says.
-@Suite struct ExampleHTTPConfigTests {
+@Suite(.ownThread) struct ExampleHTTPConfigTests {
     @Test func exampleHTTPListenerUncommentedIsLoopbackOnly() throws {
         let text = try String(contentsOfFile: Binaries.packageRoot + "/config/lifeboatd.yaml", encoding: .utf8)
         #expect(text.contains("# http:\n#   listen: 127.0.0.1:9464\n"))

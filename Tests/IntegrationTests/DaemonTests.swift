@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The real `lifeboatd` driven by the real `lifeboat`, the way an operator would.
-@Suite(.serialized) struct DaemonTests {
+@Suite(.serialized, .ownThread) struct DaemonTests {
 
 
     /// The states of the runs in the ledger, newest first.
@@ -38,6 +38,28 @@ import Testing
             #expect((job["rto_seconds"] as? Double ?? -1) >= 0)
             #expect(job["rpo_met"] as? Bool == true && job["rto_met"] as? Bool == true)
         }
+        #expect(daemon.stop() == 0)
+    }
+
+    /// A failure the daemon did not foresee (here the ledger lost a table under it) is answered
+    /// with what failed, not by closing the connection ("is the daemon running?", exit 3).
+    @Test func anUnexpectedLedgerErrorIsAnsweredNotAClosedConnection() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        try daemon.start()
+        let result = try daemon.cli(["restore", "main", "--follow"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        let drop = try run("/usr/bin/env", ["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE jobs'); c.commit()", daemon.ledger])
+        #expect(drop.status == 0, "\(drop.stderr)")
+        let show = try daemon.cli(["show", runId])
+        #expect(show.status != 0 && show.status != 3, "exit \(show.status): \(show.stdout)\(show.stderr)")
+        #expect(show.stderr.contains("run.show failed inside the daemon") && show.stderr.contains("no such table: jobs"), "\(show.stderr)")
+        // status reads the ledger too: its error is answered and the same connection serves on.
+        let answers = try daemon.raw(Array(#"{"id":1,"command":"status"}"#.utf8) + [10] + Array(#"{"id":2,"command":"plans"}"#.utf8) + [10])
+        #expect(answers.contains(#""id":1,"ok":false"#) && answers.contains(#""code":"internal""#), "\(answers)")
+        #expect(answers.contains(#""id":2,"ok":true"#), "\(answers)")
+        // The daemon goes on serving.
+        #expect(try daemon.cli(["plans"]).status == 0)
         #expect(daemon.stop() == 0)
     }
 
@@ -207,7 +229,7 @@ import Testing
 }
 
 /// Prometheus metrics, scraped with curl the way a monitoring system would.
-@Suite(.serialized) struct MetricsTests {
+@Suite(.serialized, .ownThread) struct MetricsTests {
     @Test func metricsEndpointReportsJobsBytesAndObjectives() throws {
         let daemon = try DaemonHarness(sites: 2)
         let port = 20_000 + Int(getpid() % 20_000)

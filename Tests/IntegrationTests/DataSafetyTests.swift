@@ -7,7 +7,7 @@ import Testing
 /// retention, an in-process runner beside the daemon, a kill between an exercise's end and its
 /// cleanup. Each asserts that no byte outside a job's own destination and Lifeboat's own
 /// directories changed, and that what a job displaced is listed in quarantine and restorable.
-@Suite(.serialized) struct DataSafetyTests {
+@Suite(.serialized, .ownThread) struct DataSafetyTests {
     /// Every entry under `root` (not following links): relative path → type, mode, size, content
     /// digest or link target.
     static func tree(_ root: String) -> [String: String] {

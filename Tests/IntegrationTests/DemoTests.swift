@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `lifeboat demo` runs its whole tour and leaves what it says it leaves.
-@Suite struct DemoTests {
+@Suite(.ownThread) struct DemoTests {
     @Test func demoCompletesWithReportAndRestoredProduction() throws {
         let dir = TempDir()
         let root = dir.file("demo")
@@ -25,7 +25,7 @@ import Testing
 }
 
 /// `lifeboat demo --http`: the restore can be followed in a browser while the demo runs.
-@Suite struct DemoWebViewTests {
+@Suite(.ownThread) struct DemoWebViewTests {
     /// Synchronous on purpose: it polls while the demo runs, and an async test could be left
     /// unscheduled past the demo's end while other tests block the few concurrency threads.
     @Test func demoServesTheWebViewWhileItRuns() throws {

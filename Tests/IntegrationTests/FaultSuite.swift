@@ -7,6 +7,6 @@ import Testing
 /// `LIFEBOAT_FAULTS=0` skips them (a quick local loop). Their tests block on child processes, and
 /// on a 2-core machine Swift concurrency's pool has two threads: the in-process engine tests that
 /// wait on timing therefore allow generous bounds.
-@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["LIFEBOAT_FAULTS"] != "0",
+@Suite(.serialized, .ownThread, .enabled(if: ProcessInfo.processInfo.environment["LIFEBOAT_FAULTS"] != "0",
                              "LIFEBOAT_FAULTS=0: fault suites skipped"))
 enum FaultSuite {}

@@ -52,7 +52,7 @@ final class BackgroundCLI: @unchecked Sendable {
 }
 
 /// Following a run the way incident tooling does: output to a file, a canary that halts.
-@Suite(.serialized) struct FollowTests {
+@Suite(.serialized, .ownThread) struct FollowTests {
     /// A daemon whose plan has a one-site canary wave that fails its gate: every `contacts`
     /// archive has a wrong checksum, so the canary's contacts fails and its jira is skipped.
     static func haltingCanary(sites: Int = 4, name: String = #function) throws -> DaemonHarness {
@@ -138,7 +138,7 @@ final class BackgroundCLI: @unchecked Sendable {
 
 /// `max_concurrent_runs` as an operator meets it: queued runs say what they wait behind, a halted
 /// run holds no slot, `watch` finds the run to follow.
-@Suite(.serialized) struct QueueTests {
+@Suite(.serialized, .ownThread) struct QueueTests {
     @Test func aQueuedRunSaysWhatItWaitsBehindAndAHaltedRunHoldsNoSlot() async throws {
         let daemon = try FollowTests.haltingCanary(sites: 6)
         // `urgent` restores jira only (intact archives); `slow`'s verify command holds its job.

@@ -3,7 +3,7 @@ import Testing
 
 /// `--socket PATH` (or `--socket=PATH`) and `--json` before or after the subcommand, as in
 /// docker, kubectl and systemctl (DESIGN.md "CLI"), with the real binary.
-@Suite struct GlobalOptionsTests {
+@Suite(.ownThread) struct GlobalOptionsTests {
     /// Every command that takes `--socket`, as the binary describes itself, with a placeholder for
     /// each positional argument ("1" reads as a run, a job number or a plan).
     static func daemonCommands() throws -> [[String]] {

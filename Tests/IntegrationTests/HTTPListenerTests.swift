@@ -4,7 +4,7 @@ import Testing
 
 /// The HTTP listener is read-only and hard to disturb: GET/HEAD only, bounded requests and
 /// connections, garbage answered 400, and the daemon carries on.
-@Suite(.serialized) struct HTTPListenerTests {
+@Suite(.serialized, .ownThread) struct HTTPListenerTests {
     /// Sends raw bytes to the listener; returns what came back before it closed (or `timeout`).
     func raw(port: Int, _ bytes: [UInt8], timeout: Int = 3) -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

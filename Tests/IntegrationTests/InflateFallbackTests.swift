@@ -3,7 +3,7 @@ import Testing
 
 /// Without ISA-L (simulated by pointing the loader at a library that does not exist) the CLI
 /// falls back to zlib; asking for ISA-L then fails with a message that says what to install.
-@Suite struct InflateFallbackTests {
+@Suite(.ownThread) struct InflateFallbackTests {
     @Test func extractFallsBackToZlibWithoutISAL() throws {
         let dir = TempDir()
         let gen = try run(Binaries.lifeboat, ["fleet", "generate", dir.file("store"), "--sites", "1", "--products", "jira",

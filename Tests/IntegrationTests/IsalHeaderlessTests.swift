@@ -5,7 +5,7 @@ import Testing
 /// Compiled here the way a build machine without libisal-dev compiles it (the header ignored), it
 /// must load the host's libisal.so.2, pass its self-test and inflate a real archive to the same
 /// bytes as gzip.
-@Suite struct IsalHeaderlessTests {
+@Suite(.ownThread) struct IsalHeaderlessTests {
     static let libisal = ["/usr/lib/x86_64-linux-gnu/libisal.so.2", "/usr/lib/aarch64-linux-gnu/libisal.so.2", "/usr/lib/libisal.so.2"]
         .first { FileManager.default.fileExists(atPath: $0) }
     static var ready: Bool { toolAvailable("/usr/bin/cc") && libisal != nil }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The offline commands of the real `lifeboat` binary, checked the way an operator would.
-@Suite struct OfflineCLITests {
+@Suite(.ownThread) struct OfflineCLITests {
     @Test func examplePlansPass() throws {
         let plans = try FileManager.default.contentsOfDirectory(atPath: Binaries.packageRoot + "/plans")
             .filter { $0.hasSuffix(".yaml") }.map { Binaries.packageRoot + "/plans/" + $0 }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// What a new operator meets following the README section by section, checked on the binaries.
-@Suite(.serialized) struct OperatorPathTests {
+@Suite(.serialized, .ownThread) struct OperatorPathTests {
     @Test func dryRunIsForReadersAndFailsWhenJobsHaveNoSnapshot() throws {
         let daemon = try DaemonHarness(sites: 2)
         chmod(daemon.dir.path, 0o755)

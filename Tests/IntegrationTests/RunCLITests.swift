@@ -3,7 +3,7 @@ import Testing
 
 /// `lifeboat run` end to end on generated fleets: data at every destination, RPO/RTO in the
 /// ledger, and crash resume after `kill -9`.
-@Suite(.serialized) struct RunCLITests {
+@Suite(.serialized, .ownThread) struct RunCLITests {
     /// A fleet and a plan over it in a temporary directory.
     func makeScene(sites: Int = 4, size: String = "256KiB", concurrency: Int = 4, extraPlan: String = "", name: String = #function) throws -> TempDir {
         let dir = TempDir(name)

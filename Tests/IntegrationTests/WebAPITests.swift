@@ -3,7 +3,7 @@ import Testing
 
 /// `/api/v1/` serves what the CLI's `--json` prints, matches docs/openapi.yaml, and per-site
 /// status and site events are right for every site of a run with failures.
-@Suite(.serialized) struct WebAPITests {
+@Suite(.serialized, .ownThread) struct WebAPITests {
     /// acme and umbrella come back; globex's jira fails its verification; initech's contacts
     /// fails, so its jira is skipped.
     func runWithFailures(_ daemon: DaemonHarness, offset: Int) throws -> (base: String, run: String, inbox: String) {

@@ -20,10 +20,14 @@ extension DaemonHarness {
 
     /// A verify script that sleeps `delay` seconds, then fails for the given `site/product`
     /// pairs, printing `message` (the job's error carries the output).
-    func writeVerifyScript(delay: String = "0", failing: [String], message: String = "checksum of customer data differs") -> String {
+    /// With `waitingFor`, each verification first waits (up to 2 min) for that file to exist.
+    func writeVerifyScript(delay: String = "0", failing: [String], message: String = "checksum of customer data differs",
+                           waitingFor gate: String? = nil) -> String {
         let cases = failing.map { "\"\($0)\") printf '%s\\n' '\(message.replacingOccurrences(of: "'", with: "'\\''"))'; exit 3 ;;" }.joined(separator: "\n  ")
+        let wait = gate.map { "i=0; while [ ! -e '\($0)' ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done" } ?? ""
         let script = dir.write("verify.sh", """
             #!/bin/sh
+            \(wait)
             sleep \(delay)
             case "$1/$2" in
               \(cases)

@@ -4,7 +4,7 @@ import Testing
 /// The web view in a real headless browser (Debian's `chromium`, driven over the DevTools
 /// protocol by scripts/webview-probe): one page, never reloaded, follows a run as it goes.
 /// Under CI (`CI=true`) a missing chromium fails instead of skipping.
-@Suite(.serialized) struct WebViewBrowserTests {
+@Suite(.serialized, .ownThread) struct WebViewBrowserTests {
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
     static let available = chromium != nil || ProcessInfo.processInfo.environment["CI"] == "true"
 
@@ -27,9 +27,11 @@ import Testing
         var samples: [Sample]
     }
 
-    func probe(_ url: String, screenshot: String, seconds: Int = 40, size: String = "1280x2400") throws -> Probe {
+    /// With `ready`, the probe creates that file once the page shows the run.
+    func probe(_ url: String, screenshot: String, seconds: Int = 40, size: String = "1280x2400", ready: String? = nil) async throws -> Probe {
         #expect(Self.chromium != nil, "chromium is not installed: apt-get install -y chromium (.ci/run installs it)")
-        let result = try run("/usr/bin/env", ["python3", Binaries.packageRoot + "/scripts/webview-probe", url, screenshot, "\(seconds)", size])
+        let result = try await runOffPool("/usr/bin/env", ["python3", Binaries.packageRoot + "/scripts/webview-probe", url, screenshot, "\(seconds)", size],
+                                          environment: ready.map { ["WEBVIEW_PROBE_READY_FILE": $0] })
         #expect(result.status == 0, "\(result.stderr)")
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
@@ -44,8 +46,11 @@ import Testing
     func runPageFollowsARunWithoutReloadAndShowsTheFailureWithItsReason() async throws {
         let daemon = try DaemonHarness(sites: 6, size: "64KiB")
         let base = daemon.enableHTTP(offset: 121)
-        // 12 jobs, 2 at a time, a second each in verification: the run lasts about 6 s.
-        let verify = daemon.writeVerifyScript(delay: "1", failing: ["globex/jira"], message: "customer data differs: " + Self.hostile)
+        // 12 jobs, 2 at a time, a second each in verification: the run lasts about 6 s once the
+        // page shows it (verification waits for the probe's ready file, however slow the machine).
+        let ready = daemon.dir.file("page-ready")
+        let verify = daemon.writeVerifyScript(delay: "1", failing: ["globex/jira"], message: "customer data differs: " + Self.hostile,
+                                              waitingFor: ready)
         daemon.dir.write("plans/main.yaml", """
             name: main
             snapshots: ../store
@@ -61,7 +66,7 @@ import Testing
         try daemon.start()
         let run = try daemon.startRestore()
         let shot = daemon.dir.file("run-page.png")
-        let result = try probe("\(base)/runs/\(run)", screenshot: shot)
+        let result = try await probe("\(base)/runs/\(run)", screenshot: shot, ready: ready)
         let samples = result.samples.filter { $0.done != nil && $0.done != "" }
         try #require(samples.count >= 2, "\(result.samples)")
 
@@ -89,13 +94,13 @@ import Testing
         try? FileManager.default.removeItem(atPath: "/tmp/lifeboat-webview.png")
         try FileManager.default.copyItem(atPath: shot, toPath: "/tmp/lifeboat-webview.png")
         // And on a phone's width.
-        let phone = try probe("\(base)/runs/\(run)", screenshot: daemon.dir.file("run-page-phone.png"), seconds: 10, size: "390x1600")
+        let phone = try await probe("\(base)/runs/\(run)", screenshot: daemon.dir.file("run-page-phone.png"), seconds: 10, size: "390x1600")
         #expect(phone.samples.last?.done == "12")
         try? FileManager.default.removeItem(atPath: "/tmp/lifeboat-webview-phone.png")
         try FileManager.default.copyItem(atPath: daemon.dir.file("run-page-phone.png"), toPath: "/tmp/lifeboat-webview-phone.png")
 
         // The front page lists the run.
-        let front = try probe(base + "/", screenshot: daemon.dir.file("runs.png"), seconds: 5)
+        let front = try await probe(base + "/", screenshot: daemon.dir.file("runs.png"), seconds: 5)
         #expect(front.samples.contains { ($0.runsRows ?? 0) == 1 })
         #expect(daemon.stop() == 0)
     }
@@ -119,7 +124,7 @@ import Testing
         try daemon.start()
         let run = try daemon.startRestore()
         #expect(try await daemon.waitForRun(run, timeout: 300) == "succeeded")
-        let result = try probe("\(base)/runs/\(run)", screenshot: daemon.dir.file("thousand.png"), seconds: 30)
+        let result = try await probe("\(base)/runs/\(run)", screenshot: daemon.dir.file("thousand.png"), seconds: 30)
         let last = try #require(result.samples.last)
         #expect(last.total == "1000" && last.done == "1000")
         #expect(last.jobRows == 50 && last.siteRows == 50, "one page of each table: \(last)")

@@ -65,10 +65,11 @@ private struct StagingCommit {
         guard fstat(stagingFD, &st) == 0, FileIdentity(st) == staging.identity else {
             throw fail("the staging directory \(staging.path) is not the one this restore created")
         }
-        // One syncfs flushes every file and directory of the tree; since Linux 5.8 it reports
-        // writeback errors that happened since stagingFD's filesystem was opened.
-        guard lifeboat_syncfs(stagingFD) == 0 else {
-            throw fail("cannot make the staging directory \(staging.path) durable (syncfs)", errno)
+        // One syncfs flushes every file and directory of the tree (since Linux 5.8 it reports
+        // writeback errors); commits that need one at the same time on this filesystem share it.
+        let synced = SharedSync.shared.sync(stagingFD)
+        guard synced == 0 else {
+            throw fail("cannot make the staging directory \(staging.path) durable (syncfs)", synced)
         }
         try onStep(.stagingDurable)
 

@@ -65,9 +65,10 @@ extension ControlHandler {
         }
     }
 
-    struct ReportResult: Codable {
-        var run: String
-        var format: String
-        var content: String
+    /// `report`: a run's report rendered in one format.
+    public struct ReportResult: Codable, Sendable {
+        public var run: String
+        public var format: String
+        public var content: String
     }
 }

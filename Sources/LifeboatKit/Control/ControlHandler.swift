@@ -42,7 +42,12 @@ public struct ControlHandler: Sendable {
                                             "quarantine.purge", "report", "reload", "schedules"]
 
     /// Answers one request; `send` writes a response line (several for `run.watch`).
+    /// Errors other than writing to the client (which mean it went away, and end the connection)
+    /// are answered: an unexpected one as `internal`, naming the command, and logged.
     public func handle(_ request: ControlRequest, peer: PeerCredentials, send: @Sendable (Data) async throws -> Void) async throws {
+        @Sendable func answer(_ data: Data) async throws {
+            do { try await send(data) } catch { throw SendFailure(underlying: error) }
+        }
         do {
             guard Self.commands.contains(request.command) else {
                 throw ControlError(.unknownCommand, "unknown command \"\(String(request.command.prefix(64)))\"; commands: \(Self.commands.joined(separator: ", "))")
@@ -55,20 +60,33 @@ public struct ControlHandler: Sendable {
                 context.logger.notice("mutating command", metadata: ["command": "\(request.command)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
             }
             if request.command == "run.watch" {
-                try await watch(request, send: send)
+                try await watch(request, send: answer)
                 return
             }
             let data = try await respond(request, peer: peer)
-            try await send(data)
+            try await answer(data)
         } catch let error as ControlError {
-            try await send(ControlResponse.failure(id: request.id, error))
+            try await answer(ControlResponse.failure(id: request.id, error))
         } catch let error as DiagnosticsError {
-            try await send(ControlResponse.failure(id: request.id, ControlError(.rejected, error.description)))
+            try await answer(ControlResponse.failure(id: request.id, ControlError(.rejected, error.description)))
         } catch let error as RunRequestError {
-            try await send(ControlResponse.failure(id: request.id, ControlError(.rejected, error.message)))
+            try await answer(ControlResponse.failure(id: request.id, ControlError(.rejected, error.message)))
         } catch let error as LifeboatError {
-            try await send(ControlResponse.failure(id: request.id, ControlError(error.exitCode == .rejected ? .rejected : .internalError, error.description)))
+            try await answer(ControlResponse.failure(id: request.id, ControlError(error.exitCode == .rejected ? .rejected : .internalError, error.description)))
+        } catch let error as SendFailure {
+            throw error.underlying
+        } catch is CancellationError {
+            try await answer(ControlResponse.failure(id: request.id, ControlError(.unavailable, "the daemon is stopping; ask again once it is back")))
+        } catch {
+            context.logger.error("command failed", metadata: ["command": "\(request.command)", "error": "\(error)"])
+            try await answer(ControlResponse.failure(id: request.id, ControlError(
+                .internalError, "\(request.command) failed inside the daemon: \(error); the daemon's log (journalctl -u lifeboatd) has the details")))
         }
+    }
+
+    /// Writing an answer failed: the client is gone.
+    private struct SendFailure: Error {
+        var underlying: any Error
     }
 
     private func respond(_ request: ControlRequest, peer: PeerCredentials) async throws -> Data {
@@ -139,29 +157,32 @@ public struct ControlHandler: Sendable {
 
     // MARK: Plans
 
-    struct PlanInfo: Codable {
-        var name: String
-        var file: String
-        var description: String?
-        var products: [String]
-        var waves: Int
-        var snapshots: String
-        var target: String
-        var sandbox: String?
-        var schedule: String?
-        var nextExercise: Date?
+    /// `plans`: one loaded plan.
+    public struct PlanInfo: Codable, Sendable {
+        public var name: String
+        public var file: String
+        public var description: String?
+        public var products: [String]
+        public var waves: Int
+        public var snapshots: String
+        public var target: String
+        public var sandbox: String?
+        public var schedule: String?
+        public var nextExercise: Date?
         /// Every setting as it takes effect, defaults included.
-        var settings: PlanSettings
+        public var settings: PlanSettings
     }
 
-    struct PlansResult: Codable {
-        var plans: [PlanInfo]
-        var problems: [PlanRegistry.Problem]
+    /// `plans`: the loaded plans and the problems with plan files.
+    public struct PlansResult: Codable, Sendable {
+        public var plans: [PlanInfo]
+        public var problems: [PlanRegistry.Problem]
     }
 
-    struct ReloadResult: Codable {
-        var plans: [String]
-        var problems: [PlanRegistry.Problem]
+    /// `reload`: the plans now served and the problems found.
+    public struct ReloadResult: Codable, Sendable {
+        public var plans: [String]
+        public var problems: [PlanRegistry.Problem]
     }
 
     func plans() -> PlansResult {
@@ -273,10 +294,10 @@ public struct ControlHandler: Sendable {
     }
 
     /// One line of `run.watch`: the opening snapshot, an event, or the end with the final state.
-    struct WatchEvent: Codable {
-        var snapshot: RunDetail?
-        var event: RunEvent?
-        var done: RunDetail?
+    public struct WatchEvent: Codable, Sendable {
+        public var snapshot: RunDetail?
+        public var event: RunEvent?
+        public var done: RunDetail?
 
         init(snapshot: RunDetail) { self.snapshot = snapshot }
         init(event: RunEvent) { self.event = event }

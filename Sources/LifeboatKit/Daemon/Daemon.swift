@@ -138,16 +138,10 @@ final class LifecycleService: Service {
         }
     }
 
-    /// "2 runs, 143/880 jobs, 1.2 GiB/s"
+    /// "2 run(s), 143/880 jobs, 1.2 GiB/s": `lifeboat status` in one line.
     func statusLine() async throws -> String {
-        var jobs = 0, done = 0
-        let active = context.runs.activeRuns
-        for run in active {
-            let counts = try await context.ledger.jobCounts(runId: run.id)
-            jobs += counts.values.reduce(0, +)
-            done += counts.filter { $0.key.isFinal }.values.reduce(0, +)
-        }
-        let recent = try await context.ledger.bytesRestored(since: context.clock.now().addingTimeInterval(-10))
-        return "\(active.count) run(s), \(done)/\(jobs) jobs, \(ByteSize.format(recent / 10))/s"
+        let status = try await RunQueries(context: context).status()
+        let jobs = status.runs.map(\.jobs).reduce(0, +), done = status.runs.map(\.done).reduce(0, +)
+        return "\(status.runs.count) run(s), \(done)/\(jobs) jobs, \(ByteSize.format(Int64(status.bytesPerSecond)))/s"
     }
 }

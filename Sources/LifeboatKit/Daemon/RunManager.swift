@@ -201,8 +201,7 @@ public final class RunManager: Service {
 final class AsyncSemaphore: Sendable {
     private struct State {
         var permits: Int
-        var waiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
-        var nextID = 0
+        var waiters = WaitQueue<Bool>()
     }
 
     private let state: Mutex<State>
@@ -211,39 +210,20 @@ final class AsyncSemaphore: Sendable {
 
     /// Takes a permit; false when the task was cancelled while waiting (no permit taken).
     func wait() async -> Bool {
-        let id = state.withLock { s in
-            s.nextID += 1
-            return s.nextID
-        }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-                let now = state.withLock { s -> Bool? in
-                    if Task.isCancelled { return false }
-                    if s.permits > 0 {
-                        s.permits -= 1
-                        return true
-                    }
-                    s.waiters.append((id, c))
-                    return nil
-                }
-                if let now { c.resume(returning: now) }
-            }
-        } onCancel: {
-            let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
-                guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return s.waiters.remove(at: index).continuation
-            }
-            waiter?.resume(returning: false)
+        await state.wait(in: \.waiters, cancelled: false) { s in
+            guard s.permits > 0 else { return nil }
+            s.permits -= 1
+            return true
         }
     }
 
     func signal() {
         let next = state.withLock { s -> CheckedContinuation<Bool, Never>? in
-            if s.waiters.isEmpty {
+            guard let next = s.waiters.takeFirst() else {
                 s.permits += 1
                 return nil
             }
-            return s.waiters.removeFirst().continuation
+            return next.continuation
         }
         next?.resume(returning: true)
     }

@@ -6,9 +6,8 @@ public final class RunControl: Sendable {
     private struct State {
         var cancelledBy: String?
         var resumeRequested = false
-        var cancelWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var resumeWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
-        var nextID = 0
+        var cancelWaiters = WaitQueue<Void>()
+        var resumeWaiters = WaitQueue<Bool>()
         var halted = false
     }
 
@@ -30,10 +29,7 @@ public final class RunControl: Sendable {
     public func cancel(by who: String) {
         let (cancelWaiters, resumeWaiters) = state.withLock { s in
             if s.cancelledBy == nil { s.cancelledBy = who }
-            let waiters = (Array(s.cancelWaiters.values), Array(s.resumeWaiters.values))
-            s.cancelWaiters.removeAll()
-            s.resumeWaiters.removeAll()
-            return waiters
+            return (s.cancelWaiters.takeAll(), s.resumeWaiters.takeAll())
         }
         for c in cancelWaiters { c.resume() }
         for c in resumeWaiters { c.resume(returning: false) }
@@ -47,9 +43,7 @@ public final class RunControl: Sendable {
         let waiters: [CheckedContinuation<Bool, Never>]? = state.withLock { s in
             guard s.halted, s.cancelledBy == nil else { return nil }
             s.resumeRequested = true
-            let waiters = Array(s.resumeWaiters.values)
-            s.resumeWaiters.removeAll()
-            return waiters
+            return s.resumeWaiters.takeAll()
         }
         guard let waiters else { return false }
         for c in waiters { c.resume(returning: true) }
@@ -58,48 +52,20 @@ public final class RunControl: Sendable {
 
     /// Returns when a cancel is requested, or when the calling task is cancelled.
     func waitForCancel() async {
-        let id = state.withLock { s in
-            s.nextID += 1
-            return s.nextID
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { s -> Bool in
-                    if s.cancelledBy != nil || Task.isCancelled { return true }
-                    s.cancelWaiters[id] = c
-                    return false
-                }
-                if now { c.resume() }
-            }
-        } onCancel: {
-            let c = state.withLock { $0.cancelWaiters.removeValue(forKey: id) }
-            c?.resume()
-        }
+        await state.wait(in: \.cancelWaiters, cancelled: ()) { $0.cancelledBy != nil ? () : nil }
     }
 
     /// Marks the run halted and waits: true to go on (resume), false to stop (cancel).
     /// A halted run gives its run slot up while it waits; `takeSlotAgain` follows a resume.
     func haltAndWait() async -> Bool {
-        let id = state.withLock { s in
+        state.withLock { s in
             s.halted = true
             s.resumeRequested = false
-            s.nextID += 1
-            return s.nextID
         }
         slots?.release(runId)
-        let decision = await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-                let now = state.withLock { s -> Bool? in
-                    if s.cancelledBy != nil || Task.isCancelled { return false }
-                    if s.resumeRequested { return true }
-                    s.resumeWaiters[id] = c
-                    return nil
-                }
-                if let now { c.resume(returning: now) }
-            }
-        } onCancel: {
-            let c = state.withLock { $0.resumeWaiters.removeValue(forKey: id) }
-            c?.resume(returning: false)
+        let decision = await state.wait(in: \.resumeWaiters, cancelled: false) { s in
+            if s.cancelledBy != nil { return false }
+            return s.resumeRequested ? true : nil
         }
         state.withLock { $0.halted = false }
         return decision

@@ -8,24 +8,19 @@ import Synchronization
 /// one in turn with the queued runs. Waiting is cancellable (a drain) and can be withdrawn (an
 /// operator's cancel of a queued run).
 public final class RunSlots: Sendable {
-    private struct Waiter {
-        var runId: String
-        var continuation: CheckedContinuation<Bool, Never>
-    }
-
     private struct State {
         var limit: Int
         var holders: [String] = []
-        var waiting: [Waiter] = []
+        /// Waiters tagged with their run id.
+        var waiting = WaitQueue<Bool>()
         /// Runs whose next wait ends at once (withdrawn before they began waiting).
         var withdrawn: Set<String> = []
 
         /// Hands free slots to the runs waiting longest.
         mutating func grant() -> [CheckedContinuation<Bool, Never>] {
             var granted: [CheckedContinuation<Bool, Never>] = []
-            while holders.count < limit, !waiting.isEmpty {
-                let next = waiting.removeFirst()
-                holders.append(next.runId)
+            while holders.count < limit, let next = waiting.takeFirst() {
+                holders.append(next.tag)
                 granted.append(next.continuation)
             }
             return granted
@@ -50,22 +45,14 @@ public final class RunSlots: Sendable {
     /// Takes a slot for `runId`, waiting behind the runs queued before it. False when the wait
     /// was withdrawn or the task cancelled (no slot taken).
     public func acquire(_ runId: String) async -> Bool {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-                let now = state.withLock { s -> Bool? in
-                    if Task.isCancelled || s.withdrawn.remove(runId) != nil { return false }
-                    if s.holders.contains(runId) { return true }
-                    if s.holders.count < s.limit, s.waiting.isEmpty {
-                        s.holders.append(runId)
-                        return true
-                    }
-                    s.waiting.append(Waiter(runId: runId, continuation: c))
-                    return nil
-                }
-                if let now { c.resume(returning: now) }
+        await state.wait(in: \.waiting, tag: runId, cancelled: false) { s in
+            if s.withdrawn.remove(runId) != nil { return false }
+            if s.holders.contains(runId) { return true }
+            if s.holders.count < s.limit, s.waiting.isEmpty {
+                s.holders.append(runId)
+                return true
             }
-        } onCancel: {
-            withdraw(runId)
+            return nil
         }
     }
 
@@ -93,8 +80,7 @@ public final class RunSlots: Sendable {
     /// slot is released).
     public func withdraw(_ runId: String) {
         let withdrawn = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
-            let mine = s.waiting.filter { $0.runId == runId }.map(\.continuation)
-            s.waiting.removeAll { $0.runId == runId }
+            let mine = s.waiting.take(tag: runId)
             if mine.isEmpty { s.withdrawn.insert(runId) }
             return mine
         }
@@ -104,8 +90,8 @@ public final class RunSlots: Sendable {
     /// Why `runId` waits, or nil when it does not wait for a slot.
     public func wait(of runId: String) -> RunWait? {
         state.withLock { s in
-            guard let position = s.waiting.firstIndex(where: { $0.runId == runId }) else { return nil }
-            return RunWait(limit: s.limit, holders: s.holders, ahead: s.waiting[..<position].map(\.runId))
+            guard let position = s.waiting.waiters.firstIndex(where: { $0.tag == runId }) else { return nil }
+            return RunWait(limit: s.limit, holders: s.holders, ahead: s.waiting.waiters[..<position].map(\.tag))
         }
     }
 

@@ -5,8 +5,7 @@ import Synchronization
 public final class ReadySignal: Sendable {
     private struct State {
         var done = false
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var nextID = 0
+        var waiters = WaitQueue<Void>()
     }
 
     private let state = Mutex(State())
@@ -16,32 +15,15 @@ public final class ReadySignal: Sendable {
     public var isSignalled: Bool { state.withLock { $0.done } }
 
     public func signal() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        let waiters = state.withLock { s in
             s.done = true
-            defer { s.waiters = [:] }
-            return Array(s.waiters.values)
+            return s.waiters.takeAll()
         }
         for waiter in waiters { waiter.resume() }
     }
 
     /// Returns once signalled, or when the task is cancelled (check `isSignalled` if it matters).
     public func wait() async {
-        let id = state.withLock { s in
-            s.nextID += 1
-            return s.nextID
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { s -> Bool in
-                    if s.done || Task.isCancelled { return true }
-                    s.waiters[id] = c
-                    return false
-                }
-                if now { c.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-            waiter?.resume()
-        }
+        await state.wait(in: \.waiters, cancelled: ()) { $0.done ? () : nil }
     }
 }

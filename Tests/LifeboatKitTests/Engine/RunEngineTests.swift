@@ -305,10 +305,15 @@ import Testing
 }
 
 /// Polls a condition (every 10 ms, up to `timeout`) for tests that wait on another task.
+/// It looks at least a few dozen times whatever the clock says: the integration tests block
+/// Swift Testing's threads on child processes, which can hold this task past its deadline
+/// before the task it waits for ever ran (a CI run saw exactly that).
 func waitUntil(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
+    var looks = 0
     while try await !condition() {
-        guard ContinuousClock.now < deadline else {
+        looks += 1
+        guard ContinuousClock.now < deadline || looks < 50 else {
             Issue.record("condition not met within \(timeout)")
             return
         }

@@ -1,0 +1,73 @@
+import CLinux
+import Foundation
+
+/// `syncfs` shared by the commits that need one at the same time on one filesystem.
+///
+/// Many small jobs finishing together each asked for their own `syncfs`, one journal commit
+/// apiece. A caller here waits for the first `syncfs` of that filesystem that *starts* after it
+/// asked (so it covers everything the caller wrote before), and callers that arrive while one is
+/// under way share the next: one leader runs it, the others take its result. The guarantee is
+/// the one a private `syncfs` gives: when `sync` returns 0, everything written to the filesystem
+/// before the call is on disk; an error of the shared `syncfs` is every sharer's error.
+final class SharedSync: @unchecked Sendable {
+    static let shared = SharedSync()
+
+    private struct Filesystem {
+        var running = false
+        /// `syncfs` calls started and finished; each caller waits for number `started + 1` as of its arrival.
+        var started = 0
+        var finished = 0
+        /// errno of the recent calls that failed, by number.
+        var failures: [Int: Int32] = [:]
+    }
+
+    private let condition = NSCondition()
+    private var filesystems: [UInt64: Filesystem] = [:]
+    private var waiting = 0
+    /// `syncfs(2)`: 0, or -1 with errno set (tests count and hold the calls).
+    private let syncfs: @Sendable (Int32) -> Int32
+
+    init(syncfs: @escaping @Sendable (Int32) -> Int32 = { lifeboat_syncfs($0) }) {
+        self.syncfs = syncfs
+    }
+
+    /// Callers waiting for another's `syncfs` now.
+    var waitingCallers: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return waiting
+    }
+
+    /// Makes everything written to `fd`'s filesystem before this call durable. 0 or an errno.
+    func sync(_ fd: Int32) -> Int32 {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return errno }
+        let device = UInt64(st.st_dev)
+        condition.lock()
+        defer { condition.unlock() }
+        if filesystems[device] == nil { filesystems[device] = Filesystem() }
+        let mine = filesystems[device]!.started + 1
+        while filesystems[device]!.finished < mine {
+            guard !filesystems[device]!.running else {
+                waiting += 1
+                condition.wait()
+                waiting -= 1
+                continue
+            }
+            // This caller leads the next call; whoever waits meanwhile shares the one after.
+            filesystems[device]!.running = true
+            filesystems[device]!.started += 1
+            let number = filesystems[device]!.started
+            condition.unlock()
+            let rc = syncfs(fd)
+            let failure = rc == 0 ? nil : errno
+            condition.lock()
+            filesystems[device]!.running = false
+            filesystems[device]!.finished = number
+            if let failure { filesystems[device]!.failures[number] = failure }
+            filesystems[device]!.failures = filesystems[device]!.failures.filter { $0.key > number - 1_000 }
+            condition.broadcast()
+        }
+        return filesystems[device]!.failures[mine] ?? 0
+    }
+}
