@@ -4,7 +4,7 @@ import Testing
 
 /// Soft deletes the way an operator runs them: `lifeboat delete … --dry-run`, then the same with
 /// `--confirm TOKEN`, through the real daemon; undelete with `rollback`; every refusal.
-@Suite(.serialized) struct SoftDeleteCLITests {
+@Suite(.serialized, .ownThread) struct SoftDeleteCLITests {
     /// A daemon over `sites` sites with every site restored into production.
     func restoredDaemon(sites: Int = 3, planExtra: String = "", config: String = "", name: String = #function) throws -> DaemonHarness {
         let daemon = try DaemonHarness(sites: sites, size: "64KiB", planExtra: planExtra, name: name)
