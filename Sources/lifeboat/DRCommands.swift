@@ -5,13 +5,15 @@ import LifeboatKit
 struct RollbackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollback",
-        abstract: "Put back the data a restore displaced; the restored data goes to quarantine in turn.",
-        discussion: "Refuses when there is nothing to roll back or a destination changed since the restore.")
+        abstract: "Put back the data a restore displaced (the restored data goes to quarantine in turn), or undelete a delete run.",
+        discussion: "Refuses when there is nothing to roll back or a destination changed since the restore. Of a delete run: renames the soft-deleted data back, refusing where the target was re-created since unless --force-aside.")
     @Argument(help: "The restore run.") var run: String
     @Option(help: "Only this site.") var site: String?
     @Option(help: "Only this product.") var product: String?
     @Flag(help: "Also roll back trees changed since the restore (the changes go to quarantine with the restored data).")
     var force = false
+    @Flag(help: "Undelete: move data re-created at a target since the delete to quarantine first (it is kept there).")
+    var forceAside = false
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
@@ -19,9 +21,17 @@ struct RollbackCommand: AsyncParsableCommand {
         if let site { params["site"] = .string(site) }
         if let product { params["product"] = .string(product) }
         if force { params["force"] = .bool(true) }
+        if forceAside { params["force_aside"] = .bool(true) }
         let outcomes = try ControlClient.decode([Rollback.Outcome].self, from: try daemon.call("rollback", params))
         guard !daemon.json else { return }
         for o in outcomes {
+            if let seconds = o.seconds {
+                // An undelete.
+                print("\(o.site)/\(o.product): undeleted: back at \(o.destination) in \(String(format: "%.3f", seconds)) s"
+                      + (o.identical == true ? ", tree identical to the one deleted" : o.identical == false ? ", the tree DIFFERS from the one deleted" : "")
+                      + (o.aside.map { "; the data re-created there is kept at \($0)" } ?? ""))
+                continue
+            }
             print("\(o.site)/\(o.product): " + (o.destinationRemoved ? "restored data moved out of \(o.destination) (nothing was there before)"
                                                                       : "previous data back in \(o.destination)") + "; restored data kept at \(o.quarantined)"
                   + (o.changedSinceRestore ? " (including the changes made to it after the restore)" : ""))
@@ -68,7 +78,11 @@ struct QuarantinePurge: AsyncParsableCommand {
             print("\(dryRun ? "would purge" : "purged") \(e.path) (\(e.site)/\(e.product), \(e.bytes.map(ByteSize.format) ?? "?"), \(DurationSpec.format(seconds: e.ageSeconds)) old)")
         }
         var why: [String] = []
-        if result.keptInsideRetention > 0 { why.append("\(result.keptInsideRetention) inside retention") }
+        if result.keptInsideRetention > 0 {
+            why.append("\(result.keptInsideRetention) inside retention"
+                       + (result.keptSoftDeleted > 0 ? ", of which \(result.keptSoftDeleted) soft-deleted site data never purged before its retention" : ""))
+        }
+        if result.keptInUse > 0 { why.append("\(result.keptInUse) needed by a run going now") }
         if result.keptYounger > 0 { why.append("\(result.keptYounger) past retention but younger than --older-than \(olderThan ?? "")") }
         print("\(result.purged.count) \(dryRun ? "would be " : "")purged, \(result.kept) kept" + (why.isEmpty ? "" : " (\(why.joined(separator: ", ")))"))
     }

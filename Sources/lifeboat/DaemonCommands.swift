@@ -62,8 +62,10 @@ struct FollowOptions: ParsableArguments {
 /// `restore`, `exercise` and `dry-run`: start a run of a loaded plan on the daemon.
 struct StartRun {
     static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, exercise: ExerciseOptions? = nil,
-                      follow: FollowOptions?, daemon: DaemonOptions) throws {
+                      follow: FollowOptions?, fromSnapshots: Bool = false, rehearse: String? = nil, daemon: DaemonOptions) throws {
         var params: [String: JSONValue] = ["plan": .string(plan), "mode": .string(mode.rawValue)]
+        if let rehearse { params["rehearse"] = .string(rehearse) }
+        if fromSnapshots { params["from_snapshots"] = .bool(true) }
         if let sites = try selection.siteList() { params["sites"] = .array(sites.map { .string($0) }) }
         // Validated here (as `lifeboat run` does) so a typo is a usage error before any request.
         for (key, value, flag) in [("incident_at", selection.incidentAt, "--incident-at"), ("as_of", selection.asOf, "--as-of"),
@@ -98,10 +100,14 @@ struct RestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "restore", abstract: "Restore a plan's sites into production (target).")
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
+    @Flag(help: "Restore from the archives even where a soft delete's data is still in quarantine (by default that is renamed back: RPO 0).")
+    var fromSnapshots = false
     @OptionGroup var follow: FollowOptions
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try StartRun.start(plan: plan, mode: .restore, selection: selection, follow: follow, daemon: daemon) }
+    func run() async throws {
+        try StartRun.start(plan: plan, mode: .restore, selection: selection, follow: follow, fromSnapshots: fromSnapshots, daemon: daemon)
+    }
 }
 
 struct ExerciseCommand: AsyncParsableCommand {
@@ -109,19 +115,29 @@ struct ExerciseCommand: AsyncParsableCommand {
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
     @OptionGroup var exercise: ExerciseOptions
+    @Option(help: "After the restore, rehearse this in the sandbox: delete (soft-delete the sampled sites in waves, undelete them, prove the trees byte-identical and report the undelete RTO).")
+    var rehearse: String?
     @OptionGroup var follow: FollowOptions
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try StartRun.start(plan: plan, mode: .exercise, selection: selection, exercise: exercise, follow: follow, daemon: daemon) }
+    func validate() throws {
+        if let rehearse, rehearse != "delete" { throw ValidationError("--rehearse takes \"delete\", found \"\(rehearse)\"") }
+    }
+
+    func run() async throws {
+        try StartRun.start(plan: plan, mode: .exercise, selection: selection, exercise: exercise, follow: follow, rehearse: rehearse, daemon: daemon)
+    }
 }
 
 struct DryRunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "dry-run", abstract: "Resolve sites, snapshots, order, waves and RPO, and forecast the duration; writes nothing.")
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
+    @Flag(help: "Plan every job from the archives even where a soft delete's data is still in quarantine.")
+    var fromSnapshots = false
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try StartRun.start(plan: plan, mode: .dryRun, selection: selection, follow: nil, daemon: daemon) }
+    func run() async throws { try StartRun.start(plan: plan, mode: .dryRun, selection: selection, follow: nil, fromSnapshots: fromSnapshots, daemon: daemon) }
 }
 
 struct RunsCommand: AsyncParsableCommand {
@@ -149,16 +165,18 @@ struct ShowCommand: AsyncParsableCommand {
         let detail = try ControlClient.decode(ControlHandler.RunDetail.self, from: try daemon.call("run.show", ["run": .string(run)]))
         guard !daemon.json else { return }
         print("run \(detail.run.id): \(detail.run.mode.rawValue) of \(detail.run.plan) by \(detail.run.startedBy)")
+        if let reason = detail.run.reason { print("reason: \(reason)") }
         print("declared \(Timestamp.iso(detail.run.declaredAt)), incident \(Timestamp.iso(detail.run.incidentAt)), as of \(Timestamp.iso(detail.run.asOf))")
         if let waiting = detail.waiting { print("\(detail.run.state.rawValue), \(waiting.message)") }
         for line in HaltNotice.lines(run: detail.run, jobs: detail.jobs) { print(line) }
-        var table = TextTable(["JOB", "SITE", "PRODUCT", "WAVE", "STATE", "SNAPSHOT", "RPO", "RTO", "SIZE", "ERROR"])
+        var table = TextTable(["JOB", "SITE", "PRODUCT", "WAVE", "STATE", "SOURCE", "SNAPSHOT", "RPO", "RTO", "SIZE", "ERROR"])
         func duration(_ value: Double?, _ met: Bool?) -> String {
             guard let value else { return "-" }
             return DurationSpec.format(seconds: value) + (met == false ? " MISSED" : "")
         }
         for job in detail.jobs {
             table.add(["\(job.id ?? 0)", job.site, job.product, "\(job.wave + 1)", job.state.rawValue,
+                       job.source ?? (detail.run.mode == .delete ? "-" : "snapshot"),
                        job.snapshotTakenAt.map(Timestamp.iso) ?? "-", duration(job.rpoSeconds, job.rpoMet), duration(job.rtoSeconds, job.rtoMet),
                        ByteSize.format(job.bytes), job.error.map { String($0.prefix(80)) } ?? ""])
         }

@@ -19,6 +19,7 @@ struct Lifeboat: AsyncParsableCommand {
             RestoreCommand.self,
             ExerciseCommand.self,
             DryRunCommand.self,
+            DeleteCommand.self,
             RunsCommand.self,
             ShowCommand.self,
             WatchCommand.self,

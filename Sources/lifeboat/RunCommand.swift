@@ -35,7 +35,8 @@ struct RunCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        guard let runMode = RunMode(rawValue: mode) else {
+        // A delete goes through the daemon only, behind its token and its deleters.
+        guard let runMode = RunMode(rawValue: mode), runMode != .delete else {
             throw CLIFailure(code: .rejected, message: "error: --mode must be restore, exercise or dry-run, found \"\(mode)\"")
         }
         let loaded = try PlanLoader.load(path: plan)

@@ -12,6 +12,7 @@ enum ProgressLines {
                 line += "  \(ByteSize.format(job.bytes)), \(job.entries) entries"
                 if let rto = job.rtoSeconds { line += ", RTO \(DurationSpec.format(seconds: rto))" }
                 if let rpo = job.rpoSeconds { line += ", RPO \(DurationSpec.format(seconds: rpo))" }
+                if job.fromQuarantine { line += ", from quarantine (soft-deleted data renamed back)" }
             } else if let reason = job.reason {
                 line += "  \(reason)"
             }
@@ -69,9 +70,11 @@ enum DryRunPrinter {
         for (i, wave) in report.waves.enumerated() {
             Swift.print("wave \(i + 1): \(wave.count) site(s): \(wave.prefix(12).joined(separator: ", "))\(wave.count > 12 ? ", …" : "")")
         }
-        var table = TextTable(["WAVE", "SITE", "PRODUCT", "SNAPSHOT", "SIZE", "RPO"])
+        var table = TextTable(["WAVE", "SITE", "PRODUCT", "SOURCE", "SNAPSHOT", "SIZE", "RPO"])
         for job in report.jobs {
-            table.add(["\(job.wave + 1)", job.site, job.product, job.snapshotTakenAt.map(Timestamp.iso) ?? "NONE (job would fail)",
+            table.add(["\(job.wave + 1)", job.site, job.product, job.source ?? "-",
+                       job.source == JobRecord.sourceQuarantine ? "deleted \(job.snapshotTakenAt.map(Timestamp.iso) ?? "?")"
+                           : job.snapshotTakenAt.map(Timestamp.iso) ?? "NONE (job would fail)",
                        ByteSize.format(job.archiveBytes),
                        job.rpoSeconds.map { DurationSpec.format(seconds: $0) + (job.rpoMet == false ? " (missed)" : "") } ?? "-"])
         }

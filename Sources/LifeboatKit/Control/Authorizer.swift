@@ -22,11 +22,25 @@ public struct Authorizer: Sendable {
     public let daemonUID: UInt32
     public let adminUIDs: Set<UInt32>
     public let adminGIDs: Set<UInt32>
+    /// `deleters`: who may soft-delete sites besides root (admins may not unless listed here).
+    public let deleterUIDs: Set<UInt32>
+    public let deleterGIDs: Set<UInt32>
 
-    public init(admins: DaemonConfig.Admins, daemonUID: UInt32 = geteuid()) {
+    public init(admins: DaemonConfig.Admins, deleters: DaemonConfig.Admins = .init(), daemonUID: UInt32 = geteuid()) {
         self.daemonUID = daemonUID
         adminUIDs = Set(admins.uids)
         adminGIDs = Set(admins.groups.compactMap { name in getgrnam(name).map { $0.pointee.gr_gid } })
+        deleterUIDs = Set(deleters.uids)
+        deleterGIDs = Set(deleters.groups.compactMap { name in getgrnam(name).map { $0.pointee.gr_gid } })
+    }
+
+    /// Whether the peer may soft-delete sites: root or a configured deleter only. The daemon's
+    /// own user and admins are not deleters by default: deleting is a separate, named role.
+    public func mayDelete(_ peer: PeerCredentials) -> Bool {
+        if peer.uid == 0 || deleterUIDs.contains(peer.uid) { return true }
+        guard !deleterGIDs.isEmpty else { return false }
+        if deleterGIDs.contains(peer.gid) { return true }
+        return !Self.supplementaryGroups(of: peer.pid).isDisjoint(with: deleterGIDs)
     }
 
     public func mayMutate(_ peer: PeerCredentials) -> Bool {
@@ -56,4 +70,6 @@ public final class AccessControl: Sendable {
     }
 
     public func mayMutate(_ peer: PeerCredentials) -> Bool { authorizer.mayMutate(peer) }
+
+    public func mayDelete(_ peer: PeerCredentials) -> Bool { authorizer.mayDelete(peer) }
 }

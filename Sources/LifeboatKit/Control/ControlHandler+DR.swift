@@ -10,10 +10,24 @@ extension ControlHandler {
             guard !context.runs.isActive(runId) else {
                 throw ControlError(.conflict, "run \(runId) is still active; cancel it or let it finish before rolling back")
             }
+            // The destinations it puts data back into are held meanwhile, like a run's: a restore
+            // going there now (from quarantine too) and a rollback never cross.
+            let site = try request.string("site"), product = try request.string("product")
+            let holds = context.runs.engine.environment.guardrails.holds
+            let holder = "rollback of \(runId)"
+            let destinations = try await context.ledger.jobs(runId: runId)
+                .filter { (site == nil || $0.site == site) && (product == nil || $0.product == product) }
+                .map { (path: ResolvedPath.of($0.destination), job: $0.name) }
+            do {
+                try holds.take(run: holder, destinations)
+            } catch let refusal as SafetyRefusal {
+                throw ControlError(.conflict, refusal.message)
+            }
+            defer { holds.release(run: holder) }
             do {
                 let outcomes = try await Rollback(ledger: context.ledger, clock: context.clock)
                     .rollback(runId: runId, site: try request.string("site"), product: try request.string("product"),
-                              force: try request.bool("force") ?? false, by: peer.description)
+                              force: try request.bool("force") ?? false || request.bool("force_aside") ?? false, by: peer.description)
                 return ControlResponse.success(id: id, outcomes)
             } catch let refusal as Rollback.Refusal {
                 throw ControlError(.conflict, refusal.message)
@@ -27,8 +41,10 @@ extension ControlHandler {
                 olderThan = d
             }
             do {
+                // Data a going run may need (its destination is held) is never purged under it.
+                let holds = context.runs.engine.environment.guardrails.holds
                 let result = try await QuarantineManager(ledger: context.ledger, clock: context.clock)
-                    .purge(olderThan: olderThan, dryRun: try request.bool("dry_run") ?? false,
+                    .purge(inUse: { holds.holder(of: ResolvedPath.of($0)) != nil }, olderThan: olderThan, dryRun: try request.bool("dry_run") ?? false,
                            confirmed: try request.bool("yes") ?? false, by: peer.description)
                 return ControlResponse.success(id: id, result)
             } catch let refusal as Rollback.Refusal {

@@ -29,9 +29,12 @@ public struct ControlHandler: Sendable {
 
     /// Whether a request changes something: a dry run (`run.start` with mode `dry-run`) writes
     /// nothing, so anyone who may read may ask for one.
+    /// A delete (`run.start` with mode `delete`) has its own role, `deleters`, checked where it is
+    /// handled so that its refusals are recorded too.
     static func isMutating(_ request: ControlRequest) -> Bool {
         guard mutating.contains(request.command) else { return false }
-        return !(request.command == "run.start" && (try? request.string("mode")) == RunMode.dryRun.rawValue)
+        let mode = try? request.string("mode")
+        return !(request.command == "run.start" && (mode == RunMode.dryRun.rawValue || mode == RunMode.delete.rawValue))
     }
 
     public static let commands: [String] = ["status", "plans", "plan.check", "run.start", "run.list", "run.show", "run.sites", "run.watch",
@@ -103,11 +106,13 @@ public struct ControlHandler: Sendable {
             return ControlResponse.success(id: id, ["run": runId, "state": "cancelling"])
         case "run.resume":
             let runId = try request.requiredString("run")
+            try await requireDeleterForDeleteRun(runId, peer: peer, what: "resuming")
             try context.runs.resume(runId: runId)
             return ControlResponse.success(id: id, ["run": runId, "state": "running"])
         case "job.retry":
             let runId = try request.requiredString("run")
             guard let job = try request.int("job") else { throw ControlError(.invalidParams, "\"job\" (a job id) is required") }
+            try await requireDeleterForDeleteRun(runId, peer: peer, what: "retrying a job of")
             return ControlResponse.success(id: id, try await context.runs.retry(runId: runId, jobId: Int64(job)))
         case "reload":
             let problems = await context.reload()
@@ -230,8 +235,9 @@ public struct ControlHandler: Sendable {
         }
         let modeText = try request.string("mode") ?? "restore"
         guard let mode = RunMode(rawValue: modeText) else {
-            throw ControlError(.invalidParams, "\"mode\" must be restore, exercise or dry-run, found \"\(modeText)\"")
+            throw ControlError(.invalidParams, "\"mode\" must be restore, exercise, dry-run or delete, found \"\(modeText)\"")
         }
+        if mode == .delete { return try await startDelete(request, plan: plan, peer: peer) }
         let sites = try request.strings("sites")
         for site in sites ?? [] where !Identifier.isValid(site) {
             throw ControlError(.invalidParams, "\"\(site)\" is not a valid site id; \(Identifier.rule)")
@@ -243,10 +249,16 @@ public struct ControlHandler: Sendable {
             // Refused rather than recorded on a run they do nothing for.
             throw ControlError(.invalidParams, "\"scale\", \"seed\" and \"keep\" apply to exercises only, not to a \(mode.rawValue)")
         }
-        let runRequest = RunRequest(plan: plan, mode: mode, sites: sites, incidentAt: try request.time("incident_at"),
+        var runRequest = RunRequest(plan: plan, mode: mode, sites: sites, incidentAt: try request.time("incident_at"),
                                     asOf: try request.time("as_of"), declaredAt: try request.time("declared_at"),
                                     scale: scale, seed: seed.map(Int64.init), keepSandbox: keep ?? false,
                                     startedBy: peer.description)
+        runRequest.fromSnapshots = try request.bool("from_snapshots") ?? false
+        if let rehearse = try request.string("rehearse") {
+            guard rehearse == "delete" else { throw ControlError(.invalidParams, "\"rehearse\" must be \"delete\", found \"\(rehearse)\"") }
+            guard mode == .exercise else { throw ControlError(.invalidParams, "\"rehearse\" applies to exercises only, not to a \(mode.rawValue)") }
+            runRequest.rehearse = rehearse
+        }
         if mode == .dryRun {
             return ControlResponse.success(id: request.id, try await context.runs.engine.dryRun(runRequest))
         }

@@ -33,7 +33,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     let engine = Engine(environment: RunEnvironment(ledger: ledger, executor: executor, clock: clock, bus: bus, logger: logger,
                                                     guardrails: guardrails, finisher: finisher))
     let runs = RunManager(engine: engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger)
-    let access = AccessControl(Authorizer(admins: config.admins))
+    let access = AccessControl(Authorizer(admins: config.admins, deleters: config.deleters))
     let reload: @Sendable () async -> [PlanRegistry.Problem] = {
         notifier.reloading()
         var problems: [PlanRegistry.Problem] = []
@@ -44,7 +44,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
             // running config.
             do {
                 let fresh = try DaemonConfig.load(path: file)
-                access.authorizer = Authorizer(admins: fresh.admins)
+                access.authorizer = Authorizer(admins: fresh.admins, deleters: fresh.deleters)
                 plansDirectory = fresh.plansDirectory
                 runs.slots.setLimit(fresh.maxConcurrentRuns)
                 if fresh.socket.path != config.socket.path || fresh.stateDirectory != config.stateDirectory

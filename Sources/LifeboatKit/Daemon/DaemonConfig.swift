@@ -20,6 +20,11 @@ public struct DaemonConfig: Sendable {
     public struct Admins: Sendable {
         public var uids: [uid_t] = []
         public var groups: [String] = []
+
+        public init(uids: [uid_t] = [], groups: [String] = []) {
+            self.uids = uids
+            self.groups = groups
+        }
     }
 
     /// Directory of plan files (`*.yaml`).
@@ -28,6 +33,8 @@ public struct DaemonConfig: Sendable {
     public var stateDirectory: String
     public var socket: SocketConfig
     public var admins = Admins()
+    /// Who may soft-delete sites (`lifeboat delete`) besides root; being an admin is not enough.
+    public var deleters = Admins()
     /// `127.0.0.1:9464` to serve `/metrics`, the web view and `/api/v1/` (`http.listen`, or its
     /// older alias `metrics.listen`); nil (the default) serves nothing over HTTP.
     public var httpListen: String?
@@ -89,23 +96,26 @@ public struct DaemonConfig: Sendable {
             }
             s.finish()
         }
-        if var a = doc.mapping("admins") {
+        for key in ["admins", "deleters"] {
+            guard var a = doc.mapping(key) else { continue }
+            var role = Admins()
             if let nodes = a.sequence("uids") {
                 for node in nodes {
                     if case .scalar(let scalar) = node, scalar.style == .plain, let uid = uid_t(scalar.string) {
-                        config.admins.uids.append(uid)
+                        role.uids.append(uid)
                     } else {
-                        reader.error(at: node, "admins.uids must list numeric user ids, found \(node.kindDescription)")
+                        reader.error(at: node, "\(key).uids must list numeric user ids, found \(node.kindDescription)")
                     }
                 }
             }
             if let groups = a.strings("groups") {
                 for (name, node) in groups {
-                    if getgrnam(name) == nil { reader.error(at: node, "admins.groups: \"\(name)\" is not a group on this host") }
-                    config.admins.groups.append(name)
+                    if getgrnam(name) == nil { reader.error(at: node, "\(key).groups: \"\(name)\" is not a group on this host") }
+                    role.groups.append(name)
                 }
             }
             a.finish()
+            if key == "admins" { config.admins = role } else { config.deleters = role }
         }
         var listens: [(key: String, text: String, node: Node)] = []
         for key in ["http", "metrics"] {

@@ -17,6 +17,8 @@ public final class LifeboatMetrics: Sendable {
     /// When each run's forecast was last computed: at most once a second per run, so a
     /// 10,000-job run does not queue 10,000 ledger reads behind its own writes.
     private let lastForecast = Mutex<[String: Date]>([:])
+    /// Each run's mode, read once: a delete's moved bytes are not restored bytes.
+    private let modes = Mutex<[String: RunMode]>([:])
 
     init(ledger: any Ledger, clock: any LifeboatClock) {
         self.ledger = ledger
@@ -56,6 +58,22 @@ public final class LifeboatMetrics: Sendable {
     private var bytes: Counter { registry.makeCounter(descriptor: metric("lifeboat_restored_bytes", "total", "File bytes restored by succeeded jobs")) }
     private var entries: Counter { registry.makeCounter(descriptor: metric("lifeboat_restored_entries", "total", "Archive entries restored by succeeded jobs")) }
     private var throughput: Gauge { registry.makeGauge(descriptor: metric("lifeboat_restore_throughput", "bytes_per_second", "Bytes restored per second over the last minute")) }
+    /// Succeeded restore and exercise jobs by where their data came from.
+    private func sourceCounter(_ source: String) -> Counter {
+        registry.makeCounter(descriptor: metric("lifeboat_jobs_by_source", "total", "Succeeded restore jobs by the source of their data: snapshot, or quarantine (a soft delete's data renamed back)"),
+                             labels: [("source", source)])
+    }
+    private var softDeleted: Counter {
+        registry.makeCounter(descriptor: metric("lifeboat_soft_deleted_targets", "total", "Targets moved into quarantine by delete runs"))
+    }
+
+    private func mode(of runId: String) async -> RunMode? {
+        if let mode = modes.withLock({ $0[runId] }) { return mode }
+        guard let mode = try? await ledger.run(id: runId)?.mode else { return nil }
+        modes.withLock { $0[runId] = mode }
+        return mode
+    }
+
     private var running: Gauge { registry.makeGauge(descriptor: metric("lifeboat_jobs", "running", "Jobs restoring, verifying or committing")) }
     private var rto: ValueHistogram {
         registry.makeValueHistogram(descriptor: metric("lifeboat_job_rto", "seconds", "RTO of succeeded jobs: finished − incident declared"), buckets: [60, 300, 900, 1_800, 3_600, 7_200, 14_400, 28_800, 86_400, 259_200])
@@ -73,7 +91,12 @@ public final class LifeboatMetrics: Sendable {
         }
         guard job.state.isFinal else { return }
         jobsCounter(job.state).increment()
+        if await mode(of: job.runId) == .delete {
+            if job.state == .succeeded { softDeleted.increment() }
+            return
+        }
         if job.state == .succeeded {
+            sourceCounter(job.source ?? JobRecord.sourceSnapshot).increment()
             bytes.increment(by: job.bytes)
             entries.increment(by: job.entries)
             if let value = job.rtoSeconds { rto.record(value) }
@@ -93,6 +116,7 @@ public final class LifeboatMetrics: Sendable {
     private func ended(_ run: RunRecord, active: [String]) async {
         runsActive.set(Double(active.filter { $0 != run.id }.count))
         _ = lastForecast.withLock { $0.removeValue(forKey: run.id) }
+        _ = modes.withLock { $0.removeValue(forKey: run.id) }
         guard run.state.isFinal else { return } // interrupted by a shutdown: it resumes
         let gauges = runGauges(run)
         for gauge in [gauges.forecast, gauges.objective, gauges.miss] { registry.unregisterGauge(gauge) }

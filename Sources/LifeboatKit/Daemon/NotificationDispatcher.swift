@@ -70,9 +70,16 @@ public struct NotificationDispatcher: Sendable {
     }
 
     func deliver(_ name: String, _ event: RunEvent, site: SiteStatus? = nil, message: String? = nil) async {
+        var name = name, message = message
         do {
             guard let run = try await event.run.asyncOr({ try await ledger.run(id: event.runId) }),
                   let plan = plan(run.plan), let command = plan.notify else { return }
+            // A delete run's site is soft-deleted, never "restored": those telling customers must
+            // not read it so.
+            if run.mode == .delete, let site {
+                name = name == "site.restored" ? "site.deleted" : "site.delete-failed"
+                message = "site \(site.site) \(name == "site.deleted" ? "soft-deleted" : "not (fully) deleted"): \(site.productsDone) of \(site.productsTotal) products moved to quarantine"
+            }
             // Every event says what happened in words (a job event carries its job instead, a site
             // event its site).
             let words = message ?? event.message ?? event.job.map { "\($0.name) \($0.state.rawValue): \($0.reason ?? $0.state.rawValue)" }

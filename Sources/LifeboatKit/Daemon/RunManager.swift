@@ -46,6 +46,13 @@ public final class RunManager: Service {
         return created.run
     }
 
+    /// Records a confirmed soft delete as a run and queues it. Returns it as recorded (pending).
+    public func startDelete(_ selection: DeleteSelection, request: RunRequest) async throws -> RunRecord {
+        let created = try await engine.createDelete(selection, request: request)
+        register(created.run.id, plan: request.plan)
+        return created.run
+    }
+
     /// Asks a run to stop. Running jobs stop within 2 s; destinations stay untouched.
     public func cancel(runId: String, by who: String) throws {
         guard let entry = active.withLock({ $0[runId] }) else {

@@ -18,6 +18,8 @@ public enum CrashPoint: String, Sendable, CaseIterable {
     case afterLedgerCommit = "after-ledger-commit"
     /// An exercise ended and is recorded so, its sandbox cleanup not yet done.
     case beforeExerciseCleanup = "before-exercise-cleanup"
+    /// An undelete renamed a target back into place; the ledger does not know yet.
+    case afterUndeleteRename = "after-undelete-rename"
 
     static let armed: CrashPoint? = ProcessInfo.processInfo.environment["LIFEBOAT_CRASH_AT"].flatMap(CrashPoint.init(rawValue:))
 

@@ -11,7 +11,10 @@ public struct Engine: Sendable {
     /// Resolves a request into a run and records it (with all its jobs) in the ledger.
     public func create(_ request: RunRequest) async throws -> (run: RunRecord, jobs: [JobRecord]) {
         guard request.mode != .dryRun else { throw RunRequestError("a dry run is not recorded; use dryRun(_:)") }
-        let prepared = try RunPlanner.prepare(request, now: environment.clock.now())
+        // A delete is created only from a resolved, confirmed selection (createDelete).
+        guard request.mode != .delete else { throw RunRequestError("a delete needs a confirmed selection: lifeboat delete PLAN --sites … --dry-run, then --confirm TOKEN") }
+        var prepared = try RunPlanner.prepare(request, now: environment.clock.now())
+        try await chooseSources(&prepared, fromSnapshots: request.fromSnapshots)
         try checkDestinations(prepared, plan: request.plan)
         let jobs: [JobRecord]
         do {
@@ -23,6 +26,90 @@ public struct Engine: Sendable {
         environment.ledger.postEvent(LedgerEvent(runId: prepared.run.id, at: environment.clock.now(), kind: "run.created",
                                                  message: "\(request.mode.rawValue) of plan \(request.plan.name) by \(request.startedBy): \(prepared.waves.map(\.count).reduce(0, +)) site(s), \(jobs.count) job(s)"))
         return (prepared.run, jobs)
+    }
+
+    /// A restore job whose target is gone and has unpurged soft-deleted data in quarantine (from a
+    /// delete run) takes it from there — a rename back: RPO 0 relative to the deletion, RTO of a
+    /// rename — instead of the newest snapshot, unless `fromSnapshots`. Each job records its source.
+    func chooseSources(_ prepared: inout RunPlanner.Prepared, fromSnapshots: Bool) async throws {
+        guard prepared.run.mode == .restore else { return }
+        var deleted: [String: QuarantineRecord] = [:]
+        if !fromSnapshots {
+            for entry in try await environment.ledger.quarantine(includePurged: false) where entry.reason == "delete" {
+                // The newest soft delete of a target wins.
+                if let known = deleted[entry.originalPath], known.createdAt > entry.createdAt { continue }
+                deleted[entry.originalPath] = entry
+            }
+        }
+        for i in prepared.jobs.indices {
+            var job = prepared.jobs[i]
+            var st = stat()
+            if let entry = deleted[job.destination], lstat(job.destination, &st) != 0, FileSystem.isDirectory(entry.path) {
+                job.source = JobRecord.sourceQuarantine
+                job.snapshotPath = entry.path
+                job.snapshotTakenAt = entry.createdAt
+                job.archiveBytes = 0
+                job.rpoSeconds = 0
+                job.rpoMet = true
+            } else if job.snapshotPath != nil {
+                job.source = JobRecord.sourceSnapshot
+            }
+            prepared.jobs[i] = job
+        }
+    }
+
+    /// Records a soft delete of a resolved, confirmed selection as a run of mode `delete`, its
+    /// jobs in the selection's waves, and holds its targets.
+    public func createDelete(_ selection: DeleteSelection, request: RunRequest) async throws -> (run: RunRecord, jobs: [JobRecord]) {
+        let now = environment.clock.now()
+        let plan = request.plan
+        var run = RunRecord(id: RunRecord.makeID(at: now), plan: plan.name, planPath: plan.sourcePath, mode: .delete, declaredAt: now,
+                            incidentAt: now, asOf: now, createdAt: now, startedBy: request.startedBy,
+                            rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: selection.waves.count)
+        run.reason = request.reason
+        var jobs: [JobRecord] = []
+        for (wave, sites) in selection.waves.enumerated() {
+            for site in sites {
+                for (order, product) in plan.products.enumerated() {
+                    guard let target = selection.targets.first(where: { $0.site == site && $0.product == product.name }) else { continue }
+                    jobs.append(JobRecord(runId: run.id, site: site, product: product.name, wave: wave, priority: product.priority,
+                                          productOrder: order, destination: target.destination))
+                }
+            }
+        }
+        let prepared = RunPlanner.Prepared(run: run, jobs: jobs, waves: selection.waves)
+        try checkDestinations(prepared, plan: plan)
+        let recorded: [JobRecord]
+        do {
+            recorded = try await environment.ledger.createRun(run, jobs: jobs)
+        } catch {
+            environment.guardrails.holds.release(run: run.id)
+            throw error
+        }
+        environment.ledger.postEvent(LedgerEvent(runId: run.id, at: now, kind: "run.created",
+                                                 message: "delete of plan \(plan.name) by \(request.startedBy): \(selection.sites.count) site(s) (\(selection.sites.joined(separator: ", "))), "
+                                                     + "products \(selection.products.joined(separator: ", ")), \(jobs.count) target(s), \(ByteSize.format(selection.bytes)) in \(selection.files) file(s); "
+                                                     + "token \(selection.token); reason: \(request.reason ?? "(none given)")"))
+        try await environment.ledger.flush()
+        return (run, recorded)
+    }
+
+    /// Records a refused delete as an ended run with no jobs (who, when, why it was refused), so
+    /// that every attempt is in the ledger, `runs` and `show`.
+    public func recordRefusedDelete(_ request: RunRequest, sites: [String], refusal: String) async throws -> RunRecord {
+        let now = environment.clock.now()
+        var run = RunRecord(id: RunRecord.makeID(at: now), plan: request.plan.name, planPath: request.plan.sourcePath, mode: .delete,
+                            state: .failed, declaredAt: now, incidentAt: now, asOf: now, createdAt: now, startedBy: request.startedBy,
+                            rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 0)
+        run.reason = request.reason
+        run.finishedAt = now
+        run.note = "refused: " + String(refusal.prefix(2_000))
+        _ = try await environment.ledger.createRun(run, jobs: [])
+        environment.ledger.postEvent(LedgerEvent(runId: run.id, at: now, kind: "delete.refused",
+                                                 message: "delete of plan \(request.plan.name) by \(request.startedBy) refused; asked for site(s) "
+                                                     + "\(sites.prefix(200).joined(separator: ", "))\(sites.count > 200 ? ", …" : ""); reason given: \(request.reason ?? "(none)"); \(refusal)"))
+        try await environment.ledger.flush()
+        return run
     }
 
     /// Refuses a run whose destinations, resolved, fall where it must not write — another run's
@@ -67,7 +154,8 @@ public struct Engine: Sendable {
     public func dryRun(_ request: RunRequest) async throws -> DryRunReport {
         var request = request
         request.mode = request.mode == .dryRun ? .restore : request.mode
-        let prepared = try RunPlanner.prepare(request, now: environment.clock.now(), runID: "dry-run")
+        var prepared = try RunPlanner.prepare(request, now: environment.clock.now(), runID: "dry-run")
+        try await chooseSources(&prepared, fromSnapshots: request.fromSnapshots)
         let history = try await environment.ledger.throughput(plan: request.plan.name)
         let fallback = history.jobs > 0 ? history : try await environment.ledger.throughput(plan: nil)
         return DryRunReport(prepared: prepared, plan: request.plan, history: fallback)
@@ -86,6 +174,8 @@ public struct DryRunReport: Sendable, Codable {
         public var archiveBytes: Int64
         public var rpoSeconds: Double?
         public var rpoMet: Bool?
+        /// `snapshot` or `quarantine` (soft-deleted data renamed back).
+        public var source: String?
     }
 
     public var plan: String
@@ -115,7 +205,8 @@ public struct DryRunReport: Sendable, Codable {
         waves = prepared.waves
         jobs = prepared.jobs.map {
             Job(site: $0.site, product: $0.product, wave: $0.wave, destination: $0.destination, snapshot: $0.snapshotPath,
-                snapshotTakenAt: $0.snapshotTakenAt, archiveBytes: $0.archiveBytes, rpoSeconds: $0.rpoSeconds, rpoMet: $0.rpoMet)
+                snapshotTakenAt: $0.snapshotTakenAt, archiveBytes: $0.archiveBytes, rpoSeconds: $0.rpoSeconds, rpoMet: $0.rpoMet,
+                source: $0.source)
         }
         missingSnapshots = prepared.jobs.filter { $0.snapshotPath == nil }.count
         archiveBytes = prepared.jobs.reduce(0) { $0 + $1.archiveBytes }

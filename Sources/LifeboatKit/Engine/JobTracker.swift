@@ -11,10 +11,14 @@ final class JobTracker: JobObserver {
     private let lastProgress = Mutex<Date>(.distantPast)
     /// How long displaced data is kept (the plan's quarantine retention).
     private let retention: TimeInterval
+    /// Why data goes to quarantine: `restore` (displaced by a commit) or `delete` (soft-deleted).
+    private let quarantineReason: String
 
-    init(job: JobRecord, retention: TimeInterval, ledger: any Ledger, bus: EventBus, clock: any LifeboatClock) {
+    init(job: JobRecord, retention: TimeInterval, ledger: any Ledger, bus: EventBus, clock: any LifeboatClock,
+         quarantineReason: String = "restore") {
         current = Mutex(job)
         self.retention = retention
+        self.quarantineReason = quarantineReason
         self.ledger = ledger
         self.bus = bus
         self.clock = clock
@@ -79,7 +83,7 @@ final class JobTracker: JobObserver {
         let now = clock.now()
         _ = try await ledger.addQuarantine(QuarantineRecord(
             runId: job.runId, jobId: job.id, site: job.site, product: job.product, path: path,
-            originalPath: originalPath, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: "restore"),
+            originalPath: originalPath, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: quarantineReason),
             updating: job)
     }
 }

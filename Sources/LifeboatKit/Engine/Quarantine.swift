@@ -48,6 +48,10 @@ public struct QuarantineManager: Sendable {
         public var keptInsideRetention: Int
         /// Kept although past retention: younger than the `older_than` asked for.
         public var keptYounger: Int
+        /// Kept although past retention: a going run holds the place it came from.
+        public var keptInUse: Int = 0
+        /// Of those kept inside retention, how many are soft-deleted sites (`delete` runs).
+        public var keptSoftDeleted: Int = 0
         public var dryRun: Bool
     }
 
@@ -57,10 +61,12 @@ public struct QuarantineManager: Sendable {
     /// a confirmation (`--yes`), since that data may still be wanted back.
     public static let shortRetention: TimeInterval = 86_400
 
-    public func purge(olderThan: DurationSpec?, dryRun: Bool, confirmed: Bool = false, by who: String) async throws -> PurgeResult {
+    /// - Parameter inUse: whether a going run holds an entry's original path (kept then).
+    public func purge(inUse: @Sendable (String) -> Bool = { _ in false }, olderThan: DurationSpec?, dryRun: Bool, confirmed: Bool = false,
+                      by who: String) async throws -> PurgeResult {
         let now = clock.now()
         var purged: [Entry] = []
-        var insideRetention = 0, younger = 0
+        var insideRetention = 0, younger = 0, busy = 0, softDeleted = 0
         let records = try await ledger.quarantine(includePurged: false)
         let entries = try await list()
         let due = zip(records, entries).filter { _, entry in
@@ -74,8 +80,13 @@ public struct QuarantineManager: Sendable {
         }
         for (record, entry) in zip(records, entries) {
             let oldEnough = olderThan.map { entry.ageSeconds >= Double($0.seconds) } ?? true
-            guard entry.purgeable else { insideRetention += 1; continue }
+            guard entry.purgeable else {
+                insideRetention += 1
+                if record.reason == "delete" { softDeleted += 1 }
+                continue
+            }
             guard oldEnough else { younger += 1; continue }
+            guard !inUse(record.originalPath) else { busy += 1; continue }
             if !dryRun {
                 try Self.remove(record.path)
                 var record = record
@@ -87,7 +98,11 @@ public struct QuarantineManager: Sendable {
             purged.append(entry)
         }
         try await ledger.flush()
-        return PurgeResult(purged: purged, kept: insideRetention + younger, keptInsideRetention: insideRetention, keptYounger: younger, dryRun: dryRun)
+        var result = PurgeResult(purged: purged, kept: insideRetention + younger + busy, keptInsideRetention: insideRetention,
+                                 keptYounger: younger, dryRun: dryRun)
+        result.keptInUse = busy
+        result.keptSoftDeleted = softDeleted
+        return result
     }
 
     /// Removes a quarantined tree without following links.

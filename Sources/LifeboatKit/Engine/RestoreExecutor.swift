@@ -7,6 +7,9 @@ public struct RestoreExecutor: JobExecutor {
     public init() {}
 
     public func execute(_ context: JobContext, observer: any JobObserver) async throws -> JobResult {
+        // A delete run's jobs go through the same lifecycle; only the work differs.
+        if context.run.mode == .delete { return try await SoftDeleteExecutor().execute(context, observer: observer) }
+        if context.job.fromQuarantine { return try await SoftDeleteExecutor().restoreFromQuarantine(context, observer: observer) }
         let job = context.job, plan = context.plan
         guard let snapshot = context.snapshot else {
             throw JobError(.noSnapshot, "no snapshot of \(job.name) taken at or before \(Timestamp.iso(context.run.asOf))")
@@ -112,6 +115,8 @@ public struct RestoreExecutor: JobExecutor {
     }
 
     public func recover(_ context: JobContext, observer: any JobObserver) async throws -> RecoveryOutcome {
+        if context.run.mode == .delete { return try await SoftDeleteExecutor().recover(context, observer: observer) }
+        if context.job.fromQuarantine { return SoftDeleteExecutor().recoverFromQuarantine(context) }
         let job = context.job
         guard let stagingPath = job.stagingPath else { return .restart }
         guard let recorded = job.commitIdentity.flatMap(FileIdentity.init(parsing:)) else {

@@ -24,6 +24,12 @@ public struct Rollback: Sendable {
         /// True when the restored tree had been changed since the restore (rolled back with
         /// `--force`): those changes are in `quarantined` too.
         public var changedSinceRestore = false
+        /// Undelete (rollback of a delete run): how long putting the data back took (its RTO).
+        public var seconds: Double?
+        /// Undelete: whether the tree back in place is identical to the one deleted (`TreeDigest`).
+        public var identical: Bool?
+        /// Undelete with `--force-aside`: where the data re-created at the target since went.
+        public var aside: String?
     }
 
     public struct Refusal: LifeboatError {
@@ -36,7 +42,8 @@ public struct Rollback: Sendable {
     ///   goes to quarantine like any restored data, and the outcome says so).
     public func rollback(runId: String, site: String?, product: String?, force: Bool = false, by who: String) async throws -> [Outcome] {
         guard let run = try await ledger.run(id: runId) else { throw Refusal(message: "no run \(runId) in the ledger") }
-        guard run.mode == .restore else { throw Refusal(message: "run \(runId) is a\(run.mode == .exercise ? "n exercise" : " dry run"); only restores can be rolled back") }
+        if run.mode == .delete { return try await undelete(run, site: site, product: product, forceAside: force, by: who) }
+        guard run.mode == .restore else { throw Refusal(message: "run \(runId) is a\(run.mode == .exercise ? "n exercise" : " dry run"); only restores and deletes can be rolled back") }
         let jobs = try await ledger.jobs(runId: runId).filter {
             $0.state == .succeeded || ($0.state == .failed && $0.errorCode == JobError.Code.hook.rawValue) // committed, post_restore failed
         }.filter { site == nil || $0.site == site } .filter { product == nil || $0.product == product }

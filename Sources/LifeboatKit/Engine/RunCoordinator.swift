@@ -270,8 +270,9 @@ final class RunCoordinator {
     }
 
     private func gatePasses(_ wave: Int) async throws -> Bool {
-        guard wave < plan.waves.count || wave < run.totalWaves else { return true }
-        let gate = wave < plan.waves.count ? plan.waves[wave].gate : WaveGate()
+        let specs = plan.waveSpecs(for: run.mode)
+        guard wave < specs.count || wave < run.totalWaves else { return true }
+        let gate = wave < specs.count ? specs[wave].gate : WaveGate()
         let jobs = scheduler.jobs.filter { $0.wave == wave }
         let failures = jobs.filter { $0.state == .failed }.count
         guard !gate.passes(failures: failures, jobs: jobs.count) else { return true }
@@ -281,6 +282,7 @@ final class RunCoordinator {
         let message = "wave \(wave + 1) gate failed: \(failures) of \(jobs.count) job(s) failed"
             + (gate.maxFailures.map { " (max_failures \($0))" } ?? "")
             + (gate.maxFailureRatio.map { " (max_failure_ratio \($0))" } ?? "")
+            + (run.mode == .delete && !plan.wavesDeclared ? " (a delete's canary wave)" : "")
         run.state = .halted
         run.note = HaltNotice.note(gate: message)
         try await saveRun(event: message)
@@ -315,11 +317,13 @@ final class RunCoordinator {
     /// One job with its retries. Never throws: every outcome is a job state.
     private static func runJob(_ context: JobContext, retry: RetryPolicy, retention: TimeInterval, protected: ProtectedTrees?,
                                env: RunEnvironment, control: RunControl) async -> JobRecord {
-        let tracker = JobTracker(job: context.job, retention: retention, ledger: env.ledger, bus: env.bus, clock: env.clock)
+        let tracker = JobTracker(job: context.job, retention: retention, ledger: env.ledger, bus: env.bus, clock: env.clock,
+                                 quarantineReason: context.run.mode == .delete ? "delete" : "restore")
         var logger = env.logger
         logger[metadataKey: "job"] = "\(context.job.name)"
         do {
-            guard context.snapshot != nil else {
+            // A delete moves what is there; it reads no snapshot.
+            guard context.snapshot != nil || context.run.mode == .delete else {
                 throw JobError(.noSnapshot, "no snapshot of \(context.job.name) taken at or before \(Timestamp.iso(context.run.asOf))")
             }
             // Where the destination really is now, symbolic links followed at every level.
@@ -327,7 +331,7 @@ final class RunCoordinator {
                 let resolved = ResolvedPath.of(context.job.destination)
                 let exercise = context.run.mode == .exercise
                 if let why = exercise ? protected.exerciseRefusal(resolved) : protected.restoreRefusal(resolved) {
-                    throw JobError(.sandbox, "\(context.job.name): \(exercise ? "exercise" : "restore") destination \(context.job.destination) \(why); refusing to touch it"
+                    throw JobError(.sandbox, "\(context.job.name): \(exercise ? "exercise" : context.run.mode.rawValue) destination \(context.job.destination) \(why); refusing to touch it"
                                    + (exercise ? ": exercises never write into production, backups or Lifeboat's state" : ""))
                 }
             }
@@ -372,6 +376,9 @@ final class RunCoordinator {
                         job.rtoSeconds = job.finishedAt!.timeIntervalSince(context.run.declaredAt)
                         job.rtoMet = context.run.rtoObjectiveSeconds.map { job.rtoSeconds! <= $0 }
                     }
+                    if finished.state == .succeeded, finished.fromQuarantine, let path = finished.snapshotPath {
+                        try await closeSoftDelete(path, job: finished, env: env)
+                    }
                     return try await conclude(finished, env: env, logger: logger)
                 } catch let error as JobError where error.isTransient && attempt < retry.attempts && !control.isCancelled {
                     let job = tracker.job
@@ -404,6 +411,17 @@ final class RunCoordinator {
         }
     }
 
+    /// The soft-deleted data a restore took back is no longer in quarantine: its entry is closed
+    /// (so undelete and purge know), with an event saying which run took it.
+    static func closeSoftDelete(_ path: String, job: JobRecord, env: RunEnvironment) async throws {
+        let now = env.clock.now()
+        guard var entry = try await env.ledger.quarantine(includePurged: false).first(where: { $0.path == path && $0.reason == "delete" }) else { return }
+        entry.purgedAt = now
+        try await env.ledger.updateQuarantine(entry)
+        env.ledger.postEvent(LedgerEvent(runId: entry.runId, jobId: entry.jobId, at: now, kind: "quarantine.restored",
+                                         message: "\(job.name): the soft-deleted data at \(path) was renamed back to \(job.destination) by restore run \(job.runId)"))
+    }
+
     private static func conclude(_ job: JobRecord, env: RunEnvironment, logger: Logger) async throws -> JobRecord {
         try await env.ledger.updateJob(job)
         if job.state == .succeeded { CrashPoint.afterLedgerCommit.hit() }
@@ -426,7 +444,8 @@ final class RunCoordinator {
             var job = job
             if job.state.isActive {
                 let tracker = JobTracker(job: job, retention: plan.quarantine.retention.timeInterval,
-                                         ledger: env.ledger, bus: env.bus, clock: env.clock)
+                                         ledger: env.ledger, bus: env.bus, clock: env.clock,
+                                         quarantineReason: run.mode == .delete ? "delete" : "restore")
                 let outcome: RecoveryOutcome
                 do {
                     outcome = try await env.executor.recover(makeContext(for: job), observer: tracker)
@@ -445,11 +464,14 @@ final class RunCoordinator {
                 case .committed(let quarantine):
                     job.state = .succeeded
                     if run.mode == .restore { job.treeDigest = job.treeDigest ?? TreeDigest.of(job.destination) }
+                    // A delete's tree is fingerprinted where it went, for undelete to compare.
+                    if run.mode == .delete, let moved = quarantine ?? job.quarantinePath { job.treeDigest = job.treeDigest ?? TreeDigest.of(moved) }
                     job.finishedAt = now
                     job.quarantinePath = quarantine ?? job.quarantinePath
                     job.stagingPath = nil
                     job.rtoSeconds = job.finishedAt!.timeIntervalSince(run.declaredAt)
                     job.rtoMet = run.rtoObjectiveSeconds.map { job.rtoSeconds! <= $0 }
+                    if job.fromQuarantine, let path = job.snapshotPath { try await Self.closeSoftDelete(path, job: job, env: env) }
                     env.ledger.postEvent(LedgerEvent(runId: run.id, jobId: job.id, at: now, kind: "job.recovered",
                                                      message: "\(job.name): commit found in place after restart; not redone"))
                 case .restart:

@@ -18,6 +18,19 @@ public struct RunFinisher: Sendable {
 
     /// Writes the report and, when pending, cleans the sandbox. Returns the run as recorded then.
     public func finished(_ run: RunRecord, plan: Plan?) async -> RunRecord {
+        var run = run
+        // The rehearsal of a delete comes before the report, which shows it.
+        if run.mode == .exercise, run.rehearse == "delete", run.state == .succeeded {
+            let outcome = await DeleteRehearsal.run(run, plan: plan, ledger: ledger)
+            if !outcome.problems.isEmpty {
+                run.state = .failed
+                run.note = "rehearsal of delete failed: " + outcome.problems.prefix(5).joined(separator: "; ")
+            }
+            run.note = run.note ?? String(format: "rehearsal of delete passed: %d target(s) byte-identical after undelete, undelete RTO max %.3f s",
+                                          outcome.identical, outcome.undeleteSeconds.max() ?? 0)
+            try? await ledger.updateRun(run)
+            try? await ledger.flush()
+        }
         do {
             let path = try await ReportBuilder.write(runId: run.id, ledger: ledger, directory: reportsDirectory, now: Date())
             logger.info("report written", metadata: ["run.id": "\(run.id)", "path": "\(path)"])

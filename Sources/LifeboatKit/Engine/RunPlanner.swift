@@ -61,6 +61,7 @@ public enum RunPlanner {
             rpoObjectiveSeconds: plan.objectives.rpo.map { Double($0.seconds) },
             totalWaves: waves.count, seed: seed, keepSandbox: request.keepSandbox)
         run.state = .pending
+        run.rehearse = request.mode == .exercise ? request.rehearse : nil
 
         let template = request.mode == .exercise ? plan.sandbox! : plan.target
         var jobs: [JobRecord] = []

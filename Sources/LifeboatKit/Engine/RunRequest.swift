@@ -18,6 +18,14 @@ public struct RunRequest: Sendable {
     public var seed: Int64?
     public var keepSandbox: Bool
     public var startedBy: String
+    /// Why (`delete --reason`), recorded on the run.
+    public var reason: String?
+    /// An exercise rehearses this after its restore (`delete`).
+    public var rehearse: String?
+    /// A restore takes every job's data from snapshots even where soft-deleted data is in quarantine.
+    public var fromSnapshots = false
+    /// A delete's products (default: every product of the plan with data at the site).
+    public var products: [String]?
 
     public init(plan: Plan, mode: RunMode, sites: [String]? = nil, incidentAt: Date? = nil, asOf: Date? = nil,
                 declaredAt: Date? = nil, scale: Int? = nil, seed: Int64? = nil, keepSandbox: Bool = false, startedBy: String = "cli") {

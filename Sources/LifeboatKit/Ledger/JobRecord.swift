@@ -61,6 +61,15 @@ public struct JobRecord: Sendable, Codable, Hashable, Identifiable {
     /// The committed tree's names, types, modes, sizes and modification times (`TreeDigest`),
     /// taken once the job's own work on it was done: rollback refuses a tree changed since.
     public var treeDigest: String?
+    /// Where a restore job's data comes from: `snapshot` (an archive) or `quarantine` (the
+    /// unpurged data of a soft delete, renamed back: RPO 0 relative to the deletion).
+    public var source: String?
+
+    public static let sourceSnapshot = "snapshot"
+    public static let sourceQuarantine = "quarantine"
+
+    /// Whether the job puts soft-deleted data back (`snapshotPath` is then that quarantine path).
+    public var fromQuarantine: Bool { source == Self.sourceQuarantine }
 
     public init(runId: String, site: String, product: String, wave: Int, priority: Int, productOrder: Int, destination: String) {
         self.runId = runId

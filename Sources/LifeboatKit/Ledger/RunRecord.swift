@@ -8,6 +8,8 @@ public enum RunMode: String, Sendable, Codable, CaseIterable {
     case exercise
     /// Resolves everything and forecasts; writes nothing.
     case dryRun = "dry-run"
+    /// Soft delete: each selected target moves into quarantine (DESIGN.md "Soft deletes").
+    case delete
 }
 
 public enum RunState: String, Sendable, Codable, CaseIterable {
@@ -56,6 +58,11 @@ public struct RunRecord: Sendable, Codable, Hashable {
     /// An exercise's sandbox cleanup after its report: `pending` (a restart resumes it), `done`,
     /// `failed: why`, or nil when there is none (restores, kept sandboxes).
     public var cleanup: String?
+    /// Why the operator started it (`delete --reason`), as given.
+    public var reason: String?
+    /// An exercise's rehearsal after its restore: `delete` (soft-delete and undelete the sandbox
+    /// targets, proving the trees byte-identical).
+    public var rehearse: String?
 
     public init(id: String, plan: String, planPath: String?, mode: RunMode, state: RunState = .pending,
                 declaredAt: Date, incidentAt: Date, asOf: Date, createdAt: Date, startedBy: String,

@@ -102,6 +102,16 @@ extension SQLiteLedger {
             // An exercise's sandbox cleanup: pending, done or failed (a restart resumes pending).
             try db.alter(table: "runs") { t in t.add(column: "cleanup", .text) }
         }
+        migrator.registerMigration("v3") { db in
+            // Why an operator started a run (`delete --reason`): who, when and why are evidence.
+            try db.alter(table: "runs") { t in
+                t.add(column: "reason", .text)
+                // An exercise's rehearsal (`--rehearse delete`).
+                t.add(column: "rehearse", .text)
+            }
+            // Where a restore job's data came from: snapshot, or quarantine (a soft delete's data).
+            try db.alter(table: "jobs") { t in t.add(column: "source", .text) }
+        }
         return migrator
     }
 }
@@ -145,6 +155,7 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
         quarantinePath = row["quarantine_path"]
         hookOutput = row["hook_output"]
         treeDigest = row["tree_digest"]
+        source = row["source"]
     }
 
     public func encode(to container: inout PersistenceContainer) {
@@ -178,6 +189,7 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
         container["quarantine_path"] = quarantinePath
         container["hook_output"] = hookOutput
         container["tree_digest"] = treeDigest
+        container["source"] = source
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }

@@ -139,6 +139,7 @@ public final class SQLiteLedger: Ledger {
                        COALESCE(SUM((julianday(j.finished_at) - julianday(j.started_at)) * 86400.0), 0)
                 FROM jobs j JOIN runs r ON r.id = j.run_id
                 WHERE j.state = 'succeeded' AND j.started_at IS NOT NULL AND j.finished_at IS NOT NULL
+                  AND r.mode IN ('restore', 'exercise') AND (j.source IS NULL OR j.source = 'snapshot')
                 """
             var arguments: StatementArguments = []
             if let plan {
@@ -162,7 +163,9 @@ public final class SQLiteLedger: Ledger {
 
     public func bytesRestored(since date: Date) async throws -> Int64 {
         try await queue.read { db in
-            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM jobs WHERE state = 'succeeded' AND finished_at >= ?",
+            // A delete's moved bytes are not restored bytes.
+            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM jobs WHERE state = 'succeeded' AND finished_at >= ? "
+                               + "AND run_id NOT IN (SELECT id FROM runs WHERE mode = 'delete')",
                                arguments: [date]) ?? 0
         }
     }

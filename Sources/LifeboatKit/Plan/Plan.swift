@@ -39,8 +39,23 @@ public struct Plan: Sendable {
     public var marks: [String: SourceMark] = [:]
     /// What is allowed but worth a second look (a retention under a day).
     public var warnings: [Diagnostic] = []
+    /// Limits on one soft delete (`delete: { max_sites: N }`).
+    public var delete = DeletePolicy()
+    /// `sha256:<hex>` of the plan's text as loaded: a delete's confirmation token covers it, so a
+    /// plan changed between `--dry-run` and `--confirm` changes the token.
+    public var version = ""
+    /// Whether the plan declares `waves:` (without, a restore has one wave of everything and a
+    /// delete a canary first).
+    public var wavesDeclared = false
 
     public func product(named name: String) -> ProductSpec? { products.first { $0.name == name } }
+}
+
+/// `delete: { max_sites: N }`: at most N sites in one soft delete (nil: no cap).
+public struct DeletePolicy: Sendable, Hashable {
+    public var maxSites: Int?
+
+    public init(maxSites: Int? = nil) { self.maxSites = maxSites }
 }
 
 public struct QuarantinePolicy: Sendable, Hashable {
@@ -163,6 +178,8 @@ public struct ArchiveLimits: Sendable, Hashable {
 public struct ExerciseSchedule: Sendable, Hashable {
     public var exercise: CronExpression
     public var scale: ExerciseScale
+    /// `rehearse: delete`: each scheduled exercise also rehearses a soft delete and undelete.
+    public var rehearse: String? = nil
 }
 
 /// Sites in the first exercise and the growth per exercise, capped at all sites.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Yams
 
@@ -19,6 +20,7 @@ public enum PlanLoader {
         try reader.throwIfErrors()
         guard var plan else { throw DiagnosticsError([Diagnostic(file: path, line: 1, column: 1, message: "cannot load plan")]) }
         plan.sourcePath = absolute
+        plan.version = version(of: (try? Data(contentsOf: URL(fileURLWithPath: absolute))) ?? Data())
         return plan
     }
 
@@ -32,8 +34,14 @@ public enum PlanLoader {
         let defaultName = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         let plan = decode(root, reader: reader, defaultName: defaultName, baseDirectory: baseDirectory)
         try reader.throwIfErrors()
-        guard let plan else { throw DiagnosticsError([Diagnostic(file: file, line: 1, column: 1, message: "cannot load plan")]) }
+        guard var plan else { throw DiagnosticsError([Diagnostic(file: file, line: 1, column: 1, message: "cannot load plan")]) }
+        plan.version = version(of: Data(text.utf8))
         return plan
+    }
+
+    /// `sha256:<hex>` of a plan's bytes.
+    static func version(of data: Data) -> String {
+        "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
     // MARK: Decoding
@@ -95,6 +103,7 @@ public enum PlanLoader {
             o.finish()
         }
 
+        let wavesDeclared = doc.has("waves")
         let waves = decodeWaves(&doc, reader: reader)
 
         var retry = RetryPolicy()
@@ -130,6 +139,10 @@ public enum PlanLoader {
         var schedule: ExerciseSchedule?
         if var s = doc.mapping("schedule") {
             var scale = ExerciseScale()
+            var rehearse: String?
+            if let (text, node) = s.string("rehearse") {
+                if text == "delete" { rehearse = text } else { reader.error(at: node, "schedule.rehearse must be \"delete\", found \"\(text)\"") }
+            }
             if var sc = s.mapping("scale") {
                 if let start = sc.int("start", range: 1...1_000_000) { scale.start = start }
                 if let factor = sc.double("factor", range: 1...1_000) { scale.factor = factor }
@@ -137,7 +150,7 @@ public enum PlanLoader {
             }
             if let (text, node) = s.string("exercise") {
                 do {
-                    schedule = ExerciseSchedule(exercise: try CronExpression(text), scale: scale)
+                    schedule = ExerciseSchedule(exercise: try CronExpression(text), scale: scale, rehearse: rehearse)
                 } catch {
                     reader.error(at: node.mark(atOffset: error.offset), "schedule.exercise: \(error.message)")
                 }
@@ -145,6 +158,12 @@ public enum PlanLoader {
                 reader.error(at: s.node, "schedule needs \"exercise\" (a 5-field cron expression or @quarterly, @monthly, …)")
             }
             s.finish()
+        }
+
+        var delete = DeletePolicy()
+        if var d = doc.mapping("delete") {
+            delete.maxSites = d.int("max_sites", range: 1...1_000_000)
+            d.finish()
         }
 
         let notify = command(&doc, "notify", path: "notify", reader: reader, allowed: [.run],
@@ -185,7 +204,7 @@ public enum PlanLoader {
             target: target, sandbox: sandbox, quarantine: quarantine, sites: sites, products: products,
             concurrency: concurrency, objectives: objectives, waves: waves, retry: retry, verify: verify,
             limits: limits, unsafeEntries: unsafeEntries, preserveOwnership: preserveOwnership,
-            hookTimeout: hookTimeout, schedule: schedule, notify: notify, marks: marks, warnings: warnings
+            hookTimeout: hookTimeout, schedule: schedule, notify: notify, marks: marks, warnings: warnings, delete: delete, wavesDeclared: wavesDeclared
         )
     }
 

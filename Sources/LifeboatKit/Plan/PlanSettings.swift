@@ -54,6 +54,8 @@ public struct PlanSettings: Codable, Sendable, Hashable {
     public var quarantineRetentionSeconds: Int64
     public var schedule: String?
     public var notify: [String]?
+    /// `delete.max_sites`: at most this many sites in one soft delete (nil: no cap).
+    public var deleteMaxSites: Int?
 
     public init(_ plan: Plan) {
         name = plan.name
@@ -76,6 +78,7 @@ public struct PlanSettings: Codable, Sendable, Hashable {
         quarantineRetentionSeconds = plan.quarantine.retention.seconds
         schedule = plan.schedule?.exercise.text
         notify = plan.notify
+        deleteMaxSites = plan.delete.maxSites
     }
 
     /// One line for people: `concurrency 8, retry 3 × 10s, checksum required, limits 500 GiB / 10000000 entries, …`.

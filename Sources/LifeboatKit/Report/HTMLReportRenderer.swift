@@ -64,7 +64,7 @@ struct HTMLReportRenderer {
         out += "<header class=\"verdict \(v.status.rawValue)\">\n"
         out += "<div class=\"title\">\(mark) \(h(v.title))</div>\n"
         out += "<div class=\"headline\">\(h(v.headline))</div>\n"
-        var context = "\(run.mode == .exercise ? "DR exercise" : run.mode == .dryRun ? "Dry run" : "Restore") of plan <b>\(h(run.plan))</b>"
+        var context = "\(run.mode == .exercise ? "DR exercise" : run.mode == .dryRun ? "Dry run" : run.mode == .delete ? "Soft delete" : "Restore") of plan <b>\(h(run.plan))</b>"
         context += " · run \(h(run.id)) · state <b>\(h(run.state.rawValue))</b>"
         if let note = run.note { context += ": \(h(note))" }
         context += " · declared \(h(ReportText.time(run.declaredAt)))"
@@ -237,6 +237,7 @@ struct HTMLReportRenderer {
             ("Waves", "\(run.totalWaves)"),
         ]
         if let seed = run.seed { facts.append(("Sample seed", "\(seed)")) }
+        if let reason = run.reason { facts.append(("Reason", reason)) }
         if run.mode == .exercise { facts.append(("Sandbox data", run.keepSandbox ? "kept" : "removed after the report")) }
         if let root = ReportText.snapshotRoot(doc.jobs) { facts.append(("Snapshots under", root)) }
         out += "<section id=\"run\">\n<h2>Run</h2>\n<dl class=\"facts\">\n"

@@ -37,6 +37,7 @@ struct MarkdownReportRenderer {
         out += "\n"
         out += "- **Started by** \(e(run.startedBy))"
         if let seed = run.seed { out += " · **sample seed** \(seed)" }
+        if let reason = run.reason { out += " · **reason** \(e(reason))" }
         out += "\n"
         out += "- **Declared** \(ReportText.time(run.declaredAt)) · **incident** \(ReportText.time(run.incidentAt))"
         out += " · **snapshots as of** \(ReportText.time(run.asOf))\n"

@@ -14,7 +14,8 @@ extension ReportDocument {
         self.run = Run(id: run.id, plan: run.plan, planPath: run.planPath, mode: run.mode, state: run.state,
                        startedBy: run.startedBy, declaredAt: run.declaredAt, incidentAt: run.incidentAt, asOf: run.asOf,
                        createdAt: run.createdAt, startedAt: run.startedAt, finishedAt: run.finishedAt,
-                       totalWaves: run.totalWaves, seed: run.seed, keepSandbox: run.keepSandbox, note: run.note)
+                       totalWaves: run.totalWaves, seed: run.seed, keepSandbox: run.keepSandbox, note: run.note,
+                       reason: run.reason)
         objectives = Objectives(rtoSeconds: run.rtoObjectiveSeconds, rpoSeconds: run.rpoObjectiveSeconds)
         verdict = ReportVerdict(run: run, jobs: jobs, now: generatedAt)
         overall = Group(name: "all", summary.overall)
@@ -95,7 +96,8 @@ extension ReportDocument.Job {
                   startedAt: job.startedAt, finishedAt: job.finishedAt, durationSeconds: job.duration,
                   rpoSeconds: job.rpoSeconds, rpoMet: job.rpoMet, rtoSeconds: job.rtoSeconds, rtoMet: job.rtoMet,
                   bytes: job.bytes, entries: job.entries, archiveBytes: job.archiveBytes, skippedEntries: job.skippedEntries,
-                  errorCode: job.errorCode, error: job.error, quarantinePath: job.quarantinePath)
+                  errorCode: job.errorCode, error: job.error, quarantinePath: job.quarantinePath,
+                  source: job.source)
     }
 
     /// `acme/jira`

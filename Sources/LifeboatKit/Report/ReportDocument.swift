@@ -58,6 +58,8 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         public var seed: Int64?
         public var keepSandbox: Bool
         public var note: String?
+        /// Why the operator started it (`delete --reason`).
+        public var reason: String?
     }
 
     /// The plan's objectives at the time the run was created.
@@ -128,6 +130,8 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         public var errorCode: String?
         public var error: String?
         public var quarantinePath: String?
+        /// `snapshot` or `quarantine` (a soft delete's data renamed back).
+        public var source: String?
     }
 
     /// A job that was not restored, and why.

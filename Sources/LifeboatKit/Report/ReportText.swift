@@ -114,6 +114,7 @@ enum ReportText {
     /// layout's `<root>/<site>/<product>/<file>`, else the path relative to `root`, else in full.
     static func snapshot(_ job: ReportDocument.Job, root: String?) -> String {
         guard let path = job.snapshotPath else { return "-" }
+        if job.source == JobRecord.sourceQuarantine { return "soft-deleted data from quarantine: \(path)" }
         guard let root, path.hasPrefix(root + "/") else { return path }
         let relative = String(path.dropFirst(root.count + 1))
         let prefix = "\(job.site)/\(job.product)/"

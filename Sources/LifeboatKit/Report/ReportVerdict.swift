@@ -82,14 +82,16 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
         }
 
         var parts: [String] = []
+        // A delete's jobs move data into quarantine: never call that "restored".
+        let done = run.mode == .delete ? "soft-deleted" : "restored"
         if self.jobs == 0 {
-            parts.append("no jobs")
+            parts.append(run.mode == .delete && run.note?.hasPrefix("refused") == true ? "refused: nothing moved" : "no jobs")
         } else if notRestored > 0 {
-            parts.append("\(notRestored) of \(self.jobs) jobs not restored")
+            parts.append("\(notRestored) of \(self.jobs) jobs not \(done)")
         } else if unfinished > 0 {
-            parts.append("\(succeeded) of \(self.jobs) jobs restored, \(unfinished) to go")
+            parts.append("\(succeeded) of \(self.jobs) jobs \(done), \(unfinished) to go")
         } else {
-            parts.append("all \(self.jobs) jobs restored")
+            parts.append("all \(self.jobs) jobs \(done)")
         }
         if let objective = run.rtoObjectiveSeconds {
             parts.append("RTO \(DurationSpec.format(seconds: objective)) \(rto.rawValue)")

@@ -62,7 +62,9 @@ public final class Scheduler: Service {
                 record.exercises += 1
                 try await ledger.saveSchedule(record)
                 do {
-                    let run = try await fire(RunRequest(plan: entry.plan, mode: .exercise, scale: sites, startedBy: "scheduler"))
+                    var request = RunRequest(plan: entry.plan, mode: .exercise, scale: sites, startedBy: "scheduler")
+                    request.rehearse = entry.plan.schedule?.rehearse
+                    let run = try await fire(request)
                     logger.notice("scheduled exercise started", metadata: ["plan": "\(entry.plan.name)", "run.id": "\(run.id)"])
                 } catch {
                     logger.error("scheduled exercise could not start", metadata: ["plan": "\(entry.plan.name)", "error": "\(error)"])

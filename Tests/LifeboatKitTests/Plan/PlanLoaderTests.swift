@@ -102,7 +102,7 @@ import Testing
 
     @Test func unknownKeyNamesLineAndColumn() {
         #expect(problems(variant("concurrency: 8\n", "concurrency: 8\nconcurency: 4\n"))
-                == [#"20:1: unknown key "concurency" in the document (did you mean "concurrency"?); expected one of "concurrency", "description", "hook_timeout", "limits", "name", "notify", "objectives", "preserve_ownership", "products", "quarantine", "retry", "sandbox", "schedule", "sites", "snapshots", "target", "unsafe_entries", "verify", "waves""#])
+                == [#"20:1: unknown key "concurency" in the document (did you mean "concurrency"?); expected one of "concurrency", "delete", "description", "hook_timeout", "limits", "name", "notify", "objectives", "preserve_ownership", "products", "quarantine", "retry", "sandbox", "schedule", "sites", "snapshots", "target", "unsafe_entries", "verify", "waves""#])
         #expect(problems(variant("    concurrency: 4\n", "    concurrency: 4\n    cocnurrency: 2\n")).first?.hasPrefix(#"16:5: unknown key "cocnurrency" in products[1]"#) == true)
     }
 

@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+/// Soft deletes in-process with the real executor: the selection's id checks and token, the
+/// delete run, undelete and a restore that starts from the soft-deleted data.
+@Suite struct SoftDeleteTests {
+    /// A fixture with every site restored into production (the targets a delete works on).
+    func restored(sites: Int = 3, planExtra: String = "", name: String = #function) async throws -> DRFixture {
+        let fx = try await DRFixture(sites: sites, planExtra: planExtra, name: name)
+        let (run, _) = try await fx.run(.restore)
+        #expect(run.state == .succeeded)
+        return fx
+    }
+
+    func select(_ fx: DRFixture, _ sites: [String], products: [String]? = nil, plan: Plan? = nil) throws -> DeleteSelection {
+        try DeleteSelection.resolve(plan: plan ?? fx.plan, sites: sites, products: products, protected: nil)
+    }
+
+    @Test func unknownIdsRefuseTheWholeRequestWithHints() async throws {
+        let fx = try await restored()
+        let ids = ["acme", "jira", "20261125-101132-a3f9", "4711", "ACME", "nosuch"]
+        let refusal = try #require(throws: DeleteRefusal.self) { try select(fx, ids) }
+        #expect(refusal.code == .unknownIDs)
+        let why = Dictionary(uniqueKeysWithValues: refusal.unknown.map { ($0.id, $0.why) })
+        // acme is a real target; every other id is listed, each with what it looks like.
+        #expect(Set(why.keys) == ["jira", "20261125-101132-a3f9", "4711", "ACME", "nosuch"], "\(refusal.unknown)")
+        #expect(why["jira"]?.contains("is a product") == true)
+        #expect(why["20261125-101132-a3f9"]?.contains("run id") == true)
+        #expect(why["4711"]?.contains("numeric id") == true)
+        #expect(why["ACME"]?.contains("acme?") == true)
+        #expect(why["nosuch"]?.contains("nothing in the store either") == true)
+        #expect(refusal.message.contains("nothing was moved"))
+        // Nothing moved.
+        #expect(FileSystem.isDirectory(fx.dir.file("out/acme/contacts")))
+    }
+
+    @Test func unknownProductsAndMissingTargetsAreListed() async throws {
+        let fx = try await restored()
+        let refusal = try #require(throws: DeleteRefusal.self) { try select(fx, ["acme"], products: ["contacts", "globex", "jria"]) }
+        #expect(refusal.unknown.map(\.id).sorted() == ["globex", "jria"])
+        #expect(refusal.unknown.first { $0.id == "globex" }?.why.contains("it names a site") == true)
+        // A site whose target of one asked product is gone: that pair is unknown.
+        try FileManager.default.removeItem(atPath: fx.dir.file("out/globex/jira"))
+        let missing = try #require(throws: DeleteRefusal.self) { try select(fx, ["globex"], products: ["contacts", "jira"]) }
+        #expect(missing.unknown.map(\.id) == ["globex/jira"])
+        // Without --products, the products with data there are taken.
+        #expect(try select(fx, ["globex"]).targets.map(\.product) == ["contacts"])
+    }
+
+    @Test func theTokenCoversSelectionPlanAndContent() async throws {
+        let fx = try await restored()
+        let first = try select(fx, ["acme", "globex"])
+        #expect(first.token.hasPrefix("del-"))
+        #expect(first.sites == ["acme", "globex"] && first.targets.count == 4 && first.files > 0 && first.bytes > 0)
+        // Same selection (in any order, with a duplicate): same token.
+        #expect(try select(fx, ["globex", "acme", "acme"]).token == first.token)
+        // Another selection: another token.
+        #expect(try select(fx, ["acme"]).token != first.token)
+        #expect(try select(fx, ["acme", "globex"], products: ["contacts"]).token != first.token)
+        // Another plan version: another token.
+        var edited = fx.plan
+        edited.version = "sha256:another"
+        #expect(try select(fx, ["acme", "globex"], plan: edited).token != first.token)
+        // A target's content changed: another token.
+        fx.dir.write("out/globex/jira/late.txt", "written after the dry run")
+        #expect(try select(fx, ["acme", "globex"]).token != first.token)
+    }
+
+    @Test func maxSitesCapsOneDelete() async throws {
+        let fx = try await restored(planExtra: "delete: { max_sites: 2 }")
+        #expect(fx.plan.delete.maxSites == 2)
+        let refusal = try #require(throws: DeleteRefusal.self) { try select(fx, ["acme", "globex", "initech"]) }
+        #expect(refusal.code == .tooMany && refusal.message.contains("at most 2"))
+        #expect(try select(fx, ["acme", "globex"]).sites.count == 2)
+    }
+
+    @Test func aTargetThatIsALinkIsNeverMoved() async throws {
+        let fx = try await restored()
+        try FileManager.default.moveItem(atPath: fx.dir.file("out/acme/jira"), toPath: fx.dir.file("real-jira"))
+        try FileManager.default.createSymbolicLink(atPath: fx.dir.file("out/acme/jira"), withDestinationPath: fx.dir.file("real-jira"))
+        let refusal = try #require(throws: DeleteRefusal.self) { try select(fx, ["acme"]) }
+        #expect(refusal.code == .unsafe && refusal.message.contains("symbolic link"))
+    }
+
+    @Test func deleteUndeleteAndRestoreFromQuarantine() async throws {
+        let fx = try await restored()
+        let before = try fx.tree("out/acme")
+        let digest = TreeDigest.of(fx.dir.file("out/acme/jira"))
+        let selection = try select(fx, ["acme", "globex"])
+        #expect(selection.waves == [["acme"], ["globex"]], "a canary wave of one site first")
+        var request = RunRequest(plan: fx.plan, mode: .delete, startedBy: "uid 0 (pid 1)")
+        request.reason = "ticket OPS-1"
+        let created = try await fx.engine.createDelete(selection, request: request)
+        let run = try await fx.engine.execute(runId: created.run.id, plan: fx.plan)
+        #expect(run.state == .succeeded && run.reason == "ticket OPS-1" && run.mode == .delete)
+        #expect(!FileManager.default.fileExists(atPath: fx.dir.file("out/acme/jira")))
+        let entries = try await fx.ledger.quarantine(includePurged: false).filter { $0.reason == "delete" }
+        #expect(entries.count == 4 && entries.allSatisfy { FileSystem.isDirectory($0.path) })
+        let jobs = try await fx.ledger.jobs(runId: run.id)
+        #expect(jobs.allSatisfy { $0.state == .succeeded && $0.entries > 0 && $0.treeDigest != nil })
+
+        // Undelete acme: byte-identical.
+        let outcomes = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: "acme", product: nil, by: "test")
+        #expect(outcomes.count == 2 && outcomes.allSatisfy { $0.identical == true && $0.seconds != nil })
+        #expect(try fx.tree("out/acme") == before)
+        #expect(TreeDigest.of(fx.dir.file("out/acme/jira")) == digest)
+        // Again: nothing to undelete.
+        await #expect(throws: Rollback.Refusal.self) {
+            _ = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: "acme", product: nil, by: "test")
+        }
+
+        // A re-created target refuses the undelete of globex/contacts, unless forced aside.
+        fx.dir.write("out/globex/contacts/new.txt", "re-created")
+        let refused = try await #require(throws: Rollback.Refusal.self) {
+            _ = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: "globex", product: "contacts", by: "test")
+        }
+        #expect(refused.message.contains("re-created since the delete") && refused.message.contains("--force-aside"))
+        #expect(try String(contentsOfFile: fx.dir.file("out/globex/contacts/new.txt"), encoding: .utf8) == "re-created")
+
+        // A restore of globex takes jira from quarantine (RPO 0) and contacts (re-created:
+        // present, so not from quarantine) from the archive.
+        let (restore, restoreJobs) = try await fx.run(.restore, sites: ["globex"])
+        #expect(restore.state == .succeeded, "\(restoreJobs.map { $0.error ?? "" })")
+        let jira = try #require(restoreJobs.first { $0.product == "jira" })
+        #expect(jira.source == JobRecord.sourceQuarantine && jira.rpoSeconds == 0)
+        #expect(restoreJobs.first { $0.product == "contacts" }?.source == JobRecord.sourceSnapshot)
+        #expect(FileSystem.isDirectory(fx.dir.file("out/globex/jira")))
+        let open = try await fx.ledger.quarantine(includePurged: false).filter { $0.reason == "delete" }
+        #expect(open.map(\.product) == ["contacts"], "the jira entry is closed: its data is back")
+    }
+
+    @Test func deletersAreTheirOwnRole() {
+        let authorizer = Authorizer(admins: .init(uids: [1000]), deleters: .init(uids: [2000]), daemonUID: 3000)
+        func peer(_ uid: UInt32) -> PeerCredentials { PeerCredentials(pid: 1, uid: uid, gid: 65534) }
+        #expect(authorizer.mayMutate(peer(1000)) && !authorizer.mayDelete(peer(1000)), "an admin is not a deleter")
+        #expect(!authorizer.mayMutate(peer(2000)) && authorizer.mayDelete(peer(2000)))
+        #expect(authorizer.mayMutate(peer(3000)) && !authorizer.mayDelete(peer(3000)), "nor is the daemon's own user")
+        #expect(authorizer.mayDelete(peer(0)))
+        #expect(!authorizer.mayDelete(peer(4000)))
+    }
+
+    @Test func planKeysOfSoftDeletes() throws {
+        let base = "name: p\nsnapshots: /s\ntarget: /t/{site}/{product}\nsandbox: /x/{run}/{site}/{product}\nproducts: [{ name: a }]\n"
+        let plan = try PlanLoader.load(text: base + "delete: { max_sites: 3 }\nschedule: { exercise: \"@weekly\", rehearse: delete }\n",
+                                       file: "p.yaml", baseDirectory: "/")
+        #expect(plan.delete.maxSites == 3 && plan.schedule?.rehearse == "delete" && !plan.wavesDeclared)
+        #expect(plan.waveSpecs(for: .delete).count == 2 && plan.waveSpecs(for: .restore).count == 1)
+        #expect(throws: DiagnosticsError.self) {
+            _ = try PlanLoader.load(text: base + "schedule: { exercise: \"@weekly\", rehearse: restore }\n", file: "p.yaml", baseDirectory: "/")
+        }
+        #expect(throws: DiagnosticsError.self) {
+            _ = try PlanLoader.load(text: base + "delete: { max_sites: 0 }\n", file: "p.yaml", baseDirectory: "/")
+        }
+        // A token changes with the plan's text.
+        let other = try PlanLoader.load(text: base + "delete: { max_sites: 4 }\n", file: "p.yaml", baseDirectory: "/")
+        #expect(other.version != plan.version && other.version.hasPrefix("sha256:"))
+    }
+
+    @Test func fromSnapshotsIgnoresTheQuarantine() async throws {
+        let fx = try await restored(sites: 1)
+        let selection = try select(fx, ["acme"], products: ["jira"])
+        let created = try await fx.engine.createDelete(selection, request: RunRequest(plan: fx.plan, mode: .delete))
+        _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan)
+        var request = RunRequest(plan: fx.plan, mode: .restore, sites: ["acme"])
+        request.fromSnapshots = true
+        let dry = try await fx.engine.dryRun(request)
+        #expect(dry.jobs.allSatisfy { $0.source == JobRecord.sourceSnapshot })
+        request.fromSnapshots = false
+        let fromQuarantine = try await fx.engine.dryRun(request)
+        #expect(fromQuarantine.jobs.first { $0.product == "jira" }?.source == JobRecord.sourceQuarantine)
+    }
+}
