@@ -23,8 +23,11 @@ public struct SoftDeleteExecutor: Sendable {
             throw JobError(.sandbox, "\(job.name): \(destination) is \((st.st_mode & S_IFMT) == S_IFLNK ? "a symbolic link" : "not a directory"); a delete moves only a directory that is really there; nothing was moved")
         }
         let identity = FileIdentity(st)
-        let (bytes, files) = TreeSize.bytesAndFiles(destination)
-        let digest = TreeDigest.of(destination)
+        // Walking the tree is blocking I/O: off Swift concurrency's few threads.
+        let (bytes, files, digest) = try await runBlocking(flag: CancellationFlag()) {
+            let (bytes, files) = TreeSize.bytesAndFiles(destination)
+            return (bytes, files, TreeDigest.of(destination))
+        }
         await observer.staged(identity: identity.description)
         // Durable before anything moves: a restart finds the identity in place or in quarantine.
         try await observer.willCommit()
@@ -90,9 +93,12 @@ public struct SoftDeleteExecutor: Sendable {
             throw JobError(.io, "\(job.name): \(error)")
         }
         CrashPoint.beforeLedgerCommit.hit()
-        let (bytes, files) = TreeSize.bytesAndFiles(destination)
+        let (bytes, files, digest) = try await runBlocking(flag: CancellationFlag()) {
+            let (bytes, files) = TreeSize.bytesAndFiles(destination)
+            return (bytes, files, TreeDigest.of(destination))
+        }
         var result = JobResult(bytes: bytes, entries: files)
-        result.treeDigest = TreeDigest.of(destination)
+        result.treeDigest = digest
         return result
     }
 
