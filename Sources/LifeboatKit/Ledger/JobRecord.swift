@@ -61,6 +61,9 @@ public struct JobRecord: Sendable, Codable, Hashable, Identifiable {
     /// The committed tree's names, types, modes, sizes and modification times (`TreeDigest`),
     /// taken once the job's own work on it was done: rollback refuses a tree changed since.
     public var treeDigest: String?
+    /// The host that ran (or runs) the current attempt: the daemon's `host.name`; nil when no
+    /// attempt started, or for runs from before hosts were recorded.
+    public var host: String?
 
     public init(runId: String, site: String, product: String, wave: Int, priority: Int, productOrder: Int, destination: String) {
         self.runId = runId

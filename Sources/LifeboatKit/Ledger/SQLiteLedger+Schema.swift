@@ -102,6 +102,10 @@ extension SQLiteLedger {
             // An exercise's sandbox cleanup: pending, done or failed (a restart resumes pending).
             try db.alter(table: "runs") { t in t.add(column: "cleanup", .text) }
         }
+        migrator.registerMigration("v3") { db in
+            // The host that ran a job's attempt (one on SQLite; several share a PostgreSQL ledger).
+            try db.alter(table: "jobs") { t in t.add(column: "host", .text) }
+        }
         return migrator
     }
 }
@@ -145,6 +149,7 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
         quarantinePath = row["quarantine_path"]
         hookOutput = row["hook_output"]
         treeDigest = row["tree_digest"]
+        host = row["host"]
     }
 
     public func encode(to container: inout PersistenceContainer) {
@@ -178,6 +183,7 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
         container["quarantine_path"] = quarantinePath
         container["hook_output"] = hookOutput
         container["tree_digest"] = treeDigest
+        container["host"] = host
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
