@@ -12,10 +12,12 @@ public struct RunEnvironment: Sendable {
     public var guardrails: Guardrails
     /// Reports and exercise cleanup when a run ends (nil: neither).
     public var finisher: RunFinisher?
+    /// This daemon's host name, recorded on each job attempt it runs (nil: none recorded).
+    public var host: String?
 
     public init(ledger: any Ledger, executor: any JobExecutor, clock: any LifeboatClock = SystemClock(),
                 bus: EventBus = EventBus(), logger: Logger = Logger(label: "lifeboat"), guardrails: Guardrails = Guardrails(),
-                finisher: RunFinisher? = nil) {
+                finisher: RunFinisher? = nil, host: String? = nil) {
         self.ledger = ledger
         self.executor = executor
         self.clock = clock
@@ -23,6 +25,7 @@ public struct RunEnvironment: Sendable {
         self.logger = logger
         self.guardrails = guardrails
         self.finisher = finisher
+        self.host = host
     }
 }
 
@@ -343,6 +346,7 @@ final class RunCoordinator {
                     job.errorCode = nil
                     job.stagingPath = nil
                     job.commitIdentity = nil
+                    job.host = env.host
                 }
                 // Queued, not awaited: the executor's `reserved` record follows at once and is
                 // durable, carrying this one with it (the group commit keeps order).
