@@ -29,6 +29,13 @@ public protocol SharedLedger: Ledger {
     /// Records a scheduled exercise's fire only if no host recorded one since `previous` was read
     /// (its `exercises` count is the version): true for the one host that fires it.
     func recordFire(_ record: ScheduleRecord, replacing previous: ScheduleRecord) async throws -> Bool
+
+    /// Holds destinations (resolved paths, with their jobs' names) for a run across the fleet,
+    /// all or none: refused (`SafetyRefusal`) when a going run of any host holds one of them, one
+    /// inside one, or one around one. Holds of runs that ended count for nothing, whoever took them.
+    func takeHolds(runId: String, _ destinations: [(path: String, job: String)]) async throws
+    /// Gives back one destination of a run (nil: all of them).
+    func releaseHolds(runId: String, path: String?) async throws
 }
 
 /// This host no longer coordinates the run (its lease expired, another host took it over): what

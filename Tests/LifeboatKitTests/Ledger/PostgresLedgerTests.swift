@@ -274,7 +274,7 @@ struct PostgresLedgerTests {
     }
 
     @Test func aRunIsCoordinatedByOneHostAndTheOneThatLostItIsFenced() async throws {
-        try await withHosts(lease: 3, named: true) { a, b, _ in
+        try await withHosts(lease: 6, named: true) { a, b, _ in
             let (run, jobs) = try await makeRun(a, sites: 1, products: ["p"])
             // The creating host coordinates it; the other's writes are refused.
             #expect(try await b.coordinate(runId: run.id) == "a")
@@ -282,11 +282,11 @@ struct PostgresLedgerTests {
             job.state = .restoring
             await #expect(throws: RunLeaseLost.self) { try await b.updateJob(job) }
             await #expect(throws: RunLeaseLost.self) { try await b.updateRun(run) }
-            try await a.updateJob(job)
             #expect(try await a.renewCoordination() == [run.id])
+            try await a.updateJob(job)
             // a stops renewing (frozen, cut off): past its lease b takes the run over, and a's
             // late writes are refused.
-            try await Task.sleep(for: .milliseconds(3_300))
+            try await Task.sleep(for: .milliseconds(6_300))
             job.state = .committing
             await #expect(throws: RunLeaseLost.self) { try await a.updateJob(job) }
             #expect(try await b.coordinate(runId: run.id) == "b")
@@ -317,6 +317,35 @@ struct PostgresLedgerTests {
             async let y = b.recordFire(record, replacing: armed)
             #expect(try await [x, y].filter { $0 }.count == 1)
             #expect(try await a.schedule(plan: "quarterly") == fired)
+        }
+    }
+
+    @Test func destinationsAreHeldFleetWideWhileTheirRunGoes() async throws {
+        try await withHosts { a, b, _ in
+            var (x, _) = try await makeRun(a, sites: 1)
+            var y = x
+            y.id = "20261125-101132-0002"
+            _ = try await b.createRun(y, jobs: [])
+            try await a.takeHolds(runId: x.id, [("/srv/sites/acme/jira", "acme/jira"), ("/srv/sites/acme/wiki", "acme/wiki")])
+            // Taking them again for the same run is fine.
+            try await a.takeHolds(runId: x.id, [("/srv/sites/acme/jira", "acme/jira")])
+            // Another run, on another host: the same path, one inside, one around are refused, naming the holder.
+            for path in ["/srv/sites/acme/jira", "/srv/sites/acme/jira/data", "/srv/sites/acme"] {
+                await #expect { try await b.takeHolds(runId: y.id, [(path, "y-job")]) } throws: { error in
+                    (error as? SafetyRefusal)?.message.contains("held by job acme/") == true && "\(error)".contains(x.id)
+                }
+            }
+            // A sibling is free; all or none: a refused take holds nothing.
+            await #expect(throws: SafetyRefusal.self) {
+                try await b.takeHolds(runId: y.id, [("/srv/sites/globex/jira", "g"), ("/srv/sites/acme/wiki", "w")])
+            }
+            try await b.takeHolds(runId: y.id, [("/srv/sites/globex/jira", "globex/jira")])
+            // One released, or the run ended: free for the other run.
+            try await a.releaseHolds(runId: x.id, path: "/srv/sites/acme/jira")
+            try await b.takeHolds(runId: y.id, [("/srv/sites/acme/jira", "acme/jira")])
+            x.state = .succeeded
+            try await a.updateRun(x)
+            try await b.takeHolds(runId: y.id, [("/srv/sites/acme/wiki", "acme/wiki")])
         }
     }
 }

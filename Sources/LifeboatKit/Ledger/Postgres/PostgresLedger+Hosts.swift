@@ -138,4 +138,41 @@ extension PostgresLedger: SharedLedger {
             return !updated.isEmpty
         }
     }
+
+    // MARK: Destination holds
+
+    /// Hosts taking holds take turns (the check and the insert are one step).
+    private static let holdsLock: Int64 = 0x4C42_484F_4C44_5321 // "LBHOLDS!"
+
+    public func takeHolds(runId: String, _ destinations: [(path: String, job: String)]) async throws {
+        guard !destinations.isEmpty else { return }
+        let paths = destinations.map(\.path)
+        let around = Array(Set(paths.flatMap { DestinationHolds.ancestors(of: $0) }).union(paths))
+        let going = [RunState.pending, .running, .halted, .interrupted].map(\.rawValue)
+        try await inTransaction("take destination holds") { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.holdsLock))", logger: logger)
+            let rows = try await connection.query("""
+                SELECT h.path, h.run_id, h.job FROM holds h JOIN runs r ON r.id = h.run_id
+                WHERE h.run_id <> \(runId) AND r.state = ANY(\(going))
+                  AND (h.path = ANY(\(around)) OR EXISTS (SELECT 1 FROM unnest(\(paths)::text[]) AS p(path)
+                                                          WHERE starts_with(h.path, p.path || '/')))
+                LIMIT 1
+                """, logger: logger)
+            for try await (path, run, job) in rows.decode((String, String, String).self) {
+                throw SafetyRefusal(message: "destination \(path) is held by job \(job) of run \(run), which is still going (on a host sharing the ledger); "
+                                    + "a destination is restored by one run at a time: wait for run \(run) to finish or cancel it")
+            }
+            try await connection.query("""
+                INSERT INTO holds (path, run_id, job)
+                SELECT * FROM unnest(\(paths)::text[], \(Array(repeating: runId, count: paths.count))::text[], \(destinations.map(\.job))::text[])
+                ON CONFLICT (path) DO UPDATE SET run_id = EXCLUDED.run_id, job = EXCLUDED.job, taken_at = now()
+                """, logger: logger)
+        }
+    }
+
+    public func releaseHolds(runId: String, path: String?) async throws {
+        _ = try await withConnection("release destination holds") { connection in
+            try await connection.query("DELETE FROM holds WHERE run_id = \(runId) AND (\(path)::text IS NULL OR path = \(path))", logger: logger)
+        }
+    }
 }

@@ -170,6 +170,18 @@ extension PostgresLedger {
             "CREATE INDEX claims_on_run_id ON claims (run_id) WHERE released_at IS NULL",
             "CREATE INDEX claims_on_host ON claims (host) WHERE released_at IS NULL",
         ]),
+        (4, "destination holds", [
+            // A destination is restored by one job of one going run at a time, fleet-wide.
+            """
+            CREATE TABLE holds (
+                path text PRIMARY KEY,
+                run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                job text NOT NULL,
+                taken_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE INDEX holds_on_run_id ON holds (run_id)",
+        ]),
     ]
 
     /// The newest schema version this build knows.

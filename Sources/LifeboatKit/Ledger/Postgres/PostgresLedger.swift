@@ -108,7 +108,7 @@ public final class PostgresLedger: Ledger, Service {
 
     func failure(_ operation: String, _ error: any Error) -> any Error {
         if error is Failure || error is RowNotFound || error is SchemaMismatch || error is CancellationError
-            || error is RunLeaseLost || error is LeaseLost || error is HostNameInUse { return error }
+            || error is RunLeaseLost || error is LeaseLost || error is HostNameInUse || error is SafetyRefusal { return error }
         return Failure(operation: operation, url: url, reason: Self.describe(error))
     }
 
