@@ -41,7 +41,10 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     let guardrails = Guardrails(stateDirectory: config.stateDirectory, plans: { plans.plans.map(\.plan) })
     let finisher = RunFinisher(ledger: ledger, reportsDirectory: config.reportsDirectory, logger: logger)
     let engine = Engine(environment: RunEnvironment(ledger: ledger, executor: executor, clock: clock, bus: bus, logger: logger,
-                                                    guardrails: guardrails, finisher: finisher, host: config.hostName))
+                                                    guardrails: guardrails, finisher: finisher,
+                                                    // Recorded on jobs only where several hosts share the ledger: one host's
+                                                    // SQLite ledger and its answers stay as they were.
+                                                    host: config.sharedLedger == nil ? nil : config.hostName))
     let runs = RunManager(engine: engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger)
     let access = AccessControl(Authorizer(admins: config.admins))
     let reload: @Sendable () async -> [PlanRegistry.Problem] = {
