@@ -184,3 +184,19 @@ struct SeveralHostsTests {
         #expect((status["hosts"] as? [[String: Any]])?.first { $0["name"] as? String == "recovery-1" }?["state"] as? String == "lost")
     }
 }
+
+/// Without `ledger:` nothing of the above shows: one host, SQLite, the answers as they were.
+@Suite struct SingleHostUnchangedTests {
+    @Test func statusAndJobsCarryNoHosts() async throws {
+        let daemon = try DaemonHarness(sites: 1)
+        try daemon.start()
+        defer { daemon.stop() }
+        let status = try #require(try JSONSerialization.jsonObject(with: Data(try daemon.cli(["status", "--json"]).stdout.utf8)) as? [String: Any])
+        #expect(status["hosts"] == nil && status["host"] == nil)
+        #expect(status["ledger"] as? String == daemon.ledger)
+        #expect(!(try daemon.cli(["status"]).stdout.contains("host(s) alive")))
+        let id = try daemon.startRestore()
+        #expect(try await daemon.waitForRun(id) == "succeeded")
+        #expect(try daemon.jobs(id).allSatisfy { $0["host"] == nil })
+    }
+}
