@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // zlib, linked from the system (zlib1g-dev).
@@ -38,6 +39,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -61,7 +63,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "LifeboatKitTests", dependencies: ["LifeboatKit"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["LifeboatKit"]),
+        // What both test targets share: a real PostgreSQL server the tests start themselves.
+        .target(name: "LifeboatTestSupport", path: "Tests/Support"),
+        .testTarget(name: "LifeboatKitTests", dependencies: ["LifeboatKit", "LifeboatTestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["LifeboatKit", "LifeboatTestSupport"]),
     ]
 )

@@ -16,6 +16,17 @@ struct StatusCommand: AsyncParsableCommand {
             print("plan problem: \(problem.file)" + (problem.keptPrevious.map { " (serving the previous version of \($0))" } ?? ""))
             for error in problem.errors { print("  \(error)") }
         }
+        if let hosts = status.hosts {
+            // The fleet sharing the ledger: who is alive, how fresh, what each holds.
+            var table = TextTable(["HOST", "STATE", "HEARTBEAT", "PID", "VERSION", "JOBS", "THROUGHPUT"])
+            for host in hosts {
+                table.add([host.name + (host.name == status.host ? " (this)" : ""), host.state,
+                           "\(DurationSpec.format(seconds: max(0, host.heartbeatAgeSeconds))) ago", "\(host.pid)", host.version,
+                           "\(host.claimedJobs)", "\(ByteSize.format(Int64(host.bytesPerSecond)))/s"])
+            }
+            print("\(hosts.filter { $0.state == "alive" }.count) of \(hosts.count) host(s) alive")
+            print(table.render(), terminator: "")
+        }
         if status.runs.isEmpty { print("no runs going"); return }
         var table = TextTable(["RUN", "PLAN", "MODE", "STATE", "DONE", "FAILED", "FORECAST", "NOTE"])
         for run in status.runs {

@@ -151,6 +151,9 @@ public struct ControlHandler: Sendable {
         public var runs: [RunStatus]
         /// Bytes restored in the last minute, per second.
         public var bytesPerSecond: Double
+        /// With a shared (PostgreSQL) ledger: this daemon's host name and every host of the fleet.
+        public var host: String?
+        public var hosts: [HostRecord]?
     }
 
     func status() async throws -> Status { try await RunQueries(context: context).status() }

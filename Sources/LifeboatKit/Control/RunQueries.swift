@@ -22,10 +22,13 @@ public struct RunQueries: Sendable {
         }
         let now = context.clock.now()
         let recent = try await context.ledger.bytesRestored(since: now.addingTimeInterval(-60))
+        var hosts: [HostRecord]?
+        if let shared = context.ledger as? any SharedLedger { hosts = try await shared.hosts() }
         return ControlHandler.Status(version: LifeboatVersion.string, pid: getpid(), startedAt: context.startedAt,
                                      uptimeSeconds: now.timeIntervalSince(context.startedAt), socket: context.config.socket.path,
-                                     ledger: context.config.ledgerPath, plans: context.plans.plans.count, planProblems: context.plans.problems,
-                                     runs: runs, bytesPerSecond: Double(recent) / 60)
+                                     ledger: context.config.ledgerDescription, plans: context.plans.plans.count, planProblems: context.plans.problems,
+                                     runs: runs, bytesPerSecond: Double(recent) / 60,
+                                     host: hosts == nil ? nil : context.config.hostName, hosts: hosts)
     }
 
     /// `run.list`: recent runs, newest first.

@@ -22,7 +22,17 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
                        notifier: SystemdNotifier = SystemdNotifier()) throws -> Daemon {
     try FileSystem.createDirectories(config.stateDirectory, mode: 0o700)
     let lock = try StateLock(stateDirectory: config.stateDirectory)
-    let ledger = try SQLiteLedger(path: config.ledgerPath)
+    // The shared PostgreSQL ledger when configured (its pool is a service), else SQLite.
+    let ledger: any Ledger
+    var ledgerService: (any Service)?
+    if let shared = config.sharedLedger {
+        let postgres = try PostgresLedger(settings: shared, password: try shared.password(), host: config.hostName, logger: logger)
+        ledger = postgres
+        ledgerService = postgres
+        logger.info("shared ledger", metadata: ["ledger": "\(shared.redactedURL)", "host": "\(config.hostName)"])
+    } else {
+        ledger = try SQLiteLedger(path: config.ledgerPath)
+    }
     let plans = PlanRegistry(directory: config.plansDirectory, stateDirectory: config.stateDirectory)
     for problem in plans.reload(now: clock.now()) {
         logger.error("invalid plan", metadata: ["file": "\(problem.file)", "errors": "\(problem.errors.joined(separator: "; "))"])
@@ -31,7 +41,10 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     let guardrails = Guardrails(stateDirectory: config.stateDirectory, plans: { plans.plans.map(\.plan) })
     let finisher = RunFinisher(ledger: ledger, reportsDirectory: config.reportsDirectory, logger: logger)
     let engine = Engine(environment: RunEnvironment(ledger: ledger, executor: executor, clock: clock, bus: bus, logger: logger,
-                                                    guardrails: guardrails, finisher: finisher))
+                                                    guardrails: guardrails, finisher: finisher,
+                                                    // Recorded on jobs only where several hosts share the ledger: one host's
+                                                    // SQLite ledger and its answers stay as they were.
+                                                    host: config.sharedLedger == nil ? nil : config.hostName))
     let runs = RunManager(engine: engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger)
     let access = AccessControl(Authorizer(admins: config.admins, deleters: config.deleters))
     let reload: @Sendable () async -> [PlanRegistry.Problem] = {
@@ -80,10 +93,16 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     var metrics: MetricsService?
     var http: HTTPService?
     if let listen = config.httpListen, let address = MetricsAddress(listen) {
-        let registry = LifeboatMetrics(ledger: ledger, clock: clock)
+        let registry = LifeboatMetrics(ledger: ledger, clock: clock, host: config.sharedLedger == nil ? nil : config.hostName)
         metrics = MetricsService(metrics: registry, events: bus.subscribe(), activeRuns: { runs.activeRuns.map(\.id) })
         http = HTTPService(address: address, routes: WebRoutes(queries: RunQueries(context: context), registry: registry.registry), logger: logger)
         services.insert(contentsOf: [metrics!, http!] as [any Service], at: 1)
+    }
+    // First in the group, so shut down last: runs record their drain before the host says goodbye
+    // and the pool closes.
+    if let ledgerService, let shared = ledger as? any SharedLedger {
+        let host = HostService(ledger: shared, registration: HostRegistration(name: config.hostName, startedAt: clock.now()), logger: logger)
+        services.insert(contentsOf: [ledgerService, host], at: 0)
     }
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(
         services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

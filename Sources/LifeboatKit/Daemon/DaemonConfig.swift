@@ -41,6 +41,12 @@ public struct DaemonConfig: Sendable {
     public var logLevel: Logger.Level = .info
     public var logFormat: LogFormat = .text
     public var maxConcurrentRuns = 2
+    /// The shared PostgreSQL ledger (`ledger: {url, password_file, lease}`); nil (the default):
+    /// the embedded SQLite ledger at `ledgerPath`.
+    public var sharedLedger: PostgresLedgerSettings?
+    /// This daemon's name among the hosts sharing a ledger (`host: {name}`); the machine's host
+    /// name by default.
+    public var hostName: String = DaemonConfig.machineHostName
     /// The file the config was read from, if any.
     public var sourcePath: String?
 
@@ -52,6 +58,15 @@ public struct DaemonConfig: Sendable {
     }
 
     public var ledgerPath: String { DefaultPaths.ledger(in: stateDirectory) }
+    /// Where the ledger is, for status and logs: the SQLite file, or the database URL (no password).
+    public var ledgerDescription: String { sharedLedger?.redactedURL ?? ledgerPath }
+
+    /// `gethostname(2)`, or `localhost` if it fails.
+    public static var machineHostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
     public var reportsDirectory: String { stateDirectory + "/reports" }
 
     /// Loads a config file; relative paths in it are resolved against its directory.
@@ -144,6 +159,36 @@ public struct DaemonConfig: Sendable {
             l.finish()
         }
         if let n = doc.int("max_concurrent_runs", range: 1...64) { config.maxConcurrentRuns = n }
+        if var l = doc.mapping("ledger") {
+            let passwordFile = l.string("password_file").map { absolute($0.0) }
+            let lease = l.duration("lease")
+            if let lease, lease.seconds < 5 || lease.seconds > 3_600, let node = l.keyNode("lease") {
+                reader.error(at: node, "ledger.lease must be between 5s and 1h, found \(lease)")
+            }
+            let connections = l.int("max_connections", range: 2...200)
+            if let (text, node) = l.string("url") {
+                do {
+                    config.sharedLedger = try PostgresLedgerSettings(url: text, passwordFile: passwordFile,
+                                                                     lease: TimeInterval(lease?.seconds ?? Int64(PostgresLedgerSettings.defaultLease)),
+                                                                     maxConnections: connections ?? 10)
+                } catch {
+                    reader.error(at: node, "\(error)")
+                }
+            } else if let node = l.keyNode("password_file") ?? l.keyNode("lease") ?? doc.keyNode("ledger") {
+                reader.error(at: node, "ledger.url is missing: the shared ledger is postgres://USER@HOST:5432/DATABASE (without ledger, the SQLite ledger in state_dir is used)")
+            }
+            l.finish()
+        }
+        if var h = doc.mapping("host") {
+            if let (name, node) = h.string("name") {
+                if name.isEmpty || name.count > 253 || name.contains(where: { $0.isWhitespace || $0.isNewline }) {
+                    reader.error(at: node, "host.name must be a non-empty name without spaces, found \"\(name)\"")
+                } else {
+                    config.hostName = name
+                }
+            }
+            h.finish()
+        }
         doc.finish()
         return config
     }

@@ -19,27 +19,31 @@ public final class LifeboatMetrics: Sendable {
     private let lastForecast = Mutex<[String: Date]>([:])
     /// Each run's mode, read once: a delete's moved bytes are not restored bytes.
     private let modes = Mutex<[String: RunMode]>([:])
+    /// `host="…"` on every series when several hosts share a ledger (each is scraped on its own);
+    /// none on a single host, whose series stay as they were.
+    private let hostLabel: [(String, String)]
 
-    init(ledger: any Ledger, clock: any LifeboatClock) {
+    init(ledger: any Ledger, clock: any LifeboatClock, host: String? = nil) {
         self.ledger = ledger
         self.clock = clock
+        hostLabel = host.map { [("host", $0)] } ?? []
         // Families appear on the first scrape even before any run.
         for state in JobState.allCases where state.isFinal { _ = jobsCounter(state) }
         _ = runsActive
         _ = rtoMissedRuns
     }
 
-    private var runsActive: Gauge { registry.makeGauge(descriptor: metric("lifeboat_runs", "active", "Runs not ended: queued, running, halted")) }
+    private var runsActive: Gauge { registry.makeGauge(descriptor: metric("lifeboat_runs", "active", "Runs not ended: queued, running, halted"), labels: hostLabel) }
     private var rtoMissedRuns: Counter {
-        registry.makeCounter(descriptor: metric("lifeboat_runs_rto_missed", "total", "Runs that ended with their RTO objective missed (a job late or not restored)"))
+        registry.makeCounter(descriptor: metric("lifeboat_runs_rto_missed", "total", "Runs that ended with their RTO objective missed (a job late or not restored)"), labels: hostLabel)
     }
 
     /// The per-run series (forecast, objective, forecast miss); removed when the run ends.
     private func runGauges(_ run: RunRecord) -> (forecast: Gauge, objective: Gauge, miss: Gauge) {
         let labels = [("run", run.id), ("plan", run.plan)]
-        return (registry.makeGauge(descriptor: metric("lifeboat_run_forecast_rto", "seconds", "Forecast RTO of a run's last job from its measured pace"), labels: labels),
-                registry.makeGauge(descriptor: metric("lifeboat_run_rto_objective", "seconds", "The run's RTO objective"), labels: labels),
-                registry.makeGauge(descriptor: metric("lifeboat_run_forecast", "miss", "1 while the run is forecast to miss its RTO objective"), labels: labels))
+        return (registry.makeGauge(descriptor: metric("lifeboat_run_forecast_rto", "seconds", "Forecast RTO of a run's last job from its measured pace"), labels: labels + hostLabel),
+                registry.makeGauge(descriptor: metric("lifeboat_run_rto_objective", "seconds", "The run's RTO objective"), labels: labels + hostLabel),
+                registry.makeGauge(descriptor: metric("lifeboat_run_forecast", "miss", "1 while the run is forecast to miss its RTO objective"), labels: labels + hostLabel))
     }
 
     /// Runs not ended, and their forecasts, afresh: a run whose jobs are slow (or halted) has no
@@ -52,19 +56,19 @@ public final class LifeboatMetrics: Sendable {
     }
 
     private func jobsCounter(_ state: JobState) -> Counter {
-        registry.makeCounter(descriptor: metric("lifeboat_jobs", "total", "Jobs that ended, by final state"), labels: [("state", state.rawValue)])
+        registry.makeCounter(descriptor: metric("lifeboat_jobs", "total", "Jobs that ended, by final state"), labels: [("state", state.rawValue)] + hostLabel)
     }
 
-    private var bytes: Counter { registry.makeCounter(descriptor: metric("lifeboat_restored_bytes", "total", "File bytes restored by succeeded jobs")) }
-    private var entries: Counter { registry.makeCounter(descriptor: metric("lifeboat_restored_entries", "total", "Archive entries restored by succeeded jobs")) }
-    private var throughput: Gauge { registry.makeGauge(descriptor: metric("lifeboat_restore_throughput", "bytes_per_second", "Bytes restored per second over the last minute")) }
+    private var bytes: Counter { registry.makeCounter(descriptor: metric("lifeboat_restored_bytes", "total", "File bytes restored by succeeded jobs"), labels: hostLabel) }
+    private var entries: Counter { registry.makeCounter(descriptor: metric("lifeboat_restored_entries", "total", "Archive entries restored by succeeded jobs"), labels: hostLabel) }
+    private var throughput: Gauge { registry.makeGauge(descriptor: metric("lifeboat_restore_throughput", "bytes_per_second", "Bytes restored per second over the last minute"), labels: hostLabel) }
     /// Succeeded restore and exercise jobs by where their data came from.
     private func sourceCounter(_ source: String) -> Counter {
         registry.makeCounter(descriptor: metric("lifeboat_jobs_by_source", "total", "Succeeded restore jobs by the source of their data: snapshot, or quarantine (a soft delete's data renamed back)"),
-                             labels: [("source", source)])
+                             labels: [("source", source)] + hostLabel)
     }
     private var softDeleted: Counter {
-        registry.makeCounter(descriptor: metric("lifeboat_soft_deleted_targets", "total", "Targets moved into quarantine by delete runs"))
+        registry.makeCounter(descriptor: metric("lifeboat_soft_deleted_targets", "total", "Targets moved into quarantine by delete runs"), labels: hostLabel)
     }
 
     private func mode(of runId: String) async -> RunMode? {
@@ -74,12 +78,12 @@ public final class LifeboatMetrics: Sendable {
         return mode
     }
 
-    private var running: Gauge { registry.makeGauge(descriptor: metric("lifeboat_jobs", "running", "Jobs restoring, verifying or committing")) }
+    private var running: Gauge { registry.makeGauge(descriptor: metric("lifeboat_jobs", "running", "Jobs restoring, verifying or committing"), labels: hostLabel) }
     private var rto: ValueHistogram {
-        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rto", "seconds", "RTO of succeeded jobs: finished − incident declared"), buckets: [60, 300, 900, 1_800, 3_600, 7_200, 14_400, 28_800, 86_400, 259_200])
+        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rto", "seconds", "RTO of succeeded jobs: finished − incident declared"), labels: hostLabel, buckets: [60, 300, 900, 1_800, 3_600, 7_200, 14_400, 28_800, 86_400, 259_200])
     }
     private var rpo: ValueHistogram {
-        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rpo", "seconds", "RPO of jobs: incident − snapshot taken-at"), buckets: [900, 3_600, 14_400, 43_200, 86_400, 172_800, 604_800])
+        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rpo", "seconds", "RPO of jobs: incident − snapshot taken-at"), labels: hostLabel, buckets: [900, 3_600, 14_400, 43_200, 86_400, 172_800, 604_800])
     }
 
     /// Applies one bus event. `active`: the runs not ended (the one finishing may still be there).

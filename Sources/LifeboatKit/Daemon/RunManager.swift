@@ -37,6 +37,20 @@ public final class RunManager: Service {
 
     private var ledger: any Ledger { engine.environment.ledger }
 
+    /// With a shared ledger: it and this host's name (runs are coordinated under leases).
+    private var shared: (ledger: any SharedLedger, host: String)? {
+        guard let shared = ledger as? any SharedLedger, let host = engine.environment.host else { return nil }
+        return (shared, host)
+    }
+
+    /// Nil when this host may work on the run (one host; or it coordinates the run now, having
+    /// taken it over if its coordinator is gone); else the host that coordinates it.
+    private func otherCoordinator(of runId: String) async throws -> String? {
+        guard let shared else { return nil }
+        let holder = try await shared.ledger.coordinate(runId: runId)
+        return holder == shared.host ? nil : holder
+    }
+
     // MARK: Commands
 
     /// Records a new run and queues it. Returns it as recorded (pending).
@@ -79,6 +93,9 @@ public final class RunManager: Service {
         guard var run = try await ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId)") }
         guard let plan = plans.plan(named: run.plan) else {
             throw ControlError(.conflict, "plan \(run.plan) of run \(runId) is not loaded; cannot retry")
+        }
+        if let holder = try await otherCoordinator(of: runId) {
+            throw ControlError(.conflict, "run \(runId) is coordinated by host \(holder); retry it there (or once that host is gone)")
         }
         let jobs = try await ledger.jobs(runId: runId)
         guard let job = jobs.first(where: { $0.id == jobId }) else { throw ControlError(.notFound, "run \(runId) has no job \(jobId)") }
@@ -129,9 +146,15 @@ public final class RunManager: Service {
     /// Why a run waits for a slot (queued, or resumed after a halt), or nil when it does not.
     public func wait(of runId: String) -> RunWait? { slots.wait(of: runId) }
 
+    /// Queues a run once: a run already queued or running here is not queued again (the start of
+    /// a new run and the look for runs to take over may meet).
     private func register(_ runId: String, plan: Plan) {
-        active.withLock { $0[runId] = Active(control: RunControl(slots: slots, runId: runId), plan: plan, started: false) }
-        enqueue.yield(runId)
+        let added = active.withLock { active -> Bool in
+            guard active[runId] == nil else { return false }
+            active[runId] = Active(control: RunControl(slots: slots, runId: runId), plan: plan, started: false)
+            return true
+        }
+        if added { enqueue.yield(runId) }
     }
 
     // MARK: Service
@@ -140,6 +163,9 @@ public final class RunManager: Service {
         try await resumeUnfinished()
         recovered.signal()
         await withDiscardingTaskGroup { group in
+            if let shared = self.shared?.ledger {
+                group.addTask { await self.adoptOrphans(shared) }
+            }
             for await runId in queue.cancelOnGracefulShutdown() {
                 group.addTask {
                     // Queued runs wait here (recorded pending); a drain cancels the wait. A run
@@ -161,25 +187,53 @@ public final class RunManager: Service {
         // Exercises that ended but whose sandbox cleanup did not (killed in between, or failed).
         if let finisher = engine.environment.finisher {
             for run in try await ledger.runsOwingCleanup() {
+                if let holder = try await otherCoordinator(of: run.id) {
+                    logger.info("exercise cleanup left to its coordinator", metadata: ["run.id": "\(run.id)", "host": "\(holder)"])
+                    continue
+                }
                 logger.notice("resuming exercise cleanup", metadata: ["run.id": "\(run.id)", "cleanup": "\(run.cleanup ?? "")"])
                 var pending = run
                 pending.cleanup = RunRecord.cleanupPending
                 _ = await finisher.cleanUp(pending, plan: plans.plan(named: run.plan))
             }
         }
-        for run in try await ledger.unfinishedRuns() {
-            guard let plan = plans.plan(named: run.plan) else {
-                logger.error("cannot resume run: its plan is not loaded", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
-                continue
-            }
-            logger.notice("resuming run", metadata: ["run.id": "\(run.id)", "state": "\(run.state.rawValue)"])
+        for run in try await ledger.unfinishedRuns() { try await adopt(run) }
+    }
+
+    /// Resumes an unfinished run here: at start, and (with a shared ledger) when its coordinator
+    /// is gone. A run another live host coordinates, or that this daemon runs already, is left.
+    private func adopt(_ run: RunRecord) async throws {
+        guard !isActive(run.id) else { return }
+        guard let plan = plans.plan(named: run.plan) else {
+            logger.error("cannot resume run: its plan is not loaded", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
+            return
+        }
+        if let holder = try await otherCoordinator(of: run.id) {
+            logger.debug("run coordinated by another host", metadata: ["run.id": "\(run.id)", "host": "\(holder)"])
+            return
+        }
+        logger.notice("resuming run", metadata: ["run.id": "\(run.id)", "state": "\(run.state.rawValue)"])
+        do {
+            try await engine.hold(runId: run.id)
+        } catch {
+            // Refused again when it executes, and recorded on the run then.
+            logger.error("resumed run overlaps another", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
+        }
+        register(run.id, plan: plan)
+    }
+
+    /// With a shared ledger: takes over, every third of the lease, the unfinished runs whose
+    /// coordinator is gone (its lease ran out, or it stopped and let them go).
+    private func adoptOrphans(_ shared: any SharedLedger) async {
+        let interval = Duration.milliseconds(Int64(shared.lease * 1_000 / 3))
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            guard !Task.isCancelled, !Task.isShuttingDownGracefully else { return }
             do {
-                try await engine.hold(runId: run.id)
+                for run in try await ledger.unfinishedRuns() where !isActive(run.id) { try await adopt(run) }
             } catch {
-                // Refused again when it executes, and recorded on the run then.
-                logger.error("resumed run overlaps another", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
+                logger.warning("cannot look for runs to take over: ledger unreachable", metadata: ["error": "\(error)"])
             }
-            register(run.id, plan: plan)
         }
     }
 
@@ -194,6 +248,12 @@ public final class RunManager: Service {
             logger.error("run could not execute", metadata: ["run.id": "\(runId)", "error": "\(error)"])
         }
         _ = active.withLock { $0.removeValue(forKey: runId) }
+        // Ended, interrupted by a drain or stopped by the ledger: another host may go on with it.
+        if let shared {
+            do { try await shared.ledger.releaseCoordination(runId: runId) } catch {
+                logger.warning("could not release the run's lease; it expires", metadata: ["run.id": "\(runId)", "error": "\(error)"])
+            }
+        }
     }
 }
 

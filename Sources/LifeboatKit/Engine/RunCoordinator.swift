@@ -12,10 +12,12 @@ public struct RunEnvironment: Sendable {
     public var guardrails: Guardrails
     /// Reports and exercise cleanup when a run ends (nil: neither).
     public var finisher: RunFinisher?
+    /// This daemon's host name, recorded on each job attempt it runs (nil: none recorded).
+    public var host: String?
 
     public init(ledger: any Ledger, executor: any JobExecutor, clock: any LifeboatClock = SystemClock(),
                 bus: EventBus = EventBus(), logger: Logger = Logger(label: "lifeboat"), guardrails: Guardrails = Guardrails(),
-                finisher: RunFinisher? = nil) {
+                finisher: RunFinisher? = nil, host: String? = nil) {
         self.ledger = ledger
         self.executor = executor
         self.clock = clock
@@ -23,6 +25,7 @@ public struct RunEnvironment: Sendable {
         self.logger = logger
         self.guardrails = guardrails
         self.finisher = finisher
+        self.host = host
     }
 }
 
@@ -58,6 +61,8 @@ final class RunCoordinator {
     func execute() async -> RunRecord {
         var final = await executeRun()
         env.guardrails.holds.release(run: run.id)
+        // A run that ended holds nothing anywhere (the ledger ignores its holds even if this fails).
+        if final.state.isFinal, let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, path: nil) }
         if final.state.isFinal, let finisher = env.finisher {
             final = await finisher.finished(final, plan: plan)
         }
@@ -77,9 +82,17 @@ final class RunCoordinator {
             // Destinations are held by one run at a time (taken again on resume and retry).
             do {
                 for job in scheduler.jobs where !job.state.isFinal { resolved[job.destination] = ResolvedPath.of(job.destination) }
-                try env.guardrails.holds.take(run: run.id, scheduler.jobs.compactMap { job in
-                    resolved[job.destination].map { ($0, job.name) }
-                })
+                let destinations = scheduler.jobs.compactMap { job in resolved[job.destination].map { ($0, job.name) } }
+                try env.guardrails.holds.take(run: run.id, destinations)
+                // Several hosts share the ledger: the holds are the fleet's, not only this host's.
+                if let shared = env.ledger as? any SharedLedger {
+                    do {
+                        try await shared.takeHolds(runId: run.id, destinations)
+                    } catch {
+                        env.guardrails.holds.release(run: run.id)
+                        throw error
+                    }
+                }
             } catch let refusal as SafetyRefusal {
                 // Nothing starts; each job says why, so the report does too.
                 for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal {
@@ -248,7 +261,10 @@ final class RunCoordinator {
                     cancelling = true
                     group.cancelAll()
                 case .job(let i, let job):
-                    if job.state.isFinal, let path = resolved[job.destination] { env.guardrails.holds.release(run: run.id, path: path) }
+                    if job.state.isFinal, let path = resolved[job.destination] {
+                        env.guardrails.holds.release(run: run.id, path: path)
+                        if let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, path: path) }
+                    }
                     for skipped in scheduler.finish(i, as: job) { try await record(scheduler.jobs[skipped]) }
                     checkForecast()
                     fill()
@@ -347,6 +363,7 @@ final class RunCoordinator {
                     job.errorCode = nil
                     job.stagingPath = nil
                     job.commitIdentity = nil
+                    job.host = env.host
                 }
                 // Queued, not awaited: the executor's `reserved` record follows at once and is
                 // durable, carrying this one with it (the group commit keeps order).

@@ -1,13 +1,16 @@
 import GRDB
 import Synchronization
 
-/// Group commit over one SQLite writer: writes queued while a transaction is being made durable
-/// go together into the next one, so N concurrent jobs cost about one fsync, not N.
+/// Group commit over one writer (SQLite's one writer connection, or one PostgreSQL transaction at
+/// a time): writes queued while a transaction is being made durable go together into the next
+/// one, so N concurrent jobs cost about one fsync (or round trip), not N.
 ///
 /// `write` returns once its change is durable. `post` queues a change without waiting; it
 /// becomes durable with the next batch. Order is preserved across both.
-final class GroupCommit: Sendable {
-    typealias Operation = @Sendable (Database) throws -> Void
+final class GroupCommit<Operation: Sendable>: Sendable {
+    /// Commits operations in one transaction, in order, durable when it returns; throws (having
+    /// committed none of them) when any fails.
+    typealias Committer = @Sendable ([Operation]) async throws -> Void
 
     private struct Waiter {
         var ticket: Int
@@ -16,7 +19,8 @@ final class GroupCommit: Sendable {
 
     private struct Item {
         var ticket: Int
-        var operation: Operation
+        /// nil: a flush, which only waits.
+        var operation: Operation?
         /// A caller waits for this one (posted changes have nobody to tell of a failure).
         var awaited: Bool
     }
@@ -31,14 +35,14 @@ final class GroupCommit: Sendable {
         var committedThrough = 0
     }
 
-    private let writer: any DatabaseWriter
+    private let committer: Committer
     private let state = Mutex(State())
     /// Posted changes that could not be written (nobody was waiting to be told).
     let droppedPosts = Atomic<Int>(0)
 
-    init(writer: any DatabaseWriter) { self.writer = writer }
+    init(committer: @escaping Committer) { self.committer = committer }
 
-    func post(_ operation: @escaping Operation) {
+    func post(_ operation: Operation) {
         _ = state.withLock { s in
             let ticket = s.nextTicket
             s.nextTicket += 1
@@ -47,7 +51,16 @@ final class GroupCommit: Sendable {
         }
     }
 
-    func write(_ operation: @escaping Operation) async throws {
+    func write(_ operation: Operation) async throws {
+        try await enqueue(operation)
+    }
+
+    /// Waits until everything queued so far is durable.
+    func flush() async throws {
+        try await enqueue(nil)
+    }
+
+    private func enqueue(_ operation: Operation?) async throws {
         let (ticket, leader) = state.withLock { s -> (Int, Bool) in
             let ticket = s.nextTicket
             s.nextTicket += 1
@@ -58,22 +71,6 @@ final class GroupCommit: Sendable {
         }
         if leader { await drain() }
         try await wait(for: ticket)
-    }
-
-    /// A write that returns a value (an inserted row's id), durable when it returns.
-    func write<T: Sendable>(_ operation: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        let result = Mutex<T?>(nil)
-        try await write { db in
-            let value = try operation(db)
-            result.withLock { $0 = value }
-        }
-        guard let value = result.withLock({ $0 }) else { throw DatabaseError(message: "the write produced no result") }
-        return value
-    }
-
-    /// Waits until everything queued so far is durable.
-    func flush() async throws {
-        try await write { _ in }
     }
 
     private func wait(for ticket: Int) async throws {
@@ -88,12 +85,11 @@ final class GroupCommit: Sendable {
         }
     }
 
-    /// One transaction on the writer. Deliberately not cancellable: a cancelled job still has
-    /// to record that it was cancelled.
-    private func commit(_ operation: @escaping Operation) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            writer.asyncWrite({ db in try operation(db) }, completion: { _, result in continuation.resume(with: result) })
-        }
+    /// One transaction. Deliberately not cancellable: a cancelled job still has to record that it
+    /// was cancelled.
+    private func commit(_ operations: [Operation]) async throws {
+        guard !operations.isEmpty else { return }
+        try await Task { try await committer(operations) }.value
     }
 
     /// Commits batches until nothing is pending. Only one caller drains at a time.
@@ -107,16 +103,14 @@ final class GroupCommit: Sendable {
             }
             if batch.isEmpty { return }
             var failed: [Int: Error] = [:]
-            let operations = batch.map(\.operation)
             do {
-                try await commit { db in
-                    for operation in operations { try operation(db) }
-                }
+                try await commit(batch.compactMap(\.operation))
             } catch {
                 // One bad change must not sink its neighbours: retry them one by one.
                 for item in batch {
+                    guard let operation = item.operation else { continue }
                     do {
-                        try await commit(item.operation)
+                        try await commit([operation])
                     } catch where item.awaited {
                         failed[item.ticket] = error
                     } catch {
@@ -141,5 +135,32 @@ final class GroupCommit: Sendable {
                 if let error { waiter.continuation.resume(throwing: error) } else { waiter.continuation.resume() }
             }
         }
+    }
+}
+
+/// A change to the SQLite ledger, made inside the batch's transaction.
+typealias SQLiteWrite = @Sendable (Database) throws -> Void
+
+extension GroupCommit where Operation == SQLiteWrite {
+    /// Batches over one GRDB writer.
+    convenience init(writer: any DatabaseWriter) {
+        self.init(committer: { operations in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                writer.asyncWrite({ db in
+                    for operation in operations { try operation(db) }
+                }, completion: { _, result in continuation.resume(with: result) })
+            }
+        })
+    }
+
+    /// A write that returns a value (an inserted row's id), durable when it returns.
+    func write<T: Sendable>(_ operation: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let result = Mutex<T?>(nil)
+        try await write { db in
+            let value = try operation(db)
+            result.withLock { $0 = value }
+        }
+        guard let value = result.withLock({ $0 }) else { throw DatabaseError(message: "the write produced no result") }
+        return value
     }
 }

@@ -70,6 +70,9 @@ public struct JobRecord: Sendable, Codable, Hashable, Identifiable {
 
     /// Whether the job puts soft-deleted data back (`snapshotPath` is then that quarantine path).
     public var fromQuarantine: Bool { source == Self.sourceQuarantine }
+    /// The host that ran (or runs) the current attempt: the daemon's `host.name`; nil when no
+    /// attempt started, or for runs from before hosts were recorded.
+    public var host: String?
 
     public init(runId: String, site: String, product: String, wave: Int, priority: Int, productOrder: Int, destination: String) {
         self.runId = runId

@@ -112,6 +112,10 @@ extension SQLiteLedger {
             // Where a restore job's data came from: snapshot, or quarantine (a soft delete's data).
             try db.alter(table: "jobs") { t in t.add(column: "source", .text) }
         }
+        migrator.registerMigration("v4") { db in
+            // The host that ran a job's attempt (one on SQLite; several share a PostgreSQL ledger).
+            try db.alter(table: "jobs") { t in t.add(column: "host", .text) }
+        }
         return migrator
     }
 }
@@ -156,6 +160,7 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
         hookOutput = row["hook_output"]
         treeDigest = row["tree_digest"]
         source = row["source"]
+        host = row["host"]
     }
 
     public func encode(to container: inout PersistenceContainer) {
@@ -190,6 +195,7 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
         container["hook_output"] = hookOutput
         container["tree_digest"] = treeDigest
         container["source"] = source
+        container["host"] = host
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }

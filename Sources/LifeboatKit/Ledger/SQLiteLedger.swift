@@ -6,7 +6,7 @@ import GRDB
 /// A pool: readers (status, reports) never wait behind the writer's fsyncs.
 public final class SQLiteLedger: Ledger {
     let queue: DatabasePool
-    private let commits: GroupCommit
+    private let commits: GroupCommit<SQLiteWrite>
     public let path: String
 
     public struct OpenError: LifeboatError {

@@ -58,16 +58,29 @@ public final class Scheduler: Service {
                 logger.notice("scheduled exercise due", metadata: ["plan": "\(entry.plan.name)", "slot": "\(Timestamp.iso(due))",
                                                                     "exercise": "\(record.exercises + 1)", "sites": "\(sites)"])
                 // Recorded first: a crash right after must not fire it again at the next start.
+                let previous = record
                 record.lastFireAt = now
                 record.exercises += 1
-                try await ledger.saveSchedule(record)
-                do {
-                    var request = RunRequest(plan: entry.plan, mode: .exercise, scale: sites, startedBy: "scheduler")
-                    request.rehearse = entry.plan.schedule?.rehearse
-                    let run = try await fire(request)
-                    logger.notice("scheduled exercise started", metadata: ["plan": "\(entry.plan.name)", "run.id": "\(run.id)"])
-                } catch {
-                    logger.error("scheduled exercise could not start", metadata: ["plan": "\(entry.plan.name)", "error": "\(error)"])
+                var ours = true
+                if let shared = ledger as? any SharedLedger {
+                    // Several hosts share the schedule: the one whose record lands fires it.
+                    ours = try await shared.recordFire(record, replacing: previous)
+                    if !ours {
+                        logger.info("scheduled exercise fired by another host", metadata: ["plan": "\(entry.plan.name)"])
+                        record = try await ledger.schedule(plan: entry.plan.name) ?? record
+                    }
+                } else {
+                    try await ledger.saveSchedule(record)
+                }
+                if ours {
+                    do {
+                        var request = RunRequest(plan: entry.plan, mode: .exercise, scale: sites, startedBy: "scheduler")
+                        request.rehearse = entry.plan.schedule?.rehearse
+                        let run = try await fire(request)
+                        logger.notice("scheduled exercise started", metadata: ["plan": "\(entry.plan.name)", "run.id": "\(run.id)"])
+                    } catch {
+                        logger.error("scheduled exercise could not start", metadata: ["plan": "\(entry.plan.name)", "error": "\(error)"])
+                    }
                 }
             }
             if let next = schedule.exercise.nextFire(after: max(record.lastFireAt ?? record.armedAt, now)) { wake = min(wake, next) }

@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Registers this daemon as a host of the fleet sharing the ledger, and heartbeats (every third
+/// of the lease) until graceful shutdown, when it says goodbye so its name is free at once. While
+/// the ledger is unreachable it says so and tries again with backoff.
+final class HostService: Service {
+    let ledger: any SharedLedger
+    let registration: HostRegistration
+    let logger: Logger
+
+    init(ledger: any SharedLedger, registration: HostRegistration, logger: Logger) {
+        self.ledger = ledger
+        self.registration = registration
+        var logger = logger
+        logger[metadataKey: "host"] = "\(registration.name)"
+        self.logger = logger
+    }
+
+    private var beat: Duration { .milliseconds(Int64(ledger.lease * 1_000 / 3)) }
+
+    func run() async throws {
+        do {
+            try await register()
+            while true {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.beat) }
+                do {
+                    try await ledger.heartbeat(registration)
+                    // The runs this host coordinates stay its own (a run whose lease ran out is
+                    // another host's to take; this host's writes to it are refused from then on).
+                    _ = try await ledger.renewCoordination()
+                } catch let taken as HostNameInUse {
+                    // Presumed dead by the others (a long pause, a partition) and the name reused.
+                    logger.critical("host registration taken over; registering again", metadata: ["reason": "\(taken)"])
+                    try await register()
+                } catch {
+                    logger.warning("heartbeat failed: ledger unreachable", metadata: ["error": "\(error)"])
+                }
+            }
+        } catch is CancellationError {
+            // Graceful shutdown (or cancellation): free the name for a restart.
+        }
+        do {
+            // Runs this host still coordinates (interrupted by the drain) go to the others at once.
+            try await ledger.releaseCoordination(runId: nil)
+            try await ledger.deregister(registration)
+            logger.notice("host deregistered")
+        } catch {
+            logger.warning("could not deregister; the registration expires with its lease", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Registers, waiting out a live registration of the same name and an unreachable ledger.
+    private func register() async throws {
+        var delay = Duration.seconds(1)
+        while true {
+            do {
+                try await ledger.register(registration)
+                logger.notice("host registered", metadata: ["pid": "\(registration.pid)", "lease": "\(Int(ledger.lease))s"])
+                return
+            } catch let inUse as HostNameInUse {
+                logger.error("host name in use; waiting for its lease to expire", metadata: ["reason": "\(inUse)"])
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.beat) }
+            } catch {
+                logger.warning("cannot register: ledger unreachable; trying again", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                let wait = delay
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+}

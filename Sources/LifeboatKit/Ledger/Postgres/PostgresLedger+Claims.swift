@@ -1,0 +1,138 @@
+import Foundation
+import PostgresNIO
+
+/// Claims: hosts take ready jobs from the shared queue under leases, with fencing tokens.
+///
+/// - A claim locks the run's row first (`FOR UPDATE`): claimers of one run take turns for the
+///   instant of a claim, so the run's and each product's concurrency hold for the whole fleet.
+///   The candidate jobs are then locked `FOR UPDATE SKIP LOCKED`, in priority order.
+/// - A job in an active state (restoring, verifying, committing) without a live claim was left
+///   by a host that is gone: it is claimable again, and the claim says so (`isTakeover`).
+/// - Every claim of a job bumps its token; fenced writes name the token and fail with
+///   `LeaseLost` once it is no longer the job's live claim.
+extension PostgresLedger {
+    public func claimJobs(runId: String, host: String, rules: ClaimRules, max: Int) async throws -> [JobClaim] {
+        guard max > 0 else { return [] }
+        let lease = settings.lease
+        let dependencies = rules.after.flatMap { product, deps in deps.map { (product, $0) } }
+        let dependents = dependencies.map(\.0)
+        let prerequisites = dependencies.map(\.1)
+        return try await inTransaction("claim jobs") { connection in
+            var wave: Int64?
+            for try await (state, current) in try await connection.query("""
+                SELECT state, current_wave FROM runs WHERE id = \(runId) FOR UPDATE
+                """, logger: logger).decode((String, Int64).self) where state == RunState.running.rawValue {
+                wave = current
+            }
+            guard let wave else { return [] }
+            var held: [String: Int] = [:]
+            for try await (product, count) in try await connection.query("""
+                SELECT j.product, COUNT(*)::bigint FROM claims c JOIN jobs j ON j.id = c.job_id
+                WHERE c.run_id = \(runId) AND c.released_at IS NULL AND c.expires_at > now() GROUP BY j.product
+                """, logger: logger).decode((String, Int64).self) {
+                held[product] = Int(count)
+            }
+            var free = Swift.min(max, rules.runConcurrency - held.values.reduce(0, +))
+            guard free > 0 else { return [] }
+            let states = [JobState.pending, .waiting, .restoring, .verifying, .committing].map(\.rawValue)
+            let candidates = try await JobRow.fetch(connection.query("""
+                SELECT \(unescaped: JobRow.columnList) FROM jobs j
+                WHERE j.run_id = \(runId) AND j.wave <= \(wave) AND j.state = ANY(\(states))
+                  AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.job_id = j.id AND c.released_at IS NULL AND c.expires_at > now())
+                  AND NOT EXISTS (SELECT 1 FROM unnest(\(dependents)::text[], \(prerequisites)::text[]) AS a(product, dep)
+                                  JOIN jobs d ON d.run_id = j.run_id AND d.site = j.site AND d.product = a.dep
+                                  WHERE a.product = j.product AND d.state <> 'succeeded')
+                ORDER BY j.priority, j.product_order, j.id
+                LIMIT \(Swift.min(1_000, free * 4 + 16))
+                FOR UPDATE OF j SKIP LOCKED
+                """, logger: logger))
+            var claims: [JobClaim] = []
+            for var job in candidates where free > 0 {
+                guard let id = job.id else { continue }
+                if let limit = rules.productConcurrency[job.product], held[job.product, default: 0] >= limit { continue }
+                let rows = try await connection.query("""
+                    INSERT INTO claims (job_id, run_id, host, token, claimed_at, expires_at, released_at)
+                    VALUES (\(id), \(runId), \(host), 1, now(), now() + make_interval(secs => \(lease)), NULL)
+                    ON CONFLICT (job_id) DO UPDATE SET host = EXCLUDED.host, token = claims.token + 1, claimed_at = now(),
+                                                      expires_at = EXCLUDED.expires_at, released_at = NULL
+                    RETURNING token, expires_at
+                    """, logger: logger)
+                var granted: [(Int64, Date)] = []
+                for try await row in rows.decode((Int64, Date).self) { granted.append(row) }
+                try await connection.query("UPDATE jobs SET host = \(host) WHERE id = \(id)", logger: logger)
+                job.host = host
+                for (token, expires) in granted {
+                    claims.append(JobClaim(jobId: id, runId: runId, host: host, token: token, expiresAt: expires, job: job))
+                }
+                held[job.product, default: 0] += 1
+                free -= 1
+            }
+            return claims
+        }
+    }
+
+    /// Extends the leases this host still holds; returns the ids of the jobs still held. A claim
+    /// that expired is not renewed, even if nobody took it yet: the host must treat it as lost.
+    public func renewClaims(_ claims: [JobClaim]) async throws -> Set<Int64> {
+        guard let host = claims.first?.host else { return [] }
+        let lease = settings.lease
+        return try await withConnection("renew claims") { connection in
+            let rows = try await connection.query("""
+                UPDATE claims SET expires_at = now() + make_interval(secs => \(lease))
+                FROM unnest(\(claims.map(\.jobId))::int8[], \(claims.map(\.token))::int8[]) AS h(job_id, token)
+                WHERE claims.job_id = h.job_id AND claims.token = h.token AND claims.host = \(host)
+                  AND claims.released_at IS NULL AND claims.expires_at > now()
+                RETURNING claims.job_id
+                """, logger: logger)
+            var held: Set<Int64> = []
+            for try await id in rows.decode(Int64.self) { held.insert(id) }
+            return held
+        }
+    }
+
+    /// Records the job only while `claim` is its live claim with at least `minimumLease` left
+    /// (the claim row is locked for the write, so no takeover slips in between). Before a commit
+    /// the margin covers the rename; after one, zero does.
+    public func updateJob(_ job: JobRecord, fencedBy claim: JobClaim, minimumLease: TimeInterval = 0) async throws {
+        let logger = logger
+        let update = updating(job)
+        try await inTransaction("fenced job update") { connection in
+            let live = try await connection.query("""
+                SELECT 1 FROM claims WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND host = \(claim.host)
+                  AND released_at IS NULL AND expires_at > now() + make_interval(secs => \(minimumLease))
+                FOR UPDATE
+                """, logger: logger).collect()
+            guard !live.isEmpty else { throw LeaseLost(jobId: claim.jobId, host: claim.host, token: claim.token) }
+            try await update(connection)
+        }
+    }
+
+    /// Gives the claim up (the job ended, or this host stops): another host may take the job.
+    public func releaseClaim(_ claim: JobClaim) async throws {
+        _ = try await withConnection("release claim") { connection in
+            try await connection.query("""
+                UPDATE claims SET released_at = now() WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND released_at IS NULL
+                """, logger: logger)
+        }
+    }
+
+    /// The live claims, by host (status; tests).
+    public func liveClaims(runId: String? = nil) async throws -> [JobClaim] {
+        try await withConnection("claims") { connection in
+            let rows = try await connection.query("""
+                SELECT c.host, c.token, c.expires_at, \(unescaped: JobRow.columnList.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+                FROM claims c JOIN jobs j ON j.id = c.job_id
+                WHERE c.released_at IS NULL AND c.expires_at > now() AND (\(runId)::text IS NULL OR c.run_id = \(runId))
+                ORDER BY c.job_id
+                """, logger: logger)
+            var claims: [JobClaim] = []
+            for try await row in rows {
+                let r = row.makeRandomAccess()
+                let job = try JobRow.decode(row, offset: 3)
+                claims.append(JobClaim(jobId: job.id ?? 0, runId: job.runId, host: try r[0].decode(String.self),
+                                       token: try r[1].decode(Int64.self), expiresAt: try r[2].decode(Date.self), job: job))
+            }
+            return claims
+        }
+    }
+}

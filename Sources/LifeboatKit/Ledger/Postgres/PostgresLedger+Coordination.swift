@@ -1,0 +1,103 @@
+import Foundation
+import PostgresNIO
+
+/// What one host does to a run so that no other does it too: coordination under a lease (runs),
+/// the fire of a scheduled exercise, destination holds.
+extension PostgresLedger {
+    // MARK: Run coordination
+
+    /// The host name runs are coordinated under; a ledger opened without one cannot coordinate.
+    private var coordinator: String {
+        get throws {
+            guard let host else { throw Failure(operation: "coordinate", url: url, reason: "this ledger was opened without a host name") }
+            return host
+        }
+    }
+
+    public func coordinate(runId: String) async throws -> String {
+        let host = try coordinator
+        let lease = settings.lease
+        return try await withConnection("coordinate run") { connection in
+            let taken = try await connection.query("""
+                INSERT INTO run_leases (run_id, host, expires_at) VALUES (\(runId), \(host), now() + make_interval(secs => \(lease)))
+                ON CONFLICT (run_id) DO UPDATE SET host = EXCLUDED.host, expires_at = EXCLUDED.expires_at
+                WHERE run_leases.host = EXCLUDED.host OR run_leases.expires_at <= now()
+                RETURNING host
+                """, logger: logger).collect()
+            if !taken.isEmpty { return host }
+            for try await holder in try await connection.query("SELECT host FROM run_leases WHERE run_id = \(runId)", logger: logger)
+                .decode(String.self) { return holder }
+            return host
+        }
+    }
+
+    public func renewCoordination() async throws -> Set<String> {
+        let host = try coordinator
+        let lease = settings.lease
+        return try await withConnection("renew run leases") { connection in
+            var held: Set<String> = []
+            for try await id in try await connection.query("""
+                UPDATE run_leases SET expires_at = now() + make_interval(secs => \(lease))
+                WHERE host = \(host) AND expires_at > now() RETURNING run_id
+                """, logger: logger).decode(String.self) { held.insert(id) }
+            return held
+        }
+    }
+
+    public func releaseCoordination(runId: String?) async throws {
+        let host = try coordinator
+        _ = try await withConnection("release run lease") { connection in
+            try await connection.query("DELETE FROM run_leases WHERE host = \(host) AND (\(runId)::text IS NULL OR run_id = \(runId))",
+                                       logger: logger)
+        }
+    }
+
+    // MARK: Schedules
+
+    public func recordFire(_ record: ScheduleRecord, replacing previous: ScheduleRecord) async throws -> Bool {
+        try await withConnection("record scheduled fire") { connection in
+            let updated = try await connection.query("""
+                UPDATE schedules SET last_fire_at = \(record.lastFireAt), exercises = \(record.exercises)
+                WHERE plan = \(record.plan) AND exercises = \(previous.exercises) RETURNING plan
+                """, logger: logger).collect()
+            return !updated.isEmpty
+        }
+    }
+
+    // MARK: Destination holds
+
+    /// Hosts taking holds take turns (the check and the insert are one step).
+    private static let holdsLock: Int64 = 0x4C42_484F_4C44_5321 // "LBHOLDS!"
+
+    public func takeHolds(runId: String, _ destinations: [(path: String, job: String)]) async throws {
+        guard !destinations.isEmpty else { return }
+        let paths = destinations.map(\.path)
+        let around = Array(Set(paths.flatMap { DestinationHolds.ancestors(of: $0) }).union(paths))
+        let going = [RunState.pending, .running, .halted, .interrupted].map(\.rawValue)
+        try await inTransaction("take destination holds") { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.holdsLock))", logger: logger)
+            let rows = try await connection.query("""
+                SELECT h.path, h.run_id, h.job FROM holds h JOIN runs r ON r.id = h.run_id
+                WHERE h.run_id <> \(runId) AND r.state = ANY(\(going))
+                  AND (h.path = ANY(\(around)) OR EXISTS (SELECT 1 FROM unnest(\(paths)::text[]) AS p(path)
+                                                          WHERE starts_with(h.path, p.path || '/')))
+                LIMIT 1
+                """, logger: logger)
+            for try await (path, run, job) in rows.decode((String, String, String).self) {
+                throw SafetyRefusal(message: "destination \(path) is held by job \(job) of run \(run), which is still going (on a host sharing the ledger); "
+                                    + "a destination is restored by one run at a time: wait for run \(run) to finish or cancel it")
+            }
+            try await connection.query("""
+                INSERT INTO holds (path, run_id, job)
+                SELECT * FROM unnest(\(paths)::text[], \(Array(repeating: runId, count: paths.count))::text[], \(destinations.map(\.job))::text[])
+                ON CONFLICT (path) DO UPDATE SET run_id = EXCLUDED.run_id, job = EXCLUDED.job, taken_at = now()
+                """, logger: logger)
+        }
+    }
+
+    public func releaseHolds(runId: String, path: String?) async throws {
+        _ = try await withConnection("release destination holds") { connection in
+            try await connection.query("DELETE FROM holds WHERE run_id = \(runId) AND (\(path)::text IS NULL OR path = \(path))", logger: logger)
+        }
+    }
+}

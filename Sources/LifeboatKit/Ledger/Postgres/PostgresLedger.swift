@@ -1,0 +1,492 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The ledger in PostgreSQL, shared by several hosts (DESIGN "Several hosts"): the same
+/// `Ledger` contract as `SQLiteLedger` (the conformance suite pins it), over a connection pool
+/// (`PostgresClient`), with parameterised statements only and the same group commit.
+///
+/// The pool works while `run()` runs: the daemon runs the ledger as the first service of its
+/// group, so it is shut down last, after the runs have recorded their drain. The schema is
+/// migrated on first use (once, by whichever host comes first, under an advisory lock).
+public final class PostgresLedger: Ledger, Service {
+    public let settings: PostgresLedgerSettings
+    let client: PostgresClient
+    let logger: Logger
+    /// The host this daemon is (`host.name`): it coordinates runs under leases, and its writes to
+    /// a run are fenced by that run's lease. nil (tools, tests of the plain contract): unfenced.
+    public let host: String?
+    private let commits: GroupCommit<PostgresWrite>
+    private let schema = SchemaGate()
+
+    /// Why the ledger could not do what was asked; names the database, never the password.
+    public struct Failure: LifeboatError {
+        public var operation: String
+        public var url: String
+        public var reason: String
+        public var exitCode: CLIExit { .failed }
+        public var description: String { "ledger \(url): \(operation) failed: \(reason)" }
+    }
+
+    /// A write that matched no row (a job or quarantine entry that is not in the ledger).
+    public struct RowNotFound: LifeboatError {
+        public var table: String
+        public var id: String
+        public var exitCode: CLIExit { .failed }
+        public var description: String { "no row \(id) in \(table)" }
+    }
+
+    /// - Parameter password: as returned by `settings.password()` (read once, at start).
+    public init(settings: PostgresLedgerSettings, password: String?, host: String? = nil, logger: Logger) throws {
+        self.settings = settings
+        self.logger = logger
+        self.host = host
+        var configuration: PostgresClient.Configuration
+        if let directory = settings.socketDirectory {
+            configuration = .init(unixSocketPath: directory + "/.s.PGSQL.\(settings.port)", username: settings.user,
+                                  password: password, database: settings.database)
+        } else {
+            configuration = .init(host: settings.host, port: settings.port, username: settings.user, password: password,
+                                  database: settings.database, tls: try Self.tls(settings))
+        }
+        configuration.options.maximumConnections = settings.maxConnections
+        configuration.options.minimumConnections = 1
+        configuration.options.connectTimeout = .seconds(10)
+        configuration.options.additionalStartupParameters = [("application_name", "lifeboatd")]
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let client = self.client
+        let logger = self.logger
+        commits = GroupCommit(committer: { operations in
+            try await Self.transaction(client, logger: logger) { connection in
+                for operation in operations { try await operation(connection) }
+            }
+        })
+    }
+
+    private static func tls(_ settings: PostgresLedgerSettings) throws -> PostgresClient.Configuration.TLS {
+        switch settings.sslMode {
+        case .disable:
+            return .disable
+        case .prefer, .require:
+            // libpq's require encrypts without checking the certificate (unless a root is given).
+            var tls = TLSConfiguration.makeClientConfiguration()
+            if let root = settings.sslRootCert {
+                tls.trustRoots = .file(root)
+            } else {
+                tls.certificateVerification = .none
+            }
+            return settings.sslMode == .require ? .require(tls) : .prefer(tls)
+        case .verifyFull:
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = .fullVerification
+            if let root = settings.sslRootCert { tls.trustRoots = .file(root) }
+            return .require(tls)
+        }
+    }
+
+    /// Runs the connection pool until graceful shutdown (or cancellation).
+    public func run() async throws {
+        await client.run()
+    }
+
+    /// Runs `body` with the pool running (tools and tests outside a service group).
+    public func withRunning<T: Sendable>(_ body: @Sendable (PostgresLedger) async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await self.client.run(); return nil }
+            defer { group.cancelAll() }
+            let value = try await body(self)
+            group.cancelAll()
+            return value
+        }
+    }
+
+    // MARK: Plumbing
+
+    var url: String { settings.redactedURL }
+
+    func failure(_ operation: String, _ error: any Error) -> any Error {
+        if error is Failure || error is RowNotFound || error is SchemaMismatch || error is CancellationError
+            || error is RunLeaseLost || error is LeaseLost || error is HostNameInUse || error is SafetyRefusal { return error }
+        return Failure(operation: operation, url: url, reason: Self.describe(error))
+    }
+
+    /// What went wrong, in words: the server's message and SQLSTATE, or the client's error code.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return message + (error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
+            }
+            return "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
+        }
+        if let error = error as? PostgresDecodingError {
+            return "cannot decode column \(error.columnName) (\(error.postgresType)) as \(error.targetType)"
+        }
+        return "\(error)"
+    }
+
+    /// One transaction on one pooled connection: committed when `body` returns, rolled back when
+    /// it throws (the body's own error is rethrown, not a wrapper).
+    static func transaction<T>(_ client: PostgresClient, logger: Logger,
+                               _ body: (PostgresConnection) async throws -> sending T) async throws -> sending T {
+        try await client.withConnection { connection in
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                let value = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return value
+            } catch {
+                // A connection whose rollback failed is closed by the pool; the error that matters is the first.
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// A read (or a write that is not batched), after the schema is in place.
+    func withConnection<T: Sendable>(_ operation: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            try await ensureSchema()
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch {
+            throw failure(operation, error)
+        }
+    }
+
+    /// A transaction outside the group commit (claims, which must see their own result at once).
+    func inTransaction<T: Sendable>(_ operation: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            try await ensureSchema()
+            return try await Self.transaction(client, logger: logger) { connection in try await body(connection) }
+        } catch {
+            throw failure(operation, error)
+        }
+    }
+
+    /// A batched write, durable when it returns.
+    func write(_ operation: String, _ change: @escaping PostgresWrite) async throws {
+        do {
+            try await ensureSchema()
+            try await commits.write(change)
+        } catch {
+            throw failure(operation, error)
+        }
+    }
+
+    /// A batched write that returns a value, durable when it returns.
+    func write<T: Sendable>(_ operation: String, _ change: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let result = Mutex<T?>(nil)
+        try await write(operation) { connection in
+            let value = try await change(connection)
+            result.withLock { $0 = value }
+        }
+        guard let value = result.withLock({ $0 }) else { throw Failure(operation: operation, url: url, reason: "the write produced no result") }
+        return value
+    }
+
+    /// Makes sure the schema is migrated before the first statement; a failed attempt (the
+    /// database was down) is tried again by the next caller.
+    func ensureSchema() async throws {
+        try await schema.once { try await self.migrate() }
+    }
+
+    // MARK: Writes
+
+    public func createRun(_ run: RunRecord, jobs: [JobRecord]) async throws -> [JobRecord] {
+        let (host, lease) = (self.host, settings.lease)
+        return try await write("createRun") { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: RunRow.insertSQL, binds: RunRow.bindings(run)), logger: self.logger)
+            // The creating host coordinates the run from its first instant: no other host adopts it.
+            if let host {
+                try await connection.query("""
+                    INSERT INTO run_leases (run_id, host, expires_at) VALUES (\(run.id), \(host), now() + make_interval(secs => \(lease)))
+                    """, logger: self.logger)
+            }
+            var created: [JobRecord] = []
+            created.reserveCapacity(jobs.count)
+            // Several rows per statement, within the 65,535 parameters a statement may bind.
+            let perStatement = 65_535 / JobRow.insertColumns.count
+            var start = 0
+            while start < jobs.count {
+                let chunk = Array(jobs[start..<min(jobs.count, start + perStatement)])
+                let rows = try await connection.query(JobRow.insertQuery(chunk), logger: self.logger)
+                var ids: [String: Int64] = [:]
+                for try await (id, site, product) in rows.decode((Int64, String, String).self) { ids[site + "/" + product] = id }
+                for var job in chunk {
+                    job.id = ids[job.name]
+                    created.append(job)
+                }
+                start += perStatement
+            }
+            return created
+        }
+    }
+
+    /// Lease a fenced write needs left: a third of the lease, which renewals (every third) keep
+    /// above it while the host is well; what is left covers a commit's rename after its record.
+    var fenceMargin: Double { settings.lease / 3 }
+
+    public func updateRun(_ run: RunRecord) async throws {
+        let (host, margin) = (self.host, fenceMargin)
+        try await write("updateRun") { connection in
+            var binds = RunRow.bindings(run)
+            if let host {
+                binds.append(host)
+                binds.append(margin)
+            }
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: host == nil ? RunRow.updateSQL : RunRow.fencedUpdateSQL, binds: binds),
+                                                  logger: self.logger)
+            guard try await rows.collect().count == 1 else { throw try await self.missingRun(run.id, connection) }
+        }
+    }
+
+    public func updateJob(_ job: JobRecord) async throws {
+        try await write("updateJob", updating(job))
+    }
+
+    public func postJob(_ job: JobRecord) {
+        commits.post(updating(job))
+    }
+
+    /// A job's update; fenced by its run's lease when this ledger is a host's.
+    func updating(_ job: JobRecord) -> PostgresWrite {
+        let (logger, host, margin) = (self.logger, self.host, fenceMargin)
+        return { connection in
+            var count = 0
+            if let host {
+                for try await _ in try await connection.execute(JobRow.FencedUpdate(job: job, host: host, margin: margin), logger: logger) { count += 1 }
+            } else {
+                for try await _ in try await connection.execute(JobRow.Update(job: job), logger: logger) { count += 1 }
+            }
+            guard count == 1 else { throw try await self.missingJob(job, connection) }
+        }
+    }
+
+    /// Why an update matched no row: the row is not there, or (fenced) this host lost the run.
+    private func missingRun(_ id: String, _ connection: PostgresConnection) async throws -> any Error {
+        let exists = try await connection.query("SELECT 1 FROM runs WHERE id = \(id)", logger: logger).collect()
+        guard let host, !exists.isEmpty else { return RowNotFound(table: "runs", id: id) }
+        return RunLeaseLost(runId: id, host: host)
+    }
+
+    private func missingJob(_ job: JobRecord, _ connection: PostgresConnection) async throws -> any Error {
+        let exists = try await connection.query("SELECT 1 FROM jobs WHERE id = \(job.id)", logger: logger).collect()
+        guard let host, !exists.isEmpty else { return RowNotFound(table: "jobs", id: job.id.map { "\($0)" } ?? "nil") }
+        return RunLeaseLost(runId: job.runId, host: host)
+    }
+
+    public func postEvent(_ event: LedgerEvent) {
+        let logger = logger
+        commits.post { connection in
+            _ = try await connection.execute(EventRow.Insert(event: event), logger: logger)
+        }
+    }
+
+    public func flush() async throws {
+        do {
+            try await ensureSchema()
+            try await commits.flush()
+        } catch {
+            throw failure("flush", error)
+        }
+    }
+
+    /// Writes queued with `post…` that could not be written.
+    public var droppedPosts: Int { commits.droppedPosts.load(ordering: .relaxed) }
+
+    // MARK: Reads
+
+    public func run(id: String) async throws -> RunRecord? {
+        try await withConnection("run") { connection in
+            try await RunRow.fetch(connection.query("SELECT \(unescaped: RunRow.columnList) FROM runs WHERE id = \(id)", logger: logger)).first
+        }
+    }
+
+    public func runs(limit: Int) async throws -> [RunRecord] {
+        try await withConnection("runs") { connection in
+            try await RunRow.fetch(connection.query("SELECT \(unescaped: RunRow.columnList) FROM runs ORDER BY created_at DESC, id DESC LIMIT \(limit)", logger: logger))
+        }
+    }
+
+    public func runs(plan: String, mode: RunMode, limit: Int) async throws -> [RunRecord] {
+        try await withConnection("runs") { connection in
+            try await RunRow.fetch(connection.query("""
+                SELECT \(unescaped: RunRow.columnList) FROM runs WHERE plan = \(plan) AND mode = \(mode.rawValue)
+                ORDER BY created_at DESC, id DESC LIMIT \(limit)
+                """, logger: logger))
+        }
+    }
+
+    public func jobs(runId: String) async throws -> [JobRecord] {
+        try await withConnection("jobs") { connection in
+            try await JobRow.fetch(connection.query("SELECT \(unescaped: JobRow.columnList) FROM jobs WHERE run_id = \(runId) ORDER BY id", logger: logger))
+        }
+    }
+
+    public func events(runId: String, afterId: Int64, limit: Int) async throws -> [LedgerEvent] {
+        try await withConnection("events") { connection in
+            try await EventRow.fetch(connection.query("""
+                SELECT \(unescaped: EventRow.columnList) FROM events WHERE run_id = \(runId) AND id > \(afterId) ORDER BY id LIMIT \(limit)
+                """, logger: logger))
+        }
+    }
+
+    public func unfinishedRuns() async throws -> [RunRecord] {
+        let states = [RunState.pending, .running, .halted, .interrupted].map(\.rawValue)
+        return try await withConnection("unfinishedRuns") { connection in
+            try await RunRow.fetch(connection.query("""
+                SELECT \(unescaped: RunRow.columnList) FROM runs WHERE state = ANY(\(states)) ORDER BY created_at, id
+                """, logger: logger))
+        }
+    }
+
+    public func runsOwingCleanup() async throws -> [RunRecord] {
+        try await withConnection("runsOwingCleanup") { connection in
+            try await RunRow.fetch(connection.query("""
+                SELECT \(unescaped: RunRow.columnList) FROM runs WHERE cleanup = \(RunRecord.cleanupPending) OR cleanup LIKE 'failed%'
+                ORDER BY created_at, id
+                """, logger: logger))
+        }
+    }
+
+    public func throughput(plan: String?) async throws -> ThroughputHistory {
+        try await withConnection("throughput") { connection in
+            let rows = try await connection.query("""
+                SELECT COUNT(*)::bigint, COALESCE(SUM(j.archive_bytes), 0)::bigint,
+                       COALESCE(SUM(EXTRACT(EPOCH FROM (j.finished_at - j.started_at))), 0)::float8
+                FROM jobs j JOIN runs r ON r.id = j.run_id
+                WHERE j.state = 'succeeded' AND j.started_at IS NOT NULL AND j.finished_at IS NOT NULL
+                  AND r.mode IN ('restore', 'exercise') AND (j.source IS NULL OR j.source = 'snapshot')
+                  AND (\(plan)::text IS NULL OR r.plan = \(plan))
+                """, logger: logger)
+            for try await (jobs, bytes, seconds) in rows.decode((Int64, Int64, Double).self) {
+                return ThroughputHistory(jobs: Int(jobs), bytes: bytes, seconds: seconds)
+            }
+            return ThroughputHistory(jobs: 0, bytes: 0, seconds: 0)
+        }
+    }
+
+    public func jobCounts(runId: String) async throws -> [JobState: Int] {
+        try await withConnection("jobCounts") { connection in
+            var counts: [JobState: Int] = [:]
+            let rows = try await connection.query("SELECT state, COUNT(*)::bigint FROM jobs WHERE run_id = \(runId) GROUP BY state", logger: logger)
+            for try await (state, count) in rows.decode((String, Int64).self) {
+                if let state = JobState(rawValue: state) { counts[state] = Int(count) }
+            }
+            return counts
+        }
+    }
+
+    public func bytesRestored(since date: Date) async throws -> Int64 {
+        try await withConnection("bytesRestored") { connection in
+            let rows = try await connection.query("""
+                SELECT COALESCE(SUM(bytes), 0)::bigint FROM jobs WHERE state = 'succeeded' AND finished_at >= \(date)
+                  AND run_id NOT IN (SELECT id FROM runs WHERE mode = 'delete')
+                """, logger: logger)
+            for try await total in rows.decode(Int64.self) { return total }
+            return 0
+        }
+    }
+
+    public func schedule(plan: String) async throws -> ScheduleRecord? {
+        try await withConnection("schedule") { connection in
+            let rows = try await connection.query("SELECT plan, last_fire_at, exercises, armed_at FROM schedules WHERE plan = \(plan)", logger: logger)
+            for try await (plan, last, exercises, armed) in rows.decode((String, Date?, Int64, Date).self) {
+                return ScheduleRecord(plan: plan, lastFireAt: last, exercises: Int(exercises), armedAt: armed)
+            }
+            return nil
+        }
+    }
+
+    public func saveSchedule(_ record: ScheduleRecord) async throws {
+        try await write("saveSchedule") { connection in
+            _ = try await connection.query("""
+                INSERT INTO schedules (plan, last_fire_at, exercises, armed_at)
+                VALUES (\(record.plan), \(record.lastFireAt), \(record.exercises), \(record.armedAt))
+                ON CONFLICT (plan) DO UPDATE SET last_fire_at = EXCLUDED.last_fire_at, exercises = EXCLUDED.exercises,
+                                                 armed_at = EXCLUDED.armed_at
+                """, logger: self.logger)
+        }
+    }
+
+    public func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord?) async throws -> QuarantineRecord {
+        let update = job.map { updating($0) }
+        return try await write("addQuarantine") { connection in
+            var record = record
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: QuarantineRow.insertSQL, binds: QuarantineRow.bindings(record, withId: false)),
+                                                  logger: self.logger)
+            for try await id in rows.decode(Int64.self) { record.id = id }
+            try await update?(connection)
+            return record
+        }
+    }
+
+    public func updateQuarantine(_ record: QuarantineRecord) async throws {
+        try await write("updateQuarantine") { connection in
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: QuarantineRow.updateSQL, binds: QuarantineRow.bindings(record, withId: true)),
+                                                  logger: self.logger)
+            guard try await rows.collect().count == 1 else { throw RowNotFound(table: "quarantine", id: record.id.map { "\($0)" } ?? "nil") }
+        }
+    }
+
+    public func quarantine(includePurged: Bool) async throws -> [QuarantineRecord] {
+        try await withConnection("quarantine") { connection in
+            try await QuarantineRow.fetch(connection.query("""
+                SELECT \(unescaped: QuarantineRow.columnList) FROM quarantine WHERE \(includePurged) OR purged_at IS NULL ORDER BY created_at, id
+                """, logger: logger))
+        }
+    }
+}
+
+/// A change to the PostgreSQL ledger, made inside the batch's transaction.
+typealias PostgresWrite = @Sendable (PostgresConnection) async throws -> Void
+
+/// Runs an async setup once; concurrent callers wait for the one attempt; a failed attempt is
+/// retried by the next caller.
+final class SchemaGate: Sendable {
+    private enum State {
+        case idle
+        case running([CheckedContinuation<Void, Error>])
+        case done
+    }
+
+    private let state = Mutex(State.idle)
+
+    func once(_ work: @Sendable () async throws -> Void) async throws {
+        enum Role { case done, leader, follower }
+        let role = state.withLock { s -> Role in
+            switch s {
+            case .done: return .done
+            case .idle: s = .running([]); return .leader
+            case .running: return .follower
+            }
+        }
+        switch role {
+        case .done:
+            return
+        case .follower:
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                let finished = state.withLock { s -> Bool in
+                    guard case .running(var waiters) = s else { return true }
+                    waiters.append(continuation)
+                    s = .running(waiters)
+                    return false
+                }
+                if finished { continuation.resume() }
+            }
+            // The leader may have failed: try (or wait) again.
+            try await once(work)
+        case .leader:
+            var outcome: Error?
+            do { try await work() } catch { outcome = error }
+            let waiters = state.withLock { s -> [CheckedContinuation<Void, Error>] in
+                guard case .running(let waiters) = s else { return [] }
+                s = outcome == nil ? .done : .idle
+                return waiters
+            }
+            for waiter in waiters { waiter.resume() }
+            if let outcome { throw outcome }
+        }
+    }
+}

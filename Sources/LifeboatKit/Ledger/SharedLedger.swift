@@ -1,0 +1,111 @@
+import Foundation
+
+/// A ledger several daemons share (PostgreSQL): besides the `Ledger` contract, it knows the hosts
+/// of the fleet. The embedded SQLite ledger has one host, the daemon itself, and does not conform.
+public protocol SharedLedger: Ledger {
+    /// How long a host's registration (and, later, a claim) lasts without renewal.
+    var lease: TimeInterval { get }
+    /// Registers a daemon as a host. Refused (`HostNameInUse`) while another live daemon holds
+    /// the name; a stopped host's or an expired registration is taken over.
+    func register(_ host: HostRegistration) async throws
+    /// Renews the registration. Throws `HostNameInUse` when another daemon took the name over
+    /// (this one was presumed dead).
+    func heartbeat(_ host: HostRegistration) async throws
+    /// Marks the host stopped (a graceful shutdown): its name is free at once.
+    func deregister(_ host: HostRegistration) async throws
+    /// Every host that ever registered, by name, with its heartbeat age by the database's clock.
+    func hosts() async throws -> [HostRecord]
+
+    /// Takes (or keeps) the coordination of a run for this host: free, expired or already this
+    /// host's. Returns the host that coordinates it now (this one, or the live holder). While
+    /// another host coordinates a run, this host's writes to it are refused (`RunLeaseLost`).
+    func coordinate(runId: String) async throws -> String
+    /// Renews the leases of the runs this host coordinates; returns those it still holds.
+    func renewCoordination() async throws -> Set<String>
+    /// Gives up the coordination of a run (nil: of every run of this host), so another host
+    /// may take it over at once.
+    func releaseCoordination(runId: String?) async throws
+
+    /// Records a scheduled exercise's fire only if no host recorded one since `previous` was read
+    /// (its `exercises` count is the version): true for the one host that fires it.
+    func recordFire(_ record: ScheduleRecord, replacing previous: ScheduleRecord) async throws -> Bool
+
+    /// Holds destinations (resolved paths, with their jobs' names) for a run across the fleet,
+    /// all or none: refused (`SafetyRefusal`) when a going run of any host holds one of them, one
+    /// inside one, or one around one. Holds of runs that ended count for nothing, whoever took them.
+    func takeHolds(runId: String, _ destinations: [(path: String, job: String)]) async throws
+    /// Gives back one destination of a run (nil: all of them).
+    func releaseHolds(runId: String, path: String?) async throws
+}
+
+/// This host no longer coordinates the run (its lease expired, another host took it over): what
+/// it still tries to record for the run is refused, so it cannot commit over the new coordinator.
+public struct RunLeaseLost: LifeboatError {
+    public var runId: String
+    public var host: String
+    public var exitCode: CLIExit { .failed }
+    public var description: String {
+        "host \(host) no longer coordinates run \(runId) (its lease ran out and another host may have taken the run over); its writes for the run are refused"
+    }
+}
+
+/// Who a daemon is, as it registers.
+public struct HostRegistration: Sendable, Hashable {
+    public var name: String
+    /// This process's registration (a restarted daemon is a new instance).
+    public var instance: String
+    public var pid: Int
+    public var version: String
+    public var startedAt: Date
+
+    public init(name: String, instance: String = UUID().uuidString, pid: Int = Int(getpid()), version: String = LifeboatVersion.string,
+                startedAt: Date) {
+        self.name = name
+        self.instance = instance
+        self.pid = pid
+        self.version = version
+        self.startedAt = startedAt
+    }
+}
+
+/// A host as `status` lists it.
+public struct HostRecord: Sendable, Codable, Hashable {
+    public var name: String
+    public var pid: Int
+    public var version: String
+    public var startedAt: Date
+    public var heartbeatAt: Date
+    /// Seconds since the last heartbeat, by the database's clock (hosts' clocks may differ).
+    public var heartbeatAgeSeconds: Double
+    /// `alive` (heartbeat within the lease), `lost` (lease expired without a goodbye) or `stopped`.
+    public var state: String
+    /// Jobs this host holds claims on now.
+    public var claimedJobs: Int
+    /// Bytes this host restored over the last minute, per second.
+    public var bytesPerSecond: Double
+
+    public init(name: String, pid: Int, version: String, startedAt: Date, heartbeatAt: Date, heartbeatAgeSeconds: Double,
+                state: String, claimedJobs: Int, bytesPerSecond: Double) {
+        self.name = name
+        self.pid = pid
+        self.version = version
+        self.startedAt = startedAt
+        self.heartbeatAt = heartbeatAt
+        self.heartbeatAgeSeconds = heartbeatAgeSeconds
+        self.state = state
+        self.claimedJobs = claimedJobs
+        self.bytesPerSecond = bytesPerSecond
+    }
+}
+
+/// Another live daemon registered under this host name.
+public struct HostNameInUse: LifeboatError {
+    public var name: String
+    public var pid: Int
+    public var heartbeatAgeSeconds: Double
+    public var exitCode: CLIExit { .failed }
+    public var description: String {
+        "host name \(name) is in use by another lifeboatd (pid \(pid) there, heartbeat \(Int(heartbeatAgeSeconds)) s ago); "
+            + "give each host its own host.name, or wait for that registration's lease to expire"
+    }
+}

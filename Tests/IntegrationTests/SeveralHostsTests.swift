@@ -1,0 +1,202 @@
+import Foundation
+import Testing
+import LifeboatTestSupport
+
+/// Several real `lifeboatd` processes sharing one real PostgreSQL ledger (started by the test
+/// harness) and one snapshot store, plans and target tree, as recovery hosts do.
+@Suite(.serialized, .enabled(if: LocalPostgres.available, "several hosts \(LocalPostgres.installHint)"))
+struct SeveralHostsTests {
+    /// One `lifeboatd` of the fleet: its own state directory, socket and host name.
+    final class Host: @unchecked Sendable {
+        let name: String
+        let dir: TempDir
+        var process: Process?
+        var socket: String { dir.file("\(name).sock") }
+        var log: String { dir.file("\(name).log") }
+
+        init(name: String, dir: TempDir, database: String, server: LocalPostgres) {
+            self.name = name
+            self.dir = dir
+            dir.write("\(name).yaml", """
+                plans_dir: plans
+                state_dir: state-\(name)
+                socket: { path: \(name).sock, mode: "0666" }
+                log: { level: debug }
+                ledger:
+                  url: \(server.url(database: database))
+                  password_file: \(server.passwordFile)
+                  lease: 5s
+                host:
+                  name: \(name)
+                """)
+        }
+
+        func start() throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Binaries.lifeboatd)
+            process.arguments = ["--config", dir.file("\(name).yaml")]
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+            self.process = process
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline, process.isRunning {
+                if try cli(["status"]).status == 0 { return }
+                usleep(100_000)
+            }
+            Issue.record("\(name) did not become ready: \(daemonLog)")
+        }
+
+        var daemonLog: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+        @discardableResult
+        func cli(_ arguments: [String]) throws -> ProcessResult {
+            try run(Binaries.lifeboat, arguments, environment: ["LIFEBOAT_SOCKET": socket])
+        }
+
+        func json(_ arguments: [String]) throws -> Any? {
+            try JSONSerialization.jsonObject(with: Data(try cli(arguments + ["--json"]).stdout.utf8))
+        }
+
+        func kill9() {
+            guard let process, process.isRunning else { return }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+
+        @discardableResult
+        func stop() -> Int32 {
+            guard let process else { return -1 }
+            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+
+        deinit { kill9() }
+    }
+
+    /// A store of `sites` × contacts,jira, a plan whose jobs each take a while (a verify command
+    /// that sleeps), and hosts sharing a fresh database.
+    func fleet(sites: Int, hosts: [String], verifySleep: String = "0.4") async throws -> (TempDir, [Host], String, LocalPostgres) {
+        let server = try await LocalPostgres.shared()
+        let database = try server.createDatabase()
+        let dir = TempDir()
+        let gen = try run(Binaries.lifeboat, ["fleet", "generate", dir.file("store"), "--sites", "\(sites)", "--products", "contacts,jira",
+                                             "--size", "64KiB", "--now", "2026-11-25T10:00:00Z"])
+        #expect(gen.status == 0, "\(gen.stderr)")
+        dir.write("plans/main.yaml", """
+            name: main
+            snapshots: ../store
+            target: ../out/{site}/{product}
+            sandbox: ../sandbox/{run}/{site}/{product}
+            products:
+              - name: contacts
+              - name: jira
+                after: [contacts]
+            concurrency: 2
+            objectives: { rto: 1h, rpo: 24h }
+            verify: { checksum: if-present, command: ["/bin/sleep", "\(verifySleep)"] }
+            """)
+        return (dir, hosts.map { Host(name: $0, dir: dir, database: database, server: server) }, database, server)
+    }
+
+    func runState(_ host: Host, _ id: String) throws -> String? {
+        (try host.json(["runs"]) as? [[String: Any]])?.first { $0["id"] as? String == id }?["state"] as? String
+    }
+
+    @Test func hostsSeeEachOtherAndOneLedger() async throws {
+        let (dir, hosts, _, _) = try await fleet(sites: 3, hosts: ["recovery-1", "recovery-2"], verifySleep: "0")
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let status = try #require(try hosts[1].json(["status"]) as? [String: Any])
+        #expect(status["host"] as? String == "recovery-2")
+        let listed = try #require(status["hosts"] as? [[String: Any]])
+        #expect(listed.map { $0["name"] as? String } == ["recovery-1", "recovery-2"])
+        #expect(listed.allSatisfy { $0["state"] as? String == "alive" && ($0["heartbeat_age_seconds"] as? Double ?? 99) < 10 })
+        #expect(try hosts[0].cli(["status"]).stdout.contains("2 of 2 host(s) alive"))
+        // A run started on one host is in the one ledger: the other shows it, and its jobs say who ran them.
+        let start = try hosts[0].cli(["restore", "main", "--follow"])
+        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
+        let runs = try #require(try hosts[1].json(["runs"]) as? [[String: Any]])
+        let id = try #require(runs.first?["id"] as? String)
+        #expect(runs.first?["state"] as? String == "succeeded")
+        let show = try #require(try hosts[1].json(["show", id]) as? [String: Any])
+        let jobs = try #require(show["jobs"] as? [[String: Any]])
+        #expect(jobs.count == 6 && jobs.allSatisfy { $0["host"] as? String == "recovery-1" && $0["state"] as? String == "succeeded" })
+        // A clean stop says goodbye: the other host sees it stopped at once.
+        #expect(hosts[0].stop() == 0)
+        let after = try #require(try hosts[1].json(["status"]) as? [String: Any])
+        #expect((after["hosts"] as? [[String: Any]])?.first?["state"] as? String == "stopped")
+        _ = dir
+    }
+
+    @Test func aKilledHostsRunIsTakenOverAndEveryJobCommittedOnce() async throws {
+        let (dir, hosts, database, server) = try await fleet(sites: 10, hosts: ["recovery-1", "recovery-2"])
+        let (first, second) = (hosts[0], hosts[1])
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let start = try first.cli(["restore", "main", "--json"])
+        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
+        let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
+        // Mid-run: some jobs done, others going.
+        let deadline = Date().addingTimeInterval(120)
+        func succeeded() throws -> Int {
+            Int(try server.psql(database, "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        while Date() < deadline, try succeeded() < 4 { try await Task.sleep(for: .milliseconds(100)) }
+        first.kill9()
+        let doneByFirst = try succeeded()
+        #expect(doneByFirst < 20, "the run ended before the kill; nothing to take over")
+        // The other host takes the run over once the lease runs out, and finishes it.
+        var state: String?
+        while Date() < deadline.addingTimeInterval(60) {
+            state = try runState(second, id)
+            if let state, ["succeeded", "failed", "cancelled"].contains(state) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(state == "succeeded", "\(second.daemonLog.suffix(4_000))")
+        #expect(second.daemonLog.contains("resuming run"))
+        // Every job committed exactly once. The destinations were empty: a second commit of a job
+        // would have moved the first one's tree into quarantine. No job succeeded twice in the
+        // events (a killed host's last posted events may be lost, so at most once), every job
+        // succeeded, every destination equals tar's extraction, no staging is left.
+        let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE state <> 'succeeded'") == "0")
+        #expect(try sql("""
+            SELECT COUNT(*) FROM jobs j WHERE (SELECT COUNT(*) FROM events e WHERE e.job_id = j.id
+                                               AND e.kind IN ('job.succeeded', 'job.recovered')) > 1
+            """) == "0")
+        let quarantined = try run("/usr/bin/find", [dir.file("out"), "-path", "*/.lifeboat-quarantine/*"]).stdout
+        #expect(quarantined.isEmpty, "a job was committed twice: \(quarantined)")
+        let hostsOfJobs = try server.psql(database, "SELECT DISTINCT host FROM jobs ORDER BY host").split(separator: "\n").map(String.init)
+        #expect(hostsOfJobs == ["recovery-1", "recovery-2"])
+        let scene = try FaultScene(dir: dir, displaced: [])
+        for site in scene.sites {
+            for product in ["contacts", "jira"] { try scene.expectSameAsTar(site, product) }
+        }
+        let leftovers = try scene.stagingLeftovers()
+        #expect(leftovers.isEmpty, "staging left: \(leftovers)")
+        // The killed host is lost to the others.
+        let status = try #require(try second.json(["status"]) as? [String: Any])
+        #expect((status["hosts"] as? [[String: Any]])?.first { $0["name"] as? String == "recovery-1" }?["state"] as? String == "lost")
+    }
+}
+
+/// Without `ledger:` nothing of the above shows: one host, SQLite, the answers as they were.
+@Suite struct SingleHostUnchangedTests {
+    @Test func statusAndJobsCarryNoHosts() async throws {
+        let daemon = try DaemonHarness(sites: 1)
+        try daemon.start()
+        defer { daemon.stop() }
+        let status = try #require(try JSONSerialization.jsonObject(with: Data(try daemon.cli(["status", "--json"]).stdout.utf8)) as? [String: Any])
+        #expect(status["hosts"] == nil && status["host"] == nil)
+        #expect(status["ledger"] as? String == daemon.ledger)
+        #expect(!(try daemon.cli(["status"]).stdout.contains("host(s) alive")))
+        let id = try daemon.startRestore()
+        #expect(try await daemon.waitForRun(id) == "succeeded")
+        #expect(try daemon.jobs(id).allSatisfy { $0["host"] == nil })
+    }
+}

@@ -1,0 +1,351 @@
+import Foundation
+import Logging
+import Testing
+import LifeboatTestSupport
+@testable import LifeboatKit
+
+/// `ledger.url` and `ledger.password_file`: what an operator writes, what is refused and why.
+@Suite struct PostgresLedgerSettingsTests {
+    @Test func urlPartsAndDefaults() throws {
+        let s = try PostgresLedgerSettings(url: "postgres://lifeboat@db.example/lifeboat")
+        #expect(s.host == "db.example" && s.port == 5432 && s.user == "lifeboat" && s.database == "lifeboat")
+        #expect(s.sslMode == .prefer && s.lease == 30)
+        let t = try PostgresLedgerSettings(url: "postgresql://lb@10.0.0.5:6543/dr?sslmode=verify-full&sslrootcert=/etc/ssl/db.pem")
+        #expect(t.port == 6543 && t.sslMode == .verifyFull && t.sslRootCert == "/etc/ssl/db.pem")
+        let u = try PostgresLedgerSettings(url: "postgres://lb@/dr?host=/run/postgresql")
+        #expect(u.socketDirectory == "/run/postgresql")
+    }
+
+    @Test(arguments: [
+        ("postgres://lb:secret@db/dr", "must not carry a password"),
+        ("mysql://lb@db/dr", "must be a postgres://"),
+        ("postgres://db/dr", "names no user"),
+        ("postgres://lb@db/", "names no database"),
+        ("postgres://lb@db/dr?sslmode=maybe", "sslmode must be"),
+        ("postgres://lb@db/dr?application_name=x", "unknown parameter"),
+    ])
+    func refusedURLs(_ url: String, _ expected: String) {
+        #expect {
+            try PostgresLedgerSettings(url: url)
+        } throws: { error in
+            "\(error)".contains(expected) && !"\(error)".contains("secret")
+        }
+    }
+
+    @Test func passwordFromFileOrEnvironment() throws {
+        let dir = TestDirectory()
+        let file = dir.write("pw", "s3cret\nignored\n")
+        chmod(file, 0o600)
+        var s = try PostgresLedgerSettings(url: "postgres://lb@db/dr", passwordFile: file)
+        #expect(try s.password(environment: ["PGPASSWORD": "other"]) == "s3cret")
+        chmod(file, 0o644)
+        #expect(throws: PostgresLedgerSettings.Invalid.self) { try s.password(environment: [:]) }
+        s.passwordFile = nil
+        #expect(try s.password(environment: ["PGPASSWORD": "env"]) == "env")
+        #expect(try s.password(environment: [:]) == nil)
+    }
+
+    @Test func daemonConfigLedgerAndHost() throws {
+        let dir = TestDirectory()
+        let file = dir.write("lifeboatd.yaml", """
+            ledger:
+              url: postgres://lifeboat@db.example:5432/lifeboat
+              password_file: secrets/pw
+              lease: 45s
+            host:
+              name: recovery-2
+            """)
+        let config = try DaemonConfig.load(path: file)
+        #expect(config.sharedLedger?.passwordFile == dir.file("secrets/pw"))
+        #expect(config.sharedLedger?.lease == 45)
+        #expect(config.hostName == "recovery-2")
+        #expect(config.ledgerDescription == "postgres://lifeboat@db.example:5432/lifeboat")
+        // Without it: SQLite in the state directory, as before.
+        let plain = try DaemonConfig.load(path: dir.write("plain.yaml", "state_dir: s\n"))
+        #expect(plain.sharedLedger == nil && plain.ledgerDescription == dir.file("s/ledger.sqlite"))
+        let bad = dir.write("bad.yaml", "ledger:\n  url: postgres://lb:pw@db/dr\n")
+        #expect { try DaemonConfig.load(path: bad) } throws: { "\($0)".contains("bad.yaml:2:8") && "\($0)".contains("must not carry a password") }
+    }
+}
+
+/// What only the PostgreSQL ledger does: shared schema, hosts, claims with leases and fencing.
+/// Two `PostgresLedger`s on one database stand for two hosts.
+@Suite(.enabled(if: LocalPostgres.available, "PostgreSQL ledger \(LocalPostgres.installHint)"))
+struct PostgresLedgerTests {
+    /// Two ledgers on one fresh database; `named`: opened as hosts "a" and "b" (runs coordinated
+    /// under leases, writes fenced by them).
+    func withHosts(lease: TimeInterval = 30, named: Bool = false,
+                   _ body: @Sendable (PostgresLedger, PostgresLedger, String) async throws -> Void) async throws {
+        let server = try await LocalPostgres.shared()
+        let database = try server.createDatabase()
+        func open(_ host: String) throws -> PostgresLedger {
+            let settings = try PostgresLedgerSettings(url: server.url(database: database), passwordFile: server.passwordFile, lease: lease)
+            return try PostgresLedger(settings: settings, password: try settings.password(), host: named ? host : nil, logger: Logger(label: "test"))
+        }
+        let (a, b) = (try open("a"), try open("b"))
+        try await a.withRunning { a in try await b.withRunning { b in try await body(a, b, database) } }
+    }
+
+    static let t0 = Timestamp.parse("2026-11-25T10:00:00Z")!
+
+    /// A running run of `sites` × products, created through `ledger`.
+    func makeRun(_ ledger: PostgresLedger, sites: Int, products: [String] = ["contacts", "jira"]) async throws -> (RunRecord, [JobRecord]) {
+        var run = RunRecord(id: "20261125-101132-0001", plan: "p", planPath: nil, mode: .restore, declaredAt: Self.t0, incidentAt: Self.t0,
+                            asOf: Self.t0, createdAt: Self.t0, startedBy: "test", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
+        run.state = .running
+        var jobs: [JobRecord] = []
+        for site in 0..<sites {
+            for (order, product) in products.enumerated() {
+                jobs.append(JobRecord(runId: run.id, site: String(format: "s%03d", site), product: product, wave: 0, priority: order,
+                                      productOrder: order, destination: "/d/\(site)/\(product)"))
+            }
+        }
+        return (run, try await ledger.createRun(run, jobs: jobs))
+    }
+
+    @Test func eventsAreAppendOnly() async throws {
+        try await withHosts { a, _, database in
+            _ = try await makeRun(a, sites: 1)
+            a.postEvent(LedgerEvent(runId: "20261125-101132-0001", at: Self.t0, kind: "x", message: "y"))
+            try await a.flush()
+            let server = try await LocalPostgres.shared()
+            #expect(throws: (any Error).self) { try server.psql(database, "UPDATE events SET message = 'changed'") }
+            #expect(throws: (any Error).self) { try server.psql(database, "DELETE FROM events") }
+            #expect(throws: (any Error).self) { try server.psql(database, "TRUNCATE events") }
+            #expect(try server.psql(database, "SELECT message FROM events").trimmingCharacters(in: .whitespacesAndNewlines) == "y")
+        }
+    }
+
+    @Test func schemaIsMigratedOnceAndANewerOneIsRefused() async throws {
+        try await withHosts { a, b, database in
+            // Both hosts start at once: one migrates, the other finds it done.
+            async let x = a.recordedSchemaVersion()
+            async let y = b.recordedSchemaVersion()
+            #expect(try await [x, y] == [PostgresLedger.schemaVersion, PostgresLedger.schemaVersion])
+            let server = try await LocalPostgres.shared()
+            #expect(try server.psql(database, "SELECT COUNT(*) FROM lifeboat_schema").trimmingCharacters(in: .whitespacesAndNewlines)
+                    == "\(PostgresLedger.schemaVersion)")
+            // A newer lifeboat migrated it further: this one refuses to use it, saying why.
+            try server.psql(database, "INSERT INTO lifeboat_schema (version, name) VALUES (99, 'future')")
+            let settings = a.settings
+            let old = try PostgresLedger(settings: settings, password: try settings.password(), logger: Logger(label: "test"))
+            _ = try await old.withRunning { old in
+                await #expect { _ = try await old.runs(limit: 1) } throws: { error in
+                    (error as? SchemaMismatch)?.found == 99 && "\(error)".contains("upgrade lifeboat on this host")
+                }
+            }
+        }
+    }
+
+    @Test func hostsRegisterHeartbeatAndStop() async throws {
+        try await withHosts { a, b, _ in
+            let one = HostRegistration(name: "recovery-1", startedAt: Self.t0)
+            let two = HostRegistration(name: "recovery-2", startedAt: Self.t0)
+            try await a.register(one)
+            try await b.register(two)
+            try await a.heartbeat(one)
+            var hosts = try await b.hosts()
+            #expect(hosts.map(\.name) == ["recovery-1", "recovery-2"])
+            #expect(hosts.allSatisfy { $0.state == "alive" && $0.heartbeatAgeSeconds < 10 && $0.pid == Int(getpid()) })
+            // A second daemon under a live host's name is refused, naming the holder.
+            let impostor = HostRegistration(name: "recovery-1", startedAt: Self.t0)
+            await #expect(throws: HostNameInUse.self) { try await b.register(impostor) }
+            // After a goodbye the name is free at once; the old instance's heartbeat then fails.
+            try await a.deregister(one)
+            hosts = try await b.hosts()
+            #expect(hosts.first?.state == "stopped")
+            try await b.register(impostor)
+            await #expect(throws: HostNameInUse.self) { try await a.heartbeat(one) }
+        }
+    }
+
+    @Test func aHostWithoutHeartbeatIsLostAfterItsLease() async throws {
+        try await withHosts(lease: 1) { a, b, _ in
+            try await a.register(HostRegistration(name: "frozen", startedAt: Self.t0))
+            try await Task.sleep(for: .milliseconds(1_500))
+            #expect(try await b.hosts().first?.state == "lost")
+            // Its name may be taken over once the lease is gone.
+            try await b.register(HostRegistration(name: "frozen", startedAt: Self.t0))
+        }
+    }
+
+    @Test func claimsFollowPriorityAndFleetWideLimits() async throws {
+        try await withHosts { a, b, _ in
+            let (run, _) = try await makeRun(a, sites: 10)
+            let rules = ClaimRules(runConcurrency: 5, productConcurrency: ["contacts": 3])
+            let first = try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 4)
+            // contacts first (priority 0) but at most 3 at once; then jira.
+            #expect(first.map(\.job.product) == ["contacts", "contacts", "contacts", "jira"])
+            #expect(first.allSatisfy { $0.token == 1 && !$0.isTakeover && $0.job.host == "a" })
+            // The run's limit is for both hosts together.
+            let second = try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 10)
+            #expect(second.map(\.job.product) == ["jira"])
+            #expect(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 10).isEmpty)
+            // A released claim frees a slot.
+            try await a.releaseClaim(first[0])
+            #expect(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 10).map(\.job.product) == ["contacts"])
+            #expect(Set(try await a.liveClaims(runId: run.id).map(\.jobId)).count == 5)
+        }
+    }
+
+    @Test func dependenciesAndRunStateGateClaims() async throws {
+        try await withHosts { a, _, _ in
+            var (run, jobs) = try await makeRun(a, sites: 2)
+            let rules = ClaimRules(runConcurrency: 10, after: ["jira": ["contacts"]])
+            // Not running (halted): nothing is claimable.
+            run.state = .halted
+            try await a.updateRun(run)
+            #expect(try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 10).isEmpty)
+            run.state = .running
+            try await a.updateRun(run)
+            let claims = try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 10)
+            #expect(claims.map(\.job.product) == ["contacts", "contacts"])
+            // s000's contacts succeeded: its jira becomes ready; s001's does not.
+            var done = jobs[0]
+            done.state = .succeeded
+            try await a.updateJob(done, fencedBy: claims[0])
+            try await a.releaseClaim(claims[0])
+            jobs = try await a.jobs(runId: run.id)
+            #expect(try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 10).map(\.job.name) == ["s000/jira"])
+        }
+    }
+
+    @Test func concurrentClaimersNeverShareAJobNorExceedTheLimit() async throws {
+        try await withHosts { a, b, _ in
+            let (run, jobs) = try await makeRun(a, sites: 50, products: ["p"])
+            let rules = ClaimRules(runConcurrency: 20)
+            async let fromA = a.claimJobs(runId: run.id, host: "a", rules: rules, max: 15)
+            async let fromB = b.claimJobs(runId: run.id, host: "b", rules: rules, max: 15)
+            let (x, y) = try await (fromA, fromB)
+            #expect(x.count + y.count == 20)
+            #expect(Set(x.map(\.jobId)).isDisjoint(with: y.map(\.jobId)))
+            // Highest priority first across the fleet: the first 20 jobs.
+            #expect(Set(x.map(\.jobId) + y.map(\.jobId)) == Set(jobs.prefix(20).compactMap(\.id)))
+        }
+    }
+
+    @Test func anExpiredLeaseIsTakenOverAndTheLateHostIsFenced() async throws {
+        try await withHosts(lease: 3) { a, b, _ in
+            let (run, _) = try await makeRun(a, sites: 1, products: ["p"])
+            let rules = ClaimRules(runConcurrency: 1)
+            let mine = try #require(try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 1).first)
+            var job = mine.job
+            job.state = .committing
+            job.commitIdentity = "2049:77"
+            job.stagingPath = "/d/.lifeboat-staging/a"
+            // Before a commit, a fenced write needs lease to spare: 3 s lease, 10 s asked.
+            await #expect(throws: LeaseLost.self) { try await a.updateJob(job, fencedBy: mine, minimumLease: 10) }
+            try await a.updateJob(job, fencedBy: mine)
+            // While the lease lives, nobody else gets the job.
+            #expect(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 1).isEmpty)
+            // Host a freezes past its lease: b takes over, sees the recorded commit identity.
+            try await Task.sleep(for: .milliseconds(3_300))
+            #expect(try await a.renewClaims([mine]).isEmpty)
+            let taken = try #require(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 1).first)
+            #expect(taken.jobId == mine.jobId && taken.token == mine.token + 1 && taken.isTakeover)
+            #expect(taken.job.state == .committing && taken.job.commitIdentity == "2049:77")
+            // a wakes up: every write it tries about the job is refused.
+            var late = job
+            late.state = .succeeded
+            await #expect(throws: LeaseLost.self) { try await a.updateJob(late, fencedBy: mine) }
+            #expect(try await a.jobs(runId: run.id)[0].state == .committing)
+            // b finishes it, once.
+            var finished = taken.job
+            finished.state = .succeeded
+            try await b.updateJob(finished, fencedBy: taken)
+            try await b.releaseClaim(taken)
+            #expect(try await a.jobs(runId: run.id).map(\.state) == [.succeeded])
+            #expect(try await a.jobs(runId: run.id).map(\.host) == ["b"])
+            #expect(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 1).isEmpty)
+        }
+    }
+
+    @Test func renewalKeepsAClaim() async throws {
+        try await withHosts(lease: 5) { a, b, _ in
+            let (run, _) = try await makeRun(a, sites: 1, products: ["p"])
+            let rules = ClaimRules(runConcurrency: 1)
+            let mine = try #require(try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 1).first)
+            for _ in 0..<3 {
+                try await Task.sleep(for: .milliseconds(1_000))
+                #expect(try await a.renewClaims([mine]) == [mine.jobId])
+            }
+            #expect(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 1).isEmpty)
+        }
+    }
+
+    @Test func aRunIsCoordinatedByOneHostAndTheOneThatLostItIsFenced() async throws {
+        try await withHosts(lease: 6, named: true) { a, b, _ in
+            let (run, jobs) = try await makeRun(a, sites: 1, products: ["p"])
+            // The creating host coordinates it; the other's writes are refused.
+            #expect(try await b.coordinate(runId: run.id) == "a")
+            var job = jobs[0]
+            job.state = .restoring
+            await #expect(throws: RunLeaseLost.self) { try await b.updateJob(job) }
+            await #expect(throws: RunLeaseLost.self) { try await b.updateRun(run) }
+            #expect(try await a.renewCoordination() == [run.id])
+            try await a.updateJob(job)
+            // a stops renewing (frozen, cut off): past its lease b takes the run over, and a's
+            // late writes are refused.
+            try await Task.sleep(for: .milliseconds(6_300))
+            job.state = .committing
+            await #expect(throws: RunLeaseLost.self) { try await a.updateJob(job) }
+            #expect(try await b.coordinate(runId: run.id) == "b")
+            #expect(try await a.renewCoordination().isEmpty)
+            #expect(try await a.coordinate(runId: run.id) == "b")
+            job.state = .succeeded
+            try await b.updateJob(job)
+            #expect(try await a.jobs(runId: run.id).map(\.state) == [.succeeded])
+            // A write to a job that is not there is still "not found", not a lost lease.
+            var ghost = job
+            ghost.id = 999_999
+            await #expect(throws: PostgresLedger.RowNotFound.self) { try await b.updateJob(ghost) }
+            // Released (a clean stop), the run is anyone's at once.
+            try await b.releaseCoordination(runId: nil)
+            #expect(try await a.coordinate(runId: run.id) == "a")
+        }
+    }
+
+    @Test func aScheduledFireIsRecordedByOneHostOnly() async throws {
+        try await withHosts(named: true) { a, b, _ in
+            let armed = ScheduleRecord(plan: "quarterly", lastFireAt: nil, exercises: 0, armedAt: Self.t0)
+            try await a.saveSchedule(armed)
+            var fired = armed
+            fired.lastFireAt = Self.t0.addingTimeInterval(60)
+            fired.exercises = 1
+            let record = fired
+            async let x = a.recordFire(record, replacing: armed)
+            async let y = b.recordFire(record, replacing: armed)
+            #expect(try await [x, y].filter { $0 }.count == 1)
+            #expect(try await a.schedule(plan: "quarterly") == fired)
+        }
+    }
+
+    @Test func destinationsAreHeldFleetWideWhileTheirRunGoes() async throws {
+        try await withHosts { a, b, _ in
+            var (x, _) = try await makeRun(a, sites: 1)
+            var y = x
+            y.id = "20261125-101132-0002"
+            _ = try await b.createRun(y, jobs: [])
+            try await a.takeHolds(runId: x.id, [("/srv/sites/acme/jira", "acme/jira"), ("/srv/sites/acme/wiki", "acme/wiki")])
+            // Taking them again for the same run is fine.
+            try await a.takeHolds(runId: x.id, [("/srv/sites/acme/jira", "acme/jira")])
+            // Another run, on another host: the same path, one inside, one around are refused, naming the holder.
+            for path in ["/srv/sites/acme/jira", "/srv/sites/acme/jira/data", "/srv/sites/acme"] {
+                await #expect { try await b.takeHolds(runId: y.id, [(path, "y-job")]) } throws: { error in
+                    (error as? SafetyRefusal)?.message.contains("held by job acme/") == true && "\(error)".contains(x.id)
+                }
+            }
+            // A sibling is free; all or none: a refused take holds nothing.
+            await #expect(throws: SafetyRefusal.self) {
+                try await b.takeHolds(runId: y.id, [("/srv/sites/globex/jira", "g"), ("/srv/sites/acme/wiki", "w")])
+            }
+            try await b.takeHolds(runId: y.id, [("/srv/sites/globex/jira", "globex/jira")])
+            // One released, or the run ended: free for the other run.
+            try await a.releaseHolds(runId: x.id, path: "/srv/sites/acme/jira")
+            try await b.takeHolds(runId: y.id, [("/srv/sites/acme/jira", "acme/jira")])
+            x.state = .succeeded
+            try await a.updateRun(x)
+            try await b.takeHolds(runId: y.id, [("/srv/sites/acme/wiki", "acme/wiki")])
+        }
+    }
+}
