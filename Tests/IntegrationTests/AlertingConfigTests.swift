@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// The alerting and dashboard files that ship in config/ work against what lifeboatd exports.

@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// Shell completion and the man page, as the README's install steps make them with the real

@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// The real `lifeboatd` driven by the real `lifeboat`, the way an operator would.

@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// "Destroying nothing", tried adversarially with the real binaries: symbolic links at every

@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// `lifeboat demo` runs its whole tour and leaves what it says it leaves.

@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// The fault-injection suites (crash points, disk full, I/O errors, permissions, socket abuse)

@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// A CLI command left running with its standard output going to a file, as `> restore.log`,

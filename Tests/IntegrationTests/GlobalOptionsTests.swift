@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// `--socket PATH` (or `--socket=PATH`) and `--json` before or after the subcommand, as in

@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 @testable import LifeboatKit
 

@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// Without ISA-L (simulated by pointing the loader at a library that does not exist) the CLI

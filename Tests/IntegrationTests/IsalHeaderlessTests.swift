@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// Packagers build once and deploy everywhere: the ISA-L shim needs no ISA-L header at build time.

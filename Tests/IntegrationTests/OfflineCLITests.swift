@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// The offline commands of the real `lifeboat` binary, checked the way an operator would.

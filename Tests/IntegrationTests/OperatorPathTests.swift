@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// What a new operator meets following the README section by section, checked on the binaries.

@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// `lifeboat run` end to end on generated fleets: data at every destination, RPO/RTO in the

@@ -1,5 +1,6 @@
 import Foundation
 import LifeboatKit
+import LifeboatTestSupport
 import Testing
 
 /// Soft deletes the way an operator runs them: `lifeboat delete … --dry-run`, then the same with

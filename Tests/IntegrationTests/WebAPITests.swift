@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// `/api/v1/` serves what the CLI's `--json` prints, matches docs/openapi.yaml, and per-site

@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// The web view in a real headless browser (Debian's `chromium`, driven over the DevTools

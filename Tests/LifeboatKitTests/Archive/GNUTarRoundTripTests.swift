@@ -1,9 +1,10 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 @testable import LifeboatKit
 
 /// Archives written by GNU tar come back identical.
-@Suite struct GNUTarRoundTripTests {
+@Suite(.ownThread) struct GNUTarRoundTripTests {
     static func makeSource(_ root: String) throws {
         let fm = FileManager.default
         let long = String(repeating: "a-rather-long-directory-name-", count: 5)

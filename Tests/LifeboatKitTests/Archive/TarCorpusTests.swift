@@ -1,4 +1,5 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 @testable import LifeboatKit
 
@@ -9,7 +10,7 @@ import Testing
 /// extract` and every job do; the trees must match: `diff -r --no-dereference`, then types,
 /// modes as Lifeboat's rules leave them, sizes, times to the nanosecond, link targets and hard
 /// links.
-@Suite struct TarCorpusTests {
+@Suite(.ownThread) struct TarCorpusTests {
     @Test(.enabled(if: CorpusWriter.gnuTar.enabledHere, CorpusWriter.gnuTar.missingMessage), arguments: WriterCase.cases(for: .gnuTar))
     func gnuTar(_ archive: WriterCase) async throws { try await Self.check(archive) }
 

@@ -12,7 +12,7 @@ import LifeboatTestSupport
     }
 }
 
-@Suite(.enabled(if: LocalPostgres.available, "PostgreSQL ledger conformance \(LocalPostgres.installHint)"))
+@Suite(.ownThread, .enabled(if: LocalPostgres.available, "PostgreSQL ledger conformance \(LocalPostgres.installHint)"))
 struct PostgresLedgerConformanceTests {
     @Test(arguments: LedgerContract.allCases)
     func conforms(_ promise: LedgerContract) async throws {

@@ -70,7 +70,7 @@ import LifeboatTestSupport
 
 /// What only the PostgreSQL ledger does: shared schema, hosts, claims with leases and fencing.
 /// Two `PostgresLedger`s on one database stand for two hosts.
-@Suite(.enabled(if: LocalPostgres.available, "PostgreSQL ledger \(LocalPostgres.installHint)"))
+@Suite(.ownThread, .enabled(if: LocalPostgres.available, "PostgreSQL ledger \(LocalPostgres.installHint)"))
 struct PostgresLedgerTests {
     /// Two ledgers on one fresh database; `named`: opened as hosts "a" and "b" (runs coordinated
     /// under leases, writes fenced by them).

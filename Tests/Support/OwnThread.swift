@@ -2,17 +2,18 @@ import Foundation
 import Synchronization
 import Testing
 
-/// Runs each test of a suite on a thread of its own, at most `IntegrationSlots.width` at a time.
+/// Runs each test of a suite on a thread of its own (integration suites, and unit suites that
+/// wait on real servers with second-scale leases), at most `IntegrationSlots.width` at a time.
 ///
 /// Integration tests wait for child processes with blocking calls. On Swift Testing's shared
 /// threads (as many as cores: two on CI) one such wait stalls every other test's tasks, and with
 /// them their deadlines: a unit test's 60 s wait once expired before it had looked twice. On a
 /// thread of its own, a test blocks only itself; the bound keeps the machine from running every
 /// daemon of the suite at once.
-struct OwnThreadTrait: SuiteTrait, TestTrait, TestScoping {
-    var isRecursive: Bool { true }
+public struct OwnThreadTrait: SuiteTrait, TestTrait, TestScoping {
+    public var isRecursive: Bool { true }
 
-    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+    public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         // The suite itself, and a parameterised test as a whole, only group their test cases;
         // a scope inside a scope (however the library nests them) reuses the outer one.
         guard !test.isSuite, testCase != nil || !test.isParameterized, !Self.inScope else { return try await function() }
@@ -30,7 +31,7 @@ struct OwnThreadTrait: SuiteTrait, TestTrait, TestScoping {
 
 extension SuiteTrait where Self == OwnThreadTrait {
     /// Each test on a thread of its own (see `OwnThreadTrait`).
-    static var ownThread: Self { OwnThreadTrait() }
+    public static var ownThread: Self { OwnThreadTrait() }
 }
 
 /// How many integration tests run at once (their daemons and CLIs share the machine's cores).
