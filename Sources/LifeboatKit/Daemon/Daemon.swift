@@ -31,7 +31,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     let guardrails = Guardrails(stateDirectory: config.stateDirectory, plans: { plans.plans.map(\.plan) })
     let finisher = RunFinisher(ledger: ledger, reportsDirectory: config.reportsDirectory, logger: logger)
     let engine = Engine(environment: RunEnvironment(ledger: ledger, executor: executor, clock: clock, bus: bus, logger: logger,
-                                                    guardrails: guardrails, finisher: finisher))
+                                                    guardrails: guardrails, finisher: finisher, stores: SnapshotStores(s3: config.s3)))
     let runs = RunManager(engine: engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger)
     let access = AccessControl(Authorizer(admins: config.admins))
     let reload: @Sendable () async -> [PlanRegistry.Problem] = {

@@ -11,7 +11,7 @@ public struct Engine: Sendable {
     /// Resolves a request into a run and records it (with all its jobs) in the ledger.
     public func create(_ request: RunRequest) async throws -> (run: RunRecord, jobs: [JobRecord]) {
         guard request.mode != .dryRun else { throw RunRequestError("a dry run is not recorded; use dryRun(_:)") }
-        let prepared = try RunPlanner.prepare(request, now: environment.clock.now())
+        let prepared = try await RunPlanner.prepare(request, now: environment.clock.now(), stores: environment.stores)
         try checkDestinations(prepared, plan: request.plan)
         let jobs: [JobRecord]
         do {
@@ -67,7 +67,7 @@ public struct Engine: Sendable {
     public func dryRun(_ request: RunRequest) async throws -> DryRunReport {
         var request = request
         request.mode = request.mode == .dryRun ? .restore : request.mode
-        let prepared = try RunPlanner.prepare(request, now: environment.clock.now(), runID: "dry-run")
+        let prepared = try await RunPlanner.prepare(request, now: environment.clock.now(), runID: "dry-run", stores: environment.stores)
         let history = try await environment.ledger.throughput(plan: request.plan.name)
         let fallback = history.jobs > 0 ? history : try await environment.ledger.throughput(plan: nil)
         return DryRunReport(prepared: prepared, plan: request.plan, history: fallback)
