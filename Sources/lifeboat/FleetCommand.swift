@@ -17,7 +17,7 @@ struct FleetGenerate: AsyncParsableCommand {
         discussion: "Deterministic for a seed and --now. DIR must not exist or be empty."
     )
 
-    @Argument(help: "Directory to create the store in.")
+    @Argument(help: "Directory to create the store in, or s3://BUCKET/PREFIX (an empty prefix; AWS_ENDPOINT_URL, AWS_REGION and the standard credentials).")
     var directory: String
 
     @Option(help: "Number of sites.")
@@ -68,8 +68,22 @@ struct FleetGenerate: AsyncParsableCommand {
         generator.compressionLevel = 1
         let started = Date()
         let interactive = isatty(STDERR_FILENO) == 1 && !json
-        let summary = try await generator.generate(into: directory, parallelism: jobs ?? ProcessInfo.processInfo.activeProcessorCount) { done, total in
+        let parallelism = jobs ?? ProcessInfo.processInfo.activeProcessorCount
+        let report: @Sendable (Int, Int) -> Void = { done, total in
             if interactive { StandardOutput.write(Data("\rgenerating archives: \(done)/\(total)".utf8), to: STDERR_FILENO) }
+        }
+        let summary: FleetGenerator.Summary
+        if S3Location.isS3(directory) {
+            do {
+                let location = try S3Location(parsing: directory)
+                // Uploads run several at a time even on a small machine: they mostly wait.
+                summary = try await generator.generate(into: location, client: try S3Client.make(S3Settings()),
+                                                       parallelism: max(parallelism, 8), progress: report)
+            } catch let error as S3Error {
+                throw CLIFailure(code: error.exitCode, message: "error: \(directory): \(error.description)")
+            }
+        } else {
+            summary = try await generator.generate(into: directory, parallelism: parallelism, progress: report)
         }
         if interactive { StandardOutput.write(Data("\n".utf8), to: STDERR_FILENO) }
         if json {

@@ -10,7 +10,7 @@ struct SnapshotExtractCommand: AsyncParsableCommand {
         abstract: "Safely extract an archive into a new directory (the same extractor restores use).",
         discussion: "DIR must not exist; its parent must. Exit status 2 when the archive is rejected.")
 
-    @Argument(help: "The snapshot archive (.tar.gz).")
+    @Argument(help: "The snapshot archive (.tar.gz): a file or s3://BUCKET/KEY.")
     var archive: String
 
     @Option(help: "The directory to create.")
@@ -33,8 +33,14 @@ struct SnapshotExtractCommand: AsyncParsableCommand {
         }
         let archive = self.archive
         let into = self.into
+        let source: any ArchiveSource
+        do {
+            source = try SnapshotStores().archive(archive)
+        } catch let error as S3Error {
+            throw CLIFailure(code: error.exitCode, message: "error: \(archive): \(error.description)")
+        }
         let report = try await withStagingDirectory(for: into, name: "extract") { staging in
-            let report = try extractArchive(at: archive, into: staging.path, options: options)
+            let report = try await extractArchive(from: source, into: staging.path, options: options)
             _ = try commitStaging(staging, quarantineName: nil)
             return report
         }

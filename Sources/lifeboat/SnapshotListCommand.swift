@@ -8,7 +8,7 @@ struct SnapshotListCommand: AsyncParsableCommand {
         abstract: "List a snapshot store: per site and product, the snapshots and the newest one at or before --as-of."
     )
 
-    @Argument(help: "The snapshot store directory.")
+    @Argument(help: "The snapshot store: a directory or s3://BUCKET/PREFIX (endpoint and region from AWS_ENDPOINT_URL, AWS_REGION).")
     var store: String
 
     @Option(help: "Point in time (ISO-8601, e.g. 2026-11-24T03:15:00Z); default now.")
@@ -43,9 +43,11 @@ struct SnapshotListCommand: AsyncParsableCommand {
         }
         let scan: SnapshotStore
         do {
-            scan = try SnapshotStore(scanning: store)
+            scan = try await SnapshotStores().open(store).scan()
         } catch let error as FileSystemError {
             throw CLIFailure(code: .rejected, message: "error: \(error.description) (is it a snapshot store?)")
+        } catch let error as S3Error {
+            throw CLIFailure(code: error.exitCode, message: "error: \(store): \(error.description)")
         }
         var rows: [Row] = []
         for site in scan.sites {

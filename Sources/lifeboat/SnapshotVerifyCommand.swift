@@ -12,7 +12,7 @@ struct SnapshotVerifyCommand: AsyncParsableCommand {
         abstract: "Check an archive: sidecar checksum, gzip CRCs, tar structure, safety rules. Writes nothing.",
         discussion: "Exit status 2 when the archive is rejected (unsafe, damaged, checksum mismatch).")
 
-    @Argument(help: "The snapshot archive (.tar.gz).")
+    @Argument(help: "The snapshot archive (.tar.gz): a file or s3://BUCKET/KEY.")
     var archive: String
 
     @OptionGroup var extraction: ExtractCLIOptions
@@ -22,7 +22,12 @@ struct SnapshotVerifyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let options = try extraction.options(hashAlways: true)
-        let report = try verifyArchive(at: archive, options: options)
+        let report: ExtractReport
+        do {
+            report = try await verifyArchive(from: SnapshotStores().archive(archive), options: options)
+        } catch let error as S3Error {
+            throw CLIFailure(code: error.exitCode, message: "error: \(archive): \(error.description)")
+        }
         if json {
             try printJSON(report)
         } else {

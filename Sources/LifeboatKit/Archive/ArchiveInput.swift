@@ -5,12 +5,50 @@ import Foundation
 /// when a checksum is to be checked.
 final class ArchiveInput {
     let path: String
-    private let fd: Int32
+    private let reader: ArchiveReading
     private var hasher: SHA256?
     /// Compressed bytes read so far.
     private(set) var bytesRead: Int64 = 0
 
-    init(path: String, hashing: Bool) throws {
+    convenience init(path: String, hashing: Bool) throws {
+        try self.init(path: path, reader: LocalFileReader(path: path), hashing: hashing)
+    }
+
+    init(path: String, reader: ArchiveReading, hashing: Bool) throws {
+        self.path = path
+        self.reader = reader
+        self.hasher = hashing ? SHA256() : nil
+    }
+
+    /// Fills `buffer` with the next bytes; returns 0 at the end of the file.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let base = buffer.baseAddress else { return 0 }
+        let n = try reader.read(into: buffer)
+        if n > 0 {
+            hasher?.update(bufferPointer: UnsafeRawBufferPointer(start: base, count: n))
+            bytesRead += Int64(n)
+        }
+        return n
+    }
+
+    /// The SHA-256 of everything read, in lowercase hex; nil when not hashing.
+    func finishHash() -> String? {
+        guard let hasher else { return nil }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Read errors worth retrying: the storage may come back (NFS, flaky disks).
+    static func isTransient(_ e: Int32) -> Bool {
+        e == EIO || e == EAGAIN || e == ETIMEDOUT || e == ESTALE || e == EBUSY || e == ENOLINK
+    }
+}
+
+/// An archive in a local directory store.
+final class LocalFileReader: ArchiveReading {
+    private let fd: Int32
+    private let path: String
+
+    init(path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let e = errno
@@ -25,37 +63,18 @@ final class ArchiveInput {
         _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
         self.fd = fd
         self.path = path
-        self.hasher = hashing ? SHA256() : nil
     }
 
     deinit { close(fd) }
 
-    /// Fills `buffer` with the next bytes; returns 0 at the end of the file.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let base = buffer.baseAddress else { return 0 }
         while true {
             let n = Foundation.read(fd, base, buffer.count)
-            if n >= 0 {
-                if n > 0 {
-                    hasher?.update(bufferPointer: UnsafeRawBufferPointer(start: base, count: n))
-                    bytesRead += Int64(n)
-                }
-                return n
-            }
+            if n >= 0 { return n }
             let e = errno
             if e == EINTR { continue }
-            throw ArchiveError(.io, "cannot read the archive", archive: path, errno: e, isTransient: Self.isTransient(e))
+            throw ArchiveError(.io, "cannot read the archive", archive: path, errno: e, isTransient: ArchiveInput.isTransient(e))
         }
-    }
-
-    /// The SHA-256 of everything read, in lowercase hex; nil when not hashing.
-    func finishHash() -> String? {
-        guard let hasher else { return nil }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
-    }
-
-    /// Read errors worth retrying: the storage may come back (NFS, flaky disks).
-    static func isTransient(_ e: Int32) -> Bool {
-        e == EIO || e == EAGAIN || e == ETIMEDOUT || e == ESTALE || e == EBUSY || e == ENOLINK
     }
 }

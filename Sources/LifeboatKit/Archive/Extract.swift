@@ -16,6 +16,17 @@ public func extractArchive(
     at archivePath: String, into stagingPath: String, options: ExtractOptions = ExtractOptions(),
     progress: ((Int64) -> Void)? = nil
 ) throws -> ExtractReport {
+    let source = LocalArchive(path: archivePath)
+    let expected = try ChecksumSidecar.expectedDigest(for: archivePath, policy: options.checksum)
+    return try extractArchive(reading: source, expected: expected, into: stagingPath, options: options, progress: progress)
+}
+
+/// The blocking half of `extractArchive(from:)`: the sidecar's digest is already known.
+func extractArchive(
+    reading source: any ArchiveSource, expected: String?, into stagingPath: String, options: ExtractOptions,
+    progress: ((Int64) -> Void)?
+) throws -> ExtractReport {
+    let archivePath = source.name
     let rootFD = open(stagingPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
     guard rootFD >= 0 else {
         throw ArchiveError(.io, "cannot open the staging directory \(stagingPath)", archive: archivePath, errno: errno)
@@ -24,7 +35,8 @@ public func extractArchive(
     let writeback = try BackgroundWriteback(rootFD: rootFD)
     let report: ExtractReport
     do {
-        report = try ArchivePipeline.run(archivePath, writer: StagingWriter(rootFD: rootFD, rootPath: stagingPath, writeback: writeback),
+        report = try ArchivePipeline.run(source, expected: expected,
+                                         writer: StagingWriter(rootFD: rootFD, rootPath: stagingPath, writeback: writeback),
                                          options: options, progress: progress)
     } catch {
         try? writeback.finish()
@@ -46,17 +58,19 @@ public func extractArchive(
 public func verifyArchive(
     at archivePath: String, options: ExtractOptions = ExtractOptions(), progress: ((Int64) -> Void)? = nil
 ) throws -> ExtractReport {
-    try ArchivePipeline.run(archivePath, writer: nil, options: options, progress: progress)
+    let expected = try ChecksumSidecar.expectedDigest(for: archivePath, policy: options.checksum)
+    return try ArchivePipeline.run(LocalArchive(path: archivePath), expected: expected, writer: nil, options: options, progress: progress)
 }
 
 /// read → SHA-256 → gunzip → tar → extractor.
 enum ArchivePipeline {
     static func run(
-        _ archivePath: String, writer: StagingWriter?, options: ExtractOptions, progress: ((Int64) -> Void)?
+        _ source: any ArchiveSource, expected: String?, writer: StagingWriter?, options: ExtractOptions, progress: ((Int64) -> Void)?
     ) throws -> ExtractReport {
+        let archivePath = source.name
         do {
-            let expected = try ChecksumSidecar.expectedDigest(for: archivePath, policy: options.checksum)
-            let input = try ArchiveInput(path: archivePath, hashing: expected != nil || options.alwaysComputeSHA256)
+            let input = try ArchiveInput(path: archivePath, reader: source.openReader(cancellation: options.cancellation),
+                                         hashing: expected != nil || options.alwaysComputeSHA256)
             let gzip = GzipReader(input: input, inflater: try options.inflate.makeInflater())
             gzip.onInput = progress
             var report = try Extractor(reader: TarReader(stream: gzip, maxBytes: options.maxBytes, maxSparseRegions: options.maxEntries),

@@ -44,7 +44,8 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
                                                     guardrails: guardrails, finisher: finisher,
                                                     // Recorded on jobs only where several hosts share the ledger: one host's
                                                     // SQLite ledger and its answers stay as they were.
-                                                    host: config.sharedLedger == nil ? nil : config.hostName))
+                                                    host: config.sharedLedger == nil ? nil : config.hostName,
+                                                    stores: SnapshotStores(s3: config.s3)))
     let runs = RunManager(engine: engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger)
     let access = AccessControl(Authorizer(admins: config.admins, deleters: config.deleters))
     let reload: @Sendable () async -> [PlanRegistry.Problem] = {

@@ -47,6 +47,9 @@ public struct DaemonConfig: Sendable {
     /// This daemon's name among the hosts sharing a ledger (`host: {name}`); the machine's host
     /// name by default.
     public var hostName: String = DaemonConfig.machineHostName
+    /// `s3: {endpoint, region, path_style, timeout, attempts}`: how `s3://` snapshot stores are
+    /// reached (unset keys come from the standard AWS variables). Never credentials.
+    public var s3 = S3Settings()
     /// The file the config was read from, if any.
     public var sourcePath: String?
 
@@ -188,6 +191,25 @@ public struct DaemonConfig: Sendable {
                 }
             }
             h.finish()
+        }
+        if var s = doc.mapping("s3") {
+            if let (text, node) = s.string("endpoint") {
+                if let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                   url.host?.isEmpty == false {
+                    if url.user != nil || url.password != nil {
+                        reader.error(at: node, "s3.endpoint must not carry credentials; \(S3Error.whereSecretsGo)")
+                    } else {
+                        config.s3.endpoint = text
+                    }
+                } else {
+                    reader.error(at: node, "s3.endpoint must be an http(s) URL like https://s3.example.net or http://127.0.0.1:9000, found \"\(text)\"")
+                }
+            }
+            if let (text, _) = s.string("region") { config.s3.region = text }
+            if let pathStyle = s.bool("path_style") { config.s3.pathStyle = pathStyle }
+            if let timeout = s.duration("timeout") { config.s3.timeout = Double(max(1, timeout.seconds)) }
+            if let attempts = s.int("attempts", range: 1...20) { config.s3.attempts = attempts }
+            s.finish()
         }
         doc.finish()
         return config

@@ -54,7 +54,10 @@ struct ProtectedTrees: Sendable {
 
     init(plans: [Plan], stateDirectory: String?, walkTargets: Bool) {
         for plan in plans {
-            others.append((ResolvedPath.of(plan.snapshots), "the snapshot store of plan \(plan.name)"))
+            // A bucket store is no local tree a destination could fall into.
+            if !S3Location.isS3(plan.snapshots) {
+                others.append((ResolvedPath.of(plan.snapshots), "the snapshot store of plan \(plan.name)"))
+            }
             guard walkTargets else { continue }
             var queue: [(String, ArraySlice<[PathTemplate.Piece]>)] = [(ResolvedPath.of(plan.target.literalRoot), plan.target.templatedSegments[...])]
             var visited = 0

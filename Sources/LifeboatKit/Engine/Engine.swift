@@ -13,7 +13,7 @@ public struct Engine: Sendable {
         guard request.mode != .dryRun else { throw RunRequestError("a dry run is not recorded; use dryRun(_:)") }
         // A delete is created only from a resolved, confirmed selection (createDelete).
         guard request.mode != .delete else { throw RunRequestError("a delete needs a confirmed selection: lifeboat delete PLAN --sites … --dry-run, then --confirm TOKEN") }
-        var prepared = try RunPlanner.prepare(request, now: environment.clock.now())
+        var prepared = try await RunPlanner.prepare(request, now: environment.clock.now(), stores: environment.stores)
         try await chooseSources(&prepared, fromSnapshots: request.fromSnapshots)
         try checkDestinations(prepared, plan: request.plan)
         let jobs: [JobRecord]
@@ -154,7 +154,7 @@ public struct Engine: Sendable {
     public func dryRun(_ request: RunRequest) async throws -> DryRunReport {
         var request = request
         request.mode = request.mode == .dryRun ? .restore : request.mode
-        var prepared = try RunPlanner.prepare(request, now: environment.clock.now(), runID: "dry-run")
+        var prepared = try await RunPlanner.prepare(request, now: environment.clock.now(), runID: "dry-run", stores: environment.stores)
         try await chooseSources(&prepared, fromSnapshots: request.fromSnapshots)
         let history = try await environment.ledger.throughput(plan: request.plan.name)
         let fallback = history.jobs > 0 ? history : try await environment.ledger.throughput(plan: nil)

@@ -7,12 +7,15 @@ public struct JobContext: Sendable {
     public var plan: Plan
     /// The archive to restore (nil: the job fails with `no snapshot`).
     public var snapshot: Snapshot?
+    /// Opens the snapshot's store (a directory or a bucket).
+    public var stores: SnapshotStores
 
-    public init(job: JobRecord, run: RunRecord, plan: Plan, snapshot: Snapshot?) {
+    public init(job: JobRecord, run: RunRecord, plan: Plan, snapshot: Snapshot?, stores: SnapshotStores = SnapshotStores()) {
         self.job = job
         self.run = run
         self.plan = plan
         self.snapshot = snapshot
+        self.stores = stores
     }
 
     /// Template values for paths and hook commands.

@@ -28,9 +28,9 @@ public struct RestoreExecutor: JobExecutor {
                                                    noSymlinksBelow: exercise ? plan.sandbox?.literalRoot : nil,
                                                    reserve: { try await observer.reserved(stagingPath: $0) }) { staging in
                 await observer.staged(identity: staging.identity.description)
-                let archivePath = snapshot.path
-                let report = try await runBlocking(flag: flag) {
-                    try extractArchive(at: archivePath, into: staging.path, options: options) { observer.progress(archiveBytesRead: $0) }
+                let source = try context.stores.archive(snapshot.path)
+                let report = try await extractArchive(from: source, into: staging.path, options: options) {
+                    observer.progress(archiveBytesRead: $0)
                 }
                 CrashPoint.afterStaging.hit()
 
@@ -97,6 +97,8 @@ public struct RestoreExecutor: JobExecutor {
             throw JobError(archive: error, job: job)
         } catch let error as HookError {
             throw JobError(.hook, "\(job.name): \(error.description)")
+        } catch let error as S3Error {
+            throw JobError(.io, "\(job.name): \(error.description)", transient: error.isTransient)
         }
     }
 

@@ -14,10 +14,12 @@ public struct RunEnvironment: Sendable {
     public var finisher: RunFinisher?
     /// This daemon's host name, recorded on each job attempt it runs (nil: none recorded).
     public var host: String?
+    /// Opens the plans' snapshot stores (directories, buckets with the config's `s3:` settings).
+    public var stores: SnapshotStores
 
     public init(ledger: any Ledger, executor: any JobExecutor, clock: any LifeboatClock = SystemClock(),
                 bus: EventBus = EventBus(), logger: Logger = Logger(label: "lifeboat"), guardrails: Guardrails = Guardrails(),
-                finisher: RunFinisher? = nil, host: String? = nil) {
+                finisher: RunFinisher? = nil, host: String? = nil, stores: SnapshotStores = SnapshotStores()) {
         self.ledger = ledger
         self.executor = executor
         self.clock = clock
@@ -26,6 +28,7 @@ public struct RunEnvironment: Sendable {
         self.guardrails = guardrails
         self.finisher = finisher
         self.host = host
+        self.stores = stores
     }
 }
 
@@ -323,11 +326,16 @@ final class RunCoordinator {
     private func makeContext(for job: JobRecord) -> JobContext {
         let snapshot = job.snapshotPath.flatMap { path -> Snapshot? in
             guard let takenAt = job.snapshotTakenAt else { return nil }
+            // A bucket's archive is not looked at here: its size was recorded from the listing.
+            guard !S3Location.isS3(path) else {
+                return Snapshot(site: job.site, product: job.product, takenAt: takenAt, path: path,
+                                size: job.archiveBytes, sidecarPath: nil)
+            }
             let sidecar = path + ".sha256"
             return Snapshot(site: job.site, product: job.product, takenAt: takenAt, path: path,
                             size: FileSystem.size(of: path) ?? 0, sidecarPath: FileSystem.exists(sidecar) ? sidecar : nil)
         }
-        return JobContext(job: job, run: run, plan: plan, snapshot: snapshot)
+        return JobContext(job: job, run: run, plan: plan, snapshot: snapshot, stores: env.stores)
     }
 
     /// One job with its retries. Never throws: every outcome is a job state.

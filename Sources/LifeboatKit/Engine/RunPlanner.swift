@@ -10,14 +10,15 @@ public enum RunPlanner {
         public var waves: [[String]]
     }
 
-    public static func prepare(_ request: RunRequest, now: Date, runID: String? = nil) throws -> Prepared {
+    public static func prepare(_ request: RunRequest, now: Date, runID: String? = nil,
+                               stores: SnapshotStores = SnapshotStores()) async throws -> Prepared {
         let plan = request.plan
         if request.mode == .exercise, plan.sandbox == nil {
             throw RunRequestError("plan \(plan.name) has no sandbox; exercises restore only into a sandbox (add `sandbox:` to the plan)")
         }
         let store: SnapshotStore
         do {
-            store = try SnapshotStore(scanning: plan.snapshots)
+            store = try await stores.open(plan.snapshots).scan()
         } catch {
             throw RunRequestError("cannot read the snapshot store of plan \(plan.name): \(error)")
         }

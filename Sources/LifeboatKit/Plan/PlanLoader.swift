@@ -60,7 +60,18 @@ public enum PlanLoader {
         var snapshots = ""
         if let (text, node) = doc.string("snapshots") {
             if text.isEmpty { reader.error(at: node, "snapshots must be the path of the snapshot store") }
-            snapshots = PathTemplate.normalise(text.hasPrefix("/") ? text : baseDirectory + "/" + text)
+            if S3Location.isS3(text) {
+                // A bucket store (DESIGN.md "Snapshot store"): checked here, reached at run time.
+                do {
+                    snapshots = try S3Location(parsing: text).description
+                } catch let error as S3Error {
+                    reader.error(at: node, "snapshots: \(error.message)")
+                } catch {
+                    reader.error(at: node, "snapshots: \(error)")
+                }
+            } else {
+                snapshots = PathTemplate.normalise(text.hasPrefix("/") ? text : baseDirectory + "/" + text)
+            }
         } else {
             reader.error(at: root, "missing required key \"snapshots\" (the snapshot store directory)")
         }
@@ -176,7 +187,7 @@ public enum PlanLoader {
             if let node = doc.keyNode(key) { marks[key] = SourceMark(node.mark) }
         }
         var trees: [PlanTree] = []
-        if !snapshots.isEmpty, let store = try? PathTemplate(snapshots, allowed: []) { trees.append(PlanTree(role: .store, template: store)) }
+        if !snapshots.isEmpty, !S3Location.isS3(snapshots), let store = try? PathTemplate(snapshots, allowed: []) { trees.append(PlanTree(role: .store, template: store)) }
         if let target { trees.append(PlanTree(role: .target, template: target)) }
         if let sandbox { trees.append(PlanTree(role: .sandbox, template: sandbox)) }
         for (i, a) in trees.enumerated() {

@@ -114,7 +114,7 @@ public enum PlanConflicts {
 
     static func trees(of plan: Plan) -> [PlanTree] {
         var trees: [PlanTree] = []
-        if let store = try? PathTemplate(plan.snapshots, allowed: []) { trees.append(PlanTree(role: .store, template: store, plan: plan.name)) }
+        if !S3Location.isS3(plan.snapshots), let store = try? PathTemplate(plan.snapshots, allowed: []) { trees.append(PlanTree(role: .store, template: store, plan: plan.name)) }
         trees.append(PlanTree(role: .target, template: plan.target, plan: plan.name))
         if let sandbox = plan.sandbox { trees.append(PlanTree(role: .sandbox, template: sandbox, plan: plan.name)) }
         return trees

@@ -325,11 +325,44 @@ public struct YAMLMapping {
     public func finish() {
         let known = used.sorted()
         for entry in entries where !used.contains(entry.key) {
+            // A credential where no key is expected: say where secrets go, not "unknown key".
+            if let secret = Self.secretKey(entry.key, entry.keyNode, entry.value) {
+                reader.error(at: secret.node, "\"\(secret.key)\" looks like a credential: \(S3Error.whereSecretsGo)")
+                continue
+            }
             let closest = known.min { PlanLoader.editDistance($0, entry.key) < PlanLoader.editDistance($1, entry.key) }
             let suggestion = closest.flatMap { PlanLoader.editDistance($0, entry.key) <= max(2, entry.key.count / 3) ? " (did you mean \"\($0)\"?)" : nil } ?? ""
             reader.error(at: entry.keyNode,
                          "unknown key \"\(entry.key)\" in \(path.isEmpty ? "the document" : path)\(suggestion); expected one of \(known.map { "\"\($0)\"" }.joined(separator: ", "))")
         }
+    }
+}
+
+extension YAMLMapping {
+    /// Key names that hold secrets (S3 and AWS credentials, passwords, tokens).
+    static func isSecretName(_ key: String) -> Bool {
+        let k = key.lowercased().replacingOccurrences(of: "-", with: "_")
+        return k.contains("secret") || k.contains("access_key") || k.contains("session_token") || k.contains("password")
+            || k == "token" || k.hasSuffix("_token") || k == "credentials" || k == "aws_access_key_id"
+    }
+
+    /// The first secret-looking key at `key` or anywhere under `value`.
+    static func secretKey(_ key: String, _ keyNode: Node, _ value: Node) -> (key: String, node: Node)? {
+        if isSecretName(key) { return (key, keyNode) }
+        switch value {
+        case .mapping(let mapping):
+            for pair in mapping {
+                guard case .scalar(let k) = pair.key else { continue }
+                if let found = secretKey(k.string, pair.key, pair.value) { return found }
+            }
+        case .sequence(let sequence):
+            for item in sequence {
+                if case .mapping = item, let found = secretKey("", item, item) { return found }
+            }
+        default:
+            break
+        }
+        return nil
     }
 }
 

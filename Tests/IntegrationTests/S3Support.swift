@@ -1,0 +1,293 @@
+import Foundation
+import Testing
+
+/// A real S3 API server on loopback for the S3 store tests: `moto_server` (PyPI `moto[server]`)
+/// on a free 127.0.0.1 port, started and stopped by the test itself.
+final class MotoServer: @unchecked Sendable {
+    static let installHint = "moto_server is not installed: python3 -m pip install 'moto[server]' (.ci/run does)"
+
+    /// The `moto_server` executable on PATH, if any.
+    static let executable: String? = {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let path = "\(dir)/moto_server"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }()
+
+    static var underCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    /// Tests run where moto_server is, and under CI always (where its absence is a failure).
+    static var shouldRun: Bool { executable != nil || underCI }
+
+    let port: Int
+    let process: Process
+    var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    /// Credentials moto accepts (it checks none unless told to); never real ones.
+    static let credentials = ["AWS_ACCESS_KEY_ID": "lifeboat-test", "AWS_SECRET_ACCESS_KEY": "lifeboat-test-secret", "AWS_REGION": "us-east-1"]
+
+    /// The environment a user would set for this server.
+    var environment: [String: String] {
+        MotoServer.credentials.merging(["AWS_ENDPOINT_URL": endpoint, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                                        "AWS_CONFIG_FILE": "/nonexistent"]) { $1 }
+    }
+
+    /// Starts a server; `extraEnvironment` e.g. `INITIAL_NO_AUTH_ACTION_COUNT=0` makes moto check credentials.
+    init(extraEnvironment: [String: String] = [:]) throws {
+        guard let executable = Self.executable else {
+            Issue.record(Comment(rawValue: Self.installHint))
+            throw MotoMissing()
+        }
+        port = freeLoopbackPort()
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["-H", "127.0.0.1", "-p", "\(port)"]
+        process.environment = ProcessInfo.processInfo.environment.merging(extraEnvironment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if canConnect(port: port) { return }
+            guard process.isRunning else { break }
+            usleep(100_000)
+        }
+        stop()
+        throw MotoMissing()
+    }
+
+    func stop() {
+        // SIGKILL: a child started from the test's threads inherits their blocked SIGTERM and
+        // SIGINT, and a test server has nothing to flush.
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+
+    /// `aws --endpoint-url … ARGS` (the other client, for cross-checks).
+    func aws(_ arguments: [String]) throws -> ProcessResult {
+        try run("/usr/bin/env", ["aws", "--endpoint-url", endpoint] + arguments, environment: environment)
+    }
+
+    /// The real `lifeboat` binary with this server's environment.
+    func lifeboat(_ arguments: [String], endpoint: String? = nil, extra: [String: String] = [:]) throws -> ProcessResult {
+        var env = environment.merging(extra) { $1 }
+        if let endpoint { env["AWS_ENDPOINT_URL"] = endpoint }
+        return try run(Binaries.lifeboat, arguments, environment: env)
+    }
+
+    struct MotoMissing: Error {}
+}
+
+/// A port nothing listens on right now.
+func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+func canConnect(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+}
+
+/// A loopback TCP proxy in front of the S3 server that injects faults the way networks and
+/// stores produce them: a connection cut in the middle of a response body, bursts of 503
+/// SlowDown answers, a stalled server. It counts the bytes it forwards to the client.
+final class FaultProxy: @unchecked Sendable {
+    enum Fault {
+        /// The first response carrying more than `bytes` downstream is cut there (once).
+        case cutOnce(afterBytes: Int)
+        /// The first `count` requests get `503 SlowDown` without reaching the server.
+        case slowDown(count: Int)
+        /// The first request gets no answer at all (the connection stays open, silent).
+        case stallOnce
+    }
+
+    let port: Int
+    private let upstreamPort: Int
+    private let listener: Int32
+    private let lock = NSLock()
+    private var fault: Fault?
+    private var _downstreamBytes = 0
+    private var _faultsInjected = 0
+    private var stopped = false
+    private var held: [Int32] = []
+
+    var downstreamBytes: Int { lock.withLock { _downstreamBytes } }
+    var faultsInjected: Int { lock.withLock { _faultsInjected } }
+    var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    init(upstreamPort: Int, fault: Fault?) {
+        self.upstreamPort = upstreamPort
+        self.fault = fault
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        listen(listener, 64)
+        self.listener = listener
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    func stop() {
+        lock.withLock {
+            stopped = true
+            for fd in held { close(fd) }
+            held.removeAll()
+        }
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    deinit { stop() }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else {
+                if lock.withLock({ stopped }) { return }
+                if errno == EINTR { continue }
+                return
+            }
+            Thread { [self] in serve(client) }.start()
+        }
+    }
+
+    /// Takes the current fault for a new connection, if it still applies.
+    private func takeFault() -> Fault? {
+        lock.withLock {
+            switch fault {
+            case .slowDown(let count) where count > 0:
+                fault = count > 1 ? .slowDown(count: count - 1) : nil
+                _faultsInjected += 1
+                return .slowDown(count: 1)
+            case .stallOnce:
+                fault = nil
+                _faultsInjected += 1
+                return .stallOnce
+            case .cutOnce(let bytes):
+                return .cutOnce(afterBytes: bytes)
+            default:
+                return nil
+            }
+        }
+    }
+
+    private func serve(_ client: Int32) {
+        let connectionFault = takeFault()
+        switch connectionFault {
+        case .slowDown?:
+            _ = readRequestHead(client)
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            let answer = "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            _ = answer.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            close(client)
+            return
+        case .stallOnce?:
+            // Say nothing; keep the socket open until the proxy stops.
+            lock.withLock { held.append(client) }
+            return
+        default:
+            break
+        }
+        let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = in_port_t(UInt16(upstreamPort).bigEndian)
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard ok == 0 else {
+            close(client)
+            close(upstream)
+            return
+        }
+        // client → server
+        Thread {
+            var buffer = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { break }
+                if !sendAll(upstream, buffer, n) { break }
+            }
+            shutdown(upstream, Int32(SHUT_WR))
+        }.start()
+        // server → client, counting, cut when the fault says so.
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        var forwarded = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(upstream, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            var count = n
+            var cut = false
+            if case .cutOnce(let limit)? = connectionFault, forwarded + n > limit {
+                let taken: Bool = lock.withLock {
+                    guard case .cutOnce? = fault else { return false }
+                    fault = nil
+                    _faultsInjected += 1
+                    return true
+                }
+                if taken {
+                    count = max(0, limit - forwarded)
+                    cut = true
+                }
+            }
+            if count > 0, !sendAll(client, buffer, count) { break }
+            forwarded += count
+            lock.withLock { _downstreamBytes += count }
+            if cut { break }
+        }
+        shutdown(client, Int32(SHUT_RDWR))
+        shutdown(upstream, Int32(SHUT_RDWR))
+        close(client)
+        close(upstream)
+    }
+
+    private func readRequestHead(_ fd: Int32) -> String {
+        var data = [UInt8]()
+        var byte: UInt8 = 0
+        while data.count < 64 << 10, recv(fd, &byte, 1, 0) == 1 {
+            data.append(byte)
+            if data.count >= 4, data.suffix(4) == [13, 10, 13, 10] { break }
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+private func sendAll(_ fd: Int32, _ buffer: [UInt8], _ count: Int) -> Bool {
+    var sent = 0
+    while sent < count {
+        let n = buffer.withUnsafeBytes { send(fd, $0.baseAddress! + sent, count - sent, Int32(MSG_NOSIGNAL)) }
+        if n <= 0 { return false }
+        sent += n
+    }
+    return true
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+/// The parts of the S3 store that need no server: locations, settings, credentials, the catalog
+/// of a listing, error classification.
+@Suite struct S3StoreUnitTests {
+    @Test func locations() throws {
+        let l = try S3Location(parsing: "s3://backups/lifeboat/prod/")
+        #expect(l.bucket == "backups" && l.prefix == "lifeboat/prod" && l.listPrefix == "lifeboat/prod/")
+        #expect(l.key("acme/jira/x.tar.gz") == "lifeboat/prod/acme/jira/x.tar.gz")
+        #expect(try S3Location(parsing: "s3://backups").prefix == "")
+        #expect(throws: S3Error.self) { try S3Location(parsing: "s3://Bad_Bucket/x") }
+        #expect(throws: S3Error.self) { try S3Location(parsing: "s3://b1/a//b") }
+        let secret = #expect(throws: S3Error.self) { try S3Location(parsing: "s3://AKID:hunter2hunter2@bucket/x") }
+        #expect(secret?.code == .secretInLocation)
+        #expect(secret?.description.contains("hunter2") == false)
+    }
+
+    @Test func endpointResolution() throws {
+        let local = try S3Endpoint.resolve(S3Settings(), environment: ["AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_REGION": "eu-west-1"])
+        #expect(local.pathStyle && local.region == "eu-west-1" && local.hostHeader(bucket: "b") == "127.0.0.1:9000")
+        #expect(local.path(bucket: "b", key: "k/x") == "/b/k/x")
+        let aws = try S3Endpoint.resolve(S3Settings(), environment: [:])
+        #expect(!aws.pathStyle && aws.hostHeader(bucket: "b") == "b.s3.us-east-1.amazonaws.com" && aws.scheme == "https")
+        // The config wins over the environment.
+        let configured = try S3Endpoint.resolve(S3Settings(endpoint: "https://s3.example.net", region: "r1", pathStyle: true),
+                                                environment: ["AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_REGION": "r2"])
+        #expect(configured.host == "s3.example.net" && configured.region == "r1" && configured.pathStyle)
+    }
+
+    @Test func credentialsFromTheStandardPlaces() throws {
+        let dir = TestDirectory()
+        let file = dir.file("credentials")
+        try "[default]\naws_access_key_id = AK1\naws_secret_access_key = S1\n\n[profile ops]\naws_access_key_id=AK2\naws_secret_access_key=S2\naws_session_token=T2\n"
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try S3Credentials.resolve(environment: ["AWS_ACCESS_KEY_ID": "E", "AWS_SECRET_ACCESS_KEY": "ES", "AWS_SHARED_CREDENTIALS_FILE": file]).accessKeyID == "E")
+        #expect(try S3Credentials.resolve(environment: ["AWS_SHARED_CREDENTIALS_FILE": file]).accessKeyID == "AK1")
+        let ops = try S3Credentials.resolve(environment: ["AWS_SHARED_CREDENTIALS_FILE": file, "AWS_PROFILE": "ops"])
+        #expect(ops.accessKeyID == "AK2" && ops.sessionToken == "T2")
+        let missing = #expect(throws: S3Error.self) {
+            try S3Credentials.resolve(environment: ["AWS_SHARED_CREDENTIALS_FILE": dir.file("none"), "HOME": dir.path])
+        }
+        #expect(missing?.code == .credentials)
+    }
+
+    @Test func catalogOfAListing() {
+        let files = [
+            ("acme/jira/20261120T030000Z.tar.gz", 10), ("acme/jira/20261120T030000Z.tar.gz.sha256", 1),
+            ("acme/jira/20261121T030000Z.tar.gz", 11), ("acme/contacts/20261121T030000Z.tar.gz", 5),
+            ("README", 1), ("acme/notes.txt", 1), ("acme/jira/deep/x.tar.gz", 1), ("Bad Site/jira/20261121T030000Z.tar.gz", 1),
+            ("acme/jira/garbage.tar.gz", 1), ("acme/jira/folder/", 0),
+        ].map { SnapshotStore.ListedFile(relativePath: $0.0, size: Int64($0.1)) }
+        let store = SnapshotStore(root: "s3://b/p", listing: files) { "s3://b/p/" + $0 }
+        #expect(store.sites == ["acme"])
+        let jira = store.snapshots(site: "acme", product: "jira")
+        #expect(jira.count == 2)
+        #expect(jira[0].path == "s3://b/p/acme/jira/20261120T030000Z.tar.gz" && jira[0].size == 10)
+        #expect(jira[0].sidecarPath == "s3://b/p/acme/jira/20261120T030000Z.tar.gz.sha256" && jira[1].sidecarPath == nil)
+        #expect(Set(store.strays.map(\.path)) == ["s3://b/p/README", "s3://b/p/acme/notes.txt", "s3://b/p/acme/jira/deep/x.tar.gz",
+                                                  "s3://b/p/Bad Site", "s3://b/p/acme/jira/garbage.tar.gz"])
+    }
+
+    @Test func errorClassification() {
+        let slow = S3Error.from(status: 503, body: "<Error><Code>SlowDown</Code><Message>Please reduce</Message></Error>", method: "GET", bucket: "b", key: "k")
+        #expect(slow.isTransient && slow.code == .unavailable)
+        let missing = S3Error.from(status: 404, body: "<Error><Code>NoSuchKey</Code></Error>", method: "GET", bucket: "b", key: "a/k")
+        #expect(!missing.isTransient && missing.code == .notFound && missing.description.contains("bucket b, key a/k"))
+        let bucket = S3Error.from(status: 404, body: "<Error><Code>NoSuchBucket</Code></Error>", method: "GET", bucket: "b", key: nil)
+        #expect(bucket.code == .noSuchBucket)
+        let denied = S3Error.from(status: 403, body: "<Error><Code>InvalidAccessKeyId</Code></Error>", method: "GET", bucket: "b", key: nil)
+        #expect(denied.code == .accessDenied && denied.description.contains("AWS_ACCESS_KEY_ID"))
+        #expect(XMLText.decode("a&amp;b&lt;&#65;&#x42;") == "a&b<AB")
+    }
+}
