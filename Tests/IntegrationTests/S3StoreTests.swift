@@ -1,10 +1,11 @@
 import Foundation
+import LifeboatTestSupport
 import Testing
 
 /// Snapshots in an S3-compatible bucket, driven the way an operator would: the real `lifeboat`
 /// binary against a real S3 API server (`moto_server`) on loopback, the `aws` CLI as the other
 /// client, and a fault proxy for cut connections, throttling and stalls.
-@Suite(.serialized, .enabled(if: MotoServer.shouldRun, "moto_server is not installed: python3 -m pip install 'moto[server]' (.ci/run does)"))
+@Suite(.serialized, .ownThread, .enabled(if: MotoServer.shouldRun, "moto_server is not installed: python3 -m pip install 'moto[server]' (.ci/run does)"))
 struct S3StoreTests {
     /// A local fleet copied into a bucket with `aws s3 cp` (another client writes, Lifeboat reads).
     func uploadFleet(_ moto: MotoServer, _ dir: TempDir, bucket: String, prefix: String, sites: Int, size: String) throws {
@@ -173,7 +174,7 @@ struct S3StoreTests {
 }
 
 /// Secrets never go in a plan or the daemon config (no server needed).
-@Suite struct S3SecretsTests {
+@Suite(.ownThread) struct S3SecretsTests {
     @Test func aPlanHoldingASecretIsRefusedWithWhereSecretsGo() throws {
         let dir = TempDir()
         let plan = dir.write("plan.yaml", """

@@ -4,7 +4,7 @@ import LifeboatTestSupport
 
 /// Several real `lifeboatd` processes sharing one real PostgreSQL ledger (started by the test
 /// harness) and one snapshot store, plans and target tree, as recovery hosts do.
-@Suite(.serialized, .enabled(if: LocalPostgres.available, "several hosts \(LocalPostgres.installHint)"))
+@Suite(.serialized, .ownThread, .enabled(if: LocalPostgres.available, "several hosts \(LocalPostgres.installHint)"))
 struct SeveralHostsTests {
     /// One `lifeboatd` of the fleet: its own state directory, socket and host name.
     final class Host: @unchecked Sendable {
@@ -186,7 +186,7 @@ struct SeveralHostsTests {
 }
 
 /// Without `ledger:` nothing of the above shows: one host, SQLite, the answers as they were.
-@Suite struct SingleHostUnchangedTests {
+@Suite(.ownThread) struct SingleHostUnchangedTests {
     @Test func statusAndJobsCarryNoHosts() async throws {
         let daemon = try DaemonHarness(sites: 1)
         try daemon.start()
