@@ -207,25 +207,3 @@ extension Plan {
         return [WaveSpec(sites: .count(1), gate: WaveGate(maxFailures: 0)), WaveSpec(sites: .rest)]
     }
 }
-
-extension TreeSize {
-    /// Bytes of regular files and the number of entries that are not directories, without
-    /// following links.
-    static func bytesAndFiles(_ root: String) -> (Int64, Int64) {
-        var total: Int64 = 0, files: Int64 = 0
-        var stack = [root]
-        while let dir = stack.popLast() {
-            guard let entries = try? FileSystem.directoryEntries(dir) else { continue }
-            for entry in entries {
-                let path = dir + "/" + entry.name
-                switch entry.kind {
-                case .directory: stack.append(path)
-                default:
-                    files += 1
-                    total += FileSystem.size(of: path) ?? 0
-                }
-            }
-        }
-        return (total, files)
-    }
-}

@@ -114,8 +114,12 @@ public struct QuarantineManager: Sendable {
 
 /// Sums file sizes under a directory without following links (iterative).
 enum TreeSize {
-    static func bytes(_ root: String) -> Int64 {
-        var total: Int64 = 0
+    static func bytes(_ root: String) -> Int64 { bytesAndFiles(root).0 }
+
+    /// Bytes of regular files and the number of entries that are not directories, without
+    /// following links.
+    static func bytesAndFiles(_ root: String) -> (Int64, Int64) {
+        var total: Int64 = 0, files: Int64 = 0
         var stack = [root]
         while let dir = stack.popLast() {
             guard let entries = try? FileSystem.directoryEntries(dir) else { continue }
@@ -123,10 +127,12 @@ enum TreeSize {
                 let path = dir + "/" + entry.name
                 switch entry.kind {
                 case .directory: stack.append(path)
-                default: total += FileSystem.size(of: path) ?? 0
+                default:
+                    files += 1
+                    total += FileSystem.size(of: path) ?? 0
                 }
             }
         }
-        return total
+        return (total, files)
     }
 }
