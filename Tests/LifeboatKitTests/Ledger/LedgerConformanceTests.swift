@@ -114,6 +114,8 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             run.currentWave = 2
             run.note = "wave 2 gate failed"
             run.cleanup = "failed: EACCES"
+            run.reason = "ticket OPS-1234: tenants asked to leave"
+            run.rehearse = "delete"
             try await ledger.updateRun(run)
             #expect(try await ledger.run(id: run.id) == run)
         }
@@ -148,6 +150,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             job.hookOutput = "ok\nline two ✓"
             job.treeDigest = "sha256:abc"
             job.host = "recovery-2.example"
+            job.source = JobRecord.sourceQuarantine
             try await ledger.updateJob(job)
             #expect(try await ledger.jobs(runId: run.id) == [job])
             // And back to nothing: optional columns clear.

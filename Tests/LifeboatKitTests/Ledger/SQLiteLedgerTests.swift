@@ -39,39 +39,6 @@ import Testing
         #expect(try await ledger.events(runId: run.id, afterId: 0, limit: 10).map(\.kind) == ["job.succeeded"])
     }
 
-    @Test func everyJobColumnRoundTrips() async throws {
-        let dir = TestDirectory()
-        let ledger = try SQLiteLedger(path: dir.file("ledger.sqlite"))
-        let run = sampleRun()
-        var job = try await ledger.createRun(run, jobs: [
-            JobRecord(runId: run.id, site: "acme", product: "jira", wave: 2, priority: -3, productOrder: 1, destination: "/d/acme/jira"),
-        ])[0]
-        let t = Timestamp.parse("2026-11-25T10:00:00Z")!
-        job.state = .committing
-        job.attempt = 4
-        job.snapshotPath = "/s/acme/jira/20261124T000000Z.tar.gz"
-        job.snapshotTakenAt = t.addingTimeInterval(-3_600)
-        job.queuedAt = t
-        job.startedAt = t.addingTimeInterval(1)
-        job.finishedAt = t.addingTimeInterval(2)
-        job.bytes = 1 << 40
-        job.entries = 123_456
-        job.archiveBytes = 987
-        job.skippedEntries = 3
-        job.rpoSeconds = 3_600.5
-        job.rtoSeconds = 2.25
-        job.rpoMet = false
-        job.rtoMet = true
-        job.errorCode = "io"
-        job.error = "boom"
-        job.stagingPath = "/d/acme/.lifeboat-staging/x"
-        job.commitIdentity = "64769:1234"
-        job.quarantinePath = "/d/acme/.lifeboat-quarantine/q"
-        job.hookOutput = "ok"
-        try await ledger.updateJob(job)
-        #expect(try await ledger.jobs(runId: run.id) == [job])
-    }
-
     @Test func eventsAreAppendOnly() async throws {
         let dir = TestDirectory()
         let ledger = try SQLiteLedger(path: dir.file("ledger.sqlite"))
