@@ -11,6 +11,19 @@ final class DaemonHarness: @unchecked Sendable {
     /// A fleet of `sites` × contacts,jira and a plan `main` over it, in a fresh directory.
     init(sites: Int = 4, size: String = "256KiB", planExtra: String = "", name: String = #function) throws {
         dir = TempDir(name)
+        try Self.writeFleet(in: dir, sites: sites, size: size, planExtra: planExtra)
+        dir.write("lifeboatd.yaml", """
+            plans_dir: plans
+            state_dir: state
+            socket: { path: lifeboatd.sock, mode: "0666" }
+            log: { level: debug }
+            max_concurrent_runs: 2
+            """)
+    }
+
+    /// A generated store of `sites` × contacts,jira in `dir/store` and a plan `main` over it in
+    /// `dir/plans` (targets in `dir/out`, sandbox in `dir/sandbox`), `planExtra` appended.
+    static func writeFleet(in dir: TempDir, sites: Int, size: String, planExtra: String = "") throws {
         let gen = try run(Binaries.lifeboat, ["fleet", "generate", dir.file("store"), "--sites", "\(sites)", "--products", "contacts,jira",
                                              "--size", size, "--now", "2026-11-25T10:00:00Z"])
         #expect(gen.status == 0, "\(gen.stderr)")
@@ -25,13 +38,6 @@ final class DaemonHarness: @unchecked Sendable {
                 after: [contacts]
             objectives: { rto: 1h, rpo: 24h }
             \(planExtra)
-            """)
-        dir.write("lifeboatd.yaml", """
-            plans_dir: plans
-            state_dir: state
-            socket: { path: lifeboatd.sock, mode: "0666" }
-            log: { level: debug }
-            max_concurrent_runs: 2
             """)
     }
 

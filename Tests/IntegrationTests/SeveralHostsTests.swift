@@ -83,20 +83,8 @@ struct SeveralHostsTests {
         let server = try await LocalPostgres.shared()
         let database = try server.createDatabase()
         let dir = TempDir()
-        let gen = try run(Binaries.lifeboat, ["fleet", "generate", dir.file("store"), "--sites", "\(sites)", "--products", "contacts,jira",
-                                             "--size", "64KiB", "--now", "2026-11-25T10:00:00Z"])
-        #expect(gen.status == 0, "\(gen.stderr)")
-        dir.write("plans/main.yaml", """
-            name: main
-            snapshots: ../store
-            target: ../out/{site}/{product}
-            sandbox: ../sandbox/{run}/{site}/{product}
-            products:
-              - name: contacts
-              - name: jira
-                after: [contacts]
+        try DaemonHarness.writeFleet(in: dir, sites: sites, size: "64KiB", planExtra: """
             concurrency: 2
-            objectives: { rto: 1h, rpo: 24h }
             verify: { checksum: if-present, command: ["/bin/sleep", "\(verifySleep)"] }
             """)
         return (dir, hosts.map { Host(name: $0, dir: dir, database: database, server: server) }, database, server)

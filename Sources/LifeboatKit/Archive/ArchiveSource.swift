@@ -38,12 +38,7 @@ public struct LocalArchive: ArchiveSource {
 /// hash → inflate → tar → staging on the blocking pool, with memory bounded.
 public func extractArchive(from source: any ArchiveSource, into stagingPath: String, options: ExtractOptions = ExtractOptions(),
                            progress: (@Sendable (Int64) -> Void)? = nil) async throws -> ExtractReport {
-    let expected = try await expectedDigest(source, options)
-    let flag = options.cancellation ?? CancellationFlag()
-    var options = options
-    options.cancellation = flag
-    let checked = options
-    return try await runBlocking(flag: flag) {
+    try await readArchive(source, options) { expected, checked in
         try extractArchive(reading: source, expected: expected, into: stagingPath, options: checked, progress: progress)
     }
 }
@@ -51,14 +46,21 @@ public func extractArchive(from source: any ArchiveSource, into stagingPath: Str
 /// Reads a whole archive from any store and checks it, writing nothing (`verifyArchive(at:)`).
 public func verifyArchive(from source: any ArchiveSource, options: ExtractOptions = ExtractOptions(),
                           progress: (@Sendable (Int64) -> Void)? = nil) async throws -> ExtractReport {
-    let expected = try await expectedDigest(source, options)
-    let flag = options.cancellation ?? CancellationFlag()
-    var options = options
-    options.cancellation = flag
-    let checked = options
-    return try await runBlocking(flag: flag) {
+    try await readArchive(source, options) { expected, checked in
         try ArchivePipeline.run(source, expected: expected, writer: nil, options: checked, progress: progress)
     }
+}
+
+/// The sidecar's digest first, then `body` on the blocking pool with a cancellation flag that
+/// the awaiting task's cancellation sets.
+private func readArchive(_ source: any ArchiveSource, _ options: ExtractOptions,
+                         _ body: @escaping @Sendable (String?, ExtractOptions) throws -> ExtractReport) async throws -> ExtractReport {
+    let expected = try await expectedDigest(source, options)
+    let flag = options.cancellation ?? CancellationFlag()
+    var checked = options
+    checked.cancellation = flag
+    let final = checked
+    return try await runBlocking(flag: flag) { try body(expected, final) }
 }
 
 private func expectedDigest(_ source: any ArchiveSource, _ options: ExtractOptions) async throws -> String? {
