@@ -116,13 +116,8 @@ public final class RunManager: Service {
         let chosen = Set(reset.compactMap(\.id))
         reset += site.filter { $0.state == .skipped && !chosen.contains($0.id ?? -1) }
         reset.sort { ($0.id ?? 0) < ($1.id ?? 0) }
-        for var j in reset {
-            j.state = .pending
-            j.error = nil
-            j.errorCode = nil
-            j.finishedAt = nil
-            try await ledger.updateJob(j)
-        }
+        let recorder = JobRecorder(engine.environment)
+        for j in reset { try await recorder.apply(.retried, to: j) }
         run.state = .pending
         run.finishedAt = nil
         // What a retry does to the run, in words (`retry` prints it).
@@ -130,8 +125,6 @@ public final class RunManager: Service {
             + "their outcome, and it ends succeeded only if every job has"
         run.currentWave = min(run.currentWave, job.wave)
         try await ledger.updateRun(run)
-        ledger.postEvent(LedgerEvent(runId: runId, jobId: jobId, at: engine.environment.clock.now(), kind: "job.retry",
-                                     message: "\(job.name) queued again by an operator"))
         register(runId, plan: plan)
         return run
     }

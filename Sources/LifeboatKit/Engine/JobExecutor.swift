@@ -57,8 +57,9 @@ public protocol JobObserver: Sendable {
     func reserved(stagingPath: String) async throws
     /// The staging directory exists with this identity (`dev:ino`), which the destination will
     /// have once committed. Recorded with the next durable write (at the latest `willCommit`).
-    func staged(identity: String) async
-    func stateChanged(_ state: JobState) async
+    func staged(identity: String) async throws
+    /// The staged data is being checked.
+    func verifying() async throws
     /// Compressed bytes of the archive read so far.
     func progress(archiveBytesRead: Int64)
     /// The destination is about to change; durable when it returns.
@@ -87,7 +88,7 @@ public enum RecoveryOutcome: Sendable, Hashable {
 public struct JobError: LifeboatError, Sendable {
     public enum Code: String, Sendable, Codable {
         case noSnapshot = "no-snapshot"
-        case integrity, unsafeEntry = "unsafe-entry", limit, io, verify, hook, sandbox, cancelled, internalError = "internal"
+        case integrity, unsafeEntry = "unsafe-entry", limit, io, verify, hook, sandbox, cancelled, dependency, internalError = "internal"
     }
 
     public var code: Code

@@ -27,7 +27,7 @@ public struct RestoreExecutor: JobExecutor {
             return try await withStagingDirectory(for: job.destination, name: "\(context.run.id).\(job.id ?? 0)",
                                                    noSymlinksBelow: exercise ? plan.sandbox?.literalRoot : nil,
                                                    reserve: { try await observer.reserved(stagingPath: $0) }) { staging in
-                await observer.staged(identity: staging.identity.description)
+                try await observer.staged(identity: staging.identity.description)
                 let source = try context.stores.archive(snapshot.path)
                 let report = try await extractArchive(from: source, into: staging.path, options: options) {
                     observer.progress(archiveBytesRead: $0)
@@ -36,7 +36,7 @@ public struct RestoreExecutor: JobExecutor {
 
                 var hookOutput: [String] = []
                 if let command = plan.verify.command {
-                    await observer.stateChanged(.verifying)
+                    try await observer.verifying()
                     let result = try await staging.verify(with: render(command, path: staging.path, context: context),
                                                           timeout: .seconds(plan.hookTimeout.seconds))
                     hookOutput.append("verify.command: \(result.summary)\n\(result.output)")

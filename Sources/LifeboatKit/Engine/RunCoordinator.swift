@@ -42,6 +42,7 @@ final class RunCoordinator {
     private var run: RunRecord
     private var scheduler: RunScheduler
     private var logger: Logger
+    private let recorder: JobRecorder
 
     init(run: RunRecord, jobs: [JobRecord], plan: Plan, control: RunControl, environment: RunEnvironment) {
         self.run = run
@@ -51,6 +52,7 @@ final class RunCoordinator {
         scheduler = RunScheduler(jobs: jobs, plan: plan)
         logger = environment.logger
         logger[metadataKey: "run.id"] = "\(run.id)"
+        recorder = JobRecorder(environment)
     }
 
     private var now: Date { env.clock.now() }
@@ -99,12 +101,7 @@ final class RunCoordinator {
             } catch let refusal as SafetyRefusal {
                 // Nothing starts; each job says why, so the report does too.
                 for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal {
-                    var job = job
-                    job.state = .failed
-                    job.errorCode = JobError.Code.sandbox.rawValue
-                    job.error = "\(job.name): not started: \(refusal.message)"
-                    scheduler.update(i, to: job)
-                    try await record(job)
+                    try await transition(i, .failed(code: .sandbox, message: "\(job.name): not started: \(refusal.message)", at: now))
                 }
                 run.state = .failed
                 run.finishedAt = now
@@ -151,10 +148,7 @@ final class RunCoordinator {
         if draining {
             // SIGTERM drain: jobs that did not finish go back to pending; the run resumes later.
             for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal {
-                var job = job
-                job.state = .pending
-                scheduler.update(i, to: job)
-                try await env.ledger.updateJob(job)
+                try await transition(i, .interrupted(at: now))
             }
             run.state = .interrupted
             run.note = "interrupted by shutdown; resumes on the next start"
@@ -165,13 +159,7 @@ final class RunCoordinator {
         if control.isCancelled {
             let who = control.cancelledBy ?? "operator"
             for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal {
-                var job = job
-                job.state = .cancelled
-                job.errorCode = JobError.Code.cancelled.rawValue
-                job.error = "cancelled by \(who) before it started"
-                job.finishedAt = now
-                scheduler.update(i, to: job)
-                try await env.ledger.updateJob(job)
+                try await transition(i, .cancelled(by: who, at: now))
             }
             run.state = .cancelled
             run.note = "cancelled by \(who)"
@@ -227,14 +215,10 @@ final class RunCoordinator {
     }
 
     private func runWave(_ wave: Int) async throws {
-        for i in scheduler.activate(wave: wave) { try await record(scheduler.jobs[i]) }
+        for skipped in try scheduler.activate(wave: wave, at: now) { try await recorder.record(skipped) }
         // Jobs of this wave not yet startable are waiting (dependencies, limits).
         for (i, job) in scheduler.jobs.enumerated() where job.wave == wave && job.state == .pending {
-            var job = job
-            job.state = .waiting
-            job.queuedAt = job.queuedAt ?? now
-            scheduler.update(i, to: job)
-            env.ledger.postJob(job)
+            try await transition(i, .queued(at: now))
         }
         try await withThrowingTaskGroup(of: ChildResult.self) { group in
             let control = self.control
@@ -251,8 +235,10 @@ final class RunCoordinator {
                     let retry = plan.retry
                     let retention = plan.quarantine.retention.timeInterval
                     let protected = self.protected
+                    let recorder = self.recorder
                     group.addTask {
-                        .job(i, await Self.runJob(context, retry: retry, retention: retention, protected: protected, env: env, control: control))
+                        .job(i, await Self.runJob(context, retry: retry, retention: retention, protected: protected, env: env,
+                                                  recorder: recorder, control: control))
                     }
                 }
             }
@@ -268,7 +254,7 @@ final class RunCoordinator {
                         env.guardrails.holds.release(run: run.id, path: path)
                         if let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, path: path) }
                     }
-                    for skipped in scheduler.finish(i, as: job) { try await record(scheduler.jobs[skipped]) }
+                    for skipped in try scheduler.finish(i, as: job, at: now) { try await recorder.record(skipped) }
                     checkForecast()
                     fill()
                 }
@@ -278,14 +264,10 @@ final class RunCoordinator {
         }
     }
 
-    /// Records a job the coordinator itself decided (skipped by a dependency).
-    private func record(_ job: JobRecord) async throws {
-        var job = job
-        if job.state.isFinal, job.finishedAt == nil { job.finishedAt = now }
-        try await env.ledger.updateJob(job)
-        if let i = scheduler.jobs.firstIndex(where: { $0.id == job.id }) { scheduler.update(i, to: job) }
-        env.ledger.postEvent(LedgerEvent(runId: run.id, jobId: job.id, at: now, kind: "job.\(job.state.rawValue)", message: "\(job.name): \(job.error ?? job.state.rawValue)"))
-        env.bus.publish(RunEvent(kind: .job, runId: run.id, at: now, job: job))
+    /// Applies an event the coordinator itself decided to job `i`, and records it.
+    private func transition(_ i: Int, _ event: JobEvent) async throws {
+        let job = try await recorder.apply(event, to: scheduler.jobs[i])
+        scheduler.update(i, to: job)
     }
 
     private func gatePasses(_ wave: Int) async throws -> Bool {
@@ -340,11 +322,9 @@ final class RunCoordinator {
 
     /// One job with its retries. Never throws: every outcome is a job state.
     private static func runJob(_ context: JobContext, retry: RetryPolicy, retention: TimeInterval, protected: ProtectedTrees?,
-                               env: RunEnvironment, control: RunControl) async -> JobRecord {
-        let tracker = JobTracker(job: context.job, retention: retention, ledger: env.ledger, bus: env.bus, clock: env.clock,
+                               env: RunEnvironment, recorder: JobRecorder, control: RunControl) async -> JobRecord {
+        let tracker = JobTracker(job: context.job, retention: retention, recorder: recorder,
                                  quarantineReason: context.run.mode == .delete ? "delete" : "restore")
-        var logger = env.logger
-        logger[metadataKey: "job"] = "\(context.job.name)"
         do {
             // A delete moves what is there; it reads no snapshot.
             guard context.snapshot != nil || context.run.mode == .delete else {
@@ -362,77 +342,43 @@ final class RunCoordinator {
             var attempt = 0
             while true {
                 attempt += 1
-                let started = tracker.update { job in
-                    job.attempt += 1
-                    job.state = .restoring
-                    job.startedAt = env.clock.now()
-                    job.finishedAt = nil
-                    job.error = nil
-                    job.errorCode = nil
-                    job.stagingPath = nil
-                    job.commitIdentity = nil
-                    job.host = env.host
-                }
                 // Queued, not awaited: the executor's `reserved` record follows at once and is
                 // durable, carrying this one with it (the group commit keeps order).
-                env.ledger.postJob(started)
-                tracker.publish(started)
+                let started = try await tracker.apply(.started(at: env.clock.now(), host: env.host))
                 do {
                     var attemptContext = context
                     attemptContext.job = started
                     let result = try await env.executor.execute(attemptContext, observer: tracker)
-                    let finished = tracker.update { job in
-                        job.finishedAt = env.clock.now()
-                        job.bytes = result.bytes
-                        job.entries = result.entries
-                        job.archiveBytes = result.archiveBytes
-                        job.skippedEntries = result.skippedEntries
-                        job.quarantinePath = result.quarantinePath ?? job.quarantinePath
-                        job.hookOutput = result.hookOutput
-                        job.treeDigest = result.treeDigest
-                        job.stagingPath = nil
-                        if let error = result.postRestoreError {
-                            job.state = .failed
-                            job.errorCode = JobError.Code.hook.rawValue
-                            job.error = error
-                        } else {
-                            job.state = .succeeded
-                        }
-                        job.rtoSeconds = job.finishedAt!.timeIntervalSince(context.run.declaredAt)
-                        job.rtoMet = context.run.rtoObjectiveSeconds.map { job.rtoSeconds! <= $0 }
+                    let finished = try tracker.transition(.finished(result, at: env.clock.now(), timing: RunTiming(context.run)))
+                    if finished.job.state == .succeeded, finished.job.fromQuarantine, let path = finished.job.snapshotPath {
+                        try await closeSoftDelete(path, job: finished.job, env: env)
                     }
-                    if finished.state == .succeeded, finished.fromQuarantine, let path = finished.snapshotPath {
-                        try await closeSoftDelete(path, job: finished, env: env)
-                    }
-                    return try await conclude(finished, env: env, logger: logger)
+                    try await tracker.commit(finished)
+                    if finished.job.state == .succeeded { CrashPoint.afterLedgerCommit.hit() }
+                    return finished.job
                 } catch let error as JobError where error.isTransient && attempt < retry.attempts && !control.isCancelled {
-                    let job = tracker.job
-                    logger.warning("transient failure; retrying", metadata: ["attempt": "\(job.attempt)", "error": "\(error.message)"])
-                    env.ledger.postEvent(LedgerEvent(runId: job.runId, jobId: job.id, at: env.clock.now(), kind: "job.retry",
-                                                     message: "\(job.name) attempt \(job.attempt) failed (\(error.message)); retrying in \(retry.backoff)"))
+                    try await tracker.apply(.attemptFailed(message: error.message, backoff: "\(retry.backoff)"))
                     try await env.clock.sleep(for: .seconds(retry.backoff.seconds))
                 }
             }
         } catch {
-            let cancelled = error is CancellationError || Task.isCancelled
-            let job = tracker.update { job in
-                job.finishedAt = env.clock.now()
-                job.stagingPath = nil
-                if cancelled {
-                    job.state = control.isCancelled ? .cancelled : .pending
-                    job.errorCode = JobError.Code.cancelled.rawValue
-                    job.error = control.isCancelled ? "cancelled by \(control.cancelledBy ?? "operator")" : "interrupted by shutdown"
-                } else if let error = error as? JobError {
-                    job.state = .failed
-                    job.errorCode = error.code.rawValue
-                    job.error = error.message
-                } else {
-                    job.state = .failed
-                    job.errorCode = JobError.Code.internalError.rawValue
-                    job.error = "\(error)"
-                }
+            let now = env.clock.now()
+            let event: JobEvent = if error is CancellationError || Task.isCancelled {
+                control.isCancelled ? .cancelled(by: control.cancelledBy ?? "operator", at: now) : .interrupted(at: now)
+            } else if let error = error as? JobError {
+                .failed(code: error.code, message: error.message, at: now)
+            } else {
+                .failed(code: .internalError, message: "\(error)", at: now)
             }
-            return (try? await conclude(job, env: env, logger: logger)) ?? job
+            // The outcome stands in memory even when the ledger cannot take it (the run then
+            // stops on its next write and stays resumable).
+            guard let ended = try? tracker.transition(event) else { return tracker.job }
+            do {
+                try await tracker.commit(ended)
+            } catch {
+                recorder.logger.error("could not record the job's outcome", metadata: ["job": "\(ended.job.name)", "error": "\(error)"])
+            }
+            return ended.job
         }
     }
 
@@ -447,70 +393,42 @@ final class RunCoordinator {
                                          message: "\(job.name): the soft-deleted data at \(path) was renamed back to \(job.destination) by restore run \(job.runId)"))
     }
 
-    private static func conclude(_ job: JobRecord, env: RunEnvironment, logger: Logger) async throws -> JobRecord {
-        try await env.ledger.updateJob(job)
-        if job.state == .succeeded { CrashPoint.afterLedgerCommit.hit() }
-        env.ledger.postEvent(LedgerEvent(runId: job.runId, jobId: job.id, at: env.clock.now(), kind: "job.\(job.state.rawValue)",
-                                         message: "\(job.name): " + (job.error ?? "\(job.state.rawValue) (\(ByteSize.format(job.bytes)), \(job.entries) entries)")))
-        env.bus.publish(RunEvent(kind: .job, runId: job.runId, at: env.clock.now(), job: job))
-        switch job.state {
-        case .succeeded: logger.info("job committed", metadata: ["bytes": "\(job.bytes)", "entries": "\(job.entries)"])
-        case .failed: logger.error("job failed", metadata: ["error": "\(job.error ?? "")"])
-        default: logger.notice("job stopped", metadata: ["state": "\(job.state.rawValue)"])
-        }
-        return job
-    }
-
     // MARK: Resume
 
     /// Jobs caught mid-flight by a crash or drain: finish a commit that happened, restart the rest.
     private func recoverActiveJobs() async throws {
         for (i, job) in scheduler.jobs.enumerated() where job.state.isActive || job.state == .waiting {
-            var job = job
-            if job.state.isActive {
-                let tracker = JobTracker(job: job, retention: plan.quarantine.retention.timeInterval,
-                                         ledger: env.ledger, bus: env.bus, clock: env.clock,
-                                         quarantineReason: run.mode == .delete ? "delete" : "restore")
-                let outcome: RecoveryOutcome
-                do {
-                    outcome = try await env.executor.recover(makeContext(for: job), observer: tracker)
-                } catch {
-                    job = tracker.job
-                    job.state = .failed
-                    job.errorCode = JobError.Code.io.rawValue
-                    job.error = "could not recover after restart: \(error)"
-                    job.finishedAt = now
-                    scheduler.update(i, to: job)
-                    try await record(job)
-                    continue
-                }
-                job = tracker.job
-                switch outcome {
-                case .committed(let quarantine):
-                    job.state = .succeeded
-                    if run.mode == .restore { job.treeDigest = job.treeDigest ?? TreeDigest.of(job.destination) }
-                    // A delete's tree is fingerprinted where it went, for undelete to compare.
-                    if run.mode == .delete, let moved = quarantine ?? job.quarantinePath { job.treeDigest = job.treeDigest ?? TreeDigest.of(moved) }
-                    job.finishedAt = now
-                    job.quarantinePath = quarantine ?? job.quarantinePath
-                    job.stagingPath = nil
-                    job.rtoSeconds = job.finishedAt!.timeIntervalSince(run.declaredAt)
-                    job.rtoMet = run.rtoObjectiveSeconds.map { job.rtoSeconds! <= $0 }
-                    if job.fromQuarantine, let path = job.snapshotPath { try await Self.closeSoftDelete(path, job: job, env: env) }
-                    env.ledger.postEvent(LedgerEvent(runId: run.id, jobId: job.id, at: now, kind: "job.recovered",
-                                                     message: "\(job.name): commit found in place after restart; not redone"))
-                case .restart:
-                    job.state = .pending
-                    job.stagingPath = nil
-                    job.commitIdentity = nil
-                    env.ledger.postEvent(LedgerEvent(runId: run.id, jobId: job.id, at: now, kind: "job.restart",
-                                                     message: "\(job.name): interrupted attempt \(job.attempt) discarded; starting over"))
-                }
-            } else {
-                job.state = .pending
+            guard job.state.isActive else {
+                try await transition(i, .interrupted(at: now))
+                continue
             }
-            scheduler.update(i, to: job)
-            try await env.ledger.updateJob(job)
+            let tracker = JobTracker(job: job, retention: plan.quarantine.retention.timeInterval, recorder: recorder,
+                                     quarantineReason: run.mode == .delete ? "delete" : "restore")
+            let outcome: RecoveryOutcome
+            do {
+                outcome = try await env.executor.recover(makeContext(for: job), observer: tracker)
+            } catch {
+                try await tracker.apply(.failed(code: .io, message: "could not recover after restart: \(error)", at: now))
+                scheduler.update(i, to: tracker.job)
+                continue
+            }
+            switch outcome {
+            case .committed(let quarantine):
+                let found = tracker.job
+                // The committed tree is fingerprinted (a delete's where it went), for rollback
+                // and undelete to compare.
+                var digest: String?
+                if found.treeDigest == nil {
+                    if run.mode == .restore { digest = TreeDigest.of(found.destination) }
+                    if run.mode == .delete, let moved = quarantine ?? found.quarantinePath { digest = TreeDigest.of(moved) }
+                }
+                let recovered = try tracker.transition(.recoveredCommitted(quarantinePath: quarantine, treeDigest: digest, at: now, timing: RunTiming(run)))
+                if recovered.job.fromQuarantine, let path = recovered.job.snapshotPath { try await Self.closeSoftDelete(path, job: recovered.job, env: env) }
+                try await tracker.commit(recovered)
+            case .restart:
+                try await tracker.apply(.recoveredRestart)
+            }
+            scheduler.update(i, to: tracker.job)
         }
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Decides which job of a run starts next: per-site `after:` dependencies, lower `priority` first
 /// across all sites, the run's and each product's concurrency limits. A value type that takes
 /// events and returns decisions, tested without I/O.
@@ -56,14 +58,14 @@ struct RunScheduler {
         (jobs[i].priority, jobs[i].productOrder, siteRank[jobs[i].site] ?? 0, i)
     }
 
-    /// Makes the jobs of `wave` eligible. Returns jobs that are skipped at once because a
-    /// dependency already ended without success (after a resume).
-    mutating func activate(wave: Int) -> [Int] {
+    /// Makes the jobs of `wave` eligible. Returns the transitions (to record) of jobs skipped at
+    /// once because a dependency already ended without success (after a resume).
+    mutating func activate(wave: Int, at now: Date) throws -> [JobTransition] {
         activeWave = wave
-        var skipped: [Int] = []
+        var skipped: [JobTransition] = []
         for i in jobs.indices where jobs[i].wave == wave && !jobs[i].state.isFinal {
             if let bad = dependencies[i].first(where: { jobs[$0].state.isFinal && jobs[$0].state != .succeeded }) {
-                skipped += skip(i, because: bad)
+                skipped += try skip(i, because: bad, at: now)
             } else if unmet[i] == 0 {
                 push(i)
             }
@@ -96,12 +98,13 @@ struct RunScheduler {
         running > 0 || ready.values.contains { !$0.isEmpty }
     }
 
-    /// Records the end of a started job; returns dependents skipped as a consequence.
-    mutating func finish(_ i: Int, as job: JobRecord) -> [Int] {
+    /// Records the end of a started job; returns the transitions (to record) of dependents
+    /// skipped as a consequence.
+    mutating func finish(_ i: Int, as job: JobRecord, at now: Date) throws -> [JobTransition] {
         replace(i, with: job)
         running -= 1
         runningPerProduct[job.product, default: 1] -= 1
-        return settle(i)
+        return try settle(i, at: now)
     }
 
     /// Records the end of a job that never started (e.g. cancelled while waiting).
@@ -109,7 +112,7 @@ struct RunScheduler {
         replace(i, with: job)
     }
 
-    private mutating func settle(_ i: Int) -> [Int] {
+    private mutating func settle(_ i: Int, at now: Date) throws -> [JobTransition] {
         // A job a drain interrupted goes back to pending and runs again after the restart: its
         // dependents wait for it, they are not skipped for it.
         guard jobs[i].state.isFinal else { return [] }
@@ -122,24 +125,22 @@ struct RunScheduler {
             }
             return []
         }
-        var skipped: [Int] = []
+        var skipped: [JobTransition] = []
         for d in dependents[i] where !jobs[d].state.isFinal {
-            skipped += skip(d, because: i)
+            skipped += try skip(d, because: i, at: now)
         }
         return skipped
     }
 
-    /// Marks `i` skipped (and, transitively, its dependents); returns them all.
-    private mutating func skip(_ i: Int, because cause: Int) -> [Int] {
-        var result: [Int] = []
+    /// Skips `i` (and, transitively, its dependents); returns their transitions.
+    private mutating func skip(_ i: Int, because cause: Int, at now: Date) throws -> [JobTransition] {
+        var result: [JobTransition] = []
         var stack = [(i, cause)]
         while let (j, c) = stack.popLast() {
             guard !jobs[j].state.isFinal else { continue }
-            jobs[j].state = .skipped
-            finishedCount += 1
-            jobs[j].errorCode = "dependency"
-            jobs[j].error = "skipped: dependency \(jobs[c].product) of \(jobs[c].site) \(jobs[c].state.rawValue)"
-            result.append(j)
+            let transition = try JobLifecycle.apply(.skipped(dependency: "\(jobs[c].product) of \(jobs[c].site) \(jobs[c].state.rawValue)", at: now), to: jobs[j])
+            replace(j, with: transition.job)
+            result.append(transition)
             for d in dependents[j] { stack.append((d, j)) }
         }
         return result

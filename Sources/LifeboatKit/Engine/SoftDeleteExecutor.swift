@@ -28,7 +28,7 @@ public struct SoftDeleteExecutor: Sendable {
             let (bytes, files) = TreeSize.bytesAndFiles(destination)
             return (bytes, files, TreeDigest.of(destination))
         }
-        await observer.staged(identity: identity.description)
+        try await observer.staged(identity: identity.description)
         // Durable before anything moves: a restart finds the identity in place or in quarantine.
         try await observer.willCommit()
         CrashPoint.afterCommitRecord.hit()
@@ -83,7 +83,7 @@ public struct SoftDeleteExecutor: Sendable {
         guard lstat(job.destination, &st) != 0 else {
             throw JobError(.sandbox, "\(job.name): \(job.destination) was re-created since the delete; the soft-deleted data stays in quarantine at \(path) and the new data is left alone: move it away, or restore with --from-snapshots")
         }
-        await observer.staged(identity: identity.description)
+        try await observer.staged(identity: identity.description)
         try await observer.willCommit()
         CrashPoint.afterCommitRecord.hit()
         let destination = job.destination

@@ -8,9 +8,12 @@ import Foundation
 public protocol Ledger: Sendable {
     func createRun(_ run: RunRecord, jobs: [JobRecord]) async throws -> [JobRecord]
     func updateRun(_ run: RunRecord) async throws
-    func updateJob(_ job: JobRecord) async throws
-    /// Queues a job update without waiting for it to be durable.
-    func postJob(_ job: JobRecord)
+    /// Records a job's transition (`JobLifecycle`): the row changes only while its state is still
+    /// `previous` (compare-and-set); otherwise nothing is written and `JobConflict` is thrown.
+    func updateJob(_ job: JobRecord, from previous: JobState) async throws
+    /// Queues a job's transition without waiting for it to be durable; a conflict then drops it
+    /// (counted), and the job's next awaited write conflicts in turn.
+    func postJob(_ job: JobRecord, from previous: JobState)
     /// Queues an event without waiting for it to be durable.
     func postEvent(_ event: LedgerEvent)
     /// Waits until everything queued so far is durable.
@@ -38,8 +41,30 @@ public protocol Ledger: Sendable {
     func saveSchedule(_ record: ScheduleRecord) async throws
 
     /// Records displaced data; with `job`, the job's update (its `quarantine_path`) goes in the
-    /// same transaction, so after a crash the two never disagree.
+    /// same transaction, so after a crash the two never disagree (compare-and-set on the job's
+    /// state, which this update keeps).
     func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord?) async throws -> QuarantineRecord
     func updateQuarantine(_ record: QuarantineRecord) async throws
     func quarantine(includePurged: Bool) async throws -> [QuarantineRecord]
+}
+
+/// A job write whose expected state no longer holds: another writer changed the job since (a
+/// second coordinator, an operator's retry). Nothing was written.
+public struct JobConflict: Error, CustomStringConvertible, Sendable {
+    public var jobId: Int64?
+    public var job: String
+    public var expected: JobState
+    public var found: JobState?
+
+    public init(jobId: Int64?, job: String, expected: JobState, found: JobState?) {
+        self.jobId = jobId
+        self.job = job
+        self.expected = expected
+        self.found = found
+    }
+
+    public var description: String {
+        "job \(jobId.map { "\($0)" } ?? "?") (\(job)) is recorded as \(found?.rawValue ?? "unknown"), not \(expected.rawValue) as this write expected: "
+            + "another writer changed it; nothing was overwritten"
+    }
 }

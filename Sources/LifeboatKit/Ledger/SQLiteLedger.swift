@@ -68,12 +68,20 @@ public final class SQLiteLedger: Ledger {
         try await commits.write { db in try run.update(db) }
     }
 
-    public func updateJob(_ job: JobRecord) async throws {
-        try await commits.write { db in try job.update(db) }
+    public func updateJob(_ job: JobRecord, from previous: JobState) async throws {
+        try await commits.write { db in try Self.update(job, from: previous, in: db) }
     }
 
-    public func postJob(_ job: JobRecord) {
-        commits.post { db in try job.update(db) }
+    public func postJob(_ job: JobRecord, from previous: JobState) {
+        commits.post { db in try Self.update(job, from: previous, in: db) }
+    }
+
+    /// The compare-and-set job write, inside the batch's transaction.
+    private static func update(_ job: JobRecord, from previous: JobState, in db: Database) throws {
+        let found = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [job.id])
+        // No row: the update reports it (record not found).
+        guard let found, found != previous.rawValue else { return try job.update(db) }
+        throw JobConflict(jobId: job.id, job: job.name, expected: previous, found: JobState(rawValue: found))
     }
 
     public func postEvent(_ event: LedgerEvent) {
@@ -182,7 +190,7 @@ public final class SQLiteLedger: Ledger {
         try await commits.write { db in
             var record = record
             try record.insert(db)
-            try job?.update(db)
+            if let job { try Self.update(job, from: job.state, in: db) }
             return record
         }
     }

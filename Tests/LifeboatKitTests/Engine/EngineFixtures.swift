@@ -82,7 +82,7 @@ final class FakeExecutor: JobExecutor {
             }
         }
         try await observer.reserved(stagingPath: "/staging/\(name)")
-        await observer.staged(identity: "1:\(start)")
+        try await observer.staged(identity: "1:\(start)")
         try await Task.sleep(for: .milliseconds(holdMilliseconds))
         clock?.advance(by: secondsPerJob)
         let failure = state.withLock { s -> JobError? in

@@ -266,7 +266,7 @@ import Testing
         jobs[0].commitIdentity = "1:2"
         jobs[1].state = .restoring
         jobs[1].attempt = 1
-        for job in jobs { try await fixture.ledger.updateJob(job) }
+        for job in jobs { try await fixture.ledger.updateJob(job, from: .pending) }
         var run = created.run
         run.state = .running
         try await fixture.ledger.updateRun(run)

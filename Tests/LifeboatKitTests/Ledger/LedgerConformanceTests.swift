@@ -37,6 +37,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
     case countsBytesAndThroughput
     case schedulesUpsert
     case quarantineWithItsJobUpdate
+    case aJobWriteFromAStaleStateIsRefused
 
     var testDescription: String { rawValue }
 
@@ -58,6 +59,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
         case .countsBytesAndThroughput: try await Self.countsBytesAndThroughput(fixture)
         case .schedulesUpsert: try await Self.schedulesUpsert(fixture)
         case .quarantineWithItsJobUpdate: try await Self.quarantineWithItsJobUpdate(fixture)
+        case .aJobWriteFromAStaleStateIsRefused: try await Self.aJobWriteFromAStaleStateIsRefused(fixture)
         }
     }
 
@@ -86,7 +88,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             job.state = .succeeded
             job.rpoSeconds = 3_600
             job.rtoMet = true
-            try await ledger.updateJob(job)
+            try await ledger.updateJob(job, from: .pending)
             ledger.postEvent(LedgerEvent(runId: run.id, jobId: job.id, at: t0, kind: "job.succeeded", message: "ok"))
             try await ledger.flush()
             let back = try await ledger.jobs(runId: run.id)
@@ -151,13 +153,13 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             job.treeDigest = "sha256:abc"
             job.host = "recovery-2.example"
             job.source = JobRecord.sourceQuarantine
-            try await ledger.updateJob(job)
+            try await ledger.updateJob(job, from: .pending)
             #expect(try await ledger.jobs(runId: run.id) == [job])
             // And back to nothing: optional columns clear.
             let id = job.id
             job = JobRecord(runId: run.id, site: "acme", product: "jira", wave: 2, priority: -3, productOrder: 1, destination: "/d/acme/jira")
             job.id = id
-            try await ledger.updateJob(job)
+            try await ledger.updateJob(job, from: .committing)
             #expect(try await ledger.jobs(runId: run.id) == [job])
         }
     }
@@ -196,7 +198,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             let run = Self.run()
             var ghost = try await ledger.createRun(run, jobs: [Self.job(run, "a")])[0]
             ghost.id = 999_999
-            await #expect(throws: (any Error).self) { try await ledger.updateJob(ghost) }
+            await #expect(throws: (any Error).self) { try await ledger.updateJob(ghost, from: .pending) }
             await #expect(throws: (any Error).self) { try await ledger.updateRun(Self.run("no-such-run")) }
         }
     }
@@ -211,8 +213,8 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             good.state = .succeeded
             let (bad, fine) = (ghost, good)
             let results = await withTaskGroup(of: (String, Bool).self) { group in
-                group.addTask { ("ghost", (try? await ledger.updateJob(bad)) != nil) }
-                group.addTask { ("good", (try? await ledger.updateJob(fine)) != nil) }
+                group.addTask { ("ghost", (try? await ledger.updateJob(bad, from: .pending)) != nil) }
+                group.addTask { ("good", (try? await ledger.updateJob(fine, from: .pending)) != nil) }
                 var results: [String: Bool] = [:]
                 for await (name, ok) in group { results[name] = ok }
                 return results
@@ -231,7 +233,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
                 for var job in jobs {
                     group.addTask {
                         job.state = .succeeded
-                        try await ledger.updateJob(job)
+                        try await ledger.updateJob(job, from: .pending)
                     }
                 }
                 try await group.waitForAll()
@@ -251,15 +253,16 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
         try await fixture.withLedger(store) { ledger in
             var job = try await ledger.createRun(run, jobs: [Self.job(run, "a")])[0]
             for state in [JobState.waiting, .restoring, .verifying] {
+                let previous = job.state
                 job.state = state
-                ledger.postJob(job)
+                ledger.postJob(job, from: previous)
                 ledger.postEvent(LedgerEvent(runId: run.id, jobId: job.id, at: t0, kind: "job.\(state.rawValue)", message: state.rawValue))
             }
             // An awaited write after posted ones: they are durable with it, in order.
             job.state = .committing
-            try await ledger.updateJob(job)
+            try await ledger.updateJob(job, from: .verifying)
             job.state = .succeeded
-            ledger.postJob(job)
+            ledger.postJob(job, from: .committing)
             try await ledger.flush()
         }
         try await fixture.withLedger(store) { (reopened: any Ledger) async throws in
@@ -344,7 +347,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
                     job.archiveBytes = archive
                     job.bytes = archive * 10
                 }
-                try await ledger.updateJob(job)
+                try await ledger.updateJob(job, from: .pending)
             }
             #expect(try await ledger.jobCounts(runId: p.id) == [.succeeded: 2, .failed: 1, .waiting: 1])
             #expect(try await ledger.jobCounts(runId: "none").isEmpty)
@@ -395,6 +398,42 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             try await ledger.updateQuarantine(added)
             #expect(try await ledger.quarantine(includePurged: false).isEmpty)
             #expect(try await ledger.quarantine(includePurged: true) == [added])
+        }
+    }
+
+    /// Job writes are compare-and-set on the state they replace: a writer that expects a state
+    /// the row no longer has (another writer moved the job on) is refused and overwrites nothing,
+    /// awaited or posted, alone or with a quarantine entry.
+    static func aJobWriteFromAStaleStateIsRefused(_ fixture: some LedgerFixture) async throws {
+        try await fixture.withFreshLedger { ledger in
+            let run = Self.run()
+            let created = try await ledger.createRun(run, jobs: [Self.job(run, "acme")])[0]
+            var mine = created
+            mine.state = .restoring
+            mine.attempt = 1
+            try await ledger.updateJob(mine, from: .pending)
+            // A second writer still believes the job pending: refused, naming both states.
+            var stale = created
+            stale.state = .cancelled
+            stale.error = "cancelled by a stale writer"
+            let conflict = await #expect(throws: JobConflict.self) { try await ledger.updateJob(stale, from: .pending) }
+            #expect(conflict?.expected == .pending && conflict?.found == .restoring && conflict?.jobId == created.id)
+            #expect(try await ledger.jobs(runId: run.id) == [mine])
+            // Posted, the stale write is dropped; the writer that holds the job goes on.
+            ledger.postJob(stale, from: .pending)
+            mine.state = .committing
+            try await ledger.updateJob(mine, from: .restoring)
+            try await ledger.flush()
+            #expect(try await ledger.jobs(runId: run.id) == [mine])
+            // With a quarantine entry, neither is recorded.
+            var moved = stale
+            moved.quarantinePath = "/d/acme/.lifeboat-quarantine/1"
+            let entry = QuarantineRecord(runId: run.id, jobId: created.id, site: "acme", product: "jira", path: moved.quarantinePath!,
+                                         originalPath: created.destination, createdAt: t0, retainUntil: t0.addingTimeInterval(86_400),
+                                         reason: "restore")
+            await #expect(throws: JobConflict.self) { _ = try await ledger.addQuarantine(entry, updating: moved) }
+            #expect(try await ledger.quarantine(includePurged: true).isEmpty)
+            #expect(try await ledger.jobs(runId: run.id) == [mine])
         }
     }
 }

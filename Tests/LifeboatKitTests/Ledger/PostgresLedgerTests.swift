@@ -203,7 +203,7 @@ struct PostgresLedgerTests {
             // s000's contacts succeeded: its jira becomes ready; s001's does not.
             var done = jobs[0]
             done.state = .succeeded
-            try await a.updateJob(done, fencedBy: claims[0])
+            try await a.updateJob(done, from: .pending, fencedBy: claims[0])
             try await a.releaseClaim(claims[0])
             jobs = try await a.jobs(runId: run.id)
             #expect(try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 10).map(\.job.name) == ["s000/jira"])
@@ -234,8 +234,8 @@ struct PostgresLedgerTests {
             job.commitIdentity = "2049:77"
             job.stagingPath = "/d/.lifeboat-staging/a"
             // Before a commit, a fenced write needs lease to spare: 3 s lease, 10 s asked.
-            await #expect(throws: LeaseLost.self) { try await a.updateJob(job, fencedBy: mine, minimumLease: 10) }
-            try await a.updateJob(job, fencedBy: mine)
+            await #expect(throws: LeaseLost.self) { try await a.updateJob(job, from: .pending, fencedBy: mine, minimumLease: 10) }
+            try await a.updateJob(job, from: .pending, fencedBy: mine)
             // While the lease lives, nobody else gets the job.
             #expect(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 1).isEmpty)
             // Host a freezes past its lease: b takes over, sees the recorded commit identity.
@@ -247,12 +247,12 @@ struct PostgresLedgerTests {
             // a wakes up: every write it tries about the job is refused.
             var late = job
             late.state = .succeeded
-            await #expect(throws: LeaseLost.self) { try await a.updateJob(late, fencedBy: mine) }
+            await #expect(throws: LeaseLost.self) { try await a.updateJob(late, from: .committing, fencedBy: mine) }
             #expect(try await a.jobs(runId: run.id)[0].state == .committing)
             // b finishes it, once.
             var finished = taken.job
             finished.state = .succeeded
-            try await b.updateJob(finished, fencedBy: taken)
+            try await b.updateJob(finished, from: .committing, fencedBy: taken)
             try await b.releaseClaim(taken)
             #expect(try await a.jobs(runId: run.id).map(\.state) == [.succeeded])
             #expect(try await a.jobs(runId: run.id).map(\.host) == ["b"])
@@ -280,25 +280,25 @@ struct PostgresLedgerTests {
             #expect(try await b.coordinate(runId: run.id) == "a")
             var job = jobs[0]
             job.state = .restoring
-            await #expect(throws: RunLeaseLost.self) { try await b.updateJob(job) }
+            await #expect(throws: RunLeaseLost.self) { try await b.updateJob(job, from: .pending) }
             await #expect(throws: RunLeaseLost.self) { try await b.updateRun(run) }
             #expect(try await a.renewCoordination() == [run.id])
-            try await a.updateJob(job)
+            try await a.updateJob(job, from: .pending)
             // a stops renewing (frozen, cut off): past its lease b takes the run over, and a's
             // late writes are refused.
             try await Task.sleep(for: .milliseconds(6_300))
             job.state = .committing
-            await #expect(throws: RunLeaseLost.self) { try await a.updateJob(job) }
+            await #expect(throws: RunLeaseLost.self) { try await a.updateJob(job, from: .restoring) }
             #expect(try await b.coordinate(runId: run.id) == "b")
             #expect(try await a.renewCoordination().isEmpty)
             #expect(try await a.coordinate(runId: run.id) == "b")
             job.state = .succeeded
-            try await b.updateJob(job)
+            try await b.updateJob(job, from: .restoring)
             #expect(try await a.jobs(runId: run.id).map(\.state) == [.succeeded])
             // A write to a job that is not there is still "not found", not a lost lease.
             var ghost = job
             ghost.id = 999_999
-            await #expect(throws: PostgresLedger.RowNotFound.self) { try await b.updateJob(ghost) }
+            await #expect(throws: PostgresLedger.RowNotFound.self) { try await b.updateJob(ghost, from: .succeeded) }
             // Released (a clean stop), the run is anyone's at once.
             try await b.releaseCoordination(runId: nil)
             #expect(try await a.coordinate(runId: run.id) == "a")

@@ -30,7 +30,7 @@ import Testing
         job.state = .succeeded
         job.rpoSeconds = 3_600
         job.rtoMet = true
-        try await ledger.updateJob(job)
+        try await ledger.updateJob(job, from: .pending)
         ledger.postEvent(LedgerEvent(runId: run.id, jobId: 1, at: Date(), kind: "job.succeeded", message: "ok"))
         try await ledger.flush()
         let back = try await ledger.jobs(runId: run.id)
@@ -64,7 +64,7 @@ import Testing
             for var job in jobs {
                 group.addTask {
                     job.state = .succeeded
-                    try await ledger.updateJob(job)
+                    try await ledger.updateJob(job, from: .pending)
                 }
             }
             try await group.waitForAll()
@@ -87,8 +87,8 @@ import Testing
         let good = goodJob
         let badJob = ghost
         let results = await withTaskGroup(of: (String, Bool).self) { group in
-            group.addTask { (try? await ledger.updateJob(badJob)) == nil ? ("ghost", false) : ("ghost", true) }
-            group.addTask { (try? await ledger.updateJob(good)) == nil ? ("good", false) : ("good", true) }
+            group.addTask { (try? await ledger.updateJob(badJob, from: .pending)) == nil ? ("ghost", false) : ("ghost", true) }
+            group.addTask { (try? await ledger.updateJob(good, from: .pending)) == nil ? ("good", false) : ("good", true) }
             var results: [String: Bool] = [:]
             for await (name, ok) in group { results[name] = ok }
             return results

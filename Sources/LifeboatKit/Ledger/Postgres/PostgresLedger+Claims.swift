@@ -93,9 +93,9 @@ extension PostgresLedger {
     /// Records the job only while `claim` is its live claim with at least `minimumLease` left
     /// (the claim row is locked for the write, so no takeover slips in between). Before a commit
     /// the margin covers the rename; after one, zero does.
-    public func updateJob(_ job: JobRecord, fencedBy claim: JobClaim, minimumLease: TimeInterval = 0) async throws {
+    public func updateJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval = 0) async throws {
         let logger = logger
-        let update = updating(job)
+        let update = updating(job, from: previous)
         try await inTransaction("fenced job update") { connection in
             let live = try await connection.query("""
                 SELECT 1 FROM claims WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND host = \(claim.host)

@@ -145,14 +145,17 @@ enum JobRow {
     /// The hot path (each job is written several times): prepared once per connection.
     struct Update: PostgresPreparedStatement {
         static let sql = "UPDATE jobs SET " + insertColumns.enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
-            + " WHERE id = $1 RETURNING id"
+            + " WHERE id = $1 AND state = $\(insertColumns.count + 2) RETURNING id"
         typealias Row = Int64
         var job: JobRecord
+        /// The state the row must still have (compare-and-set).
+        var previous: JobState
 
         func makeBindings() throws -> PostgresBindings {
-            var b = PostgresBindings(capacity: insertColumns.count + 1)
+            var b = PostgresBindings(capacity: insertColumns.count + 2)
             b.append(job.id)
             JobRow.append(job, to: &b)
+            b.append(previous.rawValue)
             return b
         }
 
@@ -164,18 +167,21 @@ enum JobRow {
     struct FencedUpdate: PostgresPreparedStatement {
         static let sql = "UPDATE jobs SET " + insertColumns.enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
             + " WHERE id = $1 AND EXISTS (SELECT 1 FROM run_leases l WHERE l.run_id = jobs.run_id AND l.host = $\(insertColumns.count + 2)"
-            + " AND l.expires_at > now() + make_interval(secs => $\(insertColumns.count + 3))) RETURNING id"
+            + " AND l.expires_at > now() + make_interval(secs => $\(insertColumns.count + 3)))"
+            + " AND state = $\(insertColumns.count + 4) RETURNING id"
         typealias Row = Int64
         var job: JobRecord
+        var previous: JobState
         var host: String
         var margin: Double
 
         func makeBindings() throws -> PostgresBindings {
-            var b = PostgresBindings(capacity: insertColumns.count + 3)
+            var b = PostgresBindings(capacity: insertColumns.count + 4)
             b.append(job.id)
             JobRow.append(job, to: &b)
             b.append(host)
             b.append(margin)
+            b.append(previous.rawValue)
             return b
         }
 

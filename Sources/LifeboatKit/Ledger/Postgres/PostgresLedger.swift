@@ -108,7 +108,7 @@ public final class PostgresLedger: Ledger, Service {
 
     func failure(_ operation: String, _ error: any Error) -> any Error {
         if error is Failure || error is RowNotFound || error is SchemaMismatch || error is CancellationError
-            || error is RunLeaseLost || error is LeaseLost || error is HostNameInUse || error is SafetyRefusal { return error }
+            || error is JobConflict || error is RunLeaseLost || error is LeaseLost || error is HostNameInUse || error is SafetyRefusal { return error }
         return Failure(operation: operation, url: url, reason: Self.describe(error))
     }
 
@@ -241,25 +241,25 @@ public final class PostgresLedger: Ledger, Service {
         }
     }
 
-    public func updateJob(_ job: JobRecord) async throws {
-        try await write("updateJob", updating(job))
+    public func updateJob(_ job: JobRecord, from previous: JobState) async throws {
+        try await write("updateJob", updating(job, from: previous))
     }
 
-    public func postJob(_ job: JobRecord) {
-        commits.post(updating(job))
+    public func postJob(_ job: JobRecord, from previous: JobState) {
+        commits.post(updating(job, from: previous))
     }
 
-    /// A job's update; fenced by its run's lease when this ledger is a host's.
-    func updating(_ job: JobRecord) -> PostgresWrite {
+    /// A job's compare-and-set update; fenced by its run's lease when this ledger is a host's.
+    func updating(_ job: JobRecord, from previous: JobState) -> PostgresWrite {
         let (logger, host, margin) = (self.logger, self.host, fenceMargin)
         return { connection in
             var count = 0
             if let host {
-                for try await _ in try await connection.execute(JobRow.FencedUpdate(job: job, host: host, margin: margin), logger: logger) { count += 1 }
+                for try await _ in try await connection.execute(JobRow.FencedUpdate(job: job, previous: previous, host: host, margin: margin), logger: logger) { count += 1 }
             } else {
-                for try await _ in try await connection.execute(JobRow.Update(job: job), logger: logger) { count += 1 }
+                for try await _ in try await connection.execute(JobRow.Update(job: job, previous: previous), logger: logger) { count += 1 }
             }
-            guard count == 1 else { throw try await self.missingJob(job, connection) }
+            guard count == 1 else { throw try await self.missingJob(job, expected: previous, connection) }
         }
     }
 
@@ -270,10 +270,16 @@ public final class PostgresLedger: Ledger, Service {
         return RunLeaseLost(runId: id, host: host)
     }
 
-    private func missingJob(_ job: JobRecord, _ connection: PostgresConnection) async throws -> any Error {
-        let exists = try await connection.query("SELECT 1 FROM jobs WHERE id = \(job.id)", logger: logger).collect()
-        guard let host, !exists.isEmpty else { return RowNotFound(table: "jobs", id: job.id.map { "\($0)" } ?? "nil") }
-        return RunLeaseLost(runId: job.runId, host: host)
+    /// Why a job update matched no row: the row is not there, its state is not the one expected
+    /// (another writer changed it), or (fenced) this host lost the run.
+    private func missingJob(_ job: JobRecord, expected: JobState, _ connection: PostgresConnection) async throws -> any Error {
+        var found: String?
+        for try await state in try await connection.query("SELECT state FROM jobs WHERE id = \(job.id)", logger: logger).decode(String.self) { found = state }
+        guard let found else { return RowNotFound(table: "jobs", id: job.id.map { "\($0)" } ?? "nil") }
+        guard found == expected.rawValue else {
+            return JobConflict(jobId: job.id, job: job.name, expected: expected, found: JobState(rawValue: found))
+        }
+        return RunLeaseLost(runId: job.runId, host: host ?? "?")
     }
 
     public func postEvent(_ event: LedgerEvent) {
@@ -411,7 +417,7 @@ public final class PostgresLedger: Ledger, Service {
     }
 
     public func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord?) async throws -> QuarantineRecord {
-        let update = job.map { updating($0) }
+        let update = job.map { updating($0, from: $0.state) }
         return try await write("addQuarantine") { connection in
             var record = record
             let rows = try await connection.query(PostgresQuery(unsafeSQL: QuarantineRow.insertSQL, binds: QuarantineRow.bindings(record, withId: false)),

@@ -1,0 +1,287 @@
+import Foundation
+import Logging
+
+/// What can happen to a job (DESIGN.md "Job states"). `JobLifecycle.apply` turns one into the
+/// job's next record and what to record about it; nothing else decides a job's state.
+public enum JobEvent: Sendable, Hashable {
+    /// Its wave opened, but dependencies or limits hold it back: pending → waiting.
+    case queued(at: Date)
+    /// An attempt begins (the first, a retry after a transient failure, or a restart): → restoring.
+    case started(at: Date, host: String?)
+    /// The attempt's staging directory is chosen (before it is made).
+    case reserved(stagingPath: String)
+    /// The staging directory exists with this identity, which the destination has once committed.
+    case staged(identity: String)
+    /// The staged data is being checked (sidecar, verify command): restoring → verifying.
+    case verifying
+    /// The destination is about to change: → committing.
+    case committing
+    /// Data the commit displaced went to quarantine at `path`.
+    case quarantined(path: String)
+    /// The executor finished: succeeded, or failed when `post_restore` failed after the commit.
+    case finished(JobResult, at: Date, timing: RunTiming)
+    /// The attempt failed and will be tried again after `backoff` (the state stays).
+    case attemptFailed(message: String, backoff: String)
+    /// It failed for good (or never started: refused, no snapshot).
+    case failed(code: JobError.Code, message: String, at: Date)
+    /// An operator cancelled its run.
+    case cancelled(by: String, at: Date)
+    /// The daemon is stopping: back to pending, to run again after the restart.
+    case interrupted(at: Date)
+    /// A dependency ended without success.
+    case skipped(dependency: String, at: Date)
+    /// An operator queued it again (`job.retry`): failed, cancelled or skipped → pending.
+    case retried
+    /// After a crash, its commit was found in place: → succeeded, not redone.
+    case recoveredCommitted(quarantinePath: String?, treeDigest: String?, at: Date, timing: RunTiming)
+    /// After a crash, its commit had not happened: the attempt is discarded, → pending.
+    case recoveredRestart
+}
+
+/// What RTO is measured against: the run's declaration time and objective.
+public struct RunTiming: Sendable, Hashable {
+    public var declaredAt: Date
+    public var rtoObjectiveSeconds: Double?
+
+    public init(declaredAt: Date, rtoObjectiveSeconds: Double?) {
+        self.declaredAt = declaredAt
+        self.rtoObjectiveSeconds = rtoObjectiveSeconds
+    }
+
+    public init(_ run: RunRecord) { self.init(declaredAt: run.declaredAt, rtoObjectiveSeconds: run.rtoObjectiveSeconds) }
+}
+
+/// One change of a job and what recording it takes (`JobRecorder` does the recording).
+public struct JobTransition: Sendable, Hashable {
+    /// How the ledger gets the new record.
+    public enum Write: Sendable, Hashable {
+        /// Nothing to write.
+        case none
+        /// Queued; durable with the next awaited write (safe to lose in a crash).
+        case queued
+        /// Durable before the job goes on.
+        case durable
+    }
+
+    /// The state the ledger must still hold for the write to apply (compare-and-set).
+    public var previous: JobState
+    public var job: JobRecord
+    public var write: Write
+    /// The ledger event's kind and words (nil: none).
+    public var event: Event?
+    /// Whether followers (watch, the web view) hear of it.
+    public var publish: Bool
+    /// The daemon log's line (nil: none).
+    public var log: LogLine?
+
+    public struct Event: Sendable, Hashable {
+        public var kind: String
+        public var message: String
+    }
+
+    public struct LogLine: Sendable, Hashable {
+        public var level: Logger.Level
+        public var message: String
+    }
+}
+
+/// An event that cannot happen to a job in its state: a bug, or two writers for one job.
+public struct IllegalJobTransition: Error, CustomStringConvertible, Sendable {
+    public var job: String
+    public var state: JobState
+    public var event: String
+
+    public var description: String { "job \(job) is \(state.rawValue): it cannot take \"\(event)\"" }
+}
+
+/// The job state machine: pure, no I/O.
+public enum JobLifecycle {
+    /// The job after `event`, with what to record; throws when `event` cannot happen in its state.
+    public static func apply(_ event: JobEvent, to job: JobRecord) throws -> JobTransition {
+        let from = job.state
+        var next = job
+        func illegal() -> IllegalJobTransition { IllegalJobTransition(job: job.name, state: from, event: event.name) }
+        func transition(_ write: JobTransition.Write, event: JobTransition.Event? = nil, publish: Bool = false,
+                        log: JobTransition.LogLine? = nil) -> JobTransition {
+            JobTransition(previous: from, job: next, write: write, event: event, publish: publish, log: log)
+        }
+        /// The event and log line of a job that ended (or stopped) here.
+        func ended() -> JobTransition {
+            let words = next.error ?? "\(next.state.rawValue) (\(ByteSize.format(next.bytes)), \(next.entries) entries)"
+            let log: JobTransition.LogLine = switch next.state {
+            case .succeeded: .init(level: .info, message: "job committed")
+            case .failed: .init(level: .error, message: "job failed")
+            default: .init(level: .notice, message: "job stopped")
+            }
+            return transition(.durable, event: .init(kind: "job.\(next.state.rawValue)", message: "\(next.name): \(words)"), publish: true, log: log)
+        }
+        func measureRTO(at: Date, _ timing: RunTiming) {
+            next.finishedAt = at
+            let rto = at.timeIntervalSince(timing.declaredAt)
+            next.rtoSeconds = rto
+            next.rtoMet = timing.rtoObjectiveSeconds.map { rto <= $0 }
+        }
+
+        switch event {
+        case .queued(let at):
+            guard from == .pending else { throw illegal() }
+            next.state = .waiting
+            next.queuedAt = job.queuedAt ?? at
+            return transition(.queued)
+
+        case .started(let at, let host):
+            guard !from.isFinal else { throw illegal() }
+            next.attempt += 1
+            next.state = .restoring
+            next.startedAt = at
+            next.finishedAt = nil
+            next.error = nil
+            next.errorCode = nil
+            next.stagingPath = nil
+            next.commitIdentity = nil
+            next.host = host
+            return transition(.queued, publish: true)
+
+        case .reserved(let path):
+            guard from == .restoring else { throw illegal() }
+            next.stagingPath = path
+            return transition(.durable, publish: true)
+
+        case .staged(let identity):
+            guard from.isActive else { throw illegal() }
+            next.commitIdentity = identity
+            return transition(.queued)
+
+        case .verifying:
+            guard from == .restoring else { throw illegal() }
+            next.state = .verifying
+            return transition(.queued, publish: true)
+
+        case .committing:
+            guard from.isActive else { throw illegal() }
+            next.state = .committing
+            return transition(.durable, publish: true)
+
+        case .quarantined(let path):
+            guard from.isActive else { throw illegal() }
+            next.quarantinePath = path
+            return transition(.durable)
+
+        case .finished(let result, let at, let timing):
+            guard from.isActive else { throw illegal() }
+            next.bytes = result.bytes
+            next.entries = result.entries
+            next.archiveBytes = result.archiveBytes
+            next.skippedEntries = result.skippedEntries
+            next.quarantinePath = result.quarantinePath ?? job.quarantinePath
+            next.hookOutput = result.hookOutput
+            next.treeDigest = result.treeDigest
+            next.stagingPath = nil
+            if let error = result.postRestoreError {
+                next.state = .failed
+                next.errorCode = JobError.Code.hook.rawValue
+                next.error = error
+            } else {
+                next.state = .succeeded
+            }
+            measureRTO(at: at, timing)
+            return ended()
+
+        case .attemptFailed(let message, let backoff):
+            guard from.isActive else { throw illegal() }
+            return transition(.none, event: .init(kind: "job.retry", message: "\(job.name) attempt \(job.attempt) failed (\(message)); retrying in \(backoff)"),
+                              log: .init(level: .warning, message: "transient failure; retrying: \(message)"))
+
+        case .failed(let code, let message, let at):
+            guard !from.isFinal else { throw illegal() }
+            next.state = .failed
+            next.errorCode = code.rawValue
+            next.error = message
+            next.finishedAt = at
+            next.stagingPath = nil
+            return ended()
+
+        case .cancelled(let by, let at):
+            guard !from.isFinal else { throw illegal() }
+            next.state = .cancelled
+            next.errorCode = JobError.Code.cancelled.rawValue
+            next.error = from.isActive ? "cancelled by \(by)" : "cancelled by \(by) before it started"
+            next.finishedAt = at
+            next.stagingPath = nil
+            return ended()
+
+        case .interrupted(let at):
+            switch from {
+            case .pending: return transition(.none)
+            case .waiting:
+                next.state = .pending
+                return transition(.durable)
+            case .restoring, .verifying, .committing:
+                next.state = .pending
+                next.errorCode = JobError.Code.cancelled.rawValue
+                next.error = "interrupted by shutdown"
+                next.finishedAt = at
+                next.stagingPath = nil
+                return ended()
+            case .succeeded, .failed, .cancelled, .skipped: throw illegal()
+            }
+
+        case .skipped(let dependency, let at):
+            guard from == .pending || from == .waiting else { throw illegal() }
+            next.state = .skipped
+            next.errorCode = JobError.Code.dependency.rawValue
+            next.error = "skipped: dependency \(dependency)"
+            next.finishedAt = at
+            return ended()
+
+        case .retried:
+            guard from == .failed || from == .cancelled || from == .skipped else { throw illegal() }
+            next.state = .pending
+            next.error = nil
+            next.errorCode = nil
+            next.finishedAt = nil
+            return transition(.durable, event: .init(kind: "job.retry", message: "\(job.name) queued again by an operator"), publish: true)
+
+        case .recoveredCommitted(let quarantinePath, let treeDigest, let at, let timing):
+            guard from.isActive else { throw illegal() }
+            next.state = .succeeded
+            next.quarantinePath = quarantinePath ?? job.quarantinePath
+            next.treeDigest = job.treeDigest ?? treeDigest
+            next.stagingPath = nil
+            measureRTO(at: at, timing)
+            return transition(.durable, event: .init(kind: "job.recovered", message: "\(job.name): commit found in place after restart; not redone"),
+                              publish: true, log: .init(level: .info, message: "job committed"))
+
+        case .recoveredRestart:
+            guard from.isActive else { throw illegal() }
+            next.state = .pending
+            next.stagingPath = nil
+            next.commitIdentity = nil
+            return transition(.durable, event: .init(kind: "job.restart", message: "\(job.name): interrupted attempt \(job.attempt) discarded; starting over"))
+        }
+    }
+}
+
+extension JobEvent {
+    /// The event's name, for errors and tests.
+    public var name: String {
+        switch self {
+        case .queued: "queued"
+        case .started: "started"
+        case .reserved: "reserved"
+        case .staged: "staged"
+        case .verifying: "verifying"
+        case .committing: "committing"
+        case .quarantined: "quarantined"
+        case .finished: "finished"
+        case .attemptFailed: "attempt failed"
+        case .failed: "failed"
+        case .cancelled: "cancelled"
+        case .interrupted: "interrupted"
+        case .skipped: "skipped"
+        case .retried: "retried"
+        case .recoveredCommitted: "recovered (committed)"
+        case .recoveredRestart: "recovered (restart)"
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import Logging
+
+/// Records job transitions: the ledger write (compare-and-set on the state it replaces), the
+/// ledger event, the followers' message and the log line. No other code writes a job's state.
+struct JobRecorder: Sendable {
+    let ledger: any Ledger
+    let bus: EventBus
+    let clock: any LifeboatClock
+    let logger: Logger
+
+    init(ledger: any Ledger, bus: EventBus, clock: any LifeboatClock, logger: Logger) {
+        self.ledger = ledger
+        self.bus = bus
+        self.clock = clock
+        self.logger = logger
+    }
+
+    init(_ environment: RunEnvironment) {
+        self.init(ledger: environment.ledger, bus: environment.bus, clock: environment.clock, logger: environment.logger)
+    }
+
+    /// Applies `event` to `job` and records the transition; returns the job's new record.
+    @discardableResult
+    func apply(_ event: JobEvent, to job: JobRecord) async throws -> JobRecord {
+        let transition = try JobLifecycle.apply(event, to: job)
+        try await record(transition)
+        return transition.job
+    }
+
+    func record(_ transition: JobTransition) async throws {
+        switch transition.write {
+        case .none: break
+        case .queued: ledger.postJob(transition.job, from: transition.previous)
+        case .durable: try await ledger.updateJob(transition.job, from: transition.previous)
+        }
+        announce(transition)
+    }
+
+    /// Records data displaced into quarantine with the job's transition, in one ledger write.
+    func record(_ transition: JobTransition, quarantine: QuarantineRecord) async throws {
+        _ = try await ledger.addQuarantine(quarantine, updating: transition.job)
+        announce(transition)
+    }
+
+    /// The event, the followers' message and the log line of a transition that was written.
+    private func announce(_ transition: JobTransition) {
+        let job = transition.job
+        if let event = transition.event {
+            ledger.postEvent(LedgerEvent(runId: job.runId, jobId: job.id, at: clock.now(), kind: event.kind, message: event.message))
+        }
+        if transition.publish { bus.publish(RunEvent(kind: .job, runId: job.runId, at: clock.now(), job: job)) }
+        if let line = transition.log {
+            var metadata: Logger.Metadata = ["run.id": "\(job.runId)", "job": "\(job.name)", "state": "\(job.state.rawValue)"]
+            if job.state == .succeeded {
+                metadata["bytes"] = "\(job.bytes)"
+                metadata["entries"] = "\(job.entries)"
+            }
+            if let error = job.error { metadata["error"] = "\(error)" }
+            logger.log(level: line.level, "\(line.message)", metadata: metadata)
+        }
+    }
+}
