@@ -10,9 +10,18 @@ public struct RunQueries: Sendable {
     /// `status`: the daemon, runs going, throughput.
     public func status() async throws -> ControlHandler.Status {
         var runs: [ControlHandler.RunStatus] = []
+        // Runs going on here are answered from memory (the board); queued ones from the ledger.
+        let board = context.runs.engine.environment.board
         for active in context.runs.activeRuns {
-            guard let run = try await context.ledger.run(id: active.id) else { continue }
-            let counts = try await context.ledger.jobCounts(runId: active.id)
+            let run: RunRecord
+            let counts: [JobState: Int]
+            if let live = board.run(active.id) {
+                (run, counts) = live
+            } else {
+                guard let recorded = try await context.ledger.run(id: active.id) else { continue }
+                run = recorded
+                counts = try await context.ledger.jobCounts(runId: active.id)
+            }
             let total = counts.values.reduce(0, +)
             let done = counts.filter { $0.key.isFinal }.values.reduce(0, +)
             runs.append(ControlHandler.RunStatus(id: run.id, plan: run.plan, mode: run.mode, state: run.state, jobs: total, done: done,
@@ -21,7 +30,9 @@ public struct RunQueries: Sendable {
                                                  waiting: context.runs.wait(of: run.id)))
         }
         let now = context.clock.now()
-        let recent = try await context.ledger.bytesRestored(since: now.addingTimeInterval(-60))
+        // Throughput: this daemon's from memory; with a shared ledger, the fleet's.
+        let minuteAgo = now.addingTimeInterval(-60)
+        let recent = context.ledger is any SharedLedger ? try await context.ledger.bytesRestored(since: minuteAgo) : board.bytesRestored(since: minuteAgo)
         var hosts: [HostRecord]?
         if let shared = context.ledger as? any SharedLedger { hosts = try await shared.hosts() }
         return ControlHandler.Status(version: LifeboatVersion.string, pid: getpid(), startedAt: context.startedAt,

@@ -8,16 +8,19 @@ struct JobRecorder: Sendable {
     let bus: EventBus
     let clock: any LifeboatClock
     let logger: Logger
+    let board: RunBoard
 
-    init(ledger: any Ledger, bus: EventBus, clock: any LifeboatClock, logger: Logger) {
+    init(ledger: any Ledger, bus: EventBus, clock: any LifeboatClock, logger: Logger, board: RunBoard) {
         self.ledger = ledger
         self.bus = bus
         self.clock = clock
         self.logger = logger
+        self.board = board
     }
 
     init(_ environment: RunEnvironment) {
-        self.init(ledger: environment.ledger, bus: environment.bus, clock: environment.clock, logger: environment.logger)
+        self.init(ledger: environment.ledger, bus: environment.bus, clock: environment.clock, logger: environment.logger,
+                  board: environment.board)
     }
 
     /// Applies `event` to `job` and records the transition; returns the job's new record.
@@ -43,8 +46,10 @@ struct JobRecorder: Sendable {
         announce(transition)
     }
 
-    /// The event, the followers' message and the log line of a transition that was written.
+    /// The board's count, the event, the followers' message and the log line of a transition
+    /// that was written.
     private func announce(_ transition: JobTransition) {
+        board.record(transition)
         let job = transition.job
         if let event = transition.event {
             ledger.postEvent(LedgerEvent(runId: job.runId, jobId: job.id, at: clock.now(), kind: event.kind, message: event.message))

@@ -16,10 +16,12 @@ public struct RunEnvironment: Sendable {
     public var host: String?
     /// Opens the plans' snapshot stores (directories, buckets with the config's `s3:` settings).
     public var stores: SnapshotStores
+    /// The runs going on here, as they go (what `status` reads).
+    public var board: RunBoard
 
     public init(ledger: any Ledger, executor: any JobExecutor, clock: any LifeboatClock = SystemClock(),
                 bus: EventBus = EventBus(), logger: Logger = Logger(label: "lifeboat"), guardrails: Guardrails = Guardrails(),
-                finisher: RunFinisher? = nil, host: String? = nil, stores: SnapshotStores = SnapshotStores()) {
+                finisher: RunFinisher? = nil, host: String? = nil, stores: SnapshotStores = SnapshotStores(), board: RunBoard = RunBoard()) {
         self.ledger = ledger
         self.executor = executor
         self.clock = clock
@@ -29,6 +31,7 @@ public struct RunEnvironment: Sendable {
         self.finisher = finisher
         self.host = host
         self.stores = stores
+        self.board = board
     }
 }
 
@@ -64,6 +67,8 @@ final class RunCoordinator {
     /// A run that ended is finished (report, exercise cleanup) before the bus gets its last
     /// `finished` event from this process, so whoever follows it sees it done in every respect.
     func execute() async -> RunRecord {
+        env.board.begin(run, jobs: scheduler.jobs)
+        defer { env.board.end(run.id) }
         var final = await executeRun()
         env.guardrails.holds.release(run: run.id)
         // A run that ended holds nothing anywhere (the ledger ignores its holds even if this fails).
@@ -186,6 +191,7 @@ final class RunCoordinator {
 
     private func saveRun(event message: String?) async throws {
         try await env.ledger.updateRun(run)
+        env.board.update(run)
         if let message {
             lastMessage = message
             env.ledger.postEvent(LedgerEvent(runId: run.id, at: now, kind: "run.\(run.state.rawValue)", message: message))
