@@ -18,6 +18,12 @@ public struct JobContext: Sendable {
         self.stores = stores
     }
 
+    /// The archive to restore, or the `no-snapshot` error that fails the job.
+    public func requiredSnapshot() throws -> Snapshot {
+        guard let snapshot else { throw JobError(.noSnapshot, "no snapshot of \(job.name) taken at or before \(Timestamp.iso(run.asOf))") }
+        return snapshot
+    }
+
     /// Template values for paths and hook commands.
     public var templateValues: [TemplateVariable: String] {
         [.site: job.site, .product: job.product, .run: run.id, .path: job.destination]

@@ -11,9 +11,7 @@ public struct RestoreExecutor: JobExecutor {
         if context.run.mode == .delete { return try await SoftDeleteExecutor().execute(context, observer: observer) }
         if context.job.fromQuarantine { return try await SoftDeleteExecutor().restoreFromQuarantine(context, observer: observer) }
         let job = context.job, plan = context.plan
-        guard let snapshot = context.snapshot else {
-            throw JobError(.noSnapshot, "no snapshot of \(job.name) taken at or before \(Timestamp.iso(context.run.asOf))")
-        }
+        let snapshot = try context.requiredSnapshot()
         // An exercise never displaces anything: an existing sandbox destination is not its own.
         let exercise = context.run.mode == .exercise
         if exercise, FileSystem.exists(job.destination) {

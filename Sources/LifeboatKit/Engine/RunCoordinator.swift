@@ -333,9 +333,7 @@ final class RunCoordinator {
                                  quarantineReason: context.run.mode == .delete ? "delete" : "restore")
         do {
             // A delete moves what is there; it reads no snapshot.
-            guard context.snapshot != nil || context.run.mode == .delete else {
-                throw JobError(.noSnapshot, "no snapshot of \(context.job.name) taken at or before \(Timestamp.iso(context.run.asOf))")
-            }
+            if context.run.mode != .delete { _ = try context.requiredSnapshot() }
             // Where the destination really is now, symbolic links followed at every level.
             if let protected {
                 let resolved = ResolvedPath.of(context.job.destination)
