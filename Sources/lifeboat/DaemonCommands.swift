@@ -235,8 +235,8 @@ struct CancelCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        _ = try daemon.call("run.cancel", ["run": .string(run)])
-        if !daemon.json { print("cancelling run \(run)") }
+        let answer = try daemon.call("run.cancel", ["run": .string(run)])
+        if !daemon.json { print("cancelling run \(run)" + forwardedNote(answer)) }
     }
 }
 
@@ -246,9 +246,15 @@ struct ResumeCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        _ = try daemon.call("run.resume", ["run": .string(run)])
-        if !daemon.json { print("resumed run \(run)") }
+        let answer = try daemon.call("run.resume", ["run": .string(run)])
+        if !daemon.json { print("resumed run \(run)" + forwardedNote(answer)) }
     }
+}
+
+/// What a cancel's or resume's answer adds when another host coordinates the run.
+private func forwardedNote(_ answer: JSONValue) -> String {
+    guard case .object(let fields) = answer, case .string(let note)? = fields["note"] else { return "" }
+    return ": " + note
 }
 
 struct RetryCommand: AsyncParsableCommand {

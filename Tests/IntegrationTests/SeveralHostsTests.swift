@@ -171,6 +171,59 @@ struct SeveralHostsTests {
         let status = try #require(try second.json(["status"]) as? [String: Any])
         #expect((status["hosts"] as? [[String: Any]])?.first { $0["name"] as? String == "recovery-1" }?["state"] as? String == "lost")
     }
+
+    /// `resume` and `cancel` given to a host that does not coordinate the run reach the one that
+    /// does, through the shared ledger.
+    @Test func resumeAndCancelWorkFromAnyHostsSocket() async throws {
+        let server = try await LocalPostgres.shared()
+        let database = try server.createDatabase()
+        let dir = TempDir()
+        // Every job fails its verify command: the one-site canary wave's gate halts each run.
+        try DaemonHarness.writeFleet(in: dir, sites: 3, size: "8KiB", planExtra: """
+            verify: { checksum: if-present, command: ["/bin/false"] }
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        let hosts = ["recovery-1", "recovery-2"].map { Host(name: $0, dir: dir, database: database, server: server) }
+        let (coordinator, other) = (hosts[0], hosts[1])
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        func startHalted() async throws -> String {
+            let start = try coordinator.cli(["restore", "main", "--json"])
+            #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
+            let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
+            #expect(try await waitForState(other, id, in: ["halted"]) == "halted")
+            return id
+        }
+        let resumed = try await startHalted()
+        let resume = try other.cli(["resume", resumed])
+        #expect(resume.status == 0, "\(resume.stdout)\(resume.stderr)")
+        #expect(resume.stdout.contains("coordinated by host recovery-1"), "\(resume.stdout)")
+        // The coordinator goes on with the next wave (which fails too, ungated): the run ends.
+        #expect(try await waitForState(other, resumed, in: ["failed", "succeeded", "cancelled"]) == "failed", "\(coordinator.daemonLog.suffix(3_000))")
+        let cancelled = try await startHalted()
+        let cancel = try other.cli(["cancel", cancelled])
+        #expect(cancel.status == 0, "\(cancel.stdout)\(cancel.stderr)")
+        #expect(try await waitForState(other, cancelled, in: ["failed", "succeeded", "cancelled"]) == "cancelled")
+        let jobs = try #require((try other.json(["show", cancelled]) as? [String: Any])?["jobs"] as? [[String: Any]])
+        #expect(jobs.contains { ($0["error"] as? String)?.contains("on host recovery-2") == true }, "who cancelled is recorded: \(jobs)")
+        // An ended run's cancel is refused on any host, as on one.
+        #expect(try other.cli(["cancel", resumed]).status != 0)
+        #expect(coordinator.daemonLog.contains("applying a forwarded command"))
+    }
+
+    /// Waits (bounded) until a host lists the run in one of `states`; returns the last state seen.
+    func waitForState(_ host: Host, _ id: String, in states: Set<String>) async throws -> String? {
+        let deadline = Date().addingTimeInterval(90)
+        var state: String?
+        while Date() < deadline {
+            state = try runState(host, id)
+            if let state, states.contains(state) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return state
+    }
 }
 
 /// Without `ledger:` nothing of the above shows: one host, SQLite, the answers as they were.

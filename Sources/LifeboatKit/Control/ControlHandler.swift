@@ -84,6 +84,18 @@ public struct ControlHandler: Sendable {
         }
     }
 
+    /// A cancel's or resume's answer; when another host coordinates the run, which one and when
+    /// it applies the command.
+    static func answer(_ runId: String, state: String, _ forwarded: RunManager.Forwarded?) -> [String: String] {
+        var answer = ["run": runId, "state": state]
+        if let forwarded {
+            answer["forwarded_to"] = forwarded.host ?? ""
+            answer["note"] = "run \(runId) is coordinated by " + (forwarded.host.map { "host \($0)" } ?? "no live host right now (the next to take it over applies it)")
+                + "; the command went through the shared ledger and applies within \(forwarded.withinSeconds) s"
+        }
+        return answer
+    }
+
     /// Writing an answer failed: the client is gone.
     private struct SendFailure: Error {
         var underlying: any Error
@@ -102,13 +114,13 @@ public struct ControlHandler: Sendable {
         case "run.sites": return ControlResponse.success(id: id, try await RunQueries(context: context).sites(try request.requiredString("run")))
         case "run.cancel":
             let runId = try request.requiredString("run")
-            try context.runs.cancel(runId: runId, by: peer.description)
-            return ControlResponse.success(id: id, ["run": runId, "state": "cancelling"])
+            let forwarded = try await context.runs.cancel(runId: runId, by: peer.description)
+            return ControlResponse.success(id: id, Self.answer(runId, state: "cancelling", forwarded))
         case "run.resume":
             let runId = try request.requiredString("run")
             try await requireDeleterForDeleteRun(runId, peer: peer, what: "resuming")
-            try context.runs.resume(runId: runId)
-            return ControlResponse.success(id: id, ["run": runId, "state": "running"])
+            let forwarded = try await context.runs.resume(runId: runId, by: peer.description)
+            return ControlResponse.success(id: id, Self.answer(runId, state: "running", forwarded))
         case "job.retry":
             let runId = try request.requiredString("run")
             guard let job = try request.int("job") else { throw ControlError(.invalidParams, "\"job\" (a job id) is required") }

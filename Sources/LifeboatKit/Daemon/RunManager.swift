@@ -67,21 +67,67 @@ public final class RunManager: Service {
         return created.run
     }
 
-    /// Asks a run to stop. Running jobs stop within 2 s; destinations stay untouched.
-    public func cancel(runId: String, by who: String) throws {
-        guard let entry = active.withLock({ $0[runId] }) else {
-            throw ControlError(.conflict, "run \(runId) is not active; only pending, running or halted runs can be cancelled")
+    /// Asks a run to stop. Running jobs stop within 2 s; destinations stay untouched. A run
+    /// another host coordinates gets the cancel through the shared ledger: returns that host.
+    @discardableResult
+    public func cancel(runId: String, by who: String) async throws -> Forwarded? {
+        if let entry = active.withLock({ $0[runId] }) {
+            entry.control.cancel(by: who)
+            return nil
         }
-        entry.control.cancel(by: who)
+        return try await forward(ForwardedCommand(runId: runId, kind: .cancel, by: who))
     }
 
-    /// Lets a halted run go on with its next wave.
-    public func resume(runId: String) throws {
+    /// Lets a halted run go on with its next wave (here, or through the shared ledger on the host
+    /// that coordinates it: returns that host).
+    @discardableResult
+    public func resume(runId: String, by who: String) async throws -> Forwarded? {
         guard let entry = active.withLock({ $0[runId] }) else {
-            throw ControlError(.conflict, "run \(runId) is not active")
+            return try await forward(ForwardedCommand(runId: runId, kind: .resume, by: who))
         }
-        guard entry.control.resume() else {
-            throw ControlError(.conflict, "run \(runId) is not halted; resume applies to a run halted by a wave gate")
+        guard entry.control.resume() else { throw Self.notHalted(runId) }
+        return nil
+    }
+
+    /// Where a command for a run this daemon does not run went.
+    public struct Forwarded: Sendable, Hashable {
+        /// The host that coordinates the run (nil: none right now; the next to take it over
+        /// applies the command).
+        public var host: String?
+        /// Within how many seconds that host looks.
+        public var withinSeconds: Int
+    }
+
+    private static func notHalted(_ runId: String) -> ControlError {
+        ControlError(.conflict, "run \(runId) is not halted; resume applies to a run halted by a wave gate")
+    }
+
+    /// Records a command for the host that coordinates a going run of the shared ledger.
+    private func forward(_ command: ForwardedCommand) async throws -> Forwarded {
+        var command = command
+        let going = "only pending, running or halted runs can be " + (command.kind == .cancel ? "cancelled" : "resumed")
+        guard let shared, let run = try await ledger.run(id: command.runId), !run.state.isFinal else {
+            throw ControlError(.conflict, "run \(command.runId) is not active; \(going)")
+        }
+        if command.kind == .resume, run.state != .halted { throw Self.notHalted(command.runId) }
+        command.by += " on host \(shared.host)"
+        try await shared.ledger.forward(command)
+        let host = try await shared.ledger.coordinator(of: command.runId)
+        logger.notice("command forwarded", metadata: ["run.id": "\(command.runId)", "command": "\(command.kind.rawValue)", "to": "\(host ?? "-")"])
+        return Forwarded(host: host, withinSeconds: Int(shared.ledger.lease / 3) + 1)
+    }
+
+    /// Applies the commands other hosts forwarded for the runs this host runs.
+    private func applyForwarded(_ shared: any SharedLedger) async throws {
+        let here = active.withLock { Array($0.keys) }
+        for command in try await shared.takeForwarded(runIds: here) {
+            guard let entry = active.withLock({ $0[command.runId] }) else { continue }
+            logger.notice("applying a forwarded command", metadata: ["run.id": "\(command.runId)", "command": "\(command.kind.rawValue)", "by": "\(command.by)"])
+            switch command.kind {
+            case .cancel: entry.control.cancel(by: command.by)
+            case .resume:
+                if !entry.control.resume() { logger.notice("forwarded resume ignored: the run is not halted", metadata: ["run.id": "\(command.runId)"]) }
+            }
         }
     }
 
@@ -224,6 +270,7 @@ public final class RunManager: Service {
             guard !Task.isCancelled, !Task.isShuttingDownGracefully else { return }
             do {
                 for run in try await ledger.unfinishedRuns() where !isActive(run.id) { try await adopt(run) }
+                try await applyForwarded(shared)
             } catch {
                 logger.warning("cannot look for runs to take over: ledger unreachable", metadata: ["error": "\(error)"])
             }

@@ -25,6 +25,14 @@ public protocol SharedLedger: Ledger {
     /// Gives up the coordination of a run (nil: of every run of this host), so another host
     /// may take it over at once.
     func releaseCoordination(runId: String?) async throws
+    /// The live host that coordinates a run, if any (nothing is taken).
+    func coordinator(of runId: String) async throws -> String?
+
+    /// Records an operator's command for the host that coordinates the run.
+    func forward(_ command: ForwardedCommand) async throws
+    /// Takes the commands forwarded for these runs (which this host runs), oldest first; each
+    /// is taken by one host once.
+    func takeForwarded(runIds: [String]) async throws -> [ForwardedCommand]
 
     /// Records a scheduled exercise's fire only if no host recorded one since `previous` was read
     /// (its `exercises` count is the version): true for the one host that fires it.
@@ -46,6 +54,23 @@ public struct RunLeaseLost: LifeboatError {
     public var exitCode: CLIExit { .failed }
     public var description: String {
         "host \(host) no longer coordinates run \(runId) (its lease ran out and another host may have taken the run over); its writes for the run are refused"
+    }
+}
+
+/// An operator's cancel or resume given to a host that does not coordinate the run: recorded in
+/// the shared ledger and applied by the host that does, on its next look (a third of the lease).
+public struct ForwardedCommand: Sendable, Hashable {
+    public enum Kind: String, Sendable { case cancel, resume }
+
+    public var runId: String
+    public var kind: Kind
+    /// Who asked, as the receiving host's control socket saw them (uid, pid, host).
+    public var by: String
+
+    public init(runId: String, kind: Kind, by: String) {
+        self.runId = runId
+        self.kind = kind
+        self.by = by
     }
 }
 

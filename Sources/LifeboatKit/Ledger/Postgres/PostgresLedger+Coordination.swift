@@ -52,6 +52,40 @@ extension PostgresLedger {
         }
     }
 
+    public func coordinator(of runId: String) async throws -> String? {
+        try await withConnection("run coordinator") { connection in
+            for try await holder in try await connection.query("SELECT host FROM run_leases WHERE run_id = \(runId) AND expires_at > now()",
+                                                               logger: logger).decode(String.self) { return holder }
+            return nil
+        }
+    }
+
+    // MARK: Forwarded commands
+
+    public func forward(_ command: ForwardedCommand) async throws {
+        _ = try await withConnection("forward command") { connection in
+            try await connection.query("""
+                INSERT INTO forwarded_commands (run_id, kind, requested_by) VALUES (\(command.runId), \(command.kind.rawValue), \(command.by))
+                """, logger: logger)
+        }
+    }
+
+    public func takeForwarded(runIds: [String]) async throws -> [ForwardedCommand] {
+        guard !runIds.isEmpty else { return [] }
+        let host = try coordinator
+        return try await withConnection("take forwarded commands") { connection in
+            var taken: [(Int64, ForwardedCommand)] = []
+            for try await (id, runId, kind, by) in try await connection.query("""
+                UPDATE forwarded_commands SET taken_by = \(host), taken_at = now()
+                WHERE taken_at IS NULL AND run_id = ANY(\(runIds)) RETURNING id, run_id, kind, requested_by
+                """, logger: logger).decode((Int64, String, String, String).self) {
+                guard let kind = ForwardedCommand.Kind(rawValue: kind) else { continue }
+                taken.append((id, ForwardedCommand(runId: runId, kind: kind, by: by)))
+            }
+            return taken.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
     // MARK: Schedules
 
     public func recordFire(_ record: ScheduleRecord, replacing previous: ScheduleRecord) async throws -> Bool {

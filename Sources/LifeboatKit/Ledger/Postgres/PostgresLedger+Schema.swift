@@ -188,6 +188,22 @@ extension PostgresLedger {
             "ALTER TABLE runs ADD COLUMN reason text, ADD COLUMN rehearse text",
             "ALTER TABLE jobs ADD COLUMN source text",
         ]),
+        (6, "forwarded commands", [
+            // An operator's cancel or resume given to a host that does not coordinate the run,
+            // for the host that does to apply (taken once).
+            """
+            CREATE TABLE forwarded_commands (
+                id bigserial PRIMARY KEY,
+                run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                kind text NOT NULL,
+                requested_by text NOT NULL,
+                requested_at timestamptz NOT NULL DEFAULT now(),
+                taken_by text,
+                taken_at timestamptz
+            )
+            """,
+            "CREATE INDEX forwarded_commands_open ON forwarded_commands (run_id) WHERE taken_at IS NULL",
+        ]),
     ]
 
     /// The newest schema version this build knows.
