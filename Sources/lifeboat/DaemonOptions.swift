@@ -18,10 +18,10 @@ struct DaemonOptions: ParsableArguments {
 
     func connect() throws -> ControlClient { try ControlClient.connect(anyOf: socketPaths) }
 
-    /// One request; prints the raw result with --json and returns it.
-    func call(_ command: String, _ params: [String: JSONValue] = [:]) throws -> JSONValue {
-        let result = try connect().call(command, params)
+    /// One request; prints the result as it came over the wire with --json, and returns it decoded.
+    func call<C: ControlCommand>(_ command: C) throws -> C.Result {
+        let result = try connect().callJSON(command)
         if json { try printJSON(result) }
-        return result
+        return try command.decodeResult(result)
     }
 }
