@@ -225,27 +225,30 @@ struct WatchCommand: AsyncParsableCommand {
     }
 }
 
-/// Commands that act on one run: cancel and resume.
-struct CancelCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Stop a run: no new jobs; running jobs stop within 2 s; destinations untouched.")
+/// The run `cancel` and `resume` act on, and the daemon to ask.
+struct RunTarget: ParsableArguments {
     @Argument(help: "The run id.") var run: String
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
-        _ = try daemon.call(Control.RunCancel(run: run))
-        if !daemon.json { print("cancelling run \(run)") }
+    /// Asks for the change; says it in a line (nothing with --json, which prints the answer).
+    func change<C: ControlCommand>(_ command: C, saying text: String) throws {
+        _ = try daemon.call(command)
+        if !daemon.json { print(text) }
     }
+}
+
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Stop a run: no new jobs; running jobs stop within 2 s; destinations untouched.")
+    @OptionGroup var target: RunTarget
+
+    func run() async throws { try target.change(Control.RunCancel(run: target.run), saying: "cancelling run \(target.run)") }
 }
 
 struct ResumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let a run halted by a wave gate go on.")
-    @Argument(help: "The run id.") var run: String
-    @OptionGroup var daemon: DaemonOptions
+    @OptionGroup var target: RunTarget
 
-    func run() async throws {
-        _ = try daemon.call(Control.RunResume(run: run))
-        if !daemon.json { print("resumed run \(run)") }
-    }
+    func run() async throws { try target.change(Control.RunResume(run: target.run), saying: "resumed run \(target.run)") }
 }
 
 struct RetryCommand: AsyncParsableCommand {

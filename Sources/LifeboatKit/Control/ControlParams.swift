@@ -43,9 +43,14 @@ enum ControlParams {
         case is Bool.Type:
             guard case .bool(let flag) = value else { throw mismatch("true or false") }
             return flag as! T
-        case is Int.Type, is Int64.Type:
-            guard case .number(let n) = value, n == n.rounded(), abs(n) < 9e15 else { throw mismatch("an integer") }
-            return (T.self == Int.self ? Int(n) as Any : Int64(n) as Any) as! T
+        case let integer as any FixedWidthInteger.Type:
+            guard case .number(let n) = value, n == n.rounded(), abs(n) < 9e15, let exact = integer.init(exactly: n) else {
+                throw mismatch("an integer")
+            }
+            return exact as! T
+        case let real as any BinaryFloatingPoint.Type:
+            guard case .number(let n) = value else { throw mismatch("a number") }
+            return real.init(n) as! T
         case is Date.Type:
             guard case .string(let text) = value else { throw mismatch("a string") }
             guard let date = Timestamp.parse(text) else {
@@ -131,25 +136,21 @@ private struct ParamsDecoder: Decoder {
         func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try required(type, key) }
         func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try required(type, key) }
         func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try required(type, key) }
-        func decode(_ type: Double.Type, forKey key: Key) throws -> Double { throw unsupported(type, key) }
-        func decode(_ type: Float.Type, forKey key: Key) throws -> Float { throw unsupported(type, key) }
-        func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { throw unsupported(type, key) }
-        func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { throw unsupported(type, key) }
-        func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { throw unsupported(type, key) }
-        func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { throw unsupported(type, key) }
-        func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { throw unsupported(type, key) }
-        func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { throw unsupported(type, key) }
-        func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { throw unsupported(type, key) }
-        func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { throw unsupported(type, key) }
+        func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try required(type, key) }
+        func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try required(type, key) }
+        func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try required(type, key) }
+        func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try required(type, key) }
+        func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try required(type, key) }
+        func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try required(type, key) }
+        func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try required(type, key) }
+        func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try required(type, key) }
+        func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try required(type, key) }
+        func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try required(type, key) }
 
         /// An optional string may be empty (only a required one may not).
         func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? {
             guard let value = present(key) else { return nil }
             return try ControlParams.value(value, as: type, name: ControlParams.wireName(key))
-        }
-
-        func unsupported(_ type: Any.Type, _ key: Key) -> ControlError {
-            ControlError(.internalError, "parameter \"\(ControlParams.wireName(key))\" has a type the control protocol does not carry: \(type)")
         }
 
         func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {

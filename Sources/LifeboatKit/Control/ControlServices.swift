@@ -29,13 +29,6 @@ public struct ControlServices: Sendable {
         /// This host's name, said where several hosts share the ledger.
         public var host: String
         public var startedAt: Date
-
-        public init(socket: String, ledger: String, host: String, startedAt: Date) {
-            self.socket = socket
-            self.ledger = ledger
-            self.host = host
-            self.startedAt = startedAt
-        }
     }
 
     /// The ledger, the bus, the clock and the engine.
@@ -47,17 +40,6 @@ public struct ControlServices: Sendable {
     /// Re-reads the config file and plans (SIGHUP and `reload`); returns the problems found.
     public var reload: @Sendable () async -> [PlanRegistry.Problem]
     public var identity: Identity
-
-    public init(runtime: LifeboatRuntime, runs: any RunOperations, plans: PlanRegistry, access: AccessControl, scheduler: Scheduler,
-                reload: @escaping @Sendable () async -> [PlanRegistry.Problem], identity: Identity) {
-        self.runtime = runtime
-        self.runs = runs
-        self.plans = plans
-        self.access = access
-        self.scheduler = scheduler
-        self.reload = reload
-        self.identity = identity
-    }
 
     public var ledger: any Ledger { runtime.ledger }
     public var clock: any LifeboatClock { runtime.clock }

@@ -28,10 +28,7 @@ final class DaemonFixture: Sendable {
             snapshots: ../store
             target: ../out/{site}/{product}
             sandbox: ../sandbox/{run}/{site}/{product}
-            products:
-              - name: contacts
-              - name: jira
-                after: [contacts]
+            products: [{ name: contacts }, { name: jira, after: [contacts] }]
             """)
         var config = DaemonConfig.defaults()
         config.plansDirectory = dir.file("plans")
