@@ -22,6 +22,21 @@ extension ControlCommand where Result: Decodable {
     public func decodeResult(_ value: JSONValue) throws -> Result { try ControlClient.decode(Result.self, from: value) }
 }
 
+/// What a command that names one run, and nothing else, does (``Control/RunCommand``): `show`,
+/// `sites`, `watch`, `cancel`, `resume`. The command's wire name is `run.` and the verb's name
+/// in lower case (`Control.Show` is `run.show`).
+public protocol RunVerb: Sendable {
+    associatedtype Result: Codable & Sendable
+    static var name: String { get }
+    /// Default: false.
+    static var isMutating: Bool { get }
+}
+
+extension RunVerb {
+    public static var name: String { "run." + String(describing: Self.self).lowercased() }
+    public static var isMutating: Bool { false }
+}
+
 /// The commands of the control protocol, named after their wire names (`run.show` is `RunShow`).
 public enum Control {
     /// `status`: the daemon, its runs going, throughput.
@@ -61,52 +76,40 @@ public enum Control {
         public init(limit: Int? = nil) { self.limit = limit }
     }
 
+    /// A command that names one run and nothing else; its verb says what it does and answers.
+    public struct RunCommand<Verb: RunVerb>: ControlCommand {
+        public typealias Result = Verb.Result
+        public static var name: String { Verb.name }
+        public var isMutating: Bool { Verb.isMutating }
+        public var run: String
+
+        public init(run: String) { self.run = run }
+    }
+
     /// `run.show`: a run with all its jobs and its summary.
-    public struct RunShow: ControlCommand {
-        public typealias Result = RunDetail
-        public static let name = "run.show"
-        public var run: String
-
-        public init(run: String) { self.run = run }
-    }
-
+    public typealias RunShow = RunCommand<Show>
     /// `run.sites`: every site of a run, its state, products done and restored-at or ETA.
-    public struct RunSites: ControlCommand {
-        public typealias Result = SiteReport
-        public static let name = "run.sites"
-        public var run: String
-
-        public init(run: String) { self.run = run }
-    }
-
+    public typealias RunSites = RunCommand<Sites>
     /// `run.watch`: a run's events until it ends, one line each (the opening snapshot, the
     /// events, then the final state, which is the call's last line).
-    public struct RunWatch: ControlCommand {
-        public typealias Result = WatchEvent
-        public static let name = "run.watch"
-        public var run: String
-
-        public init(run: String) { self.run = run }
-    }
-
+    public typealias RunWatch = RunCommand<Watch>
     /// `run.cancel`: no new jobs; running jobs stop within 2 s; destinations untouched.
-    public struct RunCancel: ControlCommand {
-        public typealias Result = RunStateChange
-        public static let name = "run.cancel"
-        public var isMutating: Bool { true }
-        public var run: String
+    public typealias RunCancel = RunCommand<Cancel>
+    /// `run.resume`: a run halted by a wave gate goes on.
+    public typealias RunResume = RunCommand<Resume>
 
-        public init(run: String) { self.run = run }
+    public enum Show: RunVerb { public typealias Result = RunDetail }
+    public enum Sites: RunVerb { public typealias Result = SiteReport }
+    public enum Watch: RunVerb { public typealias Result = WatchEvent }
+
+    public enum Cancel: RunVerb {
+        public typealias Result = RunStateChange
+        public static let isMutating = true
     }
 
-    /// `run.resume`: a run halted by a wave gate goes on.
-    public struct RunResume: ControlCommand {
+    public enum Resume: RunVerb {
         public typealias Result = RunStateChange
-        public static let name = "run.resume"
-        public var isMutating: Bool { true }
-        public var run: String
-
-        public init(run: String) { self.run = run }
+        public static let isMutating = true
     }
 
     /// `job.retry`: a failed, cancelled or skipped job of an ended run runs again.

@@ -36,17 +36,26 @@ extension Control.RunList: ServedCommand {
     func answer(_ call: ControlCall) async throws -> [RunRecord] { try await RunQueries(services: call.services).runs(limit: limit ?? 50) }
 }
 
-extension Control.RunShow: ServedCommand {
-    func answer(_ call: ControlCall) async throws -> RunDetail { try await RunQueries(services: call.services).detail(run) }
+/// A run verb the daemon answers.
+protocol ServedRunVerb: RunVerb {
+    static func answer(run: String, _ call: ControlCall) async throws -> Result
 }
 
-extension Control.RunSites: ServedCommand {
-    func answer(_ call: ControlCall) async throws -> SiteReport { try await RunQueries(services: call.services).sites(run) }
+extension Control.RunCommand: ServedCommand where Verb: ServedRunVerb {
+    func answer(_ call: ControlCall) async throws -> Verb.Result { try await Verb.answer(run: run, call) }
 }
 
-extension Control.RunWatch: ServedCommand {
+extension Control.Show: ServedRunVerb {
+    static func answer(run: String, _ call: ControlCall) async throws -> RunDetail { try await RunQueries(services: call.services).detail(run) }
+}
+
+extension Control.Sites: ServedRunVerb {
+    static func answer(run: String, _ call: ControlCall) async throws -> SiteReport { try await RunQueries(services: call.services).sites(run) }
+}
+
+extension Control.Watch: ServedRunVerb {
     /// Streams the run's events until it ends: one line per event, then the final state.
-    func answer(_ call: ControlCall) async throws -> WatchEvent {
+    static func answer(run: String, _ call: ControlCall) async throws -> WatchEvent {
         let queries = RunQueries(services: call.services)
         // Subscribe before reading the current state so no event falls in between.
         let events = call.services.runtime.bus.subscribe(runId: run)
@@ -62,15 +71,15 @@ extension Control.RunWatch: ServedCommand {
     }
 }
 
-extension Control.RunCancel: ServedCommand {
-    func answer(_ call: ControlCall) async throws -> RunStateChange {
+extension Control.Cancel: ServedRunVerb {
+    static func answer(run: String, _ call: ControlCall) async throws -> RunStateChange {
         try call.services.runs.cancel(runId: run, by: call.peer.description)
         return RunStateChange(run: run, state: "cancelling")
     }
 }
 
-extension Control.RunResume: ServedCommand {
-    func answer(_ call: ControlCall) async throws -> RunStateChange {
+extension Control.Resume: ServedRunVerb {
+    static func answer(run: String, _ call: ControlCall) async throws -> RunStateChange {
         try await call.requireDeleterForDeleteRun(run, what: "resuming")
         try call.services.runs.resume(runId: run)
         return RunStateChange(run: run, state: "running")

@@ -32,6 +32,15 @@ import Testing
         #expect(try ControlParams.decode(Control.JobRetry.self, from: ControlParams.encode(Control.JobRetry(run: "r1", job: 7))).job == 7)
     }
 
+    /// The run verbs' wire names come from the verbs' names: pinned here, as the wire is a contract.
+    @Test func theCommandsKeepTheirWireNames() {
+        #expect([Control.RunShow.name, Control.RunSites.name, Control.RunWatch.name, Control.RunCancel.name, Control.RunResume.name]
+                == ["run.show", "run.sites", "run.watch", "run.cancel", "run.resume"])
+        #expect(ControlHandler.commands == ["status", "plans", "plan.check", "run.start", "run.list", "run.show", "run.sites", "run.watch",
+                                            "run.cancel", "run.resume", "job.retry", "rollback", "quarantine.list", "quarantine.purge",
+                                            "report", "reload", "schedules"])
+    }
+
     @Test func whoMayCallWhat() {
         #expect(!Control.RunStart(plan: "p", mode: .dryRun).isMutating)
         #expect(!Control.RunStart(plan: "p", mode: .delete).isMutating)
