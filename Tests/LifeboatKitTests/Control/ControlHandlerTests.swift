@@ -107,4 +107,20 @@ import Testing
         let cancel = try await fx.answer(#"{"id":12,"command":"run.cancel","params":{"run":"nope"}}"#)
         #expect(cancel.code == "conflict" && cancel.message.contains("is not active"), "\(cancel.text)")
     }
+
+    /// An error no domain type foresaw (the ledger lost a table under the daemon) is answered
+    /// `internal`, naming the command, and the next request is served as usual.
+    @Test func anUnexpectedErrorIsAnsweredAndTheNextRequestServed() async throws {
+        let fx = try DaemonFixture()
+        let started = try await fx.answer(#"{"id":1,"command":"run.start","params":{"plan":"main","mode":"restore"}}"#)
+        let runId = try #require(started.result["id"] as? String)
+        let drop = try runProcess("/usr/bin/env", ["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE jobs'); c.commit()",
+                                                   fx.config.ledgerPath])
+        try #require(drop.status == 0, "python3 could not drop the table: \(drop.output)")
+        let failed = try await fx.answer(#"{"id":2,"command":"run.show","params":{"run":"\#(runId)"}}"#)
+        #expect(!failed.ok && failed.code == "internal", "\(failed.text)")
+        #expect(failed.message.contains("run.show failed inside the daemon") && failed.message.contains("no such table: jobs"), "\(failed.message)")
+        let plans = try await fx.answer(#"{"id":3,"command":"plans"}"#)
+        #expect(plans.ok && plans.id as? Int == 3, "\(plans.text)")
+    }
 }
