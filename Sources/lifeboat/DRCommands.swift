@@ -44,15 +44,12 @@ struct QuarantineList: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let entries = try daemon.call(Control.QuarantineList())
-        guard !daemon.json else { return }
-        var table = TextTable(["ID", "RUN", "SITE", "PRODUCT", "SIZE", "AGE", "PURGEABLE", "WHY", "PATH"])
-        for e in entries {
-            table.add(["\(e.id)", e.run, e.site, e.product, e.bytes.map(ByteSize.format) ?? "missing",
-                       DurationSpec.format(seconds: e.ageSeconds),
-                       e.purgeable ? "yes" : "after \(Timestamp.iso(e.retainUntil))", e.reason, e.path])
+        try daemon.show(Control.QuarantineList()) { entries in
+            TextTable.print(["ID", "RUN", "SITE", "PRODUCT", "SIZE", "AGE", "PURGEABLE", "WHY", "PATH"], entries) { e in
+                ["\(e.id)", e.run, e.site, e.product, e.bytes.map(ByteSize.format) ?? "missing", DurationSpec.format(seconds: e.ageSeconds),
+                 e.purgeable ? "yes" : "after \(Timestamp.iso(e.retainUntil))", e.reason, e.path]
+            }
         }
-        print(table.render(), terminator: "")
     }
 }
 
@@ -106,13 +103,10 @@ struct SchedulesCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let upcoming = try daemon.call(Control.Schedules())
-        guard !daemon.json else { return }
-        var table = TextTable(["PLAN", "SCHEDULE", "NEXT", "LAST", "EXERCISES", "NEXT SCALE"])
-        for u in upcoming {
-            table.add([u.plan, u.expression, u.next.map(Timestamp.iso) ?? "never", u.last.map(Timestamp.iso) ?? "-",
-                       "\(u.exercises)", "\(u.nextScale) site(s)"])
+        try daemon.show(Control.Schedules()) { upcoming in
+            TextTable.print(["PLAN", "SCHEDULE", "NEXT", "LAST", "EXERCISES", "NEXT SCALE"], upcoming) { u in
+                [u.plan, u.expression, u.next.map(Timestamp.iso) ?? "never", u.last.map(Timestamp.iso) ?? "-", "\(u.exercises)", "\(u.nextScale) site(s)"]
+            }
         }
-        print(table.render(), terminator: "")
     }
 }

@@ -6,9 +6,10 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "The daemon's state: runs going, plans, throughput.")
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
-        let status = try daemon.call(Control.Status())
-        guard !daemon.json else { return }
+    func run() async throws { try daemon.show(Control.Status(), Self.describe) }
+
+    /// `status` for a person: the daemon, plan problems, hosts, runs going.
+    static func describe(_ status: DaemonStatus) {
         print("lifeboatd \(status.version) (pid \(status.pid)), up \(DurationSpec.format(seconds: status.uptimeSeconds)), socket \(status.socket)")
         print("ledger \(status.ledger); \(status.plans) plan(s) loaded; \(ByteSize.format(Int64(status.bytesPerSecond)))/s restored over the last minute")
         for problem in status.planProblems {
@@ -44,17 +45,14 @@ struct PlansCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let result = try daemon.call(Control.Plans())
-        guard !daemon.json else { return }
-        var table = TextTable(["PLAN", "PRODUCTS", "WAVES", "SCHEDULE", "NEXT EXERCISE", "FILE"])
-        for plan in result.plans {
-            table.add([plan.name, plan.products.joined(separator: ","), "\(plan.waves)", plan.schedule ?? "-",
-                       plan.nextExercise.map(Timestamp.iso) ?? "-", plan.file])
-        }
-        print(table.render(), terminator: "")
-        for problem in result.problems {
-            printError("problem in \(problem.file)" + (problem.keptPrevious.map { " (serving the previous version of \($0))" } ?? ""))
-            for error in problem.errors { printError("  \(error)") }
+        try daemon.show(Control.Plans()) { result in
+            TextTable.print(["PLAN", "PRODUCTS", "WAVES", "SCHEDULE", "NEXT EXERCISE", "FILE"], result.plans) { plan in
+                [plan.name, plan.products.joined(separator: ","), "\(plan.waves)", plan.schedule ?? "-", plan.nextExercise.map(Timestamp.iso) ?? "-", plan.file]
+            }
+            for problem in result.problems {
+                printError("problem in \(problem.file)" + (problem.keptPrevious.map { " (serving the previous version of \($0))" } ?? ""))
+                for error in problem.errors { printError("  \(error)") }
+            }
         }
     }
 }
@@ -154,13 +152,11 @@ struct RunsCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let runs = try daemon.call(Control.RunList(limit: limit))
-        guard !daemon.json else { return }
-        var table = TextTable(["RUN", "PLAN", "MODE", "STATE", "CREATED", "BY", "NOTE"])
-        for run in runs {
-            table.add([run.id, run.plan, run.mode.rawValue, run.state.rawValue, Timestamp.iso(run.createdAt), run.startedBy, run.note ?? ""])
+        try daemon.show(Control.RunList(limit: limit)) { runs in
+            TextTable.print(["RUN", "PLAN", "MODE", "STATE", "CREATED", "BY", "NOTE"], runs) { run in
+                [run.id, run.plan, run.mode.rawValue, run.state.rawValue, Timestamp.iso(run.createdAt), run.startedBy, run.note ?? ""]
+            }
         }
-        print(table.render(), terminator: "")
     }
 }
 
