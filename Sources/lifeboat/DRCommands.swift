@@ -17,12 +17,7 @@ struct RollbackCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        var params: [String: JSONValue] = ["run": .string(run)]
-        if let site { params["site"] = .string(site) }
-        if let product { params["product"] = .string(product) }
-        if force { params["force"] = .bool(true) }
-        if forceAside { params["force_aside"] = .bool(true) }
-        let outcomes = try ControlClient.decode([Rollback.Outcome].self, from: try daemon.call("rollback", params))
+        let outcomes = try daemon.call(Control.Rollback(run: run, site: site, product: product, force: force, forceAside: forceAside))
         guard !daemon.json else { return }
         for o in outcomes {
             if let seconds = o.seconds {
@@ -49,15 +44,12 @@ struct QuarantineList: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let entries = try ControlClient.decode([QuarantineManager.Entry].self, from: try daemon.call("quarantine.list"))
-        guard !daemon.json else { return }
-        var table = TextTable(["ID", "RUN", "SITE", "PRODUCT", "SIZE", "AGE", "PURGEABLE", "WHY", "PATH"])
-        for e in entries {
-            table.add(["\(e.id)", e.run, e.site, e.product, e.bytes.map(ByteSize.format) ?? "missing",
-                       DurationSpec.format(seconds: e.ageSeconds),
-                       e.purgeable ? "yes" : "after \(Timestamp.iso(e.retainUntil))", e.reason, e.path])
+        try daemon.show(Control.QuarantineList()) { entries in
+            TextTable.print(["ID", "RUN", "SITE", "PRODUCT", "SIZE", "AGE", "PURGEABLE", "WHY", "PATH"], entries) { e in
+                ["\(e.id)", e.run, e.site, e.product, e.bytes.map(ByteSize.format) ?? "missing", DurationSpec.format(seconds: e.ageSeconds),
+                 e.purgeable ? "yes" : "after \(Timestamp.iso(e.retainUntil))", e.reason, e.path]
+            }
         }
-        print(table.render(), terminator: "")
     }
 }
 
@@ -69,10 +61,7 @@ struct QuarantinePurge: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        var params: [String: JSONValue] = ["dry_run": .bool(dryRun)]
-        if yes { params["yes"] = .bool(true) }
-        if let olderThan { params["older_than"] = .string(olderThan) }
-        let result = try ControlClient.decode(QuarantineManager.PurgeResult.self, from: try daemon.call("quarantine.purge", params))
+        let result = try daemon.call(Control.QuarantinePurge(olderThan: olderThan, dryRun: dryRun, yes: yes))
         guard !daemon.json else { return }
         for e in result.purged {
             print("\(dryRun ? "would purge" : "purged") \(e.path) (\(e.site)/\(e.product), \(e.bytes.map(ByteSize.format) ?? "?"), \(DurationSpec.format(seconds: e.ageSeconds)) old)")
@@ -99,8 +88,7 @@ struct ReportCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let client = try daemon.connect()
-        let result = try ControlClient.decode(ControlHandler.ReportResult.self, from: try client.call("report", ["run": .string(run), "format": .string(format.rawValue)]))
+        let result = try daemon.connect().call(Control.Report(run: run, format: format))
         if let output {
             try result.content.write(toFile: output, atomically: true, encoding: .utf8)
             print("wrote \(output)")
@@ -115,13 +103,10 @@ struct SchedulesCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let upcoming = try ControlClient.decode([Scheduler.Upcoming].self, from: try daemon.call("schedules"))
-        guard !daemon.json else { return }
-        var table = TextTable(["PLAN", "SCHEDULE", "NEXT", "LAST", "EXERCISES", "NEXT SCALE"])
-        for u in upcoming {
-            table.add([u.plan, u.expression, u.next.map(Timestamp.iso) ?? "never", u.last.map(Timestamp.iso) ?? "-",
-                       "\(u.exercises)", "\(u.nextScale) site(s)"])
+        try daemon.show(Control.Schedules()) { upcoming in
+            TextTable.print(["PLAN", "SCHEDULE", "NEXT", "LAST", "EXERCISES", "NEXT SCALE"], upcoming) { u in
+                [u.plan, u.expression, u.next.map(Timestamp.iso) ?? "never", u.last.map(Timestamp.iso) ?? "-", "\(u.exercises)", "\(u.nextScale) site(s)"]
+            }
         }
-        print(table.render(), terminator: "")
     }
 }

@@ -6,10 +6,10 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "The daemon's state: runs going, plans, throughput.")
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
-        let result = try daemon.call("status")
-        guard !daemon.json else { return }
-        let status = try ControlClient.decode(ControlHandler.Status.self, from: result)
+    func run() async throws { try daemon.show(Control.Status(), Self.describe) }
+
+    /// `status` for a person: the daemon, plan problems, hosts, runs going.
+    static func describe(_ status: DaemonStatus) {
         print("lifeboatd \(status.version) (pid \(status.pid)), up \(DurationSpec.format(seconds: status.uptimeSeconds)), socket \(status.socket)")
         print("ledger \(status.ledger); \(status.plans) plan(s) loaded; \(ByteSize.format(Int64(status.bytesPerSecond)))/s restored over the last minute")
         for problem in status.planProblems {
@@ -45,17 +45,14 @@ struct PlansCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let result = try ControlClient.decode(ControlHandler.PlansResult.self, from: try daemon.call("plans"))
-        guard !daemon.json else { return }
-        var table = TextTable(["PLAN", "PRODUCTS", "WAVES", "SCHEDULE", "NEXT EXERCISE", "FILE"])
-        for plan in result.plans {
-            table.add([plan.name, plan.products.joined(separator: ","), "\(plan.waves)", plan.schedule ?? "-",
-                       plan.nextExercise.map(Timestamp.iso) ?? "-", plan.file])
-        }
-        print(table.render(), terminator: "")
-        for problem in result.problems {
-            printError("problem in \(problem.file)" + (problem.keptPrevious.map { " (serving the previous version of \($0))" } ?? ""))
-            for error in problem.errors { printError("  \(error)") }
+        try daemon.show(Control.Plans()) { result in
+            TextTable.print(["PLAN", "PRODUCTS", "WAVES", "SCHEDULE", "NEXT EXERCISE", "FILE"], result.plans) { plan in
+                [plan.name, plan.products.joined(separator: ","), "\(plan.waves)", plan.schedule ?? "-", plan.nextExercise.map(Timestamp.iso) ?? "-", plan.file]
+            }
+            for problem in result.problems {
+                printError("problem in \(problem.file)" + (problem.keptPrevious.map { " (serving the previous version of \($0))" } ?? ""))
+                for error in problem.errors { printError("  \(error)") }
+            }
         }
     }
 }
@@ -74,28 +71,26 @@ struct FollowOptions: ParsableArguments {
 struct StartRun {
     static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, exercise: ExerciseOptions? = nil,
                       follow: FollowOptions?, fromSnapshots: Bool = false, rehearse: String? = nil, daemon: DaemonOptions) throws {
-        var params: [String: JSONValue] = ["plan": .string(plan), "mode": .string(mode.rawValue)]
-        if let rehearse { params["rehearse"] = .string(rehearse) }
-        if fromSnapshots { params["from_snapshots"] = .bool(true) }
-        if let sites = try selection.siteList() { params["sites"] = .array(sites.map { .string($0) }) }
+        var command = Control.RunStart(plan: plan, mode: mode, sites: try selection.siteList())
+        command.rehearse = rehearse
+        if fromSnapshots { command.fromSnapshots = true }
         // Validated here (as `lifeboat run` does) so a typo is a usage error before any request.
-        for (key, value, flag) in [("incident_at", selection.incidentAt, "--incident-at"), ("as_of", selection.asOf, "--as-of"),
-                                   ("declared_at", selection.declaredAt, "--declared-at")] {
-            if let value, try selection.time(value, flag) != nil { params[key] = .string(value) }
-        }
+        command.incidentAt = try selection.time(selection.incidentAt, "--incident-at")
+        command.asOf = try selection.time(selection.asOf, "--as-of")
+        command.declaredAt = try selection.time(selection.declaredAt, "--declared-at")
         if let exercise {
-            if let scale = exercise.scale { params["scale"] = .number(Double(scale)) }
-            if let seed = exercise.seed { params["seed"] = .number(Double(seed)) }
-            if exercise.keep { params["keep"] = .bool(true) }
+            command.scale = exercise.scale
+            command.seed = exercise.seed
+            if exercise.keep { command.keep = true }
         }
         let client = try daemon.connect()
-        let result = try client.call("run.start", params)
-        if mode == .dryRun {
-            let report = try ControlClient.decode(DryRunReport.self, from: result)
+        let result = try client.callJSON(command)
+        let outcome = try command.decodeResult(result)
+        if case .dryRun(let report) = outcome {
             try DryRunPrinter.finish(report, json: daemon.json) { _ in try printJSON(result) }
             return
         }
-        let run = try ControlClient.decode(RunRecord.self, from: result)
+        guard let run = outcome.run else { throw CLIFailure(code: .failed, message: "error: the daemon started no run") }
         let following = follow?.following ?? false
         if daemon.json && !following { try printJSON(result); return }
         if !daemon.json { print("started \(mode.rawValue) run \(run.id) of plan \(run.plan)") }
@@ -157,13 +152,11 @@ struct RunsCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let runs = try ControlClient.decode([RunRecord].self, from: try daemon.call("run.list", ["limit": .number(Double(limit))]))
-        guard !daemon.json else { return }
-        var table = TextTable(["RUN", "PLAN", "MODE", "STATE", "CREATED", "BY", "NOTE"])
-        for run in runs {
-            table.add([run.id, run.plan, run.mode.rawValue, run.state.rawValue, Timestamp.iso(run.createdAt), run.startedBy, run.note ?? ""])
+        try daemon.show(Control.RunList(limit: limit)) { runs in
+            TextTable.print(["RUN", "PLAN", "MODE", "STATE", "CREATED", "BY", "NOTE"], runs) { run in
+                [run.id, run.plan, run.mode.rawValue, run.state.rawValue, Timestamp.iso(run.createdAt), run.startedBy, run.note ?? ""]
+            }
         }
-        print(table.render(), terminator: "")
     }
 }
 
@@ -173,7 +166,7 @@ struct ShowCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let detail = try ControlClient.decode(ControlHandler.RunDetail.self, from: try daemon.call("run.show", ["run": .string(run)]))
+        let detail = try daemon.call(Control.RunShow(run: run))
         guard !daemon.json else { return }
         print("run \(detail.run.id): \(detail.run.mode.rawValue) of \(detail.run.plan) by \(detail.run.startedBy)")
         if let reason = detail.run.reason { print("reason: \(reason)") }
@@ -218,7 +211,7 @@ struct WatchCommand: AsyncParsableCommand {
 
     /// The newest run that has not ended, of `plan` if given.
     private func newestGoing(_ client: ControlClient) throws -> String {
-        let runs = try ControlClient.decode([RunRecord].self, from: try client.call("run.list", ["limit": .number(10_000)]))
+        let runs = try client.call(Control.RunList(limit: 10_000))
         let going = runs.filter { !$0.state.isFinal && (plan == nil || $0.plan == plan) }
         guard let newest = going.max(by: { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }) else {
             throw CLIFailure(code: .failed, message: "no run is going" + (plan.map { " of plan \($0)" } ?? "")
@@ -228,33 +221,31 @@ struct WatchCommand: AsyncParsableCommand {
     }
 }
 
-/// Commands that act on one run: cancel and resume.
-struct CancelCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Stop a run: no new jobs; running jobs stop within 2 s; destinations untouched.")
+/// The run `cancel` and `resume` act on, and the daemon to ask.
+struct RunTarget: ParsableArguments {
     @Argument(help: "The run id.") var run: String
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
-        let answer = try daemon.call("run.cancel", ["run": .string(run)])
-        if !daemon.json { print("cancelling run \(run)" + forwardedNote(answer)) }
+    /// Asks for the change; says it in a line, with where it went when another host coordinates
+    /// the run (nothing with --json, which prints the answer).
+    func change<C: ControlCommand>(_ command: C, saying text: String) throws where C.Result == RunStateChange {
+        let answer = try daemon.call(command)
+        if !daemon.json { print(text + (answer.note.map { ": " + $0 } ?? "")) }
     }
+}
+
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Stop a run: no new jobs; running jobs stop within 2 s; destinations untouched.")
+    @OptionGroup var target: RunTarget
+
+    func run() async throws { try target.change(Control.RunCancel(run: target.run), saying: "cancelling run \(target.run)") }
 }
 
 struct ResumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let a run halted by a wave gate go on.")
-    @Argument(help: "The run id.") var run: String
-    @OptionGroup var daemon: DaemonOptions
+    @OptionGroup var target: RunTarget
 
-    func run() async throws {
-        let answer = try daemon.call("run.resume", ["run": .string(run)])
-        if !daemon.json { print("resumed run \(run)" + forwardedNote(answer)) }
-    }
-}
-
-/// What a cancel's or resume's answer adds when another host coordinates the run.
-private func forwardedNote(_ answer: JSONValue) -> String {
-    guard case .object(let fields) = answer, case .string(let note)? = fields["note"] else { return "" }
-    return ": " + note
+    func run() async throws { try target.change(Control.RunResume(run: target.run), saying: "resumed run \(target.run)") }
 }
 
 struct RetryCommand: AsyncParsableCommand {
@@ -266,7 +257,7 @@ struct RetryCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let record = try ControlClient.decode(RunRecord.self, from: try daemon.call("job.retry", ["run": .string(run), "job": .number(Double(job))]))
+        let record = try daemon.call(Control.JobRetry(run: run, job: Int64(job)))
         if !daemon.json { print("run \(run): \(record.note ?? "job \(job) queued again")\nfollow with: lifeboat watch \(run)") }
     }
 }
@@ -276,7 +267,7 @@ struct ReloadCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
-        let result = try ControlClient.decode(ControlHandler.ReloadResult.self, from: try daemon.call("reload"))
+        let result = try daemon.call(Control.Reload())
         guard !daemon.json else { return }
         print("reloaded: \(result.plans.count) plan(s): \(result.plans.joined(separator: ", "))")
         for problem in result.problems {

@@ -18,10 +18,16 @@ struct DaemonOptions: ParsableArguments {
 
     func connect() throws -> ControlClient { try ControlClient.connect(anyOf: socketPaths) }
 
-    /// One request; prints the raw result with --json and returns it.
-    func call(_ command: String, _ params: [String: JSONValue] = [:]) throws -> JSONValue {
-        let result = try connect().call(command, params)
+    /// One request whose answer is shown: as it came over the wire with --json, else by `show`.
+    func show<C: ControlCommand>(_ command: C, _ show: (C.Result) throws -> Void) throws {
+        let result = try call(command)
+        if !json { try show(result) }
+    }
+
+    /// One request; prints the result as it came over the wire with --json, and returns it decoded.
+    func call<C: ControlCommand>(_ command: C) throws -> C.Result {
+        let result = try connect().callJSON(command)
         if json { try printJSON(result) }
-        return result
+        return try command.decodeResult(result)
     }
 }

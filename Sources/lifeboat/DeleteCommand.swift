@@ -45,29 +45,23 @@ struct DeleteCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var params: [String: JSONValue] = ["plan": .string(plan), "mode": .string(RunMode.delete.rawValue),
-                                           "sites": .array(try siteList().map { .string($0) })]
-        if let products {
-            params["products"] = .array(products.split(separator: ",").map { .string($0.trimmingCharacters(in: .whitespaces)) })
-        }
-        if let reason { params["reason"] = .string(reason) }
+        var command = Control.RunStart(plan: plan, mode: .delete, sites: try siteList())
+        command.products = products.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        command.reason = reason
         let client = try daemon.connect()
         guard let confirm else {
-            params["dry_run"] = .bool(true)
-            let result = try client.call("run.start", params)
-            if daemon.json { try printJSON(result) } else {
-                let answer = try ControlClient.decode(ControlHandler.DeleteAnswer.self, from: result)
-                Self.printSelection(answer.selection)
-            }
+            command.dryRun = true
+            let result = try client.callJSON(command)
+            if daemon.json { try printJSON(result) } else { Self.printSelection(try Self.answer(command, result).selection) }
             if dryRun { return }
             // Without --dry-run and without a token: refused (and recorded by the daemon).
-            params["dry_run"] = nil
-            _ = try client.call("run.start", params)
+            command.dryRun = nil
+            _ = try client.callJSON(command)
             return
         }
-        params["confirm"] = .string(confirm)
-        let result = try client.call("run.start", params)
-        let answer = try ControlClient.decode(ControlHandler.DeleteAnswer.self, from: result)
+        command.confirm = confirm
+        let result = try client.callJSON(command)
+        let answer = try Self.answer(command, result)
         if daemon.json && !follow.following { try printJSON(result); return }
         guard let run = answer.run else { throw CLIFailure(code: .failed, message: "error: the daemon started no run") }
         if !daemon.json {
@@ -79,6 +73,12 @@ struct DeleteCommand: AsyncParsableCommand {
             return
         }
         try Watch.follow(run.id, client: client, json: daemon.json, exitOnHalt: follow.exitOnHalt)
+    }
+
+    /// What the daemon answered a delete.
+    static func answer(_ command: Control.RunStart, _ result: JSONValue) throws -> DeleteAnswer {
+        guard case .delete(let answer) = try command.decodeResult(result) else { throw CLIFailure(code: .failed, message: "error: the daemon answered no delete") }
+        return answer
     }
 
     static func printSelection(_ s: DeleteSelection, confirmed: Bool = false) {

@@ -107,7 +107,7 @@ struct DemoCommand: AsyncParsableCommand {
         let siteNames = FleetGenerator.siteNames(count: sites)
 
         step("3. Production is healthy: restore every site once (quietly)")
-        let first = try ControlClient.decode(RunRecord.self, from: try client.call("run.start", ["plan": "demo", "mode": "restore"]))
+        let first = try client.startedRun(Control.RunStart(plan: "demo", mode: .restore))
         try Watch.follow(first.id, client: try ControlClient(path: socket), json: true, quiet: true)
         print("production/ holds \(siteNames.count) sites × \(products.count) products")
 
@@ -116,19 +116,19 @@ struct DemoCommand: AsyncParsableCommand {
         for site in deleted { try FileManager.default.removeItem(atPath: root + "/production/" + site) }
 
         step("5. Restore the deleted sites: lifeboat restore demo --sites … --follow")
-        let restore = try ControlClient.decode(RunRecord.self, from: try client.call("run.start", [
-            "plan": "demo", "mode": "restore", "sites": .array(deleted.map { .string($0) }),
-        ]))
+        let restore = try client.startedRun(Control.RunStart(plan: "demo", mode: .restore, sites: deleted))
         if let http { print("follow it in a browser: http://\(http)/runs/\(restore.id)") }
         do { try Watch.follow(restore.id, client: try ControlClient(path: socket), json: false) } catch let failure as CLIFailure where failure.code == .failed {}
 
         step("6. Rehearse: an exercise of 4 sampled sites into the sandbox (production untouched)")
-        let exercise = try ControlClient.decode(RunRecord.self, from: try client.call("run.start", ["plan": "demo", "mode": "exercise", "scale": 4]))
+        var sample = Control.RunStart(plan: "demo", mode: .exercise)
+        sample.scale = 4
+        let exercise = try client.startedRun(sample)
         do { try Watch.follow(exercise.id, client: try ControlClient(path: socket), json: false) } catch let failure as CLIFailure where failure.code == .failed {}
 
         step("7. Reports")
         let report = root + "/report-\(restore.id).html"
-        let content = try ControlClient.decode(ControlHandler.ReportResult.self, from: try client.call("report", ["run": .string(restore.id), "format": "html"]))
+        let content = try client.call(Control.Report(run: restore.id, format: .html))
         try content.content.write(toFile: report, atomically: true, encoding: .utf8)
         print("""
 
@@ -150,5 +150,13 @@ struct DemoCommand: AsyncParsableCommand {
         var template = Array((NSTemporaryDirectory() + "lifeboat-demo-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw CLIFailure(code: .failed, message: "error: cannot create a temporary directory") }
         return String(cString: made)
+    }
+}
+
+extension ControlClient {
+    /// Starts a restore or an exercise and returns its run.
+    func startedRun(_ command: Control.RunStart) throws -> RunRecord {
+        guard let run = try call(command).run else { throw CLIFailure(code: .failed, message: "error: the daemon started no run") }
+        return run
     }
 }

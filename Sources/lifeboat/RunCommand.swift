@@ -50,17 +50,16 @@ struct RunCommand: AsyncParsableCommand {
         try FileSystem.createDirectories(URL(fileURLWithPath: ledgerPath).deletingLastPathComponent().path, mode: 0o700)
         let lock = try StateLock(stateDirectory: stateDirectory, holder: "lifeboat run")
         defer { withExtendedLifetime(lock) {} }
-        let store = try SQLiteLedger(path: ledgerPath)
         var logger = Logger(label: "lifeboat")
         logger.logLevel = .warning
-        let bus = EventBus()
         let reports = URL(fileURLWithPath: ledgerPath).deletingLastPathComponent().path + "/reports"
-        let engine = Engine(environment: RunEnvironment(
-            ledger: store, executor: RestoreExecutor(), bus: bus, logger: logger,
-            // With --ledger alone, what must stay out of reach is that ledger (its directory may
-            // well hold the store and targets, as a scratch directory does).
-            guardrails: Guardrails(stateDirectory: stateDir == nil && ledger != nil ? ledgerPath : stateDirectory, plans: { [loaded] }),
-            finisher: RunFinisher(ledger: store, reportsDirectory: reports, logger: logger)))
+        // The daemon's runtime, on a ledger of its own. With --ledger alone, what must stay out of
+        // reach is that ledger (its directory may well hold the store and targets, as a scratch
+        // directory does).
+        let runtime = try LifeboatRuntime(.init(ledger: .sqlite(path: ledgerPath), guarded: stateDir == nil && ledger != nil ? ledgerPath : stateDirectory,
+                                                reportsDirectory: reports),
+                                          plans: { [loaded] }, logger: logger)
+        let (store, bus, engine) = (runtime.ledger, runtime.bus, runtime.engine)
         let request = try selection.request(plan: loaded, mode: runMode, exercise: exercise)
 
         if runMode == .dryRun {
@@ -84,7 +83,7 @@ struct RunCommand: AsyncParsableCommand {
         for id in runIDs {
             let events = bus.subscribe(runId: id)
             let notifications = bus.subscribe(runId: id)
-            let dispatcher = NotificationDispatcher(ledger: store, logger: logger, plan: { _ in loaded })
+            let dispatcher = runtime.notifications(plan: { _ in loaded })
             let final = try await withThrowingTaskGroup(of: RunRecord?.self) { group in
                 if !json {
                     group.addTask {

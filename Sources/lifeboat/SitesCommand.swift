@@ -18,7 +18,7 @@ struct SitesCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let report = try ControlClient.decode(SiteReport.self, from: try daemon.call("run.sites", ["run": .string(run)]))
+        let report = try daemon.call(Control.RunSites(run: run))
         if daemon.json { return }
         if csv {
             print("site,state,products_done,products_total,restored_at,eta,failed_products,reason")

@@ -6,6 +6,13 @@ struct TextTable {
 
     mutating func add(_ row: [String]) { rows.append(row) }
 
+    /// Prints a table of `items`, one row each.
+    static func print<Item>(_ header: [String], _ items: [Item], row: (Item) -> [String]) {
+        var table = TextTable(header)
+        for item in items { table.add(row(item)) }
+        Swift.print(table.render(), terminator: "")
+    }
+
     func render() -> String {
         let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in

@@ -12,13 +12,12 @@ enum Watch {
         let interactive = isatty(STDOUT_FILENO) == 1 && !json && !quiet
         let plain = !interactive && !json && !quiet
         var view: WatchView?
-        var final: ControlHandler.RunDetail?
+        var final: RunDetail?
         var lastDraw = Date.distantPast
         var toldHalt = false
         var stoppedAtHalt = false
-        try client.stream("run.watch", ["run": .string(runId)]) { value in
+        try client.stream(Control.RunWatch(run: runId)) { line, value in
             if json && !quiet { try printJSONLine(value) }
-            let line = try ControlClient.decode(ControlHandler.WatchEvent.self, from: value)
             if let snapshot = line.snapshot {
                 view = WatchView(detail: snapshot)
                 if plain, let waiting = snapshot.waiting { Swift.print("\(Timestamp.iso(Date()))  waiting   \(waiting.message)") }
@@ -71,13 +70,13 @@ struct WatchView {
     /// Why the run waits for a slot, as its snapshot said; gone once it starts.
     var waiting: RunWait?
 
-    init(detail: ControlHandler.RunDetail) {
+    init(detail: RunDetail) {
         run = detail.run
         waiting = detail.waiting
         jobs = Dictionary(detail.jobs.compactMap { job in job.id.map { ($0, job) } }, uniquingKeysWith: { $1 })
     }
 
-    mutating func replace(with detail: ControlHandler.RunDetail) {
+    mutating func replace(with detail: RunDetail) {
         let drawn = linesDrawn
         self = WatchView(detail: detail)
         linesDrawn = drawn

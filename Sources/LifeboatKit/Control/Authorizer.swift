@@ -16,6 +16,17 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "uid \(uid) (pid \(pid))" }
 }
 
+/// Users and groups given a role (`admins`, `deleters` in the daemon's config).
+public struct AccessList: Sendable {
+    public var uids: [uid_t] = []
+    public var groups: [String] = []
+
+    public init(uids: [uid_t] = [], groups: [String] = []) {
+        self.uids = uids
+        self.groups = groups
+    }
+}
+
 /// Who may change things: anyone who can connect may read; mutating commands need uid 0, the
 /// daemon's own uid, a configured admin uid, or membership of a configured admin group.
 public struct Authorizer: Sendable {
@@ -26,7 +37,7 @@ public struct Authorizer: Sendable {
     public let deleterUIDs: Set<UInt32>
     public let deleterGIDs: Set<UInt32>
 
-    public init(admins: DaemonConfig.Admins, deleters: DaemonConfig.Admins = .init(), daemonUID: UInt32 = geteuid()) {
+    public init(admins: AccessList, deleters: AccessList = .init(), daemonUID: UInt32 = geteuid()) {
         self.daemonUID = daemonUID
         adminUIDs = Set(admins.uids)
         adminGIDs = Set(admins.groups.compactMap { name in getgrnam(name).map { $0.pointee.gr_gid } })

@@ -64,17 +64,25 @@ public final class ControlClient {
 
     deinit { close(fd) }
 
-    /// Sends a command and returns its result (the `result` of an ok response).
-    public func call(_ command: String, _ params: [String: JSONValue] = [:]) throws -> JSONValue {
-        let id = try send(command, params)
+    /// Sends a command and returns its result.
+    public func call<C: ControlCommand>(_ command: C) throws -> C.Result {
+        try command.decodeResult(try callJSON(command))
+    }
+
+    /// Sends a command and returns its result as it came over the wire (`--json` prints it as is).
+    public func callJSON<C: ControlCommand>(_ command: C) throws -> JSONValue {
+        let id = try send(C.name, try ControlParams.encode(command))
         return try readResult(id: id)
     }
 
-    /// Sends a command whose answer is several lines (`run.watch`); `onResult` sees each result
-    /// and returns false to stop.
-    public func stream(_ command: String, _ params: [String: JSONValue], onResult: (JSONValue) throws -> Bool) throws {
-        let id = try send(command, params)
-        while try onResult(readResult(id: id)) {}
+    /// Sends a command whose answer is several lines (`run.watch`); `onResult` sees each result,
+    /// decoded and as it came over the wire, and returns false to stop.
+    public func stream<C: ControlCommand>(_ command: C, onResult: (C.Result, JSONValue) throws -> Bool) throws {
+        let id = try send(C.name, try ControlParams.encode(command))
+        while true {
+            let value = try readResult(id: id)
+            guard try onResult(try command.decodeResult(value), value) else { return }
+        }
     }
 
     @discardableResult

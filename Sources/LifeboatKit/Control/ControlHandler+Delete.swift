@@ -1,41 +1,33 @@
 import Foundation
 import Logging
 
-extension ControlHandler {
-    /// What `run.start` with mode `delete` answers: the resolved selection (with its token), and
-    /// the run when it was started (not for `dry_run`).
-    public struct DeleteAnswer: Codable, Sendable {
-        public var dryRun: Bool
-        public var selection: DeleteSelection
-        public var run: RunRecord?
-    }
-
+extension ControlCall {
     /// Going on with a delete run (resume after its gate, retry of a job) deletes more: that is a
     /// deleter's decision too.
-    func requireDeleterForDeleteRun(_ runId: String, peer: PeerCredentials, what: String) async throws {
-        guard try await context.ledger.run(id: runId)?.mode == .delete, !context.access.mayDelete(peer) else { return }
-        context.logger.warning("delete refused", metadata: ["run.id": "\(runId)", "uid": "\(peer.uid)", "pid": "\(peer.pid)", "why": "\(what) a delete run"])
+    func requireDeleterForDeleteRun(_ runId: String, what: String) async throws {
+        guard try await services.ledger.run(id: runId)?.mode == .delete, !services.access.mayDelete(peer) else { return }
+        services.logger.warning("delete refused", metadata: ["run.id": "\(runId)", "uid": "\(peer.uid)", "pid": "\(peer.pid)", "why": "\(what) a delete run"])
         throw ControlError(.forbidden, "\(what) delete run \(runId) deletes more: it needs a deleter (root, or `deleters` in the daemon's config); \(peer) is not one")
     }
+}
 
+extension Control.RunStart {
     /// `run.start {plan, mode: "delete", sites, products?, reason?, dry_run? | confirm}`: a soft
     /// delete, behind its layers of protection (DESIGN.md "Soft deletes"): only root or a deleter
     /// may delete; every id must name an existing target of the plan; the plan's `max_sites`; and
     /// the token of a dry run over the very same selection, plan version and target content.
     /// Every attempt is logged; every refused real delete is recorded in the ledger as a run.
-    func startDelete(_ request: ControlRequest, plan: Plan, peer: PeerCredentials) async throws -> Data {
-        let dryRun = try request.bool("dry_run") ?? false
-        let sites = try request.strings("sites") ?? []
-        let products = try request.strings("products")
-        let confirm = try request.string("confirm")
-        let reason = try request.string("reason")
+    func startDelete(_ call: ControlCall, plan: Plan) async throws -> DeleteAnswer {
+        let dryRun = self.dryRun ?? false
+        let sites = self.sites ?? []
+        let peer = call.peer
         if let reason, reason.count > 2_000 { throw ControlError(.invalidParams, "\"reason\" is over 2000 characters") }
         if dryRun, confirm != nil { throw ControlError(.invalidParams, "give \"dry_run\" or \"confirm\", not both") }
         var runRequest = RunRequest(plan: plan, mode: .delete, startedBy: peer.description)
         runRequest.reason = reason
         runRequest.products = products
-        let logger = context.logger
-        let engine = context.runs.engine
+        let logger = call.services.logger
+        let engine = call.services.runtime.engine
         let attempt: [String: String] = ["plan": plan.name, "uid": "\(peer.uid)", "pid": "\(peer.pid)", "sites": "\(sites.count)",
                                          "dry_run": "\(dryRun)", "reason": reason ?? ""]
 
@@ -56,7 +48,7 @@ extension ControlHandler {
         }
 
         logger.notice("delete requested", metadata: attempt.mapValues { .string($0) })
-        if !dryRun, !context.access.mayDelete(peer) {
+        if !dryRun, !call.services.access.mayDelete(peer) {
             try await refuse(.forbidden, "delete needs a deleter: root, or a uid or group listed under `deleters` in the daemon's config; \(peer) is not one (being an admin is not enough)")
         }
         let protected = engine.environment.guardrails.protectedTrees(for: plan, mode: .delete)
@@ -70,7 +62,7 @@ extension ControlHandler {
             try await refuse(.rejected, refusal.message)
         }
         if dryRun {
-            return ControlResponse.success(id: request.id, DeleteAnswer(dryRun: true, selection: selection, run: nil))
+            return DeleteAnswer(dryRun: true, selection: selection, run: nil)
         }
         guard let confirm else {
             try await refuse(.rejected, "a delete needs --confirm TOKEN: run the same `lifeboat delete \(plan.name) … --dry-run` first, check what it lists, then give its token")
@@ -81,12 +73,12 @@ extension ControlHandler {
         }
         let run: RunRecord
         do {
-            run = try await context.runs.startDelete(selection, request: runRequest)
+            run = try await call.services.runs.startDelete(selection, request: runRequest)
         } catch let refusal as SafetyRefusal {
             try await refuse(.conflict, refusal.message)
         }
         logger.notice("delete started", metadata: ["run.id": "\(run.id)", "plan": "\(plan.name)", "uid": "\(peer.uid)", "pid": "\(peer.pid)",
                                                    "sites": "\(selection.sites.joined(separator: ","))", "token": "\(selection.token)"])
-        return ControlResponse.success(id: request.id, DeleteAnswer(dryRun: false, selection: selection, run: run))
+        return DeleteAnswer(dryRun: false, selection: selection, run: run)
     }
 }

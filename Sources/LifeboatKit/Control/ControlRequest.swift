@@ -1,7 +1,8 @@
 import Foundation
 
 /// One request line: `{"id": 1, "command": "run.show", "params": {"run": "…"}}`.
-/// `method` is accepted for `command`, and parameters may also sit at the top level.
+/// `method` is accepted for `command`, and parameters may also sit at the top level. The handler
+/// reads the parameters into the command's type (``ControlCommand``, ``ControlParams``).
 public struct ControlRequest: Sendable {
     public var id: JSONValue
     public var command: String
@@ -47,50 +48,6 @@ public struct ControlRequest: Sendable {
         }
         for (key, value) in object where params[key] == nil { params[key] = value }
         return .success(ControlRequest(id: id, command: command, params: params))
-    }
-
-    // MARK: Typed parameters
-
-    public func string(_ key: String) throws -> String? {
-        guard let value = params[key], value != .null else { return nil }
-        guard case .string(let s) = value else { throw ControlError(.invalidParams, "\"\(key)\" must be a string, found \(value.typeName)") }
-        return s
-    }
-
-    public func requiredString(_ key: String) throws -> String {
-        guard let s = try string(key), !s.isEmpty else { throw ControlError(.invalidParams, "\"\(key)\" is required") }
-        return s
-    }
-
-    public func int(_ key: String) throws -> Int? {
-        guard let value = params[key], value != .null else { return nil }
-        guard case .number(let n) = value, n == n.rounded(), abs(n) < 9e15 else {
-            throw ControlError(.invalidParams, "\"\(key)\" must be an integer, found \(value.typeName)")
-        }
-        return Int(n)
-    }
-
-    public func bool(_ key: String) throws -> Bool? {
-        guard let value = params[key], value != .null else { return nil }
-        guard case .bool(let b) = value else { throw ControlError(.invalidParams, "\"\(key)\" must be true or false, found \(value.typeName)") }
-        return b
-    }
-
-    public func strings(_ key: String) throws -> [String]? {
-        guard let value = params[key], value != .null else { return nil }
-        guard case .array(let items) = value else { throw ControlError(.invalidParams, "\"\(key)\" must be an array of strings, found \(value.typeName)") }
-        return try items.map {
-            guard case .string(let s) = $0 else { throw ControlError(.invalidParams, "\"\(key)\" must contain only strings") }
-            return s
-        }
-    }
-
-    public func time(_ key: String) throws -> Date? {
-        guard let text = try string(key) else { return nil }
-        guard let date = Timestamp.parse(text) else {
-            throw ControlError(.invalidParams, "\"\(key)\" must be an ISO-8601 time like 2026-11-24T03:15:00Z, found \"\(text)\"")
-        }
-        return date
     }
 }
 

@@ -4,11 +4,20 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
+/// Where the control socket listens: `socket: {path, mode, group}` in the daemon's config.
+public struct ControlSocketConfig: Sendable {
+    public var path: String
+    /// Permission bits of the socket file (default 0660).
+    public var mode: mode_t = 0o660
+    /// Group owning the socket file, if set.
+    public var group: String?
+}
+
 /// The control socket: a Unix stream socket speaking newline-delimited JSON. Many clients at
 /// once; malformed, oversized or half-written requests get an error (or are dropped with their
 /// client) and never disturb other clients.
 public final class ControlServer: Service {
-    private let socket: DaemonConfig.SocketConfig
+    private let socket: ControlSocketConfig
     private let handler: ControlHandler
     private let logger: Logger
     /// Waited for before binding (run recovery must finish first).
@@ -16,7 +25,7 @@ public final class ControlServer: Service {
     /// Signalled once the socket accepts connections.
     public let listening = ReadySignal()
 
-    public init(socket: DaemonConfig.SocketConfig, handler: ControlHandler, startAfter: ReadySignal, logger: Logger) {
+    public init(socket: ControlSocketConfig, handler: ControlHandler, startAfter: ReadySignal, logger: Logger) {
         self.socket = socket
         self.handler = handler
         self.startAfter = startAfter

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Any JSON value: request ids are echoed as sent, and params are read with typed accessors.
+/// Any JSON value: request ids are echoed as sent, params are read into their command
+/// (``ControlParams``), and `--json` prints results as they came.
 public enum JSONValue: Sendable, Hashable, Codable {
     case null
     case bool(Bool)
@@ -42,10 +43,4 @@ public enum JSONValue: Sendable, Hashable, Codable {
         case .object: return "an object"
         }
     }
-}
-
-extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
-    public init(stringLiteral value: String) { self = .string(value) }
-    public init(integerLiteral value: Int) { self = .number(Double(value)) }
-    public init(booleanLiteral value: Bool) { self = .bool(value) }
 }

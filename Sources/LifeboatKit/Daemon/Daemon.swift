@@ -7,7 +7,10 @@ import UnixSignals
 /// lifecycle service (systemd notifications, SIGHUP reloads, watchdog), plus what tests reach into.
 public struct Daemon: Sendable {
     public let group: ServiceGroup
-    public let context: DaemonContext
+    /// What the control socket serves from: the runtime (ledger, bus, engine), runs, plans, access.
+    public let services: ControlServices
+    /// Answers control requests; the socket server reads lines into it.
+    public let handler: ControlHandler
     public let runs: RunManager
     public let server: ControlServer
     /// Present when `http.listen` (or its alias `metrics.listen`) is set.
@@ -16,39 +19,68 @@ public struct Daemon: Sendable {
     let lock: StateLock
 }
 
-/// Builds the daemon for `lifeboatd` and for tests alike.
+extension RunManager: RunOperations {}
+
+extension DaemonConfig {
+    /// The ledger, reports and stores the daemon's runtime is built with.
+    public var runtimeSettings: LifeboatRuntime.Settings {
+        LifeboatRuntime.Settings(ledger: sharedLedger.map { LifeboatRuntime.LedgerLocation.shared($0, host: hostName) } ?? .sqlite(path: ledgerPath),
+                                 guarded: stateDirectory, reportsDirectory: reportsDirectory, s3: s3)
+    }
+}
+
+/// Builds the whole daemon — the runtime (ledger, bus, engine, finisher), plans, run manager,
+/// access control, scheduler, control server, lifecycle and HTTP services — for `lifeboatd`, the
+/// demo and tests alike.
 public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any LifeboatClock = SystemClock(),
                        executor: any JobExecutor = RestoreExecutor(),
                        notifier: SystemdNotifier = SystemdNotifier()) throws -> Daemon {
     try FileSystem.createDirectories(config.stateDirectory, mode: 0o700)
     let lock = try StateLock(stateDirectory: config.stateDirectory)
-    // The shared PostgreSQL ledger when configured (its pool is a service), else SQLite.
-    let ledger: any Ledger
-    var ledgerService: (any Service)?
-    if let shared = config.sharedLedger {
-        let postgres = try PostgresLedger(settings: shared, password: try shared.password(), host: config.hostName, logger: logger)
-        ledger = postgres
-        ledgerService = postgres
-        logger.info("shared ledger", metadata: ["ledger": "\(shared.redactedURL)", "host": "\(config.hostName)"])
-    } else {
-        ledger = try SQLiteLedger(path: config.ledgerPath)
-    }
     let plans = PlanRegistry(directory: config.plansDirectory, stateDirectory: config.stateDirectory)
     for problem in plans.reload(now: clock.now()) {
         logger.error("invalid plan", metadata: ["file": "\(problem.file)", "errors": "\(problem.errors.joined(separator: "; "))"])
     }
-    let bus = EventBus()
-    let guardrails = Guardrails(stateDirectory: config.stateDirectory, plans: { plans.plans.map(\.plan) })
-    let finisher = RunFinisher(ledger: ledger, reportsDirectory: config.reportsDirectory, logger: logger)
-    let engine = Engine(environment: RunEnvironment(ledger: ledger, executor: executor, clock: clock, bus: bus, logger: logger,
-                                                    guardrails: guardrails, finisher: finisher,
-                                                    // Recorded on jobs only where several hosts share the ledger: one host's
-                                                    // SQLite ledger and its answers stay as they were.
-                                                    host: config.sharedLedger == nil ? nil : config.hostName,
-                                                    stores: SnapshotStores(s3: config.s3)))
-    let runs = RunManager(engine: engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger)
+    // The shared PostgreSQL ledger when configured (its pool is a service), else SQLite.
+    let runtime = try LifeboatRuntime(config.runtimeSettings, plans: { plans.plans.map(\.plan) }, executor: executor, clock: clock, logger: logger)
+    let runs = RunManager(engine: runtime.engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger)
     let access = AccessControl(Authorizer(admins: config.admins, deleters: config.deleters))
-    let reload: @Sendable () async -> [PlanRegistry.Problem] = {
+    let reload = makeReload(config: config, plans: plans, runs: runs, access: access, clock: clock, notifier: notifier, logger: logger)
+    let scheduler = Scheduler(plans: plans, ledger: runtime.ledger, clock: clock, startAfter: runs.recovered, logger: logger,
+                              fire: { request in try await runs.start(request) })
+    let services = ControlServices(runtime: runtime, runs: runs, plans: plans, access: access, scheduler: scheduler, reload: reload,
+                                   identity: .init(socket: config.socket.path, ledger: config.ledgerDescription, host: config.hostName,
+                                                   startedAt: clock.now()))
+    let handler = ControlHandler(services: services)
+    let server = ControlServer(socket: config.socket, handler: handler, startAfter: runs.recovered, logger: logger)
+    // Subscribed before any run starts, so no event worth a notification is missed.
+    let lifecycle = LifecycleService(services: services, listening: server.listening, notifications: runtime.bus.subscribe(),
+                                     notifier: notifier, logger: logger)
+    var groupServices: [any Service] = [runs, server, scheduler, lifecycle]
+    var metrics: MetricsService?
+    var http: HTTPService?
+    if let listen = config.httpListen, let address = MetricsAddress(listen) {
+        let registry = LifeboatMetrics(ledger: runtime.ledger, clock: clock, host: config.sharedLedger == nil ? nil : config.hostName)
+        metrics = MetricsService(metrics: registry, events: runtime.bus.subscribe(), activeRuns: { runs.activeRuns.map(\.id) })
+        http = HTTPService(address: address, routes: WebRoutes(queries: RunQueries(services: services), registry: registry.registry), logger: logger)
+        groupServices.insert(contentsOf: [metrics!, http!] as [any Service], at: 1)
+    }
+    // First in the group, so shut down last: runs record their drain before the host says goodbye
+    // and the pool closes.
+    if let pool = runtime.ledgerService, let shared = runtime.ledger as? any SharedLedger {
+        let host = HostService(ledger: shared, registration: HostRegistration(name: config.hostName, startedAt: clock.now()), logger: logger)
+        groupServices.insert(contentsOf: [pool, host], at: 0)
+    }
+    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        services: groupServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    return Daemon(group: group, services: services, handler: handler, runs: runs, server: server, metrics: metrics, http: http, lock: lock)
+}
+
+/// `reload` and SIGHUP: re-reads the config file (admins, plans_dir and max_concurrent_runs apply
+/// now) and the plans; returns the problems found.
+private func makeReload(config: DaemonConfig, plans: PlanRegistry, runs: RunManager, access: AccessControl, clock: any LifeboatClock,
+                        notifier: SystemdNotifier, logger: Logger) -> @Sendable () async -> [PlanRegistry.Problem] {
+    return {
         notifier.reloading()
         var problems: [PlanRegistry.Problem] = []
         var plansDirectory: String?
@@ -81,46 +113,19 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
         notifier.ready(status: "reloaded: \(plans.plans.count) plan(s), \(problems.count) problem(s)")
         return problems
     }
-    let scheduler = Scheduler(plans: plans, ledger: ledger, clock: clock, startAfter: runs.recovered, logger: logger,
-                              fire: { request in try await runs.start(request) })
-    let context = DaemonContext(config: config, runs: runs, plans: plans, ledger: ledger, bus: bus,
-                                access: access, startedAt: clock.now(), clock: clock,
-                                reload: reload, scheduler: scheduler, logger: logger)
-    let server = ControlServer(socket: config.socket, handler: ControlHandler(context: context), startAfter: runs.recovered, logger: logger)
-    // Subscribed before any run starts, so no event worth a notification is missed.
-    let lifecycle = LifecycleService(context: context, listening: server.listening, notifications: bus.subscribe(),
-                                     notifier: notifier, logger: logger)
-    var services: [any Service] = [runs, server, scheduler, lifecycle]
-    var metrics: MetricsService?
-    var http: HTTPService?
-    if let listen = config.httpListen, let address = MetricsAddress(listen) {
-        let registry = LifeboatMetrics(ledger: ledger, clock: clock, host: config.sharedLedger == nil ? nil : config.hostName)
-        metrics = MetricsService(metrics: registry, events: bus.subscribe(), activeRuns: { runs.activeRuns.map(\.id) })
-        http = HTTPService(address: address, routes: WebRoutes(queries: RunQueries(context: context), registry: registry.registry), logger: logger)
-        services.insert(contentsOf: [metrics!, http!] as [any Service], at: 1)
-    }
-    // First in the group, so shut down last: runs record their drain before the host says goodbye
-    // and the pool closes.
-    if let ledgerService, let shared = ledger as? any SharedLedger {
-        let host = HostService(ledger: shared, registration: HostRegistration(name: config.hostName, startedAt: clock.now()), logger: logger)
-        services.insert(contentsOf: [ledgerService, host], at: 0)
-    }
-    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-        services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-    return Daemon(group: group, context: context, runs: runs, server: server, metrics: metrics, http: http, lock: lock)
 }
 
 /// Tells systemd how things stand (READY=1 after recovery and once the socket listens, STATUS=,
 /// STOPPING=1, watchdog pings), reloads plans on SIGHUP and dispatches notifications.
 final class LifecycleService: Service {
-    let context: DaemonContext
+    let services: ControlServices
     let listening: ReadySignal
     let notifications: AsyncStream<RunEvent>
     let notifier: SystemdNotifier
     let logger: Logger
 
-    init(context: DaemonContext, listening: ReadySignal, notifications: AsyncStream<RunEvent>, notifier: SystemdNotifier, logger: Logger) {
-        self.context = context
+    init(services: ControlServices, listening: ReadySignal, notifications: AsyncStream<RunEvent>, notifier: SystemdNotifier, logger: Logger) {
+        self.services = services
         self.listening = listening
         self.notifications = notifications
         self.notifier = notifier
@@ -132,15 +137,15 @@ final class LifecycleService: Service {
         await listening.wait()
         guard listening.isSignalled else { return }
         notifier.ready(status: try? await statusLine())
-        logger.notice("lifeboatd ready", metadata: ["socket": "\(context.config.socket.path)", "plans": "\(context.plans.plans.count)"])
+        logger.notice("lifeboatd ready", metadata: ["socket": "\(services.identity.socket)", "plans": "\(services.plans.plans.count)"])
         await withDiscardingTaskGroup { group in
             group.addTask {
-                for await _ in hangups.cancelOnGracefulShutdown() { _ = await self.context.reload() }
+                for await _ in hangups.cancelOnGracefulShutdown() { _ = await self.services.reload() }
             }
             group.addTask {
-                let plans = self.context.plans
-                await NotificationDispatcher(ledger: self.context.ledger, logger: self.logger, plan: { plans.plan(named: $0) })
-                    .run(self.notifications, since: self.context.startedAt)
+                let plans = self.services.plans
+                await self.services.runtime.notifications(plan: { plans.plan(named: $0) })
+                    .run(self.notifications, since: self.services.identity.startedAt)
             }
             group.addTask {
                 // STATUS= every few seconds, and watchdog pings at half the interval systemd asks for.
@@ -160,7 +165,7 @@ final class LifecycleService: Service {
 
     /// "2 run(s), 143/880 jobs, 1.2 GiB/s": `lifeboat status` in one line.
     func statusLine() async throws -> String {
-        let status = try await RunQueries(context: context).status()
+        let status = try await RunQueries(services: services).status()
         let jobs = status.runs.map(\.jobs).reduce(0, +), done = status.runs.map(\.done).reduce(0, +)
         return "\(status.runs.count) run(s), \(done)/\(jobs) jobs, \(ByteSize.format(Int64(status.bytesPerSecond)))/s"
     }

@@ -8,24 +8,10 @@ import Yams
 public struct DaemonConfig: Sendable {
     public enum LogFormat: String, Sendable, CaseIterable { case text, json }
 
-    public struct SocketConfig: Sendable {
-        public var path: String
-        /// Permission bits of the socket file (default 0660).
-        public var mode: mode_t = 0o660
-        /// Group owning the socket file, if set.
-        public var group: String?
-    }
-
-    /// Who may run mutating commands besides root and the daemon's own user.
-    public struct Admins: Sendable {
-        public var uids: [uid_t] = []
-        public var groups: [String] = []
-
-        public init(uids: [uid_t] = [], groups: [String] = []) {
-            self.uids = uids
-            self.groups = groups
-        }
-    }
+    /// `socket: {path, mode, group}`.
+    public typealias SocketConfig = ControlSocketConfig
+    /// `admins` and `deleters`: uids and groups.
+    public typealias Admins = AccessList
 
     /// Directory of plan files (`*.yaml`).
     public var plansDirectory: String

@@ -89,15 +89,6 @@ public final class RunManager: Service {
         return nil
     }
 
-    /// Where a command for a run this daemon does not run went.
-    public struct Forwarded: Sendable, Hashable {
-        /// The host that coordinates the run (nil: none right now; the next to take it over
-        /// applies the command).
-        public var host: String?
-        /// Within how many seconds that host looks.
-        public var withinSeconds: Int
-    }
-
     private static func notHalted(_ runId: String) -> ControlError {
         ControlError(.conflict, "run \(runId) is not halted; resume applies to a run halted by a wave gate")
     }

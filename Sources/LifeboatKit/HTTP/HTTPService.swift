@@ -105,8 +105,8 @@ struct WebRoutes: Sendable {
     /// the run manager (the event-fed registry has no notion of a run waiting for an operator).
     private func haltedMetric() async throws -> [UInt8] {
         var text = "# HELP lifeboat_run_halted 1 while the run is halted at a wave gate, awaiting resume or cancel\n# TYPE lifeboat_run_halted gauge\n"
-        for active in queries.context.runs.activeRuns where active.halted {
-            guard let run = try await queries.context.ledger.run(id: active.id) else { continue }
+        for active in queries.services.runs.activeRuns where active.halted {
+            guard let run = try await queries.services.ledger.run(id: active.id) else { continue }
             text += "lifeboat_run_halted{run=\"\(active.id)\",plan=\"\(Self.labelEscape(run.plan))\"} 1\n"
         }
         return Array(text.utf8)

@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+/// The control handler of a daemon built by `makeDaemon`, answering request lines as the socket
+/// server hands them over: what each command answers, and how bad requests are answered.
+@Suite struct ControlHandlerTests {
+    @Test func statusAndPlansDescribeTheDaemon() async throws {
+        let fx = try DaemonFixture()
+        let status = try await fx.answer(#"{"id":1,"command":"status"}"#)
+        #expect(status.ok, "\(status.text)")
+        #expect(status.id as? Int == 1)
+        #expect(status.result["socket"] as? String == fx.config.socket.path)
+        #expect(status.result["ledger"] as? String == fx.config.ledgerPath)
+        #expect(status.result["plans"] as? Int == 1)
+        #expect((status.result["runs"] as? [Any])?.isEmpty == true)
+        let plans = try await fx.answer(#"{"id":"p","command":"plans"}"#, as: DaemonFixture.reader)
+        #expect(plans.ok, "\(plans.text)")
+        #expect(plans.id as? String == "p")
+        let plan = try #require((plans.result["plans"] as? [[String: Any]])?.first)
+        #expect(plan["name"] as? String == "main")
+        #expect(plan["products"] as? [String] == ["contacts", "jira"])
+    }
+
+    @Test func aStartedRunIsShownListedAndCounted() async throws {
+        let fx = try DaemonFixture()
+        let started = try await fx.answer(#"{"id":2,"command":"run.start","params":{"plan":"main","mode":"restore","incident_at":"2026-11-25T10:00:00Z"}}"#)
+        #expect(started.ok, "\(started.text)")
+        let runId = try #require(started.result["id"] as? String)
+        #expect(started.result["state"] as? String == "pending")
+        #expect(started.result["incident_at"] as? String == "2026-11-25T10:00:00.000Z")
+        #expect(started.result["started_by"] as? String == DaemonFixture.admin.description)
+        let shown = try await fx.answer(#"{"id":3,"command":"run.show","params":{"run":"\#(runId)"}}"#)
+        #expect(shown.ok, "\(shown.text)")
+        #expect((shown.result["jobs"] as? [[String: Any]])?.count == 4)
+        #expect(shown.result["active"] as? Bool == true)
+        // Parameters may also sit at the top level of the request.
+        let listed = try await fx.answer(#"{"id":4,"command":"run.list","limit":5}"#)
+        #expect(listed.results.map { $0["id"] as? String } == [runId])
+        let status = try await fx.answer(#"{"id":5,"command":"status"}"#)
+        let going = try #require((status.result["runs"] as? [[String: Any]])?.first)
+        #expect(going["id"] as? String == runId && going["jobs"] as? Int == 4 && going["done"] as? Int == 0)
+    }
+
+    @Test func aDryRunIsAnsweredToAReaderAndRecordsNothing() async throws {
+        let fx = try DaemonFixture()
+        let dry = try await fx.answer(#"{"id":6,"command":"run.start","params":{"plan":"main","mode":"dry-run","sites":["acme"]}}"#,
+                                      as: DaemonFixture.reader)
+        #expect(dry.ok, "\(dry.text)")
+        #expect((dry.result["jobs"] as? [[String: Any]])?.count == 2)
+        #expect(try await fx.answer(#"{"id":7,"command":"run.list"}"#).results.isEmpty)
+    }
+
+    @Test func aReaderMayNotChangeAnything() async throws {
+        let fx = try DaemonFixture()
+        for line in [#"{"id":8,"command":"run.start","params":{"plan":"main","mode":"restore"}}"#,
+                     #"{"id":8,"command":"run.cancel","params":{"run":"r1"}}"#,
+                     #"{"id":8,"command":"quarantine.purge"}"#, #"{"id":8,"command":"reload"}"#] {
+            let refused = try await fx.answer(line, as: DaemonFixture.reader)
+            #expect(refused.code == "forbidden", "\(line): \(refused.text)")
+            #expect(refused.message.contains("needs an admin") && refused.message.contains("uid 65534"), "\(refused.message)")
+        }
+        #expect(try await fx.answer(#"{"id":9,"command":"run.list"}"#).results.isEmpty)
+    }
+
+    @Test func anUnknownCommandIsAnsweredWithTheCommands() async throws {
+        let fx = try DaemonFixture()
+        let unknown = try await fx.answer(#"{"id":10,"command":"run.explode"}"#)
+        #expect(!unknown.ok && unknown.code == "unknown-command")
+        #expect(unknown.id as? Int == 10)
+        #expect(unknown.message.contains("\"run.explode\""))
+        for command in ControlHandler.commands { #expect(unknown.message.contains(command), "\(command) missing: \(unknown.message)") }
+        #expect(ControlHandler.commands.count == 17)
+    }
+
+    /// Every invalid parameter is answered `invalid-params` with a message that names it and says
+    /// what it must be.
+    @Test(arguments: [
+        (#"{"command":"run.show","params":{"run":42}}"#, #""run" must be a string, found a number"#),
+        (#"{"command":"run.show"}"#, #""run" is required"#),
+        (#"{"command":"run.show","params":{"run":""}}"#, #""run" is required"#),
+        (#"{"command":"run.show","params":{"run":null}}"#, #""run" is required"#),
+        (#"{"command":"job.retry","params":{"run":"r1","job":"7"}}"#, #""job" must be an integer, found a string"#),
+        (#"{"command":"run.list","limit":2.5}"#, #""limit" must be an integer, found a number"#),
+        (#"{"command":"run.start","params":{"plan":"main","mode":"sideways"}}"#,
+         #""mode" must be restore, exercise, dry-run or delete, found "sideways""#),
+        (#"{"command":"run.start","params":{"plan":"main","sites":"acme"}}"#, #""sites" must be an array of strings, found a string"#),
+        (#"{"command":"run.start","params":{"plan":"main","sites":["acme",1]}}"#, #""sites" must contain only strings"#),
+        (#"{"command":"run.start","params":{"plan":"main","incident_at":"yesterday"}}"#,
+         #""incident_at" must be an ISO-8601 time like 2026-11-24T03:15:00Z, found "yesterday""#),
+        (#"{"command":"run.start","params":{"plan":"main","from_snapshots":"yes"}}"#, #""from_snapshots" must be true or false, found a string"#),
+        (#"{"command":"run.start","params":{"plan":"main","mode":"restore","keep":true}}"#, "apply to exercises only, not to a restore"),
+        (#"{"command":"report","params":{"run":"r1","format":"pdf"}}"#, #""format" must be md, json or html, found "pdf""#),
+        (#"{"command":"quarantine.purge","params":{"older_than":"soon"}}"#, #""older_than" must be a duration like 30d, found "soon""#),
+    ])
+    func invalidParametersAreNamed(line: String, message: String) async throws {
+        let fx = try DaemonFixture()
+        let answer = try await fx.answer(line)
+        #expect(!answer.ok && answer.code == "invalid-params", "\(answer.text)")
+        #expect(answer.message.contains(message), "\(answer.message)")
+    }
+
+    @Test func aRunNotInTheLedgerIsNotFound() async throws {
+        let fx = try DaemonFixture()
+        let missing = try await fx.answer(#"{"id":11,"command":"run.show","params":{"run":"nope"}}"#)
+        #expect(missing.code == "not-found" && missing.message.contains("no run nope"), "\(missing.text)")
+        let cancel = try await fx.answer(#"{"id":12,"command":"run.cancel","params":{"run":"nope"}}"#)
+        #expect(cancel.code == "conflict" && cancel.message.contains("is not active"), "\(cancel.text)")
+    }
+
+    /// An error no domain type foresaw (the ledger lost a table under the daemon) is answered
+    /// `internal`, naming the command, and the next request is served as usual.
+    @Test func anUnexpectedErrorIsAnsweredAndTheNextRequestServed() async throws {
+        let fx = try DaemonFixture()
+        let started = try await fx.answer(#"{"id":1,"command":"run.start","params":{"plan":"main","mode":"restore"}}"#)
+        let runId = try #require(started.result["id"] as? String)
+        let drop = try runProcess("/usr/bin/env", ["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE jobs'); c.commit()",
+                                                   fx.config.ledgerPath])
+        try #require(drop.status == 0, "python3 could not drop the table: \(drop.output)")
+        let failed = try await fx.answer(#"{"id":2,"command":"run.show","params":{"run":"\#(runId)"}}"#)
+        #expect(!failed.ok && failed.code == "internal", "\(failed.text)")
+        #expect(failed.message.contains("run.show failed inside the daemon") && failed.message.contains("no such table: jobs"), "\(failed.message)")
+        let plans = try await fx.answer(#"{"id":3,"command":"plans"}"#)
+        #expect(plans.ok && plans.id as? Int == 3, "\(plans.text)")
+    }
+}
