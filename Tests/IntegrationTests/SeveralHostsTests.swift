@@ -14,16 +14,18 @@ struct SeveralHostsTests {
         var socket: String { dir.file("\(name).sock") }
         var log: String { dir.file("\(name).log") }
 
-        init(name: String, dir: TempDir, database: String, server: LocalPostgres) {
+        /// `ledgerPort`: where the host finds the database (default: the server's own port).
+        init(name: String, dir: TempDir, database: String, server: LocalPostgres, ledgerPort: Int? = nil) {
             self.name = name
             self.dir = dir
+            let url = server.url(database: database).replacingOccurrences(of: ":\(server.port)/", with: ":\(ledgerPort ?? server.port)/")
             dir.write("\(name).yaml", """
                 plans_dir: plans
                 state_dir: state-\(name)
                 socket: { path: \(name).sock, mode: "0666" }
                 log: { level: debug }
                 ledger:
-                  url: \(server.url(database: database))
+                  url: \(url)
                   password_file: \(server.passwordFile)
                   lease: 5s
                 host:
@@ -31,7 +33,7 @@ struct SeveralHostsTests {
                 """)
         }
 
-        func start() throws {
+        func start(waitReady: Bool = true) throws {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Binaries.lifeboatd)
             process.arguments = ["--config", dir.file("\(name).yaml")]
@@ -41,6 +43,7 @@ struct SeveralHostsTests {
             process.standardError = handle
             try process.run()
             self.process = process
+            guard waitReady else { return }
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline, process.isRunning {
                 if try cli(["status"]).status == 0 { return }
@@ -211,6 +214,23 @@ struct SeveralHostsTests {
         // An ended run's cancel is refused on any host, as on one.
         #expect(try other.cli(["cancel", resumed]).status != 0)
         #expect(coordinator.daemonLog.contains("applying a forwarded command"))
+    }
+
+    /// A host that boots while the database is unreachable says so, and a stop then ends it at
+    /// once (it used to wait for the connection pool to give up, about a minute).
+    @Test func aHostStopsPromptlyWhileTheLedgerIsUnreachable() async throws {
+        let server = try await LocalPostgres.shared()
+        let dir = TempDir()
+        try DaemonHarness.writeFleet(in: dir, sites: 1, size: "8KiB")
+        let host = Host(name: "recovery-1", dir: dir, database: try server.createDatabase(), server: server, ledgerPort: freeLoopbackPort())
+        try host.start(waitReady: false)
+        // The host says why it is not ready yet.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !host.daemonLog.contains("the ledger has not answered") { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(host.daemonLog.contains("the ledger has not answered for 5 s"), "\(host.daemonLog.suffix(2_000))")
+        let asked = Date()
+        #expect(host.stop() == 0, "\(host.daemonLog.suffix(2_000))")
+        #expect(Date().timeIntervalSince(asked) < 20, "a stop took \(Date().timeIntervalSince(asked)) s")
     }
 
     /// Waits (bounded) until a host lists the run in one of `states`; returns the last state seen.

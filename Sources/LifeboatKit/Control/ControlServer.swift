@@ -35,8 +35,7 @@ public final class ControlServer: Service {
     typealias Connection = NIOAsyncChannel<RequestLine, ByteBuffer>
 
     public func run() async throws {
-        await startAfter.wait()
-        try Task.checkCancellation()
+        guard await startAfter.waitForStart() else { return }
         let path = socket.path
         try SocketFile.prepare(path)
         let temporary = try SocketFile.temporaryName(for: path)

@@ -134,8 +134,7 @@ final class LifecycleService: Service {
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
-        await listening.wait()
-        guard listening.isSignalled else { return }
+        guard await listening.waitForStart() else { return }
         notifier.ready(status: try? await statusLine())
         logger.notice("lifeboatd ready", metadata: ["socket": "\(services.identity.socket)", "plans": "\(services.plans.plans.count)"])
         await withDiscardingTaskGroup { group in

@@ -21,8 +21,11 @@ final class HostService: Service {
     private var beat: Duration { .milliseconds(Int64(ledger.lease * 1_000 / 3)) }
 
     func run() async throws {
+        var registered = false
         do {
-            try await register()
+            // Stopped while the ledger is unreachable: nothing registered, nothing to undo.
+            try await cancelWhenGracefulShutdown { try await self.register() }
+            registered = true
             while true {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.beat) }
                 do {
@@ -41,6 +44,7 @@ final class HostService: Service {
         } catch is CancellationError {
             // Graceful shutdown (or cancellation): free the name for a restart.
         }
+        guard registered else { return }
         do {
             // Runs this host still coordinates (interrupted by the drain) go to the others at once.
             try await ledger.releaseCoordination(runId: nil)

@@ -190,7 +190,8 @@ public final class RunManager: Service {
     // MARK: Service
 
     public func run() async throws {
-        try await resumeUnfinished()
+        // Stopped (SIGTERM) before the ledger answered: nothing was started, nothing to drain.
+        guard try await resumeAtStart() else { return }
         recovered.signal()
         await withDiscardingTaskGroup { group in
             if let shared = self.shared?.ledger {
@@ -211,6 +212,30 @@ public final class RunManager: Service {
             group.cancelAll()
         }
         enqueue.finish()
+    }
+
+    /// At start, unfinished runs are resumed; returns false when the daemon was stopped first
+    /// (e.g. while an unreachable database kept it waiting: a stop is not held up by it).
+    private func resumeAtStart() async throws -> Bool {
+        do {
+            try await cancelWhenGracefulShutdown { try await self.sayingWhenSlow { try await self.resumeUnfinished() } }
+            return true
+        } catch where Task.isShuttingDownGracefully || Task.isCancelled {
+            return false
+        }
+    }
+
+    /// Runs `body`, saying so in the log if the ledger keeps it waiting (a connection pool gives
+    /// up on an unreachable database only after a minute).
+    private func sayingWhenSlow(_ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await Task.sleep(for: .seconds(5))
+                self.logger.warning("the ledger has not answered for 5 s (unreachable?); lifeboatd serves once it answers, or exits when its connection pool gives up (about a minute) for systemd to start it again")
+            }
+            defer { group.cancelAll() }
+            try await body()
+        }
     }
 
     private func resumeUnfinished() async throws {

@@ -28,7 +28,7 @@ public final class Scheduler: Service {
     }
 
     public func run() async throws {
-        await startAfter.wait()
+        guard await startAfter.waitForStart() else { return }
         do {
             try await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {

@@ -448,51 +448,45 @@ public final class PostgresLedger: Ledger, Service {
 /// A change to the PostgreSQL ledger, made inside the batch's transaction.
 typealias PostgresWrite = @Sendable (PostgresConnection) async throws -> Void
 
-/// Runs an async setup once; concurrent callers wait for the one attempt; a failed attempt is
-/// retried by the next caller.
+/// Runs an async setup once; concurrent callers wait for the one attempt (a cancelled caller
+/// stops waiting at once, e.g. a daemon stopping while the database is unreachable); a failed
+/// attempt is retried by the next caller.
 final class SchemaGate: Sendable {
-    private enum State {
-        case idle
-        case running([CheckedContinuation<Void, Error>])
-        case done
+    private enum Phase { case idle, running, done }
+
+    private struct State {
+        var phase = Phase.idle
+        /// Callers waiting for the attempt under way; answered true when it ends.
+        var waiters = WaitQueue<Bool>()
     }
 
-    private let state = Mutex(State.idle)
+    private let state = Mutex(State())
 
     func once(_ work: @Sendable () async throws -> Void) async throws {
-        enum Role { case done, leader, follower }
-        let role = state.withLock { s -> Role in
-            switch s {
-            case .done: return .done
-            case .idle: s = .running([]); return .leader
-            case .running: return .follower
+        while true {
+            let phase = state.withLock { s -> Phase in
+                let found = s.phase
+                if found == .idle { s.phase = .running }
+                return found
             }
-        }
-        switch role {
-        case .done:
-            return
-        case .follower:
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-                let finished = state.withLock { s -> Bool in
-                    guard case .running(var waiters) = s else { return true }
-                    waiters.append(continuation)
-                    s = .running(waiters)
-                    return false
+            switch phase {
+            case .done:
+                return
+            case .running:
+                // The attempt under way may fail: look again once it ended.
+                let ended = await state.wait(in: \.waiters, cancelled: false) { $0.phase == .running ? nil : true }
+                guard ended else { throw CancellationError() }
+            case .idle:
+                var outcome: Error?
+                do { try await work() } catch { outcome = error }
+                let waiters = state.withLock { s in
+                    s.phase = outcome == nil ? .done : .idle
+                    return s.waiters.takeAll()
                 }
-                if finished { continuation.resume() }
+                for waiter in waiters { waiter.resume(returning: true) }
+                if let outcome { throw outcome }
+                return
             }
-            // The leader may have failed: try (or wait) again.
-            try await once(work)
-        case .leader:
-            var outcome: Error?
-            do { try await work() } catch { outcome = error }
-            let waiters = state.withLock { s -> [CheckedContinuation<Void, Error>] in
-                guard case .running(let waiters) = s else { return [] }
-                s = outcome == nil ? .done : .idle
-                return waiters
-            }
-            for waiter in waiters { waiter.resume() }
-            if let outcome { throw outcome }
         }
     }
 }
