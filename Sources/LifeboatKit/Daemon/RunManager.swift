@@ -154,7 +154,9 @@ public final class RunManager: Service {
         reset += site.filter { $0.state == .skipped && !chosen.contains($0.id ?? -1) }
         reset.sort { ($0.id ?? 0) < ($1.id ?? 0) }
         let recorder = JobRecorder(engine.environment)
-        for j in reset { try await recorder.apply(.retried, to: j) }
+        // A dependency still pending (its run stopped before it) has nothing to reset; one caught
+        // mid-flight by a crash is refused by the lifecycle (its recovery comes first, on resume).
+        for j in reset where j.state != .pending && j.state != .waiting { try await recorder.apply(.retried, to: j) }
         run.state = .pending
         run.finishedAt = nil
         // What a retry does to the run, in words (`retry` prints it).
