@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LifeboatTestSupport
 
 /// A real S3 API server on loopback for the S3 store tests: `moto_server` (PyPI `moto[server]`)
 /// on a free 127.0.0.1 port, started and stopped by the test itself.
@@ -81,20 +82,6 @@ final class MotoServer: @unchecked Sendable {
     }
 
     struct MotoMissing: Error {}
-}
-
-/// A port nothing listens on right now.
-func freeLoopbackPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
 }
 
 func canConnect(port: Int) -> Bool {

@@ -94,7 +94,7 @@ public final class LocalPostgres: Sendable {
         guard initdb.status == 0 else { throw StartError(message: "initdb failed: \(initdb.output)") }
         var lastError = ""
         for _ in 0..<5 {
-            let port = Self.freePort()
+            let port = freeLoopbackPort()
             // A test server: no fsync (the tests check the ledger's logic, not the disk's).
             let options = "-c listen_addresses=127.0.0.1 -p \(port) -k \(directory) -c fsync=off -c full_page_writes=off -c max_connections=300"
             // The server must not inherit this process's descriptors: Foundation learns that a
@@ -180,20 +180,6 @@ public final class LocalPostgres: Sendable {
         }
     }
 
-    /// A port nobody listens on right now (the kernel's choice for an ephemeral bind).
-    private static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// Stops the server and removes its files when the test process exits.
     private static func registerStop(bin: String, data: String, runAs: String?, remove: [String]) {
         stopCommand.withLock { $0 = (bin, data, runAs, remove) }
@@ -217,4 +203,18 @@ final class LockedValue<Value>: @unchecked Sendable {
         defer { lock.unlock() }
         return body(&value)
     }
+}
+
+/// A loopback port nobody listens on right now (the kernel's choice for an ephemeral bind).
+public func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
 }
