@@ -82,12 +82,12 @@ struct SeveralHostsTests {
 
     /// A store of `sites` × contacts,jira, a plan whose jobs each take a while (a verify command
     /// that sleeps), and hosts sharing a fresh database.
-    func fleet(sites: Int, hosts: [String], verifySleep: String = "0.4") async throws -> (TempDir, [Host], String, LocalPostgres) {
+    func fleet(sites: Int, hosts: [String], verifySleep: String = "0.4", concurrency: Int = 2) async throws -> (TempDir, [Host], String, LocalPostgres) {
         let server = try await LocalPostgres.shared()
         let database = try server.createDatabase()
         let dir = TempDir()
         try DaemonHarness.writeFleet(in: dir, sites: sites, size: "64KiB", planExtra: """
-            concurrency: 2
+            concurrency: \(concurrency)
             verify: { checksum: if-present, command: ["/bin/sleep", "\(verifySleep)"] }
             """)
         return (dir, hosts.map { Host(name: $0, dir: dir, database: database, server: server) }, database, server)
@@ -107,7 +107,8 @@ struct SeveralHostsTests {
         #expect(listed.map { $0["name"] as? String } == ["recovery-1", "recovery-2"])
         #expect(listed.allSatisfy { $0["state"] as? String == "alive" && ($0["heartbeat_age_seconds"] as? Double ?? 99) < 10 })
         #expect(try hosts[0].cli(["status"]).stdout.contains("2 of 2 host(s) alive"))
-        // A run started on one host is in the one ledger: the other shows it, and its jobs say who ran them.
+        // A run started on one host is in the one ledger: the other shows it, and its jobs say
+        // which host ran them (both claim them).
         let start = try hosts[0].cli(["restore", "main", "--follow"])
         #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
         let runs = try #require(try hosts[1].json(["runs"]) as? [[String: Any]])
@@ -115,7 +116,7 @@ struct SeveralHostsTests {
         #expect(runs.first?["state"] as? String == "succeeded")
         let show = try #require(try hosts[1].json(["show", id]) as? [String: Any])
         let jobs = try #require(show["jobs"] as? [[String: Any]])
-        #expect(jobs.count == 6 && jobs.allSatisfy { $0["host"] as? String == "recovery-1" && $0["state"] as? String == "succeeded" })
+        #expect(jobs.count == 6 && jobs.allSatisfy { ["recovery-1", "recovery-2"].contains($0["host"] as? String) && $0["state"] as? String == "succeeded" })
         // A clean stop says goodbye: the other host sees it stopped at once.
         #expect(hosts[0].stop() == 0)
         let after = try #require(try hosts[1].json(["status"]) as? [String: Any])
@@ -173,6 +174,81 @@ struct SeveralHostsTests {
         // The killed host is lost to the others.
         let status = try #require(try second.json(["status"]) as? [String: Any])
         #expect((status["hosts"] as? [[String: Any]])?.first { $0["name"] as? String == "recovery-1" }?["state"] as? String == "lost")
+    }
+
+    /// Three hosts share one run's jobs: each claims and runs some, the run's concurrency holds for
+    /// the fleet (never more jobs running at once, whichever host runs them), and every job is
+    /// committed once, equal to tar's extraction of its snapshot.
+    @Test func threeHostsShareARunsJobsWithinItsFleetWideLimit() async throws {
+        let (dir, hosts, database, server) = try await fleet(sites: 24, hosts: ["recovery-1", "recovery-2", "recovery-3"],
+                                                             verifySleep: "0.3", concurrency: 6)
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let start = try hosts[1].cli(["restore", "main", "--follow"])
+        #expect(start.status == 0, "\(start.stdout)\(start.stderr)\(hosts[1].daemonLog.suffix(3_000))")
+        let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(try sql("SELECT state, COUNT(*) FROM runs GROUP BY state") == "succeeded|1")
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'") == "48")
+        // Every host ran some of them.
+        #expect(try sql("SELECT string_agg(DISTINCT host, ',' ORDER BY host) FROM jobs") == "recovery-1,recovery-2,recovery-3")
+        // Never more than the plan's 6 at once across the fleet (each job's attempt, start to end).
+        let overlap = try sql("""
+            SELECT MAX((SELECT COUNT(*) FROM jobs o WHERE o.started_at <= j.started_at AND o.finished_at > j.started_at)) FROM jobs j
+            """)
+        #expect((Int(overlap) ?? 99) <= 6, "\(overlap) jobs ran at once")
+        #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
+        let events = try sql("""
+            SELECT j.site || '/' || j.product || ': ' || (SELECT string_agg(e.kind, ',' ORDER BY e.id) FROM events e WHERE e.job_id = j.id) FROM jobs j
+            WHERE (SELECT COUNT(*) FROM events e WHERE e.job_id = j.id AND e.kind = 'job.succeeded') <> 1
+            """)
+        #expect(events.isEmpty, "jobs not recorded succeeded exactly once: \(events)")
+        let scene = try FaultScene(dir: dir, displaced: [])
+        for site in scene.sites {
+            for product in ["contacts", "jira"] { try scene.expectSameAsTar(site, product) }
+        }
+        #expect(try scene.stagingLeftovers().isEmpty)
+        // The follower saw every job end, wherever it ran.
+        #expect(start.stdout.contains("48 succeeded"), "\(start.stdout)")
+    }
+
+    /// A cancel stops the run's jobs on every host: the hosts running some stop them and record
+    /// them cancelled, nothing is claimed any more, nothing is left half-done.
+    @Test func aCancelStopsTheJobsOnEveryHost() async throws {
+        let (dir, hosts, database, server) = try await fleet(sites: 12, hosts: ["recovery-1", "recovery-2"], verifySleep: "2", concurrency: 4)
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let start = try hosts[0].cli(["restore", "main", "--json"])
+        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
+        let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
+        let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
+        // Both hosts busy with a job each at least.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try sql("SELECT COUNT(DISTINCT host) FROM jobs WHERE state IN ('restoring', 'verifying')") != "2" {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try sql("SELECT COUNT(DISTINCT host) FROM jobs WHERE state IN ('restoring', 'verifying')") == "2")
+        let cancel = try hosts[1].cli(["cancel", id])
+        #expect(cancel.status == 0, "\(cancel.stdout)\(cancel.stderr)")
+        #expect(try await waitForState(hosts[1], id, in: ["cancelled", "failed", "succeeded"]) == "cancelled")
+        // Recorded cancelled at once (no host claims more), finished once the hosts stopped its jobs.
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM runs WHERE finished_at IS NULL") != "0" { try await Task.sleep(for: .milliseconds(100)) }
+        // Ended for good: finished, no job left going, jobs that were running on either host cancelled.
+        #expect(try sql("SELECT COUNT(*) FROM runs WHERE finished_at IS NULL") == "0", "\(hosts[0].daemonLog.suffix(6_000))\n-----\n\(hosts[1].daemonLog.suffix(6_000))")
+        let jobsSeen = try sql("SELECT site, product, state, host, error FROM jobs ORDER BY id")
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE state NOT IN ('succeeded', 'cancelled', 'skipped')") == "0", "\(jobsSeen)")
+        // The coordinator saw it through (nothing was left for another host to take over).
+        #expect(!jobsSeen.contains("taken over"), "\(jobsSeen)\n\(hosts.map { $0.daemonLog.split(separator: "\n").filter { !$0.contains("DEBUG") }.suffix(40).joined(separator: "\n") }.joined(separator: "\n----\n"))")
+        #expect(try sql("SELECT COUNT(DISTINCT host) FROM jobs WHERE state = 'cancelled' AND started_at IS NOT NULL") == "2", "\(jobsSeen)")
+        #expect(try sql("SELECT COUNT(*) FROM claims WHERE released_at IS NULL AND expires_at > now()") == "0")
+        let scene = try FaultScene(dir: dir, displaced: [])
+        #expect(try scene.stagingLeftovers().isEmpty)
+        // What was cancelled or skipped is not in place; what succeeded is tar's.
+        for line in try sql("SELECT site || '/' || product || '/' || state FROM jobs").split(separator: "\n") {
+            let parts = line.split(separator: "/").map(String.init)
+            if parts[2] == "succeeded" { try scene.expectSameAsTar(parts[0], parts[1]) } else {
+                #expect(!FileManager.default.fileExists(atPath: scene.destination(parts[0], parts[1])), "\(line) has a destination")
+            }
+        }
     }
 
     /// `resume` and `cancel` given to a host that does not coordinate the run reach the one that

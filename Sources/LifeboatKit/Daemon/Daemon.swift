@@ -69,7 +69,10 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     // and the pool closes.
     if let pool = runtime.ledgerService, let shared = runtime.ledger as? any SharedLedger {
         let host = HostService(ledger: shared, registration: HostRegistration(name: config.hostName, startedAt: clock.now()), logger: logger)
-        groupServices.insert(contentsOf: [pool, host], at: 0)
+        // The worker stops before the pool (services stop in reverse order): its jobs record
+        // their interruption and give their claims back on the way out.
+        let worker = JobWorker(engine: runtime.engine, plans: plans, queue: shared, host: config.hostName, logger: logger)
+        groupServices.insert(contentsOf: [pool, host, worker] as [any Service], at: 0)
     }
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(
         services: groupServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

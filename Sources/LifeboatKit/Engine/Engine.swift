@@ -144,7 +144,7 @@ public struct Engine: Sendable {
         guard let run = try await environment.ledger.run(id: runId) else {
             throw RunRequestError("no run \(runId) in the ledger")
         }
-        guard !run.state.isFinal else { return run }
+        guard !run.state.isFinal || run.isCancelling else { return run }
         let jobs = try await environment.ledger.jobs(runId: runId)
         let coordinator = RunCoordinator(run: run, jobs: jobs, plan: plan, control: control, environment: environment)
         return await coordinator.execute()

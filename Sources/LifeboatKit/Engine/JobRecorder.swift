@@ -9,6 +9,9 @@ struct JobRecorder: Sendable {
     let clock: any LifeboatClock
     let logger: Logger
     let board: RunBoard
+    /// A job claimed from a shared ledger: every write is fenced by the claim (and awaited), so
+    /// a host that lost it records nothing more — above all, not a commit.
+    private var claim: (queue: any SharedLedger, claim: JobClaim)?
 
     init(ledger: any Ledger, bus: EventBus, clock: any LifeboatClock, logger: Logger, board: RunBoard) {
         self.ledger = ledger
@@ -16,6 +19,13 @@ struct JobRecorder: Sendable {
         self.clock = clock
         self.logger = logger
         self.board = board
+    }
+
+    /// This recorder, for a job held under `claim`.
+    func fenced(by claim: JobClaim, on queue: any SharedLedger) -> JobRecorder {
+        var fenced = self
+        fenced.claim = (queue, claim)
+        return fenced
     }
 
     init(_ environment: RunEnvironment) {
@@ -32,17 +42,25 @@ struct JobRecorder: Sendable {
     }
 
     func record(_ transition: JobTransition) async throws {
-        switch transition.write {
-        case .none: break
-        case .queued: ledger.postJob(transition.job, from: transition.previous)
-        case .durable: try await ledger.updateJob(transition.job, from: transition.previous)
+        switch (transition.write, claim) {
+        case (.none, _): break
+        case (_, let (queue, claim)?):
+            // The commit record needs lease to spare: enough to rename before anyone takes over.
+            let margin = transition.job.state == .committing ? queue.lease / 3 : 0
+            try await queue.updateJob(transition.job, from: transition.previous, fencedBy: claim, minimumLease: margin)
+        case (.queued, nil): ledger.postJob(transition.job, from: transition.previous)
+        case (.durable, nil): try await ledger.updateJob(transition.job, from: transition.previous)
         }
         announce(transition)
     }
 
     /// Records data displaced into quarantine with the job's transition, in one ledger write.
     func record(_ transition: JobTransition, quarantine: QuarantineRecord) async throws {
-        _ = try await ledger.addQuarantine(quarantine, updating: transition.job)
+        if let (queue, claim) = claim {
+            _ = try await queue.addQuarantine(quarantine, updating: transition.job, from: transition.previous, fencedBy: claim)
+        } else {
+            _ = try await ledger.addQuarantine(quarantine, updating: transition.job)
+        }
         announce(transition)
     }
 

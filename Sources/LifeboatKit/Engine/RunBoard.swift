@@ -37,11 +37,15 @@ public final class RunBoard: Sendable {
 
     /// A job transition was recorded.
     func record(_ transition: JobTransition) {
-        let job = transition.job
+        moved(transition.job, from: transition.previous)
+    }
+
+    /// A job's state changed from `previous` (here, or on the host that ran it).
+    func moved(_ job: JobRecord, from previous: JobState) {
         state.withLock { s in
-            if transition.previous != job.state, var entry = s.runs[job.runId] {
-                entry.counts[transition.previous, default: 0] -= 1
-                if entry.counts[transition.previous] == 0 { entry.counts[transition.previous] = nil }
+            if previous != job.state, var entry = s.runs[job.runId] {
+                entry.counts[previous, default: 0] -= 1
+                if entry.counts[previous] == 0 { entry.counts[previous] = nil }
                 entry.counts[job.state, default: 0] += 1
                 // A delete's moved bytes are not restored bytes.
                 if job.state == .succeeded, entry.run.mode != .delete, let finished = job.finishedAt {

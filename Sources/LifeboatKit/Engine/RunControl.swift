@@ -55,6 +55,16 @@ public final class RunControl: Sendable {
         await state.wait(in: \.cancelWaiters, cancelled: ()) { $0.cancelledBy != nil ? () : nil }
     }
 
+    /// Returns when a cancel is requested, the calling task is cancelled, or `interval` passed.
+    func waitForCancel(upTo interval: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForCancel() }
+            group.addTask { try? await Task.sleep(for: interval) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
     /// Marks the run halted and waits: true to go on (resume), false to stop (cancel).
     /// A halted run gives its run slot up while it waits; `takeSlotAgain` follows a resume.
     func haltAndWait() async -> Bool {

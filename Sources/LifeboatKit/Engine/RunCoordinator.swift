@@ -33,6 +33,13 @@ public struct RunEnvironment: Sendable {
         self.stores = stores
         self.board = board
     }
+
+    /// With a ledger several hosts share (and this daemon's host name): the jobs of runs are
+    /// claimed from it by every host's `JobWorker`, and a run's coordinator follows them there
+    /// instead of running them itself.
+    public var queue: (any SharedLedger)? {
+        host == nil ? nil : ledger as? any SharedLedger
+    }
 }
 
 /// Executes one run as one structured task tree — run → waves → jobs — honouring dependencies,
@@ -46,6 +53,8 @@ final class RunCoordinator {
     private var scheduler: RunScheduler
     private var logger: Logger
     private let recorder: JobRecorder
+    /// Each job's index in the scheduler, by id (jobs followed in a shared ledger).
+    private let jobIndex: [Int64: Int]
 
     init(run: RunRecord, jobs: [JobRecord], plan: Plan, control: RunControl, environment: RunEnvironment) {
         self.run = run
@@ -56,6 +65,7 @@ final class RunCoordinator {
         logger = environment.logger
         logger[metadataKey: "run.id"] = "\(run.id)"
         recorder = JobRecorder(environment)
+        jobIndex = Dictionary(jobs.enumerated().compactMap { i, job in job.id.map { ($0, i) } }, uniquingKeysWith: { first, _ in first })
     }
 
     private var now: Date { env.clock.now() }
@@ -82,11 +92,16 @@ final class RunCoordinator {
 
     /// The trees this run must stay out of, resolved when it starts.
     private var protected: ProtectedTrees?
+
+    /// Runs this run's jobs (and recovers those a crash caught).
+    private var runner: JobRunner { JobRunner(run: run, plan: plan, env: env, recorder: recorder, protected: protected) }
     /// Destinations as resolved when the run started (what it holds).
     private var resolved: [String: String] = [:]
 
     private func executeRun() async -> RunRecord {
         do {
+            // A cancel another coordinator recorded (it stopped before the run ended) still holds.
+            if run.isCancelling { control.cancel(by: "the run's cancel (taken over from its previous coordinator)") }
             // Cancelled while queued: it ends cancelled without starting.
             if control.isCancelled { return try await finish() }
             // Destinations are held by one run at a time (taken again on resume and retry).
@@ -116,7 +131,9 @@ final class RunCoordinator {
                 return run
             }
             protected = env.guardrails.protectedTrees(for: plan, mode: run.mode)
-            try await recoverActiveJobs()
+            // With a shared queue, a job caught mid-flight is recovered by the host that claims
+            // it next (its claim says so), never under a host that may still be running it.
+            if env.queue == nil { try await recoverActiveJobs() }
             // Dependencies are counted from the states after recovery.
             scheduler = RunScheduler(jobs: scheduler.jobs, plan: plan)
             // Reasons from before this start (interrupted by a shutdown, a retry, a halt before a
@@ -150,6 +167,12 @@ final class RunCoordinator {
 
     private func finish() async throws -> RunRecord {
         let draining = Task.isCancelled && !control.isCancelled
+        if draining, env.queue != nil {
+            // The fleet goes on with the run's jobs; another host takes the coordination over
+            // (this one releases it as it stops).
+            logger.notice("run left to the other hosts", metadata: ["run.id": "\(run.id)"])
+            return run
+        }
         if draining {
             // SIGTERM drain: jobs that did not finish go back to pending; the run resumes later.
             for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal {
@@ -163,6 +186,7 @@ final class RunCoordinator {
         }
         if control.isCancelled {
             let who = control.cancelledBy ?? "operator"
+            if let queue = env.queue { try await stopClaimedJobs(cancelledBy: who, queue) }
             for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal {
                 try await transition(i, .cancelled(by: who, at: now))
             }
@@ -222,6 +246,8 @@ final class RunCoordinator {
 
     private func runWave(_ wave: Int) async throws {
         for skipped in try scheduler.activate(wave: wave, at: now) { try await recorder.record(skipped) }
+        // With a shared queue the fleet's hosts claim the wave's jobs; this one follows them.
+        if env.queue != nil { return try await followWave(wave) }
         // Jobs of this wave not yet startable are waiting (dependencies, limits).
         for (i, job) in scheduler.jobs.enumerated() where job.wave == wave && job.state == .pending {
             try await transition(i, .queued(at: now))
@@ -236,16 +262,8 @@ final class RunCoordinator {
             func fill() {
                 guard !cancelling, !control.isCancelled, !Task.isCancelled else { return }
                 while let i = scheduler.next() {
-                    let context = makeContext(for: scheduler.jobs[i])
-                    let env = self.env
-                    let retry = plan.retry
-                    let retention = plan.quarantine.retention.timeInterval
-                    let protected = self.protected
-                    let recorder = self.recorder
-                    group.addTask {
-                        .job(i, await Self.runJob(context, retry: retry, retention: retention, protected: protected, env: env,
-                                                  recorder: recorder, control: control))
-                    }
+                    let (runner, job) = (self.runner, scheduler.jobs[i])
+                    group.addTask { .job(i, await runner.execute(job, control: control)) }
                 }
             }
             fill()
@@ -256,10 +274,7 @@ final class RunCoordinator {
                     cancelling = true
                     group.cancelAll()
                 case .job(let i, let job):
-                    if job.state.isFinal, let path = resolved[job.destination] {
-                        env.guardrails.holds.release(run: run.id, path: path)
-                        if let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, path: path) }
-                    }
+                    await releaseHold(of: job)
                     for skipped in try scheduler.finish(i, as: job, at: now) { try await recorder.record(skipped) }
                     checkForecast()
                     fill()
@@ -267,6 +282,84 @@ final class RunCoordinator {
             }
             // Ends the cancel watcher (and anything left) when the wave is done.
             group.cancelAll()
+        }
+    }
+
+    /// A job that ended gives its destination back (here and, with a shared ledger, fleet-wide).
+    private func releaseHold(of job: JobRecord) async {
+        guard job.state.isFinal, let path = resolved[job.destination] else { return }
+        env.guardrails.holds.release(run: run.id, path: path)
+        if let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, path: path) }
+    }
+
+    // MARK: Jobs other hosts run
+
+    /// How often a coordinator looks in a shared ledger at the jobs the fleet's hosts run.
+    static let followInterval = Duration.milliseconds(250)
+
+    /// Follows the wave's jobs, claimed and run by the fleet's hosts, until they all ended (or a
+    /// cancel or a drain comes).
+    private func followWave(_ wave: Int) async throws {
+        while !control.isCancelled, !Task.isCancelled {
+            try await followJobs()
+            guard scheduler.jobs.contains(where: { $0.wave <= wave && !$0.state.isFinal }) else { return }
+            await control.waitForCancel(upTo: Self.followInterval)
+        }
+    }
+
+    /// Takes the jobs' states from the ledger, where the hosts that run them record them: a job
+    /// that ended releases its destination and makes its dependents skip if it did not succeed;
+    /// changes of jobs other hosts run are told to this host's followers and board (this host's
+    /// own worker told them of its jobs already).
+    private func followJobs() async throws {
+        for job in try await env.ledger.jobs(runId: run.id) {
+            guard let id = job.id, let i = jobIndex[id], scheduler.jobs[i] != job else { continue }
+            let previous = scheduler.jobs[i]
+            if job.host != env.host, job.state != previous.state {
+                env.board.moved(job, from: previous.state)
+                env.bus.publish(RunEvent(kind: .job, runId: run.id, at: now, job: job))
+            }
+            guard job.state.isFinal, !previous.state.isFinal else {
+                scheduler.update(i, to: job)
+                continue
+            }
+            await releaseHold(of: job)
+            for skipped in try scheduler.ended(i, as: job, at: now) { try await recorder.record(skipped) }
+            checkForecast()
+        }
+    }
+
+    /// A cancel with a shared queue: the run is recorded cancelled first, so that no host claims
+    /// its jobs any more and the hosts running some stop them (recording them cancelled); it is
+    /// then followed until every job ended. A job left mid-flight by a host that is gone (no
+    /// live claim) is recovered here: nobody else would, the run being cancelled. A job a host
+    /// started after this host last looked refuses the cancel written over it (`JobConflict`):
+    /// it is looked at again.
+    private func stopClaimedJobs(cancelledBy who: String, _ queue: any SharedLedger) async throws {
+        if !run.isCancelling {
+            run.state = .cancelled
+            run.finishedAt = nil
+            run.note = "cancelled by \(who); hosts are stopping its jobs"
+            try await saveRun(event: run.note)
+        }
+        while true {
+            do {
+                // Claims first: a job still active after them had no live claim before (hosts
+                // give a claim back only after recording the job's end, and none is taken now).
+                let held = Set(try await queue.liveClaims(runId: run.id).map(\.jobId))
+                try await followJobs()
+                let active = scheduler.jobs.indices.filter { scheduler.jobs[$0].state.isActive }
+                guard !active.isEmpty else {
+                    for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal { try await transition(i, .cancelled(by: who, at: now)) }
+                    return
+                }
+                for i in active where !held.contains(scheduler.jobs[i].id ?? -1) {
+                    scheduler.update(i, to: try await runner.recover(scheduler.jobs[i]))
+                }
+            } catch is JobConflict {
+                // A host recorded the job meanwhile: look again.
+            }
+            try await Task.sleep(for: Self.followInterval)
         }
     }
 
@@ -309,94 +402,6 @@ final class RunCoordinator {
         return true
     }
 
-    // MARK: Jobs
-
-    private func makeContext(for job: JobRecord) -> JobContext {
-        let snapshot = job.snapshotPath.flatMap { path -> Snapshot? in
-            guard let takenAt = job.snapshotTakenAt else { return nil }
-            // A bucket's archive is not looked at here: its size was recorded from the listing.
-            guard !S3Location.isS3(path) else {
-                return Snapshot(site: job.site, product: job.product, takenAt: takenAt, path: path,
-                                size: job.archiveBytes, sidecarPath: nil)
-            }
-            let sidecar = path + ".sha256"
-            return Snapshot(site: job.site, product: job.product, takenAt: takenAt, path: path,
-                            size: FileSystem.size(of: path) ?? 0, sidecarPath: FileSystem.exists(sidecar) ? sidecar : nil)
-        }
-        return JobContext(job: job, run: run, plan: plan, snapshot: snapshot, stores: env.stores)
-    }
-
-    /// One job with its retries. Never throws: every outcome is a job state.
-    private static func runJob(_ context: JobContext, retry: RetryPolicy, retention: TimeInterval, protected: ProtectedTrees?,
-                               env: RunEnvironment, recorder: JobRecorder, control: RunControl) async -> JobRecord {
-        let tracker = JobTracker(job: context.job, retention: retention, recorder: recorder,
-                                 quarantineReason: context.run.mode == .delete ? "delete" : "restore")
-        do {
-            // A delete moves what is there; it reads no snapshot.
-            if context.run.mode != .delete { _ = try context.requiredSnapshot() }
-            // Where the destination really is now, symbolic links followed at every level.
-            if let protected {
-                let resolved = ResolvedPath.of(context.job.destination)
-                let exercise = context.run.mode == .exercise
-                if let why = exercise ? protected.exerciseRefusal(resolved) : protected.restoreRefusal(resolved) {
-                    throw JobError(.sandbox, "\(context.job.name): \(exercise ? "exercise" : context.run.mode.rawValue) destination \(context.job.destination) \(why); refusing to touch it"
-                                   + (exercise ? ": exercises never write into production, backups or Lifeboat's state" : ""))
-                }
-            }
-            var attempt = 0
-            while true {
-                attempt += 1
-                // Queued, not awaited: the executor's `reserved` record follows at once and is
-                // durable, carrying this one with it (the group commit keeps order).
-                let started = try await tracker.apply(.started(at: env.clock.now(), host: env.host))
-                do {
-                    var attemptContext = context
-                    attemptContext.job = started
-                    let result = try await env.executor.execute(attemptContext, observer: tracker)
-                    let finished = try tracker.transition(.finished(result, at: env.clock.now(), timing: RunTiming(context.run)))
-                    if finished.job.state == .succeeded, finished.job.fromQuarantine, let path = finished.job.snapshotPath {
-                        try await closeSoftDelete(path, job: finished.job, env: env)
-                    }
-                    try await tracker.commit(finished)
-                    if finished.job.state == .succeeded { CrashPoint.afterLedgerCommit.hit() }
-                    return finished.job
-                } catch let error as JobError where error.isTransient && attempt < retry.attempts && !control.isCancelled {
-                    try await tracker.apply(.attemptFailed(message: error.message, backoff: "\(retry.backoff)"))
-                    try await env.clock.sleep(for: .seconds(retry.backoff.seconds))
-                }
-            }
-        } catch {
-            let now = env.clock.now()
-            let event: JobEvent = if error is CancellationError || Task.isCancelled {
-                control.isCancelled ? .cancelled(by: control.cancelledBy ?? "operator", at: now) : .interrupted(at: now)
-            } else if let error = error as? JobError {
-                .failed(code: error.code, message: error.message, at: now)
-            } else {
-                .failed(code: .internalError, message: "\(error)", at: now)
-            }
-            // The outcome stands in memory even when the ledger cannot take it (the run then
-            // stops on its next write and stays resumable).
-            guard let ended = try? tracker.transition(event) else { return tracker.job }
-            do {
-                try await tracker.commit(ended)
-            } catch {
-                recorder.logger.error("could not record the job's outcome", metadata: ["job": "\(ended.job.name)", "error": "\(error)"])
-            }
-            return ended.job
-        }
-    }
-
-    /// The soft-deleted data a restore took back is no longer in quarantine: its entry is closed
-    /// (so undelete and purge know), with an event saying which run took it.
-    static func closeSoftDelete(_ path: String, job: JobRecord, env: RunEnvironment) async throws {
-        let now = env.clock.now()
-        guard var entry = try await env.ledger.quarantine(includePurged: false).first(where: { $0.path == path && $0.reason == "delete" }) else { return }
-        entry.purgedAt = now
-        try await env.ledger.updateQuarantine(entry)
-        env.ledger.postEvent(LedgerEvent(runId: entry.runId, jobId: entry.jobId, at: now, kind: "quarantine.restored",
-                                         message: "\(job.name): the soft-deleted data at \(path) was renamed back to \(job.destination) by restore run \(job.runId)"))
-    }
-
     // MARK: Resume
 
     /// Jobs caught mid-flight by a crash or drain: finish a commit that happened, restart the rest.
@@ -406,33 +411,7 @@ final class RunCoordinator {
                 try await transition(i, .interrupted(at: now))
                 continue
             }
-            let tracker = JobTracker(job: job, retention: plan.quarantine.retention.timeInterval, recorder: recorder,
-                                     quarantineReason: run.mode == .delete ? "delete" : "restore")
-            let outcome: RecoveryOutcome
-            do {
-                outcome = try await env.executor.recover(makeContext(for: job), observer: tracker)
-            } catch {
-                try await tracker.apply(.failed(code: .io, message: "could not recover after restart: \(error)", at: now))
-                scheduler.update(i, to: tracker.job)
-                continue
-            }
-            switch outcome {
-            case .committed(let quarantine):
-                let found = tracker.job
-                // The committed tree is fingerprinted (a delete's where it went), for rollback
-                // and undelete to compare.
-                var digest: String?
-                if found.treeDigest == nil {
-                    if run.mode == .restore { digest = TreeDigest.of(found.destination) }
-                    if run.mode == .delete, let moved = quarantine ?? found.quarantinePath { digest = TreeDigest.of(moved) }
-                }
-                let recovered = try tracker.transition(.recoveredCommitted(quarantinePath: quarantine, treeDigest: digest, at: now, timing: RunTiming(run)))
-                if recovered.job.fromQuarantine, let path = recovered.job.snapshotPath { try await Self.closeSoftDelete(path, job: recovered.job, env: env) }
-                try await tracker.commit(recovered)
-            case .restart:
-                try await tracker.apply(.recoveredRestart)
-            }
-            scheduler.update(i, to: tracker.job)
+            scheduler.update(i, to: try await runner.recover(job))
         }
     }
 }

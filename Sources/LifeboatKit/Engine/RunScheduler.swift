@@ -101,9 +101,15 @@ struct RunScheduler {
     /// Records the end of a started job; returns the transitions (to record) of dependents
     /// skipped as a consequence.
     mutating func finish(_ i: Int, as job: JobRecord, at now: Date) throws -> [JobTransition] {
-        replace(i, with: job)
         running -= 1
         runningPerProduct[job.product, default: 1] -= 1
+        return try ended(i, as: job, at: now)
+    }
+
+    /// Records the end of a job this scheduler did not start (hosts claimed and ran it from a
+    /// shared ledger); returns the transitions (to record) of dependents skipped as a consequence.
+    mutating func ended(_ i: Int, as job: JobRecord, at now: Date) throws -> [JobTransition] {
+        replace(i, with: job)
         return try settle(i, at: now)
     }
 

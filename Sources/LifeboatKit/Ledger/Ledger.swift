@@ -23,7 +23,8 @@ public protocol Ledger: Sendable {
     func runs(limit: Int) async throws -> [RunRecord]
     func jobs(runId: String) async throws -> [JobRecord]
     func events(runId: String, afterId: Int64, limit: Int) async throws -> [LedgerEvent]
-    /// Runs that were going when the process stopped (pending, running, halted, interrupted).
+    /// Runs that were going when the process stopped (pending, running, halted, interrupted, and
+    /// cancelling: `RunRecord.isCancelling`).
     func unfinishedRuns() async throws -> [RunRecord]
     /// Finished exercises whose sandbox cleanup is pending or failed (`runs.cleanup`).
     func runsOwingCleanup() async throws -> [RunRecord]

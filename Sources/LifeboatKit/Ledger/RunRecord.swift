@@ -41,6 +41,9 @@ public struct RunRecord: Sendable, Codable, Hashable {
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// Cancelled, with hosts of the fleet still stopping its jobs (a shared ledger's cancel is
+    /// recorded first, so that no host claims more; the run ends when its jobs have stopped).
+    public var isCancelling: Bool { state == .cancelled && finishedAt == nil }
     /// Who started it: `uid 1000 (pid 4242)`, `scheduler`, `cli`.
     public var startedBy: String
     /// Objectives copied from the plan at creation (seconds).

@@ -128,7 +128,7 @@ public final class SQLiteLedger: Ledger {
     public func unfinishedRuns() async throws -> [RunRecord] {
         try await queue.read { db in
             try RunRecord.filter([RunState.pending.rawValue, RunState.running.rawValue, RunState.halted.rawValue, RunState.interrupted.rawValue]
-                .contains(Column("state")))
+                .contains(Column("state")) || (Column("state") == RunState.cancelled.rawValue && Column("finished_at") == nil))
                 .order(Column("created_at")).fetchAll(db)
         }
     }

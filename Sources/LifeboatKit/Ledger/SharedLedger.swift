@@ -3,7 +3,7 @@ import Foundation
 /// A ledger several daemons share (PostgreSQL): besides the `Ledger` contract, it knows the hosts
 /// of the fleet. The embedded SQLite ledger has one host, the daemon itself, and does not conform.
 public protocol SharedLedger: Ledger {
-    /// How long a host's registration (and, later, a claim) lasts without renewal.
+    /// How long a host's registration, a run's coordination and a job's claim last without renewal.
     var lease: TimeInterval { get }
     /// Registers a daemon as a host. Refused (`HostNameInUse`) while another live daemon holds
     /// the name; a stopped host's or an expired registration is taken over.
@@ -33,6 +33,23 @@ public protocol SharedLedger: Ledger {
     /// Takes the commands forwarded for these runs (which this host runs), oldest first; each
     /// is taken by one host once.
     func takeForwarded(runIds: [String]) async throws -> [ForwardedCommand]
+
+    /// Claims up to `max` ready jobs of a running run for `host`, in priority order, within the
+    /// plan's limits counted for the whole fleet (`ClaimRules`). A job left mid-flight by a host
+    /// whose claim expired is claimable again (`JobClaim.isTakeover`).
+    func claimJobs(runId: String, host: String, rules: ClaimRules, max: Int) async throws -> [JobClaim]
+    /// Extends the leases of these claims; returns the ids of the jobs still held.
+    func renewClaims(_ claims: [JobClaim]) async throws -> Set<Int64>
+    /// Gives a claim up (the job ended, or this host stops): another host may take the job.
+    func releaseClaim(_ claim: JobClaim) async throws
+    /// The live claims (of one run, or of all).
+    func liveClaims(runId: String?) async throws -> [JobClaim]
+    /// Records a claimed job's transition only while `claim` is its live claim with at least
+    /// `minimumLease` left (`LeaseLost` otherwise): fenced by the claim, not by the run's lease.
+    func updateJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval) async throws
+    /// Records data a claimed job displaced into quarantine with the job's transition, fenced
+    /// by the claim like `updateJob(_:from:fencedBy:minimumLease:)`.
+    func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) async throws -> QuarantineRecord
 
     /// Records a scheduled exercise's fire only if no host recorded one since `previous` was read
     /// (its `exercises` count is the version): true for the one host that fires it.

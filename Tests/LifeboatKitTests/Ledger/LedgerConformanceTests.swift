@@ -309,11 +309,16 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
         try await fixture.withFreshLedger { ledger in
             var going: [String] = []
             for (i, state) in RunState.allCases.enumerated() {
-                let run = Self.run(String(format: "20261125-1000%02d-0001", i), state: state, createdAt: t0.addingTimeInterval(Double(i)))
+                var run = Self.run(String(format: "20261125-1000%02d-0001", i), state: state, createdAt: t0.addingTimeInterval(Double(i)))
+                if state.isFinal { run.finishedAt = t0.addingTimeInterval(60) }
                 _ = try await ledger.createRun(run, jobs: [])
                 if !state.isFinal { going.append(run.id) }
             }
-            #expect(try await ledger.unfinishedRuns().map(\.id) == going)
+            // Cancelled while hosts still stop its jobs: not finished yet.
+            let cancelling = Self.run("20261125-100099-0001", state: .cancelled, createdAt: t0.addingTimeInterval(99))
+            _ = try await ledger.createRun(cancelling, jobs: [])
+            #expect(cancelling.isCancelling)
+            #expect(try await ledger.unfinishedRuns().map(\.id) == going + [cancelling.id])
         }
     }
 

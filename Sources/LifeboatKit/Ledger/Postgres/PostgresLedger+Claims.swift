@@ -92,19 +92,36 @@ extension PostgresLedger {
 
     /// Records the job only while `claim` is its live claim with at least `minimumLease` left
     /// (the claim row is locked for the write, so no takeover slips in between). Before a commit
-    /// the margin covers the rename; after one, zero does.
+    /// the margin covers the rename; after one, zero does. Batched with other writes like any
+    /// (a refused one does not sink its batch), and not cancellable: a job that was cancelled
+    /// still records so.
     public func updateJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval = 0) async throws {
-        let logger = logger
-        let update = updating(job, from: previous)
-        try await inTransaction("fenced job update") { connection in
-            let live = try await connection.query("""
-                SELECT 1 FROM claims WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND host = \(claim.host)
-                  AND released_at IS NULL AND expires_at > now() + make_interval(secs => \(minimumLease))
-                FOR UPDATE
-                """, logger: logger).collect()
-            guard !live.isEmpty else { throw LeaseLost(jobId: claim.jobId, host: claim.host, token: claim.token) }
+        let update = updating(job, from: previous, fencedByRun: false)
+        try await write("fenced job update") { connection in
+            try await self.lockLiveClaim(claim, minimumLease: minimumLease, connection)
             try await update(connection)
         }
+    }
+
+    public func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord, from previous: JobState,
+                              fencedBy claim: JobClaim) async throws -> QuarantineRecord {
+        let update = updating(job, from: previous, fencedByRun: false)
+        return try await write("fenced quarantine") { connection in
+            try await self.lockLiveClaim(claim, minimumLease: 0, connection)
+            let added = try await self.insertQuarantine(record, connection)
+            try await update(connection)
+            return added
+        }
+    }
+
+    /// Locks `claim`'s row if it is still the job's live claim with `minimumLease` left; else `LeaseLost`.
+    private func lockLiveClaim(_ claim: JobClaim, minimumLease: TimeInterval, _ connection: PostgresConnection) async throws {
+        let live = try await connection.query("""
+            SELECT 1 FROM claims WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND host = \(claim.host)
+              AND released_at IS NULL AND expires_at > now() + make_interval(secs => \(minimumLease))
+            FOR UPDATE
+            """, logger: logger).collect()
+        guard !live.isEmpty else { throw LeaseLost(jobId: claim.jobId, host: claim.host, token: claim.token) }
     }
 
     /// Gives the claim up (the job ended, or this host stops): another host may take the job.
@@ -117,7 +134,7 @@ extension PostgresLedger {
     }
 
     /// The live claims, by host (status; tests).
-    public func liveClaims(runId: String? = nil) async throws -> [JobClaim] {
+    public func liveClaims(runId: String?) async throws -> [JobClaim] {
         try await withConnection("claims") { connection in
             let rows = try await connection.query("""
                 SELECT c.host, c.token, c.expires_at, \(unescaped: JobRow.columnList.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))

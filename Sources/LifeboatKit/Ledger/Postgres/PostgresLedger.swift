@@ -249,9 +249,10 @@ public final class PostgresLedger: Ledger, Service {
         commits.post(updating(job, from: previous))
     }
 
-    /// A job's compare-and-set update; fenced by its run's lease when this ledger is a host's.
-    func updating(_ job: JobRecord, from previous: JobState) -> PostgresWrite {
-        let (logger, host, margin) = (self.logger, self.host, fenceMargin)
+    /// A job's compare-and-set update; fenced by its run's lease when this ledger is a host's
+    /// (unless the job's claim fences it instead).
+    func updating(_ job: JobRecord, from previous: JobState, fencedByRun: Bool = true) -> PostgresWrite {
+        let (logger, host, margin) = (self.logger, fencedByRun ? self.host : nil, fenceMargin)
         return { connection in
             var count = 0
             if let host {
@@ -342,7 +343,8 @@ public final class PostgresLedger: Ledger, Service {
         let states = [RunState.pending, .running, .halted, .interrupted].map(\.rawValue)
         return try await withConnection("unfinishedRuns") { connection in
             try await RunRow.fetch(connection.query("""
-                SELECT \(unescaped: RunRow.columnList) FROM runs WHERE state = ANY(\(states)) ORDER BY created_at, id
+                SELECT \(unescaped: RunRow.columnList) FROM runs
+                WHERE state = ANY(\(states)) OR (state = 'cancelled' AND finished_at IS NULL) ORDER BY created_at, id
                 """, logger: logger))
         }
     }
@@ -419,13 +421,19 @@ public final class PostgresLedger: Ledger, Service {
     public func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord?) async throws -> QuarantineRecord {
         let update = job.map { updating($0, from: $0.state) }
         return try await write("addQuarantine") { connection in
-            var record = record
-            let rows = try await connection.query(PostgresQuery(unsafeSQL: QuarantineRow.insertSQL, binds: QuarantineRow.bindings(record, withId: false)),
-                                                  logger: self.logger)
-            for try await id in rows.decode(Int64.self) { record.id = id }
+            let added = try await self.insertQuarantine(record, connection)
             try await update?(connection)
-            return record
+            return added
         }
+    }
+
+    /// Inserts a quarantine entry; returns it with its id.
+    func insertQuarantine(_ record: QuarantineRecord, _ connection: PostgresConnection) async throws -> QuarantineRecord {
+        var record = record
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: QuarantineRow.insertSQL, binds: QuarantineRow.bindings(record, withId: false)),
+                                              logger: logger)
+        for try await id in rows.decode(Int64.self) { record.id = id }
+        return record
     }
 
     public func updateQuarantine(_ record: QuarantineRecord) async throws {

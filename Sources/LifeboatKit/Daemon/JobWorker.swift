@@ -1,0 +1,186 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// With a ledger several hosts share: this host's part of the fleet's work (DESIGN "Several
+/// hosts"). It claims ready jobs of running runs (`FOR UPDATE SKIP LOCKED`, in priority order,
+/// the plan's limits counted for the whole fleet, at most a fair share of the run's concurrency
+/// per live host), and runs each under its claim: every record it makes of the job is fenced by
+/// the claim, so a host that lost it (killed, partitioned, frozen past the lease) records — and
+/// commits — nothing more. Claims are renewed every third of the lease; a job whose claim was
+/// lost is stopped. A job that a host which is gone left mid-flight is recovered before it is
+/// redone (a recorded commit found in place is not redone). When the run is cancelled, its jobs
+/// here stop and are recorded cancelled; when this host stops (SIGTERM), they are recorded
+/// interrupted and given back for the others to take.
+public final class JobWorker: Service {
+    private let engine: Engine
+    private let plans: PlanRegistry
+    private let queue: any SharedLedger
+    private let host: String
+    private let logger: Logger
+
+    /// A job held here: its claim and what stops it (a cancel of its run, the claim lost).
+    private struct Held {
+        var claim: JobClaim
+        var stop: RunControl
+    }
+
+    private struct State {
+        var held: [Int64: Held] = [:]
+        /// Live hosts of the fleet, as last seen (a run's concurrency is shared among them).
+        var liveHosts = 1
+        var renewedAt = Date.distantPast
+    }
+
+    private let state = Mutex(State())
+
+    public init(engine: Engine, plans: PlanRegistry, queue: any SharedLedger, host: String, logger: Logger) {
+        self.engine = engine
+        self.plans = plans
+        self.queue = queue
+        self.host = host
+        self.logger = logger
+    }
+
+    /// How often the worker looks for claimable jobs when its slots are not kept busy by the
+    /// jobs ending (each slot claims its next job itself as one ends).
+    static let lookInterval = Duration.milliseconds(250)
+
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                do {
+                    // A stop is not held up by a ledger that does not answer.
+                    let claimed = try await cancelWhenGracefulShutdown {
+                        try await self.renewClaimsWhenDue()
+                        var claimed: [(JobClaim, RunRecord, Plan)] = []
+                        for (run, plan, free) in try await self.claimableRuns() {
+                            for claim in try await self.queue.claimJobs(runId: run.id, host: self.host, rules: ClaimRules(plan: plan), max: free) {
+                                claimed.append((claim, run, plan))
+                            }
+                        }
+                        return claimed
+                    }
+                    for (claim, run, plan) in claimed {
+                        let stop = hold(claim)
+                        group.addTask { await self.work(claim, stop: stop, run: run, plan: plan) }
+                    }
+                } catch where Task.isShuttingDownGracefully || Task.isCancelled {
+                    break
+                } catch {
+                    logger.warning("cannot claim jobs: ledger unreachable", metadata: ["error": "\(error)"])
+                }
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.lookInterval) }
+            }
+            // A drain: the jobs here stop, recorded interrupted, and go back to the queue.
+            group.cancelAll()
+        }
+    }
+
+    private func hold(_ claim: JobClaim) -> RunControl {
+        let stop = RunControl()
+        state.withLock { $0.held[claim.jobId] = Held(claim: claim, stop: stop) }
+        return stop
+    }
+
+    /// Renews the claims held here every third of the lease; a claim that was lost (expired
+    /// while this host did not renew it: paused, partitioned) stops its job, which then records nothing.
+    private func renewClaimsWhenDue() async throws {
+        let now = Date()
+        guard state.withLock({ now.timeIntervalSince($0.renewedAt) >= queue.lease / 3 }) else { return }
+        defer { state.withLock { $0.renewedAt = now } }
+        let held = state.withLock { Array($0.held.values) }
+        let alive = try await queue.hosts().filter { $0.state == "alive" }.count
+        state.withLock { $0.liveHosts = max(1, alive) }
+        guard !held.isEmpty else { return }
+        let kept = try await queue.renewClaims(held.map(\.claim))
+        for lost in held where !kept.contains(lost.claim.jobId) {
+            logger.error("claim lost: the job's lease ran out before this host renewed it; its work here is discarded",
+                         metadata: ["run.id": "\(lost.claim.runId)", "job": "\(lost.claim.job.name)", "token": "\(lost.claim.token)"])
+            lost.stop.cancel(by: "lost claim")
+        }
+    }
+
+    /// Running runs whose plan is loaded here, with how many more jobs this host may claim of
+    /// each; the jobs of a cancelled run are stopped.
+    private func claimableRuns() async throws -> [(RunRecord, Plan, Int)] {
+        var claimable: [(RunRecord, Plan, Int)] = []
+        let (held, liveHosts) = state.withLock { ($0.held, $0.liveHosts) }
+        for run in try await queue.unfinishedRuns() {
+            if run.isCancelling {
+                // The coordinator's note names who cancelled: "cancelled by WHO; hosts are stopping its jobs".
+                let who = run.note.flatMap { $0.hasPrefix("cancelled by ") ? String($0.dropFirst(13).prefix { $0 != ";" }) : nil }
+                for entry in held.values where entry.claim.runId == run.id { entry.stop.cancel(by: who ?? "operator") }
+                continue
+            }
+            guard run.state == .running else { continue }
+            guard let plan = plans.plan(named: run.plan) else {
+                logger.warning("cannot work on run: its plan is not loaded on this host", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
+                continue
+            }
+            let free = Self.share(of: plan, among: liveHosts) - held.values.filter { $0.claim.runId == run.id }.count
+            if free > 0 { claimable.append((run, plan, free)) }
+        }
+        return claimable
+    }
+
+    /// This host's share of a run's concurrency: the run's limit holds for the fleet (the claims
+    /// see to that), and each live host takes at most its part, so that all of them get work.
+    private static func share(of plan: Plan, among liveHosts: Int) -> Int {
+        (plan.concurrency + liveHosts - 1) / liveHosts
+    }
+
+    /// Whether this host may hold one more job of the run (its share may have shrunk: a host joined).
+    private func mayClaimMore(of runId: String, plan: Plan) -> Bool {
+        state.withLock { s in s.held.values.filter { $0.claim.runId == runId }.count < Self.share(of: plan, among: s.liveHosts) }
+    }
+
+    /// Runs claimed jobs in one slot: this job, then (while the run goes on) the next one this
+    /// host can claim of the same run, so a slot does not wait for the next look.
+    private func work(_ first: JobClaim, stop: RunControl, run: RunRecord, plan: Plan) async {
+        var claim = first
+        var stop = stop
+        let protected = engine.environment.guardrails.protectedTrees(for: plan, mode: run.mode)
+        while true {
+            await execute(claim, stop: stop, run: run, plan: plan, protected: protected)
+            state.withLock { _ = $0.held.removeValue(forKey: claim.jobId) }
+            do {
+                try await queue.releaseClaim(claim)
+            } catch {
+                logger.warning("could not release a claim; it expires with its lease", metadata: ["job": "\(claim.job.name)", "error": "\(error)"])
+            }
+            guard !Task.isCancelled, !Task.isShuttingDownGracefully, !stop.isCancelled, mayClaimMore(of: run.id, plan: plan),
+                  let next = try? await queue.claimJobs(runId: run.id, host: host, rules: ClaimRules(plan: plan), max: 1).first else { return }
+            claim = next
+            stop = hold(next)
+        }
+    }
+
+    /// One claimed job: recovered first when a host that is gone left it mid-flight, then run,
+    /// with every record fenced by the claim. A stop (cancel, lost claim) cancels it.
+    private func execute(_ claim: JobClaim, stop: RunControl, run: RunRecord, plan: Plan, protected: ProtectedTrees) async {
+        let env = engine.environment
+        let runner = JobRunner(run: run, plan: plan, env: env, recorder: JobRecorder(env).fenced(by: claim, on: queue), protected: protected)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await stop.waitForCancel() }
+            group.addTask {
+                var job = claim.job
+                if claim.isTakeover {
+                    self.logger.notice("taking over a job another host left mid-flight", metadata: ["run.id": "\(run.id)", "job": "\(job.name)", "state": "\(job.state.rawValue)"])
+                    do {
+                        job = try await runner.recover(job)
+                    } catch {
+                        self.logger.error("could not recover the job", metadata: ["job": "\(job.name)", "error": "\(error)"])
+                        return
+                    }
+                }
+                if !job.state.isFinal { _ = await runner.execute(job, control: stop) }
+            }
+            // The first to end is the job (then the stop watcher goes) or the stop (then the job
+            // is cancelled, and records how it ended).
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}
