@@ -63,6 +63,10 @@ struct SeveralHostsTests {
             try JSONSerialization.jsonObject(with: Data(try cli(arguments + ["--json"]).stdout.utf8))
         }
 
+        /// Freezes the process (SIGSTOP) and thaws it (SIGCONT), as a VM paused past its lease.
+        func freeze() { if let process, process.isRunning { kill(process.processIdentifier, SIGSTOP) } }
+        func thaw() { if let process, process.isRunning { kill(process.processIdentifier, SIGCONT) } }
+
         func kill9() {
             guard let process, process.isRunning else { return }
             kill(process.processIdentifier, SIGKILL)
@@ -77,7 +81,10 @@ struct SeveralHostsTests {
             return process.terminationStatus
         }
 
-        deinit { kill9() }
+        deinit {
+            thaw()
+            kill9()
+        }
     }
 
     /// A store of `sites` × contacts,jira, a plan whose jobs each take a while (a verify command
@@ -249,6 +256,90 @@ struct SeveralHostsTests {
                 #expect(!FileManager.default.fileExists(atPath: scene.destination(parts[0], parts[1])), "\(line) has a destination")
             }
         }
+    }
+
+    /// A host frozen past its lease (SIGSTOP, as a paused VM or a long stall) loses its jobs: the
+    /// other host takes them over from a fresh staging directory, and when the frozen one wakes up
+    /// its late work is refused (fenced) — every job is committed exactly once.
+    @Test func aFrozenHostsJobsAreTakenOverAndItsLateWorkIsFenced() async throws {
+        let (dir, hosts, database, server) = try await fleet(sites: 12, hosts: ["recovery-1", "recovery-2"], verifySleep: "1.5", concurrency: 4)
+        let (coordinator, frozen) = (hosts[0], hosts[1])
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let start = try coordinator.cli(["restore", "main", "--json"])
+        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
+        let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
+        let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
+        // Freeze recovery-2 while it runs jobs (in their verify command).
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE host = 'recovery-2' AND state = 'verifying'") == "0" {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        frozen.freeze()
+        let caught = try sql("SELECT string_agg(site || '/' || product, ',') FROM jobs WHERE host = 'recovery-2' AND state IN ('restoring', 'verifying', 'committing')")
+        #expect(!caught.isEmpty)
+        // Past the 5 s lease, recovery-1 takes those jobs over (it looks every quarter second).
+        let frozenAt = Date()
+        try await Task.sleep(for: .seconds(5))
+        while Date().timeIntervalSince(frozenAt) < 30,
+              try sql("SELECT COUNT(*) FROM jobs WHERE host = 'recovery-2' AND state IN ('restoring', 'verifying', 'committing')") != "0" {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE host = 'recovery-2' AND state IN ('restoring', 'verifying', 'committing')") == "0",
+                "caught: \(caught)\n\(coordinator.daemonLog.suffix(3_000))")
+        frozen.thaw()
+        #expect(try await waitForState(coordinator, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded", "\(coordinator.daemonLog.suffix(3_000))")
+        // The woken host noticed, and its late work counted for nothing.
+        let woke = Date().addingTimeInterval(15)
+        while Date() < woke, !frozen.daemonLog.contains("claim lost") { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(frozen.daemonLog.contains("claim lost") || frozen.daemonLog.contains("lost its lease"), "\(frozen.daemonLog.suffix(3_000))")
+        #expect(coordinator.daemonLog.contains("taking over a job another host left mid-flight"))
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE state <> 'succeeded'") == "0")
+        #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
+        let events = try sql("""
+            SELECT j.site || '/' || j.product || ': ' || (SELECT string_agg(e.kind || ' ' || e.message, '; ' ORDER BY e.id) FROM events e WHERE e.job_id = j.id) FROM jobs j
+            WHERE (SELECT COUNT(*) FROM events e WHERE e.job_id = j.id AND e.kind IN ('job.succeeded', 'job.recovered')) <> 1
+            """)
+        #expect(events.isEmpty, "not recorded succeeded exactly once: \(events)")
+        let scene = try FaultScene(dir: dir, displaced: [])
+        for site in scene.sites {
+            for product in ["contacts", "jira"] { try scene.expectSameAsTar(site, product) }
+        }
+        #expect(try scene.stagingLeftovers().isEmpty)
+        let quarantined = try run("/usr/bin/find", [dir.file("out"), "-path", "*/.lifeboat-quarantine/*"]).stdout
+        #expect(quarantined.isEmpty, "a job was committed twice: \(quarantined)")
+    }
+
+    /// A host stopped cleanly (SIGTERM) in the middle of a run gives its jobs back and the run's
+    /// coordination up at once: the other host finishes the run, each job committed once.
+    @Test func aStoppedHostsJobsAndRunGoToTheOthers() async throws {
+        let (dir, hosts, database, server) = try await fleet(sites: 10, hosts: ["recovery-1", "recovery-2"], verifySleep: "1", concurrency: 4)
+        let (leaving, staying) = (hosts[0], hosts[1])
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let start = try leaving.cli(["restore", "main", "--json"])
+        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
+        let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
+        let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE host = 'recovery-1' AND state = 'verifying'") == "0" {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let asked = Date()
+        #expect(leaving.stop() == 0, "\(leaving.daemonLog.suffix(3_000))")
+        #expect(Date().timeIntervalSince(asked) < 15)
+        #expect(leaving.daemonLog.contains("run left to the other hosts"), "\(leaving.daemonLog.suffix(3_000))")
+        // Nothing of the leaving host is still claimed or mid-flight.
+        #expect(try sql("SELECT COUNT(*) FROM claims WHERE host = 'recovery-1' AND released_at IS NULL") == "0")
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE host = 'recovery-1' AND state IN ('restoring', 'verifying', 'committing')") == "0")
+        #expect(try await waitForState(staying, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded", "\(staying.daemonLog.suffix(3_000))")
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE state <> 'succeeded'") == "0")
+        #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
+        let scene = try FaultScene(dir: dir, displaced: [])
+        for site in scene.sites {
+            for product in ["contacts", "jira"] { try scene.expectSameAsTar(site, product) }
+        }
+        #expect(try scene.stagingLeftovers().isEmpty)
     }
 
     /// `resume` and `cancel` given to a host that does not coordinate the run reach the one that

@@ -71,7 +71,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
         let host = HostService(ledger: shared, registration: HostRegistration(name: config.hostName, startedAt: clock.now()), logger: logger)
         // The worker stops before the pool (services stop in reverse order): its jobs record
         // their interruption and give their claims back on the way out.
-        let worker = JobWorker(engine: runtime.engine, plans: plans, queue: shared, host: config.hostName, logger: logger)
+        let worker = JobWorker(engine: runtime.engine, plans: plans, queue: shared, host: config.hostName, maxJobs: config.hostMaxJobs, logger: logger)
         groupServices.insert(contentsOf: [pool, host, worker] as [any Service], at: 0)
     }
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(

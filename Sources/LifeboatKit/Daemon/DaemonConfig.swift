@@ -33,6 +33,9 @@ public struct DaemonConfig: Sendable {
     /// This daemon's name among the hosts sharing a ledger (`host: {name}`); the machine's host
     /// name by default.
     public var hostName: String = DaemonConfig.machineHostName
+    /// With a shared ledger: jobs this host runs at once, over all runs (`host: {max_jobs}`); a
+    /// run's `concurrency` is the fleet's limit, this one the host's.
+    public var hostMaxJobs = 4 * ProcessInfo.processInfo.activeProcessorCount
     /// `s3: {endpoint, region, path_style, timeout, attempts}`: how `s3://` snapshot stores are
     /// reached (unset keys come from the standard AWS variables). Never credentials.
     public var s3 = S3Settings()
@@ -176,6 +179,7 @@ public struct DaemonConfig: Sendable {
                     config.hostName = name
                 }
             }
+            if let n = h.int("max_jobs", range: 1...4_096) { config.hostMaxJobs = n }
             h.finish()
         }
         if var s = doc.mapping("s3") {

@@ -6,7 +6,7 @@ import Synchronization
 /// With a ledger several hosts share: this host's part of the fleet's work (DESIGN "Several
 /// hosts"). It claims ready jobs of running runs (`FOR UPDATE SKIP LOCKED`, in priority order,
 /// the plan's limits counted for the whole fleet, at most a fair share of the run's concurrency
-/// per live host), and runs each under its claim: every record it makes of the job is fenced by
+/// per live host and `host.max_jobs` in all), and runs each under its claim: every record it makes of the job is fenced by
 /// the claim, so a host that lost it (killed, partitioned, frozen past the lease) records — and
 /// commits — nothing more. Claims are renewed every third of the lease; a job whose claim was
 /// lost is stopped. A job that a host which is gone left mid-flight is recovered before it is
@@ -18,6 +18,8 @@ public final class JobWorker: Service {
     private let plans: PlanRegistry
     private let queue: any SharedLedger
     private let host: String
+    /// Jobs this host runs at once, over all runs (`host.max_jobs`).
+    private let maxJobs: Int
     private let logger: Logger
 
     /// A job held here: its claim and what stops it (a cancel of its run, the claim lost).
@@ -35,11 +37,12 @@ public final class JobWorker: Service {
 
     private let state = Mutex(State())
 
-    public init(engine: Engine, plans: PlanRegistry, queue: any SharedLedger, host: String, logger: Logger) {
+    public init(engine: Engine, plans: PlanRegistry, queue: any SharedLedger, host: String, maxJobs: Int, logger: Logger) {
         self.engine = engine
         self.plans = plans
         self.queue = queue
         self.host = host
+        self.maxJobs = maxJobs
         self.logger = logger
     }
 
@@ -107,6 +110,7 @@ public final class JobWorker: Service {
     private func claimableRuns() async throws -> [(RunRecord, Plan, Int)] {
         var claimable: [(RunRecord, Plan, Int)] = []
         let (held, liveHosts) = state.withLock { ($0.held, $0.liveHosts) }
+        var room = maxJobs - held.count
         for run in try await queue.unfinishedRuns() {
             if run.isCancelling {
                 // The coordinator's note names who cancelled: "cancelled by WHO; hosts are stopping its jobs".
@@ -119,8 +123,11 @@ public final class JobWorker: Service {
                 logger.warning("cannot work on run: its plan is not loaded on this host", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
                 continue
             }
-            let free = Self.share(of: plan, among: liveHosts) - held.values.filter { $0.claim.runId == run.id }.count
-            if free > 0 { claimable.append((run, plan, free)) }
+            let free = min(room, Self.share(of: plan, among: liveHosts) - held.values.filter { $0.claim.runId == run.id }.count)
+            if free > 0 {
+                claimable.append((run, plan, free))
+                room -= free
+            }
         }
         return claimable
     }
@@ -133,7 +140,9 @@ public final class JobWorker: Service {
 
     /// Whether this host may hold one more job of the run (its share may have shrunk: a host joined).
     private func mayClaimMore(of runId: String, plan: Plan) -> Bool {
-        state.withLock { s in s.held.values.filter { $0.claim.runId == runId }.count < Self.share(of: plan, among: s.liveHosts) }
+        state.withLock { s in
+            s.held.count < maxJobs && s.held.values.filter { $0.claim.runId == runId }.count < Self.share(of: plan, among: s.liveHosts)
+        }
     }
 
     /// Runs claimed jobs in one slot: this job, then (while the run goes on) the next one this

@@ -54,8 +54,10 @@ import LifeboatTestSupport
               lease: 45s
             host:
               name: recovery-2
+              max_jobs: 6
             """)
         let config = try DaemonConfig.load(path: file)
+        #expect(config.hostMaxJobs == 6)
         #expect(config.sharedLedger?.passwordFile == dir.file("secrets/pw"))
         #expect(config.sharedLedger?.lease == 45)
         #expect(config.hostName == "recovery-2")
@@ -63,6 +65,9 @@ import LifeboatTestSupport
         // Without it: SQLite in the state directory, as before.
         let plain = try DaemonConfig.load(path: dir.write("plain.yaml", "state_dir: s\n"))
         #expect(plain.sharedLedger == nil && plain.ledgerDescription == dir.file("s/ledger.sqlite"))
+        #expect(plain.hostMaxJobs == 4 * ProcessInfo.processInfo.activeProcessorCount)
+        let none = dir.write("none.yaml", "host:\n  max_jobs: 0\n")
+        #expect { try DaemonConfig.load(path: none) } throws: { "\($0)".contains("none.yaml:2:13") && "\($0)".contains("max_jobs") }
         let bad = dir.write("bad.yaml", "ledger:\n  url: postgres://lb:pw@db/dr\n")
         #expect { try DaemonConfig.load(path: bad) } throws: { "\($0)".contains("bad.yaml:2:8") && "\($0)".contains("must not carry a password") }
     }

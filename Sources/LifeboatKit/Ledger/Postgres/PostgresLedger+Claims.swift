@@ -125,9 +125,11 @@ extension PostgresLedger {
     }
 
     /// Gives the claim up (the job ended, or this host stops): another host may take the job.
+    /// Batched and not cancellable, like the job's records: a stopping host gives its claims back.
     public func releaseClaim(_ claim: JobClaim) async throws {
-        _ = try await withConnection("release claim") { connection in
-            try await connection.query("""
+        let logger = logger
+        try await write("release claim") { connection in
+            _ = try await connection.query("""
                 UPDATE claims SET released_at = now() WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND released_at IS NULL
                 """, logger: logger)
         }
