@@ -52,7 +52,10 @@ public final class JobWorker: Service {
 
     public func run() async throws {
         await withDiscardingTaskGroup { group in
+            // Since when the ledger does not answer (said once, and when it answers again).
+            var unreachableSince: Date?
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                var pause = Self.lookInterval
                 do {
                     // A stop is not held up by a ledger that does not answer.
                     let claimed = try await cancelWhenGracefulShutdown {
@@ -65,6 +68,10 @@ public final class JobWorker: Service {
                         }
                         return claimed
                     }
+                    if let since = unreachableSince {
+                        logger.notice("claiming jobs again: the ledger answers", metadata: ["unreachable_seconds": "\(Int(Date().timeIntervalSince(since)))"])
+                        unreachableSince = nil
+                    }
                     for (claim, run, plan) in claimed {
                         let stop = hold(claim)
                         group.addTask { await self.work(claim, stop: stop, run: run, plan: plan) }
@@ -72,9 +79,14 @@ public final class JobWorker: Service {
                 } catch where Task.isShuttingDownGracefully || Task.isCancelled {
                     break
                 } catch {
-                    logger.warning("cannot claim jobs: ledger unreachable", metadata: ["error": "\(error)"])
+                    if unreachableSince == nil {
+                        logger.warning("cannot claim jobs: ledger unreachable; trying again every third of the lease", metadata: ["error": "\(error)"])
+                        unreachableSince = Date()
+                    }
+                    pause = .milliseconds(Int64(queue.lease * 1_000 / 3))
                 }
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.lookInterval) }
+                let wait = pause
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             }
             // A drain: the jobs here stop, recorded interrupted, and go back to the queue.
             group.cancelAll()
@@ -92,13 +104,17 @@ public final class JobWorker: Service {
     private func renewClaimsWhenDue() async throws {
         let now = Date()
         guard state.withLock({ now.timeIntervalSince($0.renewedAt) >= queue.lease / 3 }) else { return }
-        defer { state.withLock { $0.renewedAt = now } }
         let held = state.withLock { Array($0.held.values) }
         let alive = try await queue.hosts().filter { $0.state == "alive" }.count
-        state.withLock { $0.liveHosts = max(1, alive) }
+        state.withLock {
+            $0.liveHosts = max(1, alive)
+            $0.renewedAt = now
+        }
         guard !held.isEmpty else { return }
         let kept = try await queue.renewClaims(held.map(\.claim))
-        for lost in held where !kept.contains(lost.claim.jobId) {
+        // A claim given back meanwhile (its job ended) is not renewed, and not lost either.
+        let stillHeld = state.withLock { s in Set(s.held.values.map { $0.claim }) }
+        for lost in held where !kept.contains(lost.claim.jobId) && stillHeld.contains(lost.claim) {
             logger.error("claim lost: the job's lease ran out before this host renewed it; its work here is discarded",
                          metadata: ["run.id": "\(lost.claim.runId)", "job": "\(lost.claim.job.name)", "token": "\(lost.claim.token)"])
             lost.stop.cancel(by: "lost claim")

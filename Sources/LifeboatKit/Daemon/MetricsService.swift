@@ -22,10 +22,14 @@ public final class LifeboatMetrics: Sendable {
     /// `host="…"` on every series when several hosts share a ledger (each is scraped on its own);
     /// none on a single host, whose series stay as they were.
     private let hostLabel: [(String, String)]
+    /// This host's name when several share a ledger: its job series count the jobs it ran (a
+    /// coordinator also hears of the jobs other hosts run; they count them themselves).
+    private let host: String?
 
     init(ledger: any Ledger, clock: any LifeboatClock, host: String? = nil) {
         self.ledger = ledger
         self.clock = clock
+        self.host = host
         hostLabel = host.map { [("host", $0)] } ?? []
         // Families appear on the first scrape even before any run.
         for state in JobState.allCases where state.isFinal { _ = jobsCounter(state) }
@@ -93,7 +97,7 @@ public final class LifeboatMetrics: Sendable {
             if event.kind == .finished, let run = event.run { await ended(run, active: active) }
             return
         }
-        guard job.state.isFinal else { return }
+        guard job.state.isFinal, host == nil || job.host == nil || job.host == host else { return }
         jobsCounter(job.state).increment()
         if await mode(of: job.runId) == .delete {
             if job.state == .succeeded { softDeleted.increment() }
