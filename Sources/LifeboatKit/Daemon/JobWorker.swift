@@ -33,6 +33,11 @@ public final class JobWorker: Service {
         /// Live hosts of the fleet, as last seen (a run's concurrency is shared among them).
         var liveHosts = 1
         var renewedAt = Date.distantPast
+        /// A job ended since the worker last looked; who waits to hear it.
+        var jobEnded = false
+        var wakers = WaitQueue<Void>()
+        /// The trees each run's jobs must stay out of (resolved once per run).
+        var protected: [String: ProtectedTrees] = [:]
     }
 
     private let state = Mutex(State())
@@ -46,8 +51,8 @@ public final class JobWorker: Service {
         self.logger = logger
     }
 
-    /// How often the worker looks for claimable jobs when its slots are not kept busy by the
-    /// jobs ending (each slot claims its next job itself as one ends).
+    /// How often the worker looks for claimable jobs; it looks at once when one of its jobs ends
+    /// (the jobs that ended meanwhile are refilled with one claim).
     static let lookInterval = Duration.milliseconds(250)
 
     public func run() async throws {
@@ -74,7 +79,8 @@ public final class JobWorker: Service {
                     }
                     for (claim, run, plan) in claimed {
                         let stop = hold(claim)
-                        group.addTask { await self.work(claim, stop: stop, run: run, plan: plan) }
+                        let protected = protectedTrees(of: run, plan: plan)
+                        group.addTask { await self.work(claim, stop: stop, run: run, plan: plan, protected: protected) }
                     }
                 } catch where Task.isShuttingDownGracefully || Task.isCancelled {
                     break
@@ -86,11 +92,35 @@ public final class JobWorker: Service {
                     pause = .milliseconds(Int64(queue.lease * 1_000 / 3))
                 }
                 let wait = pause
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                try? await cancelWhenGracefulShutdown { await self.nap(wait) }
             }
             // A drain: the jobs here stop, recorded interrupted, and go back to the queue.
             group.cancelAll()
         }
+    }
+
+    /// Waits for `interval`, or less when a job ends here (its slot is free to refill).
+    private func nap(_ interval: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await self.state.wait(in: \.wakers, cancelled: ()) { s in
+                    guard s.jobEnded else { return nil }
+                    s.jobEnded = false
+                    return ()
+                }
+            }
+            group.addTask { try? await Task.sleep(for: interval) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// The trees a run's jobs must stay out of, resolved once per run on this host.
+    private func protectedTrees(of run: RunRecord, plan: Plan) -> ProtectedTrees {
+        if let known = state.withLock({ $0.protected[run.id] }) { return known }
+        let trees = engine.environment.guardrails.protectedTrees(for: plan, mode: run.mode)
+        state.withLock { $0.protected[run.id] = trees }
+        return trees
     }
 
     private func hold(_ claim: JobClaim) -> RunControl {
@@ -127,7 +157,10 @@ public final class JobWorker: Service {
         var claimable: [(RunRecord, Plan, Int)] = []
         let (held, liveHosts) = state.withLock { ($0.held, $0.liveHosts) }
         var room = maxJobs - held.count
-        for run in try await queue.unfinishedRuns() {
+        let runs = try await queue.unfinishedRuns()
+        let going = Set(runs.map(\.id))
+        state.withLock { s in s.protected = s.protected.filter { going.contains($0.key) } }
+        for run in runs {
             if run.isCancelling {
                 // The coordinator's note names who cancelled: "cancelled by WHO; hosts are stopping its jobs".
                 let who = run.note.flatMap { $0.hasPrefix("cancelled by ") ? String($0.dropFirst(13).prefix { $0 != ";" }) : nil }
@@ -154,32 +187,20 @@ public final class JobWorker: Service {
         (plan.concurrency + liveHosts - 1) / liveHosts
     }
 
-    /// Whether this host may hold one more job of the run (its share may have shrunk: a host joined).
-    private func mayClaimMore(of runId: String, plan: Plan) -> Bool {
-        state.withLock { s in
-            s.held.count < maxJobs && s.held.values.filter { $0.claim.runId == runId }.count < Self.share(of: plan, among: s.liveHosts)
+    /// One claimed job, then its claim given back and the worker woken to refill the slot.
+    private func work(_ claim: JobClaim, stop: RunControl, run: RunRecord, plan: Plan, protected: ProtectedTrees) async {
+        await execute(claim, stop: stop, run: run, plan: plan, protected: protected)
+        do {
+            try await queue.releaseClaim(claim)
+        } catch {
+            logger.warning("could not release a claim; it expires with its lease", metadata: ["job": "\(claim.job.name)", "error": "\(error)"])
         }
-    }
-
-    /// Runs claimed jobs in one slot: this job, then (while the run goes on) the next one this
-    /// host can claim of the same run, so a slot does not wait for the next look.
-    private func work(_ first: JobClaim, stop: RunControl, run: RunRecord, plan: Plan) async {
-        var claim = first
-        var stop = stop
-        let protected = engine.environment.guardrails.protectedTrees(for: plan, mode: run.mode)
-        while true {
-            await execute(claim, stop: stop, run: run, plan: plan, protected: protected)
-            state.withLock { _ = $0.held.removeValue(forKey: claim.jobId) }
-            do {
-                try await queue.releaseClaim(claim)
-            } catch {
-                logger.warning("could not release a claim; it expires with its lease", metadata: ["job": "\(claim.job.name)", "error": "\(error)"])
-            }
-            guard !Task.isCancelled, !Task.isShuttingDownGracefully, !stop.isCancelled, mayClaimMore(of: run.id, plan: plan),
-                  let next = try? await queue.claimJobs(runId: run.id, host: host, rules: ClaimRules(plan: plan), max: 1).first else { return }
-            claim = next
-            stop = hold(next)
+        let wakers = state.withLock { s in
+            s.held[claim.jobId] = nil
+            s.jobEnded = true
+            return s.wakers.takeAll()
         }
+        for waker in wakers { waker.resume() }
     }
 
     /// One claimed job: recovered first when a host that is gone left it mid-flight, then run,
