@@ -270,9 +270,10 @@ struct SeveralHostsTests {
         #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
         let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
         let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
-        // Freeze recovery-2 while it runs jobs (in their verify command).
+        // Freeze recovery-2 while it runs jobs (the ledger says restoring until the commit record:
+        // the verifying step is queued with it).
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE host = 'recovery-2' AND state = 'verifying'") == "0" {
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE host = 'recovery-2' AND state IN ('restoring', 'verifying')") == "0" {
             try await Task.sleep(for: .milliseconds(50))
         }
         frozen.freeze()
@@ -322,7 +323,7 @@ struct SeveralHostsTests {
         let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
         let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE host = 'recovery-1' AND state = 'verifying'") == "0" {
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE host = 'recovery-1' AND state IN ('restoring', 'verifying')") == "0" {
             try await Task.sleep(for: .milliseconds(50))
         }
         let asked = Date()

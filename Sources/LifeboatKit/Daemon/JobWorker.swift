@@ -190,10 +190,11 @@ public final class JobWorker: Service {
     /// One claimed job, then its claim given back and the worker woken to refill the slot.
     private func work(_ claim: JobClaim, stop: RunControl, run: RunRecord, plan: Plan, protected: ProtectedTrees) async {
         await execute(claim, stop: stop, run: run, plan: plan, protected: protected)
-        do {
-            try await queue.releaseClaim(claim)
-        } catch {
-            logger.warning("could not release a claim; it expires with its lease", metadata: ["job": "\(claim.job.name)", "error": "\(error)"])
+        // After the job's last record, in the batch of the jobs ending with it (if it cannot be
+        // written, the claim expires with its lease and the job's state tells its taker what to do).
+        queue.releaseClaim(claim)
+        do { try await queue.flush() } catch {
+            logger.warning("could not give a claim back; it expires with its lease", metadata: ["job": "\(claim.job.name)", "error": "\(error)"])
         }
         let wakers = state.withLock { s in
             s.held[claim.jobId] = nil

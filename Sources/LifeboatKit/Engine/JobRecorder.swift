@@ -9,8 +9,8 @@ struct JobRecorder: Sendable {
     let clock: any LifeboatClock
     let logger: Logger
     let board: RunBoard
-    /// A job claimed from a shared ledger: every write is fenced by the claim (and awaited), so
-    /// a host that lost it records nothing more — above all, not a commit.
+    /// A job claimed from a shared ledger: every write is fenced by the claim, so a host that
+    /// lost it records nothing more — above all, not a commit.
     private var claim: (queue: any SharedLedger, claim: JobClaim)?
 
     init(ledger: any Ledger, bus: EventBus, clock: any LifeboatClock, logger: Logger, board: RunBoard) {
@@ -44,7 +44,8 @@ struct JobRecorder: Sendable {
     func record(_ transition: JobTransition) async throws {
         switch (transition.write, claim) {
         case (.none, _): break
-        case (_, let (queue, claim)?):
+        case (.queued, let (queue, claim)?): queue.postJob(transition.job, from: transition.previous, fencedBy: claim)
+        case (.durable, let (queue, claim)?):
             // The commit record needs lease to spare: enough to rename before anyone takes over.
             let margin = transition.job.state == .committing ? queue.lease / 3 : 0
             try await queue.updateJob(transition.job, from: transition.previous, fencedBy: claim, minimumLease: margin)

@@ -56,8 +56,7 @@ struct JobRunner: Sendable {
             while true {
                 attempt += 1
                 // Queued, not awaited: the executor's `reserved` record follows at once and is
-                // durable, carrying this one with it (the group commit keeps order). A claimed
-                // job's records are all awaited: each is fenced by the claim.
+                // durable, carrying this one with it (the group commit keeps order).
                 let started = try await tracker.apply(.started(at: env.clock.now(), host: env.host))
                 do {
                     var attemptContext = context

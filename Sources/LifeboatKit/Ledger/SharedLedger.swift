@@ -41,12 +41,16 @@ public protocol SharedLedger: Ledger {
     /// Extends the leases of these claims; returns the ids of the jobs still held.
     func renewClaims(_ claims: [JobClaim]) async throws -> Set<Int64>
     /// Gives a claim up (the job ended, or this host stops): another host may take the job.
-    func releaseClaim(_ claim: JobClaim) async throws
+    /// Queued with the job's records, after them (`flush` to wait for it).
+    func releaseClaim(_ claim: JobClaim)
     /// The live claims (of one run, or of all).
     func liveClaims(runId: String?) async throws -> [JobClaim]
     /// Records a claimed job's transition only while `claim` is its live claim with at least
     /// `minimumLease` left (`LeaseLost` otherwise): fenced by the claim, not by the run's lease.
     func updateJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval) async throws
+    /// Queues a claimed job's transition, fenced by the claim: written with the next batch, or
+    /// dropped once the claim is lost (the job's next awaited write then says so).
+    func postJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim)
     /// Records data a claimed job displaced into quarantine with the job's transition, fenced
     /// by the claim like `updateJob(_:from:fencedBy:minimumLease:)`.
     func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) async throws -> QuarantineRecord

@@ -187,7 +187,8 @@ struct PostgresLedgerTests {
             #expect(second.map(\.job.product) == ["jira"])
             #expect(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 10).isEmpty)
             // A released claim frees a slot.
-            try await a.releaseClaim(first[0])
+            a.releaseClaim(first[0])
+            try await a.flush()
             #expect(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 10).map(\.job.product) == ["contacts"])
             #expect(Set(try await a.liveClaims(runId: run.id).map(\.jobId)).count == 5)
         }
@@ -209,7 +210,8 @@ struct PostgresLedgerTests {
             var done = jobs[0]
             done.state = .succeeded
             try await a.updateJob(done, from: .pending, fencedBy: claims[0])
-            try await a.releaseClaim(claims[0])
+            a.releaseClaim(claims[0])
+            try await a.flush()
             jobs = try await a.jobs(runId: run.id)
             #expect(try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 10).map(\.job.name) == ["s000/jira"])
         }
@@ -258,7 +260,8 @@ struct PostgresLedgerTests {
             var finished = taken.job
             finished.state = .succeeded
             try await b.updateJob(finished, from: .committing, fencedBy: taken)
-            try await b.releaseClaim(taken)
+            b.releaseClaim(taken)
+            try await b.flush()
             #expect(try await a.jobs(runId: run.id).map(\.state) == [.succeeded])
             #expect(try await a.jobs(runId: run.id).map(\.host) == ["b"])
             #expect(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 1).isEmpty)

@@ -103,6 +103,14 @@ extension PostgresLedger {
         }
     }
 
+    public func postJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) {
+        let update = updating(job, from: previous, fencedByRun: false)
+        commits.post { connection in
+            try await self.lockLiveClaim(claim, minimumLease: 0, connection)
+            try await update(connection)
+        }
+    }
+
     public func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord, from previous: JobState,
                               fencedBy claim: JobClaim) async throws -> QuarantineRecord {
         let update = updating(job, from: previous, fencedByRun: false)
@@ -125,10 +133,11 @@ extension PostgresLedger {
     }
 
     /// Gives the claim up (the job ended, or this host stops): another host may take the job.
-    /// Batched and not cancellable, like the job's records: a stopping host gives its claims back.
-    public func releaseClaim(_ claim: JobClaim) async throws {
+    /// Queued after the job's records, and not cancellable like them: a stopping host gives its
+    /// claims back.
+    public func releaseClaim(_ claim: JobClaim) {
         let logger = logger
-        try await write("release claim") { connection in
+        commits.post { connection in
             _ = try await connection.query("""
                 UPDATE claims SET released_at = now() WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND released_at IS NULL
                 """, logger: logger)

@@ -18,7 +18,7 @@ public final class PostgresLedger: Ledger, Service {
     /// The host this daemon is (`host.name`): it coordinates runs under leases, and its writes to
     /// a run are fenced by that run's lease. nil (tools, tests of the plain contract): unfenced.
     public let host: String?
-    private let commits: GroupCommit<PostgresWrite>
+    let commits: GroupCommit<PostgresWrite>
     private let schema = SchemaGate()
 
     /// Why the ledger could not do what was asked; names the database, never the password.
