@@ -96,40 +96,38 @@ extension PostgresLedger {
     /// (a refused one does not sink its batch), and not cancellable: a job that was cancelled
     /// still records so.
     public func updateJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval = 0) async throws {
-        let update = updating(job, from: previous, fencedByRun: false)
-        try await write("fenced job update") { connection in
-            try await self.lockLiveClaim(claim, minimumLease: minimumLease, connection)
-            try await update(connection)
-        }
+        try await write("fenced job update", updating(job, from: previous, fencedBy: claim, minimumLease: minimumLease))
     }
 
     public func postJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) {
-        let update = updating(job, from: previous, fencedByRun: false)
-        commits.post { connection in
-            try await self.lockLiveClaim(claim, minimumLease: 0, connection)
-            try await update(connection)
-        }
+        commits.post(updating(job, from: previous, fencedBy: claim, minimumLease: 0))
     }
 
     public func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord, from previous: JobState,
                               fencedBy claim: JobClaim) async throws -> QuarantineRecord {
-        let update = updating(job, from: previous, fencedByRun: false)
+        let update = updating(job, from: previous, fencedBy: claim, minimumLease: 0)
         return try await write("fenced quarantine") { connection in
-            try await self.lockLiveClaim(claim, minimumLease: 0, connection)
             let added = try await self.insertQuarantine(record, connection)
             try await update(connection)
             return added
         }
     }
 
-    /// Locks `claim`'s row if it is still the job's live claim with `minimumLease` left; else `LeaseLost`.
-    private func lockLiveClaim(_ claim: JobClaim, minimumLease: TimeInterval, _ connection: PostgresConnection) async throws {
-        let live = try await connection.query("""
-            SELECT 1 FROM claims WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND host = \(claim.host)
-              AND released_at IS NULL AND expires_at > now() + make_interval(secs => \(minimumLease))
-            FOR UPDATE
-            """, logger: logger).collect()
-        guard !live.isEmpty else { throw LeaseLost(jobId: claim.jobId, host: claim.host, token: claim.token) }
+    /// A claimed job's compare-and-set update, fenced by its claim (in one statement).
+    private func updating(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval) -> PostgresWrite {
+        let logger = logger
+        return { connection in
+            var count = 0
+            for try await _ in try await connection.execute(JobRow.ClaimFencedUpdate(job: job, previous: previous, claim: claim, margin: minimumLease),
+                                                            logger: logger) { count += 1 }
+            guard count == 0 else { return }
+            let live = try await connection.query("""
+                SELECT 1 FROM claims WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND host = \(claim.host)
+                  AND released_at IS NULL AND expires_at > now() + make_interval(secs => \(minimumLease))
+                """, logger: logger).collect()
+            guard !live.isEmpty else { throw LeaseLost(jobId: claim.jobId, host: claim.host, token: claim.token) }
+            throw try await self.missingJob(job, expected: previous, connection)
+        }
     }
 
     /// Gives the claim up (the job ended, or this host stops): another host may take the job.

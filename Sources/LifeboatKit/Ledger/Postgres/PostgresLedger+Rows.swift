@@ -188,6 +188,33 @@ enum JobRow {
         func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
     }
 
+    /// The update, made only while `claim` is the job's live claim with at least `margin` seconds
+    /// of lease left; the claim's row is locked with it, so no takeover slips in before commit.
+    struct ClaimFencedUpdate: PostgresPreparedStatement {
+        static let sql = "UPDATE jobs SET " + insertColumns.enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
+            + " WHERE id = $1 AND state = $\(insertColumns.count + 2) AND EXISTS (SELECT 1 FROM claims c WHERE c.job_id = $1"
+            + " AND c.token = $\(insertColumns.count + 3) AND c.host = $\(insertColumns.count + 4) AND c.released_at IS NULL"
+            + " AND c.expires_at > now() + make_interval(secs => $\(insertColumns.count + 5)) FOR UPDATE) RETURNING id"
+        typealias Row = Int64
+        var job: JobRecord
+        var previous: JobState
+        var claim: JobClaim
+        var margin: Double
+
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: insertColumns.count + 5)
+            b.append(job.id)
+            JobRow.append(job, to: &b)
+            b.append(previous.rawValue)
+            b.append(claim.token)
+            b.append(claim.host)
+            b.append(margin)
+            return b
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+    }
+
     /// From the row's columns `offset…` (the job's columns after others of a join).
     static func decode(_ row: PostgresRow, offset o: Int = 0) throws -> JobRecord {
         let r = row.makeRandomAccess()

@@ -249,10 +249,9 @@ public final class PostgresLedger: Ledger, Service {
         commits.post(updating(job, from: previous))
     }
 
-    /// A job's compare-and-set update; fenced by its run's lease when this ledger is a host's
-    /// (unless the job's claim fences it instead).
-    func updating(_ job: JobRecord, from previous: JobState, fencedByRun: Bool = true) -> PostgresWrite {
-        let (logger, host, margin) = (self.logger, fencedByRun ? self.host : nil, fenceMargin)
+    /// A job's compare-and-set update; fenced by its run's lease when this ledger is a host's.
+    func updating(_ job: JobRecord, from previous: JobState) -> PostgresWrite {
+        let (logger, host, margin) = (self.logger, self.host, fenceMargin)
         return { connection in
             var count = 0
             if let host {
@@ -273,7 +272,7 @@ public final class PostgresLedger: Ledger, Service {
 
     /// Why a job update matched no row: the row is not there, its state is not the one expected
     /// (another writer changed it), or (fenced) this host lost the run.
-    private func missingJob(_ job: JobRecord, expected: JobState, _ connection: PostgresConnection) async throws -> any Error {
+    func missingJob(_ job: JobRecord, expected: JobState, _ connection: PostgresConnection) async throws -> any Error {
         var found: String?
         for try await state in try await connection.query("SELECT state FROM jobs WHERE id = \(job.id)", logger: logger).decode(String.self) { found = state }
         guard let found else { return RowNotFound(table: "jobs", id: job.id.map { "\($0)" } ?? "nil") }
