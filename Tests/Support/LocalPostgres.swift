@@ -16,6 +16,9 @@ public final class LocalPostgres: Sendable {
     /// A `0600` file holding the password (what `ledger.password_file` names).
     public let passwordFile: String
     public let password: String
+    /// The CA certificate that signed the server's (`sslrootcert`): the server accepts TLS, with a
+    /// certificate for 127.0.0.1, when `openssl` was there to make one (nil otherwise).
+    public let tlsRootCertificate: String?
     let directory: String
     let bin: String
     let runAs: String?
@@ -92,11 +95,13 @@ public final class LocalPostgres: Sendable {
                                                    "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync",
                                                    "--locale=C"], as: runAs)
         guard initdb.status == 0 else { throw StartError(message: "initdb failed: \(initdb.output)") }
+        tlsRootCertificate = Self.makeCertificates(directory: directory, runAs: runAs)
+        let tls = tlsRootCertificate == nil ? "" : " -c ssl=on -c ssl_cert_file=\(directory)/server.pem -c ssl_key_file=\(directory)/server.key"
         var lastError = ""
         for _ in 0..<5 {
             let port = freeLoopbackPort()
             // A test server: no fsync (the tests check the ledger's logic, not the disk's).
-            let options = "-c listen_addresses=127.0.0.1 -p \(port) -k \(directory) -c fsync=off -c full_page_writes=off -c max_connections=300"
+            let options = "-c listen_addresses=127.0.0.1 -p \(port) -k \(directory) -c fsync=off -c full_page_writes=off -c max_connections=300" + tls
             // The server must not inherit this process's descriptors: Foundation learns that a
             // child ended when the last holder of one it passed closes it, and the server lives on.
             let closeInherited = "for fd in $(ls /proc/$$/fd); do [ \"$fd\" -gt 2 ] && eval \"exec $fd>&-\"; done; exec \"$@\""
@@ -104,12 +109,35 @@ public final class LocalPostgres: Sendable {
                                                 "-w", "-t", "120", "-o", options, "start"], as: runAs)
             if start.status == 0 {
                 self.port = port
-                Self.registerStop(bin: bin, data: directory + "/data", runAs: runAs, remove: [directory, passwordFile])
+                Self.registerStop(bin: bin, data: directory + "/data", runAs: runAs, remove: [directory, passwordFile, directory + "-ca.pem"])
                 return
             }
             lastError = start.output + ((try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? "")
         }
         throw StartError(message: "pg_ctl start failed: \(lastError)")
+    }
+
+    /// A CA and a server certificate for 127.0.0.1 signed by it (the server's key is its user's,
+    /// 0600); returns the CA's certificate, or nil when openssl is missing or fails.
+    private static func makeCertificates(directory: String, runAs: String?) -> String? {
+        let openssl = "/usr/bin/openssl"
+        guard FileManager.default.isExecutableFile(atPath: openssl) else { return nil }
+        let ca = directory + "-ca.pem"
+        FileManager.default.createFile(atPath: directory + "/san.ext", contents: Data("subjectAltName=IP:127.0.0.1\n".utf8))
+        let steps: [[String]] = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/ca.key", "-out", ca, "-days", "2", "-subj", "/CN=lifeboat test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/server.key", "-out", directory + "/server.csr", "-subj", "/CN=127.0.0.1"],
+            ["x509", "-req", "-in", directory + "/server.csr", "-CA", ca, "-CAkey", directory + "/ca.key", "-CAcreateserial",
+             "-out", directory + "/server.pem", "-days", "2", "-extfile", directory + "/san.ext"],
+        ]
+        for step in steps {
+            guard let result = try? run(openssl, step, as: nil), result.status == 0 else { return nil }
+        }
+        chmod(directory + "/server.key", 0o600)
+        if let runAs, let pw = getpwnam(runAs) {
+            for file in ["server.key", "server.pem"] { chown(directory + "/" + file, pw.pointee.pw_uid, pw.pointee.pw_gid) }
+        }
+        return ca
     }
 
     /// A fresh, empty database for one test.

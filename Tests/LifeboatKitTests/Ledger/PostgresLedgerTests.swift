@@ -93,6 +93,49 @@ struct PostgresLedgerTests {
 
     static let t0 = Timestamp.parse("2026-11-25T10:00:00Z")!
 
+    /// Hosts talk to the database over a network: `sslmode=require` encrypts, `verify-full`
+    /// also checks the server's certificate against `sslrootcert` — and refuses a server whose
+    /// certificate another CA signed.
+    @Test func tlsEncryptsAndVerifyFullChecksTheServer() async throws {
+        let server = try await LocalPostgres.shared()
+        let ca = try #require(server.tlsRootCertificate, "the test server has no certificate (needs openssl)")
+        let database = try server.createDatabase()
+        let plain = server.url(database: database).replacingOccurrences(of: "?sslmode=disable", with: "")
+        for query in ["sslmode=require", "sslmode=verify-full&sslrootcert=\(ca)"] {
+            let settings = try PostgresLedgerSettings(url: plain + "?" + query, passwordFile: server.passwordFile)
+            let ledger = try PostgresLedger(settings: settings, password: try settings.password(), logger: Logger(label: "test"))
+            // The ledger works over it, and the server sees its connections encrypted.
+            let run = RunRecord(id: "20261125-101132-0001", plan: "p", planPath: nil, mode: .restore, declaredAt: Self.t0, incidentAt: Self.t0,
+                                asOf: Self.t0, createdAt: Self.t0, startedBy: "test", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
+            try await ledger.withRunning { ledger in
+                if query.hasPrefix("sslmode=require") { _ = try await ledger.createRun(run, jobs: []) }
+                #expect(try await ledger.run(id: run.id)?.id == run.id)
+                let ssl = try server.psql("postgres", """
+                    SELECT string_agg(s.ssl::text, ',') FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                    WHERE a.application_name = 'lifeboatd' AND a.datname = '\(database)'
+                    """).trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(!ssl.isEmpty && !ssl.contains("false"), "\(query): connections' ssl: \(ssl)")
+            }
+        }
+        // A root that did not sign the server's certificate: refused, saying so.
+        let other = TestDirectory()
+        let otherCA = other.file("other-ca.pem")
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", other.file("k"), "-out", otherCA, "-days", "1",
+                             "-subj", "/CN=someone else"]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        #expect(openssl.terminationStatus == 0)
+        let settings = try PostgresLedgerSettings(url: plain + "?sslmode=verify-full&sslrootcert=\(otherCA)", passwordFile: server.passwordFile)
+        let ledger = try PostgresLedger(settings: settings, password: try settings.password(), logger: Logger(label: "test"))
+        await #expect { try await ledger.withRunning { ledger in _ = try await ledger.runs(limit: 1) } } throws: { error in
+            "\(error)".contains("ledger postgres://lifeboat@127.0.0.1") && !"\(error)".contains(server.password)
+        }
+    }
+
     /// A running run of `sites` × products, created through `ledger`.
     func makeRun(_ ledger: PostgresLedger, sites: Int, products: [String] = ["contacts", "jira"]) async throws -> (RunRecord, [JobRecord]) {
         var run = RunRecord(id: "20261125-101132-0001", plan: "p", planPath: nil, mode: .restore, declaredAt: Self.t0, incidentAt: Self.t0,
