@@ -23,6 +23,9 @@ public enum TreeDigest {
     static func walk(_ path: String, _ consume: (UnsafeRawBufferPointer) -> Void) -> Bool {
         let root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else { return false }
+        // One getdents buffer for the whole walk (one per directory cost more than the walk).
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 32 << 10, alignment: 8)
+        defer { buffer.deallocate() }
         // Depth-first in name order: (directory fd, its relative path as bytes).
         var stack: [(fd: Int32, prefix: [UInt8])] = [(root, [])]
         defer { for entry in stack { close(entry.fd) } }
@@ -30,7 +33,7 @@ public enum TreeDigest {
         record.reserveCapacity(512)
         while let (fd, prefix) = stack.popLast() {
             defer { close(fd) }
-            guard let names = listing(fd) else { return false }
+            guard let names = listing(fd, buffer: buffer) else { return false }
             var subdirectories: [(Int32, [UInt8])] = []
             var handedOver = false
             defer { if !handedOver { for (child, _) in subdirectories { close(child) } } }
@@ -84,27 +87,25 @@ public enum TreeDigest {
     /// The names in a directory (NUL-terminated, without `.` and `..`), in byte order. Read with
     /// getdents64 on `fd` itself: fdopendir would dup, fstat and fcntl it first, which for tiny
     /// restores was a sixth of a job's system calls.
-    private static func listing(_ fd: Int32) -> [[UInt8]]? {
+    private static func listing(_ fd: Int32, buffer: UnsafeMutableRawBufferPointer) -> [[UInt8]]? {
         var names: [[UInt8]] = []
-        var buffer = [UInt8](repeating: 0, count: 32 << 10)
         while true {
-            let filled = buffer.withUnsafeMutableBytes { lifeboat_getdents64(fd, $0.baseAddress!, UInt($0.count)) }
+            let filled = lifeboat_getdents64(fd, buffer.baseAddress!, UInt(buffer.count))
             if filled < 0 {
                 if errno == EINTR { continue }
                 return nil
             }
             if filled == 0 { break }
-            buffer.withUnsafeBytes { raw in
-                // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name.
-                var offset = 0
-                while offset < filled {
-                    let length = Int(raw.loadUnaligned(fromByteOffset: offset + 16, as: UInt16.self))
-                    let nameBytes = raw[(offset + 19)..<(offset + length)]
-                    let name = Array(nameBytes.prefix { $0 != 0 }) + [0]
-                    offset += length
-                    if name == [UInt8(ascii: "."), 0] || name == [UInt8(ascii: "."), UInt8(ascii: "."), 0] { continue }
-                    names.append(name)
-                }
+            // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name.
+            var offset = 0
+            while offset < filled {
+                let length = Int(buffer.loadUnaligned(fromByteOffset: offset + 16, as: UInt16.self))
+                let nameBytes = buffer[(offset + 19)..<(offset + length)]
+                var name = Array(nameBytes.prefix { $0 != 0 })
+                name.append(0)
+                offset += length
+                if name == [UInt8(ascii: "."), 0] || name == [UInt8(ascii: "."), UInt8(ascii: "."), 0] { continue }
+                names.append(name)
             }
         }
         return names.sorted { $0.lexicographicallyPrecedes($1) }
