@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 extension SQLiteLedger {
@@ -175,22 +176,23 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
     static let compareAndSetSQL = "UPDATE jobs SET " + updatedColumns.map { "\($0) = ?" }.joined(separator: ", ")
         + " WHERE id = ? AND state = ?"
 
-    /// The values of `updatedColumns`, in order.
-    var columnValues: [(any DatabaseValueConvertible)?] {
+    /// The values of `updatedColumns`, in order, dates stored as `date` gives them (GRDB's
+    /// text by default).
+    func columnValues(date: (Date) -> DatabaseValue = \.databaseValue) -> [(any DatabaseValueConvertible)?] {
         [runId, site, product, wave, priority, productOrder, state.rawValue, attempt, destination,
-         snapshotPath, snapshotTakenAt, queuedAt, startedAt, finishedAt, bytes, entries,
+         snapshotPath, snapshotTakenAt.map(date), queuedAt.map(date), startedAt.map(date), finishedAt.map(date), bytes, entries,
          archiveBytes, skippedEntries, rpoSeconds, rtoSeconds, rpoMet, rtoMet, errorCode,
          error, stagingPath, commitIdentity, quarantinePath, hookOutput, treeDigest, source, host]
     }
 
     /// The arguments of `compareAndSetSQL`.
-    func compareAndSetArguments(previous: JobState) -> StatementArguments {
-        StatementArguments(columnValues + [id, previous.rawValue])
+    func compareAndSetArguments(previous: JobState, date: (Date) -> DatabaseValue) -> StatementArguments {
+        StatementArguments(columnValues(date: date) + [id, previous.rawValue])
     }
 
     public func encode(to container: inout PersistenceContainer) {
         container["id"] = id
-        for (column, value) in zip(Self.updatedColumns, columnValues) { container[column] = value }
+        for (column, value) in zip(Self.updatedColumns, columnValues()) { container[column] = value }
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
