@@ -53,6 +53,10 @@ int lifeboat_pidfd_open(pid_t pid, unsigned int flags) {
     return (int)syscall(SYS_pidfd_open, pid, flags);
 }
 
+long lifeboat_getdents64(int fd, void *buffer, unsigned long size) {
+    return syscall(SYS_getdents64, fd, buffer, size);
+}
+
 int lifeboat_pipe2(int fds[2], int flags) {
     return pipe2(fds, flags);
 }

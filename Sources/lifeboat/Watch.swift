@@ -16,8 +16,8 @@ enum Watch {
         var lastDraw = Date.distantPast
         var toldHalt = false
         var stoppedAtHalt = false
-        try client.stream(Control.RunWatch(run: runId)) { line, value in
-            if json && !quiet { try printJSONLine(value) }
+        try client.stream(Control.RunWatch(run: runId)) { line, wire in
+            if json && !quiet { try printJSONLine(try wire()) }
             if let snapshot = line.snapshot {
                 view = WatchView(detail: snapshot)
                 if plain, let waiting = snapshot.waiting { Swift.print("\(Timestamp.iso(Date()))  waiting   \(waiting.message)") }

@@ -32,6 +32,11 @@ int lifeboat_pidfd_open(pid_t pid, unsigned int flags);
 /// pipe2(2) (a GNU extension Swift does not see): a pipe with flags such as O_CLOEXEC set atomically.
 int lifeboat_pipe2(int fds[2], int flags);
 
+/// getdents64(2): fills `buffer` with `struct linux_dirent64` records of the directory open at
+/// fd; returns the bytes filled (0 at the end) or -1 with errno set. Unlike fdopendir(3), it takes
+/// no descriptor of its own (no dup, fstat or fcntl per directory).
+long lifeboat_getdents64(int fd, void *buffer, unsigned long size);
+
 /// Makes C's stdout (which Swift's `print` writes through) line-buffered whatever it is connected
 /// to; Swift 6 cannot name the `stdout` global safely.
 void lifeboat_line_buffer_stdout(void);

@@ -34,7 +34,7 @@ final class ArchiveInput {
     /// The SHA-256 of everything read, in lowercase hex; nil when not hashing.
     func finishHash() -> String? {
         guard let hasher else { return nil }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexDigits
     }
 
     /// Read errors worth retrying: the storage may come back (NFS, flaky disks).

@@ -20,19 +20,21 @@ enum ChecksumSidecar {
             throw ArchiveError(.io, "cannot open the checksum sidecar \(path)", errno: e, isTransient: ArchiveInput.isTransient(e))
         }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: maxSize)
-        var count = 0
-        while count < maxSize {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, maxSize - count) }
+        // Read in small pieces: a sidecar is one line, and zeroing a 64 KiB buffer for it cost
+        // more than parsing it.
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < maxSize {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, min($0.count, maxSize - bytes.count)) }
             if n < 0, errno == EINTR { continue }
             guard n >= 0 else {
                 let e = errno
                 throw ArchiveError(.io, "cannot read the checksum sidecar \(path)", errno: e, isTransient: ArchiveInput.isTransient(e))
             }
             if n == 0 { break }
-            count += n
+            bytes += chunk[..<n]
         }
-        let text = String(decoding: bytes[..<count], as: UTF8.self)
+        let text = String(decoding: bytes, as: UTF8.self)
         guard let digest = parse(text, archiveName: (archive as NSString).lastPathComponent) else {
             throw ArchiveError(.checksumMissing, "the checksum sidecar \(path) has no SHA-256 line for \((archive as NSString).lastPathComponent)")
         }
@@ -41,10 +43,12 @@ enum ChecksumSidecar {
 
     /// The digest for `archiveName`: a single line is taken whatever name it gives; with several
     /// lines, the one whose name ends with the archive's file name.
-    static func parse(_ text: String, archiveName: String) -> String? {
+    static func parse(_ text: String, archiveName: @autoclosure () -> String) -> String? {
         var candidates: [(digest: String, name: String)] = []
         for line in text.split(whereSeparator: \.isNewline) {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            // ASCII lines (every sidecar sha256sum writes) are trimmed of the only ASCII
+            // characters in `.whitespaces`, space and tab, without a trip through Foundation.
+            let trimmed = line.utf8.allSatisfy({ $0 < 0x80 }) ? Self.trimmingSpacesAndTabs(line) : Substring(line.trimmingCharacters(in: .whitespaces))
             guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { continue }
             let hex = trimmed.prefix(64)
             guard hex.count == 64, hex.allSatisfy(\.isHexDigit) else { return nil }
@@ -55,6 +59,14 @@ enum ChecksumSidecar {
             candidates.append((hex.lowercased(), String(name)))
         }
         if candidates.count == 1 { return candidates[0].digest }
+        let archiveName = archiveName()
         return candidates.first { ($0.name as NSString).lastPathComponent == archiveName }?.digest
+    }
+
+    private static func trimmingSpacesAndTabs(_ line: Substring) -> Substring {
+        var line = line
+        while let first = line.utf8.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { line = line.dropFirst() }
+        while let last = line.utf8.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { line = line.dropLast() }
+        return line
     }
 }

@@ -126,22 +126,26 @@ extension StagingDirectory {
     }
 
     /// Splits an absolute or relative path into its parent and last component.
+    /// (On bytes: it runs for every ancestor of every destination a run holds.)
     static func split(_ path: String) throws -> (parent: String, name: String) {
-        var trimmed = Substring(path)
-        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-        guard let slash = trimmed.lastIndex(of: "/") else {
-            guard isComponent(String(trimmed)) else { throw ArchiveError(.io, "\(String(reflecting: path)) is not a usable destination") }
-            return (".", String(trimmed))
+        let slash = UInt8(ascii: "/")
+        var trimmed = Substring(path).utf8[...]
+        while trimmed.count > 1, trimmed.last == slash { trimmed = trimmed.dropLast() }
+        guard let cut = trimmed.lastIndex(of: slash) else {
+            let name = String(Substring(trimmed))
+            guard isComponent(name) else { throw ArchiveError(.io, "\(String(reflecting: path)) is not a usable destination") }
+            return (".", name)
         }
-        let name = String(trimmed[trimmed.index(after: slash)...])
-        let parent = slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+        let name = String(Substring(trimmed[trimmed.index(after: cut)...]))
+        let parent = cut == trimmed.startIndex ? "/" : String(Substring(trimmed[..<cut]))
         guard isComponent(name) else { throw ArchiveError(.io, "\(String(reflecting: path)) is not a usable destination") }
         return (parent, name)
     }
 
     static func isComponent(_ name: String) -> Bool {
-        !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.utf8.contains(0)
-            && name.utf8.count <= EntryPath.maxComponentBytes
+        let bytes = name.utf8
+        return !bytes.isEmpty && name != "." && name != ".." && !bytes.contains(UInt8(ascii: "/")) && !bytes.contains(0)
+            && bytes.count <= EntryPath.maxComponentBytes
     }
 
     /// `mkdir -p`, making each new directory's entry durable in its parent.

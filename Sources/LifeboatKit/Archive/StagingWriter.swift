@@ -138,7 +138,7 @@ final class StagingWriter {
     /// does not disturb its parent's mtime and a read-only parent is locked last. The root keeps
     /// at least 0700: Lifeboat must still be able to move it into place.
     func finalizeDirectories() throws {
-        dropCache()
+        defer { dropCache() }
         // Without a `./` entry the restored root would keep the staging directory's 0700 and
         // lock out the application reading it: give it the usual directory mode.
         if directories[""] == nil {
@@ -146,9 +146,13 @@ final class StagingWriter {
         }
         let ordered = directories.sorted { $0.value.depth > $1.value.depth }
         for (key, record) in ordered {
+            // A cached descriptor is still the directory at `key`: only an empty directory is
+            // ever removed, and `removeExisting` drops its descriptor then. It saves opening
+            // the directory again.
+            let cached = parents[key]
             // A directory a later entry replaced is gone: nothing to finalize.
-            guard let fd = try openIfPresent(key) else { continue }
-            defer { close(fd) }
+            guard let fd = try cached ?? openIfPresent(key) else { continue }
+            defer { if cached == nil { close(fd) } }
             let metadata = record.metadata
             if let owner = metadata.owner, fchown(fd, owner.uid, owner.gid) != 0 {
                 throw SystemCallError(call: "fchown", errno: errno)

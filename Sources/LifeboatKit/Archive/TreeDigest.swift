@@ -1,3 +1,4 @@
+import CLinux
 import Crypto
 import Foundation
 
@@ -12,9 +13,19 @@ import Foundation
 public enum TreeDigest {
     /// `sha256:<hex>` of the tree at `path`, or nil when it cannot be read.
     public static func of(_ path: String) -> String? {
-        let root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard root >= 0 else { return nil }
         var hasher = SHA256()
+        guard walk(path, { hasher.update(bufferPointer: $0) }) else { return nil }
+        return "sha256:" + hasher.finalize().hexDigits
+    }
+
+    /// Hands the tree's records to `consume` in digest order, each prefixed with its length;
+    /// false when the tree cannot be read.
+    static func walk(_ path: String, _ consume: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        let root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { return false }
+        // One getdents buffer for the whole walk (one per directory cost more than the walk).
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 32 << 10, alignment: 8)
+        defer { buffer.deallocate() }
         // Depth-first in name order: (directory fd, its relative path as bytes).
         var stack: [(fd: Int32, prefix: [UInt8])] = [(root, [])]
         defer { for entry in stack { close(entry.fd) } }
@@ -22,7 +33,7 @@ public enum TreeDigest {
         record.reserveCapacity(512)
         while let (fd, prefix) = stack.popLast() {
             defer { close(fd) }
-            guard let names = listing(fd) else { return nil }
+            guard let names = listing(fd, buffer: buffer) else { return false }
             var subdirectories: [(Int32, [UInt8])] = []
             var handedOver = false
             defer { if !handedOver { for (child, _) in subdirectories { close(child) } } }
@@ -31,7 +42,7 @@ public enum TreeDigest {
                 let ok = name.withUnsafeBufferPointer { buffer in
                     buffer.withMemoryRebound(to: CChar.self) { fstatat(fd, $0.baseAddress!, &st, AT_SYMLINK_NOFOLLOW) == 0 }
                 }
-                guard ok else { return nil }
+                guard ok else { return false }
                 let relative = prefix.isEmpty ? Array(name.dropLast()) : prefix + [UInt8(ascii: "/")] + name.dropLast()
                 record.removeAll(keepingCapacity: true)
                 record += relative
@@ -42,7 +53,7 @@ public enum TreeDigest {
                     let child = name.withUnsafeBufferPointer { buffer in
                         buffer.withMemoryRebound(to: CChar.self) { openat(fd, $0.baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
                     }
-                    guard child >= 0 else { return nil }
+                    guard child >= 0 else { return false }
                     subdirectories.append((child, relative))
                 case S_IFLNK:
                     var target = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -51,7 +62,7 @@ public enum TreeDigest {
                             target.withUnsafeMutableBytes { readlinkat(fd, nameBuffer.baseAddress!, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
                         }
                     }
-                    guard n >= 0 else { return nil }
+                    guard n >= 0 else { return false }
                     record += target[..<n]
                 default:
                     append(UInt64(bitPattern: Int64(st.st_size)), to: &record)
@@ -60,36 +71,42 @@ public enum TreeDigest {
                 }
                 // Length-prefixed, so no record can run into the next.
                 var length = UInt32(record.count).littleEndian
-                withUnsafeBytes(of: &length) { hasher.update(bufferPointer: $0) }
-                record.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                withUnsafeBytes(of: &length) { consume($0) }
+                record.withUnsafeBytes { consume($0) }
             }
             stack += subdirectories.reversed()
             handedOver = true
         }
-        return "sha256:" + hasher.finalize().map { byte in
-            let digits: [Character] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"]
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
-        }.joined()
+        return true
     }
 
     private static func append(_ value: UInt64, to record: inout [UInt8]) {
         withUnsafeBytes(of: value.littleEndian) { record += $0 }
     }
 
-    /// The names in a directory (NUL-terminated, without `.` and `..`), in byte order.
-    private static func listing(_ fd: Int32) -> [[UInt8]]? {
-        let copy = dup(fd)
-        guard copy >= 0, let dir = fdopendir(copy) else { return nil }
-        defer { closedir(dir) }
+    /// The names in a directory (NUL-terminated, without `.` and `..`), in byte order. Read with
+    /// getdents64 on `fd` itself: fdopendir would dup, fstat and fcntl it first, which for tiny
+    /// restores was a sixth of a job's system calls.
+    private static func listing(_ fd: Int32, buffer: UnsafeMutableRawBufferPointer) -> [[UInt8]]? {
         var names: [[UInt8]] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw -> [UInt8] in
-                let bytes = raw.bindMemory(to: UInt8.self)
-                let length = bytes.firstIndex(of: 0) ?? bytes.count
-                return Array(bytes[..<length]) + [0]
+        while true {
+            let filled = lifeboat_getdents64(fd, buffer.baseAddress!, UInt(buffer.count))
+            if filled < 0 {
+                if errno == EINTR { continue }
+                return nil
             }
-            if name == [UInt8(ascii: "."), 0] || name == [UInt8(ascii: "."), UInt8(ascii: "."), 0] { continue }
-            names.append(name)
+            if filled == 0 { break }
+            // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name.
+            var offset = 0
+            while offset < filled {
+                let length = Int(buffer.loadUnaligned(fromByteOffset: offset + 16, as: UInt16.self))
+                let nameBytes = buffer[(offset + 19)..<(offset + length)]
+                var name = Array(nameBytes.prefix { $0 != 0 })
+                name.append(0)
+                offset += length
+                if name == [UInt8(ascii: "."), 0] || name == [UInt8(ascii: "."), UInt8(ascii: "."), 0] { continue }
+                names.append(name)
+            }
         }
         return names.sorted { $0.lexicographicallyPrecedes($1) }
     }

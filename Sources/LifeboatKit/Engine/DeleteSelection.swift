@@ -140,7 +140,7 @@ public struct DeleteSelection: Sendable, Codable, Hashable {
         for t in targets.sorted(by: { ($0.site, $0.product) < ($1.site, $1.product) }) {
             text += "\(t.site)\t\(t.product)\t\(t.resolved)\t\(t.digest)\n"
         }
-        let hex = SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        let hex = SHA256.hash(data: Data(text.utf8)).hexDigits
         return "del-" + String(hex.prefix(12))
     }
 

@@ -121,8 +121,7 @@ public struct Engine: Sendable {
         let exercise = prepared.run.mode == .exercise
         var resolved: [(path: String, job: String)] = []
         resolved.reserveCapacity(prepared.jobs.count)
-        for job in prepared.jobs {
-            let path = ResolvedPath.of(job.destination)
+        for (job, path) in zip(prepared.jobs, ResolvedPath.all(prepared.jobs.map(\.destination))) {
             if let why = exercise ? protected.exerciseRefusal(path) : protected.restoreRefusal(path) {
                 throw SafetyRefusal(message: "\(job.name): \(exercise ? "sandbox" : "target") \(job.destination) \(why); refusing to start the \(prepared.run.mode.rawValue)")
             }
@@ -135,7 +134,8 @@ public struct Engine: Sendable {
     /// restart holds them from the moment the daemon serves again, queued or not).
     public func hold(runId: String) async throws {
         let jobs = try await environment.ledger.jobs(runId: runId)
-        try environment.guardrails.holds.take(run: runId, jobs.filter { !$0.state.isFinal }.map { (ResolvedPath.of($0.destination), $0.name) })
+        let unfinished = jobs.filter { !$0.state.isFinal }
+        try environment.guardrails.holds.take(run: runId, zip(ResolvedPath.all(unfinished.map(\.destination)), unfinished).map { (path: $0, job: $1.name) })
     }
 
     /// Runs (or resumes) a recorded run to its end, its halt-and-decision, or an interruption.

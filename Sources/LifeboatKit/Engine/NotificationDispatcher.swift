@@ -47,10 +47,16 @@ public struct NotificationDispatcher: Sendable {
     public func run(_ events: AsyncStream<RunEvent>, since: Date = Date()) async {
         let slots = AsyncSemaphore(maxConcurrent)
         var sites = SiteNotifier(since: since)
+        // Each run's plan, from the events that carry their run: a run whose plan has no `notify`
+        // costs no ledger read per site and job (what `deliver` would read only to find that out).
+        var planOfRun: [String: String] = [:]
         await withDiscardingTaskGroup { group in
             for await event in events {
+                if let run = event.run { planOfRun[event.runId] = run.plan }
+                defer { if event.kind == .finished { planOfRun[event.runId] = nil } }
                 // A site ends with its last job event (or, if the bus dropped that, with the run).
                 let announcements = await sites.observe(event, load: { try await ledger.jobs(runId: $0) })
+                if let name = planOfRun[event.runId], plan(name)?.notify == nil { continue }
                 for announcement in announcements {
                     let message = "site \(announcement.site.site) \(announcement.site.state.rawValue): \(announcement.site.productsDone) of \(announcement.site.productsTotal) products restored"
                     group.addTask {

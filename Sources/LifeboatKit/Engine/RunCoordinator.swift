@@ -106,7 +106,8 @@ final class RunCoordinator {
             if control.isCancelled { return try await finish() }
             // Destinations are held by one run at a time (taken again on resume and retry).
             do {
-                for job in scheduler.jobs where !job.state.isFinal { resolved[job.destination] = ResolvedPath.of(job.destination) }
+                let unfinished = scheduler.jobs.filter { !$0.state.isFinal }.map(\.destination)
+                resolved = Dictionary(zip(unfinished, ResolvedPath.all(unfinished)), uniquingKeysWith: { first, _ in first })
                 let destinations = scheduler.jobs.compactMap { job in resolved[job.destination].map { ($0, job.name) } }
                 try env.guardrails.holds.take(run: run.id, destinations)
                 // Several hosts share the ledger: the holds are the fleet's, not only this host's.

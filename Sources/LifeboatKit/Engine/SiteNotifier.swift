@@ -14,7 +14,9 @@ struct SiteNotifier {
         var site: SiteStatus
     }
 
-    private var jobs: [String: [Int64: JobRecord]] = [:]
+    /// Run → site → job id → job: a job event looks at its own site's jobs only (a scan of the
+    /// whole run per event grew with the square of the run's size).
+    private var jobs: [String: [String: [Int64: JobRecord]]] = [:]
     /// `run/site/state` already announced.
     private var announced: Set<String> = []
     let since: Date
@@ -28,10 +30,12 @@ struct SiteNotifier {
             guard let job = event.job, job.state.isFinal, let id = job.id else { return [] }
             if jobs[event.runId] == nil {
                 guard let loaded = try? await load(event.runId) else { return [] }
-                jobs[event.runId] = Dictionary(loaded.compactMap { j in j.id.map { ($0, j) } }, uniquingKeysWith: { $1 })
+                var bySite: [String: [Int64: JobRecord]] = [:]
+                for j in loaded { if let id = j.id { bySite[j.site, default: [:]][id] = j } }
+                jobs[event.runId] = bySite
             }
-            jobs[event.runId]![id] = job
-            let siteJobs = jobs[event.runId]!.values.filter { $0.site == job.site }
+            jobs[event.runId]![job.site, default: [:]][id] = job
+            let siteJobs = jobs[event.runId]![job.site]!.values
             let status = SiteStatus.status(site: job.site, jobs: Array(siteJobs), position: [:], secondsPerJob: nil, now: event.at)
             return announce(event.runId, status).map { [$0] } ?? []
         case .finished:
@@ -39,7 +43,9 @@ struct SiteNotifier {
             guard let loaded = try? await load(event.runId), let run = event.run else { return [] }
             var latest = Dictionary(loaded.compactMap { j in j.id.map { ($0, j) } }, uniquingKeysWith: { $1 })
             // An event newer than the ledger's copy wins (queued ledger writes may lag).
-            for (id, job) in jobs[event.runId] ?? [:] where job.state.isFinal { latest[id] = job }
+            for site in (jobs[event.runId] ?? [:]).values {
+                for (id, job) in site where job.state.isFinal { latest[id] = job }
+            }
             return SiteStatus.all(run: run, jobs: Array(latest.values), now: event.at)
                 .filter { ($0.finishedAt ?? .distantPast) >= since }
                 .compactMap { announce(event.runId, $0) }

@@ -127,7 +127,7 @@ public struct FleetGenerator: Sendable {
         guard rename(tmp, "\(dir)/\(name)") == 0 else {
             throw FileSystemError(path: "\(dir)/\(name)", operation: "rename into place", errno: errno)
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = hasher.finalize().hexDigits
         try Data("\(digest)  \(name)\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/\(name).sha256"))
         return ArchiveStats(files: stats.files, uncompressed: stats.bytes, compressed: compressed)
     }

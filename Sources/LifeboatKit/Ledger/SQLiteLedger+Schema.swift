@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 extension SQLiteLedger {
@@ -163,49 +164,44 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
         host = row["host"]
     }
 
+    /// The columns besides `id`, in the order of `columnValues`.
+    static let updatedColumns = [
+        "run_id", "site", "product", "wave", "priority", "product_order", "state", "attempt", "destination",
+        "snapshot_path", "snapshot_taken_at", "queued_at", "started_at", "finished_at", "bytes", "entries",
+        "archive_bytes", "skipped_entries", "rpo_seconds", "rto_seconds", "rpo_met", "rto_met", "error_code",
+        "error", "staging_path", "commit_identity", "quarantine_path", "hook_output", "tree_digest", "source", "host",
+    ]
+
+    /// Every column but `id`, written only while the row's state is still the expected one.
+    static let compareAndSetSQL = "UPDATE jobs SET " + updatedColumns.map { "\($0) = ?" }.joined(separator: ", ")
+        + " WHERE id = ? AND state = ?"
+
+    /// The values of `updatedColumns`, in order, dates stored as `date` gives them (GRDB's
+    /// text by default).
+    func columnValues(date: (Date) -> DatabaseValue = \.databaseValue) -> [(any DatabaseValueConvertible)?] {
+        [runId, site, product, wave, priority, productOrder, state.rawValue, attempt, destination,
+         snapshotPath, snapshotTakenAt.map(date), queuedAt.map(date), startedAt.map(date), finishedAt.map(date), bytes, entries,
+         archiveBytes, skippedEntries, rpoSeconds, rtoSeconds, rpoMet, rtoMet, errorCode,
+         error, stagingPath, commitIdentity, quarantinePath, hookOutput, treeDigest, source, host]
+    }
+
+    /// The arguments of `compareAndSetSQL`.
+    func compareAndSetArguments(previous: JobState, date: (Date) -> DatabaseValue) -> StatementArguments {
+        StatementArguments(columnValues(date: date) + [id, previous.rawValue])
+    }
+
     public func encode(to container: inout PersistenceContainer) {
         container["id"] = id
-        container["run_id"] = runId
-        container["site"] = site
-        container["product"] = product
-        container["wave"] = wave
-        container["priority"] = priority
-        container["product_order"] = productOrder
-        container["state"] = state.rawValue
-        container["attempt"] = attempt
-        container["destination"] = destination
-        container["snapshot_path"] = snapshotPath
-        container["snapshot_taken_at"] = snapshotTakenAt
-        container["queued_at"] = queuedAt
-        container["started_at"] = startedAt
-        container["finished_at"] = finishedAt
-        container["bytes"] = bytes
-        container["entries"] = entries
-        container["archive_bytes"] = archiveBytes
-        container["skipped_entries"] = skippedEntries
-        container["rpo_seconds"] = rpoSeconds
-        container["rto_seconds"] = rtoSeconds
-        container["rpo_met"] = rpoMet
-        container["rto_met"] = rtoMet
-        container["error_code"] = errorCode
-        container["error"] = error
-        container["staging_path"] = stagingPath
-        container["commit_identity"] = commitIdentity
-        container["quarantine_path"] = quarantinePath
-        container["hook_output"] = hookOutput
-        container["tree_digest"] = treeDigest
-        container["source"] = source
-        container["host"] = host
+        for (column, value) in zip(Self.updatedColumns, columnValues()) { container[column] = value }
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
-extension LedgerEvent: FetchableRecord, MutablePersistableRecord {
+/// Events are read as records; they are written by one prepared statement (`postEvent`).
+extension LedgerEvent: FetchableRecord, TableRecord {
     public static let databaseTableName = "events"
     public static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { snake.0 }
-    public static var databaseColumnEncodingStrategy: DatabaseColumnEncodingStrategy { snake.1 }
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
 extension QuarantineRecord: FetchableRecord, MutablePersistableRecord {

@@ -41,7 +41,7 @@ public enum PlanLoader {
 
     /// `sha256:<hex>` of a plan's bytes.
     static func version(of data: Data) -> String {
-        "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        "sha256:" + SHA256.hash(data: data).hexDigits
     }
 
     // MARK: Decoding

@@ -145,6 +145,19 @@ public enum ResolvedPath {
     /// The real path of the longest existing prefix of `path` (symbolic links resolved at every
     /// level), with the rest appended as written (lexically normalised).
     public static func of(_ path: String) -> String {
+        var realPaths: [String: String] = [:]
+        return of(path, realPaths: &realPaths)
+    }
+
+    /// `of` for many paths taken together (a run's destinations): each existing directory's real
+    /// path is looked up once (a `readlink` per component), where thousands of destinations
+    /// share a few parents. Every path's own existing prefix is still found anew.
+    public static func all(_ paths: [String]) -> [String] {
+        var realPaths: [String: String] = [:]
+        return paths.map { of($0, realPaths: &realPaths) }
+    }
+
+    private static func of(_ path: String, realPaths: inout [String: String]) -> String {
         var existing = PathTemplate.normalise(path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path)
         var rest: [String] = []
         while existing != "/", !FileSystem.isReachable(existing) {
@@ -152,10 +165,16 @@ public enum ResolvedPath {
             rest.insert(name, at: 0)
             existing = parent
         }
-        let real = realpath(existing, nil).map { pointer -> String in
-            defer { free(pointer) }
-            return String(cString: pointer)
-        } ?? existing
+        let real: String
+        if let known = realPaths[existing] {
+            real = known
+        } else {
+            real = realpath(existing, nil).map { pointer -> String in
+                defer { free(pointer) }
+                return String(cString: pointer)
+            } ?? existing
+            realPaths[existing] = real
+        }
         let joined = ([real == "/" ? "" : real] + rest).joined(separator: "/")
         return joined.isEmpty ? "/" : joined
     }

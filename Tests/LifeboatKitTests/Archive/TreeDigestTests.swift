@@ -46,6 +46,56 @@ import Testing
         #expect(TreeDigest.of(root) != before, "\(change) went unnoticed")
     }
 
+    /// The digest covers exactly what its definition says: the records, checked against an
+    /// independent walk (FileManager listings, lstat), on a tree whose directories need several
+    /// getdents reads (thousands of long names) and with every kind of entry.
+    @Test func recordsMatchAnIndependentWalk() throws {
+        let root = try makeTree()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let wide = root + "/wide"
+        try FileManager.default.createDirectory(atPath: wide + "/deeper", withIntermediateDirectories: true)
+        for i in 0..<1_500 {
+            try Data(String(i).utf8).write(to: URL(fileURLWithPath: wide + "/" + String(repeating: "n", count: 40) + "-\(i)"))
+        }
+        try FileManager.default.createSymbolicLink(atPath: wide + "/deeper/up", withDestinationPath: "..")
+        var records: [UInt8] = []
+        #expect(TreeDigest.walk(root) { records += $0 })
+        #expect(records == Self.reference(root))
+    }
+
+    /// The records of `TreeDigest`, spelled out slowly: depth first in byte order of names, each
+    /// directory's entries before its subdirectories' contents.
+    static func reference(_ root: String) -> [UInt8] {
+        var stream: [UInt8] = []
+        func visit(_ relative: String) {
+            let directory = relative.isEmpty ? root : root + "/" + relative
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+                .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            var subdirectories: [String] = []
+            for name in names {
+                let path = relative.isEmpty ? name : relative + "/" + name
+                var st = stat()
+                guard lstat(root + "/" + path, &st) == 0 else { return }
+                var record = Array(path.utf8) + [0]
+                func append(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { record += $0 } }
+                append(UInt64(st.st_mode))
+                switch st.st_mode & S_IFMT {
+                case S_IFDIR: subdirectories.append(path)
+                case S_IFLNK: record += Array(((try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/" + path)) ?? "").utf8)
+                default:
+                    append(UInt64(bitPattern: Int64(st.st_size)))
+                    append(UInt64(bitPattern: Int64(st.st_mtim.tv_sec)))
+                    append(UInt64(bitPattern: Int64(st.st_mtim.tv_nsec)))
+                }
+                withUnsafeBytes(of: UInt32(record.count).littleEndian) { stream += $0 }
+                stream += record
+            }
+            for subdirectory in subdirectories { visit(subdirectory) }
+        }
+        visit("")
+        return stream
+    }
+
     @Test func aMissingTreeHasNoDigest() {
         #expect(TreeDigest.of("/nonexistent-\(UUID().uuidString)") == nil)
     }

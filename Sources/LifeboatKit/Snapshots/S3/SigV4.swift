@@ -149,6 +149,6 @@ public struct SigV4Signer: Sendable {
     static func sha256Hex(_ data: Data) -> String { hex(SHA256.hash(data: data)) }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String(format: "%02x", $0) }.joined()
+        digest.hexDigits
     }
 }
