@@ -34,10 +34,10 @@ extension PostgresLedger {
             }
             var free = Swift.min(max, rules.runConcurrency - held.values.reduce(0, +))
             guard free > 0 else { return [] }
-            let states = [JobState.pending, .waiting, .restoring, .verifying, .committing].map(\.rawValue)
             let candidates = try await JobRow.fetch(connection.query("""
                 SELECT \(unescaped: JobRow.columnList) FROM jobs j
-                WHERE j.run_id = \(runId) AND j.wave <= \(wave) AND j.state = ANY(\(states))
+                WHERE j.run_id = \(runId) AND j.wave <= \(wave)
+                  AND j.state IN ('pending', 'waiting', 'restoring', 'verifying', 'committing') -- jobs_claimable's predicate
                   AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.job_id = j.id AND c.released_at IS NULL AND c.expires_at > now())
                   AND NOT EXISTS (SELECT 1 FROM unnest(\(dependents)::text[], \(prerequisites)::text[]) AS a(product, dep)
                                   JOIN jobs d ON d.run_id = j.run_id AND d.site = j.site AND d.product = a.dep

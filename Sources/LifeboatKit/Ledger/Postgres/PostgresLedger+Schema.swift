@@ -204,6 +204,14 @@ extension PostgresLedger {
             """,
             "CREATE INDEX forwarded_commands_open ON forwarded_commands (run_id) WHERE taken_at IS NULL",
         ]),
+        (7, "claimable jobs in claim order", [
+            // A claim reads a run's unfinished jobs in priority order and stops at what it takes:
+            // without this it sorted all of the run's jobs for each claim (a cost growing with the run).
+            """
+            CREATE INDEX jobs_claimable ON jobs (run_id, priority, product_order, id)
+            WHERE state IN ('pending', 'waiting', 'restoring', 'verifying', 'committing')
+            """,
+        ]),
     ]
 
     /// The newest schema version this build knows.
