@@ -100,6 +100,18 @@ struct SeveralHostsTests {
         return (dir, hosts.map { Host(name: $0, dir: dir, database: database, server: server) }, database, server)
     }
 
+    /// Starts a restore of the fleet's plan through `host`'s socket; returns the run's id.
+    func startRestore(on host: Host) throws -> String {
+        let start = try host.cli(["restore", "main", "--json"])
+        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
+        return try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
+    }
+
+    /// A query of the fleet's database, its answer trimmed.
+    func sql(_ server: LocalPostgres, _ database: String, _ query: String) throws -> String {
+        try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     func runState(_ host: Host, _ id: String) throws -> String? {
         (try host.json(["runs"]) as? [[String: Any]])?.first { $0["id"] as? String == id }?["state"] as? String
     }
@@ -136,9 +148,7 @@ struct SeveralHostsTests {
         let (first, second) = (hosts[0], hosts[1])
         for host in hosts { try host.start() }
         defer { for host in hosts { host.stop() } }
-        let start = try first.cli(["restore", "main", "--json"])
-        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
-        let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
+        let id = try startRestore(on: first)
         // Mid-run: some jobs done, others going.
         let deadline = Date().addingTimeInterval(120)
         func succeeded() throws -> Int {
@@ -161,7 +171,7 @@ struct SeveralHostsTests {
         // would have moved the first one's tree into quarantine. No job succeeded twice in the
         // events (a killed host's last posted events may be lost, so at most once), every job
         // succeeded, every destination equals tar's extraction, no staging is left.
-        let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let sql = { (query: String) in try self.sql(server, database, query) }
         #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
         #expect(try sql("SELECT COUNT(*) FROM jobs WHERE state <> 'succeeded'") == "0")
         #expect(try sql("""
@@ -193,7 +203,7 @@ struct SeveralHostsTests {
         defer { for host in hosts { host.stop() } }
         let start = try hosts[1].cli(["restore", "main", "--follow"])
         #expect(start.status == 0, "\(start.stdout)\(start.stderr)\(hosts[1].daemonLog.suffix(3_000))")
-        let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let sql = { (query: String) in try self.sql(server, database, query) }
         #expect(try sql("SELECT state, COUNT(*) FROM runs GROUP BY state") == "succeeded|1")
         #expect(try sql("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'") == "48")
         // Every host ran some of them.
@@ -224,10 +234,8 @@ struct SeveralHostsTests {
         let (dir, hosts, database, server) = try await fleet(sites: 12, hosts: ["recovery-1", "recovery-2"], verifySleep: "2", concurrency: 4)
         for host in hosts { try host.start() }
         defer { for host in hosts { host.stop() } }
-        let start = try hosts[0].cli(["restore", "main", "--json"])
-        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
-        let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
-        let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let id = try startRestore(on: hosts[0])
+        let sql = { (query: String) in try self.sql(server, database, query) }
         // Both hosts busy with a job each at least.
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, try sql("SELECT COUNT(DISTINCT host) FROM jobs WHERE state IN ('restoring', 'verifying')") != "2" {
@@ -266,10 +274,8 @@ struct SeveralHostsTests {
         let (coordinator, frozen) = (hosts[0], hosts[1])
         for host in hosts { try host.start() }
         defer { for host in hosts { host.stop() } }
-        let start = try coordinator.cli(["restore", "main", "--json"])
-        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
-        let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
-        let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let id = try startRestore(on: coordinator)
+        let sql = { (query: String) in try self.sql(server, database, query) }
         // Freeze recovery-2 while it runs jobs (the ledger says restoring until the commit record:
         // the verifying step is queued with it).
         let deadline = Date().addingTimeInterval(60)
@@ -318,10 +324,8 @@ struct SeveralHostsTests {
         let (leaving, staying) = (hosts[0], hosts[1])
         for host in hosts { try host.start() }
         defer { for host in hosts { host.stop() } }
-        let start = try leaving.cli(["restore", "main", "--json"])
-        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
-        let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
-        let sql = { (query: String) in try server.psql(database, query).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let id = try startRestore(on: leaving)
+        let sql = { (query: String) in try self.sql(server, database, query) }
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE host = 'recovery-1' AND state IN ('restoring', 'verifying')") == "0" {
             try await Task.sleep(for: .milliseconds(50))
@@ -361,9 +365,7 @@ struct SeveralHostsTests {
         for host in hosts { try host.start() }
         defer { for host in hosts { host.stop() } }
         func startHalted() async throws -> String {
-            let start = try coordinator.cli(["restore", "main", "--json"])
-            #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
-            let id = try #require((try JSONSerialization.jsonObject(with: Data(start.stdout.utf8)) as? [String: Any])?["id"] as? String)
+            let id = try startRestore(on: coordinator)
             #expect(try await waitForState(other, id, in: ["halted"]) == "halted")
             return id
         }
