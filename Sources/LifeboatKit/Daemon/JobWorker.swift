@@ -6,9 +6,9 @@ import Synchronization
 /// With a ledger several hosts share: this host's part of the fleet's work (DESIGN "Several
 /// hosts"). It claims ready jobs of running runs (`FOR UPDATE SKIP LOCKED`, in priority order,
 /// the plan's limits counted for the whole fleet, at most a fair share of the run's concurrency
-/// per live host and `host.max_jobs` in all), and runs each under its claim: every record it makes of the job is fenced by
-/// the claim, so a host that lost it (killed, partitioned, frozen past the lease) records — and
-/// commits — nothing more. Claims are renewed every third of the lease; a job whose claim was
+/// per live host and `host.max_jobs` in all), and runs each under its claim: every record it
+/// makes of the job is fenced by the claim, so a host that lost it (killed, partitioned, frozen
+/// past the lease) records — and commits — nothing more. Claims are renewed every third of the lease; a job whose claim was
 /// lost is stopped. A job that a host which is gone left mid-flight is recovered before it is
 /// redone (a recorded commit found in place is not redone). When the run is cancelled, its jobs
 /// here stop and are recorded cancelled; when this host stops (SIGTERM), they are recorded
