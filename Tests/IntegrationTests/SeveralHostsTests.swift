@@ -254,6 +254,8 @@ struct SeveralHostsTests {
         // The coordinator saw it through (nothing was left for another host to take over).
         #expect(!jobsSeen.contains("taken over"), "\(jobsSeen)\n\(hosts.map { $0.daemonLog.split(separator: "\n").filter { !$0.contains("DEBUG") }.suffix(40).joined(separator: "\n") }.joined(separator: "\n----\n"))")
         #expect(try sql("SELECT COUNT(DISTINCT host) FROM jobs WHERE state = 'cancelled' AND started_at IS NOT NULL") == "2", "\(jobsSeen)")
+        // Each says who cancelled it, on whichever host it ran.
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE state = 'cancelled' AND error NOT LIKE '%cancelled by uid % on host recovery-2%'") == "0", "\(jobsSeen)")
         #expect(try sql("SELECT COUNT(*) FROM claims WHERE released_at IS NULL AND expires_at > now()") == "0")
         let scene = try FaultScene(dir: dir, displaced: [])
         #expect(try scene.stagingLeftovers().isEmpty)

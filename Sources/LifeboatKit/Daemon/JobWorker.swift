@@ -162,9 +162,7 @@ public final class JobWorker: Service {
         state.withLock { s in s.protected = s.protected.filter { going.contains($0.key) } }
         for run in runs {
             if run.isCancelling {
-                // The coordinator's note names who cancelled: "cancelled by WHO; hosts are stopping its jobs".
-                let who = run.note.flatMap { $0.hasPrefix("cancelled by ") ? String($0.dropFirst(13).prefix { $0 != ";" }) : nil }
-                for entry in held.values where entry.claim.runId == run.id { entry.stop.cancel(by: who ?? "operator") }
+                for entry in held.values where entry.claim.runId == run.id { entry.stop.cancel(by: run.cancellingBy ?? "operator") }
                 continue
             }
             guard run.state == .running else { continue }

@@ -338,9 +338,7 @@ final class RunCoordinator {
     /// it is looked at again.
     private func stopClaimedJobs(cancelledBy who: String, _ queue: any SharedLedger) async throws {
         if !run.isCancelling {
-            run.state = .cancelled
-            run.finishedAt = nil
-            run.note = "cancelled by \(who); hosts are stopping its jobs"
+            run.beginCancelling(by: who)
             try await saveRun(event: run.note)
         }
         while true {

@@ -44,6 +44,19 @@ public struct RunRecord: Sendable, Codable, Hashable {
     /// Cancelled, with hosts of the fleet still stopping its jobs (a shared ledger's cancel is
     /// recorded first, so that no host claims more; the run ends when its jobs have stopped).
     public var isCancelling: Bool { state == .cancelled && finishedAt == nil }
+    /// Marks the run cancelling, its note naming who cancelled it (`cancellingBy` reads it back).
+    public mutating func beginCancelling(by who: String) {
+        state = .cancelled
+        finishedAt = nil
+        note = Self.cancellingPrefix + who + Self.cancellingSuffix
+    }
+    /// Who cancelled a cancelling run, as its note says (hosts stopping its jobs record it).
+    public var cancellingBy: String? {
+        guard isCancelling, let note, note.hasPrefix(Self.cancellingPrefix), note.hasSuffix(Self.cancellingSuffix) else { return nil }
+        return String(note.dropFirst(Self.cancellingPrefix.count).dropLast(Self.cancellingSuffix.count))
+    }
+    private static let cancellingPrefix = "cancelled by "
+    private static let cancellingSuffix = "; hosts are stopping its jobs"
     /// Who started it: `uid 1000 (pid 4242)`, `scheduler`, `cli`.
     public var startedBy: String
     /// Objectives copied from the plan at creation (seconds).
