@@ -40,25 +40,42 @@ enum TreeRemover {
         var st = stat()
         guard fstat(rootFD, &st) == 0 else { throw SystemCallError(call: "fstat", errno: errno) }
         guard FileIdentity(st) == identity else { return }
-        try empty(rootFD)
-        guard unlinkat(parentFD, name, AT_REMOVEDIR) == 0 || errno == ENOENT else {
-            throw SystemCallError(call: "unlinkat", errno: errno)
+        // Another process may still be writing in it (a host that lost the job to this one, its
+        // late work refused): what it adds meanwhile is removed by a further pass, a few at most.
+        for pass in 1...passes {
+            try empty(rootFD)
+            if unlinkat(parentFD, name, AT_REMOVEDIR) == 0 || errno == ENOENT { return }
+            guard errno == ENOTEMPTY, pass < passes else { throw SystemCallError(call: "unlinkat", errno: errno) }
         }
     }
 
-    /// Removes everything inside the directory `rootFD`.
+    /// Passes over a tree that something else keeps filling before giving up.
+    static let passes = 5
+
+    /// Removes everything inside the directory `rootFD`. A subdirectory that something else
+    /// removed meanwhile is skipped; one it filled meanwhile is left for the next pass.
     static func empty(_ rootFD: Int32) throws(SystemCallError) {
         var stack: [[String]] = [[]]
         while let components = stack.popLast() {
-            let fd = try FileSystemCalls.openDirectory(beneath: rootFD, components)
+            let fd: Int32
+            do {
+                fd = try FileSystemCalls.openDirectory(beneath: rootFD, components)
+            } catch where error.errno == ENOENT && !components.isEmpty {
+                continue
+            }
             // Final modes may have made it read-only; it is ours to remove.
             _ = fchmod(fd, 0o700)
             let (subdirectories, complete) = try removeNonDirectories(fd)
             if subdirectories.isEmpty, complete {
                 close(fd)
                 if !components.isEmpty {
-                    let parent = try FileSystemCalls.openDirectory(beneath: rootFD, Array(components.dropLast()))
-                    let ok = unlinkat(parent, components[components.count - 1], AT_REMOVEDIR) == 0 || errno == ENOENT
+                    let parent: Int32
+                    do {
+                        parent = try FileSystemCalls.openDirectory(beneath: rootFD, Array(components.dropLast()))
+                    } catch where error.errno == ENOENT {
+                        continue
+                    }
+                    let ok = unlinkat(parent, components[components.count - 1], AT_REMOVEDIR) == 0 || errno == ENOENT || errno == ENOTEMPTY
                     let e = errno
                     close(parent)
                     guard ok else { throw SystemCallError(call: "unlinkat", errno: e) }
