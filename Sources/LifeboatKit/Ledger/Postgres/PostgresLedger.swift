@@ -54,7 +54,13 @@ public final class PostgresLedger: Ledger, Service {
         configuration.options.maximumConnections = settings.maxConnections
         configuration.options.minimumConnections = 1
         configuration.options.connectTimeout = .seconds(10)
-        configuration.options.additionalStartupParameters = [("application_name", "lifeboatd")]
+        // A host cut off (or frozen) in the middle of a transaction holds its locks — a claim's
+        // lock on its run's row stops every host's claims — until the server gives up on it:
+        // after a lease, as the host's claims do, not after TCP's minutes.
+        let lease = "\(Int((settings.lease * 1_000).rounded(.up)))"
+        configuration.options.additionalStartupParameters = [("application_name", "lifeboatd"),
+                                                             ("idle_in_transaction_session_timeout", lease),
+                                                             ("tcp_user_timeout", lease)]
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let client = self.client
         let logger = self.logger
