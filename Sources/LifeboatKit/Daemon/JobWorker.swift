@@ -8,8 +8,10 @@ import Synchronization
 /// the plan's limits counted for the whole fleet, at most a fair share of the run's concurrency
 /// per live host and `host.max_jobs` in all), and runs each under its claim: every record it
 /// makes of the job is fenced by the claim, so a host that lost it (killed, partitioned, frozen
-/// past the lease) records — and commits — nothing more. Claims are renewed every third of the lease; a job whose claim was
-/// lost is stopped. A job that a host which is gone left mid-flight is recovered before it is
+/// past the lease) records — and commits — nothing more. Claims are renewed every third of the
+/// lease; a job whose claim was lost is stopped and goes back to the queue — lost as the ledger
+/// says, or by this host's own clock when the ledger has not confirmed it within the lease (a
+/// host cut off from it stops, and renames nothing into place, before another takes over). A job that a host which is gone left mid-flight is recovered before it is
 /// redone (a recorded commit found in place is not redone). When the run is cancelled, its jobs
 /// here stop and are recorded cancelled; when this host stops (SIGTERM), they are recorded
 /// interrupted and given back for the others to take.
@@ -22,10 +24,13 @@ public final class JobWorker: Service {
     private let maxJobs: Int
     private let logger: Logger
 
-    /// A job held here: its claim and what stops it (a cancel of its run, the claim lost).
+    /// A job held here: its claim, until when by this host's clock, and what stops it (a cancel
+    /// of its run; the claim lost).
     private struct Held {
         var claim: JobClaim
+        var deadline: ClaimDeadline
         var stop: RunControl
+        var lost: RunControl
     }
 
     private struct State {
@@ -57,6 +62,7 @@ public final class JobWorker: Service {
 
     public func run() async throws {
         await withDiscardingTaskGroup { group in
+            group.addTask { await self.watchDeadlines() }
             // Since when the ledger does not answer (said once, and when it answers again).
             var unreachableSince: Date?
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
@@ -65,10 +71,11 @@ public final class JobWorker: Service {
                     // A stop is not held up by a ledger that does not answer.
                     let claimed = try await cancelWhenGracefulShutdown {
                         try await self.renewClaimsWhenDue()
-                        var claimed: [(JobClaim, RunRecord, Plan)] = []
+                        var claimed: [(JobClaim, ContinuousClock.Instant, RunRecord, Plan)] = []
                         for (run, plan, free) in try await self.claimableRuns() {
+                            let sent = ContinuousClock.now
                             for claim in try await self.queue.claimJobs(runId: run.id, host: self.host, rules: ClaimRules(plan: plan), max: free) {
-                                claimed.append((claim, run, plan))
+                                claimed.append((claim, sent, run, plan))
                             }
                         }
                         return claimed
@@ -77,10 +84,10 @@ public final class JobWorker: Service {
                         logger.notice("claiming jobs again: the ledger answers", metadata: ["unreachable_seconds": "\(Int(Date().timeIntervalSince(since)))"])
                         unreachableSince = nil
                     }
-                    for (claim, run, plan) in claimed {
-                        let stop = hold(claim)
+                    for (claim, sent, run, plan) in claimed {
+                        let held = hold(claim, until: ClaimDeadline(until: sent + leaseDuration))
                         let protected = protectedTrees(of: run, plan: plan)
-                        group.addTask { await self.work(claim, stop: stop, run: run, plan: plan, protected: protected) }
+                        group.addTask { await self.work(held, run: run, plan: plan, protected: protected) }
                     }
                 } catch where Task.isShuttingDownGracefully || Task.isCancelled {
                     break
@@ -123,10 +130,26 @@ public final class JobWorker: Service {
         return trees
     }
 
-    private func hold(_ claim: JobClaim) -> RunControl {
-        let stop = RunControl()
-        state.withLock { $0.held[claim.jobId] = Held(claim: claim, stop: stop) }
-        return stop
+    private func hold(_ claim: JobClaim, until deadline: ClaimDeadline) -> Held {
+        let held = Held(claim: claim, deadline: deadline, stop: RunControl(), lost: RunControl())
+        state.withLock { $0.held[claim.jobId] = held }
+        return held
+    }
+
+    private var leaseDuration: Duration { .milliseconds(Int64(queue.lease * 1_000)) }
+
+    /// Stops the jobs whose claim ran out by this host's clock: the ledger has not confirmed it
+    /// within the lease (it does not answer, or too late), so another host may take them over.
+    /// Looks every twentieth of the lease, independently of the ledger.
+    private func watchDeadlines() async {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            for held in state.withLock({ Array($0.held.values) }) where held.deadline.passed() && !held.lost.isCancelled {
+                logger.error("claim lost: this host could not renew the job's lease in time (the ledger does not answer); its work here stops, another host may take the job over",
+                             metadata: ["run.id": "\(held.claim.runId)", "job": "\(held.claim.job.name)", "token": "\(held.claim.token)"])
+                held.lost.cancel(by: "lost claim")
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.leaseDuration / 20) }
+        }
     }
 
     /// Renews the claims held here every third of the lease; a claim that was lost (expired
@@ -135,6 +158,7 @@ public final class JobWorker: Service {
         let now = Date()
         guard state.withLock({ now.timeIntervalSince($0.renewedAt) >= queue.lease / 3 }) else { return }
         let held = state.withLock { Array($0.held.values) }
+        let sent = ContinuousClock.now
         let alive = try await queue.hosts().filter { $0.state == "alive" }.count
         state.withLock {
             $0.liveHosts = max(1, alive)
@@ -144,10 +168,15 @@ public final class JobWorker: Service {
         let kept = try await queue.renewClaims(held.map(\.claim))
         // A claim given back meanwhile (its job ended) is not renewed, and not lost either.
         let stillHeld = state.withLock { s in Set(s.held.values.map { $0.claim }) }
-        for lost in held where !kept.contains(lost.claim.jobId) && stillHeld.contains(lost.claim) {
-            logger.error("claim lost: the job's lease ran out before this host renewed it; its work here is discarded",
-                         metadata: ["run.id": "\(lost.claim.runId)", "job": "\(lost.claim.job.name)", "token": "\(lost.claim.token)"])
-            lost.stop.cancel(by: "lost claim")
+        for entry in held where stillHeld.contains(entry.claim) {
+            if kept.contains(entry.claim.jobId) {
+                entry.deadline.extend(to: sent + leaseDuration)
+            } else if !entry.lost.isCancelled {
+                logger.error("claim lost: the job's lease ran out before this host renewed it; its work here is discarded",
+                             metadata: ["run.id": "\(entry.claim.runId)", "job": "\(entry.claim.job.name)", "token": "\(entry.claim.token)"])
+                entry.deadline.expire()
+                entry.lost.cancel(by: "lost claim")
+            }
         }
     }
 
@@ -186,8 +215,9 @@ public final class JobWorker: Service {
     }
 
     /// One claimed job, then its claim given back and the worker woken to refill the slot.
-    private func work(_ claim: JobClaim, stop: RunControl, run: RunRecord, plan: Plan, protected: ProtectedTrees) async {
-        await execute(claim, stop: stop, run: run, plan: plan, protected: protected)
+    private func work(_ held: Held, run: RunRecord, plan: Plan, protected: ProtectedTrees) async {
+        let claim = held.claim
+        await execute(held, run: run, plan: plan, protected: protected)
         // After the job's last record, in the batch of the jobs ending with it (if it cannot be
         // written, the claim expires with its lease and the job's state tells its taker what to do).
         queue.releaseClaim(claim)
@@ -203,12 +233,15 @@ public final class JobWorker: Service {
     }
 
     /// One claimed job: recovered first when a host that is gone left it mid-flight, then run,
-    /// with every record fenced by the claim. A stop (cancel, lost claim) cancels it.
-    private func execute(_ claim: JobClaim, stop: RunControl, run: RunRecord, plan: Plan, protected: ProtectedTrees) async {
+    /// with every record fenced by the claim. A cancel of its run or the claim lost stops it.
+    private func execute(_ held: Held, run: RunRecord, plan: Plan, protected: ProtectedTrees) async {
+        let (claim, stop) = (held.claim, held.stop)
         let env = engine.environment
-        let runner = JobRunner(run: run, plan: plan, env: env, recorder: JobRecorder(env).fenced(by: claim, on: queue), protected: protected)
+        let recorder = JobRecorder(env).fenced(by: claim, on: queue, until: held.deadline)
+        let runner = JobRunner(run: run, plan: plan, env: env, recorder: recorder, protected: protected)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await stop.waitForCancel() }
+            group.addTask { await held.lost.waitForCancel() }
             group.addTask {
                 var job = claim.job
                 if claim.isTakeover {

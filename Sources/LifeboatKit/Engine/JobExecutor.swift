@@ -70,6 +70,9 @@ public protocol JobObserver: Sendable {
     func progress(archiveBytesRead: Int64)
     /// The destination is about to change; durable when it returns.
     func willCommit() async throws
+    /// Right before the destination changes (after `willCommit` and whatever sync follows):
+    /// throws when this host may no longer change it (its claim's lease ran out by its own clock).
+    func mayCommit() throws
     /// Records data displaced into quarantine; durable when it returns.
     func didQuarantine(path: String, originalPath: String) async throws
 }

@@ -26,8 +26,9 @@ public enum JobEvent: Sendable, Hashable {
     case failed(code: JobError.Code, message: String, at: Date)
     /// An operator cancelled its run.
     case cancelled(by: String, at: Date)
-    /// The daemon is stopping: back to pending, to run again after the restart.
-    case interrupted(at: Date)
+    /// The daemon is stopping, or this host lost the job's claim: back to pending, to run again
+    /// after the restart or on the host that holds the claim now.
+    case interrupted(at: Date, reason: String = "shutdown")
     /// A dependency ended without success.
     case skipped(dependency: String, at: Date)
     /// An operator queued it again (`job.retry`): failed, cancelled or skipped → pending.
@@ -210,7 +211,7 @@ public enum JobLifecycle {
             next.stagingPath = nil
             return ended()
 
-        case .interrupted(let at):
+        case .interrupted(let at, let reason):
             switch from {
             case .pending: return transition(.none)
             case .waiting:
@@ -219,7 +220,7 @@ public enum JobLifecycle {
             case .restoring, .verifying, .committing:
                 next.state = .pending
                 next.errorCode = JobError.Code.cancelled.rawValue
-                next.error = "interrupted by shutdown"
+                next.error = "interrupted by \(reason)"
                 next.finishedAt = at
                 next.stagingPath = nil
                 return ended()

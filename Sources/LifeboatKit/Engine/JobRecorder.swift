@@ -10,8 +10,9 @@ struct JobRecorder: Sendable {
     let logger: Logger
     let board: RunBoard
     /// A job claimed from a shared ledger: every write is fenced by the claim, so a host that
-    /// lost it records nothing more — above all, not a commit.
-    private var claim: (queue: any SharedLedger, claim: JobClaim)?
+    /// lost it records nothing more — above all, not a commit; past the claim's deadline by this
+    /// host's clock, it changes nothing on disk either.
+    private var claim: (queue: any SharedLedger, claim: JobClaim, deadline: ClaimDeadline)?
 
     init(ledger: any Ledger, bus: EventBus, clock: any LifeboatClock, logger: Logger, board: RunBoard) {
         self.ledger = ledger
@@ -21,11 +22,23 @@ struct JobRecorder: Sendable {
         self.board = board
     }
 
-    /// This recorder, for a job held under `claim`.
-    func fenced(by claim: JobClaim, on queue: any SharedLedger) -> JobRecorder {
+    /// This recorder, for a job held under `claim` until `deadline`.
+    func fenced(by claim: JobClaim, on queue: any SharedLedger, until deadline: ClaimDeadline) -> JobRecorder {
         var fenced = self
-        fenced.claim = (queue, claim)
+        fenced.claim = (queue, claim, deadline)
         return fenced
+    }
+
+    /// Whether the job's claim ran out by this host's clock (false for a job not claimed).
+    var claimExpired: Bool { claim?.deadline.passed() ?? false }
+
+    /// Throws unless this host still holds the job's claim by its own clock, with a little to
+    /// spare for the rename that follows.
+    func checkClaim() throws {
+        guard let (queue, claim, deadline) = claim else { return }
+        if deadline.passed(within: .milliseconds(Int64(queue.lease * 1_000 / 20))) {
+            throw ClaimExpired(jobId: claim.jobId, host: claim.host)
+        }
     }
 
     init(_ environment: RunEnvironment) {
@@ -44,11 +57,14 @@ struct JobRecorder: Sendable {
     func record(_ transition: JobTransition) async throws {
         switch (transition.write, claim) {
         case (.none, _): break
-        case (.queued, let (queue, claim)?): queue.postJob(transition.job, from: transition.previous, fencedBy: claim)
-        case (.durable, let (queue, claim)?):
-            // The commit record needs lease to spare: enough to rename before anyone takes over.
+        case (.queued, let (queue, claim, _)?): queue.postJob(transition.job, from: transition.previous, fencedBy: claim)
+        case (.durable, let (queue, claim, deadline)?):
+            // The commit record needs lease to spare: enough to rename before anyone takes over
+            // (counted here from when it was sent, however late the answer).
             let margin = transition.job.state == .committing ? queue.lease / 3 : 0
+            let sent = ContinuousClock.now
             try await queue.updateJob(transition.job, from: transition.previous, fencedBy: claim, minimumLease: margin)
+            deadline.extend(to: sent + .milliseconds(Int64(margin * 1_000)))
         case (.queued, nil): ledger.postJob(transition.job, from: transition.previous)
         case (.durable, nil): try await ledger.updateJob(transition.job, from: transition.previous)
         }
@@ -57,7 +73,7 @@ struct JobRecorder: Sendable {
 
     /// Records data displaced into quarantine with the job's transition, in one ledger write.
     func record(_ transition: JobTransition, quarantine: QuarantineRecord) async throws {
-        if let (queue, claim) = claim {
+        if let (queue, claim, _) = claim {
             _ = try await queue.addQuarantine(quarantine, updating: transition.job, from: transition.previous, fencedBy: claim)
         } else {
             _ = try await ledger.addQuarantine(quarantine, updating: transition.job)

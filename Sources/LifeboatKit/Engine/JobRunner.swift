@@ -81,8 +81,13 @@ struct JobRunner: Sendable {
             return tracker.job
         } catch {
             let now = env.clock.now()
-            let event: JobEvent = if error is CancellationError || Task.isCancelled {
-                control.isCancelled ? .cancelled(by: control.cancelledBy ?? "operator", at: now) : .interrupted(at: now)
+            let event: JobEvent = if control.isCancelled && (error is CancellationError || Task.isCancelled) {
+                .cancelled(by: control.cancelledBy ?? "operator", at: now)
+            } else if error is ClaimExpired || recorder.claimExpired {
+                // Back to the queue for whoever holds the claim now (refused if another host does).
+                .interrupted(at: now, reason: "the loss of its claim on host \(env.host ?? "?")")
+            } else if error is CancellationError || Task.isCancelled {
+                .interrupted(at: now)
             } else if let error = error as? JobError {
                 .failed(code: error.code, message: error.message, at: now)
             } else {

@@ -50,6 +50,8 @@ final class JobTracker: JobObserver {
 
     func willCommit() async throws { try await apply(.committing) }
 
+    func mayCommit() throws { try recorder.checkClaim() }
+
     func progress(archiveBytesRead: Int64) {
         let now = recorder.clock.now()
         let due = lastProgress.withLock { last -> Bool in

@@ -52,7 +52,7 @@ public struct RestoreExecutor: JobExecutor {
                 let (commit, digest) = try await runBlocking(flag: CancellationFlag()) {
                     let commit = try commitStaging(staging, quarantineName: quarantineName) { step in
                         switch step {
-                        case .stagingDurable: break
+                        case .stagingDurable: try observer.mayCommit()
                         case .swapped: CrashPoint.afterSwap.hit()
                         case .quarantined: CrashPoint.afterQuarantine.hit()
                         }

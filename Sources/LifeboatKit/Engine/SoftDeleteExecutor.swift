@@ -34,7 +34,8 @@ public struct SoftDeleteExecutor: Sendable {
         CrashPoint.afterCommitRecord.hit()
         let slot = QuarantineArea.entryName(run: context.run.id, site: job.site, product: job.product, attempt: job.attempt)
         let quarantined = try await runBlocking(flag: CancellationFlag()) {
-            try Self.moveToQuarantine(destination, slot: slot, job: job.name)
+            try observer.mayCommit()
+            return try Self.moveToQuarantine(destination, slot: slot, job: job.name)
         }
         CrashPoint.afterQuarantine.hit()
         try await observer.didQuarantine(path: quarantined, originalPath: destination)
@@ -88,7 +89,10 @@ public struct SoftDeleteExecutor: Sendable {
         CrashPoint.afterCommitRecord.hit()
         let destination = job.destination
         do {
-            try await runBlocking(flag: CancellationFlag()) { try Rollback.renameBack(path, to: destination) }
+            try await runBlocking(flag: CancellationFlag()) {
+                try observer.mayCommit()
+                try Rollback.renameBack(path, to: destination)
+            }
         } catch let error as FileSystemError {
             throw JobError(.io, "\(job.name): \(error)")
         }

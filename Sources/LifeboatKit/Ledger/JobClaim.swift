@@ -53,3 +53,14 @@ public struct LeaseLost: LifeboatError {
         "host \(host) lost its lease on job \(jobId) (claim token \(token)): another host took it over; this host's work on it is discarded"
     }
 }
+
+/// This host's own count of a claim's lease ran out before the ledger confirmed it again
+/// (`ClaimDeadline`): the job's destination is left as it is.
+public struct ClaimExpired: LifeboatError {
+    public var jobId: Int64
+    public var host: String
+    public var exitCode: CLIExit { .failed }
+    public var description: String {
+        "host \(host) could not confirm its lease on job \(jobId) in time (the ledger did not answer): it changes nothing more; another host may take the job over"
+    }
+}

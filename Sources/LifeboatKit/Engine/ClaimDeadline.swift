@@ -1,0 +1,32 @@
+import Synchronization
+
+/// Until when this host may still act on a claimed job, by its own monotonic clock.
+///
+/// The ledger's lease on a claim runs from when the ledger granted or renewed it; this host
+/// counts from when it *sent* the request that did (earlier), so its deadline is never later
+/// than the ledger's, however long the answer took to come back. Past it, another host may have
+/// taken the job over — whatever the ledger says once it answers again — so this host changes
+/// nothing more: the fenced records already ensure that in the ledger, this deadline on disk
+/// (the commit's rename is refused past it; see `JobObserver.mayCommit`).
+final class ClaimDeadline: Sendable {
+    private let until: Mutex<ContinuousClock.Instant>
+
+    init(until: ContinuousClock.Instant) {
+        self.until = Mutex(until)
+    }
+
+    /// A later deadline, confirmed by the ledger (a renewal, the commit record's margin).
+    func extend(to instant: ContinuousClock.Instant) {
+        until.withLock { $0 = max($0, instant) }
+    }
+
+    /// Ends it now (the ledger said the claim is gone).
+    func expire() {
+        until.withLock { $0 = min($0, .now) }
+    }
+
+    /// Whether less than `margin` is left.
+    func passed(within margin: Duration = .zero) -> Bool {
+        until.withLock { $0 } - margin <= .now
+    }
+}
