@@ -10,15 +10,19 @@ struct SeveralHostsTests {
     final class Host: @unchecked Sendable {
         let name: String
         let dir: TempDir
+        /// The network namespace the host runs in (nil: this one).
+        let namespace: NetworkNamespace?
         var process: Process?
         var socket: String { dir.file("\(name).sock") }
         var log: String { dir.file("\(name).log") }
 
-        /// `ledgerPort`: where the host finds the database (default: the server's own port).
-        init(name: String, dir: TempDir, database: String, server: LocalPostgres, ledgerPort: Int? = nil) {
+        /// `ledgerPort`: where the host finds the database (default: the server's own port); in
+        /// a `namespace`, the server is reached on its side of the namespace's link.
+        init(name: String, dir: TempDir, database: String, server: LocalPostgres, ledgerPort: Int? = nil, namespace: NetworkNamespace? = nil) {
             self.name = name
             self.dir = dir
-            let url = server.url(database: database).replacingOccurrences(of: ":\(server.port)/", with: ":\(ledgerPort ?? server.port)/")
+            self.namespace = namespace
+            let url = server.url(database: database, host: namespace?.outside).replacingOccurrences(of: ":\(server.port)/", with: ":\(ledgerPort ?? server.port)/")
             dir.write("\(name).yaml", """
                 plans_dir: plans
                 state_dir: state-\(name)
@@ -35,8 +39,10 @@ struct SeveralHostsTests {
 
         func start(waitReady: Bool = true) throws {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: Binaries.lifeboatd)
-            process.arguments = ["--config", dir.file("\(name).yaml")]
+            let command = [Binaries.lifeboatd, "--config", dir.file("\(name).yaml")]
+            let (executable, arguments) = namespace?.command(command) ?? (command[0], Array(command.dropFirst()))
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
             _ = FileManager.default.createFile(atPath: log, contents: nil)
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             process.standardOutput = handle
@@ -347,6 +353,96 @@ struct SeveralHostsTests {
             for product in ["contacts", "jira"] { try scene.expectSameAsTar(site, product) }
         }
         #expect(try scene.stagingLeftovers().isEmpty)
+    }
+
+    /// Three hosts, each in its own network namespace, restore 300 jobs. Mid-run the host that
+    /// coordinates the run is killed (`kill -9`) and another is cut off the network (its link
+    /// down past the lease, then up again). The third takes over the run and both hosts' jobs;
+    /// the cut-off host's late work is refused (fenced) and it rejoins. Every job is committed
+    /// exactly once, equal to tar's extraction, with its RPO and RTO right; no staging is left.
+    @Test(.enabled(if: NetworkNamespace.available, "a network cut \(NetworkNamespace.requirement)"))
+    func threeHostsRideOutAKillAndANetworkCut() async throws {
+        let namespaces = try (0..<3).map { try NetworkNamespace(index: $0) }
+        let server = try await LocalPostgres.dedicated(listeningAlsoOn: namespaces.map(\.outside), allowing: NetworkNamespace.network + ".0/24")
+        defer { server.stop() }
+        let database = try server.createDatabase()
+        let dir = TempDir()
+        try DaemonHarness.writeFleet(in: dir, sites: 150, size: "8KiB", planExtra: """
+            concurrency: 12
+            verify: { checksum: if-present, command: ["/bin/sleep", "0.4"] }
+            """)
+        let hosts = namespaces.enumerated().map { Host(name: "recovery-\($0 + 1)", dir: dir, database: database, server: server, namespace: $1) }
+        let (killed, cutOff, survivor) = (hosts[0], hosts[1], hosts[2])
+        for host in hosts { try host.start() }
+        defer {
+            try? namespaces[1].reconnect()
+            for host in hosts { host.stop() }
+        }
+        let id = try startRestore(on: killed)
+        let sql = { (query: String) in try self.sql(server, database, query) }
+        func active(_ host: Host) throws -> Int {
+            Int(try sql("SELECT COUNT(*) FROM jobs WHERE host = '\(host.name)' AND state IN ('restoring', 'verifying', 'committing')")) ?? 0
+        }
+        // All three at work, some jobs done.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try sql("SELECT COUNT(DISTINCT host) FROM jobs WHERE state IN ('restoring', 'verifying')") != "3"
+                || (Int(try sql("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'")) ?? 0) < 12 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        killed.kill9()
+        while Date() < deadline, try active(cutOff) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        try namespaces[1].cut()
+        let cutAt = Date()
+        let caught = try active(cutOff)
+        #expect(caught > 0, "recovery-2 had no job going when cut off")
+        // Past the 5 s lease the survivor takes the run and both hosts' jobs over.
+        while Date().timeIntervalSince(cutAt) < 30, try active(killed) + active(cutOff) > 0 { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(try active(killed) + active(cutOff) == 0, "\(survivor.daemonLog.suffix(3_000))")
+        // Cut off past the lease, then back.
+        if Date().timeIntervalSince(cutAt) < 8 { try await Task.sleep(for: .seconds(8 - Date().timeIntervalSince(cutAt))) }
+        // Cut off, the host stopped its jobs by its own clock once their lease ran out unconfirmed.
+        let whileCut = cutOff.daemonLog
+        #expect(whileCut.contains("could not renew the job's lease in time"), "\(whileCut.suffix(3_000))")
+        try namespaces[1].reconnect()
+        #expect(try await waitForState(survivor, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded", "\(survivor.daemonLog.suffix(4_000))")
+        #expect(survivor.daemonLog.contains("resuming run") || cutOff.daemonLog.contains("resuming run"))
+        #expect(survivor.daemonLog.contains("taking over a job another host left mid-flight"))
+        // The cut-off host found out its claims were gone; what it did meanwhile counted for nothing.
+        let woke = Date().addingTimeInterval(20)
+        while Date() < woke, !cutOff.daemonLog.contains("claim lost") { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(cutOff.daemonLog.contains("claim lost"), "\(cutOff.daemonLog.suffix(4_000))")
+        // Every job committed exactly once (a second commit would have displaced the first into
+        // quarantine), with one success recorded (a killed host's last posted events may be lost).
+        #expect(try sql("SELECT COUNT(*) FROM jobs") == "300")
+        let unfinished = try sql("SELECT site || '/' || product || ' ' || state || ': ' || coalesce(error, '') FROM jobs WHERE state <> 'succeeded'")
+        #expect(unfinished.isEmpty, "\(unfinished)")
+        #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
+        let twice = try sql("""
+            SELECT j.site || '/' || j.product FROM jobs j WHERE (SELECT COUNT(*) FROM events e WHERE e.job_id = j.id
+                                                                  AND e.kind IN ('job.succeeded', 'job.recovered')) > 1
+            """)
+        #expect(twice.isEmpty, "recorded succeeded more than once: \(twice)")
+        let quarantined = try run("/usr/bin/find", [dir.file("out"), "-path", "*/.lifeboat-quarantine/*"]).stdout
+        #expect(quarantined.isEmpty, "a job was committed twice: \(quarantined)")
+        // RPO: the incident time less the snapshot's; RTO: from the declaration to the job's end,
+        // takeovers included.
+        let wrong = try sql("""
+            SELECT j.site || '/' || j.product || ' rpo ' || j.rpo_seconds || ' rto ' || j.rto_seconds FROM jobs j JOIN runs r ON r.id = j.run_id
+            WHERE j.rpo_seconds IS NULL OR abs(j.rpo_seconds - extract(epoch FROM r.incident_at - j.snapshot_taken_at)) > 0.001
+               OR j.rto_seconds IS NULL OR j.rto_seconds <= 0 OR abs(j.rto_seconds - extract(epoch FROM j.finished_at - r.declared_at)) > 0.001
+            """)
+        #expect(wrong.isEmpty, "RPO/RTO not as measured: \(wrong)")
+        #expect(try sql("SELECT COUNT(*) FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.error IS NULL AND j.rto_seconds >= extract(epoch FROM to_timestamp(\(cutAt.timeIntervalSince1970 + 5)) - r.declared_at)") != "0",
+                "no job's RTO covers the takeover")
+        let scene = try FaultScene(dir: dir, displaced: [])
+        for site in scene.sites {
+            for product in ["contacts", "jira"] { try scene.expectSameAsTar(site, product) }
+        }
+        #expect(try scene.stagingLeftovers().isEmpty)
+        // The killed host is lost to the others; the cut-off one is back.
+        let listed = try #require((try survivor.json(["status"]) as? [String: Any])?["hosts"] as? [[String: Any]])
+        let states = Dictionary(uniqueKeysWithValues: listed.compactMap { host in (host["name"] as? String).map { ($0, host["state"] as? String ?? "") } })
+        #expect(states == ["recovery-1": "lost", "recovery-2": "alive", "recovery-3": "alive"], "\(listed)")
     }
 
     /// `resume` and `cancel` given to a host that does not coordinate the run reach the one that

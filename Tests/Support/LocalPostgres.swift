@@ -75,7 +75,16 @@ public final class LocalPostgres: Sendable {
         }
     }
 
-    private init() throws {
+    /// A server of its own for one test, listening on 127.0.0.1 and on `addresses` (this side of
+    /// network namespaces' links), accepting password logins from `network` (a CIDR) too.
+    /// Stopped by `stop()` or when the process exits.
+    public static func dedicated(listeningAlsoOn addresses: [String], allowing network: String) async throws -> LocalPostgres {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try LocalPostgres(alsoListen: addresses, allow: network) }) }
+        }
+    }
+
+    private init(alsoListen addresses: [String] = [], allow network: String? = nil) throws {
         guard let bin = Self.binDirectory else { throw StartError(message: "PostgreSQL " + Self.installHint) }
         self.bin = bin
         runAs = geteuid() == 0 ? (getpwnam("postgres") != nil ? "postgres" : "nobody") : nil
@@ -95,13 +104,19 @@ public final class LocalPostgres: Sendable {
                                                    "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync",
                                                    "--locale=C"], as: runAs)
         guard initdb.status == 0 else { throw StartError(message: "initdb failed: \(initdb.output)") }
+        if let network {
+            let hba = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/data/pg_hba.conf"))
+            try hba.seekToEnd()
+            try hba.write(contentsOf: Data("host all all \(network) scram-sha-256\n".utf8))
+            try hba.close()
+        }
         tlsRootCertificate = Self.makeCertificates(directory: directory, runAs: runAs)
         let tls = tlsRootCertificate == nil ? "" : " -c ssl=on -c ssl_cert_file=\(directory)/server.pem -c ssl_key_file=\(directory)/server.key"
         var lastError = ""
         for _ in 0..<5 {
             let port = freeLoopbackPort()
             // A test server: no fsync (the tests check the ledger's logic, not the disk's).
-            let options = "-c listen_addresses=127.0.0.1 -p \(port) -k \(directory) -c fsync=off -c full_page_writes=off -c max_connections=300" + tls
+            let options = "-c listen_addresses=\((["127.0.0.1"] + addresses).joined(separator: ",")) -p \(port) -k \(directory) -c fsync=off -c full_page_writes=off -c max_connections=300" + tls
             // The server must not inherit this process's descriptors: Foundation learns that a
             // child ended when the last holder of one it passed closes it, and the server lives on.
             let closeInherited = "for fd in $(ls /proc/$$/fd); do [ \"$fd\" -gt 2 ] && eval \"exec $fd>&-\"; done; exec \"$@\""
@@ -147,8 +162,13 @@ public final class LocalPostgres: Sendable {
         return String(name)
     }
 
-    /// `postgres://lifeboat@127.0.0.1:PORT/DATABASE`
-    public func url(database: String) -> String { "postgres://\(user)@\(host):\(port)/\(database)?sslmode=disable" }
+    /// `postgres://lifeboat@127.0.0.1:PORT/DATABASE` (or the server's other address `host`).
+    public func url(database: String, host: String? = nil) -> String { "postgres://\(user)@\(host ?? self.host):\(port)/\(database)?sslmode=disable" }
+
+    /// Stops the server now and removes its files (a dedicated server, when its test is done).
+    public func stop() {
+        Self.stop(data: directory + "/data")
+    }
 
     /// Runs SQL as the superuser (tests tampering with the ledger from outside).
     @discardableResult
@@ -208,17 +228,26 @@ public final class LocalPostgres: Sendable {
         }
     }
 
-    /// Stops the server and removes its files when the test process exits.
+    /// Stops the server and removes its files when the test process exits (if not stopped before).
     private static func registerStop(bin: String, data: String, runAs: String?, remove: [String]) {
-        stopCommand.withLock { $0 = (bin, data, runAs, remove) }
-        atexit {
-            guard let (bin, data, runAs, remove) = LocalPostgres.stopCommand.withLock({ $0 }) else { return }
-            _ = try? LocalPostgres.run(bin + "/pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"], as: runAs)
-            for path in remove { try? FileManager.default.removeItem(atPath: path) }
-        }
+        stopCommands.withLock { $0[data] = (bin, runAs, remove) }
+        _ = stopAtExit
     }
 
-    private static let stopCommand = LockedValue<(String, String, String?, [String])?>(nil)
+    private static let stopAtExit: Void = {
+        atexit {
+            for data in LocalPostgres.stopCommands.withLock({ Array($0.keys) }) { LocalPostgres.stop(data: data) }
+        }
+    }()
+
+    private static func stop(data: String) {
+        guard let (bin, runAs, remove) = stopCommands.withLock({ $0.removeValue(forKey: data) }) else { return }
+        _ = try? run(bin + "/pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"], as: runAs)
+        for path in remove { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// The servers to stop, by data directory: (binaries, their user, what to remove).
+    private static let stopCommands = LockedValue<[String: (String, String?, [String])]>([:])
 }
 
 /// A value behind a lock (for the exit handler, which cannot capture).
