@@ -484,6 +484,140 @@ struct SeveralHostsTests {
         #expect(coordinator.daemonLog.contains("applying a forwarded command"))
     }
 
+    /// `retry` given to any host runs an ended run's failed jobs again on the fleet (any host may
+    /// claim them), whichever host coordinated the run, and from the remaining host once the one
+    /// that coordinated it last is gone. While the run is still going it is refused, naming the
+    /// host that runs it; a refused retry leaves the run free for the next one on any host.
+    @Test func retryWorksFromAnyHostsSocketAndWithItsCoordinatorGone() async throws {
+        let server = try await LocalPostgres.shared()
+        let database = try server.createDatabase()
+        let dir = TempDir()
+        // The verify command fails a job the first time only while its marker is there (a flaky
+        // check an operator mends), and takes a while otherwise.
+        let check = dir.write("check", """
+            #!/bin/sh
+            marker="\(dir.file("fail-once"))/$1-$2"
+            if [ -e "$marker" ]; then rm -f "$marker"; echo "$1/$2: check failed" >&2; exit 1; fi
+            sleep 1
+            """)
+        chmod(check, 0o755)
+        try DaemonHarness.writeFleet(in: dir, sites: 4, size: "64KiB", planExtra: """
+            concurrency: 2
+            verify: { checksum: if-present, command: ["\(check)", "{site}", "{product}"] }
+            """)
+        let scene = try FaultScene(dir: dir, displaced: [])
+        let (flaky, later) = (scene.sites[0], scene.sites[1])
+        for site in [flaky, later] { dir.write("fail-once/\(site)-contacts", "") }
+        let hosts = ["recovery-1", "recovery-2"].map { Host(name: $0, dir: dir, database: database, server: server) }
+        let (first, second) = (hosts[0], hosts[1])
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let sql = { (query: String) in try self.sql(server, database, query) }
+        let id = try startRestore(on: first)
+        // A job failed, the run still goes on recovery-1: a retry on recovery-2 is refused, naming it.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE state = 'failed'") == "0" { try await Task.sleep(for: .milliseconds(50)) }
+        let early = try second.cli(["retry", id, try sql("SELECT MIN(id) FROM jobs WHERE state = 'failed'")])
+        #expect(early.status == 2 && early.stderr.contains("still running, coordinated by host recovery-1"), "\(early.stdout)\(early.stderr)")
+        #expect(try await waitForState(second, id, in: ["succeeded", "failed", "cancelled"]) == "failed")
+        func jobs(_ host: Host) throws -> [String: [String: Any]] {
+            let shown = try #require((try host.json(["show", id]) as? [String: Any])?["jobs"] as? [[String: Any]])
+            return Dictionary(uniqueKeysWithValues: shown.map { ("\($0["site"] ?? "")/\($0["product"] ?? "")", $0) })
+        }
+        func state(_ jobs: [String: [String: Any]], _ name: String) -> String? { jobs[name]?["state"] as? String }
+        var seen = try jobs(second)
+        for site in [flaky, later] {
+            #expect(state(seen, "\(site)/contacts") == "failed" && state(seen, "\(site)/jira") == "skipped", "\(seen)")
+        }
+        // A retry refused on recovery-1 (the job succeeded) leaves the run to whichever host is asked next.
+        let done = try #require(seen.values.first { $0["state"] as? String == "succeeded" }?["id"] as? Int)
+        let refused = try first.cli(["retry", id, "\(done)"])
+        #expect(refused.status == 2 && refused.stderr.contains("only failed, cancelled or skipped jobs can be retried"), "\(refused.stderr)")
+        // Given to recovery-2, the retry of the flaky site's skipped jira runs its failed contacts
+        // first, then it, on the fleet; the run ends failed (the other site still failed).
+        let retry = try second.cli(["retry", id, "\(try #require(seen["\(flaky)/jira"]?["id"] as? Int))"])
+        #expect(retry.status == 0, "\(retry.stdout)\(retry.stderr)")
+        #expect(retry.stdout.contains("retrying \(flaky)/contacts, \(flaky)/jira"), "\(retry.stdout)")
+        #expect(try await waitForState(first, id, in: ["succeeded", "failed", "cancelled"]) == "failed", "\(second.daemonLog.suffix(3_000))")
+        seen = try jobs(first)
+        #expect(state(seen, "\(flaky)/contacts") == "succeeded" && state(seen, "\(flaky)/jira") == "succeeded", "\(seen)")
+        #expect(state(seen, "\(later)/contacts") == "failed" && state(seen, "\(later)/jira") == "skipped", "\(seen)")
+        // The host that coordinated the retry is gone: the remaining one retries the other site.
+        #expect(second.stop() == 0)
+        let last = try first.cli(["retry", id, "\(try #require(seen["\(later)/jira"]?["id"] as? Int))"])
+        #expect(last.status == 0, "\(last.stdout)\(last.stderr)")
+        #expect(try await waitForState(first, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded", "\(first.daemonLog.suffix(3_000))")
+        seen = try jobs(first)
+        #expect(seen.count == 8 && seen.values.allSatisfy { $0["state"] as? String == "succeeded" }, "\(seen)")
+        // Every job committed once: one success each in the events, nothing displaced (the
+        // destinations were empty), each destination tar's extraction, no staging left.
+        let events = try sql("""
+            SELECT j.site || '/' || j.product || ': ' || (SELECT string_agg(e.kind, ',' ORDER BY e.id) FROM events e WHERE e.job_id = j.id) FROM jobs j
+            WHERE (SELECT COUNT(*) FROM events e WHERE e.job_id = j.id AND e.kind = 'job.succeeded') <> 1
+            """)
+        #expect(events.isEmpty, "jobs not recorded succeeded exactly once: \(events)")
+        #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
+        for site in scene.sites {
+            for product in ["contacts", "jira"] { try scene.expectSameAsTar(site, product) }
+        }
+        #expect(try scene.stagingLeftovers().isEmpty)
+    }
+
+    /// `rollback` given to a host that did not coordinate the run undoes its commits as on one
+    /// host; it waits for the fleet: refused while the run goes on another host, and while a
+    /// run of another host holds one of its destinations.
+    @Test func rollbackWorksFromAnyHostsSocketAndWaitsForTheFleet() async throws {
+        let (dir, hosts, database, server) = try await fleet(sites: 3, hosts: ["recovery-1", "recovery-2"], verifySleep: "2", concurrency: 4)
+        let sites = try FaultScene(dir: dir, displaced: []).sites
+        // Two destinations held data before the restore; the others were empty.
+        let scene = try FaultScene(dir: dir, displaced: [(sites[0], "contacts"), (sites[1], "jira")])
+        let (first, second) = (hosts[0], hosts[1])
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let sql = { (query: String) in try self.sql(server, database, query) }
+        let id = try startRestore(on: first)
+        // A job committed, the run still going on recovery-1: refused on recovery-2, naming it.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'") == "0" { try await Task.sleep(for: .milliseconds(50)) }
+        let early = try second.cli(["rollback", id])
+        #expect(early.status == 2 && early.stderr.contains("still running, coordinated by host recovery-1"), "\(early.stdout)\(early.stderr)")
+        #expect(try await waitForState(second, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded")
+        #expect(try sql("SELECT COUNT(*) FROM events WHERE kind = 'rollback'") == "0")
+        // A restore of one site going on recovery-1 holds its destinations for the whole fleet:
+        // the rollback on recovery-2 is refused, naming that run. Cancelled, it leaves them as they were.
+        let again = try first.cli(["restore", "main", "--sites", sites[2], "--json"])
+        let other = try #require((try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any])?["id"] as? String)
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE run_id = '\(other)' AND state IN ('restoring', 'verifying')") == "0" {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let held = try second.cli(["rollback", id])
+        #expect(held.status == 2 && held.stderr.contains("of run \(other), which is still going"), "\(held.stdout)\(held.stderr)")
+        #expect(try first.cli(["cancel", other]).status == 0)
+        #expect(try await waitForState(second, other, in: ["succeeded", "failed", "cancelled"]) == "cancelled")
+        // Cancelling, its jobs stopping on the hosts, it still holds them; finished, it no longer does.
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM runs WHERE finished_at IS NULL") != "0" { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try sql("SELECT COUNT(*) FROM events WHERE kind = 'rollback'") == "0")
+        // Now it goes: every destination is back to what it was before the restore.
+        let rollback = try second.cli(["rollback", id, "--json"])
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        let outcomes = try #require(try JSONSerialization.jsonObject(with: Data(rollback.stdout.utf8)) as? [[String: Any]])
+        #expect(outcomes.count == 6)
+        try scene.expectDisplacedUntouched()
+        for site in sites {
+            for product in ["contacts", "jira"] where !scene.displaced.contains(where: { $0 == (site, product) }) {
+                #expect(!FileManager.default.fileExists(atPath: scene.destination(site, product)), "\(site)/\(product) is still in place")
+            }
+        }
+        #expect(try scene.stagingLeftovers().isEmpty)
+        // The restored data is kept in quarantine, as the other host lists it; the run's jobs were
+        // committed once each, and a second rollback (on the other host) is refused.
+        let quarantine = try #require(try first.json(["quarantine", "list"]) as? [[String: Any]])
+        #expect(quarantine.filter { $0["run"] as? String == id && $0["reason"] as? String == "rollback" }.count == 6, "\(quarantine)")
+        #expect(try sql("SELECT COUNT(*) FROM events WHERE run_id = '\(id)' AND kind = 'job.succeeded'") == "6")
+        let twice = try first.cli(["rollback", id])
+        #expect(twice.status == 2 && twice.stderr.contains("already rolled back"), "\(twice.stdout)\(twice.stderr)")
+    }
+
     /// A host that boots while the database is unreachable says so, and a stop then ends it at
     /// once (it used to wait for the connection pool to give up, about a minute).
     @Test func aHostStopsPromptlyWhileTheLedgerIsUnreachable() async throws {

@@ -2,25 +2,8 @@ import Foundation
 
 extension Control.Rollback: ServedCommand {
     func answer(_ call: ControlCall) async throws -> [LifeboatKit.Rollback.Outcome] {
-        let services = call.services
-        guard !services.runs.isActive(run) else {
-            throw ControlError(.conflict, "run \(run) is still active; cancel it or let it finish before rolling back")
-        }
-        // The destinations it puts data back into are held meanwhile, like a run's: a restore
-        // going there now (from quarantine too) and a rollback never cross.
-        let holds = services.runtime.engine.environment.guardrails.holds
-        let holder = "rollback of \(run)"
-        let destinations = try await services.ledger.jobs(runId: run)
-            .filter { (site == nil || $0.site == site) && (product == nil || $0.product == product) }
-            .map { (path: ResolvedPath.of($0.destination), job: $0.name) }
-        do {
-            try holds.take(run: holder, destinations)
-        } catch let refusal as SafetyRefusal {
-            throw ControlError(.conflict, refusal.message)
-        }
-        defer { holds.release(run: holder) }
-        return try await LifeboatKit.Rollback(ledger: services.ledger, clock: services.clock)
-            .rollback(runId: run, site: site, product: product, force: force ?? false || forceAside ?? false, by: call.peer.description)
+        try await call.services.runs.rollback(runId: run, site: site, product: product, force: force ?? false || forceAside ?? false,
+                                              by: call.peer.description)
     }
 }
 

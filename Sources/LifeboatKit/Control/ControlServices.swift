@@ -13,6 +13,8 @@ public protocol RunOperations: Sendable {
     func resume(runId: String, by who: String) async throws -> Forwarded?
     /// Runs one job of an ended run again (and the jobs it made skip).
     func retry(runId: String, jobId: Int64) async throws -> RunRecord
+    /// Puts back what an ended restore or delete displaced (all of it, or a site's, a product's).
+    func rollback(runId: String, site: String?, product: String?, force: Bool, by who: String) async throws -> [Rollback.Outcome]
     /// Run ids that are queued or running, with whether each has started or is halted.
     var activeRuns: [(id: String, started: Bool, halted: Bool)] { get }
     func isActive(_ runId: String) -> Bool

@@ -122,50 +122,114 @@ public final class RunManager: Service {
         }
     }
 
-    /// Runs one job of a finished run again (and the jobs it made skip).
+    /// Runs one job of a finished run again (and the jobs it made skip), on this host or (with a
+    /// shared ledger) the fleet: this host coordinates the run until it ends again.
     public func retry(runId: String, jobId: Int64) async throws -> RunRecord {
-        guard active.withLock({ $0[runId] }) == nil else {
-            throw ControlError(.conflict, "run \(runId) is still active; retry a job once its run has ended")
+        try await withEndedRun(runId, else: "retry a job once its run has ended") { run in
+            var run = run
+            guard let plan = plans.plan(named: run.plan) else {
+                throw ControlError(.conflict, "plan \(run.plan) of run \(runId) is not loaded; cannot retry")
+            }
+            let jobs = try await ledger.jobs(runId: runId)
+            guard let job = jobs.first(where: { $0.id == jobId }) else { throw ControlError(.notFound, "run \(runId) has no job \(jobId)") }
+            guard job.state == .failed || job.state == .cancelled || job.state == .skipped else {
+                throw ControlError(.conflict, "job \(jobId) (\(job.name)) is \(job.state.rawValue); only failed, cancelled or skipped jobs can be retried")
+            }
+            // The job, what it depends on that did not succeed (first: a job skipped for a failed
+            // dependency would only be skipped again), and the jobs of its site that were skipped.
+            let site = jobs.filter { $0.site == job.site }
+            var reset: [JobRecord] = []
+            var stack = [job]
+            while let next = stack.popLast() {
+                guard next.state != .succeeded, !reset.contains(where: { $0.id == next.id }) else { continue }
+                reset.append(next)
+                let after = plan.product(named: next.product)?.after ?? []
+                stack += site.filter { after.contains($0.product) }
+            }
+            let chosen = Set(reset.compactMap(\.id))
+            reset += site.filter { $0.state == .skipped && !chosen.contains($0.id ?? -1) }
+            reset.sort { ($0.id ?? 0) < ($1.id ?? 0) }
+            let recorder = JobRecorder(engine.environment)
+            // A dependency still pending (its run stopped before it) has nothing to reset; one caught
+            // mid-flight by a crash is refused by the lifecycle (its recovery comes first, on resume).
+            for j in reset where j.state != .pending && j.state != .waiting { try await recorder.apply(.retried, to: j) }
+            run.state = .pending
+            run.finishedAt = nil
+            // What a retry does to the run, in words (`retry` prints it).
+            run.note = "retrying \(reset.map(\.name).joined(separator: ", ")): the run goes on for these job(s) only; its other jobs keep "
+                + "their outcome, and it ends succeeded only if every job has"
+            run.currentWave = min(run.currentWave, job.wave)
+            try await ledger.updateRun(run)
+            register(runId, plan: plan)
+            // The run goes on here: its coordination is given back when it ends (`execute`).
+            return (run, keep: true)
         }
-        guard var run = try await ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId)") }
-        guard let plan = plans.plan(named: run.plan) else {
-            throw ControlError(.conflict, "plan \(run.plan) of run \(runId) is not loaded; cannot retry")
+    }
+
+    /// Puts back what a restore (or a delete) of an ended run displaced (`Rollback`), while no run
+    /// of any host goes into its destinations and no other host retries or rolls the run back.
+    public func rollback(runId: String, site: String?, product: String?, force: Bool, by who: String) async throws -> [Rollback.Outcome] {
+        try await withEndedRun(runId, else: "cancel it or let it finish before rolling back") { _ in
+            // The destinations it puts data back into are held meanwhile, like a run's (here and,
+            // with a shared ledger, across the fleet): a restore going there now (from quarantine
+            // too) and a rollback never cross.
+            let destinations = try await ledger.jobs(runId: runId)
+                .filter { (site == nil || $0.site == site) && (product == nil || $0.product == product) }
+                .map { (path: ResolvedPath.of($0.destination), job: $0.name) }
+            let holds = engine.environment.guardrails.holds
+            let holder = "rollback of \(runId)"
+            do {
+                try holds.take(run: holder, destinations)
+                defer { holds.release(run: holder) }
+                // Under the run's own id: they count for the other hosts while this one holds the run.
+                try await shared?.ledger.takeHolds(runId: runId, destinations)
+                let outcomes: [Rollback.Outcome]
+                do {
+                    outcomes = try await Rollback(ledger: ledger, clock: engine.environment.clock)
+                        .rollback(runId: runId, site: site, product: product, force: force, by: who)
+                } catch {
+                    try? await shared?.ledger.releaseHolds(runId: runId, path: nil)
+                    throw error
+                }
+                try await shared?.ledger.releaseHolds(runId: runId, path: nil)
+                return (outcomes, keep: false)
+            } catch let refusal as SafetyRefusal {
+                throw ControlError(.conflict, refusal.message)
+            }
         }
-        if let holder = try await otherCoordinator(of: runId) {
-            throw ControlError(.conflict, "run \(runId) is coordinated by host \(holder); retry it there (or once that host is gone)")
+    }
+
+    /// Runs `body` on a run that ended, holding it for this host: with a shared ledger, by taking
+    /// its coordination, so that no other host retries it or rolls it back meanwhile. Refused while
+    /// the run goes, here or on another host (named; `otherwise` says what to do), and while another
+    /// host holds it. The coordination is given back after `body` unless it says to keep it (a
+    /// retry: the run goes on here).
+    private func withEndedRun<T>(_ runId: String, else otherwise: String,
+                                 _ body: (RunRecord) async throws -> (T, keep: Bool)) async throws -> T {
+        guard !isActive(runId) else { throw ControlError(.conflict, "run \(runId) is still active; \(otherwise)") }
+        guard let run = try await ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId)") }
+        guard let shared else { return try await body(run).0 }
+        func going(_ run: RunRecord) -> String? {
+            run.isCancelling ? "cancelling" : run.state.isFinal ? nil : run.state.rawValue
         }
-        let jobs = try await ledger.jobs(runId: runId)
-        guard let job = jobs.first(where: { $0.id == jobId }) else { throw ControlError(.notFound, "run \(runId) has no job \(jobId)") }
-        guard job.state == .failed || job.state == .cancelled || job.state == .skipped else {
-            throw ControlError(.conflict, "job \(jobId) (\(job.name)) is \(job.state.rawValue); only failed, cancelled or skipped jobs can be retried")
+        let holder = try await shared.ledger.coordinate(runId: runId)
+        guard holder == shared.host else {
+            if let state = going(run) { throw ControlError(.conflict, "run \(runId) is still \(state), coordinated by host \(holder); \(otherwise)") }
+            throw ControlError(.conflict, "run \(runId) is being retried or rolled back by host \(holder); try again once that is done")
         }
-        // The job, what it depends on that did not succeed (first: a job skipped for a failed
-        // dependency would only be skipped again), and the jobs of its site that were skipped.
-        let site = jobs.filter { $0.site == job.site }
-        var reset: [JobRecord] = []
-        var stack = [job]
-        while let next = stack.popLast() {
-            guard next.state != .succeeded, !reset.contains(where: { $0.id == next.id }) else { continue }
-            reset.append(next)
-            let after = plan.product(named: next.product)?.after ?? []
-            stack += site.filter { after.contains($0.product) }
+        do {
+            // Read again now that it is held: it may have been set going meanwhile.
+            guard let held = try await ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId)") }
+            if let state = going(held) {
+                throw ControlError(.conflict, "run \(runId) is still \(state) (its coordinator is gone: a host takes it over within a third of the lease); \(otherwise)")
+            }
+            let (value, keep) = try await body(held)
+            if !keep { try await shared.ledger.releaseCoordination(runId: runId) }
+            return value
+        } catch {
+            try? await shared.ledger.releaseCoordination(runId: runId)
+            throw error
         }
-        let chosen = Set(reset.compactMap(\.id))
-        reset += site.filter { $0.state == .skipped && !chosen.contains($0.id ?? -1) }
-        reset.sort { ($0.id ?? 0) < ($1.id ?? 0) }
-        let recorder = JobRecorder(engine.environment)
-        // A dependency still pending (its run stopped before it) has nothing to reset; one caught
-        // mid-flight by a crash is refused by the lifecycle (its recovery comes first, on resume).
-        for j in reset where j.state != .pending && j.state != .waiting { try await recorder.apply(.retried, to: j) }
-        run.state = .pending
-        run.finishedAt = nil
-        // What a retry does to the run, in words (`retry` prints it).
-        run.note = "retrying \(reset.map(\.name).joined(separator: ", ")): the run goes on for these job(s) only; its other jobs keep "
-            + "their outcome, and it ends succeeded only if every job has"
-        run.currentWave = min(run.currentWave, job.wave)
-        try await ledger.updateRun(run)
-        register(runId, plan: plan)
-        return run
     }
 
     /// Run ids that are queued or running, with whether each has started.
@@ -252,6 +316,7 @@ public final class RunManager: Service {
                 var pending = run
                 pending.cleanup = RunRecord.cleanupPending
                 _ = await finisher.cleanUp(pending, plan: plans.plan(named: run.plan))
+                try await shared?.ledger.releaseCoordination(runId: run.id)
             }
         }
         for run in try await ledger.unfinishedRuns() { try await adopt(run) }

@@ -61,7 +61,8 @@ public protocol SharedLedger: Ledger {
 
     /// Holds destinations (resolved paths, with their jobs' names) for a run across the fleet,
     /// all or none: refused (`SafetyRefusal`) when a going run of any host holds one of them, one
-    /// inside one, or one around one. Holds of runs that ended count for nothing, whoever took them.
+    /// inside one, or one around one. Holds of runs that ended count for nothing, whoever took
+    /// them, unless a host holds the run (its coordination: a rollback moving data back).
     func takeHolds(runId: String, _ destinations: [(path: String, job: String)]) async throws
     /// Gives back one destination of a run (nil: all of them).
     func releaseHolds(runId: String, path: String?) async throws

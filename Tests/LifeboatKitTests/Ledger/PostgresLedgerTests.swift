@@ -399,4 +399,33 @@ struct PostgresLedgerTests {
             try await b.takeHolds(runId: y.id, [("/srv/sites/acme/wiki", "acme/wiki")])
         }
     }
+
+    /// A rollback holds its ended run (the run's coordination) while it moves data back: the run's
+    /// holds count for the other hosts' runs until it gives the run back.
+    @Test func anEndedRunsHoldsCountWhileAHostHoldsIt() async throws {
+        try await withHosts(named: true) { a, b, _ in
+            var (x, _) = try await makeRun(a, sites: 1)
+            x.state = .succeeded
+            try await a.updateRun(x)
+            var y = x
+            y.id = "20261125-101132-0002"
+            y.state = .running
+            _ = try await b.createRun(y, jobs: [])
+            #expect(try await a.coordinate(runId: x.id) == "a")
+            try await a.takeHolds(runId: x.id, [("/srv/sites/acme/jira", "acme/jira")])
+            await #expect { try await b.takeHolds(runId: y.id, [("/srv/sites/acme/jira", "y-job")]) } throws: { error in
+                (error as? SafetyRefusal)?.message.contains("of run \(x.id), which a host sharing the ledger is rolling back now") == true
+            }
+            try await a.releaseCoordination(runId: x.id)
+            try await b.takeHolds(runId: y.id, [("/srv/sites/acme/jira", "acme/jira")])
+            // A cancelling run (its hosts still stopping its jobs) holds them too, held by a host or not.
+            #expect(try await a.coordinate(runId: y.id) == "b")
+            y.beginCancelling(by: "test")
+            try await b.updateRun(y)
+            try await b.releaseCoordination(runId: y.id)
+            await #expect { try await a.takeHolds(runId: x.id, [("/srv/sites/acme/jira", "x-job")]) } throws: { error in
+                (error as? SafetyRefusal)?.message.contains("of run \(y.id), which is still going") == true
+            }
+        }
+    }
 }

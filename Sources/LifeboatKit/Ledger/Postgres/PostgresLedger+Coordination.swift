@@ -111,13 +111,20 @@ extension PostgresLedger {
         try await inTransaction("take destination holds") { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.holdsLock))", logger: logger)
             let rows = try await connection.query("""
-                SELECT h.path, h.run_id, h.job FROM holds h JOIN runs r ON r.id = h.run_id
-                WHERE h.run_id <> \(runId) AND r.state = ANY(\(going))
+                SELECT h.path, h.run_id, h.job, r.state = ANY(\(going)) OR (r.state = 'cancelled' AND r.finished_at IS NULL)
+                FROM holds h JOIN runs r ON r.id = h.run_id
+                WHERE h.run_id <> \(runId)
+                  AND (r.state = ANY(\(going)) OR (r.state = 'cancelled' AND r.finished_at IS NULL)
+                       OR EXISTS (SELECT 1 FROM run_leases l WHERE l.run_id = h.run_id AND l.expires_at > now()))
                   AND (h.path = ANY(\(around)) OR EXISTS (SELECT 1 FROM unnest(\(paths)::text[]) AS p(path)
                                                           WHERE starts_with(h.path, p.path || '/')))
                 LIMIT 1
                 """, logger: logger)
-            for try await (path, run, job) in rows.decode((String, String, String).self) {
+            for try await (path, run, job, going) in rows.decode((String, String, String, Bool).self) {
+                guard going else {
+                    throw SafetyRefusal(message: "destination \(path) is held by job \(job) of run \(run), which a host sharing the ledger is rolling back now; "
+                                        + "try again once that is done")
+                }
                 throw SafetyRefusal(message: "destination \(path) is held by job \(job) of run \(run), which is still going (on a host sharing the ledger); "
                                     + "a destination is restored by one run at a time: wait for run \(run) to finish or cancel it")
             }
