@@ -237,7 +237,7 @@ struct SeveralHostsTests {
     /// A cancel stops the run's jobs on every host: the hosts running some stop them and record
     /// them cancelled, nothing is claimed any more, nothing is left half-done.
     @Test func aCancelStopsTheJobsOnEveryHost() async throws {
-        let (dir, hosts, database, server) = try await fleet(sites: 12, hosts: ["recovery-1", "recovery-2"], verifySleep: "2", concurrency: 4)
+        let (dir, hosts, database, server) = try await fleet(sites: 12, hosts: ["recovery-1", "recovery-2"], verifySleep: "5", concurrency: 4)
         for host in hosts { try host.start() }
         defer { for host in hosts { host.stop() } }
         let id = try startRestore(on: hosts[0])
