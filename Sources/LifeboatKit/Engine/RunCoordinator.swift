@@ -55,6 +55,8 @@ final class RunCoordinator {
     private let recorder: JobRecorder
     /// Each job's index in the scheduler, by id (jobs followed in a shared ledger).
     private let jobIndex: [Int64: Int]
+    /// Where the last look at the jobs' changes in a shared ledger left off.
+    private var followed: JobChangeCursor?
 
     init(run: RunRecord, jobs: [JobRecord], plan: Plan, control: RunControl, environment: RunEnvironment) {
         self.run = run
@@ -157,6 +159,9 @@ final class RunCoordinator {
                 wave += 1
             }
             return try await finish()
+        } catch is CancellationError where Task.isCancelled && !control.isCancelled && env.queue != nil {
+            // A stop caught a ledger write mid-flight.
+            return leftToOtherHosts()
         } catch {
             // Only ledger failures land here: the run cannot record its progress, so it stops and
             // stays resumable.
@@ -166,14 +171,16 @@ final class RunCoordinator {
         }
     }
 
+    /// A stop with a shared ledger: the fleet goes on with the run's jobs, and another host takes
+    /// the coordination over (this one releases it as it stops). The run stays as recorded.
+    private func leftToOtherHosts() -> RunRecord {
+        logger.notice("run left to the other hosts", metadata: ["run.id": "\(run.id)"])
+        return run
+    }
+
     private func finish() async throws -> RunRecord {
         let draining = Task.isCancelled && !control.isCancelled
-        if draining, env.queue != nil {
-            // The fleet goes on with the run's jobs; another host takes the coordination over
-            // (this one releases it as it stops).
-            logger.notice("run left to the other hosts", metadata: ["run.id": "\(run.id)"])
-            return run
-        }
+        if draining, env.queue != nil { return leftToOtherHosts() }
         if draining {
             // SIGTERM drain: jobs that did not finish go back to pending; the run resumes later.
             for (i, job) in scheduler.jobs.enumerated() where !job.state.isFinal {
@@ -313,7 +320,10 @@ final class RunCoordinator {
     /// changes of jobs other hosts run are told to this host's followers and board (this host's
     /// own worker told them of its jobs already).
     private func followJobs() async throws {
-        for job in try await env.ledger.jobs(runId: run.id) {
+        guard let queue = env.queue else { return }
+        let (changed, cursor) = try await queue.jobChanges(runId: run.id, since: followed)
+        followed = cursor
+        for job in changed {
             guard let id = job.id, let i = jobIndex[id], scheduler.jobs[i] != job else { continue }
             let previous = scheduler.jobs[i]
             if job.host != env.host, job.state != previous.state {

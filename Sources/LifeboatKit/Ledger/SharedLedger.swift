@@ -45,6 +45,9 @@ public protocol SharedLedger: Ledger {
     func releaseClaim(_ claim: JobClaim)
     /// The live claims (of one run, or of all).
     func liveClaims(runId: String?) async throws -> [JobClaim]
+    /// The run's jobs changed since `cursor` (all of them without one; a change may be seen
+    /// twice, never missed), and the cursor for the next look.
+    func jobChanges(runId: String, since cursor: JobChangeCursor?) async throws -> ([JobRecord], JobChangeCursor)
     /// Records a claimed job's transition only while `claim` is its live claim with at least
     /// `minimumLease` left (`LeaseLost` otherwise): fenced by the claim, not by the run's lease.
     func updateJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval) async throws
@@ -155,4 +158,10 @@ public struct HostNameInUse: LifeboatError {
         "host name \(name) is in use by another lifeboatd (pid \(pid) there, heartbeat \(Int(heartbeatAgeSeconds)) s ago); "
             + "give each host its own host.name, or wait for that registration's lease to expire"
     }
+}
+
+/// Where a look at a run's job changes left off (`SharedLedger.jobChanges`).
+public struct JobChangeCursor: Sendable, Equatable {
+    /// The oldest transaction that was still going when the look began (PostgreSQL's xid8).
+    var xid: String
 }

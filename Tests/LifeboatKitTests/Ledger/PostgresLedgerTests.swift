@@ -311,6 +311,37 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// A coordinator looks at the jobs changed since its last look: nothing when nothing
+    /// changed, each change once it is committed — also one committed by a transaction that began
+    /// before a look and ended after it (a sequence number would miss that one).
+    @Test func jobChangesAreEachSeenAndNoneMissed() async throws {
+        try await withHosts { a, _, database in
+            let (run, jobs) = try await makeRun(a, sites: 2)
+            let (all, first) = try await a.jobChanges(runId: run.id, since: nil)
+            #expect(all.map(\.id) == jobs.map(\.id))
+            let (none, second) = try await a.jobChanges(runId: run.id, since: first)
+            #expect(none.isEmpty)
+            var changed = jobs[1]
+            changed.state = .waiting
+            try await a.updateJob(changed, from: .pending)
+            let (one, third) = try await a.jobChanges(runId: run.id, since: second)
+            #expect(one.map(\.id) == [changed.id] && one.first?.state == .waiting)
+            // A change in a transaction that is still open while the ledger is looked at.
+            let server = try await LocalPostgres.shared()
+            let id = try #require(jobs[2].id)
+            let late = Task.detached {
+                try server.psql(database, "BEGIN; UPDATE jobs SET error = 'late' WHERE id = \(id); SELECT pg_sleep(1.5); COMMIT;")
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let (during, fourth) = try await a.jobChanges(runId: run.id, since: third)
+            #expect(!during.contains { $0.error == "late" })
+            _ = try await late.value
+            let (after, _) = try await a.jobChanges(runId: run.id, since: fourth)
+            #expect(after.contains { $0.id == id && $0.error == "late" }, "\(after)")
+            #expect(!after.contains { $0.id == jobs[0].id })
+        }
+    }
+
     @Test func renewalKeepsAClaim() async throws {
         try await withHosts(lease: 5) { a, b, _ in
             let (run, _) = try await makeRun(a, sites: 1, products: ["p"])

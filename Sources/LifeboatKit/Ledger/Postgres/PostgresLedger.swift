@@ -336,6 +336,23 @@ public final class PostgresLedger: Ledger, Service {
         }
     }
 
+    /// The run's jobs changed since `cursor` (all of them without one), and the cursor for the
+    /// next look. A job's row names the transaction that last changed it; the cursor is the
+    /// oldest transaction still going when this look began (`pg_snapshot_xmin`), taken before the
+    /// read: a change committed after the read was made by a transaction at least that new, so
+    /// the next look finds it. A change may be seen twice, never missed.
+    public func jobChanges(runId: String, since cursor: JobChangeCursor?) async throws -> ([JobRecord], JobChangeCursor) {
+        try await withConnection("job changes") { connection in
+            var next = cursor ?? JobChangeCursor(xid: "0")
+            for try await xmin in try await connection.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", logger: logger)
+                .decode(String.self) { next = JobChangeCursor(xid: xmin) }
+            let jobs = try await JobRow.fetch(connection.query("""
+                SELECT \(unescaped: JobRow.columnList) FROM jobs WHERE run_id = \(runId) AND changed >= \(cursor?.xid ?? "0")::xid8 ORDER BY id
+                """, logger: logger))
+            return (jobs, next)
+        }
+    }
+
     public func events(runId: String, afterId: Int64, limit: Int) async throws -> [LedgerEvent] {
         try await withConnection("events") { connection in
             try await EventRow.fetch(connection.query("""
