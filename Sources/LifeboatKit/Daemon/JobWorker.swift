@@ -11,10 +11,11 @@ import Synchronization
 /// past the lease) records — and commits — nothing more. Claims are renewed every third of the
 /// lease; a job whose claim was lost is stopped and goes back to the queue — lost as the ledger
 /// says, or by this host's own clock when the ledger has not confirmed it within the lease (a
-/// host cut off from it stops, and renames nothing into place, before another takes over). A job that a host which is gone left mid-flight is recovered before it is
-/// redone (a recorded commit found in place is not redone). When the run is cancelled, its jobs
-/// here stop and are recorded cancelled; when this host stops (SIGTERM), they are recorded
-/// interrupted and given back for the others to take.
+/// host cut off from it stops, and renames nothing into place, before another takes over). A job
+/// that a host which is gone left mid-flight is recovered before it is redone (a recorded commit
+/// found in place is not redone). When the run is cancelled, its jobs here stop and are recorded
+/// cancelled; when this host stops (SIGTERM), they are recorded interrupted and given back for
+/// the others to take.
 public final class JobWorker: Service {
     private let engine: Engine
     private let plans: PlanRegistry
