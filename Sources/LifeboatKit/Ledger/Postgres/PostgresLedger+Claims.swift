@@ -96,37 +96,20 @@ extension PostgresLedger {
     /// (a refused one does not sink its batch), and not cancellable: a job that was cancelled
     /// still records so.
     public func updateJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval = 0) async throws {
-        try await write("fenced job update", updating(job, from: previous, fencedBy: claim, minimumLease: minimumLease))
+        try await write("fenced job update", .job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: minimumLease)))
     }
 
     public func postJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) {
-        commits.post(updating(job, from: previous, fencedBy: claim, minimumLease: 0))
+        commits.post(.job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: 0)))
     }
 
     public func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord, from previous: JobState,
                               fencedBy claim: JobClaim) async throws -> QuarantineRecord {
-        let update = updating(job, from: previous, fencedBy: claim, minimumLease: 0)
+        let (update, host, logger) = (FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: 0), self.host, self.logger)
         return try await write("fenced quarantine") { connection in
             let added = try await self.insertQuarantine(record, connection)
-            try await update(connection)
+            try await Self.write([update], on: connection, host: host, logger: logger)
             return added
-        }
-    }
-
-    /// A claimed job's compare-and-set update, fenced by its claim (in one statement).
-    private func updating(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval) -> PostgresWrite {
-        let logger = logger
-        return { connection in
-            var count = 0
-            for try await _ in try await connection.execute(JobRow.ClaimFencedUpdate(job: job, previous: previous, claim: claim, margin: minimumLease),
-                                                            logger: logger) { count += 1 }
-            guard count == 0 else { return }
-            let live = try await connection.query("""
-                SELECT 1 FROM claims WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND host = \(claim.host)
-                  AND released_at IS NULL AND expires_at > now() + make_interval(secs => \(minimumLease))
-                """, logger: logger).collect()
-            guard !live.isEmpty else { throw LeaseLost(jobId: claim.jobId, host: claim.host, token: claim.token) }
-            throw try await self.missingJob(job, expected: previous, connection)
         }
     }
 
@@ -134,12 +117,7 @@ extension PostgresLedger {
     /// Queued after the job's records, and not cancellable like them: a stopping host gives its
     /// claims back.
     public func releaseClaim(_ claim: JobClaim) {
-        let logger = logger
-        commits.post { connection in
-            _ = try await connection.query("""
-                UPDATE claims SET released_at = now() WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND released_at IS NULL
-                """, logger: logger)
-        }
+        commits.post(.release(claim))
     }
 
     /// The live claims, by host (status; tests).
