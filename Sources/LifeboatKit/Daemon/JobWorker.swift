@@ -74,8 +74,8 @@ public final class JobWorker: Service {
                         try await self.renewClaimsWhenDue()
                         var claimed: [(JobClaim, ContinuousClock.Instant, RunRecord, Plan)] = []
                         for (run, plan, free) in try await self.claimableRuns() {
-                            let sent = ContinuousClock.now
-                            for claim in try await self.queue.claimJobs(runId: run.id, host: self.host, rules: ClaimRules(plan: plan), max: free) {
+                            let (claims, sent) = try await self.claim(run: run, plan: plan, max: free)
+                            for claim in claims {
                                 claimed.append((claim, sent, run, plan))
                             }
                         }
@@ -105,6 +105,18 @@ public final class JobWorker: Service {
             // A drain: the jobs here stop, recorded interrupted, and go back to the queue.
             group.cancelAll()
         }
+    }
+
+    /// Claims up to `max` of a run's jobs; says at debug level how long the claim took (the
+    /// fleet's claimers take turns on the run: `scripts/bench-hosts` reads these lines).
+    private func claim(run: RunRecord, plan: Plan, max: Int) async throws -> (claims: [JobClaim], sent: ContinuousClock.Instant) {
+        let start = ContinuousClock.now
+        let claims = try await queue.claimJobs(runId: run.id, host: host, rules: ClaimRules(plan: plan), max: max)
+        let took = (ContinuousClock.now - start).components
+        let seconds = Double(took.seconds) + Double(took.attoseconds) * 1e-18
+        logger.debug("jobs claimed", metadata: ["run.id": "\(run.id)", "asked": "\(max)", "claimed": "\(claims.count)",
+                                                "claim.seconds": "\(String(format: "%.6f", seconds))"])
+        return (claims, start)
     }
 
     /// Waits for `interval`, or less when a job ends here (its slot is free to refill).

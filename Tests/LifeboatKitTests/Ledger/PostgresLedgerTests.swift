@@ -342,6 +342,139 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// A batch of claimed jobs' records, made the way the engine makes them (queued records
+    /// posted, durable ones awaited by several jobs at once): each gets its own outcome — the one
+    /// whose claim was taken over is refused (`LeaseLost`), the one from a stale state conflicts,
+    /// the others are written.
+    @Test func aBatchOfClaimedRecordsGivesEachItsOwnOutcome() async throws {
+        try await withHosts { a, b, _ in
+            let (run, _) = try await makeRun(a, sites: 2)
+            let rules = ClaimRules(runConcurrency: 10)
+            let claims = try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 4)
+            try #require(claims.count == 4)
+            // b takes job 1 over (a's claim was given back, as by a host presumed gone).
+            a.releaseClaim(claims[1])
+            try await a.flush()
+            let taken = try #require(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 1).first)
+            #expect(taken.jobId == claims[1].jobId && taken.token == 2)
+            @Sendable func moved(_ claim: JobClaim, to state: JobState) -> JobRecord {
+                var job = claim.job
+                job.state = state
+                job.host = claim.host
+                job.stagingPath = "/d/.lifeboat-staging/\(claim.jobId)"
+                return job
+            }
+            let dropped = a.droppedPosts
+            // Queued: fine, and fenced out.
+            a.postJob(moved(claims[0], to: .restoring), from: .pending, fencedBy: claims[0])
+            a.postJob(moved(claims[1], to: .restoring), from: .pending, fencedBy: claims[1])
+            // Awaited at once: job 0 goes on from its queued record; job 1's claim is lost; job 2
+            // is written from a state it is not in; job 3 is fine.
+            let awaited: [(JobClaim, JobState, JobState, TimeInterval)] = [
+                (claims[0], .restoring, .verifying, 0), (claims[1], .restoring, .verifying, 0),
+                (claims[2], .restoring, .verifying, 0), (claims[3], .pending, .committing, 10),
+            ]
+            let errors = await withTaskGroup(of: (Int, (any Error)?).self) { group in
+                for (i, (claim, previous, state, lease)) in awaited.enumerated() {
+                    group.addTask {
+                        do {
+                            try await a.updateJob(moved(claim, to: state), from: previous, fencedBy: claim, minimumLease: lease)
+                            return (i, nil)
+                        } catch {
+                            return (i, error)
+                        }
+                    }
+                }
+                var errors: [(any Error)?] = Array(repeating: nil, count: awaited.count)
+                for await (i, error) in group { errors[i] = error }
+                return errors
+            }
+            #expect(errors.map { $0 == nil } == [true, false, false, true])
+            let lost = try #require(errors[1] as? LeaseLost)
+            #expect(lost.token == 1 && "\(lost)".contains("host a lost its lease on job \(claims[1].jobId)"))
+            let conflict = try #require(errors[2] as? JobConflict)
+            #expect(conflict.expected == .restoring && conflict.found == .pending)
+            #expect(a.droppedPosts == dropped + 1)
+            let jobs = Dictionary(uniqueKeysWithValues: try await a.jobs(runId: run.id).map { ($0.id ?? 0, $0) })
+            #expect(jobs[claims[0].jobId] == moved(claims[0], to: .verifying))
+            #expect(jobs[claims[1].jobId]?.state == .pending && jobs[claims[1].jobId]?.host == "b")
+            #expect(jobs[claims[2].jobId] == claims[2].job)
+            #expect(jobs[claims[3].jobId] == moved(claims[3], to: .committing))
+        }
+    }
+
+    /// Queued records fold into the durable one after them; when that one is refused (a commit
+    /// record without the lease it needs to spare), the queued one is still written.
+    @Test func aRefusedCommitRecordDoesNotTakeTheQueuedOnesWithIt() async throws {
+        try await withHosts(lease: 3) { a, _, _ in
+            let (run, _) = try await makeRun(a, sites: 1, products: ["p"])
+            let claim = try #require(try await a.claimJobs(runId: run.id, host: "a", rules: ClaimRules(runConcurrency: 1), max: 1).first)
+            var job = claim.job
+            job.state = .restoring
+            job.attempt = 1
+            a.postJob(job, from: .pending, fencedBy: claim)
+            var committing = job
+            committing.state = .committing
+            committing.commitIdentity = "2049:77"
+            await #expect(throws: LeaseLost.self) { try await a.updateJob(committing, from: .restoring, fencedBy: claim, minimumLease: 10) }
+            #expect(try await a.jobs(runId: run.id) == [job])
+            try await a.updateJob(committing, from: .restoring, fencedBy: claim, minimumLease: 0.5)
+            #expect(try await a.jobs(runId: run.id) == [committing])
+        }
+    }
+
+    /// Every column travels through the batched, fenced record as through the plain one (two
+    /// jobs in one batch: one queued, one awaited), and back to nothing.
+    @Test func everyJobColumnRoundTripsThroughAFencedBatch() async throws {
+        try await withHosts { a, _, _ in
+            let (run, _) = try await makeRun(a, sites: 1)
+            let claims = try await a.claimJobs(runId: run.id, host: "a", rules: ClaimRules(runConcurrency: 2), max: 2)
+            try #require(claims.count == 2)
+            var full: [JobRecord] = []
+            for claim in claims {
+                var job = claim.job
+                job.state = .committing
+                job.attempt = 4
+                job.snapshotPath = "/s/acme/jira/20261124T000000Z.tar.gz"
+                job.snapshotTakenAt = Self.t0.addingTimeInterval(-3_600.000_001)
+                job.queuedAt = Self.t0
+                job.startedAt = Self.t0.addingTimeInterval(1.5)
+                job.finishedAt = Self.t0.addingTimeInterval(2)
+                job.bytes = 1 << 40
+                job.entries = 123_456
+                job.archiveBytes = 987
+                job.skippedEntries = 3
+                job.rpoSeconds = 3_600.123_456_789
+                job.rtoSeconds = 2.25
+                job.rpoMet = false
+                job.rtoMet = true
+                job.errorCode = "io"
+                job.error = "boom: 'quoted' \"and\" \\ backslashed; DROP TABLE jobs"
+                job.stagingPath = "/d/acme/.lifeboat-staging/x"
+                job.commitIdentity = "64769:1234"
+                job.quarantinePath = "/d/acme/.lifeboat-quarantine/q"
+                job.hookOutput = "ok\nline two ✓"
+                job.treeDigest = "sha256:abc"
+                job.host = "recovery-2.example"
+                job.source = JobRecord.sourceQuarantine
+                full.append(job)
+            }
+            a.postJob(full[0], from: .pending, fencedBy: claims[0])
+            try await a.updateJob(full[1], from: .pending, fencedBy: claims[1], minimumLease: 0)
+            #expect(try await a.jobs(runId: run.id) == full)
+            // And back to nothing: optional columns clear.
+            let bare = claims.map { claim in
+                var job = JobRecord(runId: run.id, site: claim.job.site, product: claim.job.product, wave: 0, priority: claim.job.priority,
+                                    productOrder: claim.job.productOrder, destination: claim.job.destination)
+                job.id = claim.jobId
+                return job
+            }
+            a.postJob(bare[0], from: .committing, fencedBy: claims[0])
+            try await a.updateJob(bare[1], from: .committing, fencedBy: claims[1], minimumLease: 0)
+            #expect(try await a.jobs(runId: run.id) == bare)
+        }
+    }
+
     @Test func renewalKeepsAClaim() async throws {
         try await withHosts(lease: 5) { a, b, _ in
             let (run, _) = try await makeRun(a, sites: 1, products: ["p"])

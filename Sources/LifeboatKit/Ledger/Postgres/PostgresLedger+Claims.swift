@@ -3,8 +3,10 @@ import PostgresNIO
 
 /// Claims: hosts take ready jobs from the shared queue under leases, with fencing tokens.
 ///
-/// - A claim locks the run's row first (`FOR UPDATE`): claimers of one run take turns for the
-///   instant of a claim, so the run's and each product's concurrency hold for the whole fleet.
+/// - A claim locks the run's row first (`FOR NO KEY UPDATE`): claimers of one run take turns for
+///   the instant of a claim, so the run's and each product's concurrency hold for the whole fleet.
+///   (Not `FOR UPDATE`: that would also hold up every write whose foreign key checks the run's
+///   row, e.g. a job's records on the commit lane.)
 ///   The candidate jobs are then locked `FOR UPDATE SKIP LOCKED`, in priority order.
 /// - A job in an active state (restoring, verifying, committing) without a live claim was left
 ///   by a host that is gone: it is claimable again, and the claim says so (`isTakeover`).
@@ -20,7 +22,7 @@ extension PostgresLedger {
         return try await inTransaction("claim jobs") { connection in
             var wave: Int64?
             for try await (state, current) in try await connection.query("""
-                SELECT state, current_wave FROM runs WHERE id = \(runId) FOR UPDATE
+                SELECT state, current_wave FROM runs WHERE id = \(runId) FOR NO KEY UPDATE
                 """, logger: logger).decode((String, Int64).self) where state == RunState.running.rawValue {
                 wave = current
             }
@@ -46,26 +48,33 @@ extension PostgresLedger {
                 LIMIT \(Swift.min(1_000, free * 4 + 16))
                 FOR UPDATE OF j SKIP LOCKED
                 """, logger: logger))
-            var claims: [JobClaim] = []
-            for var job in candidates where free > 0 {
-                guard let id = job.id else { continue }
+            var picked: [JobRecord] = []
+            for var job in candidates where free > 0 && job.id != nil {
                 if let limit = rules.productConcurrency[job.product], held[job.product, default: 0] >= limit { continue }
-                let rows = try await connection.query("""
-                    INSERT INTO claims (job_id, run_id, host, token, claimed_at, expires_at, released_at)
-                    VALUES (\(id), \(runId), \(host), 1, now(), now() + make_interval(secs => \(lease)), NULL)
-                    ON CONFLICT (job_id) DO UPDATE SET host = EXCLUDED.host, token = claims.token + 1, claimed_at = now(),
-                                                      expires_at = EXCLUDED.expires_at, released_at = NULL
-                    RETURNING token, expires_at
-                    """, logger: logger)
-                var granted: [(Int64, Date)] = []
-                for try await row in rows.decode((Int64, Date).self) { granted.append(row) }
-                try await connection.query("UPDATE jobs SET host = \(host) WHERE id = \(id)", logger: logger)
                 job.host = host
-                for (token, expires) in granted {
-                    claims.append(JobClaim(jobId: id, runId: runId, host: host, token: token, expiresAt: expires, job: job))
-                }
+                picked.append(job)
                 held[job.product, default: 0] += 1
                 free -= 1
+            }
+            guard !picked.isEmpty else { return [] }
+            // One round trip for them all, the run's row locked meanwhile: each job's claim (a
+            // job claimed before gets the next token) and its host.
+            let ids = picked.compactMap(\.id)
+            var granted: [Int64: (token: Int64, expires: Date)] = [:]
+            for try await (id, token, expires) in try await connection.query("""
+                WITH granted AS (
+                    INSERT INTO claims (job_id, run_id, host, token, claimed_at, expires_at, released_at)
+                    SELECT id, \(runId), \(host), 1, now(), now() + make_interval(secs => \(lease)), NULL FROM unnest(\(ids)::int8[]) AS t(id)
+                    ON CONFLICT (job_id) DO UPDATE SET host = EXCLUDED.host, token = claims.token + 1, claimed_at = now(),
+                                                      expires_at = EXCLUDED.expires_at, released_at = NULL
+                    RETURNING job_id, token, expires_at),
+                  hosted AS (UPDATE jobs SET host = \(host) WHERE id = ANY(\(ids)::int8[]))
+                SELECT job_id, token, expires_at FROM granted
+                """, logger: logger).decode((Int64, Int64, Date).self) {
+                granted[id] = (token, expires)
+            }
+            let claims = picked.compactMap { job in
+                job.id.flatMap { id in granted[id].map { JobClaim(jobId: id, runId: runId, host: host, token: $0.token, expiresAt: $0.expires, job: job) } }
             }
             return claims
         }
@@ -96,37 +105,20 @@ extension PostgresLedger {
     /// (a refused one does not sink its batch), and not cancellable: a job that was cancelled
     /// still records so.
     public func updateJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval = 0) async throws {
-        try await write("fenced job update", updating(job, from: previous, fencedBy: claim, minimumLease: minimumLease))
+        try await write("fenced job update", .job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: minimumLease)))
     }
 
     public func postJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) {
-        commits.post(updating(job, from: previous, fencedBy: claim, minimumLease: 0))
+        commits.post(.job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: 0)))
     }
 
     public func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord, from previous: JobState,
                               fencedBy claim: JobClaim) async throws -> QuarantineRecord {
-        let update = updating(job, from: previous, fencedBy: claim, minimumLease: 0)
+        let (update, host, logger) = (FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: 0), self.host, self.logger)
         return try await write("fenced quarantine") { connection in
             let added = try await self.insertQuarantine(record, connection)
-            try await update(connection)
+            try await Self.write([update], on: connection, host: host, logger: logger)
             return added
-        }
-    }
-
-    /// A claimed job's compare-and-set update, fenced by its claim (in one statement).
-    private func updating(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval) -> PostgresWrite {
-        let logger = logger
-        return { connection in
-            var count = 0
-            for try await _ in try await connection.execute(JobRow.ClaimFencedUpdate(job: job, previous: previous, claim: claim, margin: minimumLease),
-                                                            logger: logger) { count += 1 }
-            guard count == 0 else { return }
-            let live = try await connection.query("""
-                SELECT 1 FROM claims WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND host = \(claim.host)
-                  AND released_at IS NULL AND expires_at > now() + make_interval(secs => \(minimumLease))
-                """, logger: logger).collect()
-            guard !live.isEmpty else { throw LeaseLost(jobId: claim.jobId, host: claim.host, token: claim.token) }
-            throw try await self.missingJob(job, expected: previous, connection)
         }
     }
 
@@ -134,12 +126,7 @@ extension PostgresLedger {
     /// Queued after the job's records, and not cancellable like them: a stopping host gives its
     /// claims back.
     public func releaseClaim(_ claim: JobClaim) {
-        let logger = logger
-        commits.post { connection in
-            _ = try await connection.query("""
-                UPDATE claims SET released_at = now() WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND released_at IS NULL
-                """, logger: logger)
-        }
+        commits.post(.release(claim))
     }
 
     /// The live claims, by host (status; tests).

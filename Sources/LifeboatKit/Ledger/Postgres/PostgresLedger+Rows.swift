@@ -87,11 +87,16 @@ struct Unreadable: LifeboatError {
 }
 
 enum JobRow {
-    /// Every column but `id`, in the order of `bindings`.
-    static let insertColumns = ["run_id", "site", "product", "wave", "priority", "product_order", "state", "attempt", "destination",
-                                "snapshot_path", "snapshot_taken_at", "queued_at", "started_at", "finished_at", "bytes", "entries",
-                                "archive_bytes", "skipped_entries", "rpo_seconds", "rto_seconds", "rpo_met", "rto_met", "error_code",
-                                "error", "staging_path", "commit_identity", "quarantine_path", "hook_output", "tree_digest", "host", "source"]
+    /// Every column but `id` with its type, in the order of `append(_:to:)`.
+    static let columnTypes = [("run_id", "text"), ("site", "text"), ("product", "text"), ("wave", "int8"), ("priority", "int8"),
+                              ("product_order", "int8"), ("state", "text"), ("attempt", "int8"), ("destination", "text"),
+                              ("snapshot_path", "text"), ("snapshot_taken_at", "timestamptz"), ("queued_at", "timestamptz"),
+                              ("started_at", "timestamptz"), ("finished_at", "timestamptz"), ("bytes", "int8"), ("entries", "int8"),
+                              ("archive_bytes", "int8"), ("skipped_entries", "int8"), ("rpo_seconds", "float8"), ("rto_seconds", "float8"),
+                              ("rpo_met", "bool"), ("rto_met", "bool"), ("error_code", "text"), ("error", "text"), ("staging_path", "text"),
+                              ("commit_identity", "text"), ("quarantine_path", "text"), ("hook_output", "text"), ("tree_digest", "text"),
+                              ("host", "text"), ("source", "text")]
+    static let insertColumns = columnTypes.map(\.0)
     static let columnList = "id, " + insertColumns.joined(separator: ", ")
 
     static func append(_ job: JobRecord, to b: inout PostgresBindings) {
@@ -188,31 +193,35 @@ enum JobRow {
         func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
     }
 
-    /// The update, made only while `claim` is the job's live claim with at least `margin` seconds
-    /// of lease left; the claim's row is locked with it, so no takeover slips in before commit.
-    struct ClaimFencedUpdate: PostgresPreparedStatement {
-        static let sql = "UPDATE jobs SET " + insertColumns.enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
-            + " WHERE id = $1 AND state = $\(insertColumns.count + 2) AND EXISTS (SELECT 1 FROM claims c WHERE c.job_id = $1"
-            + " AND c.token = $\(insertColumns.count + 3) AND c.host = $\(insertColumns.count + 4) AND c.released_at IS NULL"
-            + " AND c.expires_at > now() + make_interval(secs => $\(insertColumns.count + 5)) FOR UPDATE) RETURNING id"
-        typealias Row = Int64
-        var job: JobRecord
-        var previous: JobState
-        var claim: JobClaim
-        var margin: Double
+    /// A fenced record's row of values: the job's id and columns, then the fence.
+    private static let fencedTypes = [("id", "int8")] + columnTypes
+        + [("previous", "text"), ("token", "int8"), ("claim_host", "text"), ("margin", "float8")]
+    /// Fenced records one statement may bind.
+    static let fencedPerStatement = 65_535 / fencedTypes.count
 
-        func makeBindings() throws -> PostgresBindings {
-            var b = PostgresBindings(capacity: insertColumns.count + 5)
-            b.append(job.id)
-            JobRow.append(job, to: &b)
-            b.append(previous.rawValue)
-            b.append(claim.token)
-            b.append(claim.host)
-            b.append(margin)
-            return b
+    /// Claimed jobs' records (of distinct jobs) in one statement: a row is updated only while its
+    /// state is the one expected and its claim is live with `minimumLease` seconds to spare; the
+    /// claim's row is locked with it, so no takeover slips in before commit. Returns the ids written.
+    static func claimFencedUpdate(_ writes: ArraySlice<FencedJobWrite>) -> PostgresQuery {
+        var b = PostgresBindings(capacity: writes.count * fencedTypes.count)
+        var rows: [String] = []
+        rows.reserveCapacity(writes.count)
+        for (i, write) in writes.enumerated() {
+            b.append(write.job.id)
+            append(write.job, to: &b)
+            b.append(write.previous.rawValue)
+            b.append(write.claim.token)
+            b.append(write.claim.host)
+            b.append(write.minimumLease)
+            // Typed placeholders: a NULL bind carries no type of its own.
+            rows.append("(" + fencedTypes.enumerated().map { "$\(i * fencedTypes.count + $0 + 1)::\($1.1)" }.joined(separator: ", ") + ")")
         }
-
-        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+        let sql = "UPDATE jobs SET " + insertColumns.map { "\($0) = u.\($0)" }.joined(separator: ", ")
+            + " FROM (VALUES " + rows.joined(separator: ", ") + ") AS u (" + fencedTypes.map(\.0).joined(separator: ", ") + ")"
+            + " WHERE jobs.id = u.id AND jobs.state = u.previous AND EXISTS (SELECT 1 FROM claims c WHERE c.job_id = u.id"
+            + " AND c.token = u.token AND c.host = u.claim_host AND c.released_at IS NULL"
+            + " AND c.expires_at > now() + make_interval(secs => u.margin) FOR UPDATE) RETURNING jobs.id"
+        return PostgresQuery(unsafeSQL: sql, binds: b)
     }
 
     /// From the row's columns `offset…` (the job's columns after others of a join).
@@ -258,22 +267,24 @@ enum JobRow {
 enum EventRow {
     static let columnList = "id, run_id, job_id, at, kind, message"
 
-    struct Insert: PostgresPreparedStatement {
-        static let sql = "INSERT INTO events (run_id, job_id, at, kind, message) VALUES ($1, $2, $3, $4, $5)"
-        typealias Row = ()
-        var event: LedgerEvent
+    /// Events one statement may bind.
+    static let perStatement = 65_535 / 5
 
-        func makeBindings() throws -> PostgresBindings {
-            var b = PostgresBindings(capacity: 5)
+    /// Events in one statement, in their order.
+    static func insertQuery(_ events: ArraySlice<LedgerEvent>) -> PostgresQuery {
+        var b = PostgresBindings(capacity: events.count * 5)
+        var rows: [String] = []
+        rows.reserveCapacity(events.count)
+        for (i, event) in events.enumerated() {
             b.append(event.runId)
             b.append(event.jobId)
             b.append(event.at)
             b.append(event.kind)
             b.append(event.message)
-            return b
+            let n = i * 5
+            rows.append("($\(n + 1)::text, $\(n + 2)::int8, $\(n + 3)::timestamptz, $\(n + 4)::text, $\(n + 5)::text)")
         }
-
-        func decodeRow(_ row: PostgresRow) throws {}
+        return PostgresQuery(unsafeSQL: "INSERT INTO events (run_id, job_id, at, kind, message) VALUES " + rows.joined(separator: ", "), binds: b)
     }
 
     static func fetch(_ rows: PostgresRowSequence) async throws -> [LedgerEvent] {

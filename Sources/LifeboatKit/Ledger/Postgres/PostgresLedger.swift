@@ -64,9 +64,9 @@ public final class PostgresLedger: Ledger, Service {
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let client = self.client
         let logger = self.logger
-        commits = GroupCommit(committer: { operations in
+        commits = GroupCommit(committer: { writes in
             try await Self.transaction(client, logger: logger) { connection in
-                for operation in operations { try await operation(connection) }
+                try await Self.write(PostgresBatch(writes), on: connection, host: host, logger: logger)
             }
         })
     }
@@ -171,7 +171,7 @@ public final class PostgresLedger: Ledger, Service {
     }
 
     /// A batched write, durable when it returns.
-    func write(_ operation: String, _ change: @escaping PostgresWrite) async throws {
+    func write(_ operation: String, _ change: PostgresWrite) async throws {
         do {
             try await ensureSchema()
             try await commits.write(change)
@@ -180,7 +180,12 @@ public final class PostgresLedger: Ledger, Service {
         }
     }
 
-    /// A batched write that returns a value, durable when it returns.
+    /// Batched statements, durable when it returns.
+    func write(_ operation: String, _ change: @escaping PostgresStatements) async throws {
+        try await write(operation, .statements(change))
+    }
+
+    /// Batched statements that return a value, durable when it returns.
     func write<T: Sendable>(_ operation: String, _ change: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let result = Mutex<T?>(nil)
         try await write(operation) { connection in
@@ -252,11 +257,11 @@ public final class PostgresLedger: Ledger, Service {
     }
 
     public func postJob(_ job: JobRecord, from previous: JobState) {
-        commits.post(updating(job, from: previous))
+        commits.post(.statements(updating(job, from: previous)))
     }
 
     /// A job's compare-and-set update; fenced by its run's lease when this ledger is a host's.
-    func updating(_ job: JobRecord, from previous: JobState) -> PostgresWrite {
+    func updating(_ job: JobRecord, from previous: JobState) -> PostgresStatements {
         let (logger, host, margin) = (self.logger, self.host, fenceMargin)
         return { connection in
             var count = 0
@@ -265,7 +270,7 @@ public final class PostgresLedger: Ledger, Service {
             } else {
                 for try await _ in try await connection.execute(JobRow.Update(job: job, previous: previous), logger: logger) { count += 1 }
             }
-            guard count == 1 else { throw try await self.missingJob(job, expected: previous, connection) }
+            guard count == 1 else { throw try await Self.missingJob(job, expected: previous, host: host, connection, logger: logger) }
         }
     }
 
@@ -278,7 +283,8 @@ public final class PostgresLedger: Ledger, Service {
 
     /// Why a job update matched no row: the row is not there, its state is not the one expected
     /// (another writer changed it), or (fenced) this host lost the run.
-    func missingJob(_ job: JobRecord, expected: JobState, _ connection: PostgresConnection) async throws -> any Error {
+    static func missingJob(_ job: JobRecord, expected: JobState, host: String?, _ connection: PostgresConnection,
+                           logger: Logger) async throws -> any Error {
         var found: String?
         for try await state in try await connection.query("SELECT state FROM jobs WHERE id = \(job.id)", logger: logger).decode(String.self) { found = state }
         guard let found else { return RowNotFound(table: "jobs", id: job.id.map { "\($0)" } ?? "nil") }
@@ -289,10 +295,7 @@ public final class PostgresLedger: Ledger, Service {
     }
 
     public func postEvent(_ event: LedgerEvent) {
-        let logger = logger
-        commits.post { connection in
-            _ = try await connection.execute(EventRow.Insert(event: event), logger: logger)
-        }
+        commits.post(.event(event))
     }
 
     public func flush() async throws {
@@ -474,9 +477,6 @@ public final class PostgresLedger: Ledger, Service {
         }
     }
 }
-
-/// A change to the PostgreSQL ledger, made inside the batch's transaction.
-typealias PostgresWrite = @Sendable (PostgresConnection) async throws -> Void
 
 /// Runs an async setup once; concurrent callers wait for the one attempt (a cancelled caller
 /// stops waiting at once, e.g. a daemon stopping while the database is unreachable); a failed

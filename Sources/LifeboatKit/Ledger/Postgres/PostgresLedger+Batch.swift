@@ -1,0 +1,48 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Writing a group-commit batch (`PostgresBatch`): each of its steps in one statement (a few,
+/// past the parameters one statement may bind), inside the batch's transaction.
+extension PostgresLedger {
+    static func write(_ batch: PostgresBatch, on connection: PostgresConnection, host: String?, logger: Logger) async throws {
+        for step in batch.steps {
+            switch step {
+            case .jobs(let writes):
+                try await write(writes, on: connection, host: host, logger: logger)
+            case .releases(let claims):
+                try await connection.query("""
+                    UPDATE claims SET released_at = now()
+                    FROM unnest(\(claims.map(\.jobId))::int8[], \(claims.map(\.token))::int8[]) AS r(job_id, token)
+                    WHERE claims.job_id = r.job_id AND claims.token = r.token AND claims.released_at IS NULL
+                    """, logger: logger)
+            case .events(let events):
+                for start in stride(from: 0, to: events.count, by: EventRow.perStatement) {
+                    try await connection.query(EventRow.insertQuery(events[start..<min(events.count, start + EventRow.perStatement)]), logger: logger)
+                }
+            case .statements(let body):
+                try await body(connection)
+            }
+        }
+    }
+
+    /// Claimed jobs' records (of distinct jobs), each made only while its claim is live with its
+    /// margin to spare and its state is the one expected. A refused one throws why (the first, if
+    /// several): the claim is lost (`LeaseLost`), the job is not there or not in that state.
+    static func write(_ writes: [FencedJobWrite], on connection: PostgresConnection, host: String?, logger: Logger) async throws {
+        var written: Set<Int64> = []
+        for start in stride(from: 0, to: writes.count, by: JobRow.fencedPerStatement) {
+            let rows = try await connection.query(JobRow.claimFencedUpdate(writes[start..<min(writes.count, start + JobRow.fencedPerStatement)]),
+                                                  logger: logger)
+            for try await id in rows.decode(Int64.self) { written.insert(id) }
+        }
+        guard let refused = writes.first(where: { $0.job.id.map { !written.contains($0) } ?? true }) else { return }
+        let claim = refused.claim
+        let live = try await connection.query("""
+            SELECT 1 FROM claims WHERE job_id = \(claim.jobId) AND token = \(claim.token) AND host = \(claim.host)
+              AND released_at IS NULL AND expires_at > now() + make_interval(secs => \(refused.minimumLease))
+            """, logger: logger).collect()
+        guard !live.isEmpty else { throw LeaseLost(jobId: claim.jobId, host: claim.host, token: claim.token) }
+        throw try await missingJob(refused.job, expected: refused.previous, host: host, connection, logger: logger)
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+/// How a group-commit batch of the PostgreSQL ledger is written (no database: the plan only).
+/// A run of many jobs waits for round trips on the one commit lane, so the hot writes are
+/// gathered — but only where that gives the outcome of writing them one by one.
+@Suite struct PostgresBatchTests {
+    static let t0 = Timestamp.parse("2026-11-25T10:00:00Z")!
+
+    static func claim(_ id: Int64, token: Int64 = 1) -> JobClaim {
+        var job = JobRecord(runId: "r", site: "s\(id)", product: "p", wave: 0, priority: 0, productOrder: 0, destination: "/d/\(id)")
+        job.id = id
+        return JobClaim(jobId: id, runId: "r", host: "a", token: token, expiresAt: t0, job: job)
+    }
+
+    /// A claimed job's record from `previous` to `state`.
+    static func record(_ id: Int64, _ previous: JobState, _ state: JobState, lease: TimeInterval = 0, token: Int64 = 1) -> PostgresWrite {
+        let claim = claim(id, token: token)
+        var job = claim.job
+        job.state = state
+        return .job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: lease))
+    }
+
+    static func event(_ kind: String) -> PostgresWrite {
+        .event(LedgerEvent(runId: "r", at: t0, kind: kind, message: ""))
+    }
+
+    /// The steps in words: `jobs[1:pending>verifying+10, 2:…]`, `releases[1]`, `events[a,b]`, `statements`.
+    static func plan(_ writes: [PostgresWrite]) -> [String] {
+        PostgresBatch(writes).steps.map { step in
+            switch step {
+            case .jobs(let jobs):
+                "jobs[" + jobs.map { "\($0.claim.jobId):\($0.previous.rawValue)>\($0.job.state.rawValue)+\(Int($0.minimumLease))" }
+                    .joined(separator: ", ") + "]"
+            case .releases(let claims): "releases[" + claims.map { "\($0.jobId)" }.joined(separator: ", ") + "]"
+            case .events(let events): "events[" + events.map(\.kind).joined(separator: ",") + "]"
+            case .statements: "statements"
+            }
+        }
+    }
+
+    @Test func theEnginesBatchIsOneStatementPerKind() {
+        // Several jobs at different points of their lives, as the commit lane sees them.
+        #expect(Self.plan([
+            Self.record(1, .pending, .restoring),
+            Self.record(2, .restoring, .restoring),
+            Self.event("job.succeeded"),
+            Self.record(1, .restoring, .verifying),
+            .release(Self.claim(3)),
+            Self.record(4, .committing, .succeeded),
+            Self.event("job.failed"),
+        ]) == ["jobs[1:pending>verifying+0, 2:restoring>restoring+0, 4:committing>succeeded+0]", "releases[3]", "events[job.succeeded,job.failed]"])
+    }
+
+    @Test func aJobsRecordsFoldIntoOneWithTheLargestMargin() {
+        // Queued records followed by the commit record, which needs lease to spare.
+        #expect(Self.plan([
+            Self.record(1, .restoring, .restoring),
+            Self.record(1, .restoring, .verifying),
+            Self.record(1, .verifying, .committing, lease: 10),
+            Self.record(1, .committing, .succeeded),
+        ]) == ["jobs[1:restoring>succeeded+10]"])
+    }
+
+    @Test func recordsThatDoNotContinueEachOtherAreNotFolded() {
+        // From a state the record before did not leave it in: it would be refused after it.
+        #expect(Self.plan([Self.record(1, .pending, .restoring), Self.record(1, .pending, .verifying)])
+                == ["jobs[1:pending>restoring+0]", "jobs[1:pending>verifying+0]"])
+        // Under another claim (a takeover's token).
+        #expect(Self.plan([Self.record(1, .pending, .restoring), Self.record(1, .restoring, .verifying, token: 2)])
+                == ["jobs[1:pending>restoring+0]", "jobs[1:restoring>verifying+0]"])
+    }
+
+    @Test func aClaimGivenBackGoesAfterItsRecordsAndBeforeLaterOnes() {
+        #expect(Self.plan([
+            Self.record(1, .committing, .succeeded),
+            .release(Self.claim(1)),
+            Self.record(2, .pending, .restoring),
+            Self.record(1, .succeeded, .succeeded),
+        ]) == ["jobs[1:committing>succeeded+0, 2:pending>restoring+0]", "releases[1]", "jobs[1:succeeded>succeeded+0]"])
+    }
+
+    @Test func aClosureIsWrittenInItsTurn() {
+        #expect(Self.plan([
+            Self.record(1, .pending, .restoring),
+            Self.event("before"),
+            .statements { _ in },
+            Self.record(1, .restoring, .verifying),
+            Self.event("after"),
+        ]) == ["jobs[1:pending>restoring+0]", "events[before]", "statements", "jobs[1:restoring>verifying+0]", "events[after]"])
+    }
+}
