@@ -56,11 +56,12 @@ public final class PostgresLedger: Ledger, Service {
         configuration.options.connectTimeout = .seconds(10)
         // A host cut off (or frozen) in the middle of a transaction holds its locks — a claim's
         // lock on its run's row stops every host's claims — until the server gives up on it:
-        // after a lease, as the host's claims do, not after TCP's minutes.
+        // after a lease, as the host's claims do, not after TCP's minutes. (Not tcp_user_timeout
+        // too: it has the server drop the connection without a word once the link is down, and
+        // the host, reconnected, may then wait on it for ever.)
         let lease = "\(Int((settings.lease * 1_000).rounded(.up)))"
         configuration.options.additionalStartupParameters = [("application_name", "lifeboatd"),
-                                                             ("idle_in_transaction_session_timeout", lease),
-                                                             ("tcp_user_timeout", lease)]
+                                                             ("idle_in_transaction_session_timeout", lease)]
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let client = self.client
         let logger = self.logger
