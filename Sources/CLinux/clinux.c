@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -64,13 +63,4 @@ int lifeboat_pipe2(int fds[2], int flags) {
 
 void lifeboat_line_buffer_stdout(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-}
-
-int lifeboat_renice_thread(int increment) {
-    id_t thread = (id_t)syscall(SYS_gettid);
-    errno = 0;
-    int current = getpriority(PRIO_PROCESS, thread);
-    if (current == -1 && errno != 0) return -1;
-    int wanted = current + increment;
-    return setpriority(PRIO_PROCESS, thread, wanted > 19 ? 19 : wanted);
 }

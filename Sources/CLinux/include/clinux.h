@@ -37,10 +37,6 @@ int lifeboat_pipe2(int fds[2], int flags);
 /// no descriptor of its own (no dup, fstat or fcntl per directory).
 long lifeboat_getdents64(int fd, void *buffer, unsigned long size);
 
-/// Makes the calling thread `increment` nicer than it is (setpriority(2) on its thread id;
-/// Linux gives each thread its own nice value), at most 19. Returns 0 or -1 with errno set.
-int lifeboat_renice_thread(int increment);
-
 /// Makes C's stdout (which Swift's `print` writes through) line-buffered whatever it is connected
 /// to; Swift 6 cannot name the `stdout` global safely.
 void lifeboat_line_buffer_stdout(void);

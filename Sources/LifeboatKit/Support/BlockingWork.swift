@@ -1,4 +1,3 @@
-import CLinux
 import Foundation
 import NIOCore
 import NIOPosix
@@ -31,28 +30,6 @@ enum BlockingPool {
         pool.start()
         return pool
     }
-
-    /// How much nicer than the daemon the extraction threads run (`nice`, per thread).
-    ///
-    /// When restores keep every core busy, the rest of the host still answers at once: an
-    /// operator's `lifeboat status` (a new process), the control socket and the web view, and the
-    /// daemon's own heartbeats and claim renewals (its other threads) — a host too busy to renew
-    /// its claims would lose its jobs to the others. Restores lose nothing when nothing else
-    /// wants the cores; the kernel shares them by weight only when something does.
-    static let niceness: Int32 = 10
-
-    private static let lowered: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
-
-    /// Lowers the calling pool thread's priority, once per thread.
-    static func lowerPriority() {
-        guard pthread_getspecific(lowered) == nil else { return }
-        _ = lifeboat_renice_thread(niceness)
-        pthread_setspecific(lowered, UnsafeRawPointer(bitPattern: 1))
-    }
 }
 
 /// Runs blocking work (file I/O, inflate) on the blocking pool so Swift concurrency's small
@@ -61,10 +38,7 @@ enum BlockingPool {
 /// when the task is cancelled does not start (it throws `CancellationError`).
 func runBlocking<T: Sendable>(flag: CancellationFlag, _ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withTaskCancellationHandler {
-        try await BlockingPool.io.runIfActive {
-            BlockingPool.lowerPriority()
-            return try body()
-        }
+        try await BlockingPool.io.runIfActive(body)
     } onCancel: {
         flag.cancel()
     }
