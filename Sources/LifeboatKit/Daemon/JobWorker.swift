@@ -231,6 +231,9 @@ public final class JobWorker: Service {
     private func work(_ held: Held, run: RunRecord, plan: Plan, protected: ProtectedTrees) async {
         let claim = held.claim
         await execute(held, run: run, plan: plan, protected: protected)
+        // The job ended here: its claim is neither renewed nor watched any more (a flush held up
+        // by the ledger is not a claim lost while the job runs).
+        _ = state.withLock { $0.held.removeValue(forKey: claim.jobId) }
         // After the job's last record, in the batch of the jobs ending with it (if it cannot be
         // written, the claim expires with its lease and the job's state tells its taker what to do).
         queue.releaseClaim(claim)
@@ -238,7 +241,6 @@ public final class JobWorker: Service {
             logger.warning("could not give a claim back; it expires with its lease", metadata: ["job": "\(claim.job.name)", "error": "\(error)"])
         }
         let wakers = state.withLock { s in
-            s.held[claim.jobId] = nil
             s.jobEnded = true
             return s.wakers.takeAll()
         }
