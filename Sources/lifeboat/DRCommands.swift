@@ -2,12 +2,12 @@ import ArgumentParser
 import Foundation
 import LifeboatKit
 
-struct RollbackCommand: AsyncParsableCommand {
+struct RollbackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollback",
         abstract: "Put back the data a restore displaced (the restored data goes to quarantine in turn), or undelete a delete run.",
         discussion: "Refuses when there is nothing to roll back or a destination changed since the restore. Of a delete run: renames the soft-deleted data back, refusing where the target was re-created since unless --force-aside.")
-    @Argument(help: "The restore run.") var run: String
+    @Argument(help: ArgumentHelp("The restore run.", valueName: "run")) var runID: String
     @Option(help: "Only this site.") var site: String?
     @Option(help: "Only this product.") var product: String?
     @Flag(help: "Also roll back trees changed since the restore (the changes go to quarantine with the restored data).")
@@ -16,8 +16,8 @@ struct RollbackCommand: AsyncParsableCommand {
     var forceAside = false
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
-        let outcomes = try daemon.call(Control.Rollback(run: run, site: site, product: product, force: force, forceAside: forceAside))
+    func run() throws {
+        let outcomes = try daemon.call(Control.Rollback(run: runID, site: site, product: product, force: force, forceAside: forceAside))
         guard !daemon.json else { return }
         for o in outcomes {
             if let seconds = o.seconds {
@@ -34,16 +34,16 @@ struct RollbackCommand: AsyncParsableCommand {
     }
 }
 
-struct QuarantineCommand: AsyncParsableCommand {
+struct QuarantineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "quarantine", abstract: "Data displaced by restores and rollbacks.",
                                                     subcommands: [QuarantineList.self, QuarantinePurge.self])
 }
 
-struct QuarantineList: AsyncParsableCommand {
+struct QuarantineList: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "Quarantined data: run, site, product, size, age, purgeable.")
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
+    func run() throws {
         try daemon.show(Control.QuarantineList()) { entries in
             TextTable.print(["ID", "RUN", "SITE", "PRODUCT", "SIZE", "AGE", "PURGEABLE", "WHY", "PATH"], entries) { e in
                 ["\(e.id)", e.run, e.site, e.product, e.bytes.map(ByteSize.format) ?? "missing", DurationSpec.format(seconds: e.ageSeconds),
@@ -53,14 +53,14 @@ struct QuarantineList: AsyncParsableCommand {
     }
 }
 
-struct QuarantinePurge: AsyncParsableCommand {
+struct QuarantinePurge: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "purge", abstract: "Remove quarantined data past its retention (and older than --older-than).")
     @Option(help: "Only entries at least this old, e.g. 60d (never inside retention).") var olderThan: String?
     @Flag(help: "Show what would be removed; remove nothing.") var dryRun = false
     @Flag(help: "Confirm purging entries kept under a day (a quarantine retention below 1d).") var yes = false
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
+    func run() throws {
         let result = try daemon.call(Control.QuarantinePurge(olderThan: olderThan, dryRun: dryRun, yes: yes))
         guard !daemon.json else { return }
         for e in result.purged {
@@ -80,15 +80,15 @@ struct QuarantinePurge: AsyncParsableCommand {
 /// Checked while parsing, so a wrong format gets `report`'s usage, not the top-level one.
 extension ReportFormat: ExpressibleByArgument {}
 
-struct ReportCommand: AsyncParsableCommand {
+struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "report", abstract: "A run's report: per-job RPO/RTO, summaries, failures, timeline.")
-    @Argument(help: "The run id.") var run: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "run")) var runID: String
     @Option(help: "md, json or html.") var format: ReportFormat = .md
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
-        let result = try daemon.connect().call(Control.Report(run: run, format: format))
+    func run() throws {
+        let result = try daemon.connect().call(Control.Report(run: runID, format: format))
         if let output {
             try result.content.write(toFile: output, atomically: true, encoding: .utf8)
             print("wrote \(output)")
@@ -98,11 +98,11 @@ struct ReportCommand: AsyncParsableCommand {
     }
 }
 
-struct SchedulesCommand: AsyncParsableCommand {
+struct SchedulesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "schedules", abstract: "Scheduled exercises and their next fires (UTC).")
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
+    func run() throws {
         try daemon.show(Control.Schedules()) { upcoming in
             TextTable.print(["PLAN", "SCHEDULE", "NEXT", "LAST", "EXERCISES", "NEXT SCALE"], upcoming) { u in
                 [u.plan, u.expression, u.next.map(Timestamp.iso) ?? "never", u.last.map(Timestamp.iso) ?? "-", "\(u.exercises)", "\(u.nextScale) site(s)"]

@@ -2,11 +2,11 @@ import ArgumentParser
 import Foundation
 import LifeboatKit
 
-struct StatusCommand: AsyncParsableCommand {
+struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "The daemon's state: runs going, plans, throughput.")
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try daemon.show(Control.Status(), Self.describe) }
+    func run() throws { try daemon.show(Control.Status(), Self.describe) }
 
     /// `status` for a person: the daemon, plan problems, hosts, runs going.
     static func describe(_ status: DaemonStatus) {
@@ -40,11 +40,11 @@ struct StatusCommand: AsyncParsableCommand {
     }
 }
 
-struct PlansCommand: AsyncParsableCommand {
+struct PlansCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "plans", abstract: "Plans the daemon has loaded, and problems with plan files.")
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
+    func run() throws {
         try daemon.show(Control.Plans()) { result in
             TextTable.print(["PLAN", "PRODUCTS", "WAVES", "SCHEDULE", "NEXT EXERCISE", "FILE"], result.plans) { plan in
                 [plan.name, plan.products.joined(separator: ","), "\(plan.waves)", plan.schedule ?? "-", plan.nextExercise.map(Timestamp.iso) ?? "-", plan.file]
@@ -102,7 +102,7 @@ struct StartRun {
     }
 }
 
-struct RestoreCommand: AsyncParsableCommand {
+struct RestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "restore", abstract: "Restore a plan's sites into production (target).")
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
@@ -111,12 +111,12 @@ struct RestoreCommand: AsyncParsableCommand {
     @OptionGroup var follow: FollowOptions
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
+    func run() throws {
         try StartRun.start(plan: plan, mode: .restore, selection: selection, follow: follow, fromSnapshots: fromSnapshots, daemon: daemon)
     }
 }
 
-struct ExerciseCommand: AsyncParsableCommand {
+struct ExerciseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "exercise", abstract: "Rehearse a plan into its sandbox (production is never touched).")
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
@@ -130,12 +130,12 @@ struct ExerciseCommand: AsyncParsableCommand {
         if let rehearse, rehearse != "delete" { throw ValidationError("--rehearse takes \"delete\", found \"\(rehearse)\"") }
     }
 
-    func run() async throws {
+    func run() throws {
         try StartRun.start(plan: plan, mode: .exercise, selection: selection, exercise: exercise, follow: follow, rehearse: rehearse, daemon: daemon)
     }
 }
 
-struct DryRunCommand: AsyncParsableCommand {
+struct DryRunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "dry-run", abstract: "Resolve sites, snapshots, order, waves and RPO, and forecast the duration; writes nothing.")
     @Argument(help: "A loaded plan's name.") var plan: String
     @OptionGroup var selection: RunSelectionOptions
@@ -143,15 +143,15 @@ struct DryRunCommand: AsyncParsableCommand {
     var fromSnapshots = false
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws { try StartRun.start(plan: plan, mode: .dryRun, selection: selection, follow: nil, fromSnapshots: fromSnapshots, daemon: daemon) }
+    func run() throws { try StartRun.start(plan: plan, mode: .dryRun, selection: selection, follow: nil, fromSnapshots: fromSnapshots, daemon: daemon) }
 }
 
-struct RunsCommand: AsyncParsableCommand {
+struct RunsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "runs", abstract: "Recent runs, newest first.")
     @Option(help: "How many.") var limit = 20
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
+    func run() throws {
         try daemon.show(Control.RunList(limit: limit)) { runs in
             TextTable.print(["RUN", "PLAN", "MODE", "STATE", "CREATED", "BY", "NOTE"], runs) { run in
                 [run.id, run.plan, run.mode.rawValue, run.state.rawValue, Timestamp.iso(run.createdAt), run.startedBy, run.note ?? ""]
@@ -160,13 +160,13 @@ struct RunsCommand: AsyncParsableCommand {
     }
 }
 
-struct ShowCommand: AsyncParsableCommand {
+struct ShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "A run with its jobs, RPO and RTO.")
-    @Argument(help: "The run id.") var run: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "run")) var runID: String
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
-        let detail = try daemon.call(Control.RunShow(run: run))
+    func run() throws {
+        let detail = try daemon.call(Control.RunShow(run: runID))
         guard !daemon.json else { return }
         print("run \(detail.run.id): \(detail.run.mode.rawValue) of \(detail.run.plan) by \(detail.run.startedBy)")
         if let reason = detail.run.reason { print("reason: \(reason)") }
@@ -189,23 +189,23 @@ struct ShowCommand: AsyncParsableCommand {
     }
 }
 
-struct WatchCommand: AsyncParsableCommand {
+struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch", abstract: "Live progress of a run until it ends: bars per wave and product, throughput, ETA against the RTO.",
         discussion: "Without a run id: the newest run going (pending, running, halted or interrupted), of --plan when given.")
-    @Argument(help: "The run id (default: the newest run going).") var run: String?
+    @Argument(help: ArgumentHelp("The run id (default: the newest run going).", valueName: "run")) var runID: String?
     @Option(help: "Follow the newest run going of this plan.") var plan: String?
     @Flag(help: "End with exit 4 as soon as a wave gate halts the run (for scripts).") var exitOnHalt = false
     @OptionGroup var daemon: DaemonOptions
 
     func validate() throws {
-        if run != nil, plan != nil { throw ValidationError("give a run id or --plan, not both") }
+        if runID != nil, plan != nil { throw ValidationError("give a run id or --plan, not both") }
     }
 
-    func run() async throws {
+    func run() throws {
         let client = try daemon.connect()
-        let runId = try run ?? newestGoing(client)
-        if run == nil, !daemon.json { print("watching run \(runId)" + (plan.map { " (the newest run going of plan \($0))" } ?? " (the newest run going)")) }
+        let runId = try runID ?? newestGoing(client)
+        if runID == nil, !daemon.json { print("watching run \(runId)" + (plan.map { " (the newest run going of plan \($0))" } ?? " (the newest run going)")) }
         try Watch.follow(runId, client: client, json: daemon.json, exitOnHalt: exitOnHalt)
     }
 
@@ -234,39 +234,39 @@ struct RunTarget: ParsableArguments {
     }
 }
 
-struct CancelCommand: AsyncParsableCommand {
+struct CancelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Stop a run: no new jobs; running jobs stop within 2 s; destinations untouched.")
     @OptionGroup var target: RunTarget
 
-    func run() async throws { try target.change(Control.RunCancel(run: target.run), saying: "cancelling run \(target.run)") }
+    func run() throws { try target.change(Control.RunCancel(run: target.run), saying: "cancelling run \(target.run)") }
 }
 
-struct ResumeCommand: AsyncParsableCommand {
+struct ResumeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let a run halted by a wave gate go on.")
     @OptionGroup var target: RunTarget
 
-    func run() async throws { try target.change(Control.RunResume(run: target.run), saying: "resumed run \(target.run)") }
+    func run() throws { try target.change(Control.RunResume(run: target.run), saying: "resumed run \(target.run)") }
 }
 
-struct RetryCommand: AsyncParsableCommand {
+struct RetryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry", abstract: "Run a failed, skipped or cancelled job of an ended run again.",
         discussion: "Its dependencies that did not succeed run first, and the jobs of its site that were skipped run after it. The run goes on for those jobs only (gates hold back nothing that already ran); it ends succeeded only if every job has.")
-    @Argument(help: "The run id.") var run: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "run")) var runID: String
     @Argument(help: "The job id (see `lifeboat show RUN`).") var job: Int
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
-        let record = try daemon.call(Control.JobRetry(run: run, job: Int64(job)))
-        if !daemon.json { print("run \(run): \(record.note ?? "job \(job) queued again")\nfollow with: lifeboat watch \(run)") }
+    func run() throws {
+        let record = try daemon.call(Control.JobRetry(run: runID, job: Int64(job)))
+        if !daemon.json { print("run \(runID): \(record.note ?? "job \(job) queued again")\nfollow with: lifeboat watch \(runID)") }
     }
 }
 
-struct ReloadCommand: AsyncParsableCommand {
+struct ReloadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "reload", abstract: "Reload plans (like SIGHUP); an invalid plan keeps its previous version.")
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
+    func run() throws {
         let result = try daemon.call(Control.Reload())
         guard !daemon.json else { return }
         print("reloaded: \(result.plans.count) plan(s): \(result.plans.joined(separator: ", "))")

@@ -4,7 +4,7 @@ import LifeboatKit
 
 /// `lifeboat delete PLAN --sites … [--dry-run | --confirm TOKEN]`: a soft delete (DESIGN.md "Soft
 /// deletes"). The daemon resolves and checks everything; this prints what it resolved.
-struct DeleteCommand: AsyncParsableCommand {
+struct DeleteCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete",
         abstract: "Soft-delete sites: move their targets into quarantine, in waves (undo with `rollback RUN`).",
@@ -44,7 +44,7 @@ struct DeleteCommand: AsyncParsableCommand {
         return list
     }
 
-    func run() async throws {
+    func run() throws {
         var command = Control.RunStart(plan: plan, mode: .delete, sites: try siteList())
         command.products = products.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         command.reason = reason

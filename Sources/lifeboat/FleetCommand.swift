@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import LifeboatKit
 
-struct FleetCommand: AsyncParsableCommand {
+struct FleetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet",
         abstract: "Synthetic snapshot fleets for exercises, tests and benchmarks.",

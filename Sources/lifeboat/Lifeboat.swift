@@ -3,7 +3,7 @@ import Foundation
 import LifeboatKit
 
 @main
-struct Lifeboat: AsyncParsableCommand {
+struct Lifeboat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lifeboat",
         abstract: "Disaster-recovery restoration: restore many sites from snapshot archives, safely and measured.",
@@ -43,14 +43,22 @@ struct Lifeboat: AsyncParsableCommand {
 
     /// Runs the command line with Lifeboat's exit codes: ArgumentParser's usage errors become 2,
     /// Lifeboat's errors map through `LifeboatError.exitCode`.
-    static func main() async {
+    ///
+    /// Synchronous on purpose: the commands that only talk to the daemon (`status`, `runs`,
+    /// `watch`, …) run right here on the main thread and start no threads. An `async` main put
+    /// them on Swift's concurrency pool, which cost four thread starts and as many hand-offs,
+    /// each a wait for a core when a restore keeps them all busy (`lifeboat status` took 3× its
+    /// CPU time in wall time under a full run). The few commands that need async work (the demo,
+    /// local runs, fleet generation, snapshot tools that read object storage) run to their end on
+    /// the pool while this thread waits.
+    static func main() {
         // Lines written with FileHandle go straight to the descriptor; this keeps `print`'s in
         // step with them, and in the file as they happen when stdout is not a terminal.
         StandardOutput.lineBuffered()
         do {
             var command = try parseAsRoot(GlobalOptions.reordered(Array(CommandLine.arguments.dropFirst()), root: Lifeboat.self))
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
+            if let asyncCommand = command as? AsyncParsableCommand {
+                try runToEnd(asyncCommand)
             } else {
                 try command.run()
             }
@@ -71,5 +79,23 @@ struct Lifeboat: AsyncParsableCommand {
             // ArgumentParser's usage errors (EX_USAGE, 64) are Lifeboat's "rejected input".
             Foundation.exit(code.rawValue == 64 ? CLIExit.rejected.rawValue : CLIExit.failed.rawValue)
         }
+    }
+
+    /// Runs an async command on Swift's concurrency pool and waits for it on this thread (which
+    /// is not one of the pool's, so nothing the command awaits can be starved by the wait).
+    private static func runToEnd(_ command: AsyncParsableCommand) throws {
+        final class Run: @unchecked Sendable {
+            var command: AsyncParsableCommand
+            var error: (any Error)?
+            let done = DispatchSemaphore(value: 0)
+            init(_ command: AsyncParsableCommand) { self.command = command }
+        }
+        let run = Run(command)
+        Task.detached {
+            do { try await run.command.run() } catch { run.error = error }
+            run.done.signal()
+        }
+        run.done.wait()
+        if let error = run.error { throw error }
     }
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import LifeboatKit
 
-struct PlanCommand: AsyncParsableCommand {
+struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Work with plan files offline.",
@@ -10,7 +10,7 @@ struct PlanCommand: AsyncParsableCommand {
     )
 }
 
-struct PlanCheck: AsyncParsableCommand {
+struct PlanCheck: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Validate plan files; every problem is reported as file:line:col.",
@@ -36,7 +36,7 @@ struct PlanCheck: AsyncParsableCommand {
         var settings: PlanSettings?
     }
 
-    func run() async throws {
+    func run() throws {
         // Each file alone, then the rules across the plans given together (as a daemon loads
         // its plans_dir) and the state directory.
         var results: [Result] = []

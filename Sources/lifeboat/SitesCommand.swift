@@ -4,12 +4,12 @@ import LifeboatKit
 
 /// `lifeboat sites RUN`: every site of a run with its state, products done and restored-at or
 /// ETA — the list support works from while telling customers.
-struct SitesCommand: AsyncParsableCommand {
+struct SitesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sites",
         abstract: "Each site of a run: waiting, restoring, restored or failed; products done; restored at or ETA.",
         discussion: "--csv prints site,state,products_done,products_total,restored_at,eta,failed_products,reason (times in UTC, ISO-8601).")
-    @Argument(help: "The run id.") var run: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "run")) var runID: String
     @Flag(help: "Print CSV (a header line, then one line per site).") var csv = false
     @OptionGroup var daemon: DaemonOptions
 
@@ -17,8 +17,8 @@ struct SitesCommand: AsyncParsableCommand {
         if csv && daemon.json { throw ValidationError("choose one of --csv and --json") }
     }
 
-    func run() async throws {
-        let report = try daemon.call(Control.RunSites(run: run))
+    func run() throws {
+        let report = try daemon.call(Control.RunSites(run: runID))
         if daemon.json { return }
         if csv {
             print("site,state,products_done,products_total,restored_at,eta,failed_products,reason")

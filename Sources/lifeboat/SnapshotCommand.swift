@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import LifeboatKit
 
-struct SnapshotCommand: AsyncParsableCommand {
+struct SnapshotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshot",
         abstract: "Offline tools for snapshot stores and archives.",
