@@ -26,8 +26,8 @@ bench_require() {
         command -v "$tool" > /dev/null || { echo "$(basename "$0"): $tool is missing" >&2; exit 2; }
     done
     if [[ ${SKIP_BUILD:-0} != 1 && -z ${BIN:-} ]]; then
-        echo "building release binaries (swift build -c release)..." >&2
-        (cd "$bench_root" && swift build -c release > /dev/null) || { echo "release build failed" >&2; exit 2; }
+        echo "building release binaries (scripts/build-release)..." >&2
+        (cd "$bench_root" && scripts/build-release > /dev/null) || { echo "release build failed" >&2; exit 2; }
     fi
     [[ -x $lifeboat && -x $lifeboatd ]] || { echo "no lifeboat and lifeboatd binaries in $bench_bin" >&2; exit 2; }
     bench_tmp=$(mktemp -d /var/tmp/lifeboat-bench-run.XXXXXX)
