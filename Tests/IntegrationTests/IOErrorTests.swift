@@ -23,12 +23,12 @@ extension FaultSuite {
         }
 
         static let faults: [Fault] = [
-            // The one syncfs that makes the staging tree durable before anything is renamed.
+            // The syncfs that makes the staging tree durable before anything is renamed, then the
+            // one after each rename: the exchange, the move to quarantine (the ledger uses
+            // fdatasync, untouched).
             Fault(name: "syncfs EIO", inject: ["-e", "trace=syncfs", "-e", "inject=syncfs:error=EIO"], message: "Input/output error"),
-            // Directory fsyncs after the renames (the ledger uses fdatasync, untouched).
-            Fault(name: "fsync EIO", inject: ["-e", "trace=fsync", "-e", "inject=fsync:error=EIO"], message: "Input/output error"),
-            Fault(name: "second fsync EIO", inject: ["-e", "trace=fsync", "-e", "inject=fsync:error=EIO:when=2"], message: "Input/output error"),
-            Fault(name: "last fsync EIO", inject: ["-e", "trace=fsync", "-e", "inject=fsync:error=EIO:when=4+"], message: "Input/output error"),
+            Fault(name: "syncfs after the exchange EIO", inject: ["-e", "trace=syncfs", "-e", "inject=syncfs:error=EIO:when=2"], message: "Input/output error"),
+            Fault(name: "syncfs after the quarantine move EIO", inject: ["-e", "trace=syncfs", "-e", "inject=syncfs:error=EIO:when=3+"], message: "Input/output error"),
             // File data goes through write(2) (SQLite uses pwrite64, untouched); an early one fails.
             Fault(name: "write ENOSPC on the 3rd call", inject: ["-e", "trace=write", "-e", "inject=write:error=ENOSPC:when=3"],
                   message: "No space left on device", json: true),
@@ -102,9 +102,9 @@ extension FaultSuite {
                                                  "--size", "64KiB", "--now", "2026-11-25T10:00:00Z"])
             #expect(gen.status == 0, "\(gen.stderr)")
             dir.write("plan.yaml", "name: io\nsnapshots: store\ntarget: out/{site}/{product}\nproducts: [{ name: contacts }]\nretry: { attempts: 1, backoff: 1s }\n")
-            // The parent exists, so the first fsync is the one after the rename into place.
+            // The first syncfs makes staging durable; the second is the one after the rename into place.
             try FileManager.default.createDirectory(atPath: dir.file("out/acme"), withIntermediateDirectories: true)
-            let result = try run(Self.strace, ["-f", "-qq", "-o", dir.file("strace.log"), "-e", "trace=fsync,renameat2", "-e", "inject=fsync:error=EIO",
+            let result = try run(Self.strace, ["-f", "-qq", "-o", dir.file("strace.log"), "-e", "trace=syncfs,renameat2", "-e", "inject=syncfs:error=EIO:when=2",
                                                Binaries.lifeboat, "run", dir.file("plan.yaml"), "--ledger", dir.file("ledger.sqlite")])
             let trace = (try? String(contentsOfFile: dir.file("strace.log"), encoding: .utf8)) ?? ""
             #expect(trace.contains("\"contacts\", RENAME_NOREPLACE) = 0"), "the rename into place did not happen first: \(trace)")

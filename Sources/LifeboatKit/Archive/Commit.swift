@@ -6,9 +6,9 @@ import Foundation
 public enum CommitStep: String, Sendable, Codable {
     /// Every file, directory and the staging tree itself are on disk (one `syncfs`).
     case stagingDurable = "staging-durable"
-    /// The destination now holds the restored data (renamed or exchanged, parents synced).
+    /// The destination now holds the restored data (renamed or exchanged, the rename synced).
     case swapped
-    /// The displaced data is in quarantine (parents synced).
+    /// The displaced data is in quarantine (the rename synced).
     case quarantined
 }
 
@@ -31,7 +31,8 @@ public struct CommitResult: Sendable, Codable, Equatable {
 ///   with `RENAME_NOREPLACE`. Nothing is ever deleted.
 ///
 /// Nothing is reported committed over unsynced data: a failing `syncfs` fails the commit before
-/// any rename. After each rename the affected directories are fsynced.
+/// any rename. After each rename its filesystem is synced again (`syncfs`, shared with the
+/// commits finishing at the same time), and a failure there undoes the rename.
 ///
 /// - Parameters:
 ///   - quarantineName: one path component, unique per commit; nil when the destination must not
@@ -79,8 +80,7 @@ private struct StagingCommit {
         let rc = lifeboat_renameat2(areaFD, staging.name, parentFD, destinationName, UInt32(LIFEBOAT_RENAME_NOREPLACE))
         if rc == 0 {
             do {
-                try sync(parentFD, parentPath)
-                try sync(areaFD, staging.area)
+                try syncRename(parentFD, "the move of \(staging.path) to \(staging.destination)")
             } catch {
                 throw undo(error, parentFD: parentFD, areaFD: areaFD, destinationName: destinationName, exchanged: false)
             }
@@ -101,8 +101,7 @@ private struct StagingCommit {
                        + (e == EINVAL ? " (the filesystem does not support RENAME_EXCHANGE)" : ""), e)
         }
         do {
-            try sync(parentFD, parentPath)
-            try sync(areaFD, staging.area)
+            try syncRename(parentFD, "the exchange of \(staging.path) with \(staging.destination)")
         } catch {
             throw undo(error, parentFD: parentFD, areaFD: areaFD, destinationName: destinationName, exchanged: true)
         }
@@ -120,8 +119,8 @@ private struct StagingCommit {
                             identity: staging.identity)
     }
 
-    /// Moves the displaced data from the staging path to `<area>/<name>` and syncs both
-    /// directories. If a sync fails after the move, the data is moved back before throwing.
+    /// Moves the displaced data from the staging path to `<area>/<name>` and syncs the move. If
+    /// the sync fails, the data is moved back before throwing.
     private func moveToQuarantine(area: String, name: String, parentFD: Int32, parentPath: String, areaFD: Int32) throws {
         let quarantineFD = try OwnDirectory.enter(QuarantineArea.name, in: parentFD, path: area)
         defer { close(quarantineFD) }
@@ -129,8 +128,7 @@ private struct StagingCommit {
             throw fail("cannot move the data it replaced from \(staging.path) to quarantine \(area)/\(name)", errno)
         }
         do {
-            try sync(quarantineFD, area)
-            try sync(areaFD, staging.area)
+            try syncRename(quarantineFD, "the move to quarantine \(area)/\(name)")
         } catch {
             guard lifeboat_renameat2(quarantineFD, name, areaFD, staging.name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
                 let e = errno
@@ -170,12 +168,13 @@ private struct StagingCommit {
         return fd
     }
 
-    private func sync(_ fd: Int32, _ path: String) throws {
-        do {
-            try FileSystemCalls.fsync(fd)
-        } catch {
-            throw fail("cannot sync the directory \(path)", error.errno)
-        }
+    /// Makes a rename durable: both directories it changed, which are on `fd`'s filesystem (a
+    /// rename never crosses one). A `syncfs` shared with the commits finishing at the same time
+    /// (one journal commit for all of them) rather than an `fsync` of each directory (a journal
+    /// commit each, twice per job).
+    private func syncRename(_ fd: Int32, _ what: String) throws {
+        let synced = SharedSync.shared.sync(fd)
+        guard synced == 0 else { throw fail("cannot make \(what) durable (syncfs)", synced) }
     }
 
     private func fail(_ detail: String, _ code: Int32? = nil) -> ArchiveError {

@@ -97,9 +97,9 @@ extension StagingDirectory {
         var path = root == "/" ? "" : root
         for component in parent.dropFirst(root == "/" ? 0 : root.count).split(separator: "/").map(String.init) {
             path += "/" + component
-            if mkdirat(fd, component, 0o755) == 0 {
-                _ = fsync(fd)
-            } else if errno != EEXIST {
+            // A directory made here needs no sync of its own: the commit's `syncfs`, filesystem
+            // wide, makes it durable before anything is recorded or renamed into it.
+            if mkdirat(fd, component, 0o755) != 0, errno != EEXIST {
                 let e = errno
                 close(fd)
                 throw ArchiveError(.io, "cannot create the directory \(path)", errno: e)
