@@ -342,35 +342,6 @@ struct PostgresLedgerTests {
         }
     }
 
-    /// A write the server does not answer within two leases fails, naming why, and its
-    /// connection is closed (a connection whose session the server ended while a link was down
-    /// could otherwise wait for TCP's minutes of retransmissions, holding its jobs hostage);
-    /// the ledger goes on with fresh connections. Here the server is held up by a lock another
-    /// session keeps for longer.
-    @Test func aWriteTheServerDoesNotAnswerFailsAfterTwoLeases() async throws {
-        try await withHosts(lease: 1) { a, _, database in
-            let (run, jobs) = try await makeRun(a, sites: 1, products: ["p"])
-            let server = try await LocalPostgres.shared()
-            let id = try #require(jobs[0].id)
-            let holder = Task.detached {
-                try server.psql(database, "BEGIN; SELECT id FROM jobs WHERE id = \(id) FOR UPDATE; SELECT pg_sleep(8); COMMIT;")
-            }
-            try await Task.sleep(for: .milliseconds(700))
-            var waiting = jobs[0]
-            waiting.state = .waiting
-            let start = ContinuousClock.now
-            let error = await #expect(throws: PostgresLedger.Failure.self) { try await a.updateJob(waiting, from: .pending) }
-            let elapsed = ContinuousClock.now - start
-            #expect(error?.reason.contains("no answer from the server within 2 s, so the connection was closed") == true, "\(String(describing: error))")
-            #expect(elapsed >= .seconds(1.9) && elapsed < .seconds(5), "\(elapsed)")
-            _ = try await holder.value
-            // The lock is gone; the write was rolled back with its session, and goes through now.
-            #expect(try await a.jobs(runId: run.id).map(\.state) == [.pending])
-            try await a.updateJob(waiting, from: .pending)
-            #expect(try await a.jobs(runId: run.id).map(\.state) == [.waiting])
-        }
-    }
-
     /// A batch of claimed jobs' records, made the way the engine makes them (queued records
     /// posted, durable ones awaited by several jobs at once): each gets its own outcome — the one
     /// whose claim was taken over is refused (`LeaseLost`), the one from a stale state conflicts,

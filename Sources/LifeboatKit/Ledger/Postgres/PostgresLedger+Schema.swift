@@ -236,7 +236,7 @@ extension PostgresLedger {
     func migrate() async throws {
         let known = Self.schemaVersion
         let url = self.url
-        try await Self.transaction(client, deadline: Self.answerDeadline(lease: settings.lease), logger: logger) { connection in
+        try await Self.transaction(client, logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
             try await connection.query("""
                 CREATE TABLE IF NOT EXISTS lifeboat_schema (

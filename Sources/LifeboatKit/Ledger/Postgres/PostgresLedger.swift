@@ -65,9 +65,8 @@ public final class PostgresLedger: Ledger, Service {
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let client = self.client
         let logger = self.logger
-        let deadline = Self.answerDeadline(lease: settings.lease)
         commits = GroupCommit(committer: { writes in
-            try await Self.transaction(client, deadline: deadline, logger: logger) { connection in
+            try await Self.transaction(client, logger: logger) { connection in
                 try await Self.write(PostgresBatch(writes), on: connection, host: host, logger: logger)
             }
         })
@@ -135,71 +134,20 @@ public final class PostgresLedger: Ledger, Service {
     }
 
     /// One transaction on one pooled connection: committed when `body` returns, rolled back when
-    /// it throws (the body's own error is rethrown, not a wrapper). Unanswered past `deadline`,
-    /// the connection is closed and `Unanswered` thrown.
-    static func transaction<T>(_ client: PostgresClient, deadline: Duration, logger: Logger,
+    /// it throws (the body's own error is rethrown, not a wrapper).
+    static func transaction<T>(_ client: PostgresClient, logger: Logger,
                                _ body: (PostgresConnection) async throws -> sending T) async throws -> sending T {
         try await client.withConnection { connection in
-            let watchdog = AnswerWatchdog(connection, deadline: deadline, logger: logger)
-            defer { watchdog.stop() }
+            try await connection.query("BEGIN", logger: logger)
             do {
-                try await connection.query("BEGIN", logger: logger)
-                do {
-                    let value = try await body(connection)
-                    try await connection.query("COMMIT", logger: logger)
-                    return value
-                } catch {
-                    // A connection whose rollback failed is closed by the pool; the error that matters is the first.
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
-                }
+                let value = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return value
             } catch {
-                throw watchdog.explain(error)
+                // A connection whose rollback failed is closed by the pool; the error that matters is the first.
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
             }
-        }
-    }
-
-    /// The server did not answer in time; the connection was closed. Whether a write that was
-    /// under way took effect is unknown: its fenced records and the claims are what tell, as
-    /// after a crash.
-    public struct Unanswered: Error, CustomStringConvertible {
-        public var deadline: Duration
-        public var description: String {
-            "no answer from the server within \(deadline.components.seconds) s, so the connection was closed (a write under way may or may not have taken effect)"
-        }
-    }
-
-    /// How long a statement or transaction may go unanswered: two leases. A connection can stay
-    /// up on this side after the server ended its session (a cut link, healed after the server
-    /// gave up on it), and nothing in TCP tells for up to 15 minutes of retransmissions; until
-    /// then a write on it waited, the jobs it recorded could neither finish nor be taken over,
-    /// and a stop waited for it. Two leases leave room for a write that waits behind the locks
-    /// of a host that was cut off mid-transaction, which the server ends after one lease.
-    static func answerDeadline(lease: Double) -> Duration { .milliseconds(Int64((lease * 2_000).rounded(.up))) }
-
-    /// Closes a connection whose work is not done by a deadline, which fails what waits on it.
-    final class AnswerWatchdog: Sendable {
-        private let expired = Atomic(false)
-        private let deadline: Duration
-        private let task = Mutex<Task<Void, Never>?>(nil)
-
-        init(_ connection: PostgresConnection, deadline: Duration, logger: Logger) {
-            self.deadline = deadline
-            let task = Task { [self] in
-                guard (try? await Task.sleep(for: deadline)) != nil else { return }
-                expired.store(true, ordering: .sequentiallyConsistent)
-                logger.warning("ledger: no answer from the server in time; closing the connection",
-                               metadata: ["connection": "\(connection.id)", "deadline": "\(deadline)"])
-                try? await connection.close()
-            }
-            self.task.withLock { $0 = task }
-        }
-
-        func stop() { task.withLock { $0?.cancel() } }
-
-        /// `Unanswered` if the deadline closed the connection, else `error`.
-        func explain(_ error: any Error) -> any Error {
-            expired.load(ordering: .sequentiallyConsistent) ? Unanswered(deadline: deadline) : error
         }
     }
 
@@ -207,12 +155,7 @@ public final class PostgresLedger: Ledger, Service {
     func withConnection<T: Sendable>(_ operation: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
             try await ensureSchema()
-            let (deadline, logger) = (Self.answerDeadline(lease: settings.lease), self.logger)
-            return try await client.withConnection { connection in
-                let watchdog = AnswerWatchdog(connection, deadline: deadline, logger: logger)
-                defer { watchdog.stop() }
-                do { return try await body(connection) } catch { throw watchdog.explain(error) }
-            }
+            return try await client.withConnection { connection in try await body(connection) }
         } catch {
             throw failure(operation, error)
         }
@@ -222,9 +165,7 @@ public final class PostgresLedger: Ledger, Service {
     func inTransaction<T: Sendable>(_ operation: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
             try await ensureSchema()
-            return try await Self.transaction(client, deadline: Self.answerDeadline(lease: settings.lease), logger: logger) { connection in
-                try await body(connection)
-            }
+            return try await Self.transaction(client, logger: logger) { connection in try await body(connection) }
         } catch {
             throw failure(operation, error)
         }
