@@ -32,35 +32,7 @@ public enum ReportBuilder {
         try FileSystem.createDirectories(directory, mode: 0o750)
         let html = "\(directory)/\(runId).html"
         try report.render(.html).write(toFile: html, atomically: true, encoding: .utf8)
-        try writeJSON(report, to: "\(directory)/\(runId).json")
+        try report.render(.json).write(toFile: "\(directory)/\(runId).json", atomically: true, encoding: .utf8)
         return html
-    }
-
-    /// The JSON report written as it is rendered, a megabyte at a time, into a temporary file
-    /// renamed over `path` at the end (as `atomically:` does): neither the encoder's tree of the
-    /// whole document nor its text is ever in memory at once.
-    static func writeJSON(_ report: RunReport, to path: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: nil),
-              let file = FileHandle(forWritingAtPath: temporary) else {
-            throw FileSystemError(path: temporary, operation: "create", errno: errno)
-        }
-        do {
-            var buffer = ""
-            try report.renderJSON { piece in
-                buffer += piece
-                if buffer.utf8.count >= 1 << 20 {
-                    try file.write(contentsOf: Data(buffer.utf8))
-                    buffer = ""
-                }
-            }
-            try file.write(contentsOf: Data(buffer.utf8))
-            try file.close()
-            guard rename(temporary, path) == 0 else { throw FileSystemError(path: path, operation: "rename", errno: errno) }
-        } catch {
-            try? file.close()
-            unlink(temporary)
-            throw error
-        }
     }
 }

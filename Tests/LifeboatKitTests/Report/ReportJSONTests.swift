@@ -70,23 +70,4 @@ import Testing
         // Rendering twice gives the same bytes.
         #expect(try sample().json == json)
     }
-
-    /// The report is rendered job by job and event by event (so that a 10,000-job run's report
-    /// never holds the encoder's tree of the whole document), and the result is byte for byte
-    /// the encoding of the whole document — with jobs and events, and with none.
-    @Test func piecewiseRenderingIsTheWholeDocumentsEncoding() throws {
-        let (json, report) = try sample()
-        #expect(report.document.jobs.count > 1 && report.document.events.count > 1)
-        #expect(json == String(decoding: try RunReport.jsonEncoder.encode(report.document), as: UTF8.self) + "\n")
-        let sample = ReportFixtures.sample(mode: .restore)
-        let empty = RunReport(run: sample.run, jobs: [], events: [], generatedAt: sample.run.finishedAt!)
-        #expect(empty.document.jobs.isEmpty && empty.document.events.isEmpty)
-        #expect(try empty.render(.json) == String(decoding: try RunReport.jsonEncoder.encode(empty.document), as: UTF8.self) + "\n")
-        // Written to a file as it renders: the same bytes, and nothing else left beside it.
-        let dir = TestDirectory()
-        let path = dir.path + "/report.json"
-        try ReportBuilder.writeJSON(report, to: path)
-        #expect(try String(contentsOfFile: path, encoding: .utf8) == json)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["report.json"])
-    }
 }
