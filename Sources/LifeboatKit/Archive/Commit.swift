@@ -110,7 +110,7 @@ private struct StagingCommit {
         // 3. The displaced data (now at the staging path) goes to quarantine.
         let quarantineArea = (parentPath == "/" ? "" : parentPath) + "/" + QuarantineArea.name
         do {
-            try moveToQuarantine(area: quarantineArea, name: quarantineName, parentFD: parentFD, parentPath: parentPath, areaFD: areaFD)
+            try moveToQuarantine(area: quarantineArea, name: quarantineName, parentFD: parentFD, areaFD: areaFD)
         } catch {
             throw undo(error, parentFD: parentFD, areaFD: areaFD, destinationName: destinationName, exchanged: true)
         }
@@ -121,7 +121,7 @@ private struct StagingCommit {
 
     /// Moves the displaced data from the staging path to `<area>/<name>` and syncs the move. If
     /// the sync fails, the data is moved back before throwing.
-    private func moveToQuarantine(area: String, name: String, parentFD: Int32, parentPath: String, areaFD: Int32) throws {
+    private func moveToQuarantine(area: String, name: String, parentFD: Int32, areaFD: Int32) throws {
         let quarantineFD = try OwnDirectory.enter(QuarantineArea.name, in: parentFD, path: area)
         defer { close(quarantineFD) }
         guard lifeboat_renameat2(areaFD, staging.name, quarantineFD, name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
