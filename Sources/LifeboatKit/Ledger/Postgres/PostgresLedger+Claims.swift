@@ -19,62 +19,26 @@ extension PostgresLedger {
         let dependencies = rules.after.flatMap { product, deps in deps.map { (product, $0) } }
         let dependents = dependencies.map(\.0)
         let prerequisites = dependencies.map(\.1)
-        return try await inTransaction("claim jobs") { connection in
-            var wave: Int64?
-            for try await (state, current) in try await connection.query("""
-                SELECT state, current_wave FROM runs WHERE id = \(runId) FOR NO KEY UPDATE
-                """, logger: logger).decode((String, Int64).self) where state == RunState.running.rawValue {
-                wave = current
-            }
-            guard let wave else { return [] }
-            var held: [String: Int] = [:]
-            for try await (product, count) in try await connection.query("""
-                SELECT j.product, COUNT(*)::bigint FROM claims c JOIN jobs j ON j.id = c.job_id
-                WHERE c.run_id = \(runId) AND c.released_at IS NULL AND c.expires_at > now() GROUP BY j.product
-                """, logger: logger).decode((String, Int64).self) {
-                held[product] = Int(count)
-            }
-            var free = Swift.min(max, rules.runConcurrency - held.values.reduce(0, +))
-            guard free > 0 else { return [] }
-            let candidates = try await JobRow.fetch(connection.query("""
-                SELECT \(unescaped: JobRow.columnList) FROM jobs j
-                WHERE j.run_id = \(runId) AND j.wave <= \(wave)
-                  AND j.state IN ('pending', 'waiting', 'restoring', 'verifying', 'committing') -- jobs_claimable's predicate
-                  AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.job_id = j.id AND c.released_at IS NULL AND c.expires_at > now())
-                  AND NOT EXISTS (SELECT 1 FROM unnest(\(dependents)::text[], \(prerequisites)::text[]) AS a(product, dep)
-                                  JOIN jobs d ON d.run_id = j.run_id AND d.site = j.site AND d.product = a.dep
-                                  WHERE a.product = j.product AND d.state <> 'succeeded')
-                ORDER BY j.priority, j.product_order, j.id
-                LIMIT \(Swift.min(1_000, free * 4 + 16))
-                FOR UPDATE OF j SKIP LOCKED
-                """, logger: logger))
-            var picked: [JobRecord] = []
-            for var job in candidates where free > 0 && job.id != nil {
-                if let limit = rules.productConcurrency[job.product], held[job.product, default: 0] >= limit { continue }
-                job.host = host
-                picked.append(job)
-                held[job.product, default: 0] += 1
-                free -= 1
-            }
-            guard !picked.isEmpty else { return [] }
-            // One round trip for them all, the run's row locked meanwhile: each job's claim (a
-            // job claimed before gets the next token) and its host.
-            let ids = picked.compactMap(\.id)
-            var granted: [Int64: (token: Int64, expires: Date)] = [:]
-            for try await (id, token, expires) in try await connection.query("""
-                WITH granted AS (
-                    INSERT INTO claims (job_id, run_id, host, token, claimed_at, expires_at, released_at)
-                    SELECT id, \(runId), \(host), 1, now(), now() + make_interval(secs => \(lease)), NULL FROM unnest(\(ids)::int8[]) AS t(id)
-                    ON CONFLICT (job_id) DO UPDATE SET host = EXCLUDED.host, token = claims.token + 1, claimed_at = now(),
-                                                      expires_at = EXCLUDED.expires_at, released_at = NULL
-                    RETURNING job_id, token, expires_at),
-                  hosted AS (UPDATE jobs SET host = \(host) WHERE id = ANY(\(ids)::int8[]))
-                SELECT job_id, token, expires_at FROM granted
-                """, logger: logger).decode((Int64, Int64, Date).self) {
-                granted[id] = (token, expires)
-            }
-            let claims = picked.compactMap { job in
-                job.id.flatMap { id in granted[id].map { JobClaim(jobId: id, runId: runId, host: host, token: $0.token, expiresAt: $0.expires, job: job) } }
+        let limited = rules.productConcurrency.sorted { $0.key < $1.key }
+        let columns = JobRow.columnList.split(separator: ",").map { "(c.claimed)." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+        // One round trip (`lifeboat_claim_jobs`, migration 9): the run's row locked, the
+        // fleet's live claims counted, the ready jobs locked `FOR UPDATE SKIP LOCKED` in priority
+        // order and taken within the limits, each claim made (a job claimed before gets the next
+        // token) and its host recorded, in one transaction.
+        return try await withConnection("claim jobs") { connection in
+            let rows = try await connection.query("""
+                SELECT c.claim_token, c.claim_expires_at, \(unescaped: columns)
+                FROM lifeboat_claim_jobs(\(runId)::text, \(host)::text, \(max)::int8, \(rules.runConcurrency)::int8,
+                                         \(limited.map(\.key))::text[], \(limited.map(\.value))::int8[],
+                                         \(dependents)::text[], \(prerequisites)::text[], \(lease)::float8) AS c
+                """, logger: logger)
+            var claims: [JobClaim] = []
+            for try await row in rows {
+                let r = row.makeRandomAccess()
+                let job = try JobRow.decode(row, offset: 2)
+                guard let id = job.id else { continue }
+                claims.append(JobClaim(jobId: id, runId: runId, host: host, token: try r[0].decode(Int64.self),
+                                       expiresAt: try r[1].decode(Date.self), job: job))
             }
             return claims
         }

@@ -223,6 +223,78 @@ extension PostgresLedger {
             "CREATE TRIGGER jobs_changed BEFORE INSERT OR UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION jobs_changed()",
             "CREATE INDEX jobs_by_change ON jobs (run_id, changed)",
         ]),
+        (9, "claims in one round trip", [
+            // `claimJobs`: one call instead of a transaction of five statements, each a round trip
+            // under the run's lock (the fleet's claimers wait on those). Each statement of a
+            // function sees what committed before it began, as the statements of that transaction
+            // did: the run's row is locked first, so the claims counted after it are every claim
+            // made before (the plan's limits hold for the fleet). Returns the claimed jobs' rows
+            // (`jobs`, whatever its columns) with their claims, in claim order.
+            """
+            CREATE FUNCTION lifeboat_claim_jobs(p_run text, p_host text, p_max bigint, p_run_limit bigint,
+                                                p_limited text[], p_limits bigint[], p_dependents text[],
+                                                p_prerequisites text[], p_lease float8)
+            RETURNS TABLE (claim_token bigint, claim_expires_at timestamptz, claimed jobs)
+            LANGUAGE plpgsql VOLATILE AS $$
+            DECLARE
+                v_wave bigint;
+                -- Live claims of the run, by product.
+                v_products text[] := '{}';
+                v_held bigint[] := '{}';
+                v_free bigint;
+                v_picked bigint[] := '{}';
+                v_at int;
+                v_limit bigint;
+                v_job record;
+            BEGIN
+                SELECT r.current_wave INTO v_wave FROM runs r WHERE r.id = p_run AND r.state = 'running' FOR NO KEY UPDATE;
+                IF NOT FOUND THEN RETURN; END IF;
+                SELECT COALESCE(array_agg(h.product), '{}'), COALESCE(array_agg(h.n), '{}') INTO v_products, v_held
+                FROM (SELECT j.product, COUNT(*)::bigint AS n FROM claims c JOIN jobs j ON j.id = c.job_id
+                      WHERE c.run_id = p_run AND c.released_at IS NULL AND c.expires_at > now() GROUP BY j.product) h;
+                v_free := LEAST(p_max, p_run_limit - (SELECT COALESCE(SUM(n), 0) FROM unnest(v_held) AS n));
+                IF v_free <= 0 THEN RETURN; END IF;
+                FOR v_job IN
+                    SELECT j.id, j.product FROM jobs j
+                    WHERE j.run_id = p_run AND j.wave <= v_wave
+                      AND j.state IN ('pending', 'waiting', 'restoring', 'verifying', 'committing') -- jobs_claimable's predicate
+                      AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.job_id = j.id AND c.released_at IS NULL AND c.expires_at > now())
+                      AND NOT EXISTS (SELECT 1 FROM unnest(p_dependents, p_prerequisites) AS a(product, dep)
+                                      JOIN jobs d ON d.run_id = j.run_id AND d.site = j.site AND d.product = a.dep
+                                      WHERE a.product = j.product AND d.state <> 'succeeded')
+                    ORDER BY j.priority, j.product_order, j.id
+                    LIMIT LEAST(1000, v_free * 4 + 16)
+                    FOR UPDATE OF j SKIP LOCKED
+                LOOP
+                    EXIT WHEN v_free <= 0;
+                    v_at := array_position(v_products, v_job.product);
+                    v_limit := p_limits[array_position(p_limited, v_job.product)];
+                    CONTINUE WHEN v_limit IS NOT NULL AND COALESCE(v_held[v_at], 0) >= v_limit;
+                    IF v_at IS NULL THEN
+                        v_products := v_products || v_job.product;
+                        v_held := v_held || 1::bigint;
+                    ELSE
+                        v_held[v_at] := v_held[v_at] + 1;
+                    END IF;
+                    v_picked := v_picked || v_job.id;
+                    v_free := v_free - 1;
+                END LOOP;
+                IF cardinality(v_picked) = 0 THEN RETURN; END IF;
+                -- The host of each job, then its claim (a job claimed before gets the next token).
+                UPDATE jobs SET host = p_host WHERE id = ANY (v_picked);
+                RETURN QUERY
+                    WITH granted AS (
+                        INSERT INTO claims AS c (job_id, run_id, host, token, claimed_at, expires_at, released_at)
+                        SELECT t.id, p_run, p_host, 1, now(), now() + make_interval(secs => p_lease), NULL
+                        FROM unnest(v_picked) AS t(id)
+                        ON CONFLICT (job_id) DO UPDATE SET host = EXCLUDED.host, token = c.token + 1, claimed_at = now(),
+                                                           expires_at = EXCLUDED.expires_at, released_at = NULL
+                        RETURNING c.job_id, c.token, c.expires_at)
+                    SELECT g.token, g.expires_at, j FROM granted g JOIN jobs j ON j.id = g.job_id
+                    ORDER BY array_position(v_picked, g.job_id);
+            END $$
+            """,
+        ]),
     ]
 
     /// The newest schema version this build knows.

@@ -161,7 +161,7 @@ public final class PostgresLedger: Ledger, Service {
         }
     }
 
-    /// A transaction outside the group commit (claims, which must see their own result at once).
+    /// A transaction outside the group commit (destination holds: all or none, answered at once).
     func inTransaction<T: Sendable>(_ operation: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
             try await ensureSchema()
