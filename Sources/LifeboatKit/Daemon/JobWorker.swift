@@ -234,11 +234,14 @@ public final class JobWorker: Service {
         // The job ended here: its claim is neither renewed nor watched any more (a flush held up
         // by the ledger is not a claim lost while the job runs).
         _ = state.withLock { $0.held.removeValue(forKey: claim.jobId) }
-        // After the job's last record, in the batch of the jobs ending with it (if it cannot be
-        // written, the claim expires with its lease and the job's state tells its taker what to do).
-        queue.releaseClaim(claim)
-        do { try await queue.flush() } catch {
-            logger.warning("could not give a claim back; it expires with its lease", metadata: ["job": "\(claim.job.name)", "error": "\(error)"])
+        // Given back with the job's last record, in its commit; otherwise (the job did not end
+        // here: interrupted by a stop, its recovery failed) now. If it cannot be written, the
+        // claim expires with its lease and the job's state tells its taker what to do.
+        if !held.deadline.givenBack {
+            queue.releaseClaim(claim)
+            do { try await queue.flush() } catch {
+                logger.warning("could not give a claim back; it expires with its lease", metadata: ["job": "\(claim.job.name)", "error": "\(error)"])
+            }
         }
         let wakers = state.withLock { s in
             s.jobEnded = true

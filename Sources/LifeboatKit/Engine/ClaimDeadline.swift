@@ -8,8 +8,12 @@ import Synchronization
 /// taken the job over — whatever the ledger says once it answers again — so this host changes
 /// nothing more: the fenced records already ensure that in the ledger, this deadline on disk
 /// (the commit's rename is refused past it; see `JobObserver.mayCommit`).
+///
+/// It also says whether the job's last record gave the claim back with it (`givenBack`): then
+/// the worker has nothing left to give back.
 final class ClaimDeadline: Sendable {
     private let until: Mutex<ContinuousClock.Instant>
+    private let released = Atomic<Bool>(false)
 
     init(until: ContinuousClock.Instant) {
         self.until = Mutex(until)
@@ -24,6 +28,14 @@ final class ClaimDeadline: Sendable {
     func expire() {
         until.withLock { $0 = min($0, .now) }
     }
+
+    /// The job's last record was written with its claim given back after it (or refused, the
+    /// claim given back all the same if still this host's).
+    func markGivenBack() {
+        released.store(true, ordering: .releasing)
+    }
+
+    var givenBack: Bool { released.load(ordering: .acquiring) }
 
     /// Whether less than `margin` is left.
     func passed(within margin: Duration = .zero) -> Bool {

@@ -63,7 +63,13 @@ struct JobRecorder: Sendable {
             // (counted here from when it was sent, however late the answer).
             let margin = transition.job.state == .committing ? queue.lease / 3 : 0
             let sent = ContinuousClock.now
-            try await queue.updateJob(transition.job, from: transition.previous, fencedBy: claim, minimumLease: margin)
+            if transition.job.state.isFinal {
+                // The job's last record here: its claim is given back in the same commit.
+                defer { deadline.markGivenBack() }
+                try await queue.finishJob(transition.job, from: transition.previous, fencedBy: claim)
+            } else {
+                try await queue.updateJob(transition.job, from: transition.previous, fencedBy: claim, minimumLease: margin)
+            }
             deadline.extend(to: sent + .milliseconds(Int64(margin * 1_000)))
         case (.queued, nil): ledger.postJob(transition.job, from: transition.previous)
         case (.durable, nil): try await ledger.updateJob(transition.job, from: transition.previous)

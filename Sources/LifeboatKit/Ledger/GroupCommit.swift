@@ -51,8 +51,10 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         }
     }
 
-    func write(_ operation: Operation) async throws {
-        try await enqueue(operation)
+    /// Queues `operation` and returns once it is durable; `posted` are queued right after it, in
+    /// the same batch, and written (or, when the batch fails, tried) before it returns or throws.
+    func write(_ operation: Operation, thenPost posted: [Operation] = []) async throws {
+        try await enqueue(operation, thenPost: posted)
     }
 
     /// Waits until everything queued so far is durable.
@@ -60,11 +62,15 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         try await enqueue(nil)
     }
 
-    private func enqueue(_ operation: Operation?) async throws {
+    private func enqueue(_ operation: Operation?, thenPost posted: [Operation] = []) async throws {
         let (ticket, leader) = state.withLock { s -> (Int, Bool) in
             let ticket = s.nextTicket
             s.nextTicket += 1
             s.pending.append(Item(ticket: ticket, operation: operation, awaited: true))
+            for operation in posted {
+                s.pending.append(Item(ticket: s.nextTicket, operation: operation, awaited: false))
+                s.nextTicket += 1
+            }
             if s.flushing { return (ticket, false) }
             s.flushing = true
             return (ticket, true)

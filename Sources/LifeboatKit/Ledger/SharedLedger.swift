@@ -51,6 +51,10 @@ public protocol SharedLedger: Ledger {
     /// Records a claimed job's transition only while `claim` is its live claim with at least
     /// `minimumLease` left (`LeaseLost` otherwise): fenced by the claim, not by the run's lease.
     func updateJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval) async throws
+    /// A claimed job's last record (fenced like `updateJob(_:from:fencedBy:minimumLease:)`), with
+    /// its claim given back right after it, in the same batch: one commit for both, and the claim
+    /// is given back (if still this host's) whether the record is made or refused.
+    func finishJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) async throws
     /// Queues a claimed job's transition, fenced by the claim: written with the next batch, or
     /// dropped once the claim is lost (the job's next awaited write then says so).
     func postJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim)

@@ -294,17 +294,19 @@ struct PostgresLedgerTests {
             let taken = try #require(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 1).first)
             #expect(taken.jobId == mine.jobId && taken.token == mine.token + 1 && taken.isTakeover)
             #expect(taken.job.state == .committing && taken.job.commitIdentity == "2049:77")
-            // a wakes up: every write it tries about the job is refused.
+            // a wakes up: every write it tries about the job is refused, its last record too,
+            // and giving its claim back with it does not give back b's.
             var late = job
             late.state = .succeeded
             await #expect(throws: LeaseLost.self) { try await a.updateJob(late, from: .committing, fencedBy: mine) }
+            await #expect(throws: LeaseLost.self) { try await a.finishJob(late, from: .committing, fencedBy: mine) }
             #expect(try await a.jobs(runId: run.id)[0].state == .committing)
-            // b finishes it, once.
+            #expect(try await a.liveClaims(runId: run.id).map(\.token) == [taken.token])
+            // b finishes it, once, and its claim is given back in the same commit.
             var finished = taken.job
             finished.state = .succeeded
-            try await b.updateJob(finished, from: .committing, fencedBy: taken)
-            b.releaseClaim(taken)
-            try await b.flush()
+            try await b.finishJob(finished, from: .committing, fencedBy: taken)
+            #expect(try await a.liveClaims(runId: run.id).isEmpty)
             #expect(try await a.jobs(runId: run.id).map(\.state) == [.succeeded])
             #expect(try await a.jobs(runId: run.id).map(\.host) == ["b"])
             #expect(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 1).isEmpty)

@@ -72,6 +72,10 @@ extension PostgresLedger {
         try await write("fenced job update", .job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: minimumLease)))
     }
 
+    public func finishJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) async throws {
+        try await write("fenced job update", .job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: 0)), thenPost: [.release(claim)])
+    }
+
     public func postJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) {
         commits.post(.job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: 0)))
     }

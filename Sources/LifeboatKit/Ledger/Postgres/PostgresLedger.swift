@@ -171,11 +171,11 @@ public final class PostgresLedger: Ledger, Service {
         }
     }
 
-    /// A batched write, durable when it returns.
-    func write(_ operation: String, _ change: PostgresWrite) async throws {
+    /// A batched write, durable when it returns; `posted` go right after it, in its batch.
+    func write(_ operation: String, _ change: PostgresWrite, thenPost posted: [PostgresWrite] = []) async throws {
         do {
             try await ensureSchema()
-            try await commits.write(change)
+            try await commits.write(change, thenPost: posted)
         } catch {
             throw failure(operation, error)
         }
