@@ -188,10 +188,10 @@ public final class RunManager: Service {
                     outcomes = try await Rollback(ledger: ledger, clock: engine.environment.clock)
                         .rollback(runId: runId, site: site, product: product, force: force, by: who)
                 } catch {
-                    try? await shared?.ledger.releaseHolds(runId: runId, path: nil)
+                    try? await shared?.ledger.releaseHolds(runId: runId, paths: nil)
                     throw error
                 }
-                try await shared?.ledger.releaseHolds(runId: runId, path: nil)
+                try await shared?.ledger.releaseHolds(runId: runId, paths: nil)
                 return (outcomes, keep: false)
             } catch let refusal as SafetyRefusal {
                 throw ControlError(.conflict, refusal.message)

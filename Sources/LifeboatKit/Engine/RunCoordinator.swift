@@ -84,7 +84,7 @@ final class RunCoordinator {
         var final = await executeRun()
         env.guardrails.holds.release(run: run.id)
         // A run that ended holds nothing anywhere (the ledger ignores its holds even if this fails).
-        if final.state.isFinal, let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, path: nil) }
+        if final.state.isFinal, let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, paths: nil) }
         if final.state.isFinal, let finisher = env.finisher {
             final = await finisher.finished(final, plan: plan)
         }
@@ -282,7 +282,7 @@ final class RunCoordinator {
                     cancelling = true
                     group.cancelAll()
                 case .job(let i, let job):
-                    await releaseHold(of: job)
+                    await releaseHolds(of: [job])
                     for skipped in try scheduler.finish(i, as: job, at: now) { try await recorder.record(skipped) }
                     checkForecast()
                     fill()
@@ -293,11 +293,13 @@ final class RunCoordinator {
         }
     }
 
-    /// A job that ended gives its destination back (here and, with a shared ledger, fleet-wide).
-    private func releaseHold(of job: JobRecord) async {
-        guard job.state.isFinal, let path = resolved[job.destination] else { return }
-        env.guardrails.holds.release(run: run.id, path: path)
-        if let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, path: path) }
+    /// Jobs that ended give their destinations back (here and, with a shared ledger, fleet-wide,
+    /// in one statement).
+    private func releaseHolds(of jobs: [JobRecord]) async {
+        let paths = jobs.compactMap { job in job.state.isFinal ? resolved[job.destination] : nil }
+        guard !paths.isEmpty else { return }
+        for path in paths { env.guardrails.holds.release(run: run.id, path: path) }
+        if let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, paths: paths) }
     }
 
     // MARK: Jobs other hosts run
@@ -323,6 +325,7 @@ final class RunCoordinator {
         guard let queue = env.queue else { return }
         let (changed, cursor) = try await queue.jobChanges(runId: run.id, since: followed)
         followed = cursor
+        var ended: [(Int, JobRecord)] = []
         for job in changed {
             guard let id = job.id, let i = jobIndex[id], scheduler.jobs[i] != job else { continue }
             let previous = scheduler.jobs[i]
@@ -330,11 +333,10 @@ final class RunCoordinator {
                 env.board.moved(job, from: previous.state)
                 env.bus.publish(RunEvent(kind: .job, runId: run.id, at: now, job: job))
             }
-            guard job.state.isFinal, !previous.state.isFinal else {
-                scheduler.update(i, to: job)
-                continue
-            }
-            await releaseHold(of: job)
+            if job.state.isFinal, !previous.state.isFinal { ended.append((i, job)) } else { scheduler.update(i, to: job) }
+        }
+        await releaseHolds(of: ended.map(\.1))
+        for (i, job) in ended {
             for skipped in try scheduler.ended(i, as: job, at: now) { try await recorder.record(skipped) }
             checkForecast()
         }

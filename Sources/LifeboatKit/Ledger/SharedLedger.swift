@@ -71,8 +71,8 @@ public protocol SharedLedger: Ledger {
     /// inside one, or one around one. Holds of runs that ended count for nothing, whoever took
     /// them, unless a host holds the run (its coordination: a rollback moving data back).
     func takeHolds(runId: String, _ destinations: [(path: String, job: String)]) async throws
-    /// Gives back one destination of a run (nil: all of them).
-    func releaseHolds(runId: String, path: String?) async throws
+    /// Gives back destinations of a run (nil: all of them).
+    func releaseHolds(runId: String, paths: [String]?) async throws
 }
 
 /// This host no longer coordinates the run (its lease expired, another host took it over): what

@@ -558,7 +558,7 @@ struct PostgresLedgerTests {
             }
             try await b.takeHolds(runId: y.id, [("/srv/sites/globex/jira", "globex/jira")])
             // One released, or the run ended: free for the other run.
-            try await a.releaseHolds(runId: x.id, path: "/srv/sites/acme/jira")
+            try await a.releaseHolds(runId: x.id, paths: ["/srv/sites/acme/jira"])
             try await b.takeHolds(runId: y.id, [("/srv/sites/acme/jira", "acme/jira")])
             x.state = .succeeded
             try await a.updateRun(x)

@@ -136,9 +136,10 @@ extension PostgresLedger {
         }
     }
 
-    public func releaseHolds(runId: String, path: String?) async throws {
+    public func releaseHolds(runId: String, paths: [String]?) async throws {
         _ = try await withConnection("release destination holds") { connection in
-            try await connection.query("DELETE FROM holds WHERE run_id = \(runId) AND (\(path)::text IS NULL OR path = \(path))", logger: logger)
+            try await connection.query("DELETE FROM holds WHERE run_id = \(runId) AND (\(paths)::text[] IS NULL OR path = ANY(\(paths)::text[]))",
+                                       logger: logger)
         }
     }
 }
