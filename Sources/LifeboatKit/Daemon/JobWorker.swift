@@ -44,6 +44,8 @@ public final class JobWorker: Service {
         var wakers = WaitQueue<Void>()
         /// The trees each run's jobs must stay out of (resolved once per run).
         var protected: [String: ProtectedTrees] = [:]
+        /// The unfinished runs as last read, and when (`claimableRuns`).
+        var runs: (read: ContinuousClock.Instant, runs: [RunRecord])?
     }
 
     private let state = Mutex(State())
@@ -199,7 +201,7 @@ public final class JobWorker: Service {
         var claimable: [(RunRecord, Plan, Int)] = []
         let (held, liveHosts) = state.withLock { ($0.held, $0.liveHosts) }
         var room = maxJobs - held.count
-        let runs = try await queue.unfinishedRuns()
+        let runs = try await unfinishedRuns()
         let going = Set(runs.map(\.id))
         state.withLock { s in s.protected = s.protected.filter { going.contains($0.key) } }
         for run in runs {
@@ -219,6 +221,18 @@ public final class JobWorker: Service {
             }
         }
         return claimable
+    }
+
+    /// The unfinished runs, read again once per look interval: a worker woken by its jobs'
+    /// ends (many times a second) reuses the last read. A run cancelled or halted meanwhile is
+    /// safe: a claim takes jobs only of a run the ledger says is running; its jobs here stop
+    /// at the next read.
+    private func unfinishedRuns() async throws -> [RunRecord] {
+        if let last = state.withLock({ $0.runs }), ContinuousClock.now - last.read < Self.lookInterval { return last.runs }
+        let read = ContinuousClock.now
+        let runs = try await queue.unfinishedRuns()
+        state.withLock { $0.runs = (read, runs) }
+        return runs
     }
 
     /// This host's share of a run's concurrency: the run's limit holds for the fleet (the claims
