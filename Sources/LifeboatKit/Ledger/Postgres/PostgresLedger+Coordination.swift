@@ -138,8 +138,12 @@ extension PostgresLedger {
 
     public func releaseHolds(runId: String, paths: [String]?) async throws {
         _ = try await withConnection("release destination holds") { connection in
-            try await connection.query("DELETE FROM holds WHERE run_id = \(runId) AND (\(paths)::text[] IS NULL OR path = ANY(\(paths)::text[]))",
-                                       logger: logger)
+            // Two statements, so that each uses its index (a path's, or the run's).
+            if let paths {
+                try await connection.query("DELETE FROM holds WHERE path = ANY(\(paths)::text[]) AND run_id = \(runId)", logger: logger)
+            } else {
+                try await connection.query("DELETE FROM holds WHERE run_id = \(runId)", logger: logger)
+            }
         }
     }
 }

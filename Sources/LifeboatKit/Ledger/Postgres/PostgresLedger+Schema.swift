@@ -263,7 +263,9 @@ extension PostgresLedger {
                                       JOIN jobs d ON d.run_id = j.run_id AND d.site = j.site AND d.product = a.dep
                                       WHERE a.product = j.product AND d.state <> 'succeeded')
                     ORDER BY j.priority, j.product_order, j.id
-                    LIMIT LEAST(1000, v_free * 4 + 16)
+                    -- Each row read is locked (a write): more than the free slots only where a
+                    -- product's limit may pass some over.
+                    LIMIT CASE WHEN cardinality(p_limited) = 0 THEN v_free ELSE LEAST(1000, v_free * 4 + 16) END
                     FOR UPDATE OF j SKIP LOCKED
                 LOOP
                     EXIT WHEN v_free <= 0;
