@@ -316,18 +316,26 @@ struct PostgresLedgerTests {
     /// A coordinator looks at the jobs changed since its last look: nothing when nothing
     /// changed, each change once it is committed — also one committed by a transaction that began
     /// before a look and ended after it (a sequence number would miss that one).
+    ///
+    /// A look may show a change again while a transaction older than it is open anywhere on the
+    /// server (other tests share it): "nothing" is what looks show once those ended.
     @Test func jobChangesAreEachSeenAndNoneMissed() async throws {
         try await withHosts { a, _, database in
             let (run, jobs) = try await makeRun(a, sites: 2)
             let (all, first) = try await a.jobChanges(runId: run.id, since: nil)
             #expect(all.map(\.id) == jobs.map(\.id))
-            let (none, second) = try await a.jobChanges(runId: run.id, since: first)
+            var (none, second) = try await a.jobChanges(runId: run.id, since: first)
+            for _ in 0..<100 where !none.isEmpty {
+                try await Task.sleep(for: .milliseconds(100))
+                (none, second) = try await a.jobChanges(runId: run.id, since: second)
+            }
             #expect(none.isEmpty)
             var changed = jobs[1]
             changed.state = .waiting
             try await a.updateJob(changed, from: .pending)
             let (one, third) = try await a.jobChanges(runId: run.id, since: second)
-            #expect(one.map(\.id) == [changed.id] && one.first?.state == .waiting)
+            #expect(one.contains(changed))
+            #expect(one.allSatisfy { $0.id == changed.id } || one.count == jobs.count, "a change seen again is seen with all the others")
             // A change in a transaction that is still open while the ledger is looked at.
             let server = try await LocalPostgres.shared()
             let id = try #require(jobs[2].id)
