@@ -26,13 +26,14 @@ import Testing
         .event(LedgerEvent(runId: "r", at: t0, kind: kind, message: ""))
     }
 
-    /// The steps in words: `jobs[1:pending>verifying+10, 2:…]`, `releases[1]`, `events[a,b]`, `statements`.
+    /// The steps in words: `jobs[1:pending>verifying+10, 2:…]` (`+events[a,b]` when events go
+    /// with them), `releases[1]`, `events[a,b]`, `statements`.
     static func plan(_ writes: [PostgresWrite]) -> [String] {
         PostgresBatch(writes).steps.map { step in
             switch step {
-            case .jobs(let jobs):
+            case .jobs(let jobs, let events):
                 "jobs[" + jobs.map { "\($0.claim.jobId):\($0.previous.rawValue)>\($0.job.state.rawValue)+\(Int($0.minimumLease))" }
-                    .joined(separator: ", ") + "]"
+                    .joined(separator: ", ") + "]" + (events.isEmpty ? "" : "+events[" + events.map(\.kind).joined(separator: ",") + "]")
             case .releases(let claims): "releases[" + claims.map { "\($0.jobId)" }.joined(separator: ", ") + "]"
             case .events(let events): "events[" + events.map(\.kind).joined(separator: ",") + "]"
             case .statements: "statements"
@@ -50,7 +51,7 @@ import Testing
             .release(Self.claim(3)),
             Self.record(4, .committing, .succeeded),
             Self.event("job.failed"),
-        ]) == ["jobs[1:pending>verifying+0, 2:restoring>restoring+0, 4:committing>succeeded+0]", "releases[3]", "events[job.succeeded,job.failed]"])
+        ]) == ["jobs[1:pending>verifying+0, 2:restoring>restoring+0, 4:committing>succeeded+0]+events[job.succeeded,job.failed]", "releases[3]"])
     }
 
     @Test func aJobsRecordsFoldIntoOneWithTheLargestMargin() {
@@ -88,6 +89,6 @@ import Testing
             .statements { _ in },
             Self.record(1, .restoring, .verifying),
             Self.event("after"),
-        ]) == ["jobs[1:pending>restoring+0]", "events[before]", "statements", "jobs[1:restoring>verifying+0]", "events[after]"])
+        ]) == ["jobs[1:pending>restoring+0]+events[before]", "statements", "jobs[1:restoring>verifying+0]+events[after]"])
     }
 }

@@ -375,9 +375,11 @@ struct PostgresLedgerTests {
                 return job
             }
             let dropped = a.droppedPosts
-            // Queued: fine, and fenced out.
+            // Queued: fine, and fenced out; events, written with the records, around them.
+            a.postEvent(LedgerEvent(runId: run.id, jobId: claims[0].jobId, at: Self.t0, kind: "test.first", message: "before the records"))
             a.postJob(moved(claims[0], to: .restoring), from: .pending, fencedBy: claims[0])
             a.postJob(moved(claims[1], to: .restoring), from: .pending, fencedBy: claims[1])
+            a.postEvent(LedgerEvent(runId: run.id, jobId: nil, at: Self.t0, kind: "test.second", message: "after them"))
             // Awaited at once: job 0 goes on from its queued record; job 1's claim is lost; job 2
             // is written from a state it is not in; job 3 is fine.
             let awaited: [(JobClaim, JobState, JobState, TimeInterval)] = [
@@ -410,6 +412,8 @@ struct PostgresLedgerTests {
             #expect(jobs[claims[1].jobId]?.state == .pending && jobs[claims[1].jobId]?.host == "b")
             #expect(jobs[claims[2].jobId] == claims[2].job)
             #expect(jobs[claims[3].jobId] == moved(claims[3], to: .committing))
+            // The batch failed and was written again one by one: each event once, in its order.
+            #expect(try await a.events(runId: run.id, afterId: 0, limit: 100).map(\.kind).filter { $0.hasPrefix("test.") } == ["test.first", "test.second"])
         }
     }
 

@@ -34,7 +34,8 @@ struct FencedJobWrite: Sendable, Hashable {
 ///   is that one's state), is folded into it: one update from the first's state to the last
 ///   record, asking for the largest lease margin of the two. It succeeds exactly when both would
 ///   have in turn (the transaction's `now()` does not move between them).
-/// - Events only append: gathered, in their order.
+/// - Events only append: gathered, in their order, and written with the records gathered with
+///   them, in their statement (a round trip fewer).
 /// - A claim given back goes after the records gathered with it; a record of a job whose claim was
 ///   given back before it in the batch waits for that (it is then refused, as it would have been).
 /// - A closure may touch anything: what was gathered before it is written first.
@@ -44,8 +45,8 @@ struct FencedJobWrite: Sendable, Hashable {
 /// never sinks its neighbours, and each waiter hears its own error.
 struct PostgresBatch {
     enum Step {
-        /// Records of distinct jobs, in one statement.
-        case jobs([FencedJobWrite])
+        /// Records of distinct jobs, in one statement, with the events gathered with them.
+        case jobs([FencedJobWrite], events: [LedgerEvent])
         case releases([JobClaim])
         case events([LedgerEvent])
         case statements(PostgresStatements)
@@ -91,11 +92,12 @@ struct PostgresBatch {
         }
     }
 
-    /// What was gathered becomes steps: the records, then the claims given back after them, then the events.
+    /// What was gathered becomes steps: the records with the events, then the claims given back
+    /// after them (the events on their own when there are no records).
     private mutating func gather() {
-        if !jobs.isEmpty { steps.append(.jobs(jobs)) }
+        if !jobs.isEmpty { steps.append(.jobs(jobs, events: events)) }
         if !releases.isEmpty { steps.append(.releases(releases)) }
-        if !events.isEmpty { steps.append(.events(events)) }
+        if jobs.isEmpty && !events.isEmpty { steps.append(.events(events)) }
         jobs.removeAll()
         jobIndex.removeAll()
         releases.removeAll()

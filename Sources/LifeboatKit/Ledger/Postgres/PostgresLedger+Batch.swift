@@ -8,8 +8,8 @@ extension PostgresLedger {
     static func write(_ batch: PostgresBatch, on connection: PostgresConnection, host: String?, logger: Logger) async throws {
         for step in batch.steps {
             switch step {
-            case .jobs(let writes):
-                try await write(writes, on: connection, host: host, logger: logger)
+            case .jobs(let writes, let events):
+                try await write(writes, events: events, on: connection, host: host, logger: logger)
             case .releases(let claims):
                 try await connection.query("""
                     UPDATE claims SET released_at = now()
@@ -17,25 +17,35 @@ extension PostgresLedger {
                     WHERE claims.job_id = r.job_id AND claims.token = r.token AND claims.released_at IS NULL
                     """, logger: logger)
             case .events(let events):
-                for start in stride(from: 0, to: events.count, by: EventRow.perStatement) {
-                    try await connection.query(EventRow.insertQuery(events[start..<min(events.count, start + EventRow.perStatement)]), logger: logger)
-                }
+                try await write(events, on: connection, logger: logger)
             case .statements(let body):
                 try await body(connection)
             }
         }
     }
 
+    static func write(_ events: [LedgerEvent], on connection: PostgresConnection, logger: Logger) async throws {
+        for start in stride(from: 0, to: events.count, by: EventRow.perStatement) {
+            try await connection.query(EventRow.insertQuery(events[start..<min(events.count, start + EventRow.perStatement)]), logger: logger)
+        }
+    }
+
     /// Claimed jobs' records (of distinct jobs), each made only while its claim is live with its
-    /// margin to spare and its state is the one expected. A refused one throws why (the first, if
-    /// several): the claim is lost (`LeaseLost`), the job is not there or not in that state.
-    static func write(_ writes: [FencedJobWrite], on connection: PostgresConnection, host: String?, logger: Logger) async throws {
+    /// margin to spare and its state is the one expected, and `events` (in the first statement,
+    /// when they fit in what it may bind). A refused record throws why (the first, if several):
+    /// the claim is lost (`LeaseLost`), the job is not there or not in that state.
+    static func write(_ writes: [FencedJobWrite], events: [LedgerEvent] = [], on connection: PostgresConnection, host: String?,
+                      logger: Logger) async throws {
         var written: Set<Int64> = []
+        var events = events[...]
         for start in stride(from: 0, to: writes.count, by: JobRow.fencedPerStatement) {
-            let rows = try await connection.query(JobRow.claimFencedUpdate(writes[start..<min(writes.count, start + JobRow.fencedPerStatement)]),
-                                                  logger: logger)
+            let chunk = writes[start..<min(writes.count, start + JobRow.fencedPerStatement)]
+            let along = JobRow.fencedBindings(chunk.count) + EventRow.bindings(events.count) <= JobRow.maxBindings ? events : []
+            events = events.dropFirst(along.count)
+            let rows = try await connection.query(JobRow.claimFencedUpdate(chunk, events: along), logger: logger)
             for try await id in rows.decode(Int64.self) { written.insert(id) }
         }
+        try await write(Array(events), on: connection, logger: logger)
         guard let refused = writes.first(where: { $0.job.id.map { !written.contains($0) } ?? true }) else { return }
         let claim = refused.claim
         let live = try await connection.query("""

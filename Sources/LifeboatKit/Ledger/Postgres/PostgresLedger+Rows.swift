@@ -196,14 +196,19 @@ enum JobRow {
     /// A fenced record's row of values: the job's id and columns, then the fence.
     private static let fencedTypes = [("id", "int8")] + columnTypes
         + [("previous", "text"), ("token", "int8"), ("claim_host", "text"), ("margin", "float8")]
+    /// Parameters one statement may bind.
+    static let maxBindings = 65_535
     /// Fenced records one statement may bind.
-    static let fencedPerStatement = 65_535 / fencedTypes.count
+    static let fencedPerStatement = maxBindings / fencedTypes.count
+    /// Parameters `count` fenced records bind.
+    static func fencedBindings(_ count: Int) -> Int { count * fencedTypes.count }
 
     /// Claimed jobs' records (of distinct jobs) in one statement: a row is updated only while its
     /// state is the one expected and its claim is live with `minimumLease` seconds to spare; the
-    /// claim's row is locked with it, so no takeover slips in before commit. Returns the ids written.
-    static func claimFencedUpdate(_ writes: ArraySlice<FencedJobWrite>) -> PostgresQuery {
-        var b = PostgresBindings(capacity: writes.count * fencedTypes.count)
+    /// claim's row is locked with it, so no takeover slips in before commit. `events` are
+    /// inserted by the same statement. Returns the ids written.
+    static func claimFencedUpdate(_ writes: ArraySlice<FencedJobWrite>, events: ArraySlice<LedgerEvent> = []) -> PostgresQuery {
+        var b = PostgresBindings(capacity: fencedBindings(writes.count) + EventRow.bindings(events.count))
         var rows: [String] = []
         rows.reserveCapacity(writes.count)
         for (i, write) in writes.enumerated() {
@@ -216,7 +221,8 @@ enum JobRow {
             // Typed placeholders: a NULL bind carries no type of its own.
             rows.append("(" + fencedTypes.enumerated().map { "$\(i * fencedTypes.count + $0 + 1)::\($1.1)" }.joined(separator: ", ") + ")")
         }
-        let sql = "UPDATE jobs SET " + insertColumns.map { "\($0) = u.\($0)" }.joined(separator: ", ")
+        let logged = events.isEmpty ? "" : "WITH logged AS (" + EventRow.insert(events, into: &b) + ") "
+        let sql = logged + "UPDATE jobs SET " + insertColumns.map { "\($0) = u.\($0)" }.joined(separator: ", ")
             + " FROM (VALUES " + rows.joined(separator: ", ") + ") AS u (" + fencedTypes.map(\.0).joined(separator: ", ") + ")"
             + " WHERE jobs.id = u.id AND jobs.state = u.previous AND EXISTS (SELECT 1 FROM claims c WHERE c.job_id = u.id"
             + " AND c.token = u.token AND c.host = u.claim_host AND c.released_at IS NULL"
@@ -268,23 +274,32 @@ enum EventRow {
     static let columnList = "id, run_id, job_id, at, kind, message"
 
     /// Events one statement may bind.
-    static let perStatement = 65_535 / 5
+    static let perStatement = JobRow.maxBindings / 5
+    /// Parameters `count` events bind.
+    static func bindings(_ count: Int) -> Int { count * 5 }
 
     /// Events in one statement, in their order.
     static func insertQuery(_ events: ArraySlice<LedgerEvent>) -> PostgresQuery {
-        var b = PostgresBindings(capacity: events.count * 5)
+        var b = PostgresBindings(capacity: bindings(events.count))
+        let sql = insert(events, into: &b)
+        return PostgresQuery(unsafeSQL: sql, binds: b)
+    }
+
+    /// The insert of `events`, in their order, their values appended to `b` (numbered after
+    /// those already there).
+    static func insert(_ events: ArraySlice<LedgerEvent>, into b: inout PostgresBindings) -> String {
         var rows: [String] = []
         rows.reserveCapacity(events.count)
-        for (i, event) in events.enumerated() {
+        for event in events {
+            let n = b.count
             b.append(event.runId)
             b.append(event.jobId)
             b.append(event.at)
             b.append(event.kind)
             b.append(event.message)
-            let n = i * 5
             rows.append("($\(n + 1)::text, $\(n + 2)::int8, $\(n + 3)::timestamptz, $\(n + 4)::text, $\(n + 5)::text)")
         }
-        return PostgresQuery(unsafeSQL: "INSERT INTO events (run_id, job_id, at, kind, message) VALUES " + rows.joined(separator: ", "), binds: b)
+        return "INSERT INTO events (run_id, job_id, at, kind, message) VALUES " + rows.joined(separator: ", ")
     }
 
     static func fetch(_ rows: PostgresRowSequence) async throws -> [LedgerEvent] {
