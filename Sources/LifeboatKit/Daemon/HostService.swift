@@ -31,8 +31,12 @@ final class HostService: Service {
                 do {
                     try await ledger.heartbeat(registration)
                     // The runs this host coordinates stay its own (a run whose lease ran out is
-                    // another host's to take; this host's writes to it are refused from then on).
-                    _ = try await ledger.renewCoordination()
+                    // another host's to take; this host's writes to it are refused from then on)
+                    // while its records get through: stalled past a lease, they go to the others
+                    // (as its jobs do, `JobWorker`).
+                    if ledger.writesStalled <= .milliseconds(Int64(ledger.lease * 1_000)) {
+                        _ = try await ledger.renewCoordination()
+                    }
                 } catch let taken as HostNameInUse {
                     // Presumed dead by the others (a long pause, a partition) and the name reused.
                     logger.critical("host registration taken over; registering again", metadata: ["reason": "\(taken)"])

@@ -46,6 +46,8 @@ public final class JobWorker: Service {
         var protected: [String: ProtectedTrees] = [:]
         /// The unfinished runs as last read, and when (`claimableRuns`).
         var runs: (read: ContinuousClock.Instant, runs: [RunRecord])?
+        /// Whether this host said its ledger writes are stalled (`writesStuck`).
+        var stallSaid = false
     }
 
     private let state = Mutex(State())
@@ -179,7 +181,7 @@ public final class JobWorker: Service {
             $0.liveHosts = max(1, alive)
             $0.renewedAt = now
         }
-        guard !held.isEmpty else { return }
+        guard !held.isEmpty, !writesStuck() else { return }
         let kept = try await queue.renewClaims(held.map(\.claim))
         // A claim given back meanwhile (its job ended) is not renewed, and not lost either.
         let stillHeld = state.withLock { s in Set(s.held.values.map { $0.claim }) }
@@ -200,7 +202,7 @@ public final class JobWorker: Service {
     private func claimableRuns() async throws -> [(RunRecord, Plan, Int)] {
         var claimable: [(RunRecord, Plan, Int)] = []
         let (held, liveHosts) = state.withLock { ($0.held, $0.liveHosts) }
-        var room = maxJobs - held.count
+        var room = writesStuck() ? 0 : maxJobs - held.count
         let runs = try await unfinishedRuns()
         let going = Set(runs.map(\.id))
         state.withLock { s in s.protected = s.protected.filter { going.contains($0.key) } }
@@ -221,6 +223,26 @@ public final class JobWorker: Service {
             }
         }
         return claimable
+    }
+
+    /// Whether this host's ledger writes have waited on one batch for more than a lease (a
+    /// connection the server dropped during a network cut can keep it waiting for ever, while
+    /// other connections answer). Then its jobs cannot get on: it renews no claim and claims
+    /// nothing, so that their leases run out, its own clock stops them here and other hosts take
+    /// them over; it claims again once the batch ends. Said once each way.
+    private func writesStuck() -> Bool {
+        let stalled = queue.writesStalled
+        let stuck = stalled > leaseDuration
+        let say = state.withLock { s -> Bool in
+            defer { s.stallSaid = stuck }
+            return s.stallSaid != stuck
+        }
+        if say && stuck {
+            logger.error("ledger writes stalled: a batch of this host's records has waited \(stalled.components.seconds) s for the ledger; this host renews no claim and claims nothing, so that other hosts take its jobs over (restart lifeboatd if this lasts)")
+        } else if say {
+            logger.notice("ledger writes go through again; claiming jobs again")
+        }
+        return stuck
     }
 
     /// The unfinished runs, read again once per look interval: a worker woken by its jobs'

@@ -30,6 +30,8 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         var nextTicket = 1
         var waiters: [Waiter] = []
         var flushing = false
+        /// When the batch being committed was sent (nil between batches).
+        var committingSince: ContinuousClock.Instant?
         /// Tickets whose batch failed, with the error (only for awaited writes).
         var failures: [Int: Error] = [:]
         var committedThrough = 0
@@ -41,6 +43,12 @@ final class GroupCommit<Operation: Sendable>: Sendable {
     let droppedPosts = Atomic<Int>(0)
 
     init(committer: @escaping Committer) { self.committer = committer }
+
+    /// How long the batch being committed has been waited for (zero between batches): every
+    /// write queued behind it waits as long.
+    var stalled: Duration {
+        state.withLock { s in s.committingSince.map { .now - $0 } ?? .zero }
+    }
 
     func post(_ operation: Operation) {
         _ = state.withLock { s in
@@ -105,6 +113,7 @@ final class GroupCommit<Operation: Sendable>: Sendable {
                 let batch = s.pending
                 s.pending.removeAll(keepingCapacity: true)
                 if batch.isEmpty { s.flushing = false }
+                s.committingSince = batch.isEmpty ? nil : .now
                 return batch
             }
             if batch.isEmpty { return }

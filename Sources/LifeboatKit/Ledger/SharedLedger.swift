@@ -40,6 +40,10 @@ public protocol SharedLedger: Ledger {
     func claimJobs(runId: String, host: String, rules: ClaimRules, max: Int) async throws -> [JobClaim]
     /// Extends the leases of these claims; returns the ids of the jobs still held.
     func renewClaims(_ claims: [JobClaim]) async throws -> Set<Int64>
+    /// How long this host's records have been waiting for the ledger to commit the batch under
+    /// way (zero when none is): a batch sent on a connection the server dropped while the
+    /// network was cut may wait for ever, and with it every job of this host.
+    var writesStalled: Duration { get }
     /// Gives a claim up (the job ended, or this host stops): another host may take the job.
     /// Queued with the job's records, after them (`flush` to wait for it).
     func releaseClaim(_ claim: JobClaim)

@@ -417,6 +417,30 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// How long this host's records wait on the batch under way is known (a worker stops
+    /// renewing its claims past a lease of it): here another session holds the job's row.
+    @Test func aStalledBatchIsMeasuredUntilItEnds() async throws {
+        try await withHosts { a, _, database in
+            let (run, _) = try await makeRun(a, sites: 1, products: ["p"])
+            let claim = try #require(try await a.claimJobs(runId: run.id, host: "a", rules: ClaimRules(runConcurrency: 1), max: 1).first)
+            #expect(a.writesStalled == .zero)
+            let server = try await LocalPostgres.shared()
+            let holder = Task.detached {
+                try server.psql(database, "BEGIN; SELECT id FROM jobs WHERE id = \(claim.jobId) FOR UPDATE; SELECT pg_sleep(2.5); COMMIT;")
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            var job = claim.job
+            job.state = .restoring
+            let write = Task { try await a.updateJob(job, from: .pending, fencedBy: claim, minimumLease: 0) }
+            try await Task.sleep(for: .milliseconds(1_200))
+            #expect(a.writesStalled > .milliseconds(900))
+            _ = try await holder.value
+            try await write.value
+            #expect(a.writesStalled == .zero)
+            #expect(try await a.jobs(runId: run.id).map(\.state) == [.restoring])
+        }
+    }
+
     /// Queued records fold into the durable one after them; when that one is refused (a commit
     /// record without the lease it needs to spare), the queued one is still written.
     @Test func aRefusedCommitRecordDoesNotTakeTheQueuedOnesWithIt() async throws {
