@@ -34,7 +34,7 @@ final class HostService: Service {
                     // another host's to take; this host's writes to it are refused from then on)
                     // while its records get through: stalled past a lease, they go to the others
                     // (as its jobs do, `JobWorker`).
-                    if ledger.writesStalled <= .milliseconds(Int64(ledger.lease * 1_000)) {
+                    if !ledger.writesStuck {
                         _ = try await ledger.renewCoordination()
                     }
                 } catch let taken as HostNameInUse {

@@ -231,14 +231,13 @@ public final class JobWorker: Service {
     /// nothing, so that their leases run out, its own clock stops them here and other hosts take
     /// them over; it claims again once the batch ends. Said once each way.
     private func writesStuck() -> Bool {
-        let stalled = queue.writesStalled
-        let stuck = stalled > leaseDuration
+        let stuck = queue.writesStuck
         let say = state.withLock { s -> Bool in
             defer { s.stallSaid = stuck }
             return s.stallSaid != stuck
         }
         if say && stuck {
-            logger.error("ledger writes stalled: a batch of this host's records has waited \(stalled.components.seconds) s for the ledger; this host renews no claim and claims nothing, so that other hosts take its jobs over (restart lifeboatd if this lasts)")
+            logger.error("ledger writes stalled: a batch of this host's records has waited \(queue.writesStalled.components.seconds) s for the ledger; this host renews no claim and claims nothing, so that other hosts take its jobs over (restart lifeboatd if this lasts)")
         } else if say {
             logger.notice("ledger writes go through again; claiming jobs again")
         }

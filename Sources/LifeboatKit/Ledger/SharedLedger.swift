@@ -79,6 +79,13 @@ public protocol SharedLedger: Ledger {
     func releaseHolds(runId: String, paths: [String]?) async throws
 }
 
+extension SharedLedger {
+    /// Whether this host's records have waited on one batch for more than a lease: its jobs
+    /// cannot get on, so it renews no claim and no run coordination (`JobWorker`, `HostService`)
+    /// and the other hosts take them over.
+    var writesStuck: Bool { writesStalled > .seconds(lease) }
+}
+
 /// This host no longer coordinates the run (its lease expired, another host took it over): what
 /// it still tries to record for the run is refused, so it cannot commit over the new coordinator.
 public struct RunLeaseLost: LifeboatError {

@@ -20,14 +20,13 @@ extension PostgresLedger {
         let dependents = dependencies.map(\.0)
         let prerequisites = dependencies.map(\.1)
         let limited = rules.productConcurrency.sorted { $0.key < $1.key }
-        let columns = JobRow.columnList.split(separator: ",").map { "(c.claimed)." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
         // One round trip (`lifeboat_claim_jobs`, migration 9): the run's row locked, the
         // fleet's live claims counted, the ready jobs locked `FOR UPDATE SKIP LOCKED` in priority
         // order and taken within the limits, each claim made (a job claimed before gets the next
         // token) and its host recorded, in one transaction.
         return try await withConnection("claim jobs") { connection in
             let rows = try await connection.query("""
-                SELECT c.claim_token, c.claim_expires_at, \(unescaped: columns)
+                SELECT c.claim_token, c.claim_expires_at, \(unescaped: JobRow.columnList(of: "(c.claimed)"))
                 FROM lifeboat_claim_jobs(\(runId)::text, \(host)::text, \(max)::int8, \(rules.runConcurrency)::int8,
                                          \(limited.map(\.key))::text[], \(limited.map(\.value))::int8[],
                                          \(dependents)::text[], \(prerequisites)::text[], \(lease)::float8) AS c
@@ -103,7 +102,7 @@ extension PostgresLedger {
     public func liveClaims(runId: String?) async throws -> [JobClaim] {
         try await withConnection("claims") { connection in
             let rows = try await connection.query("""
-                SELECT c.host, c.token, c.expires_at, \(unescaped: JobRow.columnList.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+                SELECT c.host, c.token, c.expires_at, \(unescaped: JobRow.columnList(of: "j"))
                 FROM claims c JOIN jobs j ON j.id = c.job_id
                 WHERE c.released_at IS NULL AND c.expires_at > now() AND (\(runId)::text IS NULL OR c.run_id = \(runId))
                 ORDER BY c.job_id

@@ -99,6 +99,11 @@ enum JobRow {
     static let insertColumns = columnTypes.map(\.0)
     static let columnList = "id, " + insertColumns.joined(separator: ", ")
 
+    /// `columnList` with each column taken from `source` (a join's alias, a composite value).
+    static func columnList(of source: String) -> String {
+        (["id"] + insertColumns).map { "\(source).\($0)" }.joined(separator: ", ")
+    }
+
     static func append(_ job: JobRecord, to b: inout PostgresBindings) {
         b.append(job.runId)
         b.append(job.site)
