@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// Writing a group-commit batch (`PostgresBatch`): each of its steps in one statement (a few,
-/// past the parameters one statement may bind), inside the batch's transaction.
+/// Writing a group-commit batch (`PostgresBatch`): each of its steps in one statement, inside the
+/// batch's transaction.
 extension PostgresLedger {
     static func write(_ batch: PostgresBatch, on connection: PostgresConnection, host: String?, logger: Logger) async throws {
         for step in batch.steps {
@@ -25,27 +25,19 @@ extension PostgresLedger {
     }
 
     static func write(_ events: [LedgerEvent], on connection: PostgresConnection, logger: Logger) async throws {
-        for start in stride(from: 0, to: events.count, by: EventRow.perStatement) {
-            try await connection.query(EventRow.insertQuery(events[start..<min(events.count, start + EventRow.perStatement)]), logger: logger)
-        }
+        try await connection.execute(EventRow.Insert(events: events), logger: logger)
     }
 
     /// Claimed jobs' records (of distinct jobs), each made only while its claim is live with its
-    /// margin to spare and its state is the one expected, and `events` (in the first statement,
-    /// when they fit in what it may bind). A refused record throws why (the first, if several):
-    /// the claim is lost (`LeaseLost`), the job is not there or not in that state.
+    /// margin to spare and its state is the one expected, and `events`, in one statement. A
+    /// refused record throws why (the first, if several): the claim is lost (`LeaseLost`), the
+    /// job is not there or not in that state.
     static func write(_ writes: [FencedJobWrite], events: [LedgerEvent] = [], on connection: PostgresConnection, host: String?,
                       logger: Logger) async throws {
         var written: Set<Int64> = []
-        var events = events[...]
-        for start in stride(from: 0, to: writes.count, by: JobRow.fencedPerStatement) {
-            let chunk = writes[start..<min(writes.count, start + JobRow.fencedPerStatement)]
-            let along = JobRow.fencedBindings(chunk.count) + EventRow.bindings(events.count) <= JobRow.maxBindings ? events : []
-            events = events.dropFirst(along.count)
-            let rows = try await connection.query(JobRow.claimFencedUpdate(chunk, events: along), logger: logger)
-            for try await id in rows.decode(Int64.self) { written.insert(id) }
+        for try await id in try await connection.execute(JobRow.FencedBatch(writes: writes, events: events), logger: logger) {
+            written.insert(id)
         }
-        try await write(Array(events), on: connection, logger: logger)
         guard let refused = writes.first(where: { $0.job.id.map { !written.contains($0) } ?? true }) else { return }
         let claim = refused.claim
         let live = try await connection.query("""

@@ -1,8 +1,9 @@
 import Foundation
+import NIOCore
 import PostgresNIO
 
-// How records map to rows. Every value travels as a bound parameter ($n); the SQL text is
-// constant (or, for multi-row inserts, made of placeholders only).
+// How records map to rows. Every value travels as a bound parameter ($n) and the SQL text is
+// constant: a statement of many rows binds each column as one array.
 
 /// `$1, $2, …` from `first` on.
 private func placeholders(_ count: Int, from first: Int = 1) -> String {
@@ -10,6 +11,42 @@ private func placeholders(_ count: Int, from first: Int = 1) -> String {
 }
 
 private func int(_ cell: PostgresCell) throws -> Int { Int(try cell.decode(Int64.self)) }
+
+/// A column of many rows as one array parameter, NULLs kept (PostgresNIO's arrays take no
+/// optional elements). PostgreSQL's binary array: dimensions, has-NULLs flag, element type,
+/// length and lower bound of the one dimension, then each element as length and bytes (-1: NULL).
+struct PostgresColumn<Element: PostgresArrayEncodable & PostgresNonThrowingEncodable>: PostgresNonThrowingEncodable {
+    var values: [Element?]
+
+    static var psqlType: PostgresDataType { Element.psqlArrayType }
+    static var psqlFormat: PostgresFormat { .binary }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        guard !values.isEmpty else {
+            // No dimensions: the empty array.
+            buffer.writeMultipleIntegers(Int32(0), Int32(0), Element.psqlType.rawValue)
+            return
+        }
+        buffer.writeMultipleIntegers(Int32(1), Int32(values.contains { $0 == nil } ? 1 : 0), Element.psqlType.rawValue, Int32(values.count), Int32(1))
+        for value in values {
+            guard let value else {
+                buffer.writeInteger(Int32(-1))
+                continue
+            }
+            let lengthAt = buffer.writerIndex
+            buffer.writeInteger(Int32(0))
+            value.encode(into: &buffer, context: context)
+            buffer.setInteger(Int32(buffer.writerIndex - lengthAt - 4), at: lengthAt)
+        }
+    }
+}
+
+extension PostgresBindings {
+    /// `value` of each of `rows`, as one array parameter.
+    mutating func appendColumn<Row, Element: PostgresArrayEncodable & PostgresNonThrowingEncodable>(_ rows: [Row], _ value: (Row) -> Element?) {
+        append(PostgresColumn(values: rows.map(value)))
+    }
+}
 
 enum RunRow {
     static let columns = ["id", "plan", "plan_path", "mode", "state", "declared_at", "incident_at", "as_of", "created_at",
@@ -104,135 +141,130 @@ enum JobRow {
         (["id"] + insertColumns).map { "\(source).\($0)" }.joined(separator: ", ")
     }
 
-    static func append(_ job: JobRecord, to b: inout PostgresBindings) {
-        b.append(job.runId)
-        b.append(job.site)
-        b.append(job.product)
-        b.append(job.wave)
-        b.append(job.priority)
-        b.append(job.productOrder)
-        b.append(job.state.rawValue)
-        b.append(job.attempt)
-        b.append(job.destination)
-        b.append(job.snapshotPath)
-        b.append(job.snapshotTakenAt)
-        b.append(job.queuedAt)
-        b.append(job.startedAt)
-        b.append(job.finishedAt)
-        b.append(job.bytes)
-        b.append(job.entries)
-        b.append(job.archiveBytes)
-        b.append(job.skippedEntries)
-        b.append(job.rpoSeconds)
-        b.append(job.rtoSeconds)
-        b.append(job.rpoMet)
-        b.append(job.rtoMet)
-        b.append(job.errorCode)
-        b.append(job.error)
-        b.append(job.stagingPath)
-        b.append(job.commitIdentity)
-        b.append(job.quarantinePath)
-        b.append(job.hookOutput)
-        b.append(job.treeDigest)
-        b.append(job.host)
-        b.append(job.source)
+    /// `jobs`' columns (all but `id`), each as one array parameter, in `columnTypes`' order:
+    /// `unnest` of them gives the rows back, so a statement's text is the same for one row or
+    /// ten thousand (prepared once per connection, planned once, no limit on parameters).
+    static func appendColumns(of jobs: [JobRecord], to b: inout PostgresBindings) {
+        b.appendColumn(jobs) { $0.runId }
+        b.appendColumn(jobs) { $0.site }
+        b.appendColumn(jobs) { $0.product }
+        b.appendColumn(jobs) { $0.wave }
+        b.appendColumn(jobs) { $0.priority }
+        b.appendColumn(jobs) { $0.productOrder }
+        b.appendColumn(jobs) { $0.state.rawValue }
+        b.appendColumn(jobs) { $0.attempt }
+        b.appendColumn(jobs) { $0.destination }
+        b.appendColumn(jobs) { $0.snapshotPath }
+        b.appendColumn(jobs) { $0.snapshotTakenAt }
+        b.appendColumn(jobs) { $0.queuedAt }
+        b.appendColumn(jobs) { $0.startedAt }
+        b.appendColumn(jobs) { $0.finishedAt }
+        b.appendColumn(jobs) { $0.bytes }
+        b.appendColumn(jobs) { $0.entries }
+        b.appendColumn(jobs) { $0.archiveBytes }
+        b.appendColumn(jobs) { $0.skippedEntries }
+        b.appendColumn(jobs) { $0.rpoSeconds }
+        b.appendColumn(jobs) { $0.rtoSeconds }
+        b.appendColumn(jobs) { $0.rpoMet }
+        b.appendColumn(jobs) { $0.rtoMet }
+        b.appendColumn(jobs) { $0.errorCode }
+        b.appendColumn(jobs) { $0.error }
+        b.appendColumn(jobs) { $0.stagingPath }
+        b.appendColumn(jobs) { $0.commitIdentity }
+        b.appendColumn(jobs) { $0.quarantinePath }
+        b.appendColumn(jobs) { $0.hookOutput }
+        b.appendColumn(jobs) { $0.treeDigest }
+        b.appendColumn(jobs) { $0.host }
+        b.appendColumn(jobs) { $0.source }
     }
 
-    /// One statement for many jobs; returns `(id, site, product)` per row.
-    static func insertQuery(_ jobs: [JobRecord]) -> PostgresQuery {
-        var b = PostgresBindings(capacity: jobs.count * insertColumns.count)
-        var values: [String] = []
-        values.reserveCapacity(jobs.count)
-        for (i, job) in jobs.enumerated() {
-            append(job, to: &b)
-            values.append("(" + placeholders(insertColumns.count, from: i * insertColumns.count + 1) + ")")
-        }
-        let sql = "INSERT INTO jobs (\(insertColumns.joined(separator: ", "))) VALUES " + values.joined(separator: ", ")
-            + " RETURNING id, site, product"
-        return PostgresQuery(unsafeSQL: sql, binds: b)
+    /// `unnest($first::type[], …) WITH ORDINALITY AS alias (name, …, n)` of `columns`: their
+    /// rows, numbered in the arrays' order by `alias.n`.
+    static func unnest(_ columns: [(String, String)], from first: Int = 1, as alias: String) -> String {
+        "unnest(" + columns.enumerated().map { "$\(first + $0)::\($1.1)[]" }.joined(separator: ", ") + ") WITH ORDINALITY AS \(alias) ("
+            + columns.map(\.0).joined(separator: ", ") + ", n)"
     }
 
-    /// The hot path (each job is written several times): prepared once per connection.
-    struct Update: PostgresPreparedStatement {
-        static let sql = "UPDATE jobs SET " + insertColumns.enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
-            + " WHERE id = $1 AND state = $\(insertColumns.count + 2) RETURNING id"
-        typealias Row = Int64
-        var job: JobRecord
-        /// The state the row must still have (compare-and-set).
-        var previous: JobState
+    /// `SET column = u.column, …` for every column but `id`.
+    private static let setFromU = insertColumns.map { "\($0) = u.\($0)" }.joined(separator: ", ")
 
-        func makeBindings() throws -> PostgresBindings {
-            var b = PostgresBindings(capacity: insertColumns.count + 2)
-            b.append(job.id)
-            JobRow.append(job, to: &b)
-            b.append(previous.rawValue)
+    /// Many jobs in one statement, in their order; returns `(id, site, product)` per row.
+    struct Insert: PostgresPreparedStatement {
+        static let sql = "INSERT INTO jobs (\(insertColumns.joined(separator: ", "))) SELECT \(insertColumns.joined(separator: ", "))"
+            + " FROM " + unnest(columnTypes, as: "u") + " ORDER BY u.n RETURNING id, site, product"
+        typealias Row = (Int64, String, String)
+        var jobs: [JobRecord]
+
+        func makeBindings() -> PostgresBindings {
+            var b = PostgresBindings(capacity: columnTypes.count)
+            appendColumns(of: jobs, to: &b)
             return b
         }
 
-        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// The update, made only while `host` coordinates the job's run with at least `margin`
-    /// seconds of lease left (fencing: a host that lost the run writes nothing).
-    struct FencedUpdate: PostgresPreparedStatement {
-        static let sql = "UPDATE jobs SET " + insertColumns.enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
-            + " WHERE id = $1 AND EXISTS (SELECT 1 FROM run_leases l WHERE l.run_id = jobs.run_id AND l.host = $\(insertColumns.count + 2)"
-            + " AND l.expires_at > now() + make_interval(secs => $\(insertColumns.count + 3)))"
-            + " AND state = $\(insertColumns.count + 4) RETURNING id"
+    /// A job's compare-and-set update (the row must still be in `previous`); with `host`, made
+    /// only while that host coordinates the job's run with at least `margin` seconds of lease
+    /// left (fencing: a host that lost the run writes nothing).
+    struct Update: PostgresPreparedStatement {
+        static let sql = "UPDATE jobs SET \(setFromU) FROM " + unnest([("id", "int8")] + columnTypes, as: "u")
+            + " WHERE jobs.id = u.id AND jobs.state = $\(columnTypes.count + 2)"
+            + " AND ($\(columnTypes.count + 3)::text IS NULL OR EXISTS (SELECT 1 FROM run_leases l WHERE l.run_id = jobs.run_id"
+            + " AND l.host = $\(columnTypes.count + 3) AND l.expires_at > now() + make_interval(secs => $\(columnTypes.count + 4))))"
+            + " RETURNING jobs.id"
         typealias Row = Int64
         var job: JobRecord
         var previous: JobState
-        var host: String
+        var host: String?
         var margin: Double
 
-        func makeBindings() throws -> PostgresBindings {
-            var b = PostgresBindings(capacity: insertColumns.count + 4)
-            b.append(job.id)
-            JobRow.append(job, to: &b)
+        func makeBindings() -> PostgresBindings {
+            var b = PostgresBindings(capacity: columnTypes.count + 4)
+            b.appendColumn([job]) { $0.id }
+            appendColumns(of: [job], to: &b)
+            b.append(previous.rawValue)
             b.append(host)
             b.append(margin)
-            b.append(previous.rawValue)
             return b
         }
 
         func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
     }
 
-    /// A fenced record's row of values: the job's id and columns, then the fence.
-    private static let fencedTypes = [("id", "int8")] + columnTypes
-        + [("previous", "text"), ("token", "int8"), ("claim_host", "text"), ("margin", "float8")]
-    /// Parameters one statement may bind.
-    static let maxBindings = 65_535
-    /// Fenced records one statement may bind.
-    static let fencedPerStatement = maxBindings / fencedTypes.count
-    /// Parameters `count` fenced records bind.
-    static func fencedBindings(_ count: Int) -> Int { count * fencedTypes.count }
+    /// What fences a claimed job's record, after its columns.
+    private static let fenceTypes = [("previous", "text"), ("token", "int8"), ("claim_host", "text"), ("margin", "float8")]
 
-    /// Claimed jobs' records (of distinct jobs) in one statement: a row is updated only while its
-    /// state is the one expected and its claim is live with `minimumLease` seconds to spare; the
-    /// claim's row is locked with it, so no takeover slips in before commit. `events` are
-    /// inserted by the same statement. Returns the ids written.
-    static func claimFencedUpdate(_ writes: ArraySlice<FencedJobWrite>, events: ArraySlice<LedgerEvent> = []) -> PostgresQuery {
-        var b = PostgresBindings(capacity: fencedBindings(writes.count) + EventRow.bindings(events.count))
-        var rows: [String] = []
-        rows.reserveCapacity(writes.count)
-        for (i, write) in writes.enumerated() {
-            b.append(write.job.id)
-            append(write.job, to: &b)
-            b.append(write.previous.rawValue)
-            b.append(write.claim.token)
-            b.append(write.claim.host)
-            b.append(write.minimumLease)
-            // Typed placeholders: a NULL bind carries no type of its own.
-            rows.append("(" + fencedTypes.enumerated().map { "$\(i * fencedTypes.count + $0 + 1)::\($1.1)" }.joined(separator: ", ") + ")")
-        }
-        let logged = events.isEmpty ? "" : "WITH logged AS (" + EventRow.insert(events, into: &b) + ") "
-        let sql = logged + "UPDATE jobs SET " + insertColumns.map { "\($0) = u.\($0)" }.joined(separator: ", ")
-            + " FROM (VALUES " + rows.joined(separator: ", ") + ") AS u (" + fencedTypes.map(\.0).joined(separator: ", ") + ")"
+    /// Claimed jobs' records (of distinct jobs) and `events`, in one statement: a row is updated
+    /// only while its state is the one expected and its claim is live with `minimumLease`
+    /// seconds to spare; the claim's row is locked with it, so no takeover slips in before
+    /// commit. The events are inserted in their order whatever the records do (the batch's
+    /// transaction is what makes both or neither). Rows are the ids written.
+    struct FencedBatch: PostgresPreparedStatement {
+        private static let jobColumns = [("id", "int8")] + columnTypes + fenceTypes
+        static let sql = "WITH logged AS (" + EventRow.insertSQL(from: jobColumns.count + 1) + ")"
+            + " UPDATE jobs SET \(setFromU) FROM " + unnest(jobColumns, as: "u")
             + " WHERE jobs.id = u.id AND jobs.state = u.previous AND EXISTS (SELECT 1 FROM claims c WHERE c.job_id = u.id"
             + " AND c.token = u.token AND c.host = u.claim_host AND c.released_at IS NULL"
             + " AND c.expires_at > now() + make_interval(secs => u.margin) FOR UPDATE) RETURNING jobs.id"
-        return PostgresQuery(unsafeSQL: sql, binds: b)
+        typealias Row = Int64
+        var writes: [FencedJobWrite]
+        var events: [LedgerEvent]
+
+        func makeBindings() -> PostgresBindings {
+            var b = PostgresBindings(capacity: Self.jobColumns.count + EventRow.columnTypes.count)
+            let jobs = writes.map(\.job)
+            b.appendColumn(jobs) { $0.id }
+            appendColumns(of: jobs, to: &b)
+            b.appendColumn(writes) { $0.previous.rawValue }
+            b.appendColumn(writes) { $0.claim.token }
+            b.appendColumn(writes) { $0.claim.host }
+            b.appendColumn(writes) { $0.minimumLease }
+            EventRow.appendColumns(of: events, to: &b)
+            return b
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
     }
 
     /// From the row's columns `offset…` (the job's columns after others of a join).
@@ -278,33 +310,37 @@ enum JobRow {
 enum EventRow {
     static let columnList = "id, run_id, job_id, at, kind, message"
 
-    /// Events one statement may bind.
-    static let perStatement = JobRow.maxBindings / 5
-    /// Parameters `count` events bind.
-    static func bindings(_ count: Int) -> Int { count * 5 }
+    static let columnTypes = [("run_id", "text"), ("job_id", "int8"), ("at", "timestamptz"), ("kind", "text"), ("message", "text")]
 
-    /// Events in one statement, in their order.
-    static func insertQuery(_ events: ArraySlice<LedgerEvent>) -> PostgresQuery {
-        var b = PostgresBindings(capacity: bindings(events.count))
-        let sql = insert(events, into: &b)
-        return PostgresQuery(unsafeSQL: sql, binds: b)
+    /// The insert of events given as columns from parameter `first` on, in their order (their
+    /// ids follow it).
+    static func insertSQL(from first: Int = 1) -> String {
+        "INSERT INTO events (" + columnTypes.map(\.0).joined(separator: ", ") + ") SELECT " + columnTypes.map(\.0).joined(separator: ", ")
+            + " FROM " + JobRow.unnest(columnTypes, from: first, as: "e") + " ORDER BY e.n"
     }
 
-    /// The insert of `events`, in their order, their values appended to `b` (numbered after
-    /// those already there).
-    static func insert(_ events: ArraySlice<LedgerEvent>, into b: inout PostgresBindings) -> String {
-        var rows: [String] = []
-        rows.reserveCapacity(events.count)
-        for event in events {
-            let n = b.count
-            b.append(event.runId)
-            b.append(event.jobId)
-            b.append(event.at)
-            b.append(event.kind)
-            b.append(event.message)
-            rows.append("($\(n + 1)::text, $\(n + 2)::int8, $\(n + 3)::timestamptz, $\(n + 4)::text, $\(n + 5)::text)")
+    /// `events`' columns, each as one array parameter.
+    static func appendColumns(of events: [LedgerEvent], to b: inout PostgresBindings) {
+        b.appendColumn(events) { $0.runId }
+        b.appendColumn(events) { $0.jobId }
+        b.appendColumn(events) { $0.at }
+        b.appendColumn(events) { $0.kind }
+        b.appendColumn(events) { $0.message }
+    }
+
+    /// Events in one statement, in their order.
+    struct Insert: PostgresPreparedStatement {
+        static let sql = insertSQL()
+        typealias Row = Void
+        var events: [LedgerEvent]
+
+        func makeBindings() -> PostgresBindings {
+            var b = PostgresBindings(capacity: columnTypes.count)
+            appendColumns(of: events, to: &b)
+            return b
         }
-        return "INSERT INTO events (run_id, job_id, at, kind, message) VALUES " + rows.joined(separator: ", ")
+
+        func decodeRow(_ row: PostgresRow) throws {}
     }
 
     static func fetch(_ rows: PostgresRowSequence) async throws -> [LedgerEvent] {

@@ -215,22 +215,13 @@ public final class PostgresLedger: Ledger, Service {
                     INSERT INTO run_leases (run_id, host, expires_at) VALUES (\(run.id), \(host), now() + make_interval(secs => \(lease)))
                     """, logger: self.logger)
             }
-            var created: [JobRecord] = []
-            created.reserveCapacity(jobs.count)
-            // Several rows per statement, within the 65,535 parameters a statement may bind.
-            let perStatement = 65_535 / JobRow.insertColumns.count
-            var start = 0
-            while start < jobs.count {
-                let chunk = Array(jobs[start..<min(jobs.count, start + perStatement)])
-                let rows = try await connection.query(JobRow.insertQuery(chunk), logger: self.logger)
-                var ids: [String: Int64] = [:]
-                for try await (id, site, product) in rows.decode((Int64, String, String).self) { ids[site + "/" + product] = id }
-                for var job in chunk {
-                    job.id = ids[job.name]
-                    created.append(job)
-                }
-                start += perStatement
+            var ids: [String: Int64] = [:]
+            ids.reserveCapacity(jobs.count)
+            for try await (id, site, product) in try await connection.execute(JobRow.Insert(jobs: jobs), logger: self.logger) {
+                ids[site + "/" + product] = id
             }
+            var created = jobs
+            for i in created.indices { created[i].id = ids[created[i].name] }
             return created
         }
     }
@@ -266,11 +257,7 @@ public final class PostgresLedger: Ledger, Service {
         let (logger, host, margin) = (self.logger, self.host, fenceMargin)
         return { connection in
             var count = 0
-            if let host {
-                for try await _ in try await connection.execute(JobRow.FencedUpdate(job: job, previous: previous, host: host, margin: margin), logger: logger) { count += 1 }
-            } else {
-                for try await _ in try await connection.execute(JobRow.Update(job: job, previous: previous), logger: logger) { count += 1 }
-            }
+            for try await _ in try await connection.execute(JobRow.Update(job: job, previous: previous, host: host, margin: margin), logger: logger) { count += 1 }
             guard count == 1 else { throw try await Self.missingJob(job, expected: previous, host: host, connection, logger: logger) }
         }
     }
