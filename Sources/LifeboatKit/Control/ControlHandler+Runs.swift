@@ -54,21 +54,29 @@ extension Control.Sites: ServedRunVerb {
 }
 
 extension Control.Watch: ServedRunVerb {
-    /// Streams the run's events until it ends: one line per event, then the final state.
+    /// Streams the run's events until it ends: one line per event, then the final state. Sent
+    /// at most `pace` apart, each job's events in between collapsed to its latest (a run of many
+    /// small jobs changes thousands of states a second; a watcher draws, or prints final states).
     static func answer(run: String, _ call: ControlCall) async throws -> WatchEvent {
         let queries = RunQueries(services: call.services)
         // Subscribe before reading the current state so no event falls in between.
-        let events = call.services.runtime.bus.subscribe(runId: run)
+        let batches = call.services.runtime.bus.watch(runId: run)
         let detail = try await queries.detail(run)
         try await call.send(WatchEvent(snapshot: detail))
         if detail.active {
-            for await event in events {
-                if event.kind == .finished { break }
-                try await call.send(WatchEvent(event: event))
+            batches: for await batch in batches {
+                for event in batch {
+                    if event.kind == .finished { break batches }
+                    try await call.send(WatchEvent(event: event))
+                }
+                try await Task.sleep(for: pace)
             }
         }
         return WatchEvent(done: try await queries.detail(run))
     }
+
+    /// The least time between two batches of a watch's events.
+    static let pace = Duration.milliseconds(100)
 }
 
 extension Control.Cancel: ServedRunVerb {
