@@ -26,22 +26,22 @@ import Testing
         .event(LedgerEvent(runId: "r", at: t0, kind: kind, message: ""))
     }
 
-    /// The steps in words: `jobs[1:pending>verifying+10, 2:…]` (`+events[a,b]` when events go
-    /// with them), `releases[1]`, `events[a,b]`, `statements`.
+    /// The steps in words: `record[1:pending>verifying+10, 2:…]` (`+events[a,b]` and
+    /// `+releases[1]` when they go in the same call), `statements`.
     static func plan(_ writes: [PostgresWrite]) -> [String] {
         PostgresBatch(writes).steps.map { step in
             switch step {
-            case .jobs(let jobs, let events):
-                "jobs[" + jobs.map { "\($0.claim.jobId):\($0.previous.rawValue)>\($0.job.state.rawValue)+\(Int($0.minimumLease))" }
-                    .joined(separator: ", ") + "]" + (events.isEmpty ? "" : "+events[" + events.map(\.kind).joined(separator: ",") + "]")
-            case .releases(let claims): "releases[" + claims.map { "\($0.jobId)" }.joined(separator: ", ") + "]"
-            case .events(let events): "events[" + events.map(\.kind).joined(separator: ",") + "]"
+            case .record(let call):
+                "record[" + call.jobs.map { "\($0.claim.jobId):\($0.previous.rawValue)>\($0.job.state.rawValue)+\(Int($0.minimumLease))" }
+                    .joined(separator: ", ") + "]"
+                    + (call.events.isEmpty ? "" : "+events[" + call.events.map(\.kind).joined(separator: ",") + "]")
+                    + (call.releases.isEmpty ? "" : "+releases[" + call.releases.map { "\($0.jobId)" }.joined(separator: ", ") + "]")
             case .statements: "statements"
             }
         }
     }
 
-    @Test func theEnginesBatchIsOneStatementPerKind() {
+    @Test func theEnginesBatchIsOneCall() {
         // Several jobs at different points of their lives, as the commit lane sees them.
         #expect(Self.plan([
             Self.record(1, .pending, .restoring),
@@ -51,7 +51,7 @@ import Testing
             .release(Self.claim(3)),
             Self.record(4, .committing, .succeeded),
             Self.event("job.failed"),
-        ]) == ["jobs[1:pending>verifying+0, 2:restoring>restoring+0, 4:committing>succeeded+0]+events[job.succeeded,job.failed]", "releases[3]"])
+        ]) == ["record[1:pending>verifying+0, 2:restoring>restoring+0, 4:committing>succeeded+0]+events[job.succeeded,job.failed]+releases[3]"])
     }
 
     @Test func aJobsRecordsFoldIntoOneWithTheLargestMargin() {
@@ -61,16 +61,16 @@ import Testing
             Self.record(1, .restoring, .verifying),
             Self.record(1, .verifying, .committing, lease: 10),
             Self.record(1, .committing, .succeeded),
-        ]) == ["jobs[1:restoring>succeeded+10]"])
+        ]) == ["record[1:restoring>succeeded+10]"])
     }
 
     @Test func recordsThatDoNotContinueEachOtherAreNotFolded() {
         // From a state the record before did not leave it in: it would be refused after it.
         #expect(Self.plan([Self.record(1, .pending, .restoring), Self.record(1, .pending, .verifying)])
-                == ["jobs[1:pending>restoring+0]", "jobs[1:pending>verifying+0]"])
+                == ["record[1:pending>restoring+0]", "record[1:pending>verifying+0]"])
         // Under another claim (a takeover's token).
         #expect(Self.plan([Self.record(1, .pending, .restoring), Self.record(1, .restoring, .verifying, token: 2)])
-                == ["jobs[1:pending>restoring+0]", "jobs[1:restoring>verifying+0]"])
+                == ["record[1:pending>restoring+0]", "record[1:restoring>verifying+0]"])
     }
 
     @Test func aClaimGivenBackGoesAfterItsRecordsAndBeforeLaterOnes() {
@@ -79,7 +79,7 @@ import Testing
             .release(Self.claim(1)),
             Self.record(2, .pending, .restoring),
             Self.record(1, .succeeded, .succeeded),
-        ]) == ["jobs[1:committing>succeeded+0, 2:pending>restoring+0]", "releases[1]", "jobs[1:succeeded>succeeded+0]"])
+        ]) == ["record[1:committing>succeeded+0, 2:pending>restoring+0]+releases[1]", "record[1:succeeded>succeeded+0]"])
     }
 
     @Test func aClosureIsWrittenInItsTurn() {
@@ -89,6 +89,6 @@ import Testing
             .statements { _ in },
             Self.record(1, .restoring, .verifying),
             Self.event("after"),
-        ]) == ["jobs[1:pending>restoring+0]+events[before]", "statements", "jobs[1:restoring>verifying+0]+events[after]"])
+        ]) == ["record[1:pending>restoring+0]+events[before]", "statements", "record[1:restoring>verifying+0]+events[after]"])
     }
 }

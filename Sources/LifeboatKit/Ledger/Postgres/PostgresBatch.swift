@@ -25,40 +25,44 @@ struct FencedJobWrite: Sendable, Hashable {
     var minimumLease: TimeInterval
 }
 
-/// How a batch's writes are made: in their order, with the hot kinds gathered into as few
-/// statements as give the outcome of making them one by one. A value type, tested without a
-/// database.
+/// One call of `lifeboat_record`: records of distinct jobs, events, then claims given back.
+struct RecordCall: Sendable {
+    var jobs: [FencedJobWrite] = []
+    var events: [LedgerEvent] = []
+    var releases: [JobClaim] = []
+
+    var isEmpty: Bool { jobs.isEmpty && events.isEmpty && releases.isEmpty }
+}
+
+/// How a batch's writes are made: in their order, with the hot kinds gathered into as few calls
+/// as give the outcome of making them one by one. A value type, tested without a database.
 ///
-/// - Records of different jobs do not touch each other's rows: gathered into one statement.
+/// - Records of different jobs do not touch each other's rows: gathered into one call.
 /// - A job's next record under the same claim, continuing from the one before it (its `previous`
 ///   is that one's state), is folded into it: one update from the first's state to the last
 ///   record, asking for the largest lease margin of the two. It succeeds exactly when both would
 ///   have in turn (the transaction's `now()` does not move between them).
-/// - Events only append: gathered, in their order, and written with the records gathered with
-///   them, in their statement (a round trip fewer).
+/// - Events only append: gathered, in their order, into the call with the records.
 /// - A claim given back goes after the records gathered with it; a record of a job whose claim was
-///   given back before it in the batch waits for that (it is then refused, as it would have been).
+///   given back before it in the batch waits for the next call (it is then refused, as it would
+///   have been).
 /// - A closure may touch anything: what was gathered before it is written first.
 ///
-/// When a write fails the batch fails as a whole, and the group commit makes its writes one by
-/// one, each in its own transaction with its own outcome: a fenced-out or conflicting record
-/// never sinks its neighbours, and each waiter hears its own error.
+/// A batch of one call needs no transaction of its own (the call is one); otherwise its steps
+/// are made in one. When a write fails the batch fails as a whole, and the group commit makes its
+/// writes one by one, each with its own outcome: a fenced-out or conflicting record never sinks
+/// its neighbours, and each waiter hears its own error.
 struct PostgresBatch {
     enum Step {
-        /// Records of distinct jobs, in one statement, with the events gathered with them.
-        case jobs([FencedJobWrite], events: [LedgerEvent])
-        case releases([JobClaim])
-        case events([LedgerEvent])
+        case record(RecordCall)
         case statements(PostgresStatements)
     }
 
     private(set) var steps: [Step] = []
-    private var jobs: [FencedJobWrite] = []
-    /// Where each job's record is in `jobs`.
+    private var call = RecordCall()
+    /// Where each job's record is in `call.jobs`.
     private var jobIndex: [Int64: Int] = [:]
-    private var releases: [JobClaim] = []
     private var released: Set<Int64> = []
-    private var events: [LedgerEvent] = []
 
     init(_ writes: [PostgresWrite]) {
         for write in writes { add(write) }
@@ -71,20 +75,20 @@ struct PostgresBatch {
             let id = record.claim.jobId
             if released.contains(id) { gather() }
             if let i = jobIndex[id] {
-                let before = jobs[i]
+                let before = call.jobs[i]
                 if before.claim == record.claim && before.job.state == record.previous {
-                    jobs[i].job = record.job
-                    jobs[i].minimumLease = max(before.minimumLease, record.minimumLease)
+                    call.jobs[i].job = record.job
+                    call.jobs[i].minimumLease = max(before.minimumLease, record.minimumLease)
                     return
                 }
                 gather()
             }
-            jobIndex[id] = jobs.count
-            jobs.append(record)
+            jobIndex[id] = call.jobs.count
+            call.jobs.append(record)
         case .event(let event):
-            events.append(event)
+            call.events.append(event)
         case .release(let claim):
-            releases.append(claim)
+            call.releases.append(claim)
             released.insert(claim.jobId)
         case .statements(let body):
             gather()
@@ -92,16 +96,11 @@ struct PostgresBatch {
         }
     }
 
-    /// What was gathered becomes steps: the records with the events, then the claims given back
-    /// after them (the events on their own when there are no records).
+    /// What was gathered becomes a call.
     private mutating func gather() {
-        if !jobs.isEmpty { steps.append(.jobs(jobs, events: events)) }
-        if !releases.isEmpty { steps.append(.releases(releases)) }
-        if jobs.isEmpty && !events.isEmpty { steps.append(.events(events)) }
-        jobs.removeAll()
+        if !call.isEmpty { steps.append(.record(call)) }
+        call = RecordCall()
         jobIndex.removeAll()
-        releases.removeAll()
         released.removeAll()
-        events.removeAll()
     }
 }

@@ -84,7 +84,7 @@ extension PostgresLedger {
         let (update, host, logger) = (FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: 0), self.host, self.logger)
         return try await write("fenced quarantine") { connection in
             let added = try await self.insertQuarantine(record, connection)
-            try await Self.write([update], on: connection, host: host, logger: logger)
+            try await Self.record(RecordCall(jobs: [update]), on: connection, host: host, logger: logger)
             return added
         }
     }

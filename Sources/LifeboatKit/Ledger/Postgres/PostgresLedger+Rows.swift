@@ -178,10 +178,10 @@ enum JobRow {
         b.appendColumn(jobs) { $0.source }
     }
 
-    /// `unnest($first::type[], …) WITH ORDINALITY AS alias (name, …, n)` of `columns`: their
+    /// `unnest($1::type[], …) WITH ORDINALITY AS alias (name, …, n)` of `columns`: their
     /// rows, numbered in the arrays' order by `alias.n`.
-    static func unnest(_ columns: [(String, String)], from first: Int = 1, as alias: String) -> String {
-        "unnest(" + columns.enumerated().map { "$\(first + $0)::\($1.1)[]" }.joined(separator: ", ") + ") WITH ORDINALITY AS \(alias) ("
+    static func unnest(_ columns: [(String, String)], as alias: String) -> String {
+        "unnest(" + columns.enumerated().map { "$\($0 + 1)::\($1.1)[]" }.joined(separator: ", ") + ") WITH ORDINALITY AS \(alias) ("
             + columns.map(\.0).joined(separator: ", ") + ", n)"
     }
 
@@ -233,39 +233,7 @@ enum JobRow {
     }
 
     /// What fences a claimed job's record, after its columns.
-    private static let fenceTypes = [("previous", "text"), ("token", "int8"), ("claim_host", "text"), ("margin", "float8")]
-
-    /// Claimed jobs' records (of distinct jobs) and `events`, in one statement: a row is updated
-    /// only while its state is the one expected and its claim is live with `minimumLease`
-    /// seconds to spare; the claim's row is locked with it, so no takeover slips in before
-    /// commit. The events are inserted in their order whatever the records do (the batch's
-    /// transaction is what makes both or neither). Rows are the ids written.
-    struct FencedBatch: PostgresPreparedStatement {
-        private static let jobColumns = [("id", "int8")] + columnTypes + fenceTypes
-        static let sql = "WITH logged AS (" + EventRow.insertSQL(from: jobColumns.count + 1) + ")"
-            + " UPDATE jobs SET \(setFromU) FROM " + unnest(jobColumns, as: "u")
-            + " WHERE jobs.id = u.id AND jobs.state = u.previous AND EXISTS (SELECT 1 FROM claims c WHERE c.job_id = u.id"
-            + " AND c.token = u.token AND c.host = u.claim_host AND c.released_at IS NULL"
-            + " AND c.expires_at > now() + make_interval(secs => u.margin) FOR UPDATE) RETURNING jobs.id"
-        typealias Row = Int64
-        var writes: [FencedJobWrite]
-        var events: [LedgerEvent]
-
-        func makeBindings() -> PostgresBindings {
-            var b = PostgresBindings(capacity: Self.jobColumns.count + EventRow.columnTypes.count)
-            let jobs = writes.map(\.job)
-            b.appendColumn(jobs) { $0.id }
-            appendColumns(of: jobs, to: &b)
-            b.appendColumn(writes) { $0.previous.rawValue }
-            b.appendColumn(writes) { $0.claim.token }
-            b.appendColumn(writes) { $0.claim.host }
-            b.appendColumn(writes) { $0.minimumLease }
-            EventRow.appendColumns(of: events, to: &b)
-            return b
-        }
-
-        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
-    }
+    static let fenceTypes = [("previous", "text"), ("token", "int8"), ("claim_host", "text"), ("margin", "float8")]
 
     /// From the row's columns `offset…` (the job's columns after others of a join).
     static func decode(_ row: PostgresRow, offset o: Int = 0) throws -> JobRecord {
@@ -312,13 +280,6 @@ enum EventRow {
 
     static let columnTypes = [("run_id", "text"), ("job_id", "int8"), ("at", "timestamptz"), ("kind", "text"), ("message", "text")]
 
-    /// The insert of events given as columns from parameter `first` on, in their order (their
-    /// ids follow it).
-    static func insertSQL(from first: Int = 1) -> String {
-        "INSERT INTO events (" + columnTypes.map(\.0).joined(separator: ", ") + ") SELECT " + columnTypes.map(\.0).joined(separator: ", ")
-            + " FROM " + JobRow.unnest(columnTypes, from: first, as: "e") + " ORDER BY e.n"
-    }
-
     /// `events`' columns, each as one array parameter.
     static func appendColumns(of events: [LedgerEvent], to b: inout PostgresBindings) {
         b.appendColumn(events) { $0.runId }
@@ -326,21 +287,6 @@ enum EventRow {
         b.appendColumn(events) { $0.at }
         b.appendColumn(events) { $0.kind }
         b.appendColumn(events) { $0.message }
-    }
-
-    /// Events in one statement, in their order.
-    struct Insert: PostgresPreparedStatement {
-        static let sql = insertSQL()
-        typealias Row = Void
-        var events: [LedgerEvent]
-
-        func makeBindings() -> PostgresBindings {
-            var b = PostgresBindings(capacity: columnTypes.count)
-            appendColumns(of: events, to: &b)
-            return b
-        }
-
-        func decodeRow(_ row: PostgresRow) throws {}
     }
 
     static func fetch(_ rows: PostgresRowSequence) async throws -> [LedgerEvent] {
@@ -394,4 +340,30 @@ enum QuarantineRow {
         }
         return records
     }
+}
+
+/// `lifeboat_record` (schema version 10): prepared once per connection.
+extension RecordCall: PostgresPreparedStatement {
+    private static let types = [("id", "int8")] + JobRow.columnTypes + JobRow.fenceTypes + EventRow.columnTypes
+        + [("released_job_id", "int8"), ("released_token", "int8")]
+    static let sql = "SELECT lifeboat_record(" + types.enumerated().map { "$\($0 + 1)::\($1.1)[]" }.joined(separator: ", ") + ")"
+    /// How many records it made.
+    typealias Row = Int64
+
+    func makeBindings() -> PostgresBindings {
+        var b = PostgresBindings(capacity: Self.types.count)
+        let records = jobs.map(\.job)
+        b.appendColumn(records) { $0.id }
+        JobRow.appendColumns(of: records, to: &b)
+        b.appendColumn(jobs) { $0.previous.rawValue }
+        b.appendColumn(jobs) { $0.claim.token }
+        b.appendColumn(jobs) { $0.claim.host }
+        b.appendColumn(jobs) { $0.minimumLease }
+        EventRow.appendColumns(of: events, to: &b)
+        b.appendColumn(releases) { $0.jobId }
+        b.appendColumn(releases) { $0.token }
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
 }

@@ -66,9 +66,7 @@ public final class PostgresLedger: Ledger, Service {
         let client = self.client
         let logger = self.logger
         commits = GroupCommit(committer: { writes in
-            try await Self.transaction(client, logger: logger) { connection in
-                try await Self.write(PostgresBatch(writes), on: connection, host: host, logger: logger)
-            }
+            try await Self.write(PostgresBatch(writes), client: client, host: host, logger: logger)
         })
     }
 
