@@ -36,10 +36,27 @@ public final class ControlServer: Service {
 
     public func run() async throws {
         guard await startAfter.waitForStart() else { return }
+        // A thread of the control socket's own: its connections are served there, and `status`
+        // is answered there. Swift's shared pool has a thread per core, which a starting run
+        // (its plan, a watcher's first snapshot of every job) keeps busy for a tenth of a second
+        // at a time; the operator asking how things go should not wait behind it. Every other
+        // command is answered on the shared pool, so a large answer never holds `status` up.
+        let lane = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await listen(on: lane)
+        } catch {
+            try? await lane.shutdownGracefully()
+            throw error
+        }
+        try? await lane.shutdownGracefully()
+    }
+
+    private func listen(on lane: MultiThreadedEventLoopGroup) async throws {
+        let executor = EventLoopTaskExecutor(lane.next())
         let path = socket.path
         try SocketFile.prepare(path)
         let temporary = try SocketFile.temporaryName(for: path)
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let server = try await ServerBootstrap(group: lane)
             .serverChannelOption(.backlog, value: 512)
             .bind(unixDomainSocketPath: temporary, cleanupExistingSocketFile: true) { channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { peer in
@@ -59,7 +76,7 @@ public final class ControlServer: Service {
             try await server.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await (connection, peer) in inbound {
-                        group.addTask { await self.serve(connection, peer: peer) }
+                        group.addTask(executorPreference: executor) { await self.serve(connection, peer: peer) }
                     }
                     // The listener closed (shutdown): end open streams such as run.watch.
                     group.cancelAll()
@@ -85,8 +102,12 @@ public final class ControlServer: Service {
                         switch ControlRequest.parse(buffer.readableBytesView) {
                         case .failure(let failure):
                             try await send(ControlResponse.failure(id: failure.id, failure.error))
-                        case .success(let request):
+                        case .success(let request) where request.command == Control.Status.name:
                             try await handler.handle(request, peer: peer, send: send)
+                        case .success(let request):
+                            try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                                try await handler.handle(request, peer: peer, send: send)
+                            }
                         }
                     }
                 }
@@ -109,5 +130,18 @@ public final class ControlServer: Service {
         }
         let future: EventLoopFuture<UCred> = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
         return future.map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
+    }
+}
+
+/// Runs tasks on one NIO event loop's thread (a task executor preference: what they await
+/// resumes there too).
+final class EventLoopTaskExecutor: TaskExecutor {
+    private let loop: any EventLoop
+
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
