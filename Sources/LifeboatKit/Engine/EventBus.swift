@@ -53,11 +53,11 @@ public final class EventBus: Sendable {
 
     public func publish(_ event: RunEvent) {
         let targets = state.withLock { s in
-            s.subscribers.values.filter { $0.runId == nil || $0.runId == event.runId }.map(\.subscriber)
+            s.subscribers.values.filter { $0.runId == nil || $0.runId == event.runId }
         }
-        // Subscribers of one run end with their run.
-        let ends = event.kind == .finished
-        for target in targets {
+        for (runId, target) in targets {
+            // Subscribers of one run end with their run.
+            let ends = runId != nil && event.kind == .finished
             switch target {
             case .stream(let continuation):
                 continuation.yield(event)

@@ -60,6 +60,23 @@ import Testing
         #expect(streamed == 100)
     }
 
+    @Test func aRunsEndEndsItsSubscribersOnly() async throws {
+        let bus = EventBus()
+        let everything = bus.subscribe()
+        let one = bus.subscribe(runId: "r")
+        bus.publish(RunEvent(kind: .finished, runId: "r", at: Date()))
+        bus.publish(RunEvent(kind: .job, runId: "next", at: Date(), job: Self.job(1, .succeeded).job))
+        bus.publish(RunEvent(kind: .finished, runId: "next", at: Date()))
+        var iterator = everything.makeAsyncIterator()
+        #expect(await iterator.next()?.kind == .finished)
+        #expect(await iterator.next()?.runId == "next")
+        #expect(await iterator.next()?.kind == .finished)
+        #expect(bus.subscriberCount == 1)
+        var ended = 0
+        for await _ in one { ended += 1 }
+        #expect(ended == 1)
+    }
+
     @Test func aWatcherThatLeavesIsForgotten() async throws {
         let bus = EventBus()
         let task = Task {
