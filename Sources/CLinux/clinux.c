@@ -2,6 +2,8 @@
 #include "clinux.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -63,4 +65,10 @@ int lifeboat_pipe2(int fds[2], int flags) {
 
 void lifeboat_line_buffer_stdout(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+int lifeboat_limit_malloc_arenas(int arenas) {
+    const char *set = getenv("MALLOC_ARENA_MAX");
+    if (set && *set) return atoi(set);
+    return mallopt(M_ARENA_MAX, arenas) == 1 ? arenas : 0;
 }

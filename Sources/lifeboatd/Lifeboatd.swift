@@ -22,6 +22,7 @@ struct Lifeboatd: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
+        let arenas = Daemon.limitMallocArenas()
         let loaded: DaemonConfig
         do {
             loaded = try config.map(DaemonConfig.load(path:)) ?? DaemonConfig.defaults()
@@ -39,7 +40,8 @@ struct Lifeboatd: AsyncParsableCommand {
         do {
             let daemon = try makeDaemon(config: loaded, logger: logger)
             logger.info("lifeboatd starting", metadata: ["version": "\(LifeboatVersion.string)", "state_dir": "\(loaded.stateDirectory)",
-                                                          "plans_dir": "\(loaded.plansDirectory)", "config": "\(loaded.sourcePath ?? "defaults")"])
+                                                          "plans_dir": "\(loaded.plansDirectory)", "config": "\(loaded.sourcePath ?? "defaults")",
+                                                          "malloc_arenas": "\(arenas)"])
             try await daemon.group.run()
             logger.info("lifeboatd stopped")
         } catch let error as LifeboatError {

@@ -41,4 +41,8 @@ long lifeboat_getdents64(int fd, void *buffer, unsigned long size);
 /// to; Swift 6 cannot name the `stdout` global safely.
 void lifeboat_line_buffer_stdout(void);
 
+/// Caps glibc's malloc arenas at `arenas` unless MALLOC_ARENA_MAX is set (then glibc applies that
+/// itself); returns the cap in force, or 0 when mallopt refused.
+int lifeboat_limit_malloc_arenas(int arenas);
+
 #endif
