@@ -32,7 +32,7 @@ public enum ReportBuilder {
         try FileSystem.createDirectories(directory, mode: 0o750)
         let html = "\(directory)/\(runId).html"
         try report.render(.html).write(toFile: html, atomically: true, encoding: .utf8)
-        try report.render(.json).write(toFile: "\(directory)/\(runId).json", atomically: true, encoding: .utf8)
+        try report.jsonData().write(to: URL(fileURLWithPath: "\(directory)/\(runId).json"), options: .atomic)
         return html
     }
 }

@@ -24,9 +24,17 @@ public struct RunReport: Sendable {
     public func render(_ format: ReportFormat) throws -> String {
         switch format {
         case .md: return MarkdownReportRenderer(document).render()
-        case .json: return String(decoding: try Self.jsonEncoder.encode(document), as: UTF8.self) + "\n"
+        case .json: return String(decoding: try jsonData(), as: UTF8.self)
         case .html: return HTMLReportRenderer(document).render()
         }
+    }
+
+    /// The JSON report as bytes, with its final newline (a 10,000-job run's is about 8 MB: written
+    /// as is, it is not copied into a string and back).
+    public func jsonData() throws -> Data {
+        var data = try Self.jsonEncoder.encode(document)
+        data.append(0x0A)
+        return data
     }
 
     /// The encoder of the JSON report: snake_case and sorted keys, ISO-8601 dates, indented.
