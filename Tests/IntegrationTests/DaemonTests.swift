@@ -94,8 +94,8 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
-    /// The daemon caps glibc's malloc arenas (its peak in a 10,000-job run fell from 205 to
-    /// 152 MiB); an operator's MALLOC_ARENA_MAX wins; the start-up line says which is in force.
+    /// The daemon caps glibc's malloc arenas (its peak in a 10,000-job run fell by a sixth to a
+    /// quarter); an operator's MALLOC_ARENA_MAX wins; the start-up line says which is in force.
     @Test func daemonCapsMallocArenasUnlessTheEnvironmentSetsThem() throws {
         let daemon = try DaemonHarness(sites: 1, size: "4KiB")
         try daemon.start(environment: ["MALLOC_ARENA_MAX": ""])

@@ -30,7 +30,7 @@ extension Daemon {
     /// daemon's threads are many (the blocking pool's 16, the event loops, Swift's pool). Memory
     /// freed in one arena is not reused by another, so transient peaks (a run's report, a
     /// 10,000-job answer) add up across them: in `scripts/bench-jobs` the daemon peaked at
-    /// 205 MiB with glibc's default and 152 MiB with two arenas, at the same wall time.
+    /// 204–206 MiB with glibc's default and 167–177 MiB with two arenas, at the same wall time.
     @discardableResult
     public static func limitMallocArenas(to arenas: Int32 = 2) -> Int32 {
         lifeboat_limit_malloc_arenas(arenas)
