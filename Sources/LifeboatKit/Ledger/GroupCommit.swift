@@ -7,10 +7,27 @@ import Synchronization
 ///
 /// `write` returns once its change is durable. `post` queues a change without waiting; it
 /// becomes durable with the next batch. Order is preserved across both.
+///
+/// Batches are committed by a drain of their own, started when a write finds none running and
+/// ending when nothing is pending: no caller's task is held to commit the others' batches, and a
+/// cancelled caller cannot cancel a commit (a cancelled job still has to record that it was
+/// cancelled).
 final class GroupCommit<Operation: Sendable>: Sendable {
     /// Commits operations in one transaction, in order, durable when it returns; throws (having
     /// committed none of them) when any fails.
     typealias Committer = @Sendable ([Operation]) async throws -> Void
+    /// The same, synchronously, on the writer's own thread.
+    typealias SerialCommitter = ([Operation]) throws -> Void
+
+    /// Where the drain runs.
+    enum Lane: Sendable {
+        /// In a task of its own, each batch awaited (a PostgreSQL transaction on a pooled connection).
+        case task(Committer)
+        /// On the writer's thread, batch after batch without leaving it: `schedule` runs the
+        /// drain it is given there, handing it the committer that is valid on that thread (SQLite's
+        /// one writer connection). A batch then costs no thread hop, only its commit.
+        case serial(schedule: @Sendable (_ drain: @escaping @Sendable (SerialCommitter) -> Void) -> Void)
+    }
 
     private struct Waiter {
         var ticket: Int
@@ -37,12 +54,14 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         var committedThrough = 0
     }
 
-    private let committer: Committer
+    private let lane: Lane
     private let state = Mutex(State())
     /// Posted changes that could not be written (nobody was waiting to be told).
     let droppedPosts = Atomic<Int>(0)
 
-    init(committer: @escaping Committer) { self.committer = committer }
+    init(lane: Lane) { self.lane = lane }
+
+    convenience init(committer: @escaping Committer) { self.init(lane: .task(committer)) }
 
     /// How long the batch being committed has been waited for (zero between batches): every
     /// write queued behind it waits as long.
@@ -83,7 +102,7 @@ final class GroupCommit<Operation: Sendable>: Sendable {
             s.flushing = true
             return (ticket, true)
         }
-        if leader { await drain() }
+        if leader { startDrain() }
         try await wait(for: ticket)
     }
 
@@ -99,24 +118,18 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         }
     }
 
-    /// One transaction. Deliberately not cancellable: a cancelled job still has to record that it
-    /// was cancelled.
-    private func commit(_ operations: [Operation]) async throws {
-        guard !operations.isEmpty else { return }
-        try await Task { try await committer(operations) }.value
+    private func startDrain() {
+        switch lane {
+        case .task(let commit):
+            Task { await self.drain(commit) }
+        case .serial(let schedule):
+            schedule { commit in self.drain(commit) }
+        }
     }
 
-    /// Commits batches until nothing is pending. Only one caller drains at a time.
-    private func drain() async {
-        while true {
-            let batch = state.withLock { s -> [Item] in
-                let batch = s.pending
-                s.pending.removeAll(keepingCapacity: true)
-                if batch.isEmpty { s.flushing = false }
-                s.committingSince = batch.isEmpty ? nil : .now
-                return batch
-            }
-            if batch.isEmpty { return }
+    /// Commits batches until nothing is pending (one drain at a time).
+    private func drain(_ commit: Committer) async {
+        while let batch = nextBatch() {
             var failed: [Int: Error] = [:]
             do {
                 try await commit(batch.compactMap(\.operation))
@@ -124,31 +137,64 @@ final class GroupCommit<Operation: Sendable>: Sendable {
                 // One bad change must not sink its neighbours: retry them one by one.
                 for item in batch {
                     guard let operation = item.operation else { continue }
-                    do {
-                        try await commit([operation])
-                    } catch where item.awaited {
-                        failed[item.ticket] = error
-                    } catch {
-                        droppedPosts.add(1, ordering: .relaxed)
-                    }
+                    do { try await commit([operation]) } catch { note(error, of: item, in: &failed) }
                 }
             }
-            let last = batch[batch.count - 1].ticket
-            let ready = state.withLock { s -> [(Waiter, Error?)] in
-                s.committedThrough = last
-                var ready: [(Waiter, Error?)] = []
-                s.waiters.removeAll { waiter in
-                    guard waiter.ticket <= last else { return false }
-                    ready.append((waiter, failed.removeValue(forKey: waiter.ticket)))
-                    return true
+            settle(batch, failed: failed)
+        }
+    }
+
+    /// ``drain(_:)`` on the writer's thread.
+    private func drain(_ commit: SerialCommitter) {
+        while let batch = nextBatch() {
+            var failed: [Int: Error] = [:]
+            do {
+                try commit(batch.compactMap(\.operation))
+            } catch {
+                for item in batch {
+                    guard let operation = item.operation else { continue }
+                    do { try commit([operation]) } catch { note(error, of: item, in: &failed) }
                 }
-                // Failures of tickets whose waiter has not registered yet.
-                for (ticket, error) in failed { s.failures[ticket] = error }
-                return ready
             }
-            for (waiter, error) in ready {
-                if let error { waiter.continuation.resume(throwing: error) } else { waiter.continuation.resume() }
+            settle(batch, failed: failed)
+        }
+    }
+
+    /// Takes what is pending as the next batch; nil (and the drain over) when nothing is.
+    private func nextBatch() -> [Item]? {
+        state.withLock { s in
+            let batch = s.pending
+            s.pending.removeAll(keepingCapacity: true)
+            if batch.isEmpty { s.flushing = false }
+            s.committingSince = batch.isEmpty ? nil : .now
+            return batch.isEmpty ? nil : batch
+        }
+    }
+
+    /// A change of a failed batch that failed alone too: its waiter hears why; a posted change
+    /// has nobody to tell, and is counted.
+    private func note(_ error: Error, of item: Item, in failed: inout [Int: Error]) {
+        if item.awaited { failed[item.ticket] = error } else { droppedPosts.add(1, ordering: .relaxed) }
+    }
+
+    /// The batch is done: its waiters resume, each with its own outcome.
+    private func settle(_ batch: [Item], failed: [Int: Error]) {
+        var failed = failed
+        let last = batch[batch.count - 1].ticket
+        let ready = state.withLock { s -> [(Waiter, Error?)] in
+            s.committedThrough = last
+            var ready: [(Waiter, Error?)] = []
+            s.waiters.removeAll { waiter in
+                guard waiter.ticket <= last else { return false }
+                ready.append((waiter, failed.removeValue(forKey: waiter.ticket)))
+                return true
             }
+            // Failures of tickets whose waiter has not registered yet.
+            for (ticket, error) in failed { s.failures[ticket] = error }
+            return ready
+        }
+        for (waiter, error) in ready {
+            if let error { waiter.continuation.resume(throwing: error) } else { waiter.continuation.resume() }
         }
     }
 }
@@ -157,15 +203,18 @@ final class GroupCommit<Operation: Sendable>: Sendable {
 typealias SQLiteWrite = @Sendable (Database) throws -> Void
 
 extension GroupCommit where Operation == SQLiteWrite {
-    /// Batches over one GRDB writer.
+    /// Batches over one GRDB writer, drained on its queue: a transaction per batch.
     convenience init(writer: any DatabaseWriter) {
-        self.init(committer: { operations in
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-                writer.asyncWrite({ db in
-                    for operation in operations { try operation(db) }
-                }, completion: { _, result in continuation.resume(with: result) })
+        self.init(lane: .serial(schedule: { drain in
+            writer.asyncWriteWithoutTransaction { db in
+                drain { operations in
+                    try db.inTransaction {
+                        for operation in operations { try operation(db) }
+                        return .commit
+                    }
+                }
             }
-        })
+        }))
     }
 
     /// A write that returns a value (an inserted row's id), durable when it returns.
