@@ -56,9 +56,15 @@ import Testing
         let final = try await daemon.waitForRun(runId)
         let shown = try daemon.cli(["show", runId]).stdout
         #expect(final == "succeeded", "\(shown)\(daemon.daemonLog.suffix(3000))")
-        for text in [try daemon.cli(["runs"]).stdout, try daemon.cli(["show", runId]).stdout, try daemon.cli(["report", runId]).stdout] {
+        for text in [try daemon.cli(["runs"]).stdout, try daemon.cli(["show", runId]).stdout] {
             #expect(!text.contains("interrupted by shutdown"), "\(text)")
         }
+        // The report's history keeps the interruption (recorded before the daemon stopped);
+        // nothing above it says the run is interrupted.
+        let report = try daemon.cli(["report", runId]).stdout
+        let history = try #require(report.range(of: "## Events"), "\(report)")
+        #expect(!report[..<history.lowerBound].contains("interrupted by shutdown"), "\(report)")
+        #expect(report[history.lowerBound...].contains("**run.interrupted** interrupted by shutdown; resumes on the next start"), "\(report)")
         #expect(daemon.stop() == 0)
     }
 

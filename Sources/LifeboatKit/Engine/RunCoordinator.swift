@@ -189,6 +189,8 @@ final class RunCoordinator {
             run.state = .interrupted
             run.note = "interrupted by shutdown; resumes on the next start"
             try await saveRun(event: run.note)
+            // The events posted on the way out are recorded before the daemon stops.
+            try await env.ledger.flush()
             logger.notice("run interrupted", metadata: ["run.id": "\(run.id)"])
             return run
         }
