@@ -198,10 +198,15 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
-/// Events are read as records; they are written by one prepared statement (`postEvent`).
+/// Events are read as records, a run's thousands at a time (reports, watchers): by hand, not
+/// through Codable, like jobs. They are written by one prepared statement (`postEvent`).
 extension LedgerEvent: FetchableRecord, TableRecord {
     public static let databaseTableName = "events"
-    public static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { snake.0 }
+
+    public init(row: Row) {
+        self.init(runId: row["run_id"], jobId: row["job_id"], at: row["at"], kind: row["kind"], message: row["message"])
+        id = row["id"]
+    }
 }
 
 extension QuarantineRecord: FetchableRecord, MutablePersistableRecord {

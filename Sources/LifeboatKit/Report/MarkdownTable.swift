@@ -34,13 +34,20 @@ struct MarkdownTable {
                 return alignments[i] == .right ? pad + cell : cell + pad
             }
             let text = "| " + padded.joined(separator: " | ")
-            return openEnded ? String(text.reversed().drop { $0 == " " }.reversed()) : text + " |"
+            return openEnded ? Self.trimmingTrailingSpaces(text) : text + " |"
         }
         let rule = "|" + widths.indices.map { i in
             let dashes = String(repeating: "-", count: widths[i])
             return alignments[i] == .right ? "-" + dashes + ":" : "-" + dashes + "-"
         }.joined(separator: "|") + (openEnded ? "" : "|")
         return ([line(headers), rule] + rows.map(line)).joined(separator: "\n") + "\n"
+    }
+
+    /// `text` without the spaces it ends with (ASCII spaces are whole characters: the bytes
+    /// before them end a character).
+    static func trimmingTrailingSpaces(_ text: String) -> String {
+        guard let last = text.utf8.lastIndex(where: { $0 != UInt8(ascii: " ") }) else { return "" }
+        return String(decoding: text.utf8[...last], as: UTF8.self)
     }
 
     /// Makes any text safe inside a table cell: one line, no cell separators, no HTML or
