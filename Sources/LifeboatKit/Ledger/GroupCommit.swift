@@ -131,8 +131,10 @@ final class GroupCommit<Operation: Sendable>: Sendable {
     private func drain(_ commit: Committer) async {
         while let batch = nextBatch() {
             var failed: [Int: Error] = [:]
+            let operations = batch.compactMap(\.operation)
             do {
-                try await commit(batch.compactMap(\.operation))
+                // A batch of flushes alone has nothing to commit: what they wait for is done.
+                if !operations.isEmpty { try await commit(operations) }
             } catch {
                 // One bad change must not sink its neighbours: retry them one by one.
                 for item in batch {
@@ -148,8 +150,10 @@ final class GroupCommit<Operation: Sendable>: Sendable {
     private func drain(_ commit: SerialCommitter) {
         while let batch = nextBatch() {
             var failed: [Int: Error] = [:]
+            let operations = batch.compactMap(\.operation)
             do {
-                try commit(batch.compactMap(\.operation))
+                // A batch of flushes alone has nothing to commit: what they wait for is done.
+                if !operations.isEmpty { try commit(operations) }
             } catch {
                 for item in batch {
                     guard let operation = item.operation else { continue }
