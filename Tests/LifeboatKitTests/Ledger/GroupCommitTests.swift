@@ -15,6 +15,61 @@ import Testing
         }
     }
 
+    /// Opens once; whoever waits before that waits until then.
+    final class Gate: Sendable {
+        private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+        func open() {
+            let waiters = state.withLock { s in
+                s.open = true
+                defer { s.waiters = [] }
+                return s.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+
+        func wait() async {
+            await withCheckedContinuation { continuation in
+                let open = state.withLock { s in
+                    if !s.open { s.waiters.append(continuation) }
+                    return s.open
+                }
+                if open { continuation.resume() }
+            }
+        }
+    }
+
+    @Test func aWriterIsNotHeldToCommitTheBatchesAfterItsOwn() async throws {
+        let (firstStarted, first, second) = (Gate(), Gate(), Gate())
+        let commits = GroupCommit<Int>(committer: { operations in
+            if operations.contains(1) {
+                firstStarted.open()
+                await first.wait()
+            }
+            if operations.contains(2) { await second.wait() }
+        })
+        let writer = Task { try await commits.write(1) }
+        await firstStarted.wait()
+        commits.post(2) // queued behind the batch being committed: the next batch
+        first.open()
+        // The writer's change is durable once its batch is: it returns while the next batch
+        // is still being committed (which waits here until the writer returned, or 5 s).
+        let returned = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await writer.value) != nil }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(5))
+                second.open()
+                return false
+            }
+            let first = await group.next() ?? false
+            second.open()
+            group.cancelAll()
+            return first
+        }
+        try await commits.flush()
+        #expect(returned, "the first writer was held until the batch after its own was committed")
+    }
+
     @Test func aFlushWithNothingPendingCommitsNothing() async throws {
         let recorder = Recorder()
         let commits = GroupCommit<Int>(committer: recorder.commit)
