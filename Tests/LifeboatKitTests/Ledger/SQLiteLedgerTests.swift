@@ -31,12 +31,18 @@ import Testing
         job.rpoSeconds = 3_600
         job.rtoMet = true
         try await ledger.updateJob(job, from: .pending)
-        ledger.postEvent(LedgerEvent(runId: run.id, jobId: 1, at: Date(), kind: "job.succeeded", message: "ok"))
+        let at = Date(timeIntervalSince1970: 1_764_000_000)
+        let events = [LedgerEvent(runId: run.id, jobId: 1, at: at, kind: "job.succeeded", message: "ok"),
+                      LedgerEvent(runId: run.id, at: at.addingTimeInterval(1), kind: "run.succeeded", message: "1 succeeded, 1 pending")]
+        for event in events { ledger.postEvent(event) }
         try await ledger.flush()
         let back = try await ledger.jobs(runId: run.id)
         #expect(back[0] == job)
         #expect(try await ledger.run(id: run.id) == run)
-        #expect(try await ledger.events(runId: run.id, afterId: 0, limit: 10).map(\.kind) == ["job.succeeded"])
+        // Every field of an event comes back, a job's and the run's own (no job).
+        let read = try await ledger.events(runId: run.id, afterId: 0, limit: 10)
+        #expect(read.map(\.id) == [1, 2])
+        #expect(read.map { var event = $0; event.id = nil; return event } == events)
     }
 
     @Test func eventsAreAppendOnly() async throws {
