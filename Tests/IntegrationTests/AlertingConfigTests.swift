@@ -39,9 +39,12 @@ import Testing
             .write(to: URL(fileURLWithPath: archive + ".sha256"))
         let run = try daemon.startRestore()
         var scrape = ""
+        // The halt is set from the run's event; the forecast gauges after a ledger read that
+        // follows it: wait for both.
         for _ in 0..<200 {
             scrape = try httpGet(base + "/metrics").body
-            if scrape.contains("lifeboat_run_halted{run=\"\(run)\",plan=\"main\"} 1") { break }
+            if scrape.contains("lifeboat_run_halted{run=\"\(run)\",plan=\"main\"} 1"),
+               scrape.contains("lifeboat_run_forecast_miss{run=\"\(run)\"") { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(scrape.contains("lifeboat_run_halted{run=\"\(run)\",plan=\"main\"} 1"), "\(scrape)")
