@@ -15,8 +15,10 @@ import Synchronization
 /// that a host which is gone left mid-flight is recovered before it is redone (a recorded commit
 /// found in place is not redone). When the run is cancelled, its jobs here stop and are recorded
 /// cancelled; when this host stops (SIGTERM), they are recorded interrupted and given back for
-/// the others to take.
-public final class JobWorker: Service {
+/// the others to take. A job that ends here leaves its slot to the next ready job of its run,
+/// claimed in the transaction that gives its claim back (`SlotRefiller`): a slot does not wait
+/// for a claim's round trip between two jobs.
+public final class JobWorker: Service, SlotRefiller {
     private let engine: Engine
     private let plans: PlanRegistry
     private let queue: any SharedLedger
@@ -34,16 +36,29 @@ public final class JobWorker: Service {
         var lost: RunControl
     }
 
+    /// What a run's jobs are run with here.
+    private struct RunContext {
+        /// As last read.
+        var run: RunRecord
+        var plan: Plan
+        /// The trees its jobs must stay out of (resolved once per run).
+        var protected: ProtectedTrees
+    }
+
     private struct State {
         var held: [Int64: Held] = [:]
+        /// Jobs claimed in the place of jobs that ended here, to be started.
+        var refilled: [(Held, RunContext)] = []
+        /// This host stops: it claims nothing more.
+        var draining = false
         /// Live hosts of the fleet, as last seen (a run's concurrency is shared among them).
         var liveHosts = 1
         var renewedAt = Date.distantPast
         /// A job ended since the worker last looked; who waits to hear it.
         var jobEnded = false
         var wakers = WaitQueue<Void>()
-        /// The trees each run's jobs must stay out of (resolved once per run).
-        var protected: [String: ProtectedTrees] = [:]
+        /// The running runs whose jobs this host claims.
+        var contexts: [String: RunContext] = [:]
         /// The unfinished runs as last read, and when (`claimableRuns`).
         var runs: (read: ContinuousClock.Instant, runs: [RunRecord])?
         /// Whether this host said its ledger writes are stalled (`writesStuck`).
@@ -66,21 +81,25 @@ public final class JobWorker: Service {
     static let lookInterval = Duration.milliseconds(250)
 
     public func run() async throws {
+        queue.refillSlots(with: self)
         await withDiscardingTaskGroup { group in
             group.addTask { await self.watchDeadlines() }
             // Since when the ledger does not answer (said once, and when it answers again).
             var unreachableSince: Date?
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 var pause = Self.lookInterval
+                for (held, context) in state.withLock({ s in defer { s.refilled = [] }; return s.refilled }) {
+                    group.addTask { await self.work(held, context) }
+                }
                 do {
                     // A stop is not held up by a ledger that does not answer.
                     let claimed = try await cancelWhenGracefulShutdown {
                         try await self.renewClaimsWhenDue()
-                        var claimed: [(JobClaim, ContinuousClock.Instant, RunRecord, Plan)] = []
-                        for (run, plan, free) in try await self.claimableRuns() {
-                            let (claims, sent) = try await self.claim(run: run, plan: plan, max: free)
+                        var claimed: [(JobClaim, ContinuousClock.Instant, RunContext)] = []
+                        for (context, free) in try await self.claimableRuns() {
+                            let (claims, sent) = try await self.claim(run: context.run, plan: context.plan, max: free)
                             for claim in claims {
-                                claimed.append((claim, sent, run, plan))
+                                claimed.append((claim, sent, context))
                             }
                         }
                         return claimed
@@ -89,10 +108,9 @@ public final class JobWorker: Service {
                         logger.notice("claiming jobs again: the ledger answers", metadata: ["unreachable_seconds": "\(Int(Date().timeIntervalSince(since)))"])
                         unreachableSince = nil
                     }
-                    for (claim, sent, run, plan) in claimed {
+                    for (claim, sent, context) in claimed {
                         let held = hold(claim, until: ClaimDeadline(until: sent + leaseDuration))
-                        let protected = protectedTrees(of: run, plan: plan)
-                        group.addTask { await self.work(held, run: run, plan: plan, protected: protected) }
+                        group.addTask { await self.work(held, context) }
                     }
                 } catch where Task.isShuttingDownGracefully || Task.isCancelled {
                     break
@@ -106,9 +124,51 @@ public final class JobWorker: Service {
                 let wait = pause
                 try? await cancelWhenGracefulShutdown { await self.nap(wait) }
             }
-            // A drain: the jobs here stop, recorded interrupted, and go back to the queue.
+            // A drain: the jobs here stop, recorded interrupted, and go back to the queue; so do
+            // jobs claimed in their slots meanwhile.
+            queue.refillSlots(with: nil)
+            let refilled = state.withLock { s in
+                s.draining = true
+                defer { s.refilled = [] }
+                return s.refilled
+            }
+            for (held, _) in refilled { queue.releaseClaim(held.claim) }
             group.cancelAll()
         }
+        do { try await queue.flush() } catch {
+            logger.warning("could not give claims back; they expire with their lease", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public func refill(after released: JobClaim) -> ClaimRules? {
+        guard !queue.writesStuck else { return nil }
+        return state.withLock { s in
+            guard !s.draining, let leaving = s.held[released.jobId], leaving.claim == released, !leaving.lost.isCancelled,
+                  !leaving.stop.isCancelled, let context = s.contexts[released.runId], context.run.state == .running else { return nil }
+            // One job comes as one leaves: within this host's share of the run and its own limit.
+            let ofRun = s.held.values.reduce(0) { $0 + ($1.claim.runId == released.runId ? 1 : 0) }
+            guard ofRun <= Self.share(of: context.plan, among: s.liveHosts), s.held.count <= maxJobs else { return nil }
+            return ClaimRules(plan: context.plan)
+        }
+    }
+
+    public func claimed(_ claims: [JobClaim], sent: ContinuousClock.Instant) {
+        let (unwanted, wakers) = state.withLock { s -> ([JobClaim], [CheckedContinuation<Void, Never>]) in
+            guard !s.draining else { return (claims, []) }
+            var unwanted: [JobClaim] = []
+            for claim in claims {
+                guard let context = s.contexts[claim.runId] else {
+                    unwanted.append(claim)
+                    continue
+                }
+                let held = Held(claim: claim, deadline: ClaimDeadline(until: sent + leaseDuration), stop: RunControl(), lost: RunControl())
+                s.held[claim.jobId] = held
+                s.refilled.append((held, context))
+            }
+            return (unwanted, s.wakers.takeAll())
+        }
+        for claim in unwanted { queue.releaseClaim(claim) }
+        for waker in wakers { waker.resume() }
     }
 
     /// Claims up to `max` of a run's jobs; says at debug level how long the claim took (the
@@ -128,7 +188,7 @@ public final class JobWorker: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await self.state.wait(in: \.wakers, cancelled: ()) { s in
-                    guard s.jobEnded else { return nil }
+                    guard s.jobEnded || !s.refilled.isEmpty else { return nil }
                     s.jobEnded = false
                     return ()
                 }
@@ -137,14 +197,6 @@ public final class JobWorker: Service {
             await group.next()
             group.cancelAll()
         }
-    }
-
-    /// The trees a run's jobs must stay out of, resolved once per run on this host.
-    private func protectedTrees(of run: RunRecord, plan: Plan) -> ProtectedTrees {
-        if let known = state.withLock({ $0.protected[run.id] }) { return known }
-        let trees = engine.environment.guardrails.protectedTrees(for: plan, mode: run.mode)
-        state.withLock { $0.protected[run.id] = trees }
-        return trees
     }
 
     private func hold(_ claim: JobClaim, until deadline: ClaimDeadline) -> Held {
@@ -199,13 +251,17 @@ public final class JobWorker: Service {
 
     /// Running runs whose plan is loaded here, with how many more jobs this host may claim of
     /// each; the jobs of a cancelled run are stopped.
-    private func claimableRuns() async throws -> [(RunRecord, Plan, Int)] {
-        var claimable: [(RunRecord, Plan, Int)] = []
+    private func claimableRuns() async throws -> [(RunContext, Int)] {
+        var claimable: [(RunContext, Int)] = []
         let (held, liveHosts) = state.withLock { ($0.held, $0.liveHosts) }
         var room = writesStuck() ? 0 : maxJobs - held.count
         let runs = try await unfinishedRuns()
-        let going = Set(runs.map(\.id))
-        state.withLock { s in s.protected = s.protected.filter { going.contains($0.key) } }
+        // A run no longer running (halted, cancelled) leaves no slot to its next job.
+        let going = Set(runs.filter { $0.state == .running }.map(\.id))
+        let known = state.withLock { s in
+            s.contexts = s.contexts.filter { going.contains($0.key) }
+            return s.contexts
+        }
         for run in runs {
             if run.isCancelling {
                 for entry in held.values where entry.claim.runId == run.id { entry.stop.cancel(by: run.cancellingBy ?? "operator") }
@@ -216,9 +272,13 @@ public final class JobWorker: Service {
                 logger.warning("cannot work on run: its plan is not loaded on this host", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
                 continue
             }
+            // The trees its jobs must stay out of are resolved once per run on this host.
+            let protected = known[run.id]?.protected ?? engine.environment.guardrails.protectedTrees(for: plan, mode: run.mode)
+            let context = RunContext(run: run, plan: plan, protected: protected)
+            state.withLock { $0.contexts[run.id] = context }
             let free = min(room, Self.share(of: plan, among: liveHosts) - held.values.filter { $0.claim.runId == run.id }.count)
             if free > 0 {
-                claimable.append((run, plan, free))
+                claimable.append((context, free))
                 room -= free
             }
         }
@@ -263,9 +323,9 @@ public final class JobWorker: Service {
     }
 
     /// One claimed job, then its claim given back and the worker woken to refill the slot.
-    private func work(_ held: Held, run: RunRecord, plan: Plan, protected: ProtectedTrees) async {
+    private func work(_ held: Held, _ context: RunContext) async {
         let claim = held.claim
-        await execute(held, run: run, plan: plan, protected: protected)
+        await execute(held, context)
         // The job ended here: its claim is neither renewed nor watched any more (a flush held up
         // by the ledger is not a claim lost while the job runs).
         _ = state.withLock { $0.held.removeValue(forKey: claim.jobId) }
@@ -287,11 +347,11 @@ public final class JobWorker: Service {
 
     /// One claimed job: recovered first when a host that is gone left it mid-flight, then run,
     /// with every record fenced by the claim. A cancel of its run or the claim lost stops it.
-    private func execute(_ held: Held, run: RunRecord, plan: Plan, protected: ProtectedTrees) async {
-        let (claim, stop) = (held.claim, held.stop)
+    private func execute(_ held: Held, _ context: RunContext) async {
+        let (claim, stop, run) = (held.claim, held.stop, context.run)
         let env = engine.environment
         let recorder = JobRecorder(env).fenced(by: claim, on: queue, until: held.deadline)
-        let runner = JobRunner(run: run, plan: plan, env: env, recorder: recorder, protected: protected)
+        let runner = JobRunner(run: run, plan: context.plan, env: env, recorder: recorder, protected: context.protected)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await stop.waitForCancel() }
             group.addTask { await held.lost.waitForCancel() }

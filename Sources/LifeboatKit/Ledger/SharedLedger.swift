@@ -38,6 +38,10 @@ public protocol SharedLedger: Ledger {
     /// plan's limits counted for the whole fleet (`ClaimRules`). A job left mid-flight by a host
     /// whose claim expired is claimable again (`JobClaim.isTakeover`).
     func claimJobs(runId: String, host: String, rules: ClaimRules, max: Int) async throws -> [JobClaim]
+    /// Hands the slots this host's claims give back to `refiller` (nil: no more): the next ready
+    /// job of the run is claimed in the transaction that gives a claim back (no round trip
+    /// between one job's end and the next one's start), within the same limits as `claimJobs`.
+    func refillSlots(with refiller: (any SlotRefiller)?)
     /// Extends the leases of these claims; returns the ids of the jobs still held.
     func renewClaims(_ claims: [JobClaim]) async throws -> Set<Int64>
     /// How long this host's records have been waiting for the ledger to commit the batch under

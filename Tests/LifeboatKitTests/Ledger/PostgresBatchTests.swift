@@ -28,14 +28,15 @@ import Testing
 
     /// The steps in words: `record[1:pending>verifying+10, 2:…]` (`+events[a,b]` and
     /// `+releases[1]` when they go in the same call), `statements`.
-    static func plan(_ writes: [PostgresWrite]) -> [String] {
-        PostgresBatch(writes).steps.map { step in
+    static func plan(_ writes: [PostgresWrite], refill: (JobClaim) -> ClaimRequest? = { _ in nil }) -> [String] {
+        PostgresBatch(writes, refill: refill).steps.map { step in
             switch step {
             case .record(let call):
                 "record[" + call.jobs.map { "\($0.claim.jobId):\($0.previous.rawValue)>\($0.job.state.rawValue)+\(Int($0.minimumLease))" }
                     .joined(separator: ", ") + "]"
                     + (call.events.isEmpty ? "" : "+events[" + call.events.map(\.kind).joined(separator: ",") + "]")
                     + (call.releases.isEmpty ? "" : "+releases[" + call.releases.map { "\($0.jobId)" }.joined(separator: ", ") + "]")
+                    + (call.refill.map { "+claim[\($0.runId)×\($0.max)]" } ?? "")
             case .statements: "statements"
             }
         }
@@ -80,6 +81,35 @@ import Testing
             Self.record(2, .pending, .restoring),
             Self.record(1, .succeeded, .succeeded),
         ]) == ["record[1:committing>succeeded+0, 2:pending>restoring+0]+releases[1]", "record[1:succeeded>succeeded+0]"])
+    }
+
+    /// The slots that claims given back free are claimed again in the same call: of one run, as
+    /// one claim for all of them; a slot of another run (or under other rules) is left to the
+    /// worker, and so is one the worker does not want refilled.
+    @Test func slotsGivenBackAreClaimedAgainInTheirCall() {
+        func claim(_ id: Int64, run: String) -> JobClaim {
+            var claim = Self.claim(id)
+            claim.runId = run
+            return claim
+        }
+        let rules = ClaimRules(runConcurrency: 8)
+        func refill(_ released: JobClaim) -> ClaimRequest? {
+            guard released.jobId != 4 else { return nil }
+            return ClaimRequest(runId: released.runId, host: released.host,
+                                rules: released.jobId == 5 ? ClaimRules(runConcurrency: 2) : rules, max: 1, lease: 30)
+        }
+        #expect(Self.plan([
+            Self.record(1, .committing, .succeeded),
+            .release(claim(1, run: "r")),
+            .release(claim(2, run: "other")),
+            .release(claim(3, run: "r")),
+            .release(claim(4, run: "r")),
+            .release(claim(5, run: "r")),
+        ], refill: refill) == ["record[1:committing>succeeded+0]+releases[1, 2, 3, 4, 5]+claim[r×2]"])
+        // A call split by a closure claims in each part.
+        #expect(Self.plan([.release(claim(1, run: "r")), .statements { _ in }, .release(claim(2, run: "r"))], refill: refill)
+                == ["record[]+releases[1]+claim[r×1]", "statements", "record[]+releases[2]+claim[r×1]"])
+        #expect(Self.plan([.release(claim(1, run: "r"))]) == ["record[]+releases[1]"])
     }
 
     @Test func aClosureIsWrittenInItsTurn() {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 import LifeboatTestSupport
+import Synchronization
 @testable import LifeboatKit
 
 /// `ledger.url` and `ledger.password_file`: what an operator writes, what is refused and why.
@@ -274,6 +275,49 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// A job that ends leaves its slot to the next ready job of its run, claimed in the
+    /// transaction that gives its claim back — within the limits of the whole fleet, and only
+    /// while the run runs.
+    @Test func aSlotGivenBackIsClaimedAgainInTheSameTransaction() async throws {
+        try await withHosts { a, b, _ in
+            let (run, _) = try await makeRun(a, sites: 4, products: ["p"])
+            let refiller = RecordingRefiller(rules: ClaimRules(runConcurrency: 2))
+            a.refillSlots(with: refiller)
+            let rules = ClaimRules(runConcurrency: 2)
+            let first = try #require(try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 1).first)
+            let second = try #require(try await b.claimJobs(runId: run.id, host: "b", rules: rules, max: 1).first)
+            @Sendable func finish(_ claim: JobClaim) async throws {
+                var job = claim.job
+                job.state = .succeeded
+                try await a.finishJob(job, from: .pending, fencedBy: claim)
+            }
+            // a's job ends: the run's next job is a's by the time the record returns.
+            let before = ContinuousClock.now
+            try await finish(first)
+            let refilled = try #require(refiller.claims.first)
+            #expect(refiller.claims.count == 1 && refiller.sent.map { $0 >= before } == true)
+            #expect(refilled.host == "a" && refilled.job.host == "a" && refilled.token == 1 && !refilled.isTakeover)
+            #expect(refilled.job.site == "s002")
+            let live = try await a.liveClaims(runId: run.id)
+            #expect(live.map(\.jobId).sorted() == [second.jobId, refilled.jobId].sorted())
+            // The run's limit holds for the fleet: with b's job still held, a refill under a limit of 1 claims nothing.
+            refiller.rules = ClaimRules(runConcurrency: 1)
+            try await finish(refilled)
+            #expect(refiller.claims.count == 1)
+            #expect(try await a.liveClaims(runId: run.id).map(\.jobId) == [second.jobId])
+            // A run that does not run (halted) gives out no job.
+            refiller.rules = ClaimRules(runConcurrency: 2)
+            let last = try #require(try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 1).first)
+            var halted = run
+            halted.state = .halted
+            try await a.updateRun(halted)
+            try await finish(last)
+            #expect(refiller.claims.count == 1)
+            #expect(try await a.liveClaims(runId: run.id).map(\.jobId) == [second.jobId])
+            #expect(try await a.jobs(runId: run.id).map(\.state) == [.succeeded, .pending, .succeeded, .succeeded])
+        }
+    }
+
     @Test func anExpiredLeaseIsTakenOverAndTheLateHostIsFenced() async throws {
         try await withHosts(lease: 3) { a, b, _ in
             let (run, _) = try await makeRun(a, sites: 1, products: ["p"])
@@ -358,7 +402,7 @@ struct PostgresLedgerTests {
     /// the others are written.
     @Test func aBatchOfClaimedRecordsGivesEachItsOwnOutcome() async throws {
         try await withHosts { a, b, _ in
-            let (run, _) = try await makeRun(a, sites: 2)
+            let (run, created) = try await makeRun(a, sites: 2)
             let rules = ClaimRules(runConcurrency: 10)
             let claims = try await a.claimJobs(runId: run.id, host: "a", rules: rules, max: 4)
             try #require(claims.count == 4)
@@ -409,8 +453,10 @@ struct PostgresLedgerTests {
             #expect(a.droppedPosts == dropped + 1)
             let jobs = Dictionary(uniqueKeysWithValues: try await a.jobs(runId: run.id).map { ($0.id ?? 0, $0) })
             #expect(jobs[claims[0].jobId] == moved(claims[0], to: .verifying))
-            #expect(jobs[claims[1].jobId]?.state == .pending && jobs[claims[1].jobId]?.host == "b")
-            #expect(jobs[claims[2].jobId] == claims[2].job)
+            // b holds job 1; its row is b's from b's first record on.
+            #expect(jobs[claims[1].jobId]?.state == .pending && taken.job.host == "b")
+            #expect(try await a.liveClaims(runId: run.id).first { $0.jobId == claims[1].jobId }?.host == "b")
+            #expect(jobs[claims[2].jobId] == created.first { $0.id == claims[2].jobId })
             #expect(jobs[claims[3].jobId] == moved(claims[3], to: .committing))
             // The batch failed and was written again one by one: each event once, in its order.
             #expect(try await a.events(runId: run.id, afterId: 0, limit: 100).map(\.kind).filter { $0.hasPrefix("test.") } == ["test.first", "test.second"])
@@ -628,6 +674,36 @@ struct PostgresLedgerTests {
             await #expect { try await a.takeHolds(runId: x.id, [("/srv/sites/acme/jira", "x-job")]) } throws: { error in
                 (error as? SafetyRefusal)?.message.contains("of run \(y.id), which is still going") == true
             }
+        }
+    }
+}
+
+/// Refills slots under the rules a test sets, and records the claims it is given.
+final class RecordingRefiller: SlotRefiller {
+    private struct State {
+        var rules: ClaimRules
+        var claims: [JobClaim] = []
+        var sent: ContinuousClock.Instant?
+    }
+
+    private let state: Mutex<State>
+
+    init(rules: ClaimRules) { state = Mutex(State(rules: rules)) }
+
+    var rules: ClaimRules {
+        get { state.withLock { $0.rules } }
+        set { state.withLock { $0.rules = newValue } }
+    }
+
+    var claims: [JobClaim] { state.withLock { $0.claims } }
+    var sent: ContinuousClock.Instant? { state.withLock { $0.sent } }
+
+    func refill(after released: JobClaim) -> ClaimRules? { state.withLock { $0.rules } }
+
+    func claimed(_ claims: [JobClaim], sent: ContinuousClock.Instant) {
+        state.withLock {
+            $0.claims += claims
+            $0.sent = sent
         }
     }
 }

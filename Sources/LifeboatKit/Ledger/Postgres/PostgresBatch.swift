@@ -25,11 +25,15 @@ struct FencedJobWrite: Sendable, Hashable {
     var minimumLease: TimeInterval
 }
 
-/// One call of `lifeboat_record`: records of distinct jobs, events, then claims given back.
+/// One call of `lifeboat_record_and_claim`: records of distinct jobs, events, then claims given
+/// back, then jobs claimed in their place.
 struct RecordCall: Sendable {
     var jobs: [FencedJobWrite] = []
     var events: [LedgerEvent] = []
     var releases: [JobClaim] = []
+    /// The claim made in the slots the releases free (of one run: a slot of another run is
+    /// left to the worker's own claims).
+    var refill: ClaimRequest?
 
     var isEmpty: Bool { jobs.isEmpty && events.isEmpty && releases.isEmpty }
 }
@@ -45,7 +49,8 @@ struct RecordCall: Sendable {
 /// - Events only append: gathered, in their order, into the call with the records.
 /// - A claim given back goes after the records gathered with it; a record of a job whose claim was
 ///   given back before it in the batch waits for the next call (it is then refused, as it would
-///   have been).
+///   have been). The slot it frees is claimed again in the same call when `refill` says under
+///   what rules (one run's per call: the claims given back of one run add up).
 /// - A closure may touch anything: what was gathered before it is written first.
 ///
 /// A batch of one call needs no transaction of its own (the call is one); otherwise its steps
@@ -64,12 +69,13 @@ struct PostgresBatch {
     private var jobIndex: [Int64: Int] = [:]
     private var released: Set<Int64> = []
 
-    init(_ writes: [PostgresWrite]) {
-        for write in writes { add(write) }
+    /// - Parameter refill: the claim to make in the place of a claim given back (for one job), if any.
+    init(_ writes: [PostgresWrite], refill: (JobClaim) -> ClaimRequest? = { _ in nil }) {
+        for write in writes { add(write, refill: refill) }
         gather()
     }
 
-    private mutating func add(_ write: PostgresWrite) {
+    private mutating func add(_ write: PostgresWrite, refill: (JobClaim) -> ClaimRequest?) {
         switch write {
         case .job(let record):
             let id = record.claim.jobId
@@ -90,6 +96,15 @@ struct PostgresBatch {
         case .release(let claim):
             call.releases.append(claim)
             released.insert(claim.jobId)
+            guard let next = refill(claim) else { return }
+            guard let gathered = call.refill else {
+                call.refill = next
+                return
+            }
+            // Another slot of the same claim (run, host, rules): one claim takes both.
+            var same = next
+            same.max = gathered.max
+            if same == gathered { call.refill?.max += next.max }
         case .statements(let body):
             gather()
             steps.append(.statements(body))

@@ -5,27 +5,31 @@ import PostgresNIO
 /// Writing a group-commit batch (`PostgresBatch`): a batch of one call is that call alone (a
 /// transaction of its own, one round trip); otherwise its steps are made in one transaction.
 extension PostgresLedger {
-    static func write(_ batch: PostgresBatch, client: PostgresClient, host: String?, logger: Logger) async throws {
+    /// Returns the jobs claimed in the place of claims given back (committed with the batch).
+    static func write(_ batch: PostgresBatch, client: PostgresClient, host: String?, logger: Logger) async throws -> [JobClaim] {
         if batch.steps.count == 1, case .record(let call) = batch.steps[0] {
-            try await client.withConnection { connection in try await record(call, on: connection, host: host, logger: logger) }
-            return
+            return try await client.withConnection { connection in try await record(call, on: connection, host: host, logger: logger) }
         }
-        try await transaction(client, logger: logger) { connection in
+        return try await transaction(client, logger: logger) { connection in
+            var claimed: [JobClaim] = []
             for step in batch.steps {
                 switch step {
-                case .record(let call): try await record(call, on: connection, host: host, logger: logger)
+                case .record(let call): claimed += try await record(call, on: connection, host: host, logger: logger)
                 case .statements(let body): try await body(connection)
                 }
             }
+            return claimed
         }
     }
 
-    /// One call of `lifeboat_record`. A refused record throws why: the claim is lost
-    /// (`LeaseLost`), the job is not there or not in the state expected.
-    static func record(_ call: RecordCall, on connection: PostgresConnection, host: String?, logger: Logger) async throws {
+    /// One call of `lifeboat_record_and_claim`; returns the jobs it claimed. A refused record
+    /// throws why: the claim is lost (`LeaseLost`), the job is not there or not in the state expected.
+    static func record(_ call: RecordCall, on connection: PostgresConnection, host: String?, logger: Logger) async throws -> [JobClaim] {
         do {
             // The rows must be read: an error raised while the call runs comes after them.
-            for try await _ in try await connection.execute(call, logger: logger) {}
+            var claimed: [JobClaim] = []
+            for try await claim in try await connection.execute(call, logger: logger) { claimed.append(claim) }
+            return claimed
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "LB001" {
             guard let id = error.serverInfo?[.detail].flatMap({ Int64($0) }), let refused = call.jobs.first(where: { $0.job.id == id }) else {
                 throw error

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import Synchronization
 
 /// Claims: hosts take ready jobs from the shared queue under leases, with fencing tokens.
 ///
@@ -15,32 +16,23 @@ import PostgresNIO
 extension PostgresLedger {
     public func claimJobs(runId: String, host: String, rules: ClaimRules, max: Int) async throws -> [JobClaim] {
         guard max > 0 else { return [] }
-        let lease = settings.lease
-        let dependencies = rules.after.flatMap { product, deps in deps.map { (product, $0) } }
-        let dependents = dependencies.map(\.0)
-        let prerequisites = dependencies.map(\.1)
-        let limited = rules.productConcurrency.sorted { $0.key < $1.key }
-        // One round trip (`lifeboat_claim_jobs`, migration 9): the run's row locked, the
-        // fleet's live claims counted, the ready jobs locked `FOR UPDATE SKIP LOCKED` in priority
-        // order and taken within the limits, each claim made (a job claimed before gets the next
-        // token) and its host recorded, in one transaction.
+        // One round trip (`lifeboat_claim_jobs`): the run's row locked, the fleet's live claims
+        // counted, the ready jobs locked `FOR UPDATE SKIP LOCKED` in priority order and taken
+        // within the limits, each claim made (a job claimed before gets the next token), in one
+        // transaction.
+        let call = ClaimCall(request: ClaimRequest(runId: runId, host: host, rules: rules, max: max, lease: settings.lease))
         return try await withConnection("claim jobs") { connection in
-            let rows = try await connection.query("""
-                SELECT c.claim_token, c.claim_expires_at, \(unescaped: JobRow.columnList(of: "(c.claimed)"))
-                FROM lifeboat_claim_jobs(\(runId)::text, \(host)::text, \(max)::int8, \(rules.runConcurrency)::int8,
-                                         \(limited.map(\.key))::text[], \(limited.map(\.value))::int8[],
-                                         \(dependents)::text[], \(prerequisites)::text[], \(lease)::float8) AS c
-                """, logger: logger)
             var claims: [JobClaim] = []
-            for try await row in rows {
-                let r = row.makeRandomAccess()
-                let job = try JobRow.decode(row, offset: 2)
-                guard let id = job.id else { continue }
-                claims.append(JobClaim(jobId: id, runId: runId, host: host, token: try r[0].decode(Int64.self),
-                                       expiresAt: try r[1].decode(Date.self), job: job))
-            }
+            for try await claim in try await connection.execute(call, logger: logger) { claims.append(claim) }
             return claims
         }
+    }
+
+    /// Takes the slots that this host's claims give back for `refiller` (nil: no more): the next
+    /// ready job of the run is claimed in the transaction that gives a claim back, within the
+    /// same limits as `claimJobs`.
+    public func refillSlots(with refiller: (any SlotRefiller)?) {
+        slots.refiller = refiller
     }
 
     /// Extends the leases this host still holds; returns the ids of the jobs still held. A claim
@@ -84,7 +76,7 @@ extension PostgresLedger {
         let (update, host, logger) = (FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: 0), self.host, self.logger)
         return try await write("fenced quarantine") { connection in
             let added = try await self.insertQuarantine(record, connection)
-            try await Self.record(RecordCall(jobs: [update]), on: connection, host: host, logger: logger)
+            _ = try await Self.record(RecordCall(jobs: [update]), on: connection, host: host, logger: logger)
             return added
         }
     }
@@ -116,5 +108,82 @@ extension PostgresLedger {
             }
             return claims
         }
+    }
+}
+
+/// A claim's arguments: `lifeboat_claim_jobs`' (and those of a claim made where claims are given
+/// back, in `lifeboat_record_and_claim`).
+struct ClaimRequest: Sendable, Hashable {
+    var runId: String
+    var host: String
+    var rules: ClaimRules
+    var max: Int
+    var lease: TimeInterval
+
+    /// The arguments' types, in order.
+    static let types = ["text", "text", "int8", "int8", "text[]", "int8[]", "text[]", "text[]", "float8"]
+
+    func appendArguments(to b: inout PostgresBindings) {
+        let dependencies = rules.after.sorted { $0.key < $1.key }.flatMap { product, deps in deps.map { (product, $0) } }
+        let limited = rules.productConcurrency.sorted { $0.key < $1.key }
+        b.append(runId)
+        b.append(host)
+        b.append(Int64(max))
+        b.append(Int64(rules.runConcurrency))
+        b.append(limited.map(\.key))
+        b.append(limited.map { Int64($0.value) })
+        b.append(dependencies.map(\.0))
+        b.append(dependencies.map(\.1))
+        b.append(lease)
+    }
+
+    /// A row the function returns: the claim's token and expiry, then the job's columns (its
+    /// host is the claimer from its first record on).
+    func claim(from row: PostgresRow) throws -> JobClaim {
+        let r = row.makeRandomAccess()
+        var job = try JobRow.decode(row, offset: 2)
+        job.host = host
+        return JobClaim(jobId: job.id ?? 0, runId: runId, host: host, token: try r[0].decode(Int64.self),
+                        expiresAt: try r[1].decode(Date.self), job: job)
+    }
+
+    /// The columns a claim's rows are read as, from the function's result `c`.
+    static let resultColumns = "c.claim_token, c.claim_expires_at, " + JobRow.columnList(of: "(c.claimed)")
+}
+
+/// `lifeboat_claim_jobs`: prepared once per connection.
+struct ClaimCall: PostgresPreparedStatement {
+    static let sql = "SELECT \(ClaimRequest.resultColumns) FROM lifeboat_claim_jobs("
+        + ClaimRequest.types.enumerated().map { "$\($0 + 1)::\($1)" }.joined(separator: ", ") + ") AS c"
+    typealias Row = JobClaim
+    var request: ClaimRequest
+
+    func makeBindings() -> PostgresBindings {
+        var b = PostgresBindings(capacity: ClaimRequest.types.count)
+        request.appendArguments(to: &b)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> JobClaim { try request.claim(from: row) }
+}
+
+/// Who takes the slots a host's claims give back (`PostgresLedger.refillSlots(with:)`): the
+/// host's job worker.
+public protocol SlotRefiller: Sendable {
+    /// Under what rules the next job of `released`'s run is claimed in its place; nil: the slot
+    /// stays free (the worker claims as it sees fit).
+    func refill(after released: JobClaim) -> ClaimRules?
+    /// Jobs claimed in the place of claims given back, now durable: this host holds them, each
+    /// lease counted from `sent` by its clock.
+    func claimed(_ claims: [JobClaim], sent: ContinuousClock.Instant)
+}
+
+/// The ledger's current `SlotRefiller`, if any.
+final class SlotRefill: Sendable {
+    private let current = Mutex<(any SlotRefiller)?>(nil)
+
+    var refiller: (any SlotRefiller)? {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
     }
 }

@@ -342,16 +342,17 @@ enum QuarantineRow {
     }
 }
 
-/// `lifeboat_record` (schema version 10): prepared once per connection.
+/// `lifeboat_record_and_claim` (schema version 11): prepared once per connection. Its rows are
+/// the jobs claimed in the place of the claims given back.
 extension RecordCall: PostgresPreparedStatement {
     private static let types = [("id", "int8")] + JobRow.columnTypes + JobRow.fenceTypes + EventRow.columnTypes
         + [("released_job_id", "int8"), ("released_token", "int8")]
-    static let sql = "SELECT lifeboat_record(" + types.enumerated().map { "$\($0 + 1)::\($1.1)[]" }.joined(separator: ", ") + ")"
-    /// How many records it made.
-    typealias Row = Int64
+    static let sql = "SELECT \(ClaimRequest.resultColumns) FROM lifeboat_record_and_claim("
+        + (types.map { "\($0.1)[]" } + ClaimRequest.types).enumerated().map { "$\($0 + 1)::\($1)" }.joined(separator: ", ") + ") AS c"
+    typealias Row = JobClaim
 
     func makeBindings() -> PostgresBindings {
-        var b = PostgresBindings(capacity: Self.types.count)
+        var b = PostgresBindings(capacity: Self.types.count + ClaimRequest.types.count)
         let records = jobs.map(\.job)
         b.appendColumn(records) { $0.id }
         JobRow.appendColumns(of: records, to: &b)
@@ -362,8 +363,13 @@ extension RecordCall: PostgresPreparedStatement {
         EventRow.appendColumns(of: events, to: &b)
         b.appendColumn(releases) { $0.jobId }
         b.appendColumn(releases) { $0.token }
+        // Nothing claimed without a refill (its other arguments are then not read).
+        (refill ?? ClaimRequest(runId: "", host: "", rules: ClaimRules(runConcurrency: 0), max: 0, lease: 0)).appendArguments(to: &b)
         return b
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+    func decodeRow(_ row: PostgresRow) throws -> JobClaim {
+        guard let refill else { throw PostgresLedger.Failure(operation: "record", url: "", reason: "a claim was returned that was not asked for") }
+        return try refill.claim(from: row)
+    }
 }

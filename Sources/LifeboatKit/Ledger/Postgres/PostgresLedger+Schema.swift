@@ -229,73 +229,9 @@ extension PostgresLedger {
             // function sees what committed before it began, as the statements of that transaction
             // did: the run's row is locked first, so the claims counted after it are every claim
             // made before (the plan's limits hold for the fleet). Returns the claimed jobs' rows
-            // (`jobs`, whatever its columns) with their claims, in claim order.
-            """
-            CREATE FUNCTION lifeboat_claim_jobs(p_run text, p_host text, p_max bigint, p_run_limit bigint,
-                                                p_limited text[], p_limits bigint[], p_dependents text[],
-                                                p_prerequisites text[], p_lease float8)
-            RETURNS TABLE (claim_token bigint, claim_expires_at timestamptz, claimed jobs)
-            LANGUAGE plpgsql VOLATILE AS $$
-            DECLARE
-                v_wave bigint;
-                -- Live claims of the run, by product.
-                v_products text[] := '{}';
-                v_held bigint[] := '{}';
-                v_free bigint;
-                v_picked bigint[] := '{}';
-                v_at int;
-                v_limit bigint;
-                v_job record;
-            BEGIN
-                SELECT r.current_wave INTO v_wave FROM runs r WHERE r.id = p_run AND r.state = 'running' FOR NO KEY UPDATE;
-                IF NOT FOUND THEN RETURN; END IF;
-                SELECT COALESCE(array_agg(h.product), '{}'), COALESCE(array_agg(h.n), '{}') INTO v_products, v_held
-                FROM (SELECT j.product, COUNT(*)::bigint AS n FROM claims c JOIN jobs j ON j.id = c.job_id
-                      WHERE c.run_id = p_run AND c.released_at IS NULL AND c.expires_at > now() GROUP BY j.product) h;
-                v_free := LEAST(p_max, p_run_limit - (SELECT COALESCE(SUM(n), 0) FROM unnest(v_held) AS n));
-                IF v_free <= 0 THEN RETURN; END IF;
-                FOR v_job IN
-                    SELECT j.id, j.product FROM jobs j
-                    WHERE j.run_id = p_run AND j.wave <= v_wave
-                      AND j.state IN ('pending', 'waiting', 'restoring', 'verifying', 'committing') -- jobs_claimable's predicate
-                      AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.job_id = j.id AND c.released_at IS NULL AND c.expires_at > now())
-                      AND NOT EXISTS (SELECT 1 FROM unnest(p_dependents, p_prerequisites) AS a(product, dep)
-                                      JOIN jobs d ON d.run_id = j.run_id AND d.site = j.site AND d.product = a.dep
-                                      WHERE a.product = j.product AND d.state <> 'succeeded')
-                    ORDER BY j.priority, j.product_order, j.id
-                    -- Each row read is locked (a write): more than the free slots only where a
-                    -- product's limit may pass some over.
-                    LIMIT CASE WHEN cardinality(p_limited) = 0 THEN v_free ELSE LEAST(1000, v_free * 4 + 16) END
-                    FOR UPDATE OF j SKIP LOCKED
-                LOOP
-                    EXIT WHEN v_free <= 0;
-                    v_at := array_position(v_products, v_job.product);
-                    v_limit := p_limits[array_position(p_limited, v_job.product)];
-                    CONTINUE WHEN v_limit IS NOT NULL AND COALESCE(v_held[v_at], 0) >= v_limit;
-                    IF v_at IS NULL THEN
-                        v_products := v_products || v_job.product;
-                        v_held := v_held || 1::bigint;
-                    ELSE
-                        v_held[v_at] := v_held[v_at] + 1;
-                    END IF;
-                    v_picked := v_picked || v_job.id;
-                    v_free := v_free - 1;
-                END LOOP;
-                IF cardinality(v_picked) = 0 THEN RETURN; END IF;
-                -- The host of each job, then its claim (a job claimed before gets the next token).
-                UPDATE jobs SET host = p_host WHERE id = ANY (v_picked);
-                RETURN QUERY
-                    WITH granted AS (
-                        INSERT INTO claims AS c (job_id, run_id, host, token, claimed_at, expires_at, released_at)
-                        SELECT t.id, p_run, p_host, 1, now(), now() + make_interval(secs => p_lease), NULL
-                        FROM unnest(v_picked) AS t(id)
-                        ON CONFLICT (job_id) DO UPDATE SET host = EXCLUDED.host, token = c.token + 1, claimed_at = now(),
-                                                           expires_at = EXCLUDED.expires_at, released_at = NULL
-                        RETURNING c.job_id, c.token, c.expires_at)
-                    SELECT g.token, g.expires_at, j FROM granted g JOIN jobs j ON j.id = g.job_id
-                    ORDER BY array_position(v_picked, g.job_id);
-            END $$
-            """,
+            // (`jobs`, whatever its columns) with their claims, in claim order. (The function as
+            // migration 11 left it: applied here, then again there, on a new database.)
+            claimJobsFunction,
         ]),
         (10, "a batch of job records in one round trip", [
             // Its statements are the same whatever the arguments: planned once per session, not
@@ -393,7 +329,111 @@ extension PostgresLedger {
             END $$
             """,
         ]),
+        (11, "a slot given back is refilled in the same transaction", [
+            // A claim whose job ended here frees a slot; the next ready job of the run takes it
+            // in the transaction that gives the claim back (`lifeboat_record_and_claim`): no
+            // round trip between one job's end and the next one's start, and the fleet's limits
+            // counted as by any claim (the run's row is locked after the claims given back).
+            claimJobsFunction,
+            // `lifeboat_record`'s arguments (by position), then `lifeboat_claim_jobs`' (none
+            // claimed when p_claim_max is 0). Returns the claims, as `lifeboat_claim_jobs` does.
+            """
+            CREATE FUNCTION lifeboat_record_and_claim(
+                int8[], text[], text[], text[], int8[], int8[],
+                int8[], text[], int8[], text[], text[], timestamptz[],
+                timestamptz[], timestamptz[], timestamptz[], int8[], int8[], int8[],
+                int8[], float8[], float8[], bool[], bool[], text[],
+                text[], text[], text[], text[], text[], text[],
+                text[], text[], text[], int8[], text[], float8[],
+                text[], int8[], timestamptz[], text[], text[], int8[],
+                int8[],
+                p_claim_run text, p_claim_host text, p_claim_max bigint, p_run_limit bigint, p_limited text[],
+                p_limits bigint[], p_dependents text[], p_prerequisites text[], p_lease float8)
+            RETURNS TABLE (claim_token bigint, claim_expires_at timestamptz, claimed jobs)
+            LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
+            BEGIN
+                PERFORM lifeboat_record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                                     $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
+                                     $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36,
+                                     $37, $38, $39, $40, $41, $42, $43);
+                IF p_claim_max > 0 THEN
+                    RETURN QUERY SELECT * FROM lifeboat_claim_jobs(p_claim_run, p_claim_host, p_claim_max, p_run_limit, p_limited,
+                                                                   p_limits, p_dependents, p_prerequisites, p_lease);
+                END IF;
+            END $$
+            """,
+        ]),
     ]
+
+    /// `lifeboat_claim_jobs(run, host, max, run limit, limited products, their limits, dependent
+    /// products, their prerequisites, lease)`: the claims, made as `claimJobs` says.
+    private static let claimJobsFunction = """
+        CREATE OR REPLACE FUNCTION lifeboat_claim_jobs(p_run text, p_host text, p_max bigint, p_run_limit bigint,
+                                            p_limited text[], p_limits bigint[], p_dependents text[],
+                                            p_prerequisites text[], p_lease float8)
+        RETURNS TABLE (claim_token bigint, claim_expires_at timestamptz, claimed jobs)
+        LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
+        DECLARE
+            v_wave bigint;
+            -- Live claims of the run, by product.
+            v_products text[] := '{}';
+            v_held bigint[] := '{}';
+            v_free bigint;
+            v_picked bigint[] := '{}';
+            v_at int;
+            v_limit bigint;
+            v_job record;
+        BEGIN
+            SELECT r.current_wave INTO v_wave FROM runs r WHERE r.id = p_run AND r.state = 'running' FOR NO KEY UPDATE;
+            IF NOT FOUND THEN RETURN; END IF;
+            SELECT COALESCE(array_agg(h.product), '{}'), COALESCE(array_agg(h.n), '{}') INTO v_products, v_held
+            FROM (SELECT j.product, COUNT(*)::bigint AS n FROM claims c JOIN jobs j ON j.id = c.job_id
+                  WHERE c.run_id = p_run AND c.released_at IS NULL AND c.expires_at > now() GROUP BY j.product) h;
+            v_free := LEAST(p_max, p_run_limit - (SELECT COALESCE(SUM(n), 0) FROM unnest(v_held) AS n));
+            IF v_free <= 0 THEN RETURN; END IF;
+            FOR v_job IN
+                SELECT j.id, j.product FROM jobs j
+                WHERE j.run_id = p_run AND j.wave <= v_wave
+                  AND j.state IN ('pending', 'waiting', 'restoring', 'verifying', 'committing') -- jobs_claimable's predicate
+                  AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.job_id = j.id AND c.released_at IS NULL AND c.expires_at > now())
+                  AND NOT EXISTS (SELECT 1 FROM unnest(p_dependents, p_prerequisites) AS a(product, dep)
+                                  JOIN jobs d ON d.run_id = j.run_id AND d.site = j.site AND d.product = a.dep
+                                  WHERE a.product = j.product AND d.state <> 'succeeded')
+                ORDER BY j.priority, j.product_order, j.id
+                -- Each row read is locked (a write): more than the free slots only where a
+                -- product's limit may pass some over.
+                LIMIT CASE WHEN cardinality(p_limited) = 0 THEN v_free ELSE LEAST(1000, v_free * 4 + 16) END
+                FOR UPDATE OF j SKIP LOCKED
+            LOOP
+                EXIT WHEN v_free <= 0;
+                v_at := array_position(v_products, v_job.product);
+                v_limit := p_limits[array_position(p_limited, v_job.product)];
+                CONTINUE WHEN v_limit IS NOT NULL AND COALESCE(v_held[v_at], 0) >= v_limit;
+                IF v_at IS NULL THEN
+                    v_products := v_products || v_job.product;
+                    v_held := v_held || 1::bigint;
+                ELSE
+                    v_held[v_at] := v_held[v_at] + 1;
+                END IF;
+                v_picked := v_picked || v_job.id;
+                v_free := v_free - 1;
+            END LOOP;
+            IF cardinality(v_picked) = 0 THEN RETURN; END IF;
+            -- Each claim (a job claimed before gets the next token); the job's host is the claimer's
+            -- from its first record on (its row is not written here: one write fewer per job).
+            RETURN QUERY
+                WITH granted AS (
+                    INSERT INTO claims AS c (job_id, run_id, host, token, claimed_at, expires_at, released_at)
+                    SELECT t.id, p_run, p_host, 1, now(), now() + make_interval(secs => p_lease), NULL
+                    FROM unnest(v_picked) AS t(id)
+                    ON CONFLICT (job_id) DO UPDATE SET host = EXCLUDED.host, token = c.token + 1, claimed_at = now(),
+                                                       expires_at = EXCLUDED.expires_at, released_at = NULL
+                    RETURNING c.job_id, c.token, c.expires_at)
+                SELECT g.token, g.expires_at, j FROM granted g JOIN jobs j ON j.id = g.job_id
+                ORDER BY array_position(v_picked, g.job_id);
+        END $$
+
+        """
 
     /// The newest schema version this build knows.
     static var schemaVersion: Int { migrations.last?.version ?? 0 }

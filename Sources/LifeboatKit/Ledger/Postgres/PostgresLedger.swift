@@ -19,6 +19,8 @@ public final class PostgresLedger: Ledger, Service {
     /// a run are fenced by that run's lease. nil (tools, tests of the plain contract): unfenced.
     public let host: String?
     let commits: GroupCommit<PostgresWrite>
+    /// Who takes the slots this host's claims give back (`refillSlots(with:)`).
+    let slots = SlotRefill()
     private let schema = SchemaGate()
 
     /// Why the ledger could not do what was asked; names the database, never the password.
@@ -63,10 +65,15 @@ public final class PostgresLedger: Ledger, Service {
         configuration.options.additionalStartupParameters = [("application_name", "lifeboatd"),
                                                              ("idle_in_transaction_session_timeout", lease)]
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let client = self.client
-        let logger = self.logger
+        let (client, logger, slots, claimLease) = (self.client, self.logger, self.slots, settings.lease)
         commits = GroupCommit(committer: { writes in
-            try await Self.write(PostgresBatch(writes), client: client, host: host, logger: logger)
+            let refiller = slots.refiller
+            let sent = ContinuousClock.now
+            let batch = PostgresBatch(writes, refill: { released in
+                refiller?.refill(after: released).map { ClaimRequest(runId: released.runId, host: released.host, rules: $0, max: 1, lease: claimLease) }
+            })
+            let claimed = try await Self.write(batch, client: client, host: host, logger: logger)
+            if let refiller, !claimed.isEmpty { refiller.claimed(claimed, sent: sent) }
         })
     }
 
