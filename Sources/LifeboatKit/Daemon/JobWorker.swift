@@ -34,6 +34,9 @@ public final class JobWorker: Service, SlotRefiller {
         var deadline: ClaimDeadline
         var stop: RunControl
         var lost: RunControl
+        /// The job ended and its slot was handed on (`refill(after:)`): it no longer counts
+        /// against this host's limits when the next slot is.
+        var handedOn = false
     }
 
     /// What a run's jobs are run with here.
@@ -145,9 +148,13 @@ public final class JobWorker: Service, SlotRefiller {
         return state.withLock { s in
             guard !s.draining, let leaving = s.held[released.jobId], leaving.claim == released, !leaving.lost.isCancelled,
                   !leaving.stop.isCancelled, let context = s.contexts[released.runId], context.run.state == .running else { return nil }
-            // One job comes as one leaves: within this host's share of the run and its own limit.
-            let ofRun = s.held.values.reduce(0) { $0 + ($1.claim.runId == released.runId ? 1 : 0) }
-            guard ofRun <= Self.share(of: context.plan, among: s.liveHosts), s.held.count <= maxJobs else { return nil }
+            // One job comes as one leaves: within this host's share of the run and its own limit,
+            // counting the other jobs here but those whose slots were handed on already (they are
+            // held until their tasks end).
+            let others = s.held.values.filter { !$0.handedOn && $0.claim.jobId != released.jobId }
+            let ofRun = others.reduce(0) { $0 + ($1.claim.runId == released.runId ? 1 : 0) }
+            guard ofRun < Self.share(of: context.plan, among: s.liveHosts), others.count < maxJobs else { return nil }
+            s.held[released.jobId]?.handedOn = true
             return ClaimRules(plan: context.plan)
         }
     }
