@@ -128,7 +128,9 @@ public final class JobWorker: Service, SlotRefiller {
                 try? await cancelWhenGracefulShutdown { await self.nap(wait) }
             }
             // A drain: the jobs here stop, recorded interrupted, and go back to the queue; so do
-            // jobs claimed in their slots meanwhile.
+            // jobs claimed in their slots meanwhile, not yet started (given back with the stopped
+            // jobs' records, not waited for: a stop is not held up by a ledger that does not
+            // answer, and a claim not given back expires with its lease).
             queue.refillSlots(with: nil)
             let refilled = state.withLock { s in
                 s.draining = true
@@ -137,9 +139,6 @@ public final class JobWorker: Service, SlotRefiller {
             }
             for (held, _) in refilled { queue.releaseClaim(held.claim) }
             group.cancelAll()
-        }
-        do { try await queue.flush() } catch {
-            logger.warning("could not give claims back; they expire with their lease", metadata: ["error": "\(error)"])
         }
     }
 
