@@ -61,9 +61,9 @@ extension PostgresLedger: SharedLedger {
                        CASE WHEN h.stopped_at IS NOT NULL THEN 'stopped'
                             WHEN h.heartbeat_at < now() - make_interval(secs => h.lease_seconds) THEN 'lost'
                             ELSE 'alive' END,
-                       (SELECT COUNT(*) FROM jobs j WHERE j.host = h.name AND j.state IN ('restoring', 'verifying', 'committing'))::bigint,
-                       (SELECT COALESCE(SUM(j.bytes), 0) FROM jobs j WHERE j.host = h.name AND j.state = 'succeeded'
-                                                                      AND j.finished_at >= now() - interval '60 seconds')::bigint
+                       (SELECT COUNT(*) FROM claims c WHERE c.host = h.name AND c.released_at IS NULL AND c.expires_at > now())::bigint,
+                       (SELECT COALESCE(SUM(j.bytes), 0) FROM jobs j WHERE j.state = 'succeeded' AND j.finished_at >= now() - interval '60 seconds'
+                                                                      AND j.host = h.name)::bigint
                 FROM hosts h ORDER BY h.name
                 """, logger: logger)
             var hosts: [HostRecord] = []

@@ -362,6 +362,10 @@ extension PostgresLedger {
                 END IF;
             END $$
             """,
+            // Every record of a job changes its state, so each is a new row version with an entry
+            // in every index of `jobs`: `hosts()` counts a host's jobs by its live claims and its
+            // throughput over the minute's finishes (`jobs_on_state_finished_at`) instead.
+            "DROP INDEX jobs_on_host_state",
         ]),
     ]
 
