@@ -232,6 +232,14 @@ struct SeveralHostsTests {
             SELECT MAX((SELECT COUNT(*) FROM jobs o WHERE o.started_at <= j.started_at AND o.finished_at > j.started_at)) FROM jobs j
             """)
         #expect((Int(overlap) ?? 99) <= 6, "\(overlap) jobs ran at once")
+        // Each job was claimed once: by a host's worker, or in the slot of a job that ended (with
+        // its claim given back); most of them the second way.
+        func claimed(_ message: String) -> Int {
+            hosts.flatMap { $0.daemonLog.split(separator: "\n") }.filter { $0.contains(message) }
+                .compactMap { $0.firstMatch(of: /\bclaimed=([0-9]+)/).flatMap { Int($0.1) } }.reduce(0, +)
+        }
+        let (looked, handedOn) = (claimed(" jobs claimed "), claimed(" slots handed on "))
+        #expect(looked + handedOn == 48 && handedOn > 24, "claimed by the workers: \(looked), in slots handed on: \(handedOn)")
         #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
         let events = try sql("""
             SELECT j.site || '/' || j.product || ': ' || (SELECT string_agg(e.kind, ',' ORDER BY e.id) FROM events e WHERE e.job_id = j.id) FROM jobs j

@@ -175,6 +175,7 @@ public final class JobWorker: Service, SlotRefiller {
         }
         for claim in unwanted { queue.releaseClaim(claim) }
         for waker in wakers { waker.resume() }
+        logger.debug("slots handed on", metadata: ["claimed": "\(claims.count - unwanted.count)", "given_back": "\(unwanted.count)"])
     }
 
     /// Claims up to `max` of a run's jobs; says at debug level how long the claim took (the
