@@ -233,13 +233,14 @@ struct SeveralHostsTests {
             """)
         #expect((Int(overlap) ?? 99) <= 6, "\(overlap) jobs ran at once")
         // Each job was claimed once: by a host's worker, or in the slot of a job that ended (with
-        // its claim given back); most of them the second way.
+        // its claim given back). Here 37–41 of the 48 went the second way; at least a quarter must
+        // (a slot is left to the worker while another host claims from the run).
         func claimed(_ message: String) -> Int {
             hosts.flatMap { $0.daemonLog.split(separator: "\n") }.filter { $0.contains(message) }
                 .compactMap { $0.firstMatch(of: /\bclaimed=([0-9]+)/).flatMap { Int($0.1) } }.reduce(0, +)
         }
         let (looked, handedOn) = (claimed(" jobs claimed "), claimed(" slots handed on "))
-        #expect(looked + handedOn == 48 && handedOn > 24, "claimed by the workers: \(looked), in slots handed on: \(handedOn)")
+        #expect(looked + handedOn == 48 && handedOn >= 12, "claimed by the workers: \(looked), in slots handed on: \(handedOn)")
         #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
         let events = try sql("""
             SELECT j.site || '/' || j.product || ': ' || (SELECT string_agg(e.kind, ',' ORDER BY e.id) FROM events e WHERE e.job_id = j.id) FROM jobs j

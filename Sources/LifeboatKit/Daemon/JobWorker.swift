@@ -34,9 +34,9 @@ public final class JobWorker: Service, SlotRefiller {
         var deadline: ClaimDeadline
         var stop: RunControl
         var lost: RunControl
-        /// The job ended and its slot was handed on (`refill(after:)`): it no longer counts
-        /// against this host's limits when the next slot is.
-        var handedOn = false
+        /// The job ended (its last record, giving the claim back, is being made): it no longer
+        /// counts against this host's limits when its slot is handed on (`refill(after:)`).
+        var ended = false
     }
 
     /// What a run's jobs are run with here.
@@ -112,7 +112,10 @@ public final class JobWorker: Service, SlotRefiller {
                         unreachableSince = nil
                     }
                     for (claim, sent, context) in claimed {
-                        let held = hold(claim, until: ClaimDeadline(until: sent + leaseDuration))
+                        guard let held = hold(claim, until: ClaimDeadline(until: sent + leaseDuration)) else {
+                            giveBack([claim])
+                            continue
+                        }
                         group.addTask { await self.work(held, context) }
                     }
                 } catch where Task.isShuttingDownGracefully || Task.isCancelled {
@@ -128,17 +131,29 @@ public final class JobWorker: Service, SlotRefiller {
                 try? await cancelWhenGracefulShutdown { await self.nap(wait) }
             }
             // A drain: the jobs here stop, recorded interrupted, and go back to the queue; so do
-            // jobs claimed in their slots meanwhile, not yet started (given back with the stopped
-            // jobs' records, not waited for: a stop is not held up by a ledger that does not
-            // answer, and a claim not given back expires with its lease).
+            // jobs claimed in their slots meanwhile, not yet started.
             queue.refillSlots(with: nil)
             let refilled = state.withLock { s in
                 s.draining = true
                 defer { s.refilled = [] }
                 return s.refilled
             }
-            for (held, _) in refilled { queue.releaseClaim(held.claim) }
+            giveBack(refilled.map(\.0.claim))
             group.cancelAll()
+        }
+    }
+
+    /// Gives back claims of jobs this host does not run, in the next batch: one is started for
+    /// them, not waited for (a stop is not held up by a ledger that does not answer; a claim not
+    /// given back expires with its lease).
+    private func giveBack(_ claims: [JobClaim]) {
+        guard !claims.isEmpty else { return }
+        for claim in claims { queue.releaseClaim(claim) }
+        let (queue, logger) = (self.queue, self.logger)
+        Task {
+            do { try await queue.flush() } catch {
+                logger.warning("could not give claims back; they expire with their lease", metadata: ["jobs": "\(claims.count)", "error": "\(error)"])
+            }
         }
     }
 
@@ -146,14 +161,15 @@ public final class JobWorker: Service, SlotRefiller {
         guard !queue.writesStuck else { return nil }
         return state.withLock { s in
             guard !s.draining, let leaving = s.held[released.jobId], leaving.claim == released, !leaving.lost.isCancelled,
-                  !leaving.stop.isCancelled, let context = s.contexts[released.runId], context.run.state == .running else { return nil }
+                  !leaving.deadline.passed(), !leaving.stop.isCancelled, let context = s.contexts[released.runId],
+                  context.run.state == .running else { return nil }
             // One job comes as one leaves: within this host's share of the run and its own limit,
-            // counting the other jobs here but those whose slots were handed on already (they are
-            // held until their tasks end).
-            let others = s.held.values.filter { !$0.handedOn && $0.claim.jobId != released.jobId }
+            // counting the other jobs here but those that ended already (they are held until their
+            // tasks end).
+            let others = s.held.values.filter { !$0.ended && $0.claim.jobId != released.jobId }
             let ofRun = others.reduce(0) { $0 + ($1.claim.runId == released.runId ? 1 : 0) }
             guard ofRun < Self.share(of: context.plan, among: s.liveHosts), others.count < maxJobs else { return nil }
-            s.held[released.jobId]?.handedOn = true
+            s.held[released.jobId]?.ended = true
             return ClaimRules(plan: context.plan)
         }
     }
@@ -163,7 +179,9 @@ public final class JobWorker: Service, SlotRefiller {
             guard !s.draining else { return (claims, []) }
             var unwanted: [JobClaim] = []
             for claim in claims {
-                guard let context = s.contexts[claim.runId] else {
+                // A job still held here (its task has not ended: a claim that ran out, given back
+                // with the job's refused record, and claimed again) is not run twice.
+                guard let context = s.contexts[claim.runId], s.held[claim.jobId] == nil else {
                     unwanted.append(claim)
                     continue
                 }
@@ -173,7 +191,7 @@ public final class JobWorker: Service, SlotRefiller {
             }
             return (unwanted, s.wakers.takeAll())
         }
-        for claim in unwanted { queue.releaseClaim(claim) }
+        giveBack(unwanted)
         for waker in wakers { waker.resume() }
         logger.debug("slots handed on", metadata: ["claimed": "\(claims.count - unwanted.count)", "given_back": "\(unwanted.count)"])
     }
@@ -206,10 +224,14 @@ public final class JobWorker: Service, SlotRefiller {
         }
     }
 
-    private func hold(_ claim: JobClaim, until deadline: ClaimDeadline) -> Held {
+    /// Holds a claimed job; nil when its task here has not ended yet (the job is not run twice).
+    private func hold(_ claim: JobClaim, until deadline: ClaimDeadline) -> Held? {
         let held = Held(claim: claim, deadline: deadline, stop: RunControl(), lost: RunControl())
-        state.withLock { $0.held[claim.jobId] = held }
-        return held
+        return state.withLock { s in
+            guard s.held[claim.jobId] == nil else { return nil }
+            s.held[claim.jobId] = held
+            return held
+        }
     }
 
     private var leaseDuration: Duration { .milliseconds(Int64(queue.lease * 1_000)) }
@@ -335,7 +357,9 @@ public final class JobWorker: Service, SlotRefiller {
         await execute(held, context)
         // The job ended here: its claim is neither renewed nor watched any more (a flush held up
         // by the ledger is not a claim lost while the job runs).
-        _ = state.withLock { $0.held.removeValue(forKey: claim.jobId) }
+        state.withLock { s in
+            if s.held[claim.jobId]?.claim == claim { s.held[claim.jobId] = nil }
+        }
         // Given back with the job's last record, in its commit; otherwise (the job did not end
         // here: interrupted by a stop, its recovery failed) now. If it cannot be written, the
         // claim expires with its lease and the job's state tells its taker what to do.

@@ -333,7 +333,8 @@ extension PostgresLedger {
             // A claim whose job ended here frees a slot; the next ready job of the run takes it
             // in the transaction that gives the claim back (`lifeboat_record_and_claim`): no
             // round trip between one job's end and the next one's start, and the fleet's limits
-            // counted as by any claim (the run's row is locked after the claims given back).
+            // counted as by any claim (the run's row is locked first, so the claims given back
+            // and those of other hosts are all counted).
             claimJobsFunction,
             // `lifeboat_record`'s arguments (by position), then `lifeboat_claim_jobs`' (none
             // claimed when p_claim_max is 0). Returns the claims, as `lifeboat_claim_jobs` does.
@@ -351,12 +352,21 @@ extension PostgresLedger {
                 p_limits bigint[], p_dependents text[], p_prerequisites text[], p_lease float8)
             RETURNS TABLE (claim_token bigint, claim_expires_at timestamptz, claimed jobs)
             LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
+            DECLARE
+                v_claim boolean := false;
             BEGIN
+                -- The run's row first, as any claim takes it (then claims, then jobs), and without
+                -- waiting: while another host claims from the run, the slot is left to this
+                -- host's worker. A record never waits for a claim.
+                IF p_claim_max > 0 THEN
+                    PERFORM 1 FROM runs r WHERE r.id = p_claim_run AND r.state = 'running' FOR NO KEY UPDATE SKIP LOCKED;
+                    v_claim := FOUND;
+                END IF;
                 PERFORM lifeboat_record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
                                      $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
                                      $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36,
                                      $37, $38, $39, $40, $41, $42, $43);
-                IF p_claim_max > 0 THEN
+                IF v_claim THEN
                     RETURN QUERY SELECT * FROM lifeboat_claim_jobs(p_claim_run, p_claim_host, p_claim_max, p_run_limit, p_limited,
                                                                    p_limits, p_dependents, p_prerequisites, p_lease);
                 END IF;
