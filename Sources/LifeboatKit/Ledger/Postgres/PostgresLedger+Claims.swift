@@ -28,9 +28,6 @@ extension PostgresLedger {
         }
     }
 
-    /// Takes the slots that this host's claims give back for `refiller` (nil: no more): the next
-    /// ready job of the run is claimed in the transaction that gives a claim back, within the
-    /// same limits as `claimJobs`.
     public func refillSlots(with refiller: (any SlotRefiller)?) {
         slots.refiller = refiller
     }
@@ -143,7 +140,10 @@ struct ClaimRequest: Sendable, Hashable {
         let r = row.makeRandomAccess()
         var job = try JobRow.decode(row, offset: 2)
         job.host = host
-        return JobClaim(jobId: job.id ?? 0, runId: runId, host: host, token: try r[0].decode(Int64.self),
+        guard let id = job.id else {
+            throw PostgresLedger.Failure(operation: "claim jobs", url: "", reason: "a claimed job came back without its id")
+        }
+        return JobClaim(jobId: id, runId: runId, host: host, token: try r[0].decode(Int64.self),
                         expiresAt: try r[1].decode(Date.self), job: job)
     }
 

@@ -119,6 +119,11 @@ public final class PostgresLedger: Ledger, Service {
     var url: String { settings.redactedURL }
 
     func failure(_ operation: String, _ error: any Error) -> any Error {
+        // Raised where the database's name is not at hand (decoding a row): it is named here.
+        if var failure = error as? Failure, failure.url.isEmpty {
+            failure.url = url
+            return failure
+        }
         if error is Failure || error is RowNotFound || error is SchemaMismatch || error is CancellationError
             || error is JobConflict || error is RunLeaseLost || error is LeaseLost || error is HostNameInUse || error is SafetyRefusal { return error }
         return Failure(operation: operation, url: url, reason: Self.describe(error))
