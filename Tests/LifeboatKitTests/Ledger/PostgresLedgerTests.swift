@@ -386,7 +386,7 @@ struct PostgresLedgerTests {
             let late = Task.detached {
                 try server.psql(database, "BEGIN; UPDATE jobs SET error = 'late' WHERE id = \(id); SELECT pg_sleep(1.5); COMMIT;")
             }
-            try await Task.sleep(for: .milliseconds(500))
+            try await untilSleeping(in: database, on: server)
             let (during, fourth) = try await a.jobChanges(runId: run.id, since: third)
             #expect(!during.contains { $0.error == "late" })
             _ = try await late.value
@@ -463,6 +463,17 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// Returns once a session of `database` sleeps in `pg_sleep`: a `psql` run started in the
+    /// background has done the statements before its sleep, however slowly it started.
+    private func untilSleeping(in database: String, on server: LocalPostgres) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try server.psql(database, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()")
+            .trimmingCharacters(in: .whitespacesAndNewlines) != "1" {
+            try #require(ContinuousClock.now < deadline, "no session of \(database) reached its pg_sleep within 20 s")
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// How long this host's records wait on the batch under way is known (a worker stops
     /// renewing its claims past a lease of it): here another session holds the job's row.
     @Test func aStalledBatchIsMeasuredUntilItEnds() async throws {
@@ -472,13 +483,17 @@ struct PostgresLedgerTests {
             #expect(a.writesStalled == .zero)
             let server = try await LocalPostgres.shared()
             let holder = Task.detached {
-                try server.psql(database, "BEGIN; SELECT id FROM jobs WHERE id = \(claim.jobId) FOR UPDATE; SELECT pg_sleep(2.5); COMMIT;")
+                try server.psql(database, "BEGIN; SELECT id FROM jobs WHERE id = \(claim.jobId) FOR UPDATE; SELECT pg_sleep(3); COMMIT;")
             }
-            try await Task.sleep(for: .milliseconds(500))
+            // The row is locked once the holder sleeps; the write begins only then.
+            try await untilSleeping(in: database, on: server)
             var job = claim.job
             job.state = .restoring
             let write = Task { try await a.updateJob(job, from: .pending, fencedBy: claim, minimumLease: 0) }
-            try await Task.sleep(for: .milliseconds(1_200))
+            // The stall grows while the row stays locked (3 s): it passes 900 ms well before
+            // the holder lets go, even with the test's process starved of CPU for a while.
+            let stalling = ContinuousClock.now + .milliseconds(2_500)
+            while a.writesStalled <= .milliseconds(900), ContinuousClock.now < stalling { try await Task.sleep(for: .milliseconds(20)) }
             #expect(a.writesStalled > .milliseconds(900))
             _ = try await holder.value
             try await write.value
