@@ -84,15 +84,15 @@ struct StartRun {
             if exercise.keep { command.keep = true }
         }
         let client = try daemon.connect()
-        let result = try client.callJSON(command)
-        let outcome = try command.decodeResult(result)
+        let answer = try client.answer(command)
+        let outcome = try command.decodeResult(answer)
         if case .dryRun(let report) = outcome {
-            try DryRunPrinter.finish(report, json: daemon.json) { _ in try printJSON(result) }
+            try DryRunPrinter.finish(report, json: daemon.json) { _ in try printJSON(try answer.json()) }
             return
         }
         guard let run = outcome.run else { throw CLIFailure(code: .failed, message: "error: the daemon started no run") }
         let following = follow?.following ?? false
-        if daemon.json && !following { try printJSON(result); return }
+        if daemon.json && !following { try printJSON(try answer.json()); return }
         if !daemon.json { print("started \(mode.rawValue) run \(run.id) of plan \(run.plan)") }
         guard following else {
             if !daemon.json { print("follow it with: lifeboat watch \(run.id)") }

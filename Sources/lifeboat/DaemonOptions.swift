@@ -26,8 +26,8 @@ struct DaemonOptions: ParsableArguments {
 
     /// One request; prints the result as it came over the wire with --json, and returns it decoded.
     func call<C: ControlCommand>(_ command: C) throws -> C.Result {
-        let result = try connect().callJSON(command)
-        if json { try printJSON(result) }
-        return try command.decodeResult(result)
+        let answer = try connect().answer(command)
+        if json { try printJSON(try answer.json()) }
+        return try command.decodeResult(answer)
     }
 }

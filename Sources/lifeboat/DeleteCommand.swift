@@ -51,18 +51,18 @@ struct DeleteCommand: ParsableCommand {
         let client = try daemon.connect()
         guard let confirm else {
             command.dryRun = true
-            let result = try client.callJSON(command)
-            if daemon.json { try printJSON(result) } else { Self.printSelection(try Self.answer(command, result).selection) }
+            let answer = try client.answer(command)
+            if daemon.json { try printJSON(try answer.json()) } else { Self.printSelection(try Self.answer(command, answer).selection) }
             if dryRun { return }
             // Without --dry-run and without a token: refused (and recorded by the daemon).
             command.dryRun = nil
-            _ = try client.callJSON(command)
+            _ = try client.answer(command).json()
             return
         }
         command.confirm = confirm
-        let result = try client.callJSON(command)
-        let answer = try Self.answer(command, result)
-        if daemon.json && !follow.following { try printJSON(result); return }
+        let reply = try client.answer(command)
+        let answer = try Self.answer(command, reply)
+        if daemon.json && !follow.following { try printJSON(try reply.json()); return }
         guard let run = answer.run else { throw CLIFailure(code: .failed, message: "error: the daemon started no run") }
         if !daemon.json {
             Self.printSelection(answer.selection, confirmed: true)
@@ -76,8 +76,8 @@ struct DeleteCommand: ParsableCommand {
     }
 
     /// What the daemon answered a delete.
-    static func answer(_ command: Control.RunStart, _ result: JSONValue) throws -> DeleteAnswer {
-        guard case .delete(let answer) = try command.decodeResult(result) else { throw CLIFailure(code: .failed, message: "error: the daemon answered no delete") }
+    static func answer(_ command: Control.RunStart, _ reply: ControlClient.Answer) throws -> DeleteAnswer {
+        guard case .delete(let answer) = try command.decodeResult(reply) else { throw CLIFailure(code: .failed, message: "error: the daemon answered no delete") }
         return answer
     }
 

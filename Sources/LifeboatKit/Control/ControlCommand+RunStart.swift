@@ -63,11 +63,11 @@ extension Control {
         /// role, `deleters`, checked where it is handled so that its refusals are recorded too.
         public var isMutating: Bool { mode != .dryRun && mode != .delete }
 
-        public func decodeResult(_ value: JSONValue) throws -> Outcome {
+        public func decodeResult(_ answer: ControlClient.Answer) throws -> Outcome {
             switch mode ?? .restore {
-            case .dryRun: return .dryRun(try ControlClient.decode(DryRunReport.self, from: value))
-            case .delete: return .delete(try ControlClient.decode(DeleteAnswer.self, from: value))
-            case .restore, .exercise: return .started(try ControlClient.decode(RunRecord.self, from: value))
+            case .dryRun: return .dryRun(try answer.decode(DryRunReport.self))
+            case .delete: return .delete(try answer.decode(DeleteAnswer.self))
+            case .restore, .exercise: return .started(try answer.decode(RunRecord.self))
             }
         }
     }

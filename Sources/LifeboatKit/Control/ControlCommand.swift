@@ -11,7 +11,7 @@ public protocol ControlCommand: Codable, Sendable {
     /// Whether this call changes something, and so needs an admin. Default: false.
     var isMutating: Bool { get }
     /// Reads this call's result from the wire. Default: decodes `Result`.
-    func decodeResult(_ value: JSONValue) throws -> Result
+    func decodeResult(_ answer: ControlClient.Answer) throws -> Result
 }
 
 extension ControlCommand {
@@ -19,7 +19,7 @@ extension ControlCommand {
 }
 
 extension ControlCommand where Result: Decodable {
-    public func decodeResult(_ value: JSONValue) throws -> Result { try ControlClient.decode(Result.self, from: value) }
+    public func decodeResult(_ answer: ControlClient.Answer) throws -> Result { try answer.decode(Result.self) }
 }
 
 /// What a command that names one run, and nothing else, does (``Control/RunCommand``): `show`,
