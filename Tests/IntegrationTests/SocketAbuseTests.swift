@@ -118,6 +118,35 @@ extension FaultSuite {
             #expect(daemon.stop() == 0)
         }
 
+        /// JSON nested deeper than a request needs is refused before it is parsed (Foundation's
+        /// reader accepted an id 511 levels deep that its writer could not echo, and failed
+        /// outright on 513 unclosed brackets: both took the daemon down); a client that shuts
+        /// down its sending side after its requests (`nc -N`) gets every answer, the last request
+        /// answered even without its newline.
+        @Test func deepJSONAndHalfClosedClientsAreAnswered() async throws {
+            let daemon = try DaemonHarness(sites: 1)
+            try daemon.start()
+            let nested = Array(#"{"id":"#.utf8) + [UInt8](repeating: UInt8(ascii: "["), count: 511)
+                + [UInt8](repeating: UInt8(ascii: "]"), count: 511) + Array(#","command":"status"}"#.utf8) + [10]
+            let unclosed = [UInt8](repeating: UInt8(ascii: "["), count: 513) + [10]
+            for line in [nested, unclosed] {
+                let answer = try daemon.raw(line + Array(#"{"id":2,"command":"status"}"#.utf8) + [10], timeout: 5)
+                #expect(answer.contains("bad-request") && answer.contains("deep"), "\(answer.prefix(300))")
+                #expect(answer.contains(#""id":2,"ok":true"#), "the connection is still served: \(answer.prefix(300))")
+            }
+            // Nesting a request may have is answered as usual, brackets inside strings not counted.
+            let fine = try daemon.raw(Array(#"{"id":[[["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]]],"command":"status"}"#.utf8) + [10], timeout: 5)
+            #expect(fine.contains(#""ok":true"#), "\(fine.prefix(300))")
+
+            let one = try daemon.raw(Array(#"{"id":1,"command":"plans"}"#.utf8) + [10], closeAfterSend: true, timeout: 5)
+            #expect(one.contains(#""id":1,"ok":true"#), "\(one.prefix(300))")
+            let three = try daemon.raw(Array("{\"id\":1,\"command\":\"plans\"}\n{\"id\":2,\"command\":\"run.list\"}\n{\"id\":3,\"command\":\"status\"}".utf8),
+                                       closeAfterSend: true, timeout: 5)
+            for id in 1...3 { #expect(three.contains("\"id\":\(id),\"ok\":true"), "request \(id): \(three.prefix(600))") }
+            try expectPromptStatus(daemon)
+            #expect(daemon.stop() == 0)
+        }
+
         @Test func secondDaemonOnTheSameSocketWithAnotherStateDirectoryRefuses() async throws {
             let daemon = try DaemonHarness(sites: 1)
             try daemon.start()

@@ -25,8 +25,17 @@ public struct ControlRequest: Sendable {
         }
     }
 
+    /// The deepest nesting of arrays and objects a request may have. Requests need a handful of
+    /// levels; Foundation's JSON reader accepts depths its writer then refuses (an id 511 levels
+    /// deep could not be echoed) and failed outright on 513 unclosed brackets, so anything deeper
+    /// is refused before it is parsed.
+    static let maxDepth = 64
+
     /// Parses a request line.
     public static func parse(_ bytes: some Collection<UInt8>) -> Result<ControlRequest, ParseFailure> {
+        guard nesting(of: bytes) <= maxDepth else {
+            return .failure(ParseFailure(.null, ControlError(.badRequest, "the request nests arrays and objects more than \(maxDepth) deep")))
+        }
         guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else {
             return .failure(ParseFailure(.null, ControlError(.badRequest, "the request is not valid JSON; send one JSON object per line")))
         }
@@ -48,6 +57,28 @@ public struct ControlRequest: Sendable {
         }
         for (key, value) in object where params[key] == nil { params[key] = value }
         return .success(ControlRequest(id: id, command: command, params: params))
+    }
+
+    /// The deepest nesting of `[` and `{` in `bytes`, outside strings, counted as the bytes come
+    /// (whether or not they are valid JSON).
+    static func nesting(of bytes: some Collection<UInt8>) -> Int {
+        var depth = 0, deepest = 0
+        var inString = false, escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                deepest = max(deepest, depth)
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth = max(0, depth - 1)
+            default: break
+            }
+        }
+        return deepest
     }
 }
 
@@ -79,14 +110,23 @@ public enum ControlResponse {
 
     public static func success<T: Encodable>(id: JSONValue, _ result: T) -> Data {
         var data = (try? encoder.encode(Success(id: id, result: result)))
-            ?? (try! encoder.encode(Failure(id: id, error: ControlError(.internalError, "the result could not be encoded"))))
+            ?? encode(Failure(id: id, error: ControlError(.internalError, "the result could not be encoded")))
         data.append(UInt8(ascii: "\n"))
         return data
     }
 
     public static func failure(id: JSONValue, _ error: ControlError) -> Data {
-        var data = try! encoder.encode(Failure(id: id, error: error))
+        var data = encode(Failure(id: id, error: error))
         data.append(UInt8(ascii: "\n"))
         return data
+    }
+
+    /// An error answer. Should the client's id itself not encode, the answer goes with `id: null`
+    /// (an error's message and code always encode): never a crash on what a client sent.
+    private static func encode(_ failure: Failure) -> Data {
+        if let data = try? encoder.encode(failure) { return data }
+        var plain = failure
+        plain.id = .null
+        return (try? encoder.encode(plain)) ?? Data(#"{"error":{"code":"internal","message":"the answer could not be encoded"},"id":null,"ok":false}"#.utf8)
     }
 }

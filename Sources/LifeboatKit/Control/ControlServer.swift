@@ -58,6 +58,9 @@ public final class ControlServer: Service {
         let temporary = try SocketFile.temporaryName(for: path)
         let server = try await ServerBootstrap(group: lane)
             .serverChannelOption(.backlog, value: 512)
+            // A client that shuts down its sending side after its requests (`nc -N`, `socat`)
+            // still reads: its requests are answered before the connection closes.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(unixDomainSocketPath: temporary, cleanupExistingSocketFile: true) { channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RequestLineDecoder()))

@@ -27,11 +27,9 @@ struct RequestLineDecoder: ByteToMessageDecoder {
                 buffer.moveReaderIndex(forwardBy: length + 1)
                 context.fireChannelRead(wrapInboundOut(.tooLong))
             } else {
-                var line = buffer.readSlice(length: length)!
+                let line = buffer.readSlice(length: length)!
                 buffer.moveReaderIndex(forwardBy: 1)
-                // Tolerate CRLF.
-                if line.readableBytesView.last == UInt8(ascii: "\r") { line = line.getSlice(at: line.readerIndex, length: line.readableBytes - 1)! }
-                context.fireChannelRead(wrapInboundOut(.line(line)))
+                context.fireChannelRead(wrapInboundOut(.line(Self.withoutCR(line))))
             }
             return .continue
         }
@@ -47,8 +45,18 @@ struct RequestLineDecoder: ByteToMessageDecoder {
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
-        // A half-written request at end of stream has nobody left to answer: drop it.
+        // The client closed its side after a last request without a newline (`printf … | nc -N`):
+        // it may still read, so that request is answered too. Anything else left is dropped.
+        if seenEOF, !discarding, buffer.readableBytes > 0, let line = buffer.readSlice(length: buffer.readableBytes) {
+            context.fireChannelRead(wrapInboundOut(.line(Self.withoutCR(line))))
+        }
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
         return .needMoreData
+    }
+
+    /// A line without the `\r` of a CRLF ending (tolerated).
+    private static func withoutCR(_ line: ByteBuffer) -> ByteBuffer {
+        guard line.readableBytesView.last == UInt8(ascii: "\r") else { return line }
+        return line.getSlice(at: line.readerIndex, length: line.readableBytes - 1)!
     }
 }
