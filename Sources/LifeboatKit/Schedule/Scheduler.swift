@@ -80,6 +80,16 @@ public final class Scheduler: Service {
                         logger.notice("scheduled exercise started", metadata: ["plan": "\(entry.plan.name)", "run.id": "\(run.id)"])
                     } catch {
                         logger.error("scheduled exercise could not start", metadata: ["plan": "\(entry.plan.name)", "error": "\(error)"])
+                        // Not counted: the next exercise keeps this one's scale. The slot stays
+                        // fired (the error is logged; the next slot fires as usual).
+                        var uncounted = record
+                        uncounted.exercises -= 1
+                        if let shared = ledger as? any SharedLedger {
+                            if try await shared.recordFire(uncounted, replacing: record) { record = uncounted }
+                        } else {
+                            try await ledger.saveSchedule(uncounted)
+                            record = uncounted
+                        }
                     }
                 }
             }

@@ -11,6 +11,8 @@ import Logging
         let plans: PlanRegistry
         let clock: TestClock
         let fired = Mutex<[RunRequest]>([])
+        /// Whether starting a run fails (as when the plan's store is unreachable).
+        let startFails = Mutex(false)
 
         init(schedule: String = "\"0 3 * * *\"", name: String = #function) throws {
             dir = TestDirectory(name)
@@ -34,6 +36,7 @@ import Logging
             ready.signal()
             let clock = self.clock
             return Scheduler(plans: plans, ledger: ledger, clock: clock, startAfter: ready, logger: Logger(label: "test")) { [self] request in
+                if self.startFails.withLock({ $0 }) { throw ControlError(.unavailable, "the store is unreachable") }
                 self.fired.withLock { $0.append(request) }
                 return RunRecord(id: "r\(self.fired.withLock { $0.count })", plan: request.plan.name, planPath: nil, mode: .exercise,
                                  declaredAt: clock.now(), incidentAt: clock.now(), asOf: clock.now(), createdAt: clock.now(),
@@ -66,6 +69,27 @@ import Logging
         #expect(fx.fired.withLock { $0.allSatisfy { $0.mode == .exercise && $0.startedBy == "scheduler" } })
         let record = try await fx.ledger.schedule(plan: "nightly")
         #expect(record?.exercises == 3)
+    }
+
+    /// An exercise that could not start is not counted: the next one has the scale it would
+    /// have had, and the failed slot is not fired again.
+    @Test func anExerciseThatDidNotStartDoesNotGrowTheScale() async throws {
+        let fx = try Fixture()
+        let scheduler = fx.scheduler()
+        try await scheduler.tick() // armed at 10:00
+        fx.startFails.withLock { $0 = true }
+        fx.clock.advance(by: 17 * 3_600)
+        try await scheduler.tick()
+        fx.clock.advance(by: 60)
+        try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.isEmpty })
+        #expect(try await fx.ledger.schedule(plan: "nightly")?.exercises == 0)
+        #expect(try await scheduler.upcoming().first?.nextScale == 2)
+        fx.startFails.withLock { $0 = false }
+        fx.clock.advance(by: 86_400)
+        try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.map(\.scale) } == [2])
+        #expect(try await fx.ledger.schedule(plan: "nightly")?.exercises == 1)
     }
 
     @Test func missedSlotsWhileDownFireOnceAtStartUp() async throws {
