@@ -161,7 +161,13 @@ public enum PlanLoader {
             }
             if let (text, node) = s.string("exercise") {
                 do {
-                    schedule = ExerciseSchedule(exercise: try CronExpression(text), scale: scale, rehearse: rehearse)
+                    let exercise = try CronExpression(text)
+                    // Cron has no year: what does not fire within the years it looks ahead never does.
+                    if exercise.nextFire(after: Date(timeIntervalSince1970: 0)) == nil {
+                        reader.error(at: node, "schedule.exercise \"\(text)\" never fires: none of its months has that day")
+                    } else {
+                        schedule = ExerciseSchedule(exercise: exercise, scale: scale, rehearse: rehearse)
+                    }
                 } catch {
                     reader.error(at: node.mark(atOffset: error.offset), "schedule.exercise: \(error.message)")
                 }

@@ -214,6 +214,10 @@ import Testing
     @Test func cronErrorPointsAtTheField() {
         #expect(problems(variant(#"exercise: "@quarterly""#, #"exercise: "0 3 * 13 *""#))
                 == [#"32:20: schedule.exercise: cron month field "13": 13 is outside 1-12"#])
+        // Valid fields, but a day none of the months has: an exercise that would never run.
+        #expect(problems(variant(#"exercise: "@quarterly""#, #"exercise: "0 0 31 4,6,9,11 *""#))
+                == [#"32:13: schedule.exercise "0 0 31 4,6,9,11 *" never fires: none of its months has that day"#])
+        #expect(problems(variant(#"exercise: "@quarterly""#, #"exercise: "0 0 29 2 *""#)).isEmpty, "leap years have it")
     }
 
     @Test func targetMustSeparateJobs() {
