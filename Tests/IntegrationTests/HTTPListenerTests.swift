@@ -7,7 +7,7 @@ import Testing
 /// connections, garbage answered 400, and the daemon carries on.
 @Suite(.serialized, .ownThread) struct HTTPListenerTests {
     /// Sends raw bytes to the listener; returns what came back before it closed (or `timeout`).
-    func raw(port: Int, _ bytes: [UInt8], timeout: Int = 3) -> String {
+    func raw(port: Int, _ bytes: [UInt8], timeout: Int = 3, halfClose: Bool = false) -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -26,6 +26,7 @@ import Testing
             if n <= 0 { break }
             offset += n
         }
+        if halfClose { shutdown(fd, Int32(SHUT_WR)) }
         var output = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
@@ -50,7 +51,7 @@ import Testing
             #expect(answer.hasPrefix("HTTP/1.1 405"), "\(method): \(answer)")
             #expect(answer.contains("Allow: GET, HEAD"))
         }
-        let head = raw(port: port, Array("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let head = raw(port: port, Array("HEAD /metrics HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n".utf8))
         #expect(head.hasPrefix("HTTP/1.1 200") && !head.contains("lifeboat_jobs_total"), "\(head)")
 
         // Garbage: 400, not a crash.
@@ -106,16 +107,75 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
-    @Test func idleConnectionsAreClosed() async throws {
+    @Test func slowClientsAreClosed() async throws {
         let daemon = try DaemonHarness(sites: 1)
         let base = daemon.enableHTTP(offset: 102)
         try daemon.start()
-        // A slow client that never finishes its request is closed after the idle timeout (10 s)
+        // A client that never finishes its request is closed after the idle timeout (10 s)
         // rather than holding a slot forever.
         let started = Date()
         let answer = raw(port: port(base), Array("GET / HTTP/1.1\r\n".utf8), timeout: 20)
         #expect(Date().timeIntervalSince(started) < 19, "closed after \(Date().timeIntervalSince(started)) s")
         #expect(!answer.hasPrefix("HTTP/1.1 200"))
+
+        // One that trickles a byte every half second is never idle: the request's deadline
+        // (10 s from the connection) answers it 408 and closes it.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port(base)).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        let trickleStarted = Date()
+        var reply = [UInt8]()
+        trickle: for byte in Array("GET /api/v1/status HTTP/1.1\r\nHost: localhost\r\nX-Slow: ".utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 60) {
+            var b = byte
+            _ = send(fd, &b, 1, Int32(MSG_NOSIGNAL))
+            usleep(500_000)
+            var chunk = [UInt8](repeating: 0, count: 4_096)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if n > 0 { reply += chunk[..<n]; continue }
+                if n == 0 { break trickle }
+                break
+            }
+        }
+        let took = Date().timeIntervalSince(trickleStarted)
+        #expect(String(decoding: reply, as: UTF8.self).hasPrefix("HTTP/1.1 408"), "\(String(decoding: reply, as: UTF8.self).prefix(200))")
+        #expect(took > 9 && took < 14, "closed after \(took) s")
+        #expect(daemon.stop() == 0)
+    }
+
+    /// Only requests for a loopback name are answered (a page that points its own name at
+    /// 127.0.0.1 reads nothing); proxies' absolute-form targets are routed; a client that shuts
+    /// down its sending side still gets its answer.
+    @Test func requestsMustNameALoopbackHost() async throws {
+        let daemon = try DaemonHarness(sites: 1)
+        let base = daemon.enableHTTP(offset: 103)
+        let port = port(base)
+        try daemon.start()
+        func get(_ target: String, host: String?, version: String = "HTTP/1.1", halfClose: Bool = false) -> String {
+            raw(port: port, Array("GET \(target) \(version)\r\n\(host.map { "Host: \($0)\r\n" } ?? "")\r\n".utf8), halfClose: halfClose)
+        }
+        for host in ["127.0.0.1:\(port)", "localhost", "LOCALHOST:\(port)", "[::1]:\(port)", "127.1.2.3"] {
+            let answer = get("/api/v1/status", host: host)
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "Host \(host): \(answer.prefix(200))")
+        }
+        for host in ["attacker.example:\(port)", "127.0.0.1.attacker.example", "localhost.attacker.example", "[::2]", "127.0.0.1:x"] {
+            let answer = get("/api/v1/status", host: host)
+            #expect(answer.hasPrefix("HTTP/1.1 421") && !answer.contains("\"runs\""), "Host \(host): \(answer.prefix(200))")
+        }
+        #expect(get("/api/v1/status", host: nil).hasPrefix("HTTP/1.1 400"))
+        #expect(get("/api/v1/status", host: nil, version: "HTTP/1.0").hasPrefix("HTTP/1.1 200"))
+        #expect(get("http://127.0.0.1:\(port)/api/v1/status", host: "127.0.0.1:\(port)").hasPrefix("HTTP/1.1 200"))
+        for _ in 0..<5 {
+            let answer = get("/api/v1/status", host: "localhost", halfClose: true)
+            #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains("\"runs\""), "half-closed: \(answer.prefix(200))")
+        }
         #expect(daemon.stop() == 0)
     }
 

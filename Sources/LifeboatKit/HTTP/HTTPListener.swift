@@ -15,6 +15,14 @@ public struct HTTPRequest: Sendable {
 
     public init(method: HTTPMethod, uri: String) {
         self.method = method
+        var uri = Substring(uri)
+        // An absolute-form target (`http://127.0.0.1:9464/api/v1/status`, as proxies send):
+        // routed by its path.
+        for scheme in ["http://", "https://"] where uri.lowercased().hasPrefix(scheme) {
+            let authority = uri.dropFirst(scheme.count)
+            uri = authority.firstIndex(where: { $0 == "/" || $0 == "?" }).map { authority[$0...] } ?? "/"
+            if uri.hasPrefix("?") { uri = "/" + uri }
+        }
         let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         path = String(parts.first ?? "/").removingPercentEncoding ?? String(parts.first ?? "/")
         var query: [String: String] = [:]
@@ -55,8 +63,12 @@ public struct HTTPLimits: Sendable {
     public var maxRequestBytes = 16 * 1_024
     /// Connections open at once; more are answered 503 and closed.
     public var maxConnections = 64
-    /// A connection that sends nothing for this long is closed (slow clients hold no slot).
+    /// A connection that sends nothing for this long is closed, and so is one that reads nothing
+    /// of its answer for this long.
     public var idleTimeout: TimeAmount = .seconds(10)
+    /// A request must have arrived whole this long after the connection opened; else it is
+    /// answered 408 and closed (a client trickling bytes holds no slot).
+    public var requestTimeout: TimeAmount = .seconds(10)
 
     public init() {}
 }
@@ -86,6 +98,9 @@ public struct HTTPListener: Sendable {
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A client that shuts down its sending side after its request (`nc -N`) still reads
+            // the answer; the connection closes once it is written.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 guard open.enter(limit: limits.maxConnections) else {
                     return channel.pipeline.addHandler(Busy())
@@ -97,7 +112,7 @@ public struct HTTPListener: Sendable {
                 }.flatMap {
                     channel.pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
                 }.flatMap {
-                    channel.pipeline.addHandler(HTTPRouterHandler(router: router))
+                    channel.pipeline.addHandler(HTTPRouterHandler(router: router, requestTimeout: limits.requestTimeout))
                 }
             }
             .bind(host: address.host, port: address.port).get()
@@ -175,10 +190,40 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let router: HTTPListener.Router
+    private let requestTimeout: TimeAmount
     private var head: HTTPRequestHead?
     private var answered = false
+    private var deadline: Scheduled<Void>?
 
-    init(router: @escaping HTTPListener.Router) { self.router = router }
+    init(router: @escaping HTTPListener.Router, requestTimeout: TimeAmount) {
+        self.router = router
+        self.requestTimeout = requestTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: requestTimeout) {
+            let (handler, context) = bound.value
+            guard !handler.answered else { return }
+            handler.answered = true
+            handler.write(.text(.requestTimeout, "the request did not arrive whole within the time allowed"),
+                          for: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { deadline?.cancel() }
+
+    /// The client has sent all it will (half-closed, or gone): without a whole request there is
+    /// nothing to answer, so the connection closes now rather than holding its slot; with one,
+    /// it closes once the answer is written.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, !answered {
+            answered = true
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -187,11 +232,16 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
         case .end:
             guard let head, !answered else { return }
             answered = true
+            deadline?.cancel()
             self.head = nil
             guard head.method == .GET || head.method == .HEAD else {
                 var response = HTTPResponse.text(.methodNotAllowed, "only GET and HEAD: this listener is read-only; use the lifeboat CLI to change things")
                 response.headers.append(("Allow", "GET, HEAD"))
                 write(response, for: head, context: context)
+                return
+            }
+            if let refusal = Self.hostRefusal(head) {
+                write(refusal, for: head, context: context)
                 return
             }
             let router = self.router
@@ -204,6 +254,38 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
                 handler.write(response, for: head, context: context)
             }
         }
+    }
+
+    /// The listener is on loopback and has no authentication of its own, so only requests for a
+    /// loopback name are answered: a web page that points its own host name at 127.0.0.1 (DNS
+    /// rebinding) gets 421, not the API. HTTP/1.1 requires a Host.
+    static func hostRefusal(_ head: HTTPRequestHead) -> HTTPResponse? {
+        let hosts = head.headers["Host"]
+        guard let host = hosts.first else {
+            return (head.version.major, head.version.minor) >= (1, 1) ? .text(.badRequest, "an HTTP/1.1 request needs a Host header") : nil
+        }
+        guard hosts.count == 1, isLoopback(host) else {
+            return .text(.misdirectedRequest, "this listener answers requests for localhost, 127.0.0.1 or [::1] only; a reverse proxy in front must send one of those as Host")
+        }
+        return nil
+    }
+
+    /// `localhost`, an IPv4 address in 127.0.0.0/8 or `[::1]`, with or without a port.
+    static func isLoopback(_ host: String) -> Bool {
+        var name = Substring(host.lowercased())
+        if name.hasPrefix("[") {
+            guard let close = name.firstIndex(of: "]") else { return false }
+            let rest = name[name.index(after: close)...]
+            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber)) else { return false }
+            return name[name.index(after: name.startIndex)..<close] == "::1"
+        }
+        if let colon = name.lastIndex(of: ":") {
+            guard name[name.index(after: colon)...].allSatisfy(\.isNumber) else { return false }
+            name = name[..<colon]
+        }
+        if name == "localhost" { return true }
+        let octets = name.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     private func write(_ response: HTTPResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {
