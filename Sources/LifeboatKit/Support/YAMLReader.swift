@@ -33,12 +33,27 @@ public final class YAMLReader {
 
     /// Loads and composes a file. Returns nil (with diagnostics) when it cannot be read or parsed.
     public func load(contentsOf path: String) -> Node? {
-        let url = URL(fileURLWithPath: path)
-        guard let handle = try? FileHandle(forReadingFrom: url) else {
+        // Without blocking: a FIFO (or a link to one) among the plans would otherwise hold the
+        // reader, and the daemon's thread with it, until someone writes to it.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
             error(at: SourceMark(line: 1, column: 1), "cannot read the file (\(String(cString: strerror(errno))))")
             return nil
         }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         defer { try? handle.close() }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            let kind = switch info.st_mode & S_IFMT {
+            case S_IFDIR: "a directory"
+            case S_IFIFO: "a FIFO"
+            case S_IFCHR, S_IFBLK: "a device"
+            case S_IFSOCK: "a socket"
+            default: "a special file"
+            }
+            error(at: SourceMark(line: 1, column: 1), "this is \(kind), not a regular file; plans and configs must be regular files")
+            return nil
+        }
         // Read at most one byte past the cap so an oversized (or endless) file is never held whole.
         let data = (try? handle.read(upToCount: Self.maxBytes + 1)) ?? Data()
         guard data.count <= Self.maxBytes else {

@@ -211,6 +211,23 @@ import Testing
         #expect(problems(variant("max_failure_ratio: 0.02", "max_failure_ratio: 2")) == ["23:46: waves[1].gate.max_failure_ratio must be between 0.0 and 1.0, found 2"])
     }
 
+    /// Only regular files are read: a FIFO among the plans (or a link to one) is refused at
+    /// once instead of holding the reader until someone writes to it; a directory is named so.
+    @Test func onlyRegularFilesAreRead() throws {
+        let dir = TestDirectory()
+        try #require(mkfifo(dir.file("fifo"), 0o600) == 0)
+        try #require(symlink(dir.file("fifo"), dir.file("linked.yaml")) == 0)
+        for (path, kind) in [(dir.file("linked.yaml"), "a FIFO"), (dir.path, "a directory")] {
+            #expect(throws: DiagnosticsError.self) { try PlanLoader.load(path: path) }
+            do { _ = try PlanLoader.load(path: path) } catch let error as DiagnosticsError {
+                #expect(error.diagnostics.map(\.message) == ["this is \(kind), not a regular file; plans and configs must be regular files"])
+            }
+        }
+        let registry = PlanRegistry(directory: dir.path)
+        let problems = registry.reload()
+        #expect(problems.map(\.file) == [dir.file("linked.yaml")])
+    }
+
     @Test func cronErrorPointsAtTheField() {
         #expect(problems(variant(#"exercise: "@quarterly""#, #"exercise: "0 3 * 13 *""#))
                 == [#"32:20: schedule.exercise: cron month field "13": 13 is outside 1-12"#])
