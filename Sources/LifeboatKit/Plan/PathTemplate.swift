@@ -23,12 +23,21 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
         public var message: String
     }
 
+    /// The longest template (a path's length, PATH_MAX), and the longest part of it from its
+    /// first variable on: the check that no two jobs render one path (`collidingPairs`) grows with
+    /// the square of that part (a plan check over the socket must stay cheap).
+    public static let maxLength = 4_096
+    public static let maxVariablePart = 256
+
     /// Parses a template, allowing only `allowed` variables.
     public init(_ text: String, allowed: Set<TemplateVariable> = [.site, .product, .run]) throws(Problem) {
         self.text = text
         var pieces: [Piece] = []
         var literal = ""
         let scalars = Array(text.unicodeScalars)
+        guard scalars.count <= Self.maxLength else {
+            throw Problem(offset: Self.maxLength, message: "template is \(scalars.count) characters long; a path has at most \(Self.maxLength)")
+        }
         var i = 0
         while i < scalars.count {
             let c = scalars[i]
@@ -52,6 +61,9 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
             }
         }
         if !literal.isEmpty { pieces.append(.literal(literal)) }
+        if let first = scalars.firstIndex(of: "{"), scalars.count - first > Self.maxVariablePart {
+            throw Problem(offset: first, message: "the template's part from its first variable on is \(scalars.count - first) characters long; at most \(Self.maxVariablePart) are allowed")
+        }
         self.pieces = pieces
     }
 
@@ -220,6 +232,8 @@ extension PathTemplate {
             case .variable(let v): tokens.append(.variable(v))
             }
         }
+        // Before the first variable both readings are forced through the same characters.
+        tokens.removeFirst(tokens.firstIndex { if case .variable = $0 { true } else { false } } ?? tokens.count)
         let n = tokens.count
         // State s: tokens[0..<s] were read; after a variable (tokens[s-1]) it may read more.
         func successors(_ state: Int, _ c: Unicode.Scalar) -> [Int] {

@@ -228,6 +228,21 @@ import Testing
         #expect(problems.map(\.file) == [dir.file("linked.yaml")])
     }
 
+    /// Whether two jobs could render one path is decided on the template's part from its first
+    /// variable on, in time growing with its square: that part is capped, and the check stays
+    /// cheap (it also answers plan.check on the socket).
+    @Test func templatesAreBoundedSoTheirCheckStaysCheap() {
+        let long = "/t/{site}" + String(repeating: "a", count: 3_900) + "{product}"
+        #expect(problems(variant("target: /srv/sites/{site}/{product}", "target: \(long)"))
+                == ["4:12: target: the template's part from its first variable on is 3915 characters long; at most 256 are allowed"])
+        let started = ContinuousClock.now
+        let deepPrefix = "/" + String(repeating: "p", count: 3_700) + "/{site}" + String(repeating: "a", count: 240) + "/{product}"
+        #expect(problems(variant("target: /srv/sites/{site}/{product}", "target: \(deepPrefix)")).isEmpty)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(problems(variant("target: /srv/sites/{site}/{product}", "target: /\(String(repeating: "x", count: 4_097))/{site}/{product}")).first?
+            .contains("a path has at most 4096") == true)
+    }
+
     @Test func cronErrorPointsAtTheField() {
         #expect(problems(variant(#"exercise: "@quarterly""#, #"exercise: "0 3 * 13 *""#))
                 == [#"32:20: schedule.exercise: cron month field "13": 13 is outside 1-12"#])
