@@ -27,8 +27,13 @@ struct SnapshotExtractCommand: AsyncParsableCommand {
         if lstat(into, &st) == 0 {
             throw CLIFailure(code: .rejected, message: "error: \(into) exists; extract creates a new directory")
         }
-        let parent = (into as NSString).deletingLastPathComponent
-        guard stat(parent.isEmpty ? "." : parent, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+        // Split as the staging directory will be (Foundation's path functions trap on a
+        // one-character relative name).
+        let parent: String
+        do { parent = try StagingDirectory.split(into).parent } catch {
+            throw CLIFailure(code: .rejected, message: "error: \(into) is not a usable destination")
+        }
+        guard stat(parent, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
             throw CLIFailure(code: .rejected, message: "error: the parent directory of \(into) does not exist")
         }
         let archive = self.archive

@@ -30,6 +30,24 @@ import Testing
         #expect(result.stderr.contains("\(plan):7:14: concurrency must be an integer, found \"lots\""))
     }
 
+    /// `--into` relative to the working directory, a one-character name too (Foundation's path
+    /// functions trapped on it).
+    @Test func extractIntoARelativeName() throws {
+        let dir = TempDir()
+        let gen = try run(Binaries.lifeboat, ["fleet", "generate", dir.file("store"), "--sites", "1", "--products", "jira",
+                                             "--size", "16KiB", "--now", "2026-11-25T10:00:00Z"])
+        #expect(gen.status == 0, "\(gen.stderr)")
+        let archive = try #require(try FileManager.default.subpathsOfDirectory(atPath: dir.file("store")).first { $0.hasSuffix(".tar.gz") })
+        for name in ["o", "./p", "q/"] {
+            let result = try run(Binaries.lifeboat, ["snapshot", "extract", dir.file("store/" + archive), "--into", name], cwd: dir.path)
+            #expect(result.status == 0, "\(name): \(result.stderr)")
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir.file(name))) ?? []
+            #expect(!entries.isEmpty, "\(name) holds nothing")
+        }
+        let missingParent = try run(Binaries.lifeboat, ["snapshot", "extract", dir.file("store/" + archive), "--into", "no/such/x"], cwd: dir.path)
+        #expect(missingParent.status == 2 && missingParent.stderr.contains("parent directory"), "\(missingParent.stderr)")
+    }
+
     @Test func planCheckJSON() throws {
         let dir = TempDir()
         let plan = dir.write("p.yaml", "snapshots: s\ntarget: /srv/{site}/{product}\nproducts: [{name: a}]\nbogus: 1\n")

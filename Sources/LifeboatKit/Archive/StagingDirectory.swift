@@ -127,7 +127,7 @@ extension StagingDirectory {
 
     /// Splits an absolute or relative path into its parent and last component.
     /// (On bytes: it runs for every ancestor of every destination a run holds.)
-    static func split(_ path: String) throws -> (parent: String, name: String) {
+    public static func split(_ path: String) throws -> (parent: String, name: String) {
         let slash = UInt8(ascii: "/")
         var trimmed = Substring(path).utf8[...]
         while trimmed.count > 1, trimmed.last == slash { trimmed = trimmed.dropLast() }
