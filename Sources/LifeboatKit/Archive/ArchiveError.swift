@@ -106,10 +106,33 @@ public struct ArchiveError: LifeboatError, Sendable, Equatable {
         return copy
     }
 
-    /// Escapes an entry name for messages and reports: invalid UTF-8 becomes U+FFFD, control
-    /// characters, quotes and backslashes are escaped as in a Swift string literal.
+    /// Escapes an entry name for messages and reports: control characters, quotes and
+    /// backslashes as in a Swift string literal, and each byte that is not valid UTF-8 as `\xFF`
+    /// (so that two different names never read the same).
     static func displayName(_ bytes: some Collection<UInt8>) -> String {
-        String(String(reflecting: String(decoding: bytes, as: UTF8.self)).dropFirst().dropLast())
+        let bytes = Array(bytes)
+        var text = "", valid = ""
+        func flush() {
+            text += String(String(reflecting: valid).dropFirst().dropLast())
+            valid = ""
+        }
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var at = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let encoded):
+                valid.unicodeScalars.append(Unicode.UTF8.decode(encoded))
+                at += encoded.count
+            case .error(let length):
+                flush()
+                for byte in bytes[at..<(at + length)] { text += String(format: "\\x%02X", byte) }
+                at += length
+            case .emptyInput:
+                flush()
+                return text
+            }
+        }
     }
 }
 

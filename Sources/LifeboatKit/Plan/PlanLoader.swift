@@ -300,6 +300,8 @@ public enum PlanLoader {
     private static func decodeProducts(_ doc: inout YAMLMapping, reader: YAMLReader, root: Node) -> [ProductSpec] {
         guard let nodes = doc.sequence("products") else {
             if !doc.has("products") { reader.error(at: root, "missing required key \"products\" (the list of products to restore)") }
+            // `products:` left empty (or `~`): a plan that would restore nothing.
+            else if doc.value("products") == nil { reader.error(at: doc.keyNode("products")!, "products must list at least one product") }
             return []
         }
         if nodes.isEmpty { reader.error(at: doc.keyNode("products")!, "products must list at least one product") }

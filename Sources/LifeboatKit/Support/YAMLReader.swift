@@ -69,6 +69,8 @@ public final class YAMLReader {
 
     /// Composes YAML text into a node tree, refusing anchors and aliases.
     public func load(text: String) -> Node? {
+        // A byte order mark, as a file read from disk has it stripped.
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
         lastText = text
         do {
             let parser = try Parser(yaml: text, resolver: .basic)

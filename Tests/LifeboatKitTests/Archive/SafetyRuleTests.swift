@@ -320,4 +320,15 @@ import Testing
         #expect(readText(scene.destination + "/" + long) == "long")
         #expect(FileManager.default.fileExists(atPath: scene.destination + "/ignored-ustar-name") == false)
     }
+
+    /// A name is shown so that two different names never read the same: bytes that are not
+    /// UTF-8 one by one as `\xFF`, control characters and quotes escaped, in time linear in
+    /// its length.
+    @Test func namesThatAreNotUTF8AreShownByteByByte() {
+        #expect(ArchiveError.displayName(Array("bad".utf8) + [0xFF, 0xFE] + Array("name".utf8)) == #"bad\xFF\xFEname"#)
+        #expect(ArchiveError.displayName(Array("tab\there \"é\"".utf8)) == #"tab\there \"é\""#)
+        #expect(ArchiveError.displayName(Array("a".utf8) + [0xE2, 0x82] + Array("b".utf8))
+                != ArchiveError.displayName(Array("a".utf8) + [0xE2] + Array("b".utf8)))
+        #expect(ArchiveError.displayName([UInt8](repeating: 0xFF, count: 1 << 20)).count == 4 << 20)
+    }
 }

@@ -243,6 +243,15 @@ import Testing
             .contains("a path has at most 4096") == true)
     }
 
+    /// `products:` left empty or `~` is a plan that would restore nothing; a byte order mark
+    /// before the text is read as a file's would be.
+    @Test func emptyProductsAndAByteOrderMark() {
+        for empty in ["products:\n", "products: ~\n"] {
+            #expect(problems("name: x\nsnapshots: /s\ntarget: /t/{site}/{product}\n" + empty) == ["4:1: products must list at least one product"])
+        }
+        #expect(problems("\u{FEFF}" + Self.valid).isEmpty)
+    }
+
     @Test func cronErrorPointsAtTheField() {
         #expect(problems(variant(#"exercise: "@quarterly""#, #"exercise: "0 3 * 13 *""#))
                 == [#"32:20: schedule.exercise: cron month field "13": 13 is outside 1-12"#])
