@@ -5,7 +5,9 @@ import Foundation
 ///
 /// Symbolic links are held back until every other entry exists, so nothing is ever written
 /// through one; an entry whose path goes through a pending link is a violation, and a later
-/// entry with the link's name replaces it.
+/// entry with the link's name replaces it. A hard link to a symbolic link (`cp -al`, rsnapshot
+/// trees) is held back with them: a link at its own place, checked there, made a hard link of
+/// the first when that one was made.
 final class Extractor {
     private struct PendingLink {
         var path: EntryPath
@@ -13,6 +15,8 @@ final class Extractor {
         var name: [UInt8]
         var metadata: StagingWriter.Metadata
         var serial: Int
+        /// For a hard link: the symbolic link it links to, and that one's serial then.
+        var hardLinkOf: (path: EntryPath, serial: Int)?
     }
 
     private let reader: TarReader
@@ -112,6 +116,15 @@ final class Extractor {
         case .hardLink:
             let target = try hardLinkTarget(entry.linkName)
             guard target != path else { return }  // a link to itself: the file is already there
+            if let symlink = links[target.key] {
+                try writer?.clear(path)
+                knownFiles.remove(path.key)
+                let serial = linkOrder.count
+                links[path.key] = PendingLink(path: path, target: symlink.target, name: entry.name, metadata: symlink.metadata,
+                                              serial: serial, hardLinkOf: (symlink.path, symlink.serial))
+                linkOrder.append((path.key, serial))
+                return
+            }
             dropPendingLink(path)
             if let writer {
                 try writer.hardLink(to: target, at: path)
@@ -135,9 +148,6 @@ final class Extractor {
             throw RuleViolation(rule, "the hard link target: \(error.rule.description)")
         }
         guard !target.isRoot else { throw RuleViolation(.hardLinkTarget, "a hard link may not point to the root") }
-        if links[target.key] != nil {
-            throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is a symbolic link")
-        }
         try checkNotThroughLink(target)
         return target
     }
@@ -158,6 +168,8 @@ final class Extractor {
     private func createLinks() throws {
         guard !links.isEmpty else { return }
         let resolver = SymlinkResolver(links: links.mapValues(\.target))
+        // The links made, by key: their serial.
+        var made: [String: Int] = [:]
         for (key, serial) in linkOrder {
             guard let link = links[key], link.serial == serial else { continue }  // replaced later
             try checkCancellation()
@@ -168,7 +180,13 @@ final class Extractor {
                 continue
             }
             do {
-                try writer?.createSymlink(link.path, target: link.target, link.metadata)
+                if let source = link.hardLinkOf, made[source.path.key] == source.serial {
+                    try writer?.hardLink(to: source.path, at: link.path, toSymlink: true)
+                } else {
+                    // The link it links to was replaced or refused: the same link, made anew.
+                    try writer?.createSymlink(link.path, target: link.target, link.metadata)
+                }
+                made[key] = serial
             } catch let violation as RuleViolation {
                 report.entries -= 1
                 try record(violation, name: link.name)

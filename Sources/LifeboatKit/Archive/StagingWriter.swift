@@ -97,7 +97,9 @@ final class StagingWriter {
     }
 
     /// Creates a hard link to a regular file created earlier; nothing else is accepted as target.
-    func hardLink(to target: EntryPath, at path: EntryPath) throws {
+    /// A hard link to a regular file, or with `toSymlink` to a symbolic link (itself, not what it
+    /// points to), extracted before.
+    func hardLink(to target: EntryPath, at path: EntryPath, toSymlink: Bool = false) throws {
         let targetParent: Int32
         do {
             targetParent = target.parent.isRoot
@@ -107,8 +109,9 @@ final class StagingWriter {
             throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) was not extracted before the link")
         }
         defer { close(targetParent) }
-        guard let st = try FileSystemCalls.lstat(targetParent, target.leaf), FileSystemCalls.isRegular(st) else {
-            throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is not a regular file extracted before the link")
+        guard let st = try FileSystemCalls.lstat(targetParent, target.leaf),
+              toSymlink ? st.st_mode & S_IFMT == S_IFLNK : FileSystemCalls.isRegular(st) else {
+            throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is not a \(toSymlink ? "symbolic link" : "regular file") extracted before the link")
         }
         let parent = try parentFD(for: path)
         try removeExisting(parent, path)

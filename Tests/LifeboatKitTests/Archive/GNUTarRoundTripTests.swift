@@ -24,6 +24,8 @@ import Testing
         try fm.createSymbolicLink(atPath: root + "/link", withDestinationPath: "script.sh")
         try fm.createSymbolicLink(atPath: root + "/\(long)/sub/up", withDestinationPath: "../../empty")
         try fm.linkItem(atPath: root + "/private", toPath: root + "/private-hardlink")
+        // A hard link to a symbolic link (as `cp -al` and rsnapshot trees have), in another directory.
+        #expect(linkat(AT_FDCWD, root + "/link", AT_FDCWD, root + "/empty/../ünïcödé ✓/link-hardlink", 0) == 0)
         chmod(root + "/empty", 0o700)
     }
 
@@ -49,9 +51,26 @@ import Testing
             lstat(scene.destination + "/" + path, &b)
             #expect(a.st_mtim.tv_sec == b.st_mtim.tv_sec, "mtime of \(path)")
         }
-        var a = stat(), b = stat()
-        lstat(scene.destination + "/private", &a)
-        lstat(scene.destination + "/private-hardlink", &b)
-        #expect(a.st_ino == b.st_ino)
+        for (first, second) in [("private", "private-hardlink"), ("link", "ünïcödé ✓/link-hardlink")] {
+            var a = stat(), b = stat()
+            lstat(scene.destination + "/" + first, &a)
+            lstat(scene.destination + "/" + second, &b)
+            #expect(a.st_ino == b.st_ino && a.st_nlink == 2, "\(first) and \(second) are one file")
+        }
+    }
+
+    /// A hard link to a symbolic link is a link at its own place: one whose target would leave
+    /// the tree from there is refused like any other.
+    @Test func aHardLinkToASymlinkIsCheckedWhereItIs() async throws {
+        let scene = try RestoreScene()
+        let source = scene.dir.sub("src")
+        try FileManager.default.createDirectory(atPath: source + "/d/e", withIntermediateDirectories: true)
+        try Data("f".utf8).write(to: URL(fileURLWithPath: source + "/f"))
+        try FileManager.default.createSymbolicLink(atPath: source + "/d/e/x", withDestinationPath: "../../f")
+        #expect(linkat(AT_FDCWD, source + "/d/e/x", AT_FDCWD, source + "/y", 0) == 0)
+        #expect(try run(["tar", "-czf", scene.archive, "-C", source, "."]) == 0)
+        await #expect { _ = try await scene.restore(ExtractOptions(checksum: .off)) } throws: { error in
+            (error as? ArchiveError)?.rule == .linkEscapesRoot && (error as? ArchiveError)?.entry == "./y"
+        }
     }
 }

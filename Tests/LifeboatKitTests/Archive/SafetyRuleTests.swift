@@ -156,7 +156,6 @@ import Testing
         ("../sentinel/file", UnsafeRule.linkEscapesRoot),
         ("/etc/passwd", .linkEscapesRoot),
         ("missing", .hardLinkTarget),
-        ("l", .hardLinkTarget),   // a symbolic link
         ("d", .hardLinkTarget),   // a directory
     ])
     func hardLinkEscapesAreRejected(target: String, rule: UnsafeRule) async throws {
@@ -167,6 +166,25 @@ import Testing
         tar.hardLink("h", to: target)
         tar.end()
         #expect(try await scene.expectRejected(tar)?.rule == rule)
+    }
+
+    /// A hard link to a symbolic link inside the tree is that link again (GNU tar makes it so).
+    @Test func aHardLinkToASymlinkIsTheSameLink() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.directory("d")
+        tar.symlink("l", to: "d")
+        tar.hardLink("h", to: "l")
+        tar.end()
+        try scene.write(tar)
+        let report = try await scene.restore(ExtractOptions())
+        #expect(report.skipped.isEmpty)
+        let tree = snapshotTree(scene.destination)
+        #expect(tree["h"] == "link -> d" && tree["l"] == "link -> d", "\(tree)")
+        var a = stat(), b = stat()
+        lstat(scene.destination + "/l", &a)
+        lstat(scene.destination + "/h", &b)
+        #expect(a.st_ino == b.st_ino)
     }
 
     @Test(arguments: [(Character("3"), UnsafeRule.device), ("4", .device), ("6", .fifo), ("M", .unsupportedType)])
