@@ -34,6 +34,12 @@ extension Control.PlanCheck: ServedCommand {
             } else {
                 throw ControlError(.invalidParams, "give \"text\" (the plan's YAML) or \"plan\" (a loaded plan's name)")
             }
+            // As `reload` would serve it: with the other plans loaded (the one of its name
+            // replaced, as by an edit of its file) and the state directory.
+            let others = registry.plans.map(\.plan).filter { $0.name != loaded.name }
+            let conflicts = PlanConflicts.check(others + [loaded], stateDirectory: registry.stateDirectory)
+                .filter { $0.plan == loaded.name }.map(\.diagnostic)
+            guard conflicts.isEmpty else { return PlanCheckResult(ok: false, plan: nil, errors: conflicts) }
             return PlanCheckResult(ok: true, plan: loaded.name, errors: [], settings: PlanSettings(loaded))
         } catch let error as DiagnosticsError {
             return PlanCheckResult(ok: false, plan: nil, errors: error.diagnostics)

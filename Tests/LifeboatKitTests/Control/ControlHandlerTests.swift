@@ -22,6 +22,23 @@ import Testing
         #expect(plan["products"] as? [String] == ["contacts", "jira"])
     }
 
+    /// `plan.check` of a plan's text answers as `reload` would serve it: with the plans loaded
+    /// (the one of its name replaced, as by an edit) and the state directory.
+    @Test func planCheckAppliesTheRulesAcrossPlans() async throws {
+        let fx = try DaemonFixture()
+        func check(_ text: String) async throws -> (ok: Bool, errors: String) {
+            let request = try JSONSerialization.data(withJSONObject: ["id": 1, "command": "plan.check", "params": ["text": text]])
+            let answer = try await fx.answer(String(decoding: request, as: UTF8.self))
+            return (answer.result["ok"] as? Bool ?? false, "\(answer.result["errors"] ?? "")")
+        }
+        let intoMainsTarget = try await check("name: other\nsnapshots: ../store\ntarget: ../out2/{site}/{product}\nsandbox: ../out/{site}/{product}/sb/{run}\nproducts: [{ name: contacts }]\n")
+        #expect(!intoMainsTarget.ok && intoMainsTarget.errors.contains("main"), "\(intoMainsTarget.errors)")
+        let intoState = try await check("name: other\nsnapshots: ../store\ntarget: ../state/{site}/{product}\nproducts: [{ name: contacts }]\n")
+        #expect(!intoState.ok && intoState.errors.contains("state"), "\(intoState.errors)")
+        let mainEdited = try await check("name: main\nsnapshots: ../store\ntarget: ../out/{site}/{product}\nsandbox: ../sandbox/{run}/{site}/{product}\nproducts: [{ name: contacts }]\n")
+        #expect(mainEdited.ok, "\(mainEdited.errors)")
+    }
+
     @Test func aStartedRunIsShownListedAndCounted() async throws {
         let fx = try DaemonFixture()
         let started = try await fx.answer(#"{"id":2,"command":"run.start","params":{"plan":"main","mode":"restore","incident_at":"2026-11-25T10:00:00Z"}}"#)
