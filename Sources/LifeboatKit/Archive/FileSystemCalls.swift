@@ -10,6 +10,14 @@ struct SystemCallError: Error {
 /// Thin wrappers over the *at system calls the extractor, the remover and the commit use.
 /// Everything is relative to directory file descriptors, never following symbolic links.
 enum FileSystemCalls {
+    /// Where an open file or directory really is now (the kernel's name for it), or nil.
+    static func realPath(of fd: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     // Not imported from the C headers: they are macros built from shifts.
     static let utimeOmit = 1_073_741_822
 

@@ -31,14 +31,19 @@ public struct StagingDirectory: Sendable {
 ///   - noSymlinksBelow: a directory above the destination below which no symbolic link is
 ///     followed while the parents are created or opened (an exercise's sandbox root); a link
 ///     there is an error naming it.
+///   - parentResolves: the real path the destination's parent had when it was checked (a
+///     restore's job start); a parent that resolves elsewhere now (a symbolic link on the way
+///     swapped since) is refused, so nothing is staged, nor later committed, anywhere else. The
+///     commit then works in the directory staging was made in (it finds staging there by identity).
 ///   - reserve: told the staging directory's path before it is created, so a caller can record
 ///     it durably first: a process killed in between then leaves nothing it cannot name.
 public func withStagingDirectory<T>(
-    for destination: String, name: String, noSymlinksBelow root: String? = nil,
+    for destination: String, name: String, noSymlinksBelow root: String? = nil, parentResolvesTo checked: String? = nil,
     reserve: ((String) async throws -> Void)? = nil,
     _ body: (StagingDirectory) async throws -> T
 ) async throws -> T {
-    let staging = try await StagingDirectory.create(for: destination, name: name, noSymlinksBelow: root, reserve: reserve)
+    let staging = try await StagingDirectory.create(for: destination, name: name, noSymlinksBelow: root, parentResolvesTo: checked,
+                                                    reserve: reserve)
     do {
         let result = try await body(staging)
         // Once the body succeeded (and perhaps committed), failing to tidy up must not turn its
@@ -52,7 +57,7 @@ public func withStagingDirectory<T>(
 }
 
 extension StagingDirectory {
-    static func create(for destination: String, name: String, noSymlinksBelow root: String? = nil,
+    static func create(for destination: String, name: String, noSymlinksBelow root: String? = nil, parentResolvesTo checked: String? = nil,
                        reserve: ((String) async throws -> Void)? = nil) async throws -> StagingDirectory {
         guard Self.isComponent(name) else {
             throw ArchiveError(.io, "the staging name \(String(reflecting: name)) is not a single path component")
@@ -63,6 +68,12 @@ extension StagingDirectory {
         for _ in 0..<8 {
             let parentFD = try Self.openParent(parent, noSymlinksBelow: root)
             defer { close(parentFD) }
+            if let checked {
+                let now = FileSystemCalls.realPath(of: parentFD)
+                guard now == checked else {
+                    throw ArchiveError(.io, "the destination's parent \(parent) now leads to \(now ?? "an unknown place"), not to \(checked) as when the job started (a symbolic link on the way was changed); nothing was staged or moved")
+                }
+            }
             let areaFD = try OwnDirectory.enter(areaName, in: parentFD, path: area, durable: false)
             defer { close(areaFD) }
             let unique = "\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"

@@ -9,6 +9,9 @@ public struct JobContext: Sendable {
     public var snapshot: Snapshot?
     /// Opens the snapshot's store (a directory or a bucket).
     public var stores: SnapshotStores
+    /// The real path of the destination's parent directory as checked against the protected
+    /// trees when the job started (nil: not checked). Staging is made only in that directory.
+    public var checkedParent: String?
 
     public init(job: JobRecord, run: RunRecord, plan: Plan, snapshot: Snapshot?, stores: SnapshotStores = SnapshotStores()) {
         self.job = job

@@ -37,7 +37,7 @@ struct JobRunner: Sendable {
     /// Runs `job` with its retries. Never throws: every outcome is a job state (the outcome stands
     /// in memory even when the ledger cannot take it).
     func execute(_ job: JobRecord, control: RunControl) async -> JobRecord {
-        let context = context(for: job)
+        var context = context(for: job)
         let tracker = tracker(for: job)
         let retry = plan.retry
         do {
@@ -51,6 +51,7 @@ struct JobRunner: Sendable {
                     throw JobError(.sandbox, "\(job.name): \(exercise ? "exercise" : run.mode.rawValue) destination \(job.destination) \(why); refusing to touch it"
                                    + (exercise ? ": exercises never write into production, backups or Lifeboat's state" : ""))
                 }
+                context.checkedParent = try? StagingDirectory.split(resolved).parent
             }
             var attempt = 0
             while true {

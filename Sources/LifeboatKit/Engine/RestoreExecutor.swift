@@ -24,6 +24,7 @@ public struct RestoreExecutor: JobExecutor {
         do {
             return try await withStagingDirectory(for: job.destination, name: "\(context.run.id).\(job.id ?? 0)",
                                                    noSymlinksBelow: exercise ? plan.sandbox?.literalRoot : nil,
+                                                   parentResolvesTo: context.checkedParent,
                                                    reserve: { try await observer.reserved(stagingPath: $0) }) { staging in
                 try await observer.staged(identity: staging.identity.description)
                 let source = try context.stores.archive(snapshot.path)

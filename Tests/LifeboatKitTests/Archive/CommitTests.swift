@@ -31,6 +31,38 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: scene.destination + "/" + StagingDirectory.areaName))
     }
 
+    /// A symbolic link on the way to the destination that is swapped between the job's check
+    /// and its staging (towards a snapshot store, say) is refused: nothing is staged there, nor
+    /// committed, nor displaced.
+    @Test func aParentSwappedSinceTheCheckIsRefused() async throws {
+        let scene = try RestoreScene()
+        let fm = FileManager.default
+        let real = scene.dir.sub("real"), store = scene.dir.sub("store")
+        try fm.createDirectory(atPath: real, withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: store + "/jira", withIntermediateDirectories: true)
+        try Data("backup".utf8).write(to: URL(fileURLWithPath: store + "/jira/snapshot.tar.gz"))
+        let link = scene.dir.sub("site")
+        try fm.createSymbolicLink(atPath: link, withDestinationPath: real)
+        let checked = try StagingDirectory.split(ResolvedPath.of(link + "/jira")).parent
+        #expect(checked == real)
+        // Swapped after the check.
+        try fm.removeItem(atPath: link)
+        try fm.createSymbolicLink(atPath: link, withDestinationPath: store)
+        await #expect(throws: ArchiveError.self) {
+            try await withStagingDirectory(for: link + "/jira", name: "job", parentResolvesTo: checked) { _ in
+                Issue.record("staged in the swapped directory")
+            }
+        }
+        #expect(try fm.contentsOfDirectory(atPath: store).sorted() == ["jira"])
+        #expect(readText(store + "/jira/snapshot.tar.gz") == "backup")
+        // Unchanged since the check: staged as usual.
+        try fm.removeItem(atPath: link)
+        try fm.createSymbolicLink(atPath: link, withDestinationPath: real)
+        try await withStagingDirectory(for: link + "/jira", name: "job", parentResolvesTo: checked) { staging in
+            #expect(staging.path.hasPrefix(link + "/" + StagingDirectory.areaName + "/"))
+        }
+    }
+
     @Test func commitIntoAnExistingDestinationQuarantinesTheOldData() async throws {
         let scene = try RestoreScene()
         try FileManager.default.createDirectory(atPath: scene.destination + "/old", withIntermediateDirectories: true)
