@@ -41,12 +41,14 @@ enum FileSystemCalls {
         return nil
     }()
 
-    /// Opens the directory at `relativePath` beneath `dirfd` without following any symbolic link
-    /// and without leaving `dirfd`'s tree. `relativePath` must be validated (no `..`).
+    /// Opens the directory at `relativePath` beneath `dirfd` without following any symbolic link,
+    /// without leaving `dirfd`'s tree and without crossing into another mount (a bind mount
+    /// someone put inside a tree Lifeboat removes or writes is not part of it: EXDEV).
+    /// `relativePath` must be validated (no `..`).
     static func openDirectory(beneath dirfd: Int32, _ components: [String]) throws(SystemCallError) -> Int32 {
         let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
         if hasOpenat2, !components.isEmpty {
-            let resolve = UInt64(LIFEBOAT_RESOLVE_BENEATH | LIFEBOAT_RESOLVE_NO_SYMLINKS | LIFEBOAT_RESOLVE_NO_MAGICLINKS)
+            let resolve = UInt64(LIFEBOAT_RESOLVE_BENEATH | LIFEBOAT_RESOLVE_NO_SYMLINKS | LIFEBOAT_RESOLVE_NO_MAGICLINKS | LIFEBOAT_RESOLVE_NO_XDEV)
             while true {
                 let fd = lifeboat_openat2(dirfd, components.joined(separator: "/"), UInt64(flags), 0, resolve)
                 if fd >= 0 { return fd }
@@ -54,13 +56,17 @@ enum FileSystemCalls {
                 throw SystemCallError(call: "openat2", errno: errno)
             }
         }
-        // Fallback: one component at a time, each with O_NOFOLLOW.
+        // Fallback: one component at a time, each with O_NOFOLLOW, on the same device.
         var current = try reopen(dirfd)
+        var st = stat()
+        guard fstat(current, &st) == 0 else { close(current); throw SystemCallError(call: "fstat", errno: errno) }
+        let device = st.st_dev
         for component in components {
             let next = openat(current, component, flags)
             let e = errno
             close(current)
             guard next >= 0 else { throw SystemCallError(call: "openat", errno: e) }
+            guard fstat(next, &st) == 0, st.st_dev == device else { close(next); throw SystemCallError(call: "openat", errno: EXDEV) }
             current = next
         }
         return current

@@ -201,3 +201,24 @@ import Testing
         #expect(readText(scene.destination + "/docs/readme") == "v")
     }
 }
+
+/// Removing a tree Lifeboat made never crosses into a mount someone put inside it.
+@Suite(.serialized) struct TreeRemoverMountTests {
+    @Test(.enabled(if: geteuid() == 0, "mounting needs root (CI runs as root)"))
+    func aBindMountInsideATreeIsNotEmptied() throws {
+        let dir = TestDirectory()
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir.file("foreign/sub"), withIntermediateDirectories: true)
+        try Data("theirs".utf8).write(to: URL(fileURLWithPath: dir.file("foreign/a.txt")))
+        try Data("theirs".utf8).write(to: URL(fileURLWithPath: dir.file("foreign/sub/b.txt")))
+        try fm.createDirectory(atPath: dir.file("ours/deep/mnt"), withIntermediateDirectories: true)
+        try Data("ours".utf8).write(to: URL(fileURLWithPath: dir.file("ours/deep/file")))
+        let mount = try runProcess("/bin/mount", ["--bind", dir.file("foreign"), dir.file("ours/deep/mnt")])
+        try #require(mount.status == 0, "\(mount.output)")
+        defer { _ = try? runProcess("/bin/umount", [dir.file("ours/deep/mnt")]) }
+        let identity = try #require(FileIdentity(path: dir.file("ours")))
+        #expect(throws: ArchiveError.self) { try TreeRemover.remove(path: dir.file("ours"), ifIdentity: identity, removeEmptyParent: false) }
+        #expect(readText(dir.file("foreign/a.txt")) == "theirs")
+        #expect(readText(dir.file("foreign/sub/b.txt")) == "theirs")
+    }
+}
