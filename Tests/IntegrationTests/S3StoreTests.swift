@@ -124,6 +124,27 @@ struct S3StoreTests {
         try expectSameAsTar(archive, out, in: dir)
     }
 
+    /// A listing must be one and must end: a store that pages without end, or answers with
+    /// something that is not a listing, is an error naming it, never an empty store or a hang.
+    @Test func listingsThatNeverEndOrAreNoListingsAreErrors() throws {
+        let moto = try MotoServer()
+        defer { moto.stop() }
+        let page = #"<?xml version="1.0"?><ListBucketResult><Contents><Key>p/acme/jira/20251101T000000Z.tar.gz</Key><Size>9</Size></Contents>"#
+            + "<IsTruncated>true</IsTruncated><NextContinuationToken>again</NextContinuationToken></ListBucketResult>"
+        let cases: [(String, String)] = [
+            (page, "twice"),
+            (#"<?xml version="1.0"?><Error><Code>InternalError</Code><Message>boom</Message></Error>"#, "not a complete ListObjectsV2 result (InternalError)"),
+            ("<ListBucketResult><Contents><Key>p/a/b/c", "not a complete ListObjectsV2 result"),
+        ]
+        for (body, words) in cases {
+            let store = FaultProxy(upstreamPort: moto.port, fault: .answer(body))
+            defer { store.stop() }
+            let listed = try moto.lifeboat(["snapshot", "list", "s3://odd/p"], endpoint: store.endpoint)
+            #expect(listed.status != 0 && listed.stderr.contains(words) && listed.stderr.contains(store.endpoint.dropFirst("http://".count)),
+                    "\(listed.status): \(listed.stderr)")
+        }
+    }
+
     @Test func throttlingAndAStalledServerAreRetried() throws {
         let moto = try MotoServer()
         defer { moto.stop() }

@@ -107,6 +107,9 @@ final class FaultProxy: @unchecked Sendable {
         case slowDown(count: Int)
         /// The first request gets no answer at all (the connection stays open, silent).
         case stallOnce
+        /// Every request is answered `200` with this body, as a broken or hostile store would
+        /// answer a listing.
+        case answer(String)
     }
 
     let port: Int
@@ -181,6 +184,9 @@ final class FaultProxy: @unchecked Sendable {
                 return .stallOnce
             case .cutOnce(let bytes):
                 return .cutOnce(afterBytes: bytes)
+            case .answer(let body):
+                _faultsInjected += 1
+                return .answer(body)
             default:
                 return nil
             }
@@ -200,6 +206,12 @@ final class FaultProxy: @unchecked Sendable {
         case .stallOnce?:
             // Say nothing; keep the socket open until the proxy stops.
             lock.withLock { held.append(client) }
+            return
+        case .answer(let body)?:
+            _ = readRequestHead(client)
+            let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            _ = answer.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            close(client)
             return
         default:
             break

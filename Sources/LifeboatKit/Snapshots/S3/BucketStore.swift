@@ -17,9 +17,10 @@ public struct BucketStore: SnapshotStoreBackend {
     /// directory gives.
     public func scan() async throws -> SnapshotStore {
         let objects = try await client.list(bucket: bucketLocation.bucket, prefix: bucketLocation.listPrefix)
-        let strip = bucketLocation.listPrefix.count
-        let entries = objects.map { object in
-            SnapshotStore.ListedFile(relativePath: String(object.key.dropFirst(strip)), size: object.size)
+        let prefix = bucketLocation.listPrefix
+        // Only keys under the prefix asked for (a store that answers with others is ignored).
+        let entries = objects.filter { $0.key.hasPrefix(prefix) }.map { object in
+            SnapshotStore.ListedFile(relativePath: String(object.key.dropFirst(prefix.count)), size: object.size)
         }
         return SnapshotStore(root: location, listing: entries) { relative in
             bucketLocation.url(key: bucketLocation.key(relative))

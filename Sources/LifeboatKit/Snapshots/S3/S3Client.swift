@@ -102,6 +102,10 @@ public struct S3Client: Sendable {
                 failure = S3Error.from(status: status, body: String(buffer: data), method: method.rawValue, bucket: bucket, key: key)
             } catch let error as CancellationError {
                 throw error
+            } catch is NIOTooManyBytesError {
+                // Not a passing failure: the same answer would come again.
+                throw S3Error(.failed, "the answer to \(method.rawValue) \(key ?? "on the bucket") at \(endpoint.display) is larger than \(ByteSize.format(Int64(maxBody))), more than such an answer can be; check the endpoint and the key",
+                              bucket: bucket, key: key)
             } catch {
                 failure = Self.connectionFailure(error, method: method.rawValue, bucket: bucket, key: key, endpoint: endpoint)
             }
@@ -124,15 +128,30 @@ public struct S3Client: Sendable {
 
     // MARK: Operations
 
-    /// Every object under `prefix`, through as many ListObjectsV2 pages as it takes.
+    /// The most pages a listing may take (a million keys at the usual 1,000 a page).
+    static let maxListPages = 1_000
+
+    /// Every object under `prefix`, through as many ListObjectsV2 pages as it takes. A store
+    /// that hands out a continuation token again, or pages without end, is an error: a listing
+    /// must end.
     public func list(bucket: String, prefix: String) async throws -> [S3Object] {
         var objects: [S3Object] = []
         var token: String?
+        var tokens: Set<String> = []
         repeat {
+            guard tokens.count < Self.maxListPages else {
+                throw S3Error(.failed, "the listing of \(String(reflecting: prefix)) at \(endpoint.display) goes on past \(Self.maxListPages) pages; narrow the plan's prefix or check the store", bucket: bucket, key: prefix)
+            }
             var query = [("list-type", "2"), ("prefix", prefix), ("max-keys", "1000")]
             if let token { query.append(("continuation-token", token)) }
             let answer = try await send(.GET, bucket: bucket, key: nil, query: query)
             let xml = String(buffer: answer.body)
+            // What came back must be a listing: an error document or a cut-off body with a
+            // success status would otherwise read as an empty store.
+            guard xml.contains("<ListBucketResult"), xml.contains("</ListBucketResult>") else {
+                let code = XMLText.first("Code", in: xml).map { " (\($0))" } ?? ""
+                throw S3Error(.failed, "the store at \(endpoint.display) answered the listing of \(String(reflecting: prefix)) with something that is not a complete ListObjectsV2 result\(code)", bucket: bucket, key: prefix)
+            }
             for element in XMLText.elements("Contents", in: xml) {
                 guard let key = XMLText.all("Key", in: element).first else { continue }
                 let size = XMLText.all("Size", in: element).first.flatMap { Int64($0) } ?? 0
@@ -142,6 +161,9 @@ public struct S3Client: Sendable {
             token = truncated ? XMLText.first("NextContinuationToken", in: xml) : nil
             if truncated, token == nil {
                 throw S3Error(.failed, "the listing is truncated but the store gave no continuation token", bucket: bucket, key: prefix)
+            }
+            if let token, !tokens.insert(token).inserted {
+                throw S3Error(.failed, "the store at \(endpoint.display) gave the continuation token \(String(reflecting: token)) twice: the listing would never end", bucket: bucket, key: prefix)
             }
         } while token != nil
         return objects
