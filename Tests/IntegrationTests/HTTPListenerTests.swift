@@ -161,11 +161,11 @@ import Testing
         func get(_ target: String, host: String?, version: String = "HTTP/1.1", halfClose: Bool = false) -> String {
             raw(port: port, Array("GET \(target) \(version)\r\n\(host.map { "Host: \($0)\r\n" } ?? "")\r\n".utf8), halfClose: halfClose)
         }
-        for host in ["127.0.0.1:\(port)", "localhost", "LOCALHOST:\(port)", "[::1]:\(port)", "127.1.2.3"] {
+        for host in ["127.0.0.1:\(port)", "localhost", "LOCALHOST:\(port)", "[::1]:\(port)", "127.1.2.3", "localhost.:\(port)", "[0:0:0:0:0:0:0:1]"] {
             let answer = get("/api/v1/status", host: host)
             #expect(answer.hasPrefix("HTTP/1.1 200"), "Host \(host): \(answer.prefix(200))")
         }
-        for host in ["attacker.example:\(port)", "127.0.0.1.attacker.example", "localhost.attacker.example", "[::2]", "127.0.0.1:x"] {
+        for host in ["attacker.example:\(port)", "127.0.0.1.attacker.example", "localhost.attacker.example", "[::2]", "127.0.0.1:x", "localhost:8a"] {
             let answer = get("/api/v1/status", host: host)
             #expect(answer.hasPrefix("HTTP/1.1 421") && !answer.contains("\"runs\""), "Host \(host): \(answer.prefix(200))")
         }

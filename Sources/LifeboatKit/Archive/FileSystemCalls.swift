@@ -10,12 +10,20 @@ struct SystemCallError: Error {
 /// Thin wrappers over the *at system calls the extractor, the remover and the commit use.
 /// Everything is relative to directory file descriptors, never following symbolic links.
 enum FileSystemCalls {
-    /// Where an open file or directory really is now (the kernel's name for it), or nil.
-    static func realPath(of fd: Int32) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    /// Whether the open directory `fd` is the one at the real path `path`, reached from `/`
+    /// without following any symbolic link (one swapped in on the way fails the walk).
+    static func isDirectory(_ fd: Int32, reachedWithoutLinksAt path: String) -> Bool {
+        var current = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard current >= 0 else { return false }
+        for component in path.split(separator: "/") {
+            let next = openat(current, String(component), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            close(current)
+            guard next >= 0 else { return false }
+            current = next
+        }
+        defer { close(current) }
+        var a = stat(), b = stat()
+        return fstat(current, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
     }
 
     // Not imported from the C headers: they are macros built from shifts.

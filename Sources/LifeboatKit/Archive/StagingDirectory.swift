@@ -31,7 +31,7 @@ public struct StagingDirectory: Sendable {
 ///   - noSymlinksBelow: a directory above the destination below which no symbolic link is
 ///     followed while the parents are created or opened (an exercise's sandbox root); a link
 ///     there is an error naming it.
-///   - parentResolves: the real path the destination's parent had when it was checked (a
+///   - parentResolvesTo: the real path the destination's parent had when it was checked (a
 ///     restore's job start); a parent that resolves elsewhere now (a symbolic link on the way
 ///     swapped since) is refused, so nothing is staged, nor later committed, anywhere else. The
 ///     commit then works in the directory staging was made in (it finds staging there by identity).
@@ -68,11 +68,8 @@ extension StagingDirectory {
         for _ in 0..<8 {
             let parentFD = try Self.openParent(parent, noSymlinksBelow: root)
             defer { close(parentFD) }
-            if let checked {
-                let now = FileSystemCalls.realPath(of: parentFD)
-                guard now == checked else {
-                    throw ArchiveError(.io, "the destination's parent \(parent) now leads to \(now ?? "an unknown place"), not to \(checked) as when the job started (a symbolic link on the way was changed); nothing was staged or moved")
-                }
+            if let checked, !FileSystemCalls.isDirectory(parentFD, reachedWithoutLinksAt: checked) {
+                throw ArchiveError(.io, "the destination's parent \(parent) no longer leads to \(checked), where it led when the job started (a symbolic link on the way was changed); nothing was staged or moved")
             }
             let areaFD = try OwnDirectory.enter(areaName, in: parentFD, path: area, durable: false)
             defer { close(areaFD) }

@@ -51,7 +51,8 @@ struct JobRunner: Sendable {
                     throw JobError(.sandbox, "\(job.name): \(exercise ? "exercise" : run.mode.rawValue) destination \(job.destination) \(why); refusing to touch it"
                                    + (exercise ? ": exercises never write into production, backups or Lifeboat's state" : ""))
                 }
-                context.checkedParent = try? StagingDirectory.split(resolved).parent
+                // The parent staging opens (the destination itself may be a link the commit swaps).
+                context.checkedParent = (try? StagingDirectory.split(job.destination).parent).map(ResolvedPath.of)
             }
             var attempt = 0
             while true {

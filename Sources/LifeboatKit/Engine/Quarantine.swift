@@ -88,7 +88,16 @@ public struct QuarantineManager: Sendable {
             guard oldEnough else { younger += 1; continue }
             guard !inUse(record.originalPath) else { busy += 1; continue }
             if !dryRun {
-                try Self.remove(record.path)
+                do {
+                    try Self.remove(record.path)
+                } catch let error as ArchiveError where error.errno == EXDEV {
+                    // A mount inside the displaced tree (it moved with it): never crossed, and
+                    // the other entries are purged all the same. Kept, as in use.
+                    busy += 1
+                    ledger.postEvent(LedgerEvent(runId: record.runId, jobId: record.jobId, at: now, kind: "quarantine.kept",
+                                                 message: "\(record.path) holds a mount point (what was removed before it stays removed); unmount it, then purge again"))
+                    continue
+                }
                 var record = record
                 record.purgedAt = now
                 try await ledger.updateQuarantine(record)

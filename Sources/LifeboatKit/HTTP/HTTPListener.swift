@@ -273,16 +273,21 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
     /// `localhost`, an IPv4 address in 127.0.0.0/8 or `[::1]`, with or without a port.
     static func isLoopback(_ host: String) -> Bool {
         var name = Substring(host.lowercased())
+        func isPort(_ text: Substring) -> Bool { text.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } }
         if name.hasPrefix("[") {
             guard let close = name.firstIndex(of: "]") else { return false }
             let rest = name[name.index(after: close)...]
-            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber)) else { return false }
-            return name[name.index(after: name.startIndex)..<close] == "::1"
+            guard rest.isEmpty || (rest.hasPrefix(":") && isPort(rest.dropFirst())) else { return false }
+            var address = in6_addr()
+            guard inet_pton(AF_INET6, String(name[name.index(after: name.startIndex)..<close]), &address) == 1 else { return false }
+            var loopback = in6addr_loopback
+            return withUnsafeBytes(of: &address) { a in withUnsafeBytes(of: &loopback) { a.elementsEqual($0) } }
         }
         if let colon = name.lastIndex(of: ":") {
-            guard name[name.index(after: colon)...].allSatisfy(\.isNumber) else { return false }
+            guard isPort(name[name.index(after: colon)...]) else { return false }
             name = name[..<colon]
         }
+        if name.hasSuffix(".") { name = name.dropLast() }  // `localhost.`, fully qualified
         if name == "localhost" { return true }
         let octets = name.split(separator: ".", omittingEmptySubsequences: false)
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }

@@ -43,7 +43,8 @@ import Testing
         try Data("backup".utf8).write(to: URL(fileURLWithPath: store + "/jira/snapshot.tar.gz"))
         let link = scene.dir.sub("site")
         try fm.createSymbolicLink(atPath: link, withDestinationPath: real)
-        let checked = try StagingDirectory.split(ResolvedPath.of(link + "/jira")).parent
+        // As the job runner takes it: the parent staging opens, resolved.
+        let checked = ResolvedPath.of(try StagingDirectory.split(link + "/jira").parent)
         #expect(checked == real)
         // Swapped after the check.
         try fm.removeItem(atPath: link)
@@ -59,6 +60,13 @@ import Testing
         try fm.removeItem(atPath: link)
         try fm.createSymbolicLink(atPath: link, withDestinationPath: real)
         try await withStagingDirectory(for: link + "/jira", name: "job", parentResolvesTo: checked) { staging in
+            #expect(staging.path.hasPrefix(link + "/" + StagingDirectory.areaName + "/"))
+        }
+        // A destination that is itself a link (`current -> releases/42`) stages beside it.
+        try fm.createDirectory(atPath: real + "/releases/42", withIntermediateDirectories: true)
+        try fm.createSymbolicLink(atPath: real + "/current", withDestinationPath: "releases/42")
+        let beside = ResolvedPath.of(try StagingDirectory.split(link + "/current").parent)
+        try await withStagingDirectory(for: link + "/current", name: "job", parentResolvesTo: beside) { staging in
             #expect(staging.path.hasPrefix(link + "/" + StagingDirectory.areaName + "/"))
         }
     }

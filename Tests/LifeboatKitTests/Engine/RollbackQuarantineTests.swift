@@ -69,6 +69,31 @@ import Testing
         #expect(try await manager.list().isEmpty)
     }
 
+    /// A mount inside a displaced tree (it moved into quarantine with it) is never crossed by a
+    /// purge; that entry is kept and said so, and the others are purged all the same.
+    @Test(.enabled(if: geteuid() == 0, "mounting needs root (CI runs as root)"))
+    func aPurgeLeavesAMountInsideAnEntryAndGoesOn() async throws {
+        let fx = try await DRFixture()
+        fx.dir.write("out/acme/jira/old.txt", "old")
+        fx.dir.write("out/acme/contacts/old.txt", "old")
+        try FileManager.default.createDirectory(atPath: fx.dir.file("out/acme/jira/uploads"), withIntermediateDirectories: true)
+        fx.dir.write("foreign/theirs.txt", "theirs")
+        let (run, _) = try await fx.run(.restore, sites: ["acme"])
+        #expect(run.state == .succeeded)
+        let manager = QuarantineManager(ledger: fx.ledger, clock: fx.clock)
+        let entries = try await manager.list()
+        let jira = try #require(entries.first { $0.path.contains("jira") })
+        let mounted = try runProcess("/bin/mount", ["--bind", fx.dir.file("foreign"), jira.path + "/uploads"])
+        try #require(mounted.status == 0, "\(mounted.output)")
+        defer { _ = try? runProcess("/bin/umount", [jira.path + "/uploads"]) }
+        fx.clock.advance(by: 8 * 86_400)
+        let result = try await manager.purge(olderThan: nil, dryRun: false, by: "test")
+        #expect(result.purged.count == entries.count - 1 && result.keptInUse == 1)
+        #expect(try String(contentsOfFile: fx.dir.file("foreign/theirs.txt"), encoding: .utf8) == "theirs")
+        let events = try await fx.ledger.events(runId: run.id, afterId: 0, limit: 1_000)
+        #expect(events.contains { $0.kind == "quarantine.kept" && $0.message.contains("mount point") })
+    }
+
     @Test func exerciseNeverTouchesProduction() async throws {
         let fx = try await DRFixture(sites: 3)
         fx.dir.write("out/acme/jira/prod.txt", "production data")
