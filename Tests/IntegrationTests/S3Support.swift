@@ -146,12 +146,17 @@ final class FaultProxy: @unchecked Sendable {
         thread.start()
     }
 
+    /// Once only: `deinit` calls it again, maybe after another proxy got the same descriptor
+    /// number for its listener (closing that one refused the next test's connections).
     func stop() {
-        lock.withLock {
+        let first: Bool = lock.withLock {
+            guard !stopped else { return false }
             stopped = true
             for fd in held { close(fd) }
             held.removeAll()
+            return true
         }
+        guard first else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
     }
