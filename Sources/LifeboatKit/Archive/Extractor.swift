@@ -108,21 +108,13 @@ final class Extractor {
             report.bytes += entry.size
         case .symlink:
             let target = try EntryPath.validateSymlinkTarget(entry.linkName, linkAt: path)
-            try writer?.clear(path)
-            knownFiles.remove(path.key)
-            let serial = linkOrder.count
-            links[path.key] = PendingLink(path: path, target: target, name: entry.name, metadata: metadata, serial: serial)
-            linkOrder.append((path.key, serial))
+            try holdBack(path, target: target, name: entry.name, metadata: metadata)
         case .hardLink:
             let target = try hardLinkTarget(entry.linkName)
             guard target != path else { return }  // a link to itself: the file is already there
             if let symlink = links[target.key] {
-                try writer?.clear(path)
-                knownFiles.remove(path.key)
-                let serial = linkOrder.count
-                links[path.key] = PendingLink(path: path, target: symlink.target, name: entry.name, metadata: symlink.metadata,
-                                              serial: serial, hardLinkOf: (symlink.path, symlink.serial))
-                linkOrder.append((path.key, serial))
+                try holdBack(path, target: symlink.target, name: entry.name, metadata: symlink.metadata,
+                             hardLinkOf: (symlink.path, symlink.serial))
                 return
             }
             dropPendingLink(path)
@@ -137,6 +129,17 @@ final class Extractor {
         default:
             break
         }
+    }
+
+    /// Holds a link back until every other entry exists (`createLinks`); it replaces whatever
+    /// had its name.
+    private func holdBack(_ path: EntryPath, target: String, name: [UInt8], metadata: StagingWriter.Metadata,
+                          hardLinkOf: (path: EntryPath, serial: Int)? = nil) throws {
+        try writer?.clear(path)
+        knownFiles.remove(path.key)
+        let serial = linkOrder.count
+        links[path.key] = PendingLink(path: path, target: target, name: name, metadata: metadata, serial: serial, hardLinkOf: hardLinkOf)
+        linkOrder.append((path.key, serial))
     }
 
     private func hardLinkTarget(_ bytes: [UInt8]) throws -> EntryPath {

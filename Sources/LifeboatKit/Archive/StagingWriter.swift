@@ -96,9 +96,8 @@ final class StagingWriter {
         try removeExisting(try parentFD(for: path), path)
     }
 
-    /// Creates a hard link to a regular file created earlier; nothing else is accepted as target.
-    /// A hard link to a regular file, or with `toSymlink` to a symbolic link (itself, not what it
-    /// points to), extracted before.
+    /// Creates a hard link to a regular file extracted before, or with `toSymlink` to a symbolic
+    /// link (the link itself, not what it points to); nothing else is accepted as target.
     func hardLink(to target: EntryPath, at path: EntryPath, toSymlink: Bool = false) throws {
         let targetParent: Int32
         do {
