@@ -71,9 +71,15 @@ struct QuarantinePurge: ParsableCommand {
             why.append("\(result.keptInsideRetention) inside retention"
                        + (result.keptSoftDeleted > 0 ? ", of which \(result.keptSoftDeleted) soft-deleted site data never purged before its retention" : ""))
         }
-        if result.keptInUse > 0 { why.append("\(result.keptInUse) needed by a run going now") }
+        if result.keptInUse > 0 { why.append("\(result.keptInUse) needed by a run going now or holding a mount") }
+        for e in result.replaced {
+            print("left alone \(e.path) (\(e.site)/\(e.product)): it is not the data quarantined there (moved or replaced outside Lifeboat); "
+                  + "look at it, remove it yourself if it is not wanted, and a later purge closes the entry")
+        }
+        if !result.replaced.isEmpty { why.append("\(result.replaced.count) not the data quarantined there") }
         if result.keptYounger > 0 { why.append("\(result.keptYounger) past retention but younger than --older-than \(olderThan ?? "")") }
-        print("\(result.purged.count) \(dryRun ? "would be " : "")purged, \(result.kept) kept" + (why.isEmpty ? "" : " (\(why.joined(separator: ", ")))"))
+        print("\(result.purged.count) \(dryRun ? "would be " : "")purged, \(result.kept) kept" + (why.isEmpty ? "" : " (\(why.joined(separator: ", ")))")
+              + (result.gone > 0 ? "; \(result.gone) entr\(result.gone == 1 ? "y's" : "ies'") data already gone (removed outside Lifeboat)\(dryRun ? "" : ", closed")" : ""))
     }
 }
 

@@ -307,6 +307,50 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
+    /// A purge removes only the data it moved into quarantine (its recorded identity): what an
+    /// operator or a script put at an entry's path since is left alone and named, and an entry
+    /// whose data is already gone is closed, not called purged.
+    @Test func purgeRemovesOnlyWhatItQuarantined() async throws {
+        let daemon = try DaemonHarness(sites: 1, size: "64KiB")
+        defer { _ = daemon.stop() }
+        writePlan(daemon, extra: "quarantine: { retention: 1s }")
+        daemon.dir.write("out/acme/contacts/old.txt", "before")
+        daemon.dir.write("out/acme/jira/old.txt", "before")
+        try daemon.start()
+        let runId = try daemon.startRestore()
+        #expect(try await daemon.waitForRun(runId, timeout: 90) == "succeeded")
+        let entries = (json(try daemon.cli(["quarantine", "list", "--json"])) as? [[String: Any]]) ?? []
+        let contacts = try #require(entries.first { $0["product"] as? String == "contacts" }?["path"] as? String)
+        let jira = try #require(entries.first { $0["product"] as? String == "jira" }?["path"] as? String)
+        // The displaced contacts data is moved out and something else takes its name; jira's is removed by hand.
+        try FileManager.default.moveItem(atPath: contacts, toPath: daemon.dir.file("kept-by-hand"))
+        try FileManager.default.createDirectory(atPath: contacts, withIntermediateDirectories: false)
+        try Data("someone else's".utf8).write(to: URL(fileURLWithPath: contacts + "/theirs.txt"))
+        try FileManager.default.removeItem(atPath: jira)
+        try await Task.sleep(for: .milliseconds(1_500))
+
+        let dry = try daemon.cli(["quarantine", "purge", "--dry-run"])
+        #expect(dry.status == 0 && dry.stdout.contains("left alone \(contacts)") && dry.stdout.contains("0 would be purged"), "\(dry.stdout)\(dry.stderr)")
+        let purge = try daemon.cli(["quarantine", "purge", "--yes"])
+        #expect(purge.status == 0, "\(purge.stderr)")
+        #expect(purge.stdout.contains("left alone \(contacts)") && purge.stdout.contains("not the data quarantined there"), "\(purge.stdout)")
+        #expect(purge.stdout.contains("0 purged, 1 kept") && purge.stdout.contains("1 entry's data already gone"), "\(purge.stdout)")
+        #expect(FileManager.default.contents(atPath: contacts + "/theirs.txt") == Data("someone else's".utf8))
+        #expect(FileManager.default.contents(atPath: daemon.dir.file("kept-by-hand/old.txt")) == Data("before".utf8))
+        let left = (json(try daemon.cli(["quarantine", "list", "--json"])) as? [[String: Any]]) ?? []
+        #expect(left.compactMap { $0["path"] as? String } == [contacts], "\(left)")
+        let events = try ledgerRows(daemon.ledger, "select kind || ' ' || message as line from events where kind like 'quarantine.%'")
+            .compactMap { $0["line"] as? String }
+        #expect(events.contains { $0.hasPrefix("quarantine.kept \(contacts) is not the data quarantined there") }, "\(events)")
+        #expect(events.contains { $0.hasPrefix("quarantine.gone \(jira)") }, "\(events)")
+        #expect(!events.contains { $0.hasPrefix("quarantine.purged") }, "\(events)")
+        // Once the operator removed it, a purge closes the entry.
+        try FileManager.default.removeItem(atPath: contacts)
+        let closing = try daemon.cli(["quarantine", "purge", "--yes"])
+        #expect(closing.status == 0 && closing.stdout.contains("1 entry's data already gone"), "\(closing.stdout)\(closing.stderr)")
+        #expect((json(try daemon.cli(["quarantine", "list", "--json"])) as? [[String: Any]])?.isEmpty == true)
+    }
+
     // MARK: 9. The in-process runner beside the daemon
 
     @Test func inProcessRunRefusesWhileTheDaemonHoldsTheStateDirectory() throws {

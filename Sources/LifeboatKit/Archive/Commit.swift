@@ -20,6 +20,8 @@ public struct CommitResult: Sendable, Codable, Equatable {
     public var quarantinePath: String?
     /// The identity of the committed directory (that of the staging directory).
     public var identity: FileIdentity
+    /// The identity of the data that went to quarantine, as found there after the move.
+    public var quarantinedIdentity: FileIdentity? = nil
 }
 
 /// Makes a staging directory durable and moves it into place atomically (DESIGN.md "One job,
@@ -109,26 +111,32 @@ private struct StagingCommit {
 
         // 3. The displaced data (now at the staging path) goes to quarantine.
         let quarantineArea = (parentPath == "/" ? "" : parentPath) + "/" + QuarantineArea.name
+        let quarantined: FileIdentity
         do {
-            try moveToQuarantine(area: quarantineArea, name: quarantineName, parentFD: parentFD, areaFD: areaFD)
+            quarantined = try moveToQuarantine(area: quarantineArea, name: quarantineName, parentFD: parentFD, areaFD: areaFD)
         } catch {
             throw undo(error, parentFD: parentFD, areaFD: areaFD, destinationName: destinationName, exchanged: true)
         }
         try onStep(.quarantined)
         return CommitResult(destination: staging.destination, quarantinePath: quarantineArea + "/" + quarantineName,
-                            identity: staging.identity)
+                            identity: staging.identity, quarantinedIdentity: quarantined)
     }
 
     /// Moves the displaced data from the staging path to `<area>/<name>` and syncs the move. If
-    /// the sync fails, the data is moved back before throwing.
-    private func moveToQuarantine(area: String, name: String, parentFD: Int32, areaFD: Int32) throws {
+    /// the sync fails, the data is moved back before throwing. Returns its identity there.
+    private func moveToQuarantine(area: String, name: String, parentFD: Int32, areaFD: Int32) throws -> FileIdentity {
         let quarantineFD = try OwnDirectory.enter(QuarantineArea.name, in: parentFD, path: area)
         defer { close(quarantineFD) }
         guard lifeboat_renameat2(areaFD, staging.name, quarantineFD, name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
             throw fail("cannot move the data it replaced from \(staging.path) to quarantine \(area)/\(name)", errno)
         }
         do {
+            var st = stat()
+            guard fstatat(quarantineFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
+                throw fail("cannot inspect the data moved to quarantine \(area)/\(name)", errno)
+            }
             try syncRename(quarantineFD, "the move to quarantine \(area)/\(name)")
+            return FileIdentity(st)
         } catch {
             guard lifeboat_renameat2(quarantineFD, name, areaFD, staging.name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
                 let e = errno

@@ -26,6 +26,13 @@ enum FileSystemCalls {
         return fstat(current, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
     }
 
+    /// Why the directory `fd`, opened at `parent`, is not the one checked at the real path
+    /// `checked` when the job started; nil when it is (or when nothing was checked).
+    static func changedSinceCheck(_ fd: Int32, parent: String, checked: String?) -> String? {
+        guard let checked, !isDirectory(fd, reachedWithoutLinksAt: checked) else { return nil }
+        return "the destination's parent \(parent) no longer leads to \(checked), where it led when the job started (a symbolic link on the way was changed)"
+    }
+
     // Not imported from the C headers: they are macros built from shifts.
     static let utimeOmit = 1_073_741_822
 

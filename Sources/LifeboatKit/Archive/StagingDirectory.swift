@@ -68,8 +68,8 @@ extension StagingDirectory {
         for _ in 0..<8 {
             let parentFD = try Self.openParent(parent, noSymlinksBelow: root)
             defer { close(parentFD) }
-            if let checked, !FileSystemCalls.isDirectory(parentFD, reachedWithoutLinksAt: checked) {
-                throw ArchiveError(.io, "the destination's parent \(parent) no longer leads to \(checked), where it led when the job started (a symbolic link on the way was changed); nothing was staged or moved")
+            if let why = FileSystemCalls.changedSinceCheck(parentFD, parent: parent, checked: checked) {
+                throw ArchiveError(.io, "\(why); nothing was staged or moved")
             }
             let areaFD = try OwnDirectory.enter(areaName, in: parentFD, path: area, durable: false)
             defer { close(areaFD) }

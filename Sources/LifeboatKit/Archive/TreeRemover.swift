@@ -8,8 +8,8 @@ enum TreeRemover {
     /// after they are gone, so memory stays bounded for very wide trees.
     static let batch = 1024
 
-    /// Removes the tree at `path` if it is still the directory with `identity` (missing is fine),
-    /// then, if asked, its parent when that became empty. For trees Lifeboat created or an
+    /// Removes the tree at `path` if it is still the directory (or other file) with `identity`
+    /// (missing is fine), then, if asked, its parent when that became empty. For trees Lifeboat created or an
     /// operator asked to purge; never follows a link.
     static func remove(path: String, ifIdentity identity: FileIdentity, removeEmptyParent: Bool) throws(ArchiveError) {
         let (parent, name): (String, String)
@@ -33,8 +33,17 @@ enum TreeRemover {
     static func remove(_ name: String, in parentFD: Int32, ifIdentity identity: FileIdentity) throws(SystemCallError) {
         let rootFD = openat(parentFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard rootFD >= 0 else {
-            if errno == ENOENT || errno == ENOTDIR || errno == ELOOP { return }
-            throw SystemCallError(call: "openat", errno: errno)
+            guard errno == ENOTDIR || errno == ELOOP else {
+                if errno == ENOENT { return }
+                throw SystemCallError(call: "openat", errno: errno)
+            }
+            // Not a directory (a file or link an undelete set aside): unlinked only if it is the
+            // very one (a directory swapped in has another identity).
+            var st = stat()
+            guard fstatat(parentFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == identity,
+                  (st.st_mode & S_IFMT) != S_IFDIR else { return }
+            if unlinkat(parentFD, name, 0) == 0 || errno == ENOENT { return }
+            throw SystemCallError(call: "unlinkat", errno: errno)
         }
         defer { close(rootFD) }
         var st = stat()

@@ -26,7 +26,7 @@ enum DeleteRehearsal {
         let sites = Set(jobs.map(\.site)).sorted()
         let siteWaves = plan.map { RunPlanner.assignWaves(sites: sites, waves: $0.waveSpecs(for: .delete)) } ?? [sites]
         let waves = siteWaves.enumerated().map { wave, sites in (key: wave, value: jobs.filter { sites.contains($0.site) }) }
-        var moved: [(job: JobRecord, slot: String, before: String)] = []
+        var moved: [(job: JobRecord, slot: (path: String, identity: FileIdentity), before: String)] = []
         for (wave, waveJobs) in waves {
             for job in waveJobs {
                 guard let before = ContentDigest.of(job.destination) else {
@@ -47,9 +47,9 @@ enum DeleteRehearsal {
         for (job, slot, before) in moved {
             let started = ContinuousClock.now
             do {
-                try Rollback.renameBack(slot, to: job.destination)
+                try Rollback.renameBack(slot.path, to: job.destination, expected: slot.identity)
             } catch {
-                outcome.problems.append("\(job.name): undelete failed: \(error); the data is at \(slot)")
+                outcome.problems.append("\(job.name): undelete failed: \(error); the data is at \(slot.path)")
                 continue
             }
             let elapsed = ContinuousClock.now - started

@@ -76,8 +76,9 @@ public protocol JobObserver: Sendable {
     /// Right before the destination changes (after `willCommit` and whatever sync follows):
     /// throws when this host may no longer change it (its claim's lease ran out by its own clock).
     func mayCommit() throws
-    /// Records data displaced into quarantine; durable when it returns.
-    func didQuarantine(path: String, originalPath: String) async throws
+    /// Records data displaced into quarantine, with its identity there (what a purge may remove);
+    /// durable when it returns.
+    func didQuarantine(path: String, originalPath: String, identity: FileIdentity?) async throws
 }
 
 /// Restores one job's data: select → stream → verify → sync → commit (DESIGN.md "One job").

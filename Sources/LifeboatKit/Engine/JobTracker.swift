@@ -66,13 +66,14 @@ final class JobTracker: JobObserver {
         recorder.bus.publish(event)
     }
 
-    func didQuarantine(path: String, originalPath: String) async throws {
+    func didQuarantine(path: String, originalPath: String, identity: FileIdentity?) async throws {
         let transition = try transition(.quarantined(path: path))
         let job = transition.job
         let now = recorder.clock.now()
         try await recorder.record(transition, quarantine: QuarantineRecord(
             runId: job.runId, jobId: job.id, site: job.site, product: job.product, path: path,
-            originalPath: originalPath, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: quarantineReason))
+            originalPath: originalPath, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: quarantineReason,
+            identity: identity))
         current.withLock { $0 = job }
     }
 }

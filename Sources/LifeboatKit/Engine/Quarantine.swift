@@ -48,8 +48,15 @@ public struct QuarantineManager: Sendable {
         public var keptInsideRetention: Int
         /// Kept although past retention: younger than the `older_than` asked for.
         public var keptYounger: Int
-        /// Kept although past retention: a going run holds the place it came from.
+        /// Kept although past retention: a going run holds the place it came from, or a mount is
+        /// inside it.
         public var keptInUse: Int = 0
+        /// Kept although past retention: what is at their paths is not the data quarantined there
+        /// (moved or replaced outside Lifeboat); left alone, for an operator to look at.
+        public var replaced: [Entry] = []
+        /// Past retention, but their data was no longer there: their entries are closed (not
+        /// counted as purged or kept).
+        public var gone: Int = 0
         /// Of those kept inside retention, how many are soft-deleted sites (`delete` runs).
         public var keptSoftDeleted: Int = 0
         public var dryRun: Bool
@@ -66,7 +73,8 @@ public struct QuarantineManager: Sendable {
                       by who: String) async throws -> PurgeResult {
         let now = clock.now()
         var purged: [Entry] = []
-        var insideRetention = 0, younger = 0, busy = 0, softDeleted = 0
+        var insideRetention = 0, younger = 0, busy = 0, softDeleted = 0, gone = 0
+        var replaced: [Entry] = []
         let records = try await ledger.quarantine(includePurged: false)
         let entries = try await list()
         let due = zip(records, entries).filter { _, entry in
@@ -87,37 +95,77 @@ public struct QuarantineManager: Sendable {
             }
             guard oldEnough else { younger += 1; continue }
             guard !inUse(record.originalPath) else { busy += 1; continue }
-            if !dryRun {
-                do {
-                    try Self.remove(record.path)
-                } catch let error as ArchiveError where error.errno == EXDEV {
-                    // A mount inside the displaced tree (it moved with it): never crossed, and
-                    // the other entries are purged all the same. Kept, as in use.
-                    busy += 1
-                    ledger.postEvent(LedgerEvent(runId: record.runId, jobId: record.jobId, at: now, kind: "quarantine.kept",
-                                                 message: "\(record.path) holds a mount point (what was removed before it stays removed); unmount it, then purge again"))
-                    continue
-                }
+            let removal: Removal
+            do {
+                removal = try Self.remove(record, dryRun: dryRun)
+            } catch let error as ArchiveError where error.errno == EXDEV {
+                // A mount inside the displaced tree (it moved with it): never crossed, and
+                // the other entries are purged all the same. Kept, as in use.
+                busy += 1
+                ledger.postEvent(LedgerEvent(runId: record.runId, jobId: record.jobId, at: now, kind: "quarantine.kept",
+                                             message: "\(record.path) holds a mount point (what was removed before it stays removed); unmount it, then purge again"))
+                continue
+            }
+            switch removal {
+            case .replaced(let found):
+                replaced.append(entry)
+                if dryRun { continue }
+                ledger.postEvent(LedgerEvent(runId: record.runId, jobId: record.jobId, at: now, kind: "quarantine.kept",
+                                             message: "\(record.path) is not the data quarantined there (\(record.identity ?? "?") then, \(found) now: moved or replaced outside Lifeboat); left alone: "
+                                                 + "look at it and remove it yourself if it is not wanted, and a later purge closes the entry"))
+                continue
+            case .missing:
+                gone += 1
+                if dryRun { continue }
+                var record = record
+                record.purgedAt = now
+                try await ledger.updateQuarantine(record)
+                ledger.postEvent(LedgerEvent(runId: record.runId, jobId: record.jobId, at: now, kind: "quarantine.gone",
+                                             message: "\(record.path) (\(record.site)/\(record.product)) was no longer there (removed or moved outside Lifeboat); its entry is closed by \(who)"))
+                continue
+            case .removed where !dryRun:
                 var record = record
                 record.purgedAt = now
                 try await ledger.updateQuarantine(record)
                 ledger.postEvent(LedgerEvent(runId: record.runId, jobId: record.jobId, at: now, kind: "quarantine.purged",
                                              message: "\(record.path) (\(record.site)/\(record.product), displaced by \(record.reason)) purged by \(who)"))
+            case .removed:
+                break
             }
             purged.append(entry)
         }
         try await ledger.flush()
-        var result = PurgeResult(purged: purged, kept: insideRetention + younger + busy, keptInsideRetention: insideRetention,
+        var result = PurgeResult(purged: purged, kept: insideRetention + younger + busy + replaced.count, keptInsideRetention: insideRetention,
                                  keptYounger: younger, dryRun: dryRun)
         result.keptInUse = busy
         result.keptSoftDeleted = softDeleted
+        result.replaced = replaced
+        result.gone = gone
         return result
     }
 
-    /// Removes a quarantined tree without following links.
-    static func remove(_ path: String) throws {
-        guard let identity = FileIdentity(path: path) else { return }
-        try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: false)
+    /// What a purge did with one entry.
+    enum Removal: Equatable {
+        case removed
+        /// Nothing was at the entry's path any more.
+        case missing
+        /// Something else than the data quarantined is at the path (its identity): left alone.
+        case replaced(FileIdentity)
+    }
+
+    /// Removes a quarantined entry without following links, provided it is still the data moved
+    /// there (its recorded identity; entries recorded before identities were kept: whatever is
+    /// at their path, never through a link).
+    /// With `dryRun`, what it would do.
+    static func remove(_ record: QuarantineRecord, dryRun: Bool) throws -> Removal {
+        guard let found = FileIdentity(path: record.path) else { return .missing }
+        let expected = record.identity.flatMap(FileIdentity.init(parsing:)) ?? found
+        guard found == expected else { return .replaced(found) }
+        if dryRun { return .removed }
+        // The remover compares the identity again on what it opens: a swap in between is left alone.
+        try TreeRemover.remove(path: record.path, ifIdentity: expected, removeEmptyParent: false)
+        guard let now = FileIdentity(path: record.path) else { return .removed }
+        return now == expected ? .removed : .replaced(now)
     }
 }
 

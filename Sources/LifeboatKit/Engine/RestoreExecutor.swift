@@ -61,7 +61,7 @@ public struct RestoreExecutor: JobExecutor {
                     return (commit, digestAtCommit ? TreeDigest.of(destination) : nil)
                 }
                 if let quarantined = commit.quarantinePath {
-                    try await observer.didQuarantine(path: quarantined, originalPath: job.destination)
+                    try await observer.didQuarantine(path: quarantined, originalPath: job.destination, identity: commit.quarantinedIdentity)
                 }
                 CrashPoint.beforeLedgerCommit.hit()
 
@@ -135,8 +135,8 @@ public struct RestoreExecutor: JobExecutor {
                 // purge could not find it): record it now.
                 if job.quarantinePath == nil, let area = try? QuarantineArea.directory(for: job.destination) {
                     let path = area + "/" + quarantineName
-                    if FileSystem.exists(path) {
-                        try await observer.didQuarantine(path: path, originalPath: job.destination)
+                    if let found = FileIdentity(path: path) {
+                        try await observer.didQuarantine(path: path, originalPath: job.destination, identity: found)
                         return .committed(quarantinePath: path)
                     }
                 }
@@ -144,7 +144,7 @@ public struct RestoreExecutor: JobExecutor {
             }
             let quarantined = try StagingRecovery.quarantineLeftover(
                 path: stagingPath, destination: job.destination, quarantineName: quarantineName)
-            try await observer.didQuarantine(path: quarantined, originalPath: job.destination)
+            try await observer.didQuarantine(path: quarantined, originalPath: job.destination, identity: FileIdentity(path: quarantined))
             return .committed(quarantinePath: quarantined)
         }
         try StagingRecovery.removeLeftover(path: stagingPath, identity: recorded)

@@ -11,7 +11,7 @@ extension Rollback {
         let jobs = try await ledger.jobs(runId: runId).filter { $0.state == .succeeded }
             .filter { site == nil || $0.site == site }.filter { product == nil || $0.product == product }
         let quarantine = try await ledger.quarantine(includePurged: true).filter { $0.runId == runId && $0.reason == "delete" }
-        var plan: [(job: JobRecord, entry: QuarantineRecord, aside: Bool)] = []
+        var plan: [(job: JobRecord, entry: QuarantineRecord, aside: FileIdentity?)] = []
         // Renamed back by an undelete that died before recording it: recorded now.
         var foundBack: [(job: JobRecord, entry: QuarantineRecord)] = []
         var problems: [String] = []
@@ -32,9 +32,9 @@ extension Rollback {
                 }
                 continue
             }
-            var st = stat()
-            let recreated = lstat(job.destination, &st) == 0
-            if recreated, !forceAside {
+            // What was made at the target since (moved aside with --force-aside: that and only that).
+            let recreated = FileIdentity(path: job.destination)
+            if recreated != nil, !forceAside {
                 problems.append("\(job.name): \(job.destination) was re-created since the delete; undeleting would displace that new data: "
                                 + "add --force-aside to move it to quarantine first (it is kept there), or leave it")
                 continue
@@ -65,16 +65,18 @@ extension Rollback {
             let started = clock.now()
             let startedMono = ContinuousClock.now
             var asidePath: String?
-            if aside {
+            if let aside {
                 // The re-created data goes to quarantine first, never unlinked.
                 let slot = QuarantineArea.rollbackName(run: runId, site: job.site, product: job.product)
-                asidePath = try SoftDeleteExecutor.moveToQuarantine(job.destination, slot: slot, job: job.name)
+                let (path, identity) = try SoftDeleteExecutor.moveToQuarantine(job.destination, slot: slot, job: job.name, expected: aside)
+                asidePath = path
                 let retention = entry.retainUntil.timeIntervalSince(entry.createdAt)
                 _ = try await ledger.addQuarantine(QuarantineRecord(
-                    runId: runId, jobId: job.id, site: job.site, product: job.product, path: asidePath!,
-                    originalPath: job.destination, createdAt: started, retainUntil: started.addingTimeInterval(retention), reason: "undelete-aside"), updating: nil)
+                    runId: runId, jobId: job.id, site: job.site, product: job.product, path: path,
+                    originalPath: job.destination, createdAt: started, retainUntil: started.addingTimeInterval(retention), reason: "undelete-aside",
+                    identity: identity), updating: nil)
             }
-            try Self.renameBack(entry.path, to: job.destination)
+            try Self.renameBack(entry.path, to: job.destination, expected: (entry.identity ?? job.commitIdentity).flatMap(FileIdentity.init(parsing:)))
             CrashPoint.afterUndeleteRename.hit()
             let elapsed = ContinuousClock.now - startedMono
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -99,7 +101,8 @@ extension Rollback {
 
     /// Renames quarantined data back to `destination` (which must not exist), entering the
     /// quarantine directory without following a link, and syncs both directories.
-    static func renameBack(_ quarantined: String, to destination: String) throws {
+    /// - Parameter expected: what must be at `quarantined` (the data moved there), if known.
+    static func renameBack(_ quarantined: String, to destination: String, expected: FileIdentity?) throws {
         let (parent, name) = try StagingDirectory.split(destination)
         let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard parentFD >= 0 else { throw FileSystemError(path: parent, operation: "open", errno: errno) }
@@ -107,6 +110,15 @@ extension Rollback {
         let (area, slot) = try StagingDirectory.split(quarantined)
         let areaFD = try OwnDirectory.enter(path: area, create: false)
         defer { close(areaFD) }
+        if let expected {
+            var st = stat()
+            guard fstatat(areaFD, slot, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
+                throw FileSystemError(path: quarantined, operation: "find the quarantined data", errno: errno)
+            }
+            guard FileIdentity(st) == expected else {
+                throw Refusal(message: "\(quarantined) is not the data quarantined there (\(expected) then, \(FileIdentity(st)) now: moved or replaced outside Lifeboat); nothing was moved back to \(destination)")
+            }
+        }
         guard lifeboat_renameat2(areaFD, slot, parentFD, name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
             throw FileSystemError(path: destination, operation: "move back from \(quarantined)", errno: errno)
         }

@@ -48,7 +48,7 @@ public struct Rollback: Sendable {
             $0.state == .succeeded || ($0.state == .failed && $0.errorCode == JobError.Code.hook.rawValue) // committed, post_restore failed
         }.filter { site == nil || $0.site == site } .filter { product == nil || $0.product == product }
         let quarantine = try await ledger.quarantine(includePurged: true).filter { $0.runId == runId }
-        var plan: [(JobRecord, QuarantineRecord?)] = []
+        var plan: [(job: JobRecord, displaced: QuarantineRecord?, committed: FileIdentity)] = []
         var problems: [String] = []
         var changed: Set<Int64> = []
         for job in jobs {
@@ -75,7 +75,7 @@ public struct Rollback: Sendable {
                 }
                 if let id = job.id { changed.insert(id) }
             }
-            plan.append((job, displaced))
+            plan.append((job, displaced, identity))
         }
         guard !plan.isEmpty else {
             let scope = [site.map { "site \($0)" }, product.map { "product \($0)" }].compactMap { $0 }.joined(separator: ", ")
@@ -86,12 +86,19 @@ public struct Rollback: Sendable {
         }
         var outcomes: [Outcome] = []
         let now = clock.now()
-        for (job, displaced) in plan {
+        for (job, displaced, committed) in plan {
             var outcome: Outcome
             let (parent, name) = try StagingDirectory.split(job.destination)
             let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard parentFD >= 0 else { throw FileSystemError(path: parent, operation: "open", errno: errno) }
             defer { close(parentFD) }
+            // What is moved is the tree the restore committed, found through the directory
+            // opened (a parent swapped since the check leads elsewhere: refused).
+            var st = stat()
+            guard fstatat(parentFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == committed else {
+                throw Refusal(message: "\(job.name): \(job.destination) is no longer the tree the restore committed (\(committed)): it was moved or replaced since the check; nothing of it was touched"
+                              + (outcomes.isEmpty ? "" : "; rolled back before it: " + outcomes.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
+            }
             let area = try QuarantineArea.directory(for: job.destination)
             if let displaced {
                 // Swap: the old data back into place, the restored data into its quarantine slot.
@@ -99,6 +106,13 @@ public struct Rollback: Sendable {
                 let (displacedArea, displacedName) = try StagingDirectory.split(displaced.path)
                 let areaFD = try OwnDirectory.enter(path: displacedArea, create: false)
                 defer { close(areaFD) }
+                if let expected = displaced.identity.flatMap(FileIdentity.init(parsing:)) {
+                    var st = stat()
+                    guard fstatat(areaFD, displacedName, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == expected else {
+                        throw Refusal(message: "\(job.name): \(displaced.path) is not the data the restore displaced (\(expected)): moved or replaced outside Lifeboat; nothing of it was touched"
+                                      + (outcomes.isEmpty ? "" : "; rolled back before it: " + outcomes.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
+                    }
+                }
                 guard lifeboat_renameat2(areaFD, displacedName, parentFD, name, UInt32(LIFEBOAT_RENAME_EXCHANGE)) == 0 else {
                     throw FileSystemError(path: job.destination, operation: "exchange with \(displaced.path)", errno: errno)
                 }
@@ -122,7 +136,8 @@ public struct Rollback: Sendable {
             let retention = displaced.map { $0.retainUntil.timeIntervalSince($0.createdAt) } ?? 30 * 86_400
             _ = try await ledger.addQuarantine(QuarantineRecord(
                 runId: runId, jobId: job.id, site: job.site, product: job.product, path: outcome.quarantined,
-                originalPath: job.destination, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: "rollback"), updating: nil)
+                originalPath: job.destination, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: "rollback",
+                identity: committed), updating: nil)
             if var displaced {
                 // The old data is back in place: its quarantine entry is closed.
                 displaced.purgedAt = now

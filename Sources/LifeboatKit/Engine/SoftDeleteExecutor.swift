@@ -33,12 +33,13 @@ public struct SoftDeleteExecutor: Sendable {
         try await observer.willCommit()
         CrashPoint.afterCommitRecord.hit()
         let slot = QuarantineArea.entryName(run: context.run.id, site: job.site, product: job.product, attempt: job.attempt)
-        let quarantined = try await runBlocking(flag: CancellationFlag()) {
+        let checked = context.checkedParent
+        let (quarantined, moved) = try await runBlocking(flag: CancellationFlag()) {
             try observer.mayCommit()
-            return try Self.moveToQuarantine(destination, slot: slot, job: job.name)
+            return try Self.moveToQuarantine(destination, slot: slot, job: job.name, expected: identity, parentResolvesTo: checked)
         }
         CrashPoint.afterQuarantine.hit()
-        try await observer.didQuarantine(path: quarantined, originalPath: destination)
+        try await observer.didQuarantine(path: quarantined, originalPath: destination, identity: moved)
         CrashPoint.beforeLedgerCommit.hit()
         var result = JobResult(bytes: bytes, entries: files, quarantinePath: quarantined)
         result.treeDigest = digest
@@ -47,12 +48,26 @@ public struct SoftDeleteExecutor: Sendable {
 
     /// Renames `destination` to `<its parent>/.lifeboat-quarantine/<slot>` (never replacing
     /// anything; the quarantine directory is never entered through a link) and syncs both
-    /// directories. Returns the quarantine path.
-    static func moveToQuarantine(_ destination: String, slot: String, job: String) throws -> String {
+    /// directories. Returns the quarantine path and the identity of what moved there.
+    /// - Parameters:
+    ///   - expected: what must be at `destination` (checked through the parent's descriptor
+    ///     before the rename, and at the slot after it: anything else is put back and refused).
+    ///   - checked: the real path the parent had when the job started; it must still lead there.
+    static func moveToQuarantine(_ destination: String, slot: String, job: String, expected: FileIdentity? = nil,
+                                 parentResolvesTo checked: String? = nil) throws -> (path: String, identity: FileIdentity) {
         let (parent, name) = try StagingDirectory.split(destination)
         let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard parentFD >= 0 else { throw JobError(.io, "\(job): cannot open \(parent): \(SystemError.describe(errno))") }
         defer { close(parentFD) }
+        if let why = FileSystemCalls.changedSinceCheck(parentFD, parent: parent, checked: checked) {
+            throw JobError(.sandbox, "\(job): \(why); nothing was moved")
+        }
+        if let expected {
+            var st = stat()
+            guard fstatat(parentFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == expected else {
+                throw JobError(.sandbox, "\(job): \(destination) is no longer the directory checked when the job started (\(expected)): it was moved or replaced meanwhile; nothing was moved")
+            }
+        }
         let area = try QuarantineArea.directory(for: destination)
         let areaFD: Int32
         do {
@@ -66,11 +81,23 @@ public struct SoftDeleteExecutor: Sendable {
             throw JobError(.io, "\(job): cannot move \(destination) to quarantine \(area)/\(slot): \(SystemError.describe(e)); nothing was moved",
                            transient: e == EINTR || e == EAGAIN || e == EIO)
         }
+        var st = stat()
+        guard fstatat(areaFD, slot, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
+            throw JobError(.io, "\(job): moved \(destination) to \(area)/\(slot) but cannot inspect it there: \(SystemError.describe(errno)); the data is in quarantine")
+        }
+        if let expected, FileIdentity(st) != expected {
+            // Replaced between the check and the rename: what moved is not the target. Back it goes.
+            guard lifeboat_renameat2(areaFD, slot, parentFD, name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
+                throw JobError(.sandbox, "\(job): \(destination) was replaced as it was moved, and what moved (\(FileIdentity(st)), not the target \(expected)) "
+                               + "could not be put back: it is at \(area)/\(slot); move it back to \(destination) by hand")
+            }
+            throw JobError(.sandbox, "\(job): \(destination) was replaced as it was moved (\(FileIdentity(st)), not the target \(expected)); it was put back; nothing was deleted")
+        }
         // Durable: the entry is in quarantine and gone from the parent, on disk.
         guard fsync(areaFD) == 0, fsync(parentFD) == 0 else {
             throw JobError(.io, "\(job): moved \(destination) to \(area)/\(slot) but could not sync the directories: \(SystemError.describe(errno)); the data is in quarantine")
         }
-        return area + "/" + slot
+        return (area + "/" + slot, FileIdentity(st))
     }
 
     /// A restore job whose source is soft-deleted data: rename it back from quarantine (the
@@ -91,10 +118,12 @@ public struct SoftDeleteExecutor: Sendable {
         do {
             try await runBlocking(flag: CancellationFlag()) {
                 try observer.mayCommit()
-                try Rollback.renameBack(path, to: destination)
+                try Rollback.renameBack(path, to: destination, expected: identity)
             }
         } catch let error as FileSystemError {
             throw JobError(.io, "\(job.name): \(error)")
+        } catch let error as Rollback.Refusal {
+            throw JobError(.sandbox, "\(job.name): \(error.message)")
         }
         CrashPoint.beforeLedgerCommit.hit()
         let (bytes, files, digest) = try await runBlocking(flag: CancellationFlag()) {
@@ -122,7 +151,7 @@ public struct SoftDeleteExecutor: Sendable {
         let area = try QuarantineArea.directory(for: job.destination)
         let slot = area + "/" + QuarantineArea.entryName(run: context.run.id, site: job.site, product: job.product, attempt: job.attempt)
         if FileIdentity(path: slot) == recorded {
-            if job.quarantinePath == nil { try await observer.didQuarantine(path: slot, originalPath: job.destination) }
+            if job.quarantinePath == nil { try await observer.didQuarantine(path: slot, originalPath: job.destination, identity: recorded) }
             return .committed(quarantinePath: slot)
         }
         throw JobError(.io, "\(job.name): the target (\(recorded)) is neither at \(job.destination) nor at \(slot); look for it before going on")

@@ -36,9 +36,12 @@ public struct QuarantineRecord: Sendable, Codable, Hashable {
     public var purgedAt: Date?
     /// `restore` (displaced by a restore) or `rollback` (restored data displaced by a rollback).
     public var reason: String
+    /// The quarantined data's `dev:ino` when it was moved in: a purge removes only that (nil in
+    /// entries recorded before the ledger kept it).
+    public var identity: String?
 
     public init(runId: String, jobId: Int64?, site: String, product: String, path: String, originalPath: String,
-                createdAt: Date, retainUntil: Date, reason: String) {
+                createdAt: Date, retainUntil: Date, reason: String, identity: FileIdentity?) {
         self.runId = runId
         self.jobId = jobId
         self.site = site
@@ -48,6 +51,7 @@ public struct QuarantineRecord: Sendable, Codable, Hashable {
         self.createdAt = createdAt
         self.retainUntil = retainUntil
         self.reason = reason
+        self.identity = identity?.description
     }
 }
 

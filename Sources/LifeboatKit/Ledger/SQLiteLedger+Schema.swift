@@ -117,6 +117,10 @@ extension SQLiteLedger {
             // The host that ran a job's attempt (one on SQLite; several share a PostgreSQL ledger).
             try db.alter(table: "jobs") { t in t.add(column: "host", .text) }
         }
+        migrator.registerMigration("v5") { db in
+            // What was moved into quarantine (`dev:ino`): a purge removes that and nothing else.
+            try db.alter(table: "quarantine") { t in t.add(column: "identity", .text) }
+        }
         return migrator
     }
 }

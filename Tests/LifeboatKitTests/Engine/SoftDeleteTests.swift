@@ -83,6 +83,38 @@ import Testing
         #expect(refusal.code == .unsafe && refusal.message.contains("symbolic link"))
     }
 
+    /// Between a delete job's check and its rename the tree is measured, which takes a while
+    /// for a big site: a parent relinked or a target replaced meanwhile is refused, not moved.
+    @Test func aTargetReplacedOrAParentRelinkedSinceTheCheckIsNeverMoved() throws {
+        let dir = TestDirectory(#function)
+        dir.write("srv/acme/jira/data.txt", "tenant data")
+        dir.write("other/acme/jira/data.txt", "someone else's")
+        let fm = FileManager.default
+        let target = dir.file("srv/acme/jira")
+        let checked = ResolvedPath.of(dir.file("srv/acme"))
+        let identity = try #require(FileIdentity(path: target))
+        // The parent now leads elsewhere, to a directory with an entry of the same name.
+        try fm.moveItem(atPath: dir.file("srv/acme"), toPath: dir.file("srv/acme.moved"))
+        try fm.createSymbolicLink(atPath: dir.file("srv/acme"), withDestinationPath: dir.file("other/acme"))
+        let relinked = try #require(throws: JobError.self) {
+            try SoftDeleteExecutor.moveToQuarantine(target, slot: "s1", job: "acme/jira", expected: identity, parentResolvesTo: checked)
+        }
+        #expect(relinked.message.contains("no longer leads to \(checked)"), "\(relinked.message)")
+        // Without the parent check, the entry found is still not the target checked.
+        let elsewhere = try #require(throws: JobError.self) {
+            try SoftDeleteExecutor.moveToQuarantine(target, slot: "s1", job: "acme/jira", expected: identity)
+        }
+        #expect(elsewhere.message.contains("no longer the directory checked"), "\(elsewhere.message)")
+        #expect(fm.contents(atPath: dir.file("other/acme/jira/data.txt")) == Data("someone else's".utf8))
+        #expect(!fm.fileExists(atPath: dir.file("other/acme/.lifeboat-quarantine/s1")))
+        // Back in place, the target moves, and what moved is the target.
+        try fm.removeItem(atPath: dir.file("srv/acme"))
+        try fm.moveItem(atPath: dir.file("srv/acme.moved"), toPath: dir.file("srv/acme"))
+        let (path, moved) = try SoftDeleteExecutor.moveToQuarantine(target, slot: "s1", job: "acme/jira", expected: identity, parentResolvesTo: checked)
+        #expect(moved == identity && path == dir.file("srv/acme/.lifeboat-quarantine/s1"))
+        #expect(fm.contents(atPath: path + "/data.txt") == Data("tenant data".utf8) && !fm.fileExists(atPath: target))
+    }
+
     @Test func deleteUndeleteAndRestoreFromQuarantine() async throws {
         let fx = try await restored()
         let before = try fx.tree("out/acme")

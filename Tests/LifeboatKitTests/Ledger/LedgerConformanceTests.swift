@@ -388,9 +388,10 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             job.quarantinePath = "/d/acme/.lifeboat-quarantine/1"
             let entry = QuarantineRecord(runId: run.id, jobId: job.id, site: "acme", product: "jira", path: job.quarantinePath!,
                                          originalPath: job.destination, createdAt: t0, retainUntil: t0.addingTimeInterval(30 * 86_400),
-                                         reason: "restore")
+                                         reason: "restore", identity: FileIdentity(device: 2049, inode: 1_234_567))
             var added = try await ledger.addQuarantine(entry, updating: job)
             #expect(added.id != nil)
+            #expect(added.identity == "2049:1234567")
             #expect(try await ledger.jobs(runId: run.id)[0].quarantinePath == job.quarantinePath)
             #expect(try await ledger.quarantine(includePurged: false) == [added])
             // With a job that is not there, neither is recorded.
@@ -435,7 +436,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             moved.quarantinePath = "/d/acme/.lifeboat-quarantine/1"
             let entry = QuarantineRecord(runId: run.id, jobId: created.id, site: "acme", product: "jira", path: moved.quarantinePath!,
                                          originalPath: created.destination, createdAt: t0, retainUntil: t0.addingTimeInterval(86_400),
-                                         reason: "restore")
+                                         reason: "restore", identity: nil)
             await #expect(throws: JobConflict.self) { _ = try await ledger.addQuarantine(entry, updating: moved) }
             #expect(try await ledger.quarantine(includePurged: true).isEmpty)
             #expect(try await ledger.jobs(runId: run.id) == [mine])

@@ -302,7 +302,7 @@ enum EventRow {
 
 enum QuarantineRow {
     static let insertColumns = ["run_id", "job_id", "site", "product", "path", "original_path", "created_at", "retain_until",
-                                "purged_at", "reason"]
+                                "purged_at", "reason", "identity"]
     static let columnList = "id, " + insertColumns.joined(separator: ", ")
     static let insertSQL = "INSERT INTO quarantine (\(insertColumns.joined(separator: ", "))) VALUES (\(placeholders(insertColumns.count))) RETURNING id"
     static let updateSQL = "UPDATE quarantine SET " + insertColumns.enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
@@ -322,6 +322,7 @@ enum QuarantineRow {
         b.append(record.retainUntil)
         b.append(record.purgedAt)
         b.append(record.reason)
+        b.append(record.identity)
         return b
     }
 
@@ -333,8 +334,9 @@ enum QuarantineRow {
                                           site: try r[3].decode(String.self), product: try r[4].decode(String.self),
                                           path: try r[5].decode(String.self), originalPath: try r[6].decode(String.self),
                                           createdAt: try r[7].decode(Date.self), retainUntil: try r[8].decode(Date.self),
-                                          reason: try r[10].decode(String.self))
+                                          reason: try r[10].decode(String.self), identity: nil)
             record.id = try r[0].decode(Int64.self)
+            record.identity = try r[11].decode(String?.self)
             record.purgedAt = try r[9].decode(Date?.self)
             records.append(record)
         }

@@ -377,6 +377,10 @@ extension PostgresLedger {
             // throughput over the minute's finishes (`jobs_on_state_finished_at`) instead.
             "DROP INDEX jobs_on_host_state",
         ]),
+        (12, "quarantined data's identity", [
+            // What was moved into quarantine (`dev:ino`): a purge removes that and nothing else.
+            "ALTER TABLE quarantine ADD COLUMN identity text",
+        ]),
     ]
 
     /// `lifeboat_claim_jobs(run, host, max, run limit, limited products, their limits, dependent
