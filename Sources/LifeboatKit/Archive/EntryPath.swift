@@ -18,17 +18,6 @@ struct EntryPath: Hashable {
     var leaf: String { components.last ?? "" }
     var parent: EntryPath { EntryPath(components: Array(components.dropLast())) }
 
-    /// The keys of every proper ancestor except the root, outermost first.
-    var ancestorKeys: [String] {
-        var keys: [String] = []
-        var key = ""
-        for component in components.dropLast() {
-            key = key.isEmpty ? component : key + "/" + component
-            keys.append(key)
-        }
-        return keys
-    }
-
     /// Validates a name from the archive. `./a//b/` becomes `a/b`; `.` and `./` are the root.
     static func validate(_ bytes: [UInt8]) throws(RuleViolation) -> EntryPath {
         guard !bytes.isEmpty else { throw RuleViolation(.emptyName) }

@@ -9,23 +9,12 @@ import Foundation
 /// trees) is held back with them: a link at its own place, checked there, made a hard link of
 /// the first when that one was made.
 final class Extractor {
-    private struct PendingLink {
-        var path: EntryPath
-        var target: String
-        var name: [UInt8]
-        var metadata: StagingWriter.Metadata
-        var serial: Int
-        /// For a hard link: the symbolic link it links to, and that one's serial then.
-        var hardLinkOf: (path: EntryPath, serial: Int)?
-    }
-
     private let reader: TarReader
     private let writer: StagingWriter?
     private let options: ExtractOptions
     private var report = ExtractReport()
     private var entriesSeen = 0
-    private var links: [String: PendingLink] = [:]
-    private var linkOrder: [(key: String, serial: Int)] = []
+    private var links = PendingLinks()
     // Verification has no filesystem to ask whether a hard link's target was extracted.
     private var knownFiles: Set<String> = []
 
@@ -112,9 +101,8 @@ final class Extractor {
         case .hardLink:
             let target = try hardLinkTarget(entry.linkName)
             guard target != path else { return }  // a link to itself: the file is already there
-            if let symlink = links[target.key] {
-                try holdBack(path, target: symlink.target, name: entry.name, metadata: symlink.metadata,
-                             hardLinkOf: (symlink.path, symlink.serial))
+            if let serial = links.serial(of: target.key), let symlink = links.link(serial) {
+                try holdBack(path, target: symlink.target, name: entry.name, metadata: symlink.metadata, hardLinkOf: serial)
                 return
             }
             dropPendingLink(path)
@@ -133,13 +121,12 @@ final class Extractor {
 
     /// Holds a link back until every other entry exists (`createLinks`); it replaces whatever
     /// had its name.
+    /// - Parameter hardLinkOf: for a hard link to a held-back symbolic link, that link's serial.
     private func holdBack(_ path: EntryPath, target: String, name: [UInt8], metadata: StagingWriter.Metadata,
-                          hardLinkOf: (path: EntryPath, serial: Int)? = nil) throws {
+                          hardLinkOf: Int? = nil) throws {
         try writer?.clear(path)
         knownFiles.remove(path.key)
-        let serial = linkOrder.count
-        links[path.key] = PendingLink(path: path, target: target, name: name, metadata: metadata, serial: serial, hardLinkOf: hardLinkOf)
-        linkOrder.append((path.key, serial))
+        links.add(path: path, target: target, name: name, metadata: metadata, source: hardLinkOf)
     }
 
     private func hardLinkTarget(_ bytes: [UInt8]) throws -> EntryPath {
@@ -156,25 +143,26 @@ final class Extractor {
     }
 
     private func checkNotThroughLink(_ path: EntryPath) throws {
-        guard !links.isEmpty else { return }
-        for key in path.ancestorKeys where links[key] != nil {
+        if let key = links.ancestorLink(of: path.key) {
             throw RuleViolation(.throughSymlink, "the path goes through the symbolic link \(String(reflecting: key))")
         }
     }
 
     private func dropPendingLink(_ path: EntryPath) {
-        if !links.isEmpty { links[path.key] = nil }
+        links.remove(path.key)
     }
 
     /// Creates the held-back links in archive order, each checked to resolve inside the root
     /// through every other link of the archive.
     private func createLinks() throws {
         guard !links.isEmpty else { return }
-        let resolver = SymlinkResolver(links: links.mapValues(\.target))
-        // The links made, by key: their serial.
-        var made: [String: Int] = [:]
-        for (key, serial) in linkOrder {
-            guard let link = links[key], link.serial == serial else { continue }  // replaced later
+        let links = self.links
+        let resolver = SymlinkResolver(linkTarget: { links.target(of: $0) })
+        // Which links were made (a hard link to a symbolic link is made a hard link of it only
+        // when that very one was).
+        var made = [Bool](repeating: false, count: links.serials.count)
+        for serial in links.serials {
+            guard let link = links.link(serial) else { continue }  // replaced later
             try checkCancellation()
             guard resolver.staysInside(linkAt: link.path, target: link.target) else {
                 report.entries -= 1
@@ -183,13 +171,13 @@ final class Extractor {
                 continue
             }
             do {
-                if let source = link.hardLinkOf, made[source.path.key] == source.serial {
-                    try writer?.hardLink(to: source.path, at: link.path, toSymlink: true)
+                if let source = link.source, made[source], let made = links.link(source) {
+                    try writer?.hardLink(to: made.path, at: link.path, toSymlink: true)
                 } else {
                     // The link it links to was replaced or refused: the same link, made anew.
                     try writer?.createSymlink(link.path, target: link.target, link.metadata)
                 }
-                made[key] = serial
+                made[serial] = true
             } catch let violation as RuleViolation {
                 report.entries -= 1
                 try record(violation, name: link.name)

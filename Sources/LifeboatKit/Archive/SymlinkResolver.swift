@@ -6,7 +6,7 @@
 /// limit of 40 expansions.
 struct SymlinkResolver {
     /// Link path key → target, for every link that will be created.
-    var links: [String: String]
+    var linkTarget: (String) -> String?
 
     static let maxExpansions = 40
 
@@ -23,7 +23,7 @@ struct SymlinkResolver {
                 continue
             }
             current.append(part)
-            guard let next = links[current.joined(separator: "/")] else { continue }
+            guard let next = linkTarget(current.joined(separator: "/")) else { continue }
             expansions += 1
             guard expansions <= Self.maxExpansions, !next.hasPrefix("/") else { return false }
             current.removeLast()

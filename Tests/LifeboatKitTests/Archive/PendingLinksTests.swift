@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+@testable import LifeboatKit
+
+@Suite struct PendingLinksTests {
+    func path(_ key: String) -> EntryPath { EntryPath(components: key.split(separator: "/").map(String.init)) }
+
+    /// Thousands of links through index rebuilds: replaced and dropped ones are gone, the others
+    /// come back whole, in archive order, and block paths below them.
+    @Test func linksAreFoundReplacedAndDroppedThroughGrowth() throws {
+        var links = PendingLinks()
+        let metadata = StagingWriter.Metadata(mode: 0o755, mtime: (1_700_000_000, 5), owner: (1000, 1001))
+        for i in 0..<5_000 {
+            links.add(path: path("d\(i % 7)/link\(i)"), target: "../t\(i)", name: Array("./d\(i % 7)/link\(i)".utf8), metadata: metadata)
+        }
+        #expect(links.count == 5_000)
+        // A later link of the same name replaces the first; a file of that name drops it.
+        let replaced = links.add(path: path("d3/link3"), target: "elsewhere", name: Array("d3/link3".utf8),
+                                 metadata: StagingWriter.Metadata(mode: 0o700, mtime: nil, owner: nil))
+        links.remove("d1/link1")
+        links.remove("d1/not-a-link")
+        #expect(links.count == 4_999)
+        #expect(links.serial(of: "d3/link3") == replaced && links.target(of: "d3/link3") == "elsewhere")
+        #expect(links.serial(of: "d1/link1") == nil && links.link(1) == nil && links.link(3) == nil)
+        let hard = links.add(path: path("h"), target: "elsewhere", name: Array("h".utf8), metadata: metadata, source: replaced)
+        let alive = links.serials.compactMap { links.link($0) }
+        #expect(alive.count == 5_000 && alive.map(\.serial) == alive.map(\.serial).sorted())
+        let first = try #require(links.link(0))
+        #expect(first.path.key == "d0/link0" && first.target == "../t0" && first.name == Array("./d0/link0".utf8))
+        #expect(first.metadata.mode == 0o755 && first.metadata.mtime! == (1_700_000_000, 5) && first.metadata.owner! == (1000, 1001))
+        let mine = try #require(links.link(replaced))
+        #expect(mine.metadata.mode == 0o700 && mine.metadata.mtime == nil && mine.metadata.owner == nil)
+        #expect(links.link(hard)?.source == replaced && first.source == nil)
+        // Paths through a held-back link, at any depth; the link itself and its siblings are not.
+        #expect(links.ancestorLink(of: "d2/link2/x/y") == "d2/link2")
+        #expect(links.ancestorLink(of: "d2/link2") == nil && links.ancestorLink(of: "d2/link9") == nil)
+        #expect(links.ancestorLink(of: "d1/link1/x") == nil)
+    }
+}
