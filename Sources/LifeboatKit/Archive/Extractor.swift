@@ -16,7 +16,7 @@ final class Extractor {
     private var entriesSeen = 0
     private var links = PendingLinks()
     // Verification has no filesystem to ask whether a hard link's target was extracted.
-    private var knownFiles: Set<String> = []
+    private var knownFiles = PathTable<Void>()
 
     init(reader: TarReader, writer: StagingWriter?, options: ExtractOptions) {
         self.reader = reader
@@ -92,7 +92,7 @@ final class Extractor {
                 }
                 writer.wrote(entry.size)
             } else {
-                knownFiles.insert(path.key)
+                knownFiles.add(path.key, ())
             }
             report.bytes += entry.size
         case .symlink:
@@ -109,10 +109,10 @@ final class Extractor {
             if let writer {
                 try writer.hardLink(to: target, at: path)
             } else {
-                guard knownFiles.contains(target.key) else {
+                guard knownFiles.position(of: target.key) != nil else {
                     throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is not a regular file extracted before the link")
                 }
-                knownFiles.insert(path.key)
+                knownFiles.add(path.key, ())
             }
         default:
             break
@@ -143,7 +143,7 @@ final class Extractor {
     }
 
     private func checkNotThroughLink(_ path: EntryPath) throws {
-        if let key = links.ancestorLink(of: path.key) {
+        if let key = links.link(above: path.key) {
             throw RuleViolation(.throughSymlink, "the path goes through the symbolic link \(String(reflecting: key))")
         }
     }

@@ -26,7 +26,8 @@ final class StagingWriter {
     // cost an openat2 and a close each time. Bounded: cleared when full.
     private var parents: [String: Int32] = [:]
     private static let maxCachedParents = 32
-    private var directories: [String: DirectoryRecord] = [:]
+    /// Every directory made, for its final mode and time (an archive may hold millions: compact).
+    private var directories = PathTable<DirectoryRecord>()
     /// Starts writeback of what was written so far in the background (nil: never).
     private let writeback: BackgroundWriteback?
 
@@ -54,7 +55,7 @@ final class StagingWriter {
                 }
             }
         }
-        directories[path.key] = DirectoryRecord(metadata: metadata, depth: path.components.count)
+        directories.add(path.key, DirectoryRecord(metadata: metadata, depth: path.components.count))
     }
 
     /// Creates a regular file exclusively (replacing, by unlinking, whatever an earlier entry put
@@ -143,11 +144,17 @@ final class StagingWriter {
         defer { dropCache() }
         // Without a `./` entry the restored root would keep the staging directory's 0700 and
         // lock out the application reading it: give it the usual directory mode.
-        if directories[""] == nil {
+        if directories.position(of: "") == nil {
             guard fchmod(rootFD, 0o755) == 0 else { throw SystemCallError(call: "fchmod", errno: errno) }
         }
-        let ordered = directories.sorted { $0.value.depth > $1.value.depth }
-        for (key, record) in ordered {
+        var ordered: [(depth: Int32, position: Int32)] = []
+        ordered.reserveCapacity(directories.count)
+        for position in directories.positions {
+            if let record = directories.value(at: position) { ordered.append((Int32(record.depth), Int32(position))) }
+        }
+        ordered.sort { $0.depth > $1.depth }
+        for (_, position) in ordered {
+            let (key, record) = (directories.key(at: Int(position)), directories.value(at: Int(position))!)
             // A cached descriptor is still the directory at `key`: only an empty directory is
             // ever removed, and `removeExisting` drops its descriptor then. It saves opening
             // the directory again.
@@ -209,9 +216,9 @@ final class StagingWriter {
             let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
             var next = openat(current, component, flags)
             if next < 0, errno == ENOENT {
-                if mkdirat(current, component, 0o700) == 0, directories[key] == nil {
+                if mkdirat(current, component, 0o700) == 0, directories.position(of: key) == nil {
                     let depth = key.utf8.reduce(1) { $1 == UInt8(ascii: "/") ? $0 + 1 : $0 }
-                    directories[key] = DirectoryRecord(metadata: Metadata(mode: 0o755), depth: depth)
+                    directories.add(key, DirectoryRecord(metadata: Metadata(mode: 0o755), depth: depth))
                 }
                 next = openat(current, component, flags)
             }
@@ -232,7 +239,7 @@ final class StagingWriter {
                 if errno == ENOTEMPTY || errno == EEXIST { throw RuleViolation(.replacesDirectory) }
                 throw SystemCallError(call: "unlinkat", errno: errno)
             }
-            directories[path.key] = nil
+            directories.remove(path.key)
             let prefix = path.key + "/"
             for (key, fd) in parents where key == path.key || key.hasPrefix(prefix) {
                 close(fd)

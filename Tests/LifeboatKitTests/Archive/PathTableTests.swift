@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import LifeboatKit
 
-@Suite struct PendingLinksTests {
+@Suite struct PathTableTests {
     func path(_ key: String) -> EntryPath { EntryPath(components: key.split(separator: "/").map(String.init)) }
 
     /// Thousands of links through index rebuilds: replaced and dropped ones are gone, the others
@@ -32,8 +32,8 @@ import Testing
         #expect(mine.metadata.mode == 0o700 && mine.metadata.mtime == nil && mine.metadata.owner == nil)
         #expect(links.link(hard)?.source == replaced && first.source == nil)
         // Paths through a held-back link, at any depth; the link itself and its siblings are not.
-        #expect(links.ancestorLink(of: "d2/link2/x/y") == "d2/link2")
-        #expect(links.ancestorLink(of: "d2/link2") == nil && links.ancestorLink(of: "d2/link9") == nil)
-        #expect(links.ancestorLink(of: "d1/link1/x") == nil)
+        #expect(links.link(above: "d2/link2/x/y") == "d2/link2")
+        #expect(links.link(above: "d2/link2") == nil && links.link(above: "d2/link9") == nil)
+        #expect(links.link(above: "d1/link1/x") == nil)
     }
 }

@@ -1,0 +1,139 @@
+import Foundation
+
+/// A table from entry path keys to small values, for what an extraction keeps per entry until the
+/// end (held-back links, directories awaiting their final modes): a hostile or merely large
+/// archive may carry millions of those. A `[String: Struct]` cost 300 to 800 bytes an entry
+/// (300,000 symbolic links: 250 MB); here the keys (and any extra bytes) share one buffer, the
+/// values one array, and an open-addressing index maps keys to positions: under 150 bytes.
+///
+/// Positions count entries in the order they were added. An entry replaced or removed stays as a
+/// dead position, skipped; the index is rebuilt without them as it grows.
+struct PathTable<Value> {
+    private struct Entry {
+        var start: Int
+        var keyLength: UInt32
+        var extraLength: UInt32
+        var alive: Bool
+        var value: Value
+    }
+
+    private var bytes: [UInt8] = []
+    private var entries: [Entry] = []
+    /// Linear probing over positions (-1: empty). Dead positions never match a key.
+    private var slots: [Int32] = []
+    /// Positions entered into `slots` since it was built.
+    private var occupied = 0
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Every position given so far, in order (dead ones included: `value(at:)` is nil).
+    var positions: Range<Int> { entries.indices }
+
+    /// Adds `key` with its value and `extra` bytes kept beside it, replacing an entry of the same
+    /// key. Returns its position.
+    @discardableResult
+    mutating func add(_ key: String, _ value: Value, extra: [UInt8] = []) -> Int {
+        remove(key)
+        let position = entries.count
+        entries.append(Entry(start: bytes.count, keyLength: UInt32(key.utf8.count), extraLength: UInt32(extra.count), alive: true, value: value))
+        bytes.append(contentsOf: key.utf8)
+        bytes.append(contentsOf: extra)
+        count += 1
+        if (occupied + 1) * 2 > slots.count { rebuild(capacity: count * 4) }
+        insert(position)
+        return position
+    }
+
+    /// Removes the entry of `key`, if any.
+    mutating func remove(_ key: String) {
+        guard let position = position(of: key) else { return }
+        entries[position].alive = false
+        count -= 1
+    }
+
+    /// The live entry of `key`.
+    func position(of key: String) -> Int? {
+        guard count > 0 else { return nil }
+        var key = key
+        return key.withUTF8 { find($0) }
+    }
+
+    /// The outermost proper ancestor of `key` (a prefix ending before a `/`) that has a live
+    /// entry, if any.
+    func ancestor(of key: String) -> String? {
+        guard count > 0 else { return nil }
+        var key = key
+        return key.withUTF8 { utf8 -> String? in
+            for end in utf8.indices where utf8[end] == UInt8(ascii: "/") {
+                let prefix = UnsafeBufferPointer(rebasing: utf8[..<end])
+                if find(prefix) != nil { return String(decoding: prefix, as: UTF8.self) }
+            }
+            return nil
+        }
+    }
+
+    /// The value at `position`; nil once replaced or removed.
+    func value(at position: Int) -> Value? {
+        entries[position].alive ? entries[position].value : nil
+    }
+
+    mutating func setValue(_ value: Value, at position: Int) {
+        entries[position].value = value
+    }
+
+    func key(at position: Int) -> String {
+        let entry = entries[position]
+        return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[entry.start..<entry.start + Int(entry.keyLength)]), as: UTF8.self) }
+    }
+
+    func extra(at position: Int) -> ArraySlice<UInt8> {
+        let entry = entries[position]
+        let start = entry.start + Int(entry.keyLength)
+        return bytes[start..<start + Int(entry.extraLength)]
+    }
+
+    // MARK: The index
+
+    private func hash(_ key: UnsafeBufferPointer<UInt8>) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: UnsafeRawBufferPointer(key))
+        return hasher.finalize()
+    }
+
+    private func find(_ key: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard !slots.isEmpty else { return nil }
+        let mask = slots.count - 1
+        var slot = hash(key) & mask
+        return bytes.withUnsafeBufferPointer { arena -> Int? in
+            while true {
+                let position = Int(slots[slot])
+                if position < 0 { return nil }
+                let entry = entries[position]
+                if entry.alive, Int(entry.keyLength) == key.count,
+                   UnsafeBufferPointer(rebasing: arena[entry.start..<entry.start + key.count]).elementsEqual(key) {
+                    return position
+                }
+                slot = (slot + 1) & mask
+            }
+        }
+    }
+
+    private mutating func insert(_ position: Int) {
+        let entry = entries[position]
+        let mask = slots.count - 1
+        var slot = bytes.withUnsafeBufferPointer { hash(UnsafeBufferPointer(rebasing: $0[entry.start..<entry.start + Int(entry.keyLength)])) } & mask
+        while slots[slot] >= 0 { slot = (slot + 1) & mask }
+        slots[slot] = Int32(position)
+        occupied += 1
+    }
+
+    /// A fresh index of the live entries, a power of two at least `capacity` slots.
+    private mutating func rebuild(capacity: Int) {
+        var size = 64
+        while size < capacity { size <<= 1 }
+        slots = Array(repeating: -1, count: size)
+        occupied = 0
+        for position in entries.indices where entries[position].alive { insert(position) }
+    }
+}
