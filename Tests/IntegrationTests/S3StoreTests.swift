@@ -166,6 +166,31 @@ struct S3StoreTests {
         #expect(stalled.faultsInjected == 1)
     }
 
+    /// A store that answers at once and then trickles its bodies never holds a command (or a
+    /// job) forever: a listing must complete within the timeout, an archive must come at the
+    /// minimum rate; each is retried, then fails saying which.
+    @Test func aTricklingStoreIsCutOffNotWaitedOn() throws {
+        let moto = try MotoServer()
+        defer { moto.stop() }
+        let dir = TempDir()
+        try uploadFleet(moto, dir, bucket: "slow", prefix: "p", sites: 1, size: "256KiB")
+        let key = "p/acme/contacts/" + (try newestArchive(dir, "acme", "contacts") as NSString).lastPathComponent
+        let proxy = FaultProxy(upstreamPort: moto.port, fault: .trickle(afterBytes: 1024, bytesPerSecond: 512))
+        defer { proxy.stop() }
+        let settings = ["LIFEBOAT_S3_TIMEOUT": "1", "LIFEBOAT_S3_ATTEMPTS": "2"]
+        let started = Date()
+        let listed = try moto.lifeboat(["snapshot", "list", "s3://slow/p"], endpoint: proxy.endpoint, extra: settings)
+        #expect(listed.status != 0 && listed.stderr.contains("did not complete within 1s") && listed.stderr.contains("bucket slow"),
+                "\(listed.status): \(listed.stderr)")
+        let read = try moto.lifeboat(["snapshot", "verify", "s3://slow/\(key)", "--checksum", "off"], endpoint: proxy.endpoint, extra: settings)
+        #expect(read.status != 0 && read.stderr.contains("KiB/s a restore needs at least") && read.stderr.contains(key),
+                "\(read.status): \(read.stderr)")
+        #expect(Date().timeIntervalSince(started) < 30)
+        // Without the trickle, the same reads go through.
+        let direct = try moto.lifeboat(["snapshot", "verify", "s3://slow/\(key)", "--checksum", "off"], extra: settings)
+        #expect(direct.status == 0, "\(direct.stderr)")
+    }
+
     @Test func missingObjectsBucketsAndWrongCredentialsAreClearErrors() throws {
         let moto = try MotoServer()
         defer { moto.stop() }
@@ -183,6 +208,10 @@ struct S3StoreTests {
         let noBucket = try moto.lifeboat(["snapshot", "list", "s3://no-such-bucket/p"])
         #expect(noBucket.status == 2)
         #expect(noBucket.stderr.contains("the bucket does not exist") && noBucket.stderr.contains("bucket no-such-bucket"), "\(noBucket.stderr)")
+        // An archive's HEAD has no body to say which is missing: the bucket is asked.
+        let noBucketArchive = try moto.lifeboat(["snapshot", "verify", "s3://no-such-bucket/p/acme/jira/\(name)"])
+        #expect(noBucketArchive.status == 2 && noBucketArchive.stderr.contains("the bucket does not exist"), "\(noBucketArchive.stderr)")
+        #expect(gone.stderr.contains("no such object"))
 
         // A server that checks credentials and knows none of these.
         let strict = try MotoServer(extraEnvironment: ["INITIAL_NO_AUTH_ACTION_COUNT": "0"])

@@ -110,6 +110,8 @@ final class FaultProxy: @unchecked Sendable {
         /// Every request is answered `200` with this body, as a broken or hostile store would
         /// answer a listing.
         case answer(String)
+        /// Every answer's first `afterBytes` go through at once, the rest at `bytesPerSecond`.
+        case trickle(afterBytes: Int, bytesPerSecond: Int)
     }
 
     let port: Int
@@ -192,6 +194,9 @@ final class FaultProxy: @unchecked Sendable {
             case .answer(let body):
                 _faultsInjected += 1
                 return .answer(body)
+            case .trickle(let after, let rate):
+                _faultsInjected += 1
+                return .trickle(afterBytes: after, bytesPerSecond: rate)
             default:
                 return nil
             }
@@ -264,7 +269,23 @@ final class FaultProxy: @unchecked Sendable {
                     cut = true
                 }
             }
-            if count > 0, !sendAll(client, buffer, count) { break }
+            if case .trickle(let after, let rate)? = connectionFault, forwarded + count > after {
+                // What is past `after` goes out a tenth of a second's worth at a time.
+                let fast = max(0, after - forwarded)
+                if fast > 0, !sendAll(client, buffer, fast) { break }
+                var sent = fast
+                let step = max(1, rate / 10)
+                while sent < count {
+                    let piece = min(step, count - sent)
+                    let n = Array(buffer[sent..<sent + piece])
+                    if !sendAll(client, n, piece) { break }
+                    sent += piece
+                    usleep(100_000)
+                }
+                guard sent == count else { break }
+            } else if count > 0, !sendAll(client, buffer, count) {
+                break
+            }
             forwarded += count
             lock.withLock { _downstreamBytes += count }
             if cut { break }

@@ -71,5 +71,16 @@ import Testing
         let denied = S3Error.from(status: 403, body: "<Error><Code>InvalidAccessKeyId</Code></Error>", method: "GET", bucket: "b", key: nil)
         #expect(denied.code == .accessDenied && denied.description.contains("AWS_ACCESS_KEY_ID"))
         #expect(XMLText.decode("a&amp;b&lt;&#65;&#x42;") == "a&b<AB")
+        // A bucket in another region: where it lives, and what to set.
+        let moved = S3Error.from(status: 301, body: "<Error><Code>PermanentRedirect</Code><Message>use the endpoint</Message><Endpoint>b.s3.eu-west-1.amazonaws.com</Endpoint></Error>",
+                                 method: "GET", bucket: "b", key: nil)
+        #expect(!moved.isTransient && moved.description.contains("it names b.s3.eu-west-1.amazonaws.com") && moved.description.contains("s3.region (AWS_REGION)"),
+                "\(moved.description)")
+        // What the store says is shown, never played on the operator's terminal, and cut short.
+        let hostile = S3Error.from(status: 500, body: "<Error><Code>Internal\u{1B}]0;x\u{07}</Code><Message>\u{1B}[2Jgone\u{202E}\(String(repeating: "x", count: 1_000))</Message></Error>",
+                                   method: "GET", bucket: "b", key: "k")
+        #expect(!hostile.description.unicodeScalars.contains { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format },
+                "\(hostile.description)")
+        #expect(hostile.description.contains("\\u{1b}[2Jgone\\u{202e}") && hostile.description.contains("…") && hostile.description.count < 700)
     }
 }

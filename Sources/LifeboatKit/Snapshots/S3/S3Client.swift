@@ -93,8 +93,15 @@ public struct S3Client: Sendable {
             }
             let failure: S3Error
             do {
-                let response = try await Self.http.execute(request, timeout: .milliseconds(Int64(endpoint.timeout * 1000)))
-                let data = try await response.body.collect(upTo: maxBody)
+                // The whole exchange, body included, within the timeout: async-http-client's own
+                // covers the answer's head only, and a store that then trickles its body would
+                // hold a listing or a sidecar forever. (An upload's time grows with its part.)
+                let (timeout, request) = (endpoint.timeout, request)
+                let exchange: @Sendable () async throws -> (HTTPClientResponse, ByteBuffer) = {
+                    let response = try await Self.http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+                    return (response, try await response.body.collect(upTo: maxBody))
+                }
+                let (response, data) = body == nil ? try await withDeadline(seconds: timeout, exchange) : try await exchange()
                 let status = Int(response.status.code)
                 if (200..<300).contains(status) || accept.contains(status) {
                     return Answer(status: status, headers: response.headers, body: data)
@@ -102,6 +109,9 @@ public struct S3Client: Sendable {
                 failure = S3Error.from(status: status, body: String(buffer: data), method: method.rawValue, bucket: bucket, key: key)
             } catch let error as CancellationError {
                 throw error
+            } catch is DeadlineExceeded {
+                failure = S3Error(.unavailable, "\(method.rawValue) \(key ?? "on the bucket") at \(endpoint.display) did not complete within \(DurationSpec.format(seconds: endpoint.timeout)) (s3.timeout, LIFEBOAT_S3_TIMEOUT)",
+                                  bucket: bucket, key: key, isTransient: true)
             } catch is NIOTooManyBytesError {
                 // Not a passing failure: the same answer would come again.
                 throw S3Error(.failed, "the answer to \(method.rawValue) \(key ?? "on the bucket") at \(endpoint.display) is larger than \(ByteSize.format(Int64(maxBody))), more than such an answer can be; check the endpoint and the key",
@@ -149,7 +159,7 @@ public struct S3Client: Sendable {
             // What came back must be a listing: an error document or a cut-off body with a
             // success status would otherwise read as an empty store.
             guard xml.contains("<ListBucketResult"), xml.contains("</ListBucketResult>") else {
-                let code = XMLText.first("Code", in: xml).map { " (\($0))" } ?? ""
+                let code = XMLText.first("Code", in: xml).map { " (\(S3Error.printable($0, limit: 64)))" } ?? ""
                 throw S3Error(.failed, "the store at \(endpoint.display) answered the listing of \(String(reflecting: prefix)) with something that is not a complete ListObjectsV2 result\(code)", bucket: bucket, key: prefix)
             }
             for element in XMLText.elements("Contents", in: xml) {
@@ -172,7 +182,13 @@ public struct S3Client: Sendable {
     /// Size and ETag of an object; nil when it does not exist.
     public func head(bucket: String, key: String) async throws -> S3Object? {
         let answer = try await send(.HEAD, bucket: bucket, key: key, accept: [404])
-        guard answer.status != 404 else { return nil }
+        if answer.status == 404 {
+            // A HEAD's 404 has no body to tell a missing key from a missing bucket: ask the bucket.
+            if try await send(.HEAD, bucket: bucket, key: nil, accept: [403, 404]).status == 404 {
+                throw S3Error(.noSuchBucket, "the bucket does not exist", bucket: bucket, key: key, status: 404)
+            }
+            return nil
+        }
         return S3Object(key: key, size: answer.headers.first(name: "content-length").flatMap { Int64($0) } ?? 0,
                         etag: answer.headers.first(name: "etag"))
     }

@@ -32,8 +32,12 @@ public struct S3Error: LifeboatError, Sendable {
     /// Worth another attempt later (a job retry): throttling, server errors, timeouts.
     public var isTransient: Bool
 
+    /// What to check, when the code's own advice does not fit.
+    var specificHint: String?
+
     public init(_ code: Code, _ message: String, bucket: String? = nil, key: String? = nil, status: Int? = nil,
-                s3Code: String? = nil, isTransient: Bool = false) {
+                s3Code: String? = nil, isTransient: Bool = false, hint: String? = nil) {
+        self.specificHint = hint
         self.code = code
         self.message = message
         self.bucket = bucket
@@ -64,6 +68,7 @@ public struct S3Error: LifeboatError, Sendable {
     }
 
     var hint: String? {
+        if let specificHint { return specificHint }
         switch code {
         case .notFound: return "check the plan's snapshots: URL (bucket and prefix) and that the object still exists (a snapshot deleted after it was listed is gone)"
         case .noSuchBucket: return "check the bucket name in snapshots: and the endpoint (s3.endpoint, AWS_ENDPOINT_URL) and region it lives in"
@@ -71,19 +76,44 @@ public struct S3Error: LifeboatError, Sendable {
             if s3Code == "SignatureDoesNotMatch" { return "the secret key does not match the access key id, or the region (s3.region, AWS_REGION) is wrong" }
             if s3Code == "InvalidAccessKeyId" { return "the access key id is unknown to this endpoint: check AWS_ACCESS_KEY_ID / the credentials profile and s3.endpoint" }
             return "check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE) and that they may s3:ListBucket and s3:GetObject on this bucket and prefix"
-        case .unavailable: return "the store is throttling, failing or unreachable; it is retried per the plan's retry policy"
+        case .unavailable: return "the store is throttling, failing or unreachable (each request is tried s3.attempts times, LIFEBOAT_S3_ATTEMPTS)"
         case .changed: return "the snapshot was overwritten while it was read; run again to read the new one"
         case .credentials, .secretInLocation, .invalidLocation, .failed: return nil
         }
     }
 
+    /// Text from the store, fit to print: control characters (a terminal's escape sequences)
+    /// shown escaped, and at most `limit` characters.
+    static func printable(_ text: String, limit: Int = 300) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if out.unicodeScalars.count >= limit {
+                out += "…"
+                break
+            }
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator:
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            default:
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     /// An error answer's classification from its status and S3 code.
     static func from(status: Int, body: String, method: String, bucket: String, key: String?) -> S3Error {
-        let s3Code = XMLText.first("Code", in: body)
-        let serverMessage = XMLText.first("Message", in: body)
+        let s3Code = XMLText.first("Code", in: body).map { printable($0, limit: 64) }
+        let serverMessage = XMLText.first("Message", in: body).map { printable($0) }
         let what = key.map { "\(method) \($0)" } ?? "\(method) on the bucket"
         let detail = serverMessage.map { ": \($0)" } ?? ""
         switch (status, s3Code) {
+        case (301, _), (307, _), (308, _), (_, "PermanentRedirect"), (_, "TemporaryRedirect"), (_, "AuthorizationHeaderMalformed"):
+            // The bucket lives in another region, or behind another endpoint.
+            let elsewhere = XMLText.first("Endpoint", in: body).map { " (it names \(printable($0, limit: 120)))" }
+                ?? XMLText.first("Region", in: body).map { " (it names the region \(printable($0, limit: 64)))" } ?? ""
+            return S3Error(.failed, "the store sends \(what) elsewhere\(elsewhere)\(detail)", bucket: bucket, key: key, status: status, s3Code: s3Code,
+                           hint: "the bucket is in another region or behind another endpoint: set s3.region (AWS_REGION) and s3.endpoint (AWS_ENDPOINT_URL) to where it lives")
         case (_, "NoSuchBucket"):
             return S3Error(.noSuchBucket, "the bucket does not exist\(detail)", bucket: bucket, key: key, status: status, s3Code: s3Code)
         case (404, _), (_, "NoSuchKey"):

@@ -13,7 +13,10 @@ import NIOHTTP1
 ///   with backoff and jitter as a `Range: bytes=<next byte>-` request with `If-Match` on the
 ///   first answer's ETag: the bytes already handed on are never fetched or read again, so the
 ///   hash and the inflate state simply carry on. A changed object fails (`S3Error.changed`).
-/// - Attempts count failures in a row: a request that made progress resets the count.
+/// - A store that trickles (under `minimumRate` over a timeout's worth of waiting for it) is cut
+///   off and resumed likewise: one that never stalls outright would otherwise hold a job forever.
+/// - Attempts count failures in a row: a request that made progress (a timeout's worth of bytes
+///   at the minimum rate) resets the count.
 final class S3ObjectReader: ArchiveReading, @unchecked Sendable {
     let client: S3Client
     let bucket: String
@@ -41,6 +44,14 @@ final class S3ObjectReader: ArchiveReading, @unchecked Sendable {
     private var etag: String?
     private var totalSize: Int64?
     private var failuresInARow = 0
+    /// In the current window (a timeout's worth of waiting, from the request's start): seconds
+    /// the pipeline waited for data, and bytes handed on (the rate the store gives while it is
+    /// the one holding things up).
+    private var waited: TimeInterval = 0
+    private var received: Int64 = 0
+
+    /// Bytes per second of waiting below which a store counts as trickling.
+    static let minimumRate: Double = 16 * 1024
     /// Requests made (the first plus every resume), for tests and logs.
     private(set) var requests = 0
 
@@ -95,7 +106,8 @@ final class S3ObjectReader: ArchiveReading, @unchecked Sendable {
                 condition.unlock()
                 release?.succeed(())
                 offset += Int64(n)
-                failuresInARow = 0
+                received += Int64(n)
+                if Double(received) >= Self.minimumRate * client.endpoint.timeout { failuresInARow = 0 }
                 return n
             }
             if let error = failure {
@@ -121,8 +133,20 @@ final class S3ObjectReader: ArchiveReading, @unchecked Sendable {
                 try retry(after: S3Error(.unavailable, "no data for \(client.endpoint.timeout) s while reading", bucket: bucket, key: key, isTransient: true))
                 continue
             }
-            _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.2)))
+            if waited >= client.endpoint.timeout {
+                guard Double(received) >= Self.minimumRate * waited else {
+                    condition.unlock()
+                    abandon()
+                    try retry(after: S3Error(.unavailable, "the store sent \(received) bytes in \(DurationSpec.format(seconds: waited)) of waiting for it, "
+                                             + "under the \(Int(Self.minimumRate) >> 10) KiB/s a restore needs at least", bucket: bucket, key: key, isTransient: true))
+                    continue
+                }
+                (waited, received) = (0, 0)
+            }
+            let started = Date()
+            _ = condition.wait(until: min(deadline, started.addingTimeInterval(0.2)))
             condition.unlock()
+            waited += Date().timeIntervalSince(started)
         }
     }
 
@@ -167,6 +191,7 @@ final class S3ObjectReader: ArchiveReading, @unchecked Sendable {
     private func startRequest() {
         abandon()
         requests += 1
+        (waited, received) = (0, 0)
         var headers: [(name: String, value: String)] = []
         if offset > 0 {
             headers.append(("range", "bytes=\(offset)-"))

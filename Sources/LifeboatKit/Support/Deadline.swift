@@ -1,0 +1,21 @@
+/// An operation that did not finish within its deadline (`withDeadline`).
+struct DeadlineExceeded: Error {
+    var seconds: Double
+}
+
+/// Runs `operation`, cancelling it and throwing `DeadlineExceeded` once it has taken `seconds`.
+/// The operation must honour cancellation: the call returns when it has ended.
+func withDeadline<T: Sendable>(seconds: Double, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    // The operation's value, or nil from the timer.
+    try await withThrowingTaskGroup(of: Optional<T>.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+            return nil
+        }
+        defer { group.cancelAll() }
+        // `T` may itself be optional: the timer's nil is `.none` of the outer optional only.
+        guard case .some(.some(let value)) = try await group.next() else { throw DeadlineExceeded(seconds: seconds) }
+        return value
+    }
+}
