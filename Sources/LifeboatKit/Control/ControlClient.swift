@@ -124,7 +124,7 @@ public final class ControlClient {
     private func send(_ command: String, _ params: [String: JSONValue]) throws -> Int {
         let id = nextID
         nextID += 1
-        let request: JSONValue = .object(["id": .number(Double(id)), "command": .string(command), "params": .object(params)])
+        let request: JSONValue = .object(["id": .integer(Int64(id)), "command": .string(command), "params": .object(params)])
         var data = try JSONEncoder().encode(request)
         data.append(UInt8(ascii: "\n"))
         try data.withUnsafeBytes { raw in

@@ -44,13 +44,22 @@ enum ControlParams {
             guard case .bool(let flag) = value else { throw mismatch("true or false") }
             return flag as! T
         case let integer as any FixedWidthInteger.Type:
-            guard case .number(let n) = value, n == n.rounded(), abs(n) < 9e15, let exact = integer.init(exactly: n) else {
+            switch value {
+            case .integer(let i):
+                guard let exact = integer.init(exactly: i) else { throw mismatch("an integer in \(integer.min)…\(integer.max)") }
+                return exact as! T
+            case .number(let n) where n == n.rounded() && abs(n) < 9e15:
+                guard let exact = integer.init(exactly: n) else { throw mismatch("an integer in \(integer.min)…\(integer.max)") }
+                return exact as! T
+            default:
                 throw mismatch("an integer")
             }
-            return exact as! T
         case let real as any BinaryFloatingPoint.Type:
-            guard case .number(let n) = value else { throw mismatch("a number") }
-            return real.init(n) as! T
+            switch value {
+            case .integer(let i): return real.init(i) as! T
+            case .number(let n): return real.init(n) as! T
+            default: throw mismatch("a number")
+            }
         case is Date.Type:
             guard case .string(let text) = value else { throw mismatch("a string") }
             guard let date = Timestamp.parse(text) else {

@@ -90,6 +90,16 @@ import Testing
         #expect(ControlHandler.commands.count == 17)
     }
 
+    /// A request's id comes back as it was sent: a 64-bit integer exactly (a script's random ids
+    /// pass 2^53), a fraction, a string, null.
+    @Test func idsAreEchoedExactly() async throws {
+        let fx = try DaemonFixture()
+        for id in ["9007199254740993", "-9223372036854775808", "18446744073709", "1.5", #""x""#, "null"] {
+            let answer = try await fx.answer(#"{"id":\#(id),"command":"plans"}"#)
+            #expect(answer.ok && answer.text.hasPrefix(#"{"id":\#(id),"#), "\(answer.text.prefix(200))")
+        }
+    }
+
     /// Every invalid parameter is answered `invalid-params` with a message that names it and says
     /// what it must be.
     @Test(arguments: [
