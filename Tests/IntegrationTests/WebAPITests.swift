@@ -114,6 +114,10 @@ import Testing
         let secondIds = (second["events"] as? [[String: Any]])?.compactMap { $0["id"] as? Int } ?? []
         #expect(firstIds.count == 5 && !secondIds.isEmpty && secondIds.min()! > firstIds.max()!)
 
+        // The timeline opened on its own runs no script and fetches nothing.
+        let svg = try IntegrationTests.run("/usr/bin/curl", ["-s", "-D", "-", "-o", "/dev/null", "--max-time", "20", base + "/api/v1/runs/\(run)/timeline.svg"]).stdout
+        #expect(svg.contains("image/svg+xml") && svg.lowercased().contains("content-security-policy: default-src 'none'"), "\(svg)")
+
         // Bad input is a 400 or 404 with a message that says what to do.
         let badState = try httpGet(base + "/api/v1/runs/\(run)/jobs?state=lost")
         #expect(badState.status == 400 && badState.body.contains("state must be one of"))

@@ -93,7 +93,9 @@ struct WebRoutes: Sendable {
             case "events":
                 return json(.ok, try await queries.events(run, after: Int64(try int(request, "after") ?? 0), limit: try int(request, "limit") ?? 200))
             case "timeline.svg":
-                return HTTPResponse(contentType: "image/svg+xml; charset=utf-8", body: Array(try await queries.timelineSVG(run).utf8))
+                // Opened on its own, an SVG is a document: no script, nothing fetched.
+                return HTTPResponse(contentType: "image/svg+xml; charset=utf-8", body: Array(try await queries.timelineSVG(run).utf8),
+                                    headers: [("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'")])
             default: break
             }
         default: break

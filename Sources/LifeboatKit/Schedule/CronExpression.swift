@@ -86,7 +86,7 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             let stepSplit = part.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
             var step = 1
             if stepSplit.count == 2 {
-                guard let s = Int(stepSplit[1]), s > 0 else { throw problem("step \"\(stepSplit[1])\" must be a positive number") }
+                guard let s = Self.number(stepSplit[1]), s > 0 else { throw problem("step \"\(stepSplit[1])\" must be a positive number") }
                 step = s
             }
             let base = stepSplit[0]
@@ -97,7 +97,7 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             } else {
                 let bounds = base.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
                 func value(_ s: Substring) throws(Problem) -> Int {
-                    if let n = Int(s) {
+                    if let n = Self.number(s) {
                         guard range.contains(n) else { throw problem("\(n) is outside \(range.lowerBound)-\(range.upperBound)") }
                         return n
                     }
@@ -112,6 +112,12 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             values.formUnion(stride(from: low, through: high, by: step))
         }
         return values
+    }
+
+    /// Digits only, as cron writes numbers (`Int` would take `+5` and `-0`).
+    private static func number(_ text: Substring) -> Int? {
+        guard !text.isEmpty, text.count <= 9, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
+        return Int(text)
     }
 
     public var description: String { text }

@@ -36,6 +36,7 @@ import Testing
         ("* * 0 * *", 4, "0 is outside 1-31"), ("* * * 13 *", 6, "13 is outside 1-12"), ("* * * * 8", 8, "8 is outside 0-7"),
         ("*/0 * * * *", 0, "step"), ("5-1 * * * *", 0, "backwards"), ("@sometimes", 0, "unknown cron macro"),
         ("0 0 * foo *", 6, "not a number"), ("1,,2 * * * *", 2, "empty list item"),
+        ("+5 * * * *", 0, "not a number"), ("*/+2 * * * *", 0, "step"), ("0 0 1 +1 *", 6, "not a number"),
     ])
     func parseErrorsPointAtTheField(expression: String, offset: Int, fragment: String) {
         do {
