@@ -61,10 +61,31 @@ public final class YAMLReader {
             return nil
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            error(at: SourceMark(line: 1, column: 1), "file is not valid UTF-8")
+            let (mark, byte) = Self.firstInvalidUTF8(Array(data))
+            error(at: mark, "file is not valid UTF-8 (byte 0x\(String(byte, radix: 16, uppercase: true)) here); save it as UTF-8")
             return nil
         }
         return load(text: text)
+    }
+
+    /// Where the first byte that is not part of valid UTF-8 is (line and column counted in
+    /// characters before it), and that byte.
+    static func firstInvalidUTF8(_ bytes: [UInt8]) -> (SourceMark, UInt8) {
+        var line = 1, column = 1, index = 0
+        var decoder = UTF8()
+        var iterator = bytes.makeIterator()
+        while true {
+            let before = index
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                index += UTF8.width(scalar)
+                if scalar == "\n" { (line, column) = (line + 1, 1) } else { column += 1 }
+            case .emptyInput:
+                return (SourceMark(line: line, column: column), 0)
+            case .error:
+                return (SourceMark(line: line, column: column), bytes[min(before, bytes.count - 1)])
+            }
+        }
     }
 
     /// Composes YAML text into a node tree, refusing anchors and aliases.

@@ -192,6 +192,15 @@ import Testing
         }
     }
 
+    /// A byte that is not UTF-8 (a plan saved as Latin-1) is shown where it is.
+    @Test func invalidUTF8IsPointedAt() throws {
+        let dir = TestDirectory()
+        let path = dir.file("latin1.yaml")
+        try Data("name: caf\u{E9}\nnote: d".utf8 + [0xE9] + Array("j\u{E0} vu\n".utf8)).write(to: URL(fileURLWithPath: path))
+        let error = try #require(throws: DiagnosticsError.self) { try PlanLoader.load(path: path) }
+        #expect(error.description == "\(path):2:8: file is not valid UTF-8 (byte 0xE9 here); save it as UTF-8")
+    }
+
     @Test func severalErrorsAllReported() {
         var text = variant("concurrency: 8", "concurrency: 0")
         text = text.replacingOccurrences(of: "rpo: 24h", with: "rpo: soon")
