@@ -162,17 +162,20 @@ public final class YAMLReader {
         }
     }
 
-    /// Where a duplicated block-style key appears the second time, from the mapping's start.
-    private static func secondOccurrence(of key: String, after mark: Mark, in text: String) -> SourceMark? {
+    /// Where a duplicated block-style key appears the second time, from the mapping's start: a
+    /// key of that mapping is at the mapping's own column (the same name in a nested mapping or
+    /// a list item below it is another key).
+    static func secondOccurrence(of key: String, after mark: Mark, in text: String) -> SourceMark? {
         var seen = 0
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where index + 1 >= mark.line {
             var body = line.drop { $0 == " " }
             if body.hasPrefix("- ") { body = body.dropFirst(2).drop { $0 == " " } }
-            guard body.hasPrefix(key) else { continue }
+            let column = line.count - body.count + 1
+            guard column == mark.column, body.hasPrefix(key) else { continue }
             let rest = body.dropFirst(key.count).drop { $0 == " " }
             guard rest.hasPrefix(":") else { continue }
             seen += 1
-            if seen == 2 { return SourceMark(line: index + 1, column: line.count - body.count + 1) }
+            if seen == 2 { return SourceMark(line: index + 1, column: column) }
         }
         return nil
     }

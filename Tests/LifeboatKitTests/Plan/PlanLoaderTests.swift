@@ -165,6 +165,11 @@ import Testing
     @Test func duplicateKey() {
         #expect(problems(variant("concurrency: 8\n", "concurrency: 8\nconcurrency: 9\n"))
                 == [#"20:1: duplicate key "concurrency"; each key may appear only once in a mapping"#])
+        // The same name in list items and nested mappings is another key: the line is the second
+        // top-level one, and a duplicate inside a list item points inside that item.
+        #expect(problems(Self.valid + "\nname: again\n") == [#"36:1: duplicate key "name"; each key may appear only once in a mapping"#])
+        #expect(problems(variant("    after: [contacts]\n    concurrency: 4\n", "    after: [contacts]\n    concurrency: 4\n    after: []\n"))
+                == [#"16:5: duplicate key "after"; each key may appear only once in a mapping"#])
     }
 
     @Test func anchorsAndAliasesRefused() {
