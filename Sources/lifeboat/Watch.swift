@@ -16,7 +16,10 @@ enum Watch {
         var lastDraw = Date.distantPast
         var toldHalt = false
         var stoppedAtHalt = false
-        try client.stream(Control.RunWatch(run: runId)) { line, wire in
+        var askShow = false
+        // The final line without its jobs, unless printed as it is: the events gave each job's
+        // latest state, checked against the final summary below.
+        try client.stream(Control.RunWatch(run: runId, doneJobs: json ? nil : false)) { line, wire in
             if json && !quiet { try printJSONLine(try wire()) }
             if let snapshot = line.snapshot {
                 view = WatchView(detail: snapshot)
@@ -24,9 +27,14 @@ enum Watch {
             } else if let event = line.event {
                 view?.apply(event)
                 if plain { ProgressLines.print(event) }
-            } else if let done = line.done {
+            } else if var done = line.done {
+                if done.jobs.isEmpty, done.summary.overall.jobs > 0 {
+                    // Each job's latest state, as the events left it: whole if it sums up to the
+                    // daemon's summary (another host's jobs may not show in this one's events).
+                    if let whole = done.completed(with: view?.jobs.values ?? [:].values) { done = whole } else { askShow = true }
+                }
                 final = done
-                view?.replace(with: done)
+                if askShow { view?.run = done.run } else { view?.replace(with: done) }
             }
             // Said once per halt; a resume ends it, and a later gate may halt again.
             let halted = line.done == nil && view?.run.state == .halted
@@ -47,7 +55,8 @@ enum Watch {
         if stoppedAtHalt {
             throw CLIFailure(code: .halted, message: json || quiet ? "" : "run \(runId) is halted at a wave gate (--exit-on-halt); it waits for `lifeboat resume \(runId)` or `lifeboat cancel \(runId)`")
         }
-        guard let final, !quiet else { return }
+        guard var final, !quiet else { return }
+        if askShow { final = try client.call(Control.RunShow(run: runId)) }
         if !json { SummaryPrinter.print(run: final.run, jobs: final.jobs) }
         if final.run.state != .succeeded {
             throw CLIFailure(code: .failed, message: json ? "" : "run \(runId) \(final.run.state.rawValue)")

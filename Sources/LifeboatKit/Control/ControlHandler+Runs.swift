@@ -53,11 +53,11 @@ extension Control.Sites: ServedRunVerb {
     static func answer(run: String, _ call: ControlCall) async throws -> SiteReport { try await RunQueries(services: call.services).sites(run) }
 }
 
-extension Control.Watch: ServedRunVerb {
+extension Control.RunWatch: ServedCommand {
     /// Streams the run's events until it ends: one line per event, then the final state. Sent
     /// at most `pace` apart, each job's events in between collapsed to its latest (a run of many
     /// small jobs changes thousands of states a second; a watcher draws, or prints final states).
-    static func answer(run: String, _ call: ControlCall) async throws -> WatchEvent {
+    func answer(_ call: ControlCall) async throws -> WatchEvent {
         let queries = RunQueries(services: call.services)
         // Subscribe before reading the current state so no event falls in between.
         let batches = call.services.runtime.bus.watch(runId: run)
@@ -69,10 +69,12 @@ extension Control.Watch: ServedRunVerb {
                     if event.kind == .finished { break batches }
                     try await call.send(WatchEvent(event: event))
                 }
-                try await Task.sleep(for: pace)
+                try await Task.sleep(for: Self.pace)
             }
         }
-        return WatchEvent(done: try await queries.detail(run))
+        var done = try await queries.detail(run)
+        if doneJobs == false { done.jobs = [] }
+        return WatchEvent(done: done)
     }
 
     /// The least time between two batches of a watch's events.

@@ -81,6 +81,18 @@ public struct RunDetail: Codable, Sendable {
     public var active: Bool
     /// Why it waits for a run slot (queued behind which runs, the limit), when it does.
     public var waiting: RunWait?
+
+    /// This detail with `jobs` (a watcher's latest state of each, from the events) when they sum
+    /// up to exactly its summary's groups; nil when they do not (a state missed: ask `run.show`).
+    /// (Its wall time comes from the run's times, which the wire gives to the millisecond.)
+    public func completed(with jobs: some Collection<JobRecord>) -> RunDetail? {
+        let sorted = jobs.sorted { ($0.id ?? 0) < ($1.id ?? 0) }
+        let theirs = RunSummary(run: run, jobs: sorted)
+        guard theirs.overall == summary.overall, theirs.products == summary.products, theirs.waves == summary.waves else { return nil }
+        var detail = self
+        detail.jobs = sorted
+        return detail
+    }
 }
 
 /// One line of `run.watch`: the opening snapshot, an event, or the end with the final state.

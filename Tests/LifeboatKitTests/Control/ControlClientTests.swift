@@ -35,6 +35,33 @@ import Testing
     }
 }
 
+/// A watcher that left the final line's jobs out uses its own only when they sum up to the
+/// daemon's summary: a state missed (another host's job, an event not seen) asks `run.show`.
+@Suite struct WatchCompletionTests {
+    @Test func keptJobsCountOnlyWhenTheySumUpToTheSummary() {
+        let t0 = Date(timeIntervalSince1970: 1_700_000_000)
+        let run = RunRecord(id: "r1", plan: "p", planPath: nil, mode: .restore, declaredAt: t0, incidentAt: t0, asOf: t0, createdAt: t0,
+                            startedBy: "test", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
+        let jobs = (1...4).map { i -> JobRecord in
+            var job = JobRecord(runId: "r1", site: "s\(i)", product: i % 2 == 0 ? "jira" : "contacts", wave: 0, priority: 0, productOrder: 0, destination: "/d/\(i)")
+            job.id = Int64(i)
+            job.state = i == 4 ? .failed : .succeeded
+            job.bytes = Int64(100 * i)
+            job.rtoSeconds = Double(i)
+            return job
+        }
+        let done = RunDetail(run: run, jobs: [], summary: RunSummary(run: run, jobs: jobs), active: false)
+        #expect(done.completed(with: jobs.reversed())?.jobs == jobs)
+        var stale = jobs
+        stale[1].state = .restoring
+        #expect(done.completed(with: stale) == nil)
+        #expect(done.completed(with: jobs.dropLast()) == nil)
+        var changed = jobs
+        changed[2].rtoSeconds = 3.5
+        #expect(done.completed(with: changed) == nil)
+    }
+}
+
 /// A stand-in for the daemon on a Unix socket: takes one connection and writes `pieces` to it,
 /// a little apart, so that the client's reads end where the pieces do.
 private final class OneConnectionDaemon: Sendable {

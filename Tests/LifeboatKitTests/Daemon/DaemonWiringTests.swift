@@ -20,21 +20,27 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await daemon.group.run() }
             await daemon.server.listening.wait()
-            let (final, status) = try await offThread { () throws -> (RunDetail?, DaemonStatus) in
+            let (final, shown, status) = try await offThread { () throws -> (RunDetail?, RunDetail?, DaemonStatus) in
                 let client = try ControlClient(path: socket)
                 let status = try client.call(Control.Status())
-                guard let run = try client.call(Control.RunStart(plan: "main", mode: .restore)).run else { return (nil, status) }
+                guard let run = try client.call(Control.RunStart(plan: "main", mode: .restore)).run else { return (nil, nil, status) }
+                // As `--follow` watches: the final line without its jobs, each job's latest state
+                // kept from the snapshot and the events instead.
+                var kept: [Int64: JobRecord] = [:]
                 var final: RunDetail?
-                try client.stream(Control.RunWatch(run: run.id)) { line, _ in
-                    final = line.done
+                try client.stream(Control.RunWatch(run: run.id, doneJobs: false)) { line, _ in
+                    for job in line.snapshot?.jobs ?? [] { kept[job.id!] = job }
+                    if let job = line.event?.job { kept[job.id!] = job }
+                    final = line.done.flatMap { $0.jobs.isEmpty ? $0.completed(with: kept.values) : nil }
                     return line.done == nil
                 }
-                return (final, status)
+                return (final, try client.call(Control.RunShow(run: run.id)), status)
             }
             await daemon.group.triggerGracefulShutdown()
             try await group.waitForAll()
             #expect(status.socket == socket && status.plans == 1 && status.runs.isEmpty)
-            let detail = try #require(final)
+            let detail = try #require(final, "the events' jobs sum up to the final summary")
+            #expect(detail.jobs == shown?.jobs && detail.summary == shown?.summary)
             #expect(detail.run.state == .succeeded, "\(detail.run)")
             #expect(detail.jobs.count == 4 && detail.jobs.allSatisfy { $0.state == .succeeded })
             #expect(!detail.active)
