@@ -147,28 +147,29 @@ public final class DestinationHolds: Sendable {
                 mine[path] = job
             }
             // Nested destinations within the run, then against other runs.
-            for (path, job) in mine {
-                for ancestor in Self.ancestors(of: path) {
+            let chains = mine.map { (path: $0.key, job: $0.value, ancestors: Self.ancestors(of: $0.key)) }
+            for (path, job, ancestors) in chains {
+                for ancestor in ancestors {
                     if let other = mine[ancestor] {
                         throw SafetyRefusal(message: "job \(job) of run \(run) would restore into \(path), inside the destination \(ancestor) of job \(other); destinations must not nest")
                     }
                 }
             }
-            for (path, job) in mine {
+            for (path, job, ancestors) in chains {
                 if let holder = s.held[path], holder.run != run {
                     throw Self.busy(path, job: job, run: run, holder: holder)
                 }
-                for ancestor in Self.ancestors(of: path) {
+                for ancestor in ancestors {
                     if let holder = s.held[ancestor], holder.run != run { throw Self.busy(ancestor, job: job, run: run, holder: holder) }
                 }
                 if (s.below[path] ?? 0) > 0, let (inner, holder) = s.held.first(where: { $0.value.run != run && ResolvedPath.isInside($0.key, path) }) {
                     throw Self.busy(inner, job: job, run: run, holder: holder)
                 }
             }
-            for (path, job) in mine where s.held[path] == nil {
+            for (path, job, ancestors) in chains where s.held[path] == nil {
                 s.held[path] = Holder(run: run, job: job)
                 s.byRun[run, default: []].insert(path)
-                for ancestor in Self.ancestors(of: path) { s.below[ancestor, default: 0] += 1 }
+                for ancestor in ancestors { s.below[ancestor, default: 0] += 1 }
             }
         }
     }
@@ -204,10 +205,11 @@ public final class DestinationHolds: Sendable {
 
     static func ancestors(of path: String) -> [String] {
         var result: [String] = []
-        var current = path
-        while current != "/", let (parent, _) = try? StagingDirectory.split(current) {
-            result.append(parent)
-            current = parent
+        var current = Substring(path)
+        while current.count > 1, current.last == "/" { current = current.dropLast() }
+        while current != "/", let cut = current.utf8.lastIndex(of: UInt8(ascii: "/")) {
+            current = cut == current.startIndex ? "/" : current[..<cut]
+            result.append(String(current))
         }
         return result
     }

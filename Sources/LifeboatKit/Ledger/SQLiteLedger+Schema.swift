@@ -176,6 +176,10 @@ extension JobRecord: FetchableRecord, MutablePersistableRecord {
         "error", "staging_path", "commit_identity", "quarantine_path", "hook_output", "tree_digest", "source", "host",
     ]
 
+    /// A new job: every column but `id`, which the database assigns.
+    static let insertSQL = "INSERT INTO jobs (" + updatedColumns.joined(separator: ", ") + ") VALUES ("
+        + updatedColumns.map { _ in "?" }.joined(separator: ", ") + ")"
+
     /// Every column but `id`, written only while the row's state is still the expected one.
     static let compareAndSetSQL = "UPDATE jobs SET " + updatedColumns.map { "\($0) = ?" }.joined(separator: ", ")
         + " WHERE id = ? AND state = ?"

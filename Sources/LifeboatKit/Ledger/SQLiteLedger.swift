@@ -56,11 +56,16 @@ public final class SQLiteLedger: Ledger {
     // MARK: Writes
 
     public func createRun(_ run: RunRecord, jobs: [JobRecord]) async throws -> [JobRecord] {
-        try await commits.write { db in
+        let dates = dates
+        return try await commits.write { db in
             try run.insert(db)
+            // One prepared statement, columns bound by hand (a run may have 10,000 jobs: through
+            // the record's container and a date formatter each, this was a fifth of starting it).
+            let insert = try db.makeStatement(sql: JobRecord.insertSQL)
             return try jobs.map { job in
                 var job = job
-                try job.insert(db)
+                try insert.execute(arguments: StatementArguments(job.columnValues(date: dates.value)))
+                job.id = db.lastInsertedRowID
                 return job
             }
         }

@@ -146,21 +146,26 @@ public enum ResolvedPath {
     /// level), with the rest appended as written (lexically normalised).
     public static func of(_ path: String) -> String {
         var realPaths: [String: String] = [:]
-        return of(path, realPaths: &realPaths)
+        var missing: Set<String> = []
+        return of(path, realPaths: &realPaths, missing: &missing)
     }
 
     /// `of` for many paths taken together (a run's destinations): each existing directory's real
     /// path is looked up once (a `readlink` per component), where thousands of destinations
-    /// share a few parents. Every path's own existing prefix is still found anew.
+    /// share a few parents; one found missing is not looked for again.
     public static func all(_ paths: [String]) -> [String] {
         var realPaths: [String: String] = [:]
-        return paths.map { of($0, realPaths: &realPaths) }
+        var missing: Set<String> = []
+        return paths.map { of($0, realPaths: &realPaths, missing: &missing) }
     }
 
-    private static func of(_ path: String, realPaths: inout [String: String]) -> String {
+    /// - Parameter missing: directories found not to exist, in this one look at many paths
+    ///   (sites' products share the site's directory, not there yet before a first restore).
+    private static func of(_ path: String, realPaths: inout [String: String], missing: inout Set<String>) -> String {
         var existing = PathTemplate.normalise(path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path)
         var rest: [String] = []
-        while existing != "/", !FileSystem.isReachable(existing) {
+        while existing != "/", missing.contains(existing) || !FileSystem.isReachable(existing) {
+            missing.insert(existing)
             let (parent, name) = (try? StagingDirectory.split(existing)) ?? ("/", "")
             rest.insert(name, at: 0)
             existing = parent
