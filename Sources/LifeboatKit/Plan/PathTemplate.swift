@@ -94,11 +94,34 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
     /// Lexical normalisation of an absolute path: collapses `//` and `.`, and resolves `..`
     /// against the segment before it (never above `/`).
     static func normalise(_ path: String) -> String {
+        if isNormal(path) { return path }
         var parts: [Substring] = []
         for part in path.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
             if part == "..", let last = parts.last, last != ".." { parts.removeLast() } else if part != ".." { parts.append(part) }
         }
         return "/" + parts.joined(separator: "/")
+    }
+
+    /// Whether `path` is already as `normalise` would give it: absolute, no empty, `.` or `..`
+    /// component, no trailing `/` (a run's thousands of destinations usually are).
+    static func isNormal(_ path: String) -> Bool {
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var utf8 = path.utf8.makeIterator()
+        guard utf8.next() == slash else { return false }
+        var componentLength = 0, dotsOnly = true
+        while true {
+            let byte = utf8.next()
+            if byte == nil || byte == slash {
+                // The root alone is normal; otherwise every component is a real name.
+                if componentLength == 0 { return byte == nil && path.utf8.count == 1 }
+                if dotsOnly && componentLength <= 2 { return false }
+                if byte == nil { return true }
+                (componentLength, dotsOnly) = (0, true)
+            } else {
+                componentLength += 1
+                if byte != dot { dotsOnly = false }
+            }
+        }
     }
 
     /// The path segments (split on `/`), each a list of pieces.

@@ -2,6 +2,17 @@ import Testing
 @testable import LifeboatKit
 
 @Suite struct PathTemplateTests {
+    /// Paths already normal come back as they are (the fast way); any other is made so.
+    @Test(arguments: [
+        ("/", "/"), ("/srv", "/srv"), ("/srv/a/b", "/srv/a/b"), ("/srv/a/", "/srv/a"), ("//srv//a", "/srv/a"),
+        ("/srv/./a", "/srv/a"), ("/srv/../a", "/a"), ("/srv/a/..", "/srv"), ("/.", "/"), ("/..", "/"),
+        ("/srv/.hidden", "/srv/.hidden"), ("/srv/...", "/srv/..."), ("/srv/..a", "/srv/..a"), ("/a.", "/a."), ("/srv//", "/srv"),
+    ])
+    func normalisedPaths(path: String, expected: String) {
+        #expect(PathTemplate.normalise(path) == expected)
+        #expect(PathTemplate.isNormal(path) == (path == expected))
+    }
+
     @Test func rendersVariables() throws {
         let t = try PathTemplate("/srv/sites/{site}/{product}")
         #expect(t.render([.site: "acme", .product: "jira"]) == "/srv/sites/acme/jira")
