@@ -60,13 +60,19 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         public var note: String?
         /// Why the operator started it (`delete --reason`).
         public var reason: String?
-    }
+            enum CodingKeys: String, CodingKey {
+            case id, plan, planPath = "plan_path", mode, state, startedBy = "started_by", declaredAt = "declared_at", incidentAt = "incident_at", asOf = "as_of", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at", totalWaves = "total_waves", seed, keepSandbox = "keep_sandbox", note, reason
+        }
+}
 
     /// The plan's objectives at the time the run was created.
     public struct Objectives: Sendable, Codable, Hashable {
         public var rtoSeconds: Double?
         public var rpoSeconds: Double?
-    }
+            enum CodingKeys: String, CodingKey {
+            case rtoSeconds = "rto_seconds", rpoSeconds = "rpo_seconds"
+        }
+}
 
     /// Numbers for a set of jobs: the whole run, one product or one wave.
     public struct Group: Sendable, Codable, Hashable {
@@ -88,7 +94,10 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         public var rtoMissed: Int
         public var bytes: Int64
         public var entries: Int64
-    }
+            enum CodingKeys: String, CodingKey {
+            case name, product, wave, jobs, succeeded, failed, skipped, cancelled, unfinished, rpo, rto, rpoMissed = "rpo_missed", rtoMissed = "rto_missed", bytes, entries
+        }
+}
 
     /// How fast the run restored.
     public struct Throughput: Sendable, Codable, Hashable {
@@ -102,7 +111,10 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         /// Compressed archive bytes read.
         public var archiveBytes: Int64
         public var finishedJobs: Int
-    }
+            enum CodingKeys: String, CodingKey {
+            case wallSeconds = "wall_seconds", bytesPerSecond = "bytes_per_second", jobsPerMinute = "jobs_per_minute", bytes, entries, archiveBytes = "archive_bytes", finishedJobs = "finished_jobs"
+        }
+}
 
     /// One (site, product) job.
     public struct Job: Sendable, Codable, Hashable {
@@ -132,7 +144,10 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         public var quarantinePath: String?
         /// `snapshot` or `quarantine` (a soft delete's data renamed back).
         public var source: String?
-    }
+            enum CodingKeys: String, CodingKey {
+            case id, site, product, wave, state, attempt, destination, snapshotPath = "snapshot_path", snapshotTakenAt = "snapshot_taken_at", startedAt = "started_at", finishedAt = "finished_at", durationSeconds = "duration_seconds", rpoSeconds = "rpo_seconds", rpoMet = "rpo_met", rtoSeconds = "rto_seconds", rtoMet = "rto_met", bytes, entries, archiveBytes = "archive_bytes", skippedEntries = "skipped_entries", errorCode = "error_code", error, quarantinePath = "quarantine_path", source
+        }
+}
 
     /// A job that was not restored, and why.
     public struct Failure: Sendable, Codable, Hashable {
@@ -147,7 +162,10 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         public var reason: String
         public var snapshotPath: String?
         public var finishedAt: Date?
-    }
+            enum CodingKeys: String, CodingKey {
+            case site, product, wave, state, attempt, errorCode = "error_code", reason, snapshotPath = "snapshot_path", finishedAt = "finished_at"
+        }
+}
 
     /// One run of the plan in the trend table.
     public struct TrendPoint: Sendable, Codable, Hashable {
@@ -166,7 +184,10 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         public var rpoP95: Double?
         public var rtoMissed: Int
         public var rpoMissed: Int
-    }
+            enum CodingKeys: String, CodingKey {
+            case runId = "run_id", current, mode, state, declaredAt = "declared_at", sites, jobs, succeeded, successRate = "success_rate", rtoP95 = "rto_p95", rpoP95 = "rpo_p95", rtoMissed = "rto_missed", rpoMissed = "rpo_missed"
+        }
+}
 
     /// A notable ledger event.
     public struct Event: Sendable, Codable, Hashable {
@@ -174,5 +195,11 @@ public struct ReportDocument: Sendable, Codable, Hashable {
         public var kind: String
         public var message: String
         public var jobId: Int64?
+            enum CodingKeys: String, CodingKey {
+            case at, kind, message, jobId = "job_id"
+        }
+}
+    enum CodingKeys: String, CodingKey {
+        case schema, generatedAt = "generated_at", run, objectives, verdict, overall, products, waves, throughput, jobs, failures, trend, events
     }
 }

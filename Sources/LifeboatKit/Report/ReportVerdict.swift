@@ -123,4 +123,7 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
             return notRestored > 0 ? "NOT FULLY RESTORED" : "NEEDS ATTENTION"
         }
     }
+    enum CodingKeys: String, CodingKey {
+        case status, headline, rto, rpo, jobs, succeeded, failed, skipped, cancelled, unfinished, rtoMissed = "rto_missed", rpoMissed = "rpo_missed", runState = "run_state"
+    }
 }

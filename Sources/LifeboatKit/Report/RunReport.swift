@@ -37,11 +37,12 @@ public struct RunReport: Sendable {
         return data
     }
 
-    /// The encoder of the JSON report: snake_case and sorted keys, ISO-8601 dates, indented.
+    /// The encoder of the JSON report: sorted keys, ISO-8601 dates, indented. The keys are the
+    /// report types' own snake_case `CodingKeys`: JSONEncoder's snake_case conversion, key by
+    /// key, was about 40 % of encoding a report of 10,000 jobs, at the end of every run.
     public static var jsonEncoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.dateEncodingStrategy = .iso8601
         return encoder
     }
@@ -49,7 +50,6 @@ public struct RunReport: Sendable {
     /// Reads a JSON report back into a ``ReportDocument``.
     public static var jsonDecoder: JSONDecoder {
         let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
         decoder.dateDecodingStrategy = .iso8601
         return decoder
     }
