@@ -92,7 +92,7 @@ final class Extractor {
                 }
                 writer.wrote(entry.size)
             } else {
-                knownFiles.add(path.key, ())
+                noteKnown(path)
             }
             report.bytes += entry.size
         case .symlink:
@@ -112,7 +112,7 @@ final class Extractor {
                 guard knownFiles.position(of: target.key) != nil else {
                     throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is not a regular file extracted before the link")
                 }
-                knownFiles.add(path.key, ())
+                noteKnown(path)
             }
         default:
             break
@@ -146,6 +146,11 @@ final class Extractor {
         if let key = links.link(above: path.key) {
             throw RuleViolation(.throughSymlink, "the path goes through the symbolic link \(String(reflecting: key))")
         }
+    }
+
+    /// Verify's record of a regular file (a name repeated is one entry).
+    private func noteKnown(_ path: EntryPath) {
+        if knownFiles.position(of: path.key) == nil { knownFiles.add(path.key, ()) }
     }
 
     private func dropPendingLink(_ path: EntryPath) {

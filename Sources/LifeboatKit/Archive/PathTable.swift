@@ -7,7 +7,9 @@ import Foundation
 /// values one array, and an open-addressing index maps keys to positions: under 150 bytes.
 ///
 /// Positions count entries in the order they were added. An entry replaced or removed stays as a
-/// dead position, skipped; the index is rebuilt without them as it grows.
+/// dead position, skipped; the index is rebuilt without them as it grows. (Memory grows with
+/// every entry added, replaced ones included: bounded by the archive's `max_entries`. Callers
+/// that need no order update a present key's value in place instead, `setValue`.)
 struct PathTable<Value> {
     private struct Entry {
         var start: Int
@@ -31,29 +33,39 @@ struct PathTable<Value> {
     var positions: Range<Int> { entries.indices }
 
     /// Adds `key` with its value and `extra` bytes kept beside it, replacing an entry of the same
-    /// key. Returns its position.
+    /// key (its slot in the index then points at the new position). Returns its position.
     @discardableResult
     mutating func add(_ key: String, _ value: Value, extra: [UInt8] = []) -> Int {
-        remove(key)
+        let replaced = slot(of: key)
         let position = entries.count
         entries.append(Entry(start: bytes.count, keyLength: UInt32(key.utf8.count), extraLength: UInt32(extra.count), alive: true, value: value))
         bytes.append(contentsOf: key.utf8)
         bytes.append(contentsOf: extra)
-        count += 1
-        if (occupied + 1) * 2 > slots.count { rebuild(capacity: count * 4) }
-        insert(position)
+        if let replaced {
+            entries[Int(slots[replaced])].alive = false
+            slots[replaced] = Int32(position)
+        } else {
+            count += 1
+            if (occupied + 1) * 2 > slots.count { rebuild(capacity: count * 4) }
+            insert(position)
+        }
         return position
     }
 
-    /// Removes the entry of `key`, if any.
+    /// Removes the entry of `key`, if any (its slot stays, dead, until the next rebuild).
     mutating func remove(_ key: String) {
-        guard let position = position(of: key) else { return }
-        entries[position].alive = false
+        guard let slot = slot(of: key) else { return }
+        entries[Int(slots[slot])].alive = false
         count -= 1
     }
 
     /// The live entry of `key`.
     func position(of key: String) -> Int? {
+        slot(of: key).map { Int(slots[$0]) }
+    }
+
+    /// The index slot holding the live entry of `key`.
+    private func slot(of key: String) -> Int? {
         guard count > 0 else { return nil }
         var key = key
         return key.withUTF8 { find($0) }
@@ -101,6 +113,7 @@ struct PathTable<Value> {
         return hasher.finalize()
     }
 
+    /// The slot holding the live entry of `key`.
     private func find(_ key: UnsafeBufferPointer<UInt8>) -> Int? {
         guard !slots.isEmpty else { return nil }
         let mask = slots.count - 1
@@ -112,7 +125,7 @@ struct PathTable<Value> {
                 let entry = entries[position]
                 if entry.alive, Int(entry.keyLength) == key.count,
                    UnsafeBufferPointer(rebasing: arena[entry.start..<entry.start + key.count]).elementsEqual(key) {
-                    return position
+                    return slot
                 }
                 slot = (slot + 1) & mask
             }
@@ -128,12 +141,15 @@ struct PathTable<Value> {
         occupied += 1
     }
 
-    /// A fresh index of the live entries, a power of two at least `capacity` slots.
+    /// A fresh index of the live entries, a power of two at least `capacity` slots: made from
+    /// the old index (dead slots dropped), so its cost is the index's size, not every entry
+    /// ever added (an archive repeating one name over and over would make that quadratic).
     private mutating func rebuild(capacity: Int) {
         var size = 64
         while size < capacity { size <<= 1 }
+        let old = slots
         slots = Array(repeating: -1, count: size)
         occupied = 0
-        for position in entries.indices where entries[position].alive { insert(position) }
+        for position in old where position >= 0 && entries[Int(position)].alive { insert(Int(position)) }
     }
 }

@@ -55,7 +55,9 @@ final class StagingWriter {
                 }
             }
         }
-        directories.add(path.key, DirectoryRecord(metadata: metadata, depth: path.components.count))
+        let record = DirectoryRecord(metadata: metadata, depth: path.components.count)
+        // A directory named again keeps its one entry, with the latest metadata (as tar does).
+        if let known = directories.position(of: path.key) { directories.setValue(record, at: known) } else { directories.add(path.key, record) }
     }
 
     /// Creates a regular file exclusively (replacing, by unlinking, whatever an earlier entry put

@@ -44,7 +44,9 @@ public struct Engine: Sendable {
         for i in prepared.jobs.indices {
             var job = prepared.jobs[i]
             var st = stat()
-            if let entry = deleted[job.destination], lstat(job.destination, &st) != 0, FileSystem.isDirectory(entry.path) {
+            // Only the very tree deleted (its recorded identity) is renamed back into place.
+            if let entry = deleted[job.destination], lstat(job.destination, &st) != 0, FileSystem.isDirectory(entry.path),
+               entry.identity.map({ FileIdentity(path: entry.path)?.description == $0 }) ?? true {
                 job.source = JobRecord.sourceQuarantine
                 job.snapshotPath = entry.path
                 job.snapshotTakenAt = entry.createdAt

@@ -98,12 +98,14 @@ public struct QuarantineManager: Sendable {
             let removal: Removal
             do {
                 removal = try Self.remove(record, dryRun: dryRun)
-            } catch let error as ArchiveError where error.errno == EXDEV {
-                // A mount inside the displaced tree (it moved with it): never crossed, and
-                // the other entries are purged all the same. Kept, as in use.
+            } catch let error as ArchiveError {
+                // A mount inside the displaced tree (it moved with it) is never crossed, and an
+                // entry that cannot be looked at is not called gone: kept, as in use, and the
+                // other entries are purged all the same.
                 busy += 1
-                ledger.postEvent(LedgerEvent(runId: record.runId, jobId: record.jobId, at: now, kind: "quarantine.kept",
-                                             message: "\(record.path) holds a mount point (what was removed before it stays removed); unmount it, then purge again"))
+                let why = error.errno == EXDEV ? "\(record.path) holds a mount point (what was removed before it stays removed); unmount it, then purge again"
+                    : "\(record.path) kept: \(error.description)"
+                if !dryRun { ledger.postEvent(LedgerEvent(runId: record.runId, jobId: record.jobId, at: now, kind: "quarantine.kept", message: why)) }
                 continue
             }
             switch removal {
@@ -158,14 +160,26 @@ public struct QuarantineManager: Sendable {
     /// at their path, never through a link).
     /// With `dryRun`, what it would do.
     static func remove(_ record: QuarantineRecord, dryRun: Bool) throws -> Removal {
-        guard let found = FileIdentity(path: record.path) else { return .missing }
+        var st = stat()
+        guard lstat(record.path, &st) == 0 else {
+            // Gone only when its quarantine directory is there without it: an unmounted volume
+            // or a denied look is not a removal.
+            let e = errno
+            let area = (try? StagingDirectory.split(record.path).parent) ?? "/"
+            guard e == ENOENT, FileSystem.isDirectory(area) else {
+                throw ArchiveError(.io, "cannot look at \(record.path)" + (e == ENOENT ? " (\(area) is not there: a volume not mounted?)" : ""), errno: e)
+            }
+            return .missing
+        }
+        let found = FileIdentity(st)
         let expected = record.identity.flatMap(FileIdentity.init(parsing:)) ?? found
         guard found == expected else { return .replaced(found) }
         if dryRun { return .removed }
         // The remover compares the identity again on what it opens: a swap in between is left alone.
         try TreeRemover.remove(path: record.path, ifIdentity: expected, removeEmptyParent: false)
         guard let now = FileIdentity(path: record.path) else { return .removed }
-        return now == expected ? .removed : .replaced(now)
+        // Still there: it was swapped while the remover opened it, which then left it alone.
+        return .replaced(now)
     }
 }
 

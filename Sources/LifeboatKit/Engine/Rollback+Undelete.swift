@@ -11,7 +11,7 @@ extension Rollback {
         let jobs = try await ledger.jobs(runId: runId).filter { $0.state == .succeeded }
             .filter { site == nil || $0.site == site }.filter { product == nil || $0.product == product }
         let quarantine = try await ledger.quarantine(includePurged: true).filter { $0.runId == runId && $0.reason == "delete" }
-        var plan: [(job: JobRecord, entry: QuarantineRecord, aside: FileIdentity?)] = []
+        var plan: [(job: JobRecord, entry: QuarantineRecord, aside: FileIdentity?, deleted: FileIdentity?)] = []
         // Renamed back by an undelete that died before recording it: recorded now.
         var foundBack: [(job: JobRecord, entry: QuarantineRecord)] = []
         var problems: [String] = []
@@ -32,6 +32,12 @@ extension Rollback {
                 }
                 continue
             }
+            // The deleted tree, as moved into quarantine: anything else at its slot is not put in place.
+            let deleted = (entry.identity ?? job.commitIdentity).flatMap(FileIdentity.init(parsing:))
+            if let deleted, let found = FileIdentity(path: entry.path), found != deleted {
+                problems.append("\(job.name): \(entry.path) is not the data deleted (\(deleted) then, \(found) now: moved or replaced outside Lifeboat); nothing of it is put back")
+                continue
+            }
             // What was made at the target since (moved aside with --force-aside: that and only that).
             let recreated = FileIdentity(path: job.destination)
             if recreated != nil, !forceAside {
@@ -39,7 +45,7 @@ extension Rollback {
                                 + "add --force-aside to move it to quarantine first (it is kept there), or leave it")
                 continue
             }
-            plan.append((job, entry, recreated))
+            plan.append((job, entry, recreated, deleted))
         }
         guard !plan.isEmpty || !foundBack.isEmpty else {
             let scope = [site.map { "site \($0)" }, product.map { "product \($0)" }].compactMap { $0 }.joined(separator: ", ")
@@ -61,7 +67,7 @@ extension Rollback {
                                          message: "\(job.name): found back at \(job.destination), identical to the tree deleted (an undelete stopped before recording it); recorded by \(who)"))
             outcomes.append(outcome)
         }
-        for (job, entry, aside) in plan {
+        for (job, entry, aside, deleted) in plan {
             let started = clock.now()
             let startedMono = ContinuousClock.now
             var asidePath: String?
@@ -76,7 +82,13 @@ extension Rollback {
                     originalPath: job.destination, createdAt: started, retainUntil: started.addingTimeInterval(retention), reason: "undelete-aside",
                     identity: identity), updating: nil)
             }
-            try Self.renameBack(entry.path, to: job.destination, expected: (entry.identity ?? job.commitIdentity).flatMap(FileIdentity.init(parsing:)))
+            do {
+                try Self.renameBack(entry.path, to: job.destination, expected: deleted)
+            } catch {
+                // The data set aside stays where it went; say where.
+                guard let asidePath else { throw error }
+                throw Refusal(message: "\(job.name): \(error); the data that was at \(job.destination) is kept at \(asidePath): move it back if it is wanted there")
+            }
             CrashPoint.afterUndeleteRename.hit()
             let elapsed = ContinuousClock.now - startedMono
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -95,9 +95,16 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
     /// against the segment before it (never above `/`).
     static func normalise(_ path: String) -> String {
         if isNormal(path) { return path }
+        // On the bytes: a `/` followed by a combining mark is one Character, still a separator.
         var parts: [Substring] = []
-        for part in path.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
-            if part == "..", let last = parts.last, last != ".." { parts.removeLast() } else if part != ".." { parts.append(part) }
+        for bytes in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            let part = Substring(bytes)
+            if part.utf8.elementsEqual(".".utf8) { continue }
+            if part.utf8.elementsEqual("..".utf8) {
+                if !parts.isEmpty { parts.removeLast() }
+            } else {
+                parts.append(part)
+            }
         }
         return "/" + parts.joined(separator: "/")
     }

@@ -36,4 +36,18 @@ import Testing
         #expect(links.link(above: "d2/link2") == nil && links.link(above: "d2/link9") == nil)
         #expect(links.link(above: "d1/link1/x") == nil)
     }
+
+    /// A name repeated over and over (a hostile archive) keeps one live entry, found at once:
+    /// the index is rebuilt from itself, never from every entry ever added.
+    @Test func oneNameRepeatedOrRemovedAndAddedAgainStaysOneEntry() {
+        var table = PathTable<Int>()
+        for i in 0..<100_000 { table.add("d/same", i) }
+        #expect(table.count == 1 && table.value(at: table.position(of: "d/same")!) == 99_999)
+        for i in 0..<100_000 {
+            table.remove("d/other")
+            table.add("d/other", i)
+        }
+        #expect(table.count == 2 && table.value(at: table.position(of: "d/other")!) == 99_999)
+        #expect(table.positions.compactMap { table.value(at: $0) }.count == 2)
+    }
 }

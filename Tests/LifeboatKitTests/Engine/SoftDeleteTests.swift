@@ -115,6 +115,34 @@ import Testing
         #expect(fm.contents(atPath: path + "/data.txt") == Data("tenant data".utf8) && !fm.fileExists(atPath: target))
     }
 
+    /// Deleted data moved or replaced in quarantine since is neither undeleted nor restored from:
+    /// only the very tree deleted is put back (its recorded identity), and nothing re-created at
+    /// the target is set aside for it.
+    @Test func aQuarantineSlotReplacedSinceTheDeleteIsNotPutBack() async throws {
+        let fx = try await restored()
+        let selection = try select(fx, ["acme"], products: ["jira"])
+        let created = try await fx.engine.createDelete(selection, request: RunRequest(plan: fx.plan, mode: .delete, startedBy: "uid 0 (pid 1)"))
+        let run = try await fx.engine.execute(runId: created.run.id, plan: fx.plan)
+        #expect(run.state == .succeeded)
+        let entry = try #require(try await fx.ledger.quarantine(includePurged: false).first { $0.reason == "delete" })
+        #expect(entry.identity == FileIdentity(path: entry.path)?.description)
+        let fm = FileManager.default
+        try fm.moveItem(atPath: entry.path, toPath: fx.dir.file("kept-by-hand"))
+        fx.dir.write(String(entry.path.dropFirst(fx.dir.path.count + 1)) + "/planted.txt", "not the deleted data")
+        fx.dir.write("out/acme/jira/new.txt", "made since the delete")
+        let refusal = await #expect(throws: Rollback.Refusal.self) {
+            _ = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: nil, product: nil, force: true, by: "test")
+        }
+        #expect(refusal?.message.contains("is not the data deleted") == true, "\(refusal?.message ?? "")")
+        #expect(fm.contents(atPath: fx.dir.file("out/acme/jira/new.txt")) == Data("made since the delete".utf8))
+        // A restore of the site reads the archives, not the planted tree.
+        try fm.removeItem(atPath: fx.dir.file("out/acme/jira"))
+        let (restore, jobs) = try await fx.run(.restore, sites: ["acme"])
+        #expect(restore.state == .succeeded)
+        #expect(jobs.first { $0.product == "jira" }?.source == JobRecord.sourceSnapshot)
+        #expect(!fm.fileExists(atPath: fx.dir.file("out/acme/jira/planted.txt")))
+    }
+
     @Test func deleteUndeleteAndRestoreFromQuarantine() async throws {
         let fx = try await restored()
         let before = try fx.tree("out/acme")

@@ -7,6 +7,7 @@ import Testing
         ("/", "/"), ("/srv", "/srv"), ("/srv/a/b", "/srv/a/b"), ("/srv/a/", "/srv/a"), ("//srv//a", "/srv/a"),
         ("/srv/./a", "/srv/a"), ("/srv/../a", "/a"), ("/srv/a/..", "/srv"), ("/.", "/"), ("/..", "/"),
         ("/srv/.hidden", "/srv/.hidden"), ("/srv/...", "/srv/..."), ("/srv/..a", "/srv/..a"), ("/a.", "/a."), ("/srv//", "/srv"),
+        ("/a/\u{301}b//", "/a/\u{301}b"), ("/\u{301}\ra", "/\u{301}\ra"), ("/x/\u{200D}/../y", "/x/y"),
     ])
     func normalisedPaths(path: String, expected: String) {
         #expect(PathTemplate.normalise(path) == expected)

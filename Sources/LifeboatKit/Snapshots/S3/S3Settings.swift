@@ -52,8 +52,9 @@ public struct S3Endpoint: Sendable, Hashable {
         let isLocal = host == "localhost" || host.hasSuffix(".localhost") || host.contains(":")
             || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
         let timeout = settings.timeout ?? env("LIFEBOAT_S3_TIMEOUT").flatMap(Double.init) ?? 30
+        // 0.1 s to a day: a timeout beyond (or "inf") is a day; not a number is the default.
         return S3Endpoint(scheme: scheme, host: host, port: components.port, region: region,
-                          pathStyle: settings.pathStyle ?? isLocal, timeout: max(0.1, timeout),
+                          pathStyle: settings.pathStyle ?? isLocal, timeout: timeout.isNaN ? 30 : min(86_400, max(0.1, timeout)),
                           attempts: max(1, settings.attempts ?? env("LIFEBOAT_S3_ATTEMPTS").flatMap { Int($0) } ?? 6))
     }
 
