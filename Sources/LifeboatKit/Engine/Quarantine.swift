@@ -160,19 +160,23 @@ public struct QuarantineManager: Sendable {
     /// at their path, never through a link).
     /// With `dryRun`, what it would do.
     static func remove(_ record: QuarantineRecord, dryRun: Bool) throws -> Removal {
+        let recorded = record.identity.flatMap(FileIdentity.init(parsing:))
         var st = stat()
         guard lstat(record.path, &st) == 0 else {
-            // Gone only when its quarantine directory is there without it: an unmounted volume
-            // or a denied look is not a removal.
+            // Gone only when its quarantine directory is there without it, or was removed from
+            // the filesystem the data was on: an unmounted volume or a denied look is no removal.
             let e = errno
             let area = (try? StagingDirectory.split(record.path).parent) ?? "/"
-            guard e == ENOENT, FileSystem.isDirectory(area) else {
+            let areaParent = (try? StagingDirectory.split(area).parent) ?? "/"
+            var parent = stat()
+            let areaRemoved = recorded.map { stat(areaParent, &parent) == 0 && UInt64(parent.st_dev) == $0.device } ?? false
+            guard e == ENOENT, FileSystem.isDirectory(area) || areaRemoved else {
                 throw ArchiveError(.io, "cannot look at \(record.path)" + (e == ENOENT ? " (\(area) is not there: a volume not mounted?)" : ""), errno: e)
             }
             return .missing
         }
         let found = FileIdentity(st)
-        let expected = record.identity.flatMap(FileIdentity.init(parsing:)) ?? found
+        let expected = recorded ?? found
         guard found == expected else { return .replaced(found) }
         if dryRun { return .removed }
         // The remover compares the identity again on what it opens: a swap in between is left alone.

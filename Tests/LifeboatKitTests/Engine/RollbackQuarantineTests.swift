@@ -69,6 +69,28 @@ import Testing
         #expect(try await manager.list().isEmpty)
     }
 
+    /// An entry whose data is gone is closed; one that cannot be looked at (its whole place not
+    /// there, as on a volume not mounted) is kept, and said why.
+    @Test func aPurgeClosesWhatIsGoneAndKeepsWhatItCannotSee() async throws {
+        let fx = try await DRFixture()
+        fx.dir.write("out/acme/jira/old.txt", "old")
+        fx.dir.write("out/globex/jira/old.txt", "old")
+        let (run, _) = try await fx.run(.restore)
+        #expect(run.state == .succeeded)
+        let manager = QuarantineManager(ledger: fx.ledger, clock: fx.clock)
+        let entries = try await manager.list()
+        let acme = try #require(entries.first { $0.site == "acme" }), globex = try #require(entries.first { $0.site == "globex" })
+        // acme's whole quarantine directory removed by hand; globex's site moved away (unmounted).
+        try FileManager.default.removeItem(atPath: (acme.path as NSString).deletingLastPathComponent)
+        try FileManager.default.moveItem(atPath: fx.dir.file("out/globex"), toPath: fx.dir.file("elsewhere"))
+        fx.clock.advance(by: 8 * 86_400)
+        let result = try await manager.purge(olderThan: nil, dryRun: false, by: "test")
+        #expect(result.gone == 1 && result.purged.isEmpty && result.keptInUse == 1, "\(result)")
+        #expect(try await manager.list().map(\.path) == [globex.path])
+        let events = try await fx.ledger.events(runId: run.id, afterId: 0, limit: 1_000)
+        #expect(events.contains { $0.kind == "quarantine.kept" && $0.message.contains("a volume not mounted?") })
+    }
+
     /// A mount inside a displaced tree (it moved into quarantine with it) is never crossed by a
     /// purge; that entry is kept and said so, and the others are purged all the same.
     @Test(.enabled(if: geteuid() == 0, "mounting needs root (CI runs as root)"))
