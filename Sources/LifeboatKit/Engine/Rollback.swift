@@ -116,6 +116,12 @@ public struct Rollback: Sendable {
                 guard lifeboat_renameat2(areaFD, displacedName, parentFD, name, UInt32(LIFEBOAT_RENAME_EXCHANGE)) == 0 else {
                     throw FileSystemError(path: job.destination, operation: "exchange with \(displaced.path)", errno: errno)
                 }
+                if let swapped = Self.notCommitted(areaFD, displacedName, committed) {
+                    let undone = lifeboat_renameat2(areaFD, displacedName, parentFD, name, UInt32(LIFEBOAT_RENAME_EXCHANGE)) == 0
+                    throw Refusal(message: "\(job.name): \(job.destination) was replaced (\(swapped)) as it was rolled back; "
+                                  + (undone ? "the exchange was undone, both are where they were" : "undoing the exchange failed: the data now at \(displaced.path) is what was at \(job.destination)")
+                                  + (outcomes.isEmpty ? "" : "; rolled back before it: " + outcomes.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
+                }
                 try Self.sync(areaFD, displacedArea)
                 try Self.sync(parentFD, parent)
                 outcome = Outcome(site: job.site, product: job.product, destination: job.destination, quarantined: displaced.path, destinationRemoved: false)
@@ -126,6 +132,12 @@ public struct Rollback: Sendable {
                 let slot = QuarantineArea.rollbackName(run: runId, site: job.site, product: job.product)
                 guard lifeboat_renameat2(parentFD, name, areaFD, slot, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
                     throw FileSystemError(path: job.destination, operation: "move to \(area)/\(slot)", errno: errno)
+                }
+                if let swapped = Self.notCommitted(areaFD, slot, committed) {
+                    let undone = lifeboat_renameat2(areaFD, slot, parentFD, name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0
+                    throw Refusal(message: "\(job.name): \(job.destination) was replaced (\(swapped)) as it was rolled back; "
+                                  + (undone ? "it was put back" : "putting it back failed: it is at \(area)/\(slot)")
+                                  + (outcomes.isEmpty ? "" : "; rolled back before it: " + outcomes.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
                 }
                 try Self.sync(areaFD, area)
                 try Self.sync(parentFD, parent)
@@ -150,6 +162,14 @@ public struct Rollback: Sendable {
         }
         try await ledger.flush()
         return outcomes
+    }
+
+    /// What a rename moved, when it is not the tree the restore committed (swapped in between
+    /// the check and the rename); nil when it is.
+    private static func notCommitted(_ fd: Int32, _ name: String, _ committed: FileIdentity) -> String? {
+        var st = stat()
+        guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return "unreadable: \(SystemError.describe(errno))" }
+        return FileIdentity(st) == committed ? nil : FileIdentity(st).description
     }
 
     static func sync(_ fd: Int32, _ path: String) throws {
