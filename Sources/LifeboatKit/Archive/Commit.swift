@@ -131,12 +131,11 @@ private struct StagingCommit {
             throw fail("cannot move the data it replaced from \(staging.path) to quarantine \(area)/\(name)", errno)
         }
         do {
-            var st = stat()
-            guard fstatat(quarantineFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
+            guard let moved = FileIdentity(name, in: quarantineFD) else {
                 throw fail("cannot inspect the data moved to quarantine \(area)/\(name)", errno)
             }
             try syncRename(quarantineFD, "the move to quarantine \(area)/\(name)")
-            return FileIdentity(st)
+            return moved
         } catch {
             guard lifeboat_renameat2(quarantineFD, name, areaFD, staging.name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
                 let e = errno

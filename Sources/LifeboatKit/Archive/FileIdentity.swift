@@ -22,5 +22,14 @@ public struct FileIdentity: Hashable, Sendable, Codable, CustomStringConvertible
         self.init(st)
     }
 
+    /// The identity of `name` inside the open directory `dirfd` (not following a final symbolic
+    /// link): what a rename there moves, whatever path led to the directory. Nil if nothing
+    /// (errno says why).
+    init?(_ name: String, in dirfd: Int32) {
+        var st = stat()
+        guard fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        self.init(st)
+    }
+
     public var description: String { "\(device):\(inode)" }
 }

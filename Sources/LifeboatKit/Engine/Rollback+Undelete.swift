@@ -123,12 +123,11 @@ extension Rollback {
         let areaFD = try OwnDirectory.enter(path: area, create: false)
         defer { close(areaFD) }
         if let expected {
-            var st = stat()
-            guard fstatat(areaFD, slot, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
+            guard let found = FileIdentity(slot, in: areaFD) else {
                 throw FileSystemError(path: quarantined, operation: "find the quarantined data", errno: errno)
             }
-            guard FileIdentity(st) == expected else {
-                throw Refusal(message: "\(quarantined) is not the data quarantined there (\(expected) then, \(FileIdentity(st)) now: moved or replaced outside Lifeboat); nothing was moved back to \(destination)")
+            guard found == expected else {
+                throw Refusal(message: "\(quarantined) is not the data quarantined there (\(expected) then, \(found) now: moved or replaced outside Lifeboat); nothing was moved back to \(destination)")
             }
         }
         guard lifeboat_renameat2(areaFD, slot, parentFD, name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {

@@ -94,10 +94,12 @@ public struct Rollback: Sendable {
             defer { close(parentFD) }
             // What is moved is the tree the restore committed, found through the directory
             // opened (a parent swapped since the check leads elsewhere: refused).
-            var st = stat()
-            guard fstatat(parentFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == committed else {
-                throw Refusal(message: "\(job.name): \(job.destination) is no longer the tree the restore committed (\(committed)): it was moved or replaced since the check; nothing of it was touched"
-                              + (outcomes.isEmpty ? "" : "; rolled back before it: " + outcomes.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
+            // A refusal part-way says which jobs were rolled back before it.
+            func stop(_ message: String) -> Refusal {
+                Refusal(message: message + (outcomes.isEmpty ? "" : "; rolled back before it: " + outcomes.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
+            }
+            guard FileIdentity(name, in: parentFD) == committed else {
+                throw stop("\(job.name): \(job.destination) is no longer the tree the restore committed (\(committed)): it was moved or replaced since the check; nothing of it was touched")
             }
             let area = try QuarantineArea.directory(for: job.destination)
             if let displaced {
@@ -106,21 +108,19 @@ public struct Rollback: Sendable {
                 let (displacedArea, displacedName) = try StagingDirectory.split(displaced.path)
                 let areaFD = try OwnDirectory.enter(path: displacedArea, create: false)
                 defer { close(areaFD) }
-                if let expected = displaced.identity.flatMap(FileIdentity.init(parsing:)) {
-                    var st = stat()
-                    guard fstatat(areaFD, displacedName, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == expected else {
-                        throw Refusal(message: "\(job.name): \(displaced.path) is not the data the restore displaced (\(expected)): moved or replaced outside Lifeboat; nothing of it was touched"
-                                      + (outcomes.isEmpty ? "" : "; rolled back before it: " + outcomes.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
-                    }
+                if let expected = displaced.identity.flatMap(FileIdentity.init(parsing:)), FileIdentity(displacedName, in: areaFD) != expected {
+                    throw stop("\(job.name): \(displaced.path) is not the data the restore displaced (\(expected)): moved or replaced outside Lifeboat; nothing of it was touched")
                 }
                 guard lifeboat_renameat2(areaFD, displacedName, parentFD, name, UInt32(LIFEBOAT_RENAME_EXCHANGE)) == 0 else {
                     throw FileSystemError(path: job.destination, operation: "exchange with \(displaced.path)", errno: errno)
                 }
-                if let swapped = Self.notCommitted(areaFD, displacedName, committed) {
+                // What the rename moved must be the committed tree (one swapped in between the
+                // check and the rename goes back).
+                let moved = FileIdentity(displacedName, in: areaFD)
+                if moved != committed {
                     let undone = lifeboat_renameat2(areaFD, displacedName, parentFD, name, UInt32(LIFEBOAT_RENAME_EXCHANGE)) == 0
-                    throw Refusal(message: "\(job.name): \(job.destination) was replaced (\(swapped)) as it was rolled back; "
-                                  + (undone ? "the exchange was undone, both are where they were" : "undoing the exchange failed: the data now at \(displaced.path) is what was at \(job.destination)")
-                                  + (outcomes.isEmpty ? "" : "; rolled back before it: " + outcomes.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
+                    throw stop("\(job.name): \(job.destination) was replaced (\(moved.map(\.description) ?? "unreadable")) as it was rolled back; "
+                               + (undone ? "the exchange was undone, both are where they were" : "undoing the exchange failed: the data now at \(displaced.path) is what was at \(job.destination)"))
                 }
                 try Self.sync(areaFD, displacedArea)
                 try Self.sync(parentFD, parent)
@@ -133,11 +133,11 @@ public struct Rollback: Sendable {
                 guard lifeboat_renameat2(parentFD, name, areaFD, slot, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
                     throw FileSystemError(path: job.destination, operation: "move to \(area)/\(slot)", errno: errno)
                 }
-                if let swapped = Self.notCommitted(areaFD, slot, committed) {
+                let moved = FileIdentity(slot, in: areaFD)
+                if moved != committed {
                     let undone = lifeboat_renameat2(areaFD, slot, parentFD, name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0
-                    throw Refusal(message: "\(job.name): \(job.destination) was replaced (\(swapped)) as it was rolled back; "
-                                  + (undone ? "it was put back" : "putting it back failed: it is at \(area)/\(slot)")
-                                  + (outcomes.isEmpty ? "" : "; rolled back before it: " + outcomes.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
+                    throw stop("\(job.name): \(job.destination) was replaced (\(moved.map(\.description) ?? "unreadable")) as it was rolled back; "
+                               + (undone ? "it was put back" : "putting it back failed: it is at \(area)/\(slot)"))
                 }
                 try Self.sync(areaFD, area)
                 try Self.sync(parentFD, parent)
@@ -162,14 +162,6 @@ public struct Rollback: Sendable {
         }
         try await ledger.flush()
         return outcomes
-    }
-
-    /// What a rename moved, when it is not the tree the restore committed (swapped in between
-    /// the check and the rename); nil when it is.
-    private static func notCommitted(_ fd: Int32, _ name: String, _ committed: FileIdentity) -> String? {
-        var st = stat()
-        guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return "unreadable: \(SystemError.describe(errno))" }
-        return FileIdentity(st) == committed ? nil : FileIdentity(st).description
     }
 
     static func sync(_ fd: Int32, _ path: String) throws {

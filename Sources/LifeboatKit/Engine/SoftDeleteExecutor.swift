@@ -62,11 +62,8 @@ public struct SoftDeleteExecutor: Sendable {
         if let why = FileSystemCalls.changedSinceCheck(parentFD, parent: parent, checked: checked) {
             throw JobError(.sandbox, "\(job): \(why); nothing was moved")
         }
-        if let expected {
-            var st = stat()
-            guard fstatat(parentFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == expected else {
-                throw JobError(.sandbox, "\(job): \(destination) is no longer the directory checked when the job started (\(expected)): it was moved or replaced meanwhile; nothing was moved")
-            }
+        if let expected, FileIdentity(name, in: parentFD) != expected {
+            throw JobError(.sandbox, "\(job): \(destination) is no longer the directory checked when the job started (\(expected)): it was moved or replaced meanwhile; nothing was moved")
         }
         let area = try QuarantineArea.directory(for: destination)
         let areaFD: Int32
@@ -81,23 +78,22 @@ public struct SoftDeleteExecutor: Sendable {
             throw JobError(.io, "\(job): cannot move \(destination) to quarantine \(area)/\(slot): \(SystemError.describe(e)); nothing was moved",
                            transient: e == EINTR || e == EAGAIN || e == EIO)
         }
-        var st = stat()
-        guard fstatat(areaFD, slot, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
+        guard let moved = FileIdentity(slot, in: areaFD) else {
             throw JobError(.io, "\(job): moved \(destination) to \(area)/\(slot) but cannot inspect it there: \(SystemError.describe(errno)); the data is in quarantine")
         }
-        if let expected, FileIdentity(st) != expected {
+        if let expected, moved != expected {
             // Replaced between the check and the rename: what moved is not the target. Back it goes.
             guard lifeboat_renameat2(areaFD, slot, parentFD, name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
-                throw JobError(.sandbox, "\(job): \(destination) was replaced as it was moved, and what moved (\(FileIdentity(st)), not the target \(expected)) "
+                throw JobError(.sandbox, "\(job): \(destination) was replaced as it was moved, and what moved (\(moved), not the target \(expected)) "
                                + "could not be put back: it is at \(area)/\(slot); move it back to \(destination) by hand")
             }
-            throw JobError(.sandbox, "\(job): \(destination) was replaced as it was moved (\(FileIdentity(st)), not the target \(expected)); it was put back; nothing was deleted")
+            throw JobError(.sandbox, "\(job): \(destination) was replaced as it was moved (\(moved), not the target \(expected)); it was put back; nothing was deleted")
         }
         // Durable: the entry is in quarantine and gone from the parent, on disk.
         guard fsync(areaFD) == 0, fsync(parentFD) == 0 else {
             throw JobError(.io, "\(job): moved \(destination) to \(area)/\(slot) but could not sync the directories: \(SystemError.describe(errno)); the data is in quarantine")
         }
-        return (area + "/" + slot, FileIdentity(st))
+        return (area + "/" + slot, moved)
     }
 
     /// A restore job whose source is soft-deleted data: rename it back from quarantine (the
