@@ -46,7 +46,7 @@ struct SnapshotExtractCommand: AsyncParsableCommand {
         }
         let report = try await withStagingDirectory(for: into, name: "extract") { staging in
             let report = try await extractArchive(from: source, into: staging.path, options: options)
-            _ = try commitStaging(staging, quarantineName: nil)
+            _ = try commitStaging(staging.makeDurable(), quarantineName: nil)
             return report
         }
         if json {

@@ -24,56 +24,104 @@ public struct CommitResult: Sendable, Codable, Equatable {
     public var quarantinedIdentity: FileIdentity? = nil
 }
 
-/// Makes a staging directory durable and moves it into place atomically (DESIGN.md "One job,
-/// step by step", 5–6).
+/// A staging directory whose whole tree is on disk: the only thing `commitStaging` moves into
+/// place. `StagingDirectory.makeDurable()` makes one.
+public struct DurableStaging: Sendable {
+    public let staging: StagingDirectory
+}
+
+extension StagingDirectory {
+    /// Makes the staging tree durable (DESIGN.md "One job, step by step", 5): after checking that
+    /// it is the directory this restore created, one `syncfs` flushes every file and directory of
+    /// it (since Linux 5.8 it reports writeback errors), shared with the commits that need one at
+    /// the same time on this filesystem. Nothing may be written into the tree afterwards.
+    ///
+    /// Separate from the commit so that a caller can wait for it together with the commit's
+    /// record in the ledger: both must precede the rename, neither needs the other.
+    public func makeDurable() throws -> DurableStaging {
+        let opened = try StagingCommit(staging: self).openStaging()
+        defer { opened.close() }
+        let synced = SharedSync.shared.sync(opened.staging)
+        guard synced == 0 else {
+            throw ArchiveError(.commitFailed, "cannot make the staging directory \(path) durable (syncfs)", errno: synced)
+        }
+        return DurableStaging(staging: self)
+    }
+}
+
+/// Moves a durable staging directory into place atomically (DESIGN.md "One job, step by step", 6).
 ///
 /// - If the destination does not exist: `renameat2(RENAME_NOREPLACE)`.
 /// - If it exists: `renameat2(RENAME_EXCHANGE)` swaps it with staging in one step, then the old
 ///   data (now at the staging path) moves to `<destination's parent>/.lifeboat-quarantine/<quarantineName>`
 ///   with `RENAME_NOREPLACE`. Nothing is ever deleted.
 ///
-/// Nothing is reported committed over unsynced data: a failing `syncfs` fails the commit before
-/// any rename. After each rename its filesystem is synced again (`syncfs`, shared with the
-/// commits finishing at the same time), and a failure there undoes the rename.
+/// Nothing is committed over unsynced data: the staging tree was made durable first (a failing
+/// `syncfs` there fails before any rename). After each rename its filesystem is synced again
+/// (`syncfs`, shared with the commits finishing at the same time), and a failure there undoes
+/// the rename.
 ///
 /// - Parameters:
 ///   - quarantineName: one path component, unique per commit; nil when the destination must not
 ///     exist (`snapshot extract --into`), which makes an existing destination an error.
 ///   - onStep: called at each durable step; throwing from it stops the commit there.
 public func commitStaging(
-    _ staging: StagingDirectory, quarantineName: String?, onStep: (CommitStep) throws -> Void = { _ in }
+    _ durable: DurableStaging, quarantineName: String?, onStep: (CommitStep) throws -> Void = { _ in }
 ) throws -> CommitResult {
-    try StagingCommit(staging: staging).run(quarantineName: quarantineName, onStep: onStep)
+    try StagingCommit(staging: durable.staging).run(quarantineName: quarantineName, onStep: onStep)
 }
 
 /// The steps of `commitStaging`, with the directory descriptors they share.
 private struct StagingCommit {
     let staging: StagingDirectory
 
+    /// The destination's parent, the staging area in it and the staging directory, checked to be
+    /// the one this restore created.
+    struct Opened {
+        let parent: Int32
+        let area: Int32
+        let staging: Int32
+
+        func close() {
+            Foundation.close(staging)
+            Foundation.close(area)
+            Foundation.close(parent)
+        }
+    }
+
+    func openStaging() throws -> Opened {
+        let (parentPath, _) = try StagingDirectory.split(staging.destination)
+        let parentFD = Foundation.open(parentPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard parentFD >= 0 else { throw fail("cannot open \(parentPath)", errno) }
+        let areaFD: Int32
+        do {
+            areaFD = try OwnDirectory.enter(StagingDirectory.areaName, in: parentFD, path: staging.area, create: false)
+        } catch {
+            Foundation.close(parentFD)
+            throw error
+        }
+        let stagingFD = openat(areaFD, staging.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        var st = stat()
+        guard stagingFD >= 0, fstat(stagingFD, &st) == 0, FileIdentity(st) == staging.identity else {
+            let e = errno
+            if stagingFD >= 0 { Foundation.close(stagingFD) }
+            Foundation.close(areaFD)
+            Foundation.close(parentFD)
+            throw stagingFD < 0 ? fail("cannot open the staging directory \(staging.path)", e)
+                                : fail("the staging directory \(staging.path) is not the one this restore created")
+        }
+        return Opened(parent: parentFD, area: areaFD, staging: stagingFD)
+    }
+
     func run(quarantineName: String?, onStep: (CommitStep) throws -> Void) throws -> CommitResult {
         if let quarantineName, !StagingDirectory.isComponent(quarantineName) {
             throw fail("the quarantine name \(String(reflecting: quarantineName)) is not a single path component")
         }
         let (parentPath, destinationName) = try StagingDirectory.split(staging.destination)
-        let parentFD = try openDirectory(parentPath)
-        defer { close(parentFD) }
-        let areaFD = try OwnDirectory.enter(StagingDirectory.areaName, in: parentFD, path: staging.area, create: false)
-        defer { close(areaFD) }
-
-        // 1. Durable: the staging tree must be the one created and entirely on disk.
-        let stagingFD = openat(areaFD, staging.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard stagingFD >= 0 else { throw fail("cannot open the staging directory \(staging.path)", errno) }
-        defer { close(stagingFD) }
-        var st = stat()
-        guard fstat(stagingFD, &st) == 0, FileIdentity(st) == staging.identity else {
-            throw fail("the staging directory \(staging.path) is not the one this restore created")
-        }
-        // One syncfs flushes every file and directory of the tree (since Linux 5.8 it reports
-        // writeback errors); commits that need one at the same time on this filesystem share it.
-        let synced = SharedSync.shared.sync(stagingFD)
-        guard synced == 0 else {
-            throw fail("cannot make the staging directory \(staging.path) durable (syncfs)", synced)
-        }
+        // 1. Durable (`makeDurable`), and still the staging tree that was made durable.
+        let opened = try openStaging()
+        defer { opened.close() }
+        let parentFD = opened.parent, areaFD = opened.area
         try onStep(.stagingDurable)
 
         // 2. Into place. A failure after a rename (a sync that reports an I/O error, a quarantine
@@ -167,12 +215,6 @@ private struct StagingCommit {
         undone.detail += "; the commit was undone: " + (exchanged ? "\(staging.destination) holds its previous data again"
                                                                   : "nothing was left at \(staging.destination)")
         return undone
-    }
-
-    private func openDirectory(_ path: String) throws -> Int32 {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw fail("cannot open \(path)", errno) }
-        return fd
     }
 
     /// Makes a rename durable: both directories it changed, which are on `fd`'s filesystem (a

@@ -156,7 +156,7 @@ extension StagingDirectory {
             && bytes.count <= EntryPath.maxComponentBytes
     }
 
-    /// `mkdir -p`, making each new directory's entry durable in its parent.
+    /// `mkdir -p`.
     static func makeDirectories(_ path: String, mode: mode_t) throws {
         var st = stat()
         if stat(path, &st) == 0 {
@@ -171,23 +171,11 @@ extension StagingDirectory {
             let (parent, _) = try split(current)
             current = parent
         }
-        for directory in missing.reversed() {
-            if mkdir(directory, mode) != 0, errno != EEXIST {
-                throw ArchiveError(.io, "cannot create the directory \(directory)", errno: errno)
-            }
-            let (parent, _) = try split(directory)
-            try syncDirectory(parent)
-        }
-    }
-
-    static func syncDirectory(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw ArchiveError(.io, "cannot open \(path) to sync it", errno: errno) }
-        defer { close(fd) }
-        do {
-            try FileSystemCalls.fsync(fd)
-        } catch {
-            throw ArchiveError(.io, "cannot sync \(path)", errno: error.errno)
+        // No sync of their own: they hold staging, and nothing is committed before the staging
+        // tree's `syncfs`, which makes them durable with it (a crash before leaves at most an
+        // empty directory Lifeboat made).
+        for directory in missing.reversed() where mkdir(directory, mode) != 0 && errno != EEXIST {
+            throw ArchiveError(.io, "cannot create the directory \(directory)", errno: errno)
         }
     }
 }

@@ -41,8 +41,12 @@ public struct RestoreExecutor: JobExecutor {
                     hookOutput.append("verify.command: \(result.summary)\n\(result.output)")
                 }
 
+                // The commit's record and the tree's sync only have to precede the rename, not
+                // each other: they are waited for together.
+                async let durable = runBlocking(flag: CancellationFlag()) { try staging.makeDurable() }
                 try await observer.willCommit()
                 CrashPoint.afterCommitRecord.hit()
+                let ready = try await durable
                 // An exercise's commit refuses an existing destination instead of displacing it.
                 let quarantineName = exercise ? nil : QuarantineArea.entryName(run: context.run.id, site: job.site, product: job.product, attempt: job.attempt)
                 let postRestore = context.plan.product(named: job.product)?.postRestore
@@ -51,7 +55,7 @@ public struct RestoreExecutor: JobExecutor {
                 let digestAtCommit = !exercise && postRestore == nil
                 let destination = job.destination
                 let (commit, digest) = try await runBlocking(flag: CancellationFlag()) {
-                    let commit = try commitStaging(staging, quarantineName: quarantineName) { step in
+                    let commit = try commitStaging(ready, quarantineName: quarantineName) { step in
                         switch step {
                         case .stagingDurable: try observer.mayCommit()
                         case .swapped: CrashPoint.afterSwap.hit()

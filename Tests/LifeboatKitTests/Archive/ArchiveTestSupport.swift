@@ -176,7 +176,7 @@ struct RestoreScene: Sendable {
         let archive = self.archive
         return try await withStagingDirectory(for: destination, name: "test") { staging in
             let report = try extractArchive(at: archive, into: staging.path, options: options)
-            _ = try commitStaging(staging, quarantineName: quarantine)
+            _ = try commitStaging(staging.makeDurable(), quarantineName: quarantine)
             return report
         }
     }

@@ -21,7 +21,7 @@ import Testing
         let archive = scene.archive
         try await withStagingDirectory(for: scene.destination + "/deeper", name: "job") { staging in
             _ = try extractArchive(at: archive, into: staging.path)
-            result = try commitStaging(staging, quarantineName: "q") { steps.append($0) }
+            result = try commitStaging(staging.makeDurable(), quarantineName: "q") { steps.append($0) }
         }
         #expect(steps == [.stagingDurable, .swapped])
         #expect(result?.quarantinePath == nil)
@@ -82,7 +82,7 @@ import Testing
         let archive = scene.archive, destination = scene.destination
         try await withStagingDirectory(for: destination, name: "job") { staging in
             _ = try extractArchive(at: archive, into: staging.path)
-            result = try commitStaging(staging, quarantineName: "run1-acme-jira") { steps.append($0) }
+            result = try commitStaging(staging.makeDurable(), quarantineName: "run1-acme-jira") { steps.append($0) }
         }
         #expect(steps == [.stagingDurable, .swapped, .quarantined])
         let quarantine = scene.restoreParent + "/.lifeboat-quarantine/run1-acme-jira"
@@ -96,7 +96,7 @@ import Testing
         await #expect(throws: ArchiveError.self) {
             try await withStagingDirectory(for: destination, name: "job") { staging in
                 _ = try extractArchive(at: archive, into: staging.path)
-                _ = try commitStaging(staging, quarantineName: "run1-acme-jira")
+                _ = try commitStaging(staging.makeDurable(), quarantineName: "run1-acme-jira")
             }
         }
         #expect(snapshotTree(quarantine) == oldTree)
@@ -130,7 +130,7 @@ import Testing
                 stagingPath = staging.path
                 stagingIdentity = staging.identity
                 _ = try extractArchive(at: archive, into: staging.path)
-                _ = try commitStaging(staging, quarantineName: "q") { if $0 == .swapped { throw Crash() } }
+                _ = try commitStaging(staging.makeDurable(), quarantineName: "q") { if $0 == .swapped { throw Crash() } }
             }
         }
         // Committed (the destination is the staging directory) and the old data is still at the
@@ -195,7 +195,7 @@ import Testing
                 _ = try extractArchive(at: archive, into: staging.path)
                 // Passes only if a file that the archive lacks exists.
                 try await staging.verify(with: ["test", "-e", staging.path + "/missing"], timeout: .seconds(10))
-                _ = try commitStaging(staging, quarantineName: "q")
+                _ = try commitStaging(staging.makeDurable(), quarantineName: "q")
             }
         }
         #expect(!FileManager.default.fileExists(atPath: scene.destination))
@@ -204,7 +204,7 @@ import Testing
         try await withStagingDirectory(for: scene.destination, name: "job") { staging in
             _ = try extractArchive(at: archive, into: staging.path)
             try await staging.verify(with: ["test", "-f", staging.path + "/docs/readme"], timeout: .seconds(10))
-            _ = try commitStaging(staging, quarantineName: "q")
+            _ = try commitStaging(staging.makeDurable(), quarantineName: "q")
         }
         #expect(readText(scene.destination + "/docs/readme") == "v")
     }
