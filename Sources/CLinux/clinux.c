@@ -1,9 +1,7 @@
 #define _GNU_SOURCE
 #include "clinux.h"
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -73,24 +71,4 @@ int lifeboat_limit_malloc_arenas(int arenas) {
     const char *set = getenv("MALLOC_ARENA_MAX");
     if (set && *set) return atoi(set);
     return mallopt(M_ARENA_MAX, arenas) == 1 ? arenas : 0;
-}
-
-int lifeboat_batch_scheduling(void) {
-    struct sched_param none = { 0 };
-    /* Twice: a thread started while the first pass ran, by one not yet moved, is caught by the second. */
-    for (int pass = 0; pass < 2; pass++) {
-        DIR *tasks = opendir("/proc/self/task");
-        if (!tasks) break;
-        struct dirent *entry;
-        while ((entry = readdir(tasks)) != NULL) {
-            pid_t tid = (pid_t)atoi(entry->d_name);
-            int policy = tid > 0 ? sched_getscheduler(tid) : -1;
-            if (policy >= 0 && (policy & ~SCHED_RESET_ON_FORK) == SCHED_OTHER) {
-                (void)sched_setscheduler(tid, SCHED_BATCH | (policy & SCHED_RESET_ON_FORK), &none);
-            }
-        }
-        closedir(tasks);
-    }
-    int policy = sched_getscheduler(0);
-    return policy < 0 ? -1 : (policy & ~SCHED_RESET_ON_FORK);
 }

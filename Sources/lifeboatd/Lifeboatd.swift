@@ -23,7 +23,6 @@ struct Lifeboatd: AsyncParsableCommand {
 
     func run() async throws {
         let arenas = Daemon.limitMallocArenas()
-        let scheduling = Daemon.useBatchScheduling()
         let loaded: DaemonConfig
         do {
             loaded = try config.map(DaemonConfig.load(path:)) ?? DaemonConfig.defaults()
@@ -42,7 +41,7 @@ struct Lifeboatd: AsyncParsableCommand {
             let daemon = try makeDaemon(config: loaded, logger: logger)
             logger.info("lifeboatd starting", metadata: ["version": "\(LifeboatVersion.string)", "state_dir": "\(loaded.stateDirectory)",
                                                           "plans_dir": "\(loaded.plansDirectory)", "config": "\(loaded.sourcePath ?? "defaults")",
-                                                          "malloc_arenas": "\(arenas)", "scheduling": "\(scheduling)"])
+                                                          "malloc_arenas": "\(arenas)"])
             try await daemon.group.run()
             logger.info("lifeboatd stopped")
         } catch let error as LifeboatError {

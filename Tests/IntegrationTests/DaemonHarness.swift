@@ -42,12 +42,10 @@ final class DaemonHarness: @unchecked Sendable {
     }
 
     /// Starts the daemon and waits until `status` answers.
-    /// - Parameter launcher: a command that execs the daemon (`chrt --idle 0`), or none.
-    func start(environment: [String: String] = [:], launcher: [String] = [], waitReady: Bool = true) throws {
+    func start(environment: [String: String] = [:], waitReady: Bool = true) throws {
         let process = Process()
-        let command = launcher + [Binaries.lifeboatd, "--config", dir.file("lifeboatd.yaml")]
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
+        process.executableURL = URL(fileURLWithPath: Binaries.lifeboatd)
+        process.arguments = ["--config", dir.file("lifeboatd.yaml")]
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

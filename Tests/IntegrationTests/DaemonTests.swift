@@ -107,49 +107,6 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
-    /// The daemon's threads run as batch work (SCHED_BATCH), those it starts later and the hooks
-    /// it runs included, so that its wake-ups do not preempt an operator's commands; a daemon
-    /// started under another policy keeps it. The start-up line says which is in force.
-    @Test func daemonRunsAsBatchWorkUnlessStartedUnderAnotherPolicy() throws {
-        let daemon = try DaemonHarness(sites: 2, size: "4KiB")
-        // verify.command records the policy the hook ran under (field 41 of /proc/self/stat).
-        daemon.dir.write("plans/main.yaml", """
-            name: main
-            snapshots: ../store
-            target: ../out/{site}/{product}
-            products: [{ name: contacts }]
-            verify: { command: ["/bin/sh", "-c", "cut -d' ' -f41 /proc/$$/stat > {path}/.policy"] }
-            """)
-        /// The scheduling policy of each of the daemon's threads.
-        func policies() throws -> Set<String> {
-            let pid = try #require(daemon.process?.processIdentifier)
-            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
-            return Set(try tasks.map { task in
-                let stat = try String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8)
-                // Fields after the command's closing parenthesis, from field 3 (state) on.
-                let fields = stat[stat.range(of: ")", options: .backwards)!.upperBound...].split(separator: " ")
-                return String(fields[41 - 3])
-            })
-        }
-        try daemon.start()
-        #expect(daemon.daemonLog.contains("scheduling=batch"), "\(daemon.daemonLog)")
-        let restore = try daemon.cli(["restore", "main", "--follow"])
-        #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
-        #expect(try policies() == ["3"], "SCHED_BATCH is 3")
-        let sites = try FileManager.default.contentsOfDirectory(atPath: daemon.dir.file("out"))
-        #expect(sites.count == 2)
-        for site in sites {
-            let hook = try String(contentsOfFile: daemon.dir.file("out/\(site)/contacts/.policy"), encoding: .utf8)
-            #expect(hook == "3\n", "the verify command of \(site) ran under policy \(hook)")
-        }
-        #expect(daemon.stop() == 0)
-
-        try daemon.start(launcher: ["/usr/bin/chrt", "--idle", "0"])
-        #expect(daemon.daemonLog.contains("scheduling=idle"), "\(daemon.daemonLog)")
-        #expect(try policies() == ["5"], "SCHED_IDLE is 5")
-        #expect(daemon.stop() == 0)
-    }
-
     @Test func nonAdminMayReadButNotRestore() throws {
         let daemon = try DaemonHarness(sites: 1)
         // The socket's directory must be reachable by the other user.

@@ -45,9 +45,4 @@ void lifeboat_line_buffer_stdout(void);
 /// itself); returns the cap in force, or 0 when mallopt refused.
 int lifeboat_limit_malloc_arenas(int arenas);
 
-/// Moves this process's threads from SCHED_OTHER to SCHED_BATCH (threads started later inherit
-/// it from the thread that starts them); threads under another policy keep it. Returns the
-/// policy the calling thread runs under afterwards (SCHED_BATCH, or the one it kept), or -1.
-int lifeboat_batch_scheduling(void);
-
 #endif

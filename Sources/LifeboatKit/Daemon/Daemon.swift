@@ -35,29 +35,6 @@ extension Daemon {
     public static func limitMallocArenas(to arenas: Int32 = 2) -> Int32 {
         lifeboat_limit_malloc_arenas(arenas)
     }
-
-    /// Runs the daemon's threads as batch work (`SCHED_BATCH`; call first, before threads start,
-    /// which inherit it); returns the policy in force, for the start-up line.
-    ///
-    /// A restore is throughput work whose threads wake constantly (each job's syncs, ledger
-    /// writes and hand-offs between pools). Under the default policy each wake-up may preempt
-    /// whatever runs on that core, above all a short interactive process: in a 10,000-job run
-    /// `lifeboat status` was preempted 13–80 times per call and took 23 ms instead of 9. Batch
-    /// threads get the same share of the CPU (their nice value is unchanged) but do not preempt on
-    /// wake-up. Hooks the daemon runs inherit it. A daemon started under another policy (systemd's
-    /// `CPUSchedulingPolicy=`, `chrt`) keeps it.
-    public static func useBatchScheduling() -> String {
-        // Linux's policy numbers (<sched.h>; SCHED_BATCH and SCHED_IDLE are not visible to Swift).
-        switch lifeboat_batch_scheduling() {
-        case 0: "other"
-        case 1: "fifo"
-        case 2: "rr"
-        case 3: "batch"
-        case 5: "idle"
-        case 6: "deadline"
-        case let policy: "policy \(policy)"
-        }
-    }
 }
 
 extension DaemonConfig {
