@@ -28,6 +28,8 @@ public struct CommitResult: Sendable, Codable, Equatable {
 /// place. `StagingDirectory.makeDurable()` makes one.
 public struct DurableStaging: Sendable {
     public let staging: StagingDirectory
+
+    fileprivate init(staging: StagingDirectory) { self.staging = staging }
 }
 
 extension StagingDirectory {
