@@ -174,8 +174,10 @@ extension StagingDirectory {
         // No sync of their own: they hold staging, and nothing is committed before the staging
         // tree's `syncfs`, which makes them durable with it (a crash before leaves at most an
         // empty directory Lifeboat made).
-        for directory in missing.reversed() where mkdir(directory, mode) != 0 && errno != EEXIST {
-            throw ArchiveError(.io, "cannot create the directory \(directory)", errno: errno)
+        for directory in missing.reversed() {
+            if mkdir(directory, mode) != 0, errno != EEXIST {
+                throw ArchiveError(.io, "cannot create the directory \(directory)", errno: errno)
+            }
         }
     }
 }
