@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Linux system calls Swift cannot reach directly (openat2, renameat2, SO_PEERCRED).
         .target(name: "CLinux", path: "Sources/CLinux"),
+        // lifeboatd's own start-up, before its first thread (a constructor): it gives up CAP_SYS_NICE.
+        .target(name: "CLifeboatd", path: "Sources/CLifeboatd"),
         // ISA-L's gzip inflate, loaded at run time (dlopen) so the package builds and runs without
         // it; no ISA-L header is needed (the ABI is declared in the shim and checked against
         // <isa-l/igzip_lib.h> when that is installed, and the library self-tests at load).
@@ -62,6 +64,7 @@ let package = Package(
             name: "lifeboatd",
             dependencies: [
                 "LifeboatKit",
+                "CLifeboatd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

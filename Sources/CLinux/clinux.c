@@ -1,11 +1,13 @@
 #define _GNU_SOURCE
 #include "clinux.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -71,4 +73,30 @@ int lifeboat_limit_malloc_arenas(int arenas) {
     const char *set = getenv("MALLOC_ARENA_MAX");
     if (set && *set) return atoi(set);
     return mallopt(M_ARENA_MAX, arenas) == 1 ? arenas : 0;
+}
+
+int lifeboat_raise_niceness(int niceness) {
+    DIR *tasks = opendir("/proc/self/task");
+    if (!tasks) return -100;
+    int failure = 0;
+    struct dirent *entry;
+    while ((entry = readdir(tasks))) {
+        if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+        id_t tid = (id_t)strtoul(entry->d_name, NULL, 10);
+        errno = 0;
+        int current = getpriority(PRIO_PROCESS, tid);
+        if (current == -1 && errno != 0) {
+            if (errno != ESRCH) failure = errno; // ESRCH: the thread ended meanwhile.
+            continue;
+        }
+        if (current < niceness && setpriority(PRIO_PROCESS, tid, niceness) != 0 && errno != ESRCH) failure = errno;
+    }
+    closedir(tasks);
+    if (failure) {
+        errno = failure;
+        return -100;
+    }
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, 0);
+    return (now == -1 && errno != 0) ? -100 : now;
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLifeboatd
 import Foundation
 import LifeboatKit
 import Logging
@@ -35,13 +36,24 @@ struct Lifeboatd: AsyncParsableCommand {
             StandardOutput.write(Data("lifeboatd: \(source) \(problem)\n".utf8), to: STDERR_FILENO)
             throw ExitCode(2)
         }
+        // Before the daemon's threads start, so that they inherit it.
+        let niceness = Result { try Daemon.raiseNiceness(to: loaded.niceness) }
         LifeboatLogHandler.bootstrap(level: loaded.logLevel, format: loaded.logFormat)
         let logger = Logger(label: "lifeboatd")
+        if case .failure(let error) = niceness {
+            logger.warning("running at the priority lifeboatd was started with", metadata: ["error": "\(error)"])
+        }
+        let privilege = lifeboatd_sys_nice_dropped()
+        if privilege > 1 {
+            logger.warning("could not give up CAP_SYS_NICE: libdispatch's threads may run above the configured niceness",
+                           metadata: ["error": "\(String(cString: strerror(privilege)))"])
+        }
         do {
             let daemon = try makeDaemon(config: loaded, logger: logger)
             logger.info("lifeboatd starting", metadata: ["version": "\(LifeboatVersion.string)", "state_dir": "\(loaded.stateDirectory)",
                                                           "plans_dir": "\(loaded.plansDirectory)", "config": "\(loaded.sourcePath ?? "defaults")",
-                                                          "malloc_arenas": "\(arenas)"])
+                                                          "malloc_arenas": "\(arenas)",
+                                                          "niceness": "\((try? niceness.get()).map(String.init) ?? "unchanged")"])
             try await daemon.group.run()
             logger.info("lifeboatd stopped")
         } catch let error as LifeboatError {

@@ -11,16 +11,18 @@ import Testing
         #expect(config.socket.path == "/run/lifeboat/lifeboatd.sock")
         #expect(config.socket.mode == 0o660)
         #expect(config.maxConcurrentRuns == 2)
+        #expect(config.niceness == 10)
     }
 
     @Test func brokenDaemonConfigIsReportedWithPositions() throws {
         let dir = TempDir()
-        let file = dir.write("bad.yaml", "socket:\n  mode: 0660\nmax_concurrent_runs: lots\nlistn: x\n")
+        let file = dir.write("bad.yaml", "socket:\n  mode: 0660\nmax_concurrent_runs: lots\nlistn: x\nnice: -5\n")
         let result = try run(Binaries.lifeboatd, ["--config", file])
         #expect(result.status == 2)
         #expect(result.stderr.contains("\(file):2:9: socket.mode must be a quoted octal string"))
         #expect(result.stderr.contains("\(file):3:22: max_concurrent_runs must be an integer"))
         #expect(result.stderr.contains("\(file):4:1: unknown key \"listn\""))
+        #expect(result.stderr.contains("\(file):5:7: nice must be between 0 and 19, found -5"), "\(result.stderr)")
     }
 
     @Test func defaultPlansDirIsBesideTheConfigFileNotTheWorkingDirectory() throws {

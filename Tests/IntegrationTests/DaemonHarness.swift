@@ -41,11 +41,12 @@ final class DaemonHarness: @unchecked Sendable {
             """)
     }
 
-    /// Starts the daemon and waits until `status` answers.
-    func start(environment: [String: String] = [:], waitReady: Bool = true) throws {
+    /// Starts the daemon and waits until `status` answers; `launcher` execs it (`/usr/bin/nice -n 15`).
+    func start(environment: [String: String] = [:], launcher: [String] = [], waitReady: Bool = true) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.lifeboatd)
-        process.arguments = ["--config", dir.file("lifeboatd.yaml")]
+        let command = launcher + [Binaries.lifeboatd, "--config", dir.file("lifeboatd.yaml")]
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

@@ -107,6 +107,43 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// Restores are bulk work: every thread of the daemon runs at niceness 10 (`nice`), so that an
+    /// operator's command on a host at full load comes first; a higher niceness it was started
+    /// with (a unit's `Nice=`) stands.
+    @Test func daemonThreadsRunAtTheConfiguredNicenessNeverLower() throws {
+        /// The niceness of each of a process's threads (field 19 of /proc/PID/task/TID/stat).
+        func threadNiceness(_ pid: Int32) throws -> [Int] {
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").compactMap { tid in
+                let stat = try String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8)
+                let fields = stat[stat.range(of: ")", options: .backwards)!.upperBound...].split(separator: " ")
+                return Int(fields[16])
+            }
+        }
+        let daemon = try DaemonHarness(sites: 2, size: "4KiB")
+        try daemon.start()
+        #expect(daemon.daemonLog.contains("niceness=10"), "\(daemon.daemonLog)")
+        // After a run, so that the threads started for its jobs are counted too.
+        #expect(try daemon.cli(["restore", "main", "--follow"]).status == 0)
+        let pid = try #require(daemon.process?.processIdentifier)
+        let defaults = try threadNiceness(pid)
+        #expect(defaults.count > 4 && Set(defaults) == [10], "\(defaults)")
+        #expect(daemon.stop() == 0)
+
+        let config = try String(contentsOfFile: daemon.dir.file("lifeboatd.yaml"), encoding: .utf8)
+        daemon.dir.write("lifeboatd.yaml", config + "\nnice: 3\n")
+        try daemon.start(launcher: ["/usr/bin/nice", "-n", "15"])
+        let started = try #require(daemon.process?.processIdentifier)
+        let niced = try threadNiceness(started)
+        #expect(Set(niced) == [15], "\(niced)")
+        #expect(daemon.daemonLog.contains("niceness=15"), "\(daemon.daemonLog)")
+        #expect(daemon.stop() == 0)
+        try daemon.start()
+        let configured = try #require(daemon.process?.processIdentifier)
+        let configuredNiceness = try threadNiceness(configured)
+        #expect(Set(configuredNiceness) == [3], "\(configuredNiceness)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func nonAdminMayReadButNotRestore() throws {
         let daemon = try DaemonHarness(sites: 1)
         // The socket's directory must be reachable by the other user.

@@ -45,4 +45,11 @@ void lifeboat_line_buffer_stdout(void);
 /// itself); returns the cap in force, or 0 when mallopt refused.
 int lifeboat_limit_malloc_arenas(int arenas);
 
+/// Raises the niceness of every thread of the process to at least `niceness` (never lowers one:
+/// a service manager's higher setting stands); threads started later inherit their creator's.
+/// Returns the calling thread's niceness afterwards, or -100 with errno set when a thread's could
+/// not be read or raised (a thread may raise another's only with no fewer capabilities).
+/// Threads that hold CAP_SYS_NICE may lower theirs again: lifeboatd gives it up first.
+int lifeboat_raise_niceness(int niceness);
+
 #endif

@@ -27,6 +27,10 @@ public struct DaemonConfig: Sendable {
     public var logLevel: Logger.Level = .info
     public var logFormat: LogFormat = .text
     public var maxConcurrentRuns = 2
+    /// The daemon's CPU niceness (`nice`, 0–19): restores are bulk work, and a host at full load
+    /// still answers its operators (`lifeboat status`, a shell) and runs its other services first.
+    /// Only ever raised at start: a service manager's higher `Nice=` stands.
+    public var niceness: Int32 = 10
     /// The shared PostgreSQL ledger (`ledger: {url, password_file, lease}`); nil (the default):
     /// the embedded SQLite ledger at `ledgerPath`.
     public var sharedLedger: PostgresLedgerSettings?
@@ -151,6 +155,7 @@ public struct DaemonConfig: Sendable {
             l.finish()
         }
         if let n = doc.int("max_concurrent_runs", range: 1...64) { config.maxConcurrentRuns = n }
+        if let n = doc.int("nice", range: 0...19) { config.niceness = Int32(n) }
         if var l = doc.mapping("ledger") {
             let passwordFile = l.string("password_file").map { absolute($0.0) }
             let lease = l.duration("lease")
