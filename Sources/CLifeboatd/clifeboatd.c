@@ -4,13 +4,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static int outcome = -1;
+/// Until the constructor runs: 2.
+static int outcome = 2;
 
 __attribute__((constructor)) static void lifeboatd_drop_sys_nice(void) {
     struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
     if (syscall(SYS_capget, &header, data) != 0) {
-        outcome = errno;
+        outcome = -errno;
         return;
     }
     const unsigned int word = CAP_SYS_NICE / 32, bit = 1u << (CAP_SYS_NICE % 32);
@@ -21,7 +22,7 @@ __attribute__((constructor)) static void lifeboatd_drop_sys_nice(void) {
     data[word].effective &= ~bit;
     data[word].permitted &= ~bit;
     data[word].inheritable &= ~bit;
-    outcome = syscall(SYS_capset, &header, data) == 0 ? 0 : errno;
+    outcome = syscall(SYS_capset, &header, data) == 0 ? 0 : -errno;
 }
 
 int lifeboatd_sys_nice_dropped(void) {

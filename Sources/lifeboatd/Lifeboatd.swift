@@ -41,12 +41,13 @@ struct Lifeboatd: AsyncParsableCommand {
         LifeboatLogHandler.bootstrap(level: loaded.logLevel, format: loaded.logFormat)
         let logger = Logger(label: "lifeboatd")
         if case .failure(let error) = niceness {
-            logger.warning("running at the priority lifeboatd was started with", metadata: ["error": "\(error)"])
+            logger.warning("could not raise every thread's niceness; some run at the priority lifeboatd was started with",
+                           metadata: ["error": "\(error)"])
         }
         let privilege = lifeboatd_sys_nice_dropped()
-        if privilege > 1 {
+        if privilege < 0 || privilege == 2 {
             logger.warning("could not give up CAP_SYS_NICE: libdispatch's threads may run above the configured niceness",
-                           metadata: ["error": "\(String(cString: strerror(privilege)))"])
+                           metadata: ["error": "\(privilege < 0 ? String(cString: strerror(-privilege)) : "not attempted")"])
         }
         do {
             let daemon = try makeDaemon(config: loaded, logger: logger)
