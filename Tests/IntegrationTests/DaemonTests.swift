@@ -111,12 +111,14 @@ import Testing
     /// operator's command on a host at full load comes first; a higher niceness it was started
     /// with (a unit's `Nice=`) stands.
     @Test func daemonThreadsRunAtTheConfiguredNicenessNeverLower() throws {
-        /// The niceness of each of a process's threads (field 19 of /proc/PID/task/TID/stat).
+        /// The niceness of each of a process's threads (field 19 of /proc/PID/task/TID/stat); a
+        /// thread that ended meanwhile is left out.
         func threadNiceness(_ pid: Int32) throws -> [Int] {
             try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").compactMap { tid in
-                let stat = try String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8)
-                let fields = stat[stat.range(of: ")", options: .backwards)!.upperBound...].split(separator: " ")
-                return Int(fields[16])
+                guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+                      let end = stat.range(of: ")", options: .backwards) else { return nil }
+                let fields = stat[end.upperBound...].split(separator: " ")
+                return fields.count > 16 ? Int(fields[16]) : nil
             }
         }
         let daemon = try DaemonHarness(sites: 2, size: "4KiB")
