@@ -17,6 +17,29 @@ import Testing
         #expect(decoded == report.document)
     }
 
+    /// The report's long arrays are encoded a chunk at a time (memory); the bytes are what
+    /// encoding the whole document at once gives, whatever the chunk and the strings inside.
+    @Test(arguments: [1, 7, 500])
+    func jsonIsTheWholeDocumentsEncodingByteForByte(chunk: Int) throws {
+        var (run, jobs) = ReportFixtures.large(jobs: 1_203, concurrency: 8)
+        // Strings that JSON escapes, a newline above all (the splice relies on none being raw).
+        for i in stride(from: 0, to: jobs.count, by: 97) {
+            jobs[i].state = .failed
+            jobs[i].errorCode = "io"
+            jobs[i].error = "line one\nline \"two\" \\ / é 🚒 \u{1}\n  \"jobs\" : ["
+        }
+        run.note = "a note\n  \"failures\" : [ ]"
+        for report in [RunReport(run: run, jobs: jobs, events: [], generatedAt: run.finishedAt!),
+                       RunReport(run: run, jobs: [], events: [], generatedAt: run.finishedAt!),
+                       RunReport(run: run, jobs: Array(jobs.prefix(1)), events: [], generatedAt: run.finishedAt!)] {
+            var whole = try RunReport.jsonEncoder.encode(report.document)
+            whole.append(0x0A)
+            let chunked = try report.jsonData(chunk: chunk)
+            #expect(chunked == whole, "jobs \(report.document.jobs.count), failures \(report.document.failures.count)")
+            #expect(try RunReport.jsonDecoder.decode(ReportDocument.self, from: chunked) == report.document)
+        }
+    }
+
     @Test func hasTheDocumentedKeys() throws {
         let (json, _) = try sample()
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
