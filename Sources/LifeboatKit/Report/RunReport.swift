@@ -34,8 +34,8 @@ public struct RunReport: Sendable {
     ///
     /// Byte for byte what `jsonEncoder` makes of the whole document, but its long arrays (`jobs`,
     /// `failures`) are encoded `chunk` elements at a time and spliced in: the encoder builds a tree
-    /// of the whole value before writing a byte, and for 10,000 jobs that tree was about 40 MB,
-    /// at the end of every run (the daemon's peak memory).
+    /// of the whole value before writing a byte, which for 10,000 jobs took 29 MiB more than the
+    /// 7 MB it wrote (7 MiB chunked), at the end of every run: the daemon's peak memory.
     public func jsonData(chunk: Int = 500) throws -> Data {
         let encoder = Self.jsonEncoder
         var shell = document
@@ -53,9 +53,10 @@ public struct RunReport: Sendable {
                 throw EncodingError.invalidValue(key, .init(codingPath: [], debugDescription: "the report's \(key) array was not found"))
             }
             data.append(head[copied..<keyRange.upperBound])
-            for start in stride(from: 0, to: values.count, by: max(1, chunk)) {
+            let step = max(1, chunk)
+            for start in stride(from: 0, to: values.count, by: step) {
                 // `[\n  element,\n  element\n]`: its elements, two spaces deeper.
-                let encoded = try encoder.encode(Array(values[start..<min(start + max(1, chunk), values.count)]))
+                let encoded = try encoder.encode(Array(values[start..<min(start + step, values.count)]))
                 data.append(contentsOf: start == 0 ? "\n  ".utf8 : ",\n  ".utf8)
                 encoded.withUnsafeBytes { raw in
                     let elements = raw[2..<(raw.count - 2)]
