@@ -1,5 +1,6 @@
 #ifndef LIFEBOAT_CLINUX_H
 #define LIFEBOAT_CLINUX_H
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -51,5 +52,12 @@ int lifeboat_limit_malloc_arenas(int arenas);
 /// not be read or raised (a thread may raise another's only with no fewer capabilities).
 /// Threads that hold CAP_SYS_NICE may lower theirs again: lifeboatd gives it up first.
 int lifeboat_raise_niceness(int niceness);
+
+/// Whether lifeboat_crc32 runs on carry-less multiplication (PCLMULQDQ) on this CPU; without it,
+/// it goes bit by bit: call zlib's crc32 instead.
+int lifeboat_crc32_accelerated(void);
+
+/// gzip's CRC-32 of `len` bytes, continuing from `crc` (0 to start), as zlib's crc32 computes it.
+uint32_t lifeboat_crc32(uint32_t crc, const void *data, size_t len);
 
 #endif
