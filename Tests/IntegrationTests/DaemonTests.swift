@@ -287,7 +287,7 @@ import Testing
 @Suite(.serialized, .ownThread) struct MetricsTests {
     @Test func metricsEndpointReportsJobsBytesAndObjectives() throws {
         let daemon = try DaemonHarness(sites: 2)
-        let port = 20_000 + Int(getpid() % 20_000)
+        let port = listenerTestPort(offset: 0)
         daemon.dir.write("lifeboatd.yaml", """
             plans_dir: plans
             state_dir: state

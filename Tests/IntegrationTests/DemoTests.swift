@@ -31,7 +31,7 @@ import Testing
     /// unscheduled past the demo's end while other tests block the few concurrency threads.
     @Test func demoServesTheWebViewWhileItRuns() throws {
         let dir = TempDir()
-        let port = 20_000 + Int(getpid() % 20_000) + 141
+        let port = listenerTestPort(offset: 141)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.lifeboat)
         process.arguments = ["demo", "--directory", dir.file("demo"), "--sites", "6", "--http", "127.0.0.1:\(port)"]

@@ -86,7 +86,7 @@ import Testing
 
     @Test func metricsForgetEndedRunsAndCountMissedObjectives() async throws {
         let daemon = try FollowTests.haltingCanary()
-        let port = 20_000 + Int((getpid() + 7) % 20_000)
+        let port = listenerTestPort(offset: 7)
         daemon.dir.write("lifeboatd.yaml", """
             plans_dir: plans
             state_dir: state

@@ -1,12 +1,20 @@
 import Foundation
 import Testing
 
+/// The loopback port of a test's HTTP listener: one per test (`offset`, below 300) and test
+/// process, below the kernel's ephemeral range (32768 and up), where the servers other tests
+/// start on free ports and every outgoing connection take theirs: a port taken there meanwhile
+/// made the daemon's bind fail ("Address already in use").
+func listenerTestPort(offset: Int) -> Int {
+    20_000 + Int(getpid() % 12_000) + offset
+}
+
 /// The daemon's HTTP listener in tests: a port per test (apart from MetricsTests' one), and
 /// plain requests with curl, the way a user or a monitoring system would make them.
 extension DaemonHarness {
     /// Rewrites the config with `http.listen` on a free-looking loopback port; returns the base URL.
     func enableHTTP(offset: Int, extra: String = "") -> String {
-        let port = 20_000 + Int(getpid() % 20_000) + offset
+        let port = listenerTestPort(offset: offset)
         dir.write("lifeboatd.yaml", """
             plans_dir: plans
             state_dir: state
