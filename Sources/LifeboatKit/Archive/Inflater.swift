@@ -130,21 +130,24 @@ struct GzipHeaderReader {
     mutating func read(_ input: UnsafeRawBufferPointer) throws -> Int {
         var at = 0
         while part != .done, at < input.count {
-            let (start, reading) = (at, part)
+            let start = at
             switch part {
-            case .fixed, .extraLength, .headerCRC:
+            case .headerCRC:
+                // The low 16 bits of the CRC-32 of the bytes before it (not of its own).
+                let take = min(2 - bytes.count, input.count - at)
+                bytes.append(contentsOf: input[at..<(at + take)])
+                at += take
+                guard bytes.count == 2 else { continue }
+                guard UInt16(bytes[0]) | UInt16(bytes[1]) << 8 == UInt16(truncatingIfNeeded: crc) else {
+                    throw ArchiveError(.corrupt, "gzip data is corrupt: header crc mismatch")
+                }
+                part = .done
+                continue
+            case .fixed, .extraLength:
                 let need = part == .fixed ? 10 : 2
                 let take = min(need - bytes.count, input.count - at)
                 bytes.append(contentsOf: input[at..<(at + take)])
                 at += take
-                if part == .headerCRC {
-                    guard bytes.count == 2 else { continue }
-                    guard UInt16(bytes[0]) | UInt16(bytes[1]) << 8 == UInt16(truncatingIfNeeded: crc) else {
-                        throw ArchiveError(.corrupt, "gzip data is corrupt: header crc mismatch")
-                    }
-                    part = .done
-                    continue
-                }
                 guard bytes.count == need else { break }
                 if part == .fixed {
                     guard bytes[0] == 0x1F, bytes[1] == 0x8B else { throw ArchiveError(.corrupt, "gzip data is corrupt: incorrect header check") }
@@ -175,8 +178,7 @@ struct GzipHeaderReader {
             case .done:
                 break
             }
-            // The header CRC covers the bytes before it.
-            if reading != .headerCRC { crc = CRC32.update(crc, UnsafeRawBufferPointer(rebasing: input[start..<at])) }
+            crc = CRC32.update(crc, UnsafeRawBufferPointer(rebasing: input[start..<at]))
         }
         return at
     }
