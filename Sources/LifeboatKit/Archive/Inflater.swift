@@ -23,7 +23,7 @@ protocol GzipInflater: AnyObject {
 /// The zlib inflater. zlib inflates each member's raw deflate data; the gzip framing around it
 /// (RFC 1952: header, optional fields and header CRC, then CRC-32 and ISIZE) is read and checked
 /// here, so that the output's CRC-32 is `CRC32`'s: zlib's own took a tenth of a zlib extraction's
-/// CPU, `CRC32` is 3.5 times as fast where the CPU multiplies carry-less. The checks and their
+/// CPU, `CRC32` is 3.4 times as fast where the CPU multiplies carry-less. The checks and their
 /// messages are zlib's.
 final class ZlibInflater: GzipInflater {
     // zlib's state keeps a pointer back to its z_stream, so the stream must not move.

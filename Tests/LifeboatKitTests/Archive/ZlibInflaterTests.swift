@@ -50,19 +50,22 @@ import Testing
         let inflater = try ZlibInflater()
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: room)
-        var at = 0
+        var (at, window) = (0, step)
         while true {
-            let end = min(at + step, member.count)
+            let end = min(at + window, member.count)
             let progress = try member[at..<end].withUnsafeBytes { input in
                 try buffer.withUnsafeMutableBytes { try inflater.inflate(input, into: $0) }
             }
             output += buffer[..<progress.produced]
             at += progress.consumed
             if progress.memberEnded { return output }
+            // No progress: more input, as GzipReader gives it (never the same call again).
             guard progress.consumed > 0 || progress.produced > 0 else {
                 guard end < member.count else { throw ArchiveError(.truncated, "ends in the middle of the member") }
+                window += step
                 continue
             }
+            window = step
         }
     }
 
