@@ -109,10 +109,21 @@ public enum ControlResponse {
     }()
 
     public static func success<T: Encodable>(id: JSONValue, _ result: T) -> Data {
-        var data = (try? encoder.encode(Success(id: id, result: result)))
+        var data = (try? encodeSuccess(id: id, result))
             ?? encode(Failure(id: id, error: ControlError(.internalError, "the result could not be encoded")))
         data.append(UInt8(ascii: "\n"))
         return data
+    }
+
+    /// A result with a long array has it encoded a chunk at a time (see ``JSONSplice``).
+    private static func encodeSuccess<T: Encodable>(id: JSONValue, _ result: T) throws -> Data {
+        if let long = result as? any LongArrayResult, let data = try encodeSpliced(id: id, long) { return data }
+        return try encoder.encode(Success(id: id, result: result))
+    }
+
+    private static func encodeSpliced<R: LongArrayResult>(id: JSONValue, _ result: R) throws -> Data? {
+        guard let parts = result.spliceParts else { return nil }
+        return try JSONSplice.encode(Success(id: id, result: parts.shell), splicing: parts.elements, at: ["result"] + parts.path, with: encoder)
     }
 
     public static func failure(id: JSONValue, _ error: ControlError) -> Data {

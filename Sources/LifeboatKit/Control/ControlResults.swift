@@ -95,6 +95,15 @@ public struct RunDetail: Codable, Sendable {
     }
 }
 
+extension RunDetail: LongArrayResult {
+    var spliceParts: (shell: RunDetail, path: [String], elements: [JobRecord])? {
+        guard !jobs.isEmpty else { return nil }
+        var shell = self
+        shell.jobs = []
+        return (shell, ["jobs"], jobs)
+    }
+}
+
 /// One line of `run.watch`: the opening snapshot, an event, or the end with the final state.
 public struct WatchEvent: Codable, Sendable {
     public var snapshot: RunDetail?
@@ -104,6 +113,24 @@ public struct WatchEvent: Codable, Sendable {
     init(snapshot: RunDetail) { self.snapshot = snapshot }
     init(event: RunEvent) { self.event = event }
     init(done: RunDetail) { self.done = done }
+}
+
+extension WatchEvent: LongArrayResult {
+    var spliceParts: (shell: WatchEvent, path: [String], elements: [JobRecord])? {
+        if let parts = snapshot?.spliceParts { return (WatchEvent(snapshot: parts.shell), ["snapshot"] + parts.path, parts.elements) }
+        if let parts = done?.spliceParts { return (WatchEvent(done: parts.shell), ["done"] + parts.path, parts.elements) }
+        return nil
+    }
+}
+
+/// A result with a run's worth of elements (every job), which the wire encodes a chunk at a
+/// time (``JSONSplice``): a watcher's opening snapshot of a 10,000-job run encoded whole took
+/// the daemon 45 MiB.
+protocol LongArrayResult: Encodable {
+    associatedtype Element: Encodable
+    /// The result with the long array emptied, that array's key path in it (as on the wire), and
+    /// the array; nil when there is nothing worth splicing.
+    var spliceParts: (shell: Self, path: [String], elements: [Element])? { get }
 }
 
 /// `run.cancel` and `run.resume`: the run and the state it goes to; when another host
