@@ -57,9 +57,6 @@ public final class JobWorker: Service, SlotRefiller {
         /// Live hosts of the fleet, as last seen (a run's concurrency is shared among them).
         var liveHosts = 1
         var renewedAt = Date.distantPast
-        /// A job ended since the worker last looked; who waits to hear it.
-        var jobEnded = false
-        var wakers = WaitQueue<Void>()
         /// The running runs whose jobs this host claims.
         var contexts: [String: RunContext] = [:]
         /// The unfinished runs as last read, and when (`claimableRuns`).
@@ -80,8 +77,10 @@ public final class JobWorker: Service, SlotRefiller {
     }
 
     /// How often the worker looks for claimable jobs; it looks at once when one of its jobs ends
-    /// (the jobs that ended meanwhile are refilled with one claim).
+    /// (the jobs that ended meanwhile are refilled with one claim) and when a run starts here.
     static let lookInterval = Duration.milliseconds(250)
+
+    private var wakeups: HostWakeups { engine.environment.wakeups }
 
     public func run() async throws {
         queue.refillSlots(with: self)
@@ -128,7 +127,7 @@ public final class JobWorker: Service, SlotRefiller {
                     pause = .milliseconds(Int64(queue.lease * 1_000 / 3))
                 }
                 let wait = pause
-                try? await cancelWhenGracefulShutdown { await self.nap(wait) }
+                await cancelWhenGracefulShutdown { await self.wakeups.claims.wait(upTo: wait) }
             }
             // A drain: the jobs here stop, recorded interrupted, and go back to the queue; so do
             // jobs claimed in their slots meanwhile, not yet started.
@@ -175,8 +174,8 @@ public final class JobWorker: Service, SlotRefiller {
     }
 
     public func claimed(_ claims: [JobClaim], sent: ContinuousClock.Instant) {
-        let (unwanted, wakers) = state.withLock { s -> ([JobClaim], [CheckedContinuation<Void, Never>]) in
-            guard !s.draining else { return (claims, []) }
+        let unwanted = state.withLock { s -> [JobClaim] in
+            guard !s.draining else { return claims }
             var unwanted: [JobClaim] = []
             for claim in claims {
                 // A job still held here (its task has not ended: a claim that ran out, given back
@@ -189,10 +188,10 @@ public final class JobWorker: Service, SlotRefiller {
                 s.held[claim.jobId] = held
                 s.refilled.append((held, context))
             }
-            return (unwanted, s.wakers.takeAll())
+            return unwanted
         }
         giveBack(unwanted)
-        for waker in wakers { waker.resume() }
+        wakeups.claims.nudge()
         logger.debug("slots handed on", metadata: ["claimed": "\(claims.count - unwanted.count)", "given_back": "\(unwanted.count)"])
     }
 
@@ -206,22 +205,6 @@ public final class JobWorker: Service, SlotRefiller {
         logger.debug("jobs claimed", metadata: ["run.id": "\(run.id)", "asked": "\(max)", "claimed": "\(claims.count)",
                                                 "claim.seconds": "\(String(format: "%.6f", seconds))"])
         return (claims, start)
-    }
-
-    /// Waits for `interval`, or less when a job ends here (its slot is free to refill).
-    private func nap(_ interval: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await self.state.wait(in: \.wakers, cancelled: ()) { s in
-                    guard s.jobEnded || !s.refilled.isEmpty else { return nil }
-                    s.jobEnded = false
-                    return ()
-                }
-            }
-            group.addTask { try? await Task.sleep(for: interval) }
-            await group.next()
-            group.cancelAll()
-        }
     }
 
     /// Holds a claimed job; nil when its task here has not ended yet (the job is not run twice).
@@ -338,7 +321,9 @@ public final class JobWorker: Service, SlotRefiller {
     /// safe: a claim takes jobs only of a run the ledger says is running; its jobs here stop
     /// at the next read.
     private func unfinishedRuns() async throws -> [RunRecord] {
-        if let last = state.withLock({ $0.runs }), ContinuousClock.now - last.read < Self.lookInterval { return last.runs }
+        if !wakeups.takeRunsChanged(), let last = state.withLock({ $0.runs }), ContinuousClock.now - last.read < Self.lookInterval {
+            return last.runs
+        }
         let read = ContinuousClock.now
         let runs = try await queue.unfinishedRuns()
         state.withLock { $0.runs = (read, runs) }
@@ -369,11 +354,8 @@ public final class JobWorker: Service, SlotRefiller {
                 logger.warning("could not give a claim back; it expires with its lease", metadata: ["job": "\(claim.job.name)", "error": "\(error)"])
             }
         }
-        let wakers = state.withLock { s in
-            s.jobEnded = true
-            return s.wakers.takeAll()
-        }
-        for waker in wakers { waker.resume() }
+        wakeups.jobEnded(runId: claim.runId)
+        wakeups.claims.nudge()
     }
 
     /// One claimed job: recovered first when a host that is gone left it mid-flight, then run,

@@ -55,11 +55,14 @@ public final class RunControl: Sendable {
         await state.wait(in: \.cancelWaiters, cancelled: ()) { $0.cancelledBy != nil ? () : nil }
     }
 
-    /// Returns when a cancel is requested, the calling task is cancelled, or `interval` passed.
-    func waitForCancel(upTo interval: Duration) async {
+    /// Returns when a cancel is requested, the calling task is cancelled, `interval` passed, or
+    /// `nudge` is nudged.
+    func waitForCancel(upTo interval: Duration, or nudge: Nudge? = nil) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForCancel() }
-            group.addTask { try? await Task.sleep(for: interval) }
+            group.addTask {
+                if let nudge { await nudge.wait(upTo: interval) } else { try? await Task.sleep(for: interval) }
+            }
             await group.next()
             group.cancelAll()
         }

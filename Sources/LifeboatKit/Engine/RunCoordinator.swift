@@ -18,10 +18,13 @@ public struct RunEnvironment: Sendable {
     public var stores: SnapshotStores
     /// The runs going on here, as they go (what `status` reads).
     public var board: RunBoard
+    /// News between this host's coordinators and its job worker (a shared ledger).
+    public var wakeups: HostWakeups
 
     public init(ledger: any Ledger, executor: any JobExecutor, clock: any LifeboatClock = SystemClock(),
                 bus: EventBus = EventBus(), logger: Logger = Logger(label: "lifeboat"), guardrails: Guardrails = Guardrails(),
-                finisher: RunFinisher? = nil, host: String? = nil, stores: SnapshotStores = SnapshotStores(), board: RunBoard = RunBoard()) {
+                finisher: RunFinisher? = nil, host: String? = nil, stores: SnapshotStores = SnapshotStores(), board: RunBoard = RunBoard(),
+                wakeups: HostWakeups = HostWakeups()) {
         self.ledger = ledger
         self.executor = executor
         self.clock = clock
@@ -32,6 +35,7 @@ public struct RunEnvironment: Sendable {
         self.host = host
         self.stores = stores
         self.board = board
+        self.wakeups = wakeups
     }
 
     /// With a ledger several hosts share (and this daemon's host name): the jobs of runs are
@@ -145,6 +149,7 @@ final class RunCoordinator {
             run.note = nil
             run.startedAt = run.startedAt ?? now
             try await saveRun(event: "run started (\(run.mode.rawValue), \(scheduler.jobs.count) jobs, \(run.totalWaves) wave(s))")
+            if env.queue != nil { env.wakeups.runStarted() }
             env.bus.publish(RunEvent(kind: .started, runId: run.id, at: now, run: run, message: lastMessage))
             logger.info("run started", metadata: ["plan": "\(plan.name)", "mode": "\(run.mode.rawValue)", "jobs": "\(scheduler.jobs.count)"])
 
@@ -306,16 +311,21 @@ final class RunCoordinator {
 
     // MARK: Jobs other hosts run
 
-    /// How often a coordinator looks in a shared ledger at the jobs the fleet's hosts run.
+    /// How often a coordinator looks in a shared ledger at the jobs the fleet's hosts run; sooner
+    /// when a job ends on this host, but never more often than every `followGap`.
     static let followInterval = Duration.milliseconds(250)
+    static let followGap = Duration.milliseconds(40)
 
     /// Follows the wave's jobs, claimed and run by the fleet's hosts, until they all ended (or a
     /// cancel or a drain comes).
     private func followWave(_ wave: Int) async throws {
-        while !control.isCancelled, !Task.isCancelled {
-            try await followJobs()
-            guard scheduler.jobs.contains(where: { $0.wave <= wave && !$0.state.isFinal }) else { return }
-            await control.waitForCancel(upTo: Self.followInterval)
+        try await env.wakeups.following(run.id) { jobEndedHere in
+            while !control.isCancelled, !Task.isCancelled {
+                try await followJobs()
+                guard scheduler.jobs.contains(where: { $0.wave <= wave && !$0.state.isFinal }) else { return }
+                await control.waitForCancel(upTo: Self.followGap)
+                await control.waitForCancel(upTo: Self.followInterval - Self.followGap, or: jobEndedHere)
+            }
         }
     }
 
@@ -412,6 +422,7 @@ final class RunCoordinator {
         run.state = .running
         run.note = nil
         try await saveRun(event: "resumed after wave \(wave + 1) gate")
+        if env.queue != nil { env.wakeups.runStarted() }
         return true
     }
 
