@@ -115,15 +115,20 @@ public enum ControlResponse {
         return data
     }
 
-    /// A result with a long array has it encoded a chunk at a time (see ``JSONSplice``).
     private static func encodeSuccess<T: Encodable>(id: JSONValue, _ result: T) throws -> Data {
-        if let long = result as? any LongArrayResult, let data = try encodeSpliced(id: id, long) { return data }
-        return try encoder.encode(Success(id: id, result: result))
+        try encode(result, wrappedAt: ["result"]) { Success(id: id, result: $0) }
     }
 
-    private static func encodeSpliced<R: LongArrayResult>(id: JSONValue, _ result: R) throws -> Data? {
-        guard let parts = result.spliceParts else { return nil }
-        return try JSONSplice.encode(Success(id: id, result: parts.shell), splicing: parts.elements, at: ["result"] + parts.path, with: encoder)
+    /// `encoder.encode(wrap(value))`, where `wrap` puts `value` at `path`; the long array of a
+    /// value that has one (``LongArrayResult``) is encoded a chunk at a time (``JSONSplice``).
+    static func encode<T: Encodable, Wrapped: Encodable>(_ value: T, wrappedAt path: [String], by wrap: (T) -> Wrapped) throws -> Data {
+        if let long = value as? any LongArrayResult, let data = try spliced(long, wrappedAt: path, by: wrap) { return data }
+        return try encoder.encode(wrap(value))
+    }
+
+    private static func spliced<R: LongArrayResult, T, Wrapped: Encodable>(_ value: R, wrappedAt path: [String], by wrap: (T) -> Wrapped) throws -> Data? {
+        guard let parts = value.spliceParts, let shell = parts.shell as? T else { return nil }
+        return try JSONSplice.encode(wrap(shell), splicing: parts.elements, at: path + parts.path, with: encoder)
     }
 
     public static func failure(id: JSONValue, _ error: ControlError) -> Data {

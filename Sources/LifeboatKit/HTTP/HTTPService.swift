@@ -151,7 +151,7 @@ struct WebRoutes: Sendable {
     }
 
     private func json<T: Encodable>(_ status: HTTPResponseStatus, _ value: T) -> HTTPResponse {
-        var body = (try? ControlResponse.encoder.encode(value)) ?? Data(#"{"error":{"code":"internal","message":"the result could not be encoded"}}"#.utf8)
+        var body = (try? ControlResponse.encode(value, wrappedAt: []) { $0 }) ?? Data(#"{"error":{"code":"internal","message":"the result could not be encoded"}}"#.utf8)
         body.append(UInt8(ascii: "\n"))
         return HTTPResponse(status: status, contentType: "application/json", body: Array(body))
     }

@@ -30,7 +30,7 @@ import Testing
         return data
     }
 
-    @Test func runShowAndWatchAnswersAreTheWholeEncodingByteForByte() throws {
+    @Test func runShowWatchAndAPIAnswersAreTheWholeEncodingByteForByte() throws {
         let detail = detail(jobs: 1_203)
         // Ids that hold the keys the splice looks for: it must find the result's, not the id's.
         let ids: [JSONValue] = [.integer(7), .string(#""result":{"jobs":[]}"#),
@@ -42,6 +42,8 @@ import Testing
                 #expect(ControlResponse.success(id: id, event) == (try whole(id: id, event)), "run.watch, id \(id)")
             }
         }
+        // The web view's API answers with the value alone.
+        #expect(try ControlResponse.encode(detail, wrappedAt: []) { $0 } == ControlResponse.encoder.encode(detail))
         var empty = detail
         empty.jobs = []
         #expect(empty.spliceParts == nil)
