@@ -69,7 +69,8 @@ extension Control.RunWatch: ServedCommand {
                     if event.kind == .finished { break batches }
                     try await call.send(WatchEvent(event: event))
                 }
-                try await Task.sleep(for: Self.pace)
+                await batches.pause(Self.pace)
+                try Task.checkCancellation()
             }
         }
         var done = try await queries.detail(run)

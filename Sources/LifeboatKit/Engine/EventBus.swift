@@ -89,6 +89,8 @@ public struct RunEventBatches: AsyncSequence, Sendable {
         private let pending = Mutex(Pending())
         let signal: AsyncStream<Void>.Continuation
         let signals: AsyncStream<Void>
+        /// Nudged by the run's `finished`.
+        let ended = Nudge()
 
         init() { (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1)) }
 
@@ -103,8 +105,13 @@ public struct RunEventBatches: AsyncSequence, Sendable {
                 p.ended = last
             }
             signal.yield()
-            if last { signal.finish() }
+            if last {
+                signal.finish()
+                ended.nudge()
+            }
         }
+
+        var isEnded: Bool { pending.withLock { $0.ended } }
 
         func take() -> [RunEvent] {
             pending.withLock { p in
@@ -118,6 +125,13 @@ public struct RunEventBatches: AsyncSequence, Sendable {
     }
 
     let buffer: Buffer
+
+    /// Waits `interval` between two batches (a watcher's pace), or less when the run ended: its
+    /// last batch is not held back.
+    func pause(_ interval: Duration) async {
+        guard !buffer.isEnded else { return }
+        await buffer.ended.wait(upTo: interval)
+    }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         let buffer: Buffer

@@ -77,6 +77,27 @@ import Testing
         #expect(ended == 1)
     }
 
+    /// A watcher's pause between batches (its pace) ends when the run does: a run's last batch
+    /// is not held back. A minute's pause must end within 30 s: one that is not cut short fails.
+    @Test func aWatchersPauseEndsWithTheRun() async throws {
+        let bus = EventBus()
+        let batches = bus.watch(runId: "r")
+        bus.publish(Self.job(1, .restoring))
+        let start = ContinuousClock.now
+        let paused = Task { await batches.pause(.seconds(60)) }
+        try await Task.sleep(for: .milliseconds(30))
+        bus.publish(RunEvent(kind: .finished, runId: "other", at: Date()))
+        bus.publish(Self.job(1, .succeeded))
+        try await Task.sleep(for: .milliseconds(30))
+        bus.publish(RunEvent(kind: .finished, runId: "r", at: Date()))
+        await paused.value
+        #expect(ContinuousClock.now - start < .seconds(30))
+        var iterator = batches.makeAsyncIterator()
+        #expect(Self.names(try #require(await iterator.next())) == ["site1:succeeded", "finished"])
+        // A pause that starts after the end does not wait either.
+        #expect(await { let s = ContinuousClock.now; await batches.pause(.seconds(60)); return ContinuousClock.now - s }() < .seconds(30))
+    }
+
     @Test func aWatcherThatLeavesIsForgotten() async throws {
         let bus = EventBus()
         let task = Task {
