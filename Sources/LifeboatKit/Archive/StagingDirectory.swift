@@ -75,7 +75,14 @@ extension StagingDirectory {
             defer { close(areaFD) }
             let unique = "\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
             let path = area + "/" + unique
-            try await reserve?(path)
+            do {
+                try await reserve?(path)
+            } catch {
+                // Nothing was staged (the name was not recorded: a claim lost, a cancel): the
+                // area goes again if it is empty, as when a staging directory is discarded.
+                _ = unlinkat(parentFD, areaName, AT_REMOVEDIR)
+                throw error
+            }
             if mkdirat(areaFD, unique, 0o700) == 0 {
                 var st = stat()
                 guard fstatat(areaFD, unique, &st, AT_SYMLINK_NOFOLLOW) == 0 else {

@@ -13,8 +13,21 @@ public enum StagingRecovery {
         guard URL(fileURLWithPath: area).lastPathComponent == StagingDirectory.areaName else {
             throw ArchiveError(.io, "refusing to remove \(path): it is not inside a \(StagingDirectory.areaName) directory")
         }
-        guard let identity = identity ?? FileIdentity(path: path) else { return }
+        guard let identity = identity ?? FileIdentity(path: path) else {
+            // Killed between the name's record and the directory's creation: only the area.
+            _ = rmdir(area)
+            return
+        }
         try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: true)
+    }
+
+    /// Removes the staging area of `stagingPath` if it is empty: a job killed after its commit
+    /// renamed the staging directory into place, before it tidied up, leaves it so (and no
+    /// other job of the destination's parent may come to remove it).
+    public static func removeEmptyArea(of stagingPath: String) {
+        guard let (area, _) = try? StagingDirectory.split(stagingPath),
+              URL(fileURLWithPath: area).lastPathComponent == StagingDirectory.areaName else { return }
+        _ = rmdir(area)
     }
 
     /// Removes a directory a commit put in place (an exercise's sandbox data), if it still has

@@ -134,6 +134,7 @@ public struct RestoreExecutor: JobExecutor {
             // The commit happened. Data still at the staging path is what it displaced.
             let quarantineName = QuarantineArea.entryName(run: context.run.id, site: job.site, product: job.product, attempt: job.attempt)
             guard FileSystem.exists(stagingPath) else {
+                StagingRecovery.removeEmptyArea(of: stagingPath)
                 // A crash between the move to quarantine and its record leaves the displaced
                 // data in quarantine unknown to the ledger (so `quarantine list`, rollback and
                 // purge could not find it): record it now.

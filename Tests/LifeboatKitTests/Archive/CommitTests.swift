@@ -31,6 +31,81 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: scene.destination + "/" + StagingDirectory.areaName))
     }
 
+    /// A staging name that cannot be recorded (the job's claim lost, its run cancelled) stages
+    /// nothing and leaves no empty staging area behind; one that another job stages in stays.
+    @Test func aRefusedReservationLeavesNoStagingArea() async throws {
+        struct Refused: Error {}
+        let scene = try RestoreScene()
+        let area = scene.destination + "/" + StagingDirectory.areaName
+        var reserved: [String] = []
+        await #expect(throws: Refused.self) {
+            try await withStagingDirectory(for: scene.destination + "/jira", name: "job", reserve: { reserved.append($0); throw Refused() }) { _ in
+                Issue.record("nothing is staged once the reservation is refused")
+            }
+        }
+        #expect(reserved.count == 1 && reserved[0].hasPrefix(area + "/job."))
+        #expect(!FileManager.default.fileExists(atPath: area))
+        try await withStagingDirectory(for: scene.destination + "/contacts", name: "other") { other in
+            await #expect(throws: Refused.self) {
+                try await withStagingDirectory(for: scene.destination + "/jira", name: "job", reserve: { _ in throw Refused() }) { _ in }
+            }
+            #expect(FileManager.default.fileExists(atPath: other.path))
+        }
+        #expect(!FileManager.default.fileExists(atPath: area))
+    }
+
+    /// A job killed after its commit renamed the staging directory into place (or after its
+    /// staging name was recorded, before the directory was made) leaves an empty staging area:
+    /// recovery, which finds the commit (or nothing) there, removes it. No later job of the same
+    /// parent may come to do so (a host killed on a site's last product, in the three-host test).
+    @Test func recoveryRemovesTheEmptyStagingAreaACrashLeft() async throws {
+        struct Observer: JobObserver {
+            func reserved(stagingPath: String) async throws {}
+            func staged(identity: String) async throws {}
+            func verifying() async throws {}
+            func progress(archiveBytesRead: Int64) {}
+            func willCommit() async throws {}
+            func mayCommit() throws {}
+            func didQuarantine(path: String, originalPath: String, identity: FileIdentity?) async throws {}
+        }
+        let scene = try RestoreScene()
+        try scene.write(Self.archive("v2"))
+        let area = scene.restoreParent + "/" + StagingDirectory.areaName
+        let plan = try PlanLoader.load(text: """
+            name: p
+            snapshots: \(scene.dir.sub("store"))
+            target: \(scene.dir.sub("t"))/{site}/{product}
+            products: [{ name: jira }]
+            """, file: "p.yaml", baseDirectory: scene.dir.path)
+        let t0 = Date(timeIntervalSince1970: 1_764_000_000)
+        let run = RunRecord(id: "20261125-101132-0001", plan: "p", planPath: nil, mode: .restore, declaredAt: t0, incidentAt: t0, asOf: t0,
+                            createdAt: t0, startedBy: "test", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
+        var job = JobRecord(runId: run.id, site: "dest", product: "jira", wave: 0, priority: 0, productOrder: 0, destination: scene.destination)
+        job.state = .committing
+
+        // Killed right after the commit's rename: the staging directory is the destination now.
+        let staging = try await StagingDirectory.create(for: scene.destination, name: "job")
+        _ = try extractArchive(at: scene.archive, into: staging.path)
+        let committed = try commitStaging(staging.makeDurable(), quarantineName: "q")
+        #expect(FileManager.default.fileExists(atPath: area))
+        job.stagingPath = staging.path
+        job.commitIdentity = committed.identity.description
+        let recovered = try await RestoreExecutor().recover(JobContext(job: job, run: run, plan: plan, snapshot: nil), observer: Observer())
+        #expect(recovered == .committed(quarantinePath: nil))
+        #expect(!FileManager.default.fileExists(atPath: area))
+        #expect(readText(scene.destination + "/docs/readme") == "v2")
+
+        // Killed between the staging name's record and the directory's creation.
+        try FileManager.default.createDirectory(atPath: area, withIntermediateDirectories: false)
+        job.stagingPath = area + "/job.5eed"
+        job.commitIdentity = nil
+        job.state = .restoring
+        let restarted = try await RestoreExecutor().recover(JobContext(job: job, run: run, plan: plan, snapshot: nil), observer: Observer())
+        #expect(restarted == .restart)
+        #expect(!FileManager.default.fileExists(atPath: area))
+        #expect(readText(scene.destination + "/docs/readme") == "v2")
+    }
+
     /// A symbolic link on the way to the destination that is swapped between the job's check
     /// and its staging (towards a snapshot store, say) is refused: nothing is staged there, nor
     /// committed, nor displaced.
