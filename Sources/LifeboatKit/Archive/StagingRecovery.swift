@@ -15,7 +15,7 @@ public enum StagingRecovery {
         }
         guard let identity = identity ?? FileIdentity(path: path) else {
             // Killed between the name's record and the directory's creation: only the area.
-            _ = rmdir(area)
+            removeEmptyArea(of: path)
             return
         }
         try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: true)
