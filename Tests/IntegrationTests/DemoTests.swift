@@ -48,7 +48,9 @@ import Testing
         while process.isRunning, Date() < deadline, runs.count < 2 {
             last = (try? httpGet("http://127.0.0.1:\(port)/api/v1/runs"))?.body ?? "curl failed"
             runs = (jsonObject(last) as? [[String: Any]]) ?? []
-            if let restore = runs.first { page = try httpGet("http://127.0.0.1:\(port)/runs/\(restore["id"] as? String ?? "")") }
+            // The page of the first run listed, once served: the demo may end (and its web view
+            // with it) right after the listing that shows its last run.
+            if page.status != 200, let restore = runs.first { page = try httpGet("http://127.0.0.1:\(port)/runs/\(restore["id"] as? String ?? "")") }
             usleep(100_000)
         }
         process.waitUntilExit()
