@@ -80,6 +80,9 @@ public struct ExtractOptions: Sendable {
     public var cancellation: CancellationFlag?
     /// Which inflate implementation decompresses the archive (identical results either way).
     public var inflate: InflateEngine = .current
+    /// The decompressed bytes read inline before the rest is inflated ahead on a thread of its
+    /// own (`ReadAhead`); the same results whatever it is.
+    var readAheadAfter: Int64 = ReadAhead.defaultStart
 
     /// Defaults follow DESIGN.md's example plan: 500 GiB, 10 million entries, reject, if-present.
     public init(

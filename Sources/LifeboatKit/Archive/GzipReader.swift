@@ -1,9 +1,30 @@
+/// Decompressed archive bytes, read front to back in views that stay valid until the next call.
+protocol DecompressedStream: AnyObject {
+    /// The next at most `max` decompressed bytes, valid until the next call; nil at the end.
+    func read(upTo max: Int) throws -> UnsafeRawBufferPointer?
+}
+
+extension DecompressedStream {
+    /// Reads to the end of the stream, discarding the data (a gzip stream still has its CRC
+    /// checked). Returns the number of bytes discarded; stops with an error beyond `limit`.
+    func drain(limit: Int64) throws -> Int64 {
+        var total: Int64 = 0
+        while let chunk = try read(upTo: Int.max) {
+            total += Int64(chunk.count)
+            if total > limit {
+                throw ArchiveError(.limitExceeded, "more than \(limit) bytes follow the tar end-of-archive marker")
+            }
+        }
+        return total
+    }
+}
+
 /// A gzip stream (one or more members) decompressed on demand into one fixed buffer.
 ///
 /// `read(upTo:)` hands out views straight into the inflate output buffer, so file data goes from
 /// zlib to `write(2)` without being copied. Truncation, a member that fails its CRC-32 or ISIZE,
 /// and bytes after the last member that are not another member are all errors.
-final class GzipReader {
+final class GzipReader: DecompressedStream {
     private enum State { case inMember, betweenMembers, finished }
 
     private let input: ArchiveInput
@@ -45,30 +66,31 @@ final class GzipReader {
         return view
     }
 
-    /// Reads to the end of the gzip stream, discarding the data (which still has its CRC checked).
-    /// Returns the number of bytes discarded; stops with an error beyond `limit`.
-    func drain(limit: Int64) throws -> Int64 {
-        var total: Int64 = 0
-        while let chunk = try read(upTo: Int.max) {
-            total += Int64(chunk.count)
-            if total > limit {
-                throw ArchiveError(.limitExceeded, "more than \(limit) bytes follow the tar end-of-archive marker")
-            }
-        }
-        return total
-    }
+    /// Whether output inflated earlier is still to be read (the next `read` hands it out).
+    var hasBufferedOutput: Bool { outStart < outEnd }
+
+    /// The compressed bytes read so far.
+    var inputBytesRead: Int64 { input.bytesRead }
 
     private func refill() throws -> Bool {
         outStart = 0
-        outEnd = 0
+        outEnd = try produce(into: outBuffer)
+        return outEnd > 0
+    }
+
+    /// Inflates the next bytes into `output` (a whole buffer, as `read` refills its own): at
+    /// least one byte, as many as one step of the inflater gives; 0 at the end of the stream.
+    /// Only for a reader whose own buffer is drained (`hasBufferedOutput` false), as
+    /// `ReadAhead` uses it; `bytesOut` does not count these.
+    func produce(into output: UnsafeMutableRawBufferPointer) throws -> Int {
         while true {
             switch state {
             case .finished:
-                return false
+                return 0
             case .betweenMembers:
                 guard try ensureInput() else {
                     state = .finished
-                    return false
+                    return 0
                 }
                 // Another member must start with the gzip magic; anything else is garbage.
                 guard inBuffer[inStart] == 0x1F else {
@@ -82,17 +104,14 @@ final class GzipReader {
                         ? "the gzip stream ends in the middle of a member"
                         : "the archive is empty")
                 }
-                let progress = try inflater.inflate(
-                    UnsafeRawBufferPointer(rebasing: inBuffer[inStart..<inEnd]),
-                    into: UnsafeMutableRawBufferPointer(rebasing: outBuffer[outEnd...]))
+                let progress = try inflater.inflate(UnsafeRawBufferPointer(rebasing: inBuffer[inStart..<inEnd]), into: output)
                 inStart += progress.consumed
-                outEnd += progress.produced
                 if progress.memberEnded { state = .betweenMembers }
                 if progress.consumed == 0, progress.produced == 0, !progress.memberEnded {
                     // zlib needs more input than is buffered: slide what is left and read more.
                     try readMore(forceCompact: true)
                 }
-                if outEnd > 0 { return true }
+                if progress.produced > 0 { return progress.produced }
             }
         }
     }
