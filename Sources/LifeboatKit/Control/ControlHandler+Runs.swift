@@ -61,16 +61,21 @@ extension Control.RunWatch: ServedCommand {
         let queries = RunQueries(services: call.services)
         // Subscribe before reading the current state so no event falls in between.
         let batches = call.services.runtime.bus.watch(runId: run)
+        // Whatever ends the answer (an unknown or finished run, an error, the client gone) ends
+        // the subscription.
+        defer { batches.close() }
         let detail = try await queries.detail(run)
         try await call.send(WatchEvent(snapshot: detail))
         if detail.active {
-            batches: for await batch in batches {
-                for event in batch {
-                    if event.kind == .finished { break batches }
-                    try await call.send(WatchEvent(event: event))
+            try await call.whileConnected {
+                batches: for await batch in batches {
+                    for event in batch {
+                        if event.kind == .finished { break batches }
+                        try await call.send(WatchEvent(event: event))
+                    }
+                    await batches.pause(Self.pace)
+                    try Task.checkCancellation()
                 }
-                await batches.pause(Self.pace)
-                try Task.checkCancellation()
             }
         }
         var done = try await queries.detail(run)

@@ -14,9 +14,28 @@ struct ControlCall: Sendable {
     let peer: PeerCredentials
     let id: JSONValue
     let sendLine: @Sendable (Data) async throws -> Void
+    /// Signalled when the client's connection closes (nil: never, as when called in-process).
+    var hangup: ReadySignal?
 
     /// Sends one line of a streamed answer.
     func send(_ partial: some Encodable) async throws { try await sendLine(ControlResponse.success(id: id, partial)) }
+
+    /// Runs `body` while the client stays connected. When it hangs up first, `body` is cancelled
+    /// and this throws: an answer that waits for news (a watch of a halted run may hear nothing
+    /// for hours) must not outlive its client.
+    func whileConnected(_ body: @escaping @Sendable () async throws -> Void) async throws {
+        guard let hangup else { return try await body() }
+        let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await body(); return true }
+            group.addTask { await hangup.wait(); return false }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        if !finished { throw ClientHungUp() }
+    }
+
+    /// The client closed its connection in the middle of an answer.
+    struct ClientHungUp: Error {}
 }
 
 /// Routes control requests to the daemon: read commands for anyone who can connect, mutating
@@ -41,7 +60,8 @@ public struct ControlHandler: Sendable {
     /// Errors other than writing to the client (which mean it went away, and end the connection)
     /// are answered: each kind of domain error with its control error code, an unexpected one as
     /// `internal`, naming the command, and logged.
-    public func handle(_ request: ControlRequest, peer: PeerCredentials, send: @escaping @Sendable (Data) async throws -> Void) async throws {
+    public func handle(_ request: ControlRequest, peer: PeerCredentials, hangup: ReadySignal? = nil,
+                       send: @escaping @Sendable (Data) async throws -> Void) async throws {
         @Sendable func answer(_ data: Data) async throws {
             do { try await send(data) } catch { throw SendFailure(underlying: error) }
         }
@@ -49,7 +69,7 @@ public struct ControlHandler: Sendable {
             guard let command = Self.served.first(where: { $0.name == request.command }) else {
                 throw ControlError(.unknownCommand, "unknown command \"\(String(request.command.prefix(64)))\"; commands: \(Self.commands.joined(separator: ", "))")
             }
-            try await serve(command, request, peer: peer, answer: answer)
+            try await serve(command, request, peer: peer, hangup: hangup, answer: answer)
         } catch let error as ControlError {
             try await answer(ControlResponse.failure(id: request.id, error))
         } catch let error as DiagnosticsError {
@@ -63,6 +83,8 @@ public struct ControlHandler: Sendable {
             try await answer(ControlResponse.failure(id: request.id, ControlError(error.exitCode == .rejected ? .rejected : .internalError, error.description)))
         } catch let error as SendFailure {
             throw error.underlying
+        } catch let error as ControlCall.ClientHungUp {
+            throw error
         } catch is CancellationError {
             try await answer(ControlResponse.failure(id: request.id, ControlError(.unavailable, "the daemon is stopping; ask again once it is back")))
         } catch {
@@ -73,7 +95,7 @@ public struct ControlHandler: Sendable {
     }
 
     /// Reads the request into the command, checks the caller may make it, and answers it.
-    private func serve<C: ServedCommand>(_ type: C.Type, _ request: ControlRequest, peer: PeerCredentials,
+    private func serve<C: ServedCommand>(_ type: C.Type, _ request: ControlRequest, peer: PeerCredentials, hangup: ReadySignal?,
                                          answer: @escaping @Sendable (Data) async throws -> Void) async throws {
         let command = try ControlParams.decode(C.self, from: request.params)
         if command.isMutating {
@@ -83,7 +105,7 @@ public struct ControlHandler: Sendable {
             }
             services.logger.notice("mutating command", metadata: ["command": "\(C.name)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
         }
-        let result = try await command.answer(ControlCall(services: services, peer: peer, id: request.id, sendLine: answer))
+        let result = try await command.answer(ControlCall(services: services, peer: peer, id: request.id, sendLine: answer, hangup: hangup))
         try await answer(ControlResponse.success(id: request.id, result))
     }
 

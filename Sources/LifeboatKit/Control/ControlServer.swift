@@ -92,6 +92,10 @@ public final class ControlServer: Service {
 
     private func serve(_ connection: Connection, peer: PeerCredentials) async {
         do {
+            // A long answer (run.watch) is not reading the requests while it waits: the channel's
+            // closing is how it hears that its client is gone.
+            let hangup = ReadySignal()
+            connection.channel.closeFuture.whenComplete { _ in hangup.signal() }
             try await connection.executeThenClose { inbound, outbound in
                 let send: @Sendable (Data) async throws -> Void = { data in
                     try await outbound.write(ByteBuffer(bytes: data))
@@ -106,10 +110,10 @@ public final class ControlServer: Service {
                         case .failure(let failure):
                             try await send(ControlResponse.failure(id: failure.id, failure.error))
                         case .success(let request) where request.command == Control.Status.name:
-                            try await handler.handle(request, peer: peer, send: send)
+                            try await handler.handle(request, peer: peer, hangup: hangup, send: send)
                         case .success(let request):
                             try await withTaskExecutorPreference(globalConcurrentExecutor) {
-                                try await handler.handle(request, peer: peer, send: send)
+                                try await handler.handle(request, peer: peer, hangup: hangup, send: send)
                             }
                         }
                     }

@@ -149,4 +149,8 @@ public struct RunEventBatches: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer, signals: buffer.signals.makeAsyncIterator()) }
+
+    /// Ends the subscription: the bus forgets it (an iteration under way ends). A watcher that
+    /// stops early must close, or the bus would keep its buffer for good.
+    public func close() { buffer.signal.finish() }
 }

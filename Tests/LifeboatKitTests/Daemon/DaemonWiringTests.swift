@@ -52,6 +52,84 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: socket))
     }
 
+    /// A watch holds a subscription on the daemon's event bus while it waits for news. Each one
+    /// ends with its answer: a watch of an unknown or finished run subscribes for nothing, and
+    /// the watch of a halted run (no news for as long as it stays halted) ends when its client
+    /// hangs up, not when the run ends.
+    @Test func aWatchEndsWithItsAnswerOrItsClient() async throws {
+        let fx = try DaemonFixture()
+        fx.dir.write("plans/main.yaml", """
+            name: main
+            snapshots: ../store
+            target: ../out/{site}/{product}
+            products: [{ name: contacts }, { name: jira, after: [contacts] }]
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        // Whichever site is the canary fails it: the run halts after its first wave.
+        for site in ["acme", "globex"] { fx.executor.fail("\(site)/contacts", with: [JobError(.integrity, "checksum mismatch")]) }
+        let daemon = fx.daemon
+        let socket = fx.config.socket.path
+        let bus = daemon.services.runtime.bus
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await daemon.group.run() }
+            await daemon.server.listening.wait()
+            let baseline = bus.subscriberCount
+            /// Waits (up to 10 s) for the bus to be back at its count before the watches.
+            func settled() async throws -> Int {
+                for _ in 0..<200 where bus.subscriberCount != baseline { try await Task.sleep(for: .milliseconds(50)) }
+                return bus.subscriberCount
+            }
+            // Watches the run to its first line, then hangs up (the client's socket closes).
+            func watchAndHangUp(_ run: String) async throws -> String {
+                try await offThread {
+                    let client = try ControlClient(path: socket)
+                    var first = ""
+                    do {
+                        try client.stream(Control.RunWatch(run: run, doneJobs: false)) { line, _ in
+                            first = line.snapshot?.run.state.rawValue ?? line.done?.run.state.rawValue ?? "?"
+                            return false
+                        }
+                    } catch {
+                        first = "\(error)"
+                    }
+                    return first
+                }
+            }
+
+            #expect(try await watchAndHangUp("no-such-run").contains("no-such-run"))
+            #expect(try await settled() == baseline, "a watch of an unknown run left its subscription")
+
+            let run = try await offThread { () throws -> String? in
+                let client = try ControlClient(path: socket)
+                _ = try client.call(Control.Reload())  // the plan with waves, written after the daemon loaded the first
+                return try client.call(Control.RunStart(plan: "main", mode: .restore)).run?.id
+            }
+            let id = try #require(run)
+            var state = ""
+            for _ in 0..<200 where state != "halted" {
+                state = try await offThread { try ControlClient(path: socket).call(Control.RunShow(run: id)).run.state.rawValue }
+                if state != "halted" { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            try #require(state == "halted")
+            for _ in 0..<5 { #expect(try await watchAndHangUp(id) == "halted") }
+            #expect(try await settled() == baseline, "watches of a halted run outlived their clients")
+
+            _ = try await offThread { try ControlClient(path: socket).call(Control.RunCancel(run: id)) }
+            for _ in 0..<200 where state == "halted" || state == "cancelling" {
+                try await Task.sleep(for: .milliseconds(50))
+                state = try await offThread { try ControlClient(path: socket).call(Control.RunShow(run: id)).run.state.rawValue }
+            }
+            #expect(state == "cancelled")
+            #expect(try await watchAndHangUp(id) == "cancelled")
+            #expect(try await settled() == baseline, "a watch of a finished run left its subscription")
+
+            await daemon.group.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+    }
+
     /// `lifeboat run`'s runtime: the ledger given, the bus, the finisher and the guardrails.
     @Test func theInProcessRuntimeRunsAPlan() async throws {
         let fx = try EngineFixture(sites: ["acme", "globex"], products: "  - name: contacts\n  - name: jira\n    after: [contacts]")
