@@ -159,18 +159,25 @@ final class Extractor {
 
     /// Creates the held-back links in archive order, each checked to resolve inside the root
     /// through every other link of the archive.
+    ///
+    /// Under `unsafe_entries: skip`, a link can be refused when it is made (a directory took
+    /// its name meanwhile) after the links before it were checked as if it would exist. So once
+    /// any is refused, the links made are checked again against the links really made, until
+    /// none escapes: one that does is removed and skipped too.
     private func createLinks() throws {
         guard !links.isEmpty else { return }
         let links = self.links
-        let resolver = SymlinkResolver(linkTarget: { links.target(of: $0) })
         // Which links were made (a hard link to a symbolic link is made a hard link of it only
-        // when that very one was).
+        // when that very one was), and which were refused.
         var made = [Bool](repeating: false, count: links.serials.count)
+        var refused = Set<Int>()
+        let planned = SymlinkResolver(linkTarget: { links.target(of: $0) })
         for serial in links.serials {
             guard let link = links.link(serial) else { continue }  // replaced later
             try checkCancellation()
-            guard resolver.staysInside(linkAt: link.path, target: link.target) else {
+            guard planned.staysInside(linkAt: link.path, target: link.target) else {
                 report.entries -= 1
+                refused.insert(serial)
                 try record(RuleViolation(.linkEscapesRoot, "the link target \(String(reflecting: link.target)) leaves the restored tree through other links"),
                            name: link.name)
                 continue
@@ -185,10 +192,36 @@ final class Extractor {
                 made[serial] = true
             } catch let violation as RuleViolation {
                 report.entries -= 1
+                refused.insert(serial)
                 try record(violation, name: link.name)
             } catch let error as SystemCallError {
                 throw ArchiveError(.io, "cannot create the symbolic link in staging \(writer?.rootPath ?? "") (\(error.call))",
                                    entry: ArchiveError.displayName(link.name), errno: error.errno)
+            }
+        }
+        guard !refused.isEmpty else { return }
+        while true {
+            let existing = SymlinkResolver(linkTarget: { key in
+                links.serial(of: key).flatMap { made[$0] ? links.target(of: key) : nil }
+            })
+            let escaping = links.serials.filter { serial in
+                guard made[serial], let link = links.link(serial) else { return false }
+                return !existing.staysInside(linkAt: link.path, target: link.target)
+            }
+            guard !escaping.isEmpty else { return }
+            for serial in escaping {
+                guard let link = links.link(serial) else { continue }
+                do {
+                    try writer?.removeSymlink(link.path)
+                } catch {
+                    let call = error as? SystemCallError
+                    throw ArchiveError(.io, "cannot remove a refused symbolic link from staging \(writer?.rootPath ?? "") (\(call?.call ?? "\(error)"))",
+                                       entry: ArchiveError.displayName(link.name), errno: call?.errno)
+                }
+                made[serial] = false
+                report.entries -= 1
+                try record(RuleViolation(.linkEscapesRoot, "the link target \(String(reflecting: link.target)) leaves the restored tree once the links refused are not there"),
+                           name: link.name)
             }
         }
     }

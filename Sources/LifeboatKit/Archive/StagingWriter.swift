@@ -139,6 +139,14 @@ final class StagingWriter {
         }
     }
 
+    /// Removes a symbolic link this extraction made at `path` (refused after all; see
+    /// `Extractor.createLinks`). Anything else found there is left alone.
+    func removeSymlink(_ path: EntryPath) throws {
+        let parent = try parentFD(for: path)
+        guard let st = try FileSystemCalls.lstat(parent, path.leaf), st.st_mode & S_IFMT == S_IFLNK else { return }
+        guard unlinkat(parent, path.leaf, 0) == 0 else { throw SystemCallError(call: "unlinkat", errno: errno) }
+    }
+
     /// Gives every directory its final mode and time, deepest first, so that setting a child's
     /// does not disturb its parent's mtime and a read-only parent is locked last. The root keeps
     /// at least 0700: Lifeboat must still be able to move it into place.

@@ -152,6 +152,30 @@ import Testing
         #expect(snapshotTree(scene.destination)["link"] == "link -> sub")
     }
 
+    /// Under skip, a link checked as going through another held-back link must not stay when
+    /// that one is refused as it is made: `z` is inside only while `B` is a link, and `B/l`
+    /// makes `B` a directory first (found by a hostile-archive review).
+    @Test func aLinkThatStaysInsideOnlyThroughARefusedLinkIsRemovedToo() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.directory("d")
+        tar.symlink("d/A", to: "..")
+        tar.symlink("z", to: "d/A/B/../../../sentinel")
+        tar.symlink("B/l", to: ".")
+        tar.symlink("B", to: "x/y/z")
+        tar.end()
+        #expect(try await scene.expectRejected(tar)?.rule == .replacesDirectory)
+
+        try scene.write(tar)
+        let report = try await scene.restore(ExtractOptions(unsafeEntries: .skip))
+        #expect(report.skipped == [SkippedEntry(name: "B", rule: .replacesDirectory), SkippedEntry(name: "z", rule: .linkEscapesRoot)])
+        let tree = snapshotTree(scene.destination)
+        #expect(tree["z"] == nil, "\(tree)")
+        #expect(tree["d/A"] == "link -> .." && tree["B/l"] == "link -> .", "\(tree)")
+        #expect(readText(scene.destination + "/z/file") == nil)
+        #expect(report.entries == 3)
+    }
+
     @Test(arguments: [
         ("../sentinel/file", UnsafeRule.linkEscapesRoot),
         ("/etc/passwd", .linkEscapesRoot),
