@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -41,6 +42,18 @@ int lifeboat_renameat2(int olddirfd, const char *oldpath, int newdirfd, const ch
 
 int lifeboat_syncfs(int fd) {
     return syncfs(fd);
+}
+
+int lifeboat_chmod_directory_at(int dirfd, const char *name, mode_t mode) {
+    int handle = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (handle < 0) return -1;
+    char link[32];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", handle);
+    int rc = chmod(link, mode);
+    int saved = errno;
+    close(handle);
+    errno = saved;
+    return rc;
 }
 
 int lifeboat_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {

@@ -23,6 +23,11 @@ int lifeboat_renameat2(int olddirfd, const char *oldpath, int newdirfd, const ch
 /// syncfs(2) on the filesystem holding fd.
 int lifeboat_syncfs(int fd);
 
+/// chmod(2) of the directory `name` in `dirfd`, never through a symbolic link (ELOOP or ENOTDIR
+/// instead), whatever the directory's own mode: through an O_PATH descriptor of it and its
+/// /proc/self/fd link. Returns 0 or -1 with errno set.
+int lifeboat_chmod_directory_at(int dirfd, const char *name, mode_t mode);
+
 /// The credentials of the peer of a connected Unix socket (SO_PEERCRED). Returns 0 or -1.
 int lifeboat_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
 

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 
 /// Removes a directory tree Lifeboat created (a staging directory), carefully: every call is
@@ -68,7 +69,7 @@ enum TreeRemover {
         while let components = stack.popLast() {
             let fd: Int32
             do {
-                fd = try FileSystemCalls.openDirectory(beneath: rootFD, components)
+                fd = try openForRemoval(beneath: rootFD, components)
             } catch where error.errno == ENOENT && !components.isEmpty {
                 continue
             }
@@ -94,6 +95,23 @@ enum TreeRemover {
             close(fd)
             stack.append(components)  // listed again once its subdirectories are gone
             for name in subdirectories { stack.append(components + [name]) }
+        }
+    }
+
+    /// Opens a directory of the tree to empty it. One whose final mode shuts its owner out (an
+    /// archive's 000 or 0311 directory) cannot be opened for listing unless Lifeboat runs as
+    /// root: it is given 0700 first, through a descriptor of that very directory (`O_PATH`,
+    /// never following a link), and opened again.
+    private static func openForRemoval(beneath rootFD: Int32, _ components: [String]) throws(SystemCallError) -> Int32 {
+        do {
+            return try FileSystemCalls.openDirectory(beneath: rootFD, components)
+        } catch where error.errno == EACCES && !components.isEmpty {
+            let parent = try FileSystemCalls.openDirectory(beneath: rootFD, Array(components.dropLast()))
+            let rc = lifeboat_chmod_directory_at(parent, components[components.count - 1], 0o700)
+            let e = errno
+            close(parent)
+            guard rc == 0 else { throw SystemCallError(call: "chmod", errno: e) }
+            return try FileSystemCalls.openDirectory(beneath: rootFD, components)
         }
     }
 
