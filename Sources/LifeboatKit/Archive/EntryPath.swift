@@ -18,12 +18,23 @@ struct EntryPath: Hashable {
     var leaf: String { components.last ?? "" }
     var parent: EntryPath { EntryPath(components: Array(components.dropLast())) }
 
+    /// Whether `bytes` hold a control character: C0 (below 0x20), DEL, or C1 (U+0080–U+009F,
+    /// in UTF-8 0xC2 0x80–0x9F, which terminals take as CSI, NEL and the like).
+    static func hasControlCharacter(_ bytes: [UInt8]) -> Bool {
+        var previous: UInt8 = 0
+        for b in bytes {
+            if b < 0x20 || b == 0x7F || (previous == 0xC2 && (0x80...0x9F).contains(b)) { return true }
+            previous = b
+        }
+        return false
+    }
+
     /// Validates a name from the archive. `./a//b/` becomes `a/b`; `.` and `./` are the root.
     static func validate(_ bytes: [UInt8]) throws(RuleViolation) -> EntryPath {
         guard !bytes.isEmpty else { throw RuleViolation(.emptyName) }
         guard bytes.count <= maxPathBytes else { throw RuleViolation(.pathTooLong) }
         guard bytes.first != UInt8(ascii: "/") else { throw RuleViolation(.absoluteName) }
-        for b in bytes where b < 0x20 || b == 0x7F { throw RuleViolation(.controlCharacter) }
+        if hasControlCharacter(bytes) { throw RuleViolation(.controlCharacter) }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw RuleViolation(.invalidUTF8) }
         var components: [String] = []
         for part in text.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
@@ -44,7 +55,7 @@ struct EntryPath: Hashable {
         guard bytes.first != UInt8(ascii: "/") else {
             throw RuleViolation(.linkEscapesRoot, "the link target is absolute")
         }
-        for b in bytes where b < 0x20 || b == 0x7F {
+        if hasControlCharacter(bytes) {
             throw RuleViolation(.controlCharacter, "the link target contains a control character")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {

@@ -15,6 +15,8 @@ import Testing
         ("a\nb", .controlCharacter),
         ("tab\there", .controlCharacter),
         ("esc\u{1B}[31m", .controlCharacter),
+        ("csi\u{9B}31m", .controlCharacter),  // C1: U+009B, 0xC2 0x9B
+        ("next\u{85}line", .controlCharacter),
         (String(repeating: "n", count: 256), .componentTooLong),
     ]
 
@@ -31,6 +33,20 @@ import Testing
         #expect(error?.rule == rule)
         #expect(error?.exitCode == .rejected)
         #expect(error?.description.contains(scene.archive) == true)
+    }
+
+    /// C1 controls in a link target are refused as in a name; the characters around them in
+    /// UTF-8 (U+00A0, é) are not controls.
+    @Test func controlCharactersAreC0DelAndC1Only() async throws {
+        #expect(EntryPath.hasControlCharacter(Array("a\u{80}b".utf8)) && EntryPath.hasControlCharacter(Array("\u{9F}".utf8)))
+        #expect(!EntryPath.hasControlCharacter(Array("caf\u{E9} \u{A0}\u{7E}\u{100}\u{2028}".utf8)))
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.file("caf\u{E9}\u{A0}", "fine")
+        tar.symlink("l", to: "x\u{9B}y")
+        tar.end()
+        let error = try await scene.expectRejected(tar)
+        #expect(error?.rule == .controlCharacter && error?.entry == "l", "\(String(describing: error))")
     }
 
     @Test func invalidUTF8IsRejected() async throws {
