@@ -46,15 +46,47 @@ public struct LifeboatLogHandler: LogHandler {
         let prefix = journald ? "<\(syslogPriority(level))>" : ""
         switch format {
         case .text:
-            let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            // One message, one line, whatever its words hold: a client's free text (a delete's
+            // reason) must not be able to write a line of its own, or a field that looks like
+            // another (`uid=0`) into the audit trail.
+            let fields = metadata.sorted { $0.key < $1.key }.map { "\(escaped($0.key))=\(field("\($0.value)"))" }.joined(separator: " ")
             let time = journald ? "" : Timestamp.iso(date) + " "
-            return "\(prefix)\(time)\(level.rawValue.uppercased()) \(message)\(fields.isEmpty ? "" : " " + fields)"
+            return "\(prefix)\(time)\(level.rawValue.uppercased()) \(escaped(message))\(fields.isEmpty ? "" : " " + fields)"
         case .json:
             var object: [String: String] = ["time": Timestamp.iso(date), "level": level.rawValue, "message": message, "logger": label]
             for (key, value) in metadata { object[key] = "\(value)" }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             return prefix + String(decoding: data, as: UTF8.self)
         }
+    }
+
+    /// `text` with its control characters (C0, DEL, C1, and the line and paragraph separators)
+    /// written as escapes: `\n`, `\r`, `\t`, `\u{1B}`.
+    static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where needsEscape(scalar): out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}"
+    }
+
+    /// A metadata value as logfmt writes it: bare when it is one plain word, else quoted (with
+    /// `"` and `\` escaped), so a value cannot pass for more fields.
+    static func field(_ value: String) -> String {
+        let plain = !value.isEmpty && !value.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || needsEscape($0) }
+        if plain { return value }
+        return "\"" + escaped(value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")) + "\""
     }
 
     /// syslog(3) priorities, as journald reads them from a `<N>` prefix.
