@@ -54,11 +54,15 @@ import Testing
         let head = raw(port: port, Array("HEAD /metrics HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n".utf8))
         #expect(head.hasPrefix("HTTP/1.1 200") && !head.contains("lifeboat_jobs_total"), "\(head)")
 
-        // Garbage: 400, not a crash.
+        // Garbage: one 400, then the connection closes at once (not a crash, nor a 408 later).
         for garbage in ["\u{0}\u{1}\u{2}\r\n\r\n", "GET\r\n\r\n", "HELLO WORLD\r\n\r\n", "GET / HTTP/9.9\r\nHost: \u{7}\r\n\r\n",
-                        "GET / HTTP/1.1\r\nContent-Length: -5\r\n\r\n"] {
-            let answer = raw(port: port, Array(garbage.utf8))
+                        "GET / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", "get / HTTP/1.1\r\nHost: x\r\n\r\n",
+                        "GET / HTTP/2.0\r\nHost: x\r\n\r\n"] {
+            let started = Date()
+            let answer = raw(port: port, Array(garbage.utf8), timeout: 15)
             #expect(answer.hasPrefix("HTTP/1.1 400"), "\(garbage.debugDescription) got \(answer.debugDescription)")
+            #expect(answer.components(separatedBy: "HTTP/1.1 ").count == 2, "\(garbage.debugDescription) got \(answer.debugDescription)")
+            #expect(Date().timeIntervalSince(started) < 3, "\(garbage.debugDescription): closed after \(Date().timeIntervalSince(started)) s")
         }
         // Bounded request size: a 1 MiB header is refused before it is parsed.
         let huge = "GET / HTTP/1.1\r\nX-Pad: " + String(repeating: "a", count: 1 << 20) + "\r\n\r\n"

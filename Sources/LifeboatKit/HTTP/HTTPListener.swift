@@ -213,6 +213,15 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerRemoved(context: ChannelHandlerContext) { deadline?.cancel() }
 
+    /// A request NIO could not parse was answered 400 with `Connection: close` by its protocol
+    /// error handler, before this: that was the answer, so the connection closes now (neither a
+    /// second 400 for the bytes after it, nor the deadline's 408, nor a slot held for 10 s).
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        answered = true
+        deadline?.cancel()
+        context.close(promise: nil)
+    }
+
     /// The client has sent all it will (half-closed, or gone): without a whole request there is
     /// nothing to answer, so the connection closes now rather than holding its slot; with one,
     /// it closes once the answer is written.
