@@ -165,6 +165,9 @@ public enum PlanLoader {
                     // Cron has no year: what does not fire within the years it looks ahead never does.
                     if exercise.nextFire(after: Date(timeIntervalSince1970: 0)) == nil {
                         reader.error(at: node, "schedule.exercise \"\(text)\" never fires: none of its months has that day")
+                    } else if sandbox == nil {
+                        // Every fire would fail, logged and nothing more: the rehearsal never happens.
+                        reader.error(at: node, "schedule.exercise needs a \"sandbox\": exercises restore only into a sandbox, never over the targets; add sandbox: (a path template) to the plan")
                     } else {
                         schedule = ExerciseSchedule(exercise: exercise, scale: scale, rehearse: rehearse)
                     }

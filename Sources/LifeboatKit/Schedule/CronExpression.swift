@@ -130,15 +130,16 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         let start = floor(date.timeIntervalSince1970 / 60) * 60 + 60
         var c = calendar.dateComponents([.year, .month, .day, .hour, .minute], from: Date(timeIntervalSince1970: start))
         guard var year = c.year, var month = c.month, var day = c.day, var hour = c.hour, var minute = c.minute else { return nil }
-        let lastYear = year + 8
+        // The Gregorian calendar, weekdays included, repeats every 400 years: what does not fire
+        // within them never does (`0 0 29 2 */7`, Feb 29 on a Sunday, can be 28 years apart).
+        let lastYear = year + 400
         while year <= lastYear {
             if !months.contains(month) {
                 month += 1; day = 1; hour = 0; minute = 0
                 if month > 12 { month = 1; year += 1 }
                 continue
             }
-            let daysInMonth = calendar.range(of: .day, in: .month,
-                                             for: calendar.date(from: DateComponents(year: year, month: month, day: 1))!)!.count
+            let daysInMonth = Self.days(inMonth: month, year: year)
             if day > daysInMonth || !dayMatches(year: year, month: month, day: day) {
                 day += 1; hour = 0; minute = 0
                 if day > daysInMonth { day = 1; month += 1; if month > 12 { month = 1; year += 1 } }
@@ -157,6 +158,14 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             if hour > 23 { hour = 0; day += 1 }
         }
         return nil
+    }
+
+    static func days(inMonth month: Int, year: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 
     private func dayMatches(year: Int, month: Int, day: Int) -> Bool {

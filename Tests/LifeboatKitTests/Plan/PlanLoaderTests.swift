@@ -273,6 +273,15 @@ import Testing
         #expect(problems(variant(#"exercise: "@quarterly""#, #"exercise: "0 0 31 4,6,9,11 *""#))
                 == [#"32:13: schedule.exercise "0 0 31 4,6,9,11 *" never fires: none of its months has that day"#])
         #expect(problems(variant(#"exercise: "@quarterly""#, #"exercise: "0 0 29 2 *""#)).isEmpty, "leap years have it")
+        // Feb 29 on a Sunday (day-of-week starting with * ANDs the day fields): years apart, yet it fires.
+        #expect(problems(variant(#"exercise: "@quarterly""#, #"exercise: "0 0 29 2 */7""#)).isEmpty)
+    }
+
+    /// A schedule fires exercises, which restore only into a sandbox: without one, every fire
+    /// would fail, and the rehearsal would silently never happen.
+    @Test func aScheduleNeedsASandbox() {
+        #expect(problems(variant("sandbox: /var/lib/lifeboat/sandbox/{run}/{site}/{product}\n", ""))
+                == [#"31:13: schedule.exercise needs a "sandbox": exercises restore only into a sandbox, never over the targets; add sandbox: (a path template) to the plan"#])
     }
 
     @Test func targetMustSeparateJobs() {

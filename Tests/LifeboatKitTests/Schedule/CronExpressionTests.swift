@@ -20,6 +20,9 @@ import Testing
         ("5 4 * * 7", "2026-11-25T00:00:00Z", "2026-11-29T04:05:00Z"), // 7 is Sunday
         ("0 0-6/3 * * *", "2026-11-25T04:00:00Z", "2026-11-25T06:00:00Z"),
         ("59 23 31 12 *", "2026-12-31T23:59:00Z", "2027-12-31T23:59:00Z"),
+        // Feb 29 on a Sunday: 28 years apart, and once 40 (2088 to 2128: 2100 is not a leap year).
+        ("0 0 29 2 */7", "2032-03-01T00:00:00Z", "2060-02-29T00:00:00Z"),
+        ("0 0 29 2 */7", "2088-03-01T00:00:00Z", "2128-02-29T00:00:00Z"),
     ])
     func nextFireTimes(expression: String, after: String, expected: String) throws {
         let cron = try CronExpression(expression)
