@@ -71,6 +71,10 @@ public struct ScheduleRecord: Sendable, Codable, Hashable {
         self.exercises = exercises
         self.armedAt = armedAt
     }
+
+    /// Where the next slot is looked for from: the last fire, or a later arming (a schedule
+    /// changed by a reload).
+    var base: Date { max(lastFireAt ?? armedAt, armedAt) }
 }
 
 /// Measured restore throughput from past runs, for forecasts.

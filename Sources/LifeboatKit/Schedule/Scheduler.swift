@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Fires unattended exercises from plan schedules (`schedule.exercise`, UTC). The last fire per
 /// plan is kept in the ledger; an exercise missed while the daemon was down runs once at
@@ -15,6 +16,9 @@ public final class Scheduler: Service {
     private let logger: Logger
     /// The longest sleep between checks (plans may be reloaded meanwhile).
     let recheck: Duration
+    /// Each scheduled plan's expression at the last check (nil before the first): a schedule
+    /// that is new or changed since is armed anew, as cron would start it.
+    private let seen = Mutex<[String: String]?>(nil)
 
     public init(plans: PlanRegistry, ledger: any Ledger, clock: any LifeboatClock, startAfter: ReadySignal, logger: Logger,
                 recheck: Duration = .seconds(60), fire: @escaping @Sendable (RunRequest) async throws -> RunRecord) {
@@ -47,13 +51,22 @@ public final class Scheduler: Service {
     public func tick() async throws -> Date {
         let now = clock.now()
         var wake = now.addingTimeInterval(Double(recheck.components.seconds))
+        let previous = seen.withLock { $0 }
+        var current: [String: String] = [:]
+        defer { seen.withLock { $0 = current } }
         for entry in plans.plans {
             guard let schedule = entry.plan.schedule else { continue }
+            current[entry.plan.name] = schedule.exercise.text
             var record = try await ledger.schedule(plan: entry.plan.name)
                 ?? ScheduleRecord(plan: entry.plan.name, lastFireAt: nil, exercises: 0, armedAt: now)
-            if record.exercises == 0 && record.lastFireAt == nil { try await ledger.saveSchedule(record) }
-            let base = record.lastFireAt ?? record.armedAt
-            if let due = schedule.exercise.nextFire(after: base), due <= now {
+            if record.exercises == 0 && record.lastFireAt == nil {
+                try await ledger.saveSchedule(record)
+            } else if let previous, previous[entry.plan.name] != schedule.exercise.text, record.base < now {
+                // Changed (or back) by a reload while the daemon ran: the slots before now were
+                // not missed. (A schedule changed while the daemon was down fires once, as missed.)
+                try await rearm(&record, at: now)
+            }
+            if let due = schedule.exercise.nextFire(after: record.base), due <= now {
                 let sites = schedule.scale.sites(forExercise: record.exercises, total: Int.max)
                 logger.notice("scheduled exercise due", metadata: ["plan": "\(entry.plan.name)", "slot": "\(Timestamp.iso(due))",
                                                                     "exercise": "\(record.exercises + 1)", "sites": "\(sites)"])
@@ -93,9 +106,27 @@ public final class Scheduler: Service {
                     }
                 }
             }
-            if let next = schedule.exercise.nextFire(after: max(record.lastFireAt ?? record.armedAt, now)) { wake = min(wake, next) }
+            if let next = schedule.exercise.nextFire(after: max(record.base, now)) { wake = min(wake, next) }
         }
         return wake
+    }
+
+    /// Arms `record` anew at `now`, keeping its count (the scale goes on growing).
+    private func rearm(_ record: inout ScheduleRecord, at now: Date) async throws {
+        var armed = record
+        armed.armedAt = now
+        if let shared = ledger as? any SharedLedger {
+            // Another host may have re-armed (or fired) it first: theirs stands.
+            if try await shared.recordFire(armed, replacing: record) {
+                record = armed
+            } else {
+                record = try await ledger.schedule(plan: record.plan) ?? armed
+            }
+        } else {
+            try await ledger.saveSchedule(armed)
+            record = armed
+        }
+        logger.notice("schedule armed anew", metadata: ["plan": "\(record.plan)", "armed": "\(Timestamp.iso(now))"])
     }
 
     /// The schedules and their next fires, for `lifeboat schedules`.
@@ -116,7 +147,7 @@ public final class Scheduler: Service {
             guard let schedule = entry.plan.schedule else { continue }
             let record = try await ledger.schedule(plan: entry.plan.name)
             // Not yet armed: the first slot after now.
-            let base = record.map { $0.lastFireAt ?? $0.armedAt } ?? now
+            let base = record.map(\.base) ?? now
             result.append(Upcoming(plan: entry.plan.name, expression: schedule.exercise.text,
                                    next: schedule.exercise.nextFire(after: base), last: record?.lastFireAt,
                                    exercises: record?.exercises ?? 0,

@@ -106,6 +106,35 @@ import Logging
         #expect(upcoming.first?.nextScale == 6)
     }
 
+    /// A schedule changed by a reload is armed anew, as cron starts a new crontab: a slot of
+    /// the new expression that passed before the change is not "missed" (found by a review:
+    /// it fired at once). The count stays, so the scale goes on growing.
+    @Test func aScheduleChangedWhileRunningStartsFromTheChange() async throws {
+        let fx = try Fixture()
+        let scheduler = fx.scheduler()
+        try await scheduler.tick() // armed at 10:00 with 03:00 daily
+        fx.clock.advance(by: 17 * 3_600)
+        try await scheduler.tick() // fires at 03:00 the next day
+        #expect(fx.fired.withLock { $0.count } == 1)
+        // At 06:30, the plan is changed to 06:00 daily and reloaded: 06:00 today has passed.
+        fx.clock.advance(by: 3 * 3_600 + 30 * 60)
+        fx.dir.write("plans/nightly.yaml", (try String(contentsOfFile: fx.dir.file("plans/nightly.yaml"), encoding: .utf8))
+            .replacingOccurrences(of: "\"0 3 * * *\"", with: "\"0 6 * * *\""))
+        #expect(fx.plans.reload().isEmpty)
+        let wake = try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.count } == 1, "fired for a slot before the change")
+        #expect(Timestamp.iso(wake) == "2026-11-26T06:31:00Z")
+        #expect(try await scheduler.upcoming().first.flatMap { $0.next }.map(Timestamp.iso) == "2026-11-27T06:00:00Z")
+        // Its first slot after the change fires, with the next scale.
+        fx.clock.advance(by: 86_400 - 30 * 60)
+        try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.map(\.scale) } == [2, 6])
+        // Unchanged across ticks and restarts: nothing is armed anew.
+        fx.clock.advance(by: 60)
+        try await fx.scheduler().tick()
+        #expect(try await fx.ledger.schedule(plan: "nightly")?.armedAt == Timestamp.parse("2026-11-26T06:30:00Z"))
+    }
+
     @Test func scaleIsCappedAtAllSites() {
         let scale = ExerciseScale(start: 10, factor: 2)
         #expect((0..<6).map { scale.sites(forExercise: $0, total: 100) } == [10, 20, 40, 80, 100, 100])

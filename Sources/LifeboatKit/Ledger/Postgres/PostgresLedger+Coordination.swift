@@ -91,7 +91,7 @@ extension PostgresLedger {
     public func recordFire(_ record: ScheduleRecord, replacing previous: ScheduleRecord) async throws -> Bool {
         try await withConnection("record scheduled fire") { connection in
             let updated = try await connection.query("""
-                UPDATE schedules SET last_fire_at = \(record.lastFireAt), exercises = \(record.exercises)
+                UPDATE schedules SET last_fire_at = \(record.lastFireAt), exercises = \(record.exercises), armed_at = \(record.armedAt)
                 WHERE plan = \(record.plan) AND exercises = \(previous.exercises) RETURNING plan
                 """, logger: logger).collect()
             return !updated.isEmpty
