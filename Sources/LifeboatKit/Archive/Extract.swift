@@ -73,7 +73,7 @@ enum ArchivePipeline {
             let input = try ArchiveInput(path: archivePath, reader: source.openReader(cancellation: options.cancellation),
                                          hashing: expected != nil || options.alwaysComputeSHA256)
             let gzip = ReadAhead(GzipReader(input: input, inflater: try options.inflate.makeInflater()),
-                                 startAfter: options.readAheadAfter, progress: progress)
+                                 policy: options.readAhead, progress: progress)
             var report = try Extractor(reader: TarReader(stream: gzip, maxBytes: options.maxBytes, maxSparseRegions: options.maxEntries),
                                    writer: writer, options: options).run()
             report.archiveBytes = input.bytesRead

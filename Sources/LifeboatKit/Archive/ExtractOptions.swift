@@ -80,9 +80,9 @@ public struct ExtractOptions: Sendable {
     public var cancellation: CancellationFlag?
     /// Which inflate implementation decompresses the archive (identical results either way).
     public var inflate: InflateEngine = .current
-    /// The decompressed bytes read inline before the rest is inflated ahead on a thread of its
-    /// own (`ReadAhead`); the same results whatever it is.
-    var readAheadAfter: Int64 = ReadAhead.defaultStart
+    /// When the rest of a long archive is inflated ahead on a thread of its own (`ReadAhead`);
+    /// the same results whatever it is.
+    var readAhead: ReadAhead.Policy = .standard
 
     /// Defaults follow DESIGN.md's example plan: 500 GiB, 10 million entries, reject, if-present.
     public init(

@@ -91,15 +91,15 @@ import Testing
         var unexpected: String?
     }
 
-    static func extract(_ bytes: [UInt8], engine: InflateEngine, readAheadAfter: Int64 = ReadAhead.defaultStart,
+    static func extract(_ bytes: [UInt8], engine: InflateEngine, readAheadAfter: Int64? = nil,
                         in dir: TestDirectory, _ name: String) -> Outcome {
-        let archive = dir.sub("\(name.replacingOccurrences(of: "/", with: "_")).\(engine).\(readAheadAfter).tar.gz")
+        let archive = dir.sub("\(name.replacingOccurrences(of: "/", with: "_")).\(engine).\(readAheadAfter.map(String.init) ?? "standard").tar.gz")
         let into = archive + ".out"
         try! Data(bytes).write(to: URL(fileURLWithPath: archive))
         try! FileManager.default.createDirectory(atPath: into, withIntermediateDirectories: false)
         var options = ExtractOptions(checksum: .off, alwaysComputeSHA256: true)
         options.inflate = engine
-        options.readAheadAfter = readAheadAfter
+        if let readAheadAfter { options.readAhead = .after(readAheadAfter) }
         do {
             let report = try extractArchive(at: archive, into: into, options: options)
             return Outcome(tree: snapshotTree(into), report: report)

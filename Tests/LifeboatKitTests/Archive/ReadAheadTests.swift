@@ -72,6 +72,31 @@ import Testing
         return error.description
     }
 
+    /// While every core has an extraction, none reads ahead; once one ends, a long one still
+    /// going starts reading ahead, mid-stream.
+    @Test func readsAheadOnlyWhileACoreIsIdle() throws {
+        let dir = TestDirectory()
+        let path = dir.sub("long.gz")
+        try writeGzip(Array(repeatElement(Self.longTar(), count: 4).joined()), to: path)
+        let load = ReadAhead.Load(cores: 2)
+        func reader() throws -> ReadAhead {
+            ReadAhead(GzipReader(input: try ArchiveInput(path: path, hashing: false), inflater: try ZlibInflater()),
+                      policy: .whenACoreIsIdle(after: 300 << 10), load: load, progress: nil)
+        }
+        let first = try reader()
+        var second: ReadAhead? = try reader()
+        var read = 0
+        while read < 1 << 20, let chunk = try first.read(upTo: 65_536) { read += chunk.count }
+        _ = try second?.read(upTo: 65_536)
+        #expect(!first.isAhead && second?.isAhead == false, "two extractions on two cores")
+        second = nil
+        #expect(load.running.load(ordering: .relaxed) == 1)
+        while read < 2 << 20, let chunk = try first.read(upTo: 65_536) { read += chunk.count }
+        #expect(first.isAhead, "alone on two cores after \(read) bytes")
+        while let chunk = try first.read(upTo: 65_536) { read += chunk.count }
+        #expect(read == 4 * Self.longTar().count)
+    }
+
     /// Counts the archive's reads, as a store's reader would see them.
     final class CountingReader: ArchiveReading {
         let inner: LocalFileReader
@@ -97,7 +122,7 @@ import Testing
         var seen: [Int64] = []
         var offThread = 0
         let reader = ReadAhead(GzipReader(input: try ArchiveInput(path: path, hashing: true), inflater: try ZlibInflater()),
-                               startAfter: 0, depth: 2) { bytes in
+                               policy: .after(0), depth: 2) { bytes in
             if pthread_equal(pthread_self(), caller) == 0 { offThread += 1 }
             seen.append(bytes)
         }
@@ -113,7 +138,7 @@ import Testing
         // its buffers' worth ahead (2 × 256 KiB of output), not the whole file.
         let counting = try CountingReader(path)
         let input = try ArchiveInput(path: path, reader: counting, hashing: false)
-        var abandoned: ReadAhead? = ReadAhead(GzipReader(input: input, inflater: try ZlibInflater()), startAfter: 0, depth: 2,
+        var abandoned: ReadAhead? = ReadAhead(GzipReader(input: input, inflater: try ZlibInflater()), policy: .after(0), depth: 2,
                                                progress: nil)
         for _ in 0..<3 { _ = try abandoned?.read(upTo: 4_096) }
         abandoned = nil
