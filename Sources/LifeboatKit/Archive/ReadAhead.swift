@@ -9,9 +9,9 @@ import Synchronization
 /// files. That is what a single large restore waits for (1.6× faster measured), and the last job
 /// of a run, alone on the host; `tar -xzf` gets the same from its `gzip` child. While every core
 /// already has an extraction of its own, a second thread per job only costs hand-overs (10 % more
-/// CPU measured on ext4), so it starts only once fewer extractions run than there are cores —
-/// mid-stream, when the others end. Small archives never start it: the first 4 MiB are read as
-/// they always were, on the caller's thread.
+/// CPU measured on ext4), so it starts only once fewer extractions have run than there are cores
+/// for a while (`idleFor`) — mid-stream, when the others end. Small archives never start it: the
+/// first 4 MiB are read as they always were, on the caller's thread.
 ///
 /// Nothing about the outcome changes: the same bytes come in the same order, with the same
 /// failure at the same point of the stream (the inflating thread's error is handed over after the
@@ -23,7 +23,8 @@ import Synchronization
 final class ReadAhead: DecompressedStream {
     /// When the inflating thread starts.
     enum Policy: Sendable {
-        /// Past `after` decompressed bytes, once fewer extractions run than there are cores.
+        /// Past `after` decompressed bytes, once fewer extractions have run than there are cores
+        /// for `idleFor`.
         case whenACoreIsIdle(after: Int64)
         /// Past `after` bytes, whatever else runs (`Int64.max`: never).
         case after(Int64)
@@ -73,11 +74,25 @@ final class ReadAhead: DecompressedStream {
     /// Whether the inflating thread runs.
     var isAhead: Bool { ahead != nil }
 
+    /// Where (in decompressed bytes) a core was last seen idle without a break, if it is.
+    private var idleSince: Int64?
+    /// How long a core must stay idle, in this stream's bytes (about 80 ms of zlib's inflate):
+    /// another job between two extractions (its commit, its next start) does not count.
+    static let idleFor: Int64 = 16 << 20
+
     /// Whether the inflating thread starts now (asked where the caller's thread would inflate).
     private var startsNow: Bool {
         switch policy {
-        case .after(let bytes): gzip.bytesOut >= bytes
-        case .whenACoreIsIdle(let bytes): gzip.bytesOut >= bytes && load.aCoreIsIdle
+        case .after(let bytes):
+            return gzip.bytesOut >= bytes
+        case .whenACoreIsIdle(let bytes):
+            guard load.aCoreIsIdle else {
+                idleSince = nil
+                return false
+            }
+            let since = idleSince ?? gzip.bytesOut
+            idleSince = since
+            return gzip.bytesOut >= bytes && gzip.bytesOut - since >= Self.idleFor
         }
     }
 

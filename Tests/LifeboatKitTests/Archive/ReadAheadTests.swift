@@ -77,7 +77,8 @@ import Testing
     @Test func readsAheadOnlyWhileACoreIsIdle() throws {
         let dir = TestDirectory()
         let path = dir.sub("long.gz")
-        try writeGzip(Array(repeatElement(Self.longTar(), count: 4).joined()), to: path)
+        let tar = Array(repeatElement(Self.longTar(), count: 32).joined())  // about 22 MiB
+        try writeGzip(tar, to: path)
         let load = ReadAhead.Load(cores: 2)
         func reader() throws -> ReadAhead {
             ReadAhead(GzipReader(input: try ArchiveInput(path: path, hashing: false), inflater: try ZlibInflater()),
@@ -91,10 +92,15 @@ import Testing
         #expect(!first.isAhead && second?.isAhead == false, "two extractions on two cores")
         second = nil
         #expect(load.running.load(ordering: .relaxed) == 1)
-        while read < 2 << 20, let chunk = try first.read(upTo: 65_536) { read += chunk.count }
-        #expect(first.isAhead, "alone on two cores after \(read) bytes")
+        // Not at once: a core must stay idle for a while (another job between two extractions
+        // does not count).
+        let alone = read
+        while read < alone + Int(ReadAhead.idleFor) - (512 << 10), let chunk = try first.read(upTo: 65_536) { read += chunk.count }
+        #expect(!first.isAhead)
+        while read < alone + Int(ReadAhead.idleFor) + (512 << 10), let chunk = try first.read(upTo: 65_536) { read += chunk.count }
+        #expect(first.isAhead, "alone on two cores from \(alone) to \(read) bytes")
         while let chunk = try first.read(upTo: 65_536) { read += chunk.count }
-        #expect(read == 4 * Self.longTar().count)
+        #expect(read == tar.count)
     }
 
     /// Counts the archive's reads, as a store's reader would see them.
