@@ -10,8 +10,9 @@ import Synchronization
 /// of a run, alone on the host; `tar -xzf` gets the same from its `gzip` child. While every core
 /// already has an extraction of its own, a second thread per job only costs hand-overs (10 % more
 /// CPU measured on ext4), so it starts only once fewer extractions have run than there are cores
-/// for a while (`idleFor`) — mid-stream, when the others end. Small archives never start it: the
-/// first 4 MiB are read as they always were, on the caller's thread.
+/// for a while (`idleFor`) — mid-stream, when the others end — and stops when they are as many
+/// again. Small archives never start it: the first 4 MiB are read as they always were, on the
+/// caller's thread.
 ///
 /// Nothing about the outcome changes: the same bytes come in the same order, with the same
 /// failure at the same point of the stream (the inflating thread's error is handed over after the
@@ -118,10 +119,22 @@ final class ReadAhead: DecompressedStream {
                 }
                 ahead.give(back: slot)
                 current = nil
+                // Every core has an extraction again: once what was read ahead is used, this
+                // thread reads on its own, as before.
+                if case .whenACoreIsIdle = policy, !load.aCoreIsIdle { ahead.stop() }
             }
-            guard let next = try ahead.take() else { return nil }
-            current = (next.slot, 0, next.count)
-            progress?(next.inputBytes)
+            switch try ahead.take() {
+            case .buffer(let slot, let count, let inputBytes):
+                current = (slot, 0, count)
+                progress?(inputBytes)
+            case .end:
+                return nil
+            case .stopped:
+                self.ahead = nil
+                idleSince = nil
+                gzip.onInput = progress
+                return try read(upTo: max)
+            }
         }
     }
 
@@ -155,15 +168,30 @@ final class ReadAhead: DecompressedStream {
             UnsafeMutableRawBufferPointer(rebasing: memory[(slot * slotSize)..<((slot + 1) * slotSize)])
         }
 
-        /// The next filled buffer; nil at the end of the stream; the stream's error after the
-        /// data before it.
-        func take() throws -> (slot: Int, count: Int, inputBytes: Int64)? {
+        enum Taken {
+            /// A filled buffer: its bytes, and the compressed bytes read by then.
+            case buffer(slot: Int, count: Int, inputBytes: Int64)
+            /// The end of the stream.
+            case end
+            /// Stopped (`stop()`) with every buffer filled taken: the stream goes on inline.
+            case stopped
+        }
+
+        /// The next filled buffer, or how the stream ended (its error after the data before it),
+        /// or `stopped`.
+        func take() throws -> Taken {
             condition.lock()
             defer { condition.unlock() }
-            while filled.isEmpty && end == nil { condition.wait() }
-            if !filled.isEmpty { return filled.removeFirst() }
-            try end?.get()
-            return nil
+            while filled.isEmpty && end == nil && !exited { condition.wait() }
+            if !filled.isEmpty {
+                let next = filled.removeFirst()
+                return .buffer(slot: next.slot, count: next.count, inputBytes: next.inputBytes)
+            }
+            if let end {
+                try end.get()
+                return .end
+            }
+            return .stopped
         }
 
         func give(back slot: Int) {
@@ -173,7 +201,8 @@ final class ReadAhead: DecompressedStream {
             condition.unlock()
         }
 
-        /// Stops the inflating thread and waits for it (it finishes the buffer it is filling).
+        /// Stops the inflating thread and waits for it (it finishes the buffer it is filling; the
+        /// buffers filled stay to be taken).
         func stop() {
             condition.lock()
             stopping = true

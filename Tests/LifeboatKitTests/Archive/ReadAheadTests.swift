@@ -85,9 +85,10 @@ import Testing
                       policy: .whenACoreIsIdle(after: 300 << 10), load: load, progress: nil)
         }
         let first = try reader()
+        var bytes: [UInt8] = []
         var second: ReadAhead? = try reader()
         var read = 0
-        while read < 1 << 20, let chunk = try first.read(upTo: 65_536) { read += chunk.count }
+        while read < 1 << 20, let chunk = try first.read(upTo: 65_536) { read += chunk.count; bytes += chunk }
         _ = try second?.read(upTo: 65_536)
         #expect(!first.isAhead && second?.isAhead == false, "two extractions on two cores")
         second = nil
@@ -95,12 +96,18 @@ import Testing
         // Not at once: a core must stay idle for a while (another job between two extractions
         // does not count).
         let alone = read
-        while read < alone + Int(ReadAhead.idleFor) - (512 << 10), let chunk = try first.read(upTo: 65_536) { read += chunk.count }
+        while read < alone + Int(ReadAhead.idleFor) - (512 << 10), let chunk = try first.read(upTo: 65_536) { read += chunk.count; bytes += chunk }
         #expect(!first.isAhead)
-        while read < alone + Int(ReadAhead.idleFor) + (512 << 10), let chunk = try first.read(upTo: 65_536) { read += chunk.count }
+        while read < alone + Int(ReadAhead.idleFor) + (512 << 10), let chunk = try first.read(upTo: 65_536) { read += chunk.count; bytes += chunk }
         #expect(first.isAhead, "alone on two cores from \(alone) to \(read) bytes")
-        while let chunk = try first.read(upTo: 65_536) { read += chunk.count }
-        #expect(read == tar.count)
+        // Another extraction starts: what was read ahead is used, then the reader is inline again.
+        let third = try reader()
+        let busy = read
+        while read < busy + (2 << 20), let chunk = try first.read(upTo: 65_536) { read += chunk.count; bytes += chunk }
+        #expect(!first.isAhead, "back inline \(read - busy) bytes after every core was busy again")
+        _ = third
+        while let chunk = try first.read(upTo: 65_536) { read += chunk.count; bytes += chunk }
+        #expect(read == tar.count && bytes == tar)
     }
 
     /// Counts the archive's reads, as a store's reader would see them.
