@@ -62,8 +62,7 @@ public func verifyArchive(
     return try ArchivePipeline.run(LocalArchive(path: archivePath), expected: expected, writer: nil, options: options, progress: progress)
 }
 
-/// read → SHA-256 → gunzip → tar → extractor (the first three a few buffers ahead, on a thread of
-/// their own, once the archive proves long: `ReadAhead`).
+/// read → SHA-256 → gunzip → tar → extractor.
 enum ArchivePipeline {
     static func run(
         _ source: any ArchiveSource, expected: String?, writer: StagingWriter?, options: ExtractOptions, progress: ((Int64) -> Void)?
@@ -72,8 +71,8 @@ enum ArchivePipeline {
         do {
             let input = try ArchiveInput(path: archivePath, reader: source.openReader(cancellation: options.cancellation),
                                          hashing: expected != nil || options.alwaysComputeSHA256)
-            let gzip = ReadAhead(GzipReader(input: input, inflater: try options.inflate.makeInflater()),
-                                 policy: options.readAhead, progress: progress)
+            let gzip = GzipReader(input: input, inflater: try options.inflate.makeInflater())
+            gzip.onInput = progress
             var report = try Extractor(reader: TarReader(stream: gzip, maxBytes: options.maxBytes, maxSparseRegions: options.maxEntries),
                                    writer: writer, options: options).run()
             report.archiveBytes = input.bytesRead

@@ -80,9 +80,6 @@ public struct ExtractOptions: Sendable {
     public var cancellation: CancellationFlag?
     /// Which inflate implementation decompresses the archive (identical results either way).
     public var inflate: InflateEngine = .current
-    /// When the rest of a long archive is inflated ahead on a thread of its own (`ReadAhead`);
-    /// the same results whatever it is.
-    var readAhead: ReadAhead.Policy = .standard
 
     /// Defaults follow DESIGN.md's example plan: 500 GiB, 10 million entries, reject, if-present.
     public init(

@@ -1,30 +1,9 @@
-/// Decompressed archive bytes, read front to back in views that stay valid until the next call.
-protocol DecompressedStream: AnyObject {
-    /// The next at most `max` decompressed bytes, valid until the next call; nil at the end.
-    func read(upTo max: Int) throws -> UnsafeRawBufferPointer?
-}
-
-extension DecompressedStream {
-    /// Reads to the end of the stream, discarding the data (a gzip stream still has its CRC
-    /// checked). Returns the number of bytes discarded; stops with an error beyond `limit`.
-    func drain(limit: Int64) throws -> Int64 {
-        var total: Int64 = 0
-        while let chunk = try read(upTo: Int.max) {
-            total += Int64(chunk.count)
-            if total > limit {
-                throw ArchiveError(.limitExceeded, "more than \(limit) bytes follow the tar end-of-archive marker")
-            }
-        }
-        return total
-    }
-}
-
 /// A gzip stream (one or more members) decompressed on demand into one fixed buffer.
 ///
 /// `read(upTo:)` hands out views straight into the inflate output buffer, so file data goes from
 /// zlib to `write(2)` without being copied. Truncation, a member that fails its CRC-32 or ISIZE,
 /// and bytes after the last member that are not another member are all errors.
-final class GzipReader: DecompressedStream {
+final class GzipReader {
     private enum State { case inMember, betweenMembers, finished }
 
     private let input: ArchiveInput
@@ -66,31 +45,30 @@ final class GzipReader: DecompressedStream {
         return view
     }
 
-    /// Whether output inflated earlier is still to be read (the next `read` hands it out).
-    var hasBufferedOutput: Bool { outStart < outEnd }
-
-    /// The compressed bytes read so far.
-    var inputBytesRead: Int64 { input.bytesRead }
+    /// Reads to the end of the gzip stream, discarding the data (which still has its CRC checked).
+    /// Returns the number of bytes discarded; stops with an error beyond `limit`.
+    func drain(limit: Int64) throws -> Int64 {
+        var total: Int64 = 0
+        while let chunk = try read(upTo: Int.max) {
+            total += Int64(chunk.count)
+            if total > limit {
+                throw ArchiveError(.limitExceeded, "more than \(limit) bytes follow the tar end-of-archive marker")
+            }
+        }
+        return total
+    }
 
     private func refill() throws -> Bool {
         outStart = 0
-        outEnd = try produce(into: outBuffer)
-        return outEnd > 0
-    }
-
-    /// Inflates the next bytes into `output` (a whole buffer, as `read` refills its own): at
-    /// least one byte, as many as one step of the inflater gives; 0 at the end of the stream.
-    /// Only for a reader whose own buffer is drained (`hasBufferedOutput` false), as
-    /// `ReadAhead` uses it; `bytesOut` does not count these.
-    func produce(into output: UnsafeMutableRawBufferPointer) throws -> Int {
+        outEnd = 0
         while true {
             switch state {
             case .finished:
-                return 0
+                return false
             case .betweenMembers:
                 guard try ensureInput() else {
                     state = .finished
-                    return 0
+                    return false
                 }
                 // Another member must start with the gzip magic; anything else is garbage.
                 guard inBuffer[inStart] == 0x1F else {
@@ -104,14 +82,17 @@ final class GzipReader: DecompressedStream {
                         ? "the gzip stream ends in the middle of a member"
                         : "the archive is empty")
                 }
-                let progress = try inflater.inflate(UnsafeRawBufferPointer(rebasing: inBuffer[inStart..<inEnd]), into: output)
+                let progress = try inflater.inflate(
+                    UnsafeRawBufferPointer(rebasing: inBuffer[inStart..<inEnd]),
+                    into: UnsafeMutableRawBufferPointer(rebasing: outBuffer[outEnd...]))
                 inStart += progress.consumed
+                outEnd += progress.produced
                 if progress.memberEnded { state = .betweenMembers }
                 if progress.consumed == 0, progress.produced == 0, !progress.memberEnded {
                     // zlib needs more input than is buffered: slide what is left and read more.
                     try readMore(forceCompact: true)
                 }
-                if progress.produced > 0 { return progress.produced }
+                if outEnd > 0 { return true }
             }
         }
     }

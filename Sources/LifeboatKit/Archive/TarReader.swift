@@ -31,7 +31,7 @@ final class TarReader {
     /// The cap on metadata headers in a row before a real entry.
     static let maxMetadataRun = 64
 
-    private let stream: any DecompressedStream
+    private let stream: GzipReader
     private let header = UnsafeMutableRawBufferPointer.allocate(byteCount: TarHeader.blockSize, alignment: 8)
     private var dataRemaining: Int64 = 0
     private var paddingRemaining: Int64 = 0
@@ -49,7 +49,7 @@ final class TarReader {
     /// - Parameters:
     ///   - maxBytes: the bound on the entries' data and the metadata (`max_bytes`).
     ///   - maxSparseRegions: the bound on one sparse file's regions (`max_entries`).
-    init(stream: any DecompressedStream, maxBytes: Int64, maxSparseRegions: Int) {
+    init(stream: GzipReader, maxBytes: Int64, maxSparseRegions: Int) {
         self.stream = stream
         self.maxBytes = maxBytes
         self.maxSparseRegions = maxSparseRegions
