@@ -10,7 +10,9 @@ struct SymlinkResolver {
 
     static let maxExpansions = 40
 
-    /// Whether the link at `path` resolves to a place inside the root.
+    /// Whether the link at `path` resolves to a place inside the root, or to nothing at all: a
+    /// loop (`a -> a`), or a chain longer than the kernel follows, which it refuses with ELOOP
+    /// (it counts the link itself too, so it gives up before this does). GNU tar extracts those.
     func staysInside(linkAt path: EntryPath, target: String) -> Bool {
         var current = Array(path.components.dropLast())
         var pending = Self.parts(target)
@@ -25,7 +27,8 @@ struct SymlinkResolver {
             current.append(part)
             guard let next = linkTarget(current.joined(separator: "/")) else { continue }
             expansions += 1
-            guard expansions <= Self.maxExpansions, !next.hasPrefix("/") else { return false }
+            if expansions > Self.maxExpansions { return true }
+            guard !next.hasPrefix("/") else { return false }
             current.removeLast()
             pending.append(contentsOf: Self.parts(next))
         }

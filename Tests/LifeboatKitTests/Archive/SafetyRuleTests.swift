@@ -168,6 +168,31 @@ import Testing
         #expect(snapshotTree(scene.destination)["link"] == "link -> sub")
     }
 
+    /// A loop of links resolves to nothing (the kernel answers ELOOP), so it cannot leave the
+    /// tree: GNU tar extracts it, and so does Lifeboat. One that escapes before it loops does not.
+    @Test func symlinkLoopsAreExtractedAsTheyAre() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.symlink("self", to: "self")
+        tar.symlink("a", to: "b")
+        tar.symlink("b", to: "a")
+        tar.symlink("deep/c", to: "../a/x")
+        tar.end()
+        try scene.write(tar)
+        let report = try await scene.restore()
+        #expect(report.skipped.isEmpty && report.entries == 4)
+        let tree = snapshotTree(scene.destination)
+        #expect(tree["self"] == "link -> self" && tree["a"] == "link -> b" && tree["b"] == "link -> a" && tree["deep/c"] == "link -> ../a/x", "\(tree)")
+
+        var escaping = TarBuilder()
+        escaping.directory("d")
+        escaping.symlink("d/up", to: "..")
+        escaping.symlink("a", to: "b")
+        escaping.symlink("b", to: "d/up/../a")   // lexically d/a, really ../a: outside before it loops
+        escaping.end()
+        #expect(try await scene.expectRejected(escaping)?.rule == .linkEscapesRoot)
+    }
+
     /// Under skip, a link checked as going through another held-back link must not stay when
     /// that one is refused as it is made: `z` is inside only while `B` is a link, and `B/l`
     /// makes `B` a directory first (found by a hostile-archive review).
