@@ -2,7 +2,8 @@
 ///
 /// `read(upTo:)` hands out views straight into the inflate output buffer, so file data goes from
 /// zlib to `write(2)` without being copied. Truncation, a member that fails its CRC-32 or ISIZE,
-/// and bytes after the last member that are not another member are all errors.
+/// and bytes after the last member that are not another member are all errors — except zeros to
+/// the end of the file (padding, which gzip ignores too).
 final class GzipReader {
     private enum State { case inMember, betweenMembers, finished }
 
@@ -67,6 +68,18 @@ final class GzipReader {
                 return false
             case .betweenMembers:
                 guard try ensureInput() else {
+                    state = .finished
+                    return false
+                }
+                // Zero padding to the end (a tape's or dd's blocks): gzip ignores it, and so does
+                // this, as long as nothing but zeros follows.
+                if inBuffer[inStart] == 0 {
+                    repeat {
+                        guard inBuffer[inStart..<inEnd].allSatisfy({ $0 == 0 }) else {
+                            throw ArchiveError(.corrupt, "unexpected data after the end of the gzip stream (trailing garbage after zero padding)")
+                        }
+                        inStart = inEnd
+                    } while try ensureInput()
                     state = .finished
                     return false
                 }

@@ -44,6 +44,23 @@ import Testing
         #expect(try await scene.expectRejectedArchive()?.code == .corrupt)
     }
 
+    /// Zeros to the end of the file are padding (a tape's or dd's blocks), which gzip and so
+    /// `tar -xzf` ignore: so does Lifeboat, over several reads. Anything after them is garbage.
+    @Test func zeroPaddingAfterTheGzipStreamIsIgnored() async throws {
+        let scene = try RestoreScene()
+        try scene.write(Self.simpleTar(3))
+        let archive = try Data(contentsOf: URL(fileURLWithPath: scene.archive))
+        try (archive + Data(count: 600 << 10)).write(to: URL(fileURLWithPath: scene.archive))
+        let report = try await scene.restore()
+        #expect(report.entries == 3 && report.archiveBytes == Int64(archive.count + (600 << 10)))
+        try FileManager.default.removeItem(atPath: scene.destination)
+        for tail in [Data(count: 600 << 10) + Data("x".utf8), Data(count: 7) + Data([0x1F, 0x8B])] {
+            try (archive + tail).write(to: URL(fileURLWithPath: scene.archive))
+            let error = try await scene.expectRejectedArchive()
+            #expect(error?.code == .corrupt && error?.description.contains("trailing garbage after zero padding") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test func multiMemberGzipIsOneStream() async throws {
         let scene = try RestoreScene()
         let tar = Self.simpleTar(4).bytes

@@ -183,7 +183,7 @@ import Testing
             cases.append(("\(label): trailing garbage", archive + Array("garbage".utf8)))
             cases.append(("\(label): trailing 0x1f garbage", archive + [0x1F, 0x8B, 0x08, 0, 1, 2]))
             cases.append(("\(label): trailing lone 0x1f", archive + [0x1F]))
-            cases.append(("\(label): trailing zeros", archive + [UInt8](repeating: 0, count: 16)))
+            cases.append(("\(label): trailing zeros then garbage", archive + [UInt8](repeating: 0, count: 16) + [0x01]))
             var magic = archive
             magic[1] = 0x8C
             cases.append(("\(label): bad magic", magic))
