@@ -73,7 +73,7 @@ public enum PlanLoader {
                 snapshots = PathTemplate.normalise(text.hasPrefix("/") ? text : baseDirectory + "/" + text)
             }
         } else {
-            reader.error(at: root, "missing required key \"snapshots\" (the snapshot store directory)")
+            doc.requireValue("snapshots", "the snapshot store directory", missingAt: root)
         }
 
         let target = pathTemplate(&doc, "target", reader: reader, base: baseDirectory, required: true)
@@ -230,7 +230,7 @@ public enum PlanLoader {
 
     private static func pathTemplate(_ doc: inout YAMLMapping, _ key: String, reader: YAMLReader, base: String, required: Bool) -> PathTemplate? {
         guard let (text, node) = doc.string(key) else {
-            if required { reader.error(at: doc.node, "missing required key \"\(key)\" (a path template with {site} and {product})") }
+            if required { doc.requireValue(key, "a path template with {site} and {product}") }
             return nil
         }
         let template: PathTemplate
@@ -314,22 +314,24 @@ public enum PlanLoader {
         for (i, node) in nodes.enumerated() {
             let path = "products[\(i)]"
             guard var p = YAMLMapping(node, path: path, reader: reader) else { continue }
-            guard let (name, nameNode) = p.string("name") else {
-                reader.error(at: node, "\(path) needs a \"name\"")
-                p.finish()
+            // Every key is read before the name is required: a product without one has its other
+            // keys checked, not called unknown.
+            let named = p.string("name")
+            var spec = ProductSpec(name: named?.0 ?? "")
+            spec.priority = p.int("priority", range: -1_000_000...1_000_000) ?? 0
+            let after = p.strings("after") ?? []
+            spec.after = after.map(\.0)
+            spec.concurrency = p.int("concurrency", range: 1...10_000)
+            spec.postRestore = command(&p, "post_restore", path: "\(path).post_restore", reader: reader)
+            p.finish()
+            guard let (name, nameNode) = named else {
+                if p.has("name") { p.requireValue("name", "the product's id") } else { reader.error(at: node, "\(path) needs a \"name\"") }
                 continue
             }
             if !Identifier.isValid(name) { reader.error(at: nameNode, "\(path).name \"\(name)\" is not a valid product id; \(Identifier.rule)") }
             if let earlier = seen[name] { reader.error(at: nameNode, "\(path).name \"\(name)\" is already declared by products[\(earlier)]") }
             seen[name] = i
-            var spec = ProductSpec(name: name)
-            spec.priority = p.int("priority", range: -1_000_000...1_000_000) ?? 0
-            let after = p.strings("after") ?? []
-            spec.after = after.map(\.0)
             afterNodes.append(after.map(\.1))
-            spec.concurrency = p.int("concurrency", range: 1...10_000)
-            spec.postRestore = command(&p, "post_restore", path: "\(path).post_restore", reader: reader)
-            p.finish()
             products.append(spec)
         }
         // Dependencies: known, not self, acyclic.

@@ -246,6 +246,20 @@ public struct YAMLMapping {
 
     public func has(_ key: String) -> Bool { entries.contains { $0.key == key } }
 
+    /// Whether `key` is there with no value (`key:` or `key: ~`).
+    public func isNull(_ key: String) -> Bool { entries.first { $0.key == key }?.value.isNull ?? false }
+
+    /// Reports a required key that `value`, `string`… found nothing for: absent (at `missingAt`,
+    /// the mapping's node by default), or there but empty (at the key). A value of the wrong
+    /// type was reported by the accessor.
+    public func requireValue(_ key: String, _ what: String, missingAt node: Node? = nil) {
+        guard let keyNode = keyNode(key) else {
+            reader.error(at: node ?? self.node, "missing required key \"\(qualified(key))\" (\(what))")
+            return
+        }
+        if isNull(key) { reader.error(at: keyNode, "\(qualified(key)) is empty: it needs \(what)") }
+    }
+
     /// The node of a key itself (for positions).
     public func keyNode(_ key: String) -> Node? { entries.first { $0.key == key }?.keyNode }
 

@@ -295,5 +295,21 @@ import Testing
             #"1:1: missing required key "target" (a path template with {site} and {product})"#,
             #"1:1: missing required key "products" (the list of products to restore)"#,
         ])
+        // There but empty: said so, at the key (found by a review: "missing" at 1:1).
+        #expect(problems("name: x\nsnapshots:\ntarget: ~\nproducts: [{ name: a }]\n") == [
+            #"2:1: snapshots is empty: it needs the snapshot store directory"#,
+            #"3:1: target is empty: it needs a path template with {site} and {product}"#,
+        ])
+        // A wrong type is said once, not also "missing".
+        #expect(problems("name: x\nsnapshots: [a]\ntarget: /t/{site}/{product}\nproducts: [{ name: a }]\n")
+                == [#"2:12: snapshots must be a string, found a list"#])
+    }
+
+    /// A product without a name has its other keys checked as usual, not called unknown.
+    @Test func aProductWithoutANameIsSaidOnce() {
+        let head = "name: x\nsnapshots: /s\ntarget: /t/{site}/{product}\nproducts:\n"
+        #expect(problems(head + "  - priority: 1\n    after: [b]\n") == [#"5:5: products[0] needs a "name""#])
+        #expect(problems(head + "  - name:\n    priority: 1\n") == [#"5:5: products[0].name is empty: it needs the product's id"#])
+        #expect(problems(head + "  - priority: 1\n    colour: red\n").contains { $0.contains(#"unknown key "colour" in products[0]"#) })
     }
 }
