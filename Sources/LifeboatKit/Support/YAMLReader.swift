@@ -141,14 +141,21 @@ public final class YAMLReader {
 
     private func record(_ yamlError: YamlError) {
         switch yamlError {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-            error(at: SourceMark(mark), "YAML syntax error: \(problem)")
-        case .composer(_, let problem, let mark, _):
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
+            // Where the construct began is where to look (an unclosed quote, found at the end).
+            if let context {
+                error(at: SourceMark(context.mark), "YAML syntax error: \(context.text), \(problem) at \(mark.line):\(mark.column)")
+            } else {
+                error(at: SourceMark(mark), "YAML syntax error: \(problem)")
+            }
+        case .composer(let context, let problem, let mark, _):
             if problem.contains("undefined alias") || problem.contains("alias") {
                 error(at: SourceMark(mark),
                       "YAML anchors and aliases are not allowed (alias expansion is a denial-of-service vector); write the value out")
+            } else if problem.contains("another document") {
+                error(at: SourceMark(mark), "a plan is one YAML document, but a second one (after ---) begins here; put it in a file of its own")
             } else {
-                error(at: SourceMark(mark), "YAML error: \(problem)")
+                error(at: SourceMark(mark), "YAML error: \(context.map { "\($0.text), " } ?? "")\(problem)")
             }
         case .duplicatedKeysInMapping(let duplicates, let context):
             for key in duplicates.sorted() {
@@ -171,8 +178,10 @@ public final class YAMLReader {
             var body = line.drop { $0 == " " }
             if body.hasPrefix("- ") { body = body.dropFirst(2).drop { $0 == " " } }
             let column = line.count - body.count + 1
-            guard column == mark.column, body.hasPrefix(key) else { continue }
-            let rest = body.dropFirst(key.count).drop { $0 == " " }
+            guard column == mark.column else { continue }
+            // The key as written: bare, or quoted either way.
+            guard let written = [key, "\"\(key)\"", "'\(key)'"].first(where: { body.hasPrefix($0) }) else { continue }
+            let rest = body.dropFirst(written.count).drop { $0 == " " }
             guard rest.hasPrefix(":") else { continue }
             seen += 1
             if seen == 2 { return SourceMark(line: index + 1, column: column) }

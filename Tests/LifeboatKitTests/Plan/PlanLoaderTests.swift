@@ -159,11 +159,19 @@ import Testing
         let result = problems(variant("concurrency: 8", "concurrency: [8"))
         #expect(result.count == 1)
         #expect(result.first?.contains("YAML syntax error") == true)
-        #expect(result.first?.hasPrefix("21:") == true || result.first?.hasPrefix("20:") == true)
+        #expect(result.first?.hasPrefix("19:14: YAML syntax error: while parsing a flow sequence") == true, "\(result)")
+        // An unclosed quote is found at the end of the file: the error points where it opened.
+        let head = "name: x\nsnapshots: \"/s\ntarget: /t/{site}/{product}\nproducts:\n  - name: a\n"
+        #expect(problems(head) == [#"2:12: YAML syntax error: while scanning a quoted scalar, found unexpected end of stream at 6:1"#])
+        // A second document: said so, where it begins.
+        #expect(problems(Self.valid + "\n---\nname: other\n") == [#"36:1: a plan is one YAML document, but a second one (after ---) begins here; put it in a file of its own"#])
     }
 
     @Test func duplicateKey() {
         #expect(problems(variant("concurrency: 8\n", "concurrency: 8\nconcurrency: 9\n"))
+                == [#"20:1: duplicate key "concurrency"; each key may appear only once in a mapping"#])
+        // Quoted the second time: the same key.
+        #expect(problems(variant("concurrency: 8\n", "concurrency: 8\n\"concurrency\": 9\n"))
                 == [#"20:1: duplicate key "concurrency"; each key may appear only once in a mapping"#])
         // The same name in list items and nested mappings is another key: the line is the second
         // top-level one, and a duplicate inside a list item points inside that item.
