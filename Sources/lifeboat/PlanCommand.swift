@@ -51,14 +51,19 @@ struct PlanCheck: ParsableCommand {
             }
         }
         let indices = plans.keys.sorted()
+        var unique = plans
         for (position, diagnostic) in PlanConflicts.duplicateNames(indices.map { plans[$0]! }) {
             var diagnostic = diagnostic
             diagnostic.file = results[indices[position]].file
             results[indices[position]].ok = false
             results[indices[position]].errors.append(diagnostic)
+            unique[indices[position]] = nil
         }
-        let conflicts = PlanConflicts.check(Array(plans.values), stateDirectory: stateDir ?? DefaultPaths.stateDirectory)
-        for (index, plan) in plans {
+        // The rules across plans name plans, so they are checked among plans of unique names (as
+        // the daemon serves neither of two files with one name): an error is never pinned on the
+        // wrong file.
+        let conflicts = PlanConflicts.check(Array(unique.values), stateDirectory: stateDir ?? DefaultPaths.stateDirectory)
+        for (index, plan) in unique {
             let found = conflicts.filter { $0.plan == plan.name }.map { conflict in
                 var diagnostic = conflict.diagnostic
                 diagnostic.file = results[index].file

@@ -86,6 +86,23 @@ import Testing
         #expect(errors?.first?["column"] as? Int == 1)
     }
 
+    /// Two files with one plan name are both refused for it, and the rules across plans are
+    /// checked among the others: an error about one file's text is never pinned on the other.
+    @Test func planCheckOfTwoFilesWithOneName() throws {
+        let dir = TempDir()
+        let first = dir.write("a1.yaml", "name: a\nsnapshots: /lb/s1\ntarget: /lb/t1/{site}/{product}\nproducts: [{name: p}]\n")
+        let second = dir.write("a2.yaml", "name: a\nsnapshots: /lb/s2\ntarget: /lb/d/{site}/{product}\nproducts: [{name: p}]\n")
+        let other = dir.write("d.yaml", "name: d\nsnapshots: /lb/d\ntarget: /lb/t3/{site}/{product}\nproducts: [{name: p}]\n")
+        let result = try run(Binaries.lifeboat, ["plan", "check", "--json", first, second, other])
+        #expect(result.status == 2)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        let messages = json.map { (($0["errors"] as? [[String: Any]]) ?? []).compactMap { $0["message"] as? String } }
+        #expect(messages.count == 3)
+        #expect(messages[0].count == 1 && messages[0].first?.contains("plan name \"a\" is also used by") == true, "\(messages[0])")
+        #expect(messages[1].count == 1 && messages[1].first?.contains("plan name \"a\" is also used by") == true, "\(messages[1])")
+        #expect(messages[2].isEmpty, "\(messages[2])")
+    }
+
     @Test func usageErrorsExitTwo() throws {
         #expect(try run(Binaries.lifeboat, ["no-such-command"]).status == 2)
         #expect(try run(Binaries.lifeboat, ["fleet", "generate", "/tmp/x", "--sites", "0", "--products", "a"]).status == 2)
