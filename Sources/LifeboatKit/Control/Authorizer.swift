@@ -72,8 +72,27 @@ public struct Authorizer: Sendable {
 /// The authorizer in force; a config reload replaces it.
 public final class AccessControl: Sendable {
     private let current: Mutex<Authorizer>
+    /// Per uid, when its recent refused deletes were recorded in the ledger.
+    private let refusals = Mutex<[UInt32: [Date]]>([:])
+
+    /// Refused deletes recorded per uid within `refusalWindow`; more are logged only. A refused
+    /// delete is recorded so that the attempt is on record, but anyone who can connect may make
+    /// one: without a bound, a reader could fill the ledger and push real runs off `runs`.
+    public static let recordedRefusals = 10
+    public static let refusalWindow: TimeInterval = 600
 
     public init(_ authorizer: Authorizer) { current = Mutex(authorizer) }
+
+    /// Whether a refused delete of `peer`'s, at `now`, is recorded in the ledger (and counts).
+    public func mayRecordRefusal(of peer: PeerCredentials, at now: Date) -> Bool {
+        refusals.withLock { all in
+            var recent = (all[peer.uid] ?? []).filter { now.timeIntervalSince($0) < Self.refusalWindow }
+            defer { all[peer.uid] = recent.isEmpty ? nil : recent }
+            guard recent.count < Self.recordedRefusals else { return false }
+            recent.append(now)
+            return true
+        }
+    }
 
     public var authorizer: Authorizer {
         get { current.withLock { $0 } }

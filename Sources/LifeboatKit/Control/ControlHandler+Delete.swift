@@ -16,7 +16,8 @@ extension Control.RunStart {
     /// delete, behind its layers of protection (DESIGN.md "Soft deletes"): only root or a deleter
     /// may delete; every id must name an existing target of the plan; the plan's `max_sites`; and
     /// the token of a dry run over the very same selection, plan version and target content.
-    /// Every attempt is logged; every refused real delete is recorded in the ledger as a run.
+    /// Every attempt is logged; a refused real delete is recorded in the ledger as a run (up to
+    /// `AccessControl.recordedRefusals` per caller within `refusalWindow`; the log has them all).
     func startDelete(_ call: ControlCall, plan: Plan) async throws -> DeleteAnswer {
         let dryRun = self.dryRun ?? false
         let sites = self.sites ?? []
@@ -37,6 +38,9 @@ extension Control.RunStart {
             metadata["why"] = .string(message)
             logger.warning("delete refused", metadata: metadata)
             guard !dryRun else { throw ControlError(code, message) }
+            guard call.services.access.mayRecordRefusal(of: peer, at: call.services.clock.now()) else {
+                throw ControlError(code, message + " (this attempt is in the daemon's log only: \(peer) made more than \(AccessControl.recordedRefusals) refused deletes within \(Int(AccessControl.refusalWindow / 60)) minutes)")
+            }
             do {
                 let run = try await engine.recordRefusedDelete(runRequest, sites: sites, refusal: message)
                 throw ControlError(code, message + " (this attempt is recorded as run \(run.id))")

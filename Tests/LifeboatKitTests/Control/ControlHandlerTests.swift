@@ -68,6 +68,26 @@ import Testing
         #expect(try await fx.answer(#"{"id":7,"command":"run.list"}"#).results.isEmpty)
     }
 
+    /// A refused delete is recorded as a run, but a reader cannot fill the ledger with them:
+    /// past ten within ten minutes, the attempts are in the log only (found by a hostile-client
+    /// review: 300 refused deletes pushed every real run off `lifeboat runs`).
+    @Test func refusedDeletesOfOneCallerAreRecordedUpToABound() async throws {
+        let fx = try DaemonFixture()
+        let line = #"{"id":3,"command":"run.start","params":{"plan":"main","mode":"delete","sites":["acme"],"confirm":"x","reason":"r"}}"#
+        var recorded = 0, logOnly = 0
+        for _ in 0..<(AccessControl.recordedRefusals + 3) {
+            let refused = try await fx.answer(line, as: DaemonFixture.reader)
+            #expect(refused.code == "forbidden", "\(refused.text)")
+            if refused.message.contains("recorded as run") { recorded += 1 }
+            if refused.message.contains("in the daemon's log only") { logOnly += 1 }
+        }
+        #expect(recorded == AccessControl.recordedRefusals && logOnly == 3)
+        #expect(try await fx.answer(#"{"id":4,"command":"run.list"}"#).results.count == AccessControl.recordedRefusals)
+        // Another caller has a bound of its own.
+        let other = PeerCredentials(pid: 2, uid: 4242, gid: 4242)
+        #expect(try await fx.answer(line, as: other).message.contains("recorded as run"))
+    }
+
     @Test func aReaderMayNotChangeAnything() async throws {
         let fx = try DaemonFixture()
         for line in [#"{"id":8,"command":"run.start","params":{"plan":"main","mode":"restore"}}"#,
