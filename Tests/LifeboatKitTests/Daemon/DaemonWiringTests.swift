@@ -4,8 +4,9 @@ import Testing
 @testable import LifeboatKit
 
 /// The daemon as `makeDaemon` wires it — runtime, run manager, control server, finisher — and the
-/// runtime `lifeboat run` builds, each doing a run end to end.
-@Suite struct DaemonWiringTests {
+/// runtime `lifeboat run` builds, each doing a run end to end. One at a time: two daemons in one
+/// process at once (never so in production) hung twice in six runs, every thread idle.
+@Suite(.serialized) struct DaemonWiringTests {
     /// Runs blocking client calls on a thread of their own, off the tasks the daemon needs.
     func offThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
@@ -128,6 +129,8 @@ import Testing
             await daemon.group.triggerGracefulShutdown()
             try await group.waitForAll()
         }
+        // The fixture's directories (plans, state) stay until the daemon is gone.
+        withExtendedLifetime(fx) {}
     }
 
     /// `lifeboat run`'s runtime: the ledger given, the bus, the finisher and the guardrails.
