@@ -51,24 +51,24 @@ public final class Scheduler: Service {
     public func tick() async throws -> Date {
         let now = clock.now()
         var wake = now.addingTimeInterval(Double(recheck.components.seconds))
-        let previous = seen.withLock { $0 }
-        var current: [String: String] = [:]
-        defer { seen.withLock { $0 = current } }
-        for entry in plans.plans {
-            guard let schedule = entry.plan.schedule else { continue }
-            current[entry.plan.name] = schedule.exercise.text
-            var record = try await ledger.schedule(plan: entry.plan.name)
-                ?? ScheduleRecord(plan: entry.plan.name, lastFireAt: nil, exercises: 0, armedAt: now)
-            if record.exercises == 0 && record.lastFireAt == nil {
+        let scheduled = plans.plans.compactMap { entry in entry.plan.schedule.map { (entry.plan, $0) } }
+        let previous = seen.withLock { seen in
+            defer { seen = Dictionary(scheduled.map { ($0.0.name, $0.1.exercise.text) }, uniquingKeysWith: { $1 }) }
+            return seen
+        }
+        for (plan, schedule) in scheduled {
+            let stored = try await ledger.schedule(plan: plan.name)
+            var record = stored ?? ScheduleRecord(plan: plan.name, lastFireAt: nil, exercises: 0, armedAt: now)
+            if stored == nil {
                 try await ledger.saveSchedule(record)
-            } else if let previous, previous[entry.plan.name] != schedule.exercise.text, record.base < now {
+            } else if let previous, previous[plan.name] != schedule.exercise.text, record.base < now {
                 // Changed (or back) by a reload while the daemon ran: the slots before now were
                 // not missed. (A schedule changed while the daemon was down fires once, as missed.)
                 try await rearm(&record, at: now)
             }
             if let due = schedule.exercise.nextFire(after: record.base), due <= now {
                 let sites = schedule.scale.sites(forExercise: record.exercises, total: Int.max)
-                logger.notice("scheduled exercise due", metadata: ["plan": "\(entry.plan.name)", "slot": "\(Timestamp.iso(due))",
+                logger.notice("scheduled exercise due", metadata: ["plan": "\(plan.name)", "slot": "\(Timestamp.iso(due))",
                                                                     "exercise": "\(record.exercises + 1)", "sites": "\(sites)"])
                 // Recorded first: a crash right after must not fire it again at the next start.
                 let previous = record
@@ -79,20 +79,20 @@ public final class Scheduler: Service {
                     // Several hosts share the schedule: the one whose record lands fires it.
                     ours = try await shared.recordFire(record, replacing: previous)
                     if !ours {
-                        logger.info("scheduled exercise fired by another host", metadata: ["plan": "\(entry.plan.name)"])
-                        record = try await ledger.schedule(plan: entry.plan.name) ?? record
+                        logger.info("scheduled exercise fired by another host", metadata: ["plan": "\(plan.name)"])
+                        record = try await ledger.schedule(plan: plan.name) ?? record
                     }
                 } else {
                     try await ledger.saveSchedule(record)
                 }
                 if ours {
                     do {
-                        var request = RunRequest(plan: entry.plan, mode: .exercise, scale: sites, startedBy: "scheduler")
-                        request.rehearse = entry.plan.schedule?.rehearse
+                        var request = RunRequest(plan: plan, mode: .exercise, scale: sites, startedBy: "scheduler")
+                        request.rehearse = schedule.rehearse
                         let run = try await fire(request)
-                        logger.notice("scheduled exercise started", metadata: ["plan": "\(entry.plan.name)", "run.id": "\(run.id)"])
+                        logger.notice("scheduled exercise started", metadata: ["plan": "\(plan.name)", "run.id": "\(run.id)"])
                     } catch {
-                        logger.error("scheduled exercise could not start", metadata: ["plan": "\(entry.plan.name)", "error": "\(error)"])
+                        logger.error("scheduled exercise could not start", metadata: ["plan": "\(plan.name)", "error": "\(error)"])
                         // Not counted: the next exercise keeps this one's scale. The slot stays
                         // fired (the error is logged; the next slot fires as usual).
                         var uncounted = record

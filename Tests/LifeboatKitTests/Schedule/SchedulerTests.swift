@@ -135,6 +135,22 @@ import Logging
         #expect(try await fx.ledger.schedule(plan: "nightly")?.armedAt == Timestamp.parse("2026-11-26T06:30:00Z"))
     }
 
+    /// The same for a schedule that never fired yet (the review's case: armed with @yearly).
+    @Test func aScheduleThatNeverFiredChangedWhileRunningStartsFromTheChange() async throws {
+        let fx = try Fixture(schedule: "\"@yearly\"")
+        let scheduler = fx.scheduler()
+        try await scheduler.tick() // armed at 10:00 on 2026-11-25
+        fx.clock.advance(by: 30 * 60)
+        fx.dir.write("plans/nightly.yaml", (try String(contentsOfFile: fx.dir.file("plans/nightly.yaml"), encoding: .utf8))
+            .replacingOccurrences(of: "\"@yearly\"", with: "\"15 10 * * *\""))
+        #expect(fx.plans.reload().isEmpty)
+        try await scheduler.tick() // 10:30: today's 10:15 passed, after the arming but before the change
+        #expect(fx.fired.withLock { $0.isEmpty }, "fired for a slot before the change")
+        fx.clock.advance(by: 86_400)  // 10:30 the next day: its 10:15 fires
+        try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.count } == 1)
+    }
+
     @Test func scaleIsCappedAtAllSites() {
         let scale = ExerciseScale(start: 10, factor: 2)
         #expect((0..<6).map { scale.sites(forExercise: $0, total: 100) } == [10, 20, 40, 80, 100, 100])
