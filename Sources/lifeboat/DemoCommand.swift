@@ -82,21 +82,9 @@ struct DemoCommand: AsyncParsableCommand {
 
         step("2. Start lifeboatd in this process (socket \(config.socket.path))")
         let daemon = try makeDaemon(config: config, logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await daemon.group.run() }
-            await daemon.server.listening.wait()
-            if let web = daemon.http {
-                await web.listening.wait()
-                print("web view: http://\(http!)/ (the runs appear there as they start)")
-            }
-            do {
-                try await tour(root: root, config: config, products: products)
-            } catch {
-                await daemon.group.triggerGracefulShutdown()
-                throw error
-            }
-            await daemon.group.triggerGracefulShutdown()
-            try await group.waitForAll()
+        try await daemon.serving {
+            if let http { print("web view: http://\(http)/ (the runs appear there as they start)") }
+            try await tour(root: root, config: config, products: products)
         }
     }
 

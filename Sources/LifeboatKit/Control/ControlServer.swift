@@ -61,13 +61,20 @@ public final class ControlServer: Service {
             // A client that shuts down its sending side after its requests (`nc -N`, `socat`)
             // still reads: its requests are answered before the connection closes.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .bind(unixDomainSocketPath: temporary, cleanupExistingSocketFile: true) { channel in
+            .bind(unixDomainSocketPath: temporary) { channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RequestLineDecoder()))
                     return (try Connection(wrappingChannelSynchronously: channel), peer)
                 }
             }
-        try SocketFile.publish(temporary, as: path, mode: socket.mode, group: socket.group)
+        do {
+            try SocketFile.publish(temporary, as: path, mode: socket.mode, group: socket.group)
+        } catch {
+            // Nothing will listen: the bound channel is closed (its writer finished, as NIO
+            // requires of every async channel) before the failure is told.
+            try? await server.executeThenClose { _ in }
+            throw error
+        }
         let identity = FileIdentity(path: path)
         logger.info("control socket listening", metadata: ["socket": "\(path)", "mode": "\(String(socket.mode, radix: 8))"])
         listening.signal()

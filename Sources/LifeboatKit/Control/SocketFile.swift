@@ -13,10 +13,12 @@ enum SocketFile {
     /// The longest path a Unix socket can have (`sun_path` less its terminating NUL).
     static let maxPathBytes = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
 
-    /// A short name beside `path` to bind before the socket gets its mode and group.
+    /// A short name beside `path` to bind before the socket gets its mode and group; a name of
+    /// its own, so that daemons sharing the directory never take each other's (the process id
+    /// alone is not: daemons in one process, or in containers of their own, can share it).
     static func temporaryName(for path: String) throws -> String {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let candidate = (directory == "/" ? "" : directory) + "/.lb\(getpid())"
+        let candidate = (directory == "/" ? "" : directory) + "/.lb\(getpid()).\(String(UInt32.random(in: .min ... .max), radix: 16))"
         guard candidate.utf8.count <= maxPathBytes else {
             throw Failure(message: "the socket's directory \(directory) is too deep for a Unix socket path (at most \(maxPathBytes) bytes); choose a shorter socket.path")
         }
@@ -54,22 +56,31 @@ enum SocketFile {
     }
 
     /// Gives the freshly bound socket its mode and group, then moves it to its public name
-    /// (never over another file).
+    /// (never over another file). On failure the temporary socket file is removed.
     static func publish(_ temporary: String, as path: String, mode: mode_t, group: String?) throws {
-        guard chmod(temporary, mode) == 0 else {
-            throw Failure(message: "cannot set mode \(String(mode, radix: 8)) on \(temporary): \(String(cString: strerror(errno)))")
-        }
-        if let group {
-            guard let entry = getgrnam(group) else { throw Failure(message: "socket.group \(group) does not exist") }
-            guard chown(temporary, uid_t.max, entry.pointee.gr_gid) == 0 else {
-                throw Failure(message: "cannot give \(temporary) to group \(group): \(String(cString: strerror(errno)))")
-            }
+        do {
+            try setUp(temporary, for: path, mode: mode, group: group)
+        } catch {
+            _ = unlink(temporary)
+            throw error
         }
         guard lifeboat_renameat2(AT_FDCWD, temporary, AT_FDCWD, path, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
             let e = errno
             _ = unlink(temporary)
             throw Failure(message: e == EEXIST ? "\(path) appeared while starting; another lifeboatd is starting on it"
                                                : "cannot create the socket \(path): \(String(cString: strerror(e)))")
+        }
+    }
+
+    private static func setUp(_ temporary: String, for path: String, mode: mode_t, group: String?) throws {
+        guard chmod(temporary, mode) == 0 else {
+            throw Failure(message: "cannot give the socket \(path) mode \(String(mode, radix: 8)) (socket.mode): \(String(cString: strerror(errno)))")
+        }
+        if let group {
+            guard let entry = getgrnam(group) else { throw Failure(message: "socket.group \(group) does not exist") }
+            guard chown(temporary, uid_t.max, entry.pointee.gr_gid) == 0 else {
+                throw Failure(message: "cannot give the socket \(path) to group \(group) (socket.group): \(String(cString: strerror(errno))); run lifeboatd as root or as a member of \(group)")
+            }
         }
     }
 }

@@ -23,6 +23,53 @@ public struct Daemon: Sendable {
 extension RunManager: RunOperations {}
 
 extension Daemon {
+    /// Runs the daemon's services for the length of `body`, which starts once the control socket
+    /// (and the web listener, if any) accept connections; then stops them gracefully. When the
+    /// services stop before they listen (the socket or the port is taken, a path is too long),
+    /// this throws why instead of waiting for a socket that will never listen. For the demo and
+    /// tests; `lifeboatd` runs the group itself.
+    public func serving<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let stopped = ReadySignal()
+            group.addTask {
+                defer { stopped.signal() }
+                try await self.group.run()
+            }
+            await withTaskGroup(of: Void.self) { race in
+                race.addTask {
+                    await self.server.listening.wait()
+                    await self.http?.listening.wait()
+                }
+                race.addTask { await stopped.wait() }
+                await race.next()
+                race.cancelAll()
+            }
+            guard server.listening.isSignalled, http?.listening.isSignalled ?? true, !stopped.isSignalled else {
+                try await group.waitForAll()  // the services' error, if they failed
+                throw StoppedBeforeListening()
+            }
+            let result: T
+            do {
+                result = try await body()
+            } catch {
+                await self.group.triggerGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
+            }
+            await self.group.triggerGracefulShutdown()
+            try await group.waitForAll()
+            return result
+        }
+    }
+
+    /// The daemon's services ended, without an error, before they listened (e.g. on SIGINT).
+    public struct StoppedBeforeListening: LifeboatError {
+        public var exitCode: CLIExit { .failed }
+        public var description: String { "lifeboatd stopped before its socket listened" }
+    }
+}
+
+extension Daemon {
     /// Caps glibc's malloc arenas for the daemon's process (call first, before threads start);
     /// returns the cap in force (`MALLOC_ARENA_MAX` from the environment wins).
     ///

@@ -4,9 +4,9 @@ import Testing
 @testable import LifeboatKit
 
 /// The daemon as `makeDaemon` wires it — runtime, run manager, control server, finisher — and the
-/// runtime `lifeboat run` builds, each doing a run end to end. One at a time: two daemons in one
-/// process at once (never so in production) hung twice in six runs, every thread idle.
-@Suite(.serialized) struct DaemonWiringTests {
+/// runtime `lifeboat run` builds, each doing a run end to end. Several daemons run at once here,
+/// their sockets side by side in one directory.
+@Suite struct DaemonWiringTests {
     /// Runs blocking client calls on a thread of their own, off the tasks the daemon needs.
     func offThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
@@ -18,10 +18,8 @@ import Testing
         let fx = try DaemonFixture()
         let daemon = fx.daemon
         let socket = fx.config.socket.path
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await daemon.group.run() }
-            await daemon.server.listening.wait()
-            let (final, shown, status) = try await offThread { () throws -> (RunDetail?, RunDetail?, DaemonStatus) in
+        let (final, shown, status) = try await daemon.serving {
+            try await offThread { () throws -> (RunDetail?, RunDetail?, DaemonStatus) in
                 let client = try ControlClient(path: socket)
                 let status = try client.call(Control.Status())
                 guard let run = try client.call(Control.RunStart(plan: "main", mode: .restore)).run else { return (nil, nil, status) }
@@ -37,18 +35,16 @@ import Testing
                 }
                 return (final, try client.call(Control.RunShow(run: run.id)), status)
             }
-            await daemon.group.triggerGracefulShutdown()
-            try await group.waitForAll()
-            #expect(status.socket == socket && status.plans == 1 && status.runs.isEmpty)
-            let detail = try #require(final, "the events' jobs sum up to the final summary")
-            #expect(detail.jobs == shown?.jobs && detail.summary == shown?.summary)
-            #expect(detail.run.state == .succeeded, "\(detail.run)")
-            #expect(detail.jobs.count == 4 && detail.jobs.allSatisfy { $0.state == .succeeded })
-            #expect(!detail.active)
-            #expect(fx.executor.records.count == 4)
-            // The finisher is wired: the run's report was written as it ended.
-            #expect(FileManager.default.fileExists(atPath: fx.config.reportsDirectory + "/\(detail.run.id).html"))
         }
+        #expect(status.socket == socket && status.plans == 1 && status.runs.isEmpty)
+        let detail = try #require(final, "the events' jobs sum up to the final summary")
+        #expect(detail.jobs == shown?.jobs && detail.summary == shown?.summary)
+        #expect(detail.run.state == .succeeded, "\(detail.run)")
+        #expect(detail.jobs.count == 4 && detail.jobs.allSatisfy { $0.state == .succeeded })
+        #expect(!detail.active)
+        #expect(fx.executor.records.count == 4)
+        // The finisher is wired: the run's report was written as it ended.
+        #expect(FileManager.default.fileExists(atPath: fx.config.reportsDirectory + "/\(detail.run.id).html"))
         // The socket is gone with the daemon.
         #expect(!FileManager.default.fileExists(atPath: socket))
     }
@@ -73,9 +69,7 @@ import Testing
         let daemon = fx.daemon
         let socket = fx.config.socket.path
         let bus = daemon.services.runtime.bus
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await daemon.group.run() }
-            await daemon.server.listening.wait()
+        try await daemon.serving {
             let baseline = bus.subscriberCount
             /// Waits (up to 10 s) for the bus to be back at its count before the watches.
             func settled() async throws -> Int {
@@ -125,12 +119,48 @@ import Testing
             #expect(state == "cancelled")
             #expect(try await watchAndHangUp(id) == "cancelled")
             #expect(try await settled() == baseline, "a watch of a finished run left its subscription")
-
-            await daemon.group.triggerGracefulShutdown()
-            try await group.waitForAll()
         }
         // The fixture's directories (plans, state) stay until the daemon is gone.
         withExtendedLifetime(fx) {}
+    }
+
+    /// Daemons whose sockets share a directory (and, here, a process id) each bind a temporary
+    /// socket of their own before publishing it: each is reached at its own path. With one
+    /// temporary name per process, one daemon's bind removed the other's socket and its rename
+    /// then published the other's socket under its own name.
+    @Test(.timeLimit(.minutes(1))) func daemonsSharingASocketDirectoryEachServeTheirOwn() async throws {
+        let fixtures = try (0..<4).map { _ in try DaemonFixture() }
+        let answered = try await withThrowingTaskGroup(of: (String, String).self) { group in
+            for fx in fixtures {
+                group.addTask {
+                    let socket = fx.config.socket.path
+                    return try await fx.daemon.serving {
+                        (socket, try await offThread { try ControlClient(path: socket).call(Control.Status()).socket })
+                    }
+                }
+            }
+            return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        #expect(answered.count == 4 && answered.allSatisfy { $0.key == $0.value }, "\(answered)")
+        let directory = URL(fileURLWithPath: fixtures[0].config.socket.path).deletingLastPathComponent().path
+        let names = Set((0..<64).map { _ in (try? SocketFile.temporaryName(for: directory + "/x.sock")) ?? "" })
+        #expect(names.count == 64 && !names.contains(""))
+        withExtendedLifetime(fixtures) {}
+    }
+
+    /// A daemon whose socket cannot listen stops and says why, rather than leaving whoever waits
+    /// for its socket (the demo, tests) waiting for good.
+    @Test(.timeLimit(.minutes(1))) func aDaemonThatCannotListenSaysWhy() async throws {
+        let fx = try DaemonFixture()
+        let socket = fx.config.socket.path
+        FileManager.default.createFile(atPath: socket, contents: Data("not a socket".utf8))
+        defer { unlink(socket) }
+        await #expect {
+            try await fx.daemon.serving { Issue.record("served although its socket path is a file") }
+        } throws: { error in
+            "\(error)".contains("\(socket) exists and is not a socket")
+        }
+        #expect(try String(contentsOfFile: socket, encoding: .utf8) == "not a socket")
     }
 
     /// `lifeboat run`'s runtime: the ledger given, the bus, the finisher and the guardrails.
