@@ -61,4 +61,26 @@ import Testing
         #expect(text.contains("web view: http://127.0.0.1:\(port)/"))
         #expect(text.contains("follow it in a browser: http://127.0.0.1:\(port)/runs/"))
     }
+
+    /// A port already taken stops the demo with a message that names it (it waited for a web
+    /// view that would never listen, silently and for good).
+    @Test func demoOnATakenPortSaysSoAndStops() throws {
+        let dir = TempDir()
+        let held = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(held) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                try #require(bind(held, $0, length) == 0 && listen(held, 1) == 0 && getsockname(held, $0, &length) == 0)
+            }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let result = try run("/usr/bin/timeout", ["-s", "KILL", "60", Binaries.lifeboat, "demo", "--directory", dir.file("demo"),
+                                                  "--sites", "3", "--http", "127.0.0.1:\(port)"])
+        #expect(result.status == 1, "\(result.status): \(result.stdout)\(result.stderr)")
+        #expect(result.stderr.contains("cannot serve HTTP on 127.0.0.1:\(port): Address already in use"), "\(result.stderr)")
+    }
 }

@@ -24,11 +24,26 @@ public final class HTTPService: Service {
 
     public func run() async throws {
         let routes = self.routes
-        let server = try await HTTPListener(address: address, limits: limits, router: { await routes.respond($0) }).bind()
+        let server: Channel
+        do {
+            server = try await HTTPListener(address: address, limits: limits, router: { await routes.respond($0) }).bind()
+        } catch {
+            throw ListenFailure(address: address, reason: (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)")
+        }
         logger.info("http listening", metadata: ["listen": "\(address.host):\(address.port)", "paths": "/ /runs/RUN /api/v1/ /metrics"])
         listening.signal()
         try? await gracefulShutdown()
         try await server.close()
+    }
+
+    /// The listener could not bind its address (taken, or not this machine's).
+    public struct ListenFailure: LifeboatError {
+        var address: MetricsAddress
+        var reason: String
+        public var exitCode: CLIExit { .failed }
+        public var description: String {
+            "cannot serve HTTP on \(address.host.contains(":") ? "[\(address.host)]" : address.host):\(address.port): \(reason); free that port or choose another address (http.listen)"
+        }
     }
 }
 
