@@ -88,6 +88,17 @@ int lifeboat_limit_malloc_arenas(int arenas) {
     return mallopt(M_ARENA_MAX, arenas) == 1 ? arenas : 0;
 }
 
+long lifeboat_raise_open_files_limit(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlim_t wanted = limit.rlim_max;
+        limit.rlim_cur = wanted;
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    }
+    return limit.rlim_cur == RLIM_INFINITY ? (long)0x7fffffff : (long)limit.rlim_cur;
+}
+
 int lifeboat_raise_niceness(int niceness) {
     DIR *tasks = opendir("/proc/self/task");
     if (!tasks) return -100;

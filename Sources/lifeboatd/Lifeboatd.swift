@@ -24,6 +24,7 @@ struct Lifeboatd: AsyncParsableCommand {
 
     func run() async throws {
         let arenas = Daemon.limitMallocArenas()
+        let openFiles = Daemon.raiseOpenFilesLimit()
         let loaded: DaemonConfig
         do {
             loaded = try config.map(DaemonConfig.load(path:)) ?? DaemonConfig.defaults()
@@ -53,7 +54,7 @@ struct Lifeboatd: AsyncParsableCommand {
             let daemon = try makeDaemon(config: loaded, logger: logger)
             logger.info("lifeboatd starting", metadata: ["version": "\(LifeboatVersion.string)", "state_dir": "\(loaded.stateDirectory)",
                                                           "plans_dir": "\(loaded.plansDirectory)", "config": "\(loaded.sourcePath ?? "defaults")",
-                                                          "malloc_arenas": "\(arenas)",
+                                                          "malloc_arenas": "\(arenas)", "open_files": "\(openFiles.map(String.init) ?? "unknown")",
                                                           "niceness": "\((try? niceness.get()).map(String.init) ?? "unchanged")"])
             try await daemon.group.run()
             logger.info("lifeboatd stopped")

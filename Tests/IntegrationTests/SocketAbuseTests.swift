@@ -147,6 +147,63 @@ extension FaultSuite {
             #expect(daemon.stop() == 0)
         }
 
+        /// One user's idle connections cannot use up the daemon's descriptors or lock others
+        /// out: past 64 open ones, that user's next connection is told so and closed, root is
+        /// still served, and a closed connection makes room again. Under a soft limit of 1024
+        /// open files (a shell's default), 1,100 idle connections from `nobody` left the
+        /// daemon unable to accept anyone's, operators' restores included.
+        @Test func oneUsersIdleConnectionsAreBounded() async throws {
+            let daemon = try DaemonHarness(sites: 1)
+            try daemon.start(launcher: ["/usr/bin/prlimit", "--nofile=256:4096", "--"])
+            let pid = try #require(daemon.process?.processIdentifier)
+            // The daemon raised its soft limit to the hard one.
+            let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+            let openFiles = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(separator: " ").map(String.init) ?? []
+            #expect(openFiles.dropFirst(3).prefix(2) == ["4096", "4096"], "\(limits)")
+            let script = """
+                import socket, sys, time
+                held = []
+                for i in range(300):
+                    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); held.append(s)
+                time.sleep(0.5)
+                refused = 0
+                for s in held:
+                    s.settimeout(0.05)
+                    try:
+                        if b'"code":"unavailable"' in s.recv(4096): refused += 1
+                    except socket.timeout:
+                        pass
+                print("refused", refused, flush=True)
+                held[0].close(); time.sleep(0.3)
+                again = socket.socket(socket.AF_UNIX); again.connect(sys.argv[1])
+                again.sendall(b'{"id":7,"command":"status"}\\n'); again.settimeout(5)
+                print("again", b'"id":7,"ok":true' in again.recv(65536), flush=True)
+                sys.stdin.read()
+                """
+            let hog = Process()
+            hog.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            hog.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, daemon.socket]
+            let output = Pipe(), input = Pipe()
+            hog.standardOutput = output
+            hog.standardInput = input
+            try hog.run()
+            defer { try? input.fileHandleForWriting.close(); hog.waitUntilExit() }
+            var said = ""
+            while said.split(separator: "\n").count < 2 || !said.hasSuffix("\n") {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                said += String(decoding: chunk, as: UTF8.self)
+            }
+            // 300 - 64 refused; while the hog holds its 64, root is served at once.
+            #expect(said.contains("refused 236"), "\(said)")
+            #expect(said.contains("again True"), "\(said)")
+            try expectPromptStatus(daemon)
+            #expect(daemon.daemonLog.components(separatedBy: "control connections refused").count == 2, "told once: \(daemon.daemonLog.suffix(2000))")
+            try? input.fileHandleForWriting.close()
+            hog.waitUntilExit()
+            #expect(daemon.stop() == 0)
+        }
+
         @Test func secondDaemonOnTheSameSocketWithAnotherStateDirectoryRefuses() async throws {
             let daemon = try DaemonHarness(sites: 1)
             try daemon.start()

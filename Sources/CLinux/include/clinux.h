@@ -51,6 +51,10 @@ void lifeboat_line_buffer_stdout(void);
 /// itself); returns the cap in force, or 0 when mallopt refused.
 int lifeboat_limit_malloc_arenas(int arenas);
 
+/// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard limit, as a daemon that never
+/// calls select(2) may; returns the soft limit in force afterwards, or -1 with errno set.
+long lifeboat_raise_open_files_limit(void);
+
 /// Raises the niceness of every thread of the process to at least `niceness` (never lowers one:
 /// a service manager's higher setting stands); threads started later inherit their creator's.
 /// Returns the calling thread's niceness afterwards, or -100 with errno set when a thread's could

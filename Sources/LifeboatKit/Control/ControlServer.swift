@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Where the control socket listens: `socket: {path, mode, group}` in the daemon's config.
 public struct ControlSocketConfig: Sendable {
@@ -24,6 +25,8 @@ public final class ControlServer: Service {
     private let startAfter: ReadySignal
     /// Signalled once the socket accepts connections.
     public let listening = ReadySignal()
+    /// Open connections per user.
+    let quota = ConnectionQuota(exempt: [0, geteuid()])
 
     public init(socket: ControlSocketConfig, handler: ControlHandler, startAfter: ReadySignal, logger: Logger) {
         self.socket = socket
@@ -98,6 +101,24 @@ public final class ControlServer: Service {
     }
 
     private func serve(_ connection: Connection, peer: PeerCredentials) async {
+        switch quota.enter(peer.uid) {
+        case .accepted:
+            break
+        case .refused(let first):
+            // Answered and closed at once: a user's idle connections must not use up the
+            // daemon's descriptors (its jobs open archives with them) or lock operators out.
+            if first {
+                logger.warning("control connections refused: too many open; told once until one is accepted again",
+                               metadata: ["uid": "\(peer.uid)", "pid": "\(peer.pid)"])
+            }
+            try? await connection.executeThenClose { _, outbound in
+                try await outbound.write(ByteBuffer(bytes: ControlResponse.failure(id: .null, ControlError(.unavailable,
+                    "too many connections open to lifeboatd (at most \(ConnectionQuota.perUser) per user and \(ConnectionQuota.total) in all, "
+                    + "root's and the daemon's own user's apart); close some and retry"))))
+            }
+            return
+        }
+        defer { quota.leave(peer.uid) }
         do {
             // A long answer (run.watch) is not reading the requests while it waits: the channel's
             // closing is how it hears that its client is gone.
@@ -144,6 +165,51 @@ public final class ControlServer: Service {
         }
         let future: EventLoopFuture<UCred> = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
         return future.map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
+    }
+}
+
+/// Connections open at once: at most `perUser` for one user and `total` for all users, but root
+/// and the daemon's own user (who may do anything anyway) are not counted.
+final class ConnectionQuota: Sendable {
+    static let perUser = 64
+    static let total = 512
+
+    enum Admission: Equatable {
+        case accepted
+        /// `first`: the user's first refusal since one of its connections was last accepted.
+        case refused(first: Bool)
+    }
+
+    private struct Open {
+        var total = 0
+        var byUser: [uid_t: Int] = [:]
+        var refusing: Set<uid_t> = []
+    }
+
+    private let exempt: Set<uid_t>
+    private let open = Mutex(Open())
+
+    init(exempt: Set<uid_t>) { self.exempt = exempt }
+
+    func enter(_ uid: uid_t) -> Admission {
+        guard !exempt.contains(uid) else { return .accepted }
+        return open.withLock { open in
+            guard open.total < Self.total, open.byUser[uid, default: 0] < Self.perUser else {
+                return .refused(first: open.refusing.insert(uid).inserted)
+            }
+            open.total += 1
+            open.byUser[uid, default: 0] += 1
+            open.refusing.remove(uid)
+            return .accepted
+        }
+    }
+
+    func leave(_ uid: uid_t) {
+        guard !exempt.contains(uid) else { return }
+        open.withLock { open in
+            open.total -= 1
+            open.byUser[uid] = open.byUser[uid].flatMap { $0 > 1 ? $0 - 1 : nil }
+        }
     }
 }
 

@@ -83,6 +83,16 @@ extension Daemon {
         lifeboat_limit_malloc_arenas(arenas)
     }
 
+    /// Raises the soft limit on open files to the hard one (a shell's default soft limit is 1024;
+    /// systemd's unit sets its own); returns the limit in force, nil if it could not be read.
+    /// Each job holds an archive, staging directories and files open, and each control connection
+    /// a descriptor: with the soft limit reached, jobs fail to open their archives.
+    @discardableResult
+    public static func raiseOpenFilesLimit() -> Int? {
+        let limit = lifeboat_raise_open_files_limit()
+        return limit < 0 ? nil : limit
+    }
+
     /// Raises the niceness of the daemon's threads to `niceness` (call first: threads started
     /// later inherit it); returns the niceness in force. Never lowers it: a service manager's
     /// higher `Nice=` stands. lifeboatd gives up CAP_SYS_NICE before its first thread starts
