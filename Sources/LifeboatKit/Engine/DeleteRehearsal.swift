@@ -29,12 +29,20 @@ enum DeleteRehearsal {
         var moved: [(job: JobRecord, slot: (path: String, identity: FileIdentity), before: String)] = []
         for (wave, waveJobs) in waves {
             for job in waveJobs {
+                // Only the tree the exercise committed moves, found by its identity through the
+                // sandbox path as it is now: a folder on that path swapped for a link (into
+                // production, say) leads to a directory that is not it, and nothing moves.
+                guard let committed = job.commitIdentity.flatMap(FileIdentity.init(parsing:)) else {
+                    outcome.problems.append("\(job.name): no committed tree recorded; not rehearsed")
+                    continue
+                }
                 guard let before = ContentDigest.of(job.destination) else {
                     outcome.problems.append("\(job.name): cannot read \(job.destination)")
                     continue
                 }
                 do {
-                    let slot = try SoftDeleteExecutor.moveToQuarantine(job.destination, slot: "\(run.id).\(job.site).\(job.product).rehearsal", job: job.name)
+                    let slot = try SoftDeleteExecutor.moveToQuarantine(job.destination, slot: "\(run.id).\(job.site).\(job.product).rehearsal",
+                                                                       job: job.name, expected: committed)
                     moved.append((job, slot, before))
                 } catch {
                     outcome.problems.append("\(job.name): soft delete failed: \(error)")

@@ -11,6 +11,8 @@ struct JobRunner: Sendable {
     let recorder: JobRecorder
     /// The trees the run must stay out of (nil: none checked, as in unit tests).
     let protected: ProtectedTrees?
+    /// Where a job's destination resolved when its run took it (nil: not known on this host).
+    var held: @Sendable (JobRecord) -> String? = { _ in nil }
 
     private var quarantineReason: String { run.mode == .delete ? "delete" : "restore" }
 
@@ -50,6 +52,12 @@ struct JobRunner: Sendable {
                 if let why = exercise ? protected.exerciseRefusal(resolved) : protected.restoreRefusal(resolved) {
                     throw JobError(.sandbox, "\(job.name): \(exercise ? "exercise" : run.mode.rawValue) destination \(job.destination) \(why); refusing to touch it"
                                    + (exercise ? ": exercises never write into production, backups or Lifeboat's state" : ""))
+                }
+                // A link on the way changed since the run took the destination: the path now
+                // leads where this run holds nothing (another site's data, another run's
+                // destination). Nothing is touched; a retry takes the destination anew.
+                if let held = held(job), held != resolved {
+                    throw JobError(.sandbox, "\(job.name): destination \(job.destination) resolved to \(held) when run \(run.id) took it, and resolves to \(resolved) now (a symbolic link on its path changed); refusing to touch either. Check the link, then retry the job (lifeboat retry \(run.id) \(job.id.map(String.init) ?? job.name))")
                 }
                 // The parent staging opens (the destination itself may be a link the commit swaps).
                 context.checkedParent = (try? StagingDirectory.split(job.destination).parent).map(ResolvedPath.of)

@@ -138,6 +138,39 @@ import Testing
         #expect(jobs.filter { $0.state == .succeeded }.count == 9)
     }
 
+    /// A job checks that its destination still resolves where its run took it: a site's link
+    /// changed while the run was halted leads elsewhere (another site's data, held by no one
+    /// here or by another run), and the job touches nothing there.
+    @Test func aJobWhoseDestinationWasRelinkedTouchesNothing() async throws {
+        let fixture = try EngineFixture(sites: ["s01", "s02", "s03"], products: "  - name: contacts", extra: """
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        for site in ["s02", "umbrella"] { try FileSystem.createDirectories(fixture.dir.file("real/\(site)")) }
+        try FileSystem.createDirectories(fixture.dir.file("out"))
+        try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s02"), withDestinationPath: fixture.dir.file("real/s02"))
+        let executor = FakeExecutor()
+        executor.fail("s01/contacts", with: [JobError(.integrity, "bad")])
+        let engine = fixture.engine(executor)
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
+        let control = RunControl()
+        async let finished = engine.execute(runId: created.run.id, plan: fixture.plan, control: control)
+        try await waitUntil { control.isHalted }
+        // While halted, s02's link is pointed at another tenant's directory.
+        unlink(fixture.dir.file("out/s02"))
+        try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s02"), withDestinationPath: fixture.dir.file("real/umbrella"))
+        #expect(control.resume())
+        _ = try await finished
+        let jobs = try await fixture.ledger.jobs(runId: created.run.id)
+        let s02 = try #require(jobs.first { $0.site == "s02" })
+        #expect(s02.state == .failed && s02.errorCode == "sandbox", "\(s02)")
+        #expect(s02.error?.contains("resolved to \(fixture.dir.file("real/s02/contacts")) when run") == true, "\(s02.error ?? "")")
+        #expect(s02.error?.contains("resolves to \(fixture.dir.file("real/umbrella/contacts")) now") == true, "\(s02.error ?? "")")
+        #expect(executor.attempts("s02/contacts") == 0)
+        #expect(jobs.first { $0.site == "s03" }?.state == .succeeded)
+    }
+
     @Test func cancelWhileHaltedCancelsTheRest() async throws {
         let fixture = try EngineFixture(sites: ["a", "b", "c"], products: "  - name: contacts", extra: """
             waves:

@@ -190,6 +190,32 @@ import Testing
         #expect(open.map(\.product) == ["contacts"], "the jira entry is closed: its data is back")
     }
 
+    /// `--rehearse delete` moves only the trees the exercise committed: a sandbox folder swapped
+    /// for a link into production leads to production's trees, which are not those, and stay.
+    @Test func aRehearsalNeverMovesWhatASandboxLinkLeadsTo() async throws {
+        let fx = try await restored(sites: 2)
+        let (exercise, jobs) = try await fx.run(.exercise, scale: 2)
+        #expect(exercise.state == .succeeded && jobs.count == 4)
+        let production = fx.dir.file("out/acme/contacts")
+        let before = try #require(FileIdentity(path: production))
+        let content = try fx.tree("out/acme")
+        // A rename there and back keeps the identity and content, not the change time.
+        func changed() -> timespec { var st = stat(); _ = lstat(production, &st); return st.st_ctim }
+        let changedBefore = changed()
+        // The exercise's acme folder in the sandbox becomes a link to production's acme.
+        let sandboxSite = URL(fileURLWithPath: try #require(jobs.first { $0.site == "acme" }).destination).deletingLastPathComponent().path
+        try FileManager.default.moveItem(atPath: sandboxSite, toPath: sandboxSite + ".moved")
+        try FileManager.default.createSymbolicLink(atPath: sandboxSite, withDestinationPath: fx.dir.file("out/acme"))
+
+        let outcome = await DeleteRehearsal.run(exercise, plan: fx.plan, ledger: fx.ledger)
+        #expect(FileIdentity(path: production) == before)
+        #expect(try fx.tree("out/acme") == content)
+        #expect(changed().tv_sec == changedBefore.tv_sec && changed().tv_nsec == changedBefore.tv_nsec, "production's tree was moved")
+        #expect(!FileManager.default.fileExists(atPath: fx.dir.file("out/acme/.lifeboat-quarantine")))
+        #expect(outcome.targets == 2 && outcome.identical == 2, "globex's trees are rehearsed: \(outcome)")
+        #expect(outcome.problems.count == 2 && outcome.problems.allSatisfy { $0.contains("acme/") && $0.contains("nothing was moved") }, "\(outcome.problems)")
+    }
+
     @Test func deletersAreTheirOwnRole() {
         let authorizer = Authorizer(admins: .init(uids: [1000]), deleters: .init(uids: [2000]), daemonUID: 3000)
         func peer(_ uid: UInt32) -> PeerCredentials { PeerCredentials(pid: 1, uid: uid, gid: 65534) }
