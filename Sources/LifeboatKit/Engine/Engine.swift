@@ -74,8 +74,12 @@ public struct Engine: Sendable {
             for site in sites {
                 for (order, product) in plan.products.enumerated() {
                     guard let target = selection.targets.first(where: { $0.site == site && $0.product == product.name }) else { continue }
-                    jobs.append(JobRecord(runId: run.id, site: site, product: product.name, wave: wave, priority: product.priority,
-                                          productOrder: order, destination: target.destination))
+                    var job = JobRecord(runId: run.id, site: site, product: product.name, wave: wave, priority: product.priority,
+                                        productOrder: order, destination: target.destination)
+                    // The content confirmed (the token's): the job moves the target only if it
+                    // is still that when its wave comes, however long a gate held it.
+                    job.treeDigest = target.digest
+                    jobs.append(job)
                 }
             }
         }

@@ -190,6 +190,29 @@ import Testing
         #expect(open.map(\.product) == ["contacts"], "the jira entry is closed: its data is back")
     }
 
+    /// A delete moves what its token covered: a target written to, or replaced, after the
+    /// confirmation (a gate may hold later waves for hours) fails its job with nothing moved.
+    @Test func aTargetChangedSinceTheConfirmationIsNotMoved() async throws {
+        let fx = try await restored()
+        let selection = try select(fx, ["acme", "globex", "initech"])
+        let created = try await fx.engine.createDelete(selection, request: RunRequest(plan: fx.plan, mode: .delete, startedBy: "uid 0 (pid 1)"))
+        // After the confirmation: a file added to one target, another target replaced.
+        fx.dir.write("out/globex/jira/fresh.txt", "written after the dry run")
+        try FileManager.default.moveItem(atPath: fx.dir.file("out/initech/contacts"), toPath: fx.dir.file("initech-contacts-aside"))
+        fx.dir.write("out/initech/contacts/other.txt", "another directory")
+        let run = try await fx.engine.execute(runId: created.run.id, plan: fx.plan)
+        #expect(run.state == .failed)
+        let jobs = try await fx.ledger.jobs(runId: run.id)
+        for name in ["globex/jira", "initech/contacts"] {
+            let job = try #require(jobs.first { $0.name == name })
+            #expect(job.state == .failed && job.error?.contains("changed since the delete was confirmed") == true, "\(name): \(job.error ?? "")")
+        }
+        #expect(FileSystem.isDirectory(fx.dir.file("out/globex/jira")) && FileSystem.isDirectory(fx.dir.file("out/initech/contacts")))
+        #expect(try String(contentsOfFile: fx.dir.file("out/globex/jira/fresh.txt"), encoding: .utf8) == "written after the dry run")
+        #expect(jobs.filter { $0.state == .succeeded }.map(\.name).sorted() == ["acme/contacts", "acme/jira", "globex/contacts"])
+        #expect(jobs.first { $0.name == "initech/jira" }?.state == .skipped, "after contacts, which failed")
+    }
+
     /// `--rehearse delete` moves only the trees the exercise committed: a sandbox folder swapped
     /// for a link into production leads to production's trees, which are not those, and stay.
     @Test func aRehearsalNeverMovesWhatASandboxLinkLeadsTo() async throws {
