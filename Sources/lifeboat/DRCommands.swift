@@ -20,6 +20,10 @@ struct RollbackCommand: ParsableCommand {
         let outcomes = try daemon.call(Control.Rollback(run: runID, site: site, product: product, force: force, forceAside: forceAside))
         guard !daemon.json else { return }
         for o in outcomes {
+            if o.alreadyDone == true {
+                print("\(o.site)/\(o.product): done before (by an earlier rollback or undelete); left as it is")
+                continue
+            }
             if let seconds = o.seconds {
                 // An undelete.
                 print("\(o.site)/\(o.product): undeleted: back at \(o.destination) in \(String(format: "%.3f", seconds)) s"

@@ -15,25 +15,30 @@ extension Rollback {
         // Renamed back by an undelete that died before recording it: recorded now.
         var foundBack: [(job: JobRecord, entry: QuarantineRecord)] = []
         var problems: [String] = []
+        var outcomes: [Outcome] = []
         for job in jobs {
             guard let entry = quarantine.first(where: { $0.jobId == job.id }) else {
                 problems.append("\(job.name): no quarantine record of its deleted data")
                 continue
             }
+            // The deleted tree, as moved into quarantine: anything else at its slot is not put in place.
+            let deleted = (entry.identity ?? job.commitIdentity).flatMap(FileIdentity.init(parsing:))
             guard entry.purgedAt == nil, FileSystem.exists(entry.path) else {
-                if entry.purgedAt == nil, let digest = job.treeDigest, TreeDigest.of(job.destination) == digest {
-                    foundBack.append((job, entry))
-                    continue
-                }
-                if let digest = job.treeDigest, FileSystem.exists(job.destination), TreeDigest.of(job.destination) == digest {
-                    problems.append("\(job.name): already back in place at \(job.destination)")
+                // Back in place means the very tree deleted (its identity) is at the target: a
+                // tree that only looks the same (restored from the archives) is not it.
+                if let deleted, FileIdentity(path: job.destination) == deleted {
+                    if entry.purgedAt == nil {
+                        foundBack.append((job, entry))
+                    } else {
+                        var outcome = Outcome(site: job.site, product: job.product, destination: job.destination, quarantined: entry.path, destinationRemoved: false)
+                        outcome.alreadyDone = true
+                        outcomes.append(outcome)
+                    }
                 } else {
-                    problems.append("\(job.name): its deleted data is no longer in quarantine at \(entry.path) (undeleted already, restored from, or purged)")
+                    problems.append("\(job.name): its deleted data is no longer in quarantine at \(entry.path) (purged, or moved outside Lifeboat), and \(job.destination) is not the tree deleted")
                 }
                 continue
             }
-            // The deleted tree, as moved into quarantine: anything else at its slot is not put in place.
-            let deleted = (entry.identity ?? job.commitIdentity).flatMap(FileIdentity.init(parsing:))
             if let deleted, let found = FileIdentity(path: entry.path), found != deleted {
                 problems.append("\(job.name): \(entry.path) is not the data deleted (\(deleted) then, \(found) now: moved or replaced outside Lifeboat); nothing of it is put back")
                 continue
@@ -49,12 +54,14 @@ extension Rollback {
         }
         guard !plan.isEmpty || !foundBack.isEmpty else {
             let scope = [site.map { "site \($0)" }, product.map { "product \($0)" }].compactMap { $0 }.joined(separator: ", ")
-            throw Refusal(message: "nothing to undelete in delete run \(runId)\(scope.isEmpty ? "" : " for \(scope)")" + (problems.isEmpty ? "" : ": " + problems.joined(separator: "; ")))
+            let done = outcomes.map { "\($0.site)/\($0.product)" }
+            throw Refusal(message: "nothing to undelete in delete run \(runId)\(scope.isEmpty ? "" : " for \(scope)")"
+                          + (problems.isEmpty ? "" : ": " + problems.joined(separator: "; "))
+                          + (done.isEmpty ? "" : "\(problems.isEmpty ? ":" : ";") already back in place: " + done.joined(separator: ", ")))
         }
         guard problems.isEmpty else {
             throw Refusal(message: "refusing to undelete run \(runId) partly: " + problems.joined(separator: "; ") + ". Narrow it with --site/--product.")
         }
-        var outcomes: [Outcome] = []
         for (job, entry) in foundBack {
             let now = clock.now()
             var closed = entry

@@ -30,6 +30,9 @@ public struct Rollback: Sendable {
         public var identical: Bool?
         /// Undelete with `--force-aside`: where the data re-created at the target since went.
         public var aside: String?
+        /// Rolled back (or undeleted) before this command: left as it is, said so. A rollback
+        /// stopped part-way (a crash, or `--site` first) is finished by the same command again.
+        public var alreadyDone: Bool?
     }
 
     public struct Refusal: LifeboatError {
@@ -51,12 +54,29 @@ public struct Rollback: Sendable {
         var plan: [(job: JobRecord, displaced: QuarantineRecord?, committed: FileIdentity)] = []
         var problems: [String] = []
         var changed: Set<Int64> = []
+        var outcomes: [Outcome] = []
+        // Rolled back by a rollback that died between its rename and its records: recorded now.
+        var foundBack: [(job: JobRecord, displaced: QuarantineRecord?, committed: FileIdentity)] = []
         for job in jobs {
             let displaced = quarantine.first { $0.jobId == job.id && $0.reason == "restore" }
-            let restoredBack = quarantine.contains { $0.jobId == job.id && $0.reason == "rollback" }
-            if restoredBack { problems.append("\(job.name): already rolled back"); continue }
-            guard let identity = job.commitIdentity.flatMap(FileIdentity.init(parsing:)), FileIdentity(path: job.destination) == identity else {
-                problems.append("\(job.name): \(job.destination) changed since the restore (or is gone); refusing to touch it")
+            if let earlier = quarantine.first(where: { $0.jobId == job.id && $0.reason == "rollback" }) {
+                var outcome = Outcome(site: job.site, product: job.product, destination: job.destination, quarantined: earlier.path,
+                                      destinationRemoved: displaced == nil)
+                outcome.alreadyDone = true
+                outcomes.append(outcome)
+                continue
+            }
+            guard let identity = job.commitIdentity.flatMap(FileIdentity.init(parsing:)) else {
+                problems.append("\(job.name): no committed tree recorded; refusing to touch \(job.destination)")
+                continue
+            }
+            let found = FileIdentity(path: job.destination)
+            guard found == identity else {
+                if Self.wasRolledBack(job, displaced: displaced, committed: identity, runId: runId, found: found) {
+                    foundBack.append((job, displaced, identity))
+                } else {
+                    problems.append("\(job.name): \(job.destination) changed since the restore (or is gone); refusing to touch it")
+                }
                 continue
             }
             if let displaced {
@@ -77,15 +97,24 @@ public struct Rollback: Sendable {
             }
             plan.append((job, displaced, identity))
         }
-        guard !plan.isEmpty else {
+        guard !plan.isEmpty || !foundBack.isEmpty else {
             let scope = [site.map { "site \($0)" }, product.map { "product \($0)" }].compactMap { $0 }.joined(separator: ", ")
-            throw Refusal(message: "nothing to roll back in run \(runId)\(scope.isEmpty ? "" : " for \(scope)")" + (problems.isEmpty ? "" : ": " + problems.joined(separator: "; ")))
+            let done = outcomes.map { "\($0.site)/\($0.product)" }
+            throw Refusal(message: "nothing to roll back in run \(runId)\(scope.isEmpty ? "" : " for \(scope)")"
+                          + (problems.isEmpty ? "" : ": " + problems.joined(separator: "; "))
+                          + (done.isEmpty ? "" : "\(problems.isEmpty ? ":" : ";") already rolled back: " + done.joined(separator: ", ")))
         }
         guard problems.isEmpty else {
             throw Refusal(message: "refusing to roll back run \(runId) partly: " + problems.joined(separator: "; ") + ". Narrow it with --site/--product.")
         }
-        var outcomes: [Outcome] = []
         let now = clock.now()
+        for (job, displaced, committed) in foundBack {
+            let quarantined = try displaced?.path ?? QuarantineArea.directory(for: job.destination) + "/" + QuarantineArea.rollbackName(run: runId, site: job.site, product: job.product)
+            let outcome = Outcome(site: job.site, product: job.product, destination: job.destination, quarantined: quarantined, destinationRemoved: displaced == nil)
+            try await record(outcome, job: job, displaced: displaced, committed: committed, runId: runId, at: now,
+                             event: "\(job.name): found rolled back (a rollback stopped before recording it); recorded by \(who); restored data kept at \(quarantined)")
+            outcomes.append(outcome)
+        }
         for (job, displaced, committed) in plan {
             var outcome: Outcome
             let (parent, name) = try StagingDirectory.split(job.destination)
@@ -96,7 +125,8 @@ public struct Rollback: Sendable {
             // opened (a parent swapped since the check leads elsewhere: refused).
             // A refusal part-way says which jobs were rolled back before it.
             func stop(_ message: String) -> Refusal {
-                Refusal(message: message + (outcomes.isEmpty ? "" : "; rolled back before it: " + outcomes.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
+                let before = outcomes.filter { $0.alreadyDone != true }
+                return Refusal(message: message + (before.isEmpty ? "" : "; rolled back before it: " + before.map { "\($0.site)/\($0.product)" }.joined(separator: ", ")))
             }
             guard FileIdentity(name, in: parentFD) == committed else {
                 throw stop("\(job.name): \(job.destination) is no longer the tree the restore committed (\(committed)): it was moved or replaced since the check; nothing of it was touched")
@@ -144,24 +174,41 @@ public struct Rollback: Sendable {
                 outcome = Outcome(site: job.site, product: job.product, destination: job.destination, quarantined: area + "/" + slot, destinationRemoved: true)
             }
             outcome.changedSinceRestore = job.id.map(changed.contains) ?? false
-            // The restored data is now the quarantined party; its retention starts now.
-            let retention = displaced.map { $0.retainUntil.timeIntervalSince($0.createdAt) } ?? 30 * 86_400
-            _ = try await ledger.addQuarantine(QuarantineRecord(
-                runId: runId, jobId: job.id, site: job.site, product: job.product, path: outcome.quarantined,
-                originalPath: job.destination, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: "rollback",
-                identity: committed), updating: nil)
-            if var displaced {
-                // The old data is back in place: its quarantine entry is closed.
-                displaced.purgedAt = now
-                try await ledger.updateQuarantine(displaced)
-            }
-            ledger.postEvent(LedgerEvent(runId: runId, jobId: job.id, at: now, kind: "rollback",
-                                         message: "\(job.name) rolled back by \(who): \(outcome.destinationRemoved ? "restored data moved out (nothing was there before)" : "previous data back in place"); restored data kept at \(outcome.quarantined)"
-                                             + (outcome.changedSinceRestore ? " (with the changes made to it since the restore; --force)" : "")))
+            try await record(outcome, job: job, displaced: displaced, committed: committed, runId: runId, at: now,
+                             event: "\(job.name) rolled back by \(who): \(outcome.destinationRemoved ? "restored data moved out (nothing was there before)" : "previous data back in place"); restored data kept at \(outcome.quarantined)"
+                                 + (outcome.changedSinceRestore ? " (with the changes made to it since the restore; --force)" : ""))
             outcomes.append(outcome)
         }
         try await ledger.flush()
         return outcomes
+    }
+
+    /// Records a job rolled back: the restored data is now the quarantined party (its retention
+    /// starts now), and the displaced data's entry is closed (it is back in place).
+    private func record(_ outcome: Outcome, job: JobRecord, displaced: QuarantineRecord?, committed: FileIdentity, runId: String, at now: Date,
+                        event: String) async throws {
+        let retention = displaced.map { $0.retainUntil.timeIntervalSince($0.createdAt) } ?? 30 * 86_400
+        _ = try await ledger.addQuarantine(QuarantineRecord(
+            runId: runId, jobId: job.id, site: job.site, product: job.product, path: outcome.quarantined,
+            originalPath: job.destination, createdAt: now, retainUntil: now.addingTimeInterval(retention), reason: "rollback",
+            identity: committed), updating: nil)
+        if var displaced {
+            displaced.purgedAt = now
+            try await ledger.updateQuarantine(displaced)
+        }
+        ledger.postEvent(LedgerEvent(runId: runId, jobId: job.id, at: now, kind: "rollback", message: event))
+    }
+
+    /// Whether a rollback of `job` happened without its records (it died after the rename): the
+    /// committed tree is where the rollback puts it, and what the restore displaced (or nothing)
+    /// is back at the destination — both by identity.
+    static func wasRolledBack(_ job: JobRecord, displaced: QuarantineRecord?, committed: FileIdentity, runId: String, found: FileIdentity?) -> Bool {
+        if let displaced {
+            guard displaced.purgedAt == nil, let previous = displaced.identity.flatMap(FileIdentity.init(parsing:)), found == previous else { return false }
+            return FileIdentity(path: displaced.path) == committed
+        }
+        guard found == nil, let area = try? QuarantineArea.directory(for: job.destination) else { return false }
+        return FileIdentity(path: area + "/" + QuarantineArea.rollbackName(run: runId, site: job.site, product: job.product)) == committed
     }
 
     static func sync(_ fd: Int32, _ path: String) throws {

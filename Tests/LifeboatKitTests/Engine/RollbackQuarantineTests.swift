@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Testing
 @testable import LifeboatKit
@@ -31,6 +32,37 @@ import Testing
         let outcomes = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: "globex", product: nil, by: "test")
         #expect(outcomes.count == 2 && outcomes.allSatisfy(\.destinationRemoved))
         #expect(!FileManager.default.fileExists(atPath: fx.dir.file("out/globex/contacts")))
+    }
+
+    /// A rollback stopped part-way — one site first on purpose, or a crash between a job's
+    /// exchange and its records — is finished by the same command: what is done is said and left,
+    /// what a crash left unrecorded is recognised by identity and recorded, the rest is done.
+    @Test func aRollbackStoppedPartWayIsFinishedByTheSameCommand() async throws {
+        let fx = try await DRFixture(sites: 3)
+        for site in ["acme", "globex"] { fx.dir.write("out/\(site)/jira/notes.txt", "\(site)'s data before the restore") }
+        let (run, _) = try await fx.run(.restore)
+        let rollback = Rollback(ledger: fx.ledger, clock: fx.clock)
+        _ = try await rollback.rollback(runId: run.id, site: "acme", product: nil, by: "test")
+        // globex/jira's rollback died right after its exchange: the data is swapped, nothing recorded.
+        let displaced = try #require(try await fx.ledger.quarantine(includePurged: false).first { $0.site == "globex" && $0.product == "jira" && $0.reason == "restore" })
+        let destination = fx.dir.file("out/globex/jira")
+        #expect(lifeboat_renameat2(AT_FDCWD, displaced.path, AT_FDCWD, destination, UInt32(LIFEBOAT_RENAME_EXCHANGE)) == 0)
+
+        let outcomes = try await rollback.rollback(runId: run.id, site: nil, product: nil, by: "test")
+        #expect(outcomes.count == 6)
+        #expect(Set(outcomes.filter { $0.alreadyDone == true }.map { "\($0.site)/\($0.product)" }) == ["acme/contacts", "acme/jira"])
+        for site in ["acme", "globex"] {
+            #expect(try String(contentsOfFile: fx.dir.file("out/\(site)/jira/notes.txt"), encoding: .utf8) == "\(site)'s data before the restore")
+        }
+        #expect(!FileManager.default.fileExists(atPath: fx.dir.file("out/initech/contacts")), "initech's restore moved out")
+        let open = try await fx.ledger.quarantine(includePurged: false)
+        #expect(!open.contains { $0.reason == "restore" }, "every displaced entry is closed: its data is back")
+        #expect(open.filter { $0.reason == "rollback" }.count == 6 && open.filter { $0.reason == "rollback" }.allSatisfy { FileSystem.isDirectory($0.path) })
+        let events = try await fx.ledger.events(runId: run.id, afterId: 0, limit: 1_000)
+        #expect(events.contains { $0.kind == "rollback" && $0.message.contains("globex/jira: found rolled back") })
+        // Once all is done, the command says so.
+        let again = try await #require(throws: Rollback.Refusal.self) { _ = try await rollback.rollback(runId: run.id, site: nil, product: nil, by: "test") }
+        #expect(again.message.contains("already rolled back: "), "\(again.message)")
     }
 
     @Test func rollbackRefusesWhenTheDestinationChanged() async throws {

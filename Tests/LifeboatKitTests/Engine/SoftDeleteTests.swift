@@ -190,6 +190,34 @@ import Testing
         #expect(open.map(\.product) == ["contacts"], "the jira entry is closed: its data is back")
     }
 
+    /// An undelete stopped part-way is finished by the same command; "back in place" means the
+    /// very tree deleted (its identity), never a tree restored from the archives that only looks
+    /// the same while the deleted data is elsewhere.
+    @Test func anUndeleteFinishesWhatIsLeftAndKnowsTheTreeDeleted() async throws {
+        let fx = try await restored()
+        let selection = try select(fx, ["acme", "globex", "initech"])
+        let created = try await fx.engine.createDelete(selection, request: RunRequest(plan: fx.plan, mode: .delete, startedBy: "uid 0 (pid 1)"))
+        let run = try await fx.engine.execute(runId: created.run.id, plan: fx.plan)
+        #expect(run.state == .succeeded)
+        let rollback = Rollback(ledger: fx.ledger, clock: fx.clock)
+        _ = try await rollback.rollback(runId: run.id, site: "acme", product: nil, by: "test")
+        // initech's soft-deleted data is moved away outside Lifeboat; initech is restored from
+        // the archives (the same names, sizes and times as the tree deleted).
+        try FileManager.default.moveItem(atPath: fx.dir.file("out/initech/.lifeboat-quarantine"), toPath: fx.dir.file("initech-quarantine-aside"))
+        let (restore, _) = try await fx.run(.restore, sites: ["initech"])
+        #expect(restore.state == .succeeded)
+        let refused = try await #require(throws: Rollback.Refusal.self) { _ = try await rollback.rollback(runId: run.id, site: nil, product: nil, by: "test") }
+        #expect(refused.message.contains("initech/contacts: its deleted data is no longer in quarantine"), "\(refused.message)")
+        #expect(!refused.message.contains("acme"), "acme, undeleted before, is no problem: \(refused.message)")
+        // Without initech, the rest is undeleted; acme is said to be done already.
+        let outcomes = try await rollback.rollback(runId: run.id, site: "globex", product: nil, by: "test")
+        #expect(outcomes.count == 2 && outcomes.allSatisfy { $0.identical == true && $0.alreadyDone == nil })
+        let again = try await #require(throws: Rollback.Refusal.self) { _ = try await rollback.rollback(runId: run.id, site: "acme", product: nil, by: "test") }
+        #expect(again.message.contains("already back in place: acme/contacts, acme/jira"), "\(again.message)")
+        #expect(try await fx.ledger.quarantine(includePurged: false).contains { $0.site == "initech" && $0.reason == "delete" },
+                "initech's entries stay open: its deleted data was never put back")
+    }
+
     /// A delete moves what its token covered: a target written to, or replaced, after the
     /// confirmation (a gate may hold later waves for hours) fails its job with nothing moved.
     @Test func aTargetChangedSinceTheConfirmationIsNotMoved() async throws {
