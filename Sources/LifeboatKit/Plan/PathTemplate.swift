@@ -167,11 +167,13 @@ extension PathTemplate {
     }
 }
 
-/// A path segment as a pattern: literal characters and "one or more id characters" for variables.
+/// A path segment as a pattern: literal characters, and for a variable an id (`[a-z0-9]` then
+/// any number of `[a-z0-9._-]`).
 struct SegmentPattern {
     enum Item: Equatable {
         case char(Unicode.Scalar)
-        case idChar
+        /// An id's first character: a letter or digit.
+        case idFirst
         case idStar
     }
 
@@ -181,13 +183,17 @@ struct SegmentPattern {
         for piece in pieces {
             switch piece {
             case .literal(let s): items += s.unicodeScalars.map(Item.char)
-            case .variable: items += [.idChar, .idStar]
+            case .variable: items += [.idFirst, .idStar]
             }
         }
     }
 
     static func isIDChar(_ c: Unicode.Scalar) -> Bool {
-        ("a"..."z").contains(c) || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-"
+        isIDFirst(c) || c == "." || c == "_" || c == "-"
+    }
+
+    static func isIDFirst(_ c: Unicode.Scalar) -> Bool {
+        ("a"..."z").contains(c) || ("0"..."9").contains(c)
     }
 
     /// Whether some string matches both patterns (breadth-first search over position pairs).
@@ -206,6 +212,7 @@ struct SegmentPattern {
             let meet: Bool
             switch (a[i], b[j]) {
             case (.char(let x), .char(let y)): meet = x == y
+            case (.char(let x), .idFirst), (.idFirst, .char(let x)): meet = Self.isIDFirst(x)
             case (.char(let x), _): meet = Self.isIDChar(x)
             case (_, .char(let y)): meet = Self.isIDChar(y)
             default: meet = true

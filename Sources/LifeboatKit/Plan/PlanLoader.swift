@@ -250,6 +250,15 @@ public enum PlanLoader {
             reader.error(at: node, "\(key) \"\(text)\" must not contain \"..\" after a variable")
             ok = false
         }
+        // Lifeboat's own directories beside each destination: a component that can render one
+        // would put staging or quarantine inside a tenant's data (or a tenant's data in them).
+        for reserved in [StagingDirectory.areaName, QuarantineArea.name] {
+            let name = SegmentPattern([.literal(reserved)])
+            if template.segments.contains(where: { SegmentPattern($0).intersects(name) }) {
+                reader.error(at: node, "\(key) \"\(text)\" can render \"\(reserved)\" as a path component, the name of Lifeboat's own directory beside each destination; choose a template (or ids) that cannot")
+                ok = false
+            }
+        }
         return ok ? template.resolved(against: base) : nil
     }
 

@@ -129,6 +129,19 @@ import Testing
         #expect(notify.count == 1 && notify[0].contains("notify: unknown template variable {site}; expected one of {run} (notify runs once per event"), "\(notify)")
     }
 
+    /// A target or sandbox that can render Lifeboat's own directory names (a product named
+    /// `lifeboat-quarantine` behind a dot, or the name written out) is refused where it is.
+    @Test func templatesThatCanRenderLifeboatsOwnDirectoriesAreRefused() {
+        #expect(problems(variant("target: /srv/sites/{site}/{product}", "target: /srv/sites/{site}/.{product}"))
+                == [#"4:9: target "/srv/sites/{site}/.{product}" can render ".lifeboat-staging" as a path component, the name of Lifeboat's own directory beside each destination; choose a template (or ids) that cannot"#,
+                    #"4:9: target "/srv/sites/{site}/.{product}" can render ".lifeboat-quarantine" as a path component, the name of Lifeboat's own directory beside each destination; choose a template (or ids) that cannot"#])
+        let written = problems(variant("target: /srv/sites/{site}/{product}", "target: /srv/sites/{site}/{product}/.lifeboat-staging"))
+        #expect(written.count == 1 && written[0].contains(#"can render ".lifeboat-staging""#), "\(written)")
+        // A dot elsewhere, or a name that only starts alike, is fine.
+        #expect(problems(variant("target: /srv/sites/{site}/{product}", "target: /srv/sites/{site}/.{product}.d")).isEmpty)
+        #expect(problems(variant("target: /srv/sites/{site}/{product}", "target: /srv/.lifeboat-stage/{site}/{product}")).isEmpty)
+    }
+
     @Test func unknownDependencyWithSuggestion() {
         #expect(problems(variant("    after: [contacts]\n    concurrency: 4", "    after: [contacts, jria]\n    concurrency: 4"))
                 == [#"14:23: products[1].after names unknown product "jria" (did you mean "jira"?)"#])
