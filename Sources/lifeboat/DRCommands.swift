@@ -75,7 +75,7 @@ struct QuarantinePurge: ParsableCommand {
             why.append("\(result.keptInsideRetention) inside retention"
                        + (result.keptSoftDeleted > 0 ? ", of which \(result.keptSoftDeleted) soft-deleted site data never purged before its retention" : ""))
         }
-        if result.keptInUse > 0 { why.append("\(result.keptInUse) needed by a run going now or holding a mount") }
+        if result.keptInUse > 0 { why.append("\(result.keptInUse) of or needed by a run going now, or holding a mount") }
         for e in result.replaced {
             print("left alone \(e.path) (\(e.site)/\(e.product)): it is not the data quarantined there (moved or replaced outside Lifeboat); "
                   + "look at it, remove it yourself if it is not wanted, and a later purge closes the entry")

@@ -68,7 +68,8 @@ public struct QuarantineManager: Sendable {
     /// a confirmation (`--yes`), since that data may still be wanted back.
     public static let shortRetention: TimeInterval = 86_400
 
-    /// - Parameter inUse: whether a going run holds an entry's original path (kept then).
+    /// - Parameter inUse: whether a going run holds an entry's original path (kept then). An
+    ///   entry of a run that has not ended is kept too.
     public func purge(inUse: @Sendable (String) -> Bool = { _ in false }, olderThan: DurationSpec?, dryRun: Bool, confirmed: Bool = false,
                       by who: String) async throws -> PurgeResult {
         let now = clock.now()
@@ -86,6 +87,13 @@ public struct QuarantineManager: Sendable {
                                    + short.prefix(10).map { "\($0.0.site)/\($0.0.product) at \($0.0.path)" }.joined(separator: ", ")
                                    + "; purging deletes that data for good: look with --dry-run, then confirm with --yes")
         }
+        var going: [String: Bool] = [:]
+        func runGoing(_ id: String) async throws -> Bool {
+            if let known = going[id] { return known }
+            let answer = try await ledger.run(id: id).map { !$0.state.isFinal } ?? false
+            going[id] = answer
+            return answer
+        }
         for (record, entry) in zip(records, entries) {
             let oldEnough = olderThan.map { entry.ageSeconds >= Double($0.seconds) } ?? true
             guard entry.purgeable else {
@@ -95,6 +103,9 @@ public struct QuarantineManager: Sendable {
             }
             guard oldEnough else { younger += 1; continue }
             guard !inUse(record.originalPath) else { busy += 1; continue }
+            // An entry of a run still going (a delete halted at a gate, say) stays with its run:
+            // the run may yet be rolled back once it ends.
+            guard try await !runGoing(record.runId) else { busy += 1; continue }
             let removal: Removal
             do {
                 removal = try Self.remove(record, dryRun: dryRun)

@@ -101,6 +101,23 @@ import Testing
         #expect(try await manager.list().isEmpty)
     }
 
+    /// Past retention, an entry of a run that has not ended (a delete halted at its gate after its
+    /// canary, whose hold ended with its job) stays: the run may yet be rolled back.
+    @Test func purgeKeepsTheEntriesOfARunNotEnded() async throws {
+        let fx = try await DRFixture()
+        fx.dir.write("out/acme/jira/old.txt", "old")
+        var (run, _) = try await fx.run(.restore)
+        run.state = .halted
+        try await fx.ledger.updateRun(run)
+        fx.clock.advance(by: 8 * 86_400)
+        let manager = QuarantineManager(ledger: fx.ledger, clock: fx.clock)
+        let kept = try await manager.purge(olderThan: nil, dryRun: false, by: "test")
+        #expect(kept.purged.isEmpty && kept.keptInUse == 1)
+        run.state = .succeeded
+        try await fx.ledger.updateRun(run)
+        #expect(try await manager.purge(olderThan: nil, dryRun: false, by: "test").purged.count == 1)
+    }
+
     /// An entry whose data is gone is closed; one that cannot be looked at (its whole place not
     /// there, as on a volume not mounted) is kept, and said why.
     @Test func aPurgeClosesWhatIsGoneAndKeepsWhatItCannotSee() async throws {
