@@ -37,7 +37,7 @@ public struct RestoreExecutor: JobExecutor {
                 if let command = plan.verify.command {
                     try await observer.verifying()
                     let result = try await staging.verify(with: render(command, path: staging.path, context: context),
-                                                          timeout: .seconds(plan.hookTimeout.seconds))
+                                                          timeout: .seconds(plan.hookTimeout.seconds), environment: hookEnvironment(context))
                     hookOutput.append("verify.command: \(result.summary)\n\(result.output)")
                 }
 
@@ -113,10 +113,14 @@ public struct RestoreExecutor: JobExecutor {
     }
 
     private func runHook(_ argv: [String], path: String, context: JobContext, timeout: DurationSpec) async throws -> HookResult {
-        try await HookRunner.run(HookCommand(render(argv, path: path, context: context), timeout: .seconds(timeout.seconds), environment: [
-            "LIFEBOAT_RUN": context.run.id, "LIFEBOAT_SITE": context.job.site, "LIFEBOAT_PRODUCT": context.job.product,
-            "LIFEBOAT_MODE": context.run.mode.rawValue,
-        ]))
+        try await HookRunner.run(HookCommand(render(argv, path: path, context: context), timeout: .seconds(timeout.seconds),
+                                             environment: hookEnvironment(context)))
+    }
+
+    /// What every hook of a job is told besides its argv (verify.command and post_restore alike).
+    private func hookEnvironment(_ context: JobContext) -> [String: String] {
+        ["LIFEBOAT_RUN": context.run.id, "LIFEBOAT_SITE": context.job.site, "LIFEBOAT_PRODUCT": context.job.product,
+         "LIFEBOAT_MODE": context.run.mode.rawValue]
     }
 
     public func recover(_ context: JobContext, observer: any JobObserver) async throws -> RecoveryOutcome {

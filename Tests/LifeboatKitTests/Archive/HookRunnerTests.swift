@@ -36,4 +36,18 @@ import Testing
     @Test func aMissingProgramIsAnError() async throws {
         await #expect(throws: HookError.self) { try await HookRunner.run(HookCommand(["/nonexistent/lifeboat-hook"])) }
     }
+
+    /// A job's hooks are told which job they run for: verify.command as post_restore (the
+    /// README promises LIFEBOAT_RUN, _SITE, _PRODUCT to hooks; verify.command got none).
+    @Test func verifyCommandGetsTheJobsVariables() async throws {
+        let out = TestDirectory("hook-env")
+        let fx = try await DRFixture(sites: 1, planExtra: """
+            verify: { command: ["/bin/sh", "-c", "echo \\"$LIFEBOAT_RUN $LIFEBOAT_SITE $LIFEBOAT_PRODUCT $LIFEBOAT_MODE\\" > \(out.path)/$LIFEBOAT_PRODUCT"] }
+            """)
+        let (run, _) = try await fx.run(.restore)
+        #expect(run.state == .succeeded)
+        for product in ["contacts", "jira"] {
+            #expect(try String(contentsOfFile: out.file(product), encoding: .utf8) == "\(run.id) acme \(product) restore\n")
+        }
+    }
 }
