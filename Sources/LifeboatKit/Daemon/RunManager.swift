@@ -313,9 +313,7 @@ public final class RunManager: Service {
                     continue
                 }
                 logger.notice("resuming exercise cleanup", metadata: ["run.id": "\(run.id)", "cleanup": "\(run.cleanup ?? "")"])
-                var pending = run
-                pending.cleanup = RunRecord.cleanupPending
-                _ = await finisher.cleanUp(pending, plan: plans.plan(named: run.plan))
+                _ = await finisher.resume(run, plan: plans.plan(named: run.plan))
                 try await shared?.ledger.releaseCoordination(runId: run.id)
             }
         }

@@ -41,7 +41,7 @@ enum DeleteRehearsal {
                     continue
                 }
                 do {
-                    let slot = try SoftDeleteExecutor.moveToQuarantine(job.destination, slot: "\(run.id).\(job.site).\(job.product).rehearsal",
+                    let slot = try SoftDeleteExecutor.moveToQuarantine(job.destination, slot: Self.slot(run, job),
                                                                        job: job.name, expected: committed)
                     moved.append((job, slot, before))
                 } catch {
@@ -77,6 +77,32 @@ enum DeleteRehearsal {
             + (outcome.problems.isEmpty ? "" : "; PROBLEMS: " + outcome.problems.joined(separator: "; "))
         ledger.postEvent(LedgerEvent(runId: run.id, at: Date(), kind: outcome.problems.isEmpty ? "rehearsal.passed" : "rehearsal.failed", message: message))
         return outcome
+    }
+}
+
+extension DeleteRehearsal {
+    /// The quarantine slot a rehearsal moves a job's tree to.
+    static func slot(_ run: RunRecord, _ job: JobRecord) -> String {
+        "\(run.id).\(job.site).\(job.product).rehearsal"
+    }
+
+    /// After a crash mid-rehearsal: each tree the rehearsal had soft-deleted and not yet put back
+    /// (the committed tree, by identity, in its slot) is renamed back to its sandbox destination.
+    static func putBack(_ run: RunRecord, ledger: any Ledger) async {
+        guard let jobs = try? await ledger.jobs(runId: run.id) else { return }
+        for job in jobs where job.state == .succeeded {
+            guard let committed = job.commitIdentity.flatMap(FileIdentity.init(parsing:)), FileIdentity(path: job.destination) == nil,
+                  let area = try? QuarantineArea.directory(for: job.destination) else { continue }
+            let slot = area + "/" + Self.slot(run, job)
+            guard FileIdentity(path: slot) == committed else { continue }
+            do {
+                try Rollback.renameBack(slot, to: job.destination, expected: committed)
+                rmdir(area)
+            } catch {
+                ledger.postEvent(LedgerEvent(runId: run.id, jobId: job.id, at: Date(), kind: "rehearsal.leftover",
+                                             message: "\(job.name): could not put the rehearsal's tree back from \(slot): \(error)"))
+            }
+        }
     }
 }
 

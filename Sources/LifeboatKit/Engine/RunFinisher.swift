@@ -21,24 +21,51 @@ public struct RunFinisher: Sendable {
         var run = run
         // The rehearsal of a delete comes before the report, which shows it.
         if run.mode == .exercise, run.rehearse == "delete", run.state == .succeeded {
-            let outcome = await DeleteRehearsal.run(run, plan: plan, ledger: ledger)
-            if !outcome.problems.isEmpty {
-                run.state = .failed
-                run.note = "rehearsal of delete failed: " + outcome.problems.prefix(5).joined(separator: "; ")
-            }
-            run.note = run.note ?? String(format: "rehearsal of delete passed: %d target(s) byte-identical after undelete, undelete RTO max %.3f s",
-                                          outcome.identical, outcome.undeleteSeconds.max() ?? 0)
-            try? await ledger.updateRun(run)
-            try? await ledger.flush()
+            run = await rehearse(run, plan: plan)
         }
+        await writeReport(run)
+        guard run.cleanup == RunRecord.cleanupPending else { return run }
+        return await cleanUp(run, plan: plan)
+    }
+
+    /// After a restart, for an exercise whose cleanup is owed: a rehearsal of a delete that a
+    /// crash stopped (no outcome recorded) is done again — the trees it had soft-deleted put
+    /// back first, by identity — and the report rewritten; then the sandbox is cleaned.
+    public func resume(_ run: RunRecord, plan: Plan?) async -> RunRecord {
+        var run = run
+        if run.mode == .exercise, run.rehearse == "delete", run.state == .succeeded,
+           let events = try? await ledger.events(runId: run.id, afterId: 0, limit: 100_000),
+           !events.contains(where: { $0.kind == "rehearsal.passed" || $0.kind == "rehearsal.failed" }) {
+            logger.notice("redoing the rehearsal of a delete a restart stopped", metadata: ["run.id": "\(run.id)"])
+            await DeleteRehearsal.putBack(run, ledger: ledger)
+            run = await rehearse(run, plan: plan)
+            await writeReport(run)
+        }
+        run.cleanup = RunRecord.cleanupPending
+        return await cleanUp(run, plan: plan)
+    }
+
+    private func rehearse(_ run: RunRecord, plan: Plan?) async -> RunRecord {
+        var run = run
+        let outcome = await DeleteRehearsal.run(run, plan: plan, ledger: ledger)
+        if !outcome.problems.isEmpty {
+            run.state = .failed
+            run.note = "rehearsal of delete failed: " + outcome.problems.prefix(5).joined(separator: "; ")
+        }
+        run.note = run.note ?? String(format: "rehearsal of delete passed: %d target(s) byte-identical after undelete, undelete RTO max %.3f s",
+                                      outcome.identical, outcome.undeleteSeconds.max() ?? 0)
+        try? await ledger.updateRun(run)
+        try? await ledger.flush()
+        return run
+    }
+
+    private func writeReport(_ run: RunRecord) async {
         do {
             let path = try await ReportBuilder.write(runId: run.id, ledger: ledger, directory: reportsDirectory, now: Date())
             logger.info("report written", metadata: ["run.id": "\(run.id)", "path": "\(path)"])
         } catch {
             logger.error("could not write the run's report", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
         }
-        guard run.cleanup == RunRecord.cleanupPending else { return run }
-        return await cleanUp(run, plan: plan)
     }
 
     /// Removes what the exercise committed into its sandbox — each job's data only while it is

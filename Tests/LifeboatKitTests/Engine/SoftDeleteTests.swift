@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import LifeboatKit
 
@@ -265,6 +266,33 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: fx.dir.file("out/acme/.lifeboat-quarantine")))
         #expect(outcome.targets == 2 && outcome.identical == 2, "globex's trees are rehearsed: \(outcome)")
         #expect(outcome.problems.count == 2 && outcome.problems.allSatisfy { $0.contains("acme/") && $0.contains("nothing was moved") }, "\(outcome.problems)")
+    }
+
+    /// A rehearsal a crash stopped (a tree soft-deleted, not yet put back, nothing recorded) is
+    /// done again at the next start: the tree is put back by its identity, the rehearsal runs and
+    /// is recorded, and the sandbox is cleaned with nothing left in it.
+    @Test func aRehearsalACrashStoppedIsDoneAgainAtTheNextStart() async throws {
+        let fx = try await restored(sites: 2)
+        let (ended, jobs) = try await fx.run(.exercise, scale: 2)
+        var exercise = ended
+        exercise.rehearse = "delete"
+        exercise.cleanup = RunRecord.cleanupPending
+        try await fx.ledger.updateRun(exercise)
+        // The crash: acme/jira's sandbox tree is in the rehearsal's slot.
+        let job = try #require(jobs.first { $0.name == "acme/jira" })
+        let area = try QuarantineArea.directory(for: job.destination)
+        try FileSystem.createDirectories(area)
+        try FileManager.default.moveItem(atPath: job.destination, toPath: area + "/" + DeleteRehearsal.slot(exercise, job))
+
+        let finisher = RunFinisher(ledger: fx.ledger, reportsDirectory: fx.dir.file("reports"), logger: Logger(label: "test"))
+        let resumed = await finisher.resume(exercise, plan: fx.plan)
+        #expect(resumed.state == .succeeded && resumed.cleanup == RunRecord.cleanupDone, "\(resumed)")
+        #expect(resumed.note?.contains("rehearsal of delete passed: 4 target(s) byte-identical") == true, "\(resumed.note ?? "")")
+        let events = try await fx.ledger.events(runId: exercise.id, afterId: 0, limit: 1_000)
+        #expect(events.contains { $0.kind == "rehearsal.passed" })
+        #expect(events.contains { $0.kind == "exercise.cleaned" && $0.message.contains("4 job(s)") }, "\(events.map(\.message))")
+        let sandbox = URL(fileURLWithPath: job.destination).deletingLastPathComponent().deletingLastPathComponent().path
+        #expect(!FileManager.default.fileExists(atPath: sandbox), "nothing left of the run's sandbox")
     }
 
     @Test func deletersAreTheirOwnRole() {
