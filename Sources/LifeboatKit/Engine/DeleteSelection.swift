@@ -110,6 +110,16 @@ public struct DeleteSelection: Sendable, Codable, Hashable {
                                 + unknown.map { "\($0.id) (\($0.why))" }.joined(separator: "; ") + "; nothing was moved",
                                 unknown: unknown)
         }
+        // Two targets that are one directory (a site linked to another): the listing would
+        // count it twice, and the delete would refuse the token anyway.
+        var byResolved: [String: Target] = [:]
+        for target in targets {
+            if let first = byResolved[target.resolved] {
+                unsafe.append("\(first.site)/\(first.product) and \(target.site)/\(target.product) are one directory, \(target.resolved) (through a symbolic link); delete it under one of them")
+            } else {
+                byResolved[target.resolved] = target
+            }
+        }
         guard unsafe.isEmpty else {
             throw DeleteRefusal(.unsafe, "refusing the whole delete: " + unsafe.joined(separator: "; ") + "; nothing was moved")
         }

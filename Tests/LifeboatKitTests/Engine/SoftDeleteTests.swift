@@ -76,6 +76,17 @@ import Testing
         #expect(try select(fx, ["acme", "globex"]).sites.count == 2)
     }
 
+    /// A site linked to another's directory: the dry run refuses (it listed the directory twice,
+    /// counted twice, and gave a token the confirmation then refused).
+    @Test func twoSitesThatAreOneDirectoryAreRefusedAtTheDryRun() async throws {
+        let fx = try await restored()
+        try FileManager.default.moveItem(atPath: fx.dir.file("out/globex"), toPath: fx.dir.file("globex-aside"))
+        try FileManager.default.createSymbolicLink(atPath: fx.dir.file("out/globex"), withDestinationPath: fx.dir.file("out/acme"))
+        let refusal = try #require(throws: DeleteRefusal.self) { try select(fx, ["acme", "globex"]) }
+        #expect(refusal.code == .unsafe && refusal.message.contains("acme/contacts and globex/contacts are one directory"), "\(refusal.message)")
+        #expect(try select(fx, ["acme"]).targets.count == 2)
+    }
+
     @Test func aTargetThatIsALinkIsNeverMoved() async throws {
         let fx = try await restored()
         try FileManager.default.moveItem(atPath: fx.dir.file("out/acme/jira"), toPath: fx.dir.file("real-jira"))
