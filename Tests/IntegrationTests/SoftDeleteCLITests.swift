@@ -246,6 +246,11 @@ import Testing
         try daemon.start()
         let runId = try #require(try daemon.runs().first { $0["mode"] as? String == "delete" }?["id"] as? String)
         #expect(try await daemon.waitForRun(runId, timeout: 90) == "succeeded", "\(daemon.daemonLog)")
+        // The job caught by the crash is recorded with what it moved, measured in quarantine.
+        let jobs = try daemon.jobs(runId)
+        #expect(jobs.count == 4 && jobs.allSatisfy { ($0["bytes"] as? Int ?? 0) > 0 && ($0["entries"] as? Int ?? 0) > 0 }, "\(jobs)")
+        let shown = try daemon.cli(["report", runId]).stdout
+        #expect(shown.contains("moved into quarantine (") && shown.contains("before the restart; not redone"), "\(shown.prefix(3000))")
         let list = try daemon.cli(["quarantine", "list", "--json"])
         let entries = (try? JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]) ?? []
         for site in ["acme", "globex"] {

@@ -34,7 +34,7 @@ public enum JobEvent: Sendable, Hashable {
     /// An operator queued it again (`job.retry`): failed, cancelled or skipped → pending.
     case retried
     /// After a crash, its commit was found in place: → succeeded, not redone.
-    case recoveredCommitted(quarantinePath: String?, treeDigest: String?, at: Date, timing: RunTiming)
+    case recoveredCommitted(quarantinePath: String?, treeDigest: String?, measured: MeasuredTree?, at: Date, timing: RunTiming)
     /// After a crash, its commit had not happened: the attempt is discarded, → pending.
     case recoveredRestart
 }
@@ -243,14 +243,16 @@ public enum JobLifecycle {
             next.finishedAt = nil
             return transition(.durable, event: .init(kind: "job.retry", message: "\(job.name) queued again by an operator"), publish: true)
 
-        case .recoveredCommitted(let quarantinePath, let treeDigest, let at, let timing):
+        case .recoveredCommitted(let quarantinePath, let treeDigest, let measured, let at, let timing):
             guard from.isActive else { throw illegal() }
             next.state = .succeeded
             next.quarantinePath = quarantinePath ?? job.quarantinePath
             next.treeDigest = job.treeDigest ?? treeDigest
+            if let measured, job.bytes == 0, job.entries == 0 { (next.bytes, next.entries) = (measured.bytes, measured.entries) }
             next.stagingPath = nil
             measureRTO(at: at, timing)
-            return transition(.durable, event: .init(kind: "job.recovered", message: "\(job.name): commit found in place after restart; not redone"),
+            let found = quarantinePath.map { "moved into quarantine (\($0)) before the restart" } ?? "commit found in place after restart"
+            return transition(.durable, event: .init(kind: "job.recovered", message: "\(job.name): \(found); not redone"),
                               publish: true, log: .init(level: .info, message: "job committed"))
 
         case .recoveredRestart:
@@ -285,4 +287,11 @@ extension JobEvent {
         case .recoveredRestart: "recovered (restart)"
         }
     }
+}
+
+/// A committed tree measured where it is (a job recovered after a restart: its result died with
+/// the process).
+public struct MeasuredTree: Sendable, Hashable {
+    public var bytes: Int64
+    public var entries: Int64
 }

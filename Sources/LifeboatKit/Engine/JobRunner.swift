@@ -133,11 +133,11 @@ struct JobRunner: Sendable {
             // The committed tree is fingerprinted (a delete's where it went), for rollback and
             // undelete to compare.
             var digest: String?
-            if found.treeDigest == nil {
-                if run.mode == .restore { digest = TreeDigest.of(found.destination) }
-                if run.mode == .delete, let moved = quarantine ?? found.quarantinePath { digest = TreeDigest.of(moved) }
-            }
-            let recovered = try tracker.transition(.recoveredCommitted(quarantinePath: quarantine, treeDigest: digest, at: now, timing: RunTiming(run)))
+            let tree = run.mode == .delete ? quarantine ?? found.quarantinePath : found.destination
+            if found.treeDigest == nil, run.mode != .exercise, let tree { digest = TreeDigest.of(tree) }
+            // What the job moved or wrote, measured where it is (its result died with the process).
+            let measured = tree.map(TreeSize.bytesAndFiles).map { MeasuredTree(bytes: $0.0, entries: $0.1) }
+            let recovered = try tracker.transition(.recoveredCommitted(quarantinePath: quarantine, treeDigest: digest, measured: measured, at: now, timing: RunTiming(run)))
             if recovered.job.fromQuarantine, let path = recovered.job.snapshotPath { try await closeSoftDelete(path, job: recovered.job) }
             try await tracker.commit(recovered)
         case .restart:

@@ -33,7 +33,7 @@ import Testing
             (.interrupted(at: t0), from(notFinal, to: .pending)),
             (.skipped(dependency: "contacts of acme failed", at: t0), from([.pending, .waiting], to: .skipped)),
             (.retried, from([.failed, .cancelled, .skipped], to: .pending)),
-            (.recoveredCommitted(quarantinePath: nil, treeDigest: "d", at: t0, timing: timing), from(active, to: .succeeded)),
+            (.recoveredCommitted(quarantinePath: nil, treeDigest: "d", measured: nil, at: t0, timing: timing), from(active, to: .succeeded)),
             (.recoveredRestart, from(active, to: .pending)),
         ]
     }()
@@ -143,7 +143,7 @@ import Testing
         found.treeDigest = "recorded"
         found.quarantinePath = "/q/old"
         found.stagingPath = "/s"
-        let committed = try JobLifecycle.apply(.recoveredCommitted(quarantinePath: nil, treeDigest: "measured", at: Self.t0.addingTimeInterval(10), timing: Self.timing), to: found)
+        let committed = try JobLifecycle.apply(.recoveredCommitted(quarantinePath: nil, treeDigest: "measured", measured: nil, at: Self.t0.addingTimeInterval(10), timing: Self.timing), to: found)
         #expect(committed.job.treeDigest == "recorded" && committed.job.quarantinePath == "/q/old" && committed.job.stagingPath == nil)
         #expect(committed.job.rtoSeconds == 10 && committed.event?.kind == "job.recovered")
         let restart = try JobLifecycle.apply(.recoveredRestart, to: found)
