@@ -73,7 +73,7 @@ extension Control.RunStart {
         }
         guard confirm == selection.token else {
             try await refuse(.rejected, "the confirmation token \(confirm) does not match this delete of \(selection.sites.count) site(s) of plan \(plan.name): "
-                             + "the sites, products, the plan or the targets' content differ from the dry run that gave it; run the same delete with --dry-run again and check what it lists")
+                             + "the sites (or their order, which decides the waves), products, the plan or the targets' content differ from the dry run that gave it; run the same delete with --dry-run again and check what it lists")
         }
         let run: RunRecord
         do {

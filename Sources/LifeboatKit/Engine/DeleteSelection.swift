@@ -143,13 +143,15 @@ public struct DeleteSelection: Sendable, Codable, Hashable {
         return selection
     }
 
-    /// The confirmation token: a hash over the plan, its version and every target with its
-    /// resolved path and content digest, in a canonical order.
+    /// The confirmation token: a hash over the plan, its version, every target with its resolved
+    /// path and content digest (in a canonical order), and the waves.
     func computeToken() -> String {
         var text = "lifeboat-delete-v1\nplan=\(plan)\nversion=\(planVersion)\n"
         for t in targets.sorted(by: { ($0.site, $0.product) < ($1.site, $1.product) }) {
             text += "\(t.site)\t\(t.product)\t\(t.resolved)\t\(t.digest)\n"
         }
+        // The waves as listed: the order of the ids decides which site is the canary.
+        for (i, wave) in waves.enumerated() { text += "wave \(i + 1)\t\(wave.joined(separator: ","))\n" }
         let hex = SHA256.hash(data: Data(text.utf8)).hexDigits
         return "del-" + String(hex.prefix(12))
     }
