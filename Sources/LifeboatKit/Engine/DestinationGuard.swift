@@ -129,6 +129,7 @@ public final class DestinationHolds: Sendable {
         /// Every proper ancestor of a held path, with how many held paths lie below it.
         var below: [String: Int] = [:]
         var byRun: [String: Set<String>] = [:]
+        var byHolder: [Holder: String] = [:]
     }
 
     private let state = Mutex(State())
@@ -168,6 +169,7 @@ public final class DestinationHolds: Sendable {
             }
             for (path, job, ancestors) in chains where s.held[path] == nil {
                 s.held[path] = Holder(run: run, job: job)
+                s.byHolder[Holder(run: run, job: job)] = path
                 s.byRun[run, default: []].insert(path)
                 for ancestor in ancestors { s.below[ancestor, default: 0] += 1 }
             }
@@ -189,8 +191,12 @@ public final class DestinationHolds: Sendable {
 
     public func holder(of path: String) -> Holder? { state.withLock { $0.held[path] } }
 
+    /// The path held for a job of a run here, if any.
+    public func path(heldBy holder: Holder) -> String? { state.withLock { $0.byHolder[holder] } }
+
     private static func remove(_ path: String, run: String, from s: inout State) {
-        guard s.held[path]?.run == run else { return }
+        guard let holder = s.held[path], holder.run == run else { return }
+        s.byHolder[holder] = nil
         s.held[path] = nil
         s.byRun[run]?.remove(path)
         for ancestor in ancestors(of: path) {

@@ -11,8 +11,12 @@ struct JobRunner: Sendable {
     let recorder: JobRecorder
     /// The trees the run must stay out of (nil: none checked, as in unit tests).
     let protected: ProtectedTrees?
-    /// Where a job's destination resolved when its run took it (nil: not known on this host).
-    var held: @Sendable (JobRecord) -> String? = { _ in nil }
+    /// Where a job's destination resolved when its run took it, if the run is coordinated here
+    /// (the holds of a run coordinated by another host sharing the ledger are not looked up per
+    /// job).
+    func held(_ job: JobRecord) -> String? {
+        env.guardrails.holds.path(heldBy: .init(run: run.id, job: job.name))
+    }
 
     private var quarantineReason: String { run.mode == .delete ? "delete" : "restore" }
 

@@ -100,12 +100,7 @@ final class RunCoordinator {
     private var protected: ProtectedTrees?
 
     /// Runs this run's jobs (and recovers those a crash caught).
-    private var runner: JobRunner {
-        var runner = JobRunner(run: run, plan: plan, env: env, recorder: recorder, protected: protected)
-        let resolved = self.resolved
-        runner.held = { resolved[$0.destination] }
-        return runner
-    }
+    private var runner: JobRunner { JobRunner(run: run, plan: plan, env: env, recorder: recorder, protected: protected) }
     /// Destinations as resolved when the run started (what it holds).
     private var resolved: [String: String] = [:]
 
