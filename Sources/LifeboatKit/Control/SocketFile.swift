@@ -18,9 +18,11 @@ enum SocketFile {
     /// alone is not: daemons in one process, or in containers of their own, can share it).
     static func temporaryName(for path: String) throws -> String {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let candidate = (directory == "/" ? "" : directory) + "/.lb\(getpid()).\(String(UInt32.random(in: .min ... .max), radix: 16))"
-        guard candidate.utf8.count <= maxPathBytes else {
-            throw Failure(message: "the socket's directory \(directory) is too deep for a Unix socket path (at most \(maxPathBytes) bytes); choose a shorter socket.path")
+        let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        let candidate = (directory == "/" ? "" : directory) + "/.lb" + String((0..<6).map { _ in letters.randomElement()! })
+        // NIO binds paths of at most 103 bytes (the BSDs' limit) whatever the platform's.
+        guard candidate.utf8.count <= min(maxPathBytes, 103) else {
+            throw Failure(message: "the socket's directory \(directory) is too deep to bind a socket in (at most \(min(maxPathBytes, 103) - 10) bytes); choose a shorter socket.path")
         }
         return candidate
     }
