@@ -84,7 +84,14 @@ struct StartRun {
             if exercise.keep { command.keep = true }
         }
         let client = try daemon.connect()
+        // Choosing snapshots means listing the store, which a slow bucket can make take minutes:
+        // said when it does, with what Ctrl-C does then.
+        let slow = DispatchWorkItem {
+            StandardOutput.write(Data("lifeboatd is choosing each job's snapshot (listing the store); Ctrl-C now starts nothing\n".utf8), to: STDERR_FILENO)
+        }
+        if !daemon.json, mode != .dryRun { DispatchQueue.global().asyncAfter(deadline: .now() + 3, execute: slow) }
         let answer = try client.answer(command)
+        slow.cancel()
         let outcome = try command.decodeResult(answer)
         if case .dryRun(let report) = outcome {
             try DryRunPrinter.finish(report, json: daemon.json) { _ in try printJSON(try answer.json()) }

@@ -28,7 +28,16 @@ extension Control.RunStart: ServedCommand {
             request.rehearse = rehearse
         }
         if mode == .dryRun { return .dryRun(try await services.runtime.engine.dryRun(request)) }
-        return .started(try await services.runs.start(request))
+        // An operator who gave up while a slow store was listed (Ctrl-C) started nothing.
+        let hangup = call.hangup
+        request.stillWanted = { !(hangup?.isSignalled ?? false) }
+        do {
+            return .started(try await services.runs.start(request))
+        } catch let abandoned as RunAbandoned {
+            services.logger.notice("run not started: its client went away while it was planned",
+                                   metadata: ["plan": "\(plan)", "mode": "\(mode.rawValue)", "uid": "\(call.peer.uid)", "pid": "\(call.peer.pid)"])
+            throw abandoned
+        }
     }
 }
 

@@ -15,6 +15,7 @@ public struct Engine: Sendable {
         guard request.mode != .delete else { throw RunRequestError("a delete needs a confirmed selection: lifeboat delete PLAN --sites … --dry-run, then --confirm TOKEN") }
         var prepared = try await RunPlanner.prepare(request, now: environment.clock.now(), stores: environment.stores)
         try await chooseSources(&prepared, fromSnapshots: request.fromSnapshots)
+        guard request.stillWanted() else { throw RunAbandoned() }
         try checkDestinations(prepared, plan: request.plan)
         let jobs: [JobRecord]
         do {

@@ -26,6 +26,10 @@ public struct RunRequest: Sendable {
     public var fromSnapshots = false
     /// A delete's products (default: every product of the plan with data at the site).
     public var products: [String]?
+    /// Asked once the run is planned (its snapshots listed, which a slow store can make take
+    /// minutes), just before it is recorded: false when whoever asked for it is gone (an
+    /// operator's Ctrl-C), and then nothing is started.
+    public var stillWanted: @Sendable () -> Bool = { true }
 
     public init(plan: Plan, mode: RunMode, sites: [String]? = nil, incidentAt: Date? = nil, asOf: Date? = nil,
                 declaredAt: Date? = nil, scale: Int? = nil, seed: Int64? = nil, keepSandbox: Bool = false, startedBy: String = "cli") {
@@ -48,4 +52,11 @@ public struct RunRequestError: LifeboatError {
     public init(_ message: String) { self.message = message }
     public var exitCode: CLIExit { .rejected }
     public var description: String { message }
+}
+
+/// The run was planned after its requester went away (the control connection closed): it was
+/// not recorded, and nothing started.
+public struct RunAbandoned: LifeboatError {
+    public var exitCode: CLIExit { .failed }
+    public var description: String { "the run was not started: whoever asked for it went away while its snapshots were being chosen" }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import LifeboatKit
 
@@ -57,6 +58,27 @@ import Testing
         let status = try await fx.answer(#"{"id":5,"command":"status"}"#)
         let going = try #require((status.result["runs"] as? [[String: Any]])?.first)
         #expect(going["id"] as? String == runId && going["jobs"] as? Int == 4 && going["done"] as? Int == 0)
+    }
+
+    /// A run whose client went away while it was planned (an operator's Ctrl-C while a slow
+    /// store was listed) is not recorded and starts nothing.
+    @Test func aRunWhoseClientWentAwayWhileItWasPlannedIsNotStarted() async throws {
+        let fx = try DaemonFixture()
+        guard case .success(let request) = ControlRequest.parse(Array(#"{"id":1,"command":"run.start","params":{"plan":"main"}}"#.utf8)) else {
+            Issue.record("not a request")
+            return
+        }
+        let gone = ReadySignal()
+        gone.signal()
+        let answered = Mutex<[Data]>([])
+        try await fx.daemon.handler.handle(request, peer: DaemonFixture.admin, hangup: gone) { line in answered.withLock { $0.append(line) } }
+        let text = answered.withLock { $0.map { String(decoding: $0, as: UTF8.self) }.joined() }
+        #expect(text.contains("the run was not started: whoever asked for it went away"), "\(text)")
+        #expect(try await fx.daemon.services.ledger.runs(limit: 10).isEmpty)
+        #expect(fx.daemon.runs.activeRuns.isEmpty)
+        // Connected, the same request starts the run.
+        let started = try await fx.answer(#"{"id":2,"command":"run.start","params":{"plan":"main"}}"#)
+        #expect(started.ok, "\(started.text)")
     }
 
     @Test func aDryRunIsAnsweredToAReaderAndRecordsNothing() async throws {
