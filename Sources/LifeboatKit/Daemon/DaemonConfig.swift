@@ -189,15 +189,11 @@ public struct DaemonConfig: Sendable {
         }
         if var s = doc.mapping("s3") {
             if let (text, node) = s.string("endpoint") {
-                if let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-                   url.host?.isEmpty == false {
-                    if url.user != nil || url.password != nil {
-                        reader.error(at: node, "s3.endpoint must not carry credentials; \(S3Error.whereSecretsGo)")
-                    } else {
-                        config.s3.endpoint = text
-                    }
-                } else {
-                    reader.error(at: node, "s3.endpoint must be an http(s) URL like https://s3.example.net or http://127.0.0.1:9000, found \"\(text)\"")
+                do {
+                    _ = try S3Endpoint.parse(text)
+                    config.s3.endpoint = text
+                } catch {
+                    reader.error(at: node, "s3.endpoint: \((error as? S3Error)?.message ?? "\(error)")")
                 }
             }
             if let (text, _) = s.string("region") { config.s3.region = text }

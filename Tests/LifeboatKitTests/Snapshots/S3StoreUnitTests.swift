@@ -29,6 +29,20 @@ import Testing
         #expect(configured.host == "s3.example.net" && configured.region == "r1" && configured.pathStyle)
     }
 
+    /// Credentials in an endpoint are refused without being echoed, whatever else is wrong with
+    /// it (a typo in the scheme, no host); a path is refused, not silently dropped.
+    @Test func anEndpointIsCheckedWithoutEchoingSecrets() throws {
+        for text in ["htps://AKID:hunter2@s3.example.net", "http://AKID:hunter2@/", "s3://AKID:hunter2@bucket", "http://AKID:hunter2@127.0.0.1:9000"] {
+            let error = try #require(throws: S3Error.self) { try S3Endpoint.parse(text) }
+            #expect(error.code == .secretInLocation && !error.message.contains("hunter2"), "\(text): \(error.message)")
+        }
+        let path = try #require(throws: S3Error.self) { try S3Endpoint.parse("http://127.0.0.1:9000/gateway/s3") }
+        #expect(path.message.contains("has a path or query"))
+        #expect(try #require(throws: S3Error.self) { try S3Endpoint.parse("ftp://s3.example.net") }.code == .invalidLocation)
+        #expect(try S3Endpoint.parse("http://127.0.0.1:9000/") == ("http", "127.0.0.1", 9000))
+        #expect(try S3Endpoint.parse("HTTPS://s3.example.net") == ("https", "s3.example.net", nil))
+    }
+
     @Test func credentialsFromTheStandardPlaces() throws {
         let dir = TestDirectory()
         let file = dir.file("credentials")

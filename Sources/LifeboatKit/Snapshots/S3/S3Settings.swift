@@ -42,20 +42,32 @@ public struct S3Endpoint: Sendable, Hashable {
         func env(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
         let region = settings.region ?? env("AWS_REGION") ?? env("AWS_DEFAULT_REGION") ?? "us-east-1"
         let endpointText = settings.endpoint ?? env("AWS_ENDPOINT_URL_S3") ?? env("AWS_ENDPOINT_URL") ?? "https://s3.\(region).amazonaws.com"
-        guard let components = URLComponents(string: endpointText), let scheme = components.scheme?.lowercased(),
-              scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty else {
-            throw S3Error(.invalidLocation, "the S3 endpoint \"\(endpointText)\" is not an http(s) URL like https://s3.example.net or http://127.0.0.1:9000 (s3.endpoint, AWS_ENDPOINT_URL)")
-        }
-        if components.user != nil || components.password != nil {
-            throw S3Error(.secretInLocation, "the S3 endpoint must not carry credentials; \(S3Error.whereSecretsGo)")
-        }
+        let (scheme, host, port) = try parse(endpointText)
         let isLocal = host == "localhost" || host.hasSuffix(".localhost") || host.contains(":")
             || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
         let timeout = settings.timeout ?? env("LIFEBOAT_S3_TIMEOUT").flatMap(Double.init) ?? 30
         // 0.1 s to a day: a timeout beyond (or "inf") is a day; not a number is the default.
-        return S3Endpoint(scheme: scheme, host: host, port: components.port, region: region,
+        return S3Endpoint(scheme: scheme, host: host, port: port, region: region,
                           pathStyle: settings.pathStyle ?? isLocal, timeout: timeout.isNaN ? 30 : min(86_400, max(0.1, timeout)),
                           attempts: max(1, settings.attempts ?? env("LIFEBOAT_S3_ATTEMPTS").flatMap { Int($0) } ?? 6))
+    }
+
+    /// An endpoint URL's scheme, host and port. Refused: credentials in it (said without
+    /// echoing them, whatever else is wrong), another scheme than http(s), no host, and a path
+    /// (buckets are addressed at the endpoint's root; a gateway's path prefix is not kept).
+    public static func parse(_ text: String) throws -> (scheme: String, host: String, port: Int?) {
+        let components = URLComponents(string: text)
+        if components?.user != nil || components?.password != nil || text.contains("@") {
+            throw S3Error(.secretInLocation, "the S3 endpoint must not carry credentials; \(S3Error.whereSecretsGo)")
+        }
+        guard let components, let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = components.host, !host.isEmpty else {
+            throw S3Error(.invalidLocation, "the S3 endpoint \"\(text)\" is not an http(s) URL like https://s3.example.net or http://127.0.0.1:9000 (s3.endpoint, AWS_ENDPOINT_URL)")
+        }
+        guard components.path.isEmpty || components.path == "/", components.query == nil, components.fragment == nil else {
+            throw S3Error(.invalidLocation, "the S3 endpoint \"\(text)\" has a path or query; give only scheme, host and port (buckets are addressed at the endpoint's root)")
+        }
+        return (scheme, host, components.port)
     }
 
     /// The `Host` header for a bucket.
