@@ -60,31 +60,15 @@ public struct LifeboatLogHandler: LogHandler {
         }
     }
 
-    /// `text` with its control characters (C0, DEL, C1, and the line and paragraph separators)
-    /// written as escapes: `\n`, `\r`, `\t`, `\u{1B}`.
-    static func escaped(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where needsEscape(scalar): out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-
-    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}"
-    }
+    /// `text` with its control characters written as escapes (`PrintableText`).
+    static func escaped(_ text: String) -> String { PrintableText.escaped(text) }
 
     /// A metadata value as logfmt writes it: bare when it is one plain word, else quoted (with
     /// `"` and `\` escaped), so a value cannot pass for more fields.
     static func field(_ value: String) -> String {
-        let plain = !value.isEmpty && !value.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || needsEscape($0) }
+        let plain = !value.isEmpty && !value.unicodeScalars.contains { (scalar: Unicode.Scalar) -> Bool in
+            scalar == " " || scalar == "=" || scalar == "\"" || scalar == "\\" || PrintableText.needsEscape(scalar)
+        }
         if plain { return value }
         return "\"" + escaped(value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")) + "\""
     }

@@ -31,5 +31,6 @@ public struct StrayFile: Sendable, Hashable, Codable, CustomStringConvertible {
     public var path: String
     public var reason: String
 
-    public var description: String { "\(path): \(reason)" }
+    /// Printable: a path (an S3 key) is the store's text, control characters and all.
+    public var description: String { "\(PrintableText.escaped(path)): \(reason)" }
 }

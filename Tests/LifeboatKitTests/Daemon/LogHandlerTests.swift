@@ -21,7 +21,7 @@ import Testing
         #expect(line.hasSuffix(#"NOTICE delete dry run pid=4242 reason="cleanup\n2026-12-05T15:31:00Z NOTICE delete started plan=small uid=0 pid=1" uid=65534"#), "\(line)")
 
         let tricky = Self.text("a\r\u{1B}[2Kb\u{2028}c\u{85}", ["k": "\"quoted\" back\\slash", "empty": "", "plain": "acme/contacts"])
-        #expect(tricky.hasSuffix(#"NOTICE a\r\u{1B}[2Kb\u{2028}c\u{85} empty="" k="\"quoted\" back\\slash" plain=acme/contacts"#), "\(tricky)")
+        #expect(tricky.hasSuffix(#"NOTICE a\r\u{1b}[2Kb\u{2028}c\u{85} empty="" k="\"quoted\" back\\slash" plain=acme/contacts"#), "\(tricky)")
     }
 
     @Test func plainLinesAreUnchanged() {

@@ -73,6 +73,9 @@ import Testing
         #expect(jira[0].sidecarPath == "s3://b/p/acme/jira/20261120T030000Z.tar.gz.sha256" && jira[1].sidecarPath == nil)
         #expect(Set(store.strays.map(\.path)) == ["s3://b/p/README", "s3://b/p/acme/notes.txt", "s3://b/p/acme/jira/deep/x.tar.gz",
                                                   "s3://b/p/Bad Site", "s3://b/p/acme/jira/garbage.tar.gz"])
+        // A key is the store's text: printed, its escape sequences are escaped.
+        let hostile = SnapshotStore(root: "s3://b/p", listing: [.init(relativePath: "x\u{1B}]0;owned\u{07}\u{1B}[2J.txt", size: 1)]) { "s3://b/p/" + $0 }
+        #expect(hostile.strays.map(\.description) == [#"s3://b/p/x\u{1b}]0;owned\u{7}\u{1b}[2J.txt: not a site directory"#])
     }
 
     @Test func errorClassification() {

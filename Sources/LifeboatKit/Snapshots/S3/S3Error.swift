@@ -82,24 +82,8 @@ public struct S3Error: LifeboatError, Sendable {
         }
     }
 
-    /// Text from the store, fit to print: control characters (a terminal's escape sequences)
-    /// shown escaped, and at most `limit` characters.
-    static func printable(_ text: String, limit: Int = 300) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            if out.unicodeScalars.count >= limit {
-                out += "…"
-                break
-            }
-            switch scalar.properties.generalCategory {
-            case .control, .format, .lineSeparator, .paragraphSeparator:
-                out += "\\u{\(String(scalar.value, radix: 16))}"
-            default:
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
+    /// Text from the store, fit to print (`PrintableText`), at most `limit` characters.
+    static func printable(_ text: String, limit: Int = 300) -> String { PrintableText.escaped(text, limit: limit) }
 
     /// An error answer's classification from its status and S3 code.
     static func from(status: Int, body: String, method: String, bucket: String, key: String?) -> S3Error {
