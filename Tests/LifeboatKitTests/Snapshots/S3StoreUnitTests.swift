@@ -88,6 +88,13 @@ import Testing
         let denied = S3Error.from(status: 403, body: "<Error><Code>InvalidAccessKeyId</Code></Error>", method: "GET", bucket: "b", key: nil)
         #expect(denied.code == .accessDenied && denied.description.contains("AWS_ACCESS_KEY_ID"))
         #expect(XMLText.decode("a&amp;b&lt;&#65;&#x42;") == "a&b<AB")
+        // An element inside a comment is no element; a page far over 1,000 keys (a store that
+        // ignores max-keys) is read whole.
+        let commented = "<R><!-- <Contents><Key>phantom/x</Key></Contents> --><Contents><Key>real</Key></Contents></R>"
+        #expect(XMLText.elements("Contents", in: commented).map { XMLText.all("Key", in: $0) } == [["real"]])
+        let page = "<ListBucketResult>" + (0..<40_000).map { "<Contents><Key>k\($0)</Key><Size>1</Size></Contents>" }.joined() + "</ListBucketResult>"
+        let keys = XMLText.elements("Contents", in: page).compactMap { XMLText.all("Key", in: $0).first }
+        #expect(keys.count == 40_000 && keys.last == "k39999")
         // A bucket in another region: where it lives, and what to set.
         let moved = S3Error.from(status: 301, body: "<Error><Code>PermanentRedirect</Code><Message>use the endpoint</Message><Endpoint>b.s3.eu-west-1.amazonaws.com</Endpoint></Error>",
                                  method: "GET", bucket: "b", key: nil)
