@@ -86,6 +86,8 @@ import Testing
         let bucket = S3Error.from(status: 404, body: "<Error><Code>NoSuchBucket</Code></Error>", method: "GET", bucket: "b", key: nil)
         #expect(bucket.code == .noSuchBucket)
         let denied = S3Error.from(status: 403, body: "<Error><Code>InvalidAccessKeyId</Code></Error>", method: "GET", bucket: "b", key: nil)
+        #expect(S3Error.from(status: 403, body: "", method: "HEAD", bucket: "b", key: "k", endpoint: "http://127.0.0.1:9000").message
+                == "access denied for HEAD k at http://127.0.0.1:9000", "a HEAD has no body: the message names where it went")
         #expect(denied.code == .accessDenied && denied.description.contains("AWS_ACCESS_KEY_ID"))
         #expect(XMLText.decode("a&amp;b&lt;&#65;&#x42;") == "a&b<AB")
         // An element inside a comment is no element; a page far over 1,000 keys (a store that

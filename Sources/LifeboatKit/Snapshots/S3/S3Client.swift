@@ -106,10 +106,11 @@ public struct S3Client: Sendable {
                 if (200..<300).contains(status) || accept.contains(status) {
                     return Answer(status: status, headers: response.headers, body: data)
                 }
-                failure = S3Error.from(status: status, body: String(buffer: data), method: method.rawValue, bucket: bucket, key: key)
+                failure = S3Error.from(status: status, body: String(buffer: data), method: method.rawValue, bucket: bucket, key: key, endpoint: endpoint.display)
             } catch let error as CancellationError {
                 throw error
-            } catch is DeadlineExceeded {
+            } catch let error where error is DeadlineExceeded || (error as? HTTPClientError) == .deadlineExceeded {
+                // Ours, or async-http-client's (set to the same time, it may fire first).
                 failure = S3Error(.unavailable, "\(method.rawValue) \(key ?? "on the bucket") at \(endpoint.display) did not complete within \(DurationSpec.format(seconds: endpoint.timeout)) (s3.timeout, LIFEBOAT_S3_TIMEOUT)",
                                   bucket: bucket, key: key, isTransient: true)
             } catch is NIOTooManyBytesError {

@@ -86,10 +86,11 @@ public struct S3Error: LifeboatError, Sendable {
     static func printable(_ text: String, limit: Int = 300) -> String { PrintableText.escaped(text, limit: limit) }
 
     /// An error answer's classification from its status and S3 code.
-    static func from(status: Int, body: String, method: String, bucket: String, key: String?) -> S3Error {
+    /// - Parameter endpoint: where the request went, as `S3Endpoint.display` says it.
+    static func from(status: Int, body: String, method: String, bucket: String, key: String?, endpoint: String? = nil) -> S3Error {
         let s3Code = XMLText.first("Code", in: body).map { printable($0, limit: 64) }
         let serverMessage = XMLText.first("Message", in: body).map { printable($0) }
-        let what = key.map { "\(method) \($0)" } ?? "\(method) on the bucket"
+        let what = (key.map { "\(method) \($0)" } ?? "\(method) on the bucket") + (endpoint.map { " at \($0)" } ?? "")
         let detail = serverMessage.map { ": \($0)" } ?? ""
         switch (status, s3Code) {
         case (301, _), (307, _), (308, _), (_, "PermanentRedirect"), (_, "TemporaryRedirect"), (_, "AuthorizationHeaderMalformed"):

@@ -333,7 +333,8 @@ final class S3ObjectReader: ArchiveReading, @unchecked Sendable {
         func didFinishRequest(task: HTTPClient.Task<Void>) throws {
             guard let reader, !failed else { return }
             if let status = errorStatus {
-                let error = S3Error.from(status: status, body: String(buffer: errorBody), method: "GET", bucket: reader.bucket, key: reader.key)
+                let error = S3Error.from(status: status, body: String(buffer: errorBody), method: "GET", bucket: reader.bucket, key: reader.key,
+                                         endpoint: reader.client.endpoint.display)
                 reader.deliver(generation) { $0.failure = error }
             } else {
                 reader.deliver(generation) { $0.finished = true }
