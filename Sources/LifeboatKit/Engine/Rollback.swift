@@ -44,6 +44,16 @@ public struct Rollback: Sendable {
     /// - Parameter force: roll back trees that changed since the restore too (the changed data
     ///   goes to quarantine like any restored data, and the outcome says so).
     public func rollback(runId: String, site: String?, product: String?, force: Bool = false, by who: String) async throws -> [Outcome] {
+        do {
+            return try await rollbackOrUndelete(runId: runId, site: site, product: product, force: force, by: who)
+        } catch let refused as ArchiveError where refused.errno == nil {
+            // Lifeboat's own directory is not what it should be (a link put in its place): a
+            // refusal of the operator's request, not a fault of the daemon.
+            throw Refusal(message: "\(refused.description); nothing more was moved")
+        }
+    }
+
+    private func rollbackOrUndelete(runId: String, site: String?, product: String?, force: Bool, by who: String) async throws -> [Outcome] {
         guard let run = try await ledger.run(id: runId) else { throw Refusal(message: "no run \(runId) in the ledger") }
         if run.mode == .delete { return try await undelete(run, site: site, product: product, forceAside: force, by: who) }
         guard run.mode == .restore else { throw Refusal(message: "run \(runId) is a\(run.mode == .exercise ? "n exercise" : " dry run"); only restores and deletes can be rolled back") }

@@ -65,6 +65,22 @@ import Testing
         #expect(again.message.contains("already rolled back: "), "\(again.message)")
     }
 
+    /// A quarantine directory replaced by a link is refused as the operator's request, not
+    /// reported as a fault of the daemon (the control socket said `internal`).
+    @Test func aQuarantineReplacedByALinkRefusesTheRollback() async throws {
+        let fx = try await DRFixture()
+        fx.dir.write("out/acme/jira/notes.txt", "before")
+        let (run, _) = try await fx.run(.restore)
+        let area = fx.dir.file("out/acme/.lifeboat-quarantine")
+        try FileManager.default.moveItem(atPath: area, toPath: fx.dir.file("elsewhere"))
+        try FileManager.default.createSymbolicLink(atPath: area, withDestinationPath: fx.dir.file("elsewhere"))
+        let refusal = try await #require(throws: Rollback.Refusal.self) {
+            _ = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: "acme", product: "jira", by: "test")
+        }
+        #expect(refusal.message.contains("symbolic link"), "\(refusal.message)")
+        #expect(try String(contentsOfFile: fx.dir.file("elsewhere") + "/" + (try FileManager.default.contentsOfDirectory(atPath: fx.dir.file("elsewhere")).first ?? "") + "/notes.txt", encoding: .utf8) == "before")
+    }
+
     @Test func rollbackRefusesWhenTheDestinationChanged() async throws {
         let fx = try await DRFixture()
         let (run, _) = try await fx.run(.restore)
