@@ -112,6 +112,20 @@ import Testing
         #expect(executor.attempts("acme/contacts") == 2)
     }
 
+    /// Starts a restore of the fixture's plan whose canary job `failing` fails its wave's gate;
+    /// returns once the run is halted, with what decides and follows it.
+    static func haltedAfterItsCanary(_ fixture: EngineFixture, failing: String)
+        async throws -> (created: (run: RunRecord, jobs: [JobRecord]), control: RunControl, executor: FakeExecutor, finished: Task<RunRecord, any Error>) {
+        let executor = FakeExecutor()
+        executor.fail(failing, with: [JobError(.integrity, "bad")])
+        let engine = fixture.engine(executor)
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
+        let control = RunControl()
+        let finished = Task { try await engine.execute(runId: created.run.id, plan: fixture.plan, control: control) }
+        try await waitUntil { control.isHalted }
+        return (created, control, executor, finished)
+    }
+
     @Test func failedGateHaltsUntilResume() async throws {
         let sites = (1...10).map { String(format: "s%02d", $0) }
         let fixture = try EngineFixture(sites: sites, products: "  - name: contacts", extra: """
@@ -119,20 +133,14 @@ import Testing
               - { sites: 1%, gate: { max_failures: 0 } }
               - { sites: rest }
             """)
-        let executor = FakeExecutor()
-        executor.fail("s01/contacts", with: [JobError(.integrity, "bad")])
-        let engine = fixture.engine(executor)
-        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
-        let control = RunControl()
-        async let finished = engine.execute(runId: created.run.id, plan: fixture.plan, control: control)
-        // Wait for the halt, check nothing of wave 2 ran, then resume.
-        try await waitUntil { control.isHalted }
+        // Halted, nothing of wave 2 ran; then resumed.
+        let (created, control, executor, finished) = try await Self.haltedAfterItsCanary(fixture, failing: "s01/contacts")
         let halted = try await fixture.ledger.run(id: created.run.id)
         #expect(halted?.state == .halted)
         #expect(halted?.note?.contains("wave 1 gate failed: 1 of 1 job(s) failed") == true)
         #expect(executor.records.count == 1)
         #expect(control.resume())
-        let run = try await finished
+        let run = try await finished.value
         #expect(run.state == .failed) // one job failed overall
         let jobs = try await fixture.ledger.jobs(runId: run.id)
         #expect(jobs.filter { $0.state == .succeeded }.count == 9)
@@ -150,18 +158,12 @@ import Testing
         for site in ["s02", "umbrella"] { try FileSystem.createDirectories(fixture.dir.file("real/\(site)")) }
         try FileSystem.createDirectories(fixture.dir.file("out"))
         try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s02"), withDestinationPath: fixture.dir.file("real/s02"))
-        let executor = FakeExecutor()
-        executor.fail("s01/contacts", with: [JobError(.integrity, "bad")])
-        let engine = fixture.engine(executor)
-        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
-        let control = RunControl()
-        async let finished = engine.execute(runId: created.run.id, plan: fixture.plan, control: control)
-        try await waitUntil { control.isHalted }
+        let (created, control, executor, finished) = try await Self.haltedAfterItsCanary(fixture, failing: "s01/contacts")
         // While halted, s02's link is pointed at another tenant's directory.
         unlink(fixture.dir.file("out/s02"))
         try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s02"), withDestinationPath: fixture.dir.file("real/umbrella"))
         #expect(control.resume())
-        _ = try await finished
+        _ = try await finished.value
         let jobs = try await fixture.ledger.jobs(runId: created.run.id)
         let s02 = try #require(jobs.first { $0.site == "s02" })
         #expect(s02.state == .failed && s02.errorCode == "sandbox", "\(s02)")
@@ -177,15 +179,9 @@ import Testing
               - { sites: 1, gate: { max_failures: 0 } }
               - { sites: rest }
             """)
-        let executor = FakeExecutor()
-        executor.fail("a/contacts", with: [JobError(.integrity, "bad")])
-        let engine = fixture.engine(executor)
-        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
-        let control = RunControl()
-        async let finished = engine.execute(runId: created.run.id, plan: fixture.plan, control: control)
-        try await waitUntil { control.isHalted }
+        let (_, control, _, finished) = try await Self.haltedAfterItsCanary(fixture, failing: "a/contacts")
         control.cancel(by: "uid 0")
-        let run = try await finished
+        let run = try await finished.value
         #expect(run.state == .cancelled)
         #expect(run.note == "cancelled by uid 0")
         let jobs = try await fixture.ledger.jobs(runId: run.id)
