@@ -63,12 +63,16 @@ import Testing
         daemon.dir.write("out/globex/jira/late.txt", "written after the dry run")
         let stale = try daemon.cli(["delete", "main", "--sites", "acme,globex", "--confirm", token])
         #expect(stale.status == 2 && stale.stderr.contains("does not match"), "\(stale.stderr)")
+        // Removed again, the tree looks as it did, but its directory changed since the dry run:
+        // that needs a new one (as a tree renamed away and back would).
         try FileManager.default.removeItem(atPath: daemon.dir.file("out/globex/jira/late.txt"))
+        let again = try #require(parseToken(try daemon.cli(["delete", "main", "--sites", "acme,globex", "--dry-run"]).stdout))
+        #expect(again != token)
         // Every refused attempt is recorded, with who.
         let refused = try daemon.runs().filter { $0["mode"] as? String == "delete" }
         #expect(refused.count == 4 && refused.allSatisfy { ($0["note"] as? String ?? "").hasPrefix("refused: ") && $0["state"] as? String == "failed" }, "\(refused)")
 
-        let delete = try daemon.cli(["delete", "main", "--sites", "acme,globex", "--confirm", token, "--reason", "ticket OPS-1", "--follow"])
+        let delete = try daemon.cli(["delete", "main", "--sites", "acme,globex", "--confirm", again, "--reason", "ticket OPS-1", "--follow"])
         #expect(delete.status == 0, "\(delete.stdout)\(delete.stderr)")
         let runId = try #require(delete.stdout.split(separator: "\n").first { $0.hasPrefix("started delete run ") }
             .map { String($0.split(separator: " ")[3]) })

@@ -16,7 +16,7 @@ public struct DeleteSelection: Sendable, Codable, Hashable {
         public var resolved: String
         public var bytes: Int64
         public var files: Int64
-        /// `TreeDigest` of the target as it is now (names, types, modes, sizes, times).
+        /// What a confirmation covers of the target as it is now (`confirmedState`).
         public var digest: String
     }
 
@@ -130,7 +130,7 @@ public struct DeleteSelection: Sendable, Codable, Hashable {
             let (bytes, files) = TreeSize.bytesAndFiles(targets[i].destination)
             targets[i].bytes = bytes
             targets[i].files = files
-            targets[i].digest = TreeDigest.of(targets[i].destination) ?? "unreadable"
+            targets[i].digest = Self.confirmedState(of: targets[i].destination) ?? "unreadable"
         }
         let chosen = sites.filter { site in targets.contains { $0.site == site } }
         let waves = RunPlanner.assignWaves(sites: chosen, waves: plan.waveSpecs(for: .delete))
@@ -154,6 +154,20 @@ public struct DeleteSelection: Sendable, Codable, Hashable {
         for (i, wave) in waves.enumerated() { text += "wave \(i + 1)\t\(wave.joined(separator: ","))\n" }
         let hex = SHA256.hash(data: Data(text.utf8)).hexDigits
         return "del-" + String(hex.prefix(12))
+    }
+
+    /// What a confirmation covers of a target: its tree's `TreeDigest` (names, types, modes,
+    /// sizes, times) and the target directory itself — its identity and change time, which a
+    /// rename changes however alike the tree looks. So a token confirms one delete: the delete
+    /// undone renames the tree back, and the same token no longer matches.
+    static func confirmedState(of path: String) -> String? {
+        var st = stat()
+        guard lstat(path, &st) == 0, let digest = TreeDigest.of(path) else { return nil }
+        return confirmedState(digest: digest, st)
+    }
+
+    static func confirmedState(digest: String, _ st: stat) -> String {
+        "\(digest) \(FileIdentity(st)) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)"
     }
 
     /// Why `id` cannot be a site id of `plan` when it plainly is another kind of id, or nil.

@@ -28,9 +28,9 @@ public struct SoftDeleteExecutor: Sendable {
             let (bytes, files) = TreeSize.bytesAndFiles(destination)
             return (bytes, files, TreeDigest.of(destination))
         }
-        // A delete's job carries the digest its confirmation covered: a target changed since
-        // (written to, or replaced while a gate held the run) was not what the operator confirmed.
-        if let confirmed = job.treeDigest, confirmed != digest {
+        // A delete's job carries what its confirmation covered of the target: a target changed
+        // since (written to, or replaced while a gate held the run) was not what was confirmed.
+        if let confirmed = job.treeDigest, confirmed != digest.map({ DeleteSelection.confirmedState(digest: $0, st) }) {
             throw JobError(.sandbox, "\(job.name): \(destination) changed since the delete was confirmed (its names, sizes, modes or times differ from what the token covered); nothing was moved. Check it, then delete it with a new --dry-run and --confirm if it should still go")
         }
         try await observer.staged(identity: identity.description)

@@ -161,6 +161,7 @@ import Testing
         let fx = try await restored()
         let before = try fx.tree("out/acme")
         let digest = TreeDigest.of(fx.dir.file("out/acme/jira"))
+        let acmeToken = try select(fx, ["acme"]).token
         let selection = try select(fx, ["acme", "globex"])
         #expect(selection.waves == [["acme"], ["globex"]], "a canary wave of one site first")
         var request = RunRequest(plan: fx.plan, mode: .delete, startedBy: "uid 0 (pid 1)")
@@ -179,6 +180,8 @@ import Testing
         #expect(outcomes.count == 2 && outcomes.allSatisfy { $0.identical == true && $0.seconds != nil })
         #expect(try fx.tree("out/acme") == before)
         #expect(TreeDigest.of(fx.dir.file("out/acme/jira")) == digest)
+        // The same tree back, renamed: a token of before the delete confirms no second one.
+        #expect(try select(fx, ["acme"]).token != acmeToken)
         // Again: nothing to undelete.
         await #expect(throws: Rollback.Refusal.self) {
             _ = try await Rollback(ledger: fx.ledger, clock: fx.clock).rollback(runId: run.id, site: "acme", product: nil, by: "test")
