@@ -162,6 +162,31 @@ struct SeveralHostsTests {
         _ = dir
     }
 
+    /// A second daemon started under a live host's name (cloned machines share a host name, the
+    /// default) claims, coordinates and serves nothing until the name is free: it used to serve
+    /// its socket, coordinate runs and commit jobs recorded under the other process.
+    @Test func aSecondDaemonUnderALiveHostsNameWaitsForTheName() async throws {
+        let (dir, hosts, _, _) = try await fleet(sites: 2, hosts: ["twin-a", "twin-b"], verifySleep: "0")
+        let config = dir.file("twin-b.yaml")
+        try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "  name: twin-b", with: "  name: twin-a")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        try hosts[0].start()
+        defer { for host in hosts { host.stop() } }
+        try hosts[1].start(waitReady: false)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !hosts[1].daemonLog.contains("host name in use") { usleep(100_000) }
+        #expect(hosts[1].daemonLog.contains("host name in use"), "\(hosts[1].daemonLog.suffix(2000))")
+        #expect(try hosts[1].cli(["status"]).status == 3, "its socket does not answer")
+        let restore = try hosts[0].cli(["restore", "main", "--follow"])
+        #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
+        #expect(!hosts[1].daemonLog.contains("job committed") && !hosts[1].daemonLog.contains("run started"), "\(hosts[1].daemonLog.suffix(2000))")
+        // A clean stop frees the name: the second registers and serves.
+        #expect(hosts[0].stop() == 0)
+        let freed = Date().addingTimeInterval(30)
+        while Date() < freed, try hosts[1].cli(["status"]).status != 0 { usleep(200_000) }
+        #expect(try hosts[1].cli(["status"]).status == 0, "\(hosts[1].daemonLog.suffix(2000))")
+    }
+
     @Test func aKilledHostsRunIsTakenOverAndEveryJobCommittedOnce() async throws {
         let (dir, hosts, database, server) = try await fleet(sites: 10, hosts: ["recovery-1", "recovery-2"])
         let (first, second) = (hosts[0], hosts[1])

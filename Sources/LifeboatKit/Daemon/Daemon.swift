@@ -138,7 +138,10 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     }
     // The shared PostgreSQL ledger when configured (its pool is a service), else SQLite.
     let runtime = try LifeboatRuntime(config.runtimeSettings, plans: { plans.plans.map(\.plan) }, executor: executor, clock: clock, logger: logger)
-    let runs = RunManager(engine: runtime.engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, logger: logger)
+    // With a shared ledger, nothing is claimed, coordinated or served before this host is
+    // registered under its name (a live host elsewhere may hold it).
+    let hostRegistered = runtime.ledgerService == nil ? nil : ReadySignal()
+    let runs = RunManager(engine: runtime.engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, startAfter: hostRegistered, logger: logger)
     let access = AccessControl(Authorizer(admins: config.admins, deleters: config.deleters))
     let reload = makeReload(config: config, plans: plans, runs: runs, access: access, clock: clock, notifier: notifier, logger: logger)
     let scheduler = Scheduler(plans: plans, ledger: runtime.ledger, clock: clock, startAfter: runs.recovered, logger: logger,
@@ -163,10 +166,13 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     // First in the group, so shut down last: runs record their drain before the host says goodbye
     // and the pool closes.
     if let pool = runtime.ledgerService, let shared = runtime.ledger as? any SharedLedger {
-        let host = HostService(ledger: shared, registration: HostRegistration(name: config.hostName, startedAt: clock.now()), logger: logger)
+        let registered = hostRegistered ?? .signalled
+        let host = HostService(ledger: shared, registration: HostRegistration(name: config.hostName, startedAt: clock.now()),
+                               registered: registered, logger: logger)
         // The worker stops before the pool (services stop in reverse order): its jobs record
         // their interruption and give their claims back on the way out.
-        let worker = JobWorker(engine: runtime.engine, plans: plans, queue: shared, host: config.hostName, maxJobs: config.hostMaxJobs, logger: logger)
+        let worker = JobWorker(engine: runtime.engine, plans: plans, queue: shared, host: config.hostName, maxJobs: config.hostMaxJobs,
+                               startAfter: registered, logger: logger)
         groupServices.insert(contentsOf: [pool, host, worker] as [any Service], at: 0)
     }
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(

@@ -9,10 +9,13 @@ final class HostService: Service {
     let ledger: any SharedLedger
     let registration: HostRegistration
     let logger: Logger
+    /// Signalled once this host is registered: until then it claims and coordinates nothing.
+    let registered: ReadySignal
 
-    init(ledger: any SharedLedger, registration: HostRegistration, logger: Logger) {
+    init(ledger: any SharedLedger, registration: HostRegistration, registered: ReadySignal, logger: Logger) {
         self.ledger = ledger
         self.registration = registration
+        self.registered = registered
         var logger = logger
         logger[metadataKey: "host"] = "\(registration.name)"
         self.logger = logger
@@ -26,6 +29,7 @@ final class HostService: Service {
             // Stopped while the ledger is unreachable: nothing registered, nothing to undo.
             try await cancelWhenGracefulShutdown { try await self.register() }
             registered = true
+            self.registered.signal()
             while true {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.beat) }
                 do {
@@ -68,7 +72,8 @@ final class HostService: Service {
                 logger.notice("host registered", metadata: ["pid": "\(registration.pid)", "lease": "\(Int(ledger.lease))s"])
                 return
             } catch let inUse as HostNameInUse {
-                logger.error("host name in use; waiting for its lease to expire", metadata: ["reason": "\(inUse)"])
+                logger.error("host name in use; this daemon claims, coordinates and serves nothing until the name is free (give each host its own host.name)",
+                             metadata: ["reason": "\(inUse)"])
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.beat) }
             } catch {
                 logger.warning("cannot register: ledger unreachable; trying again", metadata: ["error": "\(error)", "retry_in": "\(delay)"])

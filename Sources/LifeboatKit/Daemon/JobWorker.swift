@@ -63,13 +63,21 @@ public final class JobWorker: Service, SlotRefiller {
         var runs: (read: ContinuousClock.Instant, runs: [RunRecord])?
         /// Whether this host said its ledger writes are stalled (`writesStuck`).
         var stallSaid = false
+        /// Runs this host said it cannot work on, its plan not loaded here.
+        var planless: Set<String> = []
     }
 
     private let state = Mutex(State())
 
-    public init(engine: Engine, plans: PlanRegistry, queue: any SharedLedger, host: String, maxJobs: Int, logger: Logger) {
+    /// This host's registration: nothing is claimed before it (claims and commits are recorded
+    /// under the host's name, which a live daemon elsewhere may hold).
+    let startAfter: ReadySignal
+
+    public init(engine: Engine, plans: PlanRegistry, queue: any SharedLedger, host: String, maxJobs: Int, startAfter: ReadySignal = .signalled,
+                logger: Logger) {
         self.engine = engine
         self.plans = plans
+        self.startAfter = startAfter
         self.queue = queue
         self.host = host
         self.maxJobs = maxJobs
@@ -83,6 +91,7 @@ public final class JobWorker: Service, SlotRefiller {
     private var wakeups: HostWakeups { engine.environment.wakeups }
 
     public func run() async throws {
+        guard await startAfter.waitForStart() else { return }
         queue.refillSlots(with: self)
         await withDiscardingTaskGroup { group in
             group.addTask { await self.watchDeadlines() }
@@ -281,7 +290,10 @@ public final class JobWorker: Service, SlotRefiller {
             }
             guard run.state == .running else { continue }
             guard let plan = plans.plan(named: run.plan) else {
-                logger.warning("cannot work on run: its plan is not loaded on this host", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
+                // Said once per run (this is looked at four times a second).
+                if state.withLock({ $0.planless.insert(run.id).inserted }) {
+                    logger.warning("cannot work on run: its plan is not loaded on this host", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
+                }
                 continue
             }
             // The trees its jobs must stay out of are resolved once per run on this host.

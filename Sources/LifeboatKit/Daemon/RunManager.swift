@@ -27,9 +27,14 @@ public final class RunManager: Service {
     private let queue: AsyncStream<String>
     private let enqueue: AsyncStream<String>.Continuation
 
-    public init(engine: Engine, plans: PlanRegistry, maxConcurrentRuns: Int, logger: Logger) {
+    /// With a shared ledger: this host's registration, before which it coordinates nothing (a
+    /// second daemon under a name a live host holds must not act as that host).
+    let startAfter: ReadySignal?
+
+    public init(engine: Engine, plans: PlanRegistry, maxConcurrentRuns: Int, startAfter: ReadySignal? = nil, logger: Logger) {
         self.engine = engine
         self.plans = plans
+        self.startAfter = startAfter
         slots = RunSlots(limit: maxConcurrentRuns)
         self.logger = logger
         (queue, enqueue) = AsyncStream<String>.makeStream()
@@ -256,6 +261,7 @@ public final class RunManager: Service {
     // MARK: Service
 
     public func run() async throws {
+        if let startAfter { guard await startAfter.waitForStart() else { return } }
         // Stopped (SIGTERM) before the ledger answered: nothing was started, nothing to drain.
         guard try await resumeAtStart() else { return }
         recovered.signal()

@@ -13,6 +13,13 @@ public final class ReadySignal: Sendable {
 
     public init() {}
 
+    /// A signal given already (for what has nothing to wait for).
+    public static var signalled: ReadySignal {
+        let signal = ReadySignal()
+        signal.signal()
+        return signal
+    }
+
     public var isSignalled: Bool { state.withLock { $0.done } }
 
     public func signal() {
