@@ -122,7 +122,15 @@ public final class RunManager: Service {
             switch command.kind {
             case .cancel: entry.control.cancel(by: command.by)
             case .resume:
-                if !entry.control.resume() { logger.notice("forwarded resume ignored: the run is not halted", metadata: ["run.id": "\(command.runId)"]) }
+                guard !entry.control.resume() else { continue }
+                // Taken over from a host that is gone, the run is recorded halted before this
+                // host's coordinator is back at that gate: the resume decides it when it is.
+                if try await ledger.run(id: command.runId)?.state == .halted {
+                    entry.control.resumeAtHalt()
+                    logger.notice("forwarded resume applies when this host is back at the run's gate", metadata: ["run.id": "\(command.runId)"])
+                } else {
+                    logger.notice("forwarded resume ignored: the run is not halted", metadata: ["run.id": "\(command.runId)"])
+                }
             }
         }
     }

@@ -9,6 +9,9 @@ public final class RunControl: Sendable {
         var cancelWaiters = WaitQueue<Void>()
         var resumeWaiters = WaitQueue<Bool>()
         var halted = false
+        /// A resume that came before this coordinator reached the gate the run is recorded
+        /// halted at (a run taken over from a host that is gone): it decides that halt.
+        var resumeAtHalt = false
     }
 
     private let state = Mutex(State())
@@ -50,6 +53,17 @@ public final class RunControl: Sendable {
         return true
     }
 
+    /// A resume for the halt the run is recorded at, which this coordinator (it took the run
+    /// over) has not reached yet: applied when it does. A halted run is resumed at once.
+    public func resumeAtHalt() {
+        let applied = state.withLock { s -> Bool in
+            guard !s.halted else { return false }
+            s.resumeAtHalt = true
+            return true
+        }
+        if !applied { resume() }
+    }
+
     /// Returns when a cancel is requested, or when the calling task is cancelled.
     func waitForCancel() async {
         await state.wait(in: \.cancelWaiters, cancelled: ()) { $0.cancelledBy != nil ? () : nil }
@@ -73,7 +87,8 @@ public final class RunControl: Sendable {
     func haltAndWait() async -> Bool {
         state.withLock { s in
             s.halted = true
-            s.resumeRequested = false
+            s.resumeRequested = s.resumeAtHalt
+            s.resumeAtHalt = false
         }
         slots?.release(runId)
         let decision = await state.wait(in: \.resumeWaiters, cancelled: false) { s in

@@ -173,6 +173,26 @@ import Testing
         #expect(jobs.first { $0.site == "s03" }?.state == .succeeded)
     }
 
+    /// A forwarded resume that reaches a host which took the run over before its coordinator is
+    /// back at the gate the run is recorded halted at decides that halt when it is reached (it
+    /// was used up and dropped, and the run stayed halted for good).
+    @Test(.timeLimit(.minutes(1))) func aResumeGivenBeforeTheGateIsReachedDecidesIt() async throws {
+        let fixture = try EngineFixture(sites: ["a", "b", "c"], products: "  - name: contacts", extra: """
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        let executor = FakeExecutor()
+        executor.fail("a/contacts", with: [JobError(.integrity, "bad")])
+        let engine = fixture.engine(executor)
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
+        let control = RunControl()
+        control.resumeAtHalt()
+        let run = try await engine.execute(runId: created.run.id, plan: fixture.plan, control: control)
+        #expect(run.state == .failed && !control.isHalted)
+        #expect(try await fixture.ledger.jobs(runId: run.id).filter { $0.state == .succeeded }.map(\.site).sorted() == ["b", "c"])
+    }
+
     @Test func cancelWhileHaltedCancelsTheRest() async throws {
         let fixture = try EngineFixture(sites: ["a", "b", "c"], products: "  - name: contacts", extra: """
             waves:
