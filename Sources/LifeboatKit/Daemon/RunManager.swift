@@ -269,8 +269,8 @@ public final class RunManager: Service {
     // MARK: Service
 
     public func run() async throws {
-        if let startAfter { guard await startAfter.waitForStart() else { return } }
-        // Stopped (SIGTERM) before the ledger answered: nothing was started, nothing to drain.
+        // Stopped (SIGTERM) before the ledger answered (or before this host was registered):
+        // nothing was started, nothing to drain.
         guard try await resumeAtStart() else { return }
         recovered.signal()
         await withDiscardingTaskGroup { group in
@@ -298,7 +298,15 @@ public final class RunManager: Service {
     /// (e.g. while an unreachable database kept it waiting: a stop is not held up by it).
     private func resumeAtStart() async throws -> Bool {
         do {
-            try await cancelWhenGracefulShutdown { try await self.sayingWhenSlow { try await self.resumeUnfinished() } }
+            try await cancelWhenGracefulShutdown {
+                try await self.sayingWhenSlow {
+                    if let startAfter = self.startAfter {
+                        await startAfter.wait()
+                        try Task.checkCancellation()
+                    }
+                    try await self.resumeUnfinished()
+                }
+            }
             return true
         } catch where Task.isShuttingDownGracefully || Task.isCancelled {
             return false
@@ -311,7 +319,11 @@ public final class RunManager: Service {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await Task.sleep(for: .seconds(5))
-                self.logger.warning("the ledger has not answered for 5 s (unreachable?); lifeboatd serves once it answers, or exits when its connection pool gives up (about a minute) for systemd to start it again")
+                if self.startAfter?.isSignalled == false {
+                    self.logger.warning("the ledger has not answered for 5 s, or this host's name is held by a live host (the host registration's lines say which); lifeboatd serves once it is registered")
+                } else {
+                    self.logger.warning("the ledger has not answered for 5 s (unreachable?); lifeboatd serves once it answers, or exits when its connection pool gives up (about a minute) for systemd to start it again")
+                }
             }
             defer { group.cancelAll() }
             try await body()
