@@ -71,6 +71,7 @@ import Testing
 
         // Bounded connections: 70 idle connections; past 64 the listener answers 503 at once.
         var held: [Int32] = []
+        let flooded = Date()
         for _ in 0..<70 {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
@@ -84,16 +85,25 @@ import Testing
         }
         // Wait until the listener has taken all 70 in: 64 hold a slot, 6 were answered 503.
         var refused = Set<Int32>()
+        var answers: [Int32: [UInt8]] = [:]
         let deadline = Date().addingTimeInterval(5)
         while refused.count < 6, Date() < deadline {
             for fd in held where !refused.contains(fd) {
                 var chunk = [UInt8](repeating: 0, count: 64)
                 let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-                if n > 0, String(decoding: chunk[..<n], as: UTF8.self).hasPrefix("HTTP/1.1 503") { refused.insert(fd) }
+                if n > 0 { answers[fd, default: []] += chunk[..<n] }
+                if String(decoding: answers[fd, default: []], as: UTF8.self).hasPrefix("HTTP/1.1 503") { refused.insert(fd) }
             }
             usleep(20_000)  // not Task.sleep: held connections must not idle out while this waits for a thread
         }
-        #expect(refused.count == 6, "\(refused.count) of 70 connections were refused")
+        // A slot is held at most 10 s (the request timeout answers 408 and frees it): on a
+        // machine so loaded that the daemon took the flood in slower than that, a later
+        // connection may have found a slot freed, and fewer than 6 were refused.
+        if Date().timeIntervalSince(flooded) < 9 {
+            #expect(refused.count == 6, "\(refused.count) of 70 connections were refused")
+        } else {
+            #expect((1...6).contains(refused.count), "\(refused.count) of 70 connections were refused, \(Date().timeIntervalSince(flooded)) s after the flood")
+        }
         let busy = raw(port: port, Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
         #expect(busy.hasPrefix("HTTP/1.1 503"), "\(busy)")
         // Meanwhile the control socket answers and a restore runs as usual.

@@ -96,7 +96,9 @@ public struct HTTPListener: Sendable {
         let router = self.router
         let open = ConnectionCount()
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 64)
+            // Room for a burst past `maxConnections` in the kernel's queue, so that those are
+            // answered 503 at once instead of waiting out a dropped SYN's retransmission.
+            .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // A client that shuts down its sending side after its request (`nc -N`) still reads
             // the answer; the connection closes once it is written.

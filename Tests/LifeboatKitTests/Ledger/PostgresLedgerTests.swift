@@ -383,13 +383,10 @@ struct PostgresLedgerTests {
             // A change in a transaction that is still open while the ledger is looked at.
             let server = try await LocalPostgres.shared()
             let id = try #require(jobs[2].id)
-            let late = Task.detached {
-                try server.psql(database, "BEGIN; UPDATE jobs SET error = 'late' WHERE id = \(id); SELECT pg_sleep(1.5); COMMIT;")
-            }
-            try await untilSleeping(in: database, on: server)
+            let late = try await openTransaction("UPDATE jobs SET error = 'late' WHERE id = \(id)", in: database, on: server)
             let (during, fourth) = try await a.jobChanges(runId: run.id, since: third)
             #expect(!during.contains { $0.error == "late" })
-            _ = try await late.value
+            try await late.commit()
             let (after, _) = try await a.jobChanges(runId: run.id, since: fourth)
             #expect(after.contains { $0.id == id && $0.error == "late" }, "\(after)")
             #expect(!after.contains { $0.id == jobs[0].id })
@@ -463,15 +460,35 @@ struct PostgresLedgerTests {
         }
     }
 
-    /// Returns once a session of `database` sleeps in `pg_sleep`: a `psql` run started in the
-    /// background has done the statements before its sleep, however slowly it started.
-    private func untilSleeping(in database: String, on server: LocalPostgres) async throws {
+    /// A transaction of another session, open until `commit()`: however slow the machine, the
+    /// test decides how long it stays open, not a sleep's length.
+    struct OpenTransaction {
+        let server: LocalPostgres
+        let database: String
+        let session: Task<String, any Error>
+
+        func commit() async throws {
+            try server.psql(database, "INSERT INTO test_release VALUES (1)")
+            _ = try await session.value
+        }
+    }
+
+    /// Runs `statements` in a transaction of a `psql` session of its own and returns once they
+    /// are done (the session sleeps in the loop after them); the transaction then waits, open,
+    /// until `commit()`.
+    private func openTransaction(_ statements: String, in database: String, on server: LocalPostgres) async throws -> OpenTransaction {
+        try server.psql(database, "CREATE TABLE test_release (x int)")
+        // Each statement of the loop sees rows committed since (read committed).
+        let session = Task.detached {
+            try server.psql(database, "BEGIN; \(statements); DO $$ BEGIN WHILE NOT EXISTS (SELECT FROM test_release) LOOP PERFORM pg_sleep(0.01); END LOOP; END $$; COMMIT;")
+        }
         let deadline = ContinuousClock.now + .seconds(20)
-        while try server.psql(database, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()")
+        while try server.psql(database, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'BEGIN;%test_release%' AND wait_event = 'PgSleep' AND datname = current_database()")
             .trimmingCharacters(in: .whitespacesAndNewlines) != "1" {
-            try #require(ContinuousClock.now < deadline, "no session of \(database) reached its pg_sleep within 20 s")
+            try #require(ContinuousClock.now < deadline, "no session of \(database) began its transaction within 20 s")
             try await Task.sleep(for: .milliseconds(20))
         }
+        return OpenTransaction(server: server, database: database, session: session)
     }
 
     /// How long this host's records wait on the batch under way is known (a worker stops
@@ -482,20 +499,17 @@ struct PostgresLedgerTests {
             let claim = try #require(try await a.claimJobs(runId: run.id, host: "a", rules: ClaimRules(runConcurrency: 1), max: 1).first)
             #expect(a.writesStalled == .zero)
             let server = try await LocalPostgres.shared()
-            let holder = Task.detached {
-                try server.psql(database, "BEGIN; SELECT id FROM jobs WHERE id = \(claim.jobId) FOR UPDATE; SELECT pg_sleep(3); COMMIT;")
-            }
-            // The row is locked once the holder sleeps; the write begins only then.
-            try await untilSleeping(in: database, on: server)
+            // The row is locked once the holder waits; the write begins only then.
+            let holder = try await openTransaction("SELECT id FROM jobs WHERE id = \(claim.jobId) FOR UPDATE", in: database, on: server)
             var job = claim.job
             job.state = .restoring
             let write = Task { try await a.updateJob(job, from: .pending, fencedBy: claim, minimumLease: 0) }
-            // The stall grows while the row stays locked (3 s): it passes 900 ms well before
-            // the holder lets go, even with the test's process starved of CPU for a while.
-            let stalling = ContinuousClock.now + .milliseconds(2_500)
+            // The stall grows for as long as the row stays locked; the holder lets go only once
+            // the stall was seen past 900 ms, however slow the machine.
+            let stalling = ContinuousClock.now + .seconds(20)
             while a.writesStalled <= .milliseconds(900), ContinuousClock.now < stalling { try await Task.sleep(for: .milliseconds(20)) }
             #expect(a.writesStalled > .milliseconds(900))
-            _ = try await holder.value
+            try await holder.commit()
             try await write.value
             #expect(a.writesStalled == .zero)
             #expect(try await a.jobs(runId: run.id).map(\.state) == [.restoring])
