@@ -195,6 +195,59 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// A run is worked under the version of its plan it was started with. Restarted with the
+    /// plan changed, the daemon leaves the run as it is and says why (in its log, and to a
+    /// `resume`) until the file is put back; a reload that changes the plan again does not
+    /// change the run's rules: its later waves still check their checksums.
+    @Test func aRunKeepsThePlanVersionItWasStartedWith() async throws {
+        let daemon = try DaemonHarness(sites: 4, planExtra: """
+            waves:
+              - { sites: 2, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        let store = daemon.dir.file("store")
+        for site in try FileManager.default.contentsOfDirectory(atPath: store) {
+            for sidecar in try FileManager.default.contentsOfDirectory(atPath: "\(store)/\(site)/contacts") where sidecar.hasSuffix(".sha256") {
+                try (String(repeating: "0", count: 64) + "  x\n").write(toFile: "\(store)/\(site)/contacts/\(sidecar)", atomically: true, encoding: .utf8)
+            }
+        }
+        let file = daemon.dir.file("plans/main.yaml")
+        let strict = try String(contentsOfFile: file, encoding: .utf8)
+        let loose = strict + "\nverify: { checksum: \"off\" }\n"
+        try daemon.start()
+        #expect(try daemon.cli(["restore", "main", "--exit-on-halt"]).status == 4)
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+
+        #expect(daemon.stop() == 0)
+        try loose.write(toFile: file, atomically: true, encoding: .utf8)
+        try daemon.start()
+        let said = daemon.daemonLog.split(separator: "\n").filter { $0.contains("cannot resume run: run \(runId) was started under version sha256:") }
+        #expect(said.count == 1 && said[0].contains("of plan main, and this host has version sha256:") && said[0].contains(file), "\(daemon.daemonLog)")
+        let refused = try daemon.cli(["resume", runId])
+        #expect(refused.status != 0 && refused.stderr.contains("run \(runId) is left as it is: run \(runId) was started under version sha256:"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("put the plan file the run was started with back on this host and reload"), "\(refused.stderr)")
+        // As the drain left it: interrupted, to be resumed at its gate.
+        #expect(try daemon.runs().first?["state"] as? String == "interrupted")
+
+        // The file put back, a reload takes the run up again at its gate.
+        try strict.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try daemon.cli(["reload"]).status == 0)
+        try loose.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try daemon.cli(["reload"]).status == 0)
+        var resumed = try daemon.cli(["resume", runId])
+        let deadline = Date().addingTimeInterval(20)
+        while resumed.status != 0, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            resumed = try daemon.cli(["resume", runId])
+        }
+        #expect(resumed.status == 0, "\(resumed.stderr)\(daemon.daemonLog.suffix(2_000))")
+        #expect(try await daemon.waitForRun(runId) == "failed")
+        // The second wave ran under the run's own version: checksums required, and wrong.
+        let second = try daemon.jobs(runId).filter { $0["wave"] as? Int == 1 && $0["product"] as? String == "contacts" }
+        #expect(second.count == 2 && second.allSatisfy { ($0["error"] as? String)?.contains("but its sidecar says 0000") == true }, "\(second)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func snapshotVerifyChecksLikeAPlanAndPlanDefaultsAreShown() throws {
         let daemon = try DaemonHarness(sites: 1)
         let archive = try newestArchive(daemon.dir, "acme", "jira")

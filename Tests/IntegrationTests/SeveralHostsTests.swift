@@ -281,6 +281,44 @@ struct SeveralHostsTests {
         #expect(start.stdout.contains("48 succeeded"), "\(start.stdout)")
     }
 
+    /// A host with another version of a run's plan (a rollout under way, a stale deploy) works
+    /// none of its jobs, and says so once: the run's checksum rule, verify command and fleet-wide
+    /// limit are those it was started with, wherever its jobs run.
+    @Test func aHostWithAnotherVersionOfTheRunsPlanWorksNoneOfItsJobs() async throws {
+        let (dir, hosts, database, server) = try await fleet(sites: 6, hosts: ["recovery-1", "recovery-2"], verifySleep: "0.3", concurrency: 2)
+        // recovery-2's plans: the same plan, loosened (no verify command, checksums off, 12 at once).
+        let plan = try String(contentsOfFile: dir.file("plans/main.yaml"), encoding: .utf8)
+        let loosened = plan.replacingOccurrences(of: "concurrency: 2", with: "concurrency: 12")
+            .replacingOccurrences(of: #"verify: { checksum: if-present, command: ["/bin/sleep", "0.3"] }"#, with: #"verify: { checksum: "off" }"#)
+        try #require(loosened.contains("concurrency: 12") && !loosened.contains("/bin/sleep"))
+        dir.write("plans-b/main.yaml", loosened)
+        let config = try String(contentsOfFile: dir.file("recovery-2.yaml"), encoding: .utf8)
+        dir.write("recovery-2.yaml", config.replacingOccurrences(of: "plans_dir: plans\n", with: "plans_dir: plans-b\n"))
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let sql = { (query: String) in try self.sql(server, database, query) }
+
+        let strict = try hosts[0].cli(["restore", "main", "--follow", "--json"])
+        #expect(strict.status == 0, "\(strict.stdout)\(strict.stderr)")
+        let first = try #require(try sql("SELECT id FROM runs").split(separator: "\n").first.map(String.init))
+        #expect(try sql("SELECT state || ' ' || string_agg(DISTINCT host, ',') FROM jobs GROUP BY state") == "succeeded recovery-1")
+        let version = try sql("SELECT plan_version FROM runs WHERE id = '\(first)'")
+        #expect(version.hasPrefix("sha256:") && version.count == 71, "\(version)")
+        let said = hosts[1].daemonLog.split(separator: "\n").filter { $0.contains("claiming none of the run's jobs") && $0.contains(first) }
+        #expect(said.count == 1, "\(hosts[1].daemonLog.suffix(3_000))")
+        #expect(said.first?.contains("run \(first) was started under version \(version.prefix(19)) of plan main, and this host has version sha256:") == true)
+        #expect(said.first?.contains(dir.file("plans-b/main.yaml")) == true, "\(said)")
+        // Every job ran its verify command (a 0.3 s sleep): none was left to the loosened version.
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE finished_at - started_at < interval '0.3 seconds'") == "0")
+
+        // A run started on recovery-2 is worked under its version there, and none of it on recovery-1.
+        let loose = try hosts[1].cli(["restore", "main", "--follow"])
+        #expect(loose.status == 0, "\(loose.stdout)\(loose.stderr)")
+        #expect(try sql("SELECT string_agg(DISTINCT host, ',') FROM jobs WHERE run_id <> '\(first)'") == "recovery-2")
+        #expect(try sql("SELECT COUNT(DISTINCT plan_version) FROM runs") == "2")
+        #expect(hosts[0].daemonLog.contains("claiming none of the run's jobs: run "), "\(hosts[0].daemonLog.suffix(3_000))")
+    }
+
     /// A cancel stops the run's jobs on every host: the hosts running some stop them and record
     /// them cancelled, nothing is claimed any more, nothing is left half-done.
     @Test func aCancelStopsTheJobsOnEveryHost() async throws {

@@ -107,7 +107,7 @@ public struct RunQueries: Sendable {
     public func overview(_ runId: String) async throws -> RunOverview {
         let run = try await run(runId)
         let jobs = try await services.ledger.jobs(runId: runId)
-        return RunOverview(run: run, jobs: jobs, plan: services.plans.plan(named: run.plan), active: services.runs.isActive(runId),
+        return RunOverview(run: run, jobs: jobs, plan: services.plans.plan(for: run), active: services.runs.isActive(runId),
                            now: services.clock.now())
     }
 

@@ -214,6 +214,7 @@ private func makeReload(config: DaemonConfig, plans: PlanRegistry, runs: RunMana
             logger.error("invalid plan; previous version kept", metadata: ["file": "\(problem.file)", "kept": "\(problem.keptPrevious ?? "none")",
                                                                         "errors": "\(problem.errors.joined(separator: "; "))"])
         }
+        await runs.takeUpAfterReload()
         notifier.ready(status: "reloaded: \(plans.plans.count) plan(s), \(problems.count) problem(s)")
         return problems
     }
@@ -247,7 +248,7 @@ final class LifecycleService: Service {
             }
             group.addTask {
                 let plans = self.services.plans
-                await self.services.runtime.notifications(plan: { plans.plan(named: $0) })
+                await self.services.runtime.notifications(plan: { plans.plan(for: $0) })
                     .run(self.notifications, since: self.services.identity.startedAt)
             }
             group.addTask {

@@ -289,10 +289,10 @@ public final class JobWorker: Service, SlotRefiller {
                 continue
             }
             guard run.state == .running else { continue }
-            guard let plan = plans.plan(named: run.plan) else {
+            guard let plan = plans.plan(for: run) else {
                 // Said once per run (this is looked at four times a second).
                 if state.withLock({ $0.planless.insert(run.id).inserted }) {
-                    logger.warning("cannot work on run: its plan is not loaded on this host", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
+                    logger.warning("claiming none of the run's jobs: \(plans.unavailable(for: run)); other hosts work it, or \(PlanRegistry.remedy)", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
                 }
                 continue
             }

@@ -24,6 +24,9 @@ public final class RunManager: Service {
     }
 
     private let active = Mutex<[String: Active]>([:])
+    /// Unfinished runs this host cannot take on (it has not the version of their plan they were
+    /// started with), said once each.
+    private let unworkable = Mutex<Set<String>>([])
     private let queue: AsyncStream<String>
     private let enqueue: AsyncStream<String>.Continuation
 
@@ -102,8 +105,13 @@ public final class RunManager: Service {
     private func forward(_ command: ForwardedCommand) async throws -> Forwarded {
         var command = command
         let going = "only pending, running or halted runs can be " + (command.kind == .cancel ? "cancelled" : "resumed")
-        guard let shared, let run = try await ledger.run(id: command.runId), !run.state.isFinal else {
+        guard let run = try await ledger.run(id: command.runId), !run.state.isFinal else {
             throw ControlError(.conflict, "run \(command.runId) is not active; \(going)")
+        }
+        guard let shared else {
+            // One host: an unfinished run that is not going here was left at the start.
+            guard plans.plan(for: run) == nil else { throw ControlError(.conflict, "run \(command.runId) is not active; \(going)") }
+            throw ControlError(.conflict, "run \(command.runId) is left as it is: \(plans.unavailable(for: run)); \(PlanRegistry.remedy)")
         }
         if command.kind == .resume, run.state != .halted { throw Self.notHalted(command.runId) }
         command.by += " on host \(shared.host)"
@@ -140,8 +148,8 @@ public final class RunManager: Service {
     public func retry(runId: String, jobId: Int64) async throws -> RunRecord {
         try await withEndedRun(runId, else: "retry a job once its run has ended") { run in
             var run = run
-            guard let plan = plans.plan(named: run.plan) else {
-                throw ControlError(.conflict, "plan \(run.plan) of run \(runId) is not loaded; cannot retry")
+            guard let plan = plans.plan(for: run) else {
+                throw ControlError(.conflict, plans.unavailable(for: run) + "; to retry its jobs here, " + PlanRegistry.remedy)
             }
             let jobs = try await ledger.jobs(runId: runId)
             guard let job = jobs.first(where: { $0.id == jobId }) else { throw ControlError(.notFound, "run \(runId) has no job \(jobId)") }
@@ -339,25 +347,41 @@ public final class RunManager: Service {
                     continue
                 }
                 logger.notice("resuming exercise cleanup", metadata: ["run.id": "\(run.id)", "cleanup": "\(run.cleanup ?? "")"])
-                _ = await finisher.resume(run, plan: plans.plan(named: run.plan))
+                _ = await finisher.resume(run, plan: plans.plan(for: run))
                 try await shared?.ledger.releaseCoordination(runId: run.id)
             }
         }
         for run in try await ledger.unfinishedRuns() { try await adopt(run) }
     }
 
+    /// After a reload: the unfinished runs left for want of their plan's version are tried again
+    /// (the version they were started with may be back).
+    public func takeUpAfterReload() async {
+        let waiting = unworkable.withLock { $0 }
+        guard !waiting.isEmpty else { return }
+        do {
+            for run in try await ledger.unfinishedRuns() where waiting.contains(run.id) { try await adopt(run) }
+        } catch {
+            logger.warning("cannot look for runs to take up after the reload", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Resumes an unfinished run here: at start, and (with a shared ledger) when its coordinator
     /// is gone. A run another live host coordinates, or that this daemon runs already, is left.
     private func adopt(_ run: RunRecord) async throws {
         guard !isActive(run.id) else { return }
-        guard let plan = plans.plan(named: run.plan) else {
-            logger.error("cannot resume run: its plan is not loaded", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
-            return
-        }
         if let holder = try await otherCoordinator(of: run.id) {
             logger.debug("run coordinated by another host", metadata: ["run.id": "\(run.id)", "host": "\(holder)"])
             return
         }
+        guard let plan = plans.plan(for: run) else {
+            // Said once per run (a shared ledger's orphans are looked at every third of a lease).
+            if unworkable.withLock({ $0.insert(run.id).inserted }) {
+                logger.error("cannot resume run: \(plans.unavailable(for: run)); this host leaves it as it is until you \(PlanRegistry.remedy)", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
+            }
+            return
+        }
+        unworkable.withLock { _ = $0.remove(run.id) }
         logger.notice("resuming run", metadata: ["run.id": "\(run.id)", "state": "\(run.state.rawValue)"])
         do {
             try await engine.hold(runId: run.id)

@@ -66,7 +66,7 @@ public struct Engine: Sendable {
     public func createDelete(_ selection: DeleteSelection, request: RunRequest) async throws -> (run: RunRecord, jobs: [JobRecord]) {
         let now = environment.clock.now()
         let plan = request.plan
-        var run = RunRecord(id: RunRecord.makeID(at: now), plan: plan.name, planPath: plan.sourcePath, mode: .delete, declaredAt: now,
+        var run = RunRecord(id: RunRecord.makeID(at: now), plan: plan.name, planPath: plan.sourcePath, planVersion: plan.version, mode: .delete, declaredAt: now,
                             incidentAt: now, asOf: now, createdAt: now, startedBy: request.startedBy,
                             rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: selection.waves.count)
         run.reason = request.reason
@@ -105,7 +105,8 @@ public struct Engine: Sendable {
     /// that every attempt is in the ledger, `runs` and `show`.
     public func recordRefusedDelete(_ request: RunRequest, sites: [String], refusal: String) async throws -> RunRecord {
         let now = environment.clock.now()
-        var run = RunRecord(id: RunRecord.makeID(at: now), plan: request.plan.name, planPath: request.plan.sourcePath, mode: .delete,
+        var run = RunRecord(id: RunRecord.makeID(at: now), plan: request.plan.name, planPath: request.plan.sourcePath,
+                            planVersion: request.plan.version, mode: .delete,
                             state: .failed, declaredAt: now, incidentAt: now, asOf: now, createdAt: now, startedBy: request.startedBy,
                             rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 0)
         run.reason = request.reason

@@ -67,7 +67,7 @@ public struct LifeboatRuntime: Sendable {
     }
 
     /// Runs the plans' `notify` hooks for the events of runs (`plan` finds a run's plan by name).
-    public func notifications(plan: @escaping @Sendable (String) -> Plan?) -> NotificationDispatcher {
+    public func notifications(plan: @escaping @Sendable (RunRecord) -> Plan?) -> NotificationDispatcher {
         NotificationDispatcher(ledger: ledger, logger: logger, plan: plan)
     }
 }

@@ -6,11 +6,12 @@ import Logging
 /// few at a time, off the run's path: a slow or failing notifier is logged and never blocks a run.
 public struct NotificationDispatcher: Sendable {
     public let ledger: any Ledger
-    public let plan: @Sendable (String) -> Plan?
+    /// The plan a run is worked under (`PlanRegistry.plan(for:)`): its `notify` command.
+    public let plan: @Sendable (RunRecord) -> Plan?
     public let logger: Logger
     public let maxConcurrent: Int
 
-    public init(ledger: any Ledger, logger: Logger, maxConcurrent: Int = 4, plan: @escaping @Sendable (String) -> Plan?) {
+    public init(ledger: any Ledger, logger: Logger, maxConcurrent: Int = 4, plan: @escaping @Sendable (RunRecord) -> Plan?) {
         self.ledger = ledger
         self.logger = logger
         self.maxConcurrent = maxConcurrent
@@ -47,16 +48,16 @@ public struct NotificationDispatcher: Sendable {
     public func run(_ events: AsyncStream<RunEvent>, since: Date = Date()) async {
         let slots = AsyncSemaphore(maxConcurrent)
         var sites = SiteNotifier(since: since)
-        // Each run's plan, from the events that carry their run: a run whose plan has no `notify`
+        // Each run, from the events that carry it: a run whose plan has no `notify`
         // costs no ledger read per site and job (what `deliver` would read only to find that out).
-        var planOfRun: [String: String] = [:]
+        var runs: [String: RunRecord] = [:]
         await withDiscardingTaskGroup { group in
             for await event in events {
-                if let run = event.run { planOfRun[event.runId] = run.plan }
-                defer { if event.kind == .finished { planOfRun[event.runId] = nil } }
+                if let run = event.run { runs[event.runId] = run }
+                defer { if event.kind == .finished { runs[event.runId] = nil } }
                 // A site ends with its last job event (or, if the bus dropped that, with the run).
                 let announcements = await sites.observe(event, load: { try await ledger.jobs(runId: $0) })
-                if let name = planOfRun[event.runId], plan(name)?.notify == nil { continue }
+                if let run = runs[event.runId], plan(run)?.notify == nil { continue }
                 for announcement in announcements {
                     let message = "site \(announcement.site.site) \(announcement.site.state.rawValue): \(announcement.site.productsDone) of \(announcement.site.productsTotal) products restored"
                     group.addTask {
@@ -79,7 +80,7 @@ public struct NotificationDispatcher: Sendable {
         var name = name, message = message
         do {
             guard let run = try await event.run.asyncOr({ try await ledger.run(id: event.runId) }),
-                  let plan = plan(run.plan), let command = plan.notify else { return }
+                  let plan = plan(run), let command = plan.notify else { return }
             // A delete run's site is soft-deleted, never "restored": those telling customers must
             // not read it so.
             if run.mode == .delete, let site {

@@ -56,7 +56,7 @@ public enum RunPlanner {
         let id = runID ?? RunRecord.makeID(at: created)
         let waves = assignWaves(sites: sites, waves: plan.waves)
         var run = RunRecord(
-            id: id, plan: plan.name, planPath: plan.sourcePath, mode: request.mode, declaredAt: declaredAt,
+            id: id, plan: plan.name, planPath: plan.sourcePath, planVersion: plan.version, mode: request.mode, declaredAt: declaredAt,
             incidentAt: incidentAt, asOf: asOf, createdAt: created, startedBy: request.startedBy,
             rtoObjectiveSeconds: plan.objectives.rto.map { Double($0.seconds) },
             rpoObjectiveSeconds: plan.objectives.rpo.map { Double($0.seconds) },

@@ -30,6 +30,9 @@ public struct RunRecord: Sendable, Codable, Hashable {
     public var plan: String
     /// The plan file the run was started from.
     public var planPath: String?
+    /// The version (`sha256:…` of its text) of the plan the run was started with: every host
+    /// works the run under that version or not at all (nil: recorded before versions were).
+    public var planVersion: String?
     public var mode: RunMode
     public var state: RunState
     /// When the incident was declared (RTO is measured from here).
@@ -80,13 +83,14 @@ public struct RunRecord: Sendable, Codable, Hashable {
     /// targets, proving the trees byte-identical).
     public var rehearse: String?
 
-    public init(id: String, plan: String, planPath: String?, mode: RunMode, state: RunState = .pending,
+    public init(id: String, plan: String, planPath: String?, planVersion: String? = nil, mode: RunMode, state: RunState = .pending,
                 declaredAt: Date, incidentAt: Date, asOf: Date, createdAt: Date, startedBy: String,
                 rtoObjectiveSeconds: Double?, rpoObjectiveSeconds: Double?, totalWaves: Int,
                 seed: Int64? = nil, keepSandbox: Bool = false) {
         self.id = id
         self.plan = plan
         self.planPath = planPath
+        self.planVersion = planVersion
         self.mode = mode
         self.state = state
         self.declaredAt = declaredAt

@@ -121,6 +121,10 @@ extension SQLiteLedger {
             // What was moved into quarantine (`dev:ino`): a purge removes that and nothing else.
             try db.alter(table: "quarantine") { t in t.add(column: "identity", .text) }
         }
+        migrator.registerMigration("v6") { db in
+            // The version of the plan a run was started with: it is worked under that one only.
+            try db.alter(table: "runs") { t in t.add(column: "plan_version", .text) }
+        }
         return migrator
     }
 }

@@ -3,7 +3,8 @@ import Synchronization
 
 /// The plans the daemon knows, loaded from `plans_dir`. A reload replaces each plan whose file is
 /// valid; a plan whose file became invalid keeps its previous version, and the error is kept for
-/// `status` and `plans`.
+/// `status` and `plans`. A run is worked under the version of its plan it was started with
+/// (`plan(for:)`): versions a reload replaced are kept for the runs started under them.
 public final class PlanRegistry: Sendable {
     public struct Entry: Sendable {
         public var plan: Plan
@@ -21,6 +22,8 @@ public final class PlanRegistry: Sendable {
     private struct State {
         var directory: String
         var plans: [String: Entry] = [:]
+        /// Versions a reload replaced, by `name` and `version`, oldest dropped past `keptVersions`.
+        var superseded: [VersionKey: Entry] = [:]
         var problems: [Problem] = []
         var configProblems: [Problem] = []
     }
@@ -45,6 +48,31 @@ public final class PlanRegistry: Sendable {
     public func setConfigProblems(_ problems: [Problem]) { state.withLock { $0.configProblems = problems } }
 
     public func plan(named name: String) -> Plan? { state.withLock { $0.plans[name]?.plan } }
+
+    /// The plan `run` is worked under: the version it was started with, whether loaded now or
+    /// replaced by a reload since; nil when this host does not have that version (another host
+    /// of a shared ledger may). A run recorded without a version gets the plan of its name.
+    public func plan(for run: RunRecord) -> Plan? {
+        guard let version = run.planVersion, !version.isEmpty else { return plan(named: run.plan) }
+        return state.withLock { s in
+            if let current = s.plans[run.plan], current.plan.version == version { return current.plan }
+            return s.superseded[VersionKey(name: run.plan, version: version)]?.plan
+        }
+    }
+
+    /// Why `plan(for: run)` is nil, in words for a log line or an error.
+    public func unavailable(for run: RunRecord) -> String {
+        let current = state.withLock { $0.plans[run.plan] }
+        guard let current, let version = run.planVersion else { return "plan \(run.plan) of run \(run.id) is not loaded on this host" }
+        return "run \(run.id) was started under version \(Self.short(version)) of plan \(run.plan), and this host has version "
+            + "\(Self.short(current.plan.version)) (\(current.file))"
+    }
+
+    /// What puts a run `unavailable(for:)` names within this host's reach.
+    public static let remedy = "put the plan file the run was started with back on this host and reload"
+
+    /// `sha256:` and the first 12 hex digits: enough to tell versions apart in a message.
+    static func short(_ version: String) -> String { String(version.prefix("sha256:".count + 12)) }
 
     /// (Re)loads every `*.yaml`/`*.yml` in the directory (switching to `directory` if given).
     /// Returns the problems found.
@@ -95,10 +123,27 @@ public final class PlanRegistry: Sendable {
             guard let entry = loaded.removeValue(forKey: name) else { continue }
             problems.append(Problem(file: entry.file, errors: errors, keptPrevious: nil))
         }
-        state.withLock {
-            $0.plans = loaded
-            $0.problems = problems
+        state.withLock { s in
+            for entry in s.plans.values where loaded[entry.plan.name]?.plan.version != entry.plan.version {
+                s.superseded[VersionKey(name: entry.plan.name, version: entry.plan.version)] = entry
+            }
+            for entry in loaded.values { s.superseded[VersionKey(name: entry.plan.name, version: entry.plan.version)] = nil }
+            if s.superseded.count > Self.keptVersions {
+                for key in s.superseded.sorted(by: { $0.value.loadedAt < $1.value.loadedAt }).prefix(s.superseded.count - Self.keptVersions).map(\.key) {
+                    s.superseded[key] = nil
+                }
+            }
+            s.plans = loaded
+            s.problems = problems
         }
         return problems
+    }
+
+    /// How many replaced versions are kept for the runs started under them.
+    static let keptVersions = 64
+
+    private struct VersionKey: Hashable {
+        var name: String
+        var version: String
     }
 }

@@ -153,7 +153,7 @@ import Testing
     @Test(.timeLimit(.minutes(1))) func aDaemonThatCannotListenSaysWhy() async throws {
         let fx = try DaemonFixture()
         let socket = fx.config.socket.path
-        FileManager.default.createFile(atPath: socket, contents: Data("not a socket".utf8))
+        _ = FileManager.default.createFile(atPath: socket, contents: Data("not a socket".utf8))
         defer { unlink(socket) }
         await #expect {
             try await fx.daemon.serving { Issue.record("served although its socket path is a file") }

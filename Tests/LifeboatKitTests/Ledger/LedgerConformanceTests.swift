@@ -104,7 +104,8 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
 
     static func everyRunColumnRoundTrips(_ fixture: some LedgerFixture) async throws {
         try await fixture.withFreshLedger { ledger in
-            var run = RunRecord(id: "20261125-101132-00ff", plan: "mass-restore", planPath: "/etc/lifeboat/plans/m.yaml", mode: .exercise,
+            var run = RunRecord(id: "20261125-101132-00ff", plan: "mass-restore", planPath: "/etc/lifeboat/plans/m.yaml",
+                                planVersion: "sha256:" + String(repeating: "0123456789abcdef", count: 4), mode: .exercise,
                                 state: .pending, declaredAt: t0, incidentAt: t0.addingTimeInterval(-60), asOf: t0.addingTimeInterval(-120),
                                 createdAt: t0.addingTimeInterval(1), startedBy: "uid 1000 (pid 4242)", rtoObjectiveSeconds: 14_400.5,
                                 rpoObjectiveSeconds: 86_400, totalWaves: 3, seed: -77, keepSandbox: true)
@@ -118,6 +119,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             run.cleanup = "failed: EACCES"
             run.reason = "ticket OPS-1234: tenants asked to leave"
             run.rehearse = "delete"
+            run.planVersion = nil
             try await ledger.updateRun(run)
             #expect(try await ledger.run(id: run.id) == run)
         }

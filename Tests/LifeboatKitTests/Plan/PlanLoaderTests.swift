@@ -334,3 +334,51 @@ import Testing
         #expect(problems(head + "  - priority: 1\n    colour: red\n").contains { $0.contains(#"unknown key "colour" in products[0]"#) })
     }
 }
+
+/// A run is worked under the version of its plan it was started with, on every host.
+@Suite struct PlanVersionTests {
+    static let t0 = Date(timeIntervalSince1970: 1_795_000_000)
+
+    func run(_ id: String, version: String?) -> RunRecord {
+        RunRecord(id: id, plan: "mass-restore", planPath: nil, planVersion: version, mode: .restore, declaredAt: Self.t0,
+                  incidentAt: Self.t0, asOf: Self.t0, createdAt: Self.t0, startedBy: "cli", rtoObjectiveSeconds: nil,
+                  rpoObjectiveSeconds: nil, totalWaves: 1)
+    }
+
+    /// A reload that changes the plan keeps the version a going run was started with for that
+    /// run; a host restarted with the changed file (or another host with it) has none for it,
+    /// and says which versions differ and where its own came from.
+    @Test func aReloadKeepsTheVersionARunWasStartedWith() throws {
+        let dir = TestDirectory()
+        let file = dir.file("mass-restore.yaml")
+        try PlanLoaderTests.valid.write(toFile: file, atomically: true, encoding: .utf8)
+        let registry = PlanRegistry(directory: dir.path)
+        #expect(registry.reload().isEmpty)
+        let first = try #require(registry.plan(named: "mass-restore"))
+        #expect(first.version.hasPrefix("sha256:") && first.version.count == 7 + 64)
+        let started = run("20261205-120000-0001", version: first.version)
+
+        try PlanLoaderTests.valid.replacingOccurrences(of: "concurrency: 8", with: "concurrency: 2")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(registry.reload().isEmpty)
+        let second = try #require(registry.plan(named: "mass-restore"))
+        #expect(second.version != first.version && second.concurrency == 2)
+        #expect(registry.plan(for: started)?.version == first.version)
+        #expect(registry.plan(for: started)?.concurrency == 8)
+        #expect(registry.plan(for: run("20261205-120000-0002", version: second.version))?.concurrency == 2)
+        // Recorded before versions were: the plan of its name.
+        #expect(registry.plan(for: run("20261125-101132-0003", version: nil))?.version == second.version)
+
+        let restarted = PlanRegistry(directory: dir.path)
+        #expect(restarted.reload().isEmpty)
+        #expect(restarted.plan(for: started) == nil)
+        #expect(restarted.unavailable(for: started) == "run 20261205-120000-0001 was started under version \(first.version.prefix(19)) "
+                + "of plan mass-restore, and this host has version \(second.version.prefix(19)) (\(file))")
+        // The version put back is the run's again.
+        try PlanLoaderTests.valid.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(restarted.reload().isEmpty)
+        #expect(restarted.plan(for: started)?.version == first.version)
+        #expect(PlanRegistry(directory: dir.file("none")).unavailable(for: started)
+                == "plan mass-restore of run 20261205-120000-0001 is not loaded on this host")
+    }
+}

@@ -51,7 +51,7 @@ extension PostgresBindings {
 enum RunRow {
     static let columns = ["id", "plan", "plan_path", "mode", "state", "declared_at", "incident_at", "as_of", "created_at",
                           "started_at", "finished_at", "started_by", "rto_objective_seconds", "rpo_objective_seconds",
-                          "total_waves", "current_wave", "seed", "keep_sandbox", "note", "cleanup", "reason", "rehearse"]
+                          "total_waves", "current_wave", "seed", "keep_sandbox", "note", "cleanup", "reason", "rehearse", "plan_version"]
     static let columnList = columns.joined(separator: ", ")
     static let insertSQL = "INSERT INTO runs (\(columnList)) VALUES (\(placeholders(columns.count)))"
     static let updateSQL = "UPDATE runs SET " + columns.enumerated().dropFirst().map { "\($1) = $\($0 + 1)" }.joined(separator: ", ")
@@ -86,6 +86,7 @@ enum RunRow {
         b.append(run.cleanup)
         b.append(run.reason)
         b.append(run.rehearse)
+        b.append(run.planVersion)
         return b
     }
 
@@ -105,6 +106,7 @@ enum RunRow {
         run.cleanup = try r[19].decode(String?.self)
         run.reason = try r[20].decode(String?.self)
         run.rehearse = try r[21].decode(String?.self)
+        run.planVersion = try r[22].decode(String?.self)
         return run
     }
 

@@ -381,6 +381,11 @@ extension PostgresLedger {
             // What was moved into quarantine (`dev:ino`): a purge removes that and nothing else.
             "ALTER TABLE quarantine ADD COLUMN identity text",
         ]),
+        (13, "a run's plan version", [
+            // The version of the plan a run was started with: every host works it under that
+            // version or not at all.
+            "ALTER TABLE runs ADD COLUMN plan_version text",
+        ]),
     ]
 
     /// `lifeboat_claim_jobs(run, host, max, run limit, limited products, their limits, dependent
