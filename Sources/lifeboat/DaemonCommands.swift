@@ -16,6 +16,11 @@ struct StatusCommand: ParsableCommand {
             print("plan problem: \(problem.file)" + (problem.keptPrevious.map { " (serving the previous version of \($0))" } ?? ""))
             for error in problem.errors { print("  \(error)") }
         }
+        if let problem = status.ledgerProblem {
+            let age = DurationSpec.format(seconds: max(0, Date().timeIntervalSince(problem.since)))
+            print("LEDGER UNREACHABLE for \(age) (since \(Timestamp.iso(problem.since))): \(problem.reason)")
+            print("  this host claims nothing and commits nothing it cannot record until it answers; shown: this host's runs and throughput only")
+        }
         if let hosts = status.hosts {
             // The fleet sharing the ledger: who is alive, how fresh, what each holds.
             var table = TextTable(["HOST", "STATE", "HEARTBEAT", "PID", "VERSION", "JOBS", "THROUGHPUT"])

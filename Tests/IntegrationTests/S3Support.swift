@@ -98,7 +98,9 @@ func canConnect(port: Int) -> Bool {
 
 /// A loopback TCP proxy in front of the S3 server that injects faults the way networks and
 /// stores produce them: a connection cut in the middle of a response body, bursts of 503
-/// SlowDown answers, a stalled server. It counts the bytes it forwards to the client.
+/// SlowDown answers, a stalled server. It counts the bytes it forwards to the client. Without a
+/// fault it relays any TCP server (PostgreSQL); `stop()` then cuts every connection, as a server
+/// gone down would, and a new proxy on the same `port` brings the server back.
 final class FaultProxy: @unchecked Sendable {
     enum Fault {
         /// The first response carrying more than `bytes` downstream is cut there (once).
@@ -123,12 +125,36 @@ final class FaultProxy: @unchecked Sendable {
     private var _faultsInjected = 0
     private var stopped = false
     private var held: [Int32] = []
+    private var relays: [Relay] = []
+
+    /// One relayed connection's two sockets: `stop()` shuts them down unless their thread closed them.
+    private final class Relay: @unchecked Sendable {
+        private let lock = NSLock()
+        private var open = true
+        let fds: [Int32]
+
+        init(_ fds: [Int32]) { self.fds = fds }
+
+        func shutDown() { lock.withLock { if open { for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) } } } }
+
+        func shutDownWriting(_ fd: Int32) { lock.withLock { if open { shutdown(fd, Int32(SHUT_WR)) } } }
+
+        func closeBoth() {
+            lock.withLock {
+                open = false
+                for fd in fds {
+                    shutdown(fd, Int32(SHUT_RDWR))
+                    close(fd)
+                }
+            }
+        }
+    }
 
     var downstreamBytes: Int { lock.withLock { _downstreamBytes } }
     var faultsInjected: Int { lock.withLock { _faultsInjected } }
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
-    init(upstreamPort: Int, fault: Fault?) {
+    init(upstreamPort: Int, fault: Fault?, port wanted: Int = 0) {
         self.upstreamPort = upstreamPort
         self.fault = fault
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -137,7 +163,7 @@ final class FaultProxy: @unchecked Sendable {
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
+        addr.sin_port = in_port_t(UInt16(wanted).bigEndian)
         _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
@@ -156,6 +182,7 @@ final class FaultProxy: @unchecked Sendable {
             stopped = true
             for fd in held { close(fd) }
             held.removeAll()
+            for relay in relays { relay.shutDown() }
             return true
         }
         guard first else { return }
@@ -239,15 +266,25 @@ final class FaultProxy: @unchecked Sendable {
             close(upstream)
             return
         }
+        let relay = Relay([client, upstream])
+        if lock.withLock({ relays.append(relay); return stopped }) { relay.shutDown() }
+        // Closed once both directions are done with them (a number closed early may be reused).
+        let upward = DispatchSemaphore(value: 0)
+        defer {
+            relay.shutDown()
+            upward.wait()
+            relay.closeBoth()
+        }
         // client → server
         Thread {
+            defer { upward.signal() }
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while true {
                 let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
                 if n <= 0 { break }
                 if !sendAll(upstream, buffer, n) { break }
             }
-            shutdown(upstream, Int32(SHUT_WR))
+            relay.shutDownWriting(upstream)
         }.start()
         // server → client, counting, cut when the fault says so.
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
@@ -290,10 +327,6 @@ final class FaultProxy: @unchecked Sendable {
             lock.withLock { _downstreamBytes += count }
             if cut { break }
         }
-        shutdown(client, Int32(SHUT_RDWR))
-        shutdown(upstream, Int32(SHUT_RDWR))
-        close(client)
-        close(upstream)
     }
 
     private func readRequestHead(_ fd: Int32) -> String {

@@ -755,6 +755,67 @@ struct SeveralHostsTests {
         #expect(Date().timeIntervalSince(asked) < 20, "a stop took \(Date().timeIntervalSince(asked)) s")
     }
 
+    /// While the ledger does not answer, a host says so within seconds — in its log, in `status`
+    /// (answered at once from what the host knows), in `/metrics` — and refuses other reads at
+    /// once instead of holding them for the connection pool's minute; once the ledger answers
+    /// again, so does everything.
+    @Test func aHostSaysWithinSecondsThatTheLedgerDoesNotAnswer() async throws {
+        let server = try await LocalPostgres.shared()
+        let dir = TempDir()
+        try DaemonHarness.writeFleet(in: dir, sites: 1, size: "8KiB")
+        var ledger = FaultProxy(upstreamPort: server.port, fault: nil)
+        let host = Host(name: "recovery-1", dir: dir, database: try server.createDatabase(), server: server, ledgerPort: ledger.port)
+        let http = "http://127.0.0.1:\(freeLoopbackPort())"
+        let config = try String(contentsOfFile: dir.file("recovery-1.yaml"), encoding: .utf8)
+        dir.write("recovery-1.yaml", config + "\nhttp: { listen: \"\(http.dropFirst("http://".count))\" }\n")
+        try host.start()
+        defer {
+            host.stop()
+            ledger.stop()
+        }
+        #expect(try host.cli(["restore", "main", "--follow"]).status == 0)
+        let before = try host.cli(["status"])
+        #expect(before.status == 0 && before.stdout.contains("1 of 1 host(s) alive") && !before.stdout.contains("LEDGER"), "\(before.stdout)")
+        #expect(try httpGet(http + "/metrics").body.contains("lifeboat_ledger_up{host=\"recovery-1\"} 1"))
+
+        ledger.stop()
+        let cut = Date()
+        while Date().timeIntervalSince(cut) < 30, !host.daemonLog.contains("ledger unreachable: ") { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(Date().timeIntervalSince(cut) < 15, "said after \(Date().timeIntervalSince(cut)) s: \(host.daemonLog.suffix(2_000))")
+        func timed(_ arguments: [String]) throws -> (ProcessResult, TimeInterval) {
+            let asked = Date()
+            let result = try host.cli(arguments)
+            return (result, Date().timeIntervalSince(asked))
+        }
+        let (status, statusTook) = try timed(["status"])
+        #expect(status.status == 0 && status.stdout.contains("LEDGER UNREACHABLE for "), "\(status.stdout)\(status.stderr)")
+        #expect(status.stdout.contains("this host claims nothing and commits nothing it cannot record until it answers"))
+        #expect(statusTook < 5, "status took \(statusTook) s")
+        let json = try #require(try host.json(["status"]) as? [String: Any])
+        let problem = try #require(json["ledger_problem"] as? [String: Any], "\(json)")
+        #expect((problem["reason"] as? String)?.isEmpty == false && problem["since"] is String && json["hosts"] == nil, "\(json)")
+        let (runs, runsTook) = try timed(["runs"])
+        #expect(runs.status != 0 && runs.stderr.contains("does not answer this host (since "), "\(runs.stderr)")
+        #expect(runsTook < 5, "runs took \(runsTook) s")
+        #expect(try httpGet(http + "/metrics").body.contains("lifeboat_ledger_up{host=\"recovery-1\"} 0"))
+        #expect(try httpGet(http + "/api/v1/status").body.contains("\"ledger_problem\""))
+
+        // The database is back on the same address.
+        ledger = FaultProxy(upstreamPort: server.port, fault: nil, port: ledger.port)
+        let back = Date()
+        var again = try host.cli(["runs"])
+        while again.status != 0, Date().timeIntervalSince(back) < 60 {
+            try await Task.sleep(for: .milliseconds(250))
+            again = try host.cli(["runs"])
+        }
+        #expect(again.status == 0, "\(again.stderr)\(host.daemonLog.suffix(2_000))")
+        let answered = try host.cli(["status"]).stdout
+        #expect(!answered.contains("LEDGER") && answered.contains("1 of 1 host(s) alive"), "\(answered)")
+        while Date().timeIntervalSince(back) < 60, !host.daemonLog.contains("the ledger answers again") { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(host.daemonLog.contains("the ledger answers again unreachable_seconds="), "\(host.daemonLog.suffix(2_000))")
+        #expect(try httpGet(http + "/metrics").body.contains("lifeboat_ledger_up{host=\"recovery-1\"} 1"))
+    }
+
     /// Waits (bounded) until a host lists the run in one of `states`; returns the last state seen.
     func waitForState(_ host: Host, _ id: String, in states: Set<String>) async throws -> String? {
         let deadline = Date().addingTimeInterval(90)

@@ -35,6 +35,9 @@ public struct DaemonStatus: Codable, Sendable {
     /// With a shared (PostgreSQL) ledger: this daemon's host name and every host of the fleet.
     public var host: String?
     public var hosts: [HostRecord]?
+    /// With a shared ledger that does not answer this host: since when and why (the rest of the
+    /// answer is then this host's own: its runs, its throughput; no hosts).
+    public var ledgerProblem: LedgerProblem?
 }
 
 /// `plans`: the loaded plans and the problems with plan files.

@@ -16,7 +16,7 @@ public protocol RunOperations: Sendable {
     /// Puts back what an ended restore or delete displaced (all of it, or a site's, a product's).
     func rollback(runId: String, site: String?, product: String?, force: Bool, by who: String) async throws -> [Rollback.Outcome]
     /// Run ids that are queued or running, with whether each has started or is halted.
-    var activeRuns: [(id: String, started: Bool, halted: Bool)] { get }
+    var activeRuns: [(id: String, plan: String, started: Bool, halted: Bool)] { get }
     func isActive(_ runId: String) -> Bool
     /// Why a run waits for a slot, or nil when it does not.
     func wait(of runId: String) -> RunWait?

@@ -7,56 +7,92 @@ public struct RunQueries: Sendable {
 
     public init(services: ControlServices) { self.services = services }
 
-    /// `status`: the daemon, runs going, throughput.
+    /// `status`: the daemon, runs going, throughput. With a shared ledger that does not answer
+    /// this host (or not within `statusPatience`), it answers from this host's memory and says so.
     public func status() async throws -> DaemonStatus {
+        guard let shared = services.ledger as? any SharedLedger else { return try await status(ledger: services.ledger) }
+        if let problem = shared.problem { return status(without: problem) }
+        let started = Date()
+        if let answer = try await valueWithin(seconds: Self.statusPatience, { try await self.status(ledger: shared) }) { return answer }
+        return status(without: shared.problem
+            ?? LedgerProblem(since: started, reason: "status's reads had no answer within \(Int(Self.statusPatience)) s"))
+    }
+
+    /// How long `status` waits for the ledger before it answers without it.
+    static let statusPatience = 3.0
+
+    private func status(ledger: any Ledger) async throws -> DaemonStatus {
         var runs: [DaemonStatus.RunStatus] = []
         // Runs going on here are answered from memory (the board); queued ones from the ledger.
         let board = services.runtime.engine.environment.board
         for active in services.runs.activeRuns {
-            let run: RunRecord
-            let counts: [JobState: Int]
             if let live = board.run(active.id) {
-                (run, counts) = live
-            } else {
-                guard let recorded = try await services.ledger.run(id: active.id) else { continue }
-                run = recorded
-                counts = try await services.ledger.jobCounts(runId: active.id)
+                runs.append(runStatus(live.run, counts: live.counts))
+            } else if let recorded = try await ledger.run(id: active.id) {
+                runs.append(runStatus(recorded, counts: try await ledger.jobCounts(runId: active.id)))
             }
-            let total = counts.values.reduce(0, +)
-            let done = counts.filter { $0.key.isFinal }.values.reduce(0, +)
-            runs.append(DaemonStatus.RunStatus(id: run.id, plan: run.plan, mode: run.mode, state: run.state, jobs: total, done: done,
-                                               counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }), note: run.note,
-                                               forecast: RTOForecast(run: run, totalJobs: total, finishedJobs: done, now: services.clock.now()),
-                                               waiting: services.runs.wait(of: run.id)))
         }
-        let now = services.clock.now()
         // Throughput: this daemon's from memory; with a shared ledger, the fleet's.
-        let minuteAgo = now.addingTimeInterval(-60)
-        let recent = services.ledger is any SharedLedger ? try await services.ledger.bytesRestored(since: minuteAgo) : board.bytesRestored(since: minuteAgo)
-        var hosts: [HostRecord]?
-        if let shared = services.ledger as? any SharedLedger { hosts = try await shared.hosts() }
+        let minuteAgo = services.clock.now().addingTimeInterval(-60)
+        let shared = ledger as? any SharedLedger
+        let recent = shared == nil ? board.bytesRestored(since: minuteAgo) : try await ledger.bytesRestored(since: minuteAgo)
+        return daemonStatus(runs: runs, bytesPerSecond: Double(recent) / 60, hosts: try await shared?.hosts(), ledgerProblem: nil)
+    }
+
+    /// What this host knows without the ledger: the runs going on here, its own throughput.
+    private func status(without problem: LedgerProblem) -> DaemonStatus {
+        let board = services.runtime.engine.environment.board
+        let runs = services.runs.activeRuns.compactMap { active in board.run(active.id).map { runStatus($0.run, counts: $0.counts) } }
+        let recent = board.bytesRestored(since: services.clock.now().addingTimeInterval(-60))
+        return daemonStatus(runs: runs, bytesPerSecond: Double(recent) / 60, hosts: nil, ledgerProblem: problem)
+    }
+
+    private func runStatus(_ run: RunRecord, counts: [JobState: Int]) -> DaemonStatus.RunStatus {
+        let total = counts.values.reduce(0, +)
+        let done = counts.filter { $0.key.isFinal }.values.reduce(0, +)
+        return DaemonStatus.RunStatus(id: run.id, plan: run.plan, mode: run.mode, state: run.state, jobs: total, done: done,
+                                      counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }), note: run.note,
+                                      forecast: RTOForecast(run: run, totalJobs: total, finishedJobs: done, now: services.clock.now()),
+                                      waiting: services.runs.wait(of: run.id))
+    }
+
+    private func daemonStatus(runs: [DaemonStatus.RunStatus], bytesPerSecond: Double, hosts: [HostRecord]?, ledgerProblem: LedgerProblem?) -> DaemonStatus {
         let identity = services.identity
+        let now = services.clock.now()
+        let shared = services.ledger is any SharedLedger
         return DaemonStatus(version: LifeboatVersion.string, pid: getpid(), startedAt: identity.startedAt,
                             uptimeSeconds: now.timeIntervalSince(identity.startedAt), socket: identity.socket,
                             ledger: identity.ledger, plans: services.plans.plans.count, planProblems: services.plans.problems,
-                            runs: runs, bytesPerSecond: Double(recent) / 60,
-                            host: hosts == nil ? nil : identity.host, hosts: hosts)
+                            runs: runs, bytesPerSecond: bytesPerSecond,
+                            host: shared ? identity.host : nil, hosts: hosts, ledgerProblem: ledgerProblem)
+    }
+
+    /// The ledger, for the reads below: refused at once while it does not answer this host (a
+    /// read would wait out the connection pool, about a minute). `status` answers without it.
+    private var ledger: any Ledger {
+        get throws {
+            if let problem = (services.ledger as? any SharedLedger)?.problem {
+                throw ControlError(.unavailable, "ledger \(services.identity.ledger) does not answer this host (since \(Timestamp.iso(problem.since)): "
+                                   + "\(problem.reason)); this answers again once it does, and `lifeboat status` answers meanwhile")
+            }
+            return services.ledger
+        }
     }
 
     /// `run.list`: recent runs, newest first.
     public func runs(limit: Int) async throws -> [RunRecord] {
-        try await services.ledger.runs(limit: max(1, min(limit, 10_000)))
+        try await ledger.runs(limit: max(1, min(limit, 10_000)))
     }
 
     func run(_ runId: String) async throws -> RunRecord {
-        guard let run = try await services.ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId) in the ledger; see `lifeboat runs`") }
+        guard let run = try await ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId) in the ledger; see `lifeboat runs`") }
         return run
     }
 
     /// `run.show`: a run with all its jobs and its summary.
     public func detail(_ runId: String) async throws -> RunDetail {
         let run = try await run(runId)
-        let jobs = try await services.ledger.jobs(runId: runId)
+        let jobs = try await ledger.jobs(runId: runId)
         return RunDetail(run: run, jobs: jobs, summary: RunSummary(run: run, jobs: jobs), active: services.runs.isActive(runId),
                          waiting: services.runs.wait(of: runId))
     }
@@ -64,7 +100,7 @@ public struct RunQueries: Sendable {
     /// `run.sites`: every site of a run, its state, products done and restored-at or ETA.
     public func sites(_ runId: String) async throws -> SiteReport {
         let run = try await run(runId)
-        return SiteReport(run: run, jobs: try await services.ledger.jobs(runId: runId), now: services.clock.now())
+        return SiteReport(run: run, jobs: try await ledger.jobs(runId: runId), now: services.clock.now())
     }
 
     /// One page of a run's jobs, optionally of one state.
@@ -81,7 +117,7 @@ public struct RunQueries: Sendable {
 
     public func jobs(_ runId: String, offset: Int, limit: Int, state: JobState?) async throws -> JobPage {
         _ = try await run(runId)
-        var jobs = try await services.ledger.jobs(runId: runId)
+        var jobs = try await ledger.jobs(runId: runId)
         if let state { jobs = jobs.filter { $0.state == state } }
         let offset = max(0, offset), limit = max(1, min(limit, Self.maxPage))
         let page = offset < jobs.count ? Array(jobs[offset..<min(jobs.count, offset + limit)]) : []
@@ -98,7 +134,7 @@ public struct RunQueries: Sendable {
 
     public func events(_ runId: String, after: Int64, limit: Int) async throws -> EventPage {
         _ = try await run(runId)
-        let events = try await services.ledger.events(runId: runId, afterId: max(0, after), limit: max(1, min(limit, Self.maxPage)))
+        let events = try await ledger.events(runId: runId, afterId: max(0, after), limit: max(1, min(limit, Self.maxPage)))
         return EventPage(run: runId, after: after, next: events.last?.id ?? after, events: events)
     }
 
@@ -106,14 +142,14 @@ public struct RunQueries: Sendable {
     /// progress per product, throughput, forecast, and the first failures with their reasons.
     public func overview(_ runId: String) async throws -> RunOverview {
         let run = try await run(runId)
-        let jobs = try await services.ledger.jobs(runId: runId)
+        let jobs = try await ledger.jobs(runId: runId)
         return RunOverview(run: run, jobs: jobs, plan: services.plans.plan(for: run), active: services.runs.isActive(runId),
                            now: services.clock.now())
     }
 
     /// The report's timeline (one bar per job, grouped by wave, the RTO objective as a line).
     public func timelineSVG(_ runId: String) async throws -> String {
-        let report = try await ReportBuilder.build(runId: runId, ledger: services.ledger, now: services.clock.now())
+        let report = try await ReportBuilder.build(runId: runId, ledger: try ledger, now: services.clock.now())
         return TimelineSVG(report.document, layout: TimelineLayout(report.document)).render()
     }
 }

@@ -230,9 +230,22 @@ public final class JobWorker: Service, SlotRefiller {
 
     /// Stops the jobs whose claim ran out by this host's clock: the ledger has not confirmed it
     /// within the lease (it does not answer, or too late), so another host may take them over.
-    /// Looks every twentieth of the lease, independently of the ledger.
+    /// Looks every twentieth of the lease, independently of the ledger; and says when the ledger
+    /// stops answering and when it answers again.
     private func watchDeadlines() async {
+        var problem: LedgerProblem?
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            switch (problem, queue.problem) {
+            case (nil, let now?):
+                logger.warning("ledger unreachable: \(now.reason); this host claims nothing, and commits nothing it cannot record, until it answers",
+                               metadata: ["since": "\(Timestamp.iso(now.since))"])
+                problem = now
+            case (let was?, nil):
+                logger.notice("the ledger answers again", metadata: ["unreachable_seconds": "\(Int(Date().timeIntervalSince(was.since)))"])
+                problem = nil
+            default:
+                break
+            }
             for held in state.withLock({ Array($0.held.values) }) where held.deadline.passed() && !held.lost.isCancelled {
                 logger.error("claim lost: this host could not renew the job's lease in time (the ledger does not answer); its work here stops, another host may take the job over",
                              metadata: ["run.id": "\(held.claim.runId)", "job": "\(held.claim.job.name)", "token": "\(held.claim.token)"])

@@ -54,6 +54,8 @@ public final class LifeboatMetrics: Sendable {
     /// job events to recompute them from.
     func refresh(active: [String]) async {
         runsActive.set(Double(active.count))
+        // Reads that would wait out a ledger that does not answer are left until it does.
+        if (ledger as? any SharedLedger)?.problem != nil { return }
         for id in active {
             if let run = try? await ledger.run(id: id) { await forecast(run) }
         }

@@ -254,8 +254,8 @@ public final class RunManager: Service {
     }
 
     /// Run ids that are queued or running, with whether each has started.
-    public var activeRuns: [(id: String, started: Bool, halted: Bool)] {
-        active.withLock { $0.map { ($0.key, $0.value.started, $0.value.control.isHalted) } }.sorted { $0.id < $1.id }
+    public var activeRuns: [(id: String, plan: String, started: Bool, halted: Bool)] {
+        active.withLock { $0.map { ($0.key, $0.value.plan.name, $0.value.started, $0.value.control.isHalted) } }.sorted { $0.id < $1.id }
     }
 
     public func isActive(_ runId: String) -> Bool { active.withLock { $0[runId] != nil } }

@@ -68,7 +68,7 @@ struct WebRoutes: Sendable {
                 default: break
                 }
             case "metrics" where parts.count == 1:
-                return HTTPResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer() + (try await haltedMetric()))
+                return HTTPResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer() + scrapedMetrics())
             case "api" where parts.count >= 2 && parts[1] == "v1":
                 return try await api(Array(parts.dropFirst(2)), request)
             default: break
@@ -118,13 +118,21 @@ struct WebRoutes: Sendable {
         return json(.notFound, ErrorBody(error: ControlError(.notFound, "no such API path \(request.path.prefix(200)); see /api/v1/ for the paths")))
     }
 
-    /// `lifeboat_run_halted{run,plan} 1` per run halted at a wave gate, read at scrape time from
-    /// the run manager (the event-fed registry has no notion of a run waiting for an operator).
-    private func haltedMetric() async throws -> [UInt8] {
+    /// What the event-fed registry has no notion of, read at scrape time from memory (never
+    /// from the ledger, so that a scrape answers while it does not): `lifeboat_run_halted{run,plan} 1`
+    /// per run halted at a wave gate, and `lifeboat_ledger_up` (`{host}` with a shared ledger).
+    private func scrapedMetrics() -> [UInt8] {
+        let services = queries.services
         var text = "# HELP lifeboat_run_halted 1 while the run is halted at a wave gate, awaiting resume or cancel\n# TYPE lifeboat_run_halted gauge\n"
-        for active in queries.services.runs.activeRuns where active.halted {
-            guard let run = try await queries.services.ledger.run(id: active.id) else { continue }
-            text += "lifeboat_run_halted{run=\"\(active.id)\",plan=\"\(Self.labelEscape(run.plan))\"} 1\n"
+        for active in services.runs.activeRuns where active.halted {
+            text += "lifeboat_run_halted{run=\"\(active.id)\",plan=\"\(Self.labelEscape(active.plan))\"} 1\n"
+        }
+        // The embedded SQLite ledger always answers (a failing disk fails the jobs instead).
+        text += "# HELP lifeboat_ledger_up 1 while the ledger answers this host, 0 while it does not\n# TYPE lifeboat_ledger_up gauge\n"
+        if let shared = services.ledger as? any SharedLedger {
+            text += "lifeboat_ledger_up{host=\"\(Self.labelEscape(services.identity.host))\"} \(shared.problem == nil ? 1 : 0)\n"
+        } else {
+            text += "lifeboat_ledger_up 1\n"
         }
         return Array(text.utf8)
     }

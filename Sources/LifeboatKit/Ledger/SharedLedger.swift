@@ -48,6 +48,9 @@ public protocol SharedLedger: Ledger {
     /// way (zero when none is): a batch sent on a connection the server dropped while the
     /// network was cut may wait for ever, and with it every job of this host.
     var writesStalled: Duration { get }
+    /// What keeps the database from answering this host, as its own calls found (within
+    /// seconds; the connection pool itself gives up after about a minute); nil while it answers.
+    var problem: LedgerProblem? { get }
     /// Gives a claim up (the job ended, or this host stops): another host may take the job.
     /// Queued with the job's records, after them (`flush` to wait for it).
     func releaseClaim(_ claim: JobClaim)

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// An operation that did not finish within its deadline (`withDeadline`).
 struct DeadlineExceeded: Error {
     var seconds: Double
@@ -19,5 +21,33 @@ func withDeadline<T: Sendable>(seconds: Double, _ operation: @escaping @Sendable
         // `T` may itself be optional: the timer's nil is `.none` of the outer optional only.
         guard case .some(.some(let value)) = try await group.next() else { throw DeadlineExceeded(seconds: seconds) }
         return value
+    }
+}
+
+/// `operation`'s value, or nil once it has taken `seconds`: it is then cancelled and left to end
+/// on its own. For calls that may not end at once when cancelled (a query on a connection whose
+/// server went silent), which the caller must not wait out.
+func valueWithin<T: Sendable>(seconds: Double, _ operation: @escaping @Sendable () async throws -> T) async throws -> T? {
+    let work = Task { try await operation() }
+    let answered = Mutex(false)
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T?, any Error>) in
+            let answer = { @Sendable (result: Result<T?, any Error>) in
+                guard answered.withLock({ first in defer { first = true }; return !first }) else { return }
+                continuation.resume(with: result)
+            }
+            let timer = Task {
+                try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+                answer(.success(nil))
+                work.cancel()
+            }
+            Task {
+                let result = await work.result
+                timer.cancel()
+                answer(result.map { $0 })
+            }
+        }
+    } onCancel: {
+        work.cancel()
     }
 }

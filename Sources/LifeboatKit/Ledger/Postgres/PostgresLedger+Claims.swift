@@ -80,6 +80,8 @@ extension PostgresLedger {
 
     public var writesStalled: Duration { commits.stalled }
 
+    public var problem: LedgerProblem? { reachability.problem() }
+
     /// Gives the claim up (the job ended, or this host stops): another host may take the job.
     /// Queued after the job's records, and not cancellable like them: a stopping host gives its
     /// claims back.

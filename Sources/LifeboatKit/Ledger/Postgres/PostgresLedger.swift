@@ -15,6 +15,8 @@ public final class PostgresLedger: Ledger, Service {
     public let settings: PostgresLedgerSettings
     let client: PostgresClient
     let logger: Logger
+    /// Whether the database answers this host's calls.
+    let reachability = LedgerReachability()
     /// The host this daemon is (`host.name`): it coordinates runs under leases, and its writes to
     /// a run are fenced by that run's lease. nil (tools, tests of the plain contract): unfenced.
     public let host: String?
@@ -65,14 +67,14 @@ public final class PostgresLedger: Ledger, Service {
         configuration.options.additionalStartupParameters = [("application_name", "lifeboatd"),
                                                              ("idle_in_transaction_session_timeout", lease)]
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let (client, logger, slots, claimLease) = (self.client, self.logger, self.slots, settings.lease)
+        let (client, logger, slots, claimLease, reachability) = (self.client, self.logger, self.slots, settings.lease, self.reachability)
         commits = GroupCommit(committer: { writes in
             let refiller = slots.refiller
             let sent = ContinuousClock.now
             let batch = PostgresBatch(writes, refill: { released in
                 refiller?.refill(after: released).map { ClaimRequest(runId: released.runId, host: released.host, rules: $0, max: 1, lease: claimLease) }
             })
-            let claimed = try await Self.write(batch, client: client, host: host, logger: logger)
+            let claimed = try await reachability.call { try await Self.write(batch, client: client, host: host, logger: logger) }
             if let refiller, !claimed.isEmpty { refiller.claimed(claimed, sent: sent) }
         })
     }
@@ -165,7 +167,7 @@ public final class PostgresLedger: Ledger, Service {
     func withConnection<T: Sendable>(_ operation: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
             try await ensureSchema()
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await reachability.call { try await client.withConnection { connection in try await body(connection) } }
         } catch {
             throw failure(operation, error)
         }
@@ -175,7 +177,7 @@ public final class PostgresLedger: Ledger, Service {
     func inTransaction<T: Sendable>(_ operation: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
             try await ensureSchema()
-            return try await Self.transaction(client, logger: logger) { connection in try await body(connection) }
+            return try await reachability.call { try await Self.transaction(client, logger: logger) { connection in try await body(connection) } }
         } catch {
             throw failure(operation, error)
         }
