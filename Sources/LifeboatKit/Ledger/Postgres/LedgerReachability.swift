@@ -44,12 +44,15 @@ final class LedgerReachability: Sendable {
             }
             return value
         } catch {
+            // A call this host gave up on (as `status` does) fails with the pool's "request
+            // cancelled": that says nothing of the database.
+            let gaveUp = error is CancellationError || Task.isCancelled
             state.withLock { s in
                 s.waiting[token] = nil
                 if Self.answered(error) {
                     s.failing = nil
                     s.answered = .now
-                } else if !(error is CancellationError), s.failing == nil {
+                } else if !gaveUp, s.failing == nil {
                     s.failing = LedgerProblem(since: Date(), reason: PostgresLedger.describe(error))
                 }
             }
@@ -72,7 +75,7 @@ final class LedgerReachability: Sendable {
             if let failing = s.failing { return failing }
             guard let oldest = s.waiting.values.filter({ $0.at > s.answered }).min(by: { $0.at < $1.at }),
                   ContinuousClock.now - oldest.at > patience else { return nil }
-            return LedgerProblem(since: oldest.since, reason: "a call has waited \(Int((ContinuousClock.now - oldest.at).components.seconds)) s for an answer")
+            return LedgerProblem(since: oldest.since, reason: "no answer to a call for \(Int((ContinuousClock.now - oldest.at).components.seconds)) s")
         }
     }
 }
