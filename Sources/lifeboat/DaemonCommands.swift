@@ -33,11 +33,14 @@ struct StatusCommand: ParsableCommand {
             print(table.render(), terminator: "")
         }
         if status.runs.isEmpty { print("no runs going"); return }
-        var table = TextTable(["RUN", "PLAN", "MODE", "STATE", "DONE", "FAILED", "FORECAST", "NOTE"])
+        // With several hosts, the host that coordinates each run (gates, halts, the report).
+        let fleet = status.hosts != nil
+        var table = TextTable(["RUN", "PLAN", "MODE", "STATE", "DONE", "FAILED", "FORECAST"] + (fleet ? ["COORDINATOR"] : []) + ["NOTE"])
         for run in status.runs {
             let failed = (run.counts["failed"] ?? 0) + (run.counts["skipped"] ?? 0)
             table.add([run.id, run.plan, run.mode.rawValue, run.state.rawValue, "\(run.done)/\(run.jobs)", "\(failed)",
-                       run.forecast.missesObjective ? "RTO MISS" : (run.forecast.finishAt == nil ? "-" : "on track"), run.note ?? ""])
+                       run.forecast.missesObjective ? "RTO MISS" : (run.forecast.finishAt == nil ? "-" : "on track")]
+                      + (fleet ? [run.coordinator ?? "-"] : []) + [run.note ?? ""])
         }
         print(table.render(), terminator: "")
         for run in status.runs where run.forecast.finishAt != nil { print("\(run.id): \(run.forecast.summary)") }

@@ -410,6 +410,32 @@ struct SeveralHostsTests {
         #expect(quarantined.isEmpty, "a job was committed twice: \(quarantined)")
     }
 
+    /// A coordinator frozen past its lease finds, once thawed, that the run was taken over: it
+    /// says so (a notice, not an error), and leaves the run's end to the host that ended it — one
+    /// report, written there.
+    @Test func aFrozenCoordinatorLeavesTheRunToTheHostThatTookItOver() async throws {
+        let (_, hosts, database, server) = try await fleet(sites: 8, hosts: ["recovery-1", "recovery-2"], verifySleep: "1", concurrency: 2)
+        let (frozen, other) = (hosts[0], hosts[1])
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let id = try startRestore(on: frozen)
+        let sql = { (query: String) in try self.sql(server, database, query) }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'") == "0" { try await Task.sleep(for: .milliseconds(50)) }
+        frozen.freeze()
+        #expect(try await waitForState(other, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded", "\(other.daemonLog.suffix(3_000))")
+        #expect(other.daemonLog.contains("run resumed") && other.daemonLog.contains("run.id=\(id)"), "\(other.daemonLog.suffix(3_000))")
+        frozen.thaw()
+        let woke = Date()
+        while Date().timeIntervalSince(woke) < 20, !frozen.daemonLog.contains("run taken over by another host") { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(frozen.daemonLog.contains("NOTICE run taken over by another host: this host's lease on it ran out"), "\(frozen.daemonLog.suffix(3_000))")
+        #expect(!frozen.daemonLog.contains("run stopped: ledger write failed"))
+        let reports = { (host: Host) in (try? FileManager.default.contentsOfDirectory(atPath: host.dir.file("state-\(host.name)/reports"))) ?? [] }
+        #expect(reports(other).contains("\(id).html"), "\(reports(other))")
+        #expect(!reports(frozen).contains { $0.hasPrefix(id) }, "\(reports(frozen))")
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE state <> 'succeeded'") == "0")
+    }
+
     /// A host stopped cleanly (SIGTERM) in the middle of a run gives its jobs back and the run's
     /// coordination up at once: the other host finishes the run, each job committed once.
     @Test func aStoppedHostsJobsAndRunGoToTheOthers() async throws {
@@ -588,6 +614,12 @@ struct SeveralHostsTests {
             return id
         }
         let resumed = try await startHalted()
+        // Every host's status shows the fleet's runs going, and which host coordinates each.
+        let status = try other.cli(["status"]).stdout
+        let line = status.split(separator: "\n").first { $0.hasPrefix(resumed) }
+        #expect(line?.contains("halted") == true && line?.contains("recovery-1") == true && status.contains("COORDINATOR"), "\(status)")
+        let runs = (try other.json(["status"]) as? [String: Any])?["runs"] as? [[String: Any]]
+        #expect(runs?.first { $0["id"] as? String == resumed }?["coordinator"] as? String == "recovery-1", "\(runs ?? [])")
         let resume = try other.cli(["resume", resumed])
         #expect(resume.status == 0, "\(resume.stdout)\(resume.stderr)")
         #expect(resume.stdout.contains("coordinated by host recovery-1"), "\(resume.stdout)")

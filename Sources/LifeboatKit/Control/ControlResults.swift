@@ -19,6 +19,8 @@ public struct DaemonStatus: Codable, Sendable {
         public var forecast: RTOForecast
         /// Why it waits for a run slot (queued behind which runs, the limit), when it does.
         public var waiting: RunWait?
+        /// With a shared ledger: the host that coordinates the run (nil while none does).
+        public var coordinator: String?
     }
 
     public var version: String

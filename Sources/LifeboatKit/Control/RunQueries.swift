@@ -23,18 +23,33 @@ public struct RunQueries: Sendable {
 
     private func status(ledger: any Ledger) async throws -> DaemonStatus {
         var runs: [DaemonStatus.RunStatus] = []
+        let shared = ledger as? any SharedLedger
         // Runs going on here are answered from memory (the board); queued ones from the ledger.
         let board = services.runtime.engine.environment.board
-        for active in services.runs.activeRuns {
+        let here = services.runs.activeRuns
+        for active in here {
+            var status: DaemonStatus.RunStatus
             if let live = board.run(active.id) {
-                runs.append(runStatus(live.run, counts: live.counts))
+                status = runStatus(live.run, counts: live.counts)
             } else if let recorded = try await ledger.run(id: active.id) {
-                runs.append(runStatus(recorded, counts: try await ledger.jobCounts(runId: active.id)))
+                status = runStatus(recorded, counts: try await ledger.jobCounts(runId: active.id))
+            } else {
+                continue
+            }
+            if shared != nil { status.coordinator = services.identity.host }
+            runs.append(status)
+        }
+        // With a shared ledger, the fleet's other runs going, and who coordinates each.
+        if let shared {
+            let ids = Set(here.map(\.id))
+            for run in try await shared.unfinishedRuns() where !ids.contains(run.id) {
+                var status = runStatus(run, counts: try await shared.jobCounts(runId: run.id))
+                status.coordinator = try await shared.coordinator(of: run.id)
+                runs.append(status)
             }
         }
         // Throughput: this daemon's from memory; with a shared ledger, the fleet's.
         let minuteAgo = services.clock.now().addingTimeInterval(-60)
-        let shared = ledger as? any SharedLedger
         let recent = shared == nil ? board.bytesRestored(since: minuteAgo) : try await ledger.bytesRestored(since: minuteAgo)
         return daemonStatus(runs: runs, bytesPerSecond: Double(recent) / 60, hosts: try await shared?.hosts(), ledgerProblem: nil)
     }

@@ -247,7 +247,7 @@ public final class JobWorker: Service, SlotRefiller {
                 break
             }
             for held in state.withLock({ Array($0.held.values) }) where held.deadline.passed() && !held.lost.isCancelled {
-                logger.error("claim lost: this host could not renew the job's lease in time (the ledger does not answer); its work here stops, another host may take the job over",
+                logger.error("claim lost: this host could not renew the job's lease in time (the ledger did not answer, or this host was paused); its work here stops, another host may take the job over",
                              metadata: ["run.id": "\(held.claim.runId)", "job": "\(held.claim.job.name)", "token": "\(held.claim.token)"])
                 held.lost.cancel(by: "lost claim")
             }

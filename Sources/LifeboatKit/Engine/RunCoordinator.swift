@@ -87,6 +87,8 @@ final class RunCoordinator {
         defer { env.board.end(run.id) }
         var final = await executeRun()
         env.guardrails.holds.release(run: run.id)
+        // Taken over: the run is the other host's to end (its report, its cleanup).
+        if coordinationLost { return final }
         // A run that ended holds nothing anywhere (the ledger ignores its holds even if this fails).
         if final.state.isFinal, let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, paths: nil) }
         if final.state.isFinal, let finisher = env.finisher {
@@ -98,6 +100,8 @@ final class RunCoordinator {
 
     /// The trees this run must stay out of, resolved when it starts.
     private var protected: ProtectedTrees?
+    /// Another host took the run over (this host's lease on it ran out: paused, cut off).
+    private var coordinationLost = false
 
     /// Runs this run's jobs (and recovers those a crash caught).
     private var runner: JobRunner { JobRunner(run: run, plan: plan, env: env, recorder: recorder, protected: protected) }
@@ -145,13 +149,16 @@ final class RunCoordinator {
             scheduler = RunScheduler(jobs: scheduler.jobs, plan: plan)
             // Reasons from before this start (interrupted by a shutdown, a retry, a halt before a
             // restart) no longer hold; the events keep the history.
+            // Started before: resumed after a restart, a halt or a retry, or taken over from a
+            // host that is gone.
+            let started = run.startedAt == nil ? "started" : "resumed"
             run.state = .running
             run.note = nil
             run.startedAt = run.startedAt ?? now
-            try await saveRun(event: "run started (\(run.mode.rawValue), \(scheduler.jobs.count) jobs, \(run.totalWaves) wave(s))")
+            try await saveRun(event: "run \(started) (\(run.mode.rawValue), \(scheduler.jobs.count) jobs, \(run.totalWaves) wave(s))")
             if env.queue != nil { env.wakeups.runStarted() }
             env.bus.publish(RunEvent(kind: .started, runId: run.id, at: now, run: run, message: lastMessage))
-            logger.info("run started", metadata: ["plan": "\(plan.name)", "mode": "\(run.mode.rawValue)", "jobs": "\(scheduler.jobs.count)"])
+            logger.info("run \(started)", metadata: ["plan": "\(plan.name)", "mode": "\(run.mode.rawValue)", "jobs": "\(scheduler.jobs.count)"])
 
             var wave = run.currentWave
             while wave < run.totalWaves {
@@ -167,6 +174,11 @@ final class RunCoordinator {
         } catch is CancellationError where Task.isCancelled && !control.isCancelled && env.queue != nil {
             // A stop caught a ledger write mid-flight.
             return leftToOtherHosts()
+        } catch let lost as RunLeaseLost {
+            coordinationLost = true
+            logger.notice("run taken over by another host: this host's lease on it ran out (paused, or cut off from the ledger); it goes on there",
+                          metadata: ["run.id": "\(run.id)", "host": "\(lost.host)"])
+            return run
         } catch {
             // Only ledger failures land here: the run cannot record its progress, so it stops and
             // stays resumable.
