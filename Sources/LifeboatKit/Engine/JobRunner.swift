@@ -11,11 +11,12 @@ struct JobRunner: Sendable {
     let recorder: JobRecorder
     /// The trees the run must stay out of (nil: none checked, as in unit tests).
     let protected: ProtectedTrees?
-    /// Where a job's destination resolved when its run took it, if the run is coordinated here
-    /// (the holds of a run coordinated by another host sharing the ledger are not looked up per
-    /// job).
-    func held(_ job: JobRecord) -> String? {
-        env.guardrails.holds.path(heldBy: .init(run: run.id, job: job.name))
+    /// Where a job's destination resolved when its run took it: held here when the run is
+    /// coordinated here, else as the shared ledger holds it (empty: not known).
+    func held(_ job: JobRecord) async throws -> [String] {
+        if let path = env.guardrails.holds.path(heldBy: .init(run: run.id, job: job.name)) { return [path] }
+        guard let shared = env.ledger as? any SharedLedger else { return [] }
+        return try await shared.holds(runId: run.id, job: job.name).map(\.path)
     }
 
     private var quarantineReason: String { run.mode == .delete ? "delete" : "restore" }
@@ -60,8 +61,9 @@ struct JobRunner: Sendable {
                 // A link on the way changed since the run took the destination: the path now
                 // leads where this run holds nothing (another site's data, another run's
                 // destination). Nothing is touched; a retry takes the destination anew.
-                if let held = held(job), held != resolved {
-                    throw JobError(.sandbox, "\(job.name): destination \(job.destination) resolved to \(held) when run \(run.id) took it, and resolves to \(resolved) now (a symbolic link on its path changed); refusing to touch either. Check the link, then retry the job (lifeboat retry \(run.id) \(job.id.map(String.init) ?? job.name))")
+                let held = try await held(job)
+                if let first = held.first, !held.contains(resolved) {
+                    throw JobError(.sandbox, "\(job.name): destination \(job.destination) resolved to \(first) when run \(run.id) took it, and resolves to \(resolved) now (a symbolic link on its path changed); refusing to touch either. Check the link, then retry the job (lifeboat retry \(run.id) \(job.id.map(String.init) ?? job.name))")
                 }
                 // The parent staging opens (the destination itself may be a link the commit swaps).
                 context.checkedParent = (try? StagingDirectory.split(job.destination).parent).map(ResolvedPath.of)

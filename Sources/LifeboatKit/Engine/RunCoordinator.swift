@@ -116,8 +116,17 @@ final class RunCoordinator {
             if control.isCancelled { return try await finish() }
             // Destinations are held by one run at a time (taken again on resume and retry).
             do {
-                let unfinished = scheduler.jobs.filter { !$0.state.isFinal }.map(\.destination)
-                resolved = Dictionary(zip(unfinished, ResolvedPath.all(unfinished)), uniquingKeysWith: { first, _ in first })
+                let unfinished = scheduler.jobs.filter { !$0.state.isFinal }
+                let paths = unfinished.map(\.destination)
+                resolved = Dictionary(zip(paths, ResolvedPath.all(paths)), uniquingKeysWith: { first, _ in first })
+                // Taken over from another host (or resumed) while the shared ledger still holds
+                // the run's destinations: where the run took each stands, not where it resolves
+                // now, so that a job whose path was relinked meanwhile is refused (`JobRunner`).
+                if let shared = env.ledger as? any SharedLedger {
+                    var taken: [String: String] = [:]
+                    for hold in try await shared.holds(runId: run.id, job: nil) where taken[hold.job] == nil { taken[hold.job] = hold.path }
+                    for job in unfinished { if let path = taken[job.name] { resolved[job.destination] = path } }
+                }
                 let destinations = scheduler.jobs.compactMap { job in resolved[job.destination].map { ($0, job.name) } }
                 try env.guardrails.holds.take(run: run.id, destinations)
                 // Several hosts share the ledger: the holds are the fleet's, not only this host's.

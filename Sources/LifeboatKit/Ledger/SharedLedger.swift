@@ -84,6 +84,10 @@ public protocol SharedLedger: Ledger {
     func takeHolds(runId: String, _ destinations: [(path: String, job: String)]) async throws
     /// Gives back destinations of a run (nil: all of them).
     func releaseHolds(runId: String, paths: [String]?) async throws
+    /// Where its jobs' destinations resolved when the run took them (of one job, or nil: of all),
+    /// oldest first: for the hosts that run a job without coordinating the run, and for a host
+    /// that takes the run over.
+    func holds(runId: String, job: String?) async throws -> [(job: String, path: String)]
 }
 
 extension SharedLedger {

@@ -491,6 +491,49 @@ struct PostgresLedgerTests {
         return OpenTransaction(server: server, database: database, session: session)
     }
 
+    /// A host that runs a job of a run another host coordinates checks the job's destination
+    /// against where the run took it, as the ledger holds it: a link on its path changed since
+    /// (to another tenant's tree) leaves both untouched.
+    @Test func aJobRunByAnotherHostChecksTheDestinationItsRunHolds() async throws {
+        try await withHosts { a, b, _ in
+            let fixture = try EngineFixture(sites: ["s01"], products: "  - name: contacts")
+            for site in ["s01", "umbrella"] { try FileSystem.createDirectories(fixture.dir.file("real/\(site)")) }
+            try FileSystem.createDirectories(fixture.dir.file("out"))
+            try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s01"), withDestinationPath: fixture.dir.file("real/s01"))
+            // Host a records the run and takes its destination, as its coordinator does.
+            let coordinator = Engine(environment: RunEnvironment(ledger: a, executor: FakeExecutor()))
+            let created = try await coordinator.create(RunRequest(plan: fixture.plan, mode: .restore))
+            let job = try #require(created.jobs.first)
+            try await a.takeHolds(runId: created.run.id, [(ResolvedPath.of(job.destination), job.name)])
+            // The link is pointed at another tenant's tree; host b runs the job.
+            unlink(fixture.dir.file("out/s01"))
+            try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s01"), withDestinationPath: fixture.dir.file("real/umbrella"))
+            let executor = FakeExecutor()
+            let worker = RunEnvironment(ledger: b, executor: executor)
+            let runner = JobRunner(run: created.run, plan: fixture.plan, env: worker, recorder: JobRecorder(worker),
+                                   protected: worker.guardrails.protectedTrees(for: fixture.plan, mode: .restore))
+            let outcome = await runner.execute(job, control: RunControl())
+            #expect(outcome.state == .failed && outcome.errorCode == "sandbox", "\(outcome)")
+            #expect(outcome.error?.contains("resolved to \(fixture.dir.file("real/s01/contacts")) when run") == true, "\(outcome.error ?? "")")
+            #expect(outcome.error?.contains("resolves to \(fixture.dir.file("real/umbrella/contacts")) now") == true, "\(outcome.error ?? "")")
+            #expect(executor.attempts(job.name) == 0)
+
+            // A host taking the run over holds where the run took the destination, not where
+            // it resolves now: its coordinator refuses the job as well.
+            var again = outcome
+            again.state = .pending
+            again.errorCode = nil
+            again.error = nil
+            try await b.updateJob(again, from: .failed)
+            let takeover = Engine(environment: RunEnvironment(ledger: b, executor: executor))
+            let run = try await takeover.execute(runId: created.run.id, plan: fixture.plan)
+            let after = try #require(try await b.jobs(runId: run.id).first)
+            #expect(after.state == .failed && after.errorCode == "sandbox" && after.error?.contains("resolved to \(fixture.dir.file("real/s01/contacts")) when run") == true,
+                    "\(after)")
+            #expect(executor.attempts(job.name) == 0)
+        }
+    }
+
     /// How long this host's records wait on the batch under way is known (a worker stops
     /// renewing its claims past a lease of it): here another session holds the job's row.
     @Test func aStalledBatchIsMeasuredUntilItEnds() async throws {

@@ -136,6 +136,17 @@ extension PostgresLedger {
         }
     }
 
+    public func holds(runId: String, job: String?) async throws -> [(job: String, path: String)] {
+        try await withConnection("read destination holds") { connection in
+            var holds: [(job: String, path: String)] = []
+            let rows = try await connection.query("""
+                SELECT job, path FROM holds WHERE run_id = \(runId) AND (\(job)::text IS NULL OR job = \(job)) ORDER BY taken_at, path
+                """, logger: logger)
+            for try await (job, path) in rows.decode((String, String).self) { holds.append((job, path)) }
+            return holds
+        }
+    }
+
     public func releaseHolds(runId: String, paths: [String]?) async throws {
         _ = try await withConnection("release destination holds") { connection in
             // Two statements, so that each uses its index (a path's, or the run's).
