@@ -143,7 +143,8 @@ public struct Engine: Sendable {
     public func hold(runId: String) async throws {
         let jobs = try await environment.ledger.jobs(runId: runId)
         let unfinished = jobs.filter { !$0.state.isFinal }
-        try environment.guardrails.holds.take(run: runId, zip(ResolvedPath.all(unfinished.map(\.destination)), unfinished).map { (path: $0, job: $1.name) })
+        let held = try await environment.heldDestinations(runId: runId, unfinished: unfinished)
+        try environment.guardrails.holds.take(run: runId, unfinished.compactMap { job in held[job.destination].map { (path: $0, job: job.name) } })
     }
 
     /// Runs (or resumes) a recorded run to its end, its halt-and-decision, or an interruption.

@@ -12,11 +12,10 @@ struct JobRunner: Sendable {
     /// The trees the run must stay out of (nil: none checked, as in unit tests).
     let protected: ProtectedTrees?
     /// Where a job's destination resolved when its run took it: held here when the run is
-    /// coordinated here, else as the shared ledger holds it (empty: not known).
+    /// coordinated here, else as the ledger holds it (empty: not known).
     func held(_ job: JobRecord) async throws -> [String] {
         if let path = env.guardrails.holds.path(heldBy: .init(run: run.id, job: job.name)) { return [path] }
-        guard let shared = env.ledger as? any SharedLedger else { return [] }
-        return try await shared.holds(runId: run.id, job: job.name).map(\.path)
+        return try await env.ledger.holds(runId: run.id, job: job.name).map(\.path)
     }
 
     private var quarantineReason: String { run.mode == .delete ? "delete" : "restore" }

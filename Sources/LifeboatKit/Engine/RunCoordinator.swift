@@ -2,6 +2,21 @@ import Foundation
 import Logging
 
 /// What a run needs from the outside world.
+extension RunEnvironment {
+    /// Where a run's unfinished jobs' destinations are held, by destination: where they resolve
+    /// now, or, for a run resumed after a restart or taken over from another host while the
+    /// ledger still holds its destinations, where the run took them — so that a job whose path
+    /// was relinked meanwhile is refused (`JobRunner`) rather than held anew.
+    func heldDestinations(runId: String, unfinished: [JobRecord]) async throws -> [String: String] {
+        let paths = unfinished.map(\.destination)
+        var resolved = Dictionary(zip(paths, ResolvedPath.all(paths)), uniquingKeysWith: { first, _ in first })
+        var taken: [String: String] = [:]
+        for hold in try await ledger.holds(runId: runId, job: nil) where taken[hold.job] == nil { taken[hold.job] = hold.path }
+        for job in unfinished { if let path = taken[job.name] { resolved[job.destination] = path } }
+        return resolved
+    }
+}
+
 public struct RunEnvironment: Sendable {
     public var ledger: any Ledger
     public var executor: any JobExecutor
@@ -90,7 +105,7 @@ final class RunCoordinator {
         // Taken over: the run is the other host's to end (its report, its cleanup).
         if coordinationLost { return final }
         // A run that ended holds nothing anywhere (the ledger ignores its holds even if this fails).
-        if final.state.isFinal, let shared = env.ledger as? any SharedLedger { try? await shared.releaseHolds(runId: run.id, paths: nil) }
+        if final.state.isFinal { try? await env.ledger.releaseHolds(runId: run.id, paths: nil) }
         if final.state.isFinal, let finisher = env.finisher {
             final = await finisher.finished(final, plan: plan)
         }
@@ -116,27 +131,16 @@ final class RunCoordinator {
             if control.isCancelled { return try await finish() }
             // Destinations are held by one run at a time (taken again on resume and retry).
             do {
-                let unfinished = scheduler.jobs.filter { !$0.state.isFinal }
-                let paths = unfinished.map(\.destination)
-                resolved = Dictionary(zip(paths, ResolvedPath.all(paths)), uniquingKeysWith: { first, _ in first })
-                // Taken over from another host (or resumed) while the shared ledger still holds
-                // the run's destinations: where the run took each stands, not where it resolves
-                // now, so that a job whose path was relinked meanwhile is refused (`JobRunner`).
-                if let shared = env.ledger as? any SharedLedger {
-                    var taken: [String: String] = [:]
-                    for hold in try await shared.holds(runId: run.id, job: nil) where taken[hold.job] == nil { taken[hold.job] = hold.path }
-                    for job in unfinished { if let path = taken[job.name] { resolved[job.destination] = path } }
-                }
+                resolved = try await env.heldDestinations(runId: run.id, unfinished: scheduler.jobs.filter { !$0.state.isFinal })
                 let destinations = scheduler.jobs.compactMap { job in resolved[job.destination].map { ($0, job.name) } }
                 try env.guardrails.holds.take(run: run.id, destinations)
-                // Several hosts share the ledger: the holds are the fleet's, not only this host's.
-                if let shared = env.ledger as? any SharedLedger {
-                    do {
-                        try await shared.takeHolds(runId: run.id, destinations)
-                    } catch {
-                        env.guardrails.holds.release(run: run.id)
-                        throw error
-                    }
+                // Recorded for a restart; with several hosts sharing the ledger, the holds are
+                // the fleet's, not only this host's.
+                do {
+                    try await env.ledger.takeHolds(runId: run.id, destinations)
+                } catch {
+                    env.guardrails.holds.release(run: run.id)
+                    throw error
                 }
             } catch let refusal as SafetyRefusal {
                 // Nothing starts; each job says why, so the report does too.
@@ -322,7 +326,7 @@ final class RunCoordinator {
     }
 
     /// Jobs that ended give their destinations back (here and, with a shared ledger, fleet-wide,
-    /// in one statement).
+    /// in one statement; one host's ledger forgets them when the run ends).
     private func releaseHolds(of jobs: [JobRecord]) async {
         let paths = jobs.compactMap { job in job.state.isFinal ? resolved[job.destination] : nil }
         guard !paths.isEmpty else { return }

@@ -47,6 +47,21 @@ public protocol Ledger: Sendable {
     func addQuarantine(_ record: QuarantineRecord, updating job: JobRecord?) async throws -> QuarantineRecord
     func updateQuarantine(_ record: QuarantineRecord) async throws
     func quarantine(includePurged: Bool) async throws -> [QuarantineRecord]
+
+    /// Records the destinations a run holds (resolved paths, with their jobs' names), all or
+    /// none. On one host the daemon's memory decides between runs (`DestinationHolds`) and the
+    /// ledger only remembers where each was taken, for a restart. Several hosts sharing the
+    /// ledger decide here: refused (`SafetyRefusal`) when a going run of any host holds one of
+    /// them, one inside one, or one around one; holds of runs that ended count for nothing,
+    /// whoever took them, unless a host holds the run (its coordination: a rollback moving data
+    /// back).
+    func takeHolds(runId: String, _ destinations: [(path: String, job: String)]) async throws
+    /// Gives back destinations of a run (nil: all of them).
+    func releaseHolds(runId: String, paths: [String]?) async throws
+    /// Where its jobs' destinations resolved when the run took them (of one job, or nil: of all),
+    /// oldest first: for a run resumed after a restart or taken over from another host, and for
+    /// the hosts that run a job without coordinating its run.
+    func holds(runId: String, job: String?) async throws -> [(job: String, path: String)]
 }
 
 /// A job write whose expected state no longer holds: another writer changed the job since (a

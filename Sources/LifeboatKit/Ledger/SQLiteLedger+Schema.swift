@@ -125,6 +125,15 @@ extension SQLiteLedger {
             // The version of the plan a run was started with: it is worked under that one only.
             try db.alter(table: "runs") { t in t.add(column: "plan_version", .text) }
         }
+        migrator.registerMigration("v7") { db in
+            // Where a run took its destinations (resolved paths), kept across a restart.
+            try db.create(table: "holds") { t in
+                t.column("path", .text).primaryKey()
+                t.column("run_id", .text).notNull().indexed()
+                t.column("job", .text).notNull()
+                t.column("taken_at", .double).notNull()
+            }
+        }
         return migrator
     }
 }

@@ -109,7 +109,35 @@ public final class SQLiteLedger: Ledger {
 
     public func flush() async throws { try await commits.flush() }
 
+    public func takeHolds(runId: String, _ destinations: [(path: String, job: String)]) async throws {
+        guard !destinations.isEmpty else { return }
+        let now = Date().timeIntervalSince1970
+        try await commits.write { db in
+            let insert = try db.makeStatement(sql: "INSERT INTO holds (path, run_id, job, taken_at) VALUES (?, ?, ?, ?) "
+                                              + "ON CONFLICT (path) DO UPDATE SET run_id = excluded.run_id, job = excluded.job, taken_at = excluded.taken_at")
+            for (path, job) in destinations { try insert.execute(arguments: [path, runId, job, now]) }
+        }
+    }
+
+    public func releaseHolds(runId: String, paths: [String]?) async throws {
+        try await commits.write { db in
+            if let paths {
+                let delete = try db.makeStatement(sql: "DELETE FROM holds WHERE path = ? AND run_id = ?")
+                for path in paths { try delete.execute(arguments: [path, runId]) }
+            } else {
+                try db.execute(sql: "DELETE FROM holds WHERE run_id = ?", arguments: [runId])
+            }
+        }
+    }
+
     // MARK: Reads
+
+    public func holds(runId: String, job: String?) async throws -> [(job: String, path: String)] {
+        try await queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT job, path FROM holds WHERE run_id = ? AND (? IS NULL OR job = ?) ORDER BY taken_at, path",
+                             arguments: [runId, job, job]).map { (job: $0["job"], path: $0["path"]) }
+        }
+    }
 
     public func run(id: String) async throws -> RunRecord? {
         try await queue.read { db in try RunRecord.fetchOne(db, key: id) }

@@ -76,18 +76,6 @@ public protocol SharedLedger: Ledger {
     /// Records a scheduled exercise's fire only if no host recorded one since `previous` was read
     /// (its `exercises` count is the version): true for the one host that fires it.
     func recordFire(_ record: ScheduleRecord, replacing previous: ScheduleRecord) async throws -> Bool
-
-    /// Holds destinations (resolved paths, with their jobs' names) for a run across the fleet,
-    /// all or none: refused (`SafetyRefusal`) when a going run of any host holds one of them, one
-    /// inside one, or one around one. Holds of runs that ended count for nothing, whoever took
-    /// them, unless a host holds the run (its coordination: a rollback moving data back).
-    func takeHolds(runId: String, _ destinations: [(path: String, job: String)]) async throws
-    /// Gives back destinations of a run (nil: all of them).
-    func releaseHolds(runId: String, paths: [String]?) async throws
-    /// Where its jobs' destinations resolved when the run took them (of one job, or nil: of all),
-    /// oldest first: for the hosts that run a job without coordinating the run, and for a host
-    /// that takes the run over.
-    func holds(runId: String, job: String?) async throws -> [(job: String, path: String)]
 }
 
 extension SharedLedger {

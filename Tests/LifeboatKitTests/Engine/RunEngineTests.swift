@@ -173,6 +173,39 @@ import Testing
         #expect(jobs.first { $0.site == "s03" }?.state == .succeeded)
     }
 
+    /// The same after a restart: the daemon that resumes the run holds where the run took each
+    /// destination (the ledger remembers it), not where it resolves now.
+    @Test func aRelinkedDestinationIsRefusedAfterARestartToo() async throws {
+        let fixture = try EngineFixture(sites: ["s01", "s02", "s03"], products: "  - name: contacts", extra: """
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        for site in ["s02", "umbrella"] { try FileSystem.createDirectories(fixture.dir.file("real/\(site)")) }
+        try FileSystem.createDirectories(fixture.dir.file("out"))
+        try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s02"), withDestinationPath: fixture.dir.file("real/s02"))
+        let (created, _, _, finished) = try await Self.haltedAfterItsCanary(fixture, failing: "s01/contacts")
+        // The daemon stops (a drain: the run is recorded interrupted) and its memory goes.
+        finished.cancel()
+        #expect(try await finished.value.state == .interrupted)
+        unlink(fixture.dir.file("out/s02"))
+        try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s02"), withDestinationPath: fixture.dir.file("real/umbrella"))
+        let executor = FakeExecutor()
+        let restarted = fixture.engine(executor)
+        try await restarted.hold(runId: created.run.id)
+        let control = RunControl()
+        control.resumeAtHalt()
+        _ = try await restarted.execute(runId: created.run.id, plan: fixture.plan, control: control)
+        let jobs = try await fixture.ledger.jobs(runId: created.run.id)
+        let s02 = try #require(jobs.first { $0.site == "s02" })
+        #expect(s02.state == .failed && s02.errorCode == "sandbox", "\(s02)")
+        #expect(s02.error?.contains("resolved to \(fixture.dir.file("real/s02/contacts")) when run") == true, "\(s02.error ?? "")")
+        #expect(executor.attempts("s02/contacts") == 0)
+        #expect(jobs.first { $0.site == "s03" }?.state == .succeeded)
+        // The run ended: the ledger holds nothing for it any more.
+        #expect(try await fixture.ledger.holds(runId: created.run.id, job: nil).isEmpty)
+    }
+
     /// A forwarded resume that reaches a host which took the run over before its coordinator is
     /// back at the gate the run is recorded halted at decides that halt when it is reached (it
     /// was used up and dropped, and the run stayed halted for good).

@@ -38,6 +38,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
     case schedulesUpsert
     case quarantineWithItsJobUpdate
     case aJobWriteFromAStaleStateIsRefused
+    case holdsAreRememberedUntilGivenBack
 
     var testDescription: String { rawValue }
 
@@ -58,6 +59,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
         case .runsOwingCleanup: try await Self.runsOwingCleanup(fixture)
         case .countsBytesAndThroughput: try await Self.countsBytesAndThroughput(fixture)
         case .schedulesUpsert: try await Self.schedulesUpsert(fixture)
+        case .holdsAreRememberedUntilGivenBack: try await Self.holdsAreRememberedUntilGivenBack(fixture)
         case .quarantineWithItsJobUpdate: try await Self.quarantineWithItsJobUpdate(fixture)
         case .aJobWriteFromAStaleStateIsRefused: try await Self.aJobWriteFromAStaleStateIsRefused(fixture)
         }
@@ -99,6 +101,26 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             #expect(events.map(\.kind) == ["job.succeeded"])
             #expect(events.first?.jobId == job.id)
             #expect(events.first?.at == t0)
+        }
+    }
+
+    /// Where a run took its destinations, per job, until they are given back (one by one, or all
+    /// when the run ends); each run's own.
+    static func holdsAreRememberedUntilGivenBack(_ fixture: some LedgerFixture) async throws {
+        try await fixture.withFreshLedger { ledger in
+            let (first, second) = (run(), run("20261125-101132-0002"))
+            _ = try await ledger.createRun(first, jobs: [])
+            _ = try await ledger.createRun(second, jobs: [])
+            try await ledger.takeHolds(runId: first.id, [(path: "/real/a/jira", job: "a/jira"), (path: "/real/b/jira", job: "b/jira")])
+            try await ledger.takeHolds(runId: second.id, [(path: "/real/c/jira", job: "c/jira")])
+            #expect(try await ledger.holds(runId: first.id, job: nil).map { "\($0.job)=\($0.path)" } == ["a/jira=/real/a/jira", "b/jira=/real/b/jira"])
+            #expect(try await ledger.holds(runId: first.id, job: "b/jira").map(\.path) == ["/real/b/jira"])
+            try await ledger.releaseHolds(runId: first.id, paths: ["/real/a/jira", "/real/c/jira"])
+            #expect(try await ledger.holds(runId: first.id, job: nil).map(\.job) == ["b/jira"])
+            #expect(try await ledger.holds(runId: second.id, job: nil).map(\.path) == ["/real/c/jira"])
+            try await ledger.releaseHolds(runId: first.id, paths: nil)
+            #expect(try await ledger.holds(runId: first.id, job: nil).isEmpty)
+            #expect(try await ledger.holds(runId: second.id, job: nil).count == 1)
         }
     }
 
