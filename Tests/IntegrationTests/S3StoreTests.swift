@@ -84,6 +84,52 @@ struct S3StoreTests {
         }
     }
 
+    /// A snapshot object replaced after its run listed it (here, while the run is halted at its
+    /// gate) is not restored, whatever the checksum policy: the job fails saying so, and the
+    /// destination keeps what it had.
+    @Test func anObjectReplacedSinceTheListingIsNotRestored() async throws {
+        let moto = try MotoServer()
+        defer { moto.stop() }
+        let daemon = try DaemonHarness(sites: 3, size: "64KiB")
+        #expect(try moto.aws(["s3", "mb", "s3://daemon"]).status == 0)
+        #expect(try moto.aws(["s3", "cp", "--recursive", "--quiet", daemon.dir.file("store"), "s3://daemon/snaps/"]).status == 0)
+        daemon.dir.write("plans/main.yaml", """
+            name: main
+            snapshots: s3://daemon/snaps
+            target: ../out/{site}/{product}
+            products:
+              - name: contacts
+            verify: { checksum: "off" }
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        // The canary's archive is damaged: its job fails and the gate halts the run.
+        let canary = try newestArchive(daemon.dir, "acme", "contacts")
+        daemon.dir.write("garbage.tar.gz", "not an archive")
+        #expect(try moto.aws(["s3", "cp", "--quiet", daemon.dir.file("garbage.tar.gz"), "s3://daemon/snaps/acme/contacts/\((canary as NSString).lastPathComponent)"]).status == 0)
+        let config = try String(contentsOfFile: daemon.dir.file("lifeboatd.yaml"), encoding: .utf8)
+        daemon.dir.write("lifeboatd.yaml", config + "\ns3: { endpoint: \"\(moto.endpoint)\", region: us-east-1, path_style: true }\n")
+        try daemon.start(environment: MotoServer.credentials)
+        defer { daemon.stop() }
+        let halted = try daemon.cli(["restore", "main", "--exit-on-halt"])
+        #expect(halted.status == 4, "\(halted.stdout)\(halted.stderr)")
+        let id = try #require(try daemon.runs().first?["id"] as? String)
+        // Meanwhile globex's snapshot is overwritten with initech's archive.
+        let (globex, initech) = (try newestArchive(daemon.dir, "globex", "contacts"), try newestArchive(daemon.dir, "initech", "contacts"))
+        let size = { (path: String) in try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int }
+        try #require(try size(globex) != size(initech))
+        #expect(try moto.aws(["s3", "cp", "--quiet", initech, "s3://daemon/snaps/globex/contacts/\((globex as NSString).lastPathComponent)"]).status == 0)
+        #expect(try daemon.cli(["resume", id]).status == 0)
+        #expect(try await daemon.waitForRun(id) == "failed")
+        let jobs = try daemon.jobs(id)
+        let replaced = try #require(jobs.first { $0["site"] as? String == "globex" })
+        #expect(replaced["state"] as? String == "failed" && (replaced["error"] as? String)?.contains("when the run listed it: it was replaced since") == true,
+                "\(replaced)")
+        #expect(!FileManager.default.fileExists(atPath: daemon.dir.file("out/globex/contacts")))
+        try expectSameAsTar(initech, daemon.dir.file("out/initech/contacts"), in: daemon.dir)
+    }
+
     @Test func fleetGenerateWritesABucketListedPastOneThousandKeys() throws {
         let moto = try MotoServer()
         defer { moto.stop() }

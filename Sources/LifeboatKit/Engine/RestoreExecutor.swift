@@ -27,7 +27,8 @@ public struct RestoreExecutor: JobExecutor {
                                                    parentResolvesTo: context.checkedParent,
                                                    reserve: { try await observer.reserved(stagingPath: $0) }) { staging in
                 try await observer.staged(identity: staging.identity.description)
-                let source = try context.stores.archive(snapshot.path)
+                // A bucket's object is the one the run listed (its size; `JobRunner.context`).
+                let source = try context.stores.archive(snapshot.path, listedSize: S3Location.isS3(snapshot.path) ? snapshot.size : nil)
                 let report = try await extractArchive(from: source, into: staging.path, options: options) {
                     observer.progress(archiveBytesRead: $0)
                 }

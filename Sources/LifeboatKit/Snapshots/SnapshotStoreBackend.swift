@@ -8,8 +8,6 @@ public protocol SnapshotStoreBackend: Sendable {
     var location: String { get }
     /// Lists the store into a catalog: snapshots per site and product, stray entries reported.
     func scan() async throws -> SnapshotStore
-    /// One archive of this store, by the path or URL its `Snapshot` carries.
-    func archive(at path: String) throws -> any ArchiveSource
 }
 
 /// Opens stores: the one place that tells a directory from a bucket. Built from the daemon
@@ -32,11 +30,12 @@ public struct SnapshotStores: Sendable {
     }
 
     /// One archive by its own path or `s3://BUCKET/KEY` URL (offline `snapshot verify|extract`,
-    /// and a job's recorded snapshot).
-    public func archive(_ path: String) throws -> any ArchiveSource {
+    /// and a job's recorded snapshot). `listedSize`: an object's size when its run listed it (a
+    /// snapshot is never rewritten: one of another size since was replaced).
+    public func archive(_ path: String, listedSize: Int64? = nil) throws -> any ArchiveSource {
         if S3Location.isS3(path) {
             let (bucket, key) = try S3Location.object(path)
-            return S3Archive(client: try S3Client.make(s3, environment: environment), bucket: bucket, key: key)
+            return S3Archive(client: try S3Client.make(s3, environment: environment), bucket: bucket, key: key, listedSize: listedSize)
         }
         return LocalArchive(path: path)
     }

@@ -11,8 +11,4 @@ public struct DirectoryStore: SnapshotStoreBackend {
     public func scan() async throws -> SnapshotStore {
         try SnapshotStore(scanning: root)
     }
-
-    public func archive(at path: String) throws -> any ArchiveSource {
-        LocalArchive(path: path)
-    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Synchronization
 
 /// A snapshot store in an S3-compatible bucket: the directory layout as keys under a prefix.
 public struct BucketStore: SnapshotStoreBackend {
@@ -26,27 +27,41 @@ public struct BucketStore: SnapshotStoreBackend {
             bucketLocation.url(key: bucketLocation.key(relative))
         }
     }
-
-    public func archive(at path: String) throws -> any ArchiveSource {
-        let (bucket, key) = try S3Location.object(path)
-        return S3Archive(client: client, bucket: bucket, key: key)
-    }
 }
 
-/// An archive object in a bucket, with its `.sha256` sidecar object beside it.
+/// An archive object in a bucket, with its `.sha256` sidecar object beside it. The object read
+/// is the one the HEAD saw (`If-Match` on its ETag), and, for a job, one of the size its run
+/// listed: a snapshot replaced in between is an error, not restored, whatever the checksum policy.
 public struct S3Archive: ArchiveSource {
     public let client: S3Client
     public let bucket: String
     public let key: String
+    /// The object's size when its run listed it (nil: not listed, as for `snapshot verify`).
+    public var listedSize: Int64?
+    /// The ETag the HEAD saw.
+    private let seen = SeenETag()
+
+    private final class SeenETag: Sendable {
+        let value = Mutex<String?>(nil)
+    }
+
+    public init(client: S3Client, bucket: String, key: String, listedSize: Int64? = nil) {
+        (self.client, self.bucket, self.key, self.listedSize) = (client, bucket, key, listedSize)
+    }
 
     public var name: String { client.url(bucket: bucket, key: key) }
 
     /// Checks that the archive is there (HEAD: a snapshot deleted since it was listed is a clear
     /// 404 naming bucket and key before anything is staged), then reads the sidecar.
     public func expectedDigest(policy: ChecksumPolicy) async throws -> String? {
-        guard try await client.head(bucket: bucket, key: key) != nil else {
+        guard let object = try await client.head(bucket: bucket, key: key) else {
             throw S3Error(.notFound, "no such object: the snapshot archive is not in the bucket", bucket: bucket, key: key, status: 404)
         }
+        if let listedSize, object.size != listedSize {
+            throw S3Error(.changed, "the object is \(object.size) bytes, and was \(listedSize) when the run listed it: it was replaced since "
+                          + "(a snapshot is never rewritten; find out what writes to the bucket)", bucket: bucket, key: key)
+        }
+        seen.value.withLock { $0 = object.etag }
         guard policy != .off else { return nil }
         let sidecarKey = key + ".sha256"
         let body: ByteBuffer?
@@ -67,6 +82,6 @@ public struct S3Archive: ArchiveSource {
     }
 
     public func openReader(cancellation: CancellationFlag?) throws -> any ArchiveReading {
-        S3ObjectReader(client: client, bucket: bucket, key: key, cancellation: cancellation)
+        S3ObjectReader(client: client, bucket: bucket, key: key, etag: seen.value.withLock { $0 }, cancellation: cancellation)
     }
 }

@@ -55,10 +55,12 @@ final class S3ObjectReader: ArchiveReading, @unchecked Sendable {
     /// Requests made (the first plus every resume), for tests and logs.
     private(set) var requests = 0
 
-    init(client: S3Client, bucket: String, key: String, cancellation: CancellationFlag?, highWater: Int = 4 << 20) {
+    /// `etag`: the object's as a HEAD saw it; every request is then conditional on it.
+    init(client: S3Client, bucket: String, key: String, etag: String? = nil, cancellation: CancellationFlag?, highWater: Int = 4 << 20) {
         self.client = client
         self.bucket = bucket
         self.key = key
+        self.etag = etag
         self.cancellation = cancellation
         self.highWater = highWater
         self.lowWater = highWater / 4
@@ -193,13 +195,11 @@ final class S3ObjectReader: ArchiveReading, @unchecked Sendable {
         requests += 1
         (waited, received) = (0, 0)
         var headers: [(name: String, value: String)] = []
-        if offset > 0 {
-            headers.append(("range", "bytes=\(offset)-"))
-            condition.lock()
-            let etag = self.etag
-            condition.unlock()
-            if let etag { headers.append(("if-match", etag)) }
-        }
+        if offset > 0 { headers.append(("range", "bytes=\(offset)-")) }
+        condition.lock()
+        let etag = self.etag
+        condition.unlock()
+        if let etag { headers.append(("if-match", etag)) }
         let prepared = client.prepare(method: "GET", bucket: bucket, key: key, headers: headers)
         condition.lock()
         chunks.removeAll()
@@ -241,13 +241,14 @@ final class S3ObjectReader: ArchiveReading, @unchecked Sendable {
         defer { condition.unlock() }
         guard generation == self.generation else { return nil }
         let etag = headers.first(name: "etag")
+        // A store that ignored If-Match still names what it sent.
+        if let known = self.etag, let etag, known != etag {
+            return S3Error(.changed, "the object changed while it was read (ETag \(known), now \(etag))", bucket: bucket, key: key, status: status)
+        }
         if expectedStart > 0 {
             guard status == 206, let range = headers.first(name: "content-range"),
                   let start = Self.rangeStart(range), start == expectedStart else {
                 return S3Error(.failed, "the store ignored the Range request resuming at byte \(expectedStart) (HTTP \(status))", bucket: bucket, key: key)
-            }
-            if let known = self.etag, let etag, known != etag {
-                return S3Error(.changed, "the object changed while it was read (ETag \(known), now \(etag))", bucket: bucket, key: key, status: status)
             }
         } else {
             self.etag = etag
