@@ -848,6 +848,30 @@ struct SeveralHostsTests {
         #expect(try httpGet(http + "/metrics").body.contains("lifeboat_ledger_up{host=\"recovery-1\"} 1"))
     }
 
+    /// A host already running when a newer lifeboat migrates the ledger's schema past its own
+    /// claims nothing from its next heartbeat on, and says why once; it claims again if the
+    /// schema is its own again.
+    @Test func aHostStopsClaimingOnceTheSchemaIsNewerThanItKnows() async throws {
+        let (_, hosts, database, server) = try await fleet(sites: 2, hosts: ["recovery-1"], verifySleep: "0.1")
+        let host = hosts[0]
+        try host.start()
+        defer { host.stop() }
+        let sql = { (query: String) in try self.sql(server, database, query) }
+        let known = try sql("SELECT MAX(version) FROM lifeboat_schema")
+        try server.psql(database, "INSERT INTO lifeboat_schema (version, name) VALUES (999, 'from a newer lifeboat')")
+        let said = "has schema version 999, newer than this lifeboatd knows (\(known)); upgrade lifeboat on this host before it joins; this host claims nothing until it is upgraded"
+        // Within a heartbeat (a third of the 5 s lease); a run started now gets nothing claimed.
+        try await Task.sleep(for: .seconds(2))
+        let id = try startRestore(on: host)
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline, !host.daemonLog.contains(said) { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(host.daemonLog.components(separatedBy: said).count == 2, "\(host.daemonLog.suffix(3_000))")
+        try await Task.sleep(for: .seconds(1))
+        #expect(try sql("SELECT COUNT(*) FROM jobs WHERE run_id = '\(id)' AND state <> 'pending'") == "0")
+        try server.psql(database, "DELETE FROM lifeboat_schema WHERE version = 999")
+        #expect(try await waitForState(host, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded", "\(host.daemonLog.suffix(3_000))")
+    }
+
     /// Waits (bounded) until a host lists the run in one of `states`; returns the last state seen.
     func waitForState(_ host: Host, _ id: String, in states: Set<String>) async throws -> String? {
         let deadline = Date().addingTimeInterval(90)

@@ -65,6 +65,8 @@ public final class JobWorker: Service, SlotRefiller {
         var stallSaid = false
         /// Runs this host said it cannot work on, its plan not loaded here.
         var planless: Set<String> = []
+        /// Whether this host said a newer lifeboat migrated the ledger's schema past its own.
+        var schemaSaid = false
     }
 
     private let state = Mutex(State())
@@ -287,6 +289,14 @@ public final class JobWorker: Service, SlotRefiller {
     /// each; the jobs of a cancelled run are stopped.
     private func claimableRuns() async throws -> [(RunContext, Int)] {
         var claimable: [(RunContext, Int)] = []
+        // A newer lifeboat migrated the schema since this host started: nothing more is claimed
+        // with an older idea of the tables (the jobs held go on to their end).
+        if let ahead = queue.schemaAhead {
+            if state.withLock({ s in defer { s.schemaSaid = true }; return !s.schemaSaid }) {
+                logger.error("\(ahead); this host claims nothing until it is upgraded")
+            }
+            return []
+        }
         let (held, liveHosts) = state.withLock { ($0.held, $0.liveHosts) }
         var room = writesStuck() ? 0 : maxJobs - held.count
         let runs = try await unfinishedRuns()

@@ -400,7 +400,10 @@ public final class RunManager: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             guard !Task.isCancelled, !Task.isShuttingDownGracefully else { return }
             do {
-                for run in try await ledger.unfinishedRuns() where !isActive(run.id) { try await adopt(run) }
+                // Not with an older idea of the tables than the ledger's (`JobWorker` says so).
+                if shared.schemaAhead == nil {
+                    for run in try await ledger.unfinishedRuns() where !isActive(run.id) { try await adopt(run) }
+                }
                 try await applyForwarded(shared)
             } catch {
                 logger.warning("cannot look for runs to take over: ledger unreachable", metadata: ["error": "\(error)"])

@@ -51,6 +51,9 @@ public protocol SharedLedger: Ledger {
     /// What keeps the database from answering this host, as its own calls found (within
     /// seconds; the connection pool itself gives up after about a minute); nil while it answers.
     var problem: LedgerProblem? { get }
+    /// The ledger's schema, when a host with a newer lifeboat migrated it past this build's since
+    /// this host started (its heartbeat looks): this host then claims and takes over nothing.
+    var schemaAhead: SchemaMismatch? { get }
     /// Gives a claim up (the job ended, or this host stops): another host may take the job.
     /// Queued with the job's records, after them (`flush` to wait for it).
     func releaseClaim(_ claim: JobClaim)

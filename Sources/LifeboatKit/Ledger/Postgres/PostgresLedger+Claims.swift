@@ -82,6 +82,8 @@ extension PostgresLedger {
 
     public var problem: LedgerProblem? { reachability.problem() }
 
+    public var schemaAhead: SchemaMismatch? { newerSchema.withLock { $0 } }
+
     /// Gives the claim up (the job ended, or this host stops): another host may take the job.
     /// Queued after the job's records, and not cancellable like them: a stopping host gives its
     /// claims back.

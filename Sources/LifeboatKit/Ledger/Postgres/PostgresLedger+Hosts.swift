@@ -24,14 +24,18 @@ extension PostgresLedger: SharedLedger {
     }
 
     public func heartbeat(_ host: HostRegistration) async throws {
-        let renewed = try await withConnection("heartbeat") { connection in
+        // The schema's version rides along: a host that migrated it past this build's since this
+        // one started is said so (`schemaAhead`), and this host claims nothing from then on.
+        let schema = try await withConnection("heartbeat") { connection -> Int? in
             let rows = try await connection.query("""
                 UPDATE hosts SET heartbeat_at = now() WHERE name = \(host.name) AND instance = \(host.instance) AND stopped_at IS NULL
-                RETURNING name
+                RETURNING (SELECT COALESCE(MAX(version), 0)::bigint FROM lifeboat_schema)
                 """, logger: logger)
-            return try await rows.collect().count == 1
+            for try await version in rows.decode(Int64.self) { return Int(version) }
+            return nil
         }
-        if !renewed { throw try await nameInUse(host.name) }
+        guard let schema else { throw try await nameInUse(host.name) }
+        newerSchema.withLock { $0 = schema > Self.schemaVersion ? SchemaMismatch(url: url, found: schema, known: Self.schemaVersion) : nil }
     }
 
     public func deregister(_ host: HostRegistration) async throws {

@@ -17,6 +17,8 @@ public final class PostgresLedger: Ledger, Service {
     let logger: Logger
     /// Whether the database answers this host's calls.
     let reachability = LedgerReachability()
+    /// The schema as the last heartbeat found it, when a newer lifeboat migrated it since.
+    let newerSchema = Mutex<SchemaMismatch?>(nil)
     /// The host this daemon is (`host.name`): it coordinates runs under leases, and its writes to
     /// a run are fenced by that run's lease. nil (tools, tests of the plain contract): unfenced.
     public let host: String?
