@@ -173,6 +173,7 @@ public final class YAMLReader {
     /// key of that mapping is at the mapping's own column (the same name in a nested mapping or
     /// a list item below it is another key).
     static func secondOccurrence(of key: String, after mark: Mark, in text: String) -> SourceMark? {
+        if let flow = secondFlowOccurrence(of: key, after: mark, in: text) { return flow }
         var seen = 0
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where index + 1 >= mark.line {
             var body = line.drop { $0 == " " }
@@ -185,6 +186,67 @@ public final class YAMLReader {
             guard rest.hasPrefix(":") else { continue }
             seen += 1
             if seen == 2 { return SourceMark(line: index + 1, column: column) }
+        }
+        return nil
+    }
+
+    /// The same for a flow-style mapping (`{rto: 4h, rto: 5h}`, perhaps over several lines),
+    /// whose mark is its first key, after the `{`: a key of it starts its entry at the mapping's
+    /// own depth, after `{` or a comma.
+    static func secondFlowOccurrence(of key: String, after mark: Mark, in text: String) -> SourceMark? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard mark.line >= 1, mark.line <= lines.count, mark.column >= 1 else { return nil }
+        // The brace: the first character before the mark that is not a blank, on its line or above.
+        var brace: (line: Int, column: Int)?
+        var (line, column) = (mark.line - 1, mark.column - 2)
+        search: while line >= 0 {
+            let chars = Array(lines[line])
+            while column >= 0 {
+                if column < chars.count, chars[column] != " ", chars[column] != "\t" {
+                    if chars[column] == "{" { brace = (line + 1, column + 1) }
+                    break search
+                }
+                column -= 1
+            }
+            line -= 1
+            column = line >= 0 ? lines[line].count - 1 : -1
+        }
+        guard let (braceLine, braceColumn) = brace else { return nil }
+        let candidates = [key, "\"\(key)\"", "'\(key)'"].map(Array.init)
+        var (depth, seen, atEntry) = (0, 0, false)
+        var quote: Character?
+        for lineIndex in (braceLine - 1)..<lines.count {
+            let chars = Array(lines[lineIndex])
+            var i = lineIndex == braceLine - 1 ? braceColumn - 1 : 0
+            while i < chars.count {
+                let c = chars[i]
+                if let open = quote {
+                    if c == open { quote = nil }
+                    i += 1
+                    continue
+                }
+                if atEntry, depth == 1, c != " " {
+                    atEntry = false
+                    if let written = candidates.first(where: { Array(chars[i...].prefix($0.count)) == $0 }),
+                       chars[(i + written.count)...].drop(while: { $0 == " " }).first == ":" {
+                        seen += 1
+                        if seen == 2 { return SourceMark(line: lineIndex + 1, column: i + 1) }
+                    }
+                }
+                switch c {
+                case "{", "[":
+                    depth += 1
+                    atEntry = c == "{" && depth == 1
+                case "}", "]":
+                    depth -= 1
+                    if depth == 0 { return nil }
+                case ",": atEntry = depth == 1
+                case "\"", "'": quote = c
+                case "#" where i == 0 || chars[i - 1] == " ": i = chars.count
+                default: break
+                }
+                i += 1
+            }
         }
         return nil
     }

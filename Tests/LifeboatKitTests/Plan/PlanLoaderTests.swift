@@ -191,6 +191,11 @@ import Testing
         #expect(problems(Self.valid + "\nname: again\n") == [#"36:1: duplicate key "name"; each key may appear only once in a mapping"#])
         #expect(problems(variant("    after: [contacts]\n    concurrency: 4\n", "    after: [contacts]\n    concurrency: 4\n    after: []\n"))
                 == [#"16:5: duplicate key "after"; each key may appear only once in a mapping"#])
+        // Flow style, on one line or several: the second occurrence, not the mapping's brace.
+        #expect(problems(variant("objectives: { rto: 4h, rpo: 24h }", "objectives: { rto: 4h, rpo: 24h, rto: 5h }"))
+                == [#"20:34: duplicate key "rto"; each key may appear only once in a mapping"#])
+        #expect(problems(variant("objectives: { rto: 4h, rpo: 24h }", "objectives: {\n  rto: 4h, \"x,{\": 1,\n  'rto': 5h }"))
+                .contains(#"22:3: duplicate key "rto"; each key may appear only once in a mapping"#))
     }
 
     @Test func anchorsAndAliasesRefused() {
