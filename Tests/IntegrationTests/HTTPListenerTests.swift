@@ -186,6 +186,12 @@ import Testing
         #expect(get("/api/v1/status", host: nil).hasPrefix("HTTP/1.1 400"))
         #expect(get("/api/v1/status", host: nil, version: "HTTP/1.0").hasPrefix("HTTP/1.1 200"))
         #expect(get("http://127.0.0.1:\(port)/api/v1/status", host: "127.0.0.1:\(port)").hasPrefix("HTTP/1.1 200"))
+        // An absolute-form target names its host itself: another one is refused, whatever Host says.
+        for target in ["http://attacker.example/api/v1/status", "HTTP://127.0.0.1@attacker.example:\(port)/api/v1/status", "https://[::2]/api/v1/status"] {
+            let answer = get(target, host: "127.0.0.1:\(port)")
+            #expect(answer.hasPrefix("HTTP/1.1 421") && !answer.contains("\"runs\""), "\(target): \(answer.prefix(200))")
+        }
+        #expect(get("http://user@localhost:\(port)/api/v1/status", host: "localhost").hasPrefix("HTTP/1.1 200"))
         for _ in 0..<5 {
             let answer = get("/api/v1/status", host: "localhost", halfClose: true)
             #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains("\"runs\""), "half-closed: \(answer.prefix(200))")

@@ -269,8 +269,17 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// The listener is on loopback and has no authentication of its own, so only requests for a
     /// loopback name are answered: a web page that points its own host name at 127.0.0.1 (DNS
-    /// rebinding) gets 421, not the API. HTTP/1.1 requires a Host.
+    /// rebinding) gets 421, not the API. HTTP/1.1 requires a Host. An absolute-form target
+    /// names its host itself (RFC 9112 §3.2.2: it takes the place of Host): a loopback one too.
     static func hostRefusal(_ head: HTTPRequestHead) -> HTTPResponse? {
+        let uri = head.uri.lowercased()
+        for scheme in ["http://", "https://"] where uri.hasPrefix(scheme) {
+            var authority = uri.dropFirst(scheme.count).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+            if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+            guard isLoopback(String(authority)) else {
+                return .text(.misdirectedRequest, "this listener answers requests for localhost, 127.0.0.1 or [::1] only, and the request's target names another host")
+            }
+        }
         let hosts = head.headers["Host"]
         guard let host = hosts.first else {
             return (head.version.major, head.version.minor) >= (1, 1) ? .text(.badRequest, "an HTTP/1.1 request needs a Host header") : nil
