@@ -2,21 +2,6 @@ import Foundation
 import Logging
 
 /// What a run needs from the outside world.
-extension RunEnvironment {
-    /// Where a run's unfinished jobs' destinations are held, by destination: where they resolve
-    /// now, or, for a run resumed after a restart or taken over from another host while the
-    /// ledger still holds its destinations, where the run took them — so that a job whose path
-    /// was relinked meanwhile is refused (`JobRunner`) rather than held anew.
-    func heldDestinations(runId: String, unfinished: [JobRecord]) async throws -> [String: String] {
-        let paths = unfinished.map(\.destination)
-        var resolved = Dictionary(zip(paths, ResolvedPath.all(paths)), uniquingKeysWith: { first, _ in first })
-        var taken: [String: String] = [:]
-        for hold in try await ledger.holds(runId: runId, job: nil) where taken[hold.job] == nil { taken[hold.job] = hold.path }
-        for job in unfinished { if let path = taken[job.name] { resolved[job.destination] = path } }
-        return resolved
-    }
-}
-
 public struct RunEnvironment: Sendable {
     public var ledger: any Ledger
     public var executor: any JobExecutor
@@ -58,6 +43,21 @@ public struct RunEnvironment: Sendable {
     /// instead of running them itself.
     public var queue: (any SharedLedger)? {
         host == nil ? nil : ledger as? any SharedLedger
+    }
+}
+
+extension RunEnvironment {
+    /// Where a run's unfinished jobs' destinations are held, by destination: where they resolve
+    /// now, or, for a run resumed after a restart or taken over from another host while the
+    /// ledger still holds its destinations, where the run took them — so that a job whose path
+    /// was relinked meanwhile is refused (`JobRunner`) rather than held anew.
+    func heldDestinations(runId: String, unfinished: [JobRecord]) async throws -> [String: String] {
+        let paths = unfinished.map(\.destination)
+        var resolved = Dictionary(zip(paths, ResolvedPath.all(paths)), uniquingKeysWith: { first, _ in first })
+        var taken: [String: String] = [:]
+        for hold in try await ledger.holds(runId: runId, job: nil) where taken[hold.job] == nil { taken[hold.job] = hold.path }
+        for job in unfinished { if let path = taken[job.name] { resolved[job.destination] = path } }
+        return resolved
     }
 }
 
@@ -160,11 +160,11 @@ final class RunCoordinator {
             if env.queue == nil { try await recoverActiveJobs() }
             // Dependencies are counted from the states after recovery.
             scheduler = RunScheduler(jobs: scheduler.jobs, plan: plan)
-            // Reasons from before this start (interrupted by a shutdown, a retry, a halt before a
-            // restart) no longer hold; the events keep the history.
             // Started before: resumed after a restart, a halt or a retry, or taken over from a
             // host that is gone.
             let started = run.startedAt == nil ? "started" : "resumed"
+            // Reasons from before this start (interrupted by a shutdown, a retry, a halt before a
+            // restart) no longer hold; the events keep the history.
             run.state = .running
             run.note = nil
             run.startedAt = run.startedAt ?? now
