@@ -41,7 +41,9 @@ final class DaemonHarness: @unchecked Sendable {
             """)
     }
 
-    /// Starts the daemon and waits until `status` answers; `launcher` execs it (`/usr/bin/nice -n 15`).
+    /// Starts the daemon and waits until `status` answers (and, with `http.listen` in its config,
+    /// until that port takes connections: the listener starts beside the control socket, and on
+    /// a loaded machine after it); `launcher` execs it (`/usr/bin/nice -n 15`).
     func start(environment: [String: String] = [:], launcher: [String] = [], waitReady: Bool = true) throws {
         let process = Process()
         let command = launcher + [Binaries.lifeboatd, "--config", dir.file("lifeboatd.yaml")]
@@ -57,8 +59,10 @@ final class DaemonHarness: @unchecked Sendable {
         self.process = process
         guard waitReady else { return }
         let deadline = Date().addingTimeInterval(20)
+        let config = (try? String(contentsOfFile: dir.file("lifeboatd.yaml"), encoding: .utf8)) ?? ""
+        let http = config.firstMatch(of: /http: \{ listen: "127\.0\.0\.1:([0-9]+)"/).flatMap { Int($0.1) }
         while Date() < deadline {
-            if try cli(["status"]).status == 0 { return }
+            if try cli(["status"]).status == 0, http.map(canConnect(port:)) ?? true { return }
             guard process.isRunning else { break }
             usleep(50_000)
         }
