@@ -245,6 +245,24 @@ import Testing
         // The second wave ran under the run's own version: checksums required, and wrong.
         let second = try daemon.jobs(runId).filter { $0["wave"] as? Int == 1 && $0["product"] as? String == "contacts" }
         #expect(second.count == 2 && second.allSatisfy { ($0["error"] as? String)?.contains("but its sidecar says 0000") == true }, "\(second)")
+
+        // A run whose plan is not coming back is cancelled without it: what did not start is
+        // recorded cancelled, and its destinations are free for a run under the new plan.
+        try strict.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try daemon.cli(["reload"]).status == 0)
+        #expect(try daemon.cli(["restore", "main", "--exit-on-halt"]).status == 4)
+        let left = try #require(try daemon.runs().first?["id"] as? String)
+        #expect(daemon.stop() == 0)
+        try loose.write(toFile: file, atomically: true, encoding: .utf8)
+        try daemon.start()
+        let cancel = try daemon.cli(["cancel", left])
+        #expect(cancel.status == 0, "\(cancel.stdout)\(cancel.stderr)")
+        #expect(try daemon.runs().first { $0["id"] as? String == left }?["state"] as? String == "cancelled")
+        let unstarted = try daemon.jobs(left).filter { $0["wave"] as? Int == 1 }
+        #expect(unstarted.count == 4 && unstarted.allSatisfy { $0["state"] as? String == "cancelled"
+            && ($0["error"] as? String)?.contains("no host has the version of plan main the run was started with") == true }, "\(unstarted)")
+        let fresh = try daemon.cli(["restore", "main", "--follow"])
+        #expect(fresh.status == 0, "\(fresh.stdout)\(fresh.stderr)")
         #expect(daemon.stop() == 0)
     }
 

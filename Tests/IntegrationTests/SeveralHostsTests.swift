@@ -410,6 +410,39 @@ struct SeveralHostsTests {
         #expect(quarantined.isEmpty, "a job was committed twice: \(quarantined)")
     }
 
+    /// Every host restarted with a new version of the plan while a run of the old one is halted:
+    /// no host takes the run (none has its version), and a cancel from any host ends it, so its
+    /// destinations are free for a run under the new plan.
+    @Test func aRunNoHostHasThePlanOfIsCancelledWithoutIt() async throws {
+        let server = try await LocalPostgres.shared()
+        let database = try server.createDatabase()
+        let dir = TempDir()
+        try DaemonHarness.writeFleet(in: dir, sites: 3, size: "8KiB", planExtra: """
+            verify: { checksum: if-present, command: ["/bin/false"] }
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        let hosts = ["recovery-1", "recovery-2"].map { Host(name: $0, dir: dir, database: database, server: server) }
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let id = try startRestore(on: hosts[0])
+        #expect(try await waitForState(hosts[1], id, in: ["halted"]) == "halted")
+        for host in hosts { #expect(host.stop() == 0) }
+        let plan = try String(contentsOfFile: dir.file("plans/main.yaml"), encoding: .utf8)
+        dir.write("plans/main.yaml", plan.replacingOccurrences(of: #"command: ["/bin/false"]"#, with: #"command: ["/bin/true"]"#))
+        for host in hosts { try host.start() }
+        // Neither takes the run: no coordinator.
+        try await Task.sleep(for: .seconds(4))
+        let line = try hosts[1].cli(["status"]).stdout.split(separator: "\n").first { $0.hasPrefix(id) }
+        #expect(line.map { $0.contains(" - ") } == true, "\(line ?? "none")")
+        let cancel = try hosts[1].cli(["cancel", id])
+        #expect(cancel.status == 0, "\(cancel.stdout)\(cancel.stderr)")
+        #expect(try runState(hosts[0], id) == "cancelled")
+        let fresh = try hosts[0].cli(["restore", "main", "--follow"])
+        #expect(fresh.status == 0, "\(fresh.stdout)\(fresh.stderr)")
+    }
+
     /// A coordinator frozen past its lease finds, once thawed, that the run was taken over: it
     /// says so (a notice, not an error), and leaves the run's end to the host that ended it — one
     /// report, written there.

@@ -83,7 +83,67 @@ public final class RunManager: Service {
             entry.control.cancel(by: who)
             return nil
         }
+        // Left by every host for want of its plan's version: cancelled here, without it.
+        if let run = try await ledger.run(id: runId), !run.state.isFinal, plans.plan(for: run) == nil {
+            let coordinated = try await shared?.ledger.coordinator(of: runId)
+            if coordinated == nil || coordinated == shared?.host {
+                try await cancelWithoutPlan(run, by: who)
+                return nil
+            }
+        }
         return try await forward(ForwardedCommand(runId: runId, kind: .cancel, by: who))
+    }
+
+    /// Cancels an unfinished run that no host coordinates because none has the version of its
+    /// plan it was started with (every host got a new one): its jobs that did not start are
+    /// recorded cancelled, and its destinations given back. A job caught mid-flight is recovered
+    /// only under the run's plan, so then nothing is done and the refusal says what to do.
+    private func cancelWithoutPlan(_ run: RunRecord, by who: String) async throws {
+        guard let shared else { return try await cancelHeld(run, by: who) }
+        let holder = try await shared.ledger.coordinate(runId: run.id)
+        guard holder == shared.host else { throw ControlError(.conflict, "run \(run.id) is coordinated by host \(holder) now; cancel it again") }
+        do {
+            try await cancelHeld(run, by: who)
+        } catch {
+            try? await shared.ledger.releaseCoordination(runId: run.id)
+            throw error
+        }
+        try? await shared.ledger.releaseCoordination(runId: run.id)
+    }
+
+    /// `cancelWithoutPlan`, the run's coordination held.
+    private func cancelHeld(_ run: RunRecord, by who: String) async throws {
+        let jobs = try await ledger.jobs(runId: run.id)
+        let caught = jobs.filter(\.state.isActive)
+        guard caught.isEmpty else {
+            throw ControlError(.conflict, "run \(run.id) cannot be cancelled here: \(plans.unavailable(for: run)), and its job(s) "
+                               + "\(caught.prefix(5).map(\.name).joined(separator: ", ")) were caught mid-flight, which only the run's plan recovers; "
+                               + PlanRegistry.remedy + ", then cancel it")
+        }
+        let recorder = JobRecorder(engine.environment)
+        let at = engine.environment.clock.now()
+        let reason = "\(who) (no host has the version of plan \(run.plan) the run was started with)"
+        for job in jobs where !job.state.isFinal {
+            do {
+                try await recorder.apply(.cancelled(by: reason, at: at), to: job)
+            } catch is JobConflict {
+                throw ControlError(.conflict, "a host is working run \(run.id) after all (job \(job.name) changed); cancel it again")
+            }
+        }
+        var cancelled = run
+        cancelled.state = .cancelled
+        cancelled.finishedAt = at
+        cancelled.note = "cancelled by \(reason)"
+        if run.mode == .exercise, !run.keepSandbox { cancelled.cleanup = RunRecord.cleanupPending }
+        try await ledger.updateRun(cancelled)
+        ledger.postEvent(LedgerEvent(runId: run.id, at: at, kind: "run.cancelled", message: "run cancelled by \(reason)"))
+        try await ledger.flush()
+        engine.environment.guardrails.holds.release(run: run.id)
+        try? await ledger.releaseHolds(runId: run.id, paths: nil)
+        // Its report, and an exercise's sandbox cleaned, as at any run's end.
+        if let finisher = engine.environment.finisher { _ = await finisher.finished(cancelled, plan: nil) }
+        unworkable.withLock { _ = $0.remove(run.id) }
+        logger.notice("run cancelled without its plan", metadata: ["run.id": "\(run.id)", "by": "\(who)", "jobs": "\(jobs.filter { !$0.state.isFinal }.count)"])
     }
 
     /// Lets a halted run go on with its next wave (here, or through the shared ledger on the host
@@ -111,7 +171,7 @@ public final class RunManager: Service {
         guard let shared else {
             // One host: an unfinished run that is not going here was left at the start.
             guard plans.plan(for: run) == nil else { throw ControlError(.conflict, "run \(command.runId) is not active; \(going)") }
-            throw ControlError(.conflict, "run \(command.runId) is left as it is: \(plans.unavailable(for: run)); \(PlanRegistry.remedy)")
+            throw ControlError(.conflict, "run \(command.runId) is left as it is: \(plans.unavailable(for: run)); \(PlanRegistry.remedy), or cancel it")
         }
         if command.kind == .resume, run.state != .halted { throw Self.notHalted(command.runId) }
         command.by += " on host \(shared.host)"
@@ -370,15 +430,18 @@ public final class RunManager: Service {
     /// is gone. A run another live host coordinates, or that this daemon runs already, is left.
     private func adopt(_ run: RunRecord) async throws {
         guard !isActive(run.id) else { return }
-        if let holder = try await otherCoordinator(of: run.id) {
-            logger.debug("run coordinated by another host", metadata: ["run.id": "\(run.id)", "host": "\(holder)"])
+        guard let plan = plans.plan(for: run) else {
+            // Not taken (a host that has the run's version may): said once per run when no host
+            // coordinates it (a shared ledger's orphans are looked at every third of a lease).
+            if let shared, let holder = try await shared.ledger.coordinator(of: run.id), holder != shared.host { return }
+            if unworkable.withLock({ $0.insert(run.id).inserted }) {
+                logger.error("cannot resume run: \(plans.unavailable(for: run)); this host leaves it as it is until you \(PlanRegistry.remedy) (or cancel it)",
+                             metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
+            }
             return
         }
-        guard let plan = plans.plan(for: run) else {
-            // Said once per run (a shared ledger's orphans are looked at every third of a lease).
-            if unworkable.withLock({ $0.insert(run.id).inserted }) {
-                logger.error("cannot resume run: \(plans.unavailable(for: run)); this host leaves it as it is until you \(PlanRegistry.remedy)", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
-            }
+        if let holder = try await otherCoordinator(of: run.id) {
+            logger.debug("run coordinated by another host", metadata: ["run.id": "\(run.id)", "host": "\(holder)"])
             return
         }
         unworkable.withLock { _ = $0.remove(run.id) }
