@@ -18,7 +18,7 @@ struct StatusCommand: ParsableCommand {
         }
         if let problem = status.ledgerProblem {
             let age = DurationSpec.format(seconds: max(0, Date().timeIntervalSince(problem.since)))
-            print("LEDGER UNREACHABLE for \(age) (since \(Timestamp.iso(problem.since))): \(problem.reason)")
+            print("LEDGER NOT ANSWERING for \(age) (since \(Timestamp.iso(problem.since))): \(problem.reason)")
             print("  this host claims nothing and commits nothing it cannot record until it answers; shown: this host's runs and throughput only")
         }
         if let hosts = status.hosts {

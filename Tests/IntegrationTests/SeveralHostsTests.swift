@@ -853,7 +853,7 @@ struct SeveralHostsTests {
             return (result, Date().timeIntervalSince(asked))
         }
         let (status, statusTook) = try timed(["status"])
-        #expect(status.status == 0 && status.stdout.contains("LEDGER UNREACHABLE for "), "\(status.stdout)\(status.stderr)")
+        #expect(status.status == 0 && status.stdout.contains("LEDGER NOT ANSWERING for "), "\(status.stdout)\(status.stderr)")
         #expect(status.stdout.contains("this host claims nothing and commits nothing it cannot record until it answers"))
         #expect(statusTook < 5, "status took \(statusTook) s")
         let json = try #require(try host.json(["status"]) as? [String: Any])
@@ -864,6 +864,12 @@ struct SeveralHostsTests {
         #expect(runsTook < 5, "runs took \(runsTook) s")
         #expect(try httpGet(http + "/metrics").body.contains("lifeboat_ledger_up{host=\"recovery-1\"} 0"))
         #expect(try httpGet(http + "/api/v1/status").body.contains("\"ledger_problem\""))
+        // Every command that needs the ledger is refused at once, saying why; so is the API.
+        for command in [["quarantine", "list"], ["report", "20261205-000000-0000"], ["restore", "main"]] {
+            let (refused, took) = try timed(command)
+            #expect(refused.status != 0 && refused.stderr.contains("does not answer this host (since ") && took < 5, "\(command): \(took) s \(refused.stderr)")
+        }
+        #expect(try httpGet(http + "/api/v1/runs").status == 503)
 
         // The database is back on the same address.
         ledger = FaultProxy(upstreamPort: server.port, fault: nil, port: ledger.port)

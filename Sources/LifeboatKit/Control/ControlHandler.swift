@@ -80,6 +80,11 @@ public struct ControlHandler: Sendable {
             // A rollback or a purge that would lose or cross data: the state says no, not the request.
             try await answer(ControlResponse.failure(id: request.id, ControlError(.conflict, refusal.message)))
         } catch let error as LifeboatError {
+            // A ledger that stopped answering while the command ran: said as such, not `internal`.
+            if error.exitCode != .rejected, let refusal = services.ledgerUnavailable {
+                try await answer(ControlResponse.failure(id: request.id, ControlError(.unavailable, "\(error.description); \(refusal.message)")))
+                return
+            }
             try await answer(ControlResponse.failure(id: request.id, ControlError(error.exitCode == .rejected ? .rejected : .internalError, error.description)))
         } catch let error as SendFailure {
             throw error.underlying
@@ -94,10 +99,14 @@ public struct ControlHandler: Sendable {
         }
     }
 
+    /// Commands that need no ledger (`status` answers from memory while it does not answer).
+    static let answeredWithoutTheLedger: Set<String> = ["status", "plans", "plan.check", "reload"]
+
     /// Reads the request into the command, checks the caller may make it, and answers it.
     private func serve<C: ServedCommand>(_ type: C.Type, _ request: ControlRequest, peer: PeerCredentials, hangup: ReadySignal?,
                                          answer: @escaping @Sendable (Data) async throws -> Void) async throws {
         let command = try ControlParams.decode(C.self, from: request.params)
+        if !Self.answeredWithoutTheLedger.contains(C.name), let refusal = services.ledgerUnavailable { throw refusal }
         if command.isMutating {
             guard services.access.mayMutate(peer) else {
                 services.logger.warning("mutating command refused", metadata: ["command": "\(C.name)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])

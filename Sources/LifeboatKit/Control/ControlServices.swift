@@ -63,4 +63,13 @@ public struct ControlServices: Sendable {
     public var ledger: any Ledger { runtime.ledger }
     public var clock: any LifeboatClock { runtime.clock }
     public var logger: Logger { runtime.logger }
+
+    /// While a shared ledger does not answer this host: the answer to anything that needs it,
+    /// at once (it would otherwise wait out the connection pool, about a minute). `status`
+    /// answers without it.
+    public var ledgerUnavailable: ControlError? {
+        guard let problem = (ledger as? any SharedLedger)?.problem else { return nil }
+        return ControlError(.unavailable, "ledger \(identity.ledger) does not answer this host (since \(Timestamp.iso(problem.since)): "
+                            + "\(problem.reason)); this works again once it answers, and `lifeboat status` answers meanwhile")
+    }
 }

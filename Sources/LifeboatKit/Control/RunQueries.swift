@@ -15,7 +15,8 @@ public struct RunQueries: Sendable {
         let started = Date()
         if let answer = try await valueWithin(seconds: Self.statusPatience, { try await self.status(ledger: shared) }) { return answer }
         return status(without: shared.problem
-            ?? LedgerProblem(since: started, reason: "status's reads had no answer within \(Int(Self.statusPatience)) s"))
+            ?? LedgerProblem(since: started, reason: "status's reads had no answer within \(Int(Self.statusPatience)) s, "
+                             + "while the database answers other calls (a lock held by another session?)"))
     }
 
     /// How long `status` waits for the ledger before it answers without it.
@@ -86,10 +87,7 @@ public struct RunQueries: Sendable {
     /// read would wait out the connection pool, about a minute). `status` answers without it.
     private var ledger: any Ledger {
         get throws {
-            if let problem = (services.ledger as? any SharedLedger)?.problem {
-                throw ControlError(.unavailable, "ledger \(services.identity.ledger) does not answer this host (since \(Timestamp.iso(problem.since)): "
-                                   + "\(problem.reason)); this answers again once it does, and `lifeboat status` answers meanwhile")
-            }
+            if let refusal = services.ledgerUnavailable { throw refusal }
             return services.ledger
         }
     }

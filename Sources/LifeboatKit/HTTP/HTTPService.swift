@@ -75,7 +75,7 @@ struct WebRoutes: Sendable {
             }
             return notFound(request)
         } catch let error as ControlError {
-            return json(error.code == .notFound ? .notFound : .badRequest, ErrorBody(error: error))
+            return json(error.code == .notFound ? .notFound : error.code == .unavailable ? .serviceUnavailable : .badRequest, ErrorBody(error: error))
         } catch {
             return json(.internalServerError, ErrorBody(error: ControlError(.internalError, "\(error)")))
         }
