@@ -26,7 +26,7 @@ let package = Package(
         // zlib, linked from the system (zlib1g-dev).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Linux system calls Swift cannot reach directly (openat2, renameat2, SO_PEERCRED).
-        .target(name: "CLinux", path: "Sources/CLinux"),
+        .target(name: "CLinux", path: "Sources/CLinux", linkerSettings: [.linkedLibrary("dl")]),
         // lifeboatd's own start-up, before its first thread (a constructor): it gives up CAP_SYS_NICE.
         .target(name: "CLifeboatd", path: "Sources/CLifeboatd"),
         // ISA-L's gzip inflate, loaded at run time (dlopen) so the package builds and runs without

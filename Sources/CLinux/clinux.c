@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "clinux.h"
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -76,6 +77,17 @@ long lifeboat_getdents64(int fd, void *buffer, unsigned long size) {
 
 int lifeboat_pipe2(int fds[2], int flags) {
     return pipe2(fds, flags);
+}
+
+int lifeboat_spawn_close_from(void *actions, int from) {
+    typedef int (*close_from)(void *, int);
+    static close_from found;
+    static int looked;
+    if (!looked) {
+        found = (close_from)dlsym(RTLD_DEFAULT, "posix_spawn_file_actions_addclosefrom_np");
+        looked = 1;
+    }
+    return found ? found(actions, from) : ENOSYS;
 }
 
 void lifeboat_line_buffer_stdout(void) {

@@ -38,6 +38,11 @@ int lifeboat_pidfd_open(pid_t pid, unsigned int flags);
 /// pipe2(2) (a GNU extension Swift does not see): a pipe with flags such as O_CLOEXEC set atomically.
 int lifeboat_pipe2(int fds[2], int flags);
 
+/// posix_spawn_file_actions_addclosefrom_np(3) (glibc 2.34), looked up when first needed: the
+/// spawned process gets no descriptor from `from` up, whatever the daemon left inheritable (a
+/// listening socket a hook would otherwise keep alive after a crash). ENOSYS on an older glibc.
+int lifeboat_spawn_close_from(void *actions, int from);
+
 /// getdents64(2): fills `buffer` with `struct linux_dirent64` records of the directory open at
 /// fd; returns the bytes filled (0 at the end) or -1 with errno set. Unlike fdopendir(3), it takes
 /// no descriptor of its own (no dup, fstat or fcntl per directory).

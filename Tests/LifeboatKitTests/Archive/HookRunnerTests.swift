@@ -33,6 +33,17 @@ import Testing
         await #expect(throws: CancellationError.self) { try await task.value }
     }
 
+    /// A hook gets stdin, stdout and stderr and nothing else of the daemon's, inheritable or not:
+    /// a hook left running after a crash must not hold the daemon's listening socket.
+    @Test func aHookInheritsNoOtherDescriptor() async throws {
+        let inheritable = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(inheritable > 2)
+        defer { close(inheritable) }
+        let listed = try await HookRunner.run(HookCommand(["/bin/sh", "-c", "ls /proc/$$/fd"]))
+        #expect(listed.succeeded)
+        #expect(listed.output.split(separator: "\n").compactMap { Int($0) }.filter { $0 > 2 }.isEmpty, "\(listed.output)")
+    }
+
     @Test func aMissingProgramIsAnError() async throws {
         await #expect(throws: HookError.self) { try await HookRunner.run(HookCommand(["/nonexistent/lifeboat-hook"])) }
     }
