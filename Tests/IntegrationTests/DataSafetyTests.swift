@@ -390,7 +390,13 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(!FileManager.default.fileExists(atPath: daemon.dir.file("sandbox/\(runId)")))
-        let show = (json(try daemon.cli(["show", runId, "--json"])) as? [String: Any])?["run"] as? [String: Any]
+        // Resumed once the daemon serves (a large sandbox takes minutes): recorded right after.
+        var show: [String: Any]?
+        while Date() < deadline {
+            show = (json(try daemon.cli(["show", runId, "--json"])) as? [String: Any])?["run"] as? [String: Any]
+            if show?["cleanup"] as? String == "done" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         #expect(show?["cleanup"] as? String == "done", "\(show ?? [:])")
         let events = try ledgerRows(daemon.ledger, "select kind from events where run_id = '\(runId)'").map { text($0, "kind") }
         #expect(events.contains("exercise.cleaned"))

@@ -339,12 +339,15 @@ public final class RunManager: Service {
     public func run() async throws {
         // Stopped (SIGTERM) before the ledger answered (or before this host was registered):
         // nothing was started, nothing to drain.
-        guard try await resumeAtStart() else { return }
+        guard let owingCleanup = try await resumeAtStart() else { return }
         recovered.signal()
         await withDiscardingTaskGroup { group in
             if let shared = self.shared?.ledger {
                 group.addTask { await self.adoptOrphans(shared) }
             }
+            // Sandbox cleanups a stop left owed are resumed once the daemon serves: one of a
+            // large exercise takes minutes, which must not keep the socket closed.
+            if !owingCleanup.isEmpty { group.addTask { await self.resumeCleanups(owingCleanup) } }
             for await runId in queue.cancelOnGracefulShutdown() {
                 group.addTask {
                     // Queued runs wait here (recorded pending); a drain cancels the wait. A run
@@ -362,28 +365,28 @@ public final class RunManager: Service {
         enqueue.finish()
     }
 
-    /// At start, unfinished runs are resumed; returns false when the daemon was stopped first
-    /// (e.g. while an unreachable database kept it waiting: a stop is not held up by it).
-    private func resumeAtStart() async throws -> Bool {
+    /// At start, unfinished runs are resumed; returns the ended exercises whose sandbox cleanup
+    /// is owed, or nil when the daemon was stopped first (e.g. while an unreachable database kept
+    /// it waiting: a stop is not held up by it).
+    private func resumeAtStart() async throws -> [RunRecord]? {
         do {
-            try await cancelWhenGracefulShutdown {
+            return try await cancelWhenGracefulShutdown {
                 try await self.sayingWhenSlow {
                     if let startAfter = self.startAfter {
                         await startAfter.wait()
                         try Task.checkCancellation()
                     }
-                    try await self.resumeUnfinished()
+                    return try await self.resumeUnfinished()
                 }
             }
-            return true
         } catch where Task.isShuttingDownGracefully || Task.isCancelled {
-            return false
+            return nil
         }
     }
 
     /// Runs `body`, saying so in the log if the ledger keeps it waiting (a connection pool gives
     /// up on an unreachable database only after a minute).
-    private func sayingWhenSlow(_ body: @escaping @Sendable () async throws -> Void) async throws {
+    private func sayingWhenSlow<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await Task.sleep(for: .seconds(5))
@@ -394,24 +397,36 @@ public final class RunManager: Service {
                 }
             }
             defer { group.cancelAll() }
-            try await body()
+            return try await body()
         }
     }
 
-    private func resumeUnfinished() async throws {
-        // Exercises that ended but whose sandbox cleanup did not (killed in between, or failed).
-        if let finisher = engine.environment.finisher {
+    /// Adopts the unfinished runs; returns the ended exercises whose sandbox cleanup is owed
+    /// here (killed in between, or failed), their coordination held.
+    private func resumeUnfinished() async throws -> [RunRecord] {
+        var owing: [RunRecord] = []
+        if engine.environment.finisher != nil {
             for run in try await ledger.runsOwingCleanup() {
                 if let holder = try await otherCoordinator(of: run.id) {
                     logger.info("exercise cleanup left to its coordinator", metadata: ["run.id": "\(run.id)", "host": "\(holder)"])
                     continue
                 }
-                logger.notice("resuming exercise cleanup", metadata: ["run.id": "\(run.id)", "cleanup": "\(run.cleanup ?? "")"])
-                _ = await finisher.resume(run, plan: plans.plan(for: run))
-                try await shared?.ledger.releaseCoordination(runId: run.id)
+                owing.append(run)
             }
         }
         for run in try await ledger.unfinishedRuns() { try await adopt(run) }
+        return owing
+    }
+
+    /// Resumes the sandbox cleanups of exercises a stop left owed (and the rehearsal of a delete
+    /// a crash stopped), one after the other, until a drain.
+    private func resumeCleanups(_ runs: [RunRecord]) async {
+        guard let finisher = engine.environment.finisher else { return }
+        for run in runs where !Task.isCancelled {
+            logger.notice("resuming exercise cleanup", metadata: ["run.id": "\(run.id)", "cleanup": "\(run.cleanup ?? "")"])
+            _ = await finisher.resume(run, plan: plans.plan(for: run))
+            try? await shared?.ledger.releaseCoordination(runId: run.id)
+        }
     }
 
     /// After a reload: the unfinished runs left for want of their plan's version are tried again

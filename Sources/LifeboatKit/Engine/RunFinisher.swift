@@ -78,6 +78,11 @@ public struct RunFinisher: Sendable {
             let jobs = try await ledger.jobs(runId: run.id)
             var removed = 0
             for job in jobs where job.state == .succeeded || job.state == .failed {
+                // A stop: what is left stays owed, and the next start resumes it.
+                if Task.isCancelled {
+                    logger.notice("exercise sandbox cleanup stopped by the shutdown; the next start resumes it", metadata: ["run.id": "\(run.id)"])
+                    return run
+                }
                 guard let identity = job.commitIdentity.flatMap(FileIdentity.init(parsing:)),
                       FileIdentity(path: job.destination) == identity else { continue }
                 try StagingRecovery.removeCommitted(path: job.destination, identity: identity)
