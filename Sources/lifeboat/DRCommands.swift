@@ -117,6 +117,7 @@ struct SchedulesCommand: ParsableCommand {
             TextTable.print(["PLAN", "SCHEDULE", "NEXT", "LAST", "EXERCISES", "NEXT SCALE"], upcoming) { u in
                 [u.plan, u.expression, u.next.map(Timestamp.iso) ?? "never", u.last.map(Timestamp.iso) ?? "-", "\(u.exercises)", "\(u.nextScale) site(s)"]
             }
+            for u in upcoming { if let why = u.notFired { print("\(u.plan): \(why)") } }
         }
     }
 }

@@ -19,6 +19,9 @@ public final class Scheduler: Service {
     /// Each scheduled plan's expression at the last check (nil before the first): a schedule
     /// that is new or changed since is armed anew, as cron would start it.
     private let seen = Mutex<[String: String]?>(nil)
+    /// Per plan, why its last due slot started no exercise (shown by `schedules`; cleared by
+    /// the next exercise that starts).
+    private let notFired = Mutex<[String: String]>([:])
 
     public init(plans: PlanRegistry, ledger: any Ledger, clock: any LifeboatClock, startAfter: ReadySignal, logger: Logger,
                 recheck: Duration = .seconds(60), fire: @escaping @Sendable (RunRequest) async throws -> RunRecord) {
@@ -66,7 +69,20 @@ public final class Scheduler: Service {
                 // not missed. (A schedule changed while the daemon was down fires once, as missed.)
                 try await rearm(&record, at: now)
             }
-            if let due = schedule.exercise.nextFire(after: record.base), due <= now {
+            if let due = schedule.exercise.nextFire(after: record.base), due <= now,
+               let busy = try await ledger.unfinishedRuns().first(where: { $0.plan == plan.name && $0.mode == .exercise }) {
+                // Exercises longer than their period would pile up and take every run slot from
+                // real restores: the slot is used up, not counted, and said so.
+                var skipped = record
+                skipped.lastFireAt = now
+                if let shared = ledger as? any SharedLedger {
+                    if try await shared.recordFire(skipped, replacing: record) { record = skipped }
+                } else {
+                    try await ledger.saveSchedule(skipped)
+                    record = skipped
+                }
+                say(plan.name, "the slot of \(Timestamp.iso(due)) started nothing: exercise \(busy.id) of the plan is still \(busy.state.rawValue)")
+            } else if let due = schedule.exercise.nextFire(after: record.base), due <= now {
                 let sites = schedule.scale.sites(forExercise: record.exercises, total: Int.max)
                 logger.notice("scheduled exercise due", metadata: ["plan": "\(plan.name)", "slot": "\(Timestamp.iso(due))",
                                                                     "exercise": "\(record.exercises + 1)", "sites": "\(sites)"])
@@ -90,9 +106,10 @@ public final class Scheduler: Service {
                         var request = RunRequest(plan: plan, mode: .exercise, scale: sites, startedBy: "scheduler")
                         request.rehearse = schedule.rehearse
                         let run = try await fire(request)
+                        notFired.withLock { _ = $0.removeValue(forKey: plan.name) }
                         logger.notice("scheduled exercise started", metadata: ["plan": "\(plan.name)", "run.id": "\(run.id)"])
                     } catch {
-                        logger.error("scheduled exercise could not start", metadata: ["plan": "\(plan.name)", "error": "\(error)"])
+                        say(plan.name, "the slot of \(Timestamp.iso(due)) started nothing: \(error)")
                         // Not counted: the next exercise keeps this one's scale. The slot stays
                         // fired (the error is logged; the next slot fires as usual).
                         var uncounted = record
@@ -109,6 +126,12 @@ public final class Scheduler: Service {
             if let next = schedule.exercise.nextFire(after: max(record.base, now)) { wake = min(wake, next) }
         }
         return wake
+    }
+
+    /// Why a due slot of `plan` started no exercise: logged, and kept for `schedules`.
+    private func say(_ plan: String, _ why: String) {
+        notFired.withLock { $0[plan] = why }
+        logger.error("scheduled exercise not started", metadata: ["plan": "\(plan)", "why": "\(why)"])
     }
 
     /// Arms `record` anew at `now`, keeping its count (the scale goes on growing).
@@ -138,6 +161,8 @@ public final class Scheduler: Service {
         public var exercises: Int
         /// Sites the next exercise will sample (before capping at the store's sites).
         public var nextScale: Int
+        /// Why the last due slot started no exercise, if it did not (this daemon's view).
+        public var notFired: String?
     }
 
     public func upcoming() async throws -> [Upcoming] {
@@ -151,7 +176,8 @@ public final class Scheduler: Service {
             result.append(Upcoming(plan: entry.plan.name, expression: schedule.exercise.text,
                                    next: schedule.exercise.nextFire(after: base), last: record?.lastFireAt,
                                    exercises: record?.exercises ?? 0,
-                                   nextScale: schedule.scale.sites(forExercise: record?.exercises ?? 0, total: Int.max)))
+                                   nextScale: schedule.scale.sites(forExercise: record?.exercises ?? 0, total: Int.max),
+                                   notFired: notFired.withLock { $0[entry.plan.name] }))
         }
         return result
     }

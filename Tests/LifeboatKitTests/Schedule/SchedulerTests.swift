@@ -85,11 +85,46 @@ import Logging
         #expect(fx.fired.withLock { $0.isEmpty })
         #expect(try await fx.ledger.schedule(plan: "nightly")?.exercises == 0)
         #expect(try await scheduler.upcoming().first?.nextScale == 2)
+        // `schedules` says why the slot started nothing.
+        let why = try await scheduler.upcoming().first?.notFired
+        #expect(why?.hasPrefix("the slot of 2026-11-26T03:00:00Z started nothing: ") == true && why?.contains("the store is unreachable") == true, "\(why ?? "")")
         fx.startFails.withLock { $0 = false }
         fx.clock.advance(by: 86_400)
         try await scheduler.tick()
         #expect(fx.fired.withLock { $0.map(\.scale) } == [2])
         #expect(try await fx.ledger.schedule(plan: "nightly")?.exercises == 1)
+        #expect(try await scheduler.upcoming().first?.notFired == nil)
+    }
+
+    /// An exercise still going at its plan's next slot: that slot starts nothing (exercises
+    /// longer than their period would pile up and take every run slot from restores), is not
+    /// counted, and `schedules` says why; the slot after it fires as usual.
+    @Test func aSlotWhileTheLastExerciseIsStillGoingStartsNothing() async throws {
+        let fx = try Fixture()
+        let scheduler = fx.scheduler()
+        try await scheduler.tick() // armed at 10:00
+        fx.clock.advance(by: 17 * 3_600)
+        try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.map(\.scale) } == [2])
+        var going = RunRecord(id: "20261126-030000-0001", plan: "nightly", planPath: nil, mode: .exercise, declaredAt: fx.clock.now(),
+                              incidentAt: fx.clock.now(), asOf: fx.clock.now(), createdAt: fx.clock.now(), startedBy: "scheduler",
+                              rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
+        going.state = .running
+        _ = try await fx.ledger.createRun(going, jobs: [])
+        fx.clock.advance(by: 86_400)
+        try await scheduler.tick()
+        fx.clock.advance(by: 60)
+        try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.count } == 1)
+        #expect(try await fx.ledger.schedule(plan: "nightly")?.exercises == 1)
+        #expect(try await scheduler.upcoming().first?.notFired
+                == "the slot of 2026-11-27T03:00:00Z started nothing: exercise 20261126-030000-0001 of the plan is still running")
+        going.state = .succeeded
+        going.finishedAt = fx.clock.now()
+        try await fx.ledger.updateRun(going)
+        fx.clock.advance(by: 86_400)
+        try await scheduler.tick()
+        #expect(fx.fired.withLock { $0.map(\.scale) } == [2, 6])
     }
 
     @Test func missedSlotsWhileDownFireOnceAtStartUp() async throws {
