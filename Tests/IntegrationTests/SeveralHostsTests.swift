@@ -443,6 +443,37 @@ struct SeveralHostsTests {
         #expect(fresh.status == 0, "\(fresh.stdout)\(fresh.stderr)")
     }
 
+    /// A run's notifications come from its coordinator alone, whichever host ran each job: every
+    /// site is announced once.
+    @Test func eachSiteIsAnnouncedOnceAcrossTheFleet() async throws {
+        let server = try await LocalPostgres.shared()
+        let database = try server.createDatabase()
+        let dir = TempDir()
+        let log = dir.file("notified.jsonl")
+        try DaemonHarness.writeFleet(in: dir, sites: 8, size: "8KiB", planExtra: """
+            concurrency: 4
+            verify: { checksum: if-present, command: ["/bin/sleep", "0.6"] }
+            notify: ["/bin/sh", "-c", "cat >> \(log); echo >> \(log)"]
+            """)
+        let hosts = ["recovery-1", "recovery-2"].map { Host(name: $0, dir: dir, database: database, server: server) }
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let restore = try hosts[0].cli(["restore", "main", "--follow"])
+        #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
+        #expect(try sql(server, database, "SELECT COUNT(DISTINCT host) FROM jobs") == "2")
+        // Notifications run off the run's path: wait for the run's last one.
+        let deadline = Date().addingTimeInterval(20)
+        func events() -> [[String: Any]] {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+        while Date() < deadline, !events().contains(where: { $0["event"] as? String == "run.finished" }) { try await Task.sleep(for: .milliseconds(100)) }
+        try await Task.sleep(for: .seconds(1))
+        let sites = events().filter { $0["event"] as? String == "site.restored" }.compactMap { ($0["site"] as? [String: Any])?["site"] as? String }
+        #expect(sites.sorted() == Array(Set(sites)).sorted() && sites.count == 8, "\(sites)")
+        #expect(events().filter { $0["event"] as? String == "run.finished" }.count == 1)
+    }
+
     /// A coordinator frozen past its lease finds, once thawed, that the run was taken over: it
     /// says so (a notice, not an error), and leaves the run's end to the host that ended it — one
     /// report, written there.

@@ -55,6 +55,10 @@ public struct NotificationDispatcher: Sendable {
             for await event in events {
                 if let run = event.run { runs[event.runId] = run }
                 defer { if event.kind == .finished { runs[event.runId] = nil } }
+                // With several hosts, a run's notifications are its coordinator's (which hears of
+                // every host's jobs): a host that only runs some of its jobs hears of no run event
+                // of it, and says nothing (its sites would be announced twice).
+                if runs[event.runId] == nil, ledger is any SharedLedger { continue }
                 // A site ends with its last job event (or, if the bus dropped that, with the run).
                 let announcements = await sites.observe(event, load: { try await ledger.jobs(runId: $0) })
                 if let run = runs[event.runId], plan(run)?.notify == nil { continue }
