@@ -276,7 +276,7 @@ public final class JobWorker: Service, SlotRefiller {
         for entry in held where stillHeld.contains(entry.claim) {
             if kept.contains(entry.claim.jobId) {
                 entry.deadline.extend(to: sent + leaseDuration)
-            } else if !entry.lost.isCancelled {
+            } else if !entry.lost.isCancelled, !entry.deadline.givingBack {
                 logger.error("claim lost: the job's lease ran out before this host renewed it; its work here is discarded",
                              metadata: ["run.id": "\(entry.claim.runId)", "job": "\(entry.claim.job.name)", "token": "\(entry.claim.token)"])
                 entry.deadline.expire()

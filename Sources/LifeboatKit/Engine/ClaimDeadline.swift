@@ -14,6 +14,7 @@ import Synchronization
 final class ClaimDeadline: Sendable {
     private let until: Mutex<ContinuousClock.Instant>
     private let released = Atomic<Bool>(false)
+    private let releasing = Atomic<Bool>(false)
 
     init(until: ContinuousClock.Instant) {
         self.until = Mutex(until)
@@ -36,6 +37,14 @@ final class ClaimDeadline: Sendable {
     }
 
     var givenBack: Bool { released.load(ordering: .acquiring) }
+
+    /// The job's last record, giving the claim back with it, is on its way: a renewal that finds
+    /// the claim gone meanwhile found it given back, not lost.
+    func markGivingBack() {
+        releasing.store(true, ordering: .releasing)
+    }
+
+    var givingBack: Bool { releasing.load(ordering: .acquiring) }
 
     /// Whether less than `margin` is left.
     func passed(within margin: Duration = .zero) -> Bool {

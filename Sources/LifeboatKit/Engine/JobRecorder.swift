@@ -66,6 +66,7 @@ struct JobRecorder: Sendable {
             if transition.job.state.isFinal {
                 // The job's last record here: its claim is given back in the same commit.
                 defer { deadline.markGivenBack() }
+                deadline.markGivingBack()
                 try await queue.finishJob(transition.job, from: transition.previous, fencedBy: claim)
             } else {
                 try await queue.updateJob(transition.job, from: transition.previous, fencedBy: claim, minimumLease: margin)
