@@ -143,9 +143,10 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     let hostRegistered = runtime.ledgerService == nil ? nil : ReadySignal()
     let runs = RunManager(engine: runtime.engine, plans: plans, maxConcurrentRuns: config.maxConcurrentRuns, startAfter: hostRegistered, logger: logger)
     let access = AccessControl(Authorizer(admins: config.admins, deleters: config.deleters))
-    let reload = makeReload(config: config, plans: plans, runs: runs, access: access, clock: clock, notifier: notifier, logger: logger)
     let scheduler = Scheduler(plans: plans, ledger: runtime.ledger, clock: clock, startAfter: runs.recovered, logger: logger,
                               fire: { request in try await runs.start(request) })
+    let reload = makeReload(config: config, plans: plans, runs: runs, scheduler: scheduler, access: access, clock: clock,
+                            notifier: notifier, logger: logger)
     let services = ControlServices(runtime: runtime, runs: runs, plans: plans, access: access, scheduler: scheduler, reload: reload,
                                    identity: .init(socket: config.socket.path, ledger: config.ledgerDescription, host: config.hostName,
                                                    startedAt: clock.now()))
@@ -182,7 +183,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
 
 /// `reload` and SIGHUP: re-reads the config file (admins, plans_dir and max_concurrent_runs apply
 /// now) and the plans; returns the problems found.
-private func makeReload(config: DaemonConfig, plans: PlanRegistry, runs: RunManager, access: AccessControl, clock: any LifeboatClock,
+private func makeReload(config: DaemonConfig, plans: PlanRegistry, runs: RunManager, scheduler: Scheduler, access: AccessControl, clock: any LifeboatClock,
                         notifier: SystemdNotifier, logger: Logger) -> @Sendable () async -> [PlanRegistry.Problem] {
     return {
         notifier.reloading()
@@ -215,6 +216,8 @@ private func makeReload(config: DaemonConfig, plans: PlanRegistry, runs: RunMana
                                                                         "errors": "\(problem.errors.joined(separator: "; "))"])
         }
         await runs.takeUpAfterReload()
+        // A schedule changed or added takes effect now, not at the scheduler's next look.
+        scheduler.wake()
         notifier.ready(status: "reloaded: \(plans.plans.count) plan(s), \(problems.count) problem(s)")
         return problems
     }

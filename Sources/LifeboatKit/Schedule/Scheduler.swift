@@ -22,6 +22,11 @@ public final class Scheduler: Service {
     /// Per plan, why its last due slot started no exercise (shown by `schedules`; cleared by
     /// the next exercise that starts).
     private let notFired = Mutex<[String: String]>([:])
+    /// Ends the wait for the next look (a reload may have changed the schedules).
+    private let reloaded = Nudge()
+
+    /// Looks at the schedules now (after a reload).
+    public func wake() { reloaded.nudge() }
 
     public init(plans: PlanRegistry, ledger: any Ledger, clock: any LifeboatClock, startAfter: ReadySignal, logger: Logger,
                 recheck: Duration = .seconds(60), fire: @escaping @Sendable (RunRequest) async throws -> RunRecord) {
@@ -41,7 +46,15 @@ public final class Scheduler: Service {
                 while !Task.isCancelled {
                     let next = try await self.tick()
                     let wait = max(0, min(next.timeIntervalSince(self.clock.now()), Double(self.recheck.components.seconds)))
-                    try await self.clock.sleep(for: .milliseconds(Int64(wait * 1_000) + 10))
+                    // Until the next fire or re-check, or a reload, whichever comes first.
+                    let interval = Duration.milliseconds(Int64(wait * 1_000) + 10)
+                    await withTaskGroup(of: Void.self) { group in
+                        group.addTask { try? await self.clock.sleep(for: interval) }
+                        group.addTask { await self.reloaded.wait(upTo: interval) }
+                        await group.next()
+                        group.cancelAll()
+                    }
+                    try Task.checkCancellation()
                 }
             }
         } catch is CancellationError {
