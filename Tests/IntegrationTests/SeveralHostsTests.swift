@@ -436,6 +436,10 @@ struct SeveralHostsTests {
         try await Task.sleep(for: .seconds(4))
         let line = try hosts[1].cli(["status"]).stdout.split(separator: "\n").first { $0.hasPrefix(id) }
         #expect(line.map { $0.contains(" - ") } == true, "\(line ?? "none")")
+        // A resume would wait for a host that has the run's version: refused, saying so.
+        let resume = try hosts[0].cli(["resume", id])
+        #expect(resume.status != 0 && resume.stderr.contains("no host coordinates run \(id) now, and this one cannot: run \(id) was started under version"),
+                "\(resume.stderr)")
         let cancel = try hosts[1].cli(["cancel", id])
         #expect(cancel.status == 0, "\(cancel.stdout)\(cancel.stderr)")
         #expect(try runState(hosts[0], id) == "cancelled")

@@ -174,6 +174,13 @@ public final class RunManager: Service {
             throw ControlError(.conflict, "run \(command.runId) is left as it is: \(plans.unavailable(for: run)); \(PlanRegistry.remedy), or cancel it")
         }
         if command.kind == .resume, run.state != .halted { throw Self.notHalted(command.runId) }
+        // No host coordinates it, and this one cannot take it up: the resume would wait for a
+        // host that has the run's plan version, perhaps for ever (a rollout gave every host a new one).
+        if plans.plan(for: run) == nil, try await shared.ledger.coordinator(of: command.runId) == nil {
+            throw ControlError(.conflict, "no host coordinates run \(command.runId) now, and this one cannot: \(plans.unavailable(for: run)); "
+                               + "a host that has the run's version takes it up within \(Int(shared.ledger.lease / 3) + 1) s (resume it again then), "
+                               + "else \(PlanRegistry.remedy), or cancel the run")
+        }
         command.by += " on host \(shared.host)"
         try await shared.ledger.forward(command)
         let host = try await shared.ledger.coordinator(of: command.runId)
