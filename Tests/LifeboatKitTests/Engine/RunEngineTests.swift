@@ -146,22 +146,33 @@ import Testing
         #expect(jobs.filter { $0.state == .succeeded }.count == 9)
     }
 
-    /// A job checks that its destination still resolves where its run took it: a site's link
-    /// changed while the run was halted leads elsewhere (another site's data, held by no one
-    /// here or by another run), and the job touches nothing there.
-    @Test func aJobWhoseDestinationWasRelinkedTouchesNothing() async throws {
+    /// Three sites, a one-site canary wave; s02's target is a link to `real/s02`.
+    static func linkedSites(name: String = #function) throws -> EngineFixture {
         let fixture = try EngineFixture(sites: ["s01", "s02", "s03"], products: "  - name: contacts", extra: """
             waves:
               - { sites: 1, gate: { max_failures: 0 } }
               - { sites: rest }
-            """)
+            """, name: name)
         for site in ["s02", "umbrella"] { try FileSystem.createDirectories(fixture.dir.file("real/\(site)")) }
         try FileSystem.createDirectories(fixture.dir.file("out"))
         try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s02"), withDestinationPath: fixture.dir.file("real/s02"))
-        let (created, control, executor, finished) = try await Self.haltedAfterItsCanary(fixture, failing: "s01/contacts")
-        // While halted, s02's link is pointed at another tenant's directory.
+        return fixture
+    }
+
+    /// Points s02's link at another tenant's directory.
+    static func relink(_ fixture: EngineFixture) throws {
         unlink(fixture.dir.file("out/s02"))
         try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s02"), withDestinationPath: fixture.dir.file("real/umbrella"))
+    }
+
+    /// A job checks that its destination still resolves where its run took it: a site's link
+    /// changed while the run was halted leads elsewhere (another site's data, held by no one
+    /// here or by another run), and the job touches nothing there.
+    @Test func aJobWhoseDestinationWasRelinkedTouchesNothing() async throws {
+        let fixture = try Self.linkedSites()
+        let (created, control, executor, finished) = try await Self.haltedAfterItsCanary(fixture, failing: "s01/contacts")
+        // While halted, s02's link is pointed at another tenant's directory.
+        try Self.relink(fixture)
         #expect(control.resume())
         _ = try await finished.value
         let jobs = try await fixture.ledger.jobs(runId: created.run.id)
@@ -176,20 +187,12 @@ import Testing
     /// The same after a restart: the daemon that resumes the run holds where the run took each
     /// destination (the ledger remembers it), not where it resolves now.
     @Test func aRelinkedDestinationIsRefusedAfterARestartToo() async throws {
-        let fixture = try EngineFixture(sites: ["s01", "s02", "s03"], products: "  - name: contacts", extra: """
-            waves:
-              - { sites: 1, gate: { max_failures: 0 } }
-              - { sites: rest }
-            """)
-        for site in ["s02", "umbrella"] { try FileSystem.createDirectories(fixture.dir.file("real/\(site)")) }
-        try FileSystem.createDirectories(fixture.dir.file("out"))
-        try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s02"), withDestinationPath: fixture.dir.file("real/s02"))
+        let fixture = try Self.linkedSites()
         let (created, _, _, finished) = try await Self.haltedAfterItsCanary(fixture, failing: "s01/contacts")
         // The daemon stops (a drain: the run is recorded interrupted) and its memory goes.
         finished.cancel()
         #expect(try await finished.value.state == .interrupted)
-        unlink(fixture.dir.file("out/s02"))
-        try FileManager.default.createSymbolicLink(atPath: fixture.dir.file("out/s02"), withDestinationPath: fixture.dir.file("real/umbrella"))
+        try Self.relink(fixture)
         let executor = FakeExecutor()
         let restarted = fixture.engine(executor)
         try await restarted.hold(runId: created.run.id)
