@@ -51,10 +51,11 @@ struct S3StoreTests {
         }
     }
 
-    @Test func theDaemonDryRunsAndRestoresFromTheBucketOfItsConfig() async throws {
-        let moto = try MotoServer()
-        defer { moto.stop() }
-        let daemon = try DaemonHarness(sites: 2, size: "128KiB")
+    /// A daemon whose store was copied into the bucket `s3://daemon/snaps` and whose plan `main`
+    /// (its `products:` and what follows them given) reads it there; the endpoint comes from the
+    /// daemon's config, the credentials from its environment only.
+    func bucketDaemon(_ moto: MotoServer, sites: Int, size: String, plan: String, name: String = #function) throws -> DaemonHarness {
+        let daemon = try DaemonHarness(sites: sites, size: size, name: name)
         #expect(try moto.aws(["s3", "mb", "s3://daemon"]).status == 0)
         #expect(try moto.aws(["s3", "cp", "--recursive", "--quiet", daemon.dir.file("store"), "s3://daemon/snaps/"]).status == 0)
         daemon.dir.write("plans/main.yaml", """
@@ -62,13 +63,21 @@ struct S3StoreTests {
             snapshots: s3://daemon/snaps
             target: ../out/{site}/{product}
             products:
+            \(plan)
+            """)
+        let config = try String(contentsOfFile: daemon.dir.file("lifeboatd.yaml"), encoding: .utf8)
+        daemon.dir.write("lifeboatd.yaml", config + "\ns3: { endpoint: \"\(moto.endpoint)\", region: us-east-1, path_style: true }\n")
+        return daemon
+    }
+
+    @Test func theDaemonDryRunsAndRestoresFromTheBucketOfItsConfig() async throws {
+        let moto = try MotoServer()
+        defer { moto.stop() }
+        let daemon = try bucketDaemon(moto, sites: 2, size: "128KiB", plan: """
               - name: contacts
               - name: jira
                 after: [contacts]
             """)
-        // The endpoint comes from the config; the credentials from the daemon's environment only.
-        let config = try String(contentsOfFile: daemon.dir.file("lifeboatd.yaml"), encoding: .utf8)
-        daemon.dir.write("lifeboatd.yaml", config + "\ns3: { endpoint: \"\(moto.endpoint)\", region: us-east-1, path_style: true }\n")
         try daemon.start(environment: MotoServer.credentials.merging(["AWS_ENDPOINT_URL": "http://127.0.0.1:9"]) { $1 })
         defer { daemon.stop() }
 
@@ -90,14 +99,7 @@ struct S3StoreTests {
     @Test func anObjectReplacedSinceTheListingIsNotRestored() async throws {
         let moto = try MotoServer()
         defer { moto.stop() }
-        let daemon = try DaemonHarness(sites: 3, size: "64KiB")
-        #expect(try moto.aws(["s3", "mb", "s3://daemon"]).status == 0)
-        #expect(try moto.aws(["s3", "cp", "--recursive", "--quiet", daemon.dir.file("store"), "s3://daemon/snaps/"]).status == 0)
-        daemon.dir.write("plans/main.yaml", """
-            name: main
-            snapshots: s3://daemon/snaps
-            target: ../out/{site}/{product}
-            products:
+        let daemon = try bucketDaemon(moto, sites: 3, size: "64KiB", plan: """
               - name: contacts
             verify: { checksum: "off" }
             waves:
@@ -108,8 +110,6 @@ struct S3StoreTests {
         let canary = try newestArchive(daemon.dir, "acme", "contacts")
         daemon.dir.write("garbage.tar.gz", "not an archive")
         #expect(try moto.aws(["s3", "cp", "--quiet", daemon.dir.file("garbage.tar.gz"), "s3://daemon/snaps/acme/contacts/\((canary as NSString).lastPathComponent)"]).status == 0)
-        let config = try String(contentsOfFile: daemon.dir.file("lifeboatd.yaml"), encoding: .utf8)
-        daemon.dir.write("lifeboatd.yaml", config + "\ns3: { endpoint: \"\(moto.endpoint)\", region: us-east-1, path_style: true }\n")
         try daemon.start(environment: MotoServer.credentials)
         defer { daemon.stop() }
         let halted = try daemon.cli(["restore", "main", "--exit-on-halt"])
