@@ -174,7 +174,8 @@ struct ExerciseOptions: ParsableArguments {
     @Option(help: "Exercises: the number of sites to sample.")
     var scale: Int?
 
-    @Option(help: "Exercises: the sampling seed (to repeat an exercise).")
+    // Unconditional: a recorded seed may be negative (`--seed -5` is a value, not an option).
+    @Option(parsing: .unconditional, help: "Exercises: the sampling seed (to repeat an exercise).")
     var seed: Int64?
 
     @Flag(help: "Exercises: keep the sandbox data after the report.")

@@ -26,6 +26,13 @@ import Testing
         return found
     }
 
+    /// A negative sampling seed (the ledger records them so) is a value, not an option.
+    @Test func aNegativeSeedIsAValue() throws {
+        let socket = TempDir().file("no-daemon-here.sock")
+        let result = try run(Binaries.lifeboat, ["exercise", "main", "--seed", "-5", "--socket", socket])
+        #expect(result.status == 3 && result.stderr.contains("cannot reach lifeboatd at \(socket)"), "\(result.stderr)")
+    }
+
     @Test func socketBeforeOrAfterTheSubcommandForEveryDaemonCommand() throws {
         let commands = try Self.daemonCommands()
         #expect(commands.count >= 15, "\(commands)")

@@ -34,6 +34,12 @@ public struct PlanSettings: Codable, Sendable, Hashable {
         public var maxEntries: Int
     }
 
+    /// `schedule:` beside its expression: how exercises grow, and what each also rehearses.
+    public struct ScheduleScale: Codable, Sendable, Hashable {
+        public var start: Int
+        public var factor: Double
+    }
+
     public var name: String
     public var snapshots: String
     public var target: String
@@ -53,6 +59,8 @@ public struct PlanSettings: Codable, Sendable, Hashable {
     public var hookTimeoutSeconds: Int64
     public var quarantineRetentionSeconds: Int64
     public var schedule: String?
+    public var scheduleScale: ScheduleScale?
+    public var scheduleRehearse: String?
     public var notify: [String]?
     /// `delete.max_sites`: at most this many sites in one soft delete (nil: no cap).
     public var deleteMaxSites: Int?
@@ -77,6 +85,8 @@ public struct PlanSettings: Codable, Sendable, Hashable {
         hookTimeoutSeconds = plan.hookTimeout.seconds
         quarantineRetentionSeconds = plan.quarantine.retention.seconds
         schedule = plan.schedule?.exercise.text
+        scheduleScale = plan.schedule.map { ScheduleScale(start: $0.scale.start, factor: $0.scale.factor) }
+        scheduleRehearse = plan.schedule?.rehearse
         notify = plan.notify
         deleteMaxSites = plan.delete.maxSites
     }

@@ -285,6 +285,20 @@ import Testing
 
     /// `products:` left empty or `~` is a plan that would restore nothing; a byte order mark
     /// before the text is read as a file's would be.
+    /// The settings in effect (`plan check --json`, `plans --json`) include how scheduled
+    /// exercises grow and what they rehearse, not only their expression.
+    @Test func settingsShowTheWholeSchedule() throws {
+        let plan = try PlanLoader.load(text: Self.valid.replacingOccurrences(of: "scale: { start: 10, factor: 2 }", with: "scale: { start: 3, factor: 1.5 }\n  rehearse: delete"),
+                                       file: "p.yaml", baseDirectory: "/")
+        let settings = PlanSettings(plan)
+        #expect(settings.schedule == "@quarterly")
+        #expect(settings.scheduleScale == PlanSettings.ScheduleScale(start: 3, factor: 1.5) && settings.scheduleRehearse == "delete")
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let json = String(decoding: try encoder.encode(settings), as: UTF8.self)
+        #expect(json.contains(#""schedule_scale":{"#) && json.contains(#""schedule_rehearse":"delete""#), "\(json)")
+    }
+
     @Test func emptyProductsAndAByteOrderMark() {
         for empty in ["products:\n", "products: ~\n"] {
             #expect(problems("name: x\nsnapshots: /s\ntarget: /t/{site}/{product}\n" + empty) == ["4:1: products must list at least one product"])
