@@ -154,21 +154,30 @@ import Testing
         #expect(status.stdout.contains("socket /run/lifeboat/lifeboatd.sock"), "\(status.stdout)")
     }
 
-    @Test func retryRunsFailedDependenciesFirstAndNeverHalts() async throws {
-        // Two sites in the first wave, both with a bad contacts checksum: the gate halts.
+    /// Four sites, two in a gated first wave; every contacts sidecar is wrong, so each restore's
+    /// canary fails and its gate halts the run.
+    static func canaryWithBadChecksums(name: String = #function) throws -> DaemonHarness {
         let daemon = try DaemonHarness(sites: 4, planExtra: """
             waves:
               - { sites: 2, gate: { max_failures: 0 } }
               - { sites: rest }
-            """)
-        let store = daemon.dir.file("store")
-        func sidecars(_ site: String) throws -> [String] {
-            try FileManager.default.contentsOfDirectory(atPath: "\(store)/\(site)/contacts").filter { $0.hasSuffix(".sha256") }
-                .map { "\(store)/\(site)/contacts/\($0)" }
+            """, name: name)
+        for site in try FileManager.default.contentsOfDirectory(atPath: daemon.dir.file("store")) {
+            for sidecar in try contactsSidecars(daemon, site) {
+                try (String(repeating: "0", count: 64) + "  x\n").write(toFile: sidecar, atomically: true, encoding: .utf8)
+            }
         }
-        for site in try FileManager.default.contentsOfDirectory(atPath: store) {
-            for sidecar in try sidecars(site) { try (String(repeating: "0", count: 64) + "  x\n").write(toFile: sidecar, atomically: true, encoding: .utf8) }
-        }
+        return daemon
+    }
+
+    static func contactsSidecars(_ daemon: DaemonHarness, _ site: String) throws -> [String] {
+        let folder = daemon.dir.file("store/\(site)/contacts")
+        return try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".sha256") }.map { "\(folder)/\($0)" }
+    }
+
+    @Test func retryRunsFailedDependenciesFirstAndNeverHalts() async throws {
+        // Two sites in the first wave, both with a bad contacts checksum: the gate halts.
+        let daemon = try Self.canaryWithBadChecksums()
         try daemon.start()
         #expect(try daemon.cli(["restore", "main", "--exit-on-halt"]).status == 4)
         let runId = try #require(try daemon.runs().first?["id"] as? String)
@@ -178,7 +187,7 @@ import Testing
         let jobs = try daemon.jobs(runId)
         let jira = try #require(jobs.first { $0["wave"] as? Int == 0 && $0["product"] as? String == "jira" })
         let site = try #require(jira["site"] as? String)
-        for sidecar in try sidecars(site) {
+        for sidecar in try Self.contactsSidecars(daemon, site) {
             let sum = try run("/usr/bin/sha256sum", [String(sidecar.dropLast(".sha256".count))])
             try sum.stdout.write(toFile: sidecar, atomically: true, encoding: .utf8)
         }
@@ -200,17 +209,7 @@ import Testing
     /// `resume`) until the file is put back; a reload that changes the plan again does not
     /// change the run's rules: its later waves still check their checksums.
     @Test func aRunKeepsThePlanVersionItWasStartedWith() async throws {
-        let daemon = try DaemonHarness(sites: 4, planExtra: """
-            waves:
-              - { sites: 2, gate: { max_failures: 0 } }
-              - { sites: rest }
-            """)
-        let store = daemon.dir.file("store")
-        for site in try FileManager.default.contentsOfDirectory(atPath: store) {
-            for sidecar in try FileManager.default.contentsOfDirectory(atPath: "\(store)/\(site)/contacts") where sidecar.hasSuffix(".sha256") {
-                try (String(repeating: "0", count: 64) + "  x\n").write(toFile: "\(store)/\(site)/contacts/\(sidecar)", atomically: true, encoding: .utf8)
-            }
-        }
+        let daemon = try Self.canaryWithBadChecksums()
         let file = daemon.dir.file("plans/main.yaml")
         let strict = try String(contentsOfFile: file, encoding: .utf8)
         let loose = strict + "\nverify: { checksum: \"off\" }\n"
