@@ -201,6 +201,38 @@ import Testing
         #expect(try await daemon.waitForRun(again, timeout: 90) == "succeeded")
     }
 
+    /// The directory a job staged in is moved aside, and a link to another tenant put in its
+    /// place, while the job verifies: nothing is committed through the link, the job says why, and
+    /// its staging directory is removed from where the directory was moved to.
+    @Test func aParentSwappedForALinkMidJobGetsNothingAndKeepsNoStaging() async throws {
+        let daemon = try DaemonHarness(sites: 2, size: "64KiB")
+        defer { _ = daemon.stop() }
+        let dir = daemon.dir
+        // Verifying contacts waits (at most 60 s) until the test has swapped the directory.
+        dir.write("hold.sh", "#!/bin/sh\ntouch \"$0.$1\"\nfor i in $(seq 600); do [ -e \"$0.go\" ] && exit 0; sleep 0.1; done\nexit 1\n")
+        chmod(dir.file("hold.sh"), 0o755)
+        writePlan(daemon, extra: "verify: { command: [\"\(dir.file("hold.sh"))\", \"{product}\"] }")
+        dir.write("elsewhere/acme/keep.txt", "another tenant")
+        try daemon.start()
+        let runId = try daemon.startRestore(["--sites", "acme"])
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !FileManager.default.fileExists(atPath: dir.file("hold.sh.contacts")) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try FileManager.default.moveItem(atPath: dir.file("out/acme"), toPath: dir.file("aside"))
+        try FileManager.default.createSymbolicLink(atPath: dir.file("out/acme"), withDestinationPath: dir.file("elsewhere/acme"))
+        let elsewhere = Self.tree(dir.file("elsewhere"))
+        dir.write("hold.sh.go", "")
+        #expect(try await daemon.waitForRun(runId, timeout: 90) == "failed", "\(daemon.daemonLog.suffix(3_000))")
+        let contacts = try #require(try daemon.jobs(runId).first { $0["product"] as? String == "contacts" })
+        let error = contacts["error"] as? String ?? ""
+        #expect(contacts["state"] as? String == "failed")
+        #expect(error.contains("\(dir.file("out/acme")) is no longer the directory this restore staged in (it is a symbolic link now)"), "\(error)")
+        // The other tenant's directory is as it was; the moved directory keeps no staging.
+        #expect(Self.tree(dir.file("elsewhere")) == elsewhere)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("aside")).filter { $0.hasPrefix(".lifeboat-") } == [])
+    }
+
     // MARK: 4. Quarantine and rollback names never collide
 
     @Test func productFirstLayoutQuarantinesEachSiteApartAndRollsBack() async throws {

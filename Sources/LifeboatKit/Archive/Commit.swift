@@ -95,6 +95,19 @@ private struct StagingCommit {
         let (parentPath, _) = try StagingDirectory.split(staging.destination)
         let parentFD = Foundation.open(parentPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard parentFD >= 0 else { throw fail("cannot open \(parentPath)", errno) }
+        // Something moved the directory staging was made in, or put a link on the way, while the
+        // job ran: the path leads elsewhere now, where nothing of this restore belongs.
+        var parentStat = stat()
+        guard fstat(parentFD, &parentStat) == 0 else {
+            let e = errno
+            Foundation.close(parentFD)
+            throw fail("cannot inspect \(parentPath)", e)
+        }
+        guard FileIdentity(parentStat) == staging.parentIdentity else {
+            Foundation.close(parentFD)
+            let now = FileSystem.lstatKind(parentPath) == .symlink ? "it is a symbolic link now" : "a directory on its way was moved or replaced"
+            throw fail("the destination's parent \(parentPath) is no longer the directory this restore staged in (\(now)); nothing was committed")
+        }
         let areaFD: Int32
         do {
             areaFD = try OwnDirectory.enter(StagingDirectory.areaName, in: parentFD, path: staging.area, create: false)

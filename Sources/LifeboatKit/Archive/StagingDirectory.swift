@@ -17,6 +17,12 @@ public struct StagingDirectory: Sendable {
     let area: String
     /// The last component of `path`.
     let name: String
+    /// The destination's parent, open from creation until `withStagingDirectory` ends: the
+    /// directory staging was made in, wherever it is moved meanwhile (so the staging directory is
+    /// removed from there, and a commit can tell that the parent's path leads elsewhere now).
+    let parentFD: Int32
+    /// Its identity when staging was made in it.
+    let parentIdentity: FileIdentity
 
     public static let areaName = ".lifeboat-staging"
 }
@@ -44,6 +50,7 @@ public func withStagingDirectory<T>(
 ) async throws -> T {
     let staging = try await StagingDirectory.create(for: destination, name: name, noSymlinksBelow: root, parentResolvesTo: checked,
                                                     reserve: reserve)
+    defer { close(staging.parentFD) }
     do {
         let result = try await body(staging)
         // Once the body succeeded (and perhaps committed), failing to tidy up must not turn its
@@ -67,7 +74,8 @@ extension StagingDirectory {
         // Another job may remove an empty staging area at any moment; try again if it did.
         for _ in 0..<8 {
             let parentFD = try Self.openParent(parent, noSymlinksBelow: root)
-            defer { close(parentFD) }
+            var kept = false
+            defer { if !kept { close(parentFD) } }
             if let why = FileSystemCalls.changedSinceCheck(parentFD, parent: parent, checked: checked) {
                 throw ArchiveError(.io, "\(why); nothing was staged or moved")
             }
@@ -84,11 +92,13 @@ extension StagingDirectory {
                 throw error
             }
             if mkdirat(areaFD, unique, 0o700) == 0 {
-                var st = stat()
-                guard fstatat(areaFD, unique, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
+                var st = stat(), parentStat = stat()
+                guard fstatat(areaFD, unique, &st, AT_SYMLINK_NOFOLLOW) == 0, fstat(parentFD, &parentStat) == 0 else {
                     throw ArchiveError(.io, "cannot inspect the staging directory \(path)", errno: errno)
                 }
-                return StagingDirectory(path: path, destination: destination, identity: FileIdentity(st), area: area, name: unique)
+                kept = true
+                return StagingDirectory(path: path, destination: destination, identity: FileIdentity(st), area: area, name: unique,
+                                        parentFD: parentFD, parentIdentity: FileIdentity(parentStat))
             }
             if errno != ENOENT && errno != EEXIST {
                 throw ArchiveError(.io, "cannot create the staging directory \(path)", errno: errno)
@@ -134,10 +144,21 @@ extension StagingDirectory {
     }
 
     /// Removes the staging directory if it is still the one created, then the staging area if it
-    /// is empty.
+    /// is empty: in the directory staging was made in, even if something moved it since.
     func discard() throws {
-        // Fails harmlessly to remove the area while other jobs stage there.
-        try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: true)
+        let areaFD = openat(parentFD, Self.areaName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard areaFD >= 0 else {
+            if errno == ENOENT { return }
+            throw ArchiveError(.io, "cannot open \(area)", errno: errno)
+        }
+        defer { close(areaFD) }
+        do {
+            try TreeRemover.remove(name, in: areaFD, ifIdentity: identity)
+        } catch {
+            throw ArchiveError(.io, "cannot remove \(path) (\(error.call))", errno: error.errno)
+        }
+        // Fails harmlessly while other jobs stage there.
+        _ = unlinkat(parentFD, Self.areaName, AT_REMOVEDIR)
     }
 
     /// Splits an absolute or relative path into its parent and last component.
