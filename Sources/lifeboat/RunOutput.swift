@@ -55,6 +55,8 @@ enum SummaryPrinter {
         switch run.cleanup {
         case RunRecord.cleanupDone?: Swift.print("sandbox data removed (run with --keep to keep it)")
         case RunRecord.cleanupPending?: Swift.print("sandbox data not yet removed (the daemon finishes it)")
+        case let incomplete? where incomplete.hasPrefix(RunRecord.cleanupIncomplete):
+            Swift.print("sandbox data removed, except: \(incomplete.dropFirst(RunRecord.cleanupIncomplete.count))")
         case let failure?: Swift.print("sandbox data NOT removed: \(failure.dropFirst("failed: ".count))")
         case nil: if run.mode == .exercise, run.keepSandbox { Swift.print("sandbox data kept (--keep)") }
         }

@@ -434,6 +434,48 @@ import Testing
         #expect(events.contains("exercise.cleaned"))
     }
 
+    /// Data an exercise committed that is no longer where it was committed when the cleanup
+    /// comes (a link planted on the way, other data put in its place) is left alone, and the
+    /// record says so, naming each job and why, instead of calling the sandbox removed.
+    @Test func aCleanupNamesTheDataNoLongerWhereItWasCommitted() async throws {
+        let daemon = try DaemonHarness(sites: 2, size: "64KiB")
+        defer { _ = daemon.stop() }
+        let dir = daemon.dir
+        try daemon.start(environment: ["LIFEBOAT_CRASH_AT": "before-exercise-cleanup"])
+        let start = try daemon.cli(["exercise", "main", "--json"])
+        #expect(start.status == 0, "\(start.stderr)")
+        let runId = try #require((json(start) as? [String: Any])?["id"] as? String)
+        #expect(try await daemon.waitForExit(timeout: 60) == 86, "\(daemon.daemonLog)")
+        // While the daemon is down: acme's sandbox folder is moved aside and a link to
+        // production put in its place; globex/jira is replaced by a directory of someone else's.
+        dir.write("out/acme/contacts/prod.txt", "acme production")
+        try FileManager.default.moveItem(atPath: dir.file("sandbox/\(runId)/acme"), toPath: dir.file("aside"))
+        try FileManager.default.createSymbolicLink(atPath: dir.file("sandbox/\(runId)/acme"), withDestinationPath: dir.file("out/acme"))
+        try FileManager.default.moveItem(atPath: dir.file("sandbox/\(runId)/globex/jira"), toPath: dir.file("aside-jira"))
+        dir.write("sandbox/\(runId)/globex/jira/theirs.txt", "someone else's")
+        let production = Self.tree(dir.file("out")), aside = Self.tree(dir.file("aside"))
+        try daemon.start()
+        var cleanup = ""
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let run = (json(try daemon.cli(["show", runId, "--json"])) as? [String: Any])?["run"] as? [String: Any]
+            cleanup = run?["cleanup"] as? String ?? ""
+            if cleanup != "pending" && !cleanup.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(cleanup.hasPrefix("incomplete: the data of 3 job(s) is no longer where the exercise committed it"), "\(cleanup)")
+        for job in ["acme/contacts", "acme/jira"] {
+            #expect(cleanup.contains("\(job) (\(dir.file("sandbox/\(runId)/acme")) is a symbolic link now)"), "\(cleanup)")
+        }
+        #expect(cleanup.contains("globex/jira (\(dir.file("sandbox/\(runId)/globex/jira")) holds other data now)"), "\(cleanup)")
+        let show = try daemon.cli(["show", runId])
+        #expect(show.stdout.contains("sandbox data removed, except: the data of 3 job(s)"), "\(show.stdout)")
+        // What was left alone is as it was; what was still in place is gone.
+        #expect(Self.tree(dir.file("out")) == production && Self.tree(dir.file("aside")) == aside)
+        #expect(try String(contentsOfFile: dir.file("sandbox/\(runId)/globex/jira/theirs.txt"), encoding: .utf8) == "someone else's")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("sandbox/\(runId)/globex/contacts")))
+    }
+
     /// `exercise --follow` returns only once the sandbox is gone, and says so.
     @Test func exerciseFollowEndsAfterCleanup() throws {
         let daemon = try DaemonHarness(sites: 2, size: "64KiB")

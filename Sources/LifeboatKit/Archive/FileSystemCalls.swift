@@ -5,6 +5,8 @@ import Foundation
 struct SystemCallError: Error {
     var call: String
     var errno: Int32
+    /// Where below the tree's root it happened, when known (the mount point a walk refused to cross).
+    var at: [String] = []
 }
 
 /// Thin wrappers over the *at system calls the extractor, the remover and the commit use.

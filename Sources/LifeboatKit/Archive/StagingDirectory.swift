@@ -155,7 +155,7 @@ extension StagingDirectory {
         do {
             try TreeRemover.remove(name, in: areaFD, ifIdentity: identity)
         } catch {
-            throw ArchiveError(.io, "cannot remove \(path) (\(error.call))", errno: error.errno)
+            throw TreeRemover.failure(removing: path, error)
         }
         // Fails harmlessly while other jobs stage there.
         _ = unlinkat(parentFD, Self.areaName, AT_REMOVEDIR)

@@ -24,9 +24,19 @@ enum TreeRemover {
         do {
             try remove(name, in: parentFD, ifIdentity: identity)
         } catch {
-            throw ArchiveError(.io, "cannot remove \(path) (\(error.call))", errno: error.errno)
+            throw failure(removing: path, error)
         }
         if removeEmptyParent { _ = rmdir(parent) }
+    }
+
+    /// Why `path` could not be removed, naming the mount point a removal refused to cross.
+    static func failure(removing path: String, _ error: SystemCallError) -> ArchiveError {
+        guard error.errno == EXDEV else {
+            return ArchiveError(.io, "cannot remove \(path) (\(error.call))", errno: error.errno)
+        }
+        let mount = error.at.isEmpty ? "it holds a mount point" : "\(([path] + error.at).joined(separator: "/")) is a mount point"
+        return ArchiveError(.io, "cannot remove all of \(path): \(mount), and Lifeboat removes nothing across a mount "
+                                 + "(what it removed before stays removed); unmount it", errno: EXDEV)
     }
 
     /// Empties and removes `name` inside `parentFD`, provided it is still the directory with
@@ -72,6 +82,8 @@ enum TreeRemover {
                 fd = try openForRemoval(beneath: rootFD, components)
             } catch where error.errno == ENOENT && !components.isEmpty {
                 continue
+            } catch where error.errno == EXDEV {
+                throw SystemCallError(call: error.call, errno: EXDEV, at: components)
             }
             // Final modes may have made it read-only; it is ours to remove.
             _ = fchmod(fd, 0o700)

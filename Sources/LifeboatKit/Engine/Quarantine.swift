@@ -114,7 +114,7 @@ public struct QuarantineManager: Sendable {
                 // entry that cannot be looked at is not called gone: kept, as in use, and the
                 // other entries are purged all the same.
                 busy += 1
-                let why = error.errno == EXDEV ? "\(record.path) holds a mount point (what was removed before it stays removed); unmount it, then purge again"
+                let why = error.errno == EXDEV ? "\(error.detail), then purge again"
                     : "\(record.path) kept: \(error.description)"
                 if !dryRun { ledger.postEvent(LedgerEvent(runId: record.runId, jobId: record.jobId, at: now, kind: "quarantine.kept", message: why)) }
                 continue

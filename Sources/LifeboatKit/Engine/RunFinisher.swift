@@ -42,7 +42,7 @@ public struct RunFinisher: Sendable {
             await writeReport(run)
         }
         run.cleanup = RunRecord.cleanupPending
-        return await cleanUp(run, plan: plan)
+        return await cleanUp(run, plan: plan, afterRestart: true)
     }
 
     private func rehearse(_ run: RunRecord, plan: Plan?) async -> RunRecord {
@@ -70,26 +70,37 @@ public struct RunFinisher: Sendable {
 
     /// Removes what the exercise committed into its sandbox — each job's data only while it is
     /// still the directory that job committed (by identity) — and the run's emptied folders.
-    /// Records the outcome on the run, with an event.
-    public func cleanUp(_ run: RunRecord, plan: Plan?) async -> RunRecord {
+    /// Records the outcome on the run, with an event: `done`, or `incomplete: …` naming the jobs
+    /// whose data is no longer where they committed it (moved, replaced, or reached through a
+    /// link now), which is left wherever it is.
+    /// - Parameter afterRestart: a cleanup the restart stopped may have removed some data
+    ///   already, so a job's path found empty is not called moved.
+    public func cleanUp(_ run: RunRecord, plan: Plan?, afterRestart: Bool = false) async -> RunRecord {
         var run = run
         CrashPoint.beforeExerciseCleanup.hit()
         do {
             let jobs = try await ledger.jobs(runId: run.id)
+            let runRoot = plan?.sandbox.flatMap { Self.runRoot(of: $0, run: run.id) }
             var removed = 0
+            var leftAlone: [String] = []
             for job in jobs where job.state == .succeeded || job.state == .failed {
                 // A stop: what is left stays owed, and the next start resumes it.
                 if Task.isCancelled {
                     logger.notice("exercise sandbox cleanup stopped by the shutdown; the next start resumes it", metadata: ["run.id": "\(run.id)"])
                     return run
                 }
-                guard let identity = job.commitIdentity.flatMap(FileIdentity.init(parsing:)),
-                      FileIdentity(path: job.destination) == identity else { continue }
+                guard let identity = job.commitIdentity.flatMap(FileIdentity.init(parsing:)) else { continue }
+                guard FileIdentity(path: job.destination) == identity else {
+                    if let why = Self.notThere(job.destination, runRoot: runRoot, afterRestart: afterRestart) {
+                        leftAlone.append("\(job.name) (\(why))")
+                    }
+                    continue
+                }
                 try StagingRecovery.removeCommitted(path: job.destination, identity: identity)
                 removed += 1
             }
             // Empty folders up to the run's own sandbox folder ({run}) go too.
-            if let sandbox = plan?.sandbox, let runRoot = Self.runRoot(of: sandbox, run: run.id) {
+            if let runRoot {
                 for job in jobs {
                     var dir = URL(fileURLWithPath: job.destination).deletingLastPathComponent().path
                     while dir.hasPrefix(runRoot) && dir.count >= runRoot.count {
@@ -98,12 +109,24 @@ public struct RunFinisher: Sendable {
                     }
                 }
             }
-            run.cleanup = RunRecord.cleanupDone
+            var message = "removed the sandbox data of \(removed) job(s)"
+            if leftAlone.isEmpty {
+                run.cleanup = RunRecord.cleanupDone
+            } else {
+                let list = leftAlone.prefix(10).joined(separator: "; ") + (leftAlone.count > 10 ? "; … and \(leftAlone.count - 10) more" : "")
+                let left = "the data of \(leftAlone.count) job(s) is no longer where the exercise committed it and is left where it is, for you to find and remove: \(list)"
+                run.cleanup = RunRecord.cleanupIncomplete + left
+                message += "; " + left
+            }
             try await ledger.updateRun(run)
-            ledger.postEvent(LedgerEvent(runId: run.id, at: Date(), kind: "exercise.cleaned",
-                                         message: "removed the sandbox data of \(removed) job(s)"))
+            ledger.postEvent(LedgerEvent(runId: run.id, at: Date(), kind: "exercise.cleaned", message: message))
             try await ledger.flush()
-            logger.info("exercise sandbox removed", metadata: ["run.id": "\(run.id)", "jobs": "\(removed)"])
+            if leftAlone.isEmpty {
+                logger.info("exercise sandbox removed", metadata: ["run.id": "\(run.id)", "jobs": "\(removed)"])
+            } else {
+                logger.warning("exercise sandbox removed, except data no longer where it was committed",
+                               metadata: ["run.id": "\(run.id)", "jobs": "\(removed)", "left": "\(leftAlone.joined(separator: "; "))"])
+            }
         } catch {
             run.cleanup = "failed: \(error)"
             logger.error("could not remove exercise sandbox data", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
@@ -113,6 +136,22 @@ public struct RunFinisher: Sendable {
             try? await ledger.flush()
         }
         return run
+    }
+
+    /// Why the data a job committed at `destination` is not there: a symbolic link on the way
+    /// below the run's sandbox folder, other data at the path, or nothing (not said after a
+    /// restart, when the cleanup it stopped may have removed it).
+    static func notThere(_ destination: String, runRoot: String?, afterRestart: Bool) -> String? {
+        if let runRoot, ResolvedPath.isInside(destination, runRoot) {
+            var path = runRoot
+            let below = destination.dropFirst(runRoot.count).split(separator: "/")
+            for component in [Substring("")] + below {
+                if !component.isEmpty { path += "/" + component }
+                if FileSystem.lstatKind(path) == .symlink { return "\(path) is a symbolic link now" }
+            }
+        }
+        if FileIdentity(path: destination) != nil { return "\(destination) holds other data now" }
+        return afterRestart ? nil : "nothing is at \(destination) now"
     }
 
     /// `/var/lib/lifeboat-sandbox/<run>` for `/var/lib/lifeboat-sandbox/{run}/{site}/{product}`.

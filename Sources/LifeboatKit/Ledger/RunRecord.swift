@@ -108,6 +108,8 @@ public struct RunRecord: Sendable, Codable, Hashable {
 
     public static let cleanupPending = "pending"
     public static let cleanupDone = "done"
+    /// Done, except for data no longer where its job committed it (the rest of the value says which).
+    public static let cleanupIncomplete = "incomplete: "
 
     /// A new run id from the creation time and a random suffix.
     public static func makeID(at date: Date) -> String {

@@ -300,7 +300,10 @@ import Testing
         try #require(mount.status == 0, "\(mount.output)")
         defer { _ = try? runProcess("/bin/umount", [dir.file("ours/deep/mnt")]) }
         let identity = try #require(FileIdentity(path: dir.file("ours")))
-        #expect(throws: ArchiveError.self) { try TreeRemover.remove(path: dir.file("ours"), ifIdentity: identity, removeEmptyParent: false) }
+        let refused = #expect(throws: ArchiveError.self) { try TreeRemover.remove(path: dir.file("ours"), ifIdentity: identity, removeEmptyParent: false) }
+        // The error names the mount point and says what to do.
+        #expect(refused?.detail.contains("\(dir.file("ours/deep/mnt")) is a mount point") == true, "\(refused?.detail ?? "")")
+        #expect(refused?.detail.hasSuffix("unmount it") == true)
         #expect(readText(dir.file("foreign/a.txt")) == "theirs")
         #expect(readText(dir.file("foreign/sub/b.txt")) == "theirs")
     }

@@ -178,7 +178,8 @@ import Testing
         #expect(result.purged.count == entries.count - 1 && result.keptInUse == 1)
         #expect(try String(contentsOfFile: fx.dir.file("foreign/theirs.txt"), encoding: .utf8) == "theirs")
         let events = try await fx.ledger.events(runId: run.id, afterId: 0, limit: 1_000)
-        #expect(events.contains { $0.kind == "quarantine.kept" && $0.message.contains("mount point") })
+        #expect(events.contains { $0.kind == "quarantine.kept" && $0.message.contains("\(jira.path)/uploads is a mount point") },
+                "\(events.map(\.message))")
     }
 
     @Test func exerciseNeverTouchesProduction() async throws {
