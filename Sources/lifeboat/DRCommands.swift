@@ -115,7 +115,9 @@ struct SchedulesCommand: ParsableCommand {
     func run() throws {
         try daemon.show(Control.Schedules()) { upcoming in
             TextTable.print(["PLAN", "SCHEDULE", "NEXT", "LAST", "EXERCISES", "NEXT SCALE"], upcoming) { u in
-                [u.plan, u.expression, u.next.map(Timestamp.iso) ?? "never", u.last.map(Timestamp.iso) ?? "-", "\(u.exercises)", "\(u.nextScale) site(s)"]
+                [u.plan, u.expression, u.next.map(Timestamp.iso) ?? "never", u.last.map(Timestamp.iso) ?? "-", "\(u.exercises)",
+                 // The run samples at most the sites the store has when it starts.
+                 u.nextScale == Int.max ? "all sites" : "up to \(u.nextScale) site(s)"]
             }
             for u in upcoming { if let why = u.notFired { print("\(u.plan): \(why)") } }
         }

@@ -265,6 +265,23 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// `lifeboat schedules` shows each schedule's next fire and the scale of its next exercise,
+    /// which samples at most the sites the store has.
+    @Test func schedulesShowTheNextFireAndAtMostHowManySites() throws {
+        let daemon = try DaemonHarness(sites: 2, planExtra: "schedule: { exercise: \"0 0 1 1 *\", scale: { start: 3, factor: 2 } }")
+        try daemon.start()
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let nextYear = calendar.component(.year, from: Date()) + 1
+        let table = try daemon.cli(["schedules"])
+        #expect(table.status == 0, "\(table.stderr)")
+        let row = table.stdout.split(separator: "\n").first { $0.hasPrefix("main ") }.map(String.init) ?? ""
+        #expect(row.contains("0 0 1 1 *") && row.contains("\(nextYear)-01-01T00:00:00Z") && row.hasSuffix("up to 3 site(s)"), "\(table.stdout)")
+        let listed = try #require(try JSONSerialization.jsonObject(with: Data(daemon.cli(["schedules", "--json"]).stdout.utf8)) as? [[String: Any]])
+        #expect(listed.first?["next_scale"] as? Int == 3 && listed.first?["exercises"] as? Int == 0, "\(listed)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func snapshotVerifyChecksLikeAPlanAndPlanDefaultsAreShown() throws {
         let daemon = try DaemonHarness(sites: 1)
         let archive = try newestArchive(daemon.dir, "acme", "jira")
