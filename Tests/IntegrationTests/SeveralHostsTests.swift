@@ -912,8 +912,15 @@ struct SeveralHostsTests {
             #expect(refused.status != 0 && refused.stderr.contains("does not answer this host (since ") && took < 5, "\(command): \(took) s \(refused.stderr)")
         }
         #expect(try httpGet(http + "/api/v1/runs").status == 503)
+        // The reason is the server's, asked directly, not the connection pool's state.
+        let refused = "cannot connect to 127.0.0.1:\(ledger.port): Connection refused"
+        while Date().timeIntervalSince(cut) < 30, !(try host.cli(["status"]).stdout.contains(refused)) { try await Task.sleep(for: .milliseconds(250)) }
+        let explained = try host.cli(["status"]).stdout
+        #expect(explained.contains(refused), "\(explained)")
 
-        // The database is back on the same address.
+        // A failover's length: the pool's own backoff between attempts has grown to seconds.
+        while Date().timeIntervalSince(cut) < 35 { try await Task.sleep(for: .milliseconds(250)) }
+        // The database is back on the same address: this host answers again within seconds.
         ledger = FaultProxy(upstreamPort: server.port, fault: nil, port: ledger.port)
         let back = Date()
         var again = try host.cli(["runs"])
@@ -922,6 +929,8 @@ struct SeveralHostsTests {
             again = try host.cli(["runs"])
         }
         #expect(again.status == 0, "\(again.stderr)\(host.daemonLog.suffix(2_000))")
+        #expect(Date().timeIntervalSince(back) < 5, "answered \(Date().timeIntervalSince(back)) s after the database was back")
+        #expect(host.daemonLog.contains("the ledger's server accepts connections again; connecting anew now"), "\(host.daemonLog.suffix(2_000))")
         let answered = try host.cli(["status"]).stdout
         #expect(!answered.contains("LEDGER") && answered.contains("1 of 1 host(s) alive"), "\(answered)")
         while Date().timeIntervalSince(back) < 60, !host.daemonLog.contains("the ledger answers again") { try await Task.sleep(for: .milliseconds(100)) }

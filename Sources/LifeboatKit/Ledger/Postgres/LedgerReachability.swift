@@ -24,6 +24,8 @@ final class LedgerReachability: Sendable {
         var failing: LedgerProblem?
         /// When a call last had its answer.
         var answered = ContinuousClock.now
+        /// Why the server cannot be reached, as asked directly (`explain`).
+        var serverSays: String?
     }
 
     private let state = Mutex(State())
@@ -40,6 +42,7 @@ final class LedgerReachability: Sendable {
             state.withLock { s in
                 s.waiting[token] = nil
                 s.failing = nil
+                s.serverSays = nil
                 s.answered = .now
             }
             return value
@@ -51,6 +54,7 @@ final class LedgerReachability: Sendable {
                 s.waiting[token] = nil
                 if Self.answered(error) {
                     s.failing = nil
+                    s.serverSays = nil
                     s.answered = .now
                 } else if !gaveUp, s.failing == nil {
                     s.failing = LedgerProblem(since: Date(), reason: PostgresLedger.describe(error))
@@ -67,15 +71,24 @@ final class LedgerReachability: Sendable {
         return error is PostgresDecodingError || error is LifeboatError || error is JobConflict
     }
 
+    /// Says why calls go unanswered in the server's terms, found by asking it directly (the
+    /// pool's own words say only that it waits or gave up); nil: it can be reached.
+    func explain(_ why: (any Error)?) {
+        state.withLock { $0.serverSays = why.map { "\($0)" } }
+    }
+
     /// What is wrong: calls failing without an answer, or one unanswered for longer than
     /// `patience` with none answered since it was made (a call stuck on a connection that went
     /// silent says nothing of the others); nil while the database answers.
     func problem(patience: Duration = .seconds(3)) -> LedgerProblem? {
         state.withLock { s in
-            if let failing = s.failing { return failing }
+            if var failing = s.failing {
+                failing.reason = s.serverSays ?? failing.reason
+                return failing
+            }
             guard let oldest = s.waiting.values.filter({ $0.at > s.answered }).min(by: { $0.at < $1.at }),
                   ContinuousClock.now - oldest.at > patience else { return nil }
-            return LedgerProblem(since: oldest.since, reason: "no answer to a call for \(Int((ContinuousClock.now - oldest.at).components.seconds)) s")
+            return LedgerProblem(since: oldest.since, reason: s.serverSays ?? "no answer to a call for \(Int((ContinuousClock.now - oldest.at).components.seconds)) s")
         }
     }
 }

@@ -13,7 +13,9 @@ import Synchronization
 /// migrated on first use (once, by whichever host comes first, under an advisory lock).
 public final class PostgresLedger: Ledger, Service {
     public let settings: PostgresLedgerSettings
-    let client: PostgresClient
+    /// The connection pool (made anew after an outage: `ConnectionPoolSlot`).
+    let pool: ConnectionPoolSlot
+    var client: PostgresClient { pool.client }
     let logger: Logger
     /// Whether the database answers this host's calls.
     let reachability = LedgerReachability()
@@ -68,15 +70,15 @@ public final class PostgresLedger: Ledger, Service {
         let lease = "\(Int((settings.lease * 1_000).rounded(.up)))"
         configuration.options.additionalStartupParameters = [("application_name", "lifeboatd"),
                                                              ("idle_in_transaction_session_timeout", lease)]
-        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let (client, logger, slots, claimLease, reachability) = (self.client, self.logger, self.slots, settings.lease, self.reachability)
+        pool = ConnectionPoolSlot(settings: settings) { [configuration] in PostgresClient(configuration: configuration, backgroundLogger: logger) }
+        let (pool, logger, slots, claimLease, reachability) = (self.pool, self.logger, self.slots, settings.lease, self.reachability)
         commits = GroupCommit(committer: { writes in
             let refiller = slots.refiller
             let sent = ContinuousClock.now
             let batch = PostgresBatch(writes, refill: { released in
                 refiller?.refill(after: released).map { ClaimRequest(runId: released.runId, host: released.host, rules: $0, max: 1, lease: claimLease) }
             })
-            let claimed = try await reachability.call { try await Self.write(batch, client: client, host: host, logger: logger) }
+            let claimed = try await reachability.call { try await Self.write(batch, client: pool.client, host: host, logger: logger) }
             if let refiller, !claimed.isEmpty { refiller.claimed(claimed, sent: sent) }
         })
     }
@@ -104,13 +106,13 @@ public final class PostgresLedger: Ledger, Service {
 
     /// Runs the connection pool until graceful shutdown (or cancellation).
     public func run() async throws {
-        await client.run()
+        await pool.run(reachability: reachability, logger: logger)
     }
 
     /// Runs `body` with the pool running (tools and tests outside a service group).
     public func withRunning<T: Sendable>(_ body: @Sendable (PostgresLedger) async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { await self.client.run(); return nil }
+            group.addTask { await self.pool.run(reachability: self.reachability, logger: self.logger); return nil }
             defer { group.cancelAll() }
             let value = try await body(self)
             group.cancelAll()
@@ -144,7 +146,13 @@ public final class PostgresLedger: Ledger, Service {
         if let error = error as? PostgresDecodingError {
             return "cannot decode column \(error.columnName) (\(error.postgresType)) as \(error.targetType)"
         }
-        return "\(error)"
+        // The pool's own states (its module is not public API), in words.
+        let text = "\(error)"
+        if text.contains("connectionCreationCircuitBreakerTripped") {
+            return "no connection to the database could be made for a while (the pool fails calls at once until one can)"
+        }
+        if text.contains("poolShutdown") { return "the connection pool was shut down" }
+        return text
     }
 
     /// One transaction on one pooled connection: committed when `body` returns, rolled back when
