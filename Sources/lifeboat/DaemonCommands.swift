@@ -18,8 +18,14 @@ struct StatusCommand: ParsableCommand {
         }
         if let problem = status.ledgerProblem {
             let age = DurationSpec.format(seconds: max(0, Date().timeIntervalSince(problem.since)))
-            print("LEDGER NOT ANSWERING for \(age) (since \(Timestamp.iso(problem.since))): \(problem.reason)")
-            print("  this host claims nothing and commits nothing it cannot record until it answers; shown: this host's runs and throughput only")
+            if status.host == nil {
+                // One host's ledger: it reads on, its writes wait.
+                print("LEDGER WRITES WAITING for \(age) (since \(Timestamp.iso(problem.since))): \(problem.reason)")
+                print("  every job waits for its next record; nothing is given up, and they go on once the ledger takes writes")
+            } else {
+                print("LEDGER NOT ANSWERING for \(age) (since \(Timestamp.iso(problem.since))): \(problem.reason)")
+                print("  this host claims nothing and commits nothing it cannot record until it answers; shown: this host's runs and throughput only")
+            }
         }
         if let hosts = status.hosts {
             // The fleet sharing the ledger: who is alive, how fresh, what each holds.

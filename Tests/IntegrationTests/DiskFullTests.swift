@@ -47,6 +47,43 @@ extension FaultSuite {
             }
         }
 
+        /// The state directory's filesystem fills up while jobs run: the ledger cannot take their
+        /// records, so every job waits for its next one (none is given up: the record must never
+        /// fall behind what was done on disk), `status` says why, and once space is freed the run
+        /// goes on and ends with every job restored once and recorded right.
+        @Test(.enabled(if: canMountTmpfs, "needs root and `mount -t tmpfs` (a size-limited filesystem)"))
+        func aFullLedgerFilesystemHoldsTheJobsUntilSpaceIsFreed() async throws {
+            let daemon = try DaemonHarness(sites: 3, size: "64KiB", planExtra: "verify: { command: [\"/bin/sleep\", \"1\"] }")
+            let mount = try TmpfsMount(at: daemon.dir.file("state"), size: "16m")
+            defer { mount.unmount() }
+            let scene = try FaultScene(dir: daemon.dir, displaced: [("acme", "contacts")])
+            try daemon.start()
+            let runId = try daemon.startRestore()
+            // Filled to the last block while the first jobs verify.
+            let filler = daemon.dir.file("state/filler")
+            _ = try run("/bin/sh", ["-c", "dd if=/dev/zero of='\(filler)' bs=4k 2>/dev/null; true"])
+            var status = ""
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline, !status.contains("LEDGER WRITES WAITING") {
+                try await Task.sleep(for: .milliseconds(200))
+                status = try daemon.cli(["status"]).stdout
+            }
+            #expect(status.contains("LEDGER WRITES WAITING for ") && status.contains("the filesystem of \(daemon.dir.file("state")) is full: free space there"),
+                    "\(status)\(daemon.daemonLog.suffix(2_000))")
+            #expect(daemon.daemonLog.contains("ledger writes wait: the filesystem of"))
+            try FileManager.default.removeItem(atPath: filler)
+            #expect(try await daemon.waitForRun(runId, timeout: 90) == "succeeded", "\(daemon.daemonLog.suffix(3_000))")
+            let jobs = try daemon.jobs(runId)
+            #expect(jobs.count == 6 && jobs.allSatisfy { $0["state"] as? String == "succeeded" && $0["attempt"] as? Int == 1 }, "\(jobs)")
+            for site in ["acme", "globex", "initech"] {
+                for product in ["contacts", "jira"] { try scene.expectSameAsTar(site, product) }
+            }
+            #expect(try scene.stagingLeftovers().isEmpty)
+            #expect(daemon.daemonLog.contains("the ledger takes writes again"))
+            #expect(!(try daemon.cli(["status"]).stdout.contains("LEDGER")))
+            #expect(daemon.stop() == 0)
+        }
+
         /// `ulimit -f` (RLIMIT_FSIZE): writes past the limit fail with EFBIG. The in-process engine
         /// must report that as a failed job, never die of SIGXFSZ.
         @Test(arguments: [true, false])

@@ -10,7 +10,12 @@ public struct RunQueries: Sendable {
     /// `status`: the daemon, runs going, throughput. With a shared ledger that does not answer
     /// this host (or not within `statusPatience`), it answers from this host's memory and says so.
     public func status() async throws -> DaemonStatus {
-        guard let shared = services.ledger as? any SharedLedger else { return try await status(ledger: services.ledger) }
+        guard let shared = services.ledger as? any SharedLedger else {
+            // One host's SQLite ledger reads on while its writes wait (locked, its disk full): said.
+            var status = try await status(ledger: services.ledger)
+            status.ledgerProblem = (services.ledger as? SQLiteLedger)?.problem
+            return status
+        }
         if let problem = shared.problem { return status(without: problem) }
         let started = Date()
         if let answer = try await valueWithin(seconds: Self.statusPatience, { try await self.status(ledger: shared) }) { return answer }

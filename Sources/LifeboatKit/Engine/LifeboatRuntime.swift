@@ -50,7 +50,7 @@ public struct LifeboatRuntime: Sendable {
         var host: String?
         switch settings.ledger {
         case .sqlite(let path):
-            ledger = try SQLiteLedger(path: path)
+            ledger = try SQLiteLedger(path: path, logger: logger)
             ledgerService = nil
         case .shared(let shared, let name):
             let postgres = try PostgresLedger(settings: shared, password: try shared.password(), host: name, logger: logger)

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import Synchronization
 
@@ -208,17 +209,45 @@ typealias SQLiteWrite = @Sendable (Database) throws -> Void
 
 extension GroupCommit where Operation == SQLiteWrite {
     /// Batches over one GRDB writer, drained on its queue: a transaction per batch.
-    convenience init(writer: any DatabaseWriter) {
+    ///
+    /// A batch the database cannot take for a reason outside it waits and is tried again, however
+    /// long it takes, rather than given up: a write given up would leave the ledger behind what
+    /// the jobs did on disk (a posted change has nobody to tell), and a job's next step would
+    /// then find the record in a state it did not expect. Those reasons: a write lock held by
+    /// another process (the daemon is the only writer: an operator's `sqlite3` with a transaction
+    /// open, a backup tool), a full filesystem, an I/O error, a file made read-only. `waiting` is
+    /// told when such a wait starts (and every minute of it), and when it ends (error nil).
+    convenience init(writer: any DatabaseWriter, waiting: @escaping @Sendable (_ waited: Duration, _ error: DatabaseError?) -> Void = { _, _ in }) {
         self.init(lane: .serial(schedule: { drain in
             writer.asyncWriteWithoutTransaction { db in
                 drain { operations in
-                    try db.inTransaction {
-                        for operation in operations { try operation(db) }
-                        return .commit
+                    let started = ContinuousClock.now
+                    var reported = ContinuousClock.Instant?.none
+                    while true {
+                        do {
+                            try db.inTransaction {
+                                for operation in operations { try operation(db) }
+                                return .commit
+                            }
+                            if reported != nil { waiting(.now - started, nil) }
+                            return
+                        } catch let error as DatabaseError where Self.waitsOut(error) {
+                            if reported.map({ .now - $0 >= .seconds(60) }) ?? true {
+                                reported = .now
+                                waiting(.now - started, error)
+                            }
+                            // A busy database already waited its timeout inside SQLite.
+                            if error.resultCode != .SQLITE_BUSY { Thread.sleep(forTimeInterval: 1) }
+                        }
                     }
                 }
             }
         }))
+    }
+
+    /// Whether a failed batch waits for the database (see above) rather than failing its writes.
+    static func waitsOut(_ error: DatabaseError) -> Bool {
+        [.SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_READONLY].contains(error.resultCode)
     }
 
     /// A write that returns a value (an inserted row's id), durable when it returns.

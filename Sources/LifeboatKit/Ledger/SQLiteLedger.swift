@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import Synchronization
 
 /// The ledger in SQLite (GRDB over the system library): WAL, `synchronous=FULL` on the writer,
@@ -19,10 +20,13 @@ public final class SQLiteLedger: Ledger {
     }
 
     /// Opens (creating and migrating as needed) the ledger at `path`.
-    public init(path: String) throws {
+    /// - Parameters:
+    ///   - logger: told when writes wait (the database locked by another process, its disk full).
+    ///   - busyTimeout: how long one attempt waits for another process's lock (then retried).
+    public init(path: String, logger: Logger? = nil, busyTimeout: TimeInterval = 10) throws {
         self.path = path
         var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "lifeboat.ledger"
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA foreign_keys = ON")
@@ -45,7 +49,44 @@ public final class SQLiteLedger: Ledger {
         } catch {
             throw OpenError(path: path, reason: "\(error)")
         }
-        commits = GroupCommit(writer: queue)
+        let stall = WriteStall()
+        self.stall = stall
+        commits = GroupCommit(writer: queue) { waited, error in
+            let seconds = "\(Int(waited.components.seconds))"
+            guard let error else {
+                stall.problem.withLock { $0 = nil }
+                logger?.notice("the ledger takes writes again", metadata: ["ledger": "\(path)", "waited_seconds": "\(seconds)"])
+                return
+            }
+            let why = Self.describeWait(error, path: path)
+            stall.problem.withLock { $0 = $0 ?? LedgerProblem(since: Date().addingTimeInterval(-Double(waited.components.seconds)), reason: why) }
+            logger?.warning("ledger writes wait: \(why); every write waits, and the jobs with them; nothing is given up",
+                            metadata: ["ledger": "\(path)", "waited_seconds": "\(seconds)"])
+        }
+    }
+
+    /// Set while writes wait for the database (locked by another process, its filesystem full…).
+    private let stall: WriteStall
+
+    private final class WriteStall: Sendable {
+        let problem = Mutex<LedgerProblem?>(nil)
+    }
+
+    /// Why writes wait, if they do: `status` shows it.
+    public var problem: LedgerProblem? { stall.problem.withLock { $0 } }
+
+    static func describeWait(_ error: DatabaseError, path: String) -> String {
+        let directory = (path as NSString).deletingLastPathComponent
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return "\(path) is locked by another process (an sqlite3 session with a transaction open? a backup?): end that transaction"
+        case .SQLITE_FULL:
+            return "the filesystem of \(directory) is full: free space there"
+        case .SQLITE_READONLY:
+            return "\(path) cannot be written (read-only file or filesystem): make it writable"
+        default:
+            return "writing \(path) fails (\(error.message ?? "\(error.resultCode)")): check the disk under \(directory)"
+        }
     }
 
     /// The `synchronous` setting of the writer connection (2 = FULL).

@@ -17,6 +17,42 @@ import Testing
                          startedBy: "test", rtoObjectiveSeconds: 3_600, rpoObjectiveSeconds: nil, totalWaves: 1)
     }
 
+    /// Another process holding the ledger locked past the busy timeout (an operator's `sqlite3`
+    /// with a transaction open): writes wait for it, posted ones too, and `problem` says why
+    /// meanwhile; nothing is given up (a posted change given up left the record behind the jobs).
+    @Test func writesWaitOutALockHeldByAnotherProcess() async throws {
+        let dir = TestDirectory()
+        let path = dir.file("ledger.sqlite")
+        let ledger = try SQLiteLedger(path: path, busyTimeout: 0.3)
+        var run = sampleRun()
+        _ = try await ledger.createRun(run, jobs: [])
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = ["python3", "-c", """
+            import sqlite3, time, pathlib
+            c = sqlite3.connect('\(path)', isolation_level=None)
+            c.execute('BEGIN EXCLUSIVE')
+            pathlib.Path('\(dir.file("locked"))').touch()
+            time.sleep(3)
+            c.execute('COMMIT')
+            """]
+        try holder.run()
+        defer { holder.terminate() }
+        try await waitUntil(timeout: .seconds(30)) { FileManager.default.fileExists(atPath: dir.file("locked")) }
+        let at = Date(timeIntervalSince1970: 1_764_000_000)
+        for n in 1...5 { ledger.postEvent(LedgerEvent(runId: run.id, at: at, kind: "test.posted", message: "\(n)")) }
+        run.note = "written after the lock"
+        let update = Task { [run] in try await ledger.updateRun(run) }
+        try await waitUntil(timeout: .seconds(10)) { ledger.problem != nil }
+        #expect(ledger.problem?.reason.contains("is locked by another process") == true, "\(ledger.problem.map(\.reason) ?? "")")
+        try await update.value
+        try await ledger.flush()
+        #expect(ledger.problem == nil)
+        #expect(try await ledger.run(id: run.id)?.note == "written after the lock")
+        let posted = try await ledger.events(runId: run.id, afterId: 0, limit: 100).filter { $0.kind == "test.posted" }
+        #expect(posted.map(\.message) == ["1", "2", "3", "4", "5"])
+    }
+
     @Test func runsJobsAndEventsRoundTrip() async throws {
         let dir = TestDirectory()
         let ledger = try SQLiteLedger(path: dir.file("ledger.sqlite"))
