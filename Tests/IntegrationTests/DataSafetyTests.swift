@@ -476,6 +476,47 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.file("sandbox/\(runId)/globex/contacts")))
     }
 
+    /// A stop while `post_restore` runs after a commit — a drain (SIGTERM) or a crash (kill -9) —
+    /// is no failure of the job: the next start finds the commit, runs the hook again (its outcome
+    /// is the job's), and the run goes on to the products that come after. No one cancelled.
+    @Test(arguments: [SIGTERM, SIGKILL])
+    func aStopDuringPostRestoreRunsItAgainAtTheNextStart(signal: Int32) async throws {
+        let daemon = try DaemonHarness(sites: 1, size: "64KiB")
+        defer { _ = daemon.stop() }
+        let dir = daemon.dir
+        // The first time, the hook waits to be stopped; once `again` exists it passes.
+        dir.write("hook.sh", "#!/bin/sh\necho \"$1\" >> \"$0.log\"\n[ -e \"$0.again\" ] && exit 0\nexec sleep 60\n")
+        chmod(dir.file("hook.sh"), 0o755)
+        dir.write("plans/main.yaml", """
+            name: main
+            snapshots: ../store
+            target: ../out/{site}/{product}
+            products:
+              - name: contacts
+                post_restore: ["\(dir.file("hook.sh"))", "{site}/{product}"]
+              - name: jira
+                after: [contacts]
+            """)
+        try daemon.start()
+        let runId = try daemon.startRestore()
+        let log = dir.file("hook.sh.log")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("acme/contacts") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        dir.write("hook.sh.again", "")
+        if signal == SIGKILL { daemon.kill9() } else { #expect(daemon.stop() == 0) }
+        try daemon.start()
+        #expect(try await daemon.waitForRun(runId, timeout: 60) == "succeeded", "\(daemon.daemonLog.suffix(3_000))")
+        let jobs = try daemon.jobs(runId)
+        #expect(jobs.count == 2 && jobs.allSatisfy { $0["state"] as? String == "succeeded" }, "\(jobs)")
+        #expect(jobs.first { $0["product"] as? String == "contacts" }?["attempt"] as? Int == 1, "the commit is not redone: \(jobs)")
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "acme/contacts\nacme/contacts\n")
+        let recovered = try ledgerRows(daemon.ledger, "select message from events where run_id = '\(runId)' and kind = 'job.recovered'")
+        #expect(recovered.contains { text($0, "message").contains("acme/contacts: commit found in place after restart; not redone; post_restore run again and passed") },
+                "\(recovered)")
+    }
+
     /// `exercise --follow` returns only once the sandbox is gone, and says so.
     @Test func exerciseFollowEndsAfterCleanup() throws {
         let daemon = try DaemonHarness(sites: 2, size: "64KiB")

@@ -91,8 +91,9 @@ public protocol JobExecutor: Sendable {
 }
 
 public enum RecoveryOutcome: Sendable, Hashable {
-    /// The data is in place: the job succeeded before the crash.
-    case committed(quarantinePath: String?)
+    /// The data is in place: the job's commit happened before the crash. `postRestore`: the
+    /// product's `post_restore` hook, run now (the crash or the drain came before it ended).
+    case committed(quarantinePath: String?, postRestore: PostRestoreRun? = nil)
     /// Nothing was committed; leftovers removed; run the job again.
     case restart
 }
@@ -117,4 +118,22 @@ public struct JobError: LifeboatError, Sendable {
 
     public var exitCode: CLIExit { .failed }
     public var description: String { message }
+}
+
+/// A `post_restore` hook's run: what it printed, and why the job fails if it did.
+public struct PostRestoreRun: Sendable, Hashable {
+    public var output: String
+    public var error: String?
+
+    public init(output: String, error: String?) {
+        self.output = output
+        self.error = error
+    }
+}
+
+/// A drain (not a cancel) stopped `post_restore` after the commit: the job is left as recorded
+/// (committing, its commit recorded), and the next start finds the commit and runs the hook again.
+public struct PostRestoreInterrupted: Error {
+    /// The job's outcome had the stop been a cancel.
+    public var result: JobResult
 }

@@ -34,7 +34,8 @@ public enum JobEvent: Sendable, Hashable {
     /// An operator queued it again (`job.retry`): failed, cancelled or skipped → pending.
     case retried
     /// After a crash, its commit was found in place: → succeeded, not redone.
-    case recoveredCommitted(quarantinePath: String?, treeDigest: String?, measured: MeasuredTree?, at: Date, timing: RunTiming)
+    case recoveredCommitted(quarantinePath: String?, treeDigest: String?, measured: MeasuredTree?, postRestore: PostRestoreRun? = nil,
+                            at: Date, timing: RunTiming)
     /// After a crash, its commit had not happened: the attempt is discarded, → pending.
     case recoveredRestart
 }
@@ -217,7 +218,11 @@ public enum JobLifecycle {
             case .waiting:
                 next.state = .pending
                 return transition(.durable)
-            case .restoring, .verifying, .committing:
+            case .committing:
+                // Its commit may have happened (the rename, then post_restore): left as recorded,
+                // staging path and commit identity with it, for the next start to find out (`recover`).
+                return transition(.none)
+            case .restoring, .verifying:
                 next.state = .pending
                 next.errorCode = JobError.Code.cancelled.rawValue
                 next.error = "interrupted by \(reason)"
@@ -243,16 +248,25 @@ public enum JobLifecycle {
             next.finishedAt = nil
             return transition(.durable, event: .init(kind: "job.retry", message: "\(job.name) queued again by an operator"), publish: true)
 
-        case .recoveredCommitted(let quarantinePath, let treeDigest, let measured, let at, let timing):
+        case .recoveredCommitted(let quarantinePath, let treeDigest, let measured, let postRestore, let at, let timing):
             guard from.isActive else { throw illegal() }
             next.state = .succeeded
+            if let postRestore {
+                next.hookOutput = String(postRestore.output.prefix(64 << 10))
+                if let error = postRestore.error {
+                    next.state = .failed
+                    next.errorCode = JobError.Code.hook.rawValue
+                    next.error = error
+                }
+            }
             next.quarantinePath = quarantinePath ?? job.quarantinePath
             next.treeDigest = job.treeDigest ?? treeDigest
             if let measured, job.bytes == 0, job.entries == 0 { (next.bytes, next.entries) = (measured.bytes, measured.entries) }
             next.stagingPath = nil
             measureRTO(at: at, timing)
             let found = quarantinePath.map { "moved into quarantine (\($0)) before the restart" } ?? "commit found in place after restart"
-            return transition(.durable, event: .init(kind: "job.recovered", message: "\(job.name): \(found); not redone"),
+            let hook = postRestore.map { $0.error == nil ? "; post_restore run again and passed" : "; post_restore run again and failed" } ?? ""
+            return transition(.durable, event: .init(kind: "job.recovered", message: "\(job.name): \(found); not redone\(hook)"),
                               publish: true, log: .init(level: .info, message: "job committed"))
 
         case .recoveredRestart:

@@ -89,6 +89,25 @@ struct JobRunner: Sendable {
                     try await env.clock.sleep(for: .seconds(retry.backoff.seconds))
                 }
             }
+        } catch let stopped as PostRestoreInterrupted where !control.isCancelled {
+            // A drain, after the commit: the record stays as it is (its commit recorded), and the
+            // next start finds the commit and runs post_restore again.
+            _ = stopped
+            recorder.logger.notice("post_restore stopped by the shutdown; the next start runs it again",
+                                   metadata: ["job": "\(job.name)"])
+            return tracker.job
+        } catch let stopped as PostRestoreInterrupted {
+            // An operator's cancel after the commit stops only the hook, and says so.
+            var result = stopped.result
+            result.postRestoreError = "\(job.name): post_restore was stopped by a cancel after the commit; the restored data is committed and kept"
+            do {
+                let finished = try tracker.transition(.finished(result, at: env.clock.now(), timing: RunTiming(run)))
+                try await tracker.commit(finished)
+                return finished.job
+            } catch {
+                recorder.logger.error("could not record the job's outcome", metadata: ["job": "\(job.name)", "error": "\(error)"])
+                return tracker.job
+            }
         } catch let conflict as JobConflict {
             // Another writer recorded the job meanwhile (a shared run's coordinator cancelled it
             // between its claim and its start): that record stands.
@@ -133,7 +152,7 @@ struct JobRunner: Sendable {
             return tracker.job
         }
         switch outcome {
-        case .committed(let quarantine):
+        case .committed(let quarantine, let postRestore):
             let found = tracker.job
             // The committed tree is fingerprinted (a delete's where it went), for rollback and
             // undelete to compare.
@@ -142,7 +161,8 @@ struct JobRunner: Sendable {
             if found.treeDigest == nil, run.mode != .exercise, let tree { digest = TreeDigest.of(tree) }
             // What the job moved or wrote, measured where it is (its result died with the process).
             let measured = tree.map(TreeSize.bytesAndFiles).map { MeasuredTree(bytes: $0.0, entries: $0.1) }
-            let recovered = try tracker.transition(.recoveredCommitted(quarantinePath: quarantine, treeDigest: digest, measured: measured, at: now, timing: RunTiming(run)))
+            let recovered = try tracker.transition(.recoveredCommitted(quarantinePath: quarantine, treeDigest: digest, measured: measured,
+                                                                       postRestore: postRestore, at: now, timing: RunTiming(run)))
             if recovered.job.fromQuarantine, let path = recovered.job.snapshotPath { try await closeSoftDelete(path, job: recovered.job) }
             try await tracker.commit(recovered)
         case .restart:

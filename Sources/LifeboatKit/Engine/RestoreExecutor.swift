@@ -90,8 +90,10 @@ public struct RestoreExecutor: JobExecutor {
                     } catch let error as HookError {
                         result.postRestoreError = "\(job.name): \(error.description); the restored data is committed and kept"
                     } catch is CancellationError {
-                        // The commit is done: a cancel now stops only the hook, and says so.
-                        result.postRestoreError = "\(job.name): post_restore was stopped by a cancel after the commit; the restored data is committed and kept"
+                        // The commit is done: a cancel stops only the hook (the runner says so);
+                        // a drain leaves the job for the next start, which runs the hook again.
+                        result.hookOutput = hookOutput.isEmpty ? nil : String(hookOutput.joined(separator: "\n").prefix(64 << 10))
+                        throw PostRestoreInterrupted(result: result)
                     }
                 }
                 result.hookOutput = hookOutput.isEmpty ? nil : String(hookOutput.joined(separator: "\n").prefix(64 << 10))
@@ -136,29 +138,52 @@ public struct RestoreExecutor: JobExecutor {
             return .restart
         }
         if FileIdentity(path: job.destination) == recorded {
-            // The commit happened. Data still at the staging path is what it displaced.
-            let quarantineName = QuarantineArea.entryName(run: context.run.id, site: job.site, product: job.product, attempt: job.attempt)
-            guard FileSystem.exists(stagingPath) else {
-                StagingRecovery.removeEmptyArea(of: stagingPath)
-                // A crash between the move to quarantine and its record leaves the displaced
-                // data in quarantine unknown to the ledger (so `quarantine list`, rollback and
-                // purge could not find it): record it now.
-                if job.quarantinePath == nil, let area = try? QuarantineArea.directory(for: job.destination) {
-                    let path = area + "/" + quarantineName
-                    if let found = FileIdentity(path: path) {
-                        try await observer.didQuarantine(path: path, originalPath: job.destination, identity: found)
-                        return .committed(quarantinePath: path)
-                    }
-                }
-                return .committed(quarantinePath: job.quarantinePath)
-            }
-            let quarantined = try StagingRecovery.quarantineLeftover(
-                path: stagingPath, destination: job.destination, quarantineName: quarantineName)
-            try await observer.didQuarantine(path: quarantined, originalPath: job.destination, identity: FileIdentity(path: quarantined))
-            return .committed(quarantinePath: quarantined)
+            // The commit happened; post_restore, which follows it, is run (again): the crash or
+            // the drain came before the job's end was recorded, so it may not have run, or not whole.
+            let quarantinePath = try await displacedBeforeRestart(context, stagingPath: stagingPath, observer: observer)
+            return .committed(quarantinePath: quarantinePath, postRestore: try await postRestoreAfterRestart(context))
         }
         try StagingRecovery.removeLeftover(path: stagingPath, identity: recorded)
         return .restart
+    }
+
+    /// `post_restore` of a job whose commit a restart found, when its product has one.
+    private func postRestoreAfterRestart(_ context: JobContext) async throws -> PostRestoreRun? {
+        let job = context.job
+        guard let command = context.plan.product(named: job.product)?.postRestore else { return nil }
+        do {
+            let hook = try await runHook(command, path: job.destination, context: context, timeout: context.plan.hookTimeout)
+            let error = hook.succeeded ? nil : "\(job.name): post_restore \(command[0]) failed (\(hook.summary)) when run again after a restart; the restored data is committed and kept"
+            return PostRestoreRun(output: "post_restore (run again after a restart): \(hook.summary)\n\(hook.output)", error: error)
+        } catch let error as HookError {
+            return PostRestoreRun(output: "", error: "\(job.name): \(error.description) (run again after a restart); the restored data is committed and kept")
+        }
+    }
+
+    /// A commit found in place after a restart: the data it displaced, still at the staging path
+    /// or in quarantine unrecorded, is recorded in quarantine. Returns its quarantine path.
+    private func displacedBeforeRestart(_ context: JobContext, stagingPath: String, observer: any JobObserver) async throws -> String? {
+        let job = context.job
+        let quarantineName = QuarantineArea.entryName(run: context.run.id, site: job.site, product: job.product, attempt: job.attempt)
+        // Data still at the staging path is what the commit displaced.
+        guard FileSystem.exists(stagingPath) else {
+            StagingRecovery.removeEmptyArea(of: stagingPath)
+            // A crash between the move to quarantine and its record leaves the displaced
+            // data in quarantine unknown to the ledger (so `quarantine list`, rollback and
+            // purge could not find it): record it now.
+            if job.quarantinePath == nil, let area = try? QuarantineArea.directory(for: job.destination) {
+                let path = area + "/" + quarantineName
+                if let found = FileIdentity(path: path) {
+                    try await observer.didQuarantine(path: path, originalPath: job.destination, identity: found)
+                    return path
+                }
+            }
+            return job.quarantinePath
+        }
+        let quarantined = try StagingRecovery.quarantineLeftover(
+            path: stagingPath, destination: job.destination, quarantineName: quarantineName)
+        try await observer.didQuarantine(path: quarantined, originalPath: job.destination, identity: FileIdentity(path: quarantined))
+        return quarantined
     }
 }
 
