@@ -23,6 +23,7 @@ struct Lifeboatd: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
+        let notifier = SystemdNotifier.takenFromEnvironment()
         let arenas = Daemon.limitMallocArenas()
         let openFiles = Daemon.raiseOpenFilesLimit()
         let loaded: DaemonConfig
@@ -51,7 +52,7 @@ struct Lifeboatd: AsyncParsableCommand {
                            metadata: ["error": "\(privilege < 0 ? String(cString: strerror(-privilege)) : "not attempted")"])
         }
         do {
-            let daemon = try makeDaemon(config: loaded, logger: logger)
+            let daemon = try makeDaemon(config: loaded, logger: logger, notifier: notifier)
             logger.info("lifeboatd starting", metadata: ["version": "\(LifeboatVersion.string)", "state_dir": "\(loaded.stateDirectory)",
                                                           "plans_dir": "\(loaded.plansDirectory)", "config": "\(loaded.sourcePath ?? "defaults")",
                                                           "malloc_arenas": "\(arenas)", "open_files": "\(openFiles.map(String.init) ?? "unknown")",

@@ -204,11 +204,21 @@ import Testing
         #expect(reload.status == 0, "\(reload.stderr)")
         let restore = try daemon.cli(["restore", "main", "--follow"], as: "65534")
         #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
+        // A key only a restart applies is named to whoever reloaded, and in status until then;
+        // the daemon's log does not call it a plan's problem.
+        daemon.dir.write("lifeboatd.yaml", good + "\nadmins: { uids: [65534] }\nnice: 5\n")
+        let pending = try daemon.cli(["reload"])
+        #expect(pending.status == 2 && pending.stderr.contains("nice changed: it takes effect at the next start of lifeboatd"), "\(pending.stderr)")
+        #expect(try daemon.cli(["status"]).stdout.contains("nice changed: it takes effect at the next start"))
+        #expect(!daemon.daemonLog.contains("invalid plan"), "\(daemon.daemonLog.suffix(2_000))")
         #expect(daemon.stop() == 0)
     }
 
     @Test func readinessAndStoppingOnNotifySocket() throws {
         let daemon = try DaemonHarness(sites: 1)
+        // The hooks write their environment down.
+        let plan = try String(contentsOfFile: daemon.dir.file("plans/main.yaml"), encoding: .utf8)
+        daemon.dir.write("plans/main.yaml", plan + "\nverify: { command: [\"/bin/sh\", \"-c\", \"env > \\\"$0\\\"\", \"\(daemon.dir.file("env-{product}"))\"] }\n")
         let notify = FakeNotifySocket(path: daemon.dir.file("notify.sock"))
         try daemon.start(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"], waitReady: false)
         let startup = notify.collect(until: { $0.contains("READY=1") })
@@ -217,6 +227,11 @@ import Testing
         #expect(try daemon.cli(["status"]).status == 0)
         let pings = notify.collect(until: { $0.contains("WATCHDOG=1") }, timeout: 5)
         #expect(pings.contains { $0.contains("WATCHDOG=1") })
+        // Hooks do not inherit the daemon's notification socket or watchdog.
+        #expect(try daemon.cli(["restore", "main", "--follow"]).status == 0)
+        let hookEnvironment = ["contacts", "jira"].compactMap { try? String(contentsOfFile: daemon.dir.file("env-\($0)"), encoding: .utf8) }
+        #expect(!hookEnvironment.isEmpty && hookEnvironment.allSatisfy { $0.contains("LIFEBOAT_RUN=") && !$0.contains("NOTIFY_SOCKET") && !$0.contains("WATCHDOG_") },
+                "\(hookEnvironment)")
         daemon.signal(SIGTERM)
         let shutdown = notify.collect(until: { $0.contains("STOPPING=1") })
         #expect(shutdown.contains { $0.contains("STOPPING=1") })

@@ -198,9 +198,14 @@ private func makeReload(config: DaemonConfig, plans: PlanRegistry, runs: RunMana
                 access.authorizer = Authorizer(admins: fresh.admins, deleters: fresh.deleters)
                 plansDirectory = fresh.plansDirectory
                 runs.slots.setLimit(fresh.maxConcurrentRuns)
-                if fresh.socket.path != config.socket.path || fresh.stateDirectory != config.stateDirectory
-                    || fresh.httpListen != config.httpListen || fresh.niceness != config.niceness {
-                    logger.warning("config changes to socket, state_dir, http.listen or nice take effect after a restart")
+                // Said to whoever reloaded, and in status, until a restart applies them.
+                let changed = [("socket.path", fresh.socket.path != config.socket.path), ("state_dir", fresh.stateDirectory != config.stateDirectory),
+                               ("http.listen", fresh.httpListen != config.httpListen), ("nice", fresh.niceness != config.niceness)]
+                    .filter(\.1).map(\.0)
+                if !changed.isEmpty {
+                    let why = "\(changed.joined(separator: ", ")) changed: \(changed.count == 1 ? "it takes" : "they take") effect at the next start of lifeboatd (systemctl restart lifeboatd)"
+                    logger.warning("config changes wait for a restart", metadata: ["file": "\(file)", "keys": "\(changed.joined(separator: ","))"])
+                    problems.append(PlanRegistry.Problem(file: file, errors: [why], keptPrevious: "the running values of those keys"))
                 }
             } catch {
                 let errors = (error as? DiagnosticsError)?.diagnostics.map(\.description) ?? ["\(error)"]
@@ -210,8 +215,9 @@ private func makeReload(config: DaemonConfig, plans: PlanRegistry, runs: RunMana
         }
         logger.notice("reloading plans", metadata: ["plans_dir": "\(plansDirectory ?? plans.directory)"])
         plans.setConfigProblems(problems)
-        problems += plans.reload(directory: plansDirectory, now: clock.now())
-        for problem in problems {
+        let planProblems = plans.reload(directory: plansDirectory, now: clock.now())
+        problems += planProblems
+        for problem in planProblems {
             logger.error("invalid plan; previous version kept", metadata: ["file": "\(problem.file)", "kept": "\(problem.keptPrevious ?? "none")",
                                                                         "errors": "\(problem.errors.joined(separator: "; "))"])
         }

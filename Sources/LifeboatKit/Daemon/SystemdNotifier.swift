@@ -6,9 +6,20 @@ import Foundation
 public struct SystemdNotifier: Sendable {
     public let socketPath: String?
 
-    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment, pid: Int32 = getpid()) {
         socketPath = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
-        watchdogInterval = environment["WATCHDOG_USEC"].flatMap(UInt64.init).map { Duration.microseconds(Int64($0)) }
+        // As sd_watchdog_enabled(): a WATCHDOG_PID naming another process means the watchdog is not ours.
+        let ours = environment["WATCHDOG_PID"].map { Int32($0) == pid } ?? true
+        watchdogInterval = ours ? environment["WATCHDOG_USEC"].flatMap(UInt64.init).map { Duration.microseconds(Int64($0)) } : nil
+    }
+
+    /// The notifier the service manager set up for this process, with its variables taken out of
+    /// the environment (as sd_notify's `unset_environment`), so that hooks and other children do
+    /// not take the daemon's notification socket or watchdog for theirs. Call it first thing.
+    public static func takenFromEnvironment() -> SystemdNotifier {
+        let notifier = SystemdNotifier()
+        for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] { unsetenv(name) }
+        return notifier
     }
 
     /// From `WATCHDOG_USEC`: pings must come at least this often.
