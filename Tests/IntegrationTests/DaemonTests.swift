@@ -245,6 +245,38 @@ import Testing
         #expect(result.stderr.contains(dir.file("nope.sock")))
     }
 
+    /// Something on the socket that is not lifeboatd, or a daemon that takes the connection and
+    /// never answers (frozen): the CLI gives up, exit 3 ("cannot reach"), saying what it got.
+    @Test(arguments: ["silent", "http", "shape"])
+    func aSocketThatDoesNotAnswerLikeLifeboatdIsUnreachable(mode: String) throws {
+        let dir = TempDir()
+        let socket = dir.file("impostor.sock")
+        // Python bytes literals.
+        let payload = ["silent": "", "http": #"HTTP/1.0 200 OK\r\n\r\nhello\n"#, "shape": #"{\"id\":1,\"ok\":true,\"result\":{}}\n"#][mode]!
+        let impostor = Process()
+        impostor.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        impostor.arguments = ["python3", "-c", """
+            import socket, time
+            s = socket.socket(socket.AF_UNIX)
+            s.bind('\(socket)')
+            s.listen()
+            c, _ = s.accept()
+            c.recv(65536)
+            c.sendall(b"\(payload)")
+            time.sleep(60)
+            """]
+        try impostor.run()
+        defer { impostor.terminate() }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(50_000) }
+        let asked = Date()
+        let result = try run(Binaries.lifeboat, ["status", "--socket", socket])
+        #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
+        #expect(Date().timeIntervalSince(asked) < 30)
+        let said = ["silent": "no answer within 15 s: the daemon took the connection but does not answer",
+                    "http": "the answer is not a JSON object (it begins \"HTTP/1.0 200 OK", "shape": "the answer does not read as lifeboatd's (no \"version\")"][mode]!
+        #expect(result.stderr.contains(said) && result.stderr.contains(socket), "\(result.stderr)")
+    }
+
     @Test func secondDaemonOnTheSameStateDirectoryRefuses() throws {
         let daemon = try DaemonHarness(sites: 1)
         try daemon.start()

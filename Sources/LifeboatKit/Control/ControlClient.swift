@@ -77,8 +77,11 @@ public final class ControlClient {
     /// Sends a command and returns its answer, to decode or to print as it came over the wire.
     public func answer<C: ControlCommand>(_ command: C) throws -> Answer {
         try send(C.name, try ControlParams.encode(command))
-        return Answer(line: try readLine(), path: path)
+        return Answer(line: try readLine(within: command.answerWithin), path: path)
     }
+
+    /// A line longer than this is no answer of lifeboatd's (a run of 10,000 jobs is 7 MB).
+    static let maxLine = 512 << 20
 
     /// Sends a command whose answer is several lines (`run.watch`); `onResult` sees each result,
     /// decoded and (when asked) as it came over the wire, and returns false to stop.
@@ -104,13 +107,31 @@ public final class ControlClient {
             if let envelope = try? ControlClient.wireDecoder().decode(Success<T>.self, from: Data(line)), envelope.ok {
                 return envelope.result
             }
-            return try ControlClient.decode(type, from: try json())
+            let value = try json()
+            do {
+                return try ControlClient.decode(type, from: value)
+            } catch let error as DecodingError {
+                throw Unreachable(path: path, reason: "the answer does not read as lifeboatd's (\(Self.describe(error))); "
+                                  + "is lifeboat the version of lifeboatd (lifeboatd --version), and is lifeboatd what listens there?")
+            }
+        }
+
+        /// A decoding error in a few words: what is missing or wrong, and where.
+        static func describe(_ error: DecodingError) -> String {
+            func at(_ path: [any CodingKey]) -> String { path.isEmpty ? "" : " at \(path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: "."))" }
+            switch error {
+            case .keyNotFound(let key, let context): return "no \"\(key.stringValue)\"\(at(context.codingPath))"
+            case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+                return "\(context.debugDescription)\(at(context.codingPath))"
+            @unknown default: return "\(error)"
+            }
         }
 
         /// The result as it came over the wire (`--json` prints it as is), or the daemon's error thrown.
         public func json() throws -> JSONValue {
-            guard case .object(let response) = try JSONDecoder().decode(JSONValue.self, from: Data(line)) else {
-                throw Unreachable(path: path, reason: "the daemon sent something that is not a JSON object")
+            guard let decoded = try? JSONDecoder().decode(JSONValue.self, from: Data(line)), case .object(let response) = decoded else {
+                throw Unreachable(path: path, reason: "the answer is not a JSON object (it begins \(String(reflecting: PrintableText.escaped(String(decoding: line.prefix(40), as: UTF8.self)))))"
+                                  + "; is something other than lifeboatd listening there?")
             }
             if case .bool(true) = response["ok"] { return response["result"] ?? .null }
             if let error = response["error"], let decoded = try? JSONDecoder().decode(ControlError.self, from: JSONEncoder().encode(error)) {
@@ -142,8 +163,11 @@ public final class ControlClient {
     }
 
     /// The next line. Each byte is looked at once: a run's snapshot of 10,000 jobs is one 7 MB
-    /// line, read 64 KiB at a time.
-    private func readLine() throws -> [UInt8] {
+    /// line, read 64 KiB at a time. `within`: nothing received for that long is an error.
+    private func readLine(within patience: Duration? = nil) throws -> [UInt8] {
+        var timeout = timeval()
+        if let patience { (timeout.tv_sec, timeout.tv_usec) = (Int(patience.components.seconds), 0) }
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         while true {
             if let newline = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(buffer[start..<newline])
@@ -155,9 +179,15 @@ public final class ControlClient {
             buffer.removeSubrange(..<start)
             start = 0
             scanned = buffer.count
+            guard buffer.count <= Self.maxLine else {
+                throw Unreachable(path: path, reason: "the answer goes on past \(Self.maxLine >> 20) MiB without ending; is something other than lifeboatd listening there?")
+            }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK, let patience {
+                    throw Unreachable(path: path, reason: "no answer within \(patience.components.seconds) s: the daemon took the connection but does not answer (stopped with SIGSTOP, frozen, or not lifeboatd?)")
+                }
                 throw Unreachable(path: path, reason: "the connection broke (\(String(cString: strerror(errno))))")
             }
             if n == 0 { throw Unreachable(path: path, reason: "the daemon closed the connection (is it shutting down?)") }

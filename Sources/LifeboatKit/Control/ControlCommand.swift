@@ -12,10 +12,15 @@ public protocol ControlCommand: Codable, Sendable {
     var isMutating: Bool { get }
     /// Reads this call's result from the wire. Default: decodes `Result`.
     func decodeResult(_ answer: ControlClient.Answer) throws -> Result
+    /// How long the CLI waits for the answer before it calls the daemon unreachable (a frozen or
+    /// stopped process, something else on the socket). Default: a minute for a read, as long as
+    /// it takes for a change (a purge of large trees, a rollback of many jobs).
+    var answerWithin: Duration? { get }
 }
 
 extension ControlCommand {
     public var isMutating: Bool { false }
+    public var answerWithin: Duration? { isMutating ? nil : .seconds(60) }
 }
 
 extension ControlCommand where Result: Decodable {
@@ -43,6 +48,8 @@ public enum Control {
     public struct Status: ControlCommand {
         public typealias Result = DaemonStatus
         public static let name = "status"
+        /// The daemon answers within 3 s even when its ledger does not (monitoring polls this).
+        public var answerWithin: Duration? { .seconds(15) }
         public init() {}
     }
 
