@@ -225,8 +225,12 @@ import Testing
         let refused = try daemon.cli(["resume", runId])
         #expect(refused.status != 0 && refused.stderr.contains("run \(runId) is left as it is: run \(runId) was started under version sha256:"), "\(refused.stderr)")
         #expect(refused.stderr.contains("put the plan file the run was started with back on this host and reload"), "\(refused.stderr)")
-        // As the drain left it: interrupted, to be resumed at its gate.
-        #expect(try daemon.runs().first?["state"] as? String == "interrupted")
+        // As the drain left it: interrupted, to be resumed at its gate; its note and status say
+        // why it is not going (not "resumes on the next start", not "no runs going").
+        let left = try #require(try daemon.runs().first)
+        #expect(left["state"] as? String == "interrupted" && (left["note"] as? String)?.hasPrefix("not resumed: run \(runId) was started under version") == true, "\(left)")
+        let status = try daemon.cli(["status"]).stdout
+        #expect(status.contains(runId) && status.contains("not resumed: run") && !status.contains("no runs going"), "\(status)")
 
         // The file put back, a reload takes the run up again at its gate.
         try strict.write(toFile: file, atomically: true, encoding: .utf8)
@@ -250,14 +254,14 @@ import Testing
         try strict.write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try daemon.cli(["reload"]).status == 0)
         #expect(try daemon.cli(["restore", "main", "--exit-on-halt"]).status == 4)
-        let left = try #require(try daemon.runs().first?["id"] as? String)
+        let leftId = try #require(try daemon.runs().first?["id"] as? String)
         #expect(daemon.stop() == 0)
         try loose.write(toFile: file, atomically: true, encoding: .utf8)
         try daemon.start()
-        let cancel = try daemon.cli(["cancel", left])
+        let cancel = try daemon.cli(["cancel", leftId])
         #expect(cancel.status == 0, "\(cancel.stdout)\(cancel.stderr)")
-        #expect(try daemon.runs().first { $0["id"] as? String == left }?["state"] as? String == "cancelled")
-        let unstarted = try daemon.jobs(left).filter { $0["wave"] as? Int == 1 }
+        #expect(try daemon.runs().first { $0["id"] as? String == leftId }?["state"] as? String == "cancelled")
+        let unstarted = try daemon.jobs(leftId).filter { $0["wave"] as? Int == 1 }
         #expect(unstarted.count == 4 && unstarted.allSatisfy { $0["state"] as? String == "cancelled"
             && ($0["error"] as? String)?.contains("no host has the version of plan main the run was started with") == true }, "\(unstarted)")
         let fresh = try daemon.cli(["restore", "main", "--follow"])

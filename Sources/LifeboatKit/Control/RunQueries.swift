@@ -45,14 +45,13 @@ public struct RunQueries: Sendable {
             if shared != nil { status.coordinator = services.identity.host }
             runs.append(status)
         }
-        // With a shared ledger, the fleet's other runs going, and who coordinates each.
-        if let shared {
-            let ids = Set(here.map(\.id))
-            for run in try await shared.unfinishedRuns() where !ids.contains(run.id) {
-                var status = runStatus(run, counts: try await shared.jobCounts(runId: run.id))
-                status.coordinator = try await shared.coordinator(of: run.id)
-                runs.append(status)
-            }
+        // The ledger's other unfinished runs: with a shared ledger, the fleet's, and who
+        // coordinates each; on one host, those it could not resume (their note says why).
+        let ids = Set(here.map(\.id))
+        for run in try await ledger.unfinishedRuns() where !ids.contains(run.id) {
+            var status = runStatus(run, counts: try await ledger.jobCounts(runId: run.id))
+            if let shared { status.coordinator = try await shared.coordinator(of: run.id) }
+            runs.append(status)
         }
         // Throughput: this daemon's from memory; with a shared ledger, the fleet's.
         let minuteAgo = services.clock.now().addingTimeInterval(-60)

@@ -457,8 +457,14 @@ public final class RunManager: Service {
             // coordinates it (a shared ledger's orphans are looked at every third of a lease).
             if let shared, let holder = try await shared.ledger.coordinator(of: run.id), holder != shared.host { return }
             if unworkable.withLock({ $0.insert(run.id).inserted }) {
-                logger.error("cannot resume run: \(plans.unavailable(for: run)); this host leaves it as it is until you \(PlanRegistry.remedy) (or cancel it)",
-                             metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
+                let why = "\(plans.unavailable(for: run)); this host leaves it as it is until you \(PlanRegistry.remedy) (or cancel it)"
+                logger.error("cannot resume run: \(why)", metadata: ["run.id": "\(run.id)", "plan": "\(run.plan)"])
+                // On one host, the run's note says it (not "resumes on the next start").
+                if shared == nil {
+                    var noted = run
+                    noted.note = "not resumed: \(why)"
+                    try? await ledger.updateRun(noted)
+                }
             }
             return
         }
