@@ -22,7 +22,19 @@ struct SnapshotExtractCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let options = try extraction.options(hashAlways: false)
+        var options = try extraction.options(hashAlways: false)
+        // Ctrl-C or a TERM stops the extraction between chunks; its staging directory is then
+        // removed like any failed extraction's, and nothing is left beside DIR.
+        let interrupted = CancellationFlag()
+        options.cancellation = interrupted
+        let signals = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { interrupted.cancel() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
         var st = stat()
         if lstat(into, &st) == 0 {
             throw CLIFailure(code: .rejected, message: "error: \(into) exists; extract creates a new directory")
@@ -44,15 +56,37 @@ struct SnapshotExtractCommand: AsyncParsableCommand {
         } catch let error as S3Error {
             throw CLIFailure(code: error.exitCode, message: "error: \(archive): \(error.description)")
         }
-        let report = try await withStagingDirectory(for: into, name: "extract") { staging in
-            let report = try await extractArchive(from: source, into: staging.path, options: options)
-            _ = try commitStaging(staging.makeDurable(), quarantineName: nil)
-            return report
+        Self.mentionLeftovers(beside: parent)
+        let report: ExtractReport
+        do {
+            report = try await withStagingDirectory(for: into, name: Self.stagingName) { staging in
+                let report = try await extractArchive(from: source, into: staging.path, options: options)
+                _ = try commitStaging(staging.makeDurable(), quarantineName: nil)
+                return report
+            }
+        } catch where interrupted.isCancelled {
+            throw CLIFailure(code: .failed, message: "interrupted: nothing was extracted into \(into), and the partial extraction was removed")
         }
         if json {
             try printJSON(report)
         } else {
             ExtractCLIOptions.printHuman(report, verb: "extracted into \(into)", archive: archive)
         }
+    }
+
+    static let stagingName = "extract"
+
+    /// The staging directories an extract killed outright (kill -9, a crash) left beside DIR's
+    /// siblings: named, with their size, for the operator to remove (another extract may be
+    /// using one, so they are not removed here).
+    static func mentionLeftovers(beside parent: String) {
+        let area = (parent == "/" ? "" : parent) + "/" + StagingDirectory.areaName
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: area) else { return }
+        let leftovers = names.filter { $0.hasPrefix(stagingName + ".") }.sorted()
+        guard !leftovers.isEmpty else { return }
+        let bytes = leftovers.reduce(Int64(0)) { $0 + TreeSize.bytes(area + "/" + $1) }
+        printError("note: \(area) holds \(leftovers.count) partial extraction(s) of \(ByteSize.format(bytes)) left by extracts that were killed "
+                   + "(\(leftovers.prefix(3).joined(separator: ", "))\(leftovers.count > 3 ? ", …" : "")); unless another extract is running, remove them: "
+                   + "rm -rf \(area)/\(stagingName).*")
     }
 }

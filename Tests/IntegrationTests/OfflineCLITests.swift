@@ -48,6 +48,51 @@ import Testing
         #expect(missingParent.status == 2 && missingParent.stderr.contains("parent directory"), "\(missingParent.stderr)")
     }
 
+    /// An extract stopped by Ctrl-C or a TERM removes its partial extraction; one killed outright
+    /// leaves it, and the next extract beside it names it (with its size) for the operator.
+    @Test func anInterruptedExtractLeavesNothingAndAKilledOneIsNamed() async throws {
+        let dir = TempDir()
+        // 30,000 files: long enough to be interrupted mid-way.
+        let archive = dir.file("many.tar.gz")
+        let made = try run("/usr/bin/env", ["python3", "-c", """
+            import tarfile, io
+            with tarfile.open('\(archive)', 'w:gz', compresslevel=1) as t:
+                for i in range(30000):
+                    info = tarfile.TarInfo(f'd{i // 1000}/f{i}')
+                    info.size = 3
+                    t.addfile(info, io.BytesIO(b'abc'))
+            """])
+        try #require(made.status == 0, "\(made.stderr)")
+        let area = dir.file(".lifeboat-staging")
+        func extract(into name: String, stoppedWith signal: Int32) async throws -> (Int32, String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Binaries.lifeboat)
+            process.arguments = ["snapshot", "extract", archive, "--into", dir.file(name), "--checksum", "off"]
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            // Stopped once it has staged a few hundred files.
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline, process.isRunning {
+                let staged = ((try? FileManager.default.contentsOfDirectory(atPath: area)) ?? []).filter { $0.hasPrefix("extract.") }
+                if let first = staged.first, ((try? FileManager.default.contentsOfDirectory(atPath: area + "/" + first)) ?? []).count > 1 { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            kill(process.processIdentifier, signal)
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        }
+        let (status, stderr) = try await extract(into: "interrupted", stoppedWith: SIGINT)
+        #expect(status == 1 && stderr.contains("interrupted: nothing was extracted into \(dir.file("interrupted"))"), "\(status) \(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("interrupted")))
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: area)) ?? []).isEmpty)
+
+        _ = try await extract(into: "killed", stoppedWith: SIGKILL)
+        let next = try run(Binaries.lifeboat, ["snapshot", "extract", archive, "--into", dir.file("whole"), "--checksum", "off"])
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(next.stderr.contains("note: \(area) holds 1 partial extraction(s) of ") && next.stderr.contains("rm -rf \(area)/extract.*"), "\(next.stderr)")
+    }
+
     /// As a user other than root, a rejected archive's staging is removed even when its
     /// directories' final modes (000, 0311) shut that user out of listing them: the failure
     /// (trailing garbage) is found after the modes were set (found by a hostile-archive review).

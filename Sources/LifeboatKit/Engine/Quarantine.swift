@@ -199,8 +199,8 @@ public struct QuarantineManager: Sendable {
 }
 
 /// Sums file sizes under a directory without following links (iterative).
-enum TreeSize {
-    static func bytes(_ root: String) -> Int64 { bytesAndFiles(root).0 }
+public enum TreeSize {
+    public static func bytes(_ root: String) -> Int64 { bytesAndFiles(root).0 }
 
     /// Bytes of regular files and the number of entries that are not directories, without
     /// following links.
