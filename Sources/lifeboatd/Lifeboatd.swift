@@ -23,6 +23,9 @@ struct Lifeboatd: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
+        // A SIGHUP before the reload handler is set up (its default action ends the process) is
+        // ignored: there is nothing loaded yet to reload.
+        signal(SIGHUP, SIG_IGN)
         let notifier = SystemdNotifier.takenFromEnvironment()
         let arenas = Daemon.limitMallocArenas()
         let openFiles = Daemon.raiseOpenFilesLimit()

@@ -159,6 +159,10 @@ import Testing
         #expect(restore.stderr.contains("uid 65534"))
         #expect(!FileManager.default.fileExists(atPath: daemon.dir.file("out")))
         #expect(daemon.daemonLog.contains("mutating command refused"))
+        // A user the socket's mode shuts out is told that, not to look whether the daemon runs.
+        chmod(daemon.socket, 0o600)
+        let denied = try daemon.cli(["status"], as: "65534")
+        #expect(denied.status == 3 && denied.stderr.contains("Permission denied. The daemon runs, but this user may not use its socket"), "\(denied.stderr)")
         #expect(daemon.stop() == 0)
     }
 

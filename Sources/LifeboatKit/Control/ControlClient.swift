@@ -18,7 +18,14 @@ public final class ControlClient {
         public var reason: String
         public var exitCode: CLIExit { .unreachable }
         public var description: String {
-            "cannot reach lifeboatd at \(path): \(reason). Is the daemon running (systemctl status lifeboatd)? Use --socket or LIFEBOAT_SOCKET for another socket."
+            "cannot reach lifeboatd at \(path): \(reason). \(Self.hint(reason)) Use --socket or LIFEBOAT_SOCKET for another socket."
+        }
+
+        /// What to look at: a refused permission is the socket's group, not a stopped daemon.
+        static func hint(_ reason: String) -> String {
+            reason == String(cString: strerror(EACCES))
+                ? "The daemon runs, but this user may not use its socket: ask to be added to the socket's group (socket.group), then log in again."
+                : "Is the daemon running (systemctl status lifeboatd)?"
         }
     }
 
