@@ -30,8 +30,10 @@ import Testing
             let refused = error as? ControlClient.Refused
             return refused?.error.code == .notFound && refused?.error.message == "no run x in the ledger"
         }
-        // A result of another shape is an error, not a result made up.
-        #expect(throws: DecodingError.self) { try client.call(Control.Reload()) }
+        // A result of another shape is an error, not a result made up: not lifeboatd's answer.
+        #expect { try client.call(Control.Reload()) } throws: { error in
+            (error as? ControlClient.Unreachable)?.reason.contains("the answer does not read as lifeboatd's") == true
+        }
     }
 }
 

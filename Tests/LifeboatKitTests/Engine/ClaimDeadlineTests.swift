@@ -30,7 +30,7 @@ import Testing
     /// The job goes back to the queue, saying why, when its host lost the claim.
     @Test func aJobInterruptedByALostClaimSaysSo() throws {
         var job = JobRecord(runId: "r", site: "s", product: "p", wave: 0, priority: 0, productOrder: 0, destination: "/d")
-        job.state = .committing
+        job.state = .verifying
         let back = try JobLifecycle.apply(.interrupted(at: Date(), reason: "the loss of its claim on host h"), to: job)
         #expect(back.job.state == .pending && back.job.error == "interrupted by the loss of its claim on host h")
     }
