@@ -281,6 +281,16 @@ import Testing
         #expect(result.stderr.contains(said) && result.stderr.contains(socket), "\(result.stderr)")
     }
 
+    /// A socket in a directory others may write can be renamed away and replaced by theirs: said.
+    @Test func aSocketDirectoryOthersCanWriteIsWarnedAbout() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        chmod(daemon.dir.path, 0o777)
+        try daemon.start()
+        #expect(daemon.daemonLog.contains("the control socket's directory lets other users replace the socket")
+                && daemon.daemonLog.contains("\(daemon.dir.path) is writable by every user (mode 777)"), "\(daemon.daemonLog)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func secondDaemonOnTheSameStateDirectoryRefuses() throws {
         let daemon = try DaemonHarness(sites: 1)
         try daemon.start()

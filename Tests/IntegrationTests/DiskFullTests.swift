@@ -21,7 +21,7 @@ extension FaultSuite {
                 let contacts = try #require(jobs.first { $0["product"] as? String == "contacts" })
                 let error = contacts["error"] as? String ?? ""
                 #expect(contacts["state"] as? String == "failed")
-                #expect(error.contains("No space left on device"), "\(error)")
+                #expect(error.contains("No space left on device") && error.contains("free space there, then run the job again: lifeboat retry \(runId) "), "\(error)")
                 #expect(error.contains("acme/contacts"), "the error names the job: \(error)")
                 #expect(error.contains(daemon.dir.file("out/acme")), "the error names where it was writing: \(error)")
                 #expect(jobs.first { $0["product"] as? String == "jira" }?["state"] as? String == "skipped")

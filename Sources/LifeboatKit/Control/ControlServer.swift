@@ -58,6 +58,10 @@ public final class ControlServer: Service {
         let executor = EventLoopTaskExecutor(lane.next())
         let path = socket.path
         try SocketFile.prepare(path)
+        if let risk = SocketFile.directoryRisk(path) {
+            logger.warning("the control socket's directory lets other users replace the socket (and receive the commands meant for lifeboatd): \(risk); put socket.path in a directory only root or this user can write",
+                           metadata: ["socket": "\(path)"])
+        }
         let temporary = try SocketFile.temporaryName(for: path)
         let server = try await ServerBootstrap(group: lane)
             .serverChannelOption(.backlog, value: 512)

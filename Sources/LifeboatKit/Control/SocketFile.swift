@@ -48,6 +48,21 @@ enum SocketFile {
         }
     }
 
+    /// Why the socket's directory lets others than this user and root replace the socket (rename
+    /// it away and listen in its place, so that operators' commands go to them), if it does: a
+    /// directory of another owner, or one writable by group or others without the sticky bit.
+    static func directoryRisk(_ path: String) -> String? {
+        let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var st = stat()
+        guard stat(parent, &st) == 0 else { return nil }
+        if st.st_uid != 0 && st.st_uid != geteuid() { return "\(parent) belongs to uid \(st.st_uid)" }
+        let mode = st.st_mode & 0o7777
+        if mode & 0o022 != 0 && mode & S_ISVTX == 0 {
+            return "\(parent) is writable by \(mode & 0o002 != 0 ? "every user" : "its group") (mode \(String(mode, radix: 8)))"
+        }
+        return nil
+    }
+
     /// Whether something accepts connections on the Unix socket at `path`.
     static func canConnect(_ path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

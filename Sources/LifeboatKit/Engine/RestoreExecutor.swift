@@ -198,6 +198,9 @@ extension JobError {
         case .io, .commitFailed: code = .io
         case .verifyFailed: code = .verify
         }
-        self.init(code, "\(job.name): \(error.description)", transient: error.isTransient)
+        // A full (or over-quota) filesystem is the operator's to fix; then the job goes again.
+        let full = error.errno == ENOSPC || error.errno == EDQUOT
+        let remedy = full ? "; free space there, then run the job again: lifeboat retry \(job.runId) \(job.id.map(String.init) ?? job.name)" : ""
+        self.init(code, "\(job.name): \(error.description)\(remedy)", transient: error.isTransient)
     }
 }
