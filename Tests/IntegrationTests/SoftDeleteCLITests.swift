@@ -265,9 +265,12 @@ import Testing
                 #expect(mine.count == 1 && mine.first?["present"] as? Bool == true, "\(site)/\(product): \(mine)")
             }
         }
-        // And the undelete puts all of it back.
+        // And the undelete puts all of it back, each tree identical to the one deleted (the job
+        // the crash caught too: its fingerprint is the tree's, taken in quarantine).
         #expect(try daemon.cli(["rollback", runId]).status == 0)
         #expect(exists(daemon, "out/acme/contacts") && exists(daemon, "out/globex/jira"))
+        let undeleted = try ledgerRows(daemon.ledger, "select message from events where run_id = '\(runId)' and kind = 'undelete'").map { text($0, "message") }
+        #expect(undeleted.count == 4 && undeleted.allSatisfy { $0.contains("tree identical to the one deleted") }, "\(undeleted)")
         #expect(daemon.stop() == 0)
     }
 }

@@ -260,7 +260,7 @@ public enum JobLifecycle {
                 }
             }
             next.quarantinePath = quarantinePath ?? job.quarantinePath
-            next.treeDigest = job.treeDigest ?? treeDigest
+            next.treeDigest = treeDigest ?? job.treeDigest
             if let measured, job.bytes == 0, job.entries == 0 { (next.bytes, next.entries) = (measured.bytes, measured.entries) }
             next.stagingPath = nil
             measureRTO(at: at, timing)

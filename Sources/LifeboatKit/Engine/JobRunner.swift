@@ -155,10 +155,11 @@ struct JobRunner: Sendable {
         case .committed(let quarantine, let postRestore):
             let found = tracker.job
             // The committed tree is fingerprinted (a delete's where it went), for rollback and
-            // undelete to compare.
+            // undelete to compare. A delete job's recorded digest is what its confirmation covered
+            // (another form): the tree's own replaces it, as when the job ends without a crash.
             var digest: String?
             let tree = run.mode == .delete ? quarantine ?? found.quarantinePath : found.destination
-            if found.treeDigest == nil, run.mode != .exercise, let tree { digest = TreeDigest.of(tree) }
+            if found.treeDigest == nil || run.mode == .delete, run.mode != .exercise, let tree { digest = TreeDigest.of(tree) }
             // What the job moved or wrote, measured where it is (its result died with the process).
             let measured = tree.map(TreeSize.bytesAndFiles).map { MeasuredTree(bytes: $0.0, entries: $0.1) }
             let recovered = try tracker.transition(.recoveredCommitted(quarantinePath: quarantine, treeDigest: digest, measured: measured,

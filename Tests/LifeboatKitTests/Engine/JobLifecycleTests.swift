@@ -146,8 +146,12 @@ import Testing
         found.treeDigest = "recorded"
         found.quarantinePath = "/q/old"
         found.stagingPath = "/s"
-        let committed = try JobLifecycle.apply(.recoveredCommitted(quarantinePath: nil, treeDigest: "measured", measured: nil, at: Self.t0.addingTimeInterval(10), timing: Self.timing), to: found)
+        let committed = try JobLifecycle.apply(.recoveredCommitted(quarantinePath: nil, treeDigest: nil, measured: nil, at: Self.t0.addingTimeInterval(10), timing: Self.timing), to: found)
         #expect(committed.job.treeDigest == "recorded" && committed.job.quarantinePath == "/q/old" && committed.job.stagingPath == nil)
+        // A digest measured now is what the runner decided to record (a delete's tree in quarantine,
+        // in place of what its confirmation covered).
+        let measured = try JobLifecycle.apply(.recoveredCommitted(quarantinePath: nil, treeDigest: "measured", measured: nil, at: Self.t0.addingTimeInterval(10), timing: Self.timing), to: found)
+        #expect(measured.job.treeDigest == "measured")
         #expect(committed.job.rtoSeconds == 10 && committed.event?.kind == "job.recovered")
         let restart = try JobLifecycle.apply(.recoveredRestart, to: found)
         #expect(restart.job.stagingPath == nil && restart.job.commitIdentity == nil && restart.event?.kind == "job.restart")
