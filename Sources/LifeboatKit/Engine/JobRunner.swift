@@ -89,10 +89,9 @@ struct JobRunner: Sendable {
                     try await env.clock.sleep(for: .seconds(retry.backoff.seconds))
                 }
             }
-        } catch let stopped as PostRestoreInterrupted where !control.isCancelled {
+        } catch is PostRestoreInterrupted where !control.isCancelled {
             // A drain, after the commit: the record stays as it is (its commit recorded), and the
             // next start finds the commit and runs post_restore again.
-            _ = stopped
             recorder.logger.notice("post_restore stopped by the shutdown; the next start runs it again",
                                    metadata: ["job": "\(job.name)"])
             return tracker.job
