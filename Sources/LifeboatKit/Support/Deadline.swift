@@ -37,7 +37,9 @@ func valueWithin<T: Sendable>(seconds: Double, _ operation: @escaping @Sendable 
                 continuation.resume(with: result)
             }
             let timer = Task {
-                try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+                // Cancelled means the operation answered: the timer then says nothing (a nil
+                // here could beat the operation's own answer to the continuation).
+                guard (try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))) != nil else { return }
                 answer(.success(nil))
                 work.cancel()
             }

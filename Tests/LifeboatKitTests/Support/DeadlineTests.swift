@@ -14,4 +14,26 @@ import Testing
         #expect(none == nil)
         for far in [1e11, Double.infinity, 1e300] { #expect(try await withDeadline(seconds: far) { "done" } == "done") }
     }
+
+    /// `valueWithin` gives nil only for an operation that is late. One that answers in time is
+    /// never reported late: its timer, cancelled on the answer, used to race it to the caller and
+    /// sometimes won (a loaded host's `status` then said the ledger had not answered).
+    @Test func valueWithinIsNilOnlyForLateWork() async throws {
+        let late = try await valueWithin(seconds: 0.05) { () async throws -> Int in
+            try await Task.sleep(for: .seconds(30))
+            return 1
+        }
+        #expect(late == nil)
+        let spurious = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<40 {
+                group.addTask {
+                    var nils = 0
+                    for index in 0..<250 where try await valueWithin(seconds: 30, { index }) == nil { nils += 1 }
+                    return nils
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(spurious == 0, "\(spurious) of 10,000 answers in time were reported late")
+    }
 }
