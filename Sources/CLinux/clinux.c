@@ -75,6 +75,20 @@ long lifeboat_getdents64(int fd, void *buffer, unsigned long size) {
     return syscall(SYS_getdents64, fd, buffer, size);
 }
 
+int lifeboat_ofd_lock(int fd, int exclusive, int64_t start, int64_t length) {
+    struct flock lock = { .l_type = exclusive ? F_WRLCK : F_UNLCK, .l_whence = SEEK_SET, .l_start = start, .l_len = length, .l_pid = 0 };
+    return fcntl(fd, F_OFD_SETLK, &lock);
+}
+
+int lifeboat_ofd_conflict(int fd, int64_t start, int64_t length, int64_t *held_start, int64_t *held_length) {
+    struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = start, .l_len = length, .l_pid = 0 };
+    if (fcntl(fd, F_OFD_GETLK, &lock) != 0) return -1;
+    if (lock.l_type == F_UNLCK) return 0;
+    *held_start = lock.l_start;
+    *held_length = lock.l_len;
+    return 1;
+}
+
 int lifeboat_pipe2(int fds[2], int flags) {
     return pipe2(fds, flags);
 }

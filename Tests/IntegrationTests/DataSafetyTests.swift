@@ -201,6 +201,57 @@ import Testing
         #expect(try await daemon.waitForRun(again, timeout: 90) == "succeeded")
     }
 
+    /// Two daemons with their own state directories — a test instance pointed at production's
+    /// plans — restore one site at the same moment: the second's job is refused, naming why and
+    /// what to do, and displaces nothing; so is an extract into the same destination. Once the
+    /// first is done, the second's retry goes (and displaces the first's data into quarantine, as
+    /// any later restore does).
+    @Test func aSecondDaemonOnTheSameDestinationIsRefused() async throws {
+        let first = try DaemonHarness(sites: 2, size: "64KiB")
+        defer { _ = first.stop() }
+        let dir = first.dir
+        // Verifying contacts waits (at most 60 s) until the test lets it go on.
+        dir.write("hold.sh", "#!/bin/sh\ntouch \"$0.$1\"\nfor i in $(seq 600); do [ -e \"$0.go\" ] && exit 0; sleep 0.1; done\nexit 1\n")
+        chmod(dir.file("hold.sh"), 0o755)
+        writePlan(first, extra: "verify: { command: [\"\(dir.file("hold.sh"))\", \"{product}\"] }")
+        let second = try DaemonHarness(sites: 1, size: "8KiB")
+        defer { _ = second.stop() }
+        second.dir.write("lifeboatd.yaml", """
+            plans_dir: \(dir.file("plans"))
+            state_dir: state
+            socket: { path: lifeboatd.sock, mode: "0666" }
+            """)
+        try first.start()
+        try second.start()
+        let going = try first.startRestore(["--sites", "acme"])
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !FileManager.default.fileExists(atPath: dir.file("hold.sh.contacts")) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let refusedRun = try second.startRestore(["--sites", "acme"])
+        #expect(try await second.waitForRun(refusedRun, timeout: 60) == "failed", "\(second.daemonLog.suffix(3_000))")
+        let contacts = try #require(try second.jobs(refusedRun).first { $0["product"] as? String == "contacts" })
+        let error = contacts["error"] as? String ?? ""
+        #expect(error.contains("destination \(dir.file("out/acme/contacts")) is being restored by another process right now"), "\(error)")
+        #expect(error.hasSuffix("let it finish, then run this job again: lifeboat retry \(refusedRun) \(contacts["id"] as? Int ?? 0)"), "\(error)")
+        // An extract into it is refused too.
+        let archive = try #require(FileManager.default.subpathsOfDirectory(atPath: dir.file("store/acme/contacts")).first { $0.hasSuffix(".tar.gz") })
+        let extract = try run(Binaries.lifeboat, ["snapshot", "extract", dir.file("store/acme/contacts/" + archive), "--into", dir.file("out/acme/contacts")])
+        #expect(extract.status == 1 && extract.stderr.contains("is being restored by another process right now"), "\(extract.status) \(extract.stdout)\(extract.stderr)")
+
+        dir.write("hold.sh.go", "")
+        #expect(try await first.waitForRun(going, timeout: 90) == "succeeded", "\(first.daemonLog.suffix(3_000))")
+        // Nothing displaced the first's data; no staging (nor hold file) is left.
+        let quarantined = { (daemon: DaemonHarness) -> Int in ((try? daemon.cli(["quarantine", "list", "--json"])).flatMap(json) as? [Any])?.count ?? -1 }
+        #expect(quarantined(first) == 0 && quarantined(second) == 0)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("out/acme/.lifeboat-staging")))
+        let retried = try second.cli(["retry", refusedRun, "\(contacts["id"] as? Int ?? 0)"])
+        #expect(retried.status == 0, "\(retried.stdout)\(retried.stderr)")
+        #expect(try await second.waitForRun(refusedRun, timeout: 90) == "succeeded", "\(second.daemonLog.suffix(3_000))")
+        #expect(quarantined(second) == 2)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("out/acme/.lifeboat-staging")))
+    }
+
     /// The directory a job staged in is moved aside, and a link to another tenant put in its
     /// place, while the job verifies: nothing is committed through the link, the job says why, and
     /// its staging directory is removed from where the directory was moved to.

@@ -35,6 +35,15 @@ int lifeboat_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
 /// Returns -1 with errno set (ENOSYS on older kernels).
 int lifeboat_pidfd_open(pid_t pid, unsigned int flags);
 
+/// An open file description lock (fcntl F_OFD_SETLK) on `length` bytes from `start` (0: to the
+/// end of any file), write (exclusive) or unlocked, never waiting: 0, or -1 with errno set (EAGAIN
+/// when another open file description holds a lock there). Released on unlock or the last close.
+int lifeboat_ofd_lock(int fd, int exclusive, int64_t start, int64_t length);
+
+/// Whether another open file description holds a lock over `length` bytes from `start`
+/// (F_OFD_GETLK): 1 with the first such lock's range, 0 when none, -1 with errno set.
+int lifeboat_ofd_conflict(int fd, int64_t start, int64_t length, int64_t *held_start, int64_t *held_length);
+
 /// pipe2(2) (a GNU extension Swift does not see): a pipe with flags such as O_CLOEXEC set atomically.
 int lifeboat_pipe2(int fds[2], int flags);
 

@@ -23,6 +23,8 @@ public struct StagingDirectory: Sendable {
     let parentFD: Int32
     /// Its identity when staging was made in it.
     let parentIdentity: FileIdentity
+    /// The hold on the destination other processes see, taken before staging was made.
+    let hold: DestinationHold
 
     public static let areaName = ".lifeboat-staging"
 }
@@ -43,14 +45,18 @@ public struct StagingDirectory: Sendable {
 ///     commit then works in the directory staging was made in (it finds staging there by identity).
 ///   - reserve: told the staging directory's path before it is created, so a caller can record
 ///     it durably first: a process killed in between then leaves nothing it cannot name.
+///   - proceedIfHeldElsewhere: when another process holds the destination (`DestinationHold`),
+///     told so, and staging goes on without the hold: for hosts sharing a ledger, where the job's
+///     claim decides who works it (a host that lost the claim may hold on until it notices, or
+///     while it is frozen). nil: `DestinationHeldElsewhere` is thrown, nothing staged.
 public func withStagingDirectory<T>(
     for destination: String, name: String, noSymlinksBelow root: String? = nil, parentResolvesTo checked: String? = nil,
-    reserve: ((String) async throws -> Void)? = nil,
+    reserve: ((String) async throws -> Void)? = nil, proceedIfHeldElsewhere: (() -> Void)? = nil,
     _ body: (StagingDirectory) async throws -> T
 ) async throws -> T {
     let staging = try await StagingDirectory.create(for: destination, name: name, noSymlinksBelow: root, parentResolvesTo: checked,
-                                                    reserve: reserve)
-    defer { close(staging.parentFD) }
+                                                    reserve: reserve, proceedIfHeldElsewhere: proceedIfHeldElsewhere)
+    defer { staging.leave() }
     do {
         let result = try await body(staging)
         // Once the body succeeded (and perhaps committed), failing to tidy up must not turn its
@@ -65,11 +71,12 @@ public func withStagingDirectory<T>(
 
 extension StagingDirectory {
     static func create(for destination: String, name: String, noSymlinksBelow root: String? = nil, parentResolvesTo checked: String? = nil,
-                       reserve: ((String) async throws -> Void)? = nil) async throws -> StagingDirectory {
+                       reserve: ((String) async throws -> Void)? = nil,
+                       proceedIfHeldElsewhere: (() -> Void)? = nil) async throws -> StagingDirectory {
         guard Self.isComponent(name) else {
             throw ArchiveError(.io, "the staging name \(String(reflecting: name)) is not a single path component")
         }
-        let (parent, _) = try Self.split(destination)
+        let (parent, destinationName) = try Self.split(destination)
         let area = parent == "/" ? "/" + areaName : parent + "/" + areaName
         // Another job may remove an empty staging area at any moment; try again if it did.
         for _ in 0..<8 {
@@ -81,6 +88,16 @@ extension StagingDirectory {
             }
             let areaFD = try OwnDirectory.enter(areaName, in: parentFD, path: area, durable: false)
             defer { close(areaFD) }
+            let hold: DestinationHold
+            if let taken = try DestinationHold.take(destinationName, in: areaFD, area: area) {
+                hold = taken
+            } else {
+                guard let proceedIfHeldElsewhere else { throw DestinationHeldElsewhere(destination: destination) }
+                proceedIfHeldElsewhere()
+                hold = .none
+            }
+            var held = true
+            defer { if held { hold.release(in: areaFD) } }
             let unique = "\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
             let path = area + "/" + unique
             do {
@@ -88,7 +105,9 @@ extension StagingDirectory {
             } catch {
                 // Nothing was staged (the name was not recorded: a claim lost, a cancel): the
                 // area goes again if it is empty, as when a staging directory is discarded.
-                _ = unlinkat(parentFD, areaName, AT_REMOVEDIR)
+                hold.release(in: nil)
+                held = false
+                Self.removeAreaIfEmpty(in: parentFD)
                 throw error
             }
             if mkdirat(areaFD, unique, 0o700) == 0 {
@@ -97,8 +116,9 @@ extension StagingDirectory {
                     throw ArchiveError(.io, "cannot inspect the staging directory \(path)", errno: errno)
                 }
                 kept = true
+                held = false
                 return StagingDirectory(path: path, destination: destination, identity: FileIdentity(st), area: area, name: unique,
-                                        parentFD: parentFD, parentIdentity: FileIdentity(parentStat))
+                                        parentFD: parentFD, parentIdentity: FileIdentity(parentStat), hold: hold)
             }
             if errno != ENOENT && errno != EEXIST {
                 throw ArchiveError(.io, "cannot create the staging directory \(path)", errno: errno)
@@ -143,8 +163,8 @@ extension StagingDirectory {
         return fd
     }
 
-    /// Removes the staging directory if it is still the one created, then the staging area if it
-    /// is empty: in the directory staging was made in, even if something moved it since.
+    /// Removes the staging directory if it is still the one created: in the directory staging was
+    /// made in, even if something moved it since.
     func discard() throws {
         let areaFD = openat(parentFD, Self.areaName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard areaFD >= 0 else {
@@ -157,8 +177,34 @@ extension StagingDirectory {
         } catch {
             throw TreeRemover.failure(removing: path, error)
         }
-        // Fails harmlessly while other jobs stage there.
-        _ = unlinkat(parentFD, Self.areaName, AT_REMOVEDIR)
+    }
+
+    /// Lets go of the destination's hold, then removes the staging area if it is empty, and
+    /// closes the parent: the end of `withStagingDirectory`, once staging is committed or discarded.
+    func leave() {
+        hold.release(in: nil)
+        Self.removeAreaIfEmpty(in: parentFD)
+        close(parentFD)
+    }
+
+    /// Removes the staging area in the directory open at `parentFD` if nothing is staged there
+    /// and no process holds a destination of it (a hold file nobody holds goes with it).
+    /// Fails harmlessly while other jobs stage there.
+    static func removeAreaIfEmpty(in parentFD: Int32) {
+        let areaFD = openat(parentFD, areaName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard areaFD >= 0 else { return }
+        DestinationHold.removeIfUnheld(in: areaFD)
+        close(areaFD)
+        _ = unlinkat(parentFD, areaName, AT_REMOVEDIR)
+    }
+
+    /// `removeAreaIfEmpty(in:)` for the area at `area` (its path).
+    static func removeAreaIfEmpty(path area: String) {
+        guard let (parent, name) = try? split(area), name == areaName else { return }
+        let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard parentFD >= 0 else { return }
+        removeAreaIfEmpty(in: parentFD)
+        close(parentFD)
     }
 
     /// Splits an absolute or relative path into its parent and last component.

@@ -18,16 +18,17 @@ public enum StagingRecovery {
             removeEmptyArea(of: path)
             return
         }
-        try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: true)
+        try TreeRemover.remove(path: path, ifIdentity: identity, removeEmptyParent: false)
+        StagingDirectory.removeAreaIfEmpty(path: area)
     }
 
     /// Removes the staging area of `stagingPath` if it is empty: a job killed after its commit
     /// renamed the staging directory into place, before it tidied up, leaves it so (and no
-    /// other job of the destination's parent may come to remove it).
+    /// other job of the destination's parent may come to remove it), with the hold file it
+    /// held its destination by.
     public static func removeEmptyArea(of stagingPath: String) {
-        guard let (area, _) = try? StagingDirectory.split(stagingPath),
-              URL(fileURLWithPath: area).lastPathComponent == StagingDirectory.areaName else { return }
-        _ = rmdir(area)
+        guard let (area, _) = try? StagingDirectory.split(stagingPath) else { return }
+        StagingDirectory.removeAreaIfEmpty(path: area)
     }
 
     /// Removes a directory a commit put in place (an exercise's sandbox data), if it still has
@@ -55,7 +56,7 @@ public enum StagingRecovery {
         }
         _ = fsync(quarantineFD)
         _ = fsync(areaFD)
-        _ = unlinkat(parentFD, StagingDirectory.areaName, AT_REMOVEDIR)
+        StagingDirectory.removeAreaIfEmpty(in: parentFD)
         return quarantine + "/" + quarantineName
     }
 }

@@ -12,6 +12,10 @@ public struct JobContext: Sendable {
     /// The real path of the destination's parent directory as checked against the protected
     /// trees when the job started (nil: not checked). Staging is made only in that directory.
     public var checkedParent: String?
+    /// Whether the job goes on when another process holds its destination: with a shared ledger,
+    /// where the job's claim decides (a host that lost it holds on until it notices, or while it
+    /// is frozen, and commits nothing past its claim). Otherwise it is refused.
+    public var proceedsIfHeldElsewhere = false
 
     public init(job: JobRecord, run: RunRecord, plan: Plan, snapshot: Snapshot?, stores: SnapshotStores = SnapshotStores()) {
         self.job = job
@@ -76,6 +80,8 @@ public protocol JobObserver: Sendable {
     /// Right before the destination changes (after `willCommit` and whatever sync follows):
     /// throws when this host may no longer change it (its claim's lease ran out by its own clock).
     func mayCommit() throws
+    /// Another process holds the destination, and the job goes on (`proceedsIfHeldElsewhere`).
+    func proceedingThoughHeld(_ destination: String)
     /// Records data displaced into quarantine, with its identity there (what a purge may remove);
     /// durable when it returns.
     func didQuarantine(path: String, originalPath: String, identity: FileIdentity?) async throws

@@ -37,7 +37,9 @@ struct JobRunner: Sendable {
             return Snapshot(site: job.site, product: job.product, takenAt: takenAt, path: path,
                             size: FileSystem.size(of: path) ?? 0, sidecarPath: FileSystem.exists(sidecar) ? sidecar : nil)
         }
-        return JobContext(job: job, run: run, plan: plan, snapshot: snapshot, stores: env.stores)
+        var context = JobContext(job: job, run: run, plan: plan, snapshot: snapshot, stores: env.stores)
+        context.proceedsIfHeldElsewhere = env.ledger is any SharedLedger
+        return context
     }
 
     /// Runs `job` with its retries. Never throws: every outcome is a job state (the outcome stands

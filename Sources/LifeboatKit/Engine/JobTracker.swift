@@ -52,6 +52,11 @@ final class JobTracker: JobObserver {
 
     func mayCommit() throws { try recorder.checkClaim() }
 
+    func proceedingThoughHeld(_ destination: String) {
+        recorder.logger.notice("another process holds the destination (a host that lost this job's claim and has not noticed yet, or is frozen; or a daemon or extract that does not share this ledger): going on, since the ledger gives the job to this host",
+                               metadata: ["job": "\(job.name)", "destination": "\(destination)"])
+    }
+
     func progress(archiveBytesRead: Int64) {
         let now = recorder.clock.now()
         let due = lastProgress.withLock { last -> Bool in

@@ -25,7 +25,8 @@ public struct RestoreExecutor: JobExecutor {
             return try await withStagingDirectory(for: job.destination, name: "\(context.run.id).\(job.id ?? 0)",
                                                    noSymlinksBelow: exercise ? plan.sandbox?.literalRoot : nil,
                                                    parentResolvesTo: context.checkedParent,
-                                                   reserve: { try await observer.reserved(stagingPath: $0) }) { staging in
+                                                   reserve: { try await observer.reserved(stagingPath: $0) },
+                                                   proceedIfHeldElsewhere: context.proceedsIfHeldElsewhere ? { observer.proceedingThoughHeld(job.destination) } : nil) { staging in
                 try await observer.staged(identity: staging.identity.description)
                 // A bucket's object is the one the run listed (its size; `JobRunner.context`).
                 let source = try context.stores.archive(snapshot.path, listedSize: S3Location.isS3(snapshot.path) ? snapshot.size : nil)
@@ -99,6 +100,9 @@ public struct RestoreExecutor: JobExecutor {
                 result.hookOutput = hookOutput.isEmpty ? nil : String(hookOutput.joined(separator: "\n").prefix(64 << 10))
                 return result
             }
+        } catch let held as DestinationHeldElsewhere {
+            throw JobError(.sandbox, "\(job.name): destination \(held.description); let it finish, then run this job again: "
+                           + "lifeboat retry \(job.runId) \(job.id.map(String.init) ?? job.name)")
         } catch let error as ArchiveError {
             throw JobError(archive: error, job: job)
         } catch let error as HookError {

@@ -66,6 +66,7 @@ import Testing
             func progress(archiveBytesRead: Int64) {}
             func willCommit() async throws {}
             func mayCommit() throws {}
+            func proceedingThoughHeld(_ destination: String) {}
             func didQuarantine(path: String, originalPath: String, identity: FileIdentity?) async throws {}
         }
         let scene = try RestoreScene()
@@ -87,7 +88,9 @@ import Testing
         let staging = try await StagingDirectory.create(for: scene.destination, name: "job")
         _ = try extractArchive(at: scene.archive, into: staging.path)
         let committed = try commitStaging(staging.makeDurable(), quarantineName: "q")
-        #expect(FileManager.default.fileExists(atPath: area))
+        // As the kernel does for a killed process: the hold is let go, its file left behind.
+        staging.hold.release(in: nil)
+        #expect(FileManager.default.fileExists(atPath: area + "/" + DestinationHold.fileName))
         job.stagingPath = staging.path
         job.commitIdentity = committed.identity.description
         let recovered = try await RestoreExecutor().recover(JobContext(job: job, run: run, plan: plan, snapshot: nil), observer: Observer())
@@ -306,5 +309,50 @@ import Testing
         #expect(refused?.detail.hasSuffix("unmount it") == true)
         #expect(readText(dir.file("foreign/a.txt")) == "theirs")
         #expect(readText(dir.file("foreign/sub/b.txt")) == "theirs")
+    }
+}
+
+/// One destination is restored by one job at a time, whatever the process (`DestinationHold`):
+/// the same destination is refused, or waited for, while another holds it; a sibling is not; the
+/// hold file goes with the last holder, so no staging area is left behind.
+@Suite struct DestinationHoldTests {
+    @Test func aHeldDestinationIsRefusedAndItsSiblingIsNot() async throws {
+        let scene = try RestoreScene()
+        let area = scene.restoreParent + "/" + StagingDirectory.areaName
+        let destination = scene.destination
+        try await withStagingDirectory(for: destination, name: "first") { first in
+            var reserved = false
+            let refused = await #expect(throws: DestinationHeldElsewhere.self) {
+                try await withStagingDirectory(for: destination, name: "second", reserve: { _ in reserved = true }) { _ in
+                    Issue.record("nothing is staged for a destination another holds")
+                }
+            }
+            #expect(!reserved, "a refused job records no staging name")
+            #expect(refused?.description.hasPrefix("\(destination) is being restored by another process right now") == true,
+                    "\(refused?.description ?? "")")
+            try await withStagingDirectory(for: scene.restoreParent + "/sibling", name: "sibling") { sibling in
+                #expect(FileManager.default.fileExists(atPath: sibling.path))
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: area).sorted() == [DestinationHold.fileName, first.name])
+        }
+        #expect(!FileManager.default.fileExists(atPath: area), "the last holder removes the hold file and the area")
+    }
+
+    /// Between hosts sharing a ledger the job's claim decides: a job that finds its destination
+    /// held (by a host that lost the claim and has not noticed yet) says so and goes on.
+    @Test func aJobThatMayProceedGoesOnSayingSo() async throws {
+        let scene = try RestoreScene()
+        try scene.write(CommitTests.archive("v"))
+        let destination = scene.destination, archive = scene.archive
+        try await withStagingDirectory(for: destination, name: "lost") { _ in
+            var told = 0
+            try await withStagingDirectory(for: destination, name: "taker", proceedIfHeldElsewhere: { told += 1 }) { staging in
+                _ = try extractArchive(at: archive, into: staging.path)
+                _ = try commitStaging(staging.makeDurable(), quarantineName: "q")
+            }
+            #expect(told == 1)
+        }
+        #expect(readText(destination + "/docs/readme") == "v")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scene.restoreParent) == ["dest"])
     }
 }
