@@ -52,6 +52,25 @@ import Testing
             """)
     }
 
+    /// The plan `main` with a verify command that marks `hold.sh.<product>` when it starts and
+    /// then waits (at most 60 s) for `letHeldJobsGo`.
+    func writeHeldPlan(_ daemon: DaemonHarness) {
+        let dir = daemon.dir
+        dir.write("hold.sh", "#!/bin/sh\ntouch \"$0.$1\"\nfor i in $(seq 600); do [ -e \"$0.go\" ] && exit 0; sleep 0.1; done\nexit 1\n")
+        chmod(dir.file("hold.sh"), 0o755)
+        writePlan(daemon, extra: "verify: { command: [\"\(dir.file("hold.sh"))\", \"{product}\"] }")
+    }
+
+    /// Waits (at most 60 s) until a job of `product` is held in its verify command.
+    func waitUntilHeld(_ dir: TempDir, _ product: String) async throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !FileManager.default.fileExists(atPath: dir.file("hold.sh.\(product)")) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    func letHeldJobsGo(_ dir: TempDir) { dir.write("hold.sh.go", "") }
+
     // MARK: 1. Exercises never write into production, whatever the symbolic links
 
     @Test func exerciseThroughTenantSymlinksIsRefusedAndProductionUntouched() async throws {
@@ -210,10 +229,7 @@ import Testing
         let first = try DaemonHarness(sites: 2, size: "64KiB")
         defer { _ = first.stop() }
         let dir = first.dir
-        // Verifying contacts waits (at most 60 s) until the test lets it go on.
-        dir.write("hold.sh", "#!/bin/sh\ntouch \"$0.$1\"\nfor i in $(seq 600); do [ -e \"$0.go\" ] && exit 0; sleep 0.1; done\nexit 1\n")
-        chmod(dir.file("hold.sh"), 0o755)
-        writePlan(first, extra: "verify: { command: [\"\(dir.file("hold.sh"))\", \"{product}\"] }")
+        writeHeldPlan(first)
         let second = try DaemonHarness(sites: 1, size: "8KiB")
         defer { _ = second.stop() }
         second.dir.write("lifeboatd.yaml", """
@@ -224,10 +240,7 @@ import Testing
         try first.start()
         try second.start()
         let going = try first.startRestore(["--sites", "acme"])
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, !FileManager.default.fileExists(atPath: dir.file("hold.sh.contacts")) {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await waitUntilHeld(dir, "contacts")
         let refusedRun = try second.startRestore(["--sites", "acme"])
         #expect(try await second.waitForRun(refusedRun, timeout: 60) == "failed", "\(second.daemonLog.suffix(3_000))")
         let contacts = try #require(try second.jobs(refusedRun).first { $0["product"] as? String == "contacts" })
@@ -239,7 +252,7 @@ import Testing
         let extract = try run(Binaries.lifeboat, ["snapshot", "extract", dir.file("store/acme/contacts/" + archive), "--into", dir.file("out/acme/contacts")])
         #expect(extract.status == 1 && extract.stderr.contains("is being restored by another process right now"), "\(extract.status) \(extract.stdout)\(extract.stderr)")
 
-        dir.write("hold.sh.go", "")
+        letHeldJobsGo(dir)
         #expect(try await first.waitForRun(going, timeout: 90) == "succeeded", "\(first.daemonLog.suffix(3_000))")
         // Nothing displaced the first's data; no staging (nor hold file) is left.
         let quarantined = { (daemon: DaemonHarness) -> Int in ((try? daemon.cli(["quarantine", "list", "--json"])).flatMap(json) as? [Any])?.count ?? -1 }
@@ -259,21 +272,15 @@ import Testing
         let daemon = try DaemonHarness(sites: 2, size: "64KiB")
         defer { _ = daemon.stop() }
         let dir = daemon.dir
-        // Verifying contacts waits (at most 60 s) until the test has swapped the directory.
-        dir.write("hold.sh", "#!/bin/sh\ntouch \"$0.$1\"\nfor i in $(seq 600); do [ -e \"$0.go\" ] && exit 0; sleep 0.1; done\nexit 1\n")
-        chmod(dir.file("hold.sh"), 0o755)
-        writePlan(daemon, extra: "verify: { command: [\"\(dir.file("hold.sh"))\", \"{product}\"] }")
+        writeHeldPlan(daemon)
         dir.write("elsewhere/acme/keep.txt", "another tenant")
         try daemon.start()
         let runId = try daemon.startRestore(["--sites", "acme"])
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, !FileManager.default.fileExists(atPath: dir.file("hold.sh.contacts")) {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await waitUntilHeld(dir, "contacts")
         try FileManager.default.moveItem(atPath: dir.file("out/acme"), toPath: dir.file("aside"))
         try FileManager.default.createSymbolicLink(atPath: dir.file("out/acme"), withDestinationPath: dir.file("elsewhere/acme"))
         let elsewhere = Self.tree(dir.file("elsewhere"))
-        dir.write("hold.sh.go", "")
+        letHeldJobsGo(dir)
         #expect(try await daemon.waitForRun(runId, timeout: 90) == "failed", "\(daemon.daemonLog.suffix(3_000))")
         let contacts = try #require(try daemon.jobs(runId).first { $0["product"] as? String == "contacts" })
         let error = contacts["error"] as? String ?? ""
