@@ -8,7 +8,14 @@ public enum DefaultPaths {
         let env = ProcessInfo.processInfo.environment
         if geteuid() == 0 { return "/var/lib/lifeboat" }
         if let xdg = env["XDG_STATE_HOME"], xdg.hasPrefix("/") { return xdg + "/lifeboat" }
-        return NSHomeDirectory() + "/.local/state/lifeboat"
+        return home + "/.local/state/lifeboat"
+    }
+
+    /// `~`: `$HOME` when it is an absolute path, as shells and the XDG rules read it; else the
+    /// user's home in the password database.
+    static var home: String {
+        if let home = ProcessInfo.processInfo.environment["HOME"], home.hasPrefix("/") { return home }
+        return NSHomeDirectory()
     }
 
     /// The ledger in a state directory.
