@@ -37,7 +37,9 @@ struct Lifeboatd: AsyncParsableCommand {
             throw ExitCode(2)
         }
         if let problem = loaded.plansDirectoryProblem {
-            let source = loaded.sourcePath.map { "\($0): plans_dir" } ?? "without --config, plans are read from ./plans:"
+            let source = loaded.sourcePath.map { path in
+                loaded.plansDirectoryMark.map { "\(path):\($0.line):\($0.column): plans_dir" } ?? "\(path): plans_dir (not set: plans beside the config)"
+            } ?? "without --config, plans are read from ./plans:"
             StandardOutput.write(Data("lifeboatd: \(source) \(problem)\n".utf8), to: STDERR_FILENO)
             throw ExitCode(2)
         }

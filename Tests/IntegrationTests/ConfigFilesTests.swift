@@ -25,6 +25,27 @@ import Testing
         #expect(result.stderr.contains("\(file):5:7: nice must be between 0 and 19, found -5"), "\(result.stderr)")
     }
 
+    /// Every key is optional: an empty config (or one of comments only) is the defaults.
+    @Test func anEmptyConfigIsTheDefaults() throws {
+        let dir = TempDir()
+        for (name, text) in [("empty.yaml", ""), ("comments.yaml", "# nothing set yet\n\n")] {
+            let config = try DaemonConfig.load(path: dir.write("etc/\(name)", text))
+            #expect(config.plansDirectory == dir.file("etc/plans") && config.maxConcurrentRuns == DaemonConfig.defaults().maxConcurrentRuns)
+        }
+    }
+
+    /// A user's default state directory is under `$HOME` (as `~` reads in a shell), not under the
+    /// home the password database names (`/nonexistent` for nobody).
+    @Test(.enabled(if: geteuid() == 0, "switching to another user needs root (CI runs as root)"))
+    func theDefaultStateDirectoryFollowsHOME() throws {
+        let dir = TempDir()
+        let help = try run("/usr/bin/env", ["-u", "XDG_STATE_HOME", "-u", "XDG_RUNTIME_DIR", "HOME=\(dir.path)",
+                                            "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Binaries.lifeboatd, "--help"])
+        #expect(help.status == 0)
+        let text = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(text.contains("for this user now: state \(dir.path)/.local/state/lifeboat, socket \(dir.path)/.local/state/lifeboat/lifeboatd.sock"), "\(help.stdout)")
+    }
+
     @Test func defaultPlansDirIsBesideTheConfigFileNotTheWorkingDirectory() throws {
         let dir = TempDir()
         let file = dir.write("etc/lifeboatd.yaml", "state_dir: state\n")
@@ -39,7 +60,11 @@ import Testing
         let missing = dir.write("missing.yaml", "plans_dir: nowhere\nstate_dir: state\nsocket: { path: s.sock }\n")
         let result = try run(Binaries.lifeboatd, ["--config", missing])
         #expect(result.status == 2)
-        #expect(result.stderr.contains("\(missing): plans_dir \(dir.file("nowhere")) is not a directory (nothing is there); create it or set plans_dir"), "\(result.stderr)")
+        #expect(result.stderr.contains("\(missing):1:12: plans_dir \(dir.file("nowhere")) is not a directory (nothing is there); create it or set plans_dir"), "\(result.stderr)")
+        // Not set: the default beside the config file, said so.
+        let unset = dir.write("unset.yaml", "state_dir: state\nsocket: { path: s.sock }\n")
+        let beside = try run(Binaries.lifeboatd, ["--config", unset])
+        #expect(beside.status == 2 && beside.stderr.contains("\(unset): plans_dir (not set: plans beside the config) \(dir.file("plans")) is not a directory"), "\(beside.stderr)")
         // Not readable by the daemon's user.
         try FileManager.default.createDirectory(atPath: dir.file("locked"), withIntermediateDirectories: true)
         chmod(dir.file("locked"), 0o700)

@@ -15,6 +15,8 @@ public struct DaemonConfig: Sendable {
 
     /// Directory of plan files (`*.yaml`).
     public var plansDirectory: String
+    /// Where the config sets `plans_dir` (nil: not set there), for its errors.
+    public var plansDirectoryMark: SourceMark?
     /// State: the ledger, the lock, reports.
     public var stateDirectory: String
     public var socket: SocketConfig
@@ -68,6 +70,8 @@ public struct DaemonConfig: Sendable {
     /// Loads a config file; relative paths in it are resolved against its directory.
     public static func load(path: String) throws -> DaemonConfig {
         let reader = YAMLReader(file: path)
+        // Every key is optional: an empty file (or comments only) is the defaults.
+        reader.emptyIsMapping = true
         guard let root = reader.load(contentsOf: path) else {
             try reader.throwIfErrors()
             throw DiagnosticsError([Diagnostic(file: path, line: 1, column: 1, message: "cannot load the config")])
@@ -88,7 +92,10 @@ public struct DaemonConfig: Sendable {
         // /etc/lifeboat/lifeboatd.yaml), whatever the working directory.
         config.plansDirectory = absolute("plans")
         guard var doc = YAMLMapping(root, path: "", reader: reader) else { return config }
-        if let (text, _) = doc.string("plans_dir") { config.plansDirectory = absolute(text) }
+        if let (text, node) = doc.string("plans_dir") {
+            config.plansDirectory = absolute(text)
+            config.plansDirectoryMark = SourceMark(node.mark)
+        }
         if let (text, _) = doc.string("state_dir") { config.stateDirectory = absolute(text) }
         if var s = doc.mapping("socket") {
             if let (text, _) = s.string("path") { config.socket.path = absolute(text) }

@@ -26,6 +26,10 @@ public final class YAMLReader {
     public private(set) var diagnostics: [Diagnostic] = []
     private var lastText = ""
 
+    /// Whether a file with no document (empty, or comments only) reads as an empty mapping:
+    /// for files whose every key is optional (the daemon's config), not for plans.
+    public var emptyIsMapping = false
+
     public init(file: String) { self.file = file }
 
     /// The largest configuration file accepted.
@@ -96,6 +100,7 @@ public final class YAMLReader {
         do {
             let parser = try Parser(yaml: text, resolver: .basic)
             guard let root = try parser.singleRoot() else {
+                if emptyIsMapping { return .mapping(Node.Mapping([])) }
                 error(at: SourceMark(line: 1, column: 1), "file is empty; expected a mapping")
                 return nil
             }
