@@ -19,38 +19,46 @@ enum Watch {
         var askShow = false
         // The final line without its jobs, unless printed as it is: the events gave each job's
         // latest state, checked against the final summary below.
-        try client.stream(Control.RunWatch(run: runId, doneJobs: json ? nil : false)) { line, wire in
-            if json && !quiet { try printJSONLine(try wire()) }
-            if let snapshot = line.snapshot {
-                view = WatchView(detail: snapshot)
-                if plain, let waiting = snapshot.waiting { Swift.print("\(Timestamp.iso(Date()))  waiting   \(waiting.message)") }
-            } else if let event = line.event {
-                view?.apply(event)
-                if plain { ProgressLines.print(event) }
-            } else if var done = line.done {
-                if done.jobs.isEmpty, done.summary.overall.jobs > 0 {
-                    // Each job's latest state, as the events left it: whole if it sums up to the
-                    // daemon's summary (another host's jobs may not show in this one's events).
-                    if let whole = done.completed(with: view?.jobs.values ?? [:].values) { done = whole } else { askShow = true }
+        do {
+            try client.stream(Control.RunWatch(run: runId, doneJobs: json ? nil : false)) { line, wire in
+                if json && !quiet { try printJSONLine(try wire()) }
+                if let snapshot = line.snapshot {
+                    view = WatchView(detail: snapshot)
+                    if plain, let waiting = snapshot.waiting { Swift.print("\(Timestamp.iso(Date()))  waiting   \(waiting.message)") }
+                } else if let event = line.event {
+                    view?.apply(event)
+                    if plain { ProgressLines.print(event) }
+                } else if var done = line.done {
+                    if done.jobs.isEmpty, done.summary.overall.jobs > 0 {
+                        // Each job's latest state, as the events left it: whole if it sums up to the
+                        // daemon's summary (another host's jobs may not show in this one's events).
+                        if let whole = done.completed(with: view?.jobs.values ?? [:].values) { done = whole } else { askShow = true }
+                    }
+                    final = done
+                    if askShow { view?.run = done.run } else { view?.replace(with: done) }
                 }
-                final = done
-                if askShow { view?.run = done.run } else { view?.replace(with: done) }
-            }
-            // Said once per halt; a resume ends it, and a later gate may halt again.
-            let halted = line.done == nil && view?.run.state == .halted
-            if halted, !toldHalt, let view {
-                if plain {
-                    for text in HaltNotice.lines(run: view.run, jobs: Array(view.jobs.values)) { Swift.print(text) }
-                    if !exitOnHalt { Swift.print("  (still following: a resume or cancel from any terminal shows here)") }
+                // Said once per halt; a resume ends it, and a later gate may halt again.
+                let halted = line.done == nil && view?.run.state == .halted
+                if halted, !toldHalt, let view {
+                    if plain {
+                        for text in HaltNotice.lines(run: view.run, jobs: Array(view.jobs.values)) { Swift.print(text) }
+                        if !exitOnHalt { Swift.print("  (still following: a resume or cancel from any terminal shows here)") }
+                    }
+                    if exitOnHalt { stoppedAtHalt = true }
                 }
-                if exitOnHalt { stoppedAtHalt = true }
+                toldHalt = halted
+                if interactive, view != nil, stoppedAtHalt || line.done != nil || Date().timeIntervalSince(lastDraw) > 0.2 {
+                    view!.draw()
+                    lastDraw = Date()
+                }
+                return line.done == nil && !stoppedAtHalt
             }
-            toldHalt = halted
-            if interactive, view != nil, stoppedAtHalt || line.done != nil || Date().timeIntervalSince(lastDraw) > 0.2 {
-                view!.draw()
-                lastDraw = Date()
-            }
-            return line.done == nil && !stoppedAtHalt
+        } catch let error as ControlClient.Unreachable where error.closed && view != nil {
+            // The daemon ends its streams when it stops: where the run stands then is what a
+            // follower needs, not a connection error.
+            throw CLIFailure(code: .unreachable, message: "lifeboatd closed the stream before run \(runId) ended, as it does when it stops or restarts; "
+                             + "a run a stop interrupts is recorded interrupted and resumes at the daemon's next start: follow it again then "
+                             + "(lifeboat watch \(runId)), or see where it stands (lifeboat show \(runId))")
         }
         if stoppedAtHalt {
             throw CLIFailure(code: .halted, message: json || quiet ? "" : "run \(runId) is halted at a wave gate (--exit-on-halt); it waits for `lifeboat resume \(runId)` or `lifeboat cancel \(runId)`")

@@ -116,6 +116,23 @@ final class BackgroundCLI: @unchecked Sendable {
         #expect(daemon.stop() == 0)
     }
 
+    /// A follower of a run the daemon's stop interrupts hears where the run stands and what to
+    /// do, not a bare connection error; the run resumes at the next start.
+    @Test func aStopTellsTheFollowerTheRunResumesAtTheNextStart() async throws {
+        let daemon = try DaemonHarness(sites: 2, size: "64KiB", planExtra: "verify: { command: [\"/bin/sleep\", \"2\"] }")
+        try daemon.start()
+        let follow = try BackgroundCLI(daemon, ["restore", "main", "--follow"])
+        #expect(try await follow.waitFor("started restore run ", timeout: 20), "\(follow.text)\(follow.errorText)")
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        #expect(daemon.stop() == 0)
+        #expect(try await follow.waitForExit(timeout: 30) == 3)
+        #expect(follow.errorText.contains("lifeboatd closed the stream before run \(runId) ended, as it does when it stops or restarts; "
+                                          + "a run a stop interrupts is recorded interrupted and resumes at the daemon's next start"), "\(follow.errorText)")
+        try daemon.start()
+        #expect(try await daemon.waitForRun(runId, timeout: 60) == "succeeded", "\(daemon.daemonLog.suffix(2_000))")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func exitOnHaltEndsTheCommandWithItsOwnCode() async throws {
         let daemon = try Self.haltingCanary()
         try daemon.start()

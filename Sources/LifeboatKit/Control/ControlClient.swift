@@ -16,6 +16,8 @@ public final class ControlClient {
     public struct Unreachable: LifeboatError {
         public var path: String
         public var reason: String
+        /// The daemon closed the connection before its answer ended (it stops, as a rule).
+        public var closed = false
         public var exitCode: CLIExit { .unreachable }
         public var description: String {
             "cannot reach lifeboatd at \(path): \(reason). \(Self.hint(reason)) Use --socket or LIFEBOAT_SOCKET for another socket."
@@ -197,7 +199,7 @@ public final class ControlClient {
                 }
                 throw Unreachable(path: path, reason: "the connection broke (\(String(cString: strerror(errno))))")
             }
-            if n == 0 { throw Unreachable(path: path, reason: "the daemon closed the connection (is it shutting down?)") }
+            if n == 0 { throw Unreachable(path: path, reason: "the daemon closed the connection (is it shutting down?)", closed: true) }
             buffer.append(contentsOf: chunk[..<n])
         }
     }
