@@ -942,6 +942,42 @@ struct SeveralHostsTests {
         #expect(try httpGet(http + "/metrics").body.contains("lifeboat_ledger_up{host=\"recovery-1\"} 1"))
     }
 
+    /// A ledger that drops every connection for a few seconds while jobs verify (a restart, a
+    /// failover): the jobs wait for it and the run ends as if nothing happened — every job once,
+    /// no staging left, nothing recorded behind what was done.
+    @Test func aShortLedgerOutageMidRunLosesNothing() async throws {
+        let (dir, _, database, server) = try await fleet(sites: 3, hosts: [], verifySleep: "2", concurrency: 6)
+        var ledger = FaultProxy(upstreamPort: server.port, fault: nil)
+        let host = Host(name: "recovery-1", dir: dir, database: database, server: server, ledgerPort: ledger.port)
+        try host.start()
+        defer {
+            host.stop()
+            ledger.stop()
+        }
+        let sql = { (query: String) in try self.sql(server, database, query) }
+        let id = try startRestore(on: host)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE state IN ('restoring', 'verifying')") == "0" { try await Task.sleep(for: .milliseconds(20)) }
+        ledger.stop()
+        try #require(try sql("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'") != "6", "the run ended before the outage")
+        try await Task.sleep(for: .seconds(3))
+        ledger = FaultProxy(upstreamPort: server.port, fault: nil, port: ledger.port)
+        // `runs` is refused until the ledger answers this host again.
+        let back = Date()
+        while Date().timeIntervalSince(back) < 60, try host.cli(["runs"]).status != 0 { try await Task.sleep(for: .milliseconds(200)) }
+        // Jobs whose claim ran out meanwhile start over (from fresh staging); none fails.
+        #expect(try await waitForState(host, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded", "\(host.daemonLog.suffix(4_000))")
+        #expect(try sql("SELECT string_agg(DISTINCT state, ',') FROM jobs") == "succeeded", "\(host.daemonLog.suffix(4_000))")
+        // Each committed once: nothing displaced (the targets were empty), one success each.
+        #expect(try sql("SELECT COUNT(*) FROM events WHERE run_id = '\(id)' AND kind = 'job.succeeded'") == "6")
+        #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
+        let sites = try FileManager.default.contentsOfDirectory(atPath: dir.file("out"))
+        #expect(sites.count == 3)
+        for site in sites {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("out/\(site)")).sorted() == ["contacts", "jira"])
+        }
+    }
+
     /// A host already running when a newer lifeboat migrates the ledger's schema past its own
     /// claims nothing from its next heartbeat on, and says why once; it claims again if the
     /// schema is its own again.

@@ -42,15 +42,15 @@ public struct ClaimRules: Sendable, Hashable {
     }
 }
 
-/// This host's lease on a job is gone (expired and taken over, or released): it must not
-/// record or commit the job.
+/// This host's lease on a job is gone (expired, or with too little left to write, taken over or
+/// released): it must not record or commit the job.
 public struct LeaseLost: LifeboatError {
     public var jobId: Int64
     public var host: String
     public var token: Int64
     public var exitCode: CLIExit { .failed }
     public var description: String {
-        "host \(host) lost its lease on job \(jobId) (claim token \(token)): another host took it over; this host's work on it is discarded"
+        "host \(host) lost its lease on job \(jobId) (claim token \(token)): it ran out (the ledger did not answer in time) or another host took the job over; this host's work on it is discarded"
     }
 }
 
