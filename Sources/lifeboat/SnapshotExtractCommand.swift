@@ -66,6 +66,8 @@ struct SnapshotExtractCommand: AsyncParsableCommand {
             }
         } catch where interrupted.isCancelled {
             throw CLIFailure(code: .failed, message: "interrupted: nothing was extracted into \(into), and the partial extraction was removed")
+        } catch let held as DestinationHeldElsewhere {
+            throw CLIFailure(code: .failed, message: "error: \(held.description); let it finish, or extract somewhere else")
         }
         if json {
             try printJSON(report)
@@ -83,7 +85,9 @@ struct SnapshotExtractCommand: AsyncParsableCommand {
         let area = (parent == "/" ? "" : parent) + "/" + StagingDirectory.areaName
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: area) else { return }
         let leftovers = names.filter { $0.hasPrefix(stagingName + ".") }.sorted()
-        guard !leftovers.isEmpty else { return }
+        // While a process works beside DIR (an extract, a restore), what is staged there may be
+        // its live work: nothing is said that would have someone remove it.
+        guard !leftovers.isEmpty, !StagingDirectory.areaInUse(area) else { return }
         let bytes = leftovers.reduce(Int64(0)) { $0 + TreeSize.bytes(area + "/" + $1) }
         printError("note: \(area) holds \(leftovers.count) partial extraction(s) of \(ByteSize.format(bytes)) left by extracts that were killed "
                    + "(\(leftovers.prefix(3).joined(separator: ", "))\(leftovers.count > 3 ? ", …" : "")); unless another extract is running, remove them: "

@@ -64,20 +64,24 @@ import Testing
             """])
         try #require(made.status == 0, "\(made.stderr)")
         let area = dir.file(".lifeboat-staging")
-        func extract(into name: String, stoppedWith signal: Int32) async throws -> (Int32, String) {
+        /// An extract into `name`, once it has staged a few files (beside `already` staging dirs).
+        func started(into name: String, already: Int = 0) async throws -> (Process, Pipe) {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Binaries.lifeboat)
             process.arguments = ["snapshot", "extract", archive, "--into", dir.file(name), "--checksum", "off"]
             let errors = Pipe()
             process.standardError = errors
             try process.run()
-            // Stopped once it has staged a few hundred files.
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline, process.isRunning {
                 let staged = ((try? FileManager.default.contentsOfDirectory(atPath: area)) ?? []).filter { $0.hasPrefix("extract.") }
-                if let first = staged.first, ((try? FileManager.default.contentsOfDirectory(atPath: area + "/" + first)) ?? []).count > 1 { break }
+                if staged.count > already, staged.allSatisfy({ ((try? FileManager.default.contentsOfDirectory(atPath: area + "/" + $0)) ?? []).count > 1 }) { break }
                 try await Task.sleep(for: .milliseconds(5))
             }
+            return (process, errors)
+        }
+        func extract(into name: String, stoppedWith signal: Int32) async throws -> (Int32, String) {
+            let (process, errors) = try await started(into: name)
             kill(process.processIdentifier, signal)
             process.waitUntilExit()
             return (process.terminationStatus, String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
@@ -88,6 +92,14 @@ import Testing
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: area)) ?? []).isEmpty)
 
         _ = try await extract(into: "killed", stoppedWith: SIGKILL)
+        // While another extract works beside it, what is staged there may be live work: no note
+        // invites anyone to remove it.
+        let (live, _) = try await started(into: "live", already: 1)
+        try #require(live.isRunning, "the live extract ended before the one beside it started")
+        let beside = try run(Binaries.lifeboat, ["snapshot", "extract", archive, "--into", dir.file("beside"), "--checksum", "off"])
+        #expect(beside.status == 0 && !beside.stderr.contains("partial extraction"), "\(beside.stderr)")
+        kill(live.processIdentifier, SIGINT)
+        live.waitUntilExit()
         let next = try run(Binaries.lifeboat, ["snapshot", "extract", archive, "--into", dir.file("whole"), "--checksum", "off"])
         #expect(next.status == 0, "\(next.stderr)")
         #expect(next.stderr.contains("note: \(area) holds 1 partial extraction(s) of ") && next.stderr.contains("rm -rf \(area)/extract.*"), "\(next.stderr)")

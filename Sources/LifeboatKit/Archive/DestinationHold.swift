@@ -41,7 +41,14 @@ struct DestinationHold: Sendable {
         let offset = offset(of: name)
         for _ in 0..<1_000 {
             let fd = openat(areaFD, fileName, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw ArchiveError(.io, "cannot open \(area)/\(fileName)", errno: errno) }
+            guard fd >= 0 else {
+                let e = errno
+                if e == ELOOP || e == EISDIR {
+                    throw ArchiveError(.io, "\(area)/\(fileName) is \(e == ELOOP ? "a symbolic link" : "a directory"), not the file Lifeboat holds "
+                                       + "destinations by (never followed); nothing was staged: remove it, then run the job again")
+                }
+                throw ArchiveError(.io, "cannot open \(area)/\(fileName)", errno: e)
+            }
             guard lifeboat_ofd_lock(fd, 1, offset, 1) == 0 else {
                 let e = errno
                 var start: Int64 = 0, length: Int64 = 0
@@ -89,6 +96,16 @@ struct DestinationHold: Sendable {
         guard lifeboat_ofd_lock(fd, 1, 0, 0) == 0 else { return }
         if isNamed(fd, in: areaFD) { _ = unlinkat(areaFD, fileName, 0) }
         _ = lifeboat_ofd_lock(fd, 0, 0, 0)
+    }
+
+    /// Whether a process holds any destination of the staging area at `area` now (so what is
+    /// staged there may be in use).
+    static func anyHeld(inArea area: String) -> Bool {
+        let fd = open(area + "/" + fileName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var start: Int64 = 0, length: Int64 = 0
+        return lifeboat_ofd_conflict(fd, 0, 0, &start, &length) == 1
     }
 
     /// Whether `fd` is the file named `.holds` in the area now.

@@ -198,6 +198,10 @@ extension StagingDirectory {
         _ = unlinkat(parentFD, areaName, AT_REMOVEDIR)
     }
 
+    /// Whether a process holds a destination beside the staging area at `area` now, so that
+    /// what is staged there may be in use (`DestinationHold`).
+    public static func areaInUse(_ area: String) -> Bool { DestinationHold.anyHeld(inArea: area) }
+
     /// `removeAreaIfEmpty(in:)` for the area at `area` (its path).
     static func removeAreaIfEmpty(path area: String) {
         guard let (parent, name) = try? split(area), name == areaName else { return }

@@ -338,6 +338,21 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: area), "the last holder removes the hold file and the area")
     }
 
+    /// A `.holds` that is a link or a directory (planted, or left by hand) is never followed, and
+    /// the error says what to remove.
+    @Test func aHoldFileThatIsNotAFileIsNamed() async throws {
+        let scene = try RestoreScene()
+        let area = scene.restoreParent + "/" + StagingDirectory.areaName
+        try FileManager.default.createDirectory(atPath: area, withIntermediateDirectories: false)
+        try FileManager.default.createSymbolicLink(atPath: area + "/" + DestinationHold.fileName, withDestinationPath: scene.sentinel + "/file")
+        let error = await #expect(throws: ArchiveError.self) {
+            try await withStagingDirectory(for: scene.destination, name: "job") { _ in Issue.record("nothing is staged") }
+        }
+        #expect(error?.detail == "\(area)/.holds is a symbolic link, not the file Lifeboat holds destinations by (never followed); nothing was staged: remove it, then run the job again",
+                "\(error?.detail ?? "")")
+        #expect(readText(scene.sentinel + "/file") == "precious")
+    }
+
     /// Between hosts sharing a ledger the job's claim decides: a job that finds its destination
     /// held (by a host that lost the claim and has not noticed yet) says so and goes on.
     @Test func aJobThatMayProceedGoesOnSayingSo() async throws {
