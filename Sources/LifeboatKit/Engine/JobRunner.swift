@@ -64,7 +64,7 @@ struct JobRunner: Sendable {
                 // destination). Nothing is touched; a retry takes the destination anew.
                 let held = try await held(job)
                 if let first = held.first, !held.contains(resolved) {
-                    throw JobError(.sandbox, "\(job.name): destination \(job.destination) resolved to \(first) when run \(run.id) took it, and resolves to \(resolved) now (a symbolic link on its path changed); refusing to touch either. Check the link, then retry the job (lifeboat retry \(run.id) \(job.id.map(String.init) ?? job.name))")
+                    throw JobError(.sandbox, "\(job.name): destination \(job.destination) resolved to \(first) when run \(run.id) took it, and resolves to \(resolved) now (a symbolic link on its path changed); refusing to touch either. Check the link, then retry the job (\(job.retryCommand))")
                 }
                 // The parent staging opens (the destination itself may be a link the commit swaps).
                 context.checkedParent = (try? StagingDirectory.split(job.destination).parent).map(ResolvedPath.of)

@@ -101,8 +101,7 @@ public struct RestoreExecutor: JobExecutor {
                 return result
             }
         } catch let held as DestinationHeldElsewhere {
-            throw JobError(.sandbox, "\(job.name): destination \(held.description); let it finish, then run this job again: "
-                           + "lifeboat retry \(job.runId) \(job.id.map(String.init) ?? job.name)")
+            throw JobError(.sandbox, "\(job.name): destination \(held.description); let it finish, then run this job again: \(job.retryCommand)")
         } catch let error as ArchiveError {
             throw JobError(archive: error, job: job)
         } catch let error as HookError {
@@ -204,7 +203,7 @@ extension JobError {
         }
         // A full (or over-quota) filesystem is the operator's to fix; then the job goes again.
         let full = error.errno == ENOSPC || error.errno == EDQUOT
-        let remedy = full ? "; free space there, then run the job again: lifeboat retry \(job.runId) \(job.id.map(String.init) ?? job.name)" : ""
+        let remedy = full ? "; free space there, then run the job again: \(job.retryCommand)" : ""
         self.init(code, "\(job.name): \(error.description)\(remedy)", transient: error.isTransient)
     }
 }

@@ -93,6 +93,9 @@ public struct JobRecord: Sendable, Codable, Hashable, Identifiable {
     /// `acme/jira`
     public var name: String { "\(site)/\(product)" }
 
+    /// The command that queues this job again (`job.retry`), for messages that say what to do.
+    public var retryCommand: String { "lifeboat retry \(runId) \(id.map(String.init) ?? name)" }
+
     /// Why it did not succeed, without the job's own name in front (messages often begin with
     /// it), for lines that already name the job.
     public var reason: String? {
