@@ -118,9 +118,10 @@ struct JobRunner: Sendable {
             let now = env.clock.now()
             let event: JobEvent = if control.isCancelled && (error is CancellationError || Task.isCancelled) {
                 .cancelled(by: control.cancelledBy ?? "operator", at: now)
-            } else if error is ClaimExpired || error is LeaseLost || recorder.claimExpired {
-                // Back to the queue for whoever holds the claim now (refused if another host does):
-                // a short outage of the ledger lets a claim run out with nobody else taking it.
+            } else if error is ClaimExpired || error is LeaseLost || error is RunLeaseLost || recorder.claimExpired {
+                // Back to the queue for whoever holds the claim (or coordinates the run) now,
+                // refused if another host does: a short outage of the ledger lets a lease run out
+                // with nobody else taking it.
                 .interrupted(at: now, reason: "the loss of its claim on host \(env.host ?? "?")")
             } else if error is CancellationError || Task.isCancelled {
                 .interrupted(at: now)
