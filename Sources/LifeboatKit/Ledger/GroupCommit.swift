@@ -7,7 +7,8 @@ import Synchronization
 /// one, so N concurrent jobs cost about one fsync (or round trip), not N.
 ///
 /// `write` returns once its change is durable. `post` queues a change without waiting; it
-/// becomes durable with the next batch. Order is preserved across both.
+/// becomes durable with the next batch, which it starts itself after `linger` when nothing else
+/// does. Order is preserved across both.
 ///
 /// Batches are committed by a drain of their own, started when a write finds none running and
 /// ending when nothing is pending: no caller's task is held to commit the others' batches, and a
@@ -48,6 +49,8 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         var nextTicket = 1
         var waiters: [Waiter] = []
         var flushing = false
+        /// A posted change waits out `linger` before it is written without a write to go with.
+        var lingering = false
         /// When the batch being committed was sent (nil between batches).
         var committingSince: ContinuousClock.Instant?
         /// Tickets whose batch failed, with the error (only for awaited writes).
@@ -70,13 +73,37 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         state.withLock { s in s.committingSince.map { .now - $0 } ?? .zero }
     }
 
+    /// How long a posted change waits for company (the next write, other posts) before it is
+    /// written by itself: what others read of the jobs (`show`, the web view, the other hosts)
+    /// lags them by about this much at most, while a burst of posts still goes in one batch.
+    static var linger: Duration { .milliseconds(250) }
+
     func post(_ operation: Operation) {
-        _ = state.withLock { s in
-            let ticket = s.nextTicket
+        let alone = state.withLock { s -> Bool in
+            s.pending.append(Item(ticket: s.nextTicket, operation: operation, awaited: false))
             s.nextTicket += 1
-            s.pending.append(Item(ticket: ticket, operation: operation, awaited: false))
-            return ticket
+            // A drain going writes it; a linger going is its company.
+            guard !s.flushing, !s.lingering else { return false }
+            s.lingering = true
+            return true
         }
+        if alone {
+            Task {
+                try? await Task.sleep(for: Self.linger)
+                self.writeLingering()
+            }
+        }
+    }
+
+    /// The linger is over: what is still pending is written, unless a drain is already at it.
+    private func writeLingering() {
+        let leader = state.withLock { s -> Bool in
+            s.lingering = false
+            guard !s.flushing, !s.pending.isEmpty else { return false }
+            s.flushing = true
+            return true
+        }
+        if leader { startDrain() }
     }
 
     /// Queues `operation` and returns once it is durable; `posted` are queued right after it, in

@@ -89,6 +89,26 @@ import Testing
         #expect(recorder.batches.withLock { $0 }.flatMap { $0 } == [1, 2, 3, 4])
     }
 
+    /// A job that posts its verifying and then verifies for an hour is not shown restoring all
+    /// that hour: with no write to go with them, posted changes are written after their linger.
+    @Test func postedChangesAloneAreWrittenAfterTheirLinger() async throws {
+        let recorder = Recorder()
+        let commits = GroupCommit<Int>(committer: recorder.commit)
+        commits.post(1)
+        commits.post(2)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while recorder.batches.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(recorder.batches.withLock { $0 }.flatMap { $0 } == [1, 2])
+        // Later posts linger again, and go after the earlier ones.
+        commits.post(3)
+        while recorder.batches.withLock({ $0.flatMap { $0 }.count < 3 }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(recorder.batches.withLock { $0 }.flatMap { $0 } == [1, 2, 3])
+    }
+
     @Test func aCancelledWriterStillHasItsChangeCommitted() async throws {
         let recorder = Recorder()
         let commits = GroupCommit<Int>(committer: recorder.commit)
