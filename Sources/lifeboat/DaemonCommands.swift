@@ -27,6 +27,11 @@ struct StatusCommand: ParsableCommand {
                 print("  this host claims nothing and commits nothing it cannot record until it answers; shown: this host's runs and throughput only")
             }
         }
+        if let since = status.stoppingSince {
+            print("STOPPING since \(Timestamp.iso(since)): lifeboatd drains its runs and takes no command that changes anything")
+            print(status.host == nil ? "  its runs are recorded interrupted and resume at its next start"
+                  : "  its runs and jobs go back to the ledger, for another host to take over or this one at its next start")
+        }
         if let hosts = status.hosts {
             // The fleet sharing the ledger: who is alive, how fresh, what each holds.
             var table = TextTable(["HOST", "STATE", "HEARTBEAT", "PID", "VERSION", "JOBS", "THROUGHPUT"])

@@ -133,6 +133,50 @@ final class BackgroundCLI: @unchecked Sendable {
         #expect(daemon.stop() == 0)
     }
 
+    /// A drain is watched, not a closed socket: `status` says the daemon is stopping, a change is
+    /// refused with why, and a follower hears the run being recorded interrupted.
+    @Test func aDrainAnswersStatusRefusesChangesAndIsFollowed() async throws {
+        // Until `go` exists, the verify command ignores SIGTERM: the drain waits out the hook's
+        // kill grace (5 s), long enough to look at it.
+        let daemon = try DaemonHarness(sites: 1, size: "64KiB", planExtra: "")
+        let go = daemon.dir.file("go")
+        daemon.dir.write("plans/main.yaml", try String(contentsOfFile: daemon.dir.file("plans/main.yaml"), encoding: .utf8)
+            + "verify: { command: [\"/bin/sh\", \"-c\", \"if test ! -e \(go); then trap '' TERM; sleep 30; fi\"] }\n")
+        try daemon.start()
+        let follow = try BackgroundCLI(daemon, ["restore", "main", "--follow"])
+        #expect(try await follow.waitFor("started restore run ", timeout: 20), "\(follow.text)\(follow.errorText)")
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        let verifying = Date().addingTimeInterval(20)
+        while try !daemon.jobs(runId).contains(where: { $0["state"] as? String == "verifying" }), Date() < verifying {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        daemon.signal(SIGTERM)
+        var status = try daemon.cli(["status"])
+        let stopping = Date().addingTimeInterval(4)
+        while !status.stdout.contains("STOPPING since"), Date() < stopping {
+            try await Task.sleep(for: .milliseconds(50))
+            status = try daemon.cli(["status"])
+        }
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("STOPPING since") && status.stdout.contains("its runs are recorded interrupted and resume at its next start"),
+                "\(status.stdout)\(status.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(try daemon.cli(["status", "--json"]).stdout.utf8)) as? [String: Any]
+        #expect(json?["stopping_since"] is String, "\(String(describing: json))")
+        let refused = try daemon.cli(["restore", "main"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("run.start refused: lifeboatd is stopping (since ") && refused.stderr.contains("ask again once it is back"),
+                "\(refused.stdout)\(refused.stderr)")
+        #expect(try await daemon.waitForExit(timeout: 30) == 0, "\(daemon.daemonLog.suffix(2_000))")
+        #expect(try await follow.waitForExit(timeout: 30) == 3)
+        #expect(follow.text.contains("run       interrupted by shutdown; resumes on the next start"), "\(follow.text)")
+        // The refused start left no run behind; the interrupted one goes on at the next start.
+        daemon.dir.write("go", "")
+        try daemon.start()
+        #expect(try daemon.runs().map { $0["id"] as? String } == [runId])
+        #expect(try await daemon.waitForRun(runId, timeout: 60) == "succeeded", "\(daemon.daemonLog.suffix(2_000))")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func exitOnHaltEndsTheCommandWithItsOwnCode() async throws {
         let daemon = try Self.haltingCanary()
         try daemon.start()

@@ -112,6 +112,11 @@ public struct ControlHandler: Sendable {
                 services.logger.warning("mutating command refused", metadata: ["command": "\(C.name)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
                 throw ControlError(.forbidden, "\(C.name) needs an admin (root, the daemon's user or a configured admin); \(peer) may only read")
             }
+            if let since = services.runs.stoppingSince {
+                throw ControlError(.unavailable, "\(C.name) refused: lifeboatd is stopping (since \(Timestamp.iso(since))); it drains its runs, "
+                                   + "which are recorded interrupted and resume at its next start, and changes nothing more; ask again once "
+                                   + "it is back (lifeboat status)")
+            }
             services.logger.notice("mutating command", metadata: ["command": "\(C.name)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
         }
         let result = try await command.answer(ControlCall(services: services, peer: peer, id: request.id, sendLine: answer, hangup: hangup))

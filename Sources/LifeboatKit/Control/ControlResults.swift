@@ -40,6 +40,9 @@ public struct DaemonStatus: Codable, Sendable {
     /// With a shared ledger that does not answer this host: since when and why (the rest of the
     /// answer is then this host's own: its runs, its throughput; no hosts).
     public var ledgerProblem: LedgerProblem?
+    /// Since when the daemon drains its runs to stop (SIGTERM); it changes nothing more, and its
+    /// runs are recorded interrupted, to resume at its next start.
+    public var stoppingSince: Date?
 }
 
 /// `plans`: the loaded plans and the problems with plan files.

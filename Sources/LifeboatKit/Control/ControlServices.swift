@@ -20,6 +20,8 @@ public protocol RunOperations: Sendable {
     func isActive(_ runId: String) -> Bool
     /// Why a run waits for a slot, or nil when it does not.
     func wait(of runId: String) -> RunWait?
+    /// Since when the daemon drains its runs to stop (SIGTERM), or nil while it serves.
+    var stoppingSince: Date? { get }
 }
 
 /// Where a cancel or resume went when another host coordinates the run (several hosts sharing a

@@ -84,7 +84,8 @@ public struct RunQueries: Sendable {
                             uptimeSeconds: now.timeIntervalSince(identity.startedAt), socket: identity.socket,
                             ledger: identity.ledger, plans: services.plans.plans.count, planProblems: services.plans.problems,
                             runs: runs, bytesPerSecond: bytesPerSecond,
-                            host: shared ? identity.host : nil, hosts: hosts, ledgerProblem: ledgerProblem)
+                            host: shared ? identity.host : nil, hosts: hosts, ledgerProblem: ledgerProblem,
+                            stoppingSince: services.runs.stoppingSince)
     }
 
     /// The ledger, for the reads below: refused at once while it does not answer this host (a

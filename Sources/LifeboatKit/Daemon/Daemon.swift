@@ -155,27 +155,30 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     // Subscribed before any run starts, so no event worth a notification is missed.
     let lifecycle = LifecycleService(services: services, listening: server.listening, notifications: runtime.bus.subscribe(),
                                      notifier: notifier, logger: logger)
-    var groupServices: [any Service] = [runs, server, scheduler, lifecycle]
+    // Services stop in the reverse of this order, each once the one after it has: the lifecycle
+    // (STOPPING=1) and the scheduler first, then the runs drain (and, with a shared ledger, the
+    // worker's jobs record their interruption and give their claims back) while the control
+    // socket and the web view still answer, so that operators see the drain; the host says
+    // goodbye and the pool closes last.
+    var groupServices: [any Service] = [server]
     var metrics: MetricsService?
     var http: HTTPService?
     if let listen = config.httpListen, let address = MetricsAddress(listen) {
         let registry = LifeboatMetrics(ledger: runtime.ledger, clock: clock, host: config.sharedLedger == nil ? nil : config.hostName)
         metrics = MetricsService(metrics: registry, events: runtime.bus.subscribe(), activeRuns: { runs.activeRuns.map(\.id) })
         http = HTTPService(address: address, routes: WebRoutes(queries: RunQueries(services: services), registry: registry.registry), logger: logger)
-        groupServices.insert(contentsOf: [metrics!, http!] as [any Service], at: 1)
+        groupServices += [metrics!, http!] as [any Service]
     }
-    // First in the group, so shut down last: runs record their drain before the host says goodbye
-    // and the pool closes.
     if let pool = runtime.ledgerService, let shared = runtime.ledger as? any SharedLedger {
         let registered = hostRegistered ?? .signalled
         let host = HostService(ledger: shared, registration: HostRegistration(name: config.hostName, startedAt: clock.now()),
                                registered: registered, logger: logger)
-        // The worker stops before the pool (services stop in reverse order): its jobs record
-        // their interruption and give their claims back on the way out.
         let worker = JobWorker(engine: runtime.engine, plans: plans, queue: shared, host: config.hostName, maxJobs: config.hostMaxJobs,
                                startAfter: registered, logger: logger)
-        groupServices.insert(contentsOf: [pool, host, worker] as [any Service], at: 0)
+        groupServices.insert(contentsOf: [pool, host] as [any Service], at: 0)
+        groupServices.append(worker)
     }
+    groupServices += [runs, scheduler, lifecycle] as [any Service]
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(
         services: groupServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     return Daemon(group: group, services: services, handler: handler, runs: runs, server: server, metrics: metrics, http: http, lock: lock)

@@ -27,6 +27,8 @@ public final class RunManager: Service {
     /// Unfinished runs this host cannot take on (it has not the version of their plan they were
     /// started with), said once each.
     private let unworkable = Mutex<Set<String>>([])
+    /// Set when the drain begins: the control socket still answers meanwhile, and says so.
+    private let stopping = Mutex<Date?>(nil)
     private let queue: AsyncStream<String>
     private let enqueue: AsyncStream<String>.Continuation
 
@@ -330,6 +332,8 @@ public final class RunManager: Service {
     /// Why a run waits for a slot (queued, or resumed after a halt), or nil when it does not.
     public func wait(of runId: String) -> RunWait? { slots.wait(of: runId) }
 
+    public var stoppingSince: Date? { stopping.withLock { $0 } }
+
     /// Queues a run once: a run already queued or running here is not queued again (the start of
     /// a new run and the look for runs to take over may meet).
     private func register(_ runId: String, plan: Plan) {
@@ -366,7 +370,9 @@ public final class RunManager: Service {
                 }
             }
             // Drain: every run still going is cancelled as a task, which the engine records as
-            // an interruption (not an operator's cancel), so the next start resumes it.
+            // an interruption (not an operator's cancel), so the next start resumes it. The
+            // control socket and the web view stop after this service: they show the drain.
+            self.stopping.withLock { $0 = self.engine.environment.clock.now() }
             group.cancelAll()
         }
         enqueue.finish()
