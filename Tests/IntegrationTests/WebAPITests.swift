@@ -136,4 +136,62 @@ import Testing
         #expect(check.stdout.contains("valid OpenAPI 3.1.0"))
         #expect(daemon.stop() == 0)
     }
+
+    /// A busy daemon as the incident room sees it: two runs at work and a third queued behind
+    /// them. The API's answers then (a queued run's `waiting`, forecasts) match the OpenAPI file,
+    /// and the host's gauges count every run's jobs, and go back to idle when the runs end.
+    @Test func aBusyDaemonsAnswersMatchTheOpenAPIFileAndItsGaugesFollowItsRuns() async throws {
+        let daemon = try DaemonHarness(sites: 2)
+        let base = daemon.enableHTTP(offset: 151, extra: "max_concurrent_runs: 2")
+        let go = daemon.dir.file("go")
+        let verify = daemon.writeVerifyScript(failing: [], waitingFor: go)
+        let plans = ["main", "second", "third"]
+        for plan in plans {
+            daemon.dir.write("plans/\(plan).yaml", """
+                name: \(plan)
+                snapshots: ../store
+                target: ../out-\(plan)/{site}/{product}
+                products:
+                  - name: contacts
+                  - name: jira
+                    after: [contacts]
+                objectives: { rto: 1h, rpo: 24h }
+                verify: { command: ["\(verify)", "{site}", "{product}", "{path}"] }
+                """)
+        }
+        try daemon.start()
+        let runs = try plans.map { try daemon.startRestore(plan: $0) }
+        func gauge(_ name: String) throws -> Double? {
+            let body = try httpGet(base + "/metrics").body
+            return body.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.dropFirst(name.count + 1)) }
+        }
+        // Each running run has its two sites' contacts verifying.
+        var deadline = Date().addingTimeInterval(30)
+        while try gauge("lifeboat_jobs_running") != 4, Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
+        let scrape = try httpGet(base + "/metrics").body
+        #expect(try gauge("lifeboat_jobs_running") == 4, "\(scrape)")
+        let queued = try #require(jsonObject(try httpGet(base + "/api/v1/runs/\(runs[2])").body) as? [String: Any])
+        #expect((queued["waiting"] as? [String: Any])?["limit"] as? Int == 2, "\(queued)")
+        let check = try IntegrationTests.run("/usr/bin/env", ["python3", Binaries.packageRoot + "/scripts/check-openapi", Binaries.packageRoot + "/docs/openapi.yaml", base,
+                                             "/api/v1/status=Status", "/api/v1/runs=array:Run", "/api/v1/runs/\(runs[0])=RunDetail",
+                                             "/api/v1/runs/\(runs[2])=RunDetail", "/api/v1/runs/\(runs[0])/overview=RunOverview",
+                                             "/api/v1/runs/\(runs[0])/sites=SiteReport"])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+
+        daemon.dir.write("go", "")
+        for run in runs { #expect(try await daemon.waitForRun(run) == "succeeded", "\(daemon.daemonLog.suffix(2_000))") }
+        // Idle: no job at work, and the throughput is status's (bytes of the last minute).
+        func statusThroughput() throws -> Double? {
+            (jsonObject(try daemon.cli(["status", "--json"]).stdout) as? [String: Any])?["bytes_per_second"] as? Double
+        }
+        deadline = Date().addingTimeInterval(10)
+        while try gauge("lifeboat_jobs_running") != 0 || (try gauge("lifeboat_restore_throughput_bytes_per_second")) != (try statusThroughput()), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try gauge("lifeboat_jobs_running") == 0)
+        let throughput = try #require(try gauge("lifeboat_restore_throughput_bytes_per_second"))
+        let reported = try statusThroughput()
+        #expect(throughput > 0 && throughput == reported, "metrics \(throughput), status \(String(describing: reported))")
+        #expect(daemon.stop() == 0)
+    }
 }

@@ -164,7 +164,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     var metrics: MetricsService?
     var http: HTTPService?
     if let listen = config.httpListen, let address = MetricsAddress(listen) {
-        let registry = LifeboatMetrics(ledger: runtime.ledger, clock: clock, host: config.sharedLedger == nil ? nil : config.hostName)
+        let registry = LifeboatMetrics(ledger: runtime.ledger, board: runtime.engine.environment.board, clock: clock, host: config.sharedLedger == nil ? nil : config.hostName)
         metrics = MetricsService(metrics: registry, events: runtime.bus.subscribe(), activeRuns: { runs.activeRuns.map(\.id) })
         http = HTTPService(address: address, routes: WebRoutes(queries: RunQueries(services: services), registry: registry.registry), logger: logger)
         groupServices += [metrics!, http!] as [any Service]

@@ -13,6 +13,8 @@ private func metric(_ name: String, _ unit: String, _ help: String) -> MetricNam
 public final class LifeboatMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let ledger: any Ledger
+    /// The runs this process executes, counted in memory: what a host is at right now.
+    private let board: RunBoard
     private let clock: any LifeboatClock
     /// When each run's forecast was last computed: at most once a second per run, so a
     /// 10,000-job run does not queue 10,000 ledger reads behind its own writes.
@@ -26,8 +28,9 @@ public final class LifeboatMetrics: Sendable {
     /// coordinator also hears of the jobs other hosts run; they count them themselves).
     private let host: String?
 
-    init(ledger: any Ledger, clock: any LifeboatClock, host: String? = nil) {
+    init(ledger: any Ledger, board: RunBoard, clock: any LifeboatClock, host: String? = nil) {
         self.ledger = ledger
+        self.board = board
         self.clock = clock
         self.host = host
         hostLabel = host.map { [("host", $0)] } ?? []
@@ -50,12 +53,14 @@ public final class LifeboatMetrics: Sendable {
                 registry.makeGauge(descriptor: metric("lifeboat_run_forecast", "miss", "1 while the run is forecast to miss its RTO objective"), labels: labels + hostLabel))
     }
 
-    /// Runs not ended, and their forecasts, afresh: a run whose jobs are slow (or halted) has no
-    /// job events to recompute them from.
+    /// Runs not ended, what this host is at, and the runs' forecasts, afresh: a run whose jobs
+    /// are slow (or halted) has no job events to recompute them from, and a host whose runs
+    /// ended has none to say that it is idle.
     func refresh(active: [String]) async {
         runsActive.set(Double(active.count))
         // Reads that would wait out a ledger that does not answer are left until it does.
         if (ledger as? any SharedLedger)?.problem != nil { return }
+        await measureWork(active: active)
         for id in active {
             if let run = try? await ledger.run(id: id) { await forecast(run) }
         }
@@ -135,13 +140,27 @@ public final class LifeboatMetrics: Sendable {
         }
     }
 
-    /// Forecast finish versus objective, per run; and the running/throughput gauges.
+    /// Jobs at work and bytes restored over the last minute, for the whole host (every run it
+    /// executes; with a shared ledger, the jobs it claimed and restored, as `status` lists hosts).
+    private func measureWork(active: [String]) async {
+        if let shared = ledger as? any SharedLedger, let host {
+            guard let hosts = try? await shared.hosts(), let here = hosts.first(where: { $0.name == host }) else { return }
+            running.set(Double(here.claimedJobs))
+            throughput.set(here.bytesPerSecond)
+            return
+        }
+        let working = active.compactMap { board.run($0) }.reduce(0) { sum, run in
+            sum + run.counts.filter { $0.key.isActive }.values.reduce(0, +)
+        }
+        running.set(Double(working))
+        throughput.set(Double(board.bytesRestored(since: clock.now().addingTimeInterval(-60))) / 60)
+    }
+
+    /// Forecast finish versus objective, per run.
     private func forecast(_ run: RunRecord) async {
         guard let counts = try? await ledger.jobCounts(runId: run.id) else { return }
         let total = counts.values.reduce(0, +)
         let finished = counts.filter { $0.key.isFinal }.values.reduce(0, +)
-        running.set(Double(counts.filter { $0.key.isActive }.values.reduce(0, +)))
-        if let recent = try? await ledger.bytesRestored(since: clock.now().addingTimeInterval(-60)) { throughput.set(Double(recent) / 60) }
         // An ended run's series are gone (`ended`); a late read must not bring them back.
         guard !run.state.isFinal else { return }
         let forecast = RTOForecast(run: run, totalJobs: total, finishedJobs: finished, now: clock.now())
