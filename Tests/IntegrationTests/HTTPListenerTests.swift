@@ -118,6 +118,11 @@ import Testing
         let missing = try httpGet(base + "/nothing-here")
         #expect(missing.status == 404 && missing.body.contains("/api/v1/"))
         #expect(daemon.daemonLog.contains("http listening"))
+        // What was refused is in the log: the flood as a warning, each kind once.
+        #expect(daemon.daemonLog.contains("WARNING http request refused: over 64 connections open at once"), "\(daemon.daemonLog.suffix(3_000))")
+        for kind in ["method", "malformed", "too-large", "busy"] {
+            #expect(daemon.daemonLog.components(separatedBy: "refusal=\(kind)").count == 2, "\(kind): \(daemon.daemonLog.suffix(3_000))")
+        }
         #expect(daemon.stop() == 0)
     }
 
@@ -179,7 +184,8 @@ import Testing
             let answer = get("/api/v1/status", host: host)
             #expect(answer.hasPrefix("HTTP/1.1 200"), "Host \(host): \(answer.prefix(200))")
         }
-        for host in ["attacker.example:\(port)", "127.0.0.1.attacker.example", "localhost.attacker.example", "[::2]", "127.0.0.1:x", "localhost:8a"] {
+        for host in ["attacker.example:\(port)", "127.0.0.1.attacker.example", "localhost.attacker.example", "[::2]", "127.0.0.1:x", "localhost:8a",
+                     "127.+0.+0.+1", "localhost:", "[::1]:", "127.0.0.1:99999"] {
             let answer = get("/api/v1/status", host: host)
             #expect(answer.hasPrefix("HTTP/1.1 421") && !answer.contains("\"runs\""), "Host \(host): \(answer.prefix(200))")
         }
@@ -192,6 +198,16 @@ import Testing
             #expect(answer.hasPrefix("HTTP/1.1 421") && !answer.contains("\"runs\""), "\(target): \(answer.prefix(200))")
         }
         #expect(get("http://user@localhost:\(port)/api/v1/status", host: "localhost").hasPrefix("HTTP/1.1 200"))
+        // A path's parts are separated by plain slashes: an encoded one (which a proxy's rules
+        // would read as data) and an encoded NUL are refused.
+        for target in ["/api%2fv1%2fstatus", "/api%2Fv1/status", "/api/v1/runs/a%00b"] {
+            let answer = get(target, host: "localhost")
+            #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains("encoded /") && !answer.contains("\"runs\""), "\(target): \(answer.prefix(200))")
+        }
+        // Refusals are told in the log, once a minute for each kind.
+        #expect(daemon.daemonLog.contains("http request refused: a request for \"/api/v1/status\" with Host \"attacker.example:\(port)\" was answered 421"),
+                "\(daemon.daemonLog.suffix(3_000))")
+        #expect(daemon.daemonLog.components(separatedBy: "refusal=421").count == 2, "\(daemon.daemonLog.suffix(3_000))")
         for _ in 0..<5 {
             let answer = get("/api/v1/status", host: "localhost", halfClose: true)
             #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains("\"runs\""), "half-closed: \(answer.prefix(200))")

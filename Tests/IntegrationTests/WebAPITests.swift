@@ -125,6 +125,8 @@ import Testing
         #expect(badRun.status == 404 && badRun.body.contains("see `lifeboat runs`"))
         let badOffset = try httpGet(base + "/api/v1/runs/\(run)/jobs?offset=-1")
         #expect(badOffset.status == 400)
+        let noLimit = try httpGet(base + "/api/v1/runs?limit=0")
+        #expect(noLimit.status == 400 && noLimit.body.contains("limit must be a whole number ≥ 1"), "\(noLimit)")
 
         // The OpenAPI file is valid, and real answers match it.
         let check = try IntegrationTests.run("/usr/bin/env", ["python3", Binaries.packageRoot + "/scripts/check-openapi", Binaries.packageRoot + "/docs/openapi.yaml", base,

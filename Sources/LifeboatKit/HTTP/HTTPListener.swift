@@ -83,17 +83,20 @@ public struct HTTPListener: Sendable {
     let address: MetricsAddress
     let limits: HTTPLimits
     let router: Router
+    let refusals: RefusalLog
 
-    public init(address: MetricsAddress, limits: HTTPLimits = HTTPLimits(), router: @escaping Router) {
+    public init(address: MetricsAddress, limits: HTTPLimits = HTTPLimits(), logger: Logger, router: @escaping Router) {
         self.address = address
         self.limits = limits
         self.router = router
+        refusals = RefusalLog(logger: logger)
     }
 
     /// Binds; the returned channel serves until closed.
     public func bind() async throws -> Channel {
         let limits = self.limits
         let router = self.router
+        let refusals = self.refusals
         let open = ConnectionCount()
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             // Room for a burst past `maxConnections` in the kernel's queue, so that those are
@@ -105,19 +108,45 @@ public struct HTTPListener: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 guard open.enter(limit: limits.maxConnections) else {
+                    refusals.refused("busy", "over \(limits.maxConnections) connections open at once, so new ones are answered 503 until some close "
+                                     + "(a local client holding connections open? each open web view uses one at a time)", level: .warning)
                     return channel.pipeline.addHandler(Busy())
                 }
                 channel.closeFuture.whenComplete { _ in open.leave() }
                 // Idle events travel towards the tail: the size limit behind the idle handler closes.
                 return channel.pipeline.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout)).flatMap {
-                    channel.pipeline.addHandler(RequestSizeLimit(maxBytes: limits.maxRequestBytes))
+                    channel.pipeline.addHandler(RequestSizeLimit(maxBytes: limits.maxRequestBytes, refusals: refusals))
                 }.flatMap {
                     channel.pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
                 }.flatMap {
-                    channel.pipeline.addHandler(HTTPRouterHandler(router: router, requestTimeout: limits.requestTimeout))
+                    channel.pipeline.addHandler(HTTPRouterHandler(router: router, requestTimeout: limits.requestTimeout, refusals: refusals))
                 }
             }
             .bind(host: address.host, port: address.port).get()
+    }
+}
+
+/// Says in the daemon's log what the listener refuses, at most once a minute for each kind (a
+/// flood of bad requests does not flood the log), with how many went unsaid in between.
+final class RefusalLog: Sendable {
+    private let logger: Logger
+    private let told = Mutex<[String: (at: ContinuousClock.Instant, unsaid: Int)]>([:])
+
+    init(logger: Logger) { self.logger = logger }
+
+    func refused(_ kind: String, _ why: @autoclosure () -> String, level: Logger.Level = .notice) {
+        let now = ContinuousClock.now
+        let unsaid = told.withLock { told -> Int? in
+            if let last = told[kind], now - last.at < .seconds(60) {
+                told[kind]?.unsaid += 1
+                return nil
+            }
+            defer { told[kind] = (now, 0) }
+            return told[kind]?.unsaid ?? 0
+        }
+        guard let unsaid else { return }
+        logger.log(level: level, "http request refused: \(why())",
+                   metadata: ["refusal": "\(kind)", "unsaid_since_last_told": "\(unsaid)"])
     }
 }
 
@@ -160,10 +189,14 @@ final class RequestSizeLimit: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     private let maxBytes: Int
+    private let refusals: RefusalLog
     private var seen = 0
     private var refused = false
 
-    init(maxBytes: Int) { self.maxBytes = maxBytes }
+    init(maxBytes: Int, refusals: RefusalLog) {
+        self.maxBytes = maxBytes
+        self.refusals = refusals
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !refused else { return }
@@ -171,6 +204,7 @@ final class RequestSizeLimit: ChannelInboundHandler, @unchecked Sendable {
         seen += buffer.readableBytes
         guard seen <= maxBytes else {
             refused = true
+            refusals.refused("too-large", "a request over \(maxBytes) bytes was answered 413")
             let body = "request over \(maxBytes) bytes; only small GET requests are served\n"
             let text = "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -193,13 +227,15 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private let router: HTTPListener.Router
     private let requestTimeout: TimeAmount
+    private let refusals: RefusalLog
     private var head: HTTPRequestHead?
     private var answered = false
     private var deadline: Scheduled<Void>?
 
-    init(router: @escaping HTTPListener.Router, requestTimeout: TimeAmount) {
+    init(router: @escaping HTTPListener.Router, requestTimeout: TimeAmount, refusals: RefusalLog) {
         self.router = router
         self.requestTimeout = requestTimeout
+        self.refusals = refusals
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -208,6 +244,7 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
             let (handler, context) = bound.value
             guard !handler.answered else { return }
             handler.answered = true
+            handler.refusals.refused("timeout", "a request that did not arrive whole within \(handler.requestTimeout.nanoseconds / 1_000_000_000) s was answered 408")
             handler.write(.text(.requestTimeout, "the request did not arrive whole within the time allowed"),
                           for: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), context: context)
         }
@@ -219,6 +256,7 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
     /// error handler, before this: that was the answer, so the connection closes now (neither a
     /// second 400 for the bytes after it, nor the deadline's 408, nor a slot held for 10 s).
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !answered { refusals.refused("malformed", "a request that is not HTTP/1.1 was answered 400 (\(error))") }
         answered = true
         deadline?.cancel()
         context.close(promise: nil)
@@ -246,12 +284,16 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
             deadline?.cancel()
             self.head = nil
             guard head.method == .GET || head.method == .HEAD else {
+                refusals.refused("method", "a \(String(reflecting: String(head.method.rawValue.prefix(20)))) request was answered 405: this listener is read-only")
                 var response = HTTPResponse.text(.methodNotAllowed, "only GET and HEAD: this listener is read-only; use the lifeboat CLI to change things")
                 response.headers.append(("Allow", "GET, HEAD"))
                 write(response, for: head, context: context)
                 return
             }
-            if let refusal = Self.hostRefusal(head) {
+            if let refusal = Self.hostRefusal(head) ?? Self.pathRefusal(head.uri) {
+                refusals.refused("\(refusal.status.code)", "a request for \(String(reflecting: String(head.uri.prefix(100)))) with Host "
+                                 + "\(String(reflecting: String((head.headers["Host"].first ?? "none").prefix(100)))) was answered \(refusal.status.code): "
+                                 + String(decoding: refusal.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
                 write(refusal, for: head, context: context)
                 return
             }
@@ -290,10 +332,20 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
         return nil
     }
 
+    /// A path's parts are separated by plain `/`: an encoded one (`/api%2fv1`) would be a
+    /// separator here and data to a proxy in front whose rules match the raw path, and an encoded
+    /// NUL is no part of any name. Both are refused, as RFC 3986 lets a server do.
+    static func pathRefusal(_ uri: String) -> HTTPResponse? {
+        let path = uri.prefix { $0 != "?" && $0 != "#" }.lowercased()
+        guard path.contains("%2f") || path.contains("%00") else { return nil }
+        return .text(.badRequest, "an encoded / (%2F) or NUL (%00) in the path is refused; separate a path's parts with a plain /")
+    }
+
     /// `localhost`, an IPv4 address in 127.0.0.0/8 or `[::1]`, with or without a port.
     static func isLoopback(_ host: String) -> Bool {
         var name = Substring(host.lowercased())
-        func isPort(_ text: Substring) -> Bool { text.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } }
+        func isDigits(_ text: Substring) -> Bool { !text.isEmpty && text.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } }
+        func isPort(_ text: Substring) -> Bool { isDigits(text) && UInt16(text) != nil }
         if name.hasPrefix("[") {
             guard let close = name.firstIndex(of: "]") else { return false }
             let rest = name[name.index(after: close)...]
@@ -310,7 +362,7 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
         if name.hasSuffix(".") { name = name.dropLast() }  // `localhost.`, fully qualified
         if name == "localhost" { return true }
         let octets = name.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { isDigits($0) && UInt8($0) != nil }
     }
 
     private func write(_ response: HTTPResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {

@@ -26,7 +26,7 @@ public final class HTTPService: Service {
         let routes = self.routes
         let server: Channel
         do {
-            server = try await HTTPListener(address: address, limits: limits, router: { await routes.respond($0) }).bind()
+            server = try await HTTPListener(address: address, limits: limits, logger: logger, router: { await routes.respond($0) }).bind()
         } catch {
             throw ListenFailure(address: address, reason: (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)")
         }
@@ -88,7 +88,7 @@ struct WebRoutes: Sendable {
         case 1 where parts[0] == "status":
             return json(.ok, try await queries.status())
         case 1 where parts[0] == "runs":
-            return json(.ok, try await queries.runs(limit: try int(request, "limit") ?? 50))
+            return json(.ok, try await queries.runs(limit: try int(request, "limit", minimum: 1) ?? 50))
         case 2 where parts[0] == "runs":
             return json(.ok, try await queries.detail(try runId(parts[1])))
         case 3 where parts[0] == "runs":
@@ -104,9 +104,9 @@ struct WebRoutes: Sendable {
                     }
                     state = s
                 }
-                return json(.ok, try await queries.jobs(run, offset: try int(request, "offset") ?? 0, limit: try int(request, "limit") ?? 50, state: state))
+                return json(.ok, try await queries.jobs(run, offset: try int(request, "offset") ?? 0, limit: try int(request, "limit", minimum: 1) ?? 50, state: state))
             case "events":
-                return json(.ok, try await queries.events(run, after: Int64(try int(request, "after") ?? 0), limit: try int(request, "limit") ?? 200))
+                return json(.ok, try await queries.events(run, after: Int64(try int(request, "after") ?? 0), limit: try int(request, "limit", minimum: 1) ?? 200))
             case "timeline.svg":
                 // Opened on its own, an SVG is a document: no script, nothing fetched.
                 return HTTPResponse(contentType: "image/svg+xml; charset=utf-8", body: Array(try await queries.timelineSVG(run).utf8),
@@ -147,9 +147,13 @@ struct WebRoutes: Sendable {
         return text
     }
 
-    private func int(_ request: HTTPRequest, _ name: String) throws -> Int? {
+    /// A whole-number query parameter; nil when absent. A limit above its maximum is served as
+    /// the maximum (the answer says the limit it used).
+    private func int(_ request: HTTPRequest, _ name: String, minimum: Int = 0) throws -> Int? {
         guard let text = request.query[name], !text.isEmpty else { return nil }
-        guard let value = Int(text), value >= 0 else { throw ControlError(.invalidParams, "\(name) must be a whole number ≥ 0, found \"\(text.prefix(40))\"") }
+        guard let value = Int(text), value >= minimum else {
+            throw ControlError(.invalidParams, "\(name) must be a whole number ≥ \(minimum), found \"\(text.prefix(40))\"")
+        }
         return value
     }
 

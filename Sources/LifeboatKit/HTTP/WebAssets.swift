@@ -17,6 +17,7 @@ enum WebAssets {
         <meta name="generator" content="Lifeboat \(LifeboatVersion.string)">
         <title>Lifeboat</title>
         <link rel="stylesheet" href="/static/app.css">
+        <link rel="icon" href="data:,">
         </head>
         <body>
         <header><a class="brand" href="/">Lifeboat</a><span id="conn" class="conn"></span></header>
