@@ -23,6 +23,36 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// Times that would make RPO or RTO a fiction are refused, saying what to give instead:
+    /// snapshots from after the incident (negative RPO, perhaps the damage itself), an incident
+    /// or a declaration in the future (negative RTO).
+    @Test func timesThatMakeRPOOrRTOAFictionAreRefused() throws {
+        let daemon = try DaemonHarness(sites: 1)
+        try daemon.start()
+        let iso = ISO8601DateFormatter()
+        let future = iso.string(from: Date().addingTimeInterval(3_600))
+        let refusals: [([String], String)] = [
+            (["--incident-at", "2026-11-25T00:00:00Z", "--as-of", "2026-11-25T10:00:00Z"],
+             "--as-of 2026-11-25T10:00:00Z is after the incident (2026-11-25T00:00:00Z): a snapshot taken after the data was lost may hold the damage"),
+            (["--as-of", future], "is after the incident ("),
+            (["--incident-at", future], "is in the future"),
+            (["--declared-at", future], "--declared-at \(future) is in the future"),
+        ]
+        for (flags, words) in refusals {
+            for command in ["restore", "dry-run"] {
+                let answer = try daemon.cli([command, "main"] + flags)
+                #expect(answer.status == 2, "\(command) \(flags): \(answer.stdout)\(answer.stderr)")
+                #expect(answer.stderr.contains(words), "\(command) \(flags): \(answer.stderr)")
+            }
+        }
+        #expect(try daemon.runs().isEmpty, "a refused request recorded a run")
+        // The incident and snapshots at the same instant, and a declaration before the run, are fine.
+        let restore = try daemon.cli(["restore", "main", "--incident-at", "2026-11-25T10:00:00Z", "--as-of", "2026-11-25T10:00:00Z",
+                                      "--declared-at", iso.string(from: Date().addingTimeInterval(-600)), "--follow"])
+        #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func exerciseOnlyFlagsAreRefusedForRestores() throws {
         let daemon = try DaemonHarness(sites: 1)
         try daemon.start()

@@ -10,9 +10,35 @@ public enum RunPlanner {
         public var waves: [[String]]
     }
 
+    /// How far ahead of this host's clock a given time may be (another host's clock, a time
+    /// typed to the minute) before it counts as the future.
+    static let clockSkew: TimeInterval = 60
+
+    /// Times that would make the run's RPO or RTO a fiction are refused before anything is read:
+    /// an incident or a declaration in the future, and snapshots chosen from after the incident
+    /// (they may hold the damage, and their RPO would be negative).
+    static func checkTimes(_ request: RunRequest, now: Date) throws {
+        let iso = Timestamp.iso
+        if let incident = request.incidentAt, incident > now.addingTimeInterval(clockSkew) {
+            throw RunRequestError("--incident-at \(iso(incident)) is in the future (it is \(iso(now)) now): the incident is when the data was lost; "
+                                  + "give a time that has passed, or leave it out for now")
+        }
+        if let declared = request.declaredAt, declared > now.addingTimeInterval(clockSkew) {
+            throw RunRequestError("--declared-at \(iso(declared)) is in the future (it is \(iso(now)) now): RTO is counted from it; "
+                                  + "give when the incident was declared, or leave it out for now")
+        }
+        let incident = request.incidentAt ?? now
+        if let asOf = request.asOf, asOf > incident {
+            throw RunRequestError("--as-of \(iso(asOf)) is after the incident (\(iso(incident))\(request.incidentAt == nil ? ", the default: now" : "")): "
+                                  + "a snapshot taken after the data was lost may hold the damage, and its RPO would be negative; give an --as-of at or "
+                                  + "before the incident, or the incident's time with --incident-at")
+        }
+    }
+
     public static func prepare(_ request: RunRequest, now: Date, runID: String? = nil,
                                stores: SnapshotStores = SnapshotStores()) async throws -> Prepared {
         let plan = request.plan
+        try checkTimes(request, now: now)
         if request.mode == .exercise, plan.sandbox == nil {
             throw RunRequestError("plan \(plan.name) has no sandbox; exercises restore only into a sandbox (add `sandbox:` to the plan)")
         }
