@@ -94,7 +94,7 @@ public final class LifeboatMetrics: Sendable {
         registry.makeValueHistogram(descriptor: metric("lifeboat_job_rto", "seconds", "RTO of succeeded jobs: finished − incident declared"), labels: hostLabel, buckets: [60, 300, 900, 1_800, 3_600, 7_200, 14_400, 28_800, 86_400, 259_200])
     }
     private var rpo: ValueHistogram {
-        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rpo", "seconds", "RPO of jobs: incident − snapshot taken-at"), labels: hostLabel, buckets: [900, 3_600, 14_400, 43_200, 86_400, 172_800, 604_800])
+        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rpo", "seconds", "RPO of restored jobs: incident − snapshot taken-at"), labels: hostLabel, buckets: [900, 3_600, 14_400, 43_200, 86_400, 172_800, 604_800])
     }
 
     /// Applies one bus event. `active`: the runs not ended (the one finishing may still be there).
@@ -115,8 +115,8 @@ public final class LifeboatMetrics: Sendable {
             bytes.increment(by: job.bytes)
             entries.increment(by: job.entries)
             if let value = job.rtoSeconds { rto.record(value) }
+            if let value = job.rpoSeconds { rpo.record(value) }
         }
-        if let value = job.rpoSeconds { rpo.record(value) }
         let now = clock.now()
         let due = lastForecast.withLock { last -> Bool in
             guard now.timeIntervalSince(last[job.runId] ?? .distantPast) >= 1 else { return false }

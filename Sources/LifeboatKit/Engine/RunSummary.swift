@@ -50,10 +50,13 @@ public struct RunSummary: Sendable, Codable, Hashable {
             var states: [String: Int] = [:]
             for job in jobs { states[job.state.rawValue, default: 0] += 1 }
             let succeeded = jobs.filter { $0.state == .succeeded }
+            // RPO is known once a job's snapshot is chosen: counted for the jobs restored or
+            // still going, not for those that ended without restoring it (nothing was recovered).
+            let restoring = jobs.filter { $0.state == .succeeded || !$0.state.isFinal }
             return Group(jobs: jobs.count, states: states,
-                         rpo: Percentiles(jobs.compactMap(\.rpoSeconds)),
+                         rpo: Percentiles(restoring.compactMap(\.rpoSeconds)),
                          rto: Percentiles(succeeded.compactMap(\.rtoSeconds)),
-                         rpoMissed: jobs.filter { $0.rpoMet == false }.count,
+                         rpoMissed: restoring.filter { $0.rpoMet == false }.count,
                          rtoMissed: jobs.filter { $0.rtoMet == false }.count,
                          bytes: jobs.reduce(0) { $0 + $1.bytes }, entries: jobs.reduce(0) { $0 + $1.entries })
         }

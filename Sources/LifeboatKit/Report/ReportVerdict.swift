@@ -33,7 +33,7 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
     public var unfinished: Int
     /// Jobs restored after the RTO objective.
     public var rtoMissed: Int
-    /// Jobs whose snapshot is older than the RPO objective allows.
+    /// Jobs restored or going whose snapshot is older than the RPO objective allows.
     public var rpoMissed: Int
     /// The run's state when the verdict was made.
     public var runState: RunState
@@ -49,7 +49,7 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
         cancelled = jobs.count { $0.state == .cancelled }
         unfinished = jobs.count { !$0.state.isFinal }
         rtoMissed = jobs.count { $0.rtoMet == false }
-        rpoMissed = jobs.count { $0.rpoMet == false }
+        rpoMissed = jobs.count { ($0.state == .succeeded || !$0.state.isFinal) && $0.rpoMet == false }
         let notRestored = failed + skipped + cancelled
 
         if run.rtoObjectiveSeconds == nil {
@@ -66,8 +66,9 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
         if run.rpoObjectiveSeconds == nil {
             rpo = .none
         } else {
-            // RPO is known as soon as the snapshot is chosen; jobs without one are failures.
-            rpo = rpoMissed > 0 ? .missed : .met
+            // RPO is known as soon as a snapshot is chosen. A job that ended without restoring
+            // its snapshot lost all its data (for now): that misses any objective.
+            rpo = rpoMissed > 0 || notRestored > 0 ? .missed : .met
         }
 
         if run.state == .halted {
@@ -110,7 +111,12 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
     public var rtoText: String { ReportText.outcome(rto, late: rtoMissed, notRestored: notRestored) }
 
     /// The RPO outcome in words.
-    public var rpoText: String { ReportText.outcome(rpo) + (rpoMissed > 0 ? " (\(rpoMissed) snapshot(s) older than it)" : "") }
+    public var rpoText: String {
+        var causes: [String] = []
+        if rpoMissed > 0 { causes.append("\(rpoMissed) snapshot(s) older than it") }
+        if notRestored > 0 { causes.append("\(notRestored) not restored") }
+        return ReportText.outcome(rpo) + (rpo == .missed && !causes.isEmpty ? " (\(causes.joined(separator: ", ")))" : "")
+    }
 
     /// The first words of the page: `OBJECTIVES MET`, `ATTENTION: OBJECTIVES MISSED`, …
     public var title: String {

@@ -65,7 +65,7 @@ import Testing
         #expect(verdict.lowerBound > body.lowerBound)
         #expect(html[body.upperBound..<verdict.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
         #expect(html.contains("✖ OBJECTIVES MISSED"))
-        #expect(html.contains("5 of 42 jobs not restored · RTO 4h missed · RPO 1d met"))
+        #expect(html.contains("5 of 42 jobs not restored · RTO 4h missed · RPO 1d missed"))
     }
 
     @Test func hostileTextIsEscapedEverywhere() throws {

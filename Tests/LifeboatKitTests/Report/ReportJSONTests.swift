@@ -59,7 +59,7 @@ import Testing
 
         let verdict = try #require(object["verdict"] as? [String: Any])
         #expect(verdict["status"] as? String == "attention")
-        #expect(verdict["rto"] as? String == "missed" && verdict["rpo"] as? String == "met")
+        #expect(verdict["rto"] as? String == "missed" && verdict["rpo"] as? String == "missed")
 
         let jobs = try #require(object["jobs"] as? [[String: Any]])
         #expect(jobs.count == 42)

@@ -90,7 +90,7 @@ import Testing
         let md = try RunReport(run: sample.run, jobs: sample.jobs, events: sample.events, generatedAt: sample.run.finishedAt!).render(.md)
         for text in ["mass-restore", "plans/mass-restore.yaml", "**mode** restore", "**state** failed", "uid 1000 (pid 4242)",
                      "**Declared** 2026-11-25T10:00:00Z", "**incident** 2026-11-25T09:30:00Z", "**snapshots as of** 2026-11-25T09:30:00Z",
-                     "RTO 4h (MISSED)", "RPO 1d (met)"] {
+                     "RTO 4h (MISSED)", "RPO 1d (MISSED)"] {
             #expect(md.contains(text), "missing \(text)")
         }
         #expect(md.hasPrefix("# Lifeboat restore report: mass-restore, run 20261125-100000-a3f9\n\n> **ATTENTION: OBJECTIVES MISSED**"))
