@@ -50,11 +50,11 @@ struct StatusCommand: ParsableCommand {
         for run in status.runs {
             let failed = (run.counts["failed"] ?? 0) + (run.counts["skipped"] ?? 0)
             table.add([run.id, run.plan, run.mode.rawValue, run.state.rawValue, "\(run.done)/\(run.jobs)", "\(failed)",
-                       run.forecast.missesObjective ? "RTO MISS" : (run.forecast.finishAt == nil ? "-" : "on track")]
+                       run.forecast.missesObjective ? "RTO MISS" : run.forecast.halted == true ? "halted" : (run.forecast.finishAt == nil ? "-" : "on track")]
                       + (fleet ? [run.coordinator ?? "-"] : []) + [run.note ?? ""])
         }
         print(table.render(), terminator: "")
-        for run in status.runs where run.forecast.finishAt != nil { print("\(run.id): \(run.forecast.summary)") }
+        for run in status.runs where run.forecast.finishAt != nil || run.forecast.halted == true { print("\(run.id): \(run.forecast.summary)") }
         for run in status.runs { if let waiting = run.waiting { print("\(run.id): \(waiting.message)") } }
     }
 }

@@ -192,6 +192,11 @@ final class BackgroundCLI: @unchecked Sendable {
         #expect(watch.stdout.contains("HALTED: run \(runId)"))
         // `show` says the same.
         #expect(try daemon.cli(["show", runId]).stdout.contains("lifeboat resume \(runId)"))
+        // `status` forecasts no pace for a run that makes none: it waits for an operator.
+        let status = try daemon.cli(["status"]).stdout
+        #expect(status.contains("\(runId): no forecast while halted at a wave gate") && !status.contains("on track"), "\(status)")
+        let forecast = ((jsonObject(try daemon.cli(["status", "--json"]).stdout) as? [String: Any])?["runs"] as? [[String: Any]])?.first?["forecast"] as? [String: Any]
+        #expect(forecast?["halted"] as? Bool == true && forecast?["finish_at"] == nil, "\(String(describing: forecast))")
         #expect(try daemon.cli(["cancel", runId]).status == 0)
         #expect(try await daemon.waitForRun(runId) == "cancelled")
         #expect(daemon.stop() == 0)

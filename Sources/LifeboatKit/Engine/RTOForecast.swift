@@ -11,6 +11,9 @@ public struct RTOForecast: Sendable, Codable, Hashable {
     public var rtoSeconds: Double?
     public var objectiveSeconds: Double?
     public var remainingJobs: Int
+    /// The run is halted at a wave gate: it makes no progress until a resume, so no pace is
+    /// forecast (nil otherwise).
+    public var halted: Bool?
 
     public var missesObjective: Bool {
         guard let rtoSeconds, let objectiveSeconds else { return false }
@@ -24,6 +27,10 @@ public struct RTOForecast: Sendable, Codable, Hashable {
         if remainingJobs > 0, let objective = objectiveSeconds, now.timeIntervalSince(run.declaredAt) > objective {
             rtoSeconds = now.timeIntervalSince(run.declaredAt)
         }
+        if run.state == .halted {
+            halted = true
+            return
+        }
         guard let started = run.startedAt, finishedJobs > 0 else { return }
         let elapsed = max(0.001, now.timeIntervalSince(started))
         let finish = now.addingTimeInterval(elapsed / Double(finishedJobs) * Double(remainingJobs))
@@ -33,6 +40,11 @@ public struct RTOForecast: Sendable, Codable, Hashable {
 
     /// "forecast finish 10:42 (RTO 2h05m against 4h: on track)".
     public var summary: String {
+        if halted == true {
+            return "no forecast while halted at a wave gate (nothing goes on until a resume)"
+                + (rtoSeconds.map { "; RTO already \(DurationSpec.format(seconds: $0))" } ?? "")
+                + (missesObjective ? " — MISSES the \(DurationSpec.format(seconds: objectiveSeconds!)) objective" : "")
+        }
         guard let rtoSeconds else { return "no forecast yet" }
         guard let finishAt else {
             return "no finish forecast yet; RTO already \(DurationSpec.format(seconds: rtoSeconds))"
