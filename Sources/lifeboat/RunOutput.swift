@@ -35,20 +35,22 @@ enum SummaryPrinter {
         Swift.print("")
         Swift.print("run \(run.id) \(run.state.rawValue)" + (run.note.map { ": \($0)" } ?? ""))
         func fmt(_ v: Double?) -> String { v.map { DurationSpec.format(seconds: $0) } ?? "-" }
-        var table = TextTable(["PRODUCT", "JOBS", "OK", "FAILED", "RPO p50/p95/max", "RTO p50/p95/max", "RESTORED"])
+        // A delete restores nothing: what it moved, without recovery figures.
+        let delete = run.mode == .delete
+        var table = TextTable(["PRODUCT", "JOBS", "OK", "FAILED"] + (delete ? ["MOVED TO QUARANTINE"] : ["RPO p50/p95/max", "RTO p50/p95/max", "RESTORED"]))
         var rows = summary.products.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         rows.append(("all", summary.overall))
         for (name, g) in rows {
             let failed = (g.states["failed"] ?? 0) + (g.states["skipped"] ?? 0) + (g.states["cancelled"] ?? 0)
-            table.add([name, "\(g.jobs)", "\(g.states["succeeded"] ?? 0)", "\(failed)",
-                       "\(fmt(g.rpo.p50))/\(fmt(g.rpo.p95))/\(fmt(g.rpo.max))",
-                       "\(fmt(g.rto.p50))/\(fmt(g.rto.p95))/\(fmt(g.rto.max))", ByteSize.format(g.bytes)])
+            table.add([name, "\(g.jobs)", "\(g.states["succeeded"] ?? 0)", "\(failed)"]
+                      + (delete ? [] : ["\(fmt(g.rpo.p50))/\(fmt(g.rpo.p95))/\(fmt(g.rpo.max))", "\(fmt(g.rto.p50))/\(fmt(g.rto.p95))/\(fmt(g.rto.max))"])
+                      + [ByteSize.format(g.bytes)])
         }
         Swift.print(table.render(), terminator: "")
         // The report's verdict: a job not restored missed the RTO objective too.
         let verdict = ReportVerdict(run: run, jobs: jobs, now: Date())
-        if let rto = run.rtoObjectiveSeconds { Swift.print("RTO objective \(fmt(rto)): \(verdict.rtoText)") }
-        if let rpo = run.rpoObjectiveSeconds { Swift.print("RPO objective \(fmt(rpo)): \(verdict.rpoText)") }
+        if let rto = run.rtoObjectiveSeconds, verdict.rto != .none { Swift.print("RTO objective \(fmt(rto)): \(verdict.rtoText)") }
+        if let rpo = run.rpoObjectiveSeconds, verdict.rpo != .none { Swift.print("RPO objective \(fmt(rpo)): \(verdict.rpoText)") }
         if let rate = summary.bytesPerSecond, let wall = summary.wallSeconds {
             Swift.print("wall time \(fmt(wall)), \(ByteSize.format(Int64(rate)))/s")
         }

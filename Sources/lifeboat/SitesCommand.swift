@@ -24,22 +24,34 @@ struct SitesCommand: ParsableCommand {
             print("site,state,products_done,products_total,restored_at,eta,failed_products,reason")
             for site in report.sites {
                 let fields = [site.site, site.state.rawValue, "\(site.productsDone)", "\(site.productsTotal)",
-                              site.restoredAt.map(Timestamp.iso) ?? "", site.eta.map(Timestamp.iso) ?? "",
+                              Self.done(site, report.mode).map(Timestamp.iso) ?? "", site.eta.map(Timestamp.iso) ?? "",
                               site.failures.map(\.product).joined(separator: " "),
-                              site.failures.map(Self.reason).joined(separator: "; ")]
+                              Self.reasons(site).joined(separator: "; ")]
                 print(fields.map(Self.csvField).joined(separator: ","))
             }
             return
         }
-        var table = TextTable(["SITE", "STATE", "PRODUCTS", "RESTORED / ETA", "WHY NOT"])
+        var table = TextTable(["SITE", "STATE", "PRODUCTS", report.mode == .delete ? "DELETED / ETA" : "RESTORED / ETA", "WHY NOT"])
         for site in report.sites {
-            let when = site.restoredAt.map { Timestamp.iso($0) } ?? site.eta.map { "ETA " + Timestamp.iso($0) } ?? "-"
+            let when = Self.done(site, report.mode).map { Timestamp.iso($0) } ?? site.eta.map { "ETA " + Timestamp.iso($0) } ?? "-"
             table.add([site.site, site.state.rawValue, "\(site.productsDone)/\(site.productsTotal)", when,
-                       site.failures.map { String(Self.reason($0).prefix(70)) }.joined(separator: "; ")])
+                       Self.reasons(site).map { String($0.prefix(70)) }.joined(separator: "; ")])
         }
         print(table.render(), terminator: "")
-        let counts = SiteStatus.State.allCases.map { "\(report.counts[$0.rawValue] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
+        let counts = SiteStatus.State.states(of: report.mode).map { "\(report.counts[$0.rawValue] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
         print("run \(report.run) (\(report.runState.rawValue)): \(report.sites.count) site(s): \(counts)")
+    }
+
+    /// When the site was back (restored), or its data moved to quarantine (a delete's).
+    static func done(_ site: SiteStatus, _ mode: RunMode) -> Date? {
+        mode == .delete ? (site.state == .deleted ? site.finishedAt : nil) : site.restoredAt
+    }
+
+    /// The site's failures in words, each said once (the products skipped for one failed
+    /// dependency share its reason).
+    static func reasons(_ site: SiteStatus) -> [String] {
+        var seen = Set<String>()
+        return site.failures.map(reason).filter { seen.insert($0).inserted }
     }
 
     /// A failure on one line (errors carry hook output with line breaks): spreadsheets and

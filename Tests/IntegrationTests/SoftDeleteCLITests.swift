@@ -84,6 +84,17 @@ import Testing
         #expect(show.stdout.contains("delete of main by uid 0") && show.stdout.contains("reason: ticket OPS-1"), "\(show.stdout)")
         let report = try daemon.cli(["report", runId])
         #expect(report.stdout.contains("ticket OPS-1"), "\(report.stdout)")
+        // Those who tell customers never read "restored" for a delete: its sites are deleted,
+        // its verdict is not a recovery, and it has no recovery figures.
+        #expect(report.stdout.contains("SOFT-DELETED: EVERY TARGET IN QUARANTINE") && !report.stdout.contains("RECOVERED"), "\(report.stdout)")
+        #expect(!delete.stdout.contains("RPO p50") && !delete.stdout.contains("RTO objective") && delete.stdout.contains("MOVED TO QUARANTINE"),
+                "\(delete.stdout)")
+        let sites = try daemon.cli(["sites", runId])
+        #expect(sites.stdout.contains("2 site(s): 0 waiting, 0 deleting, 2 deleted, 0 failed") && sites.stdout.contains("DELETED / ETA")
+                && !sites.stdout.contains("restored"), "\(sites.stdout)")
+        let siteStates = ((jsonObject(try daemon.cli(["sites", runId, "--json"]).stdout) as? [String: Any])?["sites"] as? [[String: Any]])?
+            .compactMap { $0["state"] as? String }
+        #expect(siteStates == ["deleted", "deleted"], "\(String(describing: siteStates))")
         let list = try daemon.cli(["quarantine", "list"])
         #expect(list.stdout.components(separatedBy: " delete ").count - 1 == 4, "\(list.stdout)")
         let purge = try daemon.cli(["quarantine", "purge"])

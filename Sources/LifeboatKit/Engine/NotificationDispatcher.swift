@@ -91,6 +91,12 @@ public struct NotificationDispatcher: Sendable {
                 name = name == "site.restored" ? "site.deleted" : "site.delete-failed"
                 message = "site \(site.site) \(name == "site.deleted" ? "soft-deleted" : "not (fully) deleted"): \(site.productsDone) of \(site.productsTotal) products moved to quarantine"
             }
+            // Nor an exercise's, which restores into the sandbox: production is as it was.
+            if run.mode == .exercise, let site {
+                name = name == "site.restored" ? "site.rehearsed" : "site.rehearsal-failed"
+                message = "exercise: site \(site.site) \(name == "site.rehearsed" ? "restored" : "not (fully) restored") in the sandbox: "
+                    + "\(site.productsDone) of \(site.productsTotal) products; production is untouched"
+            }
             // Every event says what happened in words (a job event carries its job instead, a site
             // event its site).
             let words = message ?? event.message ?? event.job.map { "\($0.name) \($0.state.rawValue): \($0.reason ?? $0.state.rawValue)" }

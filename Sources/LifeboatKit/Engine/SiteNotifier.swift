@@ -55,7 +55,10 @@ struct SiteNotifier {
     }
 
     private mutating func announce(_ run: String, _ status: SiteStatus) -> Announcement? {
-        guard status.state.isFinal, announced.insert("\(run)/\(status.site)/\(status.state.rawValue)").inserted else { return nil }
-        return Announcement(name: status.state == .restored ? "site.restored" : "site.failed", site: status)
+        // A delete's site is `deleted` read from the run and `restored` from its jobs alone:
+        // one announcement either way (the dispatcher names a delete's).
+        let ok = status.state != .failed
+        guard status.state.isFinal, announced.insert("\(run)/\(status.site)/\(ok)").inserted else { return nil }
+        return Announcement(name: ok ? "site.restored" : "site.failed", site: status)
     }
 }

@@ -10,10 +10,20 @@ public struct SiteStatus: Sendable, Codable, Hashable {
         case restoring
         /// Every product of the site succeeded.
         case restored
-        /// Every product ended and at least one was not restored (failed, skipped or cancelled).
+        /// Every product ended and at least one was not restored (failed, skipped or cancelled),
+        /// or, in a delete run, not moved to quarantine.
         case failed
+        /// A delete run's: some product started and not every product has ended.
+        case deleting
+        /// A delete run's: every product of the site was moved to quarantine (soft-deleted).
+        case deleted
 
-        public var isFinal: Bool { self == .restored || self == .failed }
+        public var isFinal: Bool { self == .restored || self == .failed || self == .deleted }
+
+        /// The states a site of a run of `mode` goes through, in order.
+        public static func states(of mode: RunMode) -> [State] {
+            mode == .delete ? [.waiting, .deleting, .deleted, .failed] : [.waiting, .restoring, .restored, .failed]
+        }
     }
 
     /// A product of the site that was not restored, and why.
@@ -31,7 +41,7 @@ public struct SiteStatus: Sendable, Codable, Hashable {
     public var productsFailed: Int
     /// When the last product succeeded (state `restored`).
     public var restoredAt: Date?
-    /// When the last product ended (states `restored` and `failed`).
+    /// When the last product ended (states `restored`, `deleted` and `failed`).
     public var finishedAt: Date?
     /// Estimated time the site's last product finishes, from the run's pace (jobs finished per
     /// second so far) and how many jobs go before it; nil until a job finished, or once ended,
@@ -55,7 +65,15 @@ public struct SiteStatus: Sendable, Codable, Hashable {
             secondsPerJob = max(0.001, now.timeIntervalSince(started)) / Double(finished)
         }
         return Dictionary(grouping: jobs, by: \.site).map { site, jobs in
-            status(site: site, jobs: jobs, position: position, secondsPerJob: secondsPerJob, now: now)
+            var status = status(site: site, jobs: jobs, position: position, secondsPerJob: secondsPerJob, now: now)
+            // A delete moves sites into quarantine: those telling customers must never read
+            // "restored" for it.
+            if run.mode == .delete {
+                if status.state == .restoring { status.state = .deleting }
+                if status.state == .restored { status.state = .deleted }
+                status.restoredAt = nil
+            }
+            return status
         }.sorted { $0.site < $1.site }
     }
 
@@ -87,16 +105,19 @@ public struct SiteStatus: Sendable, Codable, Hashable {
 public struct SiteReport: Sendable, Codable {
     public var run: String
     public var runState: RunState
-    /// Sites by state (`waiting`, `restoring`, `restored`, `failed`).
+    public var mode: RunMode
+    /// Sites by state: `waiting`, `restoring`, `restored`, `failed`; for a delete run `waiting`,
+    /// `deleting`, `deleted`, `failed`.
     public var counts: [String: Int]
     public var sites: [SiteStatus]
 
     public init(run: RunRecord, jobs: [JobRecord], now: Date) {
         self.run = run.id
         runState = run.state
+        mode = run.mode
         sites = SiteStatus.all(run: run, jobs: jobs, now: now)
         var counts: [String: Int] = [:]
-        for state in SiteStatus.State.allCases { counts[state.rawValue] = 0 }
+        for state in SiteStatus.State.states(of: run.mode) { counts[state.rawValue] = 0 }
         for site in sites { counts[site.state.rawValue, default: 0] += 1 }
         self.counts = counts
     }

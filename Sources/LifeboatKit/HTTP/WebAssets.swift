@@ -70,10 +70,10 @@ enum WebAssets {
         th { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .03em; white-space: nowrap; }
         td.err { color: var(--bad); max-width: 46ch; word-break: break-word; }
         .state { font-weight: 600; white-space: nowrap; }
-        .state.succeeded, .state.restored, .state.passed { color: var(--ok); }
+        .state.succeeded, .state.restored, .state.deleted, .state.passed { color: var(--ok); }
         .state.failed, .state.halted, .state.cancelled { color: var(--bad); }
         .state.skipped { color: var(--warn); }
-        .state.restoring, .state.verifying, .state.committing, .state.running { color: var(--info); }
+        .state.restoring, .state.deleting, .state.verifying, .state.committing, .state.running { color: var(--info); }
         ul.failures { list-style: none; padding: 0; margin: 0; }
         ul.failures li { border-left: 4px solid var(--bad); padding: 6px 10px; margin: 6px 0; background: #fdf3f2; }
         ul.failures .reason { color: #5f1010; word-break: break-word; white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 12.5px; }
@@ -224,7 +224,7 @@ enum WebAssets {
                 el("div", { class: "figure" }, el("div", { class: "label", text: "Jobs done" }),
                   el("div", { class: "value" }, el("span", { id: "done" }), " / ", el("span", { id: "total" })), el("div", { class: "sub", id: "done-sub" })),
                 el("div", { class: "figure" }, el("div", { class: "label", text: "Failed" }), el("div", { class: "value", id: "failed" }), el("div", { class: "sub", id: "failed-sub" })),
-                el("div", { class: "figure" }, el("div", { class: "label", text: "Sites restored" }), el("div", { class: "value", id: "sites-restored" }), el("div", { class: "sub", id: "sites-sub" })),
+                el("div", { class: "figure" }, el("div", { class: "label", id: "sites-label", text: "Sites restored" }), el("div", { class: "value", id: "sites-restored" }), el("div", { class: "sub", id: "sites-sub" })),
                 el("div", { class: "figure" }, el("div", { class: "label", text: "Throughput" }), el("div", { class: "value", id: "throughput" }), el("div", { class: "sub", id: "bytes" })),
                 el("div", { class: "figure" }, el("div", { class: "label", id: "rto-label", text: "RTO forecast" }), el("div", { class: "value", id: "forecast" }), el("div", { class: "sub", id: "objective" }),
                   el("div", { class: "bar rto-bar", id: "rto-bar" }, el("span", { class: "s-run" }), el("i", { class: "mark" })))),
@@ -244,7 +244,7 @@ enum WebAssets {
             let last = null, sites = [], failureKey = "", timelineAt = 0, eventsAfter = 0, finished = false;
             const jobsPager = pager(() => refreshJobs(), ["pending", "waiting", "restoring", "verifying", "committing", "succeeded", "failed", "cancelled", "skipped"]);
             q("#jobs-pager").append(jobsPager.box);
-            const sitesPager = pager(() => drawSites(), ["waiting", "restoring", "restored", "failed"]);
+            const sitesPager = pager(() => drawSites(), ["waiting", "restoring", "restored", "deleting", "deleted", "failed"]);
             q("#sites-pager").append(sitesPager.box);
 
             function drawOverview(o) {
@@ -263,8 +263,11 @@ enum WebAssets {
               setText(q("#failed"), o.failures_total);
               setText(q("#failed-sub"), count(o.states, "skipped") + " skipped, " + count(o.states, "cancelled") + " cancelled");
               const siteTotal = Object.values(o.sites).reduce((a, b) => a + b, 0);
-              setText(q("#sites-restored"), (o.sites.restored || 0) + " / " + siteTotal);
-              setText(q("#sites-sub"), (o.sites.failed || 0) + " failed, " + (o.sites.restoring || 0) + " restoring");
+              // A delete's sites are soft-deleted, never restored.
+              const del = r.mode === "delete";
+              setText(q("#sites-label"), del ? "Sites soft-deleted" : "Sites restored");
+              setText(q("#sites-restored"), (o.sites[del ? "deleted" : "restored"] || 0) + " / " + siteTotal);
+              setText(q("#sites-sub"), (o.sites.failed || 0) + " failed, " + (o.sites[del ? "deleting" : "restoring"] || 0) + (del ? " deleting" : " restoring"));
               setText(q("#throughput"), o.bytes_per_second == null ? "-" : bytes(o.bytes_per_second) + "/s");
               setText(q("#bytes"), bytes(o.bytes) + " restored");
               const f = o.forecast;

@@ -37,12 +37,15 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
     public var rpoMissed: Int
     /// The run's state when the verdict was made.
     public var runState: RunState
+    /// A delete run's verdict: its jobs soft-delete, and recovery objectives do not apply.
+    var isDelete = false
 
     /// Decides the verdict. `now` matters only for a run still going: past the RTO deadline, an
     /// unfinished job has already missed it.
     public init(run: RunRecord, jobs: [JobRecord], now: Date) {
         self.jobs = jobs.count
         runState = run.state
+        isDelete = run.mode == .delete
         succeeded = jobs.count { $0.state == .succeeded }
         failed = jobs.count { $0.state == .failed }
         skipped = jobs.count { $0.state == .skipped }
@@ -52,7 +55,7 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
         rpoMissed = jobs.count { ($0.state == .succeeded || !$0.state.isFinal) && $0.rpoMet == false }
         let notRestored = failed + skipped + cancelled
 
-        if run.rtoObjectiveSeconds == nil {
+        if run.rtoObjectiveSeconds == nil || isDelete {
             rto = .none
         } else if rtoMissed > 0 || notRestored > 0 {
             // A site that was not restored was not recovered within the objective either.
@@ -63,7 +66,7 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
         } else {
             rto = .met
         }
-        if run.rpoObjectiveSeconds == nil {
+        if run.rpoObjectiveSeconds == nil || isDelete {
             rpo = .none
         } else {
             // RPO is known as soon as a snapshot is chosen. A job that ended without restoring
@@ -94,10 +97,10 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
         } else {
             parts.append("all \(self.jobs) jobs \(done)")
         }
-        if let objective = run.rtoObjectiveSeconds {
+        if let objective = run.rtoObjectiveSeconds, !isDelete {
             parts.append("RTO \(DurationSpec.format(seconds: objective)) \(rto.rawValue)")
         }
-        if let objective = run.rpoObjectiveSeconds {
+        if let objective = run.rpoObjectiveSeconds, !isDelete {
             parts.append("RPO \(DurationSpec.format(seconds: objective)) \(rpo.rawValue)")
         }
         headline = parts.joined(separator: " · ")
@@ -121,6 +124,8 @@ public struct ReportVerdict: Sendable, Codable, Hashable {
     /// The first words of the page: `OBJECTIVES MET`, `ATTENTION: OBJECTIVES MISSED`, …
     public var title: String {
         switch status {
+        case .ok where isDelete: return "SOFT-DELETED: EVERY TARGET IN QUARANTINE"
+        case .attention where isDelete && runState != .halted && notRestored > 0: return "NOT FULLY SOFT-DELETED"
         case .ok: return "RECOVERED: OBJECTIVES MET"
         case .inProgress: return "IN PROGRESS"
         case .attention:

@@ -67,4 +67,36 @@ import Testing
         }.sorted()
         #expect(siteEvents == ["site.failed acme", "site.restored globex", "site.restored initech"], "\(lines)")
     }
+
+    /// A hook that tells customers never announces an exercise's sites as restored: they were
+    /// restored into the sandbox, and production is as it was.
+    @Test func anExercisesSitesAreRehearsedNotRestored() async throws {
+        let probe = TestDirectory()
+        let inbox = probe.file("events")
+        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+        let script = probe.write("notify.sh", "#!/bin/sh\ncat > \"$(mktemp \(inbox)/event.XXXXXX)\"\n")
+        chmod(script, 0o755)
+        let fx = try await DRFixture(sites: 2, planExtra: "notify: [\"\(script)\"]")
+        let dispatcher = NotificationDispatcher(ledger: fx.ledger, logger: Logger(label: "test"), plan: { _ in fx.plan })
+        let events = fx.bus.subscribe()
+        let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .exercise))
+        func siteEvents() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: inbox)) ?? []).compactMap { name -> String? in
+                guard let data = FileManager.default.contents(atPath: inbox + "/" + name),
+                      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                      let event = object["event"] as? String, event.hasPrefix("site."),
+                      let site = (object["site"] as? [String: Any])?["site"] as? String else { return nil }
+                return "\(event) \(site): \(object["message"] as? String ?? "")"
+            }.sorted()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await dispatcher.run(events) }
+            _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan, control: RunControl())
+            try await waitUntil { siteEvents().count == 2 }
+            group.cancelAll()
+        }
+        #expect(siteEvents() == ["site.rehearsed acme: exercise: site acme restored in the sandbox: 2 of 2 products; production is untouched",
+                                 "site.rehearsed globex: exercise: site globex restored in the sandbox: 2 of 2 products; production is untouched"],
+                "\(siteEvents())")
+    }
 }
