@@ -196,4 +196,26 @@ import Testing
         #expect(throughput > 0 && throughput == reported, "metrics \(throughput), status \(String(describing: reported))")
         #expect(daemon.stop() == 0)
     }
+
+    /// A run that missed its RTO objective is one run however often its jobs are retried.
+    @Test func aRetriedRunCountsOnceAmongTheRunsThatMissedTheirRTO() async throws {
+        let daemon = try DaemonHarness(sites: 4)
+        let (base, run, _) = try runWithFailures(daemon, offset: 161)
+        #expect(try await daemon.waitForRun(run) == "failed")
+        func missed() throws -> String? {
+            try httpGet(base + "/metrics").body.split(separator: "\n").first { $0.hasPrefix("lifeboat_runs_rto_missed_total ") }.map(String.init)
+        }
+        var deadline = Date().addingTimeInterval(10)
+        while try missed() != "lifeboat_runs_rto_missed_total 1", Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try missed() == "lifeboat_runs_rto_missed_total 1")
+        let failed = try #require(try daemon.jobs(run).first { $0["state"] as? String == "failed" }?["id"] as? Int)
+        for _ in 0..<2 {
+            #expect(try daemon.cli(["retry", run, "\(failed)"]).status == 0)
+            #expect(try await daemon.waitForRun(run) == "failed")
+        }
+        deadline = Date().addingTimeInterval(3)
+        while Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try missed() == "lifeboat_runs_rto_missed_total 1")
+        #expect(daemon.stop() == 0)
+    }
 }

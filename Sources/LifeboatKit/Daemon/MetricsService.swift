@@ -21,6 +21,9 @@ public final class LifeboatMetrics: Sendable {
     private let lastForecast = Mutex<[String: Date]>([:])
     /// Each run's mode, read once: a delete's moved bytes are not restored bytes.
     private let modes = Mutex<[String: RunMode]>([:])
+    /// Runs counted in `lifeboat_runs_rto_missed_total`: a retried run that ends again is the
+    /// same run (counted once per process, as a counter restarts with it).
+    private let countedMisses = Mutex<Set<String>>([])
     /// `host="…"` on every series when several hosts share a ledger (each is scraped on its own);
     /// none on a single host, whose series stay as they were.
     private let hostLabel: [(String, String)]
@@ -135,7 +138,8 @@ public final class LifeboatMetrics: Sendable {
         guard run.state.isFinal else { return } // interrupted by a shutdown: it resumes
         let gauges = runGauges(run)
         for gauge in [gauges.forecast, gauges.objective, gauges.miss] { registry.unregisterGauge(gauge) }
-        if let jobs = try? await ledger.jobs(runId: run.id), ReportVerdict(run: run, jobs: jobs, now: clock.now()).rto == .missed {
+        if let jobs = try? await ledger.jobs(runId: run.id), ReportVerdict(run: run, jobs: jobs, now: clock.now()).rto == .missed,
+           countedMisses.withLock({ $0.insert(run.id).inserted }) {
             rtoMissedRuns.increment()
         }
     }

@@ -246,6 +246,9 @@ public enum JobLifecycle {
             next.error = nil
             next.errorCode = nil
             next.finishedAt = nil
+            // Its RTO is measured again when it ends.
+            next.rtoSeconds = nil
+            next.rtoMet = nil
             return transition(.durable, event: .init(kind: "job.retry", message: "\(job.name) queued again by an operator"), publish: true)
 
         case .recoveredCommitted(let quarantinePath, let treeDigest, let measured, let postRestore, let at, let timing):

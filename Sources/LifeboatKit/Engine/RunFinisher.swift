@@ -83,7 +83,8 @@ public struct RunFinisher: Sendable {
             let runRoot = plan?.sandbox.flatMap { Self.runRoot(of: $0, run: run.id) }
             var removed = 0
             var leftAlone: [String] = []
-            for job in jobs where job.state == .succeeded || job.state == .failed {
+            // Only what was committed: a job that failed its checks left nothing in the sandbox.
+            for job in jobs where job.committed {
                 // A stop: what is left stays owed, and the next start resumes it.
                 if Task.isCancelled {
                     logger.notice("exercise sandbox cleanup stopped by the shutdown; the next start resumes it", metadata: ["run.id": "\(run.id)"])

@@ -93,6 +93,10 @@ public struct JobRecord: Sendable, Codable, Hashable, Identifiable {
     /// `acme/jira`
     public var name: String { "\(site)/\(product)" }
 
+    /// Its data was put in place: it succeeded, or failed after its commit (`post_restore`),
+    /// which measured its RTO as a success does. A job that failed before its commit has none.
+    public var committed: Bool { state == .succeeded || (state == .failed && rtoSeconds != nil) }
+
     /// The command that queues this job again (`job.retry`), for messages that say what to do.
     public var retryCommand: String { "lifeboat retry \(runId) \(id.map(String.init) ?? name)" }
 
