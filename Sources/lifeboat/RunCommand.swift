@@ -41,6 +41,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let loaded = try PlanLoader.load(path: plan)
         for warning in loaded.warnings { printError(warning.description) }
+        if runMode == .dryRun { return try await dryRun(loaded) }
         // One runner per state directory: the daemon's lock is taken (a live daemon refuses this
         // command, naming its pid), and runs go to a ledger of their own beside the daemon's.
         // With --ledger alone, the state directory is the ledger's own directory.
@@ -61,11 +62,6 @@ struct RunCommand: AsyncParsableCommand {
                                           plans: { [loaded] }, logger: logger)
         let (store, bus, engine) = (runtime.ledger, runtime.bus, runtime.engine)
         let request = try selection.request(plan: loaded, mode: runMode, exercise: exercise)
-
-        if runMode == .dryRun {
-            try DryRunPrinter.finish(try await engine.dryRun(request), json: json) { try printJSON($0) }
-            return
-        }
 
         var runIDs: [String] = []
         if resume {
@@ -117,6 +113,25 @@ struct RunResultJSON: Encodable {
     var run: RunRecord
     var summary: RunSummary
     var jobs: [JobRecord]
+}
+
+extension RunCommand {
+    /// A dry run writes nothing: no state directory, lock or ledger is made (as root, the default
+    /// state directory is /var/lib/lifeboat, which a first try must not create). Its engine
+    /// records into a scratch ledger that goes with it, so its forecast has no throughput history;
+    /// the daemon's `lifeboat dry-run` has its history.
+    private func dryRun(_ loaded: Plan) async throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lifeboat-dry-run-\(UUID().uuidString)").path
+        try FileSystem.createDirectories(scratch, mode: 0o700)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var logger = Logger(label: "lifeboat")
+        logger.logLevel = .warning
+        let runtime = try LifeboatRuntime(.init(ledger: .sqlite(path: scratch + "/ledger.sqlite"), guarded: stateDir ?? DefaultPaths.stateDirectory,
+                                                reportsDirectory: scratch + "/reports"),
+                                          plans: { [loaded] }, logger: logger)
+        let request = try selection.request(plan: loaded, mode: .dryRun, exercise: exercise)
+        try DryRunPrinter.finish(try await runtime.engine.dryRun(request), json: json) { try printJSON($0) }
+    }
 }
 
 /// Sites, times and sampling of a run request, shared by `run`, `restore`, `exercise`, `dry-run`.

@@ -9,7 +9,9 @@ enum Watch {
     /// another terminal); `exitOnHalt` ends there with exit 4 instead.
     /// `quiet` prints nothing at all (the demo's setup run).
     static func follow(_ runId: String, client: ControlClient, json: Bool, quiet: Bool = false, exitOnHalt: Bool = false) throws {
-        let interactive = isatty(STDOUT_FILENO) == 1 && !json && !quiet
+        // A terminal that cannot move its cursor (`TERM=dumb`: an editor's shell, some CI) gets
+        // the one-line-per-event form a file gets.
+        let interactive = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb" && !json && !quiet
         let plain = !interactive && !json && !quiet
         var view: WatchView?
         var final: RunDetail?

@@ -11,7 +11,7 @@ extension StagingDirectory {
     public func verify(with argv: [String], timeout: Duration, environment: [String: String] = [:]) async throws -> HookResult {
         let result = try await HookRunner.run(HookCommand(argv, timeout: timeout, environment: environment))
         guard result.succeeded else {
-            let output = result.output.isEmpty ? "" : "; its output: \(result.output.suffix(2_000))"
+            let output = result.lastWords(2_000).map { "; its output: \($0)" } ?? ""
             throw ArchiveError(.verifyFailed, "verify.command \(argv.first.map { String(reflecting: $0) } ?? "") rejected the restored data (\(result.summary))\(output)")
         }
         return result

@@ -20,7 +20,9 @@ public final class ControlClient {
         public var closed = false
         public var exitCode: CLIExit { .unreachable }
         public var description: String {
-            "cannot reach lifeboatd at \(path): \(reason). \(Self.hint(reason)) Use --socket or LIFEBOAT_SOCKET for another socket."
+            // A reason that asks its own question needs no stop after it, nor the usual one.
+            let asks = reason.hasSuffix("?")
+            return "cannot reach lifeboatd at \(path): \(reason)\(asks ? "" : ".") \(asks ? "" : Self.hint(reason) + " ")Use --socket or LIFEBOAT_SOCKET for another socket."
         }
 
         /// What to look at: a refused permission is the socket's group, not a stopped daemon.

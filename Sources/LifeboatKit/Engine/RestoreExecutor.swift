@@ -86,7 +86,8 @@ public struct RestoreExecutor: JobExecutor {
                         let hook = try await runHook(command, path: job.destination, context: context, timeout: plan.hookTimeout)
                         hookOutput.append("post_restore: \(hook.summary)\n\(hook.output)")
                         if !hook.succeeded {
-                            result.postRestoreError = "\(job.name): post_restore \(command[0]) failed (\(hook.summary)); the restored data is committed and kept"
+                            result.postRestoreError = "\(job.name): post_restore \(command[0]) failed (\(hook.summary))"
+                                + (hook.lastWords(500).map { "; its output: \($0)" } ?? "") + "; the restored data is committed and kept"
                         }
                     } catch let error as HookError {
                         result.postRestoreError = "\(job.name): \(error.description); the restored data is committed and kept"
@@ -156,7 +157,8 @@ public struct RestoreExecutor: JobExecutor {
         guard let command = context.plan.product(named: job.product)?.postRestore else { return nil }
         do {
             let hook = try await runHook(command, path: job.destination, context: context, timeout: context.plan.hookTimeout)
-            let error = hook.succeeded ? nil : "\(job.name): post_restore \(command[0]) failed (\(hook.summary)) when run again after a restart; the restored data is committed and kept"
+            let error = hook.succeeded ? nil : "\(job.name): post_restore \(command[0]) failed (\(hook.summary)) when run again after a restart"
+                + (hook.lastWords(500).map { "; its output: \($0)" } ?? "") + "; the restored data is committed and kept"
             return PostRestoreRun(output: "post_restore (run again after a restart): \(hook.summary)\n\(hook.output)", error: error)
         } catch let error as HookError {
             return PostRestoreRun(output: "", error: "\(job.name): \(error.description) (run again after a restart); the restored data is committed and kept")

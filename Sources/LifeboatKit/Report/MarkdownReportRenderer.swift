@@ -28,8 +28,8 @@ struct MarkdownReportRenderer {
         let run = doc.run
         let v = doc.verdict
         out += "# Lifeboat \(run.mode.rawValue) report: \(e(run.plan)), run \(e(run.id))\n\n"
-        let mark = v.status == .ok ? "OK" : v.status == .inProgress ? "IN PROGRESS" : "ATTENTION"
-        out += "> **\(mark): \(v.title)**  \n> \(e(v.headline))\n\n"
+        let mark = v.status == .ok ? "OK" : v.status == .inProgress ? nil : "ATTENTION"
+        out += "> **\(mark.map { "\($0): " } ?? "")\(v.title)**  \n> \(e(v.headline))\n\n"
         var plan = "**Plan** \(e(run.plan))"
         if let path = run.planPath { plan += " (\(e(path)))" }
         out += "- \(plan) · **mode** \(run.mode.rawValue) · **state** \(run.state.rawValue)"

@@ -47,6 +47,13 @@ public struct HookResult: Sendable, Codable, Equatable {
     /// Exit status 0 within the timeout.
     public var succeeded: Bool { exitStatus == 0 && !timedOut }
 
+    /// The end of its output (at most `limit` characters), without the blank lines around it that
+    /// would break a one-line message; nil when it said nothing.
+    public func lastWords(_ limit: Int) -> String? {
+        let words = output.suffix(limit).trimmingCharacters(in: .whitespacesAndNewlines)
+        return words.isEmpty ? nil : words
+    }
+
     /// "exit status 3", "killed by signal 9 after the 30s timeout"…
     public var summary: String {
         var text = exitStatus.map { "exit status \($0)" } ?? signal.map { "killed by signal \($0)" } ?? "unknown status"

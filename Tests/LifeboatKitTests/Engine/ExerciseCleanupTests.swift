@@ -20,4 +20,13 @@ import Testing
         #expect(cleaned.cleanup == RunRecord.cleanupDone, "\(cleaned.cleanup ?? "nil")")
         for job in jobs { #expect(!FileManager.default.fileExists(atPath: job.destination), "\(job.name) left in the sandbox") }
     }
+
+    /// A hook's output ends the job's error without the blank lines it printed: the error is one
+    /// line in the follower's log.
+    @Test func aRejectingVerifyCommandsOutputEndsItsErrorOnOneLine() async throws {
+        let fx = try await DRFixture(sites: 1, planExtra: #"verify: { command: ["/bin/sh", "-c", "printf 'checksum of customer data differs\\n\\n\\n'; exit 3"] }"#)
+        let (_, jobs) = try await fx.run(.restore)
+        let error = try #require(jobs.first { $0.product == "contacts" }?.error)
+        #expect(error.hasSuffix("its output: checksum of customer data differs"), "\(error.debugDescription)")
+    }
 }
