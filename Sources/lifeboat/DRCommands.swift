@@ -93,12 +93,12 @@ extension ReportFormat: ExpressibleByArgument {}
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "report", abstract: "A run's report: per-job RPO/RTO, summaries, failures, timeline.")
     @Argument(help: ArgumentHelp("The run id.", valueName: "run")) var runID: String
-    @Option(help: "md, json or html.") var format: ReportFormat = .md
+    @Option(help: "md, json or html (default: md; json with --json).") var format: ReportFormat?
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        let result = try daemon.connect().call(Control.Report(run: runID, format: format))
+        let result = try daemon.connect().call(Control.Report(run: runID, format: format ?? (daemon.json ? .json : .md)))
         if let output {
             try result.content.write(toFile: output, atomically: true, encoding: .utf8)
             print("wrote \(output)")

@@ -91,6 +91,7 @@ struct StartRun {
     static func start(plan: String, mode: RunMode, selection: RunSelectionOptions, exercise: ExerciseOptions? = nil,
                       follow: FollowOptions?, fromSnapshots: Bool = false, rehearse: String? = nil, daemon: DaemonOptions) throws {
         var command = Control.RunStart(plan: plan, mode: mode, sites: try selection.siteList())
+        command.products = try selection.productList()
         command.rehearse = rehearse
         if fromSnapshots { command.fromSnapshots = true }
         // Validated here (as `lifeboat run` does) so a typo is a usage error before any request.
@@ -119,7 +120,12 @@ struct StartRun {
         guard let run = outcome.run else { throw CLIFailure(code: .failed, message: "error: the daemon started no run") }
         let following = follow?.following ?? false
         if daemon.json && !following { try printJSON(try answer.json()); return }
-        if !daemon.json { print("started \(mode.rawValue) run \(run.id) of plan \(run.plan)") }
+        if !daemon.json {
+            print("started \(mode.rawValue) run \(run.id) of plan \(run.plan)")
+            // Said at once when it does not run yet: an urgent restore queued behind exercises
+            // must not look as if it were going.
+            if !following, let waiting = try? client.call(Control.RunShow(run: run.id)).waiting { print(waiting.message) }
+        }
         guard following else {
             if !daemon.json { print("follow it with: lifeboat watch \(run.id)") }
             return
@@ -279,12 +285,25 @@ struct RetryCommand: ParsableCommand {
         commandName: "retry", abstract: "Run a failed, skipped or cancelled job of an ended run again.",
         discussion: "Its dependencies that did not succeed run first, and the jobs of its site that were skipped run after it. The run goes on for those jobs only (gates hold back nothing that already ran); it ends succeeded only if every job has.")
     @Argument(help: ArgumentHelp("The run id.", valueName: "run")) var runID: String
-    @Argument(help: "The job id (see `lifeboat show RUN`).") var job: Int
+    @Argument(help: "The job: its id (see `lifeboat show RUN`), or SITE/PRODUCT.") var job: String
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        let record = try daemon.call(Control.JobRetry(run: runID, job: Int64(job)))
+        let record = try daemon.call(Control.JobRetry(run: runID, job: try jobId()))
         if !daemon.json { print("run \(runID): \(record.note ?? "job \(job) queued again")\nfollow with: lifeboat watch \(runID)") }
+    }
+
+    /// The id given, or the id of the run's job SITE/PRODUCT (ids are numbered across runs).
+    private func jobId() throws -> Int64 {
+        if let id = Int64(job) { return id }
+        guard job.contains("/") else {
+            throw CLIFailure(code: .rejected, message: "error: \"\(job)\" is neither a job id nor SITE/PRODUCT; see lifeboat show \(runID)")
+        }
+        let detail = try daemon.connect().call(Control.RunShow(run: runID))
+        guard let id = detail.jobs.first(where: { $0.name == job })?.id else {
+            throw CLIFailure(code: .rejected, message: "error: run \(runID) has no job \(job); its jobs are listed by lifeboat show \(runID)")
+        }
+        return id
     }
 }
 

@@ -142,6 +142,9 @@ struct RunSelectionOptions: ParsableArguments {
     @Option(help: "A file with one site per line.")
     var sitesFile: String?
 
+    @Option(help: "Comma-separated products (default: every product of the plan); e.g. one product again from an older snapshot with --as-of.")
+    var products: String?
+
     @Option(help: "When the data loss happened (ISO-8601); default: now.")
     var incidentAt: String?
 
@@ -168,6 +171,15 @@ struct RunSelectionOptions: ParsableArguments {
         return list
     }
 
+    func productList() throws -> [String]? {
+        guard let products else { return nil }
+        let list = products.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        for product in list where !Identifier.isValid(product) {
+            throw CLIFailure(code: .rejected, message: "error: \"\(product)\" is not a valid product id; \(Identifier.rule)")
+        }
+        return list
+    }
+
     func time(_ text: String?, _ flag: String) throws -> Date? {
         guard let text else { return nil }
         guard let date = Timestamp.parse(text) else {
@@ -178,9 +190,11 @@ struct RunSelectionOptions: ParsableArguments {
 
     func request(plan: Plan, mode: RunMode, exercise: ExerciseOptions, startedBy: String = "cli") throws -> RunRequest {
         try exercise.check(mode: mode)
-        return RunRequest(plan: plan, mode: mode, sites: try siteList(), incidentAt: try time(incidentAt, "--incident-at"),
-                          asOf: try time(asOf, "--as-of"), declaredAt: try time(declaredAt, "--declared-at"),
-                          scale: exercise.scale, seed: exercise.seed, keepSandbox: exercise.keep, startedBy: startedBy)
+        var request = RunRequest(plan: plan, mode: mode, sites: try siteList(), incidentAt: try time(incidentAt, "--incident-at"),
+                                 asOf: try time(asOf, "--as-of"), declaredAt: try time(declaredAt, "--declared-at"),
+                                 scale: exercise.scale, seed: exercise.seed, keepSandbox: exercise.keep, startedBy: startedBy)
+        request.products = try productList()
+        return request
     }
 }
 

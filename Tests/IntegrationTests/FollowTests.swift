@@ -247,7 +247,10 @@ final class BackgroundCLI: @unchecked Sendable {
         // A slow run takes the slot; the next run waits, and says behind which run and why.
         let slow = try daemon.startRestore(plan: "slow", ["--sites", "hooli"])
         #expect(try await FollowTests.waitForState(daemon, "running") == slow)
-        let queued = try daemon.startRestore(plan: "urgent", ["--sites", "umbrella"])
+        // Started, it says at once that it is queued: it must not look as if it were going.
+        let start = try daemon.cli(["restore", "urgent", "--sites", "umbrella"])
+        let queued = try #require(start.stdout.split(separator: "\n").first { $0.hasPrefix("started restore run ") }.map { String($0.split(separator: " ")[3]) })
+        #expect(start.status == 0 && start.stdout.contains("queued: max_concurrent_runs is 1 and run(s) \(slow) hold the slot(s)"), "\(start.stdout)")
         let show = try daemon.cli(["show", queued, "--json"])
         let detail = try #require(try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])
         let waiting = try #require(detail["waiting"] as? [String: Any], "\(show.stdout)")

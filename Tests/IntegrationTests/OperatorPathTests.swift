@@ -53,6 +53,55 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// "The archive is damaged; restore from another snapshot", done the way an operator reads
+    /// it: the damaged product alone, again from an older snapshot, its site's other product left
+    /// as restored; the job named by SITE/PRODUCT; the report as JSON.
+    @Test func oneDamagedProductAgainFromAnOlderSnapshot() async throws {
+        let daemon = try DaemonHarness(sites: 1)
+        try FileManager.default.removeItem(atPath: daemon.dir.file("store"))
+        let gen = try run(Binaries.lifeboat, ["fleet", "generate", daemon.dir.file("store"), "--sites", "1", "--products", "contacts,jira",
+                                             "--size", "64KiB", "--snapshots", "2", "--now", "2026-11-25T10:00:00Z"])
+        #expect(gen.status == 0, "\(gen.stderr)")
+        let newest = daemon.dir.file("store/acme/jira/20261124T193000Z.tar.gz")
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: newest))
+        try handle.seek(toOffset: 200)
+        try handle.write(contentsOf: Data(repeating: 0xA5, count: 64))
+        try handle.close()
+        try daemon.start()
+        let first = try daemon.cli(["restore", "main", "--incident-at", "2026-11-25T10:00:00Z", "--follow"])
+        #expect(first.status == 1, "\(first.stdout)\(first.stderr)")
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        let contacts = try FileManager.default.attributesOfItem(atPath: daemon.dir.file("out/acme/contacts"))[.systemFileNumber] as? Int
+
+        // Jobs by name: ids are numbered across runs.
+        let retried = try daemon.cli(["retry", runId, "acme/jira"])
+        #expect(retried.status == 0 && retried.stdout.contains("retrying acme/jira"), "\(retried.stdout)\(retried.stderr)")
+        #expect(try await daemon.waitForRun(runId) == "failed")
+        let unknown = try daemon.cli(["retry", runId, "acme/nothing"])
+        #expect(unknown.status == 2 && unknown.stderr.contains("run \(runId) has no job acme/nothing"), "\(unknown.stderr)")
+        let wrongId = try daemon.cli(["retry", runId, "999999"])
+        #expect(wrongId.status == 2 && wrongId.stderr.contains("job ids are numbered across runs"), "\(wrongId.stderr)")
+
+        // The damaged product alone, from the snapshot before it.
+        let again = try daemon.cli(["restore", "main", "--products", "jira", "--incident-at", "2026-11-25T10:00:00Z",
+                                    "--as-of", "2026-11-24T12:00:00Z", "--follow"])
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        let againId = try #require(try daemon.runs().first?["id"] as? String)
+        let jobs = try daemon.jobs(againId)
+        #expect(jobs.map { $0["product"] as? String } == ["jira"])
+        #expect((jobs.first?["snapshot_path"] as? String)?.hasSuffix("20261123T191400Z.tar.gz") == true, "\(jobs)")
+        #expect(try FileManager.default.attributesOfItem(atPath: daemon.dir.file("out/acme/contacts"))[.systemFileNumber] as? Int == contacts,
+                "acme/contacts was restored again")
+        #expect(try daemon.cli(["restore", "main", "--products", "wiki"]).stderr.contains("plan main has no product wiki; its products: contacts, jira"))
+
+        // The report as JSON with --json, as every other command.
+        let report = jsonObject(try daemon.cli(["report", againId, "--json"]).stdout) as? [String: Any]
+        // (The older snapshot is 1d14h before the incident: past the plan's 24h RPO, and said so.)
+        let headline = (report?["verdict"] as? [String: Any])?["headline"] as? String
+        #expect(headline == "all 1 jobs restored · RTO 1h met · RPO 1d missed", "\(String(describing: report))")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func exerciseOnlyFlagsAreRefusedForRestores() throws {
         let daemon = try DaemonHarness(sites: 1)
         try daemon.start()

@@ -49,8 +49,9 @@ extension Control {
         public var fromSnapshots: Bool?
         /// Exercises only: `delete` rehearses the undelete path in the sandbox.
         public var rehearse: String?
-        /// Deletes only: the products, why, a dry run, or the dry run's token.
+        /// The products (default: every product of the plan; a delete's: those with data).
         public var products: [String]?
+        /// Deletes only: why, a dry run, or the dry run's token.
         public var reason: String?
         public var dryRun: Bool?
         public var confirm: String?

@@ -14,6 +14,9 @@ extension Control.RunStart: ServedCommand {
         for site in sites ?? [] where !Identifier.isValid(site) {
             throw ControlError(.invalidParams, "\"\(site)\" is not a valid site id; \(Identifier.rule)")
         }
+        for product in products ?? [] where !Identifier.isValid(product) {
+            throw ControlError(.invalidParams, "\"\(product)\" is not a valid product id; \(Identifier.rule)")
+        }
         if let scale, scale < 1 { throw ControlError(.invalidParams, "\"scale\" must be at least 1") }
         if mode != .exercise, scale != nil || seed != nil || keep != nil {
             // Refused rather than recorded on a run they do nothing for.
@@ -22,6 +25,7 @@ extension Control.RunStart: ServedCommand {
         var request = RunRequest(plan: loaded, mode: mode, sites: sites, incidentAt: incidentAt, asOf: asOf, declaredAt: declaredAt,
                                  scale: scale, seed: seed, keepSandbox: keep ?? false, startedBy: call.peer.description)
         request.fromSnapshots = fromSnapshots ?? false
+        request.products = products
         if let rehearse {
             guard rehearse == "delete" else { throw ControlError(.invalidParams, "\"rehearse\" must be \"delete\", found \"\(rehearse)\"") }
             guard mode == .exercise else { throw ControlError(.invalidParams, "\"rehearse\" applies to exercises only, not to a \(mode.rawValue)") }

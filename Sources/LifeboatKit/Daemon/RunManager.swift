@@ -221,7 +221,7 @@ public final class RunManager: Service {
                 throw ControlError(.conflict, plans.unavailable(for: run) + "; to retry its jobs here, " + PlanRegistry.remedy)
             }
             let jobs = try await ledger.jobs(runId: runId)
-            guard let job = jobs.first(where: { $0.id == jobId }) else { throw ControlError(.notFound, "run \(runId) has no job \(jobId)") }
+            guard let job = jobs.first(where: { $0.id == jobId }) else { throw ControlError(.notFound, "run \(runId) has no job \(jobId) (job ids are numbered across runs: see lifeboat show \(runId), or give SITE/PRODUCT)") }
             guard job.state == .failed || job.state == .cancelled || job.state == .skipped else {
                 throw ControlError(.conflict, "job \(jobId) (\(job.name)) is \(job.state.rawValue); only failed, cancelled or skipped jobs can be retried")
             }
@@ -330,7 +330,13 @@ public final class RunManager: Service {
     public func isActive(_ runId: String) -> Bool { active.withLock { $0[runId] != nil } }
 
     /// Why a run waits for a slot (queued, or resumed after a halt), or nil when it does not.
-    public func wait(of runId: String) -> RunWait? { slots.wait(of: runId) }
+    /// A run registered a moment ago and not yet in the slots' queue waits too when no slot is
+    /// free: said at once, so its start does not look like a run going.
+    public func wait(of runId: String) -> RunWait? {
+        if let wait = slots.wait(of: runId) { return wait }
+        guard active.withLock({ $0[runId].map { !$0.started } ?? false }) else { return nil }
+        return slots.waitIfQueued(runId)
+    }
 
     public var stoppingSince: Date? { stopping.withLock { $0 } }
 

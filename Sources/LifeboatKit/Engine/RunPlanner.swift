@@ -64,6 +64,13 @@ public enum RunPlanner {
         guard !sites.isEmpty else {
             throw RunRequestError("plan \(plan.name) selects no site in \(plan.snapshots)")
         }
+        if let wanted = request.products {
+            let unknown = wanted.filter { name in !plan.products.contains { $0.name == name } }
+            guard unknown.isEmpty, !wanted.isEmpty else {
+                throw RunRequestError("plan \(plan.name) has no product \(unknown.joined(separator: ", ")); its products: "
+                                      + plan.products.map(\.name).joined(separator: ", "))
+            }
+        }
 
         var seed = request.seed
         if request.mode == .exercise {
@@ -91,10 +98,13 @@ public enum RunPlanner {
         run.rehearse = request.mode == .exercise ? request.rehearse : nil
 
         let template = request.mode == .exercise ? plan.sandbox! : plan.target
+        // Some products only (one restored again from an older snapshot): in the plan's order,
+        // each still after those of its `after` that are in the run.
+        let wanted = request.products.map(Set.init)
         var jobs: [JobRecord] = []
         for (waveIndex, waveSites) in waves.enumerated() {
             for site in waveSites {
-                for (order, product) in plan.products.enumerated() {
+                for (order, product) in plan.products.enumerated() where wanted?.contains(product.name) ?? true {
                     let destination = template.render([.site: site, .product: product.name, .run: id])
                     var job = JobRecord(runId: id, site: site, product: product.name, wave: waveIndex,
                                         priority: product.priority, productOrder: order, destination: destination)

@@ -24,7 +24,7 @@ public struct RunRequest: Sendable {
     public var rehearse: String?
     /// A restore takes every job's data from snapshots even where soft-deleted data is in quarantine.
     public var fromSnapshots = false
-    /// A delete's products (default: every product of the plan with data at the site).
+    /// Narrow the plan's products to these (a delete's default: every product with data at the site).
     public var products: [String]?
     /// Asked once the run is planned (its snapshots listed, which a slow store can make take
     /// minutes), just before it is recorded: false when whoever asked for it is gone (an

@@ -95,6 +95,15 @@ public final class RunSlots: Sendable {
         }
     }
 
+    /// Why `runId`, not yet queued, would wait if it queued now (no slot free, or runs queued
+    /// before it); nil when it holds a slot or would take one at once.
+    public func waitIfQueued(_ runId: String) -> RunWait? {
+        state.withLock { s in
+            guard !s.holders.contains(runId), s.holders.count >= s.limit || !s.waiting.isEmpty else { return nil }
+            return RunWait(limit: s.limit, holders: s.holders, ahead: s.waiting.waiters.map(\.tag).filter { $0 != runId })
+        }
+    }
+
     /// Runs holding a slot, in the order they took it.
     public var holders: [String] { state.withLock { $0.holders } }
 }
