@@ -39,7 +39,7 @@ struct RollbackCommand: ParsableCommand {
 }
 
 struct QuarantineCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "quarantine", abstract: "Data displaced by restores and rollbacks.",
+    static let configuration = CommandConfiguration(commandName: "quarantine", abstract: "Data displaced by restores and rollbacks, and soft-deleted data.",
                                                     subcommands: [QuarantineList.self, QuarantinePurge.self])
 }
 

@@ -107,7 +107,7 @@ struct StartRun {
         // Choosing snapshots means listing the store, which a slow bucket can make take minutes:
         // said when it does, with what Ctrl-C does then.
         let slow = DispatchWorkItem {
-            StandardOutput.write(Data("lifeboatd is choosing each job's snapshot (listing the store); Ctrl-C now starts nothing\n".utf8), to: STDERR_FILENO)
+            StandardOutput.write(Data("lifeboatd is still planning the run (listing the store, choosing each job's snapshot, recording it in the ledger: `lifeboat status` says if the ledger waits); Ctrl-C now starts nothing\n".utf8), to: STDERR_FILENO)
         }
         if !daemon.json, mode != .dryRun { DispatchQueue.global().asyncAfter(deadline: .now() + 3, execute: slow) }
         let answer = try client.answer(command)
@@ -308,7 +308,7 @@ struct RetryCommand: ParsableCommand {
 }
 
 struct ReloadCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reload", abstract: "Reload plans (like SIGHUP); an invalid plan keeps its previous version.")
+    static let configuration = CommandConfiguration(commandName: "reload", abstract: "Re-read the config and plans (like SIGHUP); an invalid plan keeps its previous version.")
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {

@@ -65,6 +65,9 @@ enum SummaryPrinter {
         let failures = jobs.filter { $0.state == .failed }
         for job in failures.prefix(20) { Swift.print("failed \(job.name): \(job.reason ?? "unknown")") }
         if failures.count > 20 { Swift.print("… and \(failures.count - 20) more failures") }
+        if run.state.isFinal, let first = failures.first {
+            Swift.print("run a failed job again once its cause is fixed: \(first.retryCommand)" + (failures.count > 1 ? " (and likewise the others)" : ""))
+        }
     }
 }
 
@@ -74,15 +77,22 @@ enum DryRunPrinter {
         for (i, wave) in report.waves.enumerated() {
             Swift.print("wave \(i + 1): \(wave.count) site(s): \(wave.prefix(12).joined(separator: ", "))\(wave.count > 12 ? ", …" : "")")
         }
-        var table = TextTable(["WAVE", "SITE", "PRODUCT", "SOURCE", "SNAPSHOT", "SIZE", "RPO"])
+        var table = TextTable(["WAVE", "SITE", "PRODUCT", "SOURCE", "SNAPSHOT", "SIZE", "RPO", "AT THE TARGET NOW"])
         for job in report.jobs {
             table.add(["\(job.wave + 1)", job.site, job.product, job.source ?? "-",
                        job.source == JobRecord.sourceQuarantine ? "deleted \(job.snapshotTakenAt.map(Timestamp.iso) ?? "?")"
                            : job.snapshotTakenAt.map(Timestamp.iso) ?? "NONE (job would fail)",
                        ByteSize.format(job.archiveBytes),
-                       job.rpoSeconds.map { DurationSpec.format(seconds: $0) + (job.rpoMet == false ? " (missed)" : "") } ?? "-"])
+                       job.rpoSeconds.map { DurationSpec.format(seconds: $0) + (job.rpoMet == false ? " (missed)" : "") } ?? "-",
+                       job.destinationHoldsData ? "data (moved to quarantine)" : "-"])
         }
         Swift.print(table.render(), terminator: "")
+        let live = report.jobs.filter(\.destinationHoldsData)
+        if !live.isEmpty {
+            let sites = Set(live.map(\.site)).sorted()
+            Swift.print("\(live.count) target(s) of \(sites.count) site(s) hold data now (\(sites.prefix(8).joined(separator: ", "))\(sites.count > 8 ? ", …" : "")): "
+                        + "the restore moves it to quarantine and `lifeboat rollback RUN` puts it back; to restore only what was lost, name those sites (--sites)")
+        }
         Swift.print("\(report.jobs.count) job(s), \(ByteSize.format(report.archiveBytes)) of archives, \(report.missingSnapshots) without a snapshot")
         if report.missingSnapshots == report.jobs.count {
             Swift.print("forecast: none, no job has a snapshot to restore")

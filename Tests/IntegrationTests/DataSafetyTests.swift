@@ -246,7 +246,7 @@ import Testing
         let contacts = try #require(try second.jobs(refusedRun).first { $0["product"] as? String == "contacts" })
         let error = contacts["error"] as? String ?? ""
         #expect(error.contains("destination \(dir.file("out/acme/contacts")) is being restored by another process right now"), "\(error)")
-        #expect(error.hasSuffix("let it finish, then run this job again: lifeboat retry \(refusedRun) \(contacts["id"] as? Int ?? 0)"), "\(error)")
+        #expect(error.hasSuffix("let it finish, then run this job again: lifeboat retry \(refusedRun) acme/contacts"), "\(error)")
         // An extract into it is refused too.
         let archive = try #require(FileManager.default.subpathsOfDirectory(atPath: dir.file("store/acme/contacts")).first { $0.hasSuffix(".tar.gz") })
         let extract = try run(Binaries.lifeboat, ["snapshot", "extract", dir.file("store/acme/contacts/" + archive), "--into", dir.file("out/acme/contacts")])

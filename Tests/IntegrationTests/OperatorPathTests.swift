@@ -94,6 +94,13 @@ import Testing
                 "acme/contacts was restored again")
         #expect(try daemon.cli(["restore", "main", "--products", "wiki"]).stderr.contains("plan main has no product wiki; its products: contacts, jira"))
 
+        // A dry run says which targets hold data a restore would move aside.
+        let dry = try daemon.cli(["dry-run", "main", "--incident-at", "2026-11-25T10:00:00Z"])
+        #expect(dry.stdout.contains("data (moved to quarantine)")
+                && dry.stdout.contains("2 target(s) of 1 site(s) hold data now (acme): the restore moves it to quarantine"), "\(dry.stdout)")
+        let dryJobs = (jsonObject(try daemon.cli(["dry-run", "main", "--incident-at", "2026-11-25T10:00:00Z", "--json"]).stdout) as? [String: Any])?["jobs"] as? [[String: Any]]
+        #expect(dryJobs?.compactMap { $0["destination_holds_data"] as? Bool } == [true, true], "\(String(describing: dryJobs))")
+
         // The report as JSON with --json, as every other command.
         let report = jsonObject(try daemon.cli(["report", againId, "--json"]).stdout) as? [String: Any]
         // (The older snapshot is 1d14h before the incident: past the plan's 24h RPO, and said so.)

@@ -185,6 +185,9 @@ public struct DryRunReport: Sendable, Codable {
         public var rpoMet: Bool?
         /// `snapshot` or `quarantine` (soft-deleted data renamed back).
         public var source: String?
+        /// Something is at the destination now: a restore moves it to quarantine (a site that
+        /// was not lost would be rolled back to its snapshot).
+        public var destinationHoldsData: Bool
     }
 
     public var plan: String
@@ -215,7 +218,7 @@ public struct DryRunReport: Sendable, Codable {
         jobs = prepared.jobs.map {
             Job(site: $0.site, product: $0.product, wave: $0.wave, destination: $0.destination, snapshot: $0.snapshotPath,
                 snapshotTakenAt: $0.snapshotTakenAt, archiveBytes: $0.archiveBytes, rpoSeconds: $0.rpoSeconds, rpoMet: $0.rpoMet,
-                source: $0.source)
+                source: $0.source, destinationHoldsData: prepared.run.mode == .restore && FileSystem.exists($0.destination))
         }
         missingSnapshots = prepared.jobs.filter { $0.snapshotPath == nil }.count
         archiveBytes = prepared.jobs.reduce(0) { $0 + $1.archiveBytes }

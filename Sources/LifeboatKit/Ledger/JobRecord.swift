@@ -98,7 +98,7 @@ public struct JobRecord: Sendable, Codable, Hashable, Identifiable {
     public var committed: Bool { state == .succeeded || (state == .failed && rtoSeconds != nil) }
 
     /// The command that queues this job again (`job.retry`), for messages that say what to do.
-    public var retryCommand: String { "lifeboat retry \(runId) \(id.map(String.init) ?? name)" }
+    public var retryCommand: String { "lifeboat retry \(runId) \(name)" }
 
     /// Why it did not succeed, without the job's own name in front (messages often begin with
     /// it), for lines that already name the job.
