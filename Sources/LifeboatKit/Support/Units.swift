@@ -111,7 +111,9 @@ public struct DurationSpec: Hashable, Sendable, Comparable, CustomStringConverti
             let total = Int64(s.rounded())
             let d = total / 86_400, h = (total % 86_400) / 3_600, m = (total % 3_600) / 60, sec = total % 60
             if d > 0 {
-                text = h > 0 ? "\(d)d\(h)h" : "\(d)d"
+                // Two units; a remainder in minutes is not hidden (24h35m against a 1d objective
+                // must not read "1d (missed)").
+                text = h > 0 ? "\(d)d\(h)h" : m > 0 ? "\(d)d\(m)m" : "\(d)d"
             } else if h > 0 {
                 text = m > 0 ? "\(h)h\(String(format: "%02d", m))m" : "\(h)h"
             } else if m > 0 {

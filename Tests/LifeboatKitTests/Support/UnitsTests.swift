@@ -51,5 +51,9 @@ import Testing
         #expect(ByteSize.format(3 << 29) == "1.5 GiB")
         #expect(DurationSpec.format(seconds: 7_500) == "2h05m")
         #expect(DurationSpec.format(seconds: 192) == "3m12s")
+        // A day and minutes is not rounded to "1d": against a 1d objective it would read met.
+        #expect(DurationSpec.format(seconds: 86_400 + 35 * 60) == "1d35m")
+        #expect(DurationSpec.format(seconds: 86_400 + 2 * 3_600 + 35 * 60) == "1d2h")
+        #expect(DurationSpec.format(seconds: 2 * 86_400) == "2d")
     }
 }
