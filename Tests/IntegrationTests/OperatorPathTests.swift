@@ -109,6 +109,45 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// A `post_restore` that failed (a reindex, say) is retried by running it again on the data
+    /// its job left committed: no second restore of the archive, nothing moved to quarantine.
+    @Test func aFailedPostRestoreIsRetriedOnTheCommittedData() async throws {
+        let daemon = try DaemonHarness(sites: 1, size: "64KiB")
+        let marker = daemon.dir.file("reindexed-once")
+        let hook = daemon.dir.write("reindex.sh", "#!/bin/sh\nif [ ! -e '\(marker)' ]; then touch '\(marker)'; echo \"reindex failed for $1\"; exit 1; fi\necho reindexed\n")
+        chmod(hook, 0o755)
+        daemon.dir.write("plans/main.yaml", """
+            name: main
+            snapshots: ../store
+            target: ../out/{site}/{product}
+            products:
+              - name: contacts
+                post_restore: ["\(hook)", "{site}"]
+              - name: jira
+                after: [contacts]
+            """)
+        try daemon.start()
+        let first = try daemon.cli(["restore", "main", "--incident-at", "2026-11-25T10:00:00Z", "--follow"])
+        #expect(first.status == 1, "\(first.stdout)\(first.stderr)")
+        let runId = try #require(try daemon.runs().first?["id"] as? String)
+        let failed = try #require(try daemon.jobs(runId).first { $0["product"] as? String == "contacts" })
+        let error = failed["error"] as? String ?? ""
+        #expect(failed["state"] as? String == "failed" && error.contains("its output: reindex failed for acme; the restored data is committed and kept"), "\(error)")
+        let inode = { try FileManager.default.attributesOfItem(atPath: daemon.dir.file("out/acme/contacts"))[.systemFileNumber] as? Int }
+        let committed = try inode()
+
+        let retry = try daemon.cli(["retry", runId, "acme/contacts"])
+        #expect(retry.status == 0, "\(retry.stdout)\(retry.stderr)")
+        #expect(try await daemon.waitForRun(runId) == "succeeded", "\(daemon.daemonLog.suffix(2_000))")
+        #expect(try inode() == committed, "the archive was restored a second time")
+        let again = try #require(try daemon.jobs(runId).first { $0["product"] as? String == "contacts" })
+        #expect((again["hook_output"] as? String)?.contains("post_restore (run again on the data committed before): exit status 0") == true, "\(again)")
+        let quarantine = jsonObject(try daemon.cli(["quarantine", "list", "--json"]).stdout) as? [Any]
+        #expect(quarantine?.isEmpty == true, "\(String(describing: quarantine))")
+        #expect(FileManager.default.fileExists(atPath: daemon.dir.file("out/acme/jira")), "the job skipped after it ran")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func exerciseOnlyFlagsAreRefusedForRestores() throws {
         let daemon = try DaemonHarness(sites: 1)
         try daemon.start()

@@ -140,13 +140,16 @@ public enum JobLifecycle {
             next.error = nil
             next.errorCode = nil
             next.stagingPath = nil
-            next.commitIdentity = nil
+            // The commit identity stays only for a job queued again after it committed (`retried`
+            // kept it): the executor runs post_restore again on that data instead of restoring.
+            if from.isActive { next.commitIdentity = nil }
             next.host = host
             return transition(.queued, publish: true)
 
         case .reserved(let path):
             guard from == .restoring else { throw illegal() }
             next.stagingPath = path
+            next.commitIdentity = nil
             return transition(.durable, publish: true)
 
         case .staged(let identity):
@@ -228,6 +231,7 @@ public enum JobLifecycle {
                 next.error = "interrupted by \(reason)"
                 next.finishedAt = at
                 next.stagingPath = nil
+                next.commitIdentity = nil
                 return ended()
             case .succeeded, .failed, .cancelled, .skipped: throw illegal()
             }
@@ -246,9 +250,11 @@ public enum JobLifecycle {
             next.error = nil
             next.errorCode = nil
             next.finishedAt = nil
-            // Its RTO is measured again when it ends.
+            // Its RTO is measured again when it ends. What it committed (a post_restore failed
+            // after the commit) is known by its identity, for post_restore to run again on it.
             next.rtoSeconds = nil
             next.rtoMet = nil
+            next.commitIdentity = job.committed ? job.commitIdentity : nil
             return transition(.durable, event: .init(kind: "job.retry", message: "\(job.name) queued again by an operator"), publish: true)
 
         case .recoveredCommitted(let quarantinePath, let treeDigest, let measured, let postRestore, let at, let timing):

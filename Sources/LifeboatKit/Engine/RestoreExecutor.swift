@@ -11,6 +11,7 @@ public struct RestoreExecutor: JobExecutor {
         if context.run.mode == .delete { return try await SoftDeleteExecutor().execute(context, observer: observer) }
         if context.job.fromQuarantine { return try await SoftDeleteExecutor().restoreFromQuarantine(context, observer: observer) }
         let job = context.job, plan = context.plan
+        if let again = try await postRestoreAgain(context) { return again }
         let snapshot = try context.requiredSnapshot()
         // An exercise never displaces anything: an existing sandbox destination is not its own.
         let exercise = context.run.mode == .exercise
@@ -149,6 +150,35 @@ public struct RestoreExecutor: JobExecutor {
         }
         try StagingRecovery.removeLeftover(path: stagingPath, identity: recorded)
         return .restart
+    }
+
+    /// A job retried after its `post_restore` failed: its commit is in place (the destination is
+    /// the very tree it committed), so only the hook runs again. Restoring the archive a second
+    /// time would cost a whole restore and move the committed data into quarantine. Nil when
+    /// the job has no such commit in place (it failed before committing, or the data was
+    /// replaced since): it is restored as usual.
+    private func postRestoreAgain(_ context: JobContext) async throws -> JobResult? {
+        let job = context.job
+        guard let command = context.plan.product(named: job.product)?.postRestore,
+              let committed = job.commitIdentity.flatMap(FileIdentity.init(parsing:)),
+              FileIdentity(path: job.destination) == committed else { return nil }
+        var result = JobResult(bytes: job.bytes, entries: job.entries, archiveBytes: job.archiveBytes, skippedEntries: job.skippedEntries,
+                               quarantinePath: job.quarantinePath)
+        do {
+            let hook = try await runHook(command, path: job.destination, context: context, timeout: context.plan.hookTimeout)
+            result.hookOutput = String("post_restore (run again on the data committed before): \(hook.summary)\n\(hook.output)".prefix(64 << 10))
+            if !hook.succeeded {
+                result.postRestoreError = "\(job.name): post_restore \(command[0]) failed again (\(hook.summary))"
+                    + (hook.lastWords(500).map { "; its output: \($0)" } ?? "") + "; the data committed before is kept"
+            }
+        } catch let error as HookError {
+            result.postRestoreError = "\(job.name): \(error.description); the data committed before is kept"
+        } catch is CancellationError {
+            throw PostRestoreInterrupted(result: result)
+        }
+        // Fingerprinted after the hook, which may write there, for rollback to tell later changes.
+        if context.run.mode != .exercise { result.treeDigest = TreeDigest.of(job.destination) }
+        return result
     }
 
     /// `post_restore` of a job whose commit a restart found, when its product has one.

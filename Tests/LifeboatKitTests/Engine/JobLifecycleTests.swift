@@ -98,6 +98,20 @@ import Testing
         #expect(started.error == nil && started.errorCode == nil && started.stagingPath == nil && started.commitIdentity == nil && started.finishedAt == nil)
     }
 
+    /// A job retried after its post_restore failed keeps what it committed (post_restore runs
+    /// again on it); one that failed before its commit starts from nothing.
+    @Test func aRetryKeepsTheCommitOfAJobThatCommitted() throws {
+        var committed = Self.job(in: .failed)
+        committed.commitIdentity = "1:2"
+        committed.rtoSeconds = 60
+        let again = try JobLifecycle.apply(.retried, to: committed).job
+        #expect(again.commitIdentity == "1:2" && again.rtoSeconds == nil)
+        #expect(try JobLifecycle.apply(.started(at: Self.t0, host: nil), to: again).job.commitIdentity == "1:2")
+        var refused = Self.job(in: .failed)
+        refused.commitIdentity = "1:3"  // staged, then failed its checks
+        #expect(try JobLifecycle.apply(.retried, to: refused).job.commitIdentity == nil)
+    }
+
     @Test func finishingMeasuresRTOAgainstTheDeclaration() throws {
         var result = JobResult(bytes: 1_000, entries: 3, archiveBytes: 400, skippedEntries: 1, hookOutput: "ok")
         result.treeDigest = "sha256:x"
