@@ -66,14 +66,14 @@ public final class RunManager: Service {
     /// Records a new run and queues it. Returns it as recorded (pending).
     public func start(_ request: RunRequest) async throws -> RunRecord {
         let created = try await engine.create(request)
-        register(created.run.id, plan: request.plan)
+        register(created.run.id, plan: request.plan, mode: created.run.mode)
         return created.run
     }
 
     /// Records a confirmed soft delete as a run and queues it. Returns it as recorded (pending).
     public func startDelete(_ selection: DeleteSelection, request: RunRequest) async throws -> RunRecord {
         let created = try await engine.createDelete(selection, request: request)
-        register(created.run.id, plan: request.plan)
+        register(created.run.id, plan: request.plan, mode: .delete)
         return created.run
     }
 
@@ -250,7 +250,7 @@ public final class RunManager: Service {
                 + "their outcome, and it ends succeeded only if every job has"
             run.currentWave = min(run.currentWave, job.wave)
             try await ledger.updateRun(run)
-            register(runId, plan: plan)
+            register(runId, plan: plan, mode: run.mode)
             // The run goes on here: its coordination is given back when it ends (`execute`).
             return (run, keep: true)
         }
@@ -342,13 +342,15 @@ public final class RunManager: Service {
 
     /// Queues a run once: a run already queued or running here is not queued again (the start of
     /// a new run and the look for runs to take over may meet).
-    private func register(_ runId: String, plan: Plan) {
+    private func register(_ runId: String, plan: Plan, mode: RunMode) {
         let added = active.withLock { active -> Bool in
             guard active[runId] == nil else { return false }
             active[runId] = Active(control: RunControl(slots: slots, runId: runId), plan: plan, started: false)
             return true
         }
-        if added { enqueue.yield(runId) }
+        guard added else { return }
+        if mode == .exercise { slots.markRehearsal(runId) }
+        enqueue.yield(runId)
     }
 
     // MARK: Service
@@ -373,6 +375,7 @@ public final class RunManager: Service {
                     if !granted, Task.isCancelled { return }
                     await self.execute(runId)
                     self.slots.release(runId)
+                    self.slots.forget(runId)
                 }
             }
             // Drain: every run still going is cancelled as a task, which the engine records as
@@ -492,7 +495,7 @@ public final class RunManager: Service {
             // Refused again when it executes, and recorded on the run then.
             logger.error("resumed run overlaps another", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
         }
-        register(run.id, plan: plan)
+        register(run.id, plan: plan, mode: run.mode)
     }
 
     /// With a shared ledger: takes over, every third of the lease, the unfinished runs whose

@@ -6,7 +6,9 @@ import Synchronization
 /// A run holds a slot while it executes. A run halted by a wave gate gives its slot up — a halted
 /// canary must not block an unrelated urgent restore — and, once resumed, takes the next free
 /// one in turn with the queued runs. Waiting is cancellable (a drain) and can be withdrawn (an
-/// operator's cancel of a queued run).
+/// operator's cancel of a queued run). Rehearsals (exercises) queue behind every restore and
+/// delete waiting: an unattended exercise never delays a production restore more than the one
+/// it is running.
 public final class RunSlots: Sendable {
     private struct State {
         var limit: Int
@@ -15,13 +17,22 @@ public final class RunSlots: Sendable {
         var waiting = WaitQueue<Bool>()
         /// Runs whose next wait ends at once (withdrawn before they began waiting).
         var withdrawn: Set<String> = []
+        /// Exercises: they yield their turn to the other runs waiting.
+        var rehearsals: Set<String> = []
 
-        /// Hands free slots to the runs waiting longest.
+        /// The waiting runs in the order they get slots: restores and deletes first, each kind
+        /// in the order it queued.
+        var queue: [String] {
+            let tags = waiting.waiters.map(\.tag)
+            return tags.filter { !rehearsals.contains($0) } + tags.filter { rehearsals.contains($0) }
+        }
+
+        /// Hands free slots to the runs first in `queue`.
         mutating func grant() -> [CheckedContinuation<Bool, Never>] {
             var granted: [CheckedContinuation<Bool, Never>] = []
-            while holders.count < limit, let next = waiting.takeFirst() {
-                holders.append(next.tag)
-                granted.append(next.continuation)
+            while holders.count < limit, let tag = queue.first, let next = waiting.take(tag: tag).first {
+                holders.append(tag)
+                granted.append(next)
             }
             return granted
         }
@@ -87,11 +98,22 @@ public final class RunSlots: Sendable {
         for c in withdrawn { c.resume(returning: false) }
     }
 
+    /// `runId` is an exercise: it yields its turn to restores and deletes (until `forget`).
+    public func markRehearsal(_ runId: String) {
+        state.withLock { _ = $0.rehearsals.insert(runId) }
+    }
+
+    /// The run ended: nothing is kept about it.
+    public func forget(_ runId: String) {
+        state.withLock { _ = $0.rehearsals.remove(runId) }
+    }
+
     /// Why `runId` waits, or nil when it does not wait for a slot.
     public func wait(of runId: String) -> RunWait? {
         state.withLock { s in
-            guard let position = s.waiting.waiters.firstIndex(where: { $0.tag == runId }) else { return nil }
-            return RunWait(limit: s.limit, holders: s.holders, ahead: s.waiting.waiters[..<position].map(\.tag))
+            let queue = s.queue
+            guard let position = queue.firstIndex(of: runId) else { return nil }
+            return RunWait(limit: s.limit, holders: s.holders, ahead: Array(queue[..<position]))
         }
     }
 
@@ -99,8 +121,9 @@ public final class RunSlots: Sendable {
     /// before it); nil when it holds a slot or would take one at once.
     public func waitIfQueued(_ runId: String) -> RunWait? {
         state.withLock { s in
-            guard !s.holders.contains(runId), s.holders.count >= s.limit || !s.waiting.isEmpty else { return nil }
-            return RunWait(limit: s.limit, holders: s.holders, ahead: s.waiting.waiters.map(\.tag).filter { $0 != runId })
+            let ahead = s.queue.filter { $0 != runId && (s.rehearsals.contains(runId) || !s.rehearsals.contains($0)) }
+            guard !s.holders.contains(runId), s.holders.count >= s.limit || !ahead.isEmpty else { return nil }
+            return RunWait(limit: s.limit, holders: s.holders, ahead: ahead)
         }
     }
 

@@ -24,6 +24,27 @@ import Testing
         #expect(slots.holders == ["b", "c"])
     }
 
+    /// An unattended exercise never delays a restore beyond the one it runs: a restore queued
+    /// after it gets the next slot first, and each says so.
+    @Test func exercisesYieldTheirTurnToRestores() async throws {
+        let slots = RunSlots(limit: 1)
+        #expect(await slots.acquire("running"))
+        slots.markRehearsal("exercise")
+        async let exercise = slots.acquire("exercise")
+        try await waitUntil { slots.wait(of: "exercise") != nil }
+        // Predicted the moment it is registered, before it queues: nothing ahead of it.
+        #expect(slots.waitIfQueued("restore")?.ahead == [])
+        async let restore = slots.acquire("restore")
+        try await waitUntil { slots.wait(of: "restore") != nil }
+        #expect(slots.wait(of: "restore")?.ahead == [] && slots.wait(of: "exercise")?.ahead == ["restore"])
+        slots.release("running")
+        #expect(await restore)
+        #expect(slots.holders == ["restore"] && slots.wait(of: "exercise")?.ahead == [])
+        slots.release("restore")
+        #expect(await exercise)
+        slots.forget("exercise")
+    }
+
     @Test func aWithdrawnWaitEndsWithoutASlot() async throws {
         let slots = RunSlots(limit: 1)
         #expect(await slots.acquire("a"))
