@@ -63,10 +63,10 @@ struct Lifeboat: ParsableCommand {
                 try command.run()
             }
         } catch let failure as CLIFailure {
-            if !failure.message.isEmpty { printError(failure.message) }
+            if !failure.message.isEmpty { fail(failure.message, code: failure.code, kind: nil) }
             Foundation.exit(failure.code.rawValue)
         } catch let error as LifeboatError {
-            printError("error: \(error.description)")
+            fail("error: \(error.description)", code: error.exitCode, kind: (error as? ControlClient.Refused)?.error.code.rawValue)
             Foundation.exit(error.exitCode.rawValue)
         } catch {
             let code = exitCode(for: error)
@@ -79,6 +79,19 @@ struct Lifeboat: ParsableCommand {
             // ArgumentParser's usage errors (EX_USAGE, 64) are Lifeboat's "rejected input".
             Foundation.exit(code.rawValue == 64 ? CLIExit.rejected.rawValue : CLIExit.failed.rawValue)
         }
+    }
+
+    /// Says why the command failed on standard error: in words, or, with `--json`, as
+    /// `{"error": {"code", "message", "exit_code"}}` on one line (the control socket's error codes
+    /// when the daemon refused; else the exit code's name), for scripts that read JSON.
+    private static func fail(_ message: String, code: CLIExit, kind: String?) {
+        let arguments = CommandLine.arguments.dropFirst().prefix { $0 != "--" }
+        guard arguments.contains("--json") else { return printError(message) }
+        let words = message.hasPrefix("error: ") ? String(message.dropFirst("error: ".count)) : message
+        let names: [CLIExit: String] = [.failed: "failed", .rejected: "rejected", .unreachable: "unreachable", .halted: "halted"]
+        let body: [String: Any] = ["error": ["code": kind ?? names[code] ?? "failed", "message": words, "exit_code": Int(code.rawValue)]]
+        guard let data = try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes]) else { return printError(message) }
+        printError(String(decoding: data, as: UTF8.self))
     }
 
     /// Runs an async command on Swift's concurrency pool and waits for it on this thread (which

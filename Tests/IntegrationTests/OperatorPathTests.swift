@@ -46,6 +46,11 @@ import Testing
             }
         }
         #expect(try daemon.runs().isEmpty, "a refused request recorded a run")
+        // With --json the refusal is JSON too, for the scripts that asked for it.
+        let json = try daemon.cli(["restore", "main", "--incident-at", future, "--json"])
+        let error = (jsonObject(json.stderr) as? [String: Any])?["error"] as? [String: Any]
+        #expect(json.status == 2 && error?["code"] as? String == "rejected" && error?["exit_code"] as? Int == 2
+                && (error?["message"] as? String)?.contains("is in the future") == true, "\(json.stderr)")
         // The incident and snapshots at the same instant, and a declaration before the run, are fine.
         let restore = try daemon.cli(["restore", "main", "--incident-at", "2026-11-25T10:00:00Z", "--as-of", "2026-11-25T10:00:00Z",
                                       "--declared-at", iso.string(from: Date().addingTimeInterval(-600)), "--follow"])
