@@ -67,8 +67,8 @@ public enum RunPlanner {
         if let wanted = request.products {
             let unknown = wanted.filter { name in !plan.products.contains { $0.name == name } }
             guard unknown.isEmpty, !wanted.isEmpty else {
-                throw RunRequestError("plan \(plan.name) has no product \(unknown.joined(separator: ", ")); its products: "
-                                      + plan.products.map(\.name).joined(separator: ", "))
+                throw RunRequestError((wanted.isEmpty ? "the products to restore name none" : "plan \(plan.name) has no product \(unknown.joined(separator: ", "))")
+                                      + "; its products: " + plan.products.map(\.name).joined(separator: ", "))
             }
         }
 
