@@ -84,14 +84,9 @@ public struct RestoreExecutor: JobExecutor {
                         if !exercise { result.treeDigest = TreeDigest.of(destination) }
                     }
                     do {
-                        let hook = try await runHook(command, path: job.destination, context: context, timeout: plan.hookTimeout)
-                        hookOutput.append("post_restore: \(hook.summary)\n\(hook.output)")
-                        if !hook.succeeded {
-                            result.postRestoreError = "\(job.name): post_restore \(command[0]) failed (\(hook.summary))"
-                                + (hook.lastWords(500).map { "; its output: \($0)" } ?? "") + "; the restored data is committed and kept"
-                        }
-                    } catch let error as HookError {
-                        result.postRestoreError = "\(job.name): \(error.description); the restored data is committed and kept"
+                        let hook = try await postRestoreRun(command, context, heading: "post_restore", qualifier: "")
+                        if !hook.output.isEmpty { hookOutput.append(hook.output) }
+                        result.postRestoreError = hook.error
                     } catch is CancellationError {
                         // The commit is done: a cancel stops only the hook (the runner says so);
                         // a drain leaves the job for the next start, which runs the hook again.
@@ -165,14 +160,9 @@ public struct RestoreExecutor: JobExecutor {
         var result = JobResult(bytes: job.bytes, entries: job.entries, archiveBytes: job.archiveBytes, skippedEntries: job.skippedEntries,
                                quarantinePath: job.quarantinePath)
         do {
-            let hook = try await runHook(command, path: job.destination, context: context, timeout: context.plan.hookTimeout)
-            result.hookOutput = String("post_restore (run again on the data committed before): \(hook.summary)\n\(hook.output)".prefix(64 << 10))
-            if !hook.succeeded {
-                result.postRestoreError = "\(job.name): post_restore \(command[0]) failed again (\(hook.summary))"
-                    + (hook.lastWords(500).map { "; its output: \($0)" } ?? "") + "; the data committed before is kept"
-            }
-        } catch let error as HookError {
-            result.postRestoreError = "\(job.name): \(error.description); the data committed before is kept"
+            let hook = try await postRestoreRun(command, context, heading: "post_restore (run again on the data committed before)", qualifier: " again")
+            result.hookOutput = hook.output.isEmpty ? nil : String(hook.output.prefix(64 << 10))
+            result.postRestoreError = hook.error
         } catch is CancellationError {
             throw PostRestoreInterrupted(result: result)
         }
@@ -185,13 +175,22 @@ public struct RestoreExecutor: JobExecutor {
     private func postRestoreAfterRestart(_ context: JobContext) async throws -> PostRestoreRun? {
         let job = context.job
         guard let command = context.plan.product(named: job.product)?.postRestore else { return nil }
+        return try await postRestoreRun(command, context, heading: "post_restore (run again after a restart)", qualifier: " when run again after a restart")
+    }
+
+    /// Runs `post_restore` on the job's committed data: its output for the ledger, under
+    /// `heading`, and the job's error when it failed (`qualifier` says when it ran). A cancel
+    /// comes through as `CancellationError`, for the caller to say what stays.
+    private func postRestoreRun(_ command: [String], _ context: JobContext, heading: String, qualifier: String) async throws -> PostRestoreRun {
+        let job = context.job
+        let kept = "; the restored data is committed and kept"
         do {
             let hook = try await runHook(command, path: job.destination, context: context, timeout: context.plan.hookTimeout)
-            let error = hook.succeeded ? nil : "\(job.name): post_restore \(command[0]) failed (\(hook.summary)) when run again after a restart"
-                + (hook.lastWords(500).map { "; its output: \($0)" } ?? "") + "; the restored data is committed and kept"
-            return PostRestoreRun(output: "post_restore (run again after a restart): \(hook.summary)\n\(hook.output)", error: error)
+            let error = hook.succeeded ? nil : "\(job.name): post_restore \(command[0]) failed\(qualifier) (\(hook.summary))"
+                + (hook.lastWords(500).map { "; its output: \($0)" } ?? "") + kept
+            return PostRestoreRun(output: "\(heading): \(hook.summary)\n\(hook.output)", error: error)
         } catch let error as HookError {
-            return PostRestoreRun(output: "", error: "\(job.name): \(error.description) (run again after a restart); the restored data is committed and kept")
+            return PostRestoreRun(output: "", error: "\(job.name): \(error.description)\(qualifier)\(kept)")
         }
     }
 
