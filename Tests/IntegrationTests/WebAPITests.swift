@@ -14,18 +14,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
         let notify = daemon.dir.write("notify.sh", "#!/bin/sh\ncat > \"$(mktemp \(inbox)/event.XXXXXX)\"\n")
         chmod(notify, 0o755)
-        daemon.dir.write("plans/main.yaml", """
-            name: main
-            snapshots: ../store
-            target: ../out/{site}/{product}
-            products:
-              - name: contacts
-              - name: jira
-                after: [contacts]
-            objectives: { rto: 1h, rpo: 24h }
-            verify: { command: ["\(verify)", "{site}", "{product}", "{path}"] }
-            notify: ["\(notify)"]
-            """)
+        daemon.writeVerifiedPlan(verify: verify, extra: "notify: [\"\(notify)\"]")
         try daemon.start()
         let run = try daemon.startRestore()
         return (base, run, inbox)
@@ -148,19 +137,7 @@ import Testing
         let go = daemon.dir.file("go")
         let verify = daemon.writeVerifyScript(failing: [], waitingFor: go)
         let plans = ["main", "second", "third"]
-        for plan in plans {
-            daemon.dir.write("plans/\(plan).yaml", """
-                name: \(plan)
-                snapshots: ../store
-                target: ../out-\(plan)/{site}/{product}
-                products:
-                  - name: contacts
-                  - name: jira
-                    after: [contacts]
-                objectives: { rto: 1h, rpo: 24h }
-                verify: { command: ["\(verify)", "{site}", "{product}", "{path}"] }
-                """)
-        }
+        for plan in plans { daemon.writeVerifiedPlan(plan, target: "../out-\(plan)/{site}/{product}", verify: verify) }
         try daemon.start()
         let runs = try plans.map { try daemon.startRestore(plan: $0) }
         func gauge(_ name: String) throws -> Double? {

@@ -26,6 +26,24 @@ extension DaemonHarness {
         return "http://127.0.0.1:\(port)"
     }
 
+    /// Writes plan `name` over the store (contacts, then jira after it), restoring into `target`
+    /// with objectives RTO 1h and RPO 24h, `verify` (a script's path) as its verify command, and
+    /// `extra` lines.
+    func writeVerifiedPlan(_ name: String = "main", target: String = "../out/{site}/{product}", verify: String, extra: String = "") {
+        dir.write("plans/\(name).yaml", """
+            name: \(name)
+            snapshots: ../store
+            target: \(target)
+            products:
+              - name: contacts
+              - name: jira
+                after: [contacts]
+            objectives: { rto: 1h, rpo: 24h }
+            verify: { command: ["\(verify)", "{site}", "{product}", "{path}"] }
+            \(extra)
+            """)
+    }
+
     /// A verify script that sleeps `delay` seconds, then fails for the given `site/product`
     /// pairs, printing `message` (the job's error carries the output).
     /// With `waitingFor`, each verification first waits (up to 2 min) for that file to exist.

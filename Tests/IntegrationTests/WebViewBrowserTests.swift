@@ -52,18 +52,7 @@ import Testing
         let ready = daemon.dir.file("page-ready")
         let verify = daemon.writeVerifyScript(delay: "1", failing: ["globex/jira"], message: "customer data differs: " + Self.hostile,
                                               waitingFor: ready)
-        daemon.dir.write("plans/main.yaml", """
-            name: main
-            snapshots: ../store
-            target: ../out/{site}/{product}
-            products:
-              - name: contacts
-              - name: jira
-                after: [contacts]
-            concurrency: 2
-            objectives: { rto: 1h, rpo: 24h }
-            verify: { command: ["\(verify)", "{site}", "{product}", "{path}"] }
-            """)
+        daemon.writeVerifiedPlan(verify: verify, extra: "concurrency: 2")
         try daemon.start()
         let run = try daemon.startRestore()
         let shot = daemon.dir.file("run-page.png")
