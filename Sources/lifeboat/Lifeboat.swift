@@ -10,7 +10,7 @@ struct Lifeboat: ParsableCommand {
         discussion: """
             Global options: --socket PATH (default: $LIFEBOAT_SOCKET, else this user's daemon's socket, then the system daemon's \(DefaultPaths.systemSocket)) and --json may come before or after the subcommand.
 
-            Exit codes: 0 success; 1 the operation ran and failed; 2 usage error or rejected input; 3 the daemon cannot be reached; 4 a run halted at a wave gate (--exit-on-halt).
+            Exit codes: 0 success; 1 the operation ran and failed; 2 usage error or rejected input; 3 the daemon cannot be reached or cannot serve it now (ask again); 4 a run halted at a wave gate (--exit-on-halt).
             """,
         version: LifeboatVersion.string,
         subcommands: [

@@ -66,7 +66,7 @@ enum SummaryPrinter {
         for job in failures.prefix(20) { Swift.print("failed \(job.name): \(job.reason ?? "unknown")") }
         if failures.count > 20 { Swift.print("… and \(failures.count - 20) more failures") }
         if run.state.isFinal, let first = failures.first {
-            Swift.print("run a failed job again once its cause is fixed: \(first.retryCommand)" + (failures.count > 1 ? " (and likewise the others)" : ""))
+            Swift.print("\(first.name): \(first.remedy(in: run))" + (failures.count > 1 ? " (and likewise the others)" : ""))
         }
     }
 }

@@ -163,7 +163,7 @@ final class BackgroundCLI: @unchecked Sendable {
         let json = try JSONSerialization.jsonObject(with: Data(try daemon.cli(["status", "--json"]).stdout.utf8)) as? [String: Any]
         #expect(json?["stopping_since"] is String, "\(String(describing: json))")
         let refused = try daemon.cli(["restore", "main"])
-        #expect(refused.status == 1)
+        #expect(refused.status == 3)
         #expect(refused.stderr.contains("run.start refused: lifeboatd is stopping (since ") && refused.stderr.contains("ask again once it is back"),
                 "\(refused.stdout)\(refused.stderr)")
         #expect(try await daemon.waitForExit(timeout: 30) == 0, "\(daemon.daemonLog.suffix(2_000))")

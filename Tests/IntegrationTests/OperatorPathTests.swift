@@ -76,6 +76,9 @@ import Testing
         let first = try daemon.cli(["restore", "main", "--incident-at", "2026-11-25T10:00:00Z", "--follow"])
         #expect(first.status == 1, "\(first.stdout)\(first.stderr)")
         let runId = try #require(try daemon.runs().first?["id"] as? String)
+        // What to do, said at the end: a retry would read the same damaged archive.
+        #expect(first.stdout.contains("acme/jira: its archive cannot be restored; restore it from the snapshot before: `lifeboat restore main --sites acme "
+                                      + "--products jira --as-of 2026-11-24T19:29:59Z --incident-at 2026-11-25T10:00:00Z --declared-at "), "\(first.stdout)")
         let contacts = try FileManager.default.attributesOfItem(atPath: daemon.dir.file("out/acme/contacts"))[.systemFileNumber] as? Int
 
         // Jobs by name: ids are numbered across runs.

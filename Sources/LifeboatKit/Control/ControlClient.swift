@@ -59,7 +59,10 @@ public final class ControlClient {
         public var exitCode: CLIExit {
             switch error.code {
             case .badRequest, .unknownCommand, .invalidParams, .tooLarge, .rejected, .notFound, .forbidden, .conflict: return .rejected
-            case .unavailable, .internalError: return .failed
+            // It cannot serve the request now (it is stopping, its ledger does not answer, its
+            // connections are all in use): as good as unreachable, and worth asking again.
+            case .unavailable: return .unreachable
+            case .internalError: return .failed
             }
         }
         public var description: String { error.message + " (\(error.code.rawValue))" }

@@ -101,7 +101,7 @@ public struct RunOverview: Sendable, Codable {
         let failed = jobs.filter { $0.state == .failed || $0.state == .skipped || $0.state == .cancelled }
         failuresTotal = failed.count
         failures = failed.prefix(Self.failureLimit).map { job in
-            var action = run.state.isFinal ? "fix the cause, then `\(job.retryCommand)`" : "fix the cause; once the run has ended: `\(job.retryCommand)`"
+            var action = job.remedy(in: run)
             if job.state == .skipped { action = "not started: a product it depends on was not restored; fix and retry that one, then this one" }
             return Failure(job: job.id, site: job.site, product: job.product, state: job.state, attempt: job.attempt, error: job.error, action: action)
         }

@@ -169,7 +169,8 @@ public final class LifeboatMetrics: Sendable {
         guard !run.state.isFinal else { return }
         let forecast = RTOForecast(run: run, totalJobs: total, finishedJobs: finished, now: clock.now())
         let gauges = runGauges(run)
-        if let seconds = forecast.rtoSeconds { gauges.forecast.set(seconds) }
+        // No forecast (none yet, or halted at a gate): no series, rather than a stale one.
+        if let seconds = forecast.rtoSeconds { gauges.forecast.set(seconds) } else { registry.unregisterGauge(gauges.forecast) }
         if let objective = run.rtoObjectiveSeconds {
             gauges.objective.set(objective)
             gauges.miss.set(forecast.missesObjective ? 1.0 : 0.0)

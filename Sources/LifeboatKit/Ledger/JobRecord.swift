@@ -100,11 +100,26 @@ public struct JobRecord: Sendable, Codable, Hashable, Identifiable {
     /// The command that queues this job again (`job.retry`), for messages that say what to do.
     public var retryCommand: String { "lifeboat retry \(runId) \(name)" }
 
+    /// What to do about this failed job of `run`, in words with the command: restore it alone
+    /// from the snapshot before when its archive cannot be restored (damaged, unsafe, over a
+    /// limit: a retry would read the same archive), with the run's incident times so that its RPO
+    /// and RTO stay the incident's; else fix the cause and retry it.
+    public func remedy(in run: RunRecord) -> String {
+        let archive: Set<String> = [JobError.Code.integrity.rawValue, JobError.Code.unsafeEntry.rawValue, JobError.Code.limit.rawValue]
+        if run.mode == .restore, let code = errorCode, archive.contains(code), let taken = snapshotTakenAt {
+            return "its archive cannot be restored; restore it from the snapshot before: `lifeboat restore \(run.plan) --sites \(site) --products \(product) "
+                + "--as-of \(Timestamp.iso(taken.addingTimeInterval(-1))) --incident-at \(Timestamp.iso(run.incidentAt)) --declared-at \(Timestamp.iso(run.declaredAt))`"
+        }
+        return run.state.isFinal ? "fix the cause, then `\(retryCommand)`" : "fix the cause; once the run has ended: `\(retryCommand)`"
+    }
+
     /// Why it did not succeed, without the job's own name in front (messages often begin with
-    /// it), for lines that already name the job.
+    /// it), on one line (a hook's output keeps its line breaks in `error`), for lines that
+    /// already name the job: one event is one line in a follower's log.
     public var reason: String? {
         guard let error else { return nil }
-        return error.hasPrefix(name + ": ") ? String(error.dropFirst(name.count + 2)) : error
+        let words = error.hasPrefix(name + ": ") ? error.dropFirst(name.count + 2) : Substring(error)
+        return words.split(whereSeparator: \.isNewline).joined(separator: " / ")
     }
 
     /// Duration of the current attempt, if it ran.
