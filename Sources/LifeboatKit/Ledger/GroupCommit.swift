@@ -215,6 +215,8 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         let last = batch[batch.count - 1].ticket
         let ready = state.withLock { s -> [(Waiter, Error?)] in
             s.committedThrough = last
+            // Done before its waiters hear so: none of them finds its own batch still under way.
+            s.committingSince = nil
             var ready: [(Waiter, Error?)] = []
             s.waiters.removeAll { waiter in
                 guard waiter.ticket <= last else { return false }
