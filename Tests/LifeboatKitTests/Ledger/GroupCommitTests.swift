@@ -96,13 +96,16 @@ import Testing
         let commits = GroupCommit<Int>(committer: recorder.commit)
         commits.post(1)
         commits.post(2)
-        let deadline = ContinuousClock.now + .seconds(10)
+        // Generous deadlines: under the whole suite, blocking tests can keep Swift's few pool
+        // threads, and so the linger's timer, waiting for seconds.
+        var deadline = ContinuousClock.now + .seconds(60)
         while recorder.batches.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(recorder.batches.withLock { $0 }.flatMap { $0 } == [1, 2])
         // Later posts linger again, and go after the earlier ones.
         commits.post(3)
+        deadline = ContinuousClock.now + .seconds(60)
         while recorder.batches.withLock({ $0.flatMap { $0 }.count < 3 }), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
