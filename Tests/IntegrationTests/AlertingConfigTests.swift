@@ -23,9 +23,13 @@ import Testing
     /// Every metric the alerts and the dashboard query is one a real daemon exports, including
     /// lifeboat_run_halted while a run waits at a gate.
     @Test func alertsAndDashboardQueryExportedMetrics() async throws {
+        // A canary wave of two sites whose every job spends 2 s in its verify command: once
+        // the damaged job has failed, the other site's jobs go on for seconds with a pace to
+        // forecast from, and then the gate halts the run (a halted run has no forecast series).
         let daemon = try DaemonHarness(sites: 3, planExtra: """
+            verify: { command: ["/bin/sleep", "2"] }
             waves:
-              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: 2, gate: { max_failures: 0 } }
               - { sites: rest }
             """)
         let base = daemon.enableHTTP(offset: 131)
@@ -38,19 +42,22 @@ import Testing
         try Data("0000000000000000000000000000000000000000000000000000000000000000  x\n".utf8)
             .write(to: URL(fileURLWithPath: archive + ".sha256"))
         let run = try daemon.startRestore()
+        // The names exported along the run: its forecast while it goes, then its halt.
         var scrape = ""
-        // The halt is set from the run's event; the forecast gauges after a ledger read that
-        // follows it: wait for both.
-        for _ in 0..<200 {
+        var exported = Set<String>()
+        for _ in 0..<300 {
             scrape = try httpGet(base + "/metrics").body
+            exported.formUnion(scrape.split(separator: "\n").filter { !$0.hasPrefix("#") }
+                .compactMap { $0.split(whereSeparator: { $0 == "{" || $0 == " " }).first.map(String.init) })
             if scrape.contains("lifeboat_run_halted{run=\"\(run)\",plan=\"main\"} 1"),
-               scrape.contains("lifeboat_run_forecast_miss{run=\"\(run)\"") { break }
+               exported.contains("lifeboat_run_forecast_rto_seconds"),
+               !scrape.contains("lifeboat_run_forecast_rto_seconds{run=\"\(run)\"") { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(scrape.contains("lifeboat_run_halted{run=\"\(run)\",plan=\"main\"} 1"), "\(scrape)")
         #expect(scrape.contains("lifeboat_jobs_total{state=\"failed\"} 1"))
-        let exported = Set(scrape.split(separator: "\n").filter { !$0.hasPrefix("#") }
-            .compactMap { $0.split(whereSeparator: { $0 == "{" || $0 == " " }).first.map(String.init) })
+        // Halted: no pace to forecast from, so its forecast series went.
+        #expect(!scrape.contains("lifeboat_run_forecast_rto_seconds{run=\"\(run)\""), "\(scrape)")
 
         let rules = try String(contentsOfFile: Binaries.packageRoot + "/config/prometheus-alerts.yaml", encoding: .utf8)
         let dashboardData = try Data(contentsOf: URL(fileURLWithPath: Binaries.packageRoot + "/config/grafana-dashboard.json"))

@@ -105,6 +105,8 @@ public final class LifeboatMetrics: Sendable {
         if event.kind != .finished { runsActive.set(Double(active.count)) }
         guard event.kind == .job, let job = event.job else {
             if event.kind == .finished, let run = event.run { await ended(run, active: active) }
+            // A halt (or a resume) changes what can be forecast at once, not at the next refresh.
+            if event.kind == .run, let run = event.run, !run.state.isFinal { await forecast(run) }
             return
         }
         guard job.state.isFinal, host == nil || job.host == nil || job.host == host else { return }
