@@ -252,6 +252,37 @@ struct SeveralHostsTests {
         #expect((status["hosts"] as? [[String: Any]])?.first { $0["name"] as? String == "recovery-1" }?["state"] as? String == "lost")
     }
 
+    /// The incident room's page shows the fleet: each host with its heartbeat and jobs, and a host
+    /// killed mid-run as lost, said at the top of the page.
+    @Test(.enabled(if: WebViewBrowserTests.available, "needs chromium (apt-get install -y chromium)"))
+    func theWebViewShowsTheFleetAndAHostLost() async throws {
+        let (dir, hosts, _, _) = try await fleet(sites: 6, hosts: ["recovery-1", "recovery-2"], verifySleep: "1")
+        let (first, second) = (hosts[0], hosts[1])
+        let port = listenerTestPort(offset: 124)
+        dir.write("recovery-1.yaml", try String(contentsOfFile: dir.file("recovery-1.yaml"), encoding: .utf8) + "\nhttp: { listen: \"127.0.0.1:\(port)\" }\n")
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        _ = try startRestore(on: first)
+        let ready = dir.file("page-ready")
+        async let page = WebViewBrowserTests().probe("http://127.0.0.1:\(port)/", screenshot: dir.file("fleet.png"), seconds: 25, ready: ready)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !FileManager.default.fileExists(atPath: ready) { try await Task.sleep(for: .milliseconds(50)) }
+        try await Task.sleep(for: .seconds(3))
+        second.kill9()
+        let samples = try await page.samples
+        func row(_ sample: WebViewBrowserTests.Probe.Sample, _ host: String) -> [String]? { sample.hosts?.first { $0.first?.hasPrefix(host) == true } }
+        // Both alive at first, this host marked; the killed one lost in the end, and said so.
+        let both = samples.first { s in ["recovery-1", "recovery-2"].allSatisfy { row(s, $0)?.dropFirst().first == "alive" } }
+        #expect(both.flatMap { row($0, "recovery-1")?.first } == "recovery-1 (this)", "\(samples)")
+        #expect(both?.daemonLine?.contains("lifeboatd ") == true && both?.daemonLine?.contains(" on recovery-1") == true
+                && both?.daemonLine?.contains("2 of 2 hosts alive") == true, "\(String(describing: both))")
+        let last = try #require(samples.last)
+        #expect(row(last, "recovery-2")?.dropFirst().first == "lost", "\(last)")
+        #expect(row(last, "recovery-1")?.dropFirst().first == "alive", "\(last)")
+        #expect(last.daemonLine?.contains("1 of 2 hosts alive") == true, "\(last)")
+        #expect(last.alerts?.contains { $0.hasPrefix("HOST recovery-2 LOST: no heartbeat for ") && $0.contains("taken over by the hosts alive") } == true, "\(last)")
+    }
+
     /// Three hosts share one run's jobs: each claims and runs some, the run's concurrency holds for
     /// the fleet (never more jobs running at once, whichever host runs them), and every job is
     /// committed once, equal to tar's extraction of its snapshot.

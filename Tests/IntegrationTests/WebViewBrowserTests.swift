@@ -23,6 +23,11 @@ import Testing
             var jobRows: Int?
             var siteRows: Int?
             var runsRows: Int?
+            /// The daemon's line, its alerts (stopping, ledger, hosts lost, plan problems) and
+            /// its hosts' table rows.
+            var daemonLine: String?
+            var alerts: [String]?
+            var hosts: [[String]]?
         }
         var loadMs: Int?
         var samples: [Sample]
@@ -92,7 +97,40 @@ import Testing
         // The front page lists the run.
         let front = try await probe(base + "/", screenshot: daemon.dir.file("runs.png"), seconds: 5)
         #expect(front.samples.contains { ($0.runsRows ?? 0) == 1 })
+        // With the daemon's line: one host, no hosts table, nothing to alert.
+        let line = front.samples.last?.daemonLine ?? ""
+        #expect(line.hasPrefix("lifeboatd ") && line.contains(" · ledger ") && line.contains("1 plan ·") && !line.contains("hosts alive"), "\(line)")
+        #expect(front.samples.last?.alerts == [] && front.samples.last?.hosts == [])
         #expect(daemon.stop() == 0)
+    }
+
+    /// The incident room sees a daemon drain: the page open on a run says the daemon is stopping
+    /// while it drains its runs, then that it cannot reach it once it is gone.
+    @Test(.enabled(if: available, "needs chromium (apt-get install -y chromium)"))
+    func theRunPageSaysWhenTheDaemonStopsAndIsGone() async throws {
+        // Until `go` exists, the verify command ignores SIGTERM: the drain waits out the hook's
+        // kill grace (5 s).
+        let daemon = try DaemonHarness(sites: 1, size: "64KiB")
+        let base = daemon.enableHTTP(offset: 123)
+        daemon.dir.write("plans/main.yaml", try String(contentsOfFile: daemon.dir.file("plans/main.yaml"), encoding: .utf8)
+            + "verify: { command: [\"/bin/sh\", \"-c\", \"if test ! -e \(daemon.dir.file("go")); then trap '' TERM; sleep 30; fi\"] }\n")
+        try daemon.start()
+        let run = try daemon.startRestore()
+        let ready = daemon.dir.file("page-ready")
+        async let page = probe("\(base)/runs/\(run)", screenshot: daemon.dir.file("stopping.png"), seconds: 20, ready: ready)
+        let deadline = Date().addingTimeInterval(60)
+        func verifying() throws -> Bool { try daemon.jobs(run).contains { $0["state"] as? String == "verifying" } }
+        while Date() < deadline, try !FileManager.default.fileExists(atPath: ready) || !verifying() {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit(timeout: 30) == 0, "\(daemon.daemonLog.suffix(2_000))")
+        let samples = try await page.samples
+        let stopping = samples.first { ($0.alerts ?? []).contains { $0.contains("lifeboatd is STOPPING since ") } }
+        #expect(stopping?.alerts?.first?.contains("its runs are recorded interrupted and resume at its next start") == true, "\(samples)")
+        #expect(samples.first?.alerts == [] || samples.first?.alerts == nil, "\(samples.first!)")
+        #expect(samples.last?.conn?.hasPrefix("cannot reach lifeboatd") == true, "\(samples.last!)")
+        daemon.dir.write("go", "")
     }
 
     /// 1,000 jobs: the page loads in pages, so it is usable at once. The load time (navigation

@@ -73,6 +73,12 @@ enum WebAssets {
         .state.succeeded, .state.restored, .state.deleted, .state.passed { color: var(--ok); }
         .state.failed, .state.halted, .state.cancelled { color: var(--bad); }
         .state.skipped { color: var(--warn); }
+        .state.alive { color: var(--ok); } .state.lost { color: var(--bad); } .state.stopped { color: var(--muted); }
+        .daemon { padding: 8px 14px; }
+        ul.alerts { list-style: none; padding: 0; margin: 0; }
+        ul.alerts li { border-left: 4px solid var(--warn); background: #fff6e5; padding: 6px 10px; margin: 4px 0 8px; font-weight: 600; word-break: break-word; }
+        ul.alerts li.bad { border-left-color: var(--bad); background: #fdf3f2; }
+        ul.alerts li .why { display: block; font-weight: 400; font-size: 13px; color: var(--muted); white-space: pre-wrap; }
         .state.restoring, .state.deleting, .state.verifying, .state.committing, .state.running { color: var(--info); }
         ul.failures { list-style: none; padding: 0; margin: 0; }
         ul.failures li { border-left: 4px solid var(--bad); padding: 6px 10px; margin: 6px 0; background: #fdf3f2; }
@@ -186,10 +192,70 @@ enum WebAssets {
             return p;
           }
 
+          // MARK: the daemon: whether it is stopping, whether its ledger answers, its hosts
+          function age(seconds) { return duration(seconds) + (seconds < 1 ? "" : " ago"); }
+          function alert(cls, title, why) {
+            return el("li", { class: cls }, title, el("span", { class: "why", text: why }));
+          }
+          function drawDaemon(box, s) {
+            const alerts = [];
+            if (s.stopping_since) {
+              alerts.push(alert("", "lifeboatd is STOPPING since " + time(s.stopping_since),
+                "It drains its runs and changes nothing more; " + (s.host ? "its runs and jobs go back to the ledger, for another host to take over or this one at its next start."
+                  : "its runs are recorded interrupted and resume at its next start.")));
+            }
+            const p = s.ledger_problem;
+            if (p) {
+              const since = age((Date.now() - Date.parse(p.since)) / 1000).replace(/ ago$/, "");
+              alerts.push(s.host == null
+                ? alert("bad", "LEDGER WRITES WAITING for " + since + ": " + p.reason, "Every job waits for its next record; nothing is given up, and they go on once the ledger takes writes.")
+                : alert("bad", "LEDGER NOT ANSWERING " + s.host + " for " + since + ": " + p.reason,
+                        "This host claims nothing and commits nothing it cannot record until it answers; shown: this host's runs and throughput only."));
+            }
+            for (const h of s.hosts || []) {
+              if (h.state !== "lost") continue;
+              alerts.push(alert("bad", "HOST " + h.name + " LOST: no heartbeat for " + age(h.heartbeat_age_seconds).replace(/ ago$/, ""),
+                "Its runs and jobs are taken over by the hosts alive once its leases run out; restarted, it joins again."));
+            }
+            for (const x of s.plan_problems || []) {
+              alerts.push(alert("", "plan problem in " + x.file + (x.kept_previous ? " (serving the previous version of " + x.kept_previous + ")" : ""),
+                x.errors.join("\n")));
+            }
+            const list = box.querySelector("#daemon-alerts");
+            const key = JSON.stringify(alerts.map(a => a.textContent));
+            if (list.dataset.key !== key) { list.dataset.key = key; list.replaceChildren(...alerts); }
+            const hosts = s.hosts || null;
+            setText(box.querySelector("#daemon-line"), "lifeboatd " + s.version + (s.host ? " on " + s.host : "") + " · up " + duration(s.uptime_seconds) +
+              " · ledger " + s.ledger + " · " + s.plans + " plan" + (s.plans === 1 ? "" : "s") + " · " + bytes(s.bytes_per_second) + "/s restored" + (hosts ? " by the fleet" : "") + " over the last minute" +
+              (hosts ? " · " + hosts.filter(h => h.state === "alive").length + " of " + hosts.length + " hosts alive" : ""));
+            const table = box.querySelector("#hosts-box");
+            table.hidden = !hosts;
+            if (hosts) {
+              box.querySelector("#hosts").replaceChildren(...hosts.map(h => el("tr", { "data-host": h.name },
+                el("td", { text: h.name + (h.name === s.host ? " (this)" : "") }), stateCell(h.state), el("td", { text: age(h.heartbeat_age_seconds) }),
+                el("td", { text: String(h.claimed_jobs) }), el("td", { text: bytes(h.bytes_per_second) + "/s" }),
+                el("td", { class: "wide", text: h.version }), el("td", { class: "wide", text: time(h.started_at) }))));
+            }
+          }
+          function daemonPanel() {
+            const box = el("section", { class: "daemon", id: "daemon" }, el("ul", { class: "alerts", id: "daemon-alerts" }),
+              el("div", { class: "muted", id: "daemon-line" }),
+              el("div", { class: "scroll", id: "hosts-box", hidden: "" }, el("table", {},
+                el("thead", {}, el("tr", {}, ...["Host", "State", "Heartbeat", "Jobs", "Throughput", "Version", "Started"]
+                  .map((h, i) => el("th", { text: h, class: i > 4 ? "wide" : "" })))), el("tbody", { id: "hosts" }))));
+            async function refresh() {
+              // When the daemon does not answer, the page's own line says so.
+              try { drawDaemon(box, await get("/api/v1/status")); } catch (e) { /* said by the page's refresh */ }
+              setTimeout(refresh, 3000);
+            }
+            refresh();
+            return box;
+          }
+
           // MARK: runs list
           async function runsPage() {
             document.title = "Runs · Lifeboat";
-            app.replaceChildren(el("h1", { text: "Runs" }));
+            app.replaceChildren(el("h1", { text: "Runs" }), daemonPanel());
             const section = el("section", {});
             const body = el("tbody", { id: "runs" });
             const table = el("table", {}, el("thead", {}, el("tr", {}, ...["Run", "Plan", "Mode", "State", "Created", "By", "Note"]
@@ -219,6 +285,7 @@ enum WebAssets {
             app.replaceChildren(
               el("h1", {}, el("span", { id: "title", text: "run " + id })),
               el("div", { class: "muted", id: "subtitle" }),
+              daemonPanel(),
               el("div", { class: "verdict", id: "verdict" }, el("div", { class: "title", id: "verdict-title" }), el("div", { id: "verdict-headline" })),
               el("div", { class: "figures" },
                 el("div", { class: "figure" }, el("div", { class: "label", text: "Jobs done" }),
