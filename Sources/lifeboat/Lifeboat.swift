@@ -75,19 +75,22 @@ struct Lifeboat: ParsableCommand {
                 if !message.isEmpty { print(message) }
                 Foundation.exit(0)
             }
-            if !message.isEmpty { printError(message) }
             // ArgumentParser's usage errors (EX_USAGE, 64) are Lifeboat's "rejected input".
-            Foundation.exit(code.rawValue == 64 ? CLIExit.rejected.rawValue : CLIExit.failed.rawValue)
+            let usage = code.rawValue == 64
+            let exit: CLIExit = usage ? .rejected : .failed
+            if !message.isEmpty { fail(message, code: exit, kind: usage ? "usage" : nil) }
+            Foundation.exit(exit.rawValue)
         }
     }
 
     /// Says why the command failed on standard error: in words, or, with `--json`, as
     /// `{"error": {"code", "message", "exit_code"}}` on one line (the control socket's error codes
-    /// when the daemon refused; else the exit code's name), for scripts that read JSON.
+    /// when the daemon refused; `usage` for a command line that does not parse; else the exit
+    /// code's name), for scripts that read JSON.
     private static func fail(_ message: String, code: CLIExit, kind: String?) {
         let arguments = CommandLine.arguments.dropFirst().prefix { $0 != "--" }
         guard arguments.contains("--json") else { return printError(message) }
-        let words = message.hasPrefix("error: ") ? String(message.dropFirst("error: ".count)) : message
+        let words = message.lowercased().hasPrefix("error: ") ? String(message.dropFirst("error: ".count)) : message
         let names: [CLIExit: String] = [.failed: "failed", .rejected: "rejected", .unreachable: "unreachable", .halted: "halted"]
         let body: [String: Any] = ["error": ["code": kind ?? names[code] ?? "failed", "message": words, "exit_code": Int(code.rawValue)]]
         guard let data = try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes]) else { return printError(message) }

@@ -51,6 +51,12 @@ import Testing
         let error = (jsonObject(json.stderr) as? [String: Any])?["error"] as? [String: Any]
         #expect(json.status == 2 && error?["code"] as? String == "rejected" && error?["exit_code"] as? Int == 2
                 && (error?["message"] as? String)?.contains("is in the future") == true, "\(json.stderr)")
+        // So is a command line that does not parse.
+        let usage = try daemon.cli(["restore", "main", "--incident-at", "2026-11-25T00:00:00Z", "--no-such-flag", "--json"])
+        let usageError = (jsonObject(usage.stderr) as? [String: Any])?["error"] as? [String: Any]
+        #expect(usage.status == 2 && usageError?["code"] as? String == "usage" && usageError?["exit_code"] as? Int == 2
+                && (usageError?["message"] as? String)?.contains("--no-such-flag") == true, "\(usage.stderr)")
+        #expect(try daemon.cli(["restore", "main", "--no-such-flag"]).stderr.hasPrefix("Error: Unknown option '--no-such-flag'"))
         // The incident and snapshots at the same instant, and a declaration before the run, are fine.
         let restore = try daemon.cli(["restore", "main", "--incident-at", "2026-11-25T10:00:00Z", "--as-of", "2026-11-25T10:00:00Z",
                                       "--declared-at", iso.string(from: Date().addingTimeInterval(-600)), "--follow"])
