@@ -14,6 +14,11 @@ import Synchronization
 /// ending when nothing is pending: no caller's task is held to commit the others' batches, and a
 /// cancelled caller cannot cancel a commit (a cancelled job still has to record that it was
 /// cancelled).
+///
+/// A batch that fails because the database could not be asked (`unanswered`: refused, dropped,
+/// no connection) fails its awaited writes to their callers at once, who decide (a fenced job
+/// stops); its posted changes, which have nobody to tell, are kept at the head of the queue, in
+/// order, and tried again after `retryPause` until the database answers or `stopRetrying()`.
 final class GroupCommit<Operation: Sendable>: Sendable {
     /// Commits operations in one transaction, in order, durable when it returns; throws (having
     /// committed none of them) when any fails.
@@ -60,12 +65,30 @@ final class GroupCommit<Operation: Sendable>: Sendable {
 
     private let lane: Lane
     private let state = Mutex(State())
-    /// Posted changes that could not be written (nobody was waiting to be told).
+    /// Posted changes that could not be written (the database refused them, or they were more
+    /// than `keptPosts` waiting for it): nobody was waiting to be told.
     let droppedPosts = Atomic<Int>(0)
+    /// Whether a failed batch failed for want of an answer (nil: every failure is the change's).
+    private let unanswered: (@Sendable (any Error) -> Bool)?
+    /// Cleared by `stopRetrying()`: posted changes of an unanswered batch are then dropped.
+    private let retrying = Atomic<Bool>(true)
+    /// Posted changes kept for a database that does not answer, at most (the oldest go first).
+    static var keptPosts: Int { 100_000 }
+    /// The wait before a batch of kept changes is tried again.
+    static var retryPause: Duration { .milliseconds(500) }
 
-    init(lane: Lane) { self.lane = lane }
+    init(lane: Lane, unanswered: (@Sendable (any Error) -> Bool)? = nil) {
+        self.lane = lane
+        self.unanswered = unanswered
+    }
 
-    convenience init(committer: @escaping Committer) { self.init(lane: .task(committer)) }
+    convenience init(committer: @escaping Committer, unanswered: (@Sendable (any Error) -> Bool)? = nil) {
+        self.init(lane: .task(committer), unanswered: unanswered)
+    }
+
+    /// The database is closed for good: posted changes it cannot take are dropped from now on,
+    /// not kept for an answer that will not come.
+    func stopRetrying() { retrying.store(false, ordering: .relaxed) }
 
     /// How long the batch being committed has been waited for (zero between batches): every
     /// write queued behind it waits as long.
@@ -163,6 +186,14 @@ final class GroupCommit<Operation: Sendable>: Sendable {
             do {
                 // A batch of flushes alone has nothing to commit: what they wait for is done.
                 if !operations.isEmpty { try await commit(operations) }
+            } catch where unanswered?(error) == true && retrying.load(ordering: .relaxed) {
+                // Nobody could be asked: the callers hear so (a flush too: what it waits for is
+                // not durable), the posted changes wait at the head of the queue for an answer.
+                for item in batch where item.awaited { failed[item.ticket] = error }
+                keep(batch.filter { !$0.awaited })
+                settle(batch, failed: failed)
+                try? await Task.sleep(for: Self.retryPause)
+                continue
             } catch {
                 // One bad change must not sink its neighbours: retry them one by one.
                 for item in batch {
@@ -192,6 +223,24 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         }
     }
 
+    /// Puts the posted changes of an unanswered batch back at the head of the queue, before
+    /// anything queued since, keeping at most `keptPosts` of them.
+    private func keep(_ posted: [Item]) {
+        let dropped = state.withLock { s -> Int in
+            s.pending.insert(contentsOf: posted, at: 0)
+            let waiting = s.pending.count { !$0.awaited }
+            guard waiting > Self.keptPosts else { return 0 }
+            var excess = waiting - Self.keptPosts
+            s.pending.removeAll { item in
+                guard excess > 0, !item.awaited else { return false }
+                excess -= 1
+                return true
+            }
+            return waiting - Self.keptPosts
+        }
+        if dropped > 0 { droppedPosts.add(dropped, ordering: .relaxed) }
+    }
+
     /// Takes what is pending as the next batch; nil (and the drain over) when nothing is.
     private func nextBatch() -> [Item]? {
         state.withLock { s in
@@ -214,7 +263,8 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         var failed = failed
         let last = batch[batch.count - 1].ticket
         let ready = state.withLock { s -> [(Waiter, Error?)] in
-            s.committedThrough = last
+            // Kept changes tried again have older tickets than a batch already settled.
+            s.committedThrough = max(s.committedThrough, last)
             // Done before its waiters hear so: none of them finds its own batch still under way.
             s.committingSince = nil
             var ready: [(Waiter, Error?)] = []

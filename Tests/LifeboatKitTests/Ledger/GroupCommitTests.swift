@@ -125,6 +125,44 @@ import Testing
         #expect(!cancelled, "the commit ran in the cancelled writer's task")
     }
 
+    /// A database that does not answer: awaited writes and flushes fail to their callers at
+    /// once; posted changes are kept, in order, and written once it answers; a change it refuses
+    /// is dropped; once retrying stops, unanswered posts are dropped too.
+    @Test func postedChangesWaitOutADatabaseThatDoesNotAnswer() async throws {
+        struct NoAnswer: Error {}
+        struct Refused: Error {}
+        let down = Atomic<Bool>(true)
+        let recorder = Recorder()
+        let commits = GroupCommit<Int>(committer: { operations in
+            if down.load(ordering: .relaxed) { throw NoAnswer() }
+            if operations.contains(99) { throw Refused() }
+            try await recorder.commit(operations)
+        }, unanswered: { $0 is NoAnswer })
+        commits.post(1)
+        commits.post(2)
+        await #expect(throws: NoAnswer.self) { try await commits.write(3) }
+        commits.post(4)
+        await #expect(throws: NoAnswer.self) { try await commits.flush() }
+        #expect(commits.droppedPosts.load(ordering: .relaxed) == 0)
+        #expect(recorder.batches.withLock { $0 }.isEmpty)
+        // It answers: the kept changes go first, in their order, then what comes after them;
+        // the one it refuses alone is dropped.
+        down.store(false, ordering: .relaxed)
+        commits.post(99)
+        try await commits.write(5)
+        #expect(recorder.batches.withLock { $0 }.flatMap { $0 } == [1, 2, 4, 5])
+        #expect(commits.droppedPosts.load(ordering: .relaxed) == 1)
+        // Closed for good: an unanswered post is dropped, not kept for ever.
+        down.store(true, ordering: .relaxed)
+        commits.stopRetrying()
+        commits.post(6)
+        try await commits.flush()
+        #expect(commits.droppedPosts.load(ordering: .relaxed) == 2)
+        down.store(false, ordering: .relaxed)
+        try await commits.write(7)
+        #expect(recorder.batches.withLock { $0 }.flatMap { $0 } == [1, 2, 4, 5, 7])
+    }
+
     @Test func concurrentWritesAllLandInBatches() async throws {
         let recorder = Recorder()
         let commits = GroupCommit<Int>(committer: recorder.commit)

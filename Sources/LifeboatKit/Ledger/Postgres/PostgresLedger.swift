@@ -80,6 +80,9 @@ public final class PostgresLedger: Ledger, Service {
             })
             let claimed = try await reachability.call { try await Self.write(batch, client: pool.client, host: host, logger: logger) }
             if let refiller, !claimed.isEmpty { refiller.claimed(claimed, sent: sent) }
+        }, unanswered: { error in
+            // No answer (refused, dropped, the pool replaced): its posted changes wait for one.
+            !LedgerReachability.answered(error) && !(error is CancellationError)
         })
     }
 
@@ -107,6 +110,7 @@ public final class PostgresLedger: Ledger, Service {
     /// Runs the connection pool until graceful shutdown (or cancellation).
     public func run() async throws {
         await pool.run(reachability: reachability, logger: logger)
+        commits.stopRetrying()
     }
 
     /// Runs `body` with the pool running (tools and tests outside a service group).
@@ -114,6 +118,7 @@ public final class PostgresLedger: Ledger, Service {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { await self.pool.run(reachability: self.reachability, logger: self.logger); return nil }
             defer { group.cancelAll() }
+            defer { commits.stopRetrying() }
             let value = try await body(self)
             group.cancelAll()
             return value
