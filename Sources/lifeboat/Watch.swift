@@ -65,6 +65,11 @@ enum Watch {
         if stoppedAtHalt {
             throw CLIFailure(code: .halted, message: json || quiet ? "" : "run \(runId) is halted at a wave gate (--exit-on-halt); it waits for `lifeboat resume \(runId)` or `lifeboat cancel \(runId)`")
         }
+        // A stop drains its runs and tells its followers so before it closes their streams.
+        if let final, final.run.state == .interrupted {
+            throw CLIFailure(code: .unreachable, message: json || quiet ? "" : "run \(runId) interrupted by lifeboatd's stop; it resumes at the daemon's next start: "
+                             + "follow it again then (lifeboat watch \(runId)), or see where it stands (lifeboat show \(runId))")
+        }
         guard var final, !quiet else { return }
         if askShow { final = try client.call(Control.RunShow(run: runId)) }
         if !json { SummaryPrinter.print(run: final.run, jobs: final.jobs) }

@@ -126,8 +126,8 @@ final class BackgroundCLI: @unchecked Sendable {
         let runId = try #require(try daemon.runs().first?["id"] as? String)
         #expect(daemon.stop() == 0)
         #expect(try await follow.waitForExit(timeout: 30) == 3)
-        #expect(follow.errorText.contains("lifeboatd closed the stream before run \(runId) ended, as it does when it stops or restarts; "
-                                          + "a run a stop interrupts is recorded interrupted and resumes at the daemon's next start"), "\(follow.errorText)")
+        #expect(follow.errorText.contains("run \(runId) interrupted by lifeboatd's stop; it resumes at the daemon's next start: "
+                                          + "follow it again then (lifeboat watch \(runId))"), "\(follow.errorText)")
         try daemon.start()
         #expect(try await daemon.waitForRun(runId, timeout: 60) == "succeeded", "\(daemon.daemonLog.suffix(2_000))")
         #expect(daemon.stop() == 0)

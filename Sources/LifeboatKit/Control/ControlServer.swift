@@ -27,6 +27,10 @@ public final class ControlServer: Service {
     public let listening = ReadySignal()
     /// Open connections per user.
     let quota = ConnectionQuota(exempt: [0, geteuid()])
+    /// Answers being made now (a run.watch's lasts as long as it follows its run).
+    private let answering = Atomic<Int>(0)
+    /// How long answers under way at a stop get to end by themselves before they are cut.
+    static let answerGrace = Duration.seconds(2)
 
     public init(socket: ControlSocketConfig, handler: ControlHandler, startAfter: ReadySignal, logger: Logger) {
         self.socket = socket
@@ -95,7 +99,14 @@ public final class ControlServer: Service {
                     for try await (connection, peer) in inbound {
                         group.addTask(executorPreference: executor) { await self.serve(connection, peer: peer) }
                     }
-                    // The listener closed (shutdown): end open streams such as run.watch.
+                    // The listener closed (shutdown). The runs drained before it: a run.watch
+                    // has its run's last events (recorded interrupted) to send, and ends by
+                    // itself once it has; answers under way get a moment for that, then every
+                    // connection ends.
+                    let deadline = ContinuousClock.now + Self.answerGrace
+                    while answering.load(ordering: .relaxed) > 0, ContinuousClock.now < deadline {
+                        try? await Task.sleep(for: .milliseconds(10))
+                    }
                     group.cancelAll()
                 }
             }
@@ -141,11 +152,15 @@ public final class ControlServer: Service {
                         switch ControlRequest.parse(buffer.readableBytesView) {
                         case .failure(let failure):
                             try await send(ControlResponse.failure(id: failure.id, failure.error))
-                        case .success(let request) where request.command == Control.Status.name:
-                            try await handler.handle(request, peer: peer, hangup: hangup, send: send)
                         case .success(let request):
-                            try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                            answering.add(1, ordering: .relaxed)
+                            defer { answering.subtract(1, ordering: .relaxed) }
+                            if request.command == Control.Status.name {
                                 try await handler.handle(request, peer: peer, hangup: hangup, send: send)
+                            } else {
+                                try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                                    try await handler.handle(request, peer: peer, hangup: hangup, send: send)
+                                }
                             }
                         }
                     }
