@@ -53,6 +53,7 @@ struct RunCommand: AsyncParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         var logger = Logger(label: "lifeboat")
         logger.logLevel = .warning
+        try HookRegistry.start(stateDirectory: stateDirectory, logger: logger)
         let reports = URL(fileURLWithPath: ledgerPath).deletingLastPathComponent().path + "/reports"
         // The daemon's runtime, on a ledger of its own. With --ledger alone, what must stay out of
         // reach is that ledger (its directory may well hold the store and targets, as a scratch

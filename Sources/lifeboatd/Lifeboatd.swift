@@ -58,6 +58,9 @@ struct Lifeboatd: AsyncParsableCommand {
         }
         do {
             let daemon = try makeDaemon(config: loaded, logger: logger, notifier: notifier)
+            // With the state directory held: hooks a killed predecessor left running end before
+            // its runs are taken up again, and this daemon's own are recorded.
+            try HookRegistry.start(stateDirectory: loaded.stateDirectory, logger: logger)
             logger.info("lifeboatd starting", metadata: ["version": "\(LifeboatVersion.string)", "state_dir": "\(loaded.stateDirectory)",
                                                           "plans_dir": "\(loaded.plansDirectory)", "config": "\(loaded.sourcePath ?? "defaults")",
                                                           "malloc_arenas": "\(arenas)", "open_files": "\(openFiles.map(String.init) ?? "unknown")",

@@ -301,6 +301,40 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// A daemon killed outright (no systemd to end its control group) leaves its hooks running;
+    /// the next daemon on the state directory ends them before it takes their jobs up again, and
+    /// leaves alone a process that merely has a recorded pid now.
+    @Test func hooksOfAKilledDaemonAreEndedByTheNextOne() async throws {
+        let daemon = try DaemonHarness(sites: 1, size: "64KiB")
+        let pids = daemon.dir.file("hook-pids")
+        let go = daemon.dir.file("go")
+        // The verify command writes its pid, then (until `go` exists) ignores SIGTERM and sleeps.
+        daemon.dir.write("plans/main.yaml", try String(contentsOfFile: daemon.dir.file("plans/main.yaml"), encoding: .utf8)
+            + "verify: { command: [\"/bin/sh\", \"-c\", \"echo $$ >> \(pids); if test ! -e \(go); then trap '' TERM; sleep 300; fi\"] }\n")
+        try daemon.start()
+        let run = try daemon.startRestore()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "").isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        let hook = try #require(pid_t(try String(contentsOfFile: pids, encoding: .utf8).split(separator: "\n")[0]))
+        // A record of a pid that is someone else's by now: this test's own process.
+        daemon.dir.write("state/hooks/\(getpid())", "1\n/bin/false\n")
+        daemon.kill9()
+        #expect(kill(hook, 0) == 0, "the hook ended with the daemon; nothing to test")
+        daemon.dir.write("go", "")
+        try daemon.start()
+        // Ended, despite ignoring SIGTERM (killed after the 5 s grace), before its job resumed.
+        let gone = Date().addingTimeInterval(20)
+        while Date() < gone, kill(hook, 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(kill(hook, 0) != 0, "the hook \(hook) of the killed daemon still runs")
+        #expect(daemon.daemonLog.contains("ending a hook the previous lifeboatd left running") && daemon.daemonLog.contains("pid=\(hook)"),
+                "\(daemon.daemonLog.suffix(2_000))")
+        #expect(daemon.daemonLog.contains("ignored SIGTERM"))
+        #expect(try await daemon.waitForRun(run, timeout: 60) == "succeeded", "\(daemon.daemonLog.suffix(2_000))")
+        // Records go once reaped: none left after the run.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: daemon.dir.file("state/hooks")).isEmpty)
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func killedDaemonResumesTheRunWithNothingCommittedTwice() throws {
         let daemon = try DaemonHarness(sites: 12, size: "2MiB", planExtra: "concurrency: 1")
         for site in ["acme", "globex"] { daemon.dir.write("out/\(site)/contacts/precious.txt", "old \(site)") }

@@ -163,6 +163,9 @@ private final class SpawnedHook: @unchecked Sendable {
             throw HookError(argv: command.argv, detail: rc == ENOENT ? "command not found" : "posix_spawn failed", errno: rc)
         }
         self.pid = pid
+        // Recorded in the state directory until reaped: a daemon killed outright leaves its
+        // hooks running, and the next one ends them (`HookRegistry`).
+        HookRegistry.started(pid, argv: command.argv)
         pidFD = lifeboat_pidfd_open(pid, 0)
         outputFD = output[0]
         inputFD = input[1]
@@ -250,6 +253,7 @@ private final class SpawnedHook: @unchecked Sendable {
                 // end whatever it left behind in its group, then reap it.
                 kill(-pid, SIGKILL)
                 while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+                HookRegistry.reaped(pid)
                 exited = true
                 if inputFD >= 0 {
                     close(inputFD)
