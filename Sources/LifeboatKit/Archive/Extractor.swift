@@ -171,7 +171,7 @@ final class Extractor {
         // when that very one was), and which were refused.
         var made = [Bool](repeating: false, count: links.serials.count)
         var refused = Set<Int>()
-        let planned = SymlinkResolver(linkTarget: { links.target(of: $0) })
+        let planned = SymlinkResolver(linkTarget: { links.serial(of: $0).flatMap(links.target) })
         for serial in links.serials {
             guard let link = links.link(serial) else { continue }  // replaced later
             try checkCancellation()
@@ -201,8 +201,8 @@ final class Extractor {
         }
         guard !refused.isEmpty else { return }
         while true {
-            let existing = SymlinkResolver(linkTarget: { key in
-                links.serial(of: key).flatMap { made[$0] ? links.target(of: key) : nil }
+            let existing = SymlinkResolver(linkTarget: { walk in
+                links.serial(of: walk).flatMap { made[$0] ? links.target($0) : nil }
             })
             let escaping = links.serials.filter { serial in
                 guard made[serial], let link = links.link(serial) else { return false }

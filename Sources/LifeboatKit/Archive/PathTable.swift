@@ -72,17 +72,29 @@ struct PathTable<Value> {
     }
 
     /// The outermost proper ancestor of `key` (a prefix ending before a `/`) that has a live
-    /// entry, if any.
+    /// entry, if any. Each prefix's hash extends the one before (a copy of the hasher at each
+    /// `/`): the cost grows with the key's length, not with its length times its depth.
     func ancestor(of key: String) -> String? {
         guard count > 0 else { return nil }
         var key = key
         return key.withUTF8 { utf8 -> String? in
+            var hasher = Hasher()
+            var hashed = 0
             for end in utf8.indices where utf8[end] == UInt8(ascii: "/") {
+                hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: utf8[hashed..<end])))
+                hashed = end
                 let prefix = UnsafeBufferPointer(rebasing: utf8[..<end])
-                if find(prefix) != nil { return String(decoding: prefix, as: UTF8.self) }
+                var state = hasher
+                if find(prefix, hash: state.finalize()) != nil { return String(decoding: prefix, as: UTF8.self) }
             }
             return nil
         }
+    }
+
+    /// The live entry of the path `walk` has reached.
+    func position(of walk: PathWalk) -> Int? {
+        guard count > 0 else { return nil }
+        return walk.bytes.withUnsafeBufferPointer { find($0, hash: walk.hash) }.map { Int(slots[$0]) }
     }
 
     /// The value at `position`; nil once replaced or removed.
@@ -113,11 +125,11 @@ struct PathTable<Value> {
         return hasher.finalize()
     }
 
-    /// The slot holding the live entry of `key`.
-    private func find(_ key: UnsafeBufferPointer<UInt8>) -> Int? {
+    /// The slot holding the live entry of `key` (whose `hash`, if known).
+    private func find(_ key: UnsafeBufferPointer<UInt8>, hash known: Int? = nil) -> Int? {
         guard !slots.isEmpty else { return nil }
         let mask = slots.count - 1
-        var slot = hash(key) & mask
+        var slot = (known ?? hash(key)) & mask
         return bytes.withUnsafeBufferPointer { arena -> Int? in
             while true {
                 let position = Int(slots[slot])
@@ -152,4 +164,42 @@ struct PathTable<Value> {
         occupied = 0
         for position in old where position >= 0 && entries[Int(position)].alive { insert(Int(position)) }
     }
+}
+
+/// A path made one component at a time (a resolver's walk through a tree), with its hash kept
+/// as it grows and shrinks: looking each step up in a `PathTable` costs its new component, not
+/// the whole path again. (`Hasher` gives the same hash whatever the pieces its bytes came in.)
+struct PathWalk {
+    private(set) var bytes: [UInt8] = []
+    private var hasher = Hasher()
+    /// Before each component: the length and the hasher then.
+    private var marks: [(length: Int, hasher: Hasher)] = []
+
+    init(components: some Sequence<String>) {
+        for component in components { push(component) }
+    }
+
+    var isEmpty: Bool { marks.isEmpty }
+
+    mutating func push(_ component: String) {
+        marks.append((bytes.count, hasher))
+        var added = bytes.isEmpty ? [] : [UInt8(ascii: "/")]
+        added.append(contentsOf: component.utf8)
+        added.withUnsafeBytes { hasher.combine(bytes: $0) }
+        bytes.append(contentsOf: added)
+    }
+
+    mutating func pop() {
+        let mark = marks.removeLast()
+        bytes.removeSubrange(mark.length...)
+        hasher = mark.hasher
+    }
+
+    /// The hash `PathTable` gives these bytes.
+    var hash: Int {
+        var state = hasher
+        return state.finalize()
+    }
+
+    var key: String { String(decoding: bytes, as: UTF8.self) }
 }

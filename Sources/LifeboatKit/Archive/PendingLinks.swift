@@ -44,9 +44,12 @@ struct PendingLinks {
     /// The outermost held-back link a path at `key` would go through, if any.
     func link(above key: String) -> String? { table.ancestor(of: key) }
 
-    /// The target of the live link at `key` (for resolving chains of links).
-    func target(of key: String) -> String? {
-        guard let serial = table.position(of: key), let value = table.value(at: serial) else { return nil }
+    /// The serial of the live link at the path `walk` reached (resolving chains of links).
+    func serial(of walk: PathWalk) -> Int? { table.position(of: walk) }
+
+    /// The target of the live link with this serial.
+    func target(_ serial: Int) -> String? {
+        guard let value = table.value(at: serial) else { return nil }
         return String(decoding: table.extra(at: serial).prefix(Int(value.targetLength)), as: UTF8.self)
     }
 

@@ -4,9 +4,12 @@
 /// (`up -> ..` at the root, then `sub/x -> ../up/..`), so each target is resolved the way the
 /// kernel would, expanding the archive's own links as it goes, iteratively and with the kernel's
 /// limit of 40 expansions.
+///
+/// The walk keeps its path's hash as it goes (`PathWalk`): a target of thousands of components
+/// costs its length, not its length times its depth.
 struct SymlinkResolver {
-    /// Link path key → target, for every link that will be created.
-    var linkTarget: (String) -> String?
+    /// The target of the link at the path walked to, for every link that will be created.
+    var linkTarget: (PathWalk) -> String?
 
     static let maxExpansions = 40
 
@@ -14,22 +17,22 @@ struct SymlinkResolver {
     /// loop (`a -> a`), or a chain longer than the kernel follows, which it refuses with ELOOP
     /// (it counts the link itself too, so it gives up before this does). GNU tar extracts those.
     func staysInside(linkAt path: EntryPath, target: String) -> Bool {
-        var current = Array(path.components.dropLast())
+        var current = PathWalk(components: path.components.dropLast())
         var pending = Self.parts(target)
         var expansions = 0
         while let part = pending.popLast() {
             if part == "." { continue }
             if part == ".." {
                 guard !current.isEmpty else { return false }
-                current.removeLast()
+                current.pop()
                 continue
             }
-            current.append(part)
-            guard let next = linkTarget(current.joined(separator: "/")) else { continue }
+            current.push(part)
+            guard let next = linkTarget(current) else { continue }
             expansions += 1
             if expansions > Self.maxExpansions { return true }
             guard !next.hasPrefix("/") else { return false }
-            current.removeLast()
+            current.pop()
             pending.append(contentsOf: Self.parts(next))
         }
         return true

@@ -20,7 +20,13 @@ import Testing
         links.remove("d1/link1")
         links.remove("d1/not-a-link")
         #expect(links.count == 4_999)
-        #expect(links.serial(of: "d3/link3") == replaced && links.target(of: "d3/link3") == "elsewhere")
+        #expect(links.serial(of: "d3/link3") == replaced && links.target(replaced) == "elsewhere")
+        // A walk to the same path, component by component and back, finds the same link.
+        var walk = PathWalk(components: ["d3", "x", "y"])
+        walk.pop()
+        walk.pop()
+        walk.push("link3")
+        #expect(links.serial(of: walk) == replaced && walk.key == "d3/link3")
         #expect(links.serial(of: "d1/link1") == nil && links.link(1) == nil && links.link(3) == nil)
         let hard = links.add(path: path("h"), target: "elsewhere", name: Array("h".utf8), metadata: metadata, source: replaced)
         let alive = links.serials.compactMap { links.link($0) }
@@ -35,6 +41,7 @@ import Testing
         #expect(links.link(above: "d2/link2/x/y") == "d2/link2")
         #expect(links.link(above: "d2/link2") == nil && links.link(above: "d2/link9") == nil)
         #expect(links.link(above: "d1/link1/x") == nil)
+        #expect(links.link(above: "d2/link2/" + Array(repeating: "deep", count: 900).joined(separator: "/")) == "d2/link2")
     }
 
     /// A name repeated over and over (a hostile archive) keeps one live entry, found at once:
