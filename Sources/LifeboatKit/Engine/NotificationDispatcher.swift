@@ -63,7 +63,12 @@ public struct NotificationDispatcher: Sendable {
                 let announcements = await sites.observe(event, load: { try await ledger.jobs(runId: $0) })
                 if let run = runs[event.runId], plan(run)?.notify == nil { continue }
                 for announcement in announcements {
-                    let message = "site \(announcement.site.site) \(announcement.site.state.rawValue): \(announcement.site.productsDone) of \(announcement.site.productsTotal) products restored"
+                    let site = announcement.site
+                    // A site not restored because the run was cancelled says so: a mailer must not
+                    // tell a customer their restore failed when an operator stopped it.
+                    let cancelled = site.state == .failed && !site.failures.isEmpty && site.failures.allSatisfy { $0.state == .cancelled }
+                    let message = "site \(site.site) \(cancelled ? "not restored: the run was cancelled" : site.state.rawValue): "
+                        + "\(site.productsDone) of \(site.productsTotal) products restored"
                     group.addTask {
                         guard await slots.wait() else { return }
                         defer { slots.signal() }

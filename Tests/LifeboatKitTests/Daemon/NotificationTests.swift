@@ -68,6 +68,48 @@ import Testing
         #expect(siteEvents == ["site.failed acme", "site.restored globex", "site.restored initech"], "\(lines)")
     }
 
+    /// A site left unrestored by an operator's cancel is not told as a failed restore: its
+    /// event says the run was cancelled (a site whose own job failed still says failed).
+    @Test func aCancelledRunsSitesSayTheRunWasCancelled() async throws {
+        let probe = TestDirectory()
+        let inbox = probe.file("events")
+        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+        let script = probe.write("notify.sh", "#!/bin/sh\ncat > \"$(mktemp \(inbox)/event.XXXXXX)\"\n")
+        chmod(script, 0o755)
+        let fx = try await DRFixture(sites: 3, planExtra: """
+            notify: ["\(script)"]
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        let archive = try #require(try SnapshotStore(scanning: fx.dir.file("store")).snapshots(site: "acme", product: "contacts").first)
+        try Data("0000000000000000000000000000000000000000000000000000000000000000  x\n".utf8).write(to: URL(fileURLWithPath: archive.sidecarPath!))
+        let dispatcher = NotificationDispatcher(ledger: fx.ledger, logger: Logger(label: "test"), plan: { _ in fx.plan })
+        let events = fx.bus.subscribe()
+        let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .restore))
+        let control = RunControl()
+        func siteEvents() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: inbox)) ?? []).compactMap { name -> String? in
+                guard let data = FileManager.default.contents(atPath: inbox + "/" + name),
+                      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                      let event = object["event"] as? String, event.hasPrefix("site.") else { return nil }
+                return "\(event): \(object["message"] as? String ?? "")"
+            }.sorted()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await dispatcher.run(events) }
+            group.addTask { _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan, control: control) }
+            try await waitUntil { control.isHalted }
+            control.cancel(by: "uid 0")
+            try await waitUntil { siteEvents().count == 3 }
+            group.cancelAll()
+        }
+        #expect(siteEvents() == ["site.failed: site acme failed: 0 of 2 products restored",
+                                 "site.failed: site globex not restored: the run was cancelled: 0 of 2 products restored",
+                                 "site.failed: site initech not restored: the run was cancelled: 0 of 2 products restored"],
+                "\(siteEvents())")
+    }
+
     /// A hook that tells customers never announces an exercise's sites as restored: they were
     /// restored into the sandbox, and production is as it was.
     @Test func anExercisesSitesAreRehearsedNotRestored() async throws {
