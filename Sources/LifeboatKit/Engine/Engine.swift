@@ -31,12 +31,16 @@ public struct Engine: Sendable {
 
     /// A restore job whose target is gone and has unpurged soft-deleted data in quarantine (from a
     /// delete run) takes it from there — a rename back: RPO 0 relative to the deletion, RTO of a
-    /// rename — instead of the newest snapshot, unless `fromSnapshots`. Each job records its source.
+    /// rename — instead of the newest snapshot, unless `fromSnapshots`, or unless it was deleted
+    /// after the run's as-of (by default the incident): data deleted after the incident may hold
+    /// the damage, as a snapshot taken after it may, and is no more restored than such a snapshot.
+    /// Each job records its source.
     func chooseSources(_ prepared: inout RunPlanner.Prepared, fromSnapshots: Bool) async throws {
         guard prepared.run.mode == .restore else { return }
         var deleted: [String: QuarantineRecord] = [:]
         if !fromSnapshots {
-            for entry in try await environment.ledger.quarantine(includePurged: false) where entry.reason == "delete" {
+            for entry in try await environment.ledger.quarantine(includePurged: false)
+            where entry.reason == "delete" && entry.createdAt <= prepared.run.asOf {
                 // The newest soft delete of a target wins.
                 if let known = deleted[entry.originalPath], known.createdAt > entry.createdAt { continue }
                 deleted[entry.originalPath] = entry

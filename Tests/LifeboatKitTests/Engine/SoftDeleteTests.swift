@@ -338,6 +338,26 @@ import Testing
         #expect(other.version != plan.version && other.version.hasPrefix("sha256:"))
     }
 
+    /// Data soft-deleted after the incident may hold the damage, as a snapshot taken after it
+    /// may: a restore as of the incident takes the newest snapshot before it instead, with that
+    /// snapshot's RPO, never the deleted data with an RPO of 0.
+    @Test func dataDeletedAfterTheIncidentIsNotTakenFromQuarantine() async throws {
+        let fx = try await restored(sites: 1)
+        let selection = try select(fx, ["acme"], products: ["jira"])
+        let created = try await fx.engine.createDelete(selection, request: RunRequest(plan: fx.plan, mode: .delete))
+        _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan)
+        let deletedAt = try #require(try await fx.ledger.quarantine(includePurged: false).first { $0.reason == "delete" }?.createdAt)
+        var request = RunRequest(plan: fx.plan, mode: .restore, sites: ["acme"])
+        request.incidentAt = deletedAt.addingTimeInterval(-60)
+        let before = try #require(try await fx.engine.dryRun(request).jobs.first { $0.product == "jira" })
+        #expect(before.source == JobRecord.sourceSnapshot && before.snapshot?.hasSuffix(".tar.gz") == true, "\(before)")
+        #expect((before.rpoSeconds ?? 0) > 0 && before.snapshotTakenAt! <= request.incidentAt!)
+        // An incident at the deletion itself: the deleted data comes back, renamed.
+        request.incidentAt = deletedAt
+        let at = try #require(try await fx.engine.dryRun(request).jobs.first { $0.product == "jira" })
+        #expect(at.source == JobRecord.sourceQuarantine && at.rpoSeconds == 0)
+    }
+
     @Test func fromSnapshotsIgnoresTheQuarantine() async throws {
         let fx = try await restored(sites: 1)
         let selection = try select(fx, ["acme"], products: ["jira"])
