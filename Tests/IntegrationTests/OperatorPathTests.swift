@@ -37,6 +37,10 @@ import Testing
             (["--as-of", future], "is after the incident ("),
             (["--incident-at", future], "is in the future"),
             (["--declared-at", future], "--declared-at \(future) is in the future"),
+            // A declaration before the data was lost: RTO would count time that was not recovery.
+            (["--incident-at", "2026-11-25T10:00:00Z", "--declared-at", "2026-11-25T00:00:00Z"],
+             "--declared-at 2026-11-25T00:00:00Z is before the incident (2026-11-25T10:00:00Z)"),
+            (["--declared-at", iso.string(from: Date().addingTimeInterval(-3_600))], ", the default: now): an incident is declared once its data is lost"),
         ]
         for (flags, words) in refusals {
             for command in ["restore", "dry-run"] {
@@ -61,6 +65,14 @@ import Testing
         let restore = try daemon.cli(["restore", "main", "--incident-at", "2026-11-25T10:00:00Z", "--as-of", "2026-11-25T10:00:00Z",
                                       "--declared-at", iso.string(from: Date().addingTimeInterval(-600)), "--follow"])
         #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
+        // A declaration a little ahead of the daemon's clock (typed to the next minute) is taken
+        // as now: no RTO below zero.
+        let ahead = try daemon.cli(["restore", "main", "--incident-at", "2026-11-25T10:00:00Z",
+                                    "--declared-at", iso.string(from: Date().addingTimeInterval(30)), "--follow"])
+        #expect(ahead.status == 0, "\(ahead.stdout)\(ahead.stderr)")
+        let latest = try #require(try daemon.runs().first?["id"] as? String)
+        let rtos = try daemon.jobs(latest).compactMap { $0["rto_seconds"] as? Double }
+        #expect(rtos.count == 2 && rtos.allSatisfy { $0 >= 0 }, "\(rtos)")
         #expect(daemon.stop() == 0)
     }
 

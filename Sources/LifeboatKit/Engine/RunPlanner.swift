@@ -27,7 +27,12 @@ public enum RunPlanner {
             throw RunRequestError("--declared-at \(iso(declared)) is in the future (it is \(iso(now)) now): RTO is counted from it; "
                                   + "give when the incident was declared, or leave it out for now")
         }
-        let incident = request.incidentAt ?? now
+        let incident = min(request.incidentAt ?? now, now)
+        if let declared = request.declaredAt.map({ min($0, now) }), declared < incident {
+            throw RunRequestError("--declared-at \(iso(declared)) is before the incident (\(iso(incident))\(request.incidentAt == nil ? ", the default: now" : "")): "
+                                  + "an incident is declared once its data is lost, and RTO counted from before the loss would hold time that was not recovery; "
+                                  + "give the time the data was lost with --incident-at (at or before the declaration)")
+        }
         if let asOf = request.asOf, asOf > incident {
             throw RunRequestError("--as-of \(iso(asOf)) is after the incident (\(iso(incident))\(request.incidentAt == nil ? ", the default: now" : "")): "
                                   + "a snapshot taken after the data was lost may hold the damage, and its RPO would be negative; give an --as-of at or "
@@ -82,10 +87,11 @@ public enum RunPlanner {
         }
 
         let created = now
-        // An exercise's incident is its start; a restore's defaults to the same instant.
-        let incidentAt = request.incidentAt ?? created
-        let asOf = request.asOf ?? incidentAt
-        let declaredAt = request.declaredAt ?? created
+        // An exercise's incident is its start; a restore's defaults to the same instant. A time
+        // within the clock skew ahead of now is now: no RPO or RTO below zero.
+        let incidentAt = min(request.incidentAt ?? created, created)
+        let asOf = request.asOf.map { min($0, incidentAt) } ?? incidentAt
+        let declaredAt = min(request.declaredAt ?? created, created)
         let id = runID ?? RunRecord.makeID(at: created)
         let waves = assignWaves(sites: sites, waves: plan.waves)
         var run = RunRecord(
