@@ -96,12 +96,15 @@ enum DryRunPrinter {
         Swift.print("\(report.jobs.count) job(s), \(ByteSize.format(report.archiveBytes)) of archives, \(report.missingSnapshots) without a snapshot")
         if report.missingSnapshots == report.jobs.count {
             Swift.print("forecast: none, no job has a snapshot to restore")
-        } else if let forecast = report.forecastSeconds {
+        } else if let forecast = report.forecastSeconds, let reached = report.forecastRtoSeconds {
             var line = "forecast: \(DurationSpec.format(seconds: forecast)) (\(report.forecastBasis))"
+            // RTO counts from the declaration: time already gone since then is part of it.
+            let gone = reached - forecast
+            if gone >= 1 { line += "; RTO \(DurationSpec.format(seconds: reached)) with the \(DurationSpec.format(seconds: gone)) since the incident was declared" }
             // Jobs without a snapshot fail at once: the objective is not met by restoring less.
             if let rto = report.rtoObjectiveSeconds {
                 line += report.failure != nil ? "; the RTO objective \(DurationSpec.format(seconds: rto)) is not met while jobs have no snapshot"
-                    : forecast <= rto ? "; within the RTO objective \(DurationSpec.format(seconds: rto))" : "; MISSES the RTO objective \(DurationSpec.format(seconds: rto))"
+                    : reached <= rto ? "; within the RTO objective \(DurationSpec.format(seconds: rto))" : "; MISSES the RTO objective \(DurationSpec.format(seconds: rto))"
             }
             Swift.print(line)
         } else {

@@ -20,6 +20,18 @@ import Testing
         #expect(!none.stdout.contains("within the RTO objective"))
         #expect(none.stderr.contains("dry run: 4 of 4 job(s) have no snapshot taken at or before 2000-01-01T00:00:00Z and would fail"), "\(none.stderr)")
         #expect(try daemon.cli(["dry-run", "main", "--as-of", "2000-01-01T00:00:00Z", "--json"]).status == 1)
+        // With a past run to forecast from: within the 1h objective when declared now, missed
+        // when the incident was declared two hours ago (RTO counts from the declaration).
+        #expect(try daemon.cli(["restore", "main", "--follow"]).status == 0)
+        let now = try daemon.cli(["dry-run", "main"])
+        #expect(now.stdout.contains("; within the RTO objective 1h"), "\(now.stdout)")
+        let iso = ISO8601DateFormatter()
+        let late = try daemon.cli(["dry-run", "main", "--incident-at", iso.string(from: Date().addingTimeInterval(-3 * 3_600)),
+                                   "--declared-at", iso.string(from: Date().addingTimeInterval(-2 * 3_600))])
+        #expect(late.stdout.contains("since the incident was declared; MISSES the RTO objective 1h"), "\(late.stdout)")
+        let json = jsonObject(try daemon.cli(["dry-run", "main", "--declared-at", iso.string(from: Date().addingTimeInterval(-2 * 3_600)),
+                                              "--incident-at", iso.string(from: Date().addingTimeInterval(-3 * 3_600)), "--json"]).stdout) as? [String: Any]
+        #expect(((json?["forecast_rto_seconds"] as? Double) ?? 0) >= 7_200, "\(String(describing: json))")
         #expect(daemon.stop() == 0)
     }
 

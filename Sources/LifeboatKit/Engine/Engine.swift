@@ -205,6 +205,11 @@ public struct DryRunReport: Sendable, Codable {
     public var forecastSeconds: Double?
     public var forecastBasis: String
     public var rtoObjectiveSeconds: Double?
+    /// When the incident was declared (RTO is counted from it): the run's `--declared-at`, or now.
+    public var declaredAt: Date
+    /// The RTO the forecast finish would reach: the time already gone since the declaration plus
+    /// the forecast wall time; nil without a forecast.
+    public var forecastRtoSeconds: Double?
 
     /// What makes this dry run a failure to report (exit 1): jobs that would fail for want of a
     /// snapshot. Nil when every job has one.
@@ -238,5 +243,7 @@ public struct DryRunReport: Sendable, Codable {
             forecastSeconds = nil
             forecastBasis = "no past runs in the ledger to forecast from"
         }
+        declaredAt = prepared.run.declaredAt
+        forecastRtoSeconds = forecastSeconds.map { prepared.run.createdAt.timeIntervalSince(prepared.run.declaredAt) + $0 }
     }
 }
