@@ -52,7 +52,9 @@ enum SummaryPrinter {
         if let rto = run.rtoObjectiveSeconds, verdict.rto != .none { Swift.print("RTO objective \(fmt(rto)): \(verdict.rtoText)") }
         if let rpo = run.rpoObjectiveSeconds, verdict.rpo != .none { Swift.print("RPO objective \(fmt(rpo)): \(verdict.rpoText)") }
         if let rate = summary.bytesPerSecond, let wall = summary.wallSeconds {
-            Swift.print("wall time \(fmt(wall)), \(ByteSize.format(Int64(rate)))/s")
+            // Halted at a gate, or ended until a retry: paused, and no part of the rate.
+            let paused = wall - (summary.workedSeconds ?? wall)
+            Swift.print("wall time \(fmt(wall))" + (paused >= 1 ? " (\(fmt(paused)) of it paused)" : "") + ", \(ByteSize.format(Int64(rate)))/s")
         }
         switch run.cleanup {
         case RunRecord.cleanupDone?: Swift.print("sandbox data removed (run with --keep to keep it)")

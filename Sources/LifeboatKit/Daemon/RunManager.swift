@@ -244,6 +244,10 @@ public final class RunManager: Service {
             // mid-flight by a crash is refused by the lifecycle (its recovery comes first, on resume).
             for j in reset where j.state != .pending && j.state != .waiting { try await recorder.apply(.retried, to: j) }
             run.state = .pending
+            // The time it stood ended is no part of its pace or throughput.
+            if let ended = run.finishedAt {
+                run.pausedSeconds = (run.pausedSeconds ?? 0) + max(0, engine.environment.clock.now().timeIntervalSince(ended))
+            }
             run.finishedAt = nil
             // What a retry does to the run, in words (`retry` prints it).
             run.note = "retrying \(reset.map(\.name).joined(separator: ", ")): the run goes on for these job(s) only; its other jobs keep "

@@ -31,8 +31,9 @@ public struct RTOForecast: Sendable, Codable, Hashable {
             halted = true
             return
         }
-        guard let started = run.startedAt, finishedJobs > 0 else { return }
-        let elapsed = max(0.001, now.timeIntervalSince(started))
+        // The pace over the time the run worked: its halts and pauses left out.
+        guard finishedJobs > 0, let worked = run.workedSeconds(now: now) else { return }
+        let elapsed = max(0.001, worked)
         let finish = now.addingTimeInterval(elapsed / Double(finishedJobs) * Double(remainingJobs))
         finishAt = finish
         rtoSeconds = finish.timeIntervalSince(run.declaredAt)

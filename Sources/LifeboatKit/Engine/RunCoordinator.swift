@@ -433,6 +433,7 @@ final class RunCoordinator {
             + (run.mode == .delete && !plan.wavesDeclared ? " (a delete's canary wave)" : "")
         run.state = .halted
         run.note = HaltNotice.note(gate: message)
+        run.pause(at: now)
         try await saveRun(event: message)
         env.bus.publish(RunEvent(kind: .gateFailed, runId: run.id, at: now, run: run, message: message))
         logger.warning("wave gate failed; run halted", metadata: ["wave": "\(wave + 1)", "failures": "\(failures)"])
@@ -446,6 +447,7 @@ final class RunCoordinator {
         guard slotted, !control.isCancelled, !Task.isCancelled else { return false }
         run.state = .running
         run.note = nil
+        run.endPause(at: now)
         try await saveRun(event: "resumed after wave \(wave + 1) gate")
         if env.queue != nil { env.wakeups.runStarted() }
         return true

@@ -41,9 +41,13 @@ public struct RunSummary: Sendable, Codable, Hashable {
     public var products: [String: Group]
     /// Per wave, keyed by the wave's number ("1", "2", …).
     public var waves: [String: Group]
-    /// Restored bytes per second of wall time since the run started.
+    /// Restored bytes per second of the time the run worked (`workedSeconds`).
     public var bytesPerSecond: Double?
+    /// From the run's start to its end (or its last job), pauses included.
     public var wallSeconds: Double?
+    /// The wall time less the run's pauses (halted at gates, ended until a retry reopened it):
+    /// what its throughput is measured over.
+    public var workedSeconds: Double?
 
     public init(run: RunRecord, jobs: [JobRecord]) {
         func group(_ jobs: [JobRecord]) -> Group {
@@ -65,8 +69,11 @@ public struct RunSummary: Sendable, Codable, Hashable {
         waves = Dictionary(grouping: jobs, by: { "\($0.wave + 1)" }).mapValues(group)
         if let started = run.startedAt {
             let end = run.finishedAt ?? jobs.compactMap(\.finishedAt).max() ?? started
-            wallSeconds = end.timeIntervalSince(started)
-            if let wall = wallSeconds, wall > 0 { bytesPerSecond = Double(overall.bytes) / wall }
+            let wall = end.timeIntervalSince(started)
+            let paused = (run.pausedSeconds ?? 0) + (run.finishedAt == nil ? run.pausedAt.map { max(0, end.timeIntervalSince($0)) } ?? 0 : 0)
+            wallSeconds = wall
+            workedSeconds = max(0, wall - paused)
+            if let worked = workedSeconds, worked > 0 { bytesPerSecond = Double(overall.bytes) / worked }
         }
     }
 }

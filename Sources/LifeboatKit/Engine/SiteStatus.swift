@@ -61,8 +61,8 @@ public struct SiteStatus: Sendable, Codable, Hashable {
         for (index, job) in remaining.enumerated() { if let id = job.id { position[id] = index + 1 } }
         let finished = jobs.count - remaining.count
         var secondsPerJob: Double?
-        if run.state == .running, let started = run.startedAt, finished > 0 {
-            secondsPerJob = max(0.001, now.timeIntervalSince(started)) / Double(finished)
+        if run.state == .running, let worked = run.workedSeconds(now: now), finished > 0 {
+            secondsPerJob = max(0.001, worked) / Double(finished)
         }
         return Dictionary(grouping: jobs, by: \.site).map { site, jobs in
             var status = status(site: site, jobs: jobs, position: position, secondsPerJob: secondsPerJob, now: now)

@@ -82,6 +82,33 @@ public struct RunRecord: Sendable, Codable, Hashable {
     /// An exercise's rehearsal after its restore: `delete` (soft-delete and undelete the sandbox
     /// targets, proving the trees byte-identical).
     public var rehearse: String?
+    /// Seconds the run spent paused before now: halted at wave gates (and queued for a slot
+    /// again after a resume), or ended until an operator's retry reopened it. Nothing goes on
+    /// then, so it is no part of the run's pace (nil: none).
+    public var pausedSeconds: Double?
+    /// Since when the run is paused (halted at a gate, or ended), while it is.
+    public var pausedAt: Date?
+
+    /// Seconds the run worked, from its start to `now` (or its end), its pauses left out: what
+    /// its pace, forecasts and throughput are measured over.
+    public func workedSeconds(now: Date) -> Double? {
+        guard let startedAt else { return nil }
+        let end = finishedAt ?? now
+        let paused = (pausedSeconds ?? 0) + (finishedAt == nil ? pausedAt.map { max(0, now.timeIntervalSince($0)) } ?? 0 : 0)
+        return max(0, end.timeIntervalSince(startedAt) - paused)
+    }
+
+    /// A pause begins now (kept if one already had: a restart while halted).
+    public mutating func pause(at now: Date) {
+        if pausedAt == nil { pausedAt = now }
+    }
+
+    /// The pause ends now: its time joins `pausedSeconds`.
+    public mutating func endPause(at now: Date) {
+        guard let since = pausedAt else { return }
+        pausedSeconds = (pausedSeconds ?? 0) + max(0, now.timeIntervalSince(since))
+        pausedAt = nil
+    }
 
     public init(id: String, plan: String, planPath: String?, planVersion: String? = nil, mode: RunMode, state: RunState = .pending,
                 declaredAt: Date, incidentAt: Date, asOf: Date, createdAt: Date, startedBy: String,

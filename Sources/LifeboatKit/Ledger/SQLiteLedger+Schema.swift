@@ -134,6 +134,13 @@ extension SQLiteLedger {
                 t.column("taken_at", .double).notNull()
             }
         }
+        migrator.registerMigration("v8") { db in
+            // Time a run spent paused (halted at gates, ended until a retry): not part of its pace.
+            try db.alter(table: "runs") { t in
+                t.add(column: "paused_seconds", .double)
+                t.add(column: "paused_at", .datetime)
+            }
+        }
         return migrator
     }
 }

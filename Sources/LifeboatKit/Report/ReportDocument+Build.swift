@@ -29,7 +29,7 @@ extension ReportDocument {
         let finished = jobs.count { $0.finishedAt != nil && $0.state.isFinal }
         throughput = Throughput(
             wallSeconds: summary.wallSeconds, bytesPerSecond: summary.bytesPerSecond,
-            jobsPerMinute: summary.wallSeconds.flatMap { $0 > 0 ? Double(finished) / ($0 / 60) : nil },
+            jobsPerMinute: summary.workedSeconds.flatMap { $0 > 0 ? Double(finished) / ($0 / 60) : nil },
             bytes: summary.overall.bytes, entries: summary.overall.entries,
             archiveBytes: jobs.reduce(0) { $0 + $1.archiveBytes }, finishedJobs: finished)
 

@@ -103,7 +103,8 @@ public struct ReportDocument: Sendable, Codable, Hashable {
     public struct Throughput: Sendable, Codable, Hashable {
         /// From the run's start to its end (or to its last finished job).
         public var wallSeconds: Double?
-        /// Restored (uncompressed) bytes per second of wall time.
+        /// Restored (uncompressed) bytes per second of the time the run worked (its pauses —
+        /// halted at gates, ended until a retry — left out); jobs per minute likewise.
         public var bytesPerSecond: Double?
         public var jobsPerMinute: Double?
         public var bytes: Int64

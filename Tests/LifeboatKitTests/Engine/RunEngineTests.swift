@@ -146,6 +146,41 @@ import Testing
         #expect(jobs.filter { $0.state == .succeeded }.count == 9)
     }
 
+    /// A halt is no part of the run's pace: a run that waited an hour at its canary's gate is not
+    /// forecast to take hours more once resumed, its paused time is recorded, and its
+    /// throughput leaves the hour out (its wall time does not).
+    @Test func timeHaltedAtAGateIsNoPartOfTheRunsPace() async throws {
+        let sites = (1...10).map { String(format: "s%02d", $0) }
+        let fixture = try EngineFixture(sites: sites, products: "  - name: contacts", extra: """
+            waves:
+              - { sites: 1%, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        let clock = TestClock(Date())
+        let executor = FakeExecutor()
+        executor.fail("s01/contacts", with: [JobError(.integrity, "bad")])
+        let engine = fixture.engine(executor, clock: clock)
+        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
+        let control = RunControl()
+        let finished = Task { try await engine.execute(runId: created.run.id, plan: fixture.plan, control: control) }
+        try await waitUntil { control.isHalted }
+        clock.advance(by: 3_600)
+        let halted = try #require(try await fixture.ledger.run(id: created.run.id))
+        #expect(halted.pausedAt != nil && (halted.workedSeconds(now: clock.now()) ?? .infinity) < 60, "\(halted)")
+        #expect(RTOForecast(run: halted, totalJobs: 10, finishedJobs: 1, now: clock.now()).finishAt == nil)
+        #expect(control.resume())
+        let run = try await finished.value
+        #expect((run.pausedSeconds ?? 0) >= 3_600 && run.pausedAt == nil, "\(run)")
+        let summary = RunSummary(run: run, jobs: try await fixture.ledger.jobs(runId: run.id))
+        #expect((summary.wallSeconds ?? 0) >= 3_600 && (summary.workedSeconds ?? .infinity) < 60, "\(summary)")
+        // A forecast just after the resume, 1 of 10 jobs done: at the pace of the work, not of the hour.
+        var resumed = run
+        resumed.state = .running
+        resumed.finishedAt = nil
+        let forecast = RTOForecast(run: resumed, totalJobs: 10, finishedJobs: 1, now: clock.now())
+        #expect((forecast.finishAt?.timeIntervalSince(clock.now()) ?? .infinity) < 600, "\(forecast)")
+    }
+
     /// Three sites, a one-site canary wave; s02's target is a link to `real/s02`.
     static func linkedSites(name: String = #function) throws -> EngineFixture {
         let fixture = try EngineFixture(sites: ["s01", "s02", "s03"], products: "  - name: contacts", extra: """

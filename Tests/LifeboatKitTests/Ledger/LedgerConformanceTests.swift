@@ -142,6 +142,8 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             run.reason = "ticket OPS-1234: tenants asked to leave"
             run.rehearse = "delete"
             run.planVersion = nil
+            run.pausedSeconds = 70.25
+            run.pausedAt = t0.addingTimeInterval(2.5)
             try await ledger.updateRun(run)
             #expect(try await ledger.run(id: run.id) == run)
         }

@@ -51,7 +51,8 @@ extension PostgresBindings {
 enum RunRow {
     static let columns = ["id", "plan", "plan_path", "mode", "state", "declared_at", "incident_at", "as_of", "created_at",
                           "started_at", "finished_at", "started_by", "rto_objective_seconds", "rpo_objective_seconds",
-                          "total_waves", "current_wave", "seed", "keep_sandbox", "note", "cleanup", "reason", "rehearse", "plan_version"]
+                          "total_waves", "current_wave", "seed", "keep_sandbox", "note", "cleanup", "reason", "rehearse", "plan_version",
+                          "paused_seconds", "paused_at"]
     static let columnList = columns.joined(separator: ", ")
     static let insertSQL = "INSERT INTO runs (\(columnList)) VALUES (\(placeholders(columns.count)))"
     static let updateSQL = "UPDATE runs SET " + columns.enumerated().dropFirst().map { "\($1) = $\($0 + 1)" }.joined(separator: ", ")
@@ -87,6 +88,8 @@ enum RunRow {
         b.append(run.reason)
         b.append(run.rehearse)
         b.append(run.planVersion)
+        b.append(run.pausedSeconds)
+        b.append(run.pausedAt)
         return b
     }
 
@@ -107,6 +110,8 @@ enum RunRow {
         run.reason = try r[20].decode(String?.self)
         run.rehearse = try r[21].decode(String?.self)
         run.planVersion = try r[22].decode(String?.self)
+        run.pausedSeconds = try r[23].decode(Double?.self)
+        run.pausedAt = try r[24].decode(Date?.self)
         return run
     }
 

@@ -386,6 +386,10 @@ extension PostgresLedger {
             // version or not at all.
             "ALTER TABLE runs ADD COLUMN plan_version text",
         ]),
+        (14, "a run's paused time", [
+            // Time a run spent paused (halted at gates, ended until a retry): not part of its pace.
+            "ALTER TABLE runs ADD COLUMN paused_seconds float8, ADD COLUMN paused_at timestamptz",
+        ]),
     ]
 
     /// `lifeboat_claim_jobs(run, host, max, run limit, limited products, their limits, dependent
