@@ -242,7 +242,7 @@ public final class RunManager: Service {
             let recorder = JobRecorder(engine.environment)
             // A dependency still pending (its run stopped before it) has nothing to reset; one caught
             // mid-flight by a crash is refused by the lifecycle (its recovery comes first, on resume).
-            for j in reset where j.state != .pending && j.state != .waiting { try await recorder.apply(.retried, to: j) }
+            for j in reset where j.state != .pending && j.state != .waiting { try await recorder.apply(.retried(RunTiming(run)), to: j) }
             run.state = .pending
             // The time it stood ended is no part of its pace or throughput.
             if let ended = run.finishedAt {

@@ -32,7 +32,7 @@ public enum JobEvent: Sendable, Hashable {
     /// A dependency ended without success.
     case skipped(dependency: String, at: Date)
     /// An operator queued it again (`job.retry`): failed, cancelled or skipped → pending.
-    case retried
+    case retried(RunTiming)
     /// After a crash, its commit was found in place: → succeeded, not redone.
     case recoveredCommitted(quarantinePath: String?, treeDigest: String?, measured: MeasuredTree?, postRestore: PostRestoreRun? = nil,
                             at: Date, timing: RunTiming)
@@ -44,13 +44,17 @@ public enum JobEvent: Sendable, Hashable {
 public struct RunTiming: Sendable, Hashable {
     public var declaredAt: Date
     public var rtoObjectiveSeconds: Double?
+    public var rpoObjectiveSeconds: Double?
 
-    public init(declaredAt: Date, rtoObjectiveSeconds: Double?) {
+    public init(declaredAt: Date, rtoObjectiveSeconds: Double?, rpoObjectiveSeconds: Double? = nil) {
         self.declaredAt = declaredAt
         self.rtoObjectiveSeconds = rtoObjectiveSeconds
+        self.rpoObjectiveSeconds = rpoObjectiveSeconds
     }
 
-    public init(_ run: RunRecord) { self.init(declaredAt: run.declaredAt, rtoObjectiveSeconds: run.rtoObjectiveSeconds) }
+    public init(_ run: RunRecord) {
+        self.init(declaredAt: run.declaredAt, rtoObjectiveSeconds: run.rtoObjectiveSeconds, rpoObjectiveSeconds: run.rpoObjectiveSeconds)
+    }
 }
 
 /// One change of a job and what recording it takes (`JobRecorder` does the recording).
@@ -109,6 +113,9 @@ public enum JobLifecycle {
         }
         /// The event and log line of a job that ended (or stopped) here.
         func ended() -> JobTransition {
+            // Ended without its snapshot restored (not committed): nothing was recovered, so it
+            // misses the RPO objective, whatever its snapshot's age (it has no RTO at all).
+            if next.state != .succeeded, next.rtoSeconds == nil, next.rpoMet != nil { next.rpoMet = false }
             let words = next.error ?? "\(next.state.rawValue) (\(ByteSize.format(next.bytes)), \(next.entries) entries)"
             let log: JobTransition.LogLine = switch next.state {
             case .succeeded: .init(level: .info, message: "job committed")
@@ -244,7 +251,7 @@ public enum JobLifecycle {
             next.finishedAt = at
             return ended()
 
-        case .retried:
+        case .retried(let timing):
             guard from == .failed || from == .cancelled || from == .skipped else { throw illegal() }
             next.state = .pending
             next.error = nil
@@ -254,6 +261,8 @@ public enum JobLifecycle {
             // after the commit) is known by its identity, for post_restore to run again on it.
             next.rtoSeconds = nil
             next.rtoMet = nil
+            // Its snapshot's RPO holds again, to be met once it is restored.
+            next.rpoMet = timing.rpoObjectiveSeconds.flatMap { objective in next.rpoSeconds.map { $0 <= objective } }
             next.commitIdentity = job.committed ? job.commitIdentity : nil
             return transition(.durable, event: .init(kind: "job.retry", message: "\(job.name) queued again by an operator"), publish: true)
 

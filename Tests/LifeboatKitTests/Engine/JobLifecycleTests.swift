@@ -33,7 +33,7 @@ import Testing
             // A committing job's commit may have happened: it is left for the next start to find out.
             (.interrupted(at: t0), from(notFinal.filter { $0 != .committing }, to: .pending).merging([.committing: .committing]) { $1 }),
             (.skipped(dependency: "contacts of acme failed", at: t0), from([.pending, .waiting], to: .skipped)),
-            (.retried, from([.failed, .cancelled, .skipped], to: .pending)),
+            (.retried(Self.timing), from([.failed, .cancelled, .skipped], to: .pending)),
             (.recoveredCommitted(quarantinePath: nil, treeDigest: "d", measured: nil, at: t0, timing: timing), from(active, to: .succeeded)),
             (.recoveredRestart, from(active, to: .pending)),
         ]
@@ -74,7 +74,7 @@ import Testing
         let durable: [(JobEvent, JobState)] = [
             (.reserved(stagingPath: "/s"), .restoring), (.committing, .verifying), (.quarantined(path: "/q"), .committing),
             (.finished(JobResult(), at: Self.t0, timing: Self.timing), .committing), (.failed(code: .io, message: "x", at: Self.t0), .restoring),
-            (.cancelled(by: "op", at: Self.t0), .waiting), (.interrupted(at: Self.t0), .restoring), (.retried, .failed),
+            (.cancelled(by: "op", at: Self.t0), .waiting), (.interrupted(at: Self.t0), .restoring), (.retried(Self.timing), .failed),
             (.recoveredRestart, .committing),
         ]
         for (event, state) in durable {
@@ -104,12 +104,43 @@ import Testing
         var committed = Self.job(in: .failed)
         committed.commitIdentity = "1:2"
         committed.rtoSeconds = 60
-        let again = try JobLifecycle.apply(.retried, to: committed).job
+        let again = try JobLifecycle.apply(.retried(Self.timing), to: committed).job
         #expect(again.commitIdentity == "1:2" && again.rtoSeconds == nil)
         #expect(try JobLifecycle.apply(.started(at: Self.t0, host: nil), to: again).job.commitIdentity == "1:2")
         var refused = Self.job(in: .failed)
         refused.commitIdentity = "1:3"  // staged, then failed its checks
-        #expect(try JobLifecycle.apply(.retried, to: refused).job.commitIdentity == nil)
+        #expect(try JobLifecycle.apply(.retried(Self.timing), to: refused).job.commitIdentity == nil)
+    }
+
+    /// A job that ended without its snapshot restored recovered nothing: it misses the RPO
+    /// objective whatever its snapshot's age, as the run's verdict says; a retry gives the
+    /// snapshot's own verdict back, to hold once it is restored. One that failed after its
+    /// commit (post_restore) restored its data: its RPO stands.
+    @Test func aJobNotRestoredMissesTheRPOObjective() throws {
+        let timing = RunTiming(declaredAt: Self.t0, rtoObjectiveSeconds: 60, rpoObjectiveSeconds: 86_400)
+        var job = Self.job(in: .restoring)
+        job.rpoSeconds = 3_600
+        job.rpoMet = true
+        let failed = try JobLifecycle.apply(.failed(code: .integrity, message: "bad", at: Self.t0), to: job).job
+        #expect(failed.rpoMet == false && failed.rtoMet == nil)
+        #expect(try JobLifecycle.apply(.retried(timing), to: failed).job.rpoMet == true)
+        #expect(try JobLifecycle.apply(.cancelled(by: "uid 0", at: Self.t0), to: job).job.rpoMet == false)
+        var waiting = Self.job(in: .waiting)
+        waiting.rpoSeconds = 3_600
+        waiting.rpoMet = true
+        #expect(try JobLifecycle.apply(.skipped(dependency: "contacts of acme failed", at: Self.t0), to: waiting).job.rpoMet == false)
+        // No RPO objective: no verdict either way.
+        var free = job
+        free.rpoMet = nil
+        #expect(try JobLifecycle.apply(.failed(code: .io, message: "x", at: Self.t0), to: free).job.rpoMet == nil)
+        // Failed after its commit: restored, measured; its RPO verdict stands.
+        var committing = Self.job(in: .committing)
+        committing.rpoSeconds = 3_600
+        committing.rpoMet = true
+        var result = JobResult(bytes: 1, entries: 1)
+        result.postRestoreError = "reindex failed"
+        let hookFailed = try JobLifecycle.apply(.finished(result, at: Self.t0.addingTimeInterval(30), timing: timing), to: committing).job
+        #expect(hookFailed.state == .failed && hookFailed.rpoMet == true && hookFailed.rtoMet == true)
     }
 
     @Test func finishingMeasuresRTOAgainstTheDeclaration() throws {
@@ -176,7 +207,7 @@ import Testing
             job.finishedAt = Self.t0
             return job
         }()
-        let again = try JobLifecycle.apply(.retried, to: retried).job
+        let again = try JobLifecycle.apply(.retried(Self.timing), to: retried).job
         #expect(again.state == .pending && again.error == nil && again.errorCode == nil && again.finishedAt == nil)
     }
 }
