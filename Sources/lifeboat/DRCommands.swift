@@ -116,7 +116,7 @@ struct SchedulesCommand: ParsableCommand {
         try daemon.show(Control.Schedules()) { upcoming in
             TextTable.print(["PLAN", "SCHEDULE", "NEXT", "LAST", "EXERCISES", "NEXT SCALE"], upcoming) { u in
                 [u.plan, u.expression, u.next.map(Timestamp.iso) ?? "never", u.last.map(Timestamp.iso) ?? "-", "\(u.exercises)",
-                 // The run samples at most the sites the store has when it starts.
+                 // Capped at the sites the plan selects now; the run samples from what it has then.
                  u.nextScale == Int.max ? "all sites" : "up to \(u.nextScale) site(s)"]
             }
             for u in upcoming { if let why = u.notFired { print("\(u.plan): \(why)") } }

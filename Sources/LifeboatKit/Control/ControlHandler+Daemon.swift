@@ -55,5 +55,12 @@ extension Control.Reload: ServedCommand {
 }
 
 extension Control.Schedules: ServedCommand {
-    func answer(_ call: ControlCall) async throws -> [Scheduler.Upcoming] { try await call.services.scheduler.upcoming() }
+    func answer(_ call: ControlCall) async throws -> [Scheduler.Upcoming] {
+        // The next scale is capped at the sites each plan selects in its store now.
+        let stores = call.services.runtime.engine.environment.stores
+        return try await call.services.scheduler.upcoming { plan in
+            guard let store = try? await stores.open(plan.snapshots).scan() else { return nil }
+            return store.selectSites(plan.sites).count
+        }
+    }
 }

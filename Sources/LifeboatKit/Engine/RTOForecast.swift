@@ -24,6 +24,13 @@ public struct RTOForecast: Sendable, Codable, Hashable {
     public init(run: RunRecord, totalJobs: Int, finishedJobs: Int, now: Date) {
         objectiveSeconds = run.rtoObjectiveSeconds
         remainingJobs = max(0, totalJobs - finishedJobs)
+        // Ended: what it reached, not a finish that moves with the clock.
+        if run.state.isFinal, let finished = run.finishedAt {
+            remainingJobs = 0
+            finishAt = finished
+            rtoSeconds = finished.timeIntervalSince(run.declaredAt)
+            return
+        }
         if remainingJobs > 0, let objective = objectiveSeconds, now.timeIntervalSince(run.declaredAt) > objective {
             rtoSeconds = now.timeIntervalSince(run.declaredAt)
         }

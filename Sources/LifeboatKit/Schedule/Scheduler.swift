@@ -172,13 +172,15 @@ public final class Scheduler: Service {
         public var next: Date?
         public var last: Date?
         public var exercises: Int
-        /// Sites the next exercise will sample (before capping at the store's sites).
+        /// Sites the next exercise will sample: its scale, capped at the sites the plan selects
+        /// in its store now (uncapped when the store cannot be read).
         public var nextScale: Int
         /// Why the last due slot started no exercise, if it did not (this daemon's view).
         public var notFired: String?
     }
 
-    public func upcoming() async throws -> [Upcoming] {
+    /// `sites`: how many sites a plan selects in its store now (nil: not known).
+    public func upcoming(sites: (Plan) async -> Int? = { _ in nil }) async throws -> [Upcoming] {
         let now = clock.now()
         var result: [Upcoming] = []
         for entry in plans.plans {
@@ -189,7 +191,7 @@ public final class Scheduler: Service {
             result.append(Upcoming(plan: entry.plan.name, expression: schedule.exercise.text,
                                    next: schedule.exercise.nextFire(after: base), last: record?.lastFireAt,
                                    exercises: record?.exercises ?? 0,
-                                   nextScale: schedule.scale.sites(forExercise: record?.exercises ?? 0, total: Int.max),
+                                   nextScale: schedule.scale.sites(forExercise: record?.exercises ?? 0, total: await sites(entry.plan) ?? Int.max),
                                    notFired: notFired.withLock { $0[entry.plan.name] }))
         }
         return result

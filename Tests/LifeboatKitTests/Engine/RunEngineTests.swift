@@ -179,6 +179,9 @@ import Testing
         resumed.finishedAt = nil
         let forecast = RTOForecast(run: resumed, totalJobs: 10, finishedJobs: 1, now: clock.now())
         #expect((forecast.finishAt?.timeIntervalSince(clock.now()) ?? .infinity) < 600, "\(forecast)")
+        // Ended, the run's "forecast" is what it reached, however late it is asked.
+        let ended = RTOForecast(run: run, totalJobs: 10, finishedJobs: 10, now: clock.now().addingTimeInterval(86_400))
+        #expect(ended.finishAt == run.finishedAt && ended.rtoSeconds == run.finishedAt!.timeIntervalSince(run.declaredAt), "\(ended)")
     }
 
     /// Three sites, a one-site canary wave; s02's target is a link to `real/s02`.
