@@ -55,7 +55,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(scrape.contains("lifeboat_run_halted{run=\"\(run)\",plan=\"main\"} 1"), "\(scrape)")
-        #expect(scrape.contains("lifeboat_jobs_total{state=\"failed\"} 1"))
+        #expect(scrape.contains("lifeboat_jobs_total{state=\"failed\",mode=\"restore\"} 1"))
         // Halted: no pace to forecast from, so its forecast series went.
         #expect(!scrape.contains("lifeboat_run_forecast_rto_seconds{run=\"\(run)\""), "\(scrape)")
 

@@ -396,18 +396,29 @@ import Testing
         for _ in 0..<50 {
             let scrape = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)/metrics"])
             body = scrape.stdout
-            if body.contains(#"lifeboat_jobs_total{state="succeeded"} 4"#) { break }
+            if body.contains(#"lifeboat_jobs_total{state="succeeded",mode="restore"} 4"#) { break }
             usleep(100_000)
         }
-        #expect(body.contains(#"lifeboat_jobs_total{state="succeeded"} 4"#), "\(body)")
-        #expect(body.contains(#"lifeboat_jobs_total{state="failed"} 0"#))
+        #expect(body.contains(#"lifeboat_jobs_total{state="succeeded",mode="restore"} 4"#), "\(body)")
+        #expect(body.contains(#"lifeboat_jobs_total{state="failed",mode="restore"} 0"#))
         #expect(body.contains("lifeboat_restored_bytes_total"))
-        #expect(body.contains("lifeboat_job_rto_seconds_count 4"))
-        #expect(body.contains("lifeboat_job_rpo_seconds_count 4"))
+        #expect(body.contains(#"lifeboat_job_rto_seconds_count{mode="restore"} 4"#))
+        #expect(body.contains(#"lifeboat_job_rpo_seconds_count{mode="restore"} 4"#))
         // The run ended: nothing is left to forecast, and its per-run series are gone.
         #expect(!body.contains("lifeboat_run_rto_objective_seconds{"), "\(body)")
         #expect(body.contains("lifeboat_runs_active 0"))
         #expect(body.contains("# TYPE lifeboat_job_rto_seconds histogram"))
+        // An exercise's jobs (sub-second RTOs, declared at its own start) are series of their own:
+        // the incident's figures stay as they were.
+        let exercise = try daemon.cli(["exercise", "main", "--follow"])
+        #expect(exercise.status == 0, "\(exercise.stdout)\(exercise.stderr)")
+        for _ in 0..<50 {
+            body = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)/metrics"]).stdout
+            if body.contains(#"lifeboat_job_rto_seconds_count{mode="exercise"}"#) { break }
+            usleep(100_000)
+        }
+        #expect(body.contains(#"lifeboat_job_rto_seconds_count{mode="exercise"}"#) && body.contains(#"lifeboat_restored_bytes_total{mode="exercise"}"#), "\(body)")
+        #expect(body.contains(#"lifeboat_job_rto_seconds_count{mode="restore"} 4"#) && body.contains(#"lifeboat_jobs_total{state="succeeded",mode="restore"} 4"#))
         let notFound = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/other"])
         #expect(notFound.stdout == "404")
         #expect(daemon.stop() == 0)

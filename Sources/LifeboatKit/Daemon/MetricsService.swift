@@ -38,7 +38,7 @@ public final class LifeboatMetrics: Sendable {
         self.host = host
         hostLabel = host.map { [("host", $0)] } ?? []
         // Families appear on the first scrape even before any run.
-        for state in JobState.allCases where state.isFinal { _ = jobsCounter(state) }
+        for state in JobState.allCases where state.isFinal { _ = jobsCounter(state, .restore) }
         _ = runsActive
         _ = rtoMissedRuns
     }
@@ -69,17 +69,25 @@ public final class LifeboatMetrics: Sendable {
         }
     }
 
-    private func jobsCounter(_ state: JobState) -> Counter {
-        registry.makeCounter(descriptor: metric("lifeboat_jobs", "total", "Jobs that ended, by final state"), labels: [("state", state.rawValue)] + hostLabel)
+    // The job series carry the run's mode (restore, exercise, delete): an exercise's sub-second
+    // RTOs (declared at its own start) and sandbox bytes must not blend into an incident's.
+
+    private func jobsCounter(_ state: JobState, _ mode: RunMode) -> Counter {
+        registry.makeCounter(descriptor: metric("lifeboat_jobs", "total", "Job endings, by final state and run mode (a job retried after it ended counts again when it ends again)"),
+                             labels: [("state", state.rawValue), ("mode", mode.rawValue)] + hostLabel)
     }
 
-    private var bytes: Counter { registry.makeCounter(descriptor: metric("lifeboat_restored_bytes", "total", "File bytes restored by succeeded jobs"), labels: hostLabel) }
-    private var entries: Counter { registry.makeCounter(descriptor: metric("lifeboat_restored_entries", "total", "Archive entries restored by succeeded jobs"), labels: hostLabel) }
+    private func bytes(_ mode: RunMode) -> Counter {
+        registry.makeCounter(descriptor: metric("lifeboat_restored_bytes", "total", "File bytes restored by succeeded jobs, by run mode"), labels: [("mode", mode.rawValue)] + hostLabel)
+    }
+    private func entries(_ mode: RunMode) -> Counter {
+        registry.makeCounter(descriptor: metric("lifeboat_restored_entries", "total", "Archive entries restored by succeeded jobs, by run mode"), labels: [("mode", mode.rawValue)] + hostLabel)
+    }
     private var throughput: Gauge { registry.makeGauge(descriptor: metric("lifeboat_restore_throughput", "bytes_per_second", "Bytes restored per second over the last minute"), labels: hostLabel) }
     /// Succeeded restore and exercise jobs by where their data came from.
-    private func sourceCounter(_ source: String) -> Counter {
+    private func sourceCounter(_ source: String, _ mode: RunMode) -> Counter {
         registry.makeCounter(descriptor: metric("lifeboat_jobs_by_source", "total", "Succeeded restore jobs by the source of their data: snapshot, or quarantine (a soft delete's data renamed back)"),
-                             labels: [("source", source)] + hostLabel)
+                             labels: [("source", source), ("mode", mode.rawValue)] + hostLabel)
     }
     private var softDeleted: Counter {
         registry.makeCounter(descriptor: metric("lifeboat_soft_deleted_targets", "total", "Targets moved into quarantine by delete runs"), labels: hostLabel)
@@ -93,11 +101,13 @@ public final class LifeboatMetrics: Sendable {
     }
 
     private var running: Gauge { registry.makeGauge(descriptor: metric("lifeboat_jobs", "running", "Jobs restoring, verifying or committing"), labels: hostLabel) }
-    private var rto: ValueHistogram {
-        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rto", "seconds", "RTO of succeeded jobs: finished − incident declared"), labels: hostLabel, buckets: [60, 300, 900, 1_800, 3_600, 7_200, 14_400, 28_800, 86_400, 259_200])
+    private func rto(_ mode: RunMode) -> ValueHistogram {
+        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rto", "seconds", "RTO of succeeded jobs: finished − incident declared, by run mode"), labels: [("mode", mode.rawValue)] + hostLabel,
+                                    buckets: [60, 300, 900, 1_800, 3_600, 7_200, 14_400, 28_800, 86_400, 259_200])
     }
-    private var rpo: ValueHistogram {
-        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rpo", "seconds", "RPO of restored jobs: incident − snapshot taken-at"), labels: hostLabel, buckets: [900, 3_600, 14_400, 43_200, 86_400, 172_800, 604_800])
+    private func rpo(_ mode: RunMode) -> ValueHistogram {
+        registry.makeValueHistogram(descriptor: metric("lifeboat_job_rpo", "seconds", "RPO of restored jobs: incident − snapshot taken-at, by run mode"), labels: [("mode", mode.rawValue)] + hostLabel,
+                                    buckets: [900, 3_600, 14_400, 43_200, 86_400, 172_800, 604_800])
     }
 
     /// Applies one bus event. `active`: the runs not ended (the one finishing may still be there).
@@ -110,17 +120,18 @@ public final class LifeboatMetrics: Sendable {
             return
         }
         guard job.state.isFinal, host == nil || job.host == nil || job.host == host else { return }
-        jobsCounter(job.state).increment()
-        if await mode(of: job.runId) == .delete {
+        let mode = await mode(of: job.runId) ?? .restore
+        jobsCounter(job.state, mode).increment()
+        if mode == .delete {
             if job.state == .succeeded { softDeleted.increment() }
             return
         }
         if job.state == .succeeded {
-            sourceCounter(job.source ?? JobRecord.sourceSnapshot).increment()
-            bytes.increment(by: job.bytes)
-            entries.increment(by: job.entries)
-            if let value = job.rtoSeconds { rto.record(value) }
-            if let value = job.rpoSeconds { rpo.record(value) }
+            sourceCounter(job.source ?? JobRecord.sourceSnapshot, mode).increment()
+            bytes(mode).increment(by: job.bytes)
+            entries(mode).increment(by: job.entries)
+            if let value = job.rtoSeconds { rto(mode).record(value) }
+            if let value = job.rpoSeconds { rpo(mode).record(value) }
         }
         let now = clock.now()
         let due = lastForecast.withLock { last -> Bool in
