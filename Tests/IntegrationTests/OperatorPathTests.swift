@@ -266,8 +266,9 @@ import Testing
             }
             return body
         }
-        // Declared a day ago: the 1h RTO objective has passed while the canary holds the run.
-        #expect(try daemon.cli(["restore", "main", "--exit-on-halt", "--declared-at", "2026-11-24T10:00:00Z"]).status == 4)
+        // Lost and declared a day ago: the 1h RTO objective has passed while the canary holds the run.
+        #expect(try daemon.cli(["restore", "main", "--exit-on-halt", "--incident-at", "2026-11-24T10:00:00Z",
+                                "--declared-at", "2026-11-24T10:00:00Z"]).status == 4)
         let runId = try #require(try daemon.runs().first?["id"] as? String)
         let series = #"lifeboat_run_forecast_miss{run="\#(runId)",plan="main"}"#
         let halted = try await scrape { $0.contains(series + " 1") && $0.contains("lifeboat_runs_active 1") }
