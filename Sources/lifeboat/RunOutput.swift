@@ -37,10 +37,11 @@ enum SummaryPrinter {
         func fmt(_ v: Double?) -> String { v.map { DurationSpec.format(seconds: $0) } ?? "-" }
         // A delete restores nothing: what it moved, without recovery figures.
         let delete = run.mode == .delete
-        var table = TextTable(["PRODUCT", "JOBS", "OK", "FAILED"] + (delete ? ["MOVED TO QUARANTINE"] : ["RPO p50/p95/max", "RTO p50/p95/max", "RESTORED"]))
+        var table = TextTable(["PRODUCT", "JOBS", "OK", "NOT OK"] + (delete ? ["MOVED TO QUARANTINE"] : ["RPO p50/p95/max", "RTO p50/p95/max", "RESTORED"]))
         var rows = summary.products.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         rows.append(("all", summary.overall))
         for (name, g) in rows {
+            // Failed, skipped or cancelled: not restored (or not deleted), whatever stopped it.
             let failed = (g.states["failed"] ?? 0) + (g.states["skipped"] ?? 0) + (g.states["cancelled"] ?? 0)
             table.add([name, "\(g.jobs)", "\(g.states["succeeded"] ?? 0)", "\(failed)"]
                       + (delete ? [] : ["\(fmt(g.rpo.p50))/\(fmt(g.rpo.p95))/\(fmt(g.rpo.max))", "\(fmt(g.rto.p50))/\(fmt(g.rto.p95))/\(fmt(g.rto.max))"])
