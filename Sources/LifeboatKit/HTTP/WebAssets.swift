@@ -137,11 +137,15 @@ enum WebAssets {
             while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
             return (i ? n.toFixed(1) : n.toFixed(0)) + " " + units[i];
           }
+          // As the CLI's: two units at most, what they leave out rounded up into the last, so a
+          // value over an objective never reads as the objective.
           function duration(s) {
             if (s == null) return "-";
-            s = Math.max(0, Math.round(s));
+            s = Math.max(0, Math.ceil(s));
+            if (Math.floor(s / 86400) && Math.floor(s % 86400 / 3600)) { if (s % 3600) s += 3600 - s % 3600; }
+            else if (s >= 3600 && s % 60) { s += 60 - s % 60; }
             const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60), sec = s % 60;
-            if (d) return d + "d" + (h ? h + "h" : "");
+            if (d) return d + "d" + (h ? h + "h" : m ? m + "m" : "");
             if (h) return h + "h" + String(m).padStart(2, "0") + "m";
             if (m) return m + "m" + String(sec).padStart(2, "0") + "s";
             return sec + "s";

@@ -99,23 +99,33 @@ public struct DurationSpec: Hashable, Sendable, Comparable, CustomStringConverti
     /// Compact form: `4h`, `1h30m`, `45s`, `30d`.
     public var description: String { Self.format(seconds: Double(seconds)) }
 
-    /// Formats a number of seconds compactly (`2h05m`, `3m12s`, `0.4s`).
+    /// Formats a number of seconds compactly (`2h05m`, `3m12s`, `0.4s`), in at most two units,
+    /// rounded up at the last unit shown: a value over an objective never reads as the objective
+    /// (86,401 s against 1d reads `1d1m`, 3,600.05 s against 1h `1h01m`), and one within it never
+    /// reads as more than it.
     public static func format(seconds: Double) -> String {
         if seconds.isNaN { return "-" }
         let negative = seconds < 0
         let s = abs(seconds)
         let text: String
         if s < 10 && s != s.rounded() {
-            text = String(format: "%.1fs", s)
+            text = String(format: "%.1fs", (s * 10).rounded(.up) / 10)
         } else {
-            let total = Int64(s.rounded())
-            let d = total / 86_400, h = (total % 86_400) / 3_600, m = (total % 3_600) / 60, sec = total % 60
-            if d > 0 {
-                // Two units; a remainder in minutes is not hidden (24h35m against a 1d objective
-                // must not read "1d (missed)").
-                text = h > 0 ? "\(d)d\(h)h" : m > 0 ? "\(d)d\(m)m" : "\(d)d"
-            } else if h > 0 {
-                text = m > 0 ? "\(h)h\(String(format: "%02d", m))m" : "\(h)h"
+            var total = Int64(s.rounded(.up))
+            let d = total / 86_400, h = (total % 86_400) / 3_600
+            // What the two units shown leave out is rounded up into the last one.
+            if d > 0, h > 0 {
+                if total % 3_600 > 0 { total += 3_600 - total % 3_600 }
+            } else if d > 0 || h > 0 {
+                if total % 60 > 0 { total += 60 - total % 60 }
+            }
+            let days = total / 86_400, hours = (total % 86_400) / 3_600, m = (total % 3_600) / 60, sec = total % 60
+            if days > 0 {
+                // A remainder in minutes is not hidden either (24h35m against a 1d objective must
+                // not read "1d (missed)").
+                text = hours > 0 ? "\(days)d\(hours)h" : m > 0 ? "\(days)d\(m)m" : "\(days)d"
+            } else if hours > 0 {
+                text = m > 0 ? "\(hours)h\(String(format: "%02d", m))m" : "\(hours)h"
             } else if m > 0 {
                 text = sec > 0 ? "\(m)m\(String(format: "%02d", sec))s" : "\(m)m"
             } else {

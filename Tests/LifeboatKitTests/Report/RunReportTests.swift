@@ -27,12 +27,12 @@ import Testing
             let lines = text.split(separator: "\n")
             func row(_ site: String) -> String { String(lines.first { $0.contains("| \(site) ") && $0.contains("jira") } ?? "") }
             #expect(row("acme").contains("10m met") && row("acme").contains("25m met"))
-            #expect(row("globex").contains("1h23m MISSED"))   // RTO 5000 s > 1h
+            #expect(row("globex").contains("1h24m MISSED"))   // RTO 5000 s > 1h (1h23m20s, rounded up)
             #expect(row("hooli").contains("2h30m MISSED"))    // RPO 9000 s > 2h
             #expect(row("initech").contains("FAILED") && row("initech").contains("20m met"))
         case .html:
             #expect(text.contains("10m <span class=\"y\">met</span>"))
-            #expect(text.contains("1h23m <span class=\"no\">MISSED</span>"))
+            #expect(text.contains("1h24m <span class=\"no\">MISSED</span>"))
             #expect(text.contains("2h30m <span class=\"no\">MISSED</span>"))
         case .json:
             let doc = try RunReport.jsonDecoder.decode(ReportDocument.self, from: Data(text.utf8))

@@ -53,7 +53,15 @@ import Testing
         #expect(DurationSpec.format(seconds: 192) == "3m12s")
         // A day and minutes is not rounded to "1d": against a 1d objective it would read met.
         #expect(DurationSpec.format(seconds: 86_400 + 35 * 60) == "1d35m")
-        #expect(DurationSpec.format(seconds: 86_400 + 2 * 3_600 + 35 * 60) == "1d2h")
         #expect(DurationSpec.format(seconds: 2 * 86_400) == "2d")
+        // What two units leave out is rounded up into the last: a value over an objective never
+        // reads as the objective, one within it never as more.
+        #expect(DurationSpec.format(seconds: 86_400 + 2 * 3_600 + 35 * 60) == "1d3h")
+        #expect(DurationSpec.format(seconds: 86_401) == "1d1m")
+        #expect(DurationSpec.format(seconds: 86_400) == "1d" && DurationSpec.format(seconds: 86_399) == "1d")
+        #expect(DurationSpec.format(seconds: 3_600.05) == "1h01m" && DurationSpec.format(seconds: 3_599.997) == "1h")
+        #expect(DurationSpec.format(seconds: 3_660) == "1h01m" && DurationSpec.format(seconds: 59.5) == "1m")
+        #expect(DurationSpec.format(seconds: 0.04) == "0.1s" && DurationSpec.format(seconds: 0) == "0s")
+        #expect(DurationSpec.format(seconds: 23 * 3_600 + 59 * 60 + 30) == "1d")
     }
 }
