@@ -80,10 +80,7 @@ public final class PostgresLedger: Ledger, Service {
             })
             let claimed = try await reachability.call { try await Self.write(batch, client: pool.client, host: host, logger: logger) }
             if let refiller, !claimed.isEmpty { refiller.claimed(claimed, sent: sent) }
-        }, unanswered: { error in
-            // No answer (refused, dropped, the pool replaced): its posted changes wait for one.
-            !LedgerReachability.answered(error) && !(error is CancellationError)
-        })
+        }, unanswered: Self.unanswered)
     }
 
     private static func tls(_ settings: PostgresLedgerSettings) throws -> PostgresClient.Configuration.TLS {
@@ -105,6 +102,19 @@ public final class PostgresLedger: Ledger, Service {
             if let root = settings.sslRootCert { tls.trustRoots = .file(root) }
             return .require(tls)
         }
+    }
+
+    /// Whether a batch failed for want of the database (refused, dropped, no connection, the pool
+    /// replaced): its posted changes wait for an answer. Not an answer, nor a failure of this
+    /// client's own making (a message it could not decode, too many parameters), which trying
+    /// again would only repeat.
+    static func unanswered(_ error: any Error) -> Bool {
+        if error is CancellationError { return false }
+        if let error = error as? PSQLError {
+            let connection: [PSQLError.Code] = [.clientClosedConnection, .serverClosedConnection, .connectionError, .uncleanShutdown, .poolClosed]
+            return connection.contains(error.code)
+        }
+        return !LedgerReachability.answered(error)
     }
 
     /// Runs the connection pool until graceful shutdown (or cancellation).
