@@ -122,8 +122,16 @@ public struct ArchiveError: LifeboatError, Sendable, Equatable {
         while true {
             switch parser.parseScalar(from: &iterator) {
             case .valid(let encoded):
-                valid.unicodeScalars.append(Unicode.UTF8.decode(encoded))
+                let scalar = Unicode.UTF8.decode(encoded)
                 at += encoded.count
+                // C1 controls (U+0080–U+009F: CSI, NEL…) act on terminals as C0 ones do, and
+                // `reflecting` leaves them raw: escaped here like the others.
+                if (0x80...0x9F).contains(scalar.value) {
+                    flush()
+                    text += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+                    continue
+                }
+                valid.unicodeScalars.append(scalar)
             case .error(let length):
                 flush()
                 for byte in bytes[at..<(at + length)] { text += String(format: "\\x%02X", byte) }

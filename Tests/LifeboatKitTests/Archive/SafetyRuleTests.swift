@@ -413,5 +413,7 @@ import Testing
         #expect(ArchiveError.displayName(Array("a".utf8) + [0xE2, 0x82] + Array("b".utf8))
                 != ArchiveError.displayName(Array("a".utf8) + [0xE2] + Array("b".utf8)))
         #expect(ArchiveError.displayName([UInt8](repeating: 0xFF, count: 1 << 20)).count == 4 << 20)
+        // C1 controls (CSI, NEL) act on a terminal as ESC does: escaped as C0 ones are, never raw.
+        #expect(ArchiveError.displayName(Array("csi\u{9B}31m nel\u{85} esc\u{1B}".utf8)) == #"csi\u{9B}31m nel\u{85} esc\u{1B}"#)
     }
 }
