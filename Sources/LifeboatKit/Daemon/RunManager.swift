@@ -244,9 +244,12 @@ public final class RunManager: Service {
             // mid-flight by a crash is refused by the lifecycle (its recovery comes first, on resume).
             for j in reset where j.state != .pending && j.state != .waiting { try await recorder.apply(.retried(RunTiming(run)), to: j) }
             run.state = .pending
-            // The time it stood ended is no part of its pace or throughput.
+            // The time it stood ended (and halted before a cancel ended it) is no part of its
+            // pace or throughput.
             if let ended = run.finishedAt {
-                run.pausedSeconds = (run.pausedSeconds ?? 0) + max(0, engine.environment.clock.now().timeIntervalSince(ended))
+                run.endPause(at: ended)
+                run.pause(at: ended)
+                run.endPause(at: engine.environment.clock.now())
             }
             run.finishedAt = nil
             // What a retry does to the run, in words (`retry` prints it).

@@ -70,9 +70,8 @@ public struct RunSummary: Sendable, Codable, Hashable {
         if let started = run.startedAt {
             let end = run.finishedAt ?? jobs.compactMap(\.finishedAt).max() ?? started
             let wall = end.timeIntervalSince(started)
-            let paused = (run.pausedSeconds ?? 0) + (run.finishedAt == nil ? run.pausedAt.map { max(0, end.timeIntervalSince($0)) } ?? 0 : 0)
             wallSeconds = wall
-            workedSeconds = max(0, wall - paused)
+            workedSeconds = max(0, wall - run.paused(until: end))
             if let worked = workedSeconds, worked > 0 { bytesPerSecond = Double(overall.bytes) / worked }
         }
     }

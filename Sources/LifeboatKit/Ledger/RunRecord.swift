@@ -94,8 +94,13 @@ public struct RunRecord: Sendable, Codable, Hashable {
     public func workedSeconds(now: Date) -> Double? {
         guard let startedAt else { return nil }
         let end = finishedAt ?? now
-        let paused = (pausedSeconds ?? 0) + (finishedAt == nil ? pausedAt.map { max(0, now.timeIntervalSince($0)) } ?? 0 : 0)
-        return max(0, end.timeIntervalSince(startedAt) - paused)
+        return max(0, end.timeIntervalSince(startedAt) - paused(until: end))
+    }
+
+    /// Seconds paused up to `end`: the pauses ended, and the one still open (halted now, or
+    /// cancelled while halted) until `end`.
+    public func paused(until end: Date) -> Double {
+        (pausedSeconds ?? 0) + (pausedAt.map { max(0, end.timeIntervalSince($0)) } ?? 0)
     }
 
     /// A pause begins now (kept if one already had: a restart while halted).

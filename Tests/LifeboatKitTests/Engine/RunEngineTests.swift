@@ -179,6 +179,13 @@ import Testing
         resumed.finishedAt = nil
         let forecast = RTOForecast(run: resumed, totalJobs: 10, finishedJobs: 1, now: clock.now())
         #expect((forecast.finishAt?.timeIntervalSince(clock.now()) ?? .infinity) < 600, "\(forecast)")
+        // Cancelled while halted: the halt up to the end is paused too, and so is a pause
+        // already ended, once and only once.
+        var cancelled = halted
+        cancelled.state = .cancelled
+        cancelled.finishedAt = try #require(halted.pausedAt).addingTimeInterval(600)
+        #expect(cancelled.workedSeconds(now: clock.now()) == halted.workedSeconds(now: halted.pausedAt!))
+        #expect(RunSummary(run: cancelled, jobs: []).workedSeconds == cancelled.workedSeconds(now: clock.now()))
         // Ended, the run's "forecast" is what it reached, however late it is asked.
         let ended = RTOForecast(run: run, totalJobs: 10, finishedJobs: 10, now: clock.now().addingTimeInterval(86_400))
         #expect(ended.finishAt == run.finishedAt && ended.rtoSeconds == run.finishedAt!.timeIntervalSince(run.declaredAt), "\(ended)")
