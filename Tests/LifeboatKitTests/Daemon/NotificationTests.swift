@@ -25,8 +25,7 @@ import Testing
               - { sites: rest }
             """)
         // The canary's contacts fails its checksum: job failed, gate failed.
-        let archive = try #require(try SnapshotStore(scanning: fx.dir.file("store")).snapshots(site: "acme", product: "contacts").first)
-        try Data("0000000000000000000000000000000000000000000000000000000000000000  x\n".utf8).write(to: URL(fileURLWithPath: archive.sidecarPath!))
+        try Self.damageAcmeContacts(fx)
         let dispatcher = NotificationDispatcher(ledger: fx.ledger, logger: Logger(label: "test"), plan: { _ in fx.plan })
         let events = fx.bus.subscribe()
         let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .restore))
@@ -68,77 +67,82 @@ import Testing
         #expect(siteEvents == ["site.failed acme", "site.restored globex", "site.restored initech"], "\(lines)")
     }
 
-    /// A site left unrestored by an operator's cancel is not told as a failed restore: its
-    /// event says the run was cancelled (a site whose own job failed still says failed).
-    @Test func aCancelledRunsSitesSayTheRunWasCancelled() async throws {
+    /// A notify command that files each event it is given on its own (hooks run a few at a time:
+    /// appends to one file could interleave), and reads the site events back.
+    struct Inbox {
         let probe = TestDirectory()
-        let inbox = probe.file("events")
-        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
-        let script = probe.write("notify.sh", "#!/bin/sh\ncat > \"$(mktemp \(inbox)/event.XXXXXX)\"\n")
-        chmod(script, 0o755)
-        let fx = try await DRFixture(sites: 3, planExtra: """
-            notify: ["\(script)"]
-            waves:
-              - { sites: 1, gate: { max_failures: 0 } }
-              - { sites: rest }
-            """)
-        let archive = try #require(try SnapshotStore(scanning: fx.dir.file("store")).snapshots(site: "acme", product: "contacts").first)
-        try Data("0000000000000000000000000000000000000000000000000000000000000000  x\n".utf8).write(to: URL(fileURLWithPath: archive.sidecarPath!))
-        let dispatcher = NotificationDispatcher(ledger: fx.ledger, logger: Logger(label: "test"), plan: { _ in fx.plan })
-        let events = fx.bus.subscribe()
-        let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .restore))
-        let control = RunControl()
-        func siteEvents() -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: inbox)) ?? []).compactMap { name -> String? in
-                guard let data = FileManager.default.contents(atPath: inbox + "/" + name),
-                      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                      let event = object["event"] as? String, event.hasPrefix("site.") else { return nil }
-                return "\(event): \(object["message"] as? String ?? "")"
-            }.sorted()
-        }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await dispatcher.run(events) }
-            group.addTask { _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan, control: control) }
-            try await waitUntil { control.isHalted }
-            control.cancel(by: "uid 0")
-            try await waitUntil { siteEvents().count == 3 }
-            group.cancelAll()
-        }
-        #expect(siteEvents() == ["site.failed: site acme failed: 0 of 2 products restored",
-                                 "site.failed: site globex not restored: the run was cancelled: 0 of 2 products restored",
-                                 "site.failed: site initech not restored: the run was cancelled: 0 of 2 products restored"],
-                "\(siteEvents())")
-    }
+        var directory: String { probe.file("events") }
+        let script: String
 
-    /// A hook that tells customers never announces an exercise's sites as restored: they were
-    /// restored into the sandbox, and production is as it was.
-    @Test func anExercisesSitesAreRehearsedNotRestored() async throws {
-        let probe = TestDirectory()
-        let inbox = probe.file("events")
-        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
-        let script = probe.write("notify.sh", "#!/bin/sh\ncat > \"$(mktemp \(inbox)/event.XXXXXX)\"\n")
-        chmod(script, 0o755)
-        let fx = try await DRFixture(sites: 2, planExtra: "notify: [\"\(script)\"]")
-        let dispatcher = NotificationDispatcher(ledger: fx.ledger, logger: Logger(label: "test"), plan: { _ in fx.plan })
-        let events = fx.bus.subscribe()
-        let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .exercise))
+        init() throws {
+            try FileManager.default.createDirectory(atPath: probe.file("events"), withIntermediateDirectories: true)
+            script = probe.write("notify.sh", "#!/bin/sh\ncat > \"$(mktemp \(probe.file("events"))/event.XXXXXX)\"\n")
+            chmod(script, 0o755)
+        }
+
+        /// `event site: message` of each site event received, sorted.
         func siteEvents() -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: inbox)) ?? []).compactMap { name -> String? in
-                guard let data = FileManager.default.contents(atPath: inbox + "/" + name),
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap { name -> String? in
+                guard let data = FileManager.default.contents(atPath: directory + "/" + name),
                       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                       let event = object["event"] as? String, event.hasPrefix("site."),
                       let site = (object["site"] as? [String: Any])?["site"] as? String else { return nil }
                 return "\(event) \(site): \(object["message"] as? String ?? "")"
             }.sorted()
         }
+    }
+
+    /// Damages acme's contacts archive (its sidecar names another digest): its job fails.
+    static func damageAcmeContacts(_ fx: DRFixture) throws {
+        let archive = try #require(try SnapshotStore(scanning: fx.dir.file("store")).snapshots(site: "acme", product: "contacts").first)
+        try Data("0000000000000000000000000000000000000000000000000000000000000000  x\n".utf8).write(to: URL(fileURLWithPath: archive.sidecarPath!))
+    }
+
+    /// A site left unrestored by an operator's cancel is not told as a failed restore: its
+    /// event says the run was cancelled (a site whose own job failed still says failed).
+    @Test func aCancelledRunsSitesSayTheRunWasCancelled() async throws {
+        let inbox = try Inbox()
+        let fx = try await DRFixture(sites: 3, planExtra: """
+            notify: ["\(inbox.script)"]
+            waves:
+              - { sites: 1, gate: { max_failures: 0 } }
+              - { sites: rest }
+            """)
+        try Self.damageAcmeContacts(fx)
+        let dispatcher = NotificationDispatcher(ledger: fx.ledger, logger: Logger(label: "test"), plan: { _ in fx.plan })
+        let events = fx.bus.subscribe()
+        let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .restore))
+        let control = RunControl()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await dispatcher.run(events) }
+            group.addTask { _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan, control: control) }
+            try await waitUntil { control.isHalted }
+            control.cancel(by: "uid 0")
+            try await waitUntil { inbox.siteEvents().count == 3 }
+            group.cancelAll()
+        }
+        #expect(inbox.siteEvents() == ["site.failed acme: site acme failed: 0 of 2 products restored",
+                                       "site.failed globex: site globex not restored: the run was cancelled: 0 of 2 products restored",
+                                       "site.failed initech: site initech not restored: the run was cancelled: 0 of 2 products restored"],
+                "\(inbox.siteEvents())")
+    }
+
+    /// A hook that tells customers never announces an exercise's sites as restored: they were
+    /// restored into the sandbox, and production is as it was.
+    @Test func anExercisesSitesAreRehearsedNotRestored() async throws {
+        let inbox = try Inbox()
+        let fx = try await DRFixture(sites: 2, planExtra: "notify: [\"\(inbox.script)\"]")
+        let dispatcher = NotificationDispatcher(ledger: fx.ledger, logger: Logger(label: "test"), plan: { _ in fx.plan })
+        let events = fx.bus.subscribe()
+        let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .exercise))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await dispatcher.run(events) }
             _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan, control: RunControl())
-            try await waitUntil { siteEvents().count == 2 }
+            try await waitUntil { inbox.siteEvents().count == 2 }
             group.cancelAll()
         }
-        #expect(siteEvents() == ["site.rehearsed acme: exercise: site acme restored in the sandbox: 2 of 2 products; production is untouched",
-                                 "site.rehearsed globex: exercise: site globex restored in the sandbox: 2 of 2 products; production is untouched"],
-                "\(siteEvents())")
+        #expect(inbox.siteEvents() == ["site.rehearsed acme: exercise: site acme restored in the sandbox: 2 of 2 products; production is untouched",
+                                       "site.rehearsed globex: exercise: site globex restored in the sandbox: 2 of 2 products; production is untouched"],
+                "\(inbox.siteEvents())")
     }
 }

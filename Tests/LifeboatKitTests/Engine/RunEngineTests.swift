@@ -114,11 +114,11 @@ import Testing
 
     /// Starts a restore of the fixture's plan whose canary job `failing` fails its wave's gate;
     /// returns once the run is halted, with what decides and follows it.
-    static func haltedAfterItsCanary(_ fixture: EngineFixture, failing: String)
+    static func haltedAfterItsCanary(_ fixture: EngineFixture, failing: String, clock: any LifeboatClock = SystemClock())
         async throws -> (created: (run: RunRecord, jobs: [JobRecord]), control: RunControl, executor: FakeExecutor, finished: Task<RunRecord, any Error>) {
         let executor = FakeExecutor()
         executor.fail(failing, with: [JobError(.integrity, "bad")])
-        let engine = fixture.engine(executor)
+        let engine = fixture.engine(executor, clock: clock)
         let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
         let control = RunControl()
         let finished = Task { try await engine.execute(runId: created.run.id, plan: fixture.plan, control: control) }
@@ -126,13 +126,17 @@ import Testing
         return (created, control, executor, finished)
     }
 
-    @Test func failedGateHaltsUntilResume() async throws {
-        let sites = (1...10).map { String(format: "s%02d", $0) }
-        let fixture = try EngineFixture(sites: sites, products: "  - name: contacts", extra: """
+    /// Ten sites of one product, the first a canary wave of its own whose gate allows no failure.
+    static func tenSitesBehindACanary(name: String = #function) throws -> EngineFixture {
+        try EngineFixture(sites: (1...10).map { String(format: "s%02d", $0) }, products: "  - name: contacts", extra: """
             waves:
               - { sites: 1%, gate: { max_failures: 0 } }
               - { sites: rest }
-            """)
+            """, name: name)
+    }
+
+    @Test func failedGateHaltsUntilResume() async throws {
+        let fixture = try Self.tenSitesBehindACanary()
         // Halted, nothing of wave 2 ran; then resumed.
         let (created, control, executor, finished) = try await Self.haltedAfterItsCanary(fixture, failing: "s01/contacts")
         let halted = try await fixture.ledger.run(id: created.run.id)
@@ -150,20 +154,9 @@ import Testing
     /// forecast to take hours more once resumed, its paused time is recorded, and its
     /// throughput leaves the hour out (its wall time does not).
     @Test func timeHaltedAtAGateIsNoPartOfTheRunsPace() async throws {
-        let sites = (1...10).map { String(format: "s%02d", $0) }
-        let fixture = try EngineFixture(sites: sites, products: "  - name: contacts", extra: """
-            waves:
-              - { sites: 1%, gate: { max_failures: 0 } }
-              - { sites: rest }
-            """)
+        let fixture = try Self.tenSitesBehindACanary()
         let clock = TestClock(Date())
-        let executor = FakeExecutor()
-        executor.fail("s01/contacts", with: [JobError(.integrity, "bad")])
-        let engine = fixture.engine(executor, clock: clock)
-        let created = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
-        let control = RunControl()
-        let finished = Task { try await engine.execute(runId: created.run.id, plan: fixture.plan, control: control) }
-        try await waitUntil { control.isHalted }
+        let (created, control, _, finished) = try await Self.haltedAfterItsCanary(fixture, failing: "s01/contacts", clock: clock)
         clock.advance(by: 3_600)
         let halted = try #require(try await fixture.ledger.run(id: created.run.id))
         #expect(halted.pausedAt != nil && (halted.workedSeconds(now: clock.now()) ?? .infinity) < 60, "\(halted)")
