@@ -36,7 +36,8 @@ func extractArchive(
     let report: ExtractReport
     do {
         report = try ArchivePipeline.run(source, expected: expected,
-                                         writer: StagingWriter(rootFD: rootFD, rootPath: stagingPath, writeback: writeback),
+                                         writer: StagingWriter(rootFD: rootFD, rootPath: stagingPath, writeback: writeback,
+                                                               pendingLimit: options.pendingDirectoryLimit),
                                          options: options, progress: progress)
     } catch {
         try? writeback.finish()

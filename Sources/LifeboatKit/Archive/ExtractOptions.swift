@@ -80,6 +80,9 @@ public struct ExtractOptions: Sendable {
     public var cancellation: CancellationFlag?
     /// Which inflate implementation decompresses the archive (identical results either way).
     public var inflate: InflateEngine = .current
+    /// How many directories wait for their final modes before they are settled early (memory:
+    /// about 150 bytes each). Tests lower it to drive early settling with small archives.
+    var pendingDirectoryLimit = 65_536
 
     /// Defaults follow DESIGN.md's example plan: 500 GiB, 10 million entries, reject, if-present.
     public init(

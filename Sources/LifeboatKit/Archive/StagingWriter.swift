@@ -5,7 +5,10 @@ import Foundation
 /// the extractor creates links last).
 ///
 /// Directories stay 0700 while extracting so that anything can be created in them, and get their
-/// final modes and times in `finalizeDirectories()`, deepest first.
+/// final modes and times in `finalizeDirectories()`, deepest first. Memory stays bounded however
+/// many directories an archive holds: past `pendingLimit` of them waiting, those are settled on
+/// the spot, and a settled directory that a later entry (or a held-back link) goes into again is
+/// taken up again with the mode and time it was given, to be given them again at the end.
 final class StagingWriter {
     struct Metadata {
         var mode: mode_t
@@ -26,8 +29,13 @@ final class StagingWriter {
     // cost an openat2 and a close each time. Bounded: cleared when full.
     private var parents: [String: Int32] = [:]
     private static let maxCachedParents = 32
-    /// Every directory made, for its final mode and time (an archive may hold millions: compact).
+    /// The directories waiting for their final mode and time (compact: an archive may hold
+    /// millions, and only `pendingLimit` are kept).
     private var directories = PathTable<DirectoryRecord>()
+    private let pendingLimit: Int
+    /// Whether directories were settled before the end: one missing from `directories` may then
+    /// exist, with its final mode, and must be taken up again before anything goes into it.
+    private var settledEarly = false
     /// Starts writeback of what was written so far in the background (nil: never).
     private let writeback: BackgroundWriteback?
 
@@ -35,10 +43,13 @@ final class StagingWriter {
     ///   - rootFD: the staging directory; not closed by the writer.
     ///   - rootPath: its path, named in errors.
     ///   - writeback: starts writeback in the background as data accumulates (nil: never).
-    init(rootFD: Int32, rootPath: String = "staging", writeback: BackgroundWriteback? = nil) {
+    ///   - pendingLimit: how many directories may wait for their final modes before they are
+    ///     settled (about 150 bytes each).
+    init(rootFD: Int32, rootPath: String = "staging", writeback: BackgroundWriteback? = nil, pendingLimit: Int = 65_536) {
         self.rootFD = rootFD
         self.rootPath = rootPath
         self.writeback = writeback
+        self.pendingLimit = max(pendingLimit, 1)
     }
 
     deinit { dropCache() }
@@ -52,12 +63,21 @@ final class StagingWriter {
                 if let st = try FileSystemCalls.lstat(parent, path.leaf), !FileSystemCalls.isDirectory(st) {
                     try removeExisting(parent, path)
                     guard mkdirat(parent, path.leaf, 0o700) == 0 else { throw SystemCallError(call: "mkdirat", errno: errno) }
+                } else if settledEarly, directories.position(of: path.key) == nil {
+                    // Named again once settled: writable again for what follows it.
+                    let fd = try FileSystemCalls.openDirectory(beneath: parent, [path.leaf])
+                    defer { close(fd) }
+                    try takeUp(fd, key: path.key, depth: path.components.count)
                 }
             }
         }
         let record = DirectoryRecord(metadata: metadata, depth: path.components.count)
         // A directory named again keeps its one entry, with the latest metadata (as tar does).
-        if let known = directories.position(of: path.key) { directories.setValue(record, at: known) } else { directories.add(path.key, record) }
+        if let known = directories.position(of: path.key) {
+            directories.setValue(record, at: known)
+        } else {
+            try add(path.key, record)
+        }
     }
 
     /// Creates a regular file exclusively (replacing, by unlinking, whatever an earlier entry put
@@ -157,14 +177,32 @@ final class StagingWriter {
         if directories.position(of: "") == nil {
             guard fchmod(rootFD, 0o755) == 0 else { throw SystemCallError(call: "fchmod", errno: errno) }
         }
+        try settle(keepingRoot: false)
+    }
+
+    /// Records a directory waiting for its final mode, settling those waiting first when
+    /// `pendingLimit` of them are.
+    private func add(_ key: String, _ record: DirectoryRecord) throws {
+        if directories.count >= pendingLimit { try settle(keepingRoot: true) }
+        directories.add(key, record)
+    }
+
+    /// Gives the waiting directories their final modes and times, deepest first, and forgets
+    /// them (the root's own record stays until the end: its mode must keep 0700 meanwhile).
+    private func settle(keepingRoot: Bool) throws {
         var ordered: [(depth: Int32, position: Int32)] = []
         ordered.reserveCapacity(directories.count)
         for position in directories.positions {
             if let record = directories.value(at: position) { ordered.append((Int32(record.depth), Int32(position))) }
         }
         ordered.sort { $0.depth > $1.depth }
+        var root: DirectoryRecord?
         for (_, position) in ordered {
             let (key, record) = (directories.key(at: Int(position)), directories.value(at: Int(position))!)
+            if key.isEmpty, keepingRoot {
+                root = record
+                continue
+            }
             // A cached descriptor is still the directory at `key`: only an empty directory is
             // ever removed, and `removeExisting` drops its descriptor then. It saves opening
             // the directory again.
@@ -183,6 +221,22 @@ final class StagingWriter {
                 throw SystemCallError(call: "futimens", errno: errno)
             }
         }
+        guard keepingRoot else { return }
+        directories = PathTable()
+        settledEarly = true
+        if let root { directories.add("", root) }
+    }
+
+    /// Takes up again a directory settled before (`fd`): it waits again, with the mode and time
+    /// it was given, writable by its owner meanwhile.
+    private func takeUp(_ fd: Int32, key: String, depth: Int) throws {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SystemCallError(call: "fstat", errno: errno) }
+        if st.st_mode & 0o700 != 0o700, fchmod(fd, (st.st_mode & 0o7777) | 0o700) != 0 {
+            throw SystemCallError(call: "fchmod", errno: errno)
+        }
+        let metadata = Metadata(mode: st.st_mode & 0o7777, mtime: (Int64(st.st_mtim.tv_sec), st.st_mtim.tv_nsec), owner: nil)
+        try add(key, DirectoryRecord(metadata: metadata, depth: depth))
     }
 
     // MARK: - Paths
@@ -202,6 +256,14 @@ final class StagingWriter {
     private func parentFD(for path: EntryPath) throws -> Int32 {
         let parent = path.parent
         if parent.isRoot { return rootFD }
+        let fd = try openParent(parent)
+        if settledEarly, directories.position(of: parent.key) == nil {
+            try takeUp(fd, key: parent.key, depth: parent.components.count)
+        }
+        return fd
+    }
+
+    private func openParent(_ parent: EntryPath) throws -> Int32 {
         if let fd = parents[parent.key] { return fd }
         if parents.count >= Self.maxCachedParents { dropCache() }
         let fd: Int32
@@ -228,7 +290,7 @@ final class StagingWriter {
             if next < 0, errno == ENOENT {
                 if mkdirat(current, component, 0o700) == 0, directories.position(of: key) == nil {
                     let depth = key.utf8.reduce(1) { $1 == UInt8(ascii: "/") ? $0 + 1 : $0 }
-                    directories.add(key, DirectoryRecord(metadata: Metadata(mode: 0o755), depth: depth))
+                    try add(key, DirectoryRecord(metadata: Metadata(mode: 0o755), depth: depth))
                 }
                 next = openat(current, component, flags)
             }
