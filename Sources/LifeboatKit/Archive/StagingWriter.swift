@@ -121,24 +121,35 @@ final class StagingWriter {
 
     /// Creates a hard link to a regular file extracted before, or with `toSymlink` to a symbolic
     /// link (the link itself, not what it points to); nothing else is accepted as target.
+    /// As tar does, it links first and replaces what had the name only if something had: a link
+    /// costs an `lstat` and a `linkat` (links to one file usually follow it, in a directory
+    /// whose descriptor is cached).
     func hardLink(to target: EntryPath, at path: EntryPath, toSymlink: Bool = false) throws {
-        let targetParent: Int32
-        do {
-            targetParent = target.parent.isRoot
-                ? try FileSystemCalls.reopen(rootFD)
-                : try FileSystemCalls.openDirectory(beneath: rootFD, target.parent.components)
-        } catch {
-            throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) was not extracted before the link")
+        // The target's directory is only read: it neither enters the cache nor is created.
+        func targetDirectory() throws -> (fd: Int32, owned: Bool) {
+            if target.parent.isRoot { return (rootFD, false) }
+            if let fd = parents[target.parent.key] { return (fd, false) }
+            do {
+                return (try FileSystemCalls.openDirectory(beneath: rootFD, target.parent.components), true)
+            } catch {
+                throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) was not extracted before the link")
+            }
         }
-        defer { close(targetParent) }
-        guard let st = try FileSystemCalls.lstat(targetParent, target.leaf),
+        var targetParent = try targetDirectory()
+        defer { if targetParent.owned { close(targetParent.fd) } }
+        guard let st = try FileSystemCalls.lstat(targetParent.fd, target.leaf),
               toSymlink ? st.st_mode & S_IFMT == S_IFLNK : FileSystemCalls.isRegular(st) else {
             throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is not a \(toSymlink ? "symbolic link" : "regular file") extracted before the link")
         }
         let parent = try parentFD(for: path)
-        try removeExisting(parent, path)
-        guard linkat(targetParent, target.leaf, parent, path.leaf, 0) == 0 else {
-            throw SystemCallError(call: "linkat", errno: errno)
+        // Making room in a full cache closed every descriptor it held.
+        if !targetParent.owned { targetParent = try targetDirectory() }
+        if linkat(targetParent.fd, target.leaf, parent, path.leaf, 0) != 0 {
+            guard errno == EEXIST else { throw SystemCallError(call: "linkat", errno: errno) }
+            try removeExisting(parent, path)
+            guard linkat(targetParent.fd, target.leaf, parent, path.leaf, 0) == 0 else {
+                throw SystemCallError(call: "linkat", errno: errno)
+            }
         }
     }
 

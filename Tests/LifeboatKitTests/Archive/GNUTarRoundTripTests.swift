@@ -59,6 +59,39 @@ import Testing
         }
     }
 
+    /// Hard links between many directories (more than the writer keeps open), over names taken
+    /// before, come back as one file per group.
+    @Test func hardLinksAcrossManyDirectoriesAreOneFile() async throws {
+        let scene = try RestoreScene()
+        let source = scene.dir.sub("src")
+        for n in 0..<60 {
+            try FileManager.default.createDirectory(atPath: source + "/d\(n)", withIntermediateDirectories: true)
+            try Data("file \(n)".utf8).write(to: URL(fileURLWithPath: source + "/d\(n)/f"))
+        }
+        for n in 0..<60 {
+            try FileManager.default.createDirectory(atPath: source + "/l\(n)/sub", withIntermediateDirectories: true)
+            #expect(link(source + "/d\(n)/f", source + "/l\(n)/sub/a") == 0)
+            #expect(link(source + "/d\((n + 7) % 60)/f", source + "/l\(n)/b") == 0)
+            #expect(link(source + "/d\(n)/f", source + "/d\(n)/g") == 0)
+        }
+        #expect(try run(["tar", "-czf", scene.archive, "-C", source, "."]) == 0)
+        // The same names once more, appended: each link replaces the link of the first pass.
+        let again = scene.dir.sub("again.tar")
+        #expect(try run(["tar", "-cf", again, "-C", source, "."]) == 0)
+        #expect(try run(["sh", "-c", "gzip -dc \(scene.archive) | head -c -1024 > \(scene.dir.sub("both.tar")) && cat \(again) >> \(scene.dir.sub("both.tar")) && gzip -c \(scene.dir.sub("both.tar")) > \(scene.archive)"]) == 0)
+        let report = try await scene.restore(ExtractOptions(checksum: .off))
+        #expect(report.skipped.isEmpty)
+        #expect(try run(["diff", "-r", source, scene.destination]) == 0)
+        for n in 0..<60 {
+            var a = stat(), b = stat(), c = stat(), d = stat()
+            lstat(scene.destination + "/d\(n)/f", &a)
+            lstat(scene.destination + "/l\(n)/sub/a", &b)
+            lstat(scene.destination + "/d\(n)/g", &c)
+            lstat(scene.destination + "/l\((n + 53) % 60)/b", &d)
+            #expect(a.st_ino == b.st_ino && a.st_ino == c.st_ino && a.st_ino == d.st_ino && a.st_nlink == 4, "d\(n)/f")
+        }
+    }
+
     /// A hard link to a symbolic link is a link at its own place: one whose target would leave
     /// the tree from there is refused like any other.
     @Test func aHardLinkToASymlinkIsCheckedWhereItIs() async throws {
