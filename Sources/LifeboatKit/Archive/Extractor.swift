@@ -16,7 +16,7 @@ final class Extractor {
     private var entriesSeen = 0
     private var links = PendingLinks()
     // Verification has no filesystem to ask whether a hard link's target was extracted.
-    private var knownFiles = PathTable<Void>()
+    private var knownFiles = PathFingerprints()
 
     init(reader: TarReader, writer: StagingWriter?, options: ExtractOptions) {
         self.reader = reader
@@ -92,7 +92,7 @@ final class Extractor {
                 }
                 writer.wrote(entry.size)
             } else {
-                noteKnown(path)
+                knownFiles.insert(path.key)
             }
             report.bytes += entry.size
         case .symlink:
@@ -109,10 +109,10 @@ final class Extractor {
             if let writer {
                 try writer.hardLink(to: target, at: path)
             } else {
-                guard knownFiles.position(of: target.key) != nil else {
+                guard knownFiles.contains(target.key) else {
                     throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is not a regular file extracted before the link")
                 }
-                noteKnown(path)
+                knownFiles.insert(path.key)
             }
         default:
             break
@@ -146,11 +146,6 @@ final class Extractor {
         if let key = links.link(above: path.key) {
             throw RuleViolation(.throughSymlink, "the path goes through the symbolic link \(String(reflecting: key))")
         }
-    }
-
-    /// Verify's record of a regular file (a name repeated is one entry).
-    private func noteKnown(_ path: EntryPath) {
-        if knownFiles.position(of: path.key) == nil { knownFiles.add(path.key, ()) }
     }
 
     private func dropPendingLink(_ path: EntryPath) {

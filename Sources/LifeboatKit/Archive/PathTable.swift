@@ -203,3 +203,79 @@ struct PathWalk {
 
     var key: String { String(decoding: bytes, as: UTF8.self) }
 }
+
+/// A set of paths kept as 64-bit fingerprints, 8 to 16 bytes a path whatever its length: verify's
+/// record of the regular files seen so far, millions in a large archive (a `PathTable` of them
+/// cost 60 bytes and the path each).
+///
+/// Two paths share a fingerprint with a chance of 2⁻⁶⁴ a pair, so `contains` may say yes to a
+/// path never added: verify would then accept a hard link that extraction refuses (it asks the
+/// filesystem), never refuse one extraction accepts.
+struct PathFingerprints {
+    private static let empty: UInt64 = 0
+    private static let removed: UInt64 = 1
+    /// Linear probing; `empty` and `removed` are never fingerprints.
+    private var slots: [UInt64] = []
+    /// Slots not empty (fingerprints and removed ones).
+    private var used = 0
+    private(set) var count = 0
+
+    mutating func insert(_ key: String) {
+        let fingerprint = Self.fingerprint(key)
+        guard find(fingerprint) == nil else { return }
+        if (used + 1) * 4 > slots.count * 3 { rebuild(capacity: (count + 1) * 2) }
+        let mask = slots.count - 1
+        var slot = Int(truncatingIfNeeded: fingerprint) & mask
+        while slots[slot] != Self.empty, slots[slot] != Self.removed { slot = (slot + 1) & mask }
+        if slots[slot] == Self.empty { used += 1 }
+        slots[slot] = fingerprint
+        count += 1
+    }
+
+    mutating func remove(_ key: String) {
+        guard let slot = find(Self.fingerprint(key)) else { return }
+        slots[slot] = Self.removed
+        count -= 1
+    }
+
+    func contains(_ key: String) -> Bool {
+        find(Self.fingerprint(key)) != nil
+    }
+
+    private func find(_ fingerprint: UInt64) -> Int? {
+        guard !slots.isEmpty else { return nil }
+        let mask = slots.count - 1
+        var slot = Int(truncatingIfNeeded: fingerprint) & mask
+        while slots[slot] != Self.empty {
+            if slots[slot] == fingerprint { return slot }
+            slot = (slot + 1) & mask
+        }
+        return nil
+    }
+
+    /// A fresh table of the fingerprints, a power of two at least `capacity` slots.
+    private mutating func rebuild(capacity: Int) {
+        var size = 64
+        while size < capacity { size <<= 1 }
+        let old = slots
+        slots = Array(repeating: Self.empty, count: size)
+        used = 0
+        let mask = size - 1
+        for fingerprint in old where fingerprint != Self.empty && fingerprint != Self.removed {
+            var slot = Int(truncatingIfNeeded: fingerprint) & mask
+            while slots[slot] != Self.empty { slot = (slot + 1) & mask }
+            slots[slot] = fingerprint
+            used += 1
+        }
+    }
+
+    private static func fingerprint(_ key: String) -> UInt64 {
+        var key = key
+        let hash = key.withUTF8 { utf8 in
+            var hasher = Hasher()
+            hasher.combine(bytes: UnsafeRawBufferPointer(utf8))
+            return UInt64(bitPattern: Int64(hasher.finalize()))
+        }
+        return hash < 2 ? hash + 2 : hash
+    }
+}

@@ -58,3 +58,26 @@ import Testing
         #expect(table.positions.compactMap { table.value(at: $0) }.count == 2)
     }
 }
+
+@Suite struct PathFingerprintsTests {
+    /// Paths added, removed and added again through growth are found exactly (a false "yes"
+    /// has a chance of 2⁻⁶⁴ a pair: none among these).
+    @Test func pathsAreFoundThroughGrowthAndRemoval() {
+        var set = PathFingerprints()
+        for i in 0..<100_000 { set.insert("dir\(i % 97)/file\(i)") }
+        set.insert("dir0/file0")
+        #expect(set.count == 100_000)
+        for i in stride(from: 0, to: 100_000, by: 2) { set.remove("dir\(i % 97)/file\(i)") }
+        set.remove("never/added")
+        #expect(set.count == 50_000)
+        // Removed slots are reused and cleared away by growth; every answer stays right.
+        for i in 100_000..<150_000 { set.insert("dir\(i % 97)/file\(i)") }
+        set.insert("dir2/file2")
+        #expect(set.count == 100_001)
+        let wrong = (0..<150_000).filter { i in
+            set.contains("dir\(i % 97)/file\(i)") != (i % 2 == 1 || i >= 100_000 || i == 2)
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(10))")
+        #expect(!set.contains("dir1/file") && !set.contains("") && !set.contains("dir1/file1/"))
+    }
+}
