@@ -222,15 +222,24 @@ import Testing
         ("/etc/passwd", .linkEscapesRoot),
         ("missing", .hardLinkTarget),
         ("d", .hardLinkTarget),   // a directory
+        ("gone", .hardLinkTarget),   // a file that a directory replaced
+        ("later", .hardLinkTarget),   // a file that comes after the link
     ])
     func hardLinkEscapesAreRejected(target: String, rule: UnsafeRule) async throws {
         let scene = try RestoreScene()
         var tar = TarBuilder()
         tar.directory("d")
         tar.symlink("l", to: "d")
+        tar.file("gone", "a file")
+        tar.directory("gone")
         tar.hardLink("h", to: target)
+        tar.file("later", "too late")
         tar.end()
         #expect(try await scene.expectRejected(tar)?.rule == rule)
+        // Verify, which has no filesystem to ask, says the same.
+        #expect { try verifyArchive(at: scene.archive, options: ExtractOptions(checksum: .off)) } throws: { error in
+            (error as? ArchiveError)?.rule == rule
+        }
     }
 
     /// A hard link to a symbolic link inside the tree is that link again (GNU tar makes it so).
