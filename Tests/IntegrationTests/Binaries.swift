@@ -68,9 +68,10 @@ func runOffPool(_ executable: String, _ arguments: [String], environment: [Strin
 final class TempDir: @unchecked Sendable {
     let path: String
 
-    init(_ name: String = #function) {
+    /// - Parameter parent: where to make it (default: the temporary directory).
+    init(_ name: String = #function, in parent: String? = nil) {
         let safe = name.filter { $0.isLetter || $0.isNumber }
-        path = NSTemporaryDirectory() + "lifeboat-it-\(safe)-\(UUID().uuidString.prefix(8))"
+        path = (parent.map { $0 + "/" } ?? NSTemporaryDirectory()) + "lifeboat-it-\(safe)-\(UUID().uuidString.prefix(8))"
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 

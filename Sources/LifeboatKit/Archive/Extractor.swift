@@ -196,6 +196,7 @@ final class Extractor {
         }
         guard !refused.isEmpty else { return }
         while true {
+            try checkCancellation()
             let existing = SymlinkResolver(linkTarget: { walk in
                 links.serial(of: walk).flatMap { made[$0] ? links.target($0) : nil }
             })

@@ -7,8 +7,9 @@ import Foundation
 /// Directories stay 0700 while extracting so that anything can be created in them, and get their
 /// final modes and times in `finalizeDirectories()`, deepest first. Memory stays bounded however
 /// many directories an archive holds: past `pendingLimit` of them waiting, those are settled on
-/// the spot, and a settled directory that a later entry (or a held-back link) goes into again is
-/// taken up again with the mode and time it was given, to be given them again at the end.
+/// the spot (but for those their owner could not open), and a settled directory that a later
+/// entry, an implied directory or a held-back link goes into again is taken up again with the
+/// mode and time it was given, to be given them again at the end.
 final class StagingWriter {
     struct Metadata {
         var mode: mode_t
@@ -33,6 +34,8 @@ final class StagingWriter {
     /// millions, and only `pendingLimit` are kept).
     private var directories = PathTable<DirectoryRecord>()
     private let pendingLimit: Int
+    /// How many waiting directories make the next settling.
+    private var settleAt: Int
     /// Whether directories were settled before the end: one missing from `directories` may then
     /// exist, with its final mode, and must be taken up again before anything goes into it.
     private var settledEarly = false
@@ -50,6 +53,7 @@ final class StagingWriter {
         self.rootPath = rootPath
         self.writeback = writeback
         self.pendingLimit = max(pendingLimit, 1)
+        self.settleAt = self.pendingLimit
     }
 
     deinit { dropCache() }
@@ -188,30 +192,36 @@ final class StagingWriter {
         if directories.position(of: "") == nil {
             guard fchmod(rootFD, 0o755) == 0 else { throw SystemCallError(call: "fchmod", errno: errno) }
         }
-        try settle(keepingRoot: false)
+        try settle(early: false)
     }
 
     /// Records a directory waiting for its final mode, settling those waiting first when
-    /// `pendingLimit` of them are.
+    /// `pendingLimit` more than the last settling kept are.
     private func add(_ key: String, _ record: DirectoryRecord) throws {
-        if directories.count >= pendingLimit { try settle(keepingRoot: true) }
+        if directories.count >= settleAt {
+            try settle(early: true)
+            settleAt = directories.count + pendingLimit
+        }
         directories.add(key, record)
     }
 
     /// Gives the waiting directories their final modes and times, deepest first, and forgets
-    /// them (the root's own record stays until the end: its mode must keep 0700 meanwhile).
-    private func settle(keepingRoot: Bool) throws {
+    /// them. Settling `early` (before the end) keeps waiting the root, whose mode must keep 0700
+    /// meanwhile, and the directories whose owner could not open them (no `r` or no `x` for the
+    /// owner): a later entry may still go in or through them, and without the privilege to
+    /// override modes, nothing could.
+    private func settle(early: Bool) throws {
         var ordered: [(depth: Int32, position: Int32)] = []
         ordered.reserveCapacity(directories.count)
         for position in directories.positions {
             if let record = directories.value(at: position) { ordered.append((Int32(record.depth), Int32(position))) }
         }
         ordered.sort { $0.depth > $1.depth }
-        var root: DirectoryRecord?
+        var kept = PathTable<DirectoryRecord>()
         for (_, position) in ordered {
             let (key, record) = (directories.key(at: Int(position)), directories.value(at: Int(position))!)
-            if key.isEmpty, keepingRoot {
-                root = record
+            if early, key.isEmpty || record.metadata.mode & 0o500 != 0o500 {
+                kept.add(key, record)
                 continue
             }
             // A cached descriptor is still the directory at `key`: only an empty directory is
@@ -232,10 +242,9 @@ final class StagingWriter {
                 throw SystemCallError(call: "futimens", errno: errno)
             }
         }
-        guard keepingRoot else { return }
-        directories = PathTable()
+        guard early else { return }
+        directories = kept
         settledEarly = true
-        if let root { directories.add("", root) }
     }
 
     /// Takes up again a directory settled before (`fd`): it waits again, with the mode and time
@@ -294,14 +303,17 @@ final class StagingWriter {
     private func createDirectories(_ components: [String]) throws -> Int32 {
         var current = try FileSystemCalls.reopen(rootFD)
         var key = ""
-        for component in components {
+        for (index, component) in components.enumerated() {
+            let parentKey = key
             key = key.isEmpty ? component : key + "/" + component
             let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
             var next = openat(current, component, flags)
             if next < 0, errno == ENOENT {
-                if mkdirat(current, component, 0o700) == 0, directories.position(of: key) == nil {
-                    let depth = key.utf8.reduce(1) { $1 == UInt8(ascii: "/") ? $0 + 1 : $0 }
-                    try add(key, DirectoryRecord(metadata: Metadata(mode: 0o755), depth: depth))
+                do {
+                    try makeImplied(component, key: key, depth: index + 1, in: current, parentKey: parentKey)
+                } catch {
+                    close(current)
+                    throw error
                 }
                 next = openat(current, component, flags)
             }
@@ -311,6 +323,17 @@ final class StagingWriter {
             current = next
         }
         return current
+    }
+
+    /// Makes the directory `component` (`key`) that an entry implies in `parent` (`parentKey`);
+    /// a directory settled before that gets it is taken up again, its time changed.
+    private func makeImplied(_ component: String, key: String, depth: Int, in parent: Int32, parentKey: String) throws {
+        if settledEarly, !parentKey.isEmpty, directories.position(of: parentKey) == nil {
+            try takeUp(parent, key: parentKey, depth: depth - 1)
+        }
+        if mkdirat(parent, component, 0o700) == 0, directories.position(of: key) == nil {
+            try add(key, DirectoryRecord(metadata: Metadata(mode: 0o755), depth: depth))
+        }
     }
 
     /// Removes an earlier entry at `path` by unlinking it relative to its parent, so a later
