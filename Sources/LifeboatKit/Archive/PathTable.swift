@@ -29,6 +29,9 @@ struct PathTable<Value> {
 
     var isEmpty: Bool { count == 0 }
 
+    /// The bytes of the keys (and extras) kept, those of dead positions included.
+    var byteCount: Int { bytes.count }
+
     /// Every position given so far, in order (dead ones included: `value(at:)` is nil).
     var positions: Range<Int> { entries.indices }
 

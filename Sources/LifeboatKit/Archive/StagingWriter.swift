@@ -6,8 +6,8 @@ import Foundation
 ///
 /// Directories stay 0700 while extracting so that anything can be created in them, and get their
 /// final modes and times in `finalizeDirectories()`, deepest first. Memory stays bounded however
-/// many directories an archive holds: past `pendingLimit` of them waiting, those are settled on
-/// the spot (but for those their owner could not open), and a settled directory that a later
+/// many directories an archive holds: past a budget of them waiting (65,536, or 16 MiB of their
+/// paths), those are settled on the spot (but for those their owner could not open), and a settled directory that a later
 /// entry, an implied directory or a held-back link goes into again is taken up again with the
 /// mode and time it was given, to be given them again at the end.
 final class StagingWriter {
@@ -31,11 +31,15 @@ final class StagingWriter {
     private var parents: [String: Int32] = [:]
     private static let maxCachedParents = 32
     /// The directories waiting for their final mode and time (compact: an archive may hold
-    /// millions, and only `pendingLimit` are kept).
+    /// millions, and only a budget of them are kept).
     private var directories = PathTable<DirectoryRecord>()
-    private let pendingLimit: Int
-    /// How many waiting directories make the next settling.
-    private var settleAt: Int
+    /// How many directories, and bytes of their paths, may wait: the first of them reached
+    /// makes a settling.
+    private var budget: (count: Int, bytes: Int)
+    /// Where the budget runs out (counted from what the last settling kept).
+    private var settleAt: (count: Int, bytes: Int)
+    /// Directories recorded, and those of them taken up again, since the last settling.
+    private var added = 0, takenUp = 0
     /// Whether directories were settled before the end: one missing from `directories` may then
     /// exist, with its final mode, and must be taken up again before anything goes into it.
     private var settledEarly = false
@@ -47,13 +51,13 @@ final class StagingWriter {
     ///   - rootPath: its path, named in errors.
     ///   - writeback: starts writeback in the background as data accumulates (nil: never).
     ///   - pendingLimit: how many directories may wait for their final modes before they are
-    ///     settled (about 150 bytes each).
+    ///     settled (about 150 bytes each, and their paths' bytes, up to 256 a directory).
     init(rootFD: Int32, rootPath: String = "staging", writeback: BackgroundWriteback? = nil, pendingLimit: Int = 65_536) {
         self.rootFD = rootFD
         self.rootPath = rootPath
         self.writeback = writeback
-        self.pendingLimit = max(pendingLimit, 1)
-        self.settleAt = self.pendingLimit
+        budget = (max(pendingLimit, 1), max(pendingLimit, 1) * 256)
+        settleAt = budget
     }
 
     deinit { dropCache() }
@@ -195,14 +199,26 @@ final class StagingWriter {
         try settle(early: false)
     }
 
-    /// Records a directory waiting for its final mode, settling those waiting first when
-    /// `pendingLimit` more than the last settling kept are.
+    /// Records a directory waiting for its final mode, settling those waiting first when the
+    /// budget is spent: `pendingLimit` more than the last settling kept, or 256 bytes of path
+    /// for each (16 MiB by default).
+    ///
+    /// An archive that goes back and forth between more directories than that would have them
+    /// taken up again as fast as they are settled: once most of those recorded since the last
+    /// settling were taken up again, the budget doubles instead.
     private func add(_ key: String, _ record: DirectoryRecord) throws {
-        if directories.count >= settleAt {
-            try settle(early: true)
-            settleAt = directories.count + pendingLimit
+        if directories.count >= settleAt.count || directories.byteCount >= settleAt.bytes {
+            if takenUp * 2 > added, budget.count < 1 << 40 {
+                budget = (budget.count * 2, budget.bytes * 2)
+            } else {
+                try settle(early: true)
+            }
+            settleAt = (directories.count + budget.count, directories.byteCount + budget.bytes)
+            added = 0
+            takenUp = 0
         }
         directories.add(key, record)
+        added += 1
     }
 
     /// Gives the waiting directories their final modes and times, deepest first, and forgets
@@ -257,6 +273,7 @@ final class StagingWriter {
         }
         let metadata = Metadata(mode: st.st_mode & 0o7777, mtime: (Int64(st.st_mtim.tv_sec), st.st_mtim.tv_nsec), owner: nil)
         try add(key, DirectoryRecord(metadata: metadata, depth: depth))
+        takenUp += 1
     }
 
     // MARK: - Paths
