@@ -204,11 +204,11 @@ final class StagingWriter {
     /// for each (16 MiB by default).
     ///
     /// An archive that goes back and forth between more directories than that would have them
-    /// taken up again as fast as they are settled: once most of those recorded since the last
-    /// settling were taken up again, the budget doubles instead.
+    /// taken up again as fast as they are settled: once a quarter of those recorded since the
+    /// last settling were taken up again, the budget doubles instead.
     private func add(_ key: String, _ record: DirectoryRecord) throws {
         if directories.count >= settleAt.count || directories.byteCount >= settleAt.bytes {
-            if takenUp * 2 > added, budget.count < 1 << 40 {
+            if takenUp * 4 > added, budget.count < 1 << 40 {
                 budget = (budget.count * 2, budget.bytes * 2)
             } else {
                 try settle(early: true)
