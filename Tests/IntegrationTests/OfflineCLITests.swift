@@ -163,6 +163,7 @@ import Testing
                 entry(t, 'nox/sub/f', 0o444, 1_000_000_008, b'five')
                 entry(t, 'ro/link', 0o777, 1_000_000_009, link='f1', kind=tarfile.SYMTYPE)
                 entry(t, 'nox/hard', 0o444, 1_000_000_002, link='ro/f1', kind=tarfile.LNKTYPE)
+                entry(t, 'ro/hard', 0o444, 1_000_000_008, link='nox/sub/f', kind=tarfile.LNKTYPE)
                 entry(t, 'many/d0/e0/late', 0o444, 1_000_000_010, b'late')
             """])
         try #require(made.status == 0, "\(made.stderr)")
@@ -187,7 +188,7 @@ import Testing
         #expect(mode("ro/new").hasPrefix("755 "))
         #expect(mode("many/d0/e0") == "755 @1000000100" && mode("many/d69/e69999") == "755 @1000000100")
         for (path, content) in [("ro/f2", "two"), ("ro/new/f3", "three"), ("nor/f", "four"), ("nox/sub/f", "five"),
-                                ("ro/link", "one"), ("nox/hard", "one"), ("many/d0/e0/late", "late")] {
+                                ("ro/link", "one"), ("nox/hard", "one"), ("ro/hard", "five"), ("many/d0/e0/late", "late")] {
             #expect((try? String(contentsOfFile: out + "/" + path, encoding: .utf8)) == content, "\(path)")
         }
     }
