@@ -47,6 +47,31 @@ extension FaultSuite {
             }
         }
 
+        /// A filesystem out of inodes refuses the directories an archive implies: the error says
+        /// so (not that the directory was missing after), and nothing is left behind.
+        @Test(.enabled(if: canMountTmpfs, "needs root and `mount -t tmpfs` (a size-limited filesystem)"))
+        func runningOutOfInodesNamesTheDirectoryItCouldNotMake() throws {
+            let dir = TempDir()
+            let archive = dir.file("dirs.tar.gz")
+            let made = try run("/usr/bin/env", ["python3", "-c", """
+                import tarfile, io
+                with tarfile.open('\(archive)', 'w:gz') as t:
+                    for i in range(200):
+                        info = tarfile.TarInfo(f'd{i}/f'); info.size = 1
+                        t.addfile(info, io.BytesIO(b'x'))
+                """])
+            try #require(made.status == 0, "\(made.stderr)")
+            let mount = try TmpfsMount(at: dir.file("m"), size: "4m", inodes: 64)
+            defer { mount.unmount() }
+            let result = try run(Binaries.lifeboat, ["snapshot", "extract", archive, "--into", dir.file("m/out"), "--checksum", "off"])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("(mkdirat)") && result.stderr.contains("No space left on device"), "\(result.stderr)")
+            #expect(result.stderr.contains("entry \"d"), "the error names the entry: \(result.stderr)")
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: dir.file("m"))) ?? []
+            #expect(left.filter { $0 != ".lifeboat-staging" }.isEmpty, "left behind: \(left)")
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: dir.file("m/.lifeboat-staging"))) ?? [] == [], "staging left")
+        }
+
         /// The state directory's filesystem fills up while jobs run: the ledger cannot take their
         /// records, so every job waits for its next one (none is given up: the record must never
         /// fall behind what was done on disk), `status` says why, and once space is freed the run

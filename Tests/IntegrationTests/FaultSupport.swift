@@ -138,10 +138,12 @@ final class TmpfsMount {
     let path: String
     private var mounted = true
 
-    init(at path: String, size: String) throws {
+    /// - Parameter inodes: at most this many files and directories (default: the kernel's).
+    init(at path: String, size: String, inodes: Int? = nil) throws {
         self.path = path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let mount = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0755", "lifeboat-test-tmpfs", path])
+        let options = "size=\(size),mode=0755" + (inodes.map { ",nr_inodes=\($0)" } ?? "")
+        let mount = try run("/bin/mount", ["-t", "tmpfs", "-o", options, "lifeboat-test-tmpfs", path])
         guard mount.status == 0 else { throw MountError(message: "mount -t tmpfs at \(path) failed: \(mount.stderr)") }
     }
 

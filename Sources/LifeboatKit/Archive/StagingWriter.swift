@@ -348,8 +348,11 @@ final class StagingWriter {
         if settledEarly, !parentKey.isEmpty, directories.position(of: parentKey) == nil {
             try takeUp(parent, key: parentKey, depth: depth - 1)
         }
-        if mkdirat(parent, component, 0o700) == 0, directories.position(of: key) == nil {
-            try add(key, DirectoryRecord(metadata: Metadata(mode: 0o755), depth: depth))
+        if mkdirat(parent, component, 0o700) == 0 {
+            if directories.position(of: key) == nil { try add(key, DirectoryRecord(metadata: Metadata(mode: 0o755), depth: depth)) }
+        } else if errno != EEXIST {
+            // A full disk, a quota: named as such, not as the directory missing after.
+            throw SystemCallError(call: "mkdirat", errno: errno)
         }
     }
 
