@@ -81,7 +81,8 @@ public struct ExtractOptions: Sendable {
     /// Which inflate implementation decompresses the archive (identical results either way).
     public var inflate: InflateEngine = .current
     /// How many directories wait for their final modes before they are settled early (memory:
-    /// about 150 bytes each). Tests lower it to drive early settling with small archives.
+    /// about 150 bytes each, and their paths up to 256 bytes each). Tests lower it to drive
+    /// early settling with small archives.
     var pendingDirectoryLimit = 65_536
 
     /// Defaults follow DESIGN.md's example plan: 500 GiB, 10 million entries, reject, if-present.

@@ -213,7 +213,10 @@ final class StagingWriter {
             } else {
                 try settle(early: true)
             }
-            settleAt = (directories.count + budget.count, directories.byteCount + budget.bytes)
+            // At least as many again as were kept: a settling that keeps most of them (a hostile
+            // archive of directories nobody may open) costs each one once on average.
+            settleAt = (directories.count + max(budget.count, directories.count),
+                        directories.byteCount + max(budget.bytes, directories.byteCount))
             added = 0
             takenUp = 0
         }
