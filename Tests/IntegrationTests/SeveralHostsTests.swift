@@ -285,15 +285,52 @@ struct SeveralHostsTests {
 
     /// Three hosts share one run's jobs: each claims and runs some, the run's concurrency holds for
     /// the fleet (never more jobs running at once, whichever host runs them), and every job is
-    /// committed once, equal to tar's extraction of its snapshot.
+    /// committed once, equal to tar's extraction of its snapshot. The incident room's view of
+    /// the run's events, paged from one host while all three write them, misses none.
     @Test func threeHostsShareARunsJobsWithinItsFleetWideLimit() async throws {
         let (dir, hosts, database, server) = try await fleet(sites: 24, hosts: ["recovery-1", "recovery-2", "recovery-3"],
                                                              verifySleep: "0.3", concurrency: 6)
+        let api = "http://127.0.0.1:\(listenerTestPort(offset: 125))/api/v1/runs"
+        dir.write("recovery-1.yaml", try String(contentsOfFile: dir.file("recovery-1.yaml"), encoding: .utf8)
+                  + "\nhttp: { listen: \"127.0.0.1:\(listenerTestPort(offset: 125))\" }\n")
         for host in hosts { try host.start() }
         defer { for host in hosts { host.stop() } }
+        // Pages of 7 events, as the web view asks for them (after the last id it has), until the
+        // restore below has returned and a page comes back empty.
+        let restored = dir.file("restored")
+        let follower = Task.detached { () throws -> (run: String, ids: [Int64]) in
+            let deadline = Date().addingTimeInterval(120)
+            var run: String?
+            while run == nil {
+                try #require(Date() < deadline, "no run listed at \(api)")
+                run = (jsonObject(try httpGet(api).body) as? [[String: Any]])?.first?["id"] as? String
+                if run == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            var (ids, after) = ([Int64](), Int64(0))
+            while true {
+                let ended = FileManager.default.fileExists(atPath: restored)
+                let page = try #require(jsonObject(try httpGet("\(api)/\(run!)/events?after=\(after)&limit=7").body) as? [String: Any])
+                let events = (page["events"] as? [[String: Any]] ?? []).compactMap { ($0["id"] as? NSNumber)?.int64Value }
+                ids += events
+                after = (page["next"] as? NSNumber)?.int64Value ?? after
+                if events.isEmpty {
+                    if ended { return (run!, ids) }
+                    try #require(Date() < deadline, "the run's events were followed for 120 s")
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
+        }
         let start = try hosts[1].cli(["restore", "main", "--follow"])
+        _ = FileManager.default.createFile(atPath: restored, contents: nil)
         #expect(start.status == 0, "\(start.stdout)\(start.stderr)\(hosts[1].daemonLog.suffix(3_000))")
         let sql = { (query: String) in try self.sql(server, database, query) }
+        // Every event up to the last one the follower saw, each once and in order (events written
+        // after its last page are not its to have seen yet).
+        let followed = try await follower.value
+        let last = try #require(followed.ids.last)
+        #expect(try sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM events WHERE run_id = '\(followed.run)' AND id <= \(last)")
+                == followed.ids.map(String.init).joined(separator: ","))
+        #expect(followed.ids.count >= 48, "\(followed.ids.count) events followed")
         #expect(try sql("SELECT state, COUNT(*) FROM runs GROUP BY state") == "succeeded|1")
         #expect(try sql("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'") == "48")
         // Every host ran some of them.

@@ -119,6 +119,9 @@ import Testing
             .statements { _ in },
             Self.record(1, .restoring, .verifying),
             Self.event("after"),
-        ]) == ["record[1:pending>restoring+0]+events[before]", "statements", "record[1:restoring>verifying+0]+events[after]"])
+        ]) == ["record[1:pending>restoring+0]", "statements", "record[1:restoring>verifying+0]+events[before,after]"])
+        // Events go last, after a closure too.
+        #expect(Self.plan([Self.record(1, .pending, .restoring), Self.event("only"), .statements { _ in }])
+                == ["record[1:pending>restoring+0]", "statements", "record[]+events[only]"])
     }
 }

@@ -165,6 +165,41 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// A follower pages a run's events by id (the web view, the API). An event inserted by a
+    /// transaction still open when a later one commits must not be skipped: the later one waits
+    /// for it, so ids come in commit order, and a follower that goes on from where it stopped
+    /// sees every event once, in order.
+    @Test func aFollowerMissesNoEventOfATransactionThatCommitsLate() async throws {
+        try await withHosts { a, _, database in
+            let (run, _) = try await makeRun(a, sites: 1)
+            let server = try await LocalPostgres.shared()
+            let open = try await openTransaction(
+                "INSERT INTO events (run_id, at, kind, message) VALUES ('\(run.id)', now(), 'test.open', 'first in')", in: database, on: server)
+            a.postEvent(LedgerEvent(runId: run.id, at: Self.t0, kind: "test.later", message: "second in"))
+            let later = Task { try await a.flush() }
+            // The later insert has drawn its id and committed, or waits for the open transaction.
+            let deadline = ContinuousClock.now + .seconds(20)
+            while try server.psql(database, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory' AND datname = current_database()")
+                .trimmingCharacters(in: .whitespacesAndNewlines) != "1" {
+                if try server.psql(database, "SELECT count(*) FROM events WHERE kind = 'test.later'").trimmingCharacters(in: .whitespacesAndNewlines) == "1" { break }
+                try #require(ContinuousClock.now < deadline, "the later event was neither written nor waiting within 20 s")
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            var seen: [String] = []
+            var after: Int64 = 0
+            func follow() async throws {
+                let page = try await a.events(runId: run.id, afterId: after, limit: 100)
+                seen += page.map(\.kind).filter { $0.hasPrefix("test.") }
+                after = page.last?.id ?? after
+            }
+            try await follow()
+            try await open.commit()
+            try await later.value
+            try await follow()
+            #expect(seen == ["test.open", "test.later"])
+        }
+    }
+
     @Test func schemaIsMigratedOnceAndANewerOneIsRefused() async throws {
         try await withHosts { a, b, database in
             // Both hosts start at once: one migrates, the other finds it done.

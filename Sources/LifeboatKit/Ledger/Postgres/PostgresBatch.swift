@@ -46,7 +46,9 @@ struct RecordCall: Sendable {
 ///   is that one's state), is folded into it: one update from the first's state to the last
 ///   record, asking for the largest lease margin of the two. It succeeds exactly when both would
 ///   have in turn (the transaction's `now()` does not move between them).
-/// - Events only append: gathered, in their order, into the call with the records.
+/// - Events only append: gathered, in their order, into the batch's last call. Inserting events
+///   takes a lock held to the transaction's end (ids in commit order, see migration 15), so they
+///   come after everything else: no other write waits behind it.
 /// - A claim given back goes after the records gathered with it; a record of a job whose claim was
 ///   given back before it in the batch waits for the next call (it is then refused, as it would
 ///   have been). The slot it frees is claimed again in the same call when `refill` says under
@@ -68,11 +70,20 @@ struct PostgresBatch {
     /// Where each job's record is in `call.jobs`.
     private var jobIndex: [Int64: Int] = [:]
     private var released: Set<Int64> = []
+    /// Every event of the batch, for its last call.
+    private var events: [LedgerEvent] = []
 
     /// - Parameter refill: the claim to make in the place of a claim given back (for one job), if any.
     init(_ writes: [PostgresWrite], refill: (JobClaim) -> ClaimRequest? = { _ in nil }) {
         for write in writes { add(write, refill: refill) }
         gather()
+        guard !events.isEmpty else { return }
+        if case .record(var last)? = steps.last {
+            last.events = events
+            steps[steps.count - 1] = .record(last)
+        } else {
+            steps.append(.record(RecordCall(events: events)))
+        }
     }
 
     private mutating func add(_ write: PostgresWrite, refill: (JobClaim) -> ClaimRequest?) {
@@ -92,7 +103,7 @@ struct PostgresBatch {
             jobIndex[id] = call.jobs.count
             call.jobs.append(record)
         case .event(let event):
-            call.events.append(event)
+            events.append(event)
         case .release(let claim):
             call.releases.append(claim)
             released.insert(claim.jobId)
