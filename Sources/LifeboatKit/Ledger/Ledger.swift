@@ -22,6 +22,8 @@ public protocol Ledger: Sendable {
     func run(id: String) async throws -> RunRecord?
     func runs(limit: Int) async throws -> [RunRecord]
     func jobs(runId: String) async throws -> [JobRecord]
+    /// A run's events with ids above `afterId`, by id. Ids are given in commit order (whichever
+    /// host wrote them): asking again after the last id seen misses none.
     func events(runId: String, afterId: Int64, limit: Int) async throws -> [LedgerEvent]
     /// Runs that were going when the process stopped (pending, running, halted, interrupted, and
     /// cancelling: `RunRecord.isCancelling`).
