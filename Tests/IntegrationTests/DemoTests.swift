@@ -36,7 +36,7 @@ import Testing
         process.executableURL = URL(fileURLWithPath: Binaries.lifeboat)
         process.arguments = ["demo", "--directory", dir.file("demo"), "--sites", "6", "--http", "127.0.0.1:\(port)"]
         let output = dir.file("demo.out")
-        FileManager.default.createFile(atPath: output, contents: nil)
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardError = process.standardOutput
         try process.run()

@@ -34,7 +34,7 @@ public struct RunFinisher: Sendable {
     public func resume(_ run: RunRecord, plan: Plan?) async -> RunRecord {
         var run = run
         if run.mode == .exercise, run.rehearse == "delete", run.state == .succeeded,
-           let events = try? await ledger.events(runId: run.id, afterId: 0, limit: 100_000),
+           let events = try? await ledger.allEvents(runId: run.id),
            !events.contains(where: { $0.kind == "rehearsal.passed" || $0.kind == "rehearsal.failed" }) {
             logger.notice("redoing the rehearsal of a delete a restart stopped", metadata: ["run.id": "\(run.id)"])
             await DeleteRehearsal.putBack(run, ledger: ledger)

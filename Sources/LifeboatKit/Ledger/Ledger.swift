@@ -66,6 +66,18 @@ public protocol Ledger: Sendable {
     func holds(runId: String, job: String?) async throws -> [(job: String, path: String)]
 }
 
+extension Ledger {
+    /// All of a run's events, by id, read a page at a time.
+    func allEvents(runId: String) async throws -> [LedgerEvent] {
+        var events: [LedgerEvent] = []
+        while true {
+            let page = try await self.events(runId: runId, afterId: events.last?.id ?? 0, limit: 5_000)
+            events += page
+            if page.count < 5_000 { return events }
+        }
+    }
+}
+
 /// A job write whose expected state no longer holds: another writer changed the job since (a
 /// second coordinator, an operator's retry). Nothing was written.
 public struct JobConflict: Error, CustomStringConvertible, Sendable {

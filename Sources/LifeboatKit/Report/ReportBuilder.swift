@@ -6,14 +6,7 @@ public enum ReportBuilder {
     public static func build(runId: String, ledger: any Ledger, now: Date) async throws -> RunReport {
         guard let run = try await ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId) in the ledger; see `lifeboat runs`") }
         let jobs = try await ledger.jobs(runId: runId)
-        var events: [LedgerEvent] = []
-        var after: Int64 = 0
-        while true {
-            let page = try await ledger.events(runId: runId, afterId: after, limit: 5_000)
-            events += page
-            guard page.count == 5_000, let last = page.last?.id else { break }
-            after = last
-        }
+        let events = try await ledger.allEvents(runId: runId)
         var previous: [PreviousRun] = []
         if run.mode == .exercise {
             for earlier in try await ledger.runs(plan: run.plan, mode: .exercise, limit: 8)
