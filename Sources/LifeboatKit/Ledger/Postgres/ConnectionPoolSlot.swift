@@ -19,6 +19,9 @@ final class ConnectionPoolSlot: Sendable {
     private let current: Mutex<PostgresClient>
     private let fresh: AsyncStream<PostgresClient>
     private let freshContinuation: AsyncStream<PostgresClient>.Continuation
+    /// Signalled as the first pool starts to run: a lease asked of it before then waits (and
+    /// PostgresNIO warns of it, at every start of a host that registers as its services start).
+    private let running = ReadySignal()
     let settings: PostgresLedgerSettings
     let probeInterval: Duration
 
@@ -32,8 +35,13 @@ final class ConnectionPoolSlot: Sendable {
         freshContinuation.yield(first)
     }
 
-    /// The pool calls go to now.
-    var client: PostgresClient { current.withLock { $0 } }
+    /// The pool calls go to now, once the first one runs.
+    var client: PostgresClient {
+        get async {
+            await running.wait()
+            return current.withLock { $0 }
+        }
+    }
 
     /// Runs the pool, and each replacement in its turn (the one replaced is shut down, failing
     /// what still waits on it), until cancelled; probes the server while `reachability` has a problem.
@@ -49,7 +57,10 @@ final class ConnectionPoolSlot: Sendable {
                     stopPrevious = stopper
                     group.addTask {
                         await withDiscardingTaskGroup { pool in
-                            pool.addTask { await client.run() }
+                            pool.addTask {
+                                self.running.signal()
+                                await client.run()
+                            }
                             for await _ in stop {}
                             pool.cancelAll()
                         }

@@ -15,7 +15,7 @@ public final class PostgresLedger: Ledger, Service {
     public let settings: PostgresLedgerSettings
     /// The connection pool (made anew after an outage: `ConnectionPoolSlot`).
     let pool: ConnectionPoolSlot
-    var client: PostgresClient { pool.client }
+    var client: PostgresClient { get async { await pool.client } }
     let logger: Logger
     /// Whether the database answers this host's calls.
     let reachability = LedgerReachability()
@@ -78,7 +78,7 @@ public final class PostgresLedger: Ledger, Service {
             let batch = PostgresBatch(writes, refill: { released in
                 refiller?.refill(after: released).map { ClaimRequest(runId: released.runId, host: released.host, rules: $0, max: 1, lease: claimLease) }
             })
-            let claimed = try await reachability.call { try await Self.write(batch, client: pool.client, host: host, logger: logger) }
+            let claimed = try await reachability.call { try await Self.write(batch, client: await pool.client, host: host, logger: logger) }
             if let refiller, !claimed.isEmpty { refiller.claimed(claimed, sent: sent) }
         }, unanswered: Self.unanswered)
     }
