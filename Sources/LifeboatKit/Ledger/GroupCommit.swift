@@ -21,7 +21,8 @@ import Synchronization
 /// order, and tried again after `retryPause` until the database answers or `stopRetrying()`.
 final class GroupCommit<Operation: Sendable>: Sendable {
     /// Commits operations in one transaction, in order, durable when it returns; throws (having
-    /// committed none of them) when any fails.
+    /// committed none of them) when any fails — or `PartialCommit` when all but some posted
+    /// changes, written after the rest, are durable.
     typealias Committer = @Sendable ([Operation]) async throws -> Void
     /// The same, synchronously, on the writer's own thread.
     typealias SerialCommitter = ([Operation]) throws -> Void
@@ -186,6 +187,20 @@ final class GroupCommit<Operation: Sendable>: Sendable {
             do {
                 // A batch of flushes alone has nothing to commit: what they wait for is done.
                 if !operations.isEmpty { try await commit(operations) }
+            } catch let partial as PartialCommit {
+                // The rest is durable: only what was left fails, as a batch of its own would.
+                let carriers = batch.filter { $0.operation != nil }
+                let left = partial.left.filter { carriers.indices.contains($0) }.map { carriers[$0] }
+                guard unanswered?(partial.error) == true && retrying.load(ordering: .relaxed) else {
+                    for item in left { note(partial.error, of: item, in: &failed) }
+                    settle(batch, failed: failed)
+                    continue
+                }
+                for item in left where item.awaited { failed[item.ticket] = partial.error }
+                keep(left.filter { !$0.awaited })
+                settle(batch, failed: failed)
+                try? await Task.sleep(for: Self.retryPause)
+                continue
             } catch where unanswered?(error) == true && retrying.load(ordering: .relaxed) {
                 // Nobody could be asked: the callers hear so (a flush too: what it waits for is
                 // not durable), the posted changes wait at the head of the queue for an answer.
@@ -281,6 +296,15 @@ final class GroupCommit<Operation: Sendable>: Sendable {
             if let error { waiter.continuation.resume(throwing: error) } else { waiter.continuation.resume() }
         }
     }
+}
+
+/// A committer's batch was made durable except the operations at `left` (indices into what it
+/// was given), which it writes after the rest and could not: they failed with `error`. Posted
+/// changes among them are kept for the next batch when nobody could be asked, like those of a
+/// batch that failed for want of an answer.
+struct PartialCommit: Error {
+    var left: [Int]
+    var error: any Error
 }
 
 /// A change to the SQLite ledger, made inside the batch's transaction.

@@ -27,9 +27,13 @@ import Testing
     }
 
     /// The steps in words: `record[1:pending>verifying+10, 2:…]` (`+events[a,b]` and
-    /// `+releases[1]` when they go in the same call), `statements`.
+    /// `+releases[1]` when they go in the same call), `statements`; then `events[a,b]@2,4` when
+    /// the events are written after the steps, in a call of their own (with their places).
     static func plan(_ writes: [PostgresWrite], refill: (JobClaim) -> ClaimRequest? = { _ in nil }) -> [String] {
-        PostgresBatch(writes, refill: refill).steps.map { step in
+        let batch = PostgresBatch(writes, refill: refill)
+        let after = batch.events.isEmpty ? [] : ["events[" + batch.events.map(\.kind).joined(separator: ",") + "]@"
+                                                 + batch.eventIndices.map(String.init).joined(separator: ",")]
+        return batch.steps.map { step in
             switch step {
             case .record(let call):
                 "record[" + call.jobs.map { "\($0.claim.jobId):\($0.previous.rawValue)>\($0.job.state.rawValue)+\(Int($0.minimumLease))" }
@@ -39,7 +43,7 @@ import Testing
                     + (call.refill.map { "+claim[\($0.runId)×\($0.max)]" } ?? "")
             case .statements: "statements"
             }
-        }
+        } + after
     }
 
     @Test func theEnginesBatchIsOneCall() {
@@ -119,9 +123,13 @@ import Testing
             .statements { _ in },
             Self.record(1, .restoring, .verifying),
             Self.event("after"),
-        ]) == ["record[1:pending>restoring+0]", "statements", "record[1:restoring>verifying+0]+events[before,after]"])
-        // Events go last, after a closure too.
+        ]) == ["record[1:pending>restoring+0]", "statements", "record[1:restoring>verifying+0]", "events[before,after]@1,4"])
+        // Events are written after the transaction of several steps, in a call of their own; in
+        // the one call of a batch of one, or alone.
         #expect(Self.plan([Self.record(1, .pending, .restoring), Self.event("only"), .statements { _ in }])
-                == ["record[1:pending>restoring+0]", "statements", "record[]+events[only]"])
+                == ["record[1:pending>restoring+0]", "statements", "events[only]@1"])
+        #expect(Self.plan([Self.event("a"), .statements { _ in }, Self.event("b")]) == ["statements", "events[a,b]@0,2"])
+        #expect(Self.plan([Self.event("a"), Self.record(1, .pending, .restoring)]) == ["record[1:pending>restoring+0]+events[a]"])
+        #expect(Self.plan([Self.event("a"), Self.event("b")]) == ["record[]+events[a,b]"])
     }
 }

@@ -46,9 +46,13 @@ struct RecordCall: Sendable {
 ///   is that one's state), is folded into it: one update from the first's state to the last
 ///   record, asking for the largest lease margin of the two. It succeeds exactly when both would
 ///   have in turn (the transaction's `now()` does not move between them).
-/// - Events only append: gathered, in their order, into the batch's last call. Inserting events
-///   takes a lock held to the transaction's end (ids in commit order, see migration 15), so they
-///   come after everything else: no other write waits behind it.
+/// - Events only append: gathered, in their order. Inserting events takes a lock held to the
+///   transaction's end (ids in commit order, see migration 15), so they come after everything
+///   else, in a call that is its own transaction: in the batch's one call, or, after a batch of
+///   several steps has committed, in a call of their own (`events`). The lock is then never
+///   held while the server waits for this host (a host cut off before its COMMIT would hold
+///   every host's events until the server gave up on it). Events are only ever posted, so
+///   nobody waits on them being in the same transaction as the records before them.
 /// - A claim given back goes after the records gathered with it; a record of a job whose claim was
 ///   given back before it in the batch waits for the next call (it is then refused, as it would
 ///   have been). The slot it frees is claimed again in the same call when `refill` says under
@@ -66,27 +70,34 @@ struct PostgresBatch {
     }
 
     private(set) var steps: [Step] = []
+    /// Events written after the steps, in a call of their own (a batch of several steps), and
+    /// where each was in the writes given.
+    private(set) var events: [LedgerEvent] = []
+    private(set) var eventIndices: [Int] = []
     private var call = RecordCall()
     /// Where each job's record is in `call.jobs`.
     private var jobIndex: [Int64: Int] = [:]
     private var released: Set<Int64> = []
-    /// Every event of the batch, for its last call.
-    private var events: [LedgerEvent] = []
 
     /// - Parameter refill: the claim to make in the place of a claim given back (for one job), if any.
     init(_ writes: [PostgresWrite], refill: (JobClaim) -> ClaimRequest? = { _ in nil }) {
-        for write in writes { add(write, refill: refill) }
+        for (index, write) in writes.enumerated() { add(write, at: index, refill: refill) }
         gather()
-        guard !events.isEmpty else { return }
-        if case .record(var last)? = steps.last {
-            last.events = events
-            steps[steps.count - 1] = .record(last)
+        // One call or none: the events go in it.
+        guard steps.count <= 1, !events.isEmpty else { return }
+        if case .record(var only)? = steps.first {
+            only.events = events
+            steps = [.record(only)]
+        } else if steps.isEmpty {
+            steps = [.record(RecordCall(events: events))]
         } else {
-            steps.append(.record(RecordCall(events: events)))
+            return
         }
+        events = []
+        eventIndices = []
     }
 
-    private mutating func add(_ write: PostgresWrite, refill: (JobClaim) -> ClaimRequest?) {
+    private mutating func add(_ write: PostgresWrite, at index: Int, refill: (JobClaim) -> ClaimRequest?) {
         switch write {
         case .job(let record):
             let id = record.claim.jobId
@@ -104,6 +115,7 @@ struct PostgresBatch {
             call.jobs.append(record)
         case .event(let event):
             events.append(event)
+            eventIndices.append(index)
         case .release(let claim):
             call.releases.append(claim)
             released.insert(claim.jobId)

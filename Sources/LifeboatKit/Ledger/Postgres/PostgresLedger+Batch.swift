@@ -3,7 +3,8 @@ import Logging
 import PostgresNIO
 
 /// Writing a group-commit batch (`PostgresBatch`): a batch of one call is that call alone (a
-/// transaction of its own, one round trip); otherwise its steps are made in one transaction.
+/// transaction of its own, one round trip); otherwise its steps are made in one transaction, and
+/// its events after it in a call of their own (`writeEvents`).
 extension PostgresLedger {
     /// Returns the jobs claimed in the place of claims given back (committed with the batch).
     static func write(_ batch: PostgresBatch, client: PostgresClient, host: String?, logger: Logger) async throws -> [JobClaim] {
@@ -20,6 +21,11 @@ extension PostgresLedger {
             }
             return claimed
         }
+    }
+
+    /// The events of a batch of several steps, once its transaction has committed.
+    static func writeEvents(_ events: [LedgerEvent], client: PostgresClient, logger: Logger) async throws {
+        _ = try await client.withConnection { connection in try await record(RecordCall(events: events), on: connection, host: nil, logger: logger) }
     }
 
     /// One call of `lifeboat_record_and_claim`; returns the jobs it claimed. A refused record

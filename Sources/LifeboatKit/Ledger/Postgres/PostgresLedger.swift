@@ -80,6 +80,12 @@ public final class PostgresLedger: Ledger, Service {
             })
             let claimed = try await reachability.call { try await Self.write(batch, client: await pool.client, host: host, logger: logger) }
             if let refiller, !claimed.isEmpty { refiller.claimed(claimed, sent: sent) }
+            guard !batch.events.isEmpty else { return }
+            do {
+                try await reachability.call { try await Self.writeEvents(batch.events, client: await pool.client, logger: logger) }
+            } catch {
+                throw PartialCommit(left: batch.eventIndices, error: error)
+            }
         }, unanswered: Self.unanswered)
     }
 
