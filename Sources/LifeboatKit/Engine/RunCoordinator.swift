@@ -337,19 +337,27 @@ final class RunCoordinator {
     // MARK: Jobs other hosts run
 
     /// How often a coordinator looks in a shared ledger at the jobs the fleet's hosts run; sooner
-    /// when a job ends on this host, but never more often than every `followGap`.
+    /// when a job ends on this host, but on average never more often than every `followGap`:
+    /// `followBurst` looks in a row may come at once (a small run's few endings are each seen
+    /// as they come), then they wait their turn (a large run's many coalesce).
     static let followInterval = Duration.milliseconds(250)
     static let followGap = Duration.milliseconds(40)
+    static let followBurst = 4
 
     /// Follows the wave's jobs, claimed and run by the fleet's hosts, until they all ended (or a
     /// cancel or a drain comes).
     private func followWave(_ wave: Int) async throws {
         try await env.wakeups.following(run.id) { jobEndedHere in
+            // When the last `followBurst` looks were.
+            var looks: [ContinuousClock.Instant] = []
             while !control.isCancelled, !Task.isCancelled {
                 try await followJobs()
+                looks.append(.now)
+                if looks.count > Self.followBurst { looks.removeFirst() }
                 guard scheduler.jobs.contains(where: { $0.wave <= wave && !$0.state.isFinal }) else { return }
-                await control.waitForCancel(upTo: Self.followGap)
-                await control.waitForCancel(upTo: Self.followInterval - Self.followGap, or: jobEndedHere)
+                let turn = looks.count < Self.followBurst ? .zero : looks[0] + Self.followGap * Self.followBurst - .now
+                if turn > .zero { await control.waitForCancel(upTo: turn) }
+                await control.waitForCancel(upTo: Self.followInterval - max(turn, .zero), or: jobEndedHere)
             }
         }
     }
