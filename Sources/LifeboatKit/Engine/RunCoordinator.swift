@@ -338,26 +338,31 @@ final class RunCoordinator {
 
     /// How often a coordinator looks in a shared ledger at the jobs the fleet's hosts run; sooner
     /// when a job ends on this host, but on average never more often than every `followGap`:
-    /// `followBurst` looks in a row may come at once (a small run's few endings are each seen
-    /// as they come), then they wait their turn (a large run's many coalesce).
+    /// up to `followBurst` looks may come at once (a small run's few endings are each seen as
+    /// they come), then each waits its turn (a large run's many endings coalesce).
     static let followInterval = Duration.milliseconds(250)
     static let followGap = Duration.milliseconds(40)
-    static let followBurst = 4
+    static let followBurst = 8
 
     /// Follows the wave's jobs, claimed and run by the fleet's hosts, until they all ended (or a
     /// cancel or a drain comes).
     private func followWave(_ wave: Int) async throws {
         try await env.wakeups.following(run.id) { jobEndedHere in
-            // When the last `followBurst` looks were.
-            var looks: [ContinuousClock.Instant] = []
+            // Looks allowed at once: one more every `followGap`, up to `followBurst`.
+            var allowed = Double(Self.followBurst)
+            var counted = ContinuousClock.now
             while !control.isCancelled, !Task.isCancelled {
+                let now = ContinuousClock.now
+                allowed = min(Double(Self.followBurst), allowed + (now - counted) / Self.followGap)
+                counted = now
+                if allowed < 1 {
+                    await control.waitForCancel(upTo: Self.followGap * (1 - allowed))
+                    continue
+                }
+                allowed -= 1
                 try await followJobs()
-                looks.append(.now)
-                if looks.count > Self.followBurst { looks.removeFirst() }
                 guard scheduler.jobs.contains(where: { $0.wave <= wave && !$0.state.isFinal }) else { return }
-                let turn = looks.count < Self.followBurst ? .zero : looks[0] + Self.followGap * Self.followBurst - .now
-                if turn > .zero { await control.waitForCancel(upTo: turn) }
-                await control.waitForCancel(upTo: Self.followInterval - max(turn, .zero), or: jobEndedHere)
+                await control.waitForCancel(upTo: Self.followInterval, or: jobEndedHere)
             }
         }
     }
