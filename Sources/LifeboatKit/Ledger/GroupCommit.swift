@@ -78,13 +78,19 @@ final class GroupCommit<Operation: Sendable>: Sendable {
     /// The wait before a batch of kept changes is tried again.
     static var retryPause: Duration { .milliseconds(500) }
 
-    init(lane: Lane, unanswered: (@Sendable (any Error) -> Bool)? = nil) {
+    /// Told of posted changes dropped: how many, and why (nobody waits on them to hear it).
+    private let dropped: @Sendable (_ count: Int, _ why: String) -> Void
+
+    init(lane: Lane, unanswered: (@Sendable (any Error) -> Bool)? = nil,
+         dropped: @escaping @Sendable (_ count: Int, _ why: String) -> Void = { _, _ in }) {
         self.lane = lane
         self.unanswered = unanswered
+        self.dropped = dropped
     }
 
-    convenience init(committer: @escaping Committer, unanswered: (@Sendable (any Error) -> Bool)? = nil) {
-        self.init(lane: .task(committer), unanswered: unanswered)
+    convenience init(committer: @escaping Committer, unanswered: (@Sendable (any Error) -> Bool)? = nil,
+                     dropped: @escaping @Sendable (_ count: Int, _ why: String) -> Void = { _, _ in }) {
+        self.init(lane: .task(committer), unanswered: unanswered, dropped: dropped)
     }
 
     /// The database is closed for good: posted changes it cannot take are dropped from now on,
@@ -192,7 +198,11 @@ final class GroupCommit<Operation: Sendable>: Sendable {
                 let carriers = batch.filter { $0.operation != nil }
                 let left = partial.left.filter { carriers.indices.contains($0) }.map { carriers[$0] }
                 guard unanswered?(partial.error) == true && retrying.load(ordering: .relaxed) else {
-                    for item in left { note(partial.error, of: item, in: &failed) }
+                    // Refused: each is made alone, as those of a failed batch are.
+                    for item in left {
+                        guard let operation = item.operation else { continue }
+                        do { try await commit([operation]) } catch { note(error, of: item, in: &failed) }
+                    }
                     settle(batch, failed: failed)
                     continue
                 }
@@ -253,7 +263,10 @@ final class GroupCommit<Operation: Sendable>: Sendable {
             }
             return waiting - Self.keptPosts
         }
-        if dropped > 0 { droppedPosts.add(dropped, ordering: .relaxed) }
+        if dropped > 0 {
+            droppedPosts.add(dropped, ordering: .relaxed)
+            self.dropped(dropped, "more than \(Self.keptPosts) changes waited for a database that does not answer; the oldest went first")
+        }
     }
 
     /// Takes what is pending as the next batch; nil (and the drain over) when nothing is.
@@ -270,7 +283,12 @@ final class GroupCommit<Operation: Sendable>: Sendable {
     /// A change of a failed batch that failed alone too: its waiter hears why; a posted change
     /// has nobody to tell, and is counted.
     private func note(_ error: Error, of item: Item, in failed: inout [Int: Error]) {
-        if item.awaited { failed[item.ticket] = error } else { droppedPosts.add(1, ordering: .relaxed) }
+        if item.awaited {
+            failed[item.ticket] = error
+        } else {
+            droppedPosts.add(1, ordering: .relaxed)
+            dropped(1, "\(error)")
+        }
     }
 
     /// The batch is done: its waiters resume, each with its own outcome.

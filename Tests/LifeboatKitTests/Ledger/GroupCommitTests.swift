@@ -165,37 +165,39 @@ import Testing
 
     /// A committer that made a batch durable but for some posted changes it writes last (the
     /// PostgreSQL ledger's events after a transaction of several steps): the waiters of the rest
-    /// hear success, and what was left is kept for the next batch when nobody could be asked, or
-    /// dropped (and counted) when it was refused.
-    @Test func whatAPartialCommitLeftIsKeptOrDropped() async throws {
+    /// hear success; what was left is kept for the next batch when nobody could be asked, and
+    /// made one by one when it was refused (the one refused alone is dropped, counted and told).
+    @Test func whatAPartialCommitLeftIsKeptOrMadeAlone() async throws {
         struct NoAnswer: Error {}
         struct Refused: Error {}
-        let leave = Mutex<(any Error)?>(NoAnswer())
+        let down = Atomic<Bool>(true)
         let recorder = Recorder()
+        let told = Mutex<[String]>([])
         let commits = GroupCommit<Int>(committer: { operations in
-            // Negative numbers stand for changes written after the rest (alone, in one call).
+            // Negative numbers stand for changes written after the rest (alone, in one call);
+            // -3 is refused.
             let (rest, last) = (operations.filter { $0 >= 0 }, operations.indices.filter { operations[$0] < 0 })
-            if rest.isEmpty, let error = leave.withLock({ $0 }) { throw error }
+            let error: (any Error)? = down.load(ordering: .relaxed) ? NoAnswer() : last.contains { operations[$0] == -3 } ? Refused() : nil
+            if rest.isEmpty, let error { throw error }
             if !rest.isEmpty { try await recorder.commit(rest) }
-            if let error = leave.withLock({ $0 }), !last.isEmpty { throw PartialCommit(left: last, error: error) }
+            if let error, !last.isEmpty { throw PartialCommit(left: last, error: error) }
             if !last.isEmpty { try await recorder.commit(last.map { operations[$0] }) }
-        }, unanswered: { $0 is NoAnswer })
+        }, unanswered: { $0 is NoAnswer }, dropped: { count, why in told.withLock { $0.append("\(count) \(why)") } })
         commits.post(-1)
         try await commits.write(1, thenPost: [-2])
         // Unanswered: kept, and written (first) with the next batch.
         #expect(recorder.batches.withLock { $0 } == [[1]])
-        leave.withLock { $0 = nil }
+        down.store(false, ordering: .relaxed)
         try await commits.write(2)
         #expect(recorder.batches.withLock { $0 } == [[1], [2], [-1, -2]])
         #expect(commits.droppedPosts.load(ordering: .relaxed) == 0)
-        // Refused: dropped and counted; the write with it still succeeds.
-        leave.withLock { $0 = Refused() }
+        // Refused: made one by one; the one refused alone is dropped, the other written.
         commits.post(-3)
+        commits.post(-4)
         try await commits.write(3)
-        leave.withLock { $0 = nil }
-        try await commits.write(4)
-        #expect(recorder.batches.withLock { $0 } == [[1], [2], [-1, -2], [3], [4]])
+        #expect(recorder.batches.withLock { $0 } == [[1], [2], [-1, -2], [3], [-4]])
         #expect(commits.droppedPosts.load(ordering: .relaxed) == 1)
+        #expect(told.withLock { $0 } == ["1 Refused()"])
     }
 
     @Test func concurrentWritesAllLandInBatches() async throws {

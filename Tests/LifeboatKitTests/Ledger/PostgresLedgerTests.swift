@@ -200,6 +200,38 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// A session that inserted events and keeps its transaction open (an operator's psql) holds
+    /// the lock that orders events. A host's records do not wait on it: they are written
+    /// without their events within a second, the events held back; once that transaction
+    /// ends, the events are written too.
+    @Test func aSessionHoldingTheEventsLockHoldsBackEventsNotRecords() async throws {
+        try await withHosts { a, _, database in
+            let (run, _) = try await makeRun(a, sites: 1)
+            let claim = try #require(try await a.claimJobs(runId: run.id, host: "a", rules: ClaimRules(runConcurrency: 1), max: 1).first)
+            let server = try await LocalPostgres.shared()
+            let open = try await openTransaction(
+                "INSERT INTO events (run_id, at, kind, message) VALUES ('\(run.id)', now(), 'test.open', 'holds the lock')", in: database, on: server)
+            a.postEvent(LedgerEvent(runId: run.id, jobId: claim.jobId, at: Self.t0, kind: "test.held", message: "waits for it"))
+            var restoring = claim.job
+            restoring.state = .restoring
+            let started = ContinuousClock.now
+            try await a.updateJob(restoring, from: claim.job.state, fencedBy: claim)
+            #expect(ContinuousClock.now - started < .seconds(5))
+            let count = { (kind: String) in try server.psql(database, "SELECT count(*) FROM events WHERE kind = '\(kind)'").trimmingCharacters(in: .whitespacesAndNewlines) }
+            #expect(try server.psql(database, "SELECT state FROM jobs WHERE id = \(claim.jobId)").trimmingCharacters(in: .whitespacesAndNewlines) == "restoring")
+            #expect(try count("test.held") == "0")
+            try await open.commit()
+            let deadline = ContinuousClock.now + .seconds(20)
+            while try count("test.held") != "1" {
+                try #require(ContinuousClock.now < deadline, "the held-back event was not written within 20 s of the lock's release")
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(a.droppedPosts == 0)
+            let kinds = try await a.events(runId: run.id, afterId: 0, limit: 100).map(\.kind)
+            #expect(kinds.filter { $0.hasPrefix("test.") } == ["test.open", "test.held"])
+        }
+    }
+
     @Test func schemaIsMigratedOnceAndANewerOneIsRefused() async throws {
         try await withHosts { a, b, database in
             // Both hosts start at once: one migrates, the other finds it done.
@@ -513,9 +545,17 @@ struct PostgresLedgerTests {
     /// until `commit()`.
     private func openTransaction(_ statements: String, in database: String, on server: LocalPostgres) async throws -> OpenTransaction {
         try server.psql(database, "CREATE TABLE test_release (x int)")
-        // Each statement of the loop sees rows committed since (read committed).
-        let session = Task.detached {
-            try server.psql(database, "BEGIN; \(statements); DO $$ BEGIN WHILE NOT EXISTS (SELECT FROM test_release) LOOP PERFORM pg_sleep(0.01); END LOOP; END $$; COMMIT;")
+        // Each statement of the loop sees rows committed since (read committed). The session's
+        // psql is waited for on a thread of its own: two tests each holding one of Swift's shared
+        // threads for it (as many as cores) would stall everything else, the ledger included.
+        let session = Task {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
+                Thread.detachNewThread {
+                    continuation.resume(with: Result {
+                        try server.psql(database, "BEGIN; \(statements); DO $$ BEGIN WHILE NOT EXISTS (SELECT FROM test_release) LOOP PERFORM pg_sleep(0.01); END LOOP; END $$; COMMIT;")
+                    })
+                }
+            }
         }
         let deadline = ContinuousClock.now + .seconds(20)
         while try server.psql(database, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'BEGIN;%test_release%' AND wait_event = 'PgSleep' AND datname = current_database()")

@@ -67,8 +67,16 @@ final class LedgerReachability: Sendable {
     /// Whether `error` came with an answer of the server: its own error, a row this version
     /// cannot read, or one of the ledger's rules (a conflict, a lease lost).
     static func answered(_ error: any Error) -> Bool {
-        if let error = error as? PSQLError { return error.code == .server }
+        if let error = error as? PSQLError { return error.code == .server && !goingAway(error) }
         return error is PostgresDecodingError || error is LifeboatError || error is JobConflict
+    }
+
+    /// A server error that says the server is going away or cannot serve now, not why the call
+    /// was wrong: shut down by its operator or crashed (SQLSTATE 57P01–57P05), a connection
+    /// exception (08xxx). Calls made again once it is back succeed.
+    static func goingAway(_ error: PSQLError) -> Bool {
+        guard error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("57P") || state.hasPrefix("08")
     }
 
     /// Says why calls go unanswered in the server's terms, found by asking it directly (the

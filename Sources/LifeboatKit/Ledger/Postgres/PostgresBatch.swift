@@ -70,9 +70,9 @@ struct PostgresBatch {
     }
 
     private(set) var steps: [Step] = []
-    /// Events written after the steps, in a call of their own (a batch of several steps), and
-    /// where each was in the writes given.
+    /// Events written after the steps, in a call of their own (a batch of several steps).
     private(set) var events: [LedgerEvent] = []
+    /// Where the batch's events were in the writes given (wherever they are written).
     private(set) var eventIndices: [Int] = []
     private var call = RecordCall()
     /// Where each job's record is in `call.jobs`.
@@ -94,7 +94,6 @@ struct PostgresBatch {
             return
         }
         events = []
-        eventIndices = []
     }
 
     private mutating func add(_ write: PostgresWrite, at index: Int, refill: (JobClaim) -> ClaimRequest?) {

@@ -6,12 +6,23 @@ import PostgresNIO
 /// transaction of its own, one round trip); otherwise its steps are made in one transaction, and
 /// its events after it in a call of their own (`writeEvents`).
 extension PostgresLedger {
-    /// Returns the jobs claimed in the place of claims given back (committed with the batch).
-    static func write(_ batch: PostgresBatch, client: PostgresClient, host: String?, logger: Logger) async throws -> [JobClaim] {
+    /// Returns the jobs claimed in the place of claims given back (committed with the batch),
+    /// and whether the events of its one call were held back (`EventsHeldBack`): the events' lock
+    /// was not to be had in time, and the call was made again without them.
+    static func write(_ batch: PostgresBatch, client: PostgresClient, host: String?, logger: Logger) async throws
+        -> (claimed: [JobClaim], heldBack: EventsHeldBack?) {
         if batch.steps.count == 1, case .record(let call) = batch.steps[0] {
-            return try await client.withConnection { connection in try await record(call, on: connection, host: host, logger: logger) }
+            do {
+                return (try await client.withConnection { connection in try await record(call, on: connection, host: host, logger: logger) }, nil)
+            } catch let error as PSQLError where !call.events.isEmpty && EventsHeldBack.isLockTimeout(error) {
+                var without = call
+                without.events = []
+                let heldBack = await EventsHeldBack.find(client: client, logger: logger)
+                guard !without.isEmpty else { return ([], heldBack) }
+                return (try await client.withConnection { connection in try await record(without, on: connection, host: host, logger: logger) }, heldBack)
+            }
         }
-        return try await transaction(client, logger: logger) { connection in
+        let claimed = try await transaction(client, logger: logger) { connection in
             var claimed: [JobClaim] = []
             for step in batch.steps {
                 switch step {
@@ -21,11 +32,16 @@ extension PostgresLedger {
             }
             return claimed
         }
+        return (claimed, nil)
     }
 
     /// The events of a batch of several steps, once its transaction has committed.
     static func writeEvents(_ events: [LedgerEvent], client: PostgresClient, logger: Logger) async throws {
-        _ = try await client.withConnection { connection in try await record(RecordCall(events: events), on: connection, host: nil, logger: logger) }
+        do {
+            _ = try await client.withConnection { connection in try await record(RecordCall(events: events), on: connection, host: nil, logger: logger) }
+        } catch let error as PSQLError where EventsHeldBack.isLockTimeout(error) {
+            throw await EventsHeldBack.find(client: client, logger: logger)
+        }
     }
 
     /// One call of `lifeboat_record_and_claim`; returns the jobs it claimed. A refused record
@@ -48,5 +64,41 @@ extension PostgresLedger {
             guard !live.isEmpty else { throw LeaseLost(jobId: claim.jobId, host: claim.host, token: claim.token) }
             throw try await missingJob(refused.job, expected: refused.previous, host: host, connection, logger: logger)
         }
+    }
+}
+
+/// A batch's events could not be written: the lock that keeps event ids in commit order was not
+/// to be had within `lockWait` (migration 16) — another session holds it, its transaction open.
+/// The batch's other writes went ahead without them (a job's records never wait on its
+/// events); the events wait for the next batch, as when the database does not answer.
+struct EventsHeldBack: Error, CustomStringConvertible {
+    /// Who holds the lock, as the server says (nil: it was let go meanwhile).
+    var holder: String?
+
+    /// How long an insert of events waits for the lock (set by the trigger that takes it).
+    static let lockWait = "500ms"
+
+    var description: String {
+        "the ledger's events are held back: \(holder ?? "another session") holds the lock that orders them, "
+            + "with its transaction open; end that transaction (the events are written once it is)"
+    }
+
+    /// SQLSTATE 55P03 (lock_not_available): the lock wait ran out.
+    static func isLockTimeout(_ error: PSQLError) -> Bool {
+        error.code == .server && error.serverInfo?[.sqlState] == "55P03"
+    }
+
+    /// The session that holds the events' lock, in words.
+    static func find(client: PostgresClient, logger: Logger) async -> EventsHeldBack {
+        let sessions = try? await client.withConnection { connection in
+            try await connection.query("""
+                SELECT a.pid::text || COALESCE(' (' || NULLIF(a.application_name, '') || ')', '')
+                       || COALESCE(' from ' || host(a.client_addr), '') || COALESCE(', transaction open since ' || a.xact_start::text, '')
+                FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND ((l.classid::bigint << 32) | l.objid::bigint) = \(PostgresLedger.eventsLock)
+                """, logger: logger).collect()
+        }
+        return EventsHeldBack(holder: sessions?.first.flatMap { try? $0.decode(String.self) }.map { "session \($0)" })
     }
 }

@@ -529,6 +529,21 @@ extension PostgresLedger {
             END $$
             """,
         ]),
+        (16, "events wait for their lock a while only", [
+            // A session that inserted events and keeps its transaction open (an operator's psql)
+            // held every host's records behind it, with their claims' rows locked, until their
+            // claims ran out. Now an insert of events waits at most `EventsHeldBack.lockWait`
+            // for the lock and fails (55P03); the host writes its records without the events,
+            // and the events with a later batch.
+            """
+            CREATE OR REPLACE FUNCTION lifeboat_events_in_commit_order() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM set_config('lock_timeout', '\(EventsHeldBack.lockWait)', true);
+                PERFORM pg_advisory_xact_lock(\(eventsLock));
+                RETURN NULL;
+            END $$
+            """,
+        ]),
     ]
 
     /// `lifeboat_claim_jobs(run, host, max, run limit, limited products, their limits, dependent
@@ -609,7 +624,7 @@ extension PostgresLedger {
 
     /// A constant key for `pg_advisory_xact_lock`: inserts of events take turns, each to its
     /// transaction's end (migration 15).
-    private static let eventsLock: Int64 = 0x4C42_4556_454E_5453 // "LBEVENTS"
+    static let eventsLock: Int64 = 0x4C42_4556_454E_5453 // "LBEVENTS"
 
     /// Applies what is missing, in one transaction (PostgreSQL's DDL is transactional: a host
     /// killed mid-migration leaves nothing half-done).

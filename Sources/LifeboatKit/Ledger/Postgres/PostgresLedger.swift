@@ -78,15 +78,19 @@ public final class PostgresLedger: Ledger, Service {
             let batch = PostgresBatch(writes, refill: { released in
                 refiller?.refill(after: released).map { ClaimRequest(runId: released.runId, host: released.host, rules: $0, max: 1, lease: claimLease) }
             })
-            let claimed = try await reachability.call { try await Self.write(batch, client: await pool.client, host: host, logger: logger) }
+            let (claimed, heldBack) = try await reachability.call { try await Self.write(batch, client: await pool.client, host: host, logger: logger) }
             if let refiller, !claimed.isEmpty { refiller.claimed(claimed, sent: sent) }
+            if let heldBack { throw PartialCommit(left: batch.eventIndices, error: heldBack) }
             guard !batch.events.isEmpty else { return }
             do {
                 try await reachability.call { try await Self.writeEvents(batch.events, client: await pool.client, logger: logger) }
             } catch {
                 throw PartialCommit(left: batch.eventIndices, error: error)
             }
-        }, unanswered: Self.unanswered)
+        }, unanswered: Self.unanswered, dropped: { count, why in
+            logger.error("the ledger refused posted changes (job records, events or claims given back); they are not in it",
+                         metadata: ["count": "\(count)", "error": "\(why)"])
+        })
     }
 
     private static func tls(_ settings: PostgresLedgerSettings) throws -> PostgresClient.Configuration.TLS {
@@ -116,9 +120,10 @@ public final class PostgresLedger: Ledger, Service {
     /// again would only repeat.
     static func unanswered(_ error: any Error) -> Bool {
         if error is CancellationError { return false }
+        if error is EventsHeldBack { return true }
         if let error = error as? PSQLError {
             let connection: [PSQLError.Code] = [.clientClosedConnection, .serverClosedConnection, .connectionError, .uncleanShutdown, .poolClosed]
-            return connection.contains(error.code)
+            return connection.contains(error.code) || LedgerReachability.goingAway(error)
         }
         return !LedgerReachability.answered(error)
     }
