@@ -68,7 +68,7 @@ final class LedgerReachability: Sendable {
     /// cannot read, or one of the ledger's rules (a conflict, a lease lost).
     static func answered(_ error: any Error) -> Bool {
         if let error = error as? PSQLError { return error.code == .server && !goingAway(error) }
-        return error is PostgresDecodingError || error is LifeboatError || error is JobConflict
+        return error is PostgresDecodingError || error is LifeboatError || error is JobConflict || error is EventsHeldBack
     }
 
     /// A server error that says the server is going away or cannot serve now, not why the call

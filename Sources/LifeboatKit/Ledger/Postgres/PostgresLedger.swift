@@ -72,6 +72,17 @@ public final class PostgresLedger: Ledger, Service {
                                                              ("idle_in_transaction_session_timeout", lease)]
         pool = ConnectionPoolSlot(settings: settings) { [configuration] in PostgresClient(configuration: configuration, backgroundLogger: logger) }
         let (pool, logger, slots, claimLease, reachability) = (self.pool, self.logger, self.slots, settings.lease, self.reachability)
+        // Events held back are said at most once a minute (they are tried again every half second).
+        let heldBackSaid = Mutex<ContinuousClock.Instant?>(nil)
+        @Sendable func said(_ error: EventsHeldBack) -> EventsHeldBack {
+            let now = heldBackSaid.withLock { last in
+                guard last.map({ .now - $0 >= .seconds(60) }) ?? true else { return false }
+                last = .now
+                return true
+            }
+            if now { logger.warning("\(error)") }
+            return error
+        }
         commits = GroupCommit(committer: { writes in
             let refiller = slots.refiller
             let sent = ContinuousClock.now
@@ -80,10 +91,12 @@ public final class PostgresLedger: Ledger, Service {
             })
             let (claimed, heldBack) = try await reachability.call { try await Self.write(batch, client: await pool.client, host: host, logger: logger) }
             if let refiller, !claimed.isEmpty { refiller.claimed(claimed, sent: sent) }
-            if let heldBack { throw PartialCommit(left: batch.eventIndices, error: heldBack) }
+            if let heldBack { throw PartialCommit(left: batch.eventIndices, error: said(heldBack)) }
             guard !batch.events.isEmpty else { return }
             do {
                 try await reachability.call { try await Self.writeEvents(batch.events, client: await pool.client, logger: logger) }
+            } catch let error as EventsHeldBack {
+                throw PartialCommit(left: batch.eventIndices, error: said(error))
             } catch {
                 throw PartialCommit(left: batch.eventIndices, error: error)
             }
