@@ -123,6 +123,10 @@ struct JobRunner: Sendable {
                 // refused if another host does: a short outage of the ledger lets a lease run out
                 // with nobody else taking it.
                 .interrupted(at: now, reason: "the loss of its claim on host \(env.host ?? "?")")
+            } else if (error as? any LedgerNoAnswer)?.gotNoAnswer == true {
+                // The shared ledger did not answer (restarted, failed over, cut off): whether the
+                // write took is not known. Back to the queue, as after a crash, not failed.
+                .interrupted(at: now, reason: "a ledger that did not answer on host \(env.host ?? "?")")
             } else if error is CancellationError || Task.isCancelled {
                 .interrupted(at: now)
             } else if let error = error as? JobError {

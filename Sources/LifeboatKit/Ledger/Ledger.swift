@@ -66,6 +66,13 @@ public protocol Ledger: Sendable {
     func holds(runId: String, job: String?) async throws -> [(job: String, path: String)]
 }
 
+/// An error of a ledger call that got no answer: the database refused or dropped the connection,
+/// or is shutting down. Whether the call took effect is not known; a job whose write got none goes
+/// back to the queue, as after a crash, instead of failing.
+public protocol LedgerNoAnswer: Error {
+    var gotNoAnswer: Bool { get }
+}
+
 extension Ledger {
     /// All of a run's events, by id, read a page at a time.
     func allEvents(runId: String) async throws -> [LedgerEvent] {

@@ -232,6 +232,44 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// A fenced write whose session the server ends (a restart, an administrator's
+    /// pg_terminate_backend: SQLSTATE 57P01) got no answer: its caller hears so
+    /// (`LedgerNoAnswer`), and a job goes back to the queue rather than failing.
+    @Test func aWriteWhoseSessionTheServerEndsGotNoAnswer() async throws {
+        try await withHosts { a, _, database in
+            let (run, _) = try await makeRun(a, sites: 1)
+            let claim = try #require(try await a.claimJobs(runId: run.id, host: "a", rules: ClaimRules(runConcurrency: 1), max: 1).first)
+            let server = try await LocalPostgres.shared()
+            // The claim's row locked elsewhere: the write waits on it, in flight.
+            let open = try await openTransaction("SELECT 1 FROM claims WHERE job_id = \(claim.jobId) FOR UPDATE", in: database, on: server)
+            var restoring = claim.job
+            restoring.state = .restoring
+            let write = Task { try await a.updateJob(restoring, from: claim.job.state, fencedBy: claim) }
+            let waiting = "SELECT pid FROM pg_stat_activity WHERE application_name = 'lifeboatd' AND wait_event_type = 'Lock' AND datname = current_database()"
+            let deadline = ContinuousClock.now + .seconds(20)
+            var pid = ""
+            while pid.isEmpty {
+                try #require(ContinuousClock.now < deadline, "the write did not wait on the claim's row within 20 s")
+                try await Task.sleep(for: .milliseconds(20))
+                pid = try server.psql(database, waiting).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            _ = try server.psql(database, "SELECT pg_terminate_backend(\(pid))")
+            do {
+                try await write.value
+                Issue.record("the write succeeded although its session was ended")
+            } catch {
+                #expect((error as? any LedgerNoAnswer)?.gotNoAnswer == true, "\(error)")
+            }
+            try await open.commit()
+            // A refusal is an answer.
+            var stale = restoring
+            stale.state = .verifying
+            await #expect { try await a.updateJob(stale, from: .committing, fencedBy: claim) } throws: { error in
+                (error as? any LedgerNoAnswer)?.gotNoAnswer != true
+            }
+        }
+    }
+
     @Test func schemaIsMigratedOnceAndANewerOneIsRefused() async throws {
         try await withHosts { a, b, database in
             // Both hosts start at once: one migrates, the other finds it done.

@@ -30,10 +30,12 @@ public final class PostgresLedger: Ledger, Service {
     private let schema = SchemaGate()
 
     /// Why the ledger could not do what was asked; names the database, never the password.
-    public struct Failure: LifeboatError {
+    public struct Failure: LifeboatError, LedgerNoAnswer {
         public var operation: String
         public var url: String
         public var reason: String
+        /// The database did not answer the call (see `unanswered(_:)`).
+        public var gotNoAnswer = false
         public var exitCode: CLIExit { .failed }
         public var description: String { "ledger \(url): \(operation) failed: \(reason)" }
     }
@@ -171,7 +173,7 @@ public final class PostgresLedger: Ledger, Service {
         }
         if error is Failure || error is RowNotFound || error is SchemaMismatch || error is CancellationError
             || error is JobConflict || error is RunLeaseLost || error is LeaseLost || error is HostNameInUse || error is SafetyRefusal { return error }
-        return Failure(operation: operation, url: url, reason: Self.describe(error))
+        return Failure(operation: operation, url: url, reason: Self.describe(error), gotNoAnswer: Self.unanswered(error))
     }
 
     /// What went wrong, in words: the server's message and SQLSTATE, or the client's error code.
