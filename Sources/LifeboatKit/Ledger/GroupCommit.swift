@@ -189,39 +189,31 @@ final class GroupCommit<Operation: Sendable>: Sendable {
     private func drain(_ commit: Committer) async {
         while let batch = nextBatch() {
             var failed: [Int: Error] = [:]
-            let operations = batch.compactMap(\.operation)
+            // What failed, and why: the whole batch, or what a partial commit left.
+            var left: [Item] = []
+            var why: (any Error)?
+            let carriers = batch.filter { $0.operation != nil }
             do {
                 // A batch of flushes alone has nothing to commit: what they wait for is done.
-                if !operations.isEmpty { try await commit(operations) }
+                if !carriers.isEmpty { try await commit(carriers.compactMap(\.operation)) }
             } catch let partial as PartialCommit {
                 // The rest is durable: only what was left fails, as a batch of its own would.
-                let carriers = batch.filter { $0.operation != nil }
-                let left = partial.left.filter { carriers.indices.contains($0) }.map { carriers[$0] }
-                guard unanswered?(partial.error) == true && retrying.load(ordering: .relaxed) else {
-                    // Refused: each is made alone, as those of a failed batch are.
-                    for item in left {
-                        guard let operation = item.operation else { continue }
-                        do { try await commit([operation]) } catch { note(error, of: item, in: &failed) }
-                    }
+                (left, why) = (partial.left.filter { carriers.indices.contains($0) }.map { carriers[$0] }, partial.error)
+            } catch {
+                (left, why) = (batch, error)
+            }
+            if let why {
+                if unanswered?(why) == true && retrying.load(ordering: .relaxed) {
+                    // Nobody could be asked: the callers hear so (a flush too: what it waits for
+                    // is not durable), the posted changes wait at the head of the queue for an answer.
+                    for item in left where item.awaited { failed[item.ticket] = why }
+                    keep(left.filter { !$0.awaited })
                     settle(batch, failed: failed)
+                    try? await Task.sleep(for: Self.retryPause)
                     continue
                 }
-                for item in left where item.awaited { failed[item.ticket] = partial.error }
-                keep(left.filter { !$0.awaited })
-                settle(batch, failed: failed)
-                try? await Task.sleep(for: Self.retryPause)
-                continue
-            } catch where unanswered?(error) == true && retrying.load(ordering: .relaxed) {
-                // Nobody could be asked: the callers hear so (a flush too: what it waits for is
-                // not durable), the posted changes wait at the head of the queue for an answer.
-                for item in batch where item.awaited { failed[item.ticket] = error }
-                keep(batch.filter { !$0.awaited })
-                settle(batch, failed: failed)
-                try? await Task.sleep(for: Self.retryPause)
-                continue
-            } catch {
                 // One bad change must not sink its neighbours: retry them one by one.
-                for item in batch {
+                for item in left {
                     guard let operation = item.operation else { continue }
                     do { try await commit([operation]) } catch { note(error, of: item, in: &failed) }
                 }

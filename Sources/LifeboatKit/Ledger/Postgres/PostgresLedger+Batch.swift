@@ -68,15 +68,13 @@ extension PostgresLedger {
 }
 
 /// A batch's events could not be written: the lock that keeps event ids in commit order was not
-/// to be had within `lockWait` (migration 16) — another session holds it, its transaction open.
-/// The batch's other writes went ahead without them (a job's records never wait on its
-/// events); the events wait for the next batch, as when the database does not answer.
+/// to be had within 500 ms (migration 16's trigger sets that wait): another session holds it,
+/// its transaction open. The batch's other writes went ahead without them (a job's records
+/// never wait on its events); the events wait for the next batch, as when the database does
+/// not answer.
 struct EventsHeldBack: Error, CustomStringConvertible {
     /// Who holds the lock, as the server says (nil: it was let go meanwhile).
     var holder: String?
-
-    /// How long an insert of events waits for the lock (set by the trigger that takes it).
-    static let lockWait = "500ms"
 
     var description: String {
         "the ledger's events are held back: \(holder ?? "another session") holds the lock that orders them, "

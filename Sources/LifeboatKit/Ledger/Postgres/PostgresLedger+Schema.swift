@@ -532,13 +532,13 @@ extension PostgresLedger {
         (16, "events wait for their lock a while only", [
             // A session that inserted events and keeps its transaction open (an operator's psql)
             // held every host's records behind it, with their claims' rows locked, until their
-            // claims ran out. Now an insert of events waits at most `EventsHeldBack.lockWait`
+            // claims ran out. Now an insert of events waits at most 500 ms
             // for the lock and fails (55P03); the host writes its records without the events,
             // and the events with a later batch.
             """
             CREATE OR REPLACE FUNCTION lifeboat_events_in_commit_order() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                PERFORM set_config('lock_timeout', '\(EventsHeldBack.lockWait)', true);
+                PERFORM set_config('lock_timeout', '500ms', true);
                 PERFORM pg_advisory_xact_lock(\(eventsLock));
                 RETURN NULL;
             END $$

@@ -135,6 +135,8 @@ public final class PostgresLedger: Ledger, Service {
     /// again would only repeat.
     static func unanswered(_ error: any Error) -> Bool {
         if error is CancellationError { return false }
+        // The server answered, but the events wait for its lock all the same: kept, like posts
+        // of a batch nobody answered (`LedgerReachability` counts it an answer).
         if error is EventsHeldBack { return true }
         if let error = error as? PSQLError {
             let connection: [PSQLError.Code] = [.clientClosedConnection, .serverClosedConnection, .connectionError, .uncleanShutdown, .poolClosed]
