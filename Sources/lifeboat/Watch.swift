@@ -59,8 +59,9 @@ enum Watch {
             // The daemon ends its streams when it stops: where the run stands then is what a
             // follower needs, not a connection error.
             throw CLIFailure(code: .unreachable, message: "lifeboatd closed the stream before run \(runId) ended, as it does when it stops or restarts; "
-                             + "a run a stop interrupts is recorded interrupted and resumes at the daemon's next start: follow it again then "
-                             + "(lifeboat watch \(runId)), or see where it stands (lifeboat show \(runId))")
+                             + "a run a stop interrupts is recorded interrupted and resumes at the daemon's next start (with a ledger several hosts share, "
+                             + "it goes on on the other hosts): follow it again then, or on another host (lifeboat watch \(runId)), "
+                             + "or see where it stands (lifeboat show \(runId))")
         }
         if stoppedAtHalt {
             throw CLIFailure(code: .halted, message: json || quiet ? "" : "run \(runId) is halted at a wave gate (--exit-on-halt); it waits for `lifeboat resume \(runId)` or `lifeboat cancel \(runId)`")

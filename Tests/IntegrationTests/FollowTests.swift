@@ -9,13 +9,18 @@ final class BackgroundCLI: @unchecked Sendable {
     let output: String
     let errors: String
 
-    init(_ daemon: DaemonHarness, _ arguments: [String], output name: String = "follow.log") throws {
-        output = daemon.dir.file(name)
-        errors = daemon.dir.file(name + ".err")
+    convenience init(_ daemon: DaemonHarness, _ arguments: [String], output name: String = "follow.log") throws {
+        try self.init(socket: daemon.socket, in: daemon.dir, arguments, output: name)
+    }
+
+    /// The command against the daemon listening on `socket`, its output in `dir`.
+    init(socket: String, in dir: TempDir, _ arguments: [String], output name: String) throws {
+        output = dir.file(name)
+        errors = dir.file(name + ".err")
         for path in [output, errors] { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         process.executableURL = URL(fileURLWithPath: Binaries.lifeboat)
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["LIFEBOAT_SOCKET": daemon.socket]) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.merging(["LIFEBOAT_SOCKET": socket]) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
         try process.run()

@@ -570,13 +570,16 @@ struct SeveralHostsTests {
 
     /// A coordinator frozen past its lease finds, once thawed, that the run was taken over: it
     /// says so (a notice, not an error), and leaves the run's end to the host that ended it — one
-    /// report, written there.
+    /// report, written there. A watch of the run on either host follows it to its end: on the
+    /// frozen host in the ledger once the run left it, on the other in the ledger until the run
+    /// came to it.
     @Test func aFrozenCoordinatorLeavesTheRunToTheHostThatTookItOver() async throws {
-        let (_, hosts, database, server) = try await fleet(sites: 8, hosts: ["recovery-1", "recovery-2"], verifySleep: "1", concurrency: 2)
+        let (dir, hosts, database, server) = try await fleet(sites: 8, hosts: ["recovery-1", "recovery-2"], verifySleep: "1", concurrency: 2)
         let (frozen, other) = (hosts[0], hosts[1])
         for host in hosts { try host.start() }
         defer { for host in hosts { host.stop() } }
         let id = try startRestore(on: frozen)
+        let watches = try hosts.map { try BackgroundCLI(socket: $0.socket, in: dir, ["watch", id], output: "watch-\($0.name).log") }
         let sql = { (query: String) in try self.sql(server, database, query) }
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'") == "0" { try await Task.sleep(for: .milliseconds(50)) }
@@ -588,6 +591,10 @@ struct SeveralHostsTests {
         while Date().timeIntervalSince(woke) < 20, !frozen.daemonLog.contains("run taken over by another host") { try await Task.sleep(for: .milliseconds(200)) }
         #expect(frozen.daemonLog.contains("NOTICE run taken over by another host: this host's lease on it ran out"), "\(frozen.daemonLog.suffix(3_000))")
         #expect(!frozen.daemonLog.contains("run stopped: ledger write failed"))
+        for (host, watch) in zip(hosts, watches) {
+            #expect(try await watch.waitForExit(timeout: 30) == 0, "\(host.name): \(watch.text)\(watch.errorText)")
+            #expect(watch.text.contains("run \(id) succeeded"), "\(host.name): \(watch.text)")
+        }
         let reports = { (host: Host) in (try? FileManager.default.contentsOfDirectory(atPath: host.dir.file("state-\(host.name)/reports"))) ?? [] }
         #expect(reports(other).contains("\(id).html"), "\(reports(other))")
         #expect(!reports(frozen).contains { $0.hasPrefix(id) }, "\(reports(frozen))")
@@ -1018,7 +1025,8 @@ struct SeveralHostsTests {
 
     /// A ledger that drops every connection for a few seconds while jobs verify (a restart, a
     /// failover): the jobs wait for it and the run ends as if nothing happened — every job once,
-    /// no staging left, nothing recorded behind what was done.
+    /// no staging left, nothing recorded behind what was done; a watch of the run follows it to
+    /// its end.
     @Test func aShortLedgerOutageMidRunLosesNothing() async throws {
         let (dir, _, database, server) = try await fleet(sites: 3, hosts: [], verifySleep: "2", concurrency: 6)
         var ledger = FaultProxy(upstreamPort: server.port, fault: nil)
@@ -1030,6 +1038,7 @@ struct SeveralHostsTests {
         }
         let sql = { (query: String) in try self.sql(server, database, query) }
         let id = try startRestore(on: host)
+        let watch = try BackgroundCLI(socket: host.socket, in: dir, ["watch", id], output: "watch.log")
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE state IN ('restoring', 'verifying')") == "0" { try await Task.sleep(for: .milliseconds(20)) }
         ledger.stop()
@@ -1042,6 +1051,8 @@ struct SeveralHostsTests {
         // Jobs whose claim ran out meanwhile start over (from fresh staging); none fails.
         #expect(try await waitForState(host, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded", "\(host.daemonLog.suffix(4_000))")
         #expect(try sql("SELECT string_agg(DISTINCT state, ',') FROM jobs") == "succeeded", "\(host.daemonLog.suffix(4_000))")
+        #expect(try await watch.waitForExit(timeout: 30) == 0, "\(watch.text)\(watch.errorText)")
+        #expect(watch.text.contains("run \(id) succeeded"), "\(watch.text)")
         // Each committed once: nothing displaced (the targets were empty), one success each.
         #expect(try sql("SELECT COUNT(*) FROM events WHERE run_id = '\(id)' AND kind = 'job.succeeded'") == "6")
         #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
@@ -1050,6 +1061,40 @@ struct SeveralHostsTests {
         for site in sites {
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("out/\(site)")).sorted() == ["contacts", "jira"])
         }
+    }
+
+    /// A run whose end the ledger refuses to record (the database's disk full, SQLSTATE 53100)
+    /// stops, and is taken up again from the ledger once the database takes writes: it ends once,
+    /// with one report, and a watch of it follows it to that end rather than to the stop.
+    @Test func aRunStoppedByARefusedWriteIsTakenUpAgainAndWatchedToItsEnd() async throws {
+        let (dir, hosts, database, server) = try await fleet(sites: 2, hosts: ["recovery-1"], verifySleep: "1", concurrency: 2)
+        let host = hosts[0]
+        let sql = { (query: String) in try self.sql(server, database, query) }
+        try host.start()
+        defer { host.stop() }
+        // Once the host made the tables.
+        _ = try sql("""
+            CREATE FUNCTION refuse_run_end() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'could not extend file: No space left on device (a test)' USING ERRCODE = '53100'; END $$;
+            CREATE TRIGGER refuse_run_end BEFORE UPDATE ON runs FOR EACH ROW
+            WHEN (NEW.state IN ('succeeded', 'failed')) EXECUTE FUNCTION refuse_run_end();
+            """)
+        let id = try startRestore(on: host)
+        let watch = try BackgroundCLI(socket: host.socket, in: dir, ["watch", id], output: "watch.log")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !host.daemonLog.contains("run stopped: ledger write failed") { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(host.daemonLog.contains("No space left on device (a test)"), "\(host.daemonLog.suffix(3_000))")
+        // Still following: the run did not end.
+        try await Task.sleep(for: .seconds(1))
+        #expect(watch.process.isRunning, "\(watch.text)\(watch.errorText)")
+        _ = try sql("DROP TRIGGER refuse_run_end ON runs")
+        #expect(try await watch.waitForExit(timeout: 60) == 0, "\(watch.text)\(watch.errorText)\(host.daemonLog.suffix(3_000))")
+        #expect(watch.text.contains("run \(id) succeeded"), "\(watch.text)")
+        #expect(try sql("SELECT state FROM runs WHERE id = '\(id)'") == "succeeded")
+        #expect(try sql("SELECT COUNT(*) FROM events WHERE run_id = '\(id)' AND kind = 'job.succeeded'") == "4")
+        #expect(try sql("SELECT COUNT(*) FROM events WHERE run_id = '\(id)' AND kind = 'run.succeeded'") == "1")
+        let reports = try FileManager.default.contentsOfDirectory(atPath: host.dir.file("state-\(host.name)/reports"))
+        #expect(reports.filter { $0.hasPrefix(id) && $0.hasSuffix(".html") }.count == 1, "\(reports)")
     }
 
     /// A host already running when a newer lifeboat migrates the ledger's schema past its own

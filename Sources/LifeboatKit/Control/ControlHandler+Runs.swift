@@ -70,6 +70,8 @@ extension Control.RunWatch: ServedCommand {
     /// Streams the run's events until it ends: one line per event, then the final state. Sent
     /// at most `pace` apart, each job's events in between collapsed to its latest (a run of many
     /// small jobs changes thousands of states a second; a watcher draws, or prints final states).
+    /// With a shared ledger, a run no coordinator of this host tells of (another host coordinates
+    /// it, or took it over from this one) is followed in the ledger, every `ledgerLook`.
     func answer(_ call: ControlCall) async throws -> WatchEvent {
         let queries = RunQueries(services: call.services)
         // Subscribe before reading the current state so no event falls in between.
@@ -79,12 +81,23 @@ extension Control.RunWatch: ServedCommand {
         defer { batches.close() }
         let detail = try await queries.detail(run)
         try await call.send(WatchEvent(snapshot: detail))
-        if detail.active {
+        let shared = (call.services.ledger as? any SharedLedger).map { RunInLedger(ledger: $0, detail: detail) }
+        if detail.active || (shared != nil && !detail.run.hasEnded) {
             try await call.whileConnected {
-                batches: for await batch in batches {
+                var shared = shared
+                watching: while let batch = await batches.batch(waitingUpTo: shared == nil ? .seconds(3_600) : Self.ledgerLook) {
                     for event in batch {
-                        if event.kind == .finished { break batches }
+                        if event.kind == .finished { break watching }
+                        shared?.saw(event)
                         try await call.send(WatchEvent(event: event))
+                    }
+                    if var ledger = shared, !call.services.runs.isActive(run), ledger.due {
+                        // Not answered (the database restarting, this host cut off): looked at again.
+                        if let events = try? await ledger.look(at: call.services.clock.now()) {
+                            for event in events { try await call.send(WatchEvent(event: event)) }
+                        }
+                        shared = ledger
+                        if ledger.run.hasEnded { break watching }
                     }
                     await batches.pause(Self.pace)
                     try Task.checkCancellation()
@@ -98,6 +111,52 @@ extension Control.RunWatch: ServedCommand {
 
     /// The least time between two batches of a watch's events.
     static let pace = Duration.milliseconds(100)
+    /// How often a watch looks in a shared ledger at a run no coordinator of this host tells of.
+    static let ledgerLook = Duration.milliseconds(500)
+}
+
+/// A run as a watcher follows it in a shared ledger: the changes of its jobs and of the run
+/// since the last look, as the events its coordinator would have told.
+struct RunInLedger {
+    let ledger: any SharedLedger
+    private(set) var run: RunRecord
+    /// Each job's state as the watcher was last told it.
+    private var states: [Int64: JobState]
+    private var cursor: JobChangeCursor?
+    private var looked: ContinuousClock.Instant?
+
+    init(ledger: any SharedLedger, detail: RunDetail) {
+        self.ledger = ledger
+        run = detail.run
+        states = Dictionary(detail.jobs.compactMap { job in job.id.map { ($0, job.state) } }, uniquingKeysWith: { $1 })
+    }
+
+    /// Whether a look is due (`Control.RunWatch.ledgerLook` since the last one).
+    var due: Bool { looked.map { ContinuousClock.now - $0 >= Control.RunWatch.ledgerLook } ?? true }
+
+    /// What the watcher was told from this host's bus.
+    mutating func saw(_ event: RunEvent) {
+        if let run = event.run { self.run = run }
+        if let job = event.job, let id = job.id { states[id] = job.state }
+    }
+
+    /// The jobs whose state changed since the last look, then the run if it changed.
+    mutating func look(at now: Date) async throws -> [RunEvent] {
+        looked = .now
+        let (changed, next) = try await ledger.jobChanges(runId: run.id, since: cursor)
+        cursor = next
+        var events: [RunEvent] = []
+        for job in changed {
+            guard let id = job.id, states[id] != job.state else { continue }
+            states[id] = job.state
+            events.append(RunEvent(kind: .job, runId: run.id, at: now, job: job))
+        }
+        if let latest = try await ledger.run(id: run.id), latest != run {
+            run = latest
+            events.append(RunEvent(kind: .run, runId: run.id, at: now, run: latest))
+        }
+        return events
+    }
 }
 
 extension Control.Cancel: ServedRunVerb {

@@ -34,7 +34,7 @@ public final class EventBus: Sendable {
     public func watch(runId: String) -> RunEventBatches {
         let buffer = RunEventBatches.Buffer()
         let id = add(runId, .batches(buffer))
-        buffer.signal.onTermination = { [weak self] _ in self?.remove(id) }
+        buffer.whenClosed { [weak self] in self?.remove(id) }
         return RunEventBatches(buffer: buffer)
     }
 
@@ -72,59 +72,94 @@ public final class EventBus: Sendable {
 }
 
 /// A watcher's events of one run (`EventBus.watch`): each element is what arrived since the one
-/// before, never empty; the sequence ends after the batch holding the run's `finished`.
+/// before, never empty; the sequence ends after the batch holding the run's `finished`, or when
+/// the watcher closes it (or its task is cancelled).
 public struct RunEventBatches: AsyncSequence, Sendable {
     public typealias Element = [RunEvent]
 
-    /// The events not yet taken, and a signal that there are some.
+    /// The events not yet taken, and nudges that there are some.
     final class Buffer: Sendable {
         private struct Pending {
             /// In order; a job's earlier event is nil once a later one of the job came.
             var events: [RunEvent?] = []
             /// Where each job's latest event is in `events`.
             var latest: [Int64: Int] = [:]
+            /// The run's `finished` came: nothing is added after it.
             var ended = false
+            /// The watcher is done: nothing is added or taken.
+            var closed = false
+            /// Tells the bus to forget the subscription (once).
+            var onClose: (@Sendable () -> Void)?
         }
 
         private let pending = Mutex(Pending())
-        let signal: AsyncStream<Void>.Continuation
-        let signals: AsyncStream<Void>
-        /// Nudged by the run's `finished`.
+        /// Nudged by each event.
+        let news = Nudge()
+        /// Nudged by the run's `finished` (and by a close).
         let ended = Nudge()
 
-        init() { (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1)) }
+        func whenClosed(_ action: @escaping @Sendable () -> Void) { pending.withLock { $0.onClose = action } }
 
+        /// Adds an event; the `last` (the run's `finished`) also has the bus forget the
+        /// subscription, whose buffer keeps what was not taken yet.
         func add(_ event: RunEvent, last: Bool) {
-            pending.withLock { p in
-                if p.ended { return }
+            let (added, onClose) = pending.withLock { p -> (Bool, (@Sendable () -> Void)?) in
+                if p.ended || p.closed { return (false, nil) }
                 if let id = event.job?.id, event.kind == .job || event.kind == .progress {
                     if let earlier = p.latest[id] { p.events[earlier] = nil }
                     p.latest[id] = p.events.count
                 }
                 p.events.append(event)
                 p.ended = last
+                guard last else { return (true, nil) }
+                defer { p.onClose = nil }
+                return (true, p.onClose)
             }
-            signal.yield()
-            if last {
-                signal.finish()
-                ended.nudge()
-            }
+            guard added else { return }
+            onClose?()
+            news.nudge()
+            if last { ended.nudge() }
         }
 
-        var isEnded: Bool { pending.withLock { $0.ended } }
+        var isEnded: Bool { pending.withLock { $0.ended || $0.closed } }
 
-        func take() -> [RunEvent] {
+        /// What arrived since the last take, in order; nil once nothing more comes (closed, or
+        /// the run's last batch was taken).
+        func take() -> [RunEvent]? {
             pending.withLock { p in
+                guard !p.closed else { return nil }
                 defer {
                     p.events.removeAll(keepingCapacity: true)
                     p.latest.removeAll(keepingCapacity: true)
                 }
-                return p.events.compactMap { $0 }
+                let events = p.events.compactMap { $0 }
+                return events.isEmpty && p.ended ? nil : events
             }
+        }
+
+        func close() {
+            let onClose = pending.withLock { p in
+                p.closed = true
+                defer { p.onClose = nil }
+                return p.onClose
+            }
+            onClose?()
+            news.nudge()
+            ended.nudge()
         }
     }
 
     let buffer: Buffer
+
+    /// What arrived since the last batch, waiting up to `interval` for something (empty when
+    /// nothing came meanwhile); nil once nothing more comes: after the run's last batch, or
+    /// once closed.
+    public func batch(waitingUpTo interval: Duration) async -> [RunEvent]? {
+        guard let events = buffer.take() else { return nil }
+        guard events.isEmpty else { return events }
+        await buffer.news.wait(upTo: interval)
+        return buffer.take()
+    }
 
     /// Waits `interval` between two batches (a watcher's pace), or less when the run ended: its
     /// last batch is not held back.
@@ -134,23 +169,23 @@ public struct RunEventBatches: AsyncSequence, Sendable {
     }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let buffer: Buffer
-        var signals: AsyncStream<Void>.AsyncIterator
-        var done = false
+        let batches: RunEventBatches
 
+        /// The next batch that is not empty; nil at the end, and when the task is cancelled
+        /// (which closes the subscription).
         public mutating func next() async -> [RunEvent]? {
-            while !done {
-                if await signals.next() == nil { done = true }
-                let batch = buffer.take()
+            while !Task.isCancelled {
+                guard let batch = await batches.batch(waitingUpTo: .seconds(3_600)) else { return nil }
                 if !batch.isEmpty { return batch }
             }
+            batches.close()
             return nil
         }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer, signals: buffer.signals.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(batches: self) }
 
     /// Ends the subscription: the bus forgets it (an iteration under way ends). A watcher that
     /// stops early must close, or the bus would keep its buffer for good.
-    public func close() { buffer.signal.finish() }
+    public func close() { buffer.close() }
 }

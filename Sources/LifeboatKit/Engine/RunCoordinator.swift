@@ -102,8 +102,10 @@ final class RunCoordinator {
         defer { env.board.end(run.id) }
         var final = await executeRun()
         env.guardrails.holds.release(run: run.id)
-        // Taken over: the run is the other host's to end (its report, its cleanup).
-        if coordinationLost { return final }
+        // Taken over, or left to the fleet (a drain, a ledger write that failed): the run goes on
+        // under another coordinator, whose end it is (its report, its cleanup); this host's
+        // watchers follow it in the ledger meanwhile (`Control.RunWatch`).
+        if coordinationLost || leftToFleet { return final }
         // A run that ended holds nothing anywhere (the ledger ignores its holds even if this fails).
         if final.state.isFinal { try? await env.ledger.releaseHolds(runId: run.id, paths: nil) }
         if final.state.isFinal, let finisher = env.finisher {
@@ -117,6 +119,9 @@ final class RunCoordinator {
     private var protected: ProtectedTrees?
     /// Another host took the run over (this host's lease on it ran out: paused, cut off).
     private var coordinationLost = false
+    /// With a shared ledger, this host stopped coordinating the run before its end (a drain, a
+    /// ledger write refused): another host, or this one later, takes it up.
+    private var leftToFleet = false
 
     /// Runs this run's jobs (and recovers those a crash caught).
     private var runner: JobRunner { JobRunner(run: run, plan: plan, env: env, recorder: recorder, protected: protected) }
@@ -197,6 +202,9 @@ final class RunCoordinator {
             // stays resumable.
             logger.error("run stopped: ledger write failed", metadata: ["error": "\(error)"])
             run.note = "stopped: \(error)"
+            // What was not recorded did not happen: with a shared ledger the run is taken up
+            // again from the ledger (this host lets its lease go), and ended there.
+            leftToFleet = env.queue != nil
             return run
         }
     }
@@ -205,6 +213,7 @@ final class RunCoordinator {
     /// the coordination over (this one releases it as it stops). The run stays as recorded.
     private func leftToOtherHosts() -> RunRecord {
         logger.notice("run left to the other hosts", metadata: ["run.id": "\(run.id)"])
+        leftToFleet = true
         return run
     }
 

@@ -47,6 +47,8 @@ public struct RunRecord: Sendable, Codable, Hashable {
     /// Cancelled, with hosts of the fleet still stopping its jobs (a shared ledger's cancel is
     /// recorded first, so that no host claims more; the run ends when its jobs have stopped).
     public var isCancelling: Bool { state == .cancelled && finishedAt == nil }
+    /// Succeeded, failed or cancelled, with nothing left to stop.
+    public var hasEnded: Bool { state.isFinal && !isCancelling }
     /// Marks the run cancelling, its note naming who cancelled it (`cancellingBy` reads it back).
     public mutating func beginCancelling(by who: String) {
         state = .cancelled
