@@ -19,6 +19,11 @@ import Synchronization
 /// no connection) fails its awaited writes to their callers at once, who decide (a fenced job
 /// stops); its posted changes, which have nobody to tell, are kept at the head of the queue, in
 /// order, and tried again after `retryPause` until the database answers or `stopRetrying()`.
+///
+/// A partial commit may say that what it left waits for something held elsewhere (`retryAfter`:
+/// PostgreSQL's events lock, held by another session). Those posted changes, and the
+/// `deferrable` ones queued after them, are then set aside, in order, and tried again after that
+/// long, while the batches in between go on without them: the lane does not pause.
 final class GroupCommit<Operation: Sendable>: Sendable {
     /// Commits operations in one transaction, in order, durable when it returns; throws (having
     /// committed none of them) when any fails — or `PartialCommit` when all but some posted
@@ -62,6 +67,9 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         /// Tickets whose batch failed, with the error (only for awaited writes).
         var failures: [Int: Error] = [:]
         var committedThrough = 0
+        /// Posted changes set aside (`PartialCommit.retryAfter`), in order, and until when.
+        var deferred: [Item] = []
+        var deferredUntil: ContinuousClock.Instant?
     }
 
     private let lane: Lane
@@ -71,6 +79,8 @@ final class GroupCommit<Operation: Sendable>: Sendable {
     let droppedPosts = Atomic<Int>(0)
     /// Whether a failed batch failed for want of an answer (nil: every failure is the change's).
     private let unanswered: (@Sendable (any Error) -> Bool)?
+    /// Which posted changes are set aside behind those a partial commit deferred (nil: none).
+    private let deferrable: (@Sendable (Operation) -> Bool)?
     /// Cleared by `stopRetrying()`: posted changes of an unanswered batch are then dropped.
     private let retrying = Atomic<Bool>(true)
     /// Posted changes kept for a database that does not answer, at most (the oldest go first).
@@ -81,21 +91,33 @@ final class GroupCommit<Operation: Sendable>: Sendable {
     /// Told of posted changes dropped: how many, and why (nobody waits on them to hear it).
     private let dropped: @Sendable (_ count: Int, _ why: String) -> Void
 
-    init(lane: Lane, unanswered: (@Sendable (any Error) -> Bool)? = nil,
+    init(lane: Lane, unanswered: (@Sendable (any Error) -> Bool)? = nil, deferrable: (@Sendable (Operation) -> Bool)? = nil,
          dropped: @escaping @Sendable (_ count: Int, _ why: String) -> Void = { _, _ in }) {
         self.lane = lane
         self.unanswered = unanswered
+        self.deferrable = deferrable
         self.dropped = dropped
     }
 
     convenience init(committer: @escaping Committer, unanswered: (@Sendable (any Error) -> Bool)? = nil,
+                     deferrable: (@Sendable (Operation) -> Bool)? = nil,
                      dropped: @escaping @Sendable (_ count: Int, _ why: String) -> Void = { _, _ in }) {
-        self.init(lane: .task(committer), unanswered: unanswered, dropped: dropped)
+        self.init(lane: .task(committer), unanswered: unanswered, deferrable: deferrable, dropped: dropped)
     }
 
     /// The database is closed for good: posted changes it cannot take are dropped from now on,
-    /// not kept for an answer that will not come.
-    func stopRetrying() { retrying.store(false, ordering: .relaxed) }
+    /// not kept for an answer that will not come (those set aside too).
+    func stopRetrying() {
+        retrying.store(false, ordering: .relaxed)
+        let deferred = state.withLock { s in
+            defer { (s.deferred, s.deferredUntil) = ([], nil) }
+            return s.deferred.count
+        }
+        if deferred > 0 {
+            droppedPosts.add(deferred, ordering: .relaxed)
+            dropped(deferred, "they were set aside, waiting for what held them back, when the ledger closed")
+        }
+    }
 
     /// How long the batch being committed has been waited for (zero between batches): every
     /// write queued behind it waits as long.
@@ -198,11 +220,20 @@ final class GroupCommit<Operation: Sendable>: Sendable {
                 if !carriers.isEmpty { try await commit(carriers.compactMap(\.operation)) }
             } catch let partial as PartialCommit {
                 // The rest is durable: only what was left fails, as a batch of its own would.
-                (left, why) = (partial.left.filter { carriers.indices.contains($0) }.map { carriers[$0] }, partial.error)
+                left = partial.left.filter { carriers.indices.contains($0) }.map { carriers[$0] }
+                why = partial.retryAfter.map { DeferredPosts(error: partial.error, retryAfter: $0) } ?? partial.error
             } catch {
                 (left, why) = (batch, error)
             }
             if let why {
+                if let partial = why as? DeferredPosts, retrying.load(ordering: .relaxed) {
+                    // Held back, not refused: set aside (and the like of them queued after),
+                    // while the next batches go on.
+                    for item in left where item.awaited { failed[item.ticket] = partial.error }
+                    setAside(left.filter { !$0.awaited }, for: partial.retryAfter)
+                    settle(batch, failed: failed)
+                    continue
+                }
                 if unanswered?(why) == true && retrying.load(ordering: .relaxed) {
                     // Nobody could be asked: the callers hear so (a flush too: what it waits for
                     // is not durable), the posted changes wait at the head of the queue for an answer.
@@ -261,14 +292,43 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         }
     }
 
-    /// Takes what is pending as the next batch; nil (and the drain over) when nothing is.
+    /// Takes what is pending as the next batch; nil (and the drain over) when nothing is. While
+    /// posted changes are set aside, the deferrable ones queued meanwhile join them; once their
+    /// time came, they lead the batch.
     private func nextBatch() -> [Item]? {
         state.withLock { s in
-            let batch = s.pending
+            var batch = s.pending
             s.pending.removeAll(keepingCapacity: true)
+            if let until = s.deferredUntil, let deferrable {
+                if ContinuousClock.now < until {
+                    s.deferred += batch.filter { !$0.awaited && $0.operation.map(deferrable) == true }
+                    batch.removeAll { !$0.awaited && $0.operation.map(deferrable) == true }
+                } else {
+                    batch = s.deferred + batch
+                    (s.deferred, s.deferredUntil) = ([], nil)
+                }
+            }
             if batch.isEmpty { s.flushing = false }
             s.committingSince = batch.isEmpty ? nil : .now
             return batch.isEmpty ? nil : batch
+        }
+    }
+
+    /// Sets posted changes aside (before any set aside already: they are older) for `interval`;
+    /// a drain starts when it is over, if none is going then.
+    private func setAside(_ posted: [Item], for interval: Duration) {
+        state.withLock { s in
+            s.deferred = posted + s.deferred
+            s.deferredUntil = .now + interval
+        }
+        Task {
+            try? await Task.sleep(for: interval)
+            let leader = self.state.withLock { s -> Bool in
+                guard !s.flushing, !s.deferred.isEmpty, s.deferredUntil.map({ ContinuousClock.now >= $0 }) ?? true else { return false }
+                s.flushing = true
+                return true
+            }
+            if leader { self.startDrain() }
         }
     }
 
@@ -311,10 +371,18 @@ final class GroupCommit<Operation: Sendable>: Sendable {
 /// A committer's batch was made durable except the operations at `left` (indices into what it
 /// was given), which it writes after the rest and could not: they failed with `error`. Posted
 /// changes among them are kept for the next batch when nobody could be asked, like those of a
-/// batch that failed for want of an answer.
+/// batch that failed for want of an answer; with `retryAfter`, they wait for something held
+/// elsewhere, and are set aside for that long (see `GroupCommit`).
 struct PartialCommit: Error {
     var left: [Int]
     var error: any Error
+    var retryAfter: Duration? = nil
+}
+
+/// What a partial commit left waits for something held elsewhere (`PartialCommit.retryAfter`).
+private struct DeferredPosts: Error {
+    var error: any Error
+    var retryAfter: Duration
 }
 
 /// A change to the SQLite ledger, made inside the batch's transaction.

@@ -200,6 +200,48 @@ import Testing
         #expect(told.withLock { $0 } == ["1 Refused()"])
     }
 
+    /// Posted changes a partial commit says are held back (`retryAfter`: PostgreSQL's events
+    /// lock held by another session) are set aside, with the deferrable ones queued after them,
+    /// in order; the batches in between are given none of them, so they never wait on what holds
+    /// them. Once their time came they are tried again, with no other write to carry them, and
+    /// set aside again while still held; then written, in the order posted.
+    @Test func changesHeldBackAreSetAsideWhileTheRestGoesOn() async throws {
+        struct Held: Error {}
+        let held = Atomic<Bool>(true)
+        let given = Mutex<[[Int]]>([])
+        let recorder = Recorder()
+        let commits = GroupCommit<Int>(committer: { operations in
+            // Negative numbers stand for events: written after the rest, held back while `held`.
+            given.withLock { $0.append(operations) }
+            let (rest, last) = (operations.filter { $0 >= 0 }, operations.indices.filter { operations[$0] < 0 })
+            if !rest.isEmpty { try await recorder.commit(rest) }
+            guard !last.isEmpty else { return }
+            if held.load(ordering: .relaxed) { throw PartialCommit(left: last, error: Held(), retryAfter: .milliseconds(1_500)) }
+            try await recorder.commit(last.map { operations[$0] })
+        }, deferrable: { $0 < 0 })
+        commits.post(-1)
+        try await commits.write(1)
+        commits.post(-2)
+        try await commits.write(2)
+        commits.post(-3)
+        try await commits.write(3)
+        #expect(recorder.batches.withLock { $0 } == [[1], [2], [3]])
+        // Tried again on their own once their time came, still held: set aside again.
+        try await waitUntil(timeout: .seconds(20)) { given.withLock { $0.count } >= 4 }
+        try await commits.write(4)
+        held.store(false, ordering: .relaxed)
+        try await waitUntil(timeout: .seconds(20)) { recorder.batches.withLock { $0.count } >= 5 }
+        #expect(given.withLock { $0 } == [[-1, 1], [2], [3], [-1, -2, -3], [4], [-1, -2, -3]])
+        #expect(recorder.batches.withLock { $0 } == [[1], [2], [3], [4], [-1, -2, -3]])
+        #expect(commits.droppedPosts.load(ordering: .relaxed) == 0)
+        // Set aside when the ledger closes: dropped, and said.
+        held.store(true, ordering: .relaxed)
+        commits.post(-5)
+        try await commits.write(5)
+        commits.stopRetrying()
+        #expect(commits.droppedPosts.load(ordering: .relaxed) == 1)
+    }
+
     @Test func concurrentWritesAllLandInBatches() async throws {
         let recorder = Recorder()
         let commits = GroupCommit<Int>(committer: recorder.commit)

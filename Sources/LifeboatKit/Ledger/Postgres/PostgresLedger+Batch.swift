@@ -70,8 +70,8 @@ extension PostgresLedger {
 /// A batch's events could not be written: the lock that keeps event ids in commit order was not
 /// to be had within 500 ms (migration 16's trigger sets that wait): another session holds it,
 /// its transaction open. The batch's other writes went ahead without them (a job's records
-/// never wait on its events); the events wait for the next batch, as when the database does
-/// not answer.
+/// never wait on its events); the events, and those posted after them, are set aside while the
+/// next batches go on, and tried again a while later (`PartialCommit.retryAfter`).
 struct EventsHeldBack: Error, CustomStringConvertible {
     /// Who holds the lock, as the server says (nil: it was let go meanwhile).
     var holder: String?

@@ -74,16 +74,19 @@ public final class PostgresLedger: Ledger, Service {
                                                              ("idle_in_transaction_session_timeout", lease)]
         pool = ConnectionPoolSlot(settings: settings) { [configuration] in PostgresClient(configuration: configuration, backgroundLogger: logger) }
         let (pool, logger, slots, claimLease, reachability) = (self.pool, self.logger, self.slots, settings.lease, self.reachability)
-        // Events held back are said at most once a minute (they are tried again every half second).
-        let heldBackSaid = Mutex<ContinuousClock.Instant?>(nil)
-        @Sendable func said(_ error: EventsHeldBack) -> EventsHeldBack {
-            let now = heldBackSaid.withLock { last in
-                guard last.map({ .now - $0 >= .seconds(60) }) ?? true else { return false }
-                last = .now
-                return true
+        // Events held back are said at most once a minute. They are set aside while the batches
+        // go on without them, and tried again after half a second, then after twice as long
+        // each time they are held back again, up to 5 s: each try waits out the lock's timeout.
+        let heldBack = Mutex<(said: ContinuousClock.Instant?, times: Int)>((nil, 0))
+        @Sendable func setAside(_ left: [Int], _ error: EventsHeldBack) -> PartialCommit {
+            let (sayIt, times) = heldBack.withLock { held in
+                held.times += 1
+                guard held.said.map({ .now - $0 >= .seconds(60) }) ?? true else { return (false, held.times) }
+                held.said = .now
+                return (true, held.times)
             }
-            if now { logger.warning("\(error)") }
-            return error
+            if sayIt { logger.warning("\(error)") }
+            return PartialCommit(left: left, error: error, retryAfter: min(.milliseconds(500) * (1 << min(times - 1, 4)), .seconds(5)))
         }
         commits = GroupCommit(committer: { writes in
             let refiller = slots.refiller
@@ -91,18 +94,22 @@ public final class PostgresLedger: Ledger, Service {
             let batch = PostgresBatch(writes, refill: { released in
                 refiller?.refill(after: released).map { ClaimRequest(runId: released.runId, host: released.host, rules: $0, max: 1, lease: claimLease) }
             })
-            let (claimed, heldBack) = try await reachability.call { try await Self.write(batch, client: await pool.client, host: host, logger: logger) }
+            let (claimed, held) = try await reachability.call { try await Self.write(batch, client: await pool.client, host: host, logger: logger) }
             if let refiller, !claimed.isEmpty { refiller.claimed(claimed, sent: sent) }
-            if let heldBack { throw PartialCommit(left: batch.eventIndices, error: said(heldBack)) }
-            guard !batch.events.isEmpty else { return }
-            do {
-                try await reachability.call { try await Self.writeEvents(batch.events, client: await pool.client, logger: logger) }
-            } catch let error as EventsHeldBack {
-                throw PartialCommit(left: batch.eventIndices, error: said(error))
-            } catch {
-                throw PartialCommit(left: batch.eventIndices, error: error)
+            if let held { throw setAside(batch.eventIndices, held) }
+            if !batch.events.isEmpty {
+                do {
+                    try await reachability.call { try await Self.writeEvents(batch.events, client: await pool.client, logger: logger) }
+                } catch let error as EventsHeldBack {
+                    throw setAside(batch.eventIndices, error)
+                } catch {
+                    throw PartialCommit(left: batch.eventIndices, error: error)
+                }
             }
-        }, unanswered: Self.unanswered, dropped: { count, why in
+            if !batch.eventIndices.isEmpty { heldBack.withLock { $0.times = 0 } }
+        }, unanswered: Self.unanswered, deferrable: { write in
+            if case .event = write { true } else { false }
+        }, dropped: { count, why in
             logger.error("the ledger refused posted changes (job records, events or claims given back); they are not in it",
                          metadata: ["count": "\(count)", "error": "\(why)"])
         })
