@@ -232,6 +232,37 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// A claim renewal that the server ends as a deadlock's victim (SQLSTATE 40P01: a batch of
+    /// this host's records locks some of the same claims in another order) is made again: the
+    /// host keeps its claims, and does not take the deadlock for a ledger that does not answer.
+    @Test func aClaimRenewalEndedByADeadlockIsMadeAgain() async throws {
+        try await withHosts { a, _, database in
+            let (run, _) = try await makeRun(a, sites: 1)
+            let claims = try await a.claimJobs(runId: run.id, host: "a", rules: ClaimRules(runConcurrency: 2), max: 2).sorted { $0.jobId < $1.jobId }
+            try #require(claims.count == 2)
+            let server = try await LocalPostgres.shared()
+            let deadlocks = { try server.psql(database, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").trimmingCharacters(in: .whitespacesAndNewlines) }
+            let before = try deadlocks()
+            // The session locks the second claim, waits until the renewal waits for it (holding
+            // the first), then asks for the first: a cycle, which the server breaks by ending the
+            // renewal (it has waited longest).
+            let open = try await openTransaction("""
+                SELECT 1 FROM claims WHERE job_id = \(claims[1].jobId) FOR UPDATE;
+                DO $w$ BEGIN WHILE NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'lifeboatd' AND wait_event_type = 'Lock'
+                  AND datname = current_database()) LOOP PERFORM pg_sleep(0.01); END LOOP; END $w$;
+                SELECT 1 FROM claims WHERE job_id = \(claims[0].jobId) FOR UPDATE
+                """, in: database, on: server)
+            let renewal = Task { try await a.renewClaims(claims) }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while try deadlocks() == before {
+                try #require(ContinuousClock.now < deadline, "no deadlock within 20 s")
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try await open.commit()
+            #expect(try await renewal.value == Set(claims.map(\.jobId)))
+        }
+    }
+
     /// A fenced write whose session the server ends (a restart, an administrator's
     /// pg_terminate_backend: SQLSTATE 57P01) got no answer: its caller hears so
     /// (`LedgerNoAnswer`), and a job goes back to the queue rather than failing.

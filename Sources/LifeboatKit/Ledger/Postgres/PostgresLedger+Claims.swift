@@ -38,16 +38,27 @@ extension PostgresLedger {
         guard let host = claims.first?.host else { return [] }
         let lease = settings.lease
         return try await withConnection("renew claims") { connection in
-            let rows = try await connection.query("""
-                UPDATE claims SET expires_at = now() + make_interval(secs => \(lease))
-                FROM unnest(\(claims.map(\.jobId))::int8[], \(claims.map(\.token))::int8[]) AS h(job_id, token)
-                WHERE claims.job_id = h.job_id AND claims.token = h.token AND claims.host = \(host)
-                  AND claims.released_at IS NULL AND claims.expires_at > now()
-                RETURNING claims.job_id
-                """, logger: logger)
-            var held: Set<Int64> = []
-            for try await id in rows.decode(Int64.self) { held.insert(id) }
-            return held
+            // This host's batch of records locks some of the same rows, in its own order: the
+            // server may end one of the two as a deadlock (40P01). The renewal, one statement,
+            // is simply made again then.
+            var attempt = 1
+            while true {
+                do {
+                    let rows = try await connection.query("""
+                        UPDATE claims SET expires_at = now() + make_interval(secs => \(lease))
+                        FROM unnest(\(claims.map(\.jobId))::int8[], \(claims.map(\.token))::int8[]) AS h(job_id, token)
+                        WHERE claims.job_id = h.job_id AND claims.token = h.token AND claims.host = \(host)
+                          AND claims.released_at IS NULL AND claims.expires_at > now()
+                        RETURNING claims.job_id
+                        """, logger: logger)
+                    var held: Set<Int64> = []
+                    for try await id in rows.decode(Int64.self) { held.insert(id) }
+                    return held
+                } catch let error as PSQLError where attempt < 3 && error.serverInfo?[.sqlState] == "40P01" {
+                    logger.debug("claim renewal ended as a deadlock's victim; made again", metadata: ["attempt": "\(attempt)"])
+                    attempt += 1
+                }
+            }
         }
     }
 
