@@ -245,8 +245,9 @@ struct PostgresLedgerTests {
             let before = try deadlocks()
             // The session locks the second claim, waits until the renewal waits for it (holding
             // the first), then asks for the first: a cycle, which the server breaks by ending the
-            // renewal (it has waited longest).
+            // session that looks for it first: the renewal (the session waits 30 s before it looks).
             let open = try await openTransaction("""
+                SET LOCAL deadlock_timeout = '30s';
                 SELECT 1 FROM claims WHERE job_id = \(claims[1].jobId) FOR UPDATE;
                 DO $w$ BEGIN WHILE NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'lifeboatd' AND wait_event_type = 'Lock'
                   AND datname = current_database()) LOOP PERFORM pg_sleep(0.01); END LOOP; END $w$;
