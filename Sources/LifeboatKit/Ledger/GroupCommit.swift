@@ -294,13 +294,13 @@ final class GroupCommit<Operation: Sendable>: Sendable {
 
     /// Takes what is pending as the next batch; nil (and the drain over) when nothing is. While
     /// posted changes are set aside, the deferrable ones queued meanwhile join them; once their
-    /// time came, they lead the batch.
+    /// time came, or when a flush asks for everything (a run's end, a stop), they lead the batch.
     private func nextBatch() -> [Item]? {
         state.withLock { s in
             var batch = s.pending
             s.pending.removeAll(keepingCapacity: true)
             if let until = s.deferredUntil, let deferrable {
-                if ContinuousClock.now < until {
+                if ContinuousClock.now < until, !batch.contains(where: { $0.operation == nil }) {
                     s.deferred += batch.filter { !$0.awaited && $0.operation.map(deferrable) == true }
                     batch.removeAll { !$0.awaited && $0.operation.map(deferrable) == true }
                 } else {

@@ -234,10 +234,13 @@ import Testing
         #expect(given.withLock { $0 } == [[-1, 1], [2], [3], [-1, -2, -3], [4], [-1, -2, -3]])
         #expect(recorder.batches.withLock { $0 } == [[1], [2], [3], [4], [-1, -2, -3]])
         #expect(commits.droppedPosts.load(ordering: .relaxed) == 0)
-        // Set aside when the ledger closes: dropped, and said.
+        // A flush (a run's end, a stop) tries what is set aside at once, whatever its time.
         held.store(true, ordering: .relaxed)
         commits.post(-5)
         try await commits.write(5)
+        try await commits.flush()
+        #expect(given.withLock { Array($0.suffix(2)) } == [[-5, 5], [-5]])
+        // Set aside when the ledger closes: dropped, and said.
         commits.stopRetrying()
         #expect(commits.droppedPosts.load(ordering: .relaxed) == 1)
     }
