@@ -70,8 +70,9 @@ extension Control.RunWatch: ServedCommand {
     /// Streams the run's events until it ends: one line per event, then the final state. Sent
     /// at most `pace` apart, each job's events in between collapsed to its latest (a run of many
     /// small jobs changes thousands of states a second; a watcher draws, or prints final states).
-    /// With a shared ledger, a run no coordinator of this host tells of (another host coordinates
-    /// it, or took it over from this one) is followed in the ledger, every `ledgerLook`.
+    /// With a shared ledger, the run is also followed in the ledger, every `ledgerLook`: the jobs
+    /// of other hosts that no coordinator here tells of (the run is coordinated elsewhere, or
+    /// was taken over from or by this host meanwhile), and the run's end when it ends elsewhere.
     func answer(_ call: ControlCall) async throws -> WatchEvent {
         let queries = RunQueries(services: call.services)
         // Subscribe before reading the current state so no event falls in between.
@@ -88,16 +89,22 @@ extension Control.RunWatch: ServedCommand {
                 watching: while let batch = await batches.batch(waitingUpTo: shared == nil ? .seconds(3_600) : Self.ledgerLook) {
                     for event in batch {
                         if event.kind == .finished { break watching }
-                        shared?.saw(event)
+                        // This host's bus and the ledger tell of the same jobs, each at its own
+                        // pace: a job's state is told once, and never one it has moved past.
+                        if event.kind == .job, let job = event.job, shared?.isNews(job) == false { continue }
+                        if let run = event.run { shared?.saw(run) }
                         try await call.send(WatchEvent(event: event))
                     }
-                    if var ledger = shared, !call.services.runs.isActive(run), ledger.due {
+                    if var ledger = shared, ledger.due {
+                        // Coordinated here, the run's own changes and its end come from the bus
+                        // (its end once its report is written).
+                        let here = call.services.runs.isActive(run)
                         // Not answered (the database restarting, this host cut off): looked at again.
-                        if let events = try? await ledger.look(at: call.services.clock.now()) {
+                        if let events = try? await ledger.look(at: call.services.clock.now(), runToo: !here) {
                             for event in events { try await call.send(WatchEvent(event: event)) }
                         }
                         shared = ledger
-                        if ledger.run.hasEnded { break watching }
+                        if !here, ledger.run.hasEnded { break watching }
                     }
                     await batches.pause(Self.pace)
                     try Task.checkCancellation()
@@ -111,52 +118,77 @@ extension Control.RunWatch: ServedCommand {
 
     /// The least time between two batches of a watch's events.
     static let pace = Duration.milliseconds(100)
-    /// How often a watch looks in a shared ledger at a run no coordinator of this host tells of.
+    /// How often a watch looks in a shared ledger at its run.
     static let ledgerLook = Duration.milliseconds(500)
 }
 
 /// A run as a watcher follows it in a shared ledger: the changes of its jobs and of the run
-/// since the last look, as the events its coordinator would have told.
+/// since the last look, as the events a coordinator tells, and what the watcher was told.
 struct RunInLedger {
     let ledger: any SharedLedger
     private(set) var run: RunRecord
-    /// Each job's state as the watcher was last told it.
-    private var states: [Int64: JobState]
+    /// How far on each job is, as the watcher was told it.
+    private var told: [Int64: JobProgress]
     private var cursor: JobChangeCursor?
     private var looked: ContinuousClock.Instant?
 
     init(ledger: any SharedLedger, detail: RunDetail) {
         self.ledger = ledger
         run = detail.run
-        states = Dictionary(detail.jobs.compactMap { job in job.id.map { ($0, job.state) } }, uniquingKeysWith: { $1 })
+        told = Dictionary(detail.jobs.compactMap { job in job.id.map { ($0, JobProgress(job)) } }, uniquingKeysWith: max)
     }
 
     /// Whether a look is due (`Control.RunWatch.ledgerLook` since the last one).
     var due: Bool { looked.map { ContinuousClock.now - $0 >= Control.RunWatch.ledgerLook } ?? true }
 
-    /// What the watcher was told from this host's bus.
-    mutating func saw(_ event: RunEvent) {
-        if let run = event.run { self.run = run }
-        if let job = event.job, let id = job.id { states[id] = job.state }
+    /// Whether the watcher is yet to be told `job` as it is: it is further on than what it was
+    /// told (a later attempt, or a later state of the same one); remembered as told if so.
+    mutating func isNews(_ job: JobRecord) -> Bool {
+        guard let id = job.id else { return true }
+        let progress = JobProgress(job)
+        if let known = told[id], progress <= known { return false }
+        told[id] = progress
+        return true
     }
 
-    /// The jobs whose state changed since the last look, then the run if it changed.
-    mutating func look(at now: Date) async throws -> [RunEvent] {
+    /// The run as the watcher was told it.
+    mutating func saw(_ run: RunRecord) { self.run = run }
+
+    /// The jobs that moved on since the last look, then (`runToo`) the run, if it changed.
+    mutating func look(at now: Date, runToo: Bool) async throws -> [RunEvent] {
         looked = .now
         let (changed, next) = try await ledger.jobChanges(runId: run.id, since: cursor)
         cursor = next
-        var events: [RunEvent] = []
-        for job in changed {
-            guard let id = job.id, states[id] != job.state else { continue }
-            states[id] = job.state
-            events.append(RunEvent(kind: .job, runId: run.id, at: now, job: job))
-        }
-        if let latest = try await ledger.run(id: run.id), latest != run {
+        var events = changed.filter { isNews($0) }.map { RunEvent(kind: .job, runId: run.id, at: now, job: $0) }
+        if runToo, let latest = try await ledger.run(id: run.id),
+           (latest.state, latest.note, latest.currentWave, latest.finishedAt) != (run.state, run.note, run.currentWave, run.finishedAt) {
             run = latest
             events.append(RunEvent(kind: .run, runId: run.id, at: now, run: latest))
         }
         return events
     }
+}
+
+/// How far on a job is: its attempt, then its state's place in the lifecycle. A job that goes
+/// back to the queue within an attempt (interrupted) is not further on: it is told again when
+/// its next attempt starts.
+struct JobProgress: Comparable {
+    var attempt: Int
+    var step: Int
+
+    init(_ job: JobRecord) {
+        attempt = job.attempt
+        switch job.state {
+        case .pending: step = 0
+        case .waiting: step = 1
+        case .restoring: step = 2
+        case .verifying: step = 3
+        case .committing: step = 4
+        case .succeeded, .failed, .cancelled, .skipped: step = 5
+        }
+    }
+
+    static func < (a: Self, b: Self) -> Bool { (a.attempt, a.step) < (b.attempt, b.step) }
 }
 
 extension Control.Cancel: ServedRunVerb {
