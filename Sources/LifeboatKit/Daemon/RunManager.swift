@@ -536,7 +536,8 @@ public final class RunManager: Service {
         }
         _ = active.withLock { $0.removeValue(forKey: runId) }
         // Ended, interrupted by a drain or stopped by the ledger: another host may go on with it.
-        if let shared {
+        // (A drain cancels this: the host gives back all its runs' leases as it stops.)
+        if let shared, !Task.isCancelled {
             do { try await shared.ledger.releaseCoordination(runId: runId) } catch {
                 logger.warning("could not release the run's lease; it expires", metadata: ["run.id": "\(runId)", "error": "\(error)"])
             }

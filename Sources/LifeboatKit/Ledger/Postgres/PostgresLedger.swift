@@ -110,7 +110,7 @@ public final class PostgresLedger: Ledger, Service {
         }, unanswered: Self.unanswered, deferrable: { write in
             if case .event = write { true } else { false }
         }, dropped: { count, why in
-            logger.error("the ledger refused posted changes (job records, events or claims given back); they are not in it",
+            logger.error("posted changes (job records, events or claims given back) could not be written; they are not in the ledger",
                          metadata: ["count": "\(count)", "error": "\(why)"])
         })
     }
