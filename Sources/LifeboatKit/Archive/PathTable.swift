@@ -87,7 +87,7 @@ struct PathTable<Value> {
                 hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: utf8[hashed..<end])))
                 hashed = end
                 let prefix = UnsafeBufferPointer(rebasing: utf8[..<end])
-                var state = hasher
+                let state = hasher
                 if find(prefix, hash: state.finalize()) != nil { return String(decoding: prefix, as: UTF8.self) }
             }
             return nil
@@ -200,7 +200,7 @@ struct PathWalk {
 
     /// The hash `PathTable` gives these bytes.
     var hash: Int {
-        var state = hasher
+        let state = hasher
         return state.finalize()
     }
 

@@ -38,7 +38,7 @@ public struct LifeboatLogHandler: LogHandler {
         let line = Self.format(level: event.level, message: "\(event.message)", metadata: all, label: label,
                                source: event.source, format: format, journald: journald, date: Date())
         // A log line that cannot be written (a full disk, a closed pipe) is dropped, never a crash.
-        Self.output.withLock { _ in StandardOutput.write(Data((line + "\n").utf8), to: STDERR_FILENO) }
+        Self.output.withLock { _ in _ = StandardOutput.write(Data((line + "\n").utf8), to: STDERR_FILENO) }
     }
 
     static func format(level: Logger.Level, message: String, metadata: Logger.Metadata, label: String, source: String,

@@ -114,12 +114,13 @@ public struct HTTPListener: Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in open.leave() }
                 // Idle events travel towards the tail: the size limit behind the idle handler closes.
-                return channel.pipeline.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout)).flatMap {
-                    channel.pipeline.addHandler(RequestSizeLimit(maxBytes: limits.maxRequestBytes, refusals: refusals))
-                }.flatMap {
-                    channel.pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
-                }.flatMap {
-                    channel.pipeline.addHandler(HTTPRouterHandler(router: router, requestTimeout: limits.requestTimeout, refusals: refusals))
+                // (The initializer runs on the channel's event loop: the handlers are added there.)
+                return channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
+                    try pipeline.addHandler(RequestSizeLimit(maxBytes: limits.maxRequestBytes, refusals: refusals))
+                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
+                    try pipeline.addHandler(HTTPRouterHandler(router: router, requestTimeout: limits.requestTimeout, refusals: refusals))
                 }
             }
             .bind(host: address.host, port: address.port).get()
