@@ -544,13 +544,6 @@ extension PostgresLedger {
             END $$
             """,
         ]),
-        (17, "recent finishes indexed once per job", [
-            // Each record of a job is a new row version with an entry in every index whose
-            // predicate it meets: the finishes the throughput reads (succeeded, by finish time)
-            // now cost one entry per job, not one per record.
-            "CREATE INDEX jobs_succeeded_by_finish ON jobs (finished_at) WHERE state = 'succeeded'",
-            "DROP INDEX jobs_on_state_finished_at",
-        ]),
     ]
 
     /// `lifeboat_claim_jobs(run, host, max, run limit, limited products, their limits, dependent
