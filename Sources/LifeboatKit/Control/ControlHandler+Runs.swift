@@ -154,14 +154,16 @@ struct RunInLedger {
     /// The run as the watcher was told it.
     mutating func saw(_ run: RunRecord) { self.run = run }
 
-    /// The jobs that moved on since the last look, then (`runToo`) the run, if it changed.
+    /// The jobs that moved on since the last look, then (`runToo`) the run, if it changed. The
+    /// run is read first: a run that ended did so after its jobs, which the read after it sees.
+    /// Nothing is taken as told unless both reads were answered.
     mutating func look(at now: Date, runToo: Bool) async throws -> [RunEvent] {
         looked = .now
+        let latest = runToo ? try await ledger.run(id: run.id) : nil
         let (changed, next) = try await ledger.jobChanges(runId: run.id, since: cursor)
         cursor = next
         var events = changed.filter { isNews($0) }.map { RunEvent(kind: .job, runId: run.id, at: now, job: $0) }
-        if runToo, let latest = try await ledger.run(id: run.id),
-           (latest.state, latest.note, latest.currentWave, latest.finishedAt) != (run.state, run.note, run.currentWave, run.finishedAt) {
+        if let latest, (latest.state, latest.note, latest.currentWave, latest.finishedAt) != (run.state, run.note, run.currentWave, run.finishedAt) {
             run = latest
             events.append(RunEvent(kind: .run, runId: run.id, at: now, run: latest))
         }
