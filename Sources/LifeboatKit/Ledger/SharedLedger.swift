@@ -179,6 +179,9 @@ public struct HostNameInUse: LifeboatError {
 
 /// Where a look at a run's job changes left off (`SharedLedger.jobChanges`).
 public struct JobChangeCursor: Sendable, Equatable {
-    /// The oldest transaction that was still going when the look began (PostgreSQL's xid8).
-    var xid: String
+    /// The first transaction not yet begun when the look began (PostgreSQL's xid8): what it and
+    /// later ones change is new.
+    var from: String
+    /// The transactions still going then: what they change is new too.
+    var going: [String]
 }

@@ -496,10 +496,12 @@ struct PostgresLedgerTests {
 
     /// A coordinator looks at the jobs changed since its last look: nothing when nothing
     /// changed, each change once it is committed — also one committed by a transaction that began
-    /// before a look and ended after it (a sequence number would miss that one).
+    /// before a look and ended after it (a sequence number would miss that one). A transaction
+    /// left open meanwhile makes no look read again what an earlier one read.
     ///
-    /// A look may show a change again while a transaction older than it is open anywhere on the
-    /// server (other tests share it): "nothing" is what looks show once those ended.
+    /// A look may show a change again while a transaction that began before it and changed jobs
+    /// is open anywhere on the server (other tests share it): "nothing" is what looks show once
+    /// those ended.
     @Test func jobChangesAreEachSeenAndNoneMissed() async throws {
         try await withHosts { a, _, database in
             let (run, jobs) = try await makeRun(a, sites: 2)
@@ -523,8 +525,16 @@ struct PostgresLedgerTests {
             let late = try await openTransaction("UPDATE jobs SET error = 'late' WHERE id = \(id)", in: database, on: server)
             let (during, fourth) = try await a.jobChanges(runId: run.id, since: third)
             #expect(!during.contains { $0.error == "late" })
+            // Changes committed while it stays open are seen once, not at every look.
+            var meanwhile = jobs[0]
+            meanwhile.state = .waiting
+            try await a.updateJob(meanwhile, from: .pending)
+            let (seen, fifth) = try await a.jobChanges(runId: run.id, since: fourth)
+            #expect(seen.contains(meanwhile))
+            let (again, sixth) = try await a.jobChanges(runId: run.id, since: fifth)
+            #expect(!again.contains { $0.id == meanwhile.id }, "\(again)")
             try await late.commit()
-            let (after, _) = try await a.jobChanges(runId: run.id, since: fourth)
+            let (after, _) = try await a.jobChanges(runId: run.id, since: sixth)
             #expect(after.contains { $0.id == id && $0.error == "late" }, "\(after)")
             #expect(!after.contains { $0.id == jobs[0].id })
         }

@@ -400,17 +400,25 @@ public final class PostgresLedger: Ledger, Service {
     }
 
     /// The run's jobs changed since `cursor` (all of them without one), and the cursor for the
-    /// next look. A job's row names the transaction that last changed it; the cursor is the
-    /// oldest transaction still going when this look began (`pg_snapshot_xmin`), taken before the
-    /// read: a change committed after the read was made by a transaction at least that new, so
-    /// the next look finds it. A change may be seen twice, never missed.
+    /// next look. A job's row names the transaction that last changed it. The cursor, taken
+    /// before the read, is what had not committed when this look began: the transactions not
+    /// yet begun (`pg_snapshot_xmax`) and those still going (`pg_snapshot_xip`). A change
+    /// committed after the read was made by one of them, so the next look finds it; what had
+    /// committed was read. A change may be seen twice, never missed, and a transaction left open
+    /// (an operator's psql, a pg_dump) makes no look read again what it read before.
     public func jobChanges(runId: String, since cursor: JobChangeCursor?) async throws -> ([JobRecord], JobChangeCursor) {
         try await withConnection("job changes") { connection in
-            var next = cursor ?? JobChangeCursor(xid: "0")
-            for try await xmin in try await connection.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", logger: logger)
-                .decode(String.self) { next = JobChangeCursor(xid: xmin) }
+            var next = cursor ?? JobChangeCursor(from: "0", going: [])
+            for try await (xmax, going) in try await connection.query("""
+                SELECT pg_snapshot_xmax(s)::text, ARRAY(SELECT pg_snapshot_xip(s)::text) FROM pg_current_snapshot() s
+                """, logger: logger).decode((String, [String]).self) { next = JobChangeCursor(from: xmax, going: going) }
+            let (from, going) = (cursor?.from ?? "0", cursor?.going ?? [])
+            // Two index ranges, as two reads: an OR of them may be planned as a scan of the run.
             let jobs = try await JobRow.fetch(connection.query("""
-                SELECT \(unescaped: JobRow.columnList) FROM jobs WHERE run_id = \(runId) AND changed >= \(cursor?.xid ?? "0")::xid8 ORDER BY id
+                SELECT \(unescaped: JobRow.columnList) FROM jobs WHERE run_id = \(runId) AND changed >= \(from)::xid8
+                UNION ALL
+                SELECT \(unescaped: JobRow.columnList) FROM jobs WHERE run_id = \(runId) AND changed = ANY(\(going)::xid8[]) AND changed < \(from)::xid8
+                ORDER BY id
                 """, logger: logger))
             return (jobs, next)
         }
