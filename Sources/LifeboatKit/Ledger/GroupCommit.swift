@@ -314,12 +314,21 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         }
     }
 
-    /// Sets posted changes aside (before any set aside already: they are older) for `interval`;
-    /// a drain starts when it is over, if none is going then.
+    /// Sets posted changes aside (before any set aside already: they are older) for `interval`,
+    /// keeping at most `keptPosts` of them (the oldest go first); a drain starts when it is
+    /// over, if none is going then.
     private func setAside(_ posted: [Item], for interval: Duration) {
-        state.withLock { s in
+        let excess = state.withLock { s -> Int in
             s.deferred = posted + s.deferred
             s.deferredUntil = .now + interval
+            let excess = s.deferred.count - Self.keptPosts
+            guard excess > 0 else { return 0 }
+            s.deferred.removeFirst(excess)
+            return excess
+        }
+        if excess > 0 {
+            droppedPosts.add(excess, ordering: .relaxed)
+            dropped(excess, "more than \(Self.keptPosts) changes waited for what held them back; the oldest went first")
         }
         Task {
             try? await Task.sleep(for: interval)

@@ -254,6 +254,24 @@ import Testing
         #expect(commits.droppedPosts.load(ordering: .relaxed) == 1)
     }
 
+    /// What is set aside is bounded like what waits for an answer: past `keptPosts`, the oldest
+    /// go first, counted and said.
+    @Test func changesSetAsideAreBounded() async throws {
+        struct Held: Error {}
+        let told = Mutex<[String]>([])
+        let commits = GroupCommit<Int>(committer: { operations in
+            let last = operations.indices.filter { operations[$0] < 0 }
+            if !last.isEmpty { throw PartialCommit(left: last, error: Held(), retryAfter: .seconds(30)) }
+        }, deferrable: { $0 < 0 }, dropped: { count, why in told.withLock { $0.append("\(count) \(why)") } })
+        let limit = GroupCommit<Int>.keptPosts
+        for event in 1...(limit + 10) { commits.post(-event) }
+        try await commits.write(1)
+        #expect(commits.droppedPosts.load(ordering: .relaxed) == 10)
+        #expect(told.withLock { $0 } == ["10 more than \(limit) changes waited for what held them back; the oldest went first"])
+        commits.stopRetrying()
+        #expect(commits.droppedPosts.load(ordering: .relaxed) == 10 + limit)
+    }
+
     @Test func concurrentWritesAllLandInBatches() async throws {
         let recorder = Recorder()
         let commits = GroupCommit<Int>(committer: recorder.commit)
