@@ -78,7 +78,7 @@ struct EventsHeldBack: Error, CustomStringConvertible {
 
     var description: String {
         "the ledger's events are held back: \(holder ?? "another session") holds the lock that orders them, "
-            + "with its transaction open; end that transaction (the events are written once it is)"
+            + "with its transaction open; end that transaction (the events are written within seconds of its end)"
     }
 
     /// SQLSTATE 55P03 (lock_not_available): the lock wait ran out.

@@ -142,9 +142,6 @@ public final class PostgresLedger: Ledger, Service {
     /// again would only repeat.
     static func unanswered(_ error: any Error) -> Bool {
         if error is CancellationError { return false }
-        // The server answered, but the events wait for its lock all the same: kept, like posts
-        // of a batch nobody answered (`LedgerReachability` counts it an answer).
-        if error is EventsHeldBack { return true }
         if let error = error as? PSQLError {
             let connection: [PSQLError.Code] = [.clientClosedConnection, .serverClosedConnection, .connectionError, .uncleanShutdown, .poolClosed]
             return connection.contains(error.code) || LedgerReachability.goingAway(error)
@@ -404,8 +401,8 @@ public final class PostgresLedger: Ledger, Service {
     /// before the read, is what had not committed when this look began: the transactions not
     /// yet begun (`pg_snapshot_xmax`) and those still going (`pg_snapshot_xip`). A change
     /// committed after the read was made by one of them, so the next look finds it; what had
-    /// committed was read. A change may be seen twice, never missed, and a transaction left open
-    /// (an operator's psql, a pg_dump) makes no look read again what it read before.
+    /// committed was read. A change may be seen twice, never missed, and a write transaction left
+    /// open (an operator's psql) makes no look read again what it read before.
     public func jobChanges(runId: String, since cursor: JobChangeCursor?) async throws -> ([JobRecord], JobChangeCursor) {
         try await withConnection("job changes") { connection in
             var next = cursor ?? JobChangeCursor(from: "0", going: [])
