@@ -126,6 +126,8 @@ final class FaultProxy: @unchecked Sendable {
     private var stopped = false
     private var held: [Int32] = []
     private var relays: [Relay] = []
+    /// Armed by `loseAnswer(toRequestContaining:)`.
+    private var answerToLose: [UInt8]?
 
     /// One relayed connection's two sockets: `stop()` shuts them down unless their thread closed them.
     private final class Relay: @unchecked Sendable {
@@ -139,6 +141,13 @@ final class FaultProxy: @unchecked Sendable {
 
         func shutDownWriting(_ fd: Int32) { lock.withLock { if open { shutdown(fd, Int32(SHUT_WR)) } } }
 
+        /// The next answer from the server is not forwarded: the connection is cut instead.
+        private var _loseNextAnswer = false
+        var loseNextAnswer: Bool {
+            get { lock.withLock { _loseNextAnswer } }
+            set { lock.withLock { _loseNextAnswer = newValue } }
+        }
+
         func closeBoth() {
             lock.withLock {
                 open = false
@@ -147,6 +156,23 @@ final class FaultProxy: @unchecked Sendable {
                     close(fd)
                 }
             }
+        }
+    }
+
+    /// The answer to the next request whose bytes contain `marker` (a statement's parameter, as a
+    /// client sends it) never reaches the client: the server has done the work, and the connection
+    /// is cut as the answer arrives, as a network or a failover can. Once.
+    func loseAnswer(toRequestContaining marker: String) {
+        lock.withLock { answerToLose = Array(marker.utf8) }
+    }
+
+    /// Takes the armed marker if `bytes` carry it.
+    private func takeAnswerToLose(_ bytes: ArraySlice<UInt8>) -> Bool {
+        lock.withLock {
+            guard let marker = answerToLose, bytes.count >= marker.count else { return false }
+            let found = (bytes.startIndex...(bytes.endIndex - marker.count)).contains { bytes[$0..<$0 + marker.count].elementsEqual(marker) }
+            if found { answerToLose = nil }
+            return found
         }
     }
 
@@ -282,6 +308,8 @@ final class FaultProxy: @unchecked Sendable {
             while true {
                 let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
                 if n <= 0 { break }
+                // Armed before the request goes on, so that its answer cannot come first.
+                if self.takeAnswerToLose(buffer[0..<n]) { relay.loseNextAnswer = true }
                 if !sendAll(upstream, buffer, n) { break }
             }
             relay.shutDownWriting(upstream)
@@ -292,6 +320,10 @@ final class FaultProxy: @unchecked Sendable {
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(upstream, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
+            if relay.loseNextAnswer {
+                lock.withLock { _faultsInjected += 1 }
+                break
+            }
             var count = n
             var cut = false
             if case .cutOnce(let limit)? = connectionFault, forwarded + n > limit {

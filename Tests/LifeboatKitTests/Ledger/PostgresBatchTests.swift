@@ -23,7 +23,7 @@ import Testing
     }
 
     static func event(_ kind: String) -> PostgresWrite {
-        .event(LedgerEvent(runId: "r", at: t0, kind: kind, message: ""))
+        .event(PostedEvent(event: LedgerEvent(runId: "r", at: t0, kind: kind, message: ""), key: kind))
     }
 
     /// The steps in words: `record[1:pending>verifying+10, 2:…]` (`+events[a,b]` and
@@ -31,14 +31,14 @@ import Testing
     /// the events are written after the steps, in a call of their own (with their places).
     static func plan(_ writes: [PostgresWrite], refill: (JobClaim) -> ClaimRequest? = { _ in nil }) -> [String] {
         let batch = PostgresBatch(writes, refill: refill)
-        let after = batch.events.isEmpty ? [] : ["events[" + batch.events.map(\.kind).joined(separator: ",") + "]@"
+        let after = batch.events.isEmpty ? [] : ["events[" + batch.events.map(\.event.kind).joined(separator: ",") + "]@"
                                                  + batch.eventIndices.map(String.init).joined(separator: ",")]
         return batch.steps.map { step in
             switch step {
             case .record(let call):
                 "record[" + call.jobs.map { "\($0.claim.jobId):\($0.previous.rawValue)>\($0.job.state.rawValue)+\(Int($0.minimumLease))" }
                     .joined(separator: ", ") + "]"
-                    + (call.events.isEmpty ? "" : "+events[" + call.events.map(\.kind).joined(separator: ",") + "]")
+                    + (call.events.isEmpty ? "" : "+events[" + call.events.map(\.event.kind).joined(separator: ",") + "]")
                     + (call.releases.isEmpty ? "" : "+releases[" + call.releases.map { "\($0.jobId)" }.joined(separator: ", ") + "]")
                     + (call.refill.map { "+claim[\($0.runId)×\($0.max)]" } ?? "")
             case .statements: "statements"

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import Synchronization
 
 /// A change to the PostgreSQL ledger, made in a group-commit batch's transaction. What a run of
 /// many jobs makes many of — a claimed job's records, events, claims given back — is data, so
@@ -7,7 +8,7 @@ import PostgresNIO
 /// such a run waits for); anything else is a closure, run in its turn.
 enum PostgresWrite: Sendable {
     case job(FencedJobWrite)
-    case event(LedgerEvent)
+    case event(PostedEvent)
     /// A claim given back (after its job's records).
     case release(JobClaim)
     case statements(PostgresStatements)
@@ -25,11 +26,27 @@ struct FencedJobWrite: Sendable, Hashable {
     var minimumLease: TimeInterval
 }
 
+/// An event as this host posts it: with a key unique to it, so that a batch tried again after its
+/// answer was lost (the server may have committed it) does not add it twice (migration 17).
+struct PostedEvent: Sendable {
+    var event: LedgerEvent
+    var key: String
+}
+
+/// The keys of the events one ledger posts: a random prefix of this process's (64 bits) and a
+/// count. Hosts and restarts never share one.
+final class EventKeys: Sendable {
+    private let prefix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    private let count = Atomic<Int>(0)
+
+    func next() -> String { "\(prefix).\(count.add(1, ordering: .relaxed).newValue)" }
+}
+
 /// One call of `lifeboat_record_and_claim`: records of distinct jobs, events, then claims given
 /// back, then jobs claimed in their place.
 struct RecordCall: Sendable {
     var jobs: [FencedJobWrite] = []
-    var events: [LedgerEvent] = []
+    var events: [PostedEvent] = []
     var releases: [JobClaim] = []
     /// The claim made in the slots the releases free (of one run: a slot of another run is
     /// left to the worker's own claims).
@@ -71,7 +88,7 @@ struct PostgresBatch {
 
     private(set) var steps: [Step] = []
     /// Events written after the steps, in a call of their own (a batch of several steps).
-    private(set) var events: [LedgerEvent] = []
+    private(set) var events: [PostedEvent] = []
     /// Where the batch's events were in the writes given (wherever they are written).
     private(set) var eventIndices: [Int] = []
     private var call = RecordCall()

@@ -36,7 +36,7 @@ extension PostgresLedger {
     }
 
     /// The events of a batch of several steps, once its transaction has committed.
-    static func writeEvents(_ events: [LedgerEvent], client: PostgresClient, logger: Logger) async throws {
+    static func writeEvents(_ events: [PostedEvent], client: PostgresClient, logger: Logger) async throws {
         do {
             _ = try await client.withConnection { connection in try await record(RecordCall(events: events), on: connection, host: nil, logger: logger) }
         } catch let error as PSQLError where EventsHeldBack.isLockTimeout(error) {

@@ -285,15 +285,18 @@ enum JobRow {
 enum EventRow {
     static let columnList = "id, run_id, job_id, at, kind, message"
 
-    static let columnTypes = [("run_id", "text"), ("job_id", "int8"), ("at", "timestamptz"), ("kind", "text"), ("message", "text")]
+    /// The columns an insert gives, `key` last.
+    static let columnTypes = [("run_id", "text"), ("job_id", "int8"), ("at", "timestamptz"), ("kind", "text"), ("message", "text"),
+                              ("key", "text")]
 
     /// `events`' columns, each as one array parameter.
-    static func appendColumns(of events: [LedgerEvent], to b: inout PostgresBindings) {
-        b.appendColumn(events) { $0.runId }
-        b.appendColumn(events) { $0.jobId }
-        b.appendColumn(events) { $0.at }
-        b.appendColumn(events) { $0.kind }
-        b.appendColumn(events) { $0.message }
+    static func appendColumns(of events: [PostedEvent], to b: inout PostgresBindings) {
+        b.appendColumn(events) { $0.event.runId }
+        b.appendColumn(events) { $0.event.jobId }
+        b.appendColumn(events) { $0.event.at }
+        b.appendColumn(events) { $0.event.kind }
+        b.appendColumn(events) { $0.event.message }
+        b.appendColumn(events) { $0.key }
     }
 
     static func fetch(_ rows: PostgresRowSequence) async throws -> [LedgerEvent] {

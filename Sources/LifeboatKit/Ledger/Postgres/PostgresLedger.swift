@@ -25,6 +25,8 @@ public final class PostgresLedger: Ledger, Service {
     /// a run are fenced by that run's lease. nil (tools, tests of the plain contract): unfenced.
     public let host: String?
     let commits: GroupCommit<PostgresWrite>
+    /// The keys of the events posted here (`PostedEvent`).
+    let eventKeys = EventKeys()
     /// Who takes the slots this host's claims give back (`refillSlots(with:)`).
     let slots = SlotRefill()
     private let schema = SchemaGate()
@@ -352,7 +354,7 @@ public final class PostgresLedger: Ledger, Service {
     }
 
     public func postEvent(_ event: LedgerEvent) {
-        commits.post(.event(event))
+        commits.post(.event(PostedEvent(event: event, key: eventKeys.next())))
     }
 
     public func flush() async throws {
