@@ -65,6 +65,29 @@ public struct RunFinisher: Sendable {
             logger.info("report written", metadata: ["run.id": "\(run.id)", "path": "\(path)"])
         } catch {
             logger.error("could not write the run's report", metadata: ["run.id": "\(run.id)", "error": "\(error)"])
+            return
+        }
+        if let shared = ledger as? any SharedLedger, shared.holdsBackEvents(runId: run.id) { writeAgainWithHeldEvents(run, shared) }
+    }
+
+    /// Events of the run that a session holding the events' lock held back at its end are not in
+    /// the report just written: it is written again once they are in the ledger (checked every
+    /// second while this process runs; a stop before then drops them, and says so).
+    private func writeAgainWithHeldEvents(_ run: RunRecord, _ shared: any SharedLedger) {
+        logger.notice("the run's report was written without events the ledger holds back; it is written again once they are in",
+                      metadata: ["run.id": "\(run.id)"])
+        let (ledger, directory, logger) = (self.ledger, reportsDirectory, self.logger)
+        Task {
+            while shared.holdsBackEvents(runId: run.id) {
+                try await Task.sleep(for: .seconds(1))
+            }
+            do {
+                let path = try await ReportBuilder.write(runId: run.id, ledger: ledger, directory: directory, now: Date())
+                logger.notice("report written again, with the events the ledger held back", metadata: ["run.id": "\(run.id)", "path": "\(path)"])
+            } catch {
+                logger.warning("could not write the run's report again with the events the ledger held back; `lifeboat report \(run.id)` has them",
+                               metadata: ["run.id": "\(run.id)", "error": "\(error)"])
+            }
         }
     }
 

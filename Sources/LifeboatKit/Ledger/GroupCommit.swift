@@ -119,6 +119,12 @@ final class GroupCommit<Operation: Sendable>: Sendable {
         }
     }
 
+    /// Whether posted changes that `match` are set aside (`PartialCommit.retryAfter`), waiting
+    /// for what holds them back; false once the database closed (they were dropped then).
+    func setsAside(where match: (Operation) -> Bool) -> Bool {
+        state.withLock { s in s.deferred.contains { $0.operation.map(match) ?? false } }
+    }
+
     /// How long the batch being committed has been waited for (zero between batches): every
     /// write queued behind it waits as long.
     var stalled: Duration {

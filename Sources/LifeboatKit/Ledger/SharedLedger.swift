@@ -54,6 +54,9 @@ public protocol SharedLedger: Ledger {
     /// The ledger's schema, when a host with a newer lifeboat migrated it past this build's since
     /// this host started (its heartbeat looks): this host then claims and takes over nothing.
     var schemaAhead: SchemaMismatch? { get }
+    /// Whether events of the run posted here are held back now (another session holds the lock
+    /// that orders events, its transaction open): they are written within seconds of its end.
+    func holdsBackEvents(runId: String) -> Bool
     /// Gives a claim up (the job ended, or this host stops): another host may take the job.
     /// Queued with the job's records, after them (`flush` to wait for it).
     func releaseClaim(_ claim: JobClaim)

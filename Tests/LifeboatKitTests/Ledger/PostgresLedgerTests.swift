@@ -232,6 +232,33 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// A run that ends while another session holds the events' lock has its report written
+    /// without the events held back; it is written again once they are in the ledger.
+    @Test func aReportWrittenWhileEventsAreHeldBackIsWrittenAgainWithThem() async throws {
+        try await withHosts { a, _, database in
+            let (run, _) = try await makeRun(a, sites: 1)
+            let server = try await LocalPostgres.shared()
+            let open = try await openTransaction(
+                "INSERT INTO events (run_id, at, kind, message) VALUES ('other', now(), 'test.open', 'holds the lock')", in: database, on: server)
+            a.postEvent(LedgerEvent(runId: run.id, at: Self.t0, kind: "run.note", message: "said at the run's end"))
+            try await a.flush()
+            #expect(a.holdsBackEvents(runId: run.id) && !a.holdsBackEvents(runId: "other"))
+            let dir = TestDirectory()
+            _ = await RunFinisher(ledger: a, reportsDirectory: dir.path, logger: Logger(label: "test")).finished(run, plan: nil)
+            let report = dir.file("\(run.id).json")
+            let first = try String(contentsOfFile: report, encoding: .utf8)
+            #expect(first.contains("\"id\"") && !first.contains("said at the run's end"))
+            try await open.commit()
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !(try String(contentsOfFile: report, encoding: .utf8)).contains("said at the run's end") {
+                try #require(ContinuousClock.now < deadline, "the report was not written again within 30 s of the lock's release")
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(!a.holdsBackEvents(runId: run.id))
+            #expect(try String(contentsOfFile: dir.file("\(run.id).html"), encoding: .utf8).contains("said at the run"))
+        }
+    }
+
     /// A claim renewal that the server ends as a deadlock's victim (SQLSTATE 40P01: a batch of
     /// this host's records locks some of the same claims in another order) is made again: the
     /// host keeps its claims, and does not take the deadlock for a ledger that does not answer.

@@ -357,6 +357,12 @@ public final class PostgresLedger: Ledger, Service {
         commits.post(.event(PostedEvent(event: event, key: eventKeys.next())))
     }
 
+    public func holdsBackEvents(runId: String) -> Bool {
+        commits.setsAside { write in
+            if case .event(let posted) = write { posted.event.runId == runId } else { false }
+        }
+    }
+
     public func flush() async throws {
         do {
             try await ensureSchema()
