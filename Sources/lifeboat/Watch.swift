@@ -4,7 +4,8 @@ import LifeboatKit
 /// `watch` and `--follow`: streams a run's events and draws its progress — redrawn in place on a
 /// terminal, one line per change otherwise.
 enum Watch {
-    /// Follows a run to its end. Throws exit 1 when it did not succeed.
+    /// Follows a run to its end. Throws exit 1 when it did not succeed (with `--json`, said as
+    /// JSON on standard error, as every failure is).
     /// A gate's halt is said at once, in words, and following goes on (a colleague may resume from
     /// another terminal); `exitOnHalt` ends there with exit 4 instead.
     /// `quiet` prints nothing at all (the demo's setup run).
@@ -64,18 +65,18 @@ enum Watch {
                              + "or see where it stands (lifeboat show \(runId))")
         }
         if stoppedAtHalt {
-            throw CLIFailure(code: .halted, message: json || quiet ? "" : "run \(runId) is halted at a wave gate (--exit-on-halt); it waits for `lifeboat resume \(runId)` or `lifeboat cancel \(runId)`")
+            throw CLIFailure(code: .halted, message: quiet ? "" : "run \(runId) is halted at a wave gate (--exit-on-halt); it waits for `lifeboat resume \(runId)` or `lifeboat cancel \(runId)`")
         }
         // A stop drains its runs and tells its followers so before it closes their streams.
         if let final, final.run.state == .interrupted {
-            throw CLIFailure(code: .unreachable, message: json || quiet ? "" : "run \(runId) interrupted by lifeboatd's stop; it resumes at the daemon's next start: "
+            throw CLIFailure(code: .unreachable, message: quiet ? "" : "run \(runId) interrupted by lifeboatd's stop; it resumes at the daemon's next start: "
                              + "follow it again then (lifeboat watch \(runId)), or see where it stands (lifeboat show \(runId))")
         }
         guard var final, !quiet else { return }
         if askShow { final = try client.call(Control.RunShow(run: runId)) }
         if !json { SummaryPrinter.print(run: final.run, jobs: final.jobs) }
         if final.run.state != .succeeded {
-            throw CLIFailure(code: .failed, message: json ? "" : "run \(runId) \(final.run.state.rawValue)")
+            throw CLIFailure(code: .failed, message: "run \(runId) \(final.run.state.rawValue)")
         }
     }
 

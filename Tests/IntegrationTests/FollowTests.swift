@@ -195,6 +195,11 @@ final class BackgroundCLI: @unchecked Sendable {
         let watch = try daemon.cli(["watch", runId, "--exit-on-halt"])
         #expect(watch.status == 4)
         #expect(watch.stdout.contains("HALTED: run \(runId)"))
+        // With --json, the outcome is said as JSON on standard error, as every failure is.
+        let jsonWatch = try daemon.cli(["watch", runId, "--exit-on-halt", "--json"])
+        let halted = (jsonObject(jsonWatch.stderr) as? [String: Any])?["error"] as? [String: Any]
+        #expect(jsonWatch.status == 4 && halted?["code"] as? String == "halted" && halted?["exit_code"] as? Int == 4
+                && (halted?["message"] as? String)?.contains("is halted at a wave gate") == true, "\(jsonWatch.stderr)")
         // `show` says the same.
         #expect(try daemon.cli(["show", runId]).stdout.contains("lifeboat resume \(runId)"))
         // `status` forecasts no pace for a run that makes none: it waits for an operator.
@@ -204,6 +209,9 @@ final class BackgroundCLI: @unchecked Sendable {
         #expect(forecast?["halted"] as? Bool == true && forecast?["finish_at"] == nil, "\(String(describing: forecast))")
         #expect(try daemon.cli(["cancel", runId]).status == 0)
         #expect(try await daemon.waitForRun(runId) == "cancelled")
+        let ended = try daemon.cli(["watch", runId, "--json"])
+        let failed = (jsonObject(ended.stderr) as? [String: Any])?["error"] as? [String: Any]
+        #expect(ended.status == 1 && failed?["code"] as? String == "failed" && failed?["message"] as? String == "run \(runId) cancelled", "\(ended.stderr)")
         #expect(daemon.stop() == 0)
     }
 }
