@@ -24,6 +24,10 @@ public final class LifeboatMetrics: Sendable {
     /// Runs counted in `lifeboat_runs_rto_missed_total`: a retried run that ends again is the
     /// same run (counted once per process, as a counter restarts with it).
     private let countedMisses = Mutex<Set<String>>([])
+    /// The runs whose series are exported now: those this process has active (with several
+    /// hosts, those it coordinates). A run that leaves without its end here (another host took
+    /// it over, or ended it) has its series dropped at the next refresh.
+    private let shown = Mutex<[String: RunRecord]>([:])
     /// `host="…"` on every series when several hosts share a ledger (each is scraped on its own);
     /// none on a single host, whose series stay as they were.
     private let hostLabel: [(String, String)]
@@ -48,7 +52,8 @@ public final class LifeboatMetrics: Sendable {
         registry.makeCounter(descriptor: metric("lifeboat_runs_rto_missed", "total", "Runs that ended with their RTO objective missed (a job late or not restored)"), labels: hostLabel)
     }
 
-    /// The per-run series (forecast, objective, forecast miss); removed when the run ends.
+    /// The per-run series (forecast, objective, forecast miss), on the host that coordinates the
+    /// run; removed when the run ends or leaves.
     private func runGauges(_ run: RunRecord) -> (forecast: Gauge, objective: Gauge, miss: Gauge) {
         let labels = [("run", run.id), ("plan", run.plan)]
         return (registry.makeGauge(descriptor: metric("lifeboat_run_forecast_rto", "seconds", "Forecast RTO of a run's last job from its measured pace"), labels: labels + hostLabel),
@@ -61,6 +66,7 @@ public final class LifeboatMetrics: Sendable {
     /// ended has none to say that it is idle.
     func refresh(active: [String]) async {
         runsActive.set(Double(active.count))
+        for run in shown.withLock({ shown in Array(shown.values.filter { !active.contains($0.id) }) }) { unshow(run) }
         // Reads that would wait out a ledger that does not answer are left until it does.
         if (ledger as? any SharedLedger)?.problem != nil { return }
         await measureWork(active: active)
@@ -116,7 +122,7 @@ public final class LifeboatMetrics: Sendable {
         guard event.kind == .job, let job = event.job else {
             if event.kind == .finished, let run = event.run { await ended(run, active: active) }
             // A halt (or a resume) changes what can be forecast at once, not at the next refresh.
-            if event.kind == .run, let run = event.run, !run.state.isFinal { await forecast(run) }
+            if event.kind == .run, let run = event.run, !run.state.isFinal, active.contains(run.id) { await forecast(run) }
             return
         }
         guard job.state.isFinal, host == nil || job.host == nil || job.host == host else { return }
@@ -139,7 +145,14 @@ public final class LifeboatMetrics: Sendable {
             last[job.runId] = now
             return true
         }
-        if due, let run = try? await ledger.run(id: job.runId) { await forecast(run) }
+        if due, active.contains(job.runId), let run = try? await ledger.run(id: job.runId) { await forecast(run) }
+    }
+
+    /// Drops a run's series.
+    private func unshow(_ run: RunRecord) {
+        _ = shown.withLock { $0.removeValue(forKey: run.id) }
+        let gauges = runGauges(run)
+        for gauge in [gauges.forecast, gauges.objective, gauges.miss] { registry.unregisterGauge(gauge) }
     }
 
     /// A run ended: its series go (a finished run has nothing to forecast), and a missed RTO
@@ -149,8 +162,7 @@ public final class LifeboatMetrics: Sendable {
         _ = lastForecast.withLock { $0.removeValue(forKey: run.id) }
         _ = modes.withLock { $0.removeValue(forKey: run.id) }
         guard run.state.isFinal else { return } // interrupted by a shutdown: it resumes
-        let gauges = runGauges(run)
-        for gauge in [gauges.forecast, gauges.objective, gauges.miss] { registry.unregisterGauge(gauge) }
+        unshow(run)
         if let jobs = try? await ledger.jobs(runId: run.id), ReportVerdict(run: run, jobs: jobs, now: clock.now()).rto == .missed,
            countedMisses.withLock({ $0.insert(run.id).inserted }) {
             rtoMissedRuns.increment()
@@ -181,6 +193,7 @@ public final class LifeboatMetrics: Sendable {
         // An ended run's series are gone (`ended`); a late read must not bring them back.
         guard !run.state.isFinal else { return }
         let forecast = RTOForecast(run: run, totalJobs: total, finishedJobs: finished, now: clock.now())
+        shown.withLock { $0[run.id] = run }
         let gauges = runGauges(run)
         // No forecast (none yet, or halted at a gate): no series, rather than a stale one.
         if let seconds = forecast.rtoSeconds { gauges.forecast.set(seconds) } else { registry.unregisterGauge(gauges.forecast) }

@@ -85,7 +85,7 @@ public struct RunFinisher: Sendable {
                 let path = try await ReportBuilder.write(runId: run.id, ledger: ledger, directory: directory, now: Date())
                 logger.notice("report written again, with the events the ledger held back", metadata: ["run.id": "\(run.id)", "path": "\(path)"])
             } catch {
-                logger.warning("could not write the run's report again with the events the ledger held back; `lifeboat report \(run.id)` has them",
+                logger.warning("could not write the run's report again with the events the ledger held back",
                                metadata: ["run.id": "\(run.id)", "error": "\(error)"])
             }
         }
