@@ -166,7 +166,8 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     if let listen = config.httpListen, let address = MetricsAddress(listen) {
         let registry = LifeboatMetrics(ledger: runtime.ledger, board: runtime.engine.environment.board, clock: clock, host: config.sharedLedger == nil ? nil : config.hostName)
         metrics = MetricsService(metrics: registry, events: runtime.bus.subscribe(), activeRuns: { runs.activeRuns.map(\.id) })
-        http = HTTPService(address: address, routes: WebRoutes(queries: RunQueries(services: services), registry: registry.registry), logger: logger)
+        http = HTTPService(address: address, routes: WebRoutes(queries: RunQueries(services: services), registry: registry.registry),
+                           startAfter: hostRegistered ?? .signalled, logger: logger)
         groupServices += [metrics!, http!] as [any Service]
     }
     if let pool = runtime.ledgerService, let shared = runtime.ledger as? any SharedLedger {

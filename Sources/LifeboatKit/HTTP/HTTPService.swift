@@ -14,15 +14,20 @@ public final class HTTPService: Service {
     let logger: Logger
     /// Signalled once the listener is bound.
     public let listening = ReadySignal()
+    /// What the listener waits for: with a shared ledger, this host's registration under its
+    /// name (a daemon whose name a live host holds would answer, and be scraped, as that host).
+    let startAfter: ReadySignal
 
-    init(address: MetricsAddress, routes: WebRoutes, limits: HTTPLimits = HTTPLimits(), logger: Logger) {
+    init(address: MetricsAddress, routes: WebRoutes, limits: HTTPLimits = HTTPLimits(), startAfter: ReadySignal = .signalled, logger: Logger) {
         self.address = address
         self.routes = routes
         self.limits = limits
+        self.startAfter = startAfter
         self.logger = logger
     }
 
     public func run() async throws {
+        guard await startAfter.waitForStart() else { return }
         let routes = self.routes
         let server: Channel
         do {
