@@ -16,7 +16,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Sites in the generated fleet.")
     var sites = 24
 
-    @Option(help: ArgumentHelp("Serve the web view on this loopback address (e.g. 127.0.0.1:9464) to follow the restore in a browser.",
+    @Option(help: ArgumentHelp("Serve the web view on this loopback address (e.g. 127.0.0.1:9464) to follow the restore in a browser; it stays up after the tour until Ctrl-C.",
                                valueName: "host:port"))
     var http: String?
 
@@ -118,6 +118,10 @@ struct DemoCommand: AsyncParsableCommand {
         let report = root + "/report-\(restore.id).html"
         let content = try client.call(Control.Report(run: restore.id, format: .html))
         try content.content.write(toFile: report, atomically: true, encoding: .utf8)
+        if let http {
+            print("\nThe web view stays up until you press Ctrl-C: http://\(http)/runs/\(restore.id)")
+            await Self.interrupted()
+        }
         print("""
 
             Everything is in \(root):
@@ -132,6 +136,27 @@ struct DemoCommand: AsyncParsableCommand {
               lifeboatd --config <(printf 'plans_dir: \(root)/plans\\nstate_dir: \(root)/state\\nsocket: {path: \(socket)}\\n') &
               LIFEBOAT_SOCKET=\(socket) lifeboat runs
             """)
+    }
+
+    /// Returns once the process gets SIGINT or SIGTERM (on which the daemon's services stop too).
+    static func interrupted() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let queue = DispatchQueue(label: "lifeboat-demo-interrupt")
+            let sources = [SIGINT, SIGTERM].map { signo in
+                signal(signo, SIG_IGN)
+                return DispatchSource.makeSignalSource(signal: signo, queue: queue)
+            }
+            var resumed = false
+            for source in sources {
+                source.setEventHandler {
+                    guard !resumed else { return }
+                    resumed = true
+                    for source in sources { source.cancel() }
+                    continuation.resume()
+                }
+                source.resume()
+            }
+        }
     }
 
     static func makeTemporaryDirectory() throws -> String {

@@ -29,7 +29,7 @@ import Testing
 @Suite(.ownThread) struct DemoWebViewTests {
     /// Synchronous on purpose: it polls while the demo runs, and an async test could be left
     /// unscheduled past the demo's end while other tests block the few concurrency threads.
-    @Test func demoServesTheWebViewWhileItRuns() throws {
+    @Test func demoServesTheWebViewUntilInterrupted() throws {
         let dir = TempDir()
         let port = listenerTestPort(offset: 141)
         let process = Process()
@@ -40,26 +40,36 @@ import Testing
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardError = process.standardOutput
         try process.run()
-        // While the demo goes, the API lists its runs and the page is served.
+        defer { if process.isRunning { process.terminate() } }
+        // While the demo goes, the API lists its runs as they start.
         var runs: [[String: Any]] = []
-        var page = (status: 0, body: "")
         var last = ""
         let deadline = Date().addingTimeInterval(120)
-        while process.isRunning, Date() < deadline, runs.count < 2 {
-            last = (try? httpGet("http://127.0.0.1:\(port)/api/v1/runs"))?.body ?? "curl failed"
-            runs = (jsonObject(last) as? [[String: Any]]) ?? []
-            // The page of the first run listed, once served: the demo may end (and its web view
-            // with it) right after the listing that shows its last run.
-            if page.status != 200, let restore = runs.first { page = try httpGet("http://127.0.0.1:\(port)/runs/\(restore["id"] as? String ?? "")") }
+        let text = { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        while process.isRunning, Date() < deadline, !text().contains("press Ctrl-C") {
+            if runs.isEmpty {
+                last = (try? httpGet("http://127.0.0.1:\(port)/api/v1/runs"))?.body ?? "curl failed"
+                runs = (jsonObject(last) as? [[String: Any]]) ?? []
+            }
             usleep(100_000)
         }
-        process.waitUntilExit()
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        #expect(process.terminationStatus == 0, "\(text)")
-        #expect(runs.count >= 2, "the web view never listed the demo's restore: \(last.prefix(300)) \(text)")
+        #expect(!runs.isEmpty, "the web view never listed a run while the demo ran: \(last.prefix(300)) \(text())")
+        // After the tour, the web view stays up with every run, until Ctrl-C.
+        let restore = try #require(text().firstMatch(of: /press Ctrl-C: (http:\/\/[^\s]+\/runs\/([0-9a-f-]+))/), "\(text())")
+        #expect(String(restore.1) == "http://127.0.0.1:\(port)/runs/\(restore.2)")
+        sleep(2)
+        let listed = (jsonObject(try httpGet("http://127.0.0.1:\(port)/api/v1/runs").body) as? [[String: Any]]) ?? []
+        #expect(listed.count == 3 && listed.contains { $0["id"] as? String == String(restore.2) }, "\(listed)")
+        let page = try httpGet(String(restore.1))
         #expect(page.status == 200 && page.body.contains("/static/app.js"))
-        #expect(text.contains("web view: http://127.0.0.1:\(port)/"))
-        #expect(text.contains("follow it in a browser: http://127.0.0.1:\(port)/runs/"))
+        #expect(process.isRunning)
+        process.interrupt()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text())")
+        #expect(text().contains("web view: http://127.0.0.1:\(port)/"))
+        #expect(text().contains("follow it in a browser: http://127.0.0.1:\(port)/runs/"))
+        #expect(text().contains("Everything is in "), "\(text())")
+        #expect(try httpGet("http://127.0.0.1:\(port)/api/v1/runs").status == 0, "the web view outlived the demo")
     }
 
     /// A port already taken stops the demo with a message that names it (it waited for a web
