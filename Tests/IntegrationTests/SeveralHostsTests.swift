@@ -189,8 +189,9 @@ struct SeveralHostsTests {
     @Test func aSecondDaemonUnderALiveHostsNameWaitsForTheName() async throws {
         let (dir, hosts, _, _) = try await fleet(sites: 2, hosts: ["twin-a", "twin-b"], verifySleep: "0")
         let config = dir.file("twin-b.yaml")
-        try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "  name: twin-b", with: "  name: twin-a")
-            .write(toFile: config, atomically: true, encoding: .utf8)
+        let http = "127.0.0.1:\(listenerTestPort(offset: 126))"
+        try (String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "  name: twin-b", with: "  name: twin-a")
+             + "\nhttp: { listen: \"\(http)\" }\n").write(toFile: config, atomically: true, encoding: .utf8)
         try hosts[0].start()
         defer { for host in hosts { host.stop() } }
         try hosts[1].start(waitReady: false)
@@ -198,6 +199,8 @@ struct SeveralHostsTests {
         while Date() < deadline, !hosts[1].daemonLog.contains("host name in use") { usleep(100_000) }
         #expect(hosts[1].daemonLog.contains("host name in use"), "\(hosts[1].daemonLog.suffix(2000))")
         #expect(try hosts[1].cli(["status"]).status == 3, "its socket does not answer")
+        // Nor its web view and metrics: a scrape would count it as the live host of that name.
+        #expect(try httpGet("http://\(http)/metrics").status == 0, "its HTTP listener answers")
         let restore = try hosts[0].cli(["restore", "main", "--follow"])
         #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
         #expect(!hosts[1].daemonLog.contains("job committed") && !hosts[1].daemonLog.contains("run started"), "\(hosts[1].daemonLog.suffix(2000))")
@@ -206,6 +209,7 @@ struct SeveralHostsTests {
         let freed = Date().addingTimeInterval(30)
         while Date() < freed, try hosts[1].cli(["status"]).status != 0 { usleep(200_000) }
         #expect(try hosts[1].cli(["status"]).status == 0, "\(hosts[1].daemonLog.suffix(2000))")
+        #expect(try httpGet("http://\(http)/metrics").body.contains("lifeboat_ledger_up{host=\"twin-a\"} 1"))
     }
 
     @Test func aKilledHostsRunIsTakenOverAndEveryJobCommittedOnce() async throws {
@@ -368,6 +372,10 @@ struct SeveralHostsTests {
         #expect(try scene.stagingLeftovers().isEmpty)
         // The follower saw every job end, wherever it ran.
         #expect(start.stdout.contains("48 succeeded"), "\(start.stdout)")
+        // The run's own series are its coordinator's (recovery-2): a host that only ran some of
+        // its jobs exports none of them, during the run or after it.
+        let metrics = try httpGet("http://127.0.0.1:\(listenerTestPort(offset: 125))/metrics").body
+        #expect(metrics.contains("lifeboat_jobs_total{state=\"succeeded\"") && !metrics.contains("{run=\""), "\(metrics)")
     }
 
     /// A host with another version of a run's plan (a rollout under way, a stale deploy) works
