@@ -430,104 +430,7 @@ extension PostgresLedger {
             // (SQLSTATE LB001, the job's id as its detail), and the group commit writes the
             // batch's changes one by one, each with its own outcome. None claimed when
             // p_claim_max is 0. Returns the claims, as `lifeboat_claim_jobs` does.
-            """
-            CREATE FUNCTION lifeboat_record_and_claim(
-                p_id int8[], p_run_id text[], p_site text[], p_product text[],
-                p_wave int8[], p_priority int8[], p_product_order int8[],
-                p_state text[], p_attempt int8[], p_destination text[],
-                p_snapshot_path text[], p_snapshot_taken_at timestamptz[],
-                p_queued_at timestamptz[], p_started_at timestamptz[],
-                p_finished_at timestamptz[], p_bytes int8[], p_entries int8[],
-                p_archive_bytes int8[], p_skipped_entries int8[],
-                p_rpo_seconds float8[], p_rto_seconds float8[],
-                p_rpo_met bool[], p_rto_met bool[], p_error_code text[],
-                p_error text[], p_staging_path text[],
-                p_commit_identity text[], p_quarantine_path text[],
-                p_hook_output text[], p_tree_digest text[], p_host text[],
-                p_source text[], p_previous text[], p_token int8[],
-                p_fence_host text[], p_margin float8[], p_event_run_id text[],
-                p_event_job_id int8[], p_event_at timestamptz[],
-                p_event_kind text[], p_event_message text[],
-                p_released_job_id int8[], p_released_token int8[],
-                p_claim_run text, p_claim_host text, p_claim_max bigint, p_run_limit bigint, p_limited text[],
-                p_limits bigint[], p_dependents text[], p_prerequisites text[], p_lease float8)
-            RETURNS TABLE (claim_token bigint, claim_expires_at timestamptz, claimed jobs)
-            LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
-            DECLARE
-                v_claim boolean := false;
-                v_written bigint[];
-                v_refused bigint;
-            BEGIN
-                -- The run's row first, as any claim takes it (then claims, then jobs), and without
-                -- waiting: while another host claims from the run, the slot is left to this
-                -- host's worker. A record never waits for a claim.
-                IF p_claim_max > 0 THEN
-                    PERFORM 1 FROM runs r WHERE r.id = p_claim_run AND r.state = 'running' FOR NO KEY UPDATE SKIP LOCKED;
-                    v_claim := FOUND;
-                END IF;
-                WITH written AS (
-                    UPDATE jobs SET
-                        run_id = u.run_id, site = u.site, product = u.product,
-                        wave = u.wave, priority = u.priority,
-                        product_order = u.product_order, state = u.state,
-                        attempt = u.attempt, destination = u.destination,
-                        snapshot_path = u.snapshot_path,
-                        snapshot_taken_at = u.snapshot_taken_at,
-                        queued_at = u.queued_at, started_at = u.started_at,
-                        finished_at = u.finished_at, bytes = u.bytes,
-                        entries = u.entries, archive_bytes = u.archive_bytes,
-                        skipped_entries = u.skipped_entries,
-                        rpo_seconds = u.rpo_seconds, rto_seconds = u.rto_seconds,
-                        rpo_met = u.rpo_met, rto_met = u.rto_met,
-                        error_code = u.error_code, error = u.error,
-                        staging_path = u.staging_path,
-                        commit_identity = u.commit_identity,
-                        quarantine_path = u.quarantine_path,
-                        hook_output = u.hook_output, tree_digest = u.tree_digest,
-                        host = u.host, source = u.source
-                    FROM unnest(
-                        p_id, p_run_id, p_site, p_product, p_wave, p_priority,
-                        p_product_order, p_state, p_attempt, p_destination,
-                        p_snapshot_path, p_snapshot_taken_at, p_queued_at, p_started_at,
-                        p_finished_at, p_bytes, p_entries, p_archive_bytes,
-                        p_skipped_entries, p_rpo_seconds, p_rto_seconds, p_rpo_met,
-                        p_rto_met, p_error_code, p_error, p_staging_path,
-                        p_commit_identity, p_quarantine_path, p_hook_output, p_tree_digest,
-                        p_host, p_source, p_previous, p_token, p_fence_host, p_margin)
-                    AS u (
-                        id, run_id, site, product, wave, priority, product_order, state,
-                        attempt, destination, snapshot_path, snapshot_taken_at, queued_at,
-                        started_at, finished_at, bytes, entries, archive_bytes,
-                        skipped_entries, rpo_seconds, rto_seconds, rpo_met, rto_met,
-                        error_code, error, staging_path, commit_identity, quarantine_path,
-                        hook_output, tree_digest, host, source, previous, token,
-                        fence_host, margin)
-                    WHERE jobs.id = u.id AND jobs.state = u.previous
-                      AND EXISTS (SELECT 1 FROM claims c WHERE c.job_id = u.id AND c.token = u.token AND c.host = u.fence_host
-                                  AND c.released_at IS NULL AND c.expires_at > now() + make_interval(secs => u.margin) FOR UPDATE)
-                    RETURNING jobs.id)
-                SELECT array_agg(id) INTO v_written FROM written;
-                IF COALESCE(cardinality(v_written), 0) < cardinality(p_id) THEN
-                    SELECT u.id INTO v_refused FROM unnest(p_id) AS u (id) WHERE u.id <> ALL (COALESCE(v_written, '{}')) LIMIT 1;
-                    RAISE EXCEPTION 'the record of job % was refused', v_refused USING ERRCODE = 'LB001', DETAIL = v_refused::text;
-                END IF;
-                UPDATE claims SET released_at = now()
-                FROM unnest(p_released_job_id, p_released_token) AS r (job_id, token)
-                WHERE claims.job_id = r.job_id AND claims.token = r.token AND claims.released_at IS NULL;
-                IF v_claim THEN
-                    RETURN QUERY SELECT * FROM lifeboat_claim_jobs(p_claim_run, p_claim_host, p_claim_max, p_run_limit, p_limited,
-                                                                   p_limits, p_dependents, p_prerequisites, p_lease);
-                END IF;
-                -- Last, and only when there are any: inserting takes the events' lock (see above).
-                IF cardinality(p_event_run_id) > 0 THEN
-                    INSERT INTO events (run_id, job_id, at, kind, message)
-                    SELECT e.run_id, e.job_id, e.at, e.kind, e.message
-                    FROM unnest(p_event_run_id, p_event_job_id, p_event_at, p_event_kind, p_event_message)
-                         WITH ORDINALITY AS e (run_id, job_id, at, kind, message, n)
-                    ORDER BY e.n;
-                END IF;
-            END $$
-            """,
+            recordAndClaimFunction(keyed: false),
         ]),
         (16, "events wait for their lock a while only", [
             // A session that inserted events and keeps its transaction open (an operator's psql)
@@ -560,107 +463,124 @@ extension PostgresLedger {
                 text[], int8[], timestamptz[], text[], text[], int8[], int8[],
                 text, text, bigint, bigint, text[], bigint[], text[], text[], float8)
             """,
-            """
-            CREATE FUNCTION lifeboat_record_and_claim(
-                p_id int8[], p_run_id text[], p_site text[], p_product text[],
-                p_wave int8[], p_priority int8[], p_product_order int8[],
-                p_state text[], p_attempt int8[], p_destination text[],
-                p_snapshot_path text[], p_snapshot_taken_at timestamptz[],
-                p_queued_at timestamptz[], p_started_at timestamptz[],
-                p_finished_at timestamptz[], p_bytes int8[], p_entries int8[],
-                p_archive_bytes int8[], p_skipped_entries int8[],
-                p_rpo_seconds float8[], p_rto_seconds float8[],
-                p_rpo_met bool[], p_rto_met bool[], p_error_code text[],
-                p_error text[], p_staging_path text[],
-                p_commit_identity text[], p_quarantine_path text[],
-                p_hook_output text[], p_tree_digest text[], p_host text[],
-                p_source text[], p_previous text[], p_token int8[],
-                p_fence_host text[], p_margin float8[], p_event_run_id text[],
-                p_event_job_id int8[], p_event_at timestamptz[],
-                p_event_kind text[], p_event_message text[], p_event_key text[],
-                p_released_job_id int8[], p_released_token int8[],
-                p_claim_run text, p_claim_host text, p_claim_max bigint, p_run_limit bigint, p_limited text[],
-                p_limits bigint[], p_dependents text[], p_prerequisites text[], p_lease float8)
-            RETURNS TABLE (claim_token bigint, claim_expires_at timestamptz, claimed jobs)
-            LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
-            DECLARE
-                v_claim boolean := false;
-                v_written bigint[];
-                v_refused bigint;
-            BEGIN
-                -- The run's row first, as any claim takes it (then claims, then jobs), and without
-                -- waiting: while another host claims from the run, the slot is left to this
-                -- host's worker. A record never waits for a claim.
-                IF p_claim_max > 0 THEN
-                    PERFORM 1 FROM runs r WHERE r.id = p_claim_run AND r.state = 'running' FOR NO KEY UPDATE SKIP LOCKED;
-                    v_claim := FOUND;
-                END IF;
-                WITH written AS (
-                    UPDATE jobs SET
-                        run_id = u.run_id, site = u.site, product = u.product,
-                        wave = u.wave, priority = u.priority,
-                        product_order = u.product_order, state = u.state,
-                        attempt = u.attempt, destination = u.destination,
-                        snapshot_path = u.snapshot_path,
-                        snapshot_taken_at = u.snapshot_taken_at,
-                        queued_at = u.queued_at, started_at = u.started_at,
-                        finished_at = u.finished_at, bytes = u.bytes,
-                        entries = u.entries, archive_bytes = u.archive_bytes,
-                        skipped_entries = u.skipped_entries,
-                        rpo_seconds = u.rpo_seconds, rto_seconds = u.rto_seconds,
-                        rpo_met = u.rpo_met, rto_met = u.rto_met,
-                        error_code = u.error_code, error = u.error,
-                        staging_path = u.staging_path,
-                        commit_identity = u.commit_identity,
-                        quarantine_path = u.quarantine_path,
-                        hook_output = u.hook_output, tree_digest = u.tree_digest,
-                        host = u.host, source = u.source
-                    FROM unnest(
-                        p_id, p_run_id, p_site, p_product, p_wave, p_priority,
-                        p_product_order, p_state, p_attempt, p_destination,
-                        p_snapshot_path, p_snapshot_taken_at, p_queued_at, p_started_at,
-                        p_finished_at, p_bytes, p_entries, p_archive_bytes,
-                        p_skipped_entries, p_rpo_seconds, p_rto_seconds, p_rpo_met,
-                        p_rto_met, p_error_code, p_error, p_staging_path,
-                        p_commit_identity, p_quarantine_path, p_hook_output, p_tree_digest,
-                        p_host, p_source, p_previous, p_token, p_fence_host, p_margin)
-                    AS u (
-                        id, run_id, site, product, wave, priority, product_order, state,
-                        attempt, destination, snapshot_path, snapshot_taken_at, queued_at,
-                        started_at, finished_at, bytes, entries, archive_bytes,
-                        skipped_entries, rpo_seconds, rto_seconds, rpo_met, rto_met,
-                        error_code, error, staging_path, commit_identity, quarantine_path,
-                        hook_output, tree_digest, host, source, previous, token,
-                        fence_host, margin)
-                    WHERE jobs.id = u.id AND jobs.state = u.previous
-                      AND EXISTS (SELECT 1 FROM claims c WHERE c.job_id = u.id AND c.token = u.token AND c.host = u.fence_host
-                                  AND c.released_at IS NULL AND c.expires_at > now() + make_interval(secs => u.margin) FOR UPDATE)
-                    RETURNING jobs.id)
-                SELECT array_agg(id) INTO v_written FROM written;
-                IF COALESCE(cardinality(v_written), 0) < cardinality(p_id) THEN
-                    SELECT u.id INTO v_refused FROM unnest(p_id) AS u (id) WHERE u.id <> ALL (COALESCE(v_written, '{}')) LIMIT 1;
-                    RAISE EXCEPTION 'the record of job % was refused', v_refused USING ERRCODE = 'LB001', DETAIL = v_refused::text;
-                END IF;
-                UPDATE claims SET released_at = now()
-                FROM unnest(p_released_job_id, p_released_token) AS r (job_id, token)
-                WHERE claims.job_id = r.job_id AND claims.token = r.token AND claims.released_at IS NULL;
-                IF v_claim THEN
-                    RETURN QUERY SELECT * FROM lifeboat_claim_jobs(p_claim_run, p_claim_host, p_claim_max, p_run_limit, p_limited,
-                                                                   p_limits, p_dependents, p_prerequisites, p_lease);
-                END IF;
-                -- Last, and only when there are any: inserting takes the events' lock (see above).
-                IF cardinality(p_event_run_id) > 0 THEN
-                    INSERT INTO events (run_id, job_id, at, kind, message, key)
+            recordAndClaimFunction(keyed: true),
+        ]),
+    ]
+
+    /// `lifeboat_record_and_claim` as migration 15 made it and, `keyed`, as migration 17 makes it:
+    /// each event given with its key, and one whose key the table has already not inserted again.
+    private static func recordAndClaimFunction(keyed: Bool) -> String {
+        // Lines after the first are indented as where they are put in the function's text.
+        let plainInsert = #"""
+            INSERT INTO events (run_id, job_id, at, kind, message)
+                    SELECT e.run_id, e.job_id, e.at, e.kind, e.message
+                    FROM unnest(p_event_run_id, p_event_job_id, p_event_at, p_event_kind, p_event_message)
+                         WITH ORDINALITY AS e (run_id, job_id, at, kind, message, n)
+                    ORDER BY e.n;
+            """#
+        let keyedInsert = #"""
+            INSERT INTO events (run_id, job_id, at, kind, message, key)
                     SELECT e.run_id, e.job_id, e.at, e.kind, e.message, e.key
                     FROM unnest(p_event_run_id, p_event_job_id, p_event_at, p_event_kind, p_event_message, p_event_key)
                          WITH ORDINALITY AS e (run_id, job_id, at, kind, message, key, n)
                     ORDER BY e.n
                     ON CONFLICT (key) DO NOTHING;
-                END IF;
-            END $$
-            """,
-        ]),
-    ]
+            """#
+        return """
+        CREATE FUNCTION lifeboat_record_and_claim(
+            p_id int8[], p_run_id text[], p_site text[], p_product text[],
+            p_wave int8[], p_priority int8[], p_product_order int8[],
+            p_state text[], p_attempt int8[], p_destination text[],
+            p_snapshot_path text[], p_snapshot_taken_at timestamptz[],
+            p_queued_at timestamptz[], p_started_at timestamptz[],
+            p_finished_at timestamptz[], p_bytes int8[], p_entries int8[],
+            p_archive_bytes int8[], p_skipped_entries int8[],
+            p_rpo_seconds float8[], p_rto_seconds float8[],
+            p_rpo_met bool[], p_rto_met bool[], p_error_code text[],
+            p_error text[], p_staging_path text[],
+            p_commit_identity text[], p_quarantine_path text[],
+            p_hook_output text[], p_tree_digest text[], p_host text[],
+            p_source text[], p_previous text[], p_token int8[],
+            p_fence_host text[], p_margin float8[], p_event_run_id text[],
+            p_event_job_id int8[], p_event_at timestamptz[],
+            p_event_kind text[], p_event_message text[],\(keyed ? " p_event_key text[]," : "")
+            p_released_job_id int8[], p_released_token int8[],
+            p_claim_run text, p_claim_host text, p_claim_max bigint, p_run_limit bigint, p_limited text[],
+            p_limits bigint[], p_dependents text[], p_prerequisites text[], p_lease float8)
+        RETURNS TABLE (claim_token bigint, claim_expires_at timestamptz, claimed jobs)
+        LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
+        DECLARE
+            v_claim boolean := false;
+            v_written bigint[];
+            v_refused bigint;
+        BEGIN
+            -- The run's row first, as any claim takes it (then claims, then jobs), and without
+            -- waiting: while another host claims from the run, the slot is left to this
+            -- host's worker. A record never waits for a claim.
+            IF p_claim_max > 0 THEN
+                PERFORM 1 FROM runs r WHERE r.id = p_claim_run AND r.state = 'running' FOR NO KEY UPDATE SKIP LOCKED;
+                v_claim := FOUND;
+            END IF;
+            WITH written AS (
+                UPDATE jobs SET
+                    run_id = u.run_id, site = u.site, product = u.product,
+                    wave = u.wave, priority = u.priority,
+                    product_order = u.product_order, state = u.state,
+                    attempt = u.attempt, destination = u.destination,
+                    snapshot_path = u.snapshot_path,
+                    snapshot_taken_at = u.snapshot_taken_at,
+                    queued_at = u.queued_at, started_at = u.started_at,
+                    finished_at = u.finished_at, bytes = u.bytes,
+                    entries = u.entries, archive_bytes = u.archive_bytes,
+                    skipped_entries = u.skipped_entries,
+                    rpo_seconds = u.rpo_seconds, rto_seconds = u.rto_seconds,
+                    rpo_met = u.rpo_met, rto_met = u.rto_met,
+                    error_code = u.error_code, error = u.error,
+                    staging_path = u.staging_path,
+                    commit_identity = u.commit_identity,
+                    quarantine_path = u.quarantine_path,
+                    hook_output = u.hook_output, tree_digest = u.tree_digest,
+                    host = u.host, source = u.source
+                FROM unnest(
+                    p_id, p_run_id, p_site, p_product, p_wave, p_priority,
+                    p_product_order, p_state, p_attempt, p_destination,
+                    p_snapshot_path, p_snapshot_taken_at, p_queued_at, p_started_at,
+                    p_finished_at, p_bytes, p_entries, p_archive_bytes,
+                    p_skipped_entries, p_rpo_seconds, p_rto_seconds, p_rpo_met,
+                    p_rto_met, p_error_code, p_error, p_staging_path,
+                    p_commit_identity, p_quarantine_path, p_hook_output, p_tree_digest,
+                    p_host, p_source, p_previous, p_token, p_fence_host, p_margin)
+                AS u (
+                    id, run_id, site, product, wave, priority, product_order, state,
+                    attempt, destination, snapshot_path, snapshot_taken_at, queued_at,
+                    started_at, finished_at, bytes, entries, archive_bytes,
+                    skipped_entries, rpo_seconds, rto_seconds, rpo_met, rto_met,
+                    error_code, error, staging_path, commit_identity, quarantine_path,
+                    hook_output, tree_digest, host, source, previous, token,
+                    fence_host, margin)
+                WHERE jobs.id = u.id AND jobs.state = u.previous
+                  AND EXISTS (SELECT 1 FROM claims c WHERE c.job_id = u.id AND c.token = u.token AND c.host = u.fence_host
+                              AND c.released_at IS NULL AND c.expires_at > now() + make_interval(secs => u.margin) FOR UPDATE)
+                RETURNING jobs.id)
+            SELECT array_agg(id) INTO v_written FROM written;
+            IF COALESCE(cardinality(v_written), 0) < cardinality(p_id) THEN
+                SELECT u.id INTO v_refused FROM unnest(p_id) AS u (id) WHERE u.id <> ALL (COALESCE(v_written, '{}')) LIMIT 1;
+                RAISE EXCEPTION 'the record of job % was refused', v_refused USING ERRCODE = 'LB001', DETAIL = v_refused::text;
+            END IF;
+            UPDATE claims SET released_at = now()
+            FROM unnest(p_released_job_id, p_released_token) AS r (job_id, token)
+            WHERE claims.job_id = r.job_id AND claims.token = r.token AND claims.released_at IS NULL;
+            IF v_claim THEN
+                RETURN QUERY SELECT * FROM lifeboat_claim_jobs(p_claim_run, p_claim_host, p_claim_max, p_run_limit, p_limited,
+                                                               p_limits, p_dependents, p_prerequisites, p_lease);
+            END IF;
+            -- Last, and only when there are any: inserting takes the events' lock (see above).
+            IF cardinality(p_event_run_id) > 0 THEN
+                \(keyed ? keyedInsert : plainInsert)
+            END IF;
+        END $$
+        """
+    }
 
     /// `lifeboat_claim_jobs(run, host, max, run limit, limited products, their limits, dependent
     /// products, their prerequisites, lease)`: the claims, made as `claimJobs` says.
