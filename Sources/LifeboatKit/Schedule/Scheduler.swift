@@ -39,12 +39,23 @@ public final class Scheduler: Service {
         self.fire = fire
     }
 
+    /// Seconds before the schedules are looked at again after a check failed.
+    static let retryAfterFailure = 10
+
     public func run() async throws {
         guard await startAfter.waitForStart() else { return }
         do {
             try await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
-                    let next = try await self.tick()
+                    let next: Date
+                    do {
+                        next = try await self.tick()
+                    } catch let error where !(error is CancellationError) {
+                        // A ledger that does not answer (or lost an answer) stops no service but
+                        // this check: the daemon goes on, and the schedules are looked at again.
+                        self.logger.error("could not check the plans' schedules; looking again in \(Self.retryAfterFailure) s", metadata: ["error": "\(error)"])
+                        next = self.clock.now().addingTimeInterval(Double(Self.retryAfterFailure))
+                    }
                     let wait = max(0, min(next.timeIntervalSince(self.clock.now()), Double(self.recheck.components.seconds)))
                     // Until the next fire or re-check, or a reload, whichever comes first.
                     let interval = Duration.milliseconds(Int64(wait * 1_000) + 10)

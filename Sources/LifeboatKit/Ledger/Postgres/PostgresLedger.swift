@@ -215,8 +215,11 @@ public final class PostgresLedger: Ledger, Service {
                 try await connection.query("COMMIT", logger: logger)
                 return value
             } catch {
-                // A connection whose rollback failed is closed by the pool; the error that matters is the first.
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                // A connection whose rollback failed is closed by the pool; the error that matters is
+                // the first. A connection that is gone is rolled back by the server: nothing is sent
+                // on it (PostgresNIO can leave a query written to a closing channel unanswered for
+                // ever, and with it every later write of this host).
+                if !unanswered(error) { _ = try? await connection.query("ROLLBACK", logger: logger) }
                 throw error
             }
         }
