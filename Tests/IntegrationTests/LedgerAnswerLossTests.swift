@@ -9,15 +9,69 @@ import Testing
 /// the server may not have seen must be: what it wrote is then not written twice.
 @Suite(.ownThread, .enabled(if: LocalPostgres.available, "PostgreSQL ledger \(LocalPostgres.installHint)"))
 struct LedgerAnswerLossTests {
-    @Test func anEventWhoseAnswerIsLostIsWrittenOnce() async throws {
+    /// A ledger on a fresh database, reached through a proxy that can lose an answer.
+    private func ledgerBehindProxy() async throws -> (PostgresLedger, FaultProxy) {
         let server = try await LocalPostgres.shared()
         let database = try server.createDatabase()
         let proxy = FaultProxy(upstreamPort: server.port, fault: nil)
-        defer { proxy.stop() }
         let url = server.url(database: database).replacingOccurrences(of: ":\(server.port)/", with: ":\(proxy.port)/")
         let settings = try PostgresLedgerSettings(url: url, passwordFile: server.passwordFile)
-        let ledger = try PostgresLedger(settings: settings, password: try settings.password(), logger: Logger(label: "test"))
-        let at = Timestamp.parse("2026-11-25T10:00:00Z")!
+        return (try PostgresLedger(settings: settings, password: try settings.password(), logger: Logger(label: "test")), proxy)
+    }
+
+    private static let at = Timestamp.parse("2026-11-25T10:00:00Z")!
+
+    private static func run(_ id: String) -> (RunRecord, [JobRecord]) {
+        let run = RunRecord(id: id, plan: "p", planPath: nil, mode: .restore, declaredAt: at, incidentAt: at, asOf: at, createdAt: at,
+                            startedBy: "test", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
+        let jobs = ["acme", "globex"].map { JobRecord(runId: id, site: $0, product: "jira", wave: 0, priority: 0, productOrder: 0, destination: "/srv/\($0)/jira") }
+        return (run, jobs)
+    }
+
+    /// The COMMIT of a run's recording reaches the server, its answer does not: the run is
+    /// recorded, and the caller hears so (with its jobs' ids), not "it failed, ask again" while
+    /// a host would take the run up as an orphan and run it beside the one asked again.
+    @Test func aRunWhoseRecordingsAnswerIsLostIsFoundRecorded() async throws {
+        let (ledger, proxy) = try await ledgerBehindProxy()
+        defer { proxy.stop() }
+        let (run, jobs) = Self.run("20261125-100000-c0c0")
+        try await ledger.withRunning { ledger in
+            try await ledger.flush()
+            proxy.loseAnswer(toRequestContaining: "COMMIT", after: run.id)
+            let created = try await ledger.createRun(run, jobs: jobs)
+            #expect(proxy.faultsInjected == 1)
+            let recorded = try await ledger.jobs(runId: run.id)
+            #expect(recorded.map(\.name) == ["acme/jira", "globex/jira"])
+            #expect(created.map(\.id) == recorded.map(\.id) && created.allSatisfy { $0.id != nil }, "\(created.map(\.id)) vs \(recorded.map(\.id))")
+            #expect(try await ledger.run(id: run.id)?.state == .pending)
+        }
+    }
+
+    /// The answer to a statement before the COMMIT is lost: the server rolls the run back, and
+    /// the caller hears it failed — for certain, so asking again records it once.
+    @Test func aRunCutOffBeforeItsCommitIsNotRecordedAndCanBeAskedAgain() async throws {
+        let (ledger, proxy) = try await ledgerBehindProxy()
+        defer { proxy.stop() }
+        let (run, jobs) = Self.run("20261125-100000-d0d0")
+        try await ledger.withRunning { ledger in
+            try await ledger.flush()
+            proxy.loseAnswer(toRequestContaining: run.id)
+            await #expect { _ = try await ledger.createRun(run, jobs: jobs) } throws: { error in
+                (error as? PostgresLedger.Failure)?.gotNoAnswer == true
+            }
+            #expect(proxy.faultsInjected == 1)
+            #expect(try await ledger.run(id: run.id) == nil)
+            #expect(try await ledger.jobs(runId: run.id).isEmpty)
+            let created = try await ledger.createRun(run, jobs: jobs)
+            #expect(created.allSatisfy { $0.id != nil })
+            #expect(try await ledger.jobs(runId: run.id).count == 2)
+        }
+    }
+
+    @Test func anEventWhoseAnswerIsLostIsWrittenOnce() async throws {
+        let (ledger, proxy) = try await ledgerBehindProxy()
+        defer { proxy.stop() }
+        let at = Self.at
         try await ledger.withRunning { ledger in
             // The schema first: a change posted while the migrations run is written without them
             // (it lingers 250 ms) and dropped; a CI run under load saw that.

@@ -126,8 +126,9 @@ final class FaultProxy: @unchecked Sendable {
     private var stopped = false
     private var held: [Int32] = []
     private var relays: [Relay] = []
-    /// Armed by `loseAnswer(toRequestContaining:)`.
-    private var answerToLose: [UInt8]?
+    /// Armed by `loseAnswer(toRequestContaining:after:)`: markers to see in turn, the last one's
+    /// answer lost.
+    private var answerToLose: [[UInt8]] = []
 
     /// One relayed connection's two sockets: `stop()` shuts them down unless their thread closed them.
     private final class Relay: @unchecked Sendable {
@@ -161,18 +162,20 @@ final class FaultProxy: @unchecked Sendable {
 
     /// The answer to the next request whose bytes contain `marker` (a statement's parameter, as a
     /// client sends it) never reaches the client: the server has done the work, and the connection
-    /// is cut as the answer arrives, as a network or a failover can. Once.
-    func loseAnswer(toRequestContaining marker: String) {
-        lock.withLock { answerToLose = Array(marker.utf8) }
+    /// is cut as the answer arrives, as a network or a failover can. Once. With `earlier`, only
+    /// a request after one carrying `earlier` counts (`"COMMIT"` after a transaction's statement).
+    func loseAnswer(toRequestContaining marker: String, after earlier: String? = nil) {
+        lock.withLock { answerToLose = (earlier.map { [Array($0.utf8)] } ?? []) + [Array(marker.utf8)] }
     }
 
-    /// Takes the armed marker if `bytes` carry it.
+    /// Takes the next armed marker if `bytes` carry it; true when that was the last.
     private func takeAnswerToLose(_ bytes: ArraySlice<UInt8>) -> Bool {
         lock.withLock {
-            guard let marker = answerToLose, bytes.count >= marker.count else { return false }
+            guard let marker = answerToLose.first, bytes.count >= marker.count else { return false }
             let found = (bytes.startIndex...(bytes.endIndex - marker.count)).contains { bytes[$0..<$0 + marker.count].elementsEqual(marker) }
-            if found { answerToLose = nil }
-            return found
+            guard found else { return false }
+            answerToLose.removeFirst()
+            return answerToLose.isEmpty
         }
     }
 

@@ -42,6 +42,19 @@ public final class PostgresLedger: Ledger, Service {
         public var description: String { "ledger \(url): \(operation) failed: \(reason)" }
     }
 
+    /// A run's recording got no answer, and the ledger did not answer the question whether it
+    /// was recorded either: the run may be in the ledger, to be taken up once it answers.
+    public struct RunCreationUnsettled: LifeboatError {
+        public var runId: String
+        public var failure: Failure
+        public var settling: any Error
+        public var exitCode: CLIExit { .failed }
+        public var description: String {
+            "\(failure); whether run \(runId) was recorded cannot be told until the ledger answers (\(settling)): if it was, a host runs it "
+                + "then. Before starting it again, see `lifeboat show \(runId)`, and `lifeboat cancel \(runId)` if you do not want it"
+        }
+    }
+
     /// A write that matched no row (a job or quarantine entry that is not in the ledger).
     public struct RowNotFound: LifeboatError {
         public var table: String
@@ -280,6 +293,22 @@ public final class PostgresLedger: Ledger, Service {
     // MARK: Writes
 
     public func createRun(_ run: RunRecord, jobs: [JobRecord]) async throws -> [JobRecord] {
+        do {
+            return try await recordRun(run, jobs: jobs)
+        } catch let failure as Failure where failure.gotNoAnswer {
+            // The transaction may have committed before its answer was lost: a host would then
+            // take the run up as an orphan and run it while the operator, told it failed, asks
+            // again. Whether it did is found out before anything is answered.
+            guard try await settleCreation(of: run, failure) else { throw failure }
+            logger.notice("the answer to recording a run was lost; the run is recorded", metadata: ["run.id": "\(run.id)"])
+            let ids = Dictionary(try await self.jobs(runId: run.id).map { ($0.name, $0.id) }, uniquingKeysWith: { first, _ in first })
+            var created = jobs
+            for i in created.indices { created[i].id = ids[created[i].name] ?? nil }
+            return created
+        }
+    }
+
+    private func recordRun(_ run: RunRecord, jobs: [JobRecord]) async throws -> [JobRecord] {
         let (host, lease) = (self.host, settings.lease)
         return try await write("createRun") { connection in
             try await connection.query(PostgresQuery(unsafeSQL: RunRow.insertSQL, binds: RunRow.bindings(run)), logger: self.logger)
@@ -297,6 +326,31 @@ public final class PostgresLedger: Ledger, Service {
             var created = jobs
             for i in created.indices { created[i].id = ids[created[i].name] }
             return created
+        }
+    }
+
+    /// Whether a run whose recording got no answer is recorded, for certain. A row of its id is
+    /// inserted in a transaction of its own: while the server still has the first transaction
+    /// open (its COMMIT in flight, or never coming until `idle_in_transaction_session_timeout`),
+    /// the insert waits for it to end; then it finds the run's row (committed) or puts one in
+    /// (the first was rolled back, and can commit no more), which it deletes again. Tried for
+    /// 10 s while the ledger does not answer; then it is `RunCreationUnsettled`.
+    private func settleCreation(of run: RunRecord, _ failure: Failure) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                return try await inTransaction("createRun") { connection in
+                    let inserted = try await connection.query(PostgresQuery(unsafeSQL: RunRow.insertSQL + " ON CONFLICT (id) DO NOTHING RETURNING id",
+                                                                            binds: RunRow.bindings(run)), logger: self.logger).collect()
+                    guard !inserted.isEmpty else { return true }
+                    try await connection.query("DELETE FROM runs WHERE id = \(run.id)", logger: self.logger)
+                    return false
+                }
+            } catch let again as Failure where again.gotNoAnswer && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(500))
+            } catch {
+                throw RunCreationUnsettled(runId: run.id, failure: failure, settling: error)
+            }
         }
     }
 
