@@ -10,13 +10,13 @@ import Testing
 @Suite(.ownThread, .enabled(if: LocalPostgres.available, "PostgreSQL ledger \(LocalPostgres.installHint)"))
 struct LedgerAnswerLossTests {
     /// A ledger on a fresh database, reached through a proxy that can lose an answer.
-    private func ledgerBehindProxy() async throws -> (PostgresLedger, FaultProxy) {
+    private func ledgerBehindProxy(host: String? = nil) async throws -> (PostgresLedger, FaultProxy) {
         let server = try await LocalPostgres.shared()
         let database = try server.createDatabase()
         let proxy = FaultProxy(upstreamPort: server.port, fault: nil)
         let url = server.url(database: database).replacingOccurrences(of: ":\(server.port)/", with: ":\(proxy.port)/")
         let settings = try PostgresLedgerSettings(url: url, passwordFile: server.passwordFile)
-        return (try PostgresLedger(settings: settings, password: try settings.password(), logger: Logger(label: "test")), proxy)
+        return (try PostgresLedger(settings: settings, password: try settings.password(), host: host, logger: Logger(label: "test")), proxy)
     }
 
     private static let at = Timestamp.parse("2026-11-25T10:00:00Z")!
@@ -65,6 +65,27 @@ struct LedgerAnswerLossTests {
             let created = try await ledger.createRun(run, jobs: jobs)
             #expect(created.allSatisfy { $0.id != nil })
             #expect(try await ledger.jobs(runId: run.id).count == 2)
+        }
+    }
+
+    /// A cancel forwarded to the run's coordinator, whose reading lost its answer, is read again
+    /// (it used to be marked taken by the read itself, and was never applied), until the host
+    /// marks it applied.
+    @Test func aForwardedCommandWhoseReadingLostItsAnswerIsReadAgain() async throws {
+        let (ledger, proxy) = try await ledgerBehindProxy(host: "h1")
+        defer { proxy.stop() }
+        let (run, jobs) = Self.run("20261125-100000-e0e0")
+        try await ledger.withRunning { ledger in
+            try await ledger.register(HostRegistration(name: "h1", startedAt: Self.at))
+            _ = try await ledger.createRun(run, jobs: jobs)
+            try await ledger.forward(ForwardedCommand(runId: run.id, kind: .cancel, by: "uid 0 (pid 1) on host h2"))
+            proxy.loseAnswer(toRequestContaining: "FROM forwarded_commands")
+            await #expect(throws: (any Error).self) { _ = try await ledger.forwardedCommands(runIds: [run.id]) }
+            #expect(proxy.faultsInjected == 1)
+            let again = try await ledger.forwardedCommands(runIds: [run.id])
+            #expect(again.map(\.kind) == [.cancel] && again.map(\.by) == ["uid 0 (pid 1) on host h2"])
+            try await ledger.markApplied(again)
+            #expect(try await ledger.forwardedCommands(runIds: [run.id]).isEmpty)
         }
     }
 

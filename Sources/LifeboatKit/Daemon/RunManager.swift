@@ -27,6 +27,8 @@ public final class RunManager: Service {
     /// Unfinished runs this host cannot take on (it has not the version of their plan they were
     /// started with), said once each.
     private let unworkable = Mutex<Set<String>>([])
+    /// Forwarded commands applied here whose mark in the ledger did not go through yet.
+    private let appliedForwarded = Mutex<Set<Int64>>([])
     /// Set when the drain begins: the control socket still answers meanwhile, and says so.
     private let stopping = Mutex<Date?>(nil)
     private let queue: AsyncStream<String>
@@ -193,22 +195,50 @@ public final class RunManager: Service {
     /// Applies the commands other hosts forwarded for the runs this host runs.
     private func applyForwarded(_ shared: any SharedLedger) async throws {
         let here = active.withLock { Array($0.keys) }
-        for command in try await shared.takeForwarded(runIds: here) {
-            guard let entry = active.withLock({ $0[command.runId] }) else { continue }
-            logger.notice("applying a forwarded command", metadata: ["run.id": "\(command.runId)", "command": "\(command.kind.rawValue)", "by": "\(command.by)"])
-            switch command.kind {
-            case .cancel: entry.control.cancel(by: command.by)
-            case .resume:
-                guard !entry.control.resume() else { continue }
-                // Taken over from a host that is gone, the run is recorded halted before this
-                // host's coordinator is back at that gate: the resume decides it when it is.
-                if try await ledger.run(id: command.runId)?.state == .halted {
-                    entry.control.resumeAtHalt()
-                    logger.notice("forwarded resume applies when this host is back at the run's gate", metadata: ["run.id": "\(command.runId)"])
-                } else {
-                    logger.notice("forwarded resume ignored: the run is not halted", metadata: ["run.id": "\(command.runId)"])
-                }
+        let commands = try await shared.forwardedCommands(runIds: here)
+        // Applied here before, their mark lost: marked again, not applied again (a stale resume
+        // must not pass a later halt).
+        var applied = commands.filter { command in appliedForwarded.withLock { $0.contains(command.id ?? -1) } }
+        do {
+            for command in commands where !applied.contains(command) {
+                // A run that left this host meanwhile: its command is for the host that has it.
+                guard let entry = active.withLock({ $0[command.runId] }) else { continue }
+                try await apply(command, to: entry.control)
+                if let id = command.id { appliedForwarded.withLock { _ = $0.insert(id) } }
+                applied.append(command)
             }
+        } catch {
+            await markApplied(applied, shared)
+            throw error
+        }
+        await markApplied(applied, shared)
+    }
+
+    private func apply(_ command: ForwardedCommand, to control: RunControl) async throws {
+        logger.notice("applying a forwarded command", metadata: ["run.id": "\(command.runId)", "command": "\(command.kind.rawValue)", "by": "\(command.by)"])
+        switch command.kind {
+        case .cancel: control.cancel(by: command.by)
+        case .resume:
+            guard !control.resume() else { return }
+            // Taken over from a host that is gone, the run is recorded halted before this
+            // host's coordinator is back at that gate: the resume decides it when it is.
+            if try await ledger.run(id: command.runId)?.state == .halted {
+                control.resumeAtHalt()
+                logger.notice("forwarded resume applies when this host is back at the run's gate", metadata: ["run.id": "\(command.runId)"])
+            } else {
+                logger.notice("forwarded resume ignored: the run is not halted", metadata: ["run.id": "\(command.runId)"])
+            }
+        }
+    }
+
+    /// Marks commands applied; one whose mark is lost is marked again on the next look.
+    private func markApplied(_ commands: [ForwardedCommand], _ shared: any SharedLedger) async {
+        guard !commands.isEmpty else { return }
+        do {
+            try await shared.markApplied(commands)
+            appliedForwarded.withLock { applied in for command in commands { if let id = command.id { applied.remove(id) } } }
+        } catch {
+            logger.warning("could not mark forwarded commands applied; marked on the next look", metadata: ["error": "\(error)"])
         }
     }
 

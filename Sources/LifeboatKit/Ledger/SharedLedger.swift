@@ -30,9 +30,12 @@ public protocol SharedLedger: Ledger {
 
     /// Records an operator's command for the host that coordinates the run.
     func forward(_ command: ForwardedCommand) async throws
-    /// Takes the commands forwarded for these runs (which this host runs), oldest first; each
-    /// is taken by one host once.
-    func takeForwarded(runIds: [String]) async throws -> [ForwardedCommand]
+    /// The commands forwarded for these runs (which this host runs) that no host applied yet,
+    /// oldest first. Read, not taken: a command is marked once applied (`markApplied`), so one
+    /// whose answer was lost is read again rather than dropped (applying one twice is harmless).
+    func forwardedCommands(runIds: [String]) async throws -> [ForwardedCommand]
+    /// Records that this host applied these commands.
+    func markApplied(_ commands: [ForwardedCommand]) async throws
 
     /// Claims up to `max` ready jobs of a running run for `host`, in priority order, within the
     /// plan's limits counted for the whole fleet (`ClaimRules`). A job left mid-flight by a host
@@ -111,8 +114,11 @@ public struct ForwardedCommand: Sendable, Hashable {
     public var kind: Kind
     /// Who asked, as the receiving host's control socket saw them (uid, pid, host).
     public var by: String
+    /// Its row, once recorded.
+    public var id: Int64?
 
-    public init(runId: String, kind: Kind, by: String) {
+    public init(runId: String, kind: Kind, by: String, id: Int64? = nil) {
+        self.id = id
         self.runId = runId
         self.kind = kind
         self.by = by

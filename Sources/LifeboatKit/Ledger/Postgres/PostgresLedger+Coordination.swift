@@ -70,19 +70,29 @@ extension PostgresLedger {
         }
     }
 
-    public func takeForwarded(runIds: [String]) async throws -> [ForwardedCommand] {
+    public func forwardedCommands(runIds: [String]) async throws -> [ForwardedCommand] {
         guard !runIds.isEmpty else { return [] }
-        let host = try coordinator
-        return try await withConnection("take forwarded commands") { connection in
-            var taken: [(Int64, ForwardedCommand)] = []
+        return try await withConnection("read forwarded commands") { connection in
+            var commands: [ForwardedCommand] = []
             for try await (id, runId, kind, by) in try await connection.query("""
-                UPDATE forwarded_commands SET taken_by = \(host), taken_at = now()
-                WHERE taken_at IS NULL AND run_id = ANY(\(runIds)) RETURNING id, run_id, kind, requested_by
+                SELECT id, run_id, kind, requested_by FROM forwarded_commands
+                WHERE taken_at IS NULL AND run_id = ANY(\(runIds)) ORDER BY id
                 """, logger: logger).decode((Int64, String, String, String).self) {
                 guard let kind = ForwardedCommand.Kind(rawValue: kind) else { continue }
-                taken.append((id, ForwardedCommand(runId: runId, kind: kind, by: by)))
+                commands.append(ForwardedCommand(runId: runId, kind: kind, by: by, id: id))
             }
-            return taken.sorted { $0.0 < $1.0 }.map(\.1)
+            return commands
+        }
+    }
+
+    public func markApplied(_ commands: [ForwardedCommand]) async throws {
+        let ids = commands.compactMap(\.id)
+        guard !ids.isEmpty else { return }
+        let host = try coordinator
+        _ = try await withConnection("mark forwarded commands applied") { connection in
+            try await connection.query("""
+                UPDATE forwarded_commands SET taken_by = \(host), taken_at = now() WHERE id = ANY(\(ids)) AND taken_at IS NULL
+                """, logger: logger)
         }
     }
 
