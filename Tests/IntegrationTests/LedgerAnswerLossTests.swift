@@ -19,6 +19,14 @@ struct LedgerAnswerLossTests {
         return (try PostgresLedger(settings: settings, password: try settings.password(), host: host, logger: Logger(label: "test")), proxy)
     }
 
+    /// `body`, tried again for up to 10 s while it fails.
+    private static func once<T>(theLedgerAnswers body: () async throws -> T) async throws -> T {
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            do { return try await body() } catch where Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
+        }
+    }
+
     private static let at = Timestamp.parse("2026-11-25T10:00:00Z")!
 
     private static func run(_ id: String) -> (RunRecord, [JobRecord]) {
@@ -68,6 +76,42 @@ struct LedgerAnswerLossTests {
         }
     }
 
+    /// A retry's write (the ended run going again, its failed job pending) reaches the server,
+    /// its answer does not: the caller hears it is recorded — not that it failed while a host
+    /// would take the run up and run it.
+    @Test func aRetryWhoseAnswerIsLostIsFoundRecorded() async throws {
+        let (ledger, proxy) = try await ledgerBehindProxy()
+        defer { proxy.stop() }
+        var (run, asked) = Self.run("20261125-100000-f0f0")
+        run.state = .failed
+        run.finishedAt = Self.at
+        try await ledger.withRunning { [run, asked] ledger in
+            try await ledger.flush()
+            var jobs = try await ledger.createRun(run, jobs: asked)
+            jobs[0].state = .failed
+            try await ledger.updateJob(jobs[0], from: .pending)
+            var going = run
+            going.state = .pending
+            going.finishedAt = nil
+            going.note = "retrying acme/jira"
+            var retried = jobs[0]
+            retried.state = .pending
+            proxy.loseAnswer(toRequestContaining: "COMMIT", after: "retrying acme/jira")
+            try await ledger.updateRun(going, jobs: [(retried, .failed)])
+            #expect(proxy.faultsInjected == 1)
+            #expect(try await ledger.run(id: run.id)?.state == .pending)
+            #expect(try await ledger.jobs(runId: run.id).map(\.state) == [.pending, .pending])
+            // Cut before its COMMIT, it is not recorded, and the caller hears it failed.
+            var other = going
+            other.note = "retrying again"
+            other.state = .failed
+            proxy.loseAnswer(toRequestContaining: "retrying again")
+            await #expect { try await ledger.updateRun(other) } throws: { error in (error as? PostgresLedger.Failure)?.gotNoAnswer == true }
+            #expect(proxy.faultsInjected == 2)
+            #expect(try await ledger.run(id: run.id)?.note == "retrying acme/jira")
+        }
+    }
+
     /// A cancel forwarded to the run's coordinator, whose reading lost its answer, is read again
     /// (it used to be marked taken by the read itself, and was never applied), until the host
     /// marks it applied.
@@ -82,7 +126,8 @@ struct LedgerAnswerLossTests {
             proxy.loseAnswer(toRequestContaining: "FROM forwarded_commands")
             await #expect(throws: (any Error).self) { _ = try await ledger.forwardedCommands(runIds: [run.id]) }
             #expect(proxy.faultsInjected == 1)
-            let again = try await ledger.forwardedCommands(runIds: [run.id])
+            // (The pool may hand out the cut connection once more before it sees it closed.)
+            let again = try await Self.once(theLedgerAnswers: { try await ledger.forwardedCommands(runIds: [run.id]) })
             #expect(again.map(\.kind) == [.cancel] && again.map(\.by) == ["uid 0 (pid 1) on host h2"])
             try await ledger.markApplied(again)
             #expect(try await ledger.forwardedCommands(runIds: [run.id]).isEmpty)

@@ -79,7 +79,7 @@ public struct ControlHandler: Sendable {
         } catch let refusal as Rollback.Refusal {
             // A rollback or a purge that would lose or cross data: the state says no, not the request.
             try await answer(ControlResponse.failure(id: request.id, ControlError(.conflict, refusal.message)))
-        } catch let error as PostgresLedger.RunCreationUnsettled {
+        } catch let error as PostgresLedger.OutcomeUnknown {
             // Not "ask again": the run asked for may run already.
             try await answer(ControlResponse.failure(id: request.id, ControlError(.internalError, error.description)))
         } catch let error as LifeboatError {

@@ -269,10 +269,9 @@ public final class RunManager: Service {
             let chosen = Set(reset.compactMap(\.id))
             reset += site.filter { $0.state == .skipped && !chosen.contains($0.id ?? -1) }
             reset.sort { ($0.id ?? 0) < ($1.id ?? 0) }
-            let recorder = JobRecorder(engine.environment)
             // A dependency still pending (its run stopped before it) has nothing to reset; one caught
             // mid-flight by a crash is refused by the lifecycle (its recovery comes first, on resume).
-            for j in reset where j.state != .pending && j.state != .waiting { try await recorder.apply(.retried(RunTiming(run)), to: j) }
+            let retried = try reset.filter { $0.state != .pending && $0.state != .waiting }.map { try JobLifecycle.apply(.retried(RunTiming(run)), to: $0) }
             run.state = .pending
             // The time it stood ended (and halted before a cancel ended it) is no part of its
             // pace or throughput.
@@ -286,7 +285,11 @@ public final class RunManager: Service {
             run.note = "retrying \(reset.map(\.name).joined(separator: ", ")): the run goes on for these job(s) only; its other jobs keep "
                 + "their outcome, and it ends succeeded only if every job has"
             run.currentWave = min(run.currentWave, job.wave)
-            try await ledger.updateRun(run)
+            // The jobs and the run together: a failure leaves neither, not a pending job in an
+            // ended run that could then be retried no more.
+            try await ledger.updateRun(run, jobs: retried.map { ($0.job, $0.previous) })
+            let recorder = JobRecorder(engine.environment)
+            for transition in retried { recorder.announce(transition) }
             register(runId, plan: plan, mode: run.mode)
             // The run goes on here: its coordination is given back when it ends (`execute`).
             return (run, keep: true)

@@ -90,7 +90,7 @@ struct JobRecorder: Sendable {
 
     /// The board's count, the event, the followers' message and the log line of a transition
     /// that was written.
-    private func announce(_ transition: JobTransition) {
+    func announce(_ transition: JobTransition) {
         board.record(transition)
         let job = transition.job
         if let event = transition.event {

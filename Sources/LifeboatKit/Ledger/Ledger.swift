@@ -7,7 +7,9 @@ import Foundation
 /// with the next batch: use them only where losing the last few on a crash is safe.
 public protocol Ledger: Sendable {
     func createRun(_ run: RunRecord, jobs: [JobRecord]) async throws -> [JobRecord]
-    func updateRun(_ run: RunRecord) async throws
+    /// Records a run's update and, in the same transaction (all or none), its jobs' transitions,
+    /// each a compare-and-set as `updateJob`'s: a retry puts jobs back to pending with their run.
+    func updateRun(_ run: RunRecord, jobs: [(job: JobRecord, from: JobState)]) async throws
     /// Records a job's transition (`JobLifecycle`): the row changes only while its state is still
     /// `previous` (compare-and-set); otherwise nothing is written and `JobConflict` is thrown.
     func updateJob(_ job: JobRecord, from previous: JobState) async throws
@@ -74,6 +76,10 @@ public protocol LedgerNoAnswer: Error {
 }
 
 extension Ledger {
+    func updateRun(_ run: RunRecord) async throws {
+        try await updateRun(run, jobs: [])
+    }
+
     /// All of a run's events, by id, read a page at a time.
     func allEvents(runId: String) async throws -> [LedgerEvent] {
         var events: [LedgerEvent] = []

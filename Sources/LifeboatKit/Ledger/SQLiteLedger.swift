@@ -112,8 +112,12 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
-    public func updateRun(_ run: RunRecord) async throws {
-        try await commits.write { db in try run.update(db) }
+    public func updateRun(_ run: RunRecord, jobs: [(job: JobRecord, from: JobState)]) async throws {
+        let dates = dates
+        try await commits.write { db in
+            try run.update(db)
+            for (job, previous) in jobs { try Self.update(job, from: previous, in: db, dates: dates) }
+        }
     }
 
     public func updateJob(_ job: JobRecord, from previous: JobState) async throws {

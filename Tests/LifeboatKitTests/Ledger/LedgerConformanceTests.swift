@@ -38,6 +38,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
     case schedulesUpsert
     case quarantineWithItsJobUpdate
     case aJobWriteFromAStaleStateIsRefused
+    case aRunAndItsJobsAreUpdatedTogetherOrNotAtAll
     case holdsAreRememberedUntilGivenBack
 
     var testDescription: String { rawValue }
@@ -62,6 +63,7 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
         case .holdsAreRememberedUntilGivenBack: try await Self.holdsAreRememberedUntilGivenBack(fixture)
         case .quarantineWithItsJobUpdate: try await Self.quarantineWithItsJobUpdate(fixture)
         case .aJobWriteFromAStaleStateIsRefused: try await Self.aJobWriteFromAStaleStateIsRefused(fixture)
+        case .aRunAndItsJobsAreUpdatedTogetherOrNotAtAll: try await Self.aRunAndItsJobsAreUpdatedTogetherOrNotAtAll(fixture)
         }
     }
 
@@ -466,6 +468,37 @@ enum LedgerContract: String, CaseIterable, Sendable, CustomTestStringConvertible
             await #expect(throws: JobConflict.self) { _ = try await ledger.addQuarantine(entry, updating: moved) }
             #expect(try await ledger.quarantine(includePurged: true).isEmpty)
             #expect(try await ledger.jobs(runId: run.id) == [mine])
+        }
+    }
+
+    /// A retry's write: the run set going again with its jobs put back to pending, all or none.
+    static func aRunAndItsJobsAreUpdatedTogetherOrNotAtAll(_ fixture: some LedgerFixture) async throws {
+        try await fixture.withFreshLedger { ledger in
+            var ended = Self.run(state: .failed)
+            ended.finishedAt = t0
+            var jobs = try await ledger.createRun(ended, jobs: [Self.job(ended, "acme"), Self.job(ended, "globex")])
+            for i in jobs.indices {
+                jobs[i].state = i == 0 ? .failed : .succeeded
+                try await ledger.updateJob(jobs[i], from: .pending)
+            }
+            var going = ended
+            going.state = .pending
+            going.finishedAt = nil
+            going.note = "retrying acme/jira"
+            var retried = jobs[0]
+            retried.state = .pending
+            // One job's expected state no longer holds: neither the run nor the other job changes.
+            var stale = jobs[1]
+            stale.state = .pending
+            await #expect(throws: JobConflict.self) {
+                try await ledger.updateRun(going, jobs: [(retried, .failed), (stale, .failed)])
+            }
+            #expect(try await ledger.run(id: ended.id) == ended)
+            #expect(try await ledger.jobs(runId: ended.id) == jobs)
+            // Both hold: both are written.
+            try await ledger.updateRun(going, jobs: [(retried, .failed)])
+            #expect(try await ledger.run(id: ended.id) == going)
+            #expect(try await ledger.jobs(runId: ended.id) == [retried, jobs[1]])
         }
     }
 }

@@ -190,7 +190,7 @@ extension PostgresLedger {
         ]),
         (6, "forwarded commands", [
             // An operator's cancel or resume given to a host that does not coordinate the run,
-            // for the host that does to apply (taken once).
+            // for the host that does to apply (marked taken once applied).
             """
             CREATE TABLE forwarded_commands (
                 id bigserial PRIMARY KEY,

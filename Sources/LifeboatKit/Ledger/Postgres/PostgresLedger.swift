@@ -42,16 +42,19 @@ public final class PostgresLedger: Ledger, Service {
         public var description: String { "ledger \(url): \(operation) failed: \(reason)" }
     }
 
-    /// A run's recording got no answer, and the ledger did not answer the question whether it
-    /// was recorded either: the run may be in the ledger, to be taken up once it answers.
-    public struct RunCreationUnsettled: LifeboatError {
+    /// A write of a run (its recording, or an update that sets it going again) got no answer,
+    /// and the ledger did not answer the question whether it was recorded either: the run may
+    /// be going, to be taken up once it answers. Not "ask again": that may do it twice.
+    public struct OutcomeUnknown: LifeboatError {
         public var runId: String
+        /// What cannot be told: "run … was recorded".
+        public var what: String
         public var failure: Failure
         public var settling: any Error
         public var exitCode: CLIExit { .failed }
         public var description: String {
-            "\(failure); whether run \(runId) was recorded cannot be told until the ledger answers (\(settling)): if it was, a host runs it "
-                + "then. Before starting it again, see `lifeboat show \(runId)`, and `lifeboat cancel \(runId)` if you do not want it"
+            "\(failure); whether \(what) cannot be told until the ledger answers (\(PostgresLedger.describe(settling))): if it was, a host "
+                + "takes the run up then. Before asking again, see `lifeboat show \(runId)`, and `lifeboat cancel \(runId)` if you do not want it to go on"
         }
     }
 
@@ -333,23 +336,43 @@ public final class PostgresLedger: Ledger, Service {
     /// inserted in a transaction of its own: while the server still has the first transaction
     /// open (its COMMIT in flight, or never coming until `idle_in_transaction_session_timeout`),
     /// the insert waits for it to end; then it finds the run's row (committed) or puts one in
-    /// (the first was rolled back, and can commit no more), which it deletes again. Tried for
-    /// 10 s while the ledger does not answer; then it is `RunCreationUnsettled`.
+    /// (the first was rolled back, and can commit no more), which it deletes again.
     private func settleCreation(of run: RunRecord, _ failure: Failure) async throws -> Bool {
+        try await settling(failure, runId: run.id, what: "run \(run.id) was recorded") { connection in
+            let inserted = try await connection.query(PostgresQuery(unsafeSQL: RunRow.insertSQL + " ON CONFLICT (id) DO NOTHING RETURNING id",
+                                                                    binds: RunRow.bindings(run)), logger: self.logger).collect()
+            guard !inserted.isEmpty else { return true }
+            try await connection.query("DELETE FROM runs WHERE id = \(run.id)", logger: self.logger)
+            return false
+        }
+    }
+
+    /// Whether a run's update that got no answer is recorded, for certain: its row is read `FOR
+    /// UPDATE`, which waits for a transaction still holding it (the update's, its COMMIT in flight)
+    /// to end. Recorded when the row is as the update left it: state, end, wave, cleanup and note
+    /// (a retry's or a halt's says what it did). Job transitions written with it went with it.
+    private func settleUpdate(of run: RunRecord, _ failure: Failure) async throws -> Bool {
+        let found = try await settling(failure, runId: run.id, what: "run \(run.id)'s update (to \(run.state.rawValue)) was recorded") { connection in
+            try await RunRow.fetch(connection.query("SELECT \(unescaped: RunRow.columnList) FROM runs WHERE id = \(run.id) FOR UPDATE",
+                                                    logger: self.logger)).first
+        }
+        guard let found else { return false }
+        return found.state == run.state && (found.finishedAt == nil) == (run.finishedAt == nil) && found.currentWave == run.currentWave
+            && found.cleanup == run.cleanup && found.note == run.note
+    }
+
+    /// Asks the ledger in a transaction of its own what became of a write whose answer was lost,
+    /// for 10 s while it does not answer; then it is `OutcomeUnknown`.
+    private func settling<T: Sendable>(_ failure: Failure, runId: String, what: String,
+                                       _ body: @escaping (PostgresConnection) async throws -> T) async throws -> T {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
             do {
-                return try await inTransaction("createRun") { connection in
-                    let inserted = try await connection.query(PostgresQuery(unsafeSQL: RunRow.insertSQL + " ON CONFLICT (id) DO NOTHING RETURNING id",
-                                                                            binds: RunRow.bindings(run)), logger: self.logger).collect()
-                    guard !inserted.isEmpty else { return true }
-                    try await connection.query("DELETE FROM runs WHERE id = \(run.id)", logger: self.logger)
-                    return false
-                }
+                return try await inTransaction(failure.operation) { connection in try await body(connection) }
             } catch let again as Failure where again.gotNoAnswer && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(500))
             } catch {
-                throw RunCreationUnsettled(runId: run.id, failure: failure, settling: error)
+                throw OutcomeUnknown(runId: runId, what: what, failure: failure, settling: error)
             }
         }
     }
@@ -358,17 +381,26 @@ public final class PostgresLedger: Ledger, Service {
     /// above it while the host is well; what is left covers a commit's rename after its record.
     var fenceMargin: Double { settings.lease / 3 }
 
-    public func updateRun(_ run: RunRecord) async throws {
+    public func updateRun(_ run: RunRecord, jobs: [(job: JobRecord, from: JobState)]) async throws {
         let (host, margin) = (self.host, fenceMargin)
-        try await write("updateRun") { connection in
-            var binds = RunRow.bindings(run)
-            if let host {
-                binds.append(host)
-                binds.append(margin)
+        let jobWrites = jobs.map { updating($0.job, from: $0.from) }
+        do {
+            try await write("updateRun") { connection in
+                var binds = RunRow.bindings(run)
+                if let host {
+                    binds.append(host)
+                    binds.append(margin)
+                }
+                let rows = try await connection.query(PostgresQuery(unsafeSQL: host == nil ? RunRow.updateSQL : RunRow.fencedUpdateSQL, binds: binds),
+                                                      logger: self.logger)
+                guard try await rows.collect().count == 1 else { throw try await self.missingRun(run.id, connection) }
+                for write in jobWrites { try await write(connection) }
             }
-            let rows = try await connection.query(PostgresQuery(unsafeSQL: host == nil ? RunRow.updateSQL : RunRow.fencedUpdateSQL, binds: binds),
-                                                  logger: self.logger)
-            guard try await rows.collect().count == 1 else { throw try await self.missingRun(run.id, connection) }
+        } catch let failure as Failure where failure.gotNoAnswer {
+            // Committed before its answer was lost, or not: the caller hears which (a retry told
+            // it failed would otherwise go on, taken up as an orphan).
+            guard try await settleUpdate(of: run, failure) else { throw failure }
+            logger.notice("the answer to a run's update was lost; the update is recorded", metadata: ["run.id": "\(run.id)", "state": "\(run.state.rawValue)"])
         }
     }
 
