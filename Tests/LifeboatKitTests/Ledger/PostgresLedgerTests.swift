@@ -152,6 +152,18 @@ struct PostgresLedgerTests {
         return (run, try await ledger.createRun(run, jobs: jobs))
     }
 
+    /// A change posted on a fresh database before anything awaited the migrations (a daemon's
+    /// first event) waits for them; written without them it was refused, and dropped.
+    @Test func aChangePostedBeforeTheSchemaIsInPlaceIsWritten() async throws {
+        try await withHosts { a, _, _ in
+            a.postEvent(LedgerEvent(runId: "20261125-101132-0001", at: Self.t0, kind: "host.started", message: "first words"))
+            // Longer than the 250 ms a posted change lingers before it is written on its own.
+            try await Task.sleep(for: .milliseconds(600))
+            try await a.flush()
+            #expect(try await a.events(runId: "20261125-101132-0001", afterId: 0, limit: 10).map(\.message) == ["first words"])
+        }
+    }
+
     @Test func eventsAreAppendOnly() async throws {
         try await withHosts { a, _, database in
             _ = try await makeRun(a, sites: 1)

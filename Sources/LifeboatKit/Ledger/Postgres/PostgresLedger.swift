@@ -91,7 +91,7 @@ public final class PostgresLedger: Ledger, Service {
         configuration.options.additionalStartupParameters = [("application_name", "lifeboatd"),
                                                              ("idle_in_transaction_session_timeout", lease)]
         pool = ConnectionPoolSlot(settings: settings) { [configuration] in PostgresClient(configuration: configuration, backgroundLogger: logger) }
-        let (pool, logger, slots, claimLease, reachability) = (self.pool, self.logger, self.slots, settings.lease, self.reachability)
+        let (pool, logger, slots, claimLease, reachability, schema) = (self.pool, self.logger, self.slots, settings.lease, self.reachability, self.schema)
         // Events held back are said at most once a minute. They are set aside while the batches
         // go on without them, and tried again after half a second, then after twice as long
         // each time they are held back again, up to 5 s: each try waits out the lock's timeout.
@@ -107,6 +107,9 @@ public final class PostgresLedger: Ledger, Service {
             return PartialCommit(left: left, error: error, retryAfter: min(.milliseconds(500) * (1 << min(times - 1, 4)), .seconds(5)))
         }
         commits = GroupCommit(committer: { writes in
+            // A change posted before anything awaited the migrations waits for them (written
+            // without them, it would be refused and dropped).
+            try await schema.ensure()
             let refiller = slots.refiller
             let sent = ContinuousClock.now
             let batch = PostgresBatch(writes, refill: { released in
@@ -131,6 +134,7 @@ public final class PostgresLedger: Ledger, Service {
             logger.error("posted changes (job records, events or claims given back) could not be written; they are not in the ledger",
                          metadata: ["count": "\(count)", "error": "\(why)"])
         })
+        schema.prepare { [weak self] in try await self?.migrate() }
     }
 
     private static func tls(_ settings: PostgresLedgerSettings) throws -> PostgresClient.Configuration.TLS {
@@ -290,7 +294,7 @@ public final class PostgresLedger: Ledger, Service {
     /// Makes sure the schema is migrated before the first statement; a failed attempt (the
     /// database was down) is tried again by the next caller.
     func ensureSchema() async throws {
-        try await schema.once { try await self.migrate() }
+        try await schema.ensure()
     }
 
     // MARK: Writes
@@ -640,9 +644,9 @@ public final class PostgresLedger: Ledger, Service {
     }
 }
 
-/// Runs an async setup once; concurrent callers wait for the one attempt (a cancelled caller
-/// stops waiting at once, e.g. a daemon stopping while the database is unreachable); a failed
-/// attempt is retried by the next caller.
+/// Runs an async setup (the migrations, given once the ledger exists) once; concurrent callers
+/// wait for the one attempt (a cancelled caller stops waiting at once, e.g. a daemon stopping
+/// while the database is unreachable); a failed attempt is retried by the next caller.
 final class SchemaGate: Sendable {
     private enum Phase { case idle, running, done }
 
@@ -653,8 +657,16 @@ final class SchemaGate: Sendable {
     }
 
     private let state = Mutex(State())
+    private let setup = Mutex<(@Sendable () async throws -> Void)?>(nil)
 
-    func once(_ work: @Sendable () async throws -> Void) async throws {
+    /// What `ensure()` runs.
+    func prepare(_ work: @escaping @Sendable () async throws -> Void) {
+        setup.withLock { $0 = work }
+    }
+
+    /// Returns once the setup has run (at once after the first success).
+    func ensure() async throws {
+        guard let work = setup.withLock({ $0 }) else { return }
         while true {
             let phase = state.withLock { s -> Phase in
                 let found = s.phase
