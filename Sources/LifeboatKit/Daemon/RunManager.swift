@@ -342,7 +342,15 @@ public final class RunManager: Service {
         func going(_ run: RunRecord) -> String? {
             run.isCancelling ? "cancelling" : run.state.isFinal ? nil : run.state.rawValue
         }
-        let holder = try await shared.ledger.coordinate(runId: runId)
+        let holder: String
+        do {
+            holder = try await shared.ledger.coordinate(runId: runId)
+        } catch {
+            // Its answer lost, the run may be this host's now, and renewed with its others for as
+            // long as it runs: given back.
+            await giveBack(runId, shared.ledger)
+            throw error
+        }
         guard holder == shared.host else {
             if let state = going(run) { throw ControlError(.conflict, "run \(runId) is still \(state), coordinated by host \(holder); \(otherwise)") }
             throw ControlError(.conflict, "run \(runId) is being retried or rolled back by host \(holder); try again once that is done")
@@ -354,11 +362,18 @@ public final class RunManager: Service {
                 throw ControlError(.conflict, "run \(runId) is still \(state) (its coordinator is gone: a host takes it over within a third of the lease); \(otherwise)")
             }
             let (value, keep) = try await body(held)
-            if !keep { try await shared.ledger.releaseCoordination(runId: runId) }
+            // Done either way: a lease not given back only makes the others wait for it.
+            if !keep { await giveBack(runId, shared.ledger) }
             return value
         } catch {
-            try? await shared.ledger.releaseCoordination(runId: runId)
+            await giveBack(runId, shared.ledger)
             throw error
+        }
+    }
+
+    private func giveBack(_ runId: String, _ shared: any SharedLedger) async {
+        do { try await shared.releaseCoordination(runId: runId) } catch {
+            logger.warning("could not give back the run's lease", metadata: ["run.id": "\(runId)", "error": "\(error)"])
         }
     }
 
@@ -570,10 +585,6 @@ public final class RunManager: Service {
         _ = active.withLock { $0.removeValue(forKey: runId) }
         // Ended, interrupted by a drain or stopped by the ledger: another host may go on with it.
         // (A drain cancels this: the host gives back all its runs' leases as it stops.)
-        if let shared, !Task.isCancelled {
-            do { try await shared.ledger.releaseCoordination(runId: runId) } catch {
-                logger.warning("could not release the run's lease; it expires", metadata: ["run.id": "\(runId)", "error": "\(error)"])
-            }
-        }
+        if let shared, !Task.isCancelled { await giveBack(runId, shared.ledger) }
     }
 }
