@@ -112,6 +112,38 @@ struct LedgerAnswerLossTests {
         }
     }
 
+    /// A scheduled exercise's fire whose record lost its answer: the host hears it is its fire
+    /// (to start the exercise), not an error that would leave the slot recorded fired and no
+    /// exercise started by any host. A record cut off unmade is said unmade.
+    @Test func aScheduledFireWhoseAnswerIsLostIsFoundThisHostsFire() async throws {
+        let (ledger, proxy) = try await ledgerBehindProxy(host: "h1")
+        defer { proxy.stop() }
+        try await ledger.withRunning { ledger in
+            try await ledger.flush()
+            let armed = ScheduleRecord(plan: "quarterly", lastFireAt: nil, exercises: 0, armedAt: Self.at)
+            try await ledger.saveSchedule(armed)
+            var fired = armed
+            fired.lastFireAt = Date()
+            fired.exercises = 1
+            proxy.loseAnswer(toRequestContaining: "UPDATE schedules")
+            #expect(try await ledger.recordFire(fired, replacing: armed))
+            #expect(proxy.faultsInjected == 1)
+            let stored = try #require(try await ledger.schedule(plan: "quarterly"))
+            #expect(stored.exercises == 1 && abs(stored.lastFireAt!.timeIntervalSince(fired.lastFireAt!)) < 0.000_002)
+            // Another host's fire, recorded before this host's look: not this host's.
+            var theirs = stored
+            theirs.lastFireAt = Date().addingTimeInterval(1)
+            theirs.exercises = 2
+            #expect(try await ledger.recordFire(theirs, replacing: stored))
+            var mine = stored
+            mine.lastFireAt = Date().addingTimeInterval(2)
+            mine.exercises = 2
+            proxy.loseAnswer(toRequestContaining: "UPDATE schedules")
+            #expect(try await ledger.recordFire(mine, replacing: stored) == false)
+            #expect(proxy.faultsInjected == 2)
+        }
+    }
+
     /// A cancel forwarded to the run's coordinator, whose reading lost its answer, is read again
     /// (it used to be marked taken by the read itself, and was never applied), until the host
     /// marks it applied.

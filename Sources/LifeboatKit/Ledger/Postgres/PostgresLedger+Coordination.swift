@@ -99,12 +99,34 @@ extension PostgresLedger {
     // MARK: Schedules
 
     public func recordFire(_ record: ScheduleRecord, replacing previous: ScheduleRecord) async throws -> Bool {
-        try await withConnection("record scheduled fire") { connection in
-            let updated = try await connection.query("""
-                UPDATE schedules SET last_fire_at = \(record.lastFireAt), exercises = \(record.exercises), armed_at = \(record.armedAt)
-                WHERE plan = \(record.plan) AND exercises = \(previous.exercises) RETURNING plan
-                """, logger: logger).collect()
-            return !updated.isEmpty
+        do {
+            return try await withConnection("record scheduled fire") { connection in
+                let updated = try await connection.query("""
+                    UPDATE schedules SET last_fire_at = \(record.lastFireAt), exercises = \(record.exercises), armed_at = \(record.armedAt)
+                    WHERE plan = \(record.plan) AND exercises = \(previous.exercises) RETURNING plan
+                    """, logger: logger).collect()
+                return !updated.isEmpty
+            }
+        } catch let failure as Failure where failure.gotNoAnswer {
+            // Made before its answer was lost, the fire would be this host's to start, and no
+            // host's: the row says whose it is. Its times are this host's clock to the
+            // microsecond, which another host's record does not match.
+            let found = try await settling(failure, what: "the fire of plan \(record.plan)'s schedule was recorded",
+                                           advice: "the scheduler looks again in 10 s; `lifeboat schedules` shows the last fire") { connection -> ScheduleRecord? in
+                let rows = try await connection.query("SELECT last_fire_at, exercises, armed_at FROM schedules WHERE plan = \(record.plan) FOR UPDATE", logger: self.logger)
+                for try await (last, exercises, armed) in rows.decode((Date?, Int64, Date).self) {
+                    return ScheduleRecord(plan: record.plan, lastFireAt: last, exercises: Int(exercises), armedAt: armed)
+                }
+                return nil
+            }
+            func same(_ a: Date?, _ b: Date?) -> Bool { a == b || (a.flatMap { a in b.map { abs(a.timeIntervalSince($0)) < 0.000_002 } } ?? false) }
+            if let found, found.exercises == record.exercises, same(found.lastFireAt, record.lastFireAt), same(found.armedAt, record.armedAt) {
+                logger.notice("the answer to a schedule's record was lost; the record is this host's", metadata: ["plan": "\(record.plan)"])
+                return true
+            }
+            // Not made: asked again at the next look, unless another host's landed meanwhile.
+            if let found, found.exercises == previous.exercises { throw failure }
+            return false
         }
     }
 

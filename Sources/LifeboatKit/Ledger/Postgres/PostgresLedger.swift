@@ -46,15 +46,19 @@ public final class PostgresLedger: Ledger, Service {
     /// and the ledger did not answer the question whether it was recorded either: the run may
     /// be going, to be taken up once it answers. Not "ask again": that may do it twice.
     public struct OutcomeUnknown: LifeboatError {
-        public var runId: String
         /// What cannot be told: "run … was recorded".
         public var what: String
+        /// What follows, and what to do.
+        public var advice: String
         public var failure: Failure
         public var settling: any Error
         public var exitCode: CLIExit { .failed }
         public var description: String {
-            "\(failure); whether \(what) cannot be told until the ledger answers (\(PostgresLedger.describe(settling))): if it was, a host "
-                + "takes the run up then. Before asking again, see `lifeboat show \(runId)`, and `lifeboat cancel \(runId)` if you do not want it to go on"
+            "\(failure); whether \(what) cannot be told until the ledger answers (\(PostgresLedger.describe(settling))): \(advice)"
+        }
+
+        static func run(_ runId: String) -> String {
+            "if it was, a host takes the run up then. Before asking again, see `lifeboat show \(runId)`, and `lifeboat cancel \(runId)` if you do not want it to go on"
         }
     }
 
@@ -342,7 +346,7 @@ public final class PostgresLedger: Ledger, Service {
     /// the insert waits for it to end; then it finds the run's row (committed) or puts one in
     /// (the first was rolled back, and can commit no more), which it deletes again.
     private func settleCreation(of run: RunRecord, _ failure: Failure) async throws -> Bool {
-        try await settling(failure, runId: run.id, what: "run \(run.id) was recorded") { connection in
+        try await settling(failure, what: "run \(run.id) was recorded", advice: OutcomeUnknown.run(run.id)) { connection in
             let inserted = try await connection.query(PostgresQuery(unsafeSQL: RunRow.insertSQL + " ON CONFLICT (id) DO NOTHING RETURNING id",
                                                                     binds: RunRow.bindings(run)), logger: self.logger).collect()
             guard !inserted.isEmpty else { return true }
@@ -356,7 +360,8 @@ public final class PostgresLedger: Ledger, Service {
     /// to end. Recorded when the row is as the update left it: state, end, wave, cleanup and note
     /// (a retry's or a halt's says what it did). Job transitions written with it went with it.
     private func settleUpdate(of run: RunRecord, _ failure: Failure) async throws -> Bool {
-        let found = try await settling(failure, runId: run.id, what: "run \(run.id)'s update (to \(run.state.rawValue)) was recorded") { connection in
+        let found = try await settling(failure, what: "run \(run.id)'s update (to \(run.state.rawValue)) was recorded",
+                                       advice: OutcomeUnknown.run(run.id)) { connection in
             try await RunRow.fetch(connection.query("SELECT \(unescaped: RunRow.columnList) FROM runs WHERE id = \(run.id) FOR UPDATE",
                                                     logger: self.logger)).first
         }
@@ -367,8 +372,8 @@ public final class PostgresLedger: Ledger, Service {
 
     /// Asks the ledger in a transaction of its own what became of a write whose answer was lost,
     /// for 10 s while it does not answer; then it is `OutcomeUnknown`.
-    private func settling<T: Sendable>(_ failure: Failure, runId: String, what: String,
-                                       _ body: @escaping (PostgresConnection) async throws -> T) async throws -> T {
+    func settling<T: Sendable>(_ failure: Failure, what: String, advice: String,
+                               _ body: @escaping (PostgresConnection) async throws -> T) async throws -> T {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
             do {
@@ -376,7 +381,7 @@ public final class PostgresLedger: Ledger, Service {
             } catch let again as Failure where again.gotNoAnswer && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(500))
             } catch {
-                throw OutcomeUnknown(runId: runId, what: what, failure: failure, settling: error)
+                throw OutcomeUnknown(what: what, advice: advice, failure: failure, settling: error)
             }
         }
     }
