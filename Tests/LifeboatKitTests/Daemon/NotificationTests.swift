@@ -31,7 +31,7 @@ import Testing
         let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .restore))
         let control = RunControl()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await dispatcher.run(events) }
+            group.addTask { await dispatcher.run(events, since: fx.clock.now()) }
             group.addTask {
                 _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan, control: control)
             }
@@ -114,7 +114,7 @@ import Testing
         let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .restore))
         let control = RunControl()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await dispatcher.run(events) }
+            group.addTask { await dispatcher.run(events, since: fx.clock.now()) }
             group.addTask { _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan, control: control) }
             try await waitUntil { control.isHalted }
             control.cancel(by: "uid 0")
@@ -136,7 +136,7 @@ import Testing
         let events = fx.bus.subscribe()
         let created = try await fx.engine.create(RunRequest(plan: fx.plan, mode: .exercise))
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await dispatcher.run(events) }
+            group.addTask { await dispatcher.run(events, since: fx.clock.now()) }
             _ = try await fx.engine.execute(runId: created.run.id, plan: fx.plan, control: RunControl())
             try await waitUntil { inbox.siteEvents().count == 2 }
             group.cancelAll()
