@@ -144,6 +144,38 @@ struct LedgerAnswerLossTests {
         }
     }
 
+    /// A claimed job's records whose answers were lost — its start, then its end — are found
+    /// made: the job goes on and ends (announced), instead of going back to the queue to be
+    /// found done, with its end's event missing and errors about another writer.
+    @Test func aJobRecordWhoseAnswerIsLostIsFoundMade() async throws {
+        let (ledger, proxy) = try await ledgerBehindProxy(host: "h1")
+        defer { proxy.stop() }
+        var (run, jobs) = Self.run("20261125-100000-a1a1")
+        run.state = .running
+        try await ledger.withRunning { [run, jobs] ledger in
+            try await ledger.register(HostRegistration(name: "h1", startedAt: Self.at))
+            _ = try await ledger.createRun(run, jobs: jobs)
+            let claim = try #require(try await ledger.claimJobs(runId: run.id, host: "h1", rules: ClaimRules(runConcurrency: 1), max: 1).first)
+            var restoring = claim.job
+            restoring.state = .restoring
+            restoring.attempt += 1
+            restoring.stagingPath = "/srv/.lifeboat-staging/answer-lost-start"
+            proxy.loseAnswer(toRequestContaining: "answer-lost-start")
+            try await ledger.updateJob(restoring, from: .pending, fencedBy: claim)
+            #expect(proxy.faultsInjected == 1)
+            var done = restoring
+            done.state = .succeeded
+            done.stagingPath = nil
+            done.finishedAt = Self.at
+            done.treeDigest = "answer-lost-end"
+            proxy.loseAnswer(toRequestContaining: "answer-lost-end")
+            try await ledger.finishJob(done, from: .restoring, fencedBy: claim)
+            #expect(proxy.faultsInjected == 2)
+            let recorded = try #require(try await ledger.jobs(runId: run.id).first { $0.id == claim.jobId })
+            #expect(recorded.state == .succeeded && recorded.attempt == restoring.attempt)
+        }
+    }
+
     /// A cancel forwarded to the run's coordinator, whose reading lost its answer, is read again
     /// (it used to be marked taken by the read itself, and was never applied), until the host
     /// marks it applied.

@@ -13,13 +13,13 @@ extension PostgresLedger {
         -> (claimed: [JobClaim], heldBack: EventsHeldBack?) {
         if batch.steps.count == 1, case .record(let call) = batch.steps[0] {
             do {
-                return (try await client.withConnection { connection in try await record(call, on: connection, host: host, logger: logger) }, nil)
+                return (try await client.withLiveConnection { connection in try await record(call, on: connection, host: host, logger: logger) }, nil)
             } catch let error as PSQLError where !call.events.isEmpty && EventsHeldBack.isLockTimeout(error) {
                 var without = call
                 without.events = []
                 let heldBack = await EventsHeldBack.find(client: client, logger: logger)
                 guard !without.isEmpty else { return ([], heldBack) }
-                return (try await client.withConnection { connection in try await record(without, on: connection, host: host, logger: logger) }, heldBack)
+                return (try await client.withLiveConnection { connection in try await record(without, on: connection, host: host, logger: logger) }, heldBack)
             }
         }
         let claimed = try await transaction(client, logger: logger) { connection in
@@ -38,7 +38,7 @@ extension PostgresLedger {
     /// The events of a batch of several steps, once its transaction has committed.
     static func writeEvents(_ events: [PostedEvent], client: PostgresClient, logger: Logger) async throws {
         do {
-            _ = try await client.withConnection { connection in try await record(RecordCall(events: events), on: connection, host: nil, logger: logger) }
+            _ = try await client.withLiveConnection { connection in try await record(RecordCall(events: events), on: connection, host: nil, logger: logger) }
         } catch let error as PSQLError where EventsHeldBack.isLockTimeout(error) {
             throw await EventsHeldBack.find(client: client, logger: logger)
         }
@@ -88,7 +88,7 @@ struct EventsHeldBack: Error, CustomStringConvertible {
 
     /// The session that holds the events' lock, in words.
     static func find(client: PostgresClient, logger: Logger) async -> EventsHeldBack {
-        let sessions = try? await client.withConnection { connection in
+        let sessions = try? await client.withLiveConnection { connection in
             try await connection.query("""
                 SELECT a.pid::text || COALESCE(' (' || NULLIF(a.application_name, '') || ')', '')
                        || COALESCE(' from ' || host(a.client_addr), '') || COALESCE(', transaction open since ' || a.xact_start::text, '')

@@ -68,11 +68,40 @@ extension PostgresLedger {
     /// (a refused one does not sink its batch), and not cancellable: a job that was cancelled
     /// still records so.
     public func updateJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim, minimumLease: TimeInterval = 0) async throws {
-        try await write("fenced job update", .job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: minimumLease)))
+        try await settlingLostAnswer(of: job) {
+            try await write("fenced job update", .job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: minimumLease)))
+        }
     }
 
     public func finishJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) async throws {
-        try await write("fenced job update", .job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: 0)), thenPost: [.release(claim)])
+        try await settlingLostAnswer(of: job) {
+            try await write("fenced job update", .job(FencedJobWrite(job: job, previous: previous, claim: claim, minimumLease: 0)), thenPost: [.release(claim)])
+        }
+    }
+
+    /// A job's record whose answer was lost is found made or not before its job hears: made, the
+    /// job goes on (its commit renames, its end is announced) instead of going back to the queue
+    /// to be found done, with no event and false errors. The row is read `FOR UPDATE`, after any
+    /// transaction still writing it; the record is this host's when the state and attempt are
+    /// its (a host taking the job over starts another attempt). Not told, the job hears the lost
+    /// answer, as before.
+    private func settlingLostAnswer(of job: JobRecord, _ write: () async throws -> Void) async throws {
+        do {
+            try await write()
+        } catch let failure as Failure where failure.gotNoAnswer {
+            let found: (String, Int64)?
+            do {
+                found = try await settling(failure, what: "job \(job.name)'s record was made", advice: "") { connection -> (String, Int64)? in
+                    for try await row in try await connection.query("SELECT state, attempt::int8 FROM jobs WHERE id = \(job.id) FOR UPDATE",
+                                                                    logger: self.logger).decode((String, Int64).self) { return row }
+                    return nil
+                }
+            } catch is OutcomeUnknown {
+                throw failure
+            }
+            guard let found, found.0 == job.state.rawValue, found.1 == Int64(job.attempt) else { throw failure }
+            logger.notice("the answer to a job's record was lost; the record is made", metadata: ["job": "\(job.name)", "state": "\(job.state.rawValue)"])
+        }
     }
 
     public func postJob(_ job: JobRecord, from previous: JobState, fencedBy claim: JobClaim) {

@@ -230,9 +230,9 @@ public final class PostgresLedger: Ledger, Service {
 
     /// One transaction on one pooled connection: committed when `body` returns, rolled back when
     /// it throws (the body's own error is rethrown, not a wrapper).
-    static func transaction<T>(_ client: PostgresClient, logger: Logger,
-                               _ body: (PostgresConnection) async throws -> sending T) async throws -> sending T {
-        try await client.withConnection { connection in
+    static func transaction<T: Sendable>(_ client: PostgresClient, logger: Logger,
+                                         _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await client.withLiveConnection { connection in
             try await connection.query("BEGIN", logger: logger)
             do {
                 let value = try await body(connection)
@@ -253,7 +253,7 @@ public final class PostgresLedger: Ledger, Service {
     func withConnection<T: Sendable>(_ operation: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
             try await ensureSchema()
-            return try await reachability.call { try await client.withConnection { connection in try await body(connection) } }
+            return try await reachability.call { try await client.withLiveConnection { connection in try await body(connection) } }
         } catch {
             throw failure(operation, error)
         }
@@ -373,7 +373,7 @@ public final class PostgresLedger: Ledger, Service {
     /// Asks the ledger in a transaction of its own what became of a write whose answer was lost,
     /// for 10 s while it does not answer; then it is `OutcomeUnknown`.
     func settling<T: Sendable>(_ failure: Failure, what: String, advice: String,
-                               _ body: @escaping (PostgresConnection) async throws -> T) async throws -> T {
+                               _ body: (PostgresConnection) async throws -> T) async throws -> T {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
             do {
