@@ -1077,6 +1077,68 @@ struct SeveralHostsTests {
         }
     }
 
+    /// The connection is cut as PostgreSQL answers the COMMIT of a run's start (the run is
+    /// recorded): the operator hears it started, as it did, and it runs once — not "ask again"
+    /// while the host takes the run up as an orphan and runs it beside the one asked again.
+    @Test func aRunStartWhoseAnswerIsLostIsSaidStartedAndRunsOnce() async throws {
+        let (dir, _, database, server) = try await fleet(sites: 2, hosts: [], verifySleep: "0")
+        let ledger = FaultProxy(upstreamPort: server.port, fault: nil)
+        let host = Host(name: "recovery-1", dir: dir, database: database, server: server, ledgerPort: ledger.port)
+        try host.start()
+        defer {
+            host.stop()
+            ledger.stop()
+        }
+        ledger.loseAnswer(toRequestContaining: "COMMIT", after: "INSERT INTO runs")
+        let id = try startRestore(on: host)
+        #expect(ledger.faultsInjected == 1)
+        #expect(try await waitForState(host, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded", "\(host.daemonLog.suffix(4_000))")
+        // Given time to adopt a ghost, there is none: one run, each job committed once.
+        try await Task.sleep(for: .seconds(3))
+        #expect(try sql(server, database, "SELECT COUNT(*) FROM runs") == "1")
+        #expect(try sql(server, database, "SELECT COUNT(*) FROM events WHERE kind = 'job.succeeded'") == "4")
+        #expect(host.daemonLog.contains("the answer to recording a run was lost; the run is recorded"), "\(host.daemonLog.suffix(4_000))")
+    }
+
+    /// The connection is cut as PostgreSQL answers the COMMIT of a retry (its job and its run
+    /// recorded going again, together): the operator hears the retry went through, and it does
+    /// — not "failed" while the run is taken up anyway, nor a pending job stranded in an ended run.
+    @Test func aRetryWhoseAnswerIsLostIsSaidDoneAndHappens() async throws {
+        let server = try await LocalPostgres.shared()
+        let database = try server.createDatabase()
+        let dir = TempDir()
+        // The verify command fails a job the first time only while its marker is there.
+        let check = dir.write("check", """
+            #!/bin/sh
+            marker="\(dir.file("fail-once"))/$1-$2"
+            if [ -e "$marker" ]; then rm -f "$marker"; echo "$1/$2: check failed" >&2; exit 1; fi
+            """)
+        chmod(check, 0o755)
+        try DaemonHarness.writeFleet(in: dir, sites: 1, size: "8KiB", planExtra: """
+            verify: { checksum: if-present, command: ["\(check)", "{site}", "{product}"] }
+            """)
+        let site = try #require(try FaultScene(dir: dir, displaced: []).sites.first)
+        dir.write("fail-once/\(site)-contacts", "")
+        let ledger = FaultProxy(upstreamPort: server.port, fault: nil)
+        let host = Host(name: "recovery-1", dir: dir, database: database, server: server, ledgerPort: ledger.port)
+        try host.start()
+        defer {
+            host.stop()
+            ledger.stop()
+        }
+        let sql = { (query: String) in try self.sql(server, database, query) }
+        let id = try startRestore(on: host)
+        #expect(try await waitForState(host, id, in: ["succeeded", "failed", "cancelled"]) == "failed", "\(host.daemonLog.suffix(3_000))")
+        let failed = try sql("SELECT id FROM jobs WHERE state = 'failed'")
+        ledger.loseAnswer(toRequestContaining: "COMMIT", after: "retrying \(site)/contacts")
+        let retry = try host.cli(["retry", id, failed])
+        #expect(retry.status == 0, "\(retry.stdout)\(retry.stderr)")
+        #expect(ledger.faultsInjected == 1)
+        #expect(try await waitForState(host, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded", "\(host.daemonLog.suffix(3_000))")
+        #expect(try sql("SELECT string_agg(DISTINCT state, ',') FROM jobs") == "succeeded")
+        #expect(host.daemonLog.contains("the answer to a run's update was lost; the update is recorded"), "\(host.daemonLog.suffix(3_000))")
+    }
+
     /// A run whose end the ledger refuses to record (the database's disk full, SQLSTATE 53100)
     /// stops, and is taken up again from the ledger once the database takes writes: it ends once,
     /// with one report, and a watch of it follows it to that end rather than to the stop.
