@@ -134,6 +134,20 @@ struct SeveralHostsTests {
         return (dir, ["recovery-1", "recovery-2"].map { Host(name: $0, dir: dir, database: database, server: server) })
     }
 
+    /// A verify command (`check SITE PRODUCT`) that fails a job the first time only while its
+    /// marker `fail-once/SITE-PRODUCT` is there (a flaky check an operator mends), and takes
+    /// `sleep` seconds otherwise.
+    func failOnceCheck(in dir: TempDir, sleep: String) -> String {
+        let check = dir.write("check", """
+            #!/bin/sh
+            marker="\(dir.file("fail-once"))/$1-$2"
+            if [ -e "$marker" ]; then rm -f "$marker"; echo "$1/$2: check failed" >&2; exit 1; fi
+            sleep \(sleep)
+            """)
+        chmod(check, 0o755)
+        return check
+    }
+
     /// Starts a restore of the fleet's plan through `host`'s socket; returns the run's id.
     func startRestore(on host: Host) throws -> String {
         let start = try host.cli(["restore", "main", "--json"])
@@ -818,15 +832,7 @@ struct SeveralHostsTests {
         let server = try await LocalPostgres.shared()
         let database = try server.createDatabase()
         let dir = TempDir()
-        // The verify command fails a job the first time only while its marker is there (a flaky
-        // check an operator mends), and takes a while otherwise.
-        let check = dir.write("check", """
-            #!/bin/sh
-            marker="\(dir.file("fail-once"))/$1-$2"
-            if [ -e "$marker" ]; then rm -f "$marker"; echo "$1/$2: check failed" >&2; exit 1; fi
-            sleep 1
-            """)
-        chmod(check, 0o755)
+        let check = failOnceCheck(in: dir, sleep: "1")
         try DaemonHarness.writeFleet(in: dir, sites: 4, size: "64KiB", planExtra: """
             concurrency: 2
             verify: { checksum: if-present, command: ["\(check)", "{site}", "{product}"] }
@@ -1107,13 +1113,7 @@ struct SeveralHostsTests {
         let server = try await LocalPostgres.shared()
         let database = try server.createDatabase()
         let dir = TempDir()
-        // The verify command fails a job the first time only while its marker is there.
-        let check = dir.write("check", """
-            #!/bin/sh
-            marker="\(dir.file("fail-once"))/$1-$2"
-            if [ -e "$marker" ]; then rm -f "$marker"; echo "$1/$2: check failed" >&2; exit 1; fi
-            """)
-        chmod(check, 0o755)
+        let check = failOnceCheck(in: dir, sleep: "0")
         try DaemonHarness.writeFleet(in: dir, sites: 1, size: "8KiB", planExtra: """
             verify: { checksum: if-present, command: ["\(check)", "{site}", "{product}"] }
             """)
