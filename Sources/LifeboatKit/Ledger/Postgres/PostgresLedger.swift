@@ -42,9 +42,10 @@ public final class PostgresLedger: Ledger, Service {
         public var description: String { "ledger \(url): \(operation) failed: \(reason)" }
     }
 
-    /// A write of a run (its recording, or an update that sets it going again) got no answer,
-    /// and the ledger did not answer the question whether it was recorded either: the run may
-    /// be going, to be taken up once it answers. Not "ask again": that may do it twice.
+    /// A write got no answer (a run's recording or update, a schedule's fire; a job's record
+    /// hears its own lost answer instead), and the ledger did not answer the question whether it
+    /// was recorded either within 10 s (`settling`): a run may be going, to be taken up once it
+    /// answers. Not "ask again": that may do it twice.
     public struct OutcomeUnknown: LifeboatError {
         /// What cannot be told: "run … was recorded".
         public var what: String
