@@ -50,29 +50,55 @@ public struct RunSummary: Sendable, Codable, Hashable {
     public var workedSeconds: Double?
 
     public init(run: RunRecord, jobs: [JobRecord]) {
-        func group(_ jobs: [JobRecord]) -> Group {
-            var states: [String: Int] = [:]
-            for job in jobs { states[job.state.rawValue, default: 0] += 1 }
-            let succeeded = jobs.filter { $0.state == .succeeded }
-            // RPO is known once a job's snapshot is chosen: counted for the jobs restored or
-            // still going, not for those that ended without restoring it (nothing was recovered).
-            let restoring = jobs.filter { $0.state == .succeeded || !$0.state.isFinal }
-            return Group(jobs: jobs.count, states: states,
-                         rpo: Percentiles(restoring.compactMap(\.rpoSeconds)),
-                         rto: Percentiles(succeeded.compactMap(\.rtoSeconds)),
-                         rpoMissed: restoring.filter { $0.rpoMet == false }.count,
-                         rtoMissed: jobs.filter { $0.rtoMet == false }.count,
-                         bytes: jobs.reduce(0) { $0 + $1.bytes }, entries: jobs.reduce(0) { $0 + $1.entries })
+        // One pass, keeping numbers only: a 10,000-job run's records are not copied per group
+        // (filtered copies of them were most of the daemon's peak memory at a run's end).
+        var overall = Tally(), products: [String: Tally] = [:], waves: [Int: Tally] = [:]
+        for job in jobs {
+            overall.add(job)
+            products[job.product, default: Tally()].add(job)
+            waves[job.wave + 1, default: Tally()].add(job)
         }
-        overall = group(jobs)
-        products = Dictionary(grouping: jobs, by: \.product).mapValues(group)
-        waves = Dictionary(grouping: jobs, by: { "\($0.wave + 1)" }).mapValues(group)
+        self.overall = overall.group
+        self.products = products.mapValues(\.group)
+        self.waves = Dictionary(uniqueKeysWithValues: waves.map { ("\($0.key)", $0.value.group) })
         if let started = run.startedAt {
-            let end = run.finishedAt ?? jobs.compactMap(\.finishedAt).max() ?? started
+            let end = run.finishedAt ?? jobs.lazy.compactMap(\.finishedAt).max() ?? started
             let wall = end.timeIntervalSince(started)
             wallSeconds = wall
             workedSeconds = max(0, wall - run.paused(until: end))
-            if let worked = workedSeconds, worked > 0 { bytesPerSecond = Double(overall.bytes) / worked }
+            if let worked = workedSeconds, worked > 0 { bytesPerSecond = Double(self.overall.bytes) / worked }
+        }
+    }
+
+    /// A group's numbers, gathered one job at a time.
+    private struct Tally {
+        var jobs = 0
+        var states: [String: Int] = [:]
+        var rpo: [Double] = []
+        var rto: [Double] = []
+        var rpoMissed = 0
+        var rtoMissed = 0
+        var bytes: Int64 = 0
+        var entries: Int64 = 0
+
+        mutating func add(_ job: JobRecord) {
+            jobs += 1
+            states[job.state.rawValue, default: 0] += 1
+            // RPO is known once a job's snapshot is chosen: counted for the jobs restored or
+            // still going, not for those that ended without restoring it (nothing was recovered).
+            if job.state == .succeeded || !job.state.isFinal {
+                if let seconds = job.rpoSeconds { rpo.append(seconds) }
+                if job.rpoMet == false { rpoMissed += 1 }
+            }
+            if job.state == .succeeded, let seconds = job.rtoSeconds { rto.append(seconds) }
+            if job.rtoMet == false { rtoMissed += 1 }
+            bytes += job.bytes
+            entries += job.entries
+        }
+
+        var group: Group {
+            Group(jobs: jobs, states: states, rpo: Percentiles(rpo), rto: Percentiles(rto),
+                  rpoMissed: rpoMissed, rtoMissed: rtoMissed, bytes: bytes, entries: entries)
         }
     }
 }
