@@ -59,9 +59,11 @@ public struct NotificationDispatcher: Sendable {
                 // every host's jobs): a host that only runs some of its jobs hears of no run event
                 // of it, and says nothing (its sites would be announced twice).
                 if runs[event.runId] == nil, ledger is any SharedLedger { continue }
+                // A run is worked under one version of its plan: when that has no `notify`, none
+                // of the run's events is delivered, and its jobs are not kept to announce its sites.
+                if let run = runs[event.runId], plan(run)?.notify == nil { continue }
                 // A site ends with its last job event (or, if the bus dropped that, with the run).
                 let announcements = await sites.observe(event, load: { try await ledger.jobs(runId: $0) })
-                if let run = runs[event.runId], plan(run)?.notify == nil { continue }
                 for announcement in announcements {
                     let site = announcement.site
                     // A site not restored because the run was cancelled says so: a mailer must not
