@@ -1139,6 +1139,33 @@ struct SeveralHostsTests {
         #expect(host.daemonLog.contains("the answer to a run's update was lost; the update is recorded"), "\(host.daemonLog.suffix(3_000))")
     }
 
+    /// The connection is cut as PostgreSQL answers the insert of a cancel forwarded from another
+    /// host: the operator hears that the cancel may be recorded and that giving it again is
+    /// harmless, not that it failed — and the run's coordinator does apply it.
+    @Test func aForwardedCancelWhoseAnswerIsLostIsSaidMaybeRecordedAndIsApplied() async throws {
+        let (dir, hosts, database, server) = try await fleet(sites: 3, hosts: ["recovery-1"], verifySleep: "1", concurrency: 1)
+        let coordinator = hosts[0]
+        let ledger = FaultProxy(upstreamPort: server.port, fault: nil)
+        let other = Host(name: "recovery-2", dir: dir, database: database, server: server, ledgerPort: ledger.port)
+        try coordinator.start()
+        try other.start()
+        defer {
+            other.stop()
+            coordinator.stop()
+            ledger.stop()
+        }
+        let id = try startRestore(on: coordinator)
+        ledger.loseAnswer(toRequestContaining: "INSERT INTO forwarded_commands")
+        let cancel = try other.cli(["cancel", id])
+        #expect(ledger.faultsInjected == 1)
+        #expect(cancel.status == 3, "\(cancel.stdout)\(cancel.stderr)")
+        #expect(cancel.stderr.contains("the cancel of run \(id) may have been recorded before the answer was lost"), "\(cancel.stderr)")
+        #expect(cancel.stderr.contains("lifeboat cancel \(id)"), "\(cancel.stderr)")
+        // Recorded before the cut, so applied: the run ends cancelled with nobody asking again.
+        #expect(try await waitForState(coordinator, id, in: ["succeeded", "failed", "cancelled"]) == "cancelled", "\(coordinator.daemonLog.suffix(3_000))")
+        #expect(try sql(server, database, "SELECT COUNT(*) FROM forwarded_commands") == "1")
+    }
+
     /// A run whose end the ledger refuses to record (the database's disk full, SQLSTATE 53100)
     /// stops, and is taken up again from the ledger once the database takes writes: it ends once,
     /// with one report, and a watch of it follows it to that end rather than to the stop.

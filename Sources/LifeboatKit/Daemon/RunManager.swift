@@ -186,7 +186,18 @@ public final class RunManager: Service {
                                + "else \(PlanRegistry.remedy), or cancel the run")
         }
         command.by += " on host \(shared.host)"
-        try await shared.ledger.forward(command)
+        do {
+            try await shared.ledger.forward(command)
+        } catch let lost as any LedgerNoAnswer where lost.gotNoAnswer {
+            // The insert may have been made before its answer was lost: not "failed".
+            let run = command.runId
+            let next = command.kind == .cancel
+                ? "give it again (`lifeboat cancel \(run)`: a run cancelled twice is cancelled once)"
+                : "see `lifeboat show \(run)` in \(Int(shared.ledger.lease / 3) + 1) s, and resume it again only if it is still halted "
+                    + "(a second resume would pass the next halt)"
+            throw ControlError(.unavailable, "\(lost); the \(command.kind.rawValue) of run \(run) may have been recorded before the answer "
+                               + "was lost, and is then applied by its coordinator: \(next)")
+        }
         let host = try await shared.ledger.coordinator(of: command.runId)
         logger.notice("command forwarded", metadata: ["run.id": "\(command.runId)", "command": "\(command.kind.rawValue)", "to": "\(host ?? "-")"])
         return Forwarded(host: host, withinSeconds: Int(shared.ledger.lease / 3) + 1)
