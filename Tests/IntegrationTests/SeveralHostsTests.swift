@@ -1166,6 +1166,33 @@ struct SeveralHostsTests {
         #expect(try sql(server, database, "SELECT COUNT(*) FROM forwarded_commands") == "1")
     }
 
+    /// A lease a host holds for a run it no longer works on (its give-back got no answer) is not
+    /// renewed with the others: it runs out, and another host may then roll the run back, rather
+    /// than be told until the first host restarts that it is being retried or rolled back there.
+    @Test func aLeaseWhoseGiveBackWasLostRunsOut() async throws {
+        let (_, hosts, database, server) = try await fleet(sites: 1, hosts: ["recovery-1", "recovery-2"], verifySleep: "0")
+        let (first, second) = (hosts[0], hosts[1])
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        let sql = { (query: String) in try self.sql(server, database, query) }
+        let id = try startRestore(on: first)
+        #expect(try await waitForState(first, id, in: ["succeeded", "failed", "cancelled"]) == "succeeded")
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, try sql("SELECT COUNT(*) FROM run_leases WHERE run_id = '\(id)'") != "0" {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // What a give-back whose answer was lost leaves: recovery-1's live lease of the ended run.
+        _ = try sql("INSERT INTO run_leases (run_id, host, expires_at) VALUES ('\(id)', 'recovery-1', now() + interval '5 seconds')")
+        let held = try second.cli(["rollback", id])
+        #expect(held.status == 2 && held.stderr.contains("rolled back by host recovery-1"), "\(held.stdout)\(held.stderr)")
+        // Past the lease (5 s, which recovery-1 renews every third of it for the runs it works on).
+        try await Task.sleep(for: .seconds(7))
+        #expect(try sql("SELECT COUNT(*) FROM run_leases WHERE run_id = '\(id)' AND expires_at > now()") == "0")
+        let rollback = try second.cli(["rollback", id, "--json"])
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        #expect(try sql("SELECT COUNT(*) FROM events WHERE run_id = '\(id)' AND kind = 'rollback'") != "0")
+    }
+
     /// A run whose end the ledger refuses to record (the database's disk full, SQLSTATE 53100)
     /// stops, and is taken up again from the ledger once the database takes writes: it ends once,
     /// with one report, and a watch of it follows it to that end rather than to the stop.

@@ -173,7 +173,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     if let pool = runtime.ledgerService, let shared = runtime.ledger as? any SharedLedger {
         let registered = hostRegistered ?? .signalled
         let host = HostService(ledger: shared, registration: HostRegistration(name: config.hostName, startedAt: clock.now()),
-                               registered: registered, logger: logger)
+                               registered: registered, coordinated: { runs.coordinated }, logger: logger)
         let worker = JobWorker(engine: runtime.engine, plans: plans, queue: shared, host: config.hostName, maxJobs: config.hostMaxJobs,
                                startAfter: registered, logger: logger)
         groupServices.insert(contentsOf: [pool, host] as [any Service], at: 0)

@@ -11,11 +11,15 @@ final class HostService: Service {
     let logger: Logger
     /// Signalled once this host is registered: until then it claims and coordinates nothing.
     let registered: ReadySignal
+    /// The runs this host works on (`RunManager.coordinated`): their leases are renewed.
+    let coordinated: @Sendable () -> Set<String>
 
-    init(ledger: any SharedLedger, registration: HostRegistration, registered: ReadySignal, logger: Logger) {
+    init(ledger: any SharedLedger, registration: HostRegistration, registered: ReadySignal,
+         coordinated: @escaping @Sendable () -> Set<String>, logger: Logger) {
         self.ledger = ledger
         self.registration = registration
         self.registered = registered
+        self.coordinated = coordinated
         var logger = logger
         logger[metadataKey: "host"] = "\(registration.name)"
         self.logger = logger
@@ -34,12 +38,13 @@ final class HostService: Service {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.beat) }
                 do {
                     try await ledger.heartbeat(registration)
-                    // The runs this host coordinates stay its own (a run whose lease ran out is
+                    // The runs this host works on stay its own (a run whose lease ran out is
                     // another host's to take; this host's writes to it are refused from then on)
                     // while its records get through: stalled past a lease, they go to the others
-                    // (as its jobs do, `JobWorker`).
+                    // (as its jobs do, `JobWorker`). A lease it holds for nothing (its give-back
+                    // lost) runs out.
                     if !ledger.writesStuck {
-                        _ = try await ledger.renewCoordination()
+                        _ = try await ledger.renewCoordination(of: coordinated())
                     }
                 } catch let taken as HostNameInUse {
                     // Presumed dead by the others (a long pause, a partition) and the name reused.

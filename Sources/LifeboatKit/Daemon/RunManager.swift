@@ -24,6 +24,9 @@ public final class RunManager: Service {
     }
 
     private let active = Mutex<[String: Active]>([:])
+    /// Runs whose coordination this host holds for work other than running them (a retry or a
+    /// rollback of an ended run, a cleanup owed, taking one up), by how many such holders.
+    private let holding = Mutex<[String: Int]>([:])
     /// Unfinished runs this host cannot take on (it has not the version of their plan they were
     /// started with), said once each.
     private let unworkable = Mutex<Set<String>>([])
@@ -48,6 +51,23 @@ public final class RunManager: Service {
     }
 
     private var ledger: any Ledger { engine.environment.ledger }
+
+    /// The runs this host works on, whose leases it renews (`HostService`): those it runs or
+    /// queued, and those it holds for other work. A lease of its own outside them (a give-back
+    /// whose answer was lost) runs out, rather than keep the run from the other hosts for good.
+    public var coordinated: Set<String> {
+        Set(active.withLock { Array($0.keys) }).union(holding.withLock { Array($0.keys) })
+    }
+
+    /// Counts `runId` among the runs this host works on until `unhold`: from before it takes the
+    /// run's coordination, so that the lease is renewed from the start.
+    private func hold(_ runId: String) { holding.withLock { $0[runId, default: 0] += 1 } }
+
+    private func unhold(_ runId: String) {
+        holding.withLock { holders in
+            if let n = holders[runId], n > 1 { holders[runId] = n - 1 } else { holders[runId] = nil }
+        }
+    }
 
     /// With a shared ledger: it and this host's name (runs are coordinated under leases).
     private var shared: (ledger: any SharedLedger, host: String)? {
@@ -104,6 +124,8 @@ public final class RunManager: Service {
     /// only under the run's plan, so then nothing is done and the refusal says what to do.
     private func cancelWithoutPlan(_ run: RunRecord, by who: String) async throws {
         guard let shared else { return try await cancelHeld(run, by: who) }
+        hold(run.id)
+        defer { unhold(run.id) }
         let holder = try await shared.ledger.coordinate(runId: run.id)
         guard holder == shared.host else { throw ControlError(.conflict, "run \(run.id) is coordinated by host \(holder) now; cancel it again") }
         do {
@@ -350,6 +372,8 @@ public final class RunManager: Service {
         guard !isActive(runId) else { throw ControlError(.conflict, "run \(runId) is still active; \(otherwise)") }
         guard let run = try await ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId)") }
         guard let shared else { return try await body(run).0 }
+        hold(runId)
+        defer { unhold(runId) }
         func going(_ run: RunRecord) -> String? {
             run.isCancelling ? "cancelling" : run.state.isFinal ? nil : run.state.rawValue
         }
@@ -495,7 +519,15 @@ public final class RunManager: Service {
         var owing: [RunRecord] = []
         if engine.environment.finisher != nil {
             for run in try await ledger.runsOwingCleanup() {
-                if let holder = try await otherCoordinator(of: run.id) {
+                // Held until its cleanup is done (`resumeCleanups`), which may wait its turn for minutes.
+                hold(run.id)
+                let holder: String?
+                do { holder = try await otherCoordinator(of: run.id) } catch {
+                    unhold(run.id)
+                    throw error
+                }
+                if let holder {
+                    unhold(run.id)
                     logger.info("exercise cleanup left to its coordinator", metadata: ["run.id": "\(run.id)", "host": "\(holder)"])
                     continue
                 }
@@ -514,6 +546,7 @@ public final class RunManager: Service {
             logger.notice("resuming exercise cleanup", metadata: ["run.id": "\(run.id)", "cleanup": "\(run.cleanup ?? "")"])
             _ = await finisher.resume(run, plan: plans.plan(for: run))
             try? await shared?.ledger.releaseCoordination(runId: run.id)
+            unhold(run.id)
         }
     }
 
@@ -549,6 +582,8 @@ public final class RunManager: Service {
             }
             return
         }
+        hold(run.id)
+        defer { unhold(run.id) }
         if let holder = try await otherCoordinator(of: run.id) {
             logger.debug("run coordinated by another host", metadata: ["run.id": "\(run.id)", "host": "\(holder)"])
             return

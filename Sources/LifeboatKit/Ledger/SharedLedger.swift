@@ -20,8 +20,10 @@ public protocol SharedLedger: Ledger {
     /// host's. Returns the host that coordinates it now (this one, or the live holder). While
     /// another host coordinates a run, this host's writes to it are refused (`RunLeaseLost`).
     func coordinate(runId: String) async throws -> String
-    /// Renews the leases of the runs this host coordinates; returns those it still holds.
-    func renewCoordination() async throws -> Set<String>
+    /// Renews this host's leases of `runIds` (the runs it works on); returns those it still
+    /// holds. A lease of this host's outside them (one whose give-back got no answer) is not
+    /// renewed: it runs out, and the run is any host's again.
+    func renewCoordination(of runIds: Set<String>) async throws -> Set<String>
     /// Gives up the coordination of a run (nil: of every run of this host), so another host
     /// may take it over at once.
     func releaseCoordination(runId: String?) async throws

@@ -847,7 +847,7 @@ struct PostgresLedgerTests {
             job.state = .restoring
             await #expect(throws: RunLeaseLost.self) { try await b.updateJob(job, from: .pending) }
             await #expect(throws: RunLeaseLost.self) { try await b.updateRun(run) }
-            #expect(try await a.renewCoordination() == [run.id])
+            #expect(try await a.renewCoordination(of: [run.id, "another"]) == [run.id])
             try await a.updateJob(job, from: .pending)
             // a stops renewing (frozen, cut off): past its lease b takes the run over, and a's
             // late writes are refused.
@@ -855,7 +855,7 @@ struct PostgresLedgerTests {
             job.state = .committing
             await #expect(throws: RunLeaseLost.self) { try await a.updateJob(job, from: .restoring) }
             #expect(try await b.coordinate(runId: run.id) == "b")
-            #expect(try await a.renewCoordination().isEmpty)
+            #expect(try await a.renewCoordination(of: [run.id]).isEmpty)
             #expect(try await a.coordinate(runId: run.id) == "b")
             job.state = .succeeded
             try await b.updateJob(job, from: .restoring)

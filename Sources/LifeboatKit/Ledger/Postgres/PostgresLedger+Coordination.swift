@@ -31,14 +31,15 @@ extension PostgresLedger {
         }
     }
 
-    public func renewCoordination() async throws -> Set<String> {
+    public func renewCoordination(of runIds: Set<String>) async throws -> Set<String> {
         let host = try coordinator
         let lease = settings.lease
+        guard !runIds.isEmpty else { return [] }
         return try await withConnection("renew run leases") { connection in
             var held: Set<String> = []
             for try await id in try await connection.query("""
                 UPDATE run_leases SET expires_at = now() + make_interval(secs => \(lease))
-                WHERE host = \(host) AND expires_at > now() RETURNING run_id
+                WHERE host = \(host) AND expires_at > now() AND run_id = ANY(\(Array(runIds))) RETURNING run_id
                 """, logger: logger).decode(String.self) { held.insert(id) }
             return held
         }
