@@ -26,14 +26,14 @@ extension FaultSuite {
 
         static let faults: [Fault] = [
             // The syncfs that makes the staging tree durable before anything is renamed (the first
-            // to fail), then the one after each rename, made through the directory it changed:
-            // the exchange (the destination's parent), the move to quarantine (the ledger uses
+            // to fail), then the fsync after each rename of the directory it went into: the
+            // exchange (the destination's parent), the move to quarantine (the ledger uses
             // fdatasync, untouched).
             Fault(name: "syncfs EIO", inject: ["-e", "trace=syncfs", "-e", "inject=syncfs:error=EIO"], message: "Input/output error"),
-            Fault(name: "syncfs after the exchange EIO", inject: ["-P", "{dir}/out/acme", "-e", "trace=syncfs", "-e", "inject=syncfs:error=EIO"],
+            Fault(name: "fsync after the exchange EIO", inject: ["-P", "{dir}/out/acme", "-e", "trace=fsync", "-e", "inject=fsync:error=EIO"],
                   message: "Input/output error"),
-            Fault(name: "syncfs after the quarantine move EIO",
-                  inject: ["-P", "{dir}/out/acme/.lifeboat-quarantine", "-e", "trace=syncfs", "-e", "inject=syncfs:error=EIO"],
+            Fault(name: "fsync after the quarantine move EIO",
+                  inject: ["-P", "{dir}/out/acme/.lifeboat-quarantine", "-e", "trace=fsync", "-e", "inject=fsync:error=EIO"],
                   message: "Input/output error"),
             // File data goes through write(2) (SQLite uses pwrite64, untouched); an early one fails.
             Fault(name: "write ENOSPC on the 3rd call", inject: ["-e", "trace=write", "-e", "inject=write:error=ENOSPC:when=3"],
@@ -109,12 +109,12 @@ extension FaultSuite {
                                                  "--size", "64KiB", "--now", "2026-11-25T10:00:00Z"])
             #expect(gen.status == 0, "\(gen.stderr)")
             dir.write("plan.yaml", "name: io\nsnapshots: store\ntarget: out/{site}/{product}\nproducts: [{ name: contacts }]\nretry: { attempts: 1, backoff: 1s }\n")
-            // The syncfs that makes staging durable goes through the staging directory; the one
-            // after the rename into place through the destination's parent, and only that one
-            // fails (`-P`: only calls on that directory are traced and injected).
+            // The syncfs that makes staging durable goes through the staging directory; the fsync
+            // after the rename into place is of the destination's parent, and only that one fails
+            // (`-P`: only calls on that directory are traced and injected).
             try FileManager.default.createDirectory(atPath: dir.file("out/acme"), withIntermediateDirectories: true)
             let result = try run(Self.strace, ["-f", "-qq", "-o", dir.file("strace.log"), "-P", dir.file("out/acme"),
-                                               "-e", "trace=syncfs,renameat2", "-e", "inject=syncfs:error=EIO",
+                                               "-e", "trace=fsync,renameat2", "-e", "inject=fsync:error=EIO",
                                                Binaries.lifeboat, "run", dir.file("plan.yaml"), "--ledger", dir.file("ledger.sqlite")])
             let trace = (try? String(contentsOfFile: dir.file("strace.log"), encoding: .utf8)) ?? ""
             #expect(trace.contains("\"contacts\", RENAME_NOREPLACE) = 0"), "the rename into place did not happen first: \(trace)")

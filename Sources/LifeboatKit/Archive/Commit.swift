@@ -59,9 +59,8 @@ extension StagingDirectory {
 ///   with `RENAME_NOREPLACE`. Nothing is ever deleted.
 ///
 /// Nothing is committed over unsynced data: the staging tree was made durable first (a failing
-/// `syncfs` there fails before any rename). After each rename its filesystem is synced again
-/// (`syncfs`, shared with the commits finishing at the same time), and a failure there undoes
-/// the rename.
+/// `syncfs` there fails before any rename). After each rename the directory it went into is
+/// synced (`fsync`), and a failure there undoes the rename.
 ///
 /// - Parameters:
 ///   - quarantineName: one path component, unique per commit; nil when the destination must not
@@ -145,7 +144,7 @@ private struct StagingCommit {
         let rc = lifeboat_renameat2(areaFD, staging.name, parentFD, destinationName, UInt32(LIFEBOAT_RENAME_NOREPLACE))
         if rc == 0 {
             do {
-                try syncRename(parentFD, "the move of \(staging.path) to \(staging.destination)")
+                try syncRename(into: parentFD, "the move of \(staging.path) to \(staging.destination)")
             } catch {
                 throw undo(error, parentFD: parentFD, areaFD: areaFD, destinationName: destinationName, exchanged: false)
             }
@@ -166,7 +165,7 @@ private struct StagingCommit {
                        + (e == EINVAL ? " (the filesystem does not support RENAME_EXCHANGE)" : ""), e)
         }
         do {
-            try syncRename(parentFD, "the exchange of \(staging.path) with \(staging.destination)")
+            try syncRename(into: parentFD, "the exchange of \(staging.path) with \(staging.destination)")
         } catch {
             throw undo(error, parentFD: parentFD, areaFD: areaFD, destinationName: destinationName, exchanged: true)
         }
@@ -197,7 +196,7 @@ private struct StagingCommit {
             guard let moved = FileIdentity(name, in: quarantineFD) else {
                 throw fail("cannot inspect the data moved to quarantine \(area)/\(name)", errno)
             }
-            try syncRename(quarantineFD, "the move to quarantine \(area)/\(name)")
+            try syncRename(into: quarantineFD, "the move to quarantine \(area)/\(name)")
             return moved
         } catch {
             guard lifeboat_renameat2(quarantineFD, name, areaFD, staging.name, UInt32(LIFEBOAT_RENAME_NOREPLACE)) == 0 else {
@@ -232,13 +231,18 @@ private struct StagingCommit {
         return undone
     }
 
-    /// Makes a rename durable: both directories it changed, which are on `fd`'s filesystem (a
-    /// rename never crosses one). A `syncfs` shared with the commits finishing at the same time
-    /// (one journal commit for all of them) rather than an `fsync` of each directory (a journal
-    /// commit each, twice per job).
-    private func syncRename(_ fd: Int32, _ what: String) throws {
-        let synced = SharedSync.shared.sync(fd)
-        guard synced == 0 else { throw fail("cannot make \(what) durable (syncfs)", synced) }
+    /// Makes a rename durable: an `fsync` of the directory it went into, as PostgreSQL's
+    /// `durable_rename` does. The journal transaction that commits holds the whole rename (the
+    /// entry gone from where it came from too), and commits finishing together share it; an
+    /// `fsync` of the other directory would find it committed and still flush the device again.
+    /// Not a `syncfs`: that also writes back, and waits for, the data every other job is writing
+    /// on the filesystem (the 10,000-job run took 10% longer with it).
+    private func syncRename(into fd: Int32, _ what: String) throws {
+        do throws(SystemCallError) {
+            try FileSystemCalls.fsync(fd)
+        } catch {
+            throw fail("cannot make \(what) durable (fsync)", error.errno)
+        }
     }
 
     private func fail(_ detail: String, _ code: Int32? = nil) -> ArchiveError {
