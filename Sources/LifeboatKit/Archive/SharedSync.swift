@@ -6,7 +6,9 @@ import Foundation
 /// Many small jobs finishing together each asked for their own `syncfs`, one journal commit
 /// apiece. A caller here waits for the first `syncfs` of that filesystem that *starts* after it
 /// asked (so it covers everything the caller wrote before), and callers that arrive while one is
-/// under way share the next: one leader runs it, the others take its result. The guarantee is
+/// under way share the next: one leader runs it, the others take its result. The leader first
+/// waits a moment for company (`gathering`, a commit delay as PostgreSQL's `commit_delay`):
+/// callers that arrive meanwhile share its call instead of needing another. The guarantee is
 /// the one a private `syncfs` gives: when `sync` returns 0, everything written to the filesystem
 /// before the call is on disk; an error of the shared `syncfs` is every sharer's error.
 final class SharedSync: @unchecked Sendable {
@@ -26,9 +28,15 @@ final class SharedSync: @unchecked Sendable {
     private var waiting = 0
     /// `syncfs(2)`: 0, or -1 with errno set (tests count and hold the calls).
     private let syncfs: @Sendable (Int32) -> Int32
+    /// How long a leader waits for company before its call, in microseconds. A millisecond
+    /// against a `syncfs` of several: the 10,000-job run's jobs, finishing a millisecond or so
+    /// apart, shared too few calls without it, each a journal commit and a device flush.
+    private let gathering: UInt32
 
-    init(syncfs: @escaping @Sendable (Int32) -> Int32 = { lifeboat_syncfs($0) }) {
+    init(gathering: Duration = .milliseconds(1), syncfs: @escaping @Sendable (Int32) -> Int32 = { lifeboat_syncfs($0) }) {
         self.syncfs = syncfs
+        let (seconds, attoseconds) = gathering.components
+        self.gathering = UInt32(clamping: seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
     }
 
     /// Callers waiting for another's `syncfs` now.
@@ -54,8 +62,15 @@ final class SharedSync: @unchecked Sendable {
                 waiting -= 1
                 continue
             }
-            // This caller leads the next call; whoever waits meanwhile shares the one after.
+            // This caller leads the next call. Whoever comes while it gathers takes this call as
+            // theirs (`started + 1`: it is counted started only once the gathering is over);
+            // whoever comes once it is under way shares the one after.
             filesystems[device]!.running = true
+            if gathering > 0 {
+                condition.unlock()
+                usleep(gathering)
+                condition.lock()
+            }
             filesystems[device]!.started += 1
             let number = filesystems[device]!.started
             condition.unlock()

@@ -87,6 +87,28 @@ import Testing
         #expect(held.calls == 2)
     }
 
+    /// Commits that come while the leader gathers company share its call: one `syncfs` for all.
+    @Test func callersArrivingWhileTheLeaderGathersShareItsCall() throws {
+        let held = HeldSyncfs()
+        let sync = SharedSync(gathering: .seconds(3), syncfs: { held.call($0) })
+        let fd = open("/", O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+
+        let leader = Callers()
+        leader.start(1, sync, fd: fd)
+        usleep(50_000)
+        let company = Callers()
+        company.start(5, sync, fd: fd)
+        until { sync.waitingCallers == 5 }
+        // All five asked before the leader's syncfs started, so it covers their data.
+        #expect(held.calls == 0, "the leader did not wait for company")
+        until { held.calls == 1 }
+        held.releaseNext()
+        #expect(leader.wait() == [0])
+        #expect(company.wait() == Array(repeating: 0, count: 5))
+        #expect(held.calls == 1)
+    }
+
     @Test func aFailedSharedSyncIsEverySharersErrorAndTheNextCallStartsAfresh() throws {
         let held = HeldSyncfs()
         let sync = SharedSync(syncfs: { held.call($0) })
