@@ -28,12 +28,14 @@ final class SharedSync: @unchecked Sendable {
     private var waiting = 0
     /// `syncfs(2)`: 0, or -1 with errno set (tests count and hold the calls).
     private let syncfs: @Sendable (Int32) -> Int32
-    /// How long a leader waits for company before its call, in microseconds. A millisecond
-    /// against a `syncfs` of several: the 10,000-job run's jobs, finishing a millisecond or so
-    /// apart, shared too few calls without it, each a journal commit and a device flush.
+    /// How long a leader waits for company before its call, in microseconds. Without it the
+    /// 10,000-job run's jobs, finishing a millisecond or so apart, shared few calls, each a
+    /// journal commit and a device flush that cost CPU. Measured there (8 jobs at once, 2 cores):
+    /// 3 ms gave the shortest run with the most CPU to spare (a quarter of the machine idle,
+    /// against a tenth with 1 or 2 ms); 5 ms left the jobs waiting, 13% slower.
     private let gathering: UInt32
 
-    init(gathering: Duration = .milliseconds(1), syncfs: @escaping @Sendable (Int32) -> Int32 = { lifeboat_syncfs($0) }) {
+    init(gathering: Duration = .milliseconds(3), syncfs: @escaping @Sendable (Int32) -> Int32 = { lifeboat_syncfs($0) }) {
         self.syncfs = syncfs
         let (seconds, attoseconds) = gathering.components
         self.gathering = UInt32(clamping: seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
