@@ -49,7 +49,12 @@ public struct ByteSize: Hashable, Sendable, Comparable, CustomStringConvertible 
             index += 1
         }
         if index == 0 { return "\(bytes) B" }
-        return String(format: value >= 100 ? "%.0f %@" : "%.1f %@", value, units[index])
+        // As `%.0f` / `%.1f` would print it (ties to even), without `String(format:)`, which
+        // parses its format on every call: this runs for every job's event and report row.
+        // `value` is bytes over a power of 1024, so `value * 10` is exact and so is the rounding.
+        if value >= 100 { return "\(Int64(value.rounded(.toNearestOrEven))) \(units[index])" }
+        let tenths = Int64((abs(value) * 10).rounded(.toNearestOrEven))
+        return "\(value < 0 ? "-" : "")\(tenths / 10).\(tenths % 10) \(units[index])"
     }
 }
 
@@ -109,7 +114,8 @@ public struct DurationSpec: Hashable, Sendable, Comparable, CustomStringConverti
         let s = abs(seconds)
         let text: String
         if s < 10 && s != s.rounded() {
-            text = String(format: "%.1fs", (s * 10).rounded(.up) / 10)
+            let tenths = Int64((s * 10).rounded(.up))
+            text = "\(tenths / 10).\(tenths % 10)s"
         } else {
             var total = Int64(s.rounded(.up))
             let d = total / 86_400, h = (total % 86_400) / 3_600
@@ -125,9 +131,9 @@ public struct DurationSpec: Hashable, Sendable, Comparable, CustomStringConverti
                 // not read "1d (missed)").
                 text = hours > 0 ? "\(days)d\(hours)h" : m > 0 ? "\(days)d\(m)m" : "\(days)d"
             } else if hours > 0 {
-                text = m > 0 ? "\(hours)h\(String(format: "%02d", m))m" : "\(hours)h"
+                text = m > 0 ? "\(hours)h\(m < 10 ? "0" : "")\(m)m" : "\(hours)h"
             } else if m > 0 {
-                text = sec > 0 ? "\(m)m\(String(format: "%02d", sec))s" : "\(m)m"
+                text = sec > 0 ? "\(m)m\(sec < 10 ? "0" : "")\(sec)s" : "\(m)m"
             } else {
                 text = "\(sec)s"
             }

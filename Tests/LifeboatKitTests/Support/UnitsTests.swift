@@ -46,6 +46,35 @@ import Testing
         #expect(Timestamp.isoMillis(Date(timeIntervalSince1970: 0.9996)) == "1970-01-01T00:00:01.000Z")
     }
 
+    /// Sizes and short durations read as `String(format:)` printed them (ties to even), which
+    /// they no longer call: the report and every job's event use them.
+    @Test func formatsReadAsPrintfDid() {
+        var sizes: [Int64] = [0, 1, 1023, 1024, 1280, 1331, 1_536, 102_348, 102_349, 102_400, 103_936, 1_048_575, 1_048_576, -1_536, 3 << 29]
+        var generator = SystemRandomNumberGenerator()
+        for shift in 10..<50 {
+            for _ in 0..<200 { sizes.append(Int64.random(in: (1 << shift)..<(1 << (shift + 1)), using: &generator)) }
+            // Exact ties at a tenth and at a unit: x.x5 and xxx.5 of the unit.
+            sizes.append((Int64(1) << shift) / 20 * 25)
+            sizes.append((Int64(1) << (shift - 1)) * 201)
+        }
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        for bytes in sizes where bytes != 0 && abs(bytes) >= 1024 {
+            var value = Double(bytes), index = 0
+            while abs(value) >= 1024, index < units.count - 1 { value /= 1024; index += 1 }
+            let printf = String(format: value >= 100 ? "%.0f %@" : "%.1f %@", value, units[index])
+            #expect(ByteSize.format(bytes) == printf, "\(bytes)")
+        }
+        for tenth in 1..<100 {
+            for offset in [-0.04, -0.001, 0.001, 0.049] {
+                let seconds = Double(tenth) / 10 + offset
+                guard seconds > 0, seconds < 10, seconds != seconds.rounded() else { continue }
+                #expect(DurationSpec.format(seconds: seconds) == String(format: "%.1fs", (seconds * 10).rounded(.up) / 10), "\(seconds)")
+            }
+        }
+        #expect(DurationSpec.format(seconds: 3_600 + 5 * 60) == "1h05m")
+        #expect(DurationSpec.format(seconds: 65) == "1m05s")
+    }
+
     @Test func humanFormats() {
         #expect(ByteSize.format(512) == "512 B")
         #expect(ByteSize.format(3 << 29) == "1.5 GiB")
