@@ -57,10 +57,13 @@ final class ConnectionPoolSlot: Sendable {
                     stopPrevious = stopper
                     group.addTask {
                         await withDiscardingTaskGroup { pool in
-                            pool.addTask {
-                                self.running.signal()
+                            // Started at once, here: `run()` marks the pool running before it
+                            // first waits, so no lease asked after the signal finds it not yet
+                            // run (signalled first, one sometimes did, and PostgresNIO warned).
+                            pool.addImmediateTask {
                                 await client.run()
                             }
+                            self.running.signal()
                             for await _ in stop {}
                             pool.cancelAll()
                         }
