@@ -44,12 +44,6 @@ public struct RestoreExecutor: JobExecutor {
                     hookOutput.append("verify.command: \(result.summary)\n\(result.output)")
                 }
 
-                // The commit's record and the tree's sync only have to precede the rename, not
-                // each other: they are waited for together.
-                async let durable = runBlocking(flag: CancellationFlag()) { try staging.makeDurable() }
-                try await observer.willCommit()
-                CrashPoint.afterCommitRecord.hit()
-                let ready = try await durable
                 // An exercise's commit refuses an existing destination instead of displacing it.
                 let quarantineName = exercise ? nil : QuarantineArea.entryName(run: context.run.id, site: job.site, product: job.product, attempt: job.attempt)
                 let postRestore = context.plan.product(named: job.product)?.postRestore
@@ -57,7 +51,8 @@ public struct RestoreExecutor: JobExecutor {
                 // post_restore, which may write there), for rollback to tell later changes.
                 let digestAtCommit = !exercise && postRestore == nil
                 let destination = job.destination
-                let (commit, digest) = try await runBlocking(flag: CancellationFlag()) {
+                let commitNow: @Sendable (DurableStaging) throws -> (CommitResult, String?) = { ready in
+                    CrashPoint.afterCommitRecord.hit()
                     let commit = try commitStaging(ready, quarantineName: quarantineName) { step in
                         switch step {
                         case .stagingDurable: try observer.mayCommit()
@@ -66,6 +61,23 @@ public struct RestoreExecutor: JobExecutor {
                         }
                     }
                     return (commit, digestAtCommit ? TreeDigest.of(destination) : nil)
+                }
+                // The commit's record and the tree's sync only have to precede the rename, not
+                // each other: the record is written while the tree is synced. The rename follows
+                // in the same trip to the blocking threads when the record was done by then (a
+                // ledger write is usually quicker than a syncfs), else in a second trip once it
+                // is: one trip fewer for most jobs, and no blocking thread waits for the ledger.
+                let recorded = PendingOutcome()
+                async let record: Void = recorded.settle { try await observer.willCommit() }
+                let (ready, committed) = try await runBlocking(flag: CancellationFlag()) { () throws -> (DurableStaging, (CommitResult, String?)?) in
+                    let ready = try staging.makeDurable()
+                    guard let outcome = recorded.outcome else { return (ready, nil) }
+                    try outcome.get()
+                    return (ready, try commitNow(ready))
+                }
+                try await record
+                let (commit, digest) = if let committed { committed } else {
+                    try await runBlocking(flag: CancellationFlag()) { try commitNow(ready) }
                 }
                 if let quarantined = commit.quarantinePath {
                     try await observer.didQuarantine(path: quarantined, originalPath: job.destination, identity: commit.quarantinedIdentity)

@@ -14,6 +14,27 @@ public final class CancellationFlag: Sendable {
     public func cancel() { flag.store(true, ordering: .relaxed) }
 }
 
+/// How async work ended, for blocking work to look at without waiting for it (nil while it
+/// goes on): a blocking thread never waits for, say, the ledger.
+final class PendingOutcome: Sendable {
+    private let state = Mutex<Result<Void, any Error>?>(nil)
+
+    init() {}
+
+    var outcome: Result<Void, any Error>? { state.withLock { $0 } }
+
+    /// Runs `work` and notes how it ended (and ends as it did).
+    func settle(_ work: () async throws -> Void) async throws {
+        do {
+            try await work()
+            state.withLock { $0 = .success(()) }
+        } catch {
+            state.withLock { $0 = .failure(error) }
+            throw error
+        }
+    }
+}
+
 /// Threads for blocking work, started once and shared by every run: a bounded pool rather than a
 /// thread per call (a tiny job used to start two threads; thousands of jobs, thousands of thread
 /// starts). Sized for more jobs at once than cores (a job also waits on the disk) while staying

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import LifeboatKit
 
@@ -107,6 +108,73 @@ import Testing
         #expect(restarted == .restart)
         #expect(!FileManager.default.fileExists(atPath: area))
         #expect(readText(scene.destination + "/docs/readme") == "v2")
+    }
+
+    /// A job's commit record and its staging tree's sync go on at once; the rename waits for
+    /// both, and for the record's success. A record the ledger refuses, before the sync is done
+    /// or after it, leaves the destination as it was and no staging behind; a slow one still
+    /// commits, once it was made.
+    @Test(arguments: [(false, 0), (false, 300), (true, 0), (true, 300)])
+    func theRenameWaitsForTheCommitRecord(refused: Bool, delayMilliseconds: Int) async throws {
+        struct Refused: Error {}
+        final class Observer: JobObserver, @unchecked Sendable {
+            let destination: String, refused: Bool, delay: Duration
+            let recordDone = Mutex(false)
+            /// What went wrong where no test could hear it (on a blocking thread).
+            let wrongs = Mutex<[String]>([])
+            init(destination: String, refused: Bool, delay: Duration) { (self.destination, self.refused, self.delay) = (destination, refused, delay) }
+            func reserved(stagingPath: String) async throws {}
+            func staged(identity: String) async throws {}
+            func verifying() async throws {}
+            func progress(archiveBytesRead: Int64) {}
+            func willCommit() async throws {
+                try await Task.sleep(for: delay)
+                if readText(destination + "/docs/readme") != "v1" { wrongs.withLock { $0.append("the destination changed before its commit was recorded") } }
+                if refused { throw Refused() }
+                recordDone.withLock { $0 = true }
+            }
+            func mayCommit() throws {
+                if !recordDone.withLock({ $0 }) { wrongs.withLock { $0.append("the commit went ahead without its record") } }
+            }
+            func proceedingThoughHeld(_ destination: String) {}
+            func didQuarantine(path: String, originalPath: String, identity: FileIdentity?) async throws {}
+        }
+        let scene = try RestoreScene()
+        try scene.write(Self.archive("v1"))
+        try await scene.restore()
+        try scene.write(Self.archive("v2"))
+        let area = scene.restoreParent + "/" + StagingDirectory.areaName
+        let plan = try PlanLoader.load(text: """
+            name: p
+            snapshots: \(scene.dir.sub("store"))
+            target: \(scene.dir.sub("t"))/{site}/{product}
+            products: [{ name: jira }]
+            verify: { checksum: off }
+            """, file: "p.yaml", baseDirectory: scene.dir.path)
+        let t0 = Date(timeIntervalSince1970: 1_764_000_000)
+        let run = RunRecord(id: "20261125-101132-0001", plan: "p", planPath: nil, mode: .restore, declaredAt: t0, incidentAt: t0, asOf: t0,
+                            createdAt: t0, startedBy: "test", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
+        var job = JobRecord(runId: run.id, site: "dest", product: "jira", wave: 0, priority: 0, productOrder: 0, destination: scene.destination)
+        job.id = 7
+        job.attempt = 1
+        job.state = .restoring
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: scene.archive)[.size] as? Int)
+        let snapshot = Snapshot(site: "dest", product: "jira", takenAt: t0, path: scene.archive, size: Int64(size), sidecarPath: nil)
+        let observer = Observer(destination: scene.destination, refused: refused, delay: .milliseconds(delayMilliseconds))
+        let context = JobContext(job: job, run: run, plan: plan, snapshot: snapshot)
+
+        if refused {
+            await #expect(throws: Refused.self) { try await RestoreExecutor().execute(context, observer: observer) }
+            #expect(readText(scene.destination + "/docs/readme") == "v1")
+            #expect(!FileManager.default.fileExists(atPath: scene.restoreParent + "/" + QuarantineArea.name))
+        } else {
+            let result = try await RestoreExecutor().execute(context, observer: observer)
+            #expect(readText(scene.destination + "/docs/readme") == "v2")
+            let displaced = try #require(result.quarantinePath)
+            #expect(readText(displaced + "/docs/readme") == "v1")
+        }
+        #expect(!FileManager.default.fileExists(atPath: area), "staging was left behind")
+        #expect(observer.wrongs.withLock { $0 } == [])
     }
 
     /// A symbolic link on the way to the destination that is swapped between the job's check
