@@ -14,6 +14,24 @@ import Testing
         return tar
     }
 
+    static let t0 = Date(timeIntervalSince1970: 1_764_000_000)
+
+    /// A one-product plan, a restore run of it and its job for `scene`'s destination, as the
+    /// engine would hand them to the executor.
+    static func job(in scene: RestoreScene, plan more: String = "") throws -> (Plan, RunRecord, JobRecord) {
+        let plan = try PlanLoader.load(text: """
+            name: p
+            snapshots: \(scene.dir.sub("store"))
+            target: \(scene.dir.sub("t"))/{site}/{product}
+            products: [{ name: jira }]
+            \(more)
+            """, file: "p.yaml", baseDirectory: scene.dir.path)
+        let run = RunRecord(id: "20261125-101132-0001", plan: "p", planPath: nil, mode: .restore, declaredAt: t0, incidentAt: t0, asOf: t0,
+                            createdAt: t0, startedBy: "test", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
+        let job = JobRecord(runId: run.id, site: "dest", product: "jira", wave: 0, priority: 0, productOrder: 0, destination: scene.destination)
+        return (plan, run, job)
+    }
+
     @Test func commitIntoANewDestination() async throws {
         let scene = try RestoreScene()
         try scene.write(Self.archive("v2"))
@@ -73,16 +91,7 @@ import Testing
         let scene = try RestoreScene()
         try scene.write(Self.archive("v2"))
         let area = scene.restoreParent + "/" + StagingDirectory.areaName
-        let plan = try PlanLoader.load(text: """
-            name: p
-            snapshots: \(scene.dir.sub("store"))
-            target: \(scene.dir.sub("t"))/{site}/{product}
-            products: [{ name: jira }]
-            """, file: "p.yaml", baseDirectory: scene.dir.path)
-        let t0 = Date(timeIntervalSince1970: 1_764_000_000)
-        let run = RunRecord(id: "20261125-101132-0001", plan: "p", planPath: nil, mode: .restore, declaredAt: t0, incidentAt: t0, asOf: t0,
-                            createdAt: t0, startedBy: "test", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
-        var job = JobRecord(runId: run.id, site: "dest", product: "jira", wave: 0, priority: 0, productOrder: 0, destination: scene.destination)
+        var (plan, run, job) = try Self.job(in: scene)
         job.state = .committing
 
         // Killed right after the commit's rename: the staging directory is the destination now.
@@ -144,22 +153,12 @@ import Testing
         try await scene.restore()
         try scene.write(Self.archive("v2"))
         let area = scene.restoreParent + "/" + StagingDirectory.areaName
-        let plan = try PlanLoader.load(text: """
-            name: p
-            snapshots: \(scene.dir.sub("store"))
-            target: \(scene.dir.sub("t"))/{site}/{product}
-            products: [{ name: jira }]
-            verify: { checksum: off }
-            """, file: "p.yaml", baseDirectory: scene.dir.path)
-        let t0 = Date(timeIntervalSince1970: 1_764_000_000)
-        let run = RunRecord(id: "20261125-101132-0001", plan: "p", planPath: nil, mode: .restore, declaredAt: t0, incidentAt: t0, asOf: t0,
-                            createdAt: t0, startedBy: "test", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
-        var job = JobRecord(runId: run.id, site: "dest", product: "jira", wave: 0, priority: 0, productOrder: 0, destination: scene.destination)
+        var (plan, run, job) = try Self.job(in: scene, plan: "verify: { checksum: off }")
         job.id = 7
         job.attempt = 1
         job.state = .restoring
         let size = try #require(try FileManager.default.attributesOfItem(atPath: scene.archive)[.size] as? Int)
-        let snapshot = Snapshot(site: "dest", product: "jira", takenAt: t0, path: scene.archive, size: Int64(size), sidecarPath: nil)
+        let snapshot = Snapshot(site: "dest", product: "jira", takenAt: Self.t0, path: scene.archive, size: Int64(size), sidecarPath: nil)
         let observer = Observer(destination: scene.destination, refused: refused, delay: .milliseconds(delayMilliseconds))
         let context = JobContext(job: job, run: run, plan: plan, snapshot: snapshot)
 
