@@ -19,8 +19,6 @@ public final class CancellationFlag: Sendable {
 final class PendingOutcome: Sendable {
     private let state = Mutex<Result<Void, any Error>?>(nil)
 
-    init() {}
-
     var outcome: Result<Void, any Error>? { state.withLock { $0 } }
 
     /// Runs `work` and notes how it ended (and ends as it did).
