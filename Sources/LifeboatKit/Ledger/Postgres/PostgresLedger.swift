@@ -518,7 +518,14 @@ public final class PostgresLedger: Ledger, Service {
                 """, logger: logger).decode((String, [String]).self) { next = JobChangeCursor(from: xmax, going: going) }
             let (from, going) = (cursor?.from ?? "0", cursor?.going ?? [])
             // Two index ranges, as two reads: an OR of them may be planned as a scan of the run.
-            let jobs = try await JobRow.fetch(connection.query("""
+            // The second only when some transaction was going: `changed = ANY('{}')` is false,
+            // and the planner, proving anything from false, then read it from the partial index
+            // of claimable jobs, filtering out every one of them (5 ms a look, a quarter of the
+            // server's time in a 10,000-job run).
+            let jobs = try await JobRow.fetch(connection.query(going.isEmpty ? """
+                SELECT \(unescaped: JobRow.columnList) FROM jobs WHERE run_id = \(runId) AND changed >= \(from)::xid8
+                ORDER BY id
+                """ : """
                 SELECT \(unescaped: JobRow.columnList) FROM jobs WHERE run_id = \(runId) AND changed >= \(from)::xid8
                 UNION ALL
                 SELECT \(unescaped: JobRow.columnList) FROM jobs WHERE run_id = \(runId) AND changed = ANY(\(going)::xid8[]) AND changed < \(from)::xid8
