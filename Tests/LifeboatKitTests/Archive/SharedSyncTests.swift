@@ -88,21 +88,32 @@ import Testing
     }
 
     /// Commits that come while the leader gathers company share its call: one `syncfs` for all.
-    /// A leader gathers only when commits come close together (here: one a moment before it).
+    /// A leader gathers only when the call before it was shared (commits are coming together): a
+    /// lone commit waits for nobody.
     @Test func callersArrivingWhileTheLeaderGathersShareItsCall() throws {
         let held = HeldSyncfs()
         let sync = SharedSync(gathering: .seconds(3), syncfs: { held.call($0) })
         let fd = open("/", O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
-        // The first commit, alone: it waits for nobody (its syncfs starts at once, not in 3 s).
+        // A first commit, alone: its syncfs starts at once, not in 3 s.
         let started = ContinuousClock.now
         let alone = Callers()
         alone.start(1, sync, fd: fd)
         until { held.calls == 1 }
         #expect(ContinuousClock.now - started < .seconds(2), "a lone commit waited for company")
+        // Two commits pile up behind it and share the next call, which (the one before it alone)
+        // does not gather either.
+        let pair = Callers()
+        pair.start(2, sync, fd: fd)
+        until { sync.waitingCallers == 2 }
         held.releaseNext()
         #expect(alone.wait() == [0])
+        until { held.calls == 2 }
+        #expect(ContinuousClock.now - started < .seconds(2), "a commit after a lone one waited for company")
+        held.releaseNext()
+        #expect(pair.wait() == [0, 0])
 
+        // That call was shared: the next leader gathers.
         let leader = Callers()
         leader.start(1, sync, fd: fd)
         usleep(50_000)
@@ -110,12 +121,12 @@ import Testing
         company.start(5, sync, fd: fd)
         until { sync.waitingCallers == 5 }
         // All five asked before the leader's syncfs started, so it covers their data.
-        #expect(held.calls == 1, "the leader did not wait for company")
-        until { held.calls == 2 }
+        #expect(held.calls == 2, "the leader did not wait for company")
+        until { held.calls == 3 }
         held.releaseNext()
         #expect(leader.wait() == [0])
         #expect(company.wait() == Array(repeating: 0, count: 5))
-        #expect(held.calls == 2)
+        #expect(held.calls == 3)
     }
 
     @Test func aFailedSharedSyncIsEverySharersErrorAndTheNextCallStartsAfresh() throws {
