@@ -1059,11 +1059,23 @@ struct SeveralHostsTests {
         let sql = { (query: String) in try self.sql(server, database, query) }
         let id = try startRestore(on: host)
         let watch = try BackgroundCLI(socket: host.socket, in: dir, ["watch", id], output: "watch.log")
+        let watchStarted = Date()
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, try sql("SELECT COUNT(*) FROM jobs WHERE state IN ('restoring', 'verifying')") == "0" { try await Task.sleep(for: .milliseconds(20)) }
+        // The watch's first read is served before the cut: a read the cut catches in flight waits
+        // out the connection pool (the watch started during the outage, below, is the one that waits).
+        let settle = 0.5 - Date().timeIntervalSince(watchStarted)
+        if settle > 0 { try await Task.sleep(for: .seconds(settle)) }
         ledger.stop()
+        let cut = Date()
         try #require(try sql("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'") != "6", "the run ended before the outage")
-        try await Task.sleep(for: .seconds(3))
+        // A watch started once this host knows the ledger does not answer waits for it, and says so.
+        while Date().timeIntervalSince(cut) < 30, !(try host.cli(["status"]).stdout.contains("LEDGER NOT ANSWERING")) { try await Task.sleep(for: .milliseconds(100)) }
+        let lateWatch = try BackgroundCLI(socket: host.socket, in: dir, ["watch", id], output: "late-watch.log")
+        while Date().timeIntervalSince(cut) < 40, !lateWatch.errorText.contains("waiting to follow") { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(lateWatch.errorText.contains("does not answer this host") && lateWatch.errorText.contains("waiting to follow run \(id)"), "\(lateWatch.errorText)")
+        let rest = 3 - Date().timeIntervalSince(cut)
+        if rest > 0 { try await Task.sleep(for: .seconds(rest)) }
         ledger = FaultProxy(upstreamPort: server.port, fault: nil, port: ledger.port)
         // `runs` is refused until the ledger answers this host again.
         let back = Date()
@@ -1073,6 +1085,8 @@ struct SeveralHostsTests {
         #expect(try sql("SELECT string_agg(DISTINCT state, ',') FROM jobs") == "succeeded", "\(host.daemonLog.suffix(4_000))")
         #expect(try await watch.waitForExit(timeout: 30) == 0, "\(watch.text)\(watch.errorText)")
         #expect(watch.text.contains("run \(id) succeeded"), "\(watch.text)")
+        #expect(try await lateWatch.waitForExit(timeout: 30) == 0, "\(lateWatch.text)\(lateWatch.errorText)")
+        #expect(lateWatch.text.contains("run \(id) succeeded") && lateWatch.errorText.contains("following run \(id) again"), "\(lateWatch.text)\(lateWatch.errorText)")
         // Each committed once: nothing displaced (the targets were empty), one success each.
         #expect(try sql("SELECT COUNT(*) FROM events WHERE run_id = '\(id)' AND kind = 'job.succeeded'") == "6")
         #expect(try sql("SELECT COUNT(*) FROM quarantine") == "0")
