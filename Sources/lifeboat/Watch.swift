@@ -20,59 +20,41 @@ enum Watch {
         var toldHalt = false
         var stoppedAtHalt = false
         var askShow = false
-        // A shared ledger that does not answer this host (a restart, a failover) is waited for,
-        // as the run waits for it: said once, and when the daemon answers again.
-        var client = client
-        var waitSaid = false
         // The final line without its jobs, unless printed as it is: the events gave each job's
         // latest state, checked against the final summary below.
         do {
-            while true {
-                do {
-                    try client.stream(Control.RunWatch(run: runId, doneJobs: json ? nil : false)) { line, wire in
-                        if waitSaid, !quiet { FileHandle.standardError.write(Data("lifeboat: following run \(runId) again\n".utf8)) }
-                        waitSaid = false
-                        if json && !quiet { try printJSONLine(try wire()) }
-                        if let snapshot = line.snapshot {
-                            view = WatchView(detail: snapshot)
-                            if plain, let waiting = snapshot.waiting { Swift.print("\(Timestamp.iso(Date()))  waiting   \(waiting.message)") }
-                        } else if let event = line.event {
-                            view?.apply(event)
-                            if plain { ProgressLines.print(event) }
-                        } else if var done = line.done {
-                            if done.jobs.isEmpty, done.summary.overall.jobs > 0 {
-                                // Each job's latest state, as the events left it: whole if it sums up to the
-                                // daemon's summary (another host's jobs may not show in this one's events).
-                                if let whole = done.completed(with: view?.jobs.values ?? [:].values) { done = whole } else { askShow = true }
-                            }
-                            final = done
-                            if askShow { view?.run = done.run } else { view?.replace(with: done) }
-                        }
-                        // Said once per halt; a resume ends it, and a later gate may halt again.
-                        let halted = line.done == nil && view?.run.state == .halted
-                        if halted, !toldHalt, let view {
-                            if plain {
-                                for text in HaltNotice.lines(run: view.run, jobs: Array(view.jobs.values)) { Swift.print(text) }
-                                if !exitOnHalt { Swift.print("  (still following: a resume or cancel from any terminal shows here)") }
-                            }
-                            if exitOnHalt { stoppedAtHalt = true }
-                        }
-                        toldHalt = halted
-                        if interactive, view != nil, stoppedAtHalt || line.done != nil || Date().timeIntervalSince(lastDraw) > 0.2 {
-                            view!.draw()
-                            lastDraw = Date()
-                        }
-                        return line.done == nil && !stoppedAtHalt
+            try stream(Control.RunWatch(run: runId, doneJobs: json ? nil : false), client: client, quiet: quiet) { line, wire in
+                if json && !quiet { try printJSONLine(try wire()) }
+                if let snapshot = line.snapshot {
+                    view = WatchView(detail: snapshot)
+                    if plain, let waiting = snapshot.waiting { Swift.print("\(Timestamp.iso(Date()))  waiting   \(waiting.message)") }
+                } else if let event = line.event {
+                    view?.apply(event)
+                    if plain { ProgressLines.print(event) }
+                } else if var done = line.done {
+                    if done.jobs.isEmpty, done.summary.overall.jobs > 0 {
+                        // Each job's latest state, as the events left it: whole if it sums up to the
+                        // daemon's summary (another host's jobs may not show in this one's events).
+                        if let whole = done.completed(with: view?.jobs.values ?? [:].values) { done = whole } else { askShow = true }
                     }
-                    break
-                } catch let refused as ControlClient.Refused where refused.error.code == .unavailable {
-                    if !waitSaid, !quiet {
-                        FileHandle.standardError.write(Data("lifeboat: \(refused.error.message); waiting to follow run \(runId) (Ctrl-C stops watching, not the run)\n".utf8))
-                    }
-                    waitSaid = true
-                    Thread.sleep(forTimeInterval: 1)
-                    client = try ControlClient(path: client.path)
+                    final = done
+                    if askShow { view?.run = done.run } else { view?.replace(with: done) }
                 }
+                // Said once per halt; a resume ends it, and a later gate may halt again.
+                let halted = line.done == nil && view?.run.state == .halted
+                if halted, !toldHalt, let view {
+                    if plain {
+                        for text in HaltNotice.lines(run: view.run, jobs: Array(view.jobs.values)) { Swift.print(text) }
+                        if !exitOnHalt { Swift.print("  (still following: a resume or cancel from any terminal shows here)") }
+                    }
+                    if exitOnHalt { stoppedAtHalt = true }
+                }
+                toldHalt = halted
+                if interactive, view != nil, stoppedAtHalt || line.done != nil || Date().timeIntervalSince(lastDraw) > 0.2 {
+                    view!.draw()
+                    lastDraw = Date()
+                }
+                return line.done == nil && !stoppedAtHalt
             }
         } catch let error as ControlClient.Unreachable where error.closed && view != nil {
             // The daemon ends its streams when it stops: where the run stands then is what a
@@ -95,6 +77,32 @@ enum Watch {
         if !json { SummaryPrinter.print(run: final.run, jobs: final.jobs) }
         if final.run.state != .succeeded {
             throw CLIFailure(code: .failed, message: "run \(runId) \(final.run.state.rawValue)")
+        }
+    }
+
+    /// The watch's stream. A shared ledger that does not answer this host (a restart, a
+    /// failover) is waited for, as the run waits for it: said once, asked again every second on
+    /// a new connection, and said when the daemon answers again.
+    private static func stream(_ watch: Control.RunWatch, client: ControlClient, quiet: Bool,
+                               onResult: (WatchEvent, _ wire: () throws -> JSONValue) throws -> Bool) throws {
+        var client = client
+        var waitSaid = false
+        while true {
+            do {
+                try client.stream(watch) { line, wire in
+                    if waitSaid, !quiet { FileHandle.standardError.write(Data("lifeboat: following run \(watch.run) again\n".utf8)) }
+                    waitSaid = false
+                    return try withoutActuallyEscaping(wire) { try onResult(line, $0) }
+                }
+                return
+            } catch let refused as ControlClient.Refused where refused.error.code == .unavailable {
+                if !waitSaid, !quiet {
+                    FileHandle.standardError.write(Data("lifeboat: \(refused.error.message); waiting to follow run \(watch.run) (Ctrl-C stops watching, not the run)\n".utf8))
+                }
+                waitSaid = true
+                Thread.sleep(forTimeInterval: 1)
+                client = try ControlClient(path: client.path)
+            }
         }
     }
 
