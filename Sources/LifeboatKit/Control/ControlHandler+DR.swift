@@ -9,7 +9,8 @@ extension Control.Rollback: ServedCommand {
 
 extension Control.QuarantineList: ServedCommand {
     func answer(_ call: ControlCall) async throws -> [QuarantineManager.Entry] {
-        try await QuarantineManager(ledger: call.services.ledger, clock: call.services.clock).list()
+        let clock = call.services.clock
+        return try await RunQueries(services: call.services).read { try await QuarantineManager(ledger: $0, clock: clock).list() }
     }
 }
 
@@ -33,7 +34,8 @@ extension Control.QuarantinePurge: ServedCommand {
 extension Control.Report: ServedCommand {
     func answer(_ call: ControlCall) async throws -> ReportResult {
         let format = self.format ?? .md
-        let report = try await ReportBuilder.build(runId: run, ledger: call.services.ledger, now: call.services.clock.now())
+        let (run, now) = (run, call.services.clock.now())
+        let report = try await RunQueries(services: call.services).read { try await ReportBuilder.build(runId: run, ledger: $0, now: now) }
         return ReportResult(run: run, format: format.rawValue, content: try report.render(format))
     }
 }

@@ -99,8 +99,9 @@ extension Control.RunWatch: ServedCommand {
                         // Coordinated here, the run's own changes and its end come from the bus
                         // (its end once its report is written).
                         let here = call.services.runs.isActive(run)
-                        // Not answered (the database restarting, this host cut off): looked at again.
-                        if let events = try? await ledger.look(at: call.services.clock.now(), runToo: !here) {
+                        // Not answered (the database restarting, this host cut off): looked at
+                        // again, and not waited for once the host finds the ledger gone.
+                        if let events = try? await ledger.look(at: call.services.clock.now(), runToo: !here, through: queries) {
                             for event in events { try await call.send(WatchEvent(event: event)) }
                         }
                         shared = ledger
@@ -157,11 +158,15 @@ struct RunInLedger {
     /// The jobs that moved on since the last look, then (`runToo`) the run, if it changed. The
     /// run is read first: a run that ended did so after its jobs, which the read after it sees.
     /// Nothing is taken as told unless both reads were answered.
-    mutating func look(at now: Date, runToo: Bool) async throws -> [RunEvent] {
+    mutating func look(at now: Date, runToo: Bool, through queries: RunQueries) async throws -> [RunEvent] {
         looked = .now
-        let latest = runToo ? try await ledger.run(id: run.id) : nil
-        let (changed, next) = try await ledger.jobChanges(runId: run.id, since: cursor)
-        cursor = next
+        let (ledger, runId, cursor) = (ledger, run.id, cursor)
+        let (latest, changed, next) = try await queries.read { _ in
+            let latest = runToo ? try await ledger.run(id: runId) : nil
+            let (changed, next) = try await ledger.jobChanges(runId: runId, since: cursor)
+            return (latest, changed, next)
+        }
+        self.cursor = next
         var events = changed.filter { isNews($0) }.map { RunEvent(kind: .job, runId: run.id, at: now, job: $0) }
         if let latest, (latest.state, latest.note, latest.currentWave, latest.finishedAt) != (run.state, run.note, run.currentWave, run.finishedAt) {
             run = latest

@@ -88,29 +88,34 @@ public struct RunQueries: Sendable {
                             stoppingSince: services.runs.stoppingSince)
     }
 
-    /// The ledger, for the reads below: refused at once while it does not answer this host (a
-    /// read would wait out the connection pool, about a minute). `status` answers without it.
-    private var ledger: any Ledger {
-        get throws {
-            if let refusal = services.ledgerUnavailable { throw refusal }
-            return services.ledger
-        }
+    /// A read of the ledger for an answer: refused at once while a shared ledger does not answer
+    /// this host, and given up as soon as the host finds it does not while the read waits (a
+    /// read that an outage caught in flight would wait out the connection pool, about a
+    /// minute). `status` answers without it.
+    func read<T: Sendable>(_ call: @escaping @Sendable (any Ledger) async throws -> T) async throws -> T {
+        if let refusal = services.ledgerUnavailable { throw refusal }
+        let (ledger, services) = (services.ledger, services)
+        guard ledger is any SharedLedger else { return try await call(ledger) }
+        return try await value(of: { try await call(ledger) }, checkingEvery: Self.outageCheck) { services.ledgerUnavailable }
     }
+
+    /// How often a read of a shared ledger asks whether the host still has it answering.
+    static let outageCheck = Duration.milliseconds(250)
 
     /// `run.list`: recent runs, newest first.
     public func runs(limit: Int) async throws -> [RunRecord] {
-        try await ledger.runs(limit: max(1, min(limit, 10_000)))
+        try await read { try await $0.runs(limit: max(1, min(limit, 10_000))) }
     }
 
     func run(_ runId: String) async throws -> RunRecord {
-        guard let run = try await ledger.run(id: runId) else { throw ControlError(.notFound, "no run \(runId) in the ledger; see `lifeboat runs`") }
+        guard let run = try await read({ try await $0.run(id: runId) }) else { throw ControlError(.notFound, "no run \(runId) in the ledger; see `lifeboat runs`") }
         return run
     }
 
     /// `run.show`: a run with all its jobs and its summary.
     public func detail(_ runId: String) async throws -> RunDetail {
         let run = try await run(runId)
-        let jobs = try await ledger.jobs(runId: runId)
+        let jobs = try await read { try await $0.jobs(runId: runId) }
         return RunDetail(run: run, jobs: jobs, summary: RunSummary(run: run, jobs: jobs), active: services.runs.isActive(runId),
                          waiting: services.runs.wait(of: runId))
     }
@@ -118,7 +123,7 @@ public struct RunQueries: Sendable {
     /// `run.sites`: every site of a run, its state, products done and restored-at or ETA.
     public func sites(_ runId: String) async throws -> SiteReport {
         let run = try await run(runId)
-        return SiteReport(run: run, jobs: try await ledger.jobs(runId: runId), now: services.clock.now())
+        return SiteReport(run: run, jobs: try await read { try await $0.jobs(runId: runId) }, now: services.clock.now())
     }
 
     /// One page of a run's jobs, optionally of one state.
@@ -135,7 +140,7 @@ public struct RunQueries: Sendable {
 
     public func jobs(_ runId: String, offset: Int, limit: Int, state: JobState?) async throws -> JobPage {
         _ = try await run(runId)
-        var jobs = try await ledger.jobs(runId: runId)
+        var jobs = try await read { try await $0.jobs(runId: runId) }
         if let state { jobs = jobs.filter { $0.state == state } }
         let offset = max(0, offset), limit = max(1, min(limit, Self.maxPage))
         let page = offset < jobs.count ? Array(jobs[offset..<min(jobs.count, offset + limit)]) : []
@@ -152,7 +157,7 @@ public struct RunQueries: Sendable {
 
     public func events(_ runId: String, after: Int64, limit: Int) async throws -> EventPage {
         _ = try await run(runId)
-        let events = try await ledger.events(runId: runId, afterId: max(0, after), limit: max(1, min(limit, Self.maxPage)))
+        let events = try await read { try await $0.events(runId: runId, afterId: max(0, after), limit: max(1, min(limit, Self.maxPage))) }
         return EventPage(run: runId, after: after, next: events.last?.id ?? after, events: events)
     }
 
@@ -160,14 +165,15 @@ public struct RunQueries: Sendable {
     /// progress per product, throughput, forecast, and the first failures with their reasons.
     public func overview(_ runId: String) async throws -> RunOverview {
         let run = try await run(runId)
-        let jobs = try await ledger.jobs(runId: runId)
+        let jobs = try await read { try await $0.jobs(runId: runId) }
         return RunOverview(run: run, jobs: jobs, plan: services.plans.plan(for: run), active: services.runs.isActive(runId),
                            now: services.clock.now())
     }
 
     /// The report's timeline (one bar per job, grouped by wave, the RTO objective as a line).
     public func timelineSVG(_ runId: String) async throws -> String {
-        let report = try await ReportBuilder.build(runId: runId, ledger: try ledger, now: services.clock.now())
+        let now = services.clock.now()
+        let report = try await read { try await ReportBuilder.build(runId: runId, ledger: $0, now: now) }
         return TimelineSVG(report.document, layout: TimelineLayout(report.document)).render()
     }
 }

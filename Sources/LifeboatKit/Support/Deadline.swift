@@ -24,29 +24,48 @@ func withDeadline<T: Sendable>(seconds: Double, _ operation: @escaping @Sendable
     }
 }
 
+/// `valueWithin`'s own reason to give up (not one the operation throws).
+private struct PatienceRanOut: Error {}
+
 /// `operation`'s value, or nil once it has taken `seconds`: it is then cancelled and left to end
 /// on its own. For calls that may not end at once when cancelled (a query on a connection whose
 /// server went silent), which the caller must not wait out.
 func valueWithin<T: Sendable>(seconds: Double, _ operation: @escaping @Sendable () async throws -> T) async throws -> T? {
+    do {
+        return try await value(of: operation, checkingEvery: .nanoseconds(Int64(max(0, seconds) * 1e9))) { PatienceRanOut() }
+    } catch is PatienceRanOut {
+        return nil
+    }
+}
+
+/// `operation`'s value, unless `giveUp` gives a reason first, asked every `interval` while the
+/// operation runs: the operation is then cancelled and left to end on its own, and the reason
+/// thrown. For calls that may not end at once when cancelled (a query waiting for a connection
+/// to a server that went away), which the caller must not wait out.
+func value<T: Sendable>(of operation: @escaping @Sendable () async throws -> T, checkingEvery interval: Duration,
+                        giveUp: @escaping @Sendable () -> (any Error)?) async throws -> T {
     let work = Task { try await operation() }
     let answered = Mutex(false)
     return try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T?, any Error>) in
-            let answer = { @Sendable (result: Result<T?, any Error>) in
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let answer = { @Sendable (result: Result<T, any Error>) in
                 guard answered.withLock({ first in defer { first = true }; return !first }) else { return }
                 continuation.resume(with: result)
             }
             let timer = Task {
-                // Cancelled means the operation answered: the timer then says nothing (a nil
-                // here could beat the operation's own answer to the continuation).
-                guard (try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))) != nil else { return }
-                answer(.success(nil))
-                work.cancel()
+                // Cancelled means the operation answered: the timer then says nothing (its
+                // reason could beat the operation's own answer to the continuation).
+                while (try? await Task.sleep(for: interval)) != nil {
+                    guard let reason = giveUp() else { continue }
+                    answer(.failure(reason))
+                    work.cancel()
+                    return
+                }
             }
             Task {
                 let result = await work.result
                 timer.cancel()
-                answer(result.map { $0 })
+                answer(result)
             }
         }
     } onCancel: {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import LifeboatKit
 
@@ -35,5 +36,30 @@ import Testing
             return try await group.reduce(0, +)
         }
         #expect(spurious == 0, "\(spurious) of 10,000 answers in time were reported late")
+    }
+
+    /// A call that waits on something gone (a query waiting for a connection to a server that
+    /// went away) is given up once the reason comes, with that reason, however long the call
+    /// would go on; one that answers first gives its own answer or error, whatever the reason.
+    @Test func workIsGivenUpOnceTheReasonComes() async throws {
+        struct Gone: Error {}
+        struct Own: Error {}
+        let gone = Mutex(false)
+        let asked = Date()
+        let stuck = Task {
+            try await value(of: { () async throws -> Int in
+                // Deaf to cancellation, as a call stuck in a pool's queue can be.
+                try? await Task.sleep(for: .seconds(30))
+                return 1
+            }, checkingEvery: .milliseconds(20)) { gone.withLock { $0 } ? Gone() : nil }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        gone.withLock { $0 = true }
+        await #expect(throws: Gone.self) { try await stuck.value }
+        #expect(Date().timeIntervalSince(asked) < 10)
+        #expect(try await value(of: { 7 }, checkingEvery: .milliseconds(20)) { nil } == 7)
+        await #expect(throws: Own.self) {
+            try await value(of: { () async throws -> Int in throw Own() }, checkingEvery: .seconds(5)) { Gone() }
+        }
     }
 }
