@@ -226,6 +226,50 @@ struct SeveralHostsTests {
         #expect(try httpGet("http://\(http)/metrics").body.contains("lifeboat_ledger_up{host=\"twin-a\"} 1"))
     }
 
+    /// Each host's `/metrics` say what it is at: the jobs it runs now, then what its own jobs
+    /// restored over the last minute, as `status` lists the host.
+    @Test func eachHostsMetricsCountItsOwnWork() async throws {
+        let (dir, hosts, _, _) = try await fleet(sites: 4, hosts: ["recovery-1", "recovery-2"], verifySleep: "3", concurrency: 4)
+        var listeners: [String: String] = [:]
+        for (index, host) in hosts.enumerated() {
+            let listen = "127.0.0.1:\(listenerTestPort(offset: 127 + index))"
+            let config = dir.file("\(host.name).yaml")
+            try (String(contentsOfFile: config, encoding: .utf8) + "\nhttp: { listen: \"\(listen)\" }\n").write(toFile: config, atomically: true, encoding: .utf8)
+            listeners[host.name] = listen
+        }
+        for host in hosts { try host.start() }
+        defer { for host in hosts { host.stop() } }
+        func gauge(_ name: String, of host: Host) throws -> Double? {
+            let line = "\(name){host=\"\(host.name)\"} "
+            return try httpGet("http://\(listeners[host.name]!)/metrics").body.split(separator: "\n")
+                .first { $0.hasPrefix(line) }.flatMap { Double($0.dropFirst(line.count)) }
+        }
+        func running() throws -> Double { try hosts.reduce(0) { $0 + (try gauge("lifeboat_jobs_running", of: $1) ?? 0) } }
+        let id = try startRestore(on: hosts[0])
+        // The four sites' contacts verify (3 s) at once, wherever each was claimed.
+        var deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, try running() != 4 { try await Task.sleep(for: .milliseconds(200)) }
+        let during = try hosts.map { try gauge("lifeboat_jobs_running", of: $0) }
+        #expect(during.reduce(0) { $0 + ($1 ?? 0) } == 4, "\(during)")
+        #expect(try await waitForState(hosts[0], id, in: ["succeeded", "failed", "cancelled"]) == "succeeded")
+        // Idle: each host's throughput is its own, as the ledger's rows of its jobs give it.
+        func listed() throws -> [String: Double] {
+            let status = try #require(try hosts[0].json(["status"]) as? [String: Any])
+            let rows = try #require(status["hosts"] as? [[String: Any]])
+            return Dictionary(uniqueKeysWithValues: rows.compactMap { row in
+                (row["name"] as? String).flatMap { name in (row["bytes_per_second"] as? Double).map { (name, $0) } }
+            })
+        }
+        func measured() throws -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: try hosts.map { ($0.name, try gauge("lifeboat_restore_throughput_bytes_per_second", of: $0) ?? -1) })
+        }
+        deadline = Date().addingTimeInterval(15)
+        while Date() < deadline, try running() != 0 || measured() != listed() { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(try running() == 0)
+        let (metrics, status) = (try measured(), try listed())
+        #expect(metrics == status && metrics.values.reduce(0, +) > 0, "metrics \(metrics), status \(status)")
+    }
+
     @Test func aKilledHostsRunIsTakenOverAndEveryJobCommittedOnce() async throws {
         let (dir, hosts, database, server) = try await fleet(sites: 10, hosts: ["recovery-1", "recovery-2"])
         let (first, second) = (hosts[0], hosts[1])

@@ -161,23 +161,30 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
     // socket and the web view still answer, so that operators see the drain; the host says
     // goodbye and the pool closes last.
     var groupServices: [any Service] = [server]
+    var shared: (pool: any Service, host: HostService, worker: JobWorker)?
+    if let pool = runtime.ledgerService, let ledger = runtime.ledger as? any SharedLedger {
+        let registered = hostRegistered ?? .signalled
+        let host = HostService(ledger: ledger, registration: HostRegistration(name: config.hostName, startedAt: clock.now()),
+                               registered: registered, coordinated: { runs.coordinated }, logger: logger)
+        let worker = JobWorker(engine: runtime.engine, plans: plans, queue: ledger, host: config.hostName, maxJobs: config.hostMaxJobs,
+                               startAfter: registered, logger: logger)
+        shared = (pool, host, worker)
+    }
     var metrics: MetricsService?
     var http: HTTPService?
     if let listen = config.httpListen, let address = MetricsAddress(listen) {
-        let registry = LifeboatMetrics(ledger: runtime.ledger, board: runtime.engine.environment.board, clock: clock, host: config.sharedLedger == nil ? nil : config.hostName)
+        var hostWork: (@Sendable () -> HostWork)?
+        if let worker = shared?.worker { hostWork = { worker.work } }
+        let registry = LifeboatMetrics(ledger: runtime.ledger, board: runtime.engine.environment.board, clock: clock,
+                                       host: shared == nil ? nil : config.hostName, hostWork: hostWork)
         metrics = MetricsService(metrics: registry, events: runtime.bus.subscribe(), activeRuns: { runs.activeRuns.map(\.id) })
         http = HTTPService(address: address, routes: WebRoutes(queries: RunQueries(services: services), registry: registry.registry),
                            startAfter: hostRegistered ?? .signalled, logger: logger)
         groupServices += [metrics!, http!] as [any Service]
     }
-    if let pool = runtime.ledgerService, let shared = runtime.ledger as? any SharedLedger {
-        let registered = hostRegistered ?? .signalled
-        let host = HostService(ledger: shared, registration: HostRegistration(name: config.hostName, startedAt: clock.now()),
-                               registered: registered, coordinated: { runs.coordinated }, logger: logger)
-        let worker = JobWorker(engine: runtime.engine, plans: plans, queue: shared, host: config.hostName, maxJobs: config.hostMaxJobs,
-                               startAfter: registered, logger: logger)
-        groupServices.insert(contentsOf: [pool, host] as [any Service], at: 0)
-        groupServices.append(worker)
+    if let shared {
+        groupServices.insert(contentsOf: [shared.pool, shared.host] as [any Service], at: 0)
+        groupServices.append(shared.worker)
     }
     groupServices += [runs, scheduler, lifecycle] as [any Service]
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(

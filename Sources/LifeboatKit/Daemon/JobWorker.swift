@@ -67,6 +67,8 @@ public final class JobWorker: Service, SlotRefiller {
         var planless: Set<String> = []
         /// Whether this host said a newer lifeboat migrated the ledger's schema past its own.
         var schemaSaid = false
+        /// What the jobs that succeeded here restored (a delete's moved bytes are not restored).
+        var restored = RecentBytes()
     }
 
     private let state = Mutex(State())
@@ -91,6 +93,15 @@ public final class JobWorker: Service, SlotRefiller {
     static let lookInterval = Duration.milliseconds(250)
 
     private var wakeups: HostWakeups { engine.environment.wakeups }
+
+    /// What this host is at, from memory (`/metrics`, every few seconds): the jobs it holds and
+    /// the bytes its jobs restored over the last minute — not the fleet's rows, read again.
+    public var work: HostWork {
+        let minuteAgo = engine.environment.clock.now().addingTimeInterval(-60)
+        return state.withLock { s in
+            HostWork(jobs: s.held.values.filter { !$0.ended }.count, bytesPerSecond: Double(s.restored.since(minuteAgo)) / 60)
+        }
+    }
 
     public func run() async throws {
         guard await startAfter.waitForStart() else { return }
@@ -264,7 +275,7 @@ public final class JobWorker: Service, SlotRefiller {
         guard state.withLock({ now.timeIntervalSince($0.renewedAt) >= queue.lease / 3 }) else { return }
         let held = state.withLock { Array($0.held.values) }
         let sent = ContinuousClock.now
-        let alive = try await queue.hosts().filter { $0.state == "alive" }.count
+        let alive = try await queue.liveHostCount()
         state.withLock {
             $0.liveHosts = max(1, alive)
             $0.renewedAt = now
@@ -414,7 +425,11 @@ public final class JobWorker: Service, SlotRefiller {
                         return
                     }
                 }
-                if !job.state.isFinal { _ = await runner.execute(job, control: stop) }
+                guard !job.state.isFinal else { return }
+                let ended = await runner.execute(job, control: stop)
+                if ended.state == .succeeded, run.mode != .delete, let at = ended.finishedAt {
+                    self.state.withLock { $0.restored.add(ended.bytes, at: at) }
+                }
             }
             // The first to end is the job (then the stop watcher goes) or the stop (then the job
             // is cancelled, and records how it ended).
@@ -422,4 +437,12 @@ public final class JobWorker: Service, SlotRefiller {
             group.cancelAll()
         }
     }
+}
+
+/// What a host is at (`JobWorker.work`).
+public struct HostWork: Sendable {
+    /// The jobs it runs.
+    public var jobs: Int
+    /// Over the last minute.
+    public var bytesPerSecond: Double
 }

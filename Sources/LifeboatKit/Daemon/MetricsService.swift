@@ -34,12 +34,15 @@ public final class LifeboatMetrics: Sendable {
     /// This host's name when several share a ledger: its job series count the jobs it ran (a
     /// coordinator also hears of the jobs other hosts run; they count them themselves).
     private let host: String?
+    /// With a shared ledger, what this host's worker is at (the jobs it claimed and restored).
+    private let hostWork: (@Sendable () -> HostWork)?
 
-    init(ledger: any Ledger, board: RunBoard, clock: any LifeboatClock, host: String? = nil) {
+    init(ledger: any Ledger, board: RunBoard, clock: any LifeboatClock, host: String? = nil, hostWork: (@Sendable () -> HostWork)? = nil) {
         self.ledger = ledger
         self.board = board
         self.clock = clock
         self.host = host
+        self.hostWork = hostWork
         hostLabel = host.map { [("host", $0)] } ?? []
         // Families appear on the first scrape even before any run.
         for state in JobState.allCases where state.isFinal { _ = jobsCounter(state, .restore) }
@@ -67,9 +70,9 @@ public final class LifeboatMetrics: Sendable {
     func refresh(active: [String]) async {
         runsActive.set(Double(active.count))
         for run in shown.withLock({ shown in Array(shown.values.filter { !active.contains($0.id) }) }) { unshow(run) }
+        measureWork(active: active)
         // Reads that would wait out a ledger that does not answer are left until it does.
         if (ledger as? any SharedLedger)?.problem != nil { return }
-        await measureWork(active: active)
         for id in active {
             if let run = try? await ledger.run(id: id) { await forecast(run) }
         }
@@ -171,11 +174,11 @@ public final class LifeboatMetrics: Sendable {
 
     /// Jobs at work and bytes restored over the last minute, for the whole host (every run it
     /// executes; with a shared ledger, the jobs it claimed and restored, as `status` lists hosts).
-    private func measureWork(active: [String]) async {
-        if let shared = ledger as? any SharedLedger, let host {
-            guard let hosts = try? await shared.hosts(), let here = hosts.first(where: { $0.name == host }) else { return }
-            running.set(Double(here.claimedJobs))
-            throughput.set(here.bytesPerSecond)
+    private func measureWork(active: [String]) {
+        if let hostWork {
+            let work = hostWork()
+            running.set(Double(work.jobs))
+            throughput.set(work.bytesPerSecond)
             return
         }
         let working = active.compactMap { board.run($0) }.reduce(0) { sum, run in

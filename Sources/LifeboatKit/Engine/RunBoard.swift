@@ -12,12 +12,9 @@ public final class RunBoard: Sendable {
 
     private struct State {
         var runs: [String: Entry] = [:]
-        /// Succeeded restore/exercise jobs of the last minutes: when each finished and its bytes.
-        var restored: [(at: Date, bytes: Int64)] = []
+        /// Succeeded restore/exercise jobs of the last minutes.
+        var restored = RecentBytes()
     }
-
-    /// How far back restored bytes are kept (`status` asks for the last minute).
-    static let window: TimeInterval = 300
 
     private let state = Mutex(State())
 
@@ -49,10 +46,7 @@ public final class RunBoard: Sendable {
                 entry.counts[job.state, default: 0] += 1
                 // A delete's moved bytes are not restored bytes.
                 if job.state == .succeeded, entry.run.mode != .delete, let finished = job.finishedAt {
-                    s.restored.append((finished, job.bytes))
-                    if let first = s.restored.first, finished.timeIntervalSince(first.at) > 2 * Self.window {
-                        s.restored.removeAll { finished.timeIntervalSince($0.at) > Self.window }
-                    }
+                    s.restored.add(job.bytes, at: finished)
                 }
                 s.runs[job.runId] = entry
             }
@@ -71,6 +65,6 @@ public final class RunBoard: Sendable {
 
     /// Bytes restored by this process's jobs that finished since `date` (within `window`).
     public func bytesRestored(since date: Date) -> Int64 {
-        state.withLock { s in s.restored.reduce(0) { $1.at >= date ? $0 + $1.bytes : $0 } }
+        state.withLock { $0.restored.since(date) }
     }
 }

@@ -15,6 +15,9 @@ public protocol SharedLedger: Ledger {
     func deregister(_ host: HostRegistration) async throws
     /// Every host that ever registered, by name, with its heartbeat age by the database's clock.
     func hosts() async throws -> [HostRecord]
+    /// How many hosts are alive (as `hosts()` says `alive`), without what each is doing: a
+    /// run's concurrency is shared among them.
+    func liveHostCount() async throws -> Int
 
     /// Takes (or keeps) the coordination of a run for this host: free, expired or already this
     /// host's. Returns the host that coordinates it now (this one, or the live holder). While

@@ -372,6 +372,7 @@ struct PostgresLedgerTests {
             var hosts = try await b.hosts()
             #expect(hosts.map(\.name) == ["recovery-1", "recovery-2"])
             #expect(hosts.allSatisfy { $0.state == "alive" && $0.heartbeatAgeSeconds < 10 && $0.pid == Int(getpid()) })
+            #expect(try await a.liveHostCount() == 2)
             // A second daemon under a live host's name is refused, naming the holder.
             let impostor = HostRegistration(name: "recovery-1", startedAt: Self.t0)
             await #expect(throws: HostNameInUse.self) { try await b.register(impostor) }
@@ -379,6 +380,7 @@ struct PostgresLedgerTests {
             try await a.deregister(one)
             hosts = try await b.hosts()
             #expect(hosts.first?.state == "stopped")
+            #expect(try await b.liveHostCount() == 1)
             try await b.register(impostor)
             await #expect(throws: HostNameInUse.self) { try await a.heartbeat(one) }
         }
@@ -389,6 +391,7 @@ struct PostgresLedgerTests {
             try await a.register(HostRegistration(name: "frozen", startedAt: Self.t0))
             try await Task.sleep(for: .milliseconds(1_500))
             #expect(try await b.hosts().first?.state == "lost")
+            #expect(try await b.liveHostCount() == 0)
             // Its name may be taken over once the lease is gone.
             try await b.register(HostRegistration(name: "frozen", startedAt: Self.t0))
         }

@@ -57,6 +57,17 @@ extension PostgresLedger: SharedLedger {
         }
     }
 
+    public func liveHostCount() async throws -> Int {
+        try await withConnection("live hosts") { connection in
+            let rows = try await connection.query("""
+                SELECT COUNT(*)::bigint FROM hosts h
+                WHERE h.stopped_at IS NULL AND h.heartbeat_at >= now() - make_interval(secs => h.lease_seconds)
+                """, logger: logger)
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+    }
+
     public func hosts() async throws -> [HostRecord] {
         try await withConnection("hosts") { connection in
             let rows = try await connection.query("""
