@@ -227,6 +227,7 @@ import Testing
         try daemon.start(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"], waitReady: false)
         let startup = notify.collect(until: { $0.contains("READY=1") })
         #expect(startup.contains { $0.contains("READY=1") }, "\(startup) \(daemon.daemonLog)")
+        #expect(startup.contains { $0.contains("STATUS=0 run(s), 0/0 jobs, 0 B/s") }, "\(startup)")
         // The socket answers once READY was sent.
         #expect(try daemon.cli(["status"]).status == 0)
         let pings = notify.collect(until: { $0.contains("WATCHDOG=1") }, timeout: 5)

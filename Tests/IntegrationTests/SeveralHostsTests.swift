@@ -229,7 +229,7 @@ struct SeveralHostsTests {
     /// Each host's `/metrics` say what it is at: the jobs it runs now, then what its own jobs
     /// restored over the last minute, as `status` lists the host.
     @Test func eachHostsMetricsCountItsOwnWork() async throws {
-        let (dir, hosts, _, _) = try await fleet(sites: 4, hosts: ["recovery-1", "recovery-2"], verifySleep: "3", concurrency: 4)
+        let (dir, hosts, _, _) = try await fleet(sites: 4, hosts: ["recovery-1", "recovery-2"], verifySleep: "5", concurrency: 4)
         var listeners: [String: String] = [:]
         for (index, host) in hosts.enumerated() {
             let listen = "127.0.0.1:\(listenerTestPort(offset: 127 + index))"
@@ -246,7 +246,8 @@ struct SeveralHostsTests {
         }
         func running() throws -> Double { try hosts.reduce(0) { $0 + (try gauge("lifeboat_jobs_running", of: $1) ?? 0) } }
         let id = try startRestore(on: hosts[0])
-        // The four sites' contacts verify (3 s) at once, wherever each was claimed.
+        // The four sites' contacts verify (5 s) at once, wherever each was claimed (each host's
+        // gauges are refreshed every 2 s).
         var deadline = Date().addingTimeInterval(30)
         while Date() < deadline, try running() != 4 { try await Task.sleep(for: .milliseconds(200)) }
         let during = try hosts.map { try gauge("lifeboat_jobs_running", of: $0) }

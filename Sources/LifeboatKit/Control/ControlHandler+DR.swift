@@ -9,8 +9,9 @@ extension Control.Rollback: ServedCommand {
 
 extension Control.QuarantineList: ServedCommand {
     func answer(_ call: ControlCall) async throws -> [QuarantineManager.Entry] {
-        let clock = call.services.clock
-        return try await RunQueries(services: call.services).read { try await QuarantineManager(ledger: $0, clock: clock).list() }
+        // The sizes on disk are measured once the ledger has answered (a walk is not a wait on it).
+        let records = try await RunQueries(services: call.services).read { try await $0.quarantine(includePurged: false) }
+        return QuarantineManager(ledger: call.services.ledger, clock: call.services.clock).entries(records)
     }
 }
 

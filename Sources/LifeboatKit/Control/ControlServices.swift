@@ -69,8 +69,14 @@ public struct ControlServices: Sendable {
     /// While a shared ledger does not answer this host: the answer to anything that needs it,
     /// at once (it would otherwise wait out the connection pool, about a minute). `status`
     /// answers without it.
-    public var ledgerUnavailable: ControlError? {
-        guard let problem = (ledger as? any SharedLedger)?.problem else { return nil }
+    public var ledgerUnavailable: ControlError? { refusal((ledger as? any SharedLedger)?.problem) }
+
+    /// The same answer once the outage is confirmed (`SharedLedger.outage`): what a read under
+    /// way gives up for, rather than for its own slowness.
+    var ledgerGone: ControlError? { refusal((ledger as? any SharedLedger)?.outage) }
+
+    private func refusal(_ problem: LedgerProblem?) -> ControlError? {
+        guard let problem else { return nil }
         return ControlError(.unavailable, "ledger \(identity.ledger) does not answer this host (since \(Timestamp.iso(problem.since)): "
                             + "\(problem.reason)); this works again once it answers, and `lifeboat status` answers meanwhile")
     }

@@ -60,7 +60,7 @@ public struct RunQueries: Sendable {
     }
 
     /// What this host knows without the ledger: the runs going on here, its own throughput.
-    private func status(without problem: LedgerProblem) -> DaemonStatus {
+    func status(without problem: LedgerProblem?) -> DaemonStatus {
         let board = services.runtime.engine.environment.board
         let runs = services.runs.activeRuns.compactMap { active in board.run(active.id).map { runStatus($0.run, counts: $0.counts) } }
         let recent = board.bytesRestored(since: services.clock.now().addingTimeInterval(-60))
@@ -89,17 +89,18 @@ public struct RunQueries: Sendable {
     }
 
     /// A read of the ledger for an answer: refused at once while a shared ledger does not answer
-    /// this host, and given up as soon as the host finds it does not while the read waits (a
-    /// read that an outage caught in flight would wait out the connection pool, about a
-    /// minute). `status` answers without it.
+    /// this host, and given up once the host finds it gone (calls failing unanswered, the server
+    /// out of reach) while the read waits: a read that an outage caught in flight would wait out
+    /// the connection pool, about a minute. A read that is only slow is waited for. `status`
+    /// answers without it.
     func read<T: Sendable>(_ call: @escaping @Sendable (any Ledger) async throws -> T) async throws -> T {
         if let refusal = services.ledgerUnavailable { throw refusal }
         let (ledger, services) = (services.ledger, services)
         guard ledger is any SharedLedger else { return try await call(ledger) }
-        return try await value(of: { try await call(ledger) }, checkingEvery: Self.outageCheck) { services.ledgerUnavailable }
+        return try await abandonable({ try await call(ledger) }, checkingEvery: Self.outageCheck) { services.ledgerGone }
     }
 
-    /// How often a read of a shared ledger asks whether the host still has it answering.
+    /// How often a read of a shared ledger asks whether the host found the ledger gone.
     static let outageCheck = Duration.milliseconds(250)
 
     /// `run.list`: recent runs, newest first.

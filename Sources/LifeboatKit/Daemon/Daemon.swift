@@ -260,7 +260,7 @@ final class LifecycleService: Service {
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         guard await listening.waitForStart() else { return }
-        notifier.ready(status: try? await statusLine())
+        notifier.ready(status: statusLine())
         logger.notice("lifeboatd ready", metadata: ["socket": "\(services.identity.socket)", "plans": "\(services.plans.plans.count)"])
         await withDiscardingTaskGroup { group in
             group.addTask {
@@ -276,7 +276,7 @@ final class LifecycleService: Service {
                 let interval = self.notifier.watchdogInterval.map { $0 / 2 } ?? .seconds(5)
                 while !Task.isShuttingDownGracefully, !Task.isCancelled {
                     if self.notifier.watchdogInterval != nil { self.notifier.watchdog() }
-                    if let line = try? await self.statusLine() { self.notifier.status(line) }
+                    if self.notifier.socketPath != nil { self.notifier.status(self.statusLine()) }
                     try? await Task.sleep(for: min(interval, .seconds(5)))
                 }
             }
@@ -287,9 +287,10 @@ final class LifecycleService: Service {
         }
     }
 
-    /// "2 run(s), 143/880 jobs, 1.2 GiB/s": `lifeboat status` in one line.
-    func statusLine() async throws -> String {
-        let status = try await RunQueries(services: services).status()
+    /// "2 run(s), 143/880 jobs, 1.2 GiB/s": the runs going on here and their throughput, from
+    /// memory (every few seconds, it reads nothing: `status` reads the ledger for the fleet).
+    func statusLine() -> String {
+        let status = RunQueries(services: services).status(without: nil)
         let jobs = status.runs.map(\.jobs).reduce(0, +), done = status.runs.map(\.done).reduce(0, +)
         return "\(status.runs.count) run(s), \(done)/\(jobs) jobs, \(ByteSize.format(Int64(status.bytesPerSecond)))/s"
     }

@@ -441,7 +441,7 @@ public final class JobWorker: Service, SlotRefiller {
 
 /// What a host is at (`JobWorker.work`).
 public struct HostWork: Sendable {
-    /// The jobs it runs.
+    /// The jobs it holds: claimed, and not yet ended here.
     public var jobs: Int
     /// Over the last minute.
     public var bytesPerSecond: Double

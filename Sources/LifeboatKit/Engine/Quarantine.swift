@@ -28,9 +28,12 @@ public struct QuarantineManager: Sendable {
         public var present: Bool
     }
 
-    public func list() async throws -> [Entry] {
+    public func list() async throws -> [Entry] { entries(try await ledger.quarantine(includePurged: false)) }
+
+    /// The ledger's records of quarantined data, with what is on disk now.
+    func entries(_ records: [QuarantineRecord]) -> [Entry] {
         let now = clock.now()
-        return try await ledger.quarantine(includePurged: false).map { record in
+        return records.map { record in
             let present = FileSystem.exists(record.path)
             return Entry(id: record.id ?? 0, run: record.runId, site: record.site, product: record.product, path: record.path,
                          originalPath: record.originalPath, reason: record.reason, createdAt: record.createdAt,

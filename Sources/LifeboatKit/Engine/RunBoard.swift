@@ -63,7 +63,8 @@ public final class RunBoard: Sendable {
         state.withLock { s in s.runs[runId].map { ($0.run, $0.counts) } }
     }
 
-    /// Bytes restored by this process's jobs that finished since `date` (within `window`).
+    /// Bytes restored by this process's jobs that finished since `date` (within the last five
+    /// minutes, `RecentBytes.window`).
     public func bytesRestored(since date: Date) -> Int64 {
         state.withLock { $0.restored.since(date) }
     }

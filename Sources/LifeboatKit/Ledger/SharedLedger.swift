@@ -59,6 +59,9 @@ public protocol SharedLedger: Ledger {
     /// What keeps the database from answering this host, as its own calls found (within
     /// seconds; the connection pool itself gives up after about a minute); nil while it answers.
     var problem: LedgerProblem? { get }
+    /// `problem`, once confirmed: calls fail without an answer, or the server cannot be reached
+    /// at all (not one call that is slow, which a long read or a lock makes).
+    var outage: LedgerProblem? { get }
     /// The ledger's schema, when a host with a newer lifeboat migrated it past this build's since
     /// this host started (its heartbeat looks): this host then claims and takes over nothing.
     var schemaAhead: SchemaMismatch? { get }

@@ -138,8 +138,9 @@ struct PostgresLedgerTests {
     }
 
     /// A running run of `sites` × products, created through `ledger`.
-    func makeRun(_ ledger: PostgresLedger, sites: Int, products: [String] = ["contacts", "jira"]) async throws -> (RunRecord, [JobRecord]) {
-        var run = RunRecord(id: "20261125-101132-0001", plan: "p", planPath: nil, mode: .restore, declaredAt: Self.t0, incidentAt: Self.t0,
+    func makeRun(_ ledger: PostgresLedger, sites: Int, products: [String] = ["contacts", "jira"], id: String = "20261125-101132-0001",
+                 mode: RunMode = .restore) async throws -> (RunRecord, [JobRecord]) {
+        var run = RunRecord(id: id, plan: "p", planPath: nil, mode: mode, declaredAt: Self.t0, incidentAt: Self.t0,
                             asOf: Self.t0, createdAt: Self.t0, startedBy: "test", rtoObjectiveSeconds: nil, rpoObjectiveSeconds: nil, totalWaves: 1)
         run.state = .running
         var jobs: [JobRecord] = []
@@ -383,6 +384,22 @@ struct PostgresLedgerTests {
             #expect(try await b.liveHostCount() == 1)
             try await b.register(impostor)
             await #expect(throws: HostNameInUse.self) { try await a.heartbeat(one) }
+        }
+    }
+
+    /// A host's throughput is what its jobs restored over the last minute: a delete's moved
+    /// bytes are not restored bytes, as they are not in the fleet's (`bytesRestored`).
+    @Test func aHostsThroughputIsWhatItsJobsRestored() async throws {
+        try await withHosts { a, b, database in
+            try await a.register(HostRegistration(name: "recovery-1", startedAt: Self.t0))
+            try await b.register(HostRegistration(name: "recovery-2", startedAt: Self.t0))
+            _ = try await makeRun(a, sites: 1)
+            _ = try await makeRun(a, sites: 1, id: "20261125-101132-0002", mode: .delete)
+            let server = try await LocalPostgres.shared()
+            _ = try server.psql(database, "UPDATE jobs SET state = 'succeeded', host = 'recovery-1', finished_at = now(), bytes = 600")
+            let hosts = Dictionary(uniqueKeysWithValues: try await b.hosts().map { ($0.name, $0.bytesPerSecond) })
+            #expect(hosts == ["recovery-1": 2 * 600 / 60, "recovery-2": 0])
+            #expect(try await b.bytesRestored(since: Date().addingTimeInterval(-60)) == 2 * 600)
         }
     }
 

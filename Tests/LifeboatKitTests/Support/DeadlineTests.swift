@@ -46,20 +46,26 @@ import Testing
         struct Own: Error {}
         let gone = Mutex(false)
         let asked = Date()
-        let stuck = Task {
-            try await value(of: { () async throws -> Int in
-                // Deaf to cancellation, as a call stuck in a pool's queue can be.
-                try? await Task.sleep(for: .seconds(30))
-                return 1
-            }, checkingEvery: .milliseconds(20)) { gone.withLock { $0 } ? Gone() : nil }
+        // Deaf to cancellation, as a call stuck in a pool's queue can be.
+        let deaf = { @Sendable () async throws -> Int in
+            try? await Task.detached { try await Task.sleep(for: .seconds(30)) }.value
+            return 1
         }
+        let stuck = Task { try await abandonable(deaf, checkingEvery: .milliseconds(20)) { gone.withLock { $0 } ? Gone() : nil } }
         try await Task.sleep(for: .milliseconds(200))
         gone.withLock { $0 = true }
         await #expect(throws: Gone.self) { try await stuck.value }
-        #expect(Date().timeIntervalSince(asked) < 10)
-        #expect(try await value(of: { 7 }, checkingEvery: .milliseconds(20)) { nil } == 7)
+        #expect(Date().timeIntervalSince(asked) < 5)
+        #expect(try await abandonable({ 7 }, checkingEvery: .milliseconds(20)) { nil } == 7)
         await #expect(throws: Own.self) {
-            try await value(of: { () async throws -> Int in throw Own() }, checkingEvery: .seconds(5)) { Gone() }
+            try await abandonable({ () async throws -> Int in throw Own() }, checkingEvery: .seconds(5)) { Gone() }
         }
+        // A caller that stops waiting is not held until the call ends.
+        let cancelled = Date()
+        let left = Task { try await abandonable(deaf, checkingEvery: .seconds(60)) { nil } }
+        try await Task.sleep(for: .milliseconds(100))
+        left.cancel()
+        await #expect(throws: CancellationError.self) { try await left.value }
+        #expect(Date().timeIntervalSince(cancelled) < 5)
     }
 }

@@ -87,9 +87,12 @@ final class LedgerReachability: Sendable {
 
     /// What is wrong: calls failing without an answer, or one unanswered for longer than
     /// `patience` with none answered since it was made (a call stuck on a connection that went
-    /// silent says nothing of the others); nil while the database answers.
-    func problem(patience: Duration = .seconds(3)) -> LedgerProblem? {
+    /// silent says nothing of the others); nil while the database answers. `confirmed`: only
+    /// while calls fail without an answer or the server, asked directly, cannot be reached — a
+    /// slow call alone (a long read, a lock) is not an outage to give other calls up for.
+    func problem(patience: Duration = .seconds(3), confirmed: Bool = false) -> LedgerProblem? {
         state.withLock { s in
+            if confirmed, s.failing == nil, s.serverSays == nil { return nil }
             if var failing = s.failing {
                 failing.reason = s.serverSays ?? failing.reason
                 return failing

@@ -121,6 +121,7 @@ extension PostgresLedger {
     public var writesStalled: Duration { commits.stalled }
 
     public var problem: LedgerProblem? { reachability.problem() }
+    public var outage: LedgerProblem? { reachability.problem(confirmed: true) }
 
     public var schemaAhead: SchemaMismatch? { newerSchema.withLock { $0 } }
 

@@ -78,7 +78,8 @@ extension PostgresLedger: SharedLedger {
                             ELSE 'alive' END,
                        (SELECT COUNT(*) FROM claims c WHERE c.host = h.name AND c.released_at IS NULL AND c.expires_at > now())::bigint,
                        (SELECT COALESCE(SUM(j.bytes), 0) FROM jobs j WHERE j.state = 'succeeded' AND j.finished_at >= now() - interval '60 seconds'
-                                                                      AND j.host = h.name)::bigint
+                                                                      AND j.host = h.name
+                                                                      AND j.run_id NOT IN (SELECT id FROM runs WHERE mode = 'delete'))::bigint
                 FROM hosts h ORDER BY h.name
                 """, logger: logger)
             var hosts: [HostRecord] = []
