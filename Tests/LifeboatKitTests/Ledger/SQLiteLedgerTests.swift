@@ -33,7 +33,10 @@ import Testing
             c = sqlite3.connect('\(path)', isolation_level=None)
             c.execute('BEGIN EXCLUSIVE')
             pathlib.Path('\(dir.file("locked"))').touch()
-            time.sleep(3)
+            # Held until the test has seen the writes wait (a fixed time ran out first on a loaded machine).
+            deadline = time.monotonic() + 60
+            while not pathlib.Path('\(dir.file("release"))').exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
             c.execute('COMMIT')
             """]
         try holder.run()
@@ -45,6 +48,7 @@ import Testing
         let update = Task { [run] in try await ledger.updateRun(run) }
         try await waitUntil(timeout: .seconds(10)) { ledger.problem != nil }
         #expect(ledger.problem?.reason.contains("is locked by another process") == true, "\(ledger.problem.map(\.reason) ?? "")")
+        dir.write("release", "")
         try await update.value
         try await ledger.flush()
         #expect(ledger.problem == nil)
