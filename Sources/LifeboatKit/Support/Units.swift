@@ -173,6 +173,9 @@ public enum Timestamp {
     /// (`2026-11-24T03:15:00Z`, with an offset, with fractional seconds), the basic store format,
     /// or a date alone (`2026-11-24`, midnight UTC).
     public static func parse(_ text: String) -> Date? {
+        // What Lifeboat writes (every time in an answer) first, as it is: trimming goes through
+        // NSString, whose first use in a process costs the CLI more than the rest of its decoding.
+        if let d = parseWire(text) ?? parseBasic(text) { return d }
         let s = text.trimmingCharacters(in: .whitespaces)
         if let d = parseBasic(s) ?? parseWire(s) { return d }
         let withFraction = ISO8601DateFormatter()

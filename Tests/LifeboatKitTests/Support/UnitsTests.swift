@@ -29,6 +29,11 @@ import Testing
         #expect(Timestamp.iso(date) == "2026-11-24T03:15:00Z")
         #expect(Timestamp.parse("2026-11-24T03:15:00Z") == date)
         #expect(Timestamp.parse("2026-11-24T04:15:00+01:00") == date)
+        // What an operator types may come with spaces around it, or as a date alone.
+        #expect(Timestamp.parse(" 2026-11-24T03:15:00Z\t") == date)
+        #expect(Timestamp.parse(" 20261124T031500Z ") == date)
+        #expect(Timestamp.parse("2026-11-24") == Timestamp.parseBasic("20261124T000000Z"))
+        #expect(Timestamp.parse("2026-11-24T03:15Z") == nil)
     }
 
     @Test(arguments: ["20261124T031500", "20261324T031500Z", "20260230T000000Z", "2026112xT031500Z", "20261124 031500Z", "20261124T246000Z"])
