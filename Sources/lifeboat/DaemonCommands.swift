@@ -289,21 +289,11 @@ struct RetryCommand: ParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        let record = try daemon.call(Control.JobRetry(run: runID, job: try jobId()))
+        guard let job = JobRef(job) else {
+            throw CLIFailure(code: .rejected, message: "error: \"\(self.job)\" is neither a job id nor SITE/PRODUCT; see lifeboat show \(runID)")
+        }
+        let record = try daemon.call(Control.JobRetry(run: runID, job: job))
         if !daemon.json { print("run \(runID): \(record.note ?? "job \(job) queued again")\nfollow with: lifeboat watch \(runID)") }
-    }
-
-    /// The id given, or the id of the run's job SITE/PRODUCT (ids are numbered across runs).
-    private func jobId() throws -> Int64 {
-        if let id = Int64(job) { return id }
-        guard job.contains("/") else {
-            throw CLIFailure(code: .rejected, message: "error: \"\(job)\" is neither a job id nor SITE/PRODUCT; see lifeboat show \(runID)")
-        }
-        let detail = try daemon.connect().call(Control.RunShow(run: runID))
-        guard let id = detail.jobs.first(where: { $0.name == job })?.id else {
-            throw CLIFailure(code: .rejected, message: "error: run \(runID) has no job \(job); its jobs are listed by lifeboat show \(runID)")
-        }
-        return id
     }
 }
 

@@ -45,7 +45,8 @@ struct PlanCheck: ParsableCommand {
             do {
                 let plan = try PlanLoader.load(path: file)
                 plans[results.count] = plan
-                results.append(Result(file: file, ok: true, plan: plan.name, errors: [], warnings: plan.warnings, settings: PlanSettings(plan)))
+                results.append(Result(file: file, ok: true, plan: plan.name, errors: [], warnings: plan.warnings + [plan.storeWarning()].compactMap { $0 },
+                                      settings: PlanSettings(plan)))
             } catch let error as DiagnosticsError {
                 results.append(Result(file: file, ok: false, plan: nil, errors: error.diagnostics, warnings: []))
             }

@@ -78,19 +78,45 @@ import Testing
         #expect(try daemon.raw(Array(#"{"id":8,"command":"no.such"}"#.utf8) + [10]).contains("unknown-command"))
         #expect(try daemon.raw(Array(#"{"id":9,"command":"run.show","params":{"run":42}}"#.utf8) + [10]).contains("invalid-params"))
         // Over 64 KiB, then a good request on the same connection.
-        let big = Array(#"{"id":1,"command":"status","pad":""#.utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 70_000) + Array(#""}"#.utf8) + [10]
+        let big = Array(#"{"id":1,"command":"status","id":""#.utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 70_000) + Array(#""}"#.utf8) + [10]
         let answer = try daemon.raw(big + Array(#"{"id":2,"command":"status"}"#.utf8) + [10])
         #expect(answer.contains("too-large"))
         #expect(answer.contains(#""id":2,"ok":true"#))
-        // Just under the cap is accepted.
-        let under = Array(#"{"id":3,"command":"status","pad":""#.utf8)
+        // Just under the cap is accepted (the id is echoed, however long).
+        let under = Array(#"{"command":"status","id":"3"#.utf8)
         let filler = [UInt8](repeating: UInt8(ascii: "y"), count: 65_536 - under.count - 2)
-        #expect(try daemon.raw(under + filler + Array(#""}"#.utf8) + [10]).contains(#""id":3,"ok":true"#))
+        #expect(try daemon.raw(under + filler + Array(#""}"#.utf8) + [10]).contains(#""ok":true"#))
         // Half a request, then the client goes away.
         _ = try daemon.raw(Array(#"{"id":4,"comm"#.utf8), closeAfterSend: true, timeout: 1)
         let status = try daemon.cli(["status"])
         #expect(status.status == 0)
         #expect(status.stdout.contains("lifeboatd"))
+        #expect(daemon.stop() == 0)
+    }
+
+    /// A request is read exactly as sent or refused, naming what is wrong, and nothing starts: a
+    /// client that leaves out `mode` must not start a production restore, nor a misspelt `sites`
+    /// a run of every site. A run that does not exist is not found (not "not active").
+    @Test func aRequestNotReadExactlyStartsNothing() throws {
+        let daemon = try DaemonHarness(sites: 2)
+        try daemon.start()
+        func ask(_ line: String) throws -> String { try daemon.raw(Array(line.utf8) + [10]) }
+        let noMode = try ask(#"{"id":1,"command":"run.start","params":{"plan":"main"}}"#)
+        #expect(noMode.contains(#""code":"invalid-params""#) && noMode.contains(#"\"mode\" is required"#), "\(noMode)")
+        let typo = try ask(#"{"id":2,"command":"run.start","params":{"plan":"main","mode":"restore","site":["site-001"]}}"#)
+        #expect(typo.contains(#""code":"invalid-params""#) && typo.contains(#"unknown parameter \"site\" for run.start (did you mean \"sites\"?)"#),
+                "\(typo)")
+        let topLevel = try ask(#"{"id":3,"command":"run.start","plan":"main","mode":"restore","sties":["site-001"]}"#)
+        #expect(topLevel.contains(#"unknown parameter \"sties\""#), "\(topLevel)")
+        let runs = try daemon.cli(["runs", "--json"])
+        #expect(runs.status == 0 && (try? JSONSerialization.jsonObject(with: Data(runs.stdout.utf8)) as? [Any])?.isEmpty == true, "\(runs.stdout)")
+        // A JSON-RPC client's envelope is read as one.
+        #expect(try ask(#"{"jsonrpc":"2.0","id":4,"method":"status","params":{}}"#).contains(#""id":4,"ok":true"#))
+        for verb in ["cancel", "resume"] {
+            let missing = try daemon.cli([verb, "20260101-000000-dead"])
+            #expect(missing.status == 2 && missing.stderr.contains("no run 20260101-000000-dead in the ledger"), "\(verb): \(missing.stderr)")
+            #expect(try ask(#"{"id":5,"command":"run.\#(verb)","params":{"run":"nope"}}"#).contains(#""code":"not-found""#))
+        }
         #expect(daemon.stop() == 0)
     }
 

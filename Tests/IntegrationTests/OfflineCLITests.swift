@@ -30,6 +30,22 @@ import Testing
         #expect(result.stderr.contains("\(plan):7:14: concurrency must be an integer, found \"lots\""))
     }
 
+    /// A store that is not there (an unmounted volume, a typo) passes, since it may be mounted by
+    /// the time a run starts, but is named as a warning where the plan says it.
+    @Test func aStoreThatIsNotThereIsWarnedAbout() throws {
+        let dir = TempDir()
+        let missing = dir.write("missing.yaml", "target: /srv/{site}/{product}\nsnapshots: \(dir.file("no-store"))\nproducts: [{name: a}]\n")
+        let result = try run(Binaries.lifeboat, ["plan", "check", missing])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("\(missing):2:1: warning: snapshots \(dir.file("no-store")) does not exist here"), "\(result.stderr)")
+        _ = dir.write("no-store", "a file")
+        #expect(try run(Binaries.lifeboat, ["plan", "check", missing]).stderr.contains("is not a directory here"))
+        try FileManager.default.removeItem(atPath: dir.file("no-store"))
+        try FileManager.default.createDirectory(atPath: dir.file("no-store"), withIntermediateDirectories: false)
+        let present = try run(Binaries.lifeboat, ["plan", "check", missing])
+        #expect(present.status == 0 && !present.stderr.contains("warning"), "\(present.stderr)")
+    }
+
     /// `--into` relative to the working directory, a one-character name too (Foundation's path
     /// functions trapped on it).
     @Test func extractIntoARelativeName() throws {

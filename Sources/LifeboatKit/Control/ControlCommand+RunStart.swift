@@ -35,8 +35,8 @@ extension Control {
         public static let name = "run.start"
 
         public var plan: String
-        /// Default: restore.
-        public var mode: RunMode?
+        /// Required: a client that leaves it out must not start a production restore.
+        public var mode: RunMode
         public var sites: [String]?
         public var incidentAt: Date?
         public var asOf: Date?
@@ -65,7 +65,7 @@ extension Control {
         public var isMutating: Bool { mode != .dryRun && mode != .delete }
 
         public func decodeResult(_ answer: ControlClient.Answer) throws -> Outcome {
-            switch mode ?? .restore {
+            switch mode {
             case .dryRun: return .dryRun(try answer.decode(DryRunReport.self))
             case .delete: return .delete(try answer.decode(DeleteAnswer.self))
             case .restore, .exercise: return .started(try answer.decode(RunRecord.self))

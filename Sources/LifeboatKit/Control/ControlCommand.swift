@@ -134,9 +134,9 @@ public enum Control {
         public static let name = "job.retry"
         public var isMutating: Bool { true }
         public var run: String
-        public var job: Int64
+        public var job: JobRef
 
-        public init(run: String, job: Int64) { (self.run, self.job) = (run, job) }
+        public init(run: String, job: JobRef) { (self.run, self.job) = (run, job) }
     }
 
     /// `rollback`: the data a restore displaced goes back (or a delete run's data is undeleted).
@@ -205,5 +205,57 @@ public enum Control {
         public typealias Result = [Scheduler.Upcoming]
         public static let name = "schedules"
         public init() {}
+    }
+}
+
+/// A job of a run as an operator names it: its id (`lifeboat show RUN`; ids are numbered across
+/// runs), or `SITE/PRODUCT`. On the wire an integer or a string.
+public enum JobRef: Codable, Sendable, Equatable, CustomStringConvertible {
+    case id(Int64)
+    case name(String)
+
+    /// An id (digits), or `SITE/PRODUCT`; nil for anything else.
+    public init?(_ text: String) {
+        if let id = Int64(text) {
+            self = .id(id)
+        } else if text.contains("/") {
+            self = .name(text)
+        } else {
+            return nil
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let value = try decoder.singleValueContainer()
+        if let id = try? value.decode(Int64.self) {
+            self = .id(id)
+        } else if let job = JobRef(try value.decode(String.self)) {
+            self = job
+        } else {
+            throw DecodingError.dataCorruptedError(in: value, debugDescription: "not a job id or SITE/PRODUCT")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var value = encoder.singleValueContainer()
+        switch self {
+        case .id(let id): try value.encode(id)
+        case .name(let name): try value.encode(name)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .id(let id): "\(id)"
+        case .name(let name): name
+        }
+    }
+
+    /// Whether `job` is the job this names.
+    public func names(_ job: JobRecord) -> Bool {
+        switch self {
+        case .id(let id): job.id == id
+        case .name(let name): job.name == name
+        }
     }
 }

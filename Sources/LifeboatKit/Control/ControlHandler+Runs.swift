@@ -9,7 +9,6 @@ extension Control.RunStart: ServedCommand {
             let known = services.plans.plans.map(\.plan.name).joined(separator: ", ")
             throw ControlError(.notFound, "no plan named \"\(plan)\" is loaded (loaded: \(known.isEmpty ? "none" : known)); check plans_dir and `lifeboat reload`")
         }
-        let mode = self.mode ?? .restore
         if mode == .delete { return .delete(try await startDelete(call, plan: loaded)) }
         for site in sites ?? [] where !Identifier.isValid(site) {
             throw ControlError(.invalidParams, "\"\(site)\" is not a valid site id; \(Identifier.rule)")
@@ -216,6 +215,6 @@ extension Control.Resume: ServedRunVerb {
 extension Control.JobRetry: ServedCommand {
     func answer(_ call: ControlCall) async throws -> RunRecord {
         try await call.requireDeleterForDeleteRun(run, what: "retrying a job of")
-        return try await call.services.runs.retry(runId: run, jobId: job)
+        return try await call.services.runs.retry(runId: run, job: job)
     }
 }

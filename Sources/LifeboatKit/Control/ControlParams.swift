@@ -3,7 +3,8 @@ import Foundation
 /// A command's parameters on the wire: an object with snake_case keys. The daemon reads them
 /// into the command with the answers the protocol has always given: a missing or empty required
 /// parameter is `"run" is required`, a mistyped one `"job" must be an integer, found a string`,
-/// both `invalid-params`. A null is the same as no key; keys a command does not know are ignored.
+/// both `invalid-params`. A null is the same as no key. A key the command does not know is
+/// `invalid-params` too: a misspelt `site` must not leave `sites` unset, and a run go to every site.
 enum ControlParams {
     /// The command's parameters, as the client sends them.
     static func encode(_ command: some ControlCommand) throws -> [String: JSONValue] {
@@ -19,7 +20,16 @@ enum ControlParams {
 
     /// The command `C` with these parameters.
     static func decode<C: ControlCommand>(_ type: C.Type, from params: [String: JSONValue]) throws -> C {
-        try C(from: ParamsDecoder(params: params))
+        let asked = AskedKeys()
+        let command = try C(from: ParamsDecoder(params: params, asked: asked))
+        // The command read every key it has (a synthesized `init(from:)` asks for each), so what
+        // it did not ask for, it does not know.
+        if let unknown = params.keys.filter({ !asked.names.contains($0) }).min() {
+            let known = asked.names.sorted()
+            throw ControlError(.invalidParams, "unknown parameter \"\(unknown)\" for \(C.name)\(PlanLoader.didYouMean(unknown, among: known)); "
+                               + (known.isEmpty ? "it takes none" : "it takes \(known.map { "\"\($0)\"" }.joined(separator: ", "))"))
+        }
+        return command
     }
 
     /// `forceAside` is `force_aside` on the wire (as JSONEncoder's `convertToSnakeCase` writes it).
@@ -66,6 +76,17 @@ enum ControlParams {
                 throw ControlError(.invalidParams, "\"\(name)\" must be an ISO-8601 time like 2026-11-24T03:15:00Z, found \"\(text)\"")
             }
             return date as! T
+        case is JobRef.Type:
+            switch value {
+            case .integer(let id): return JobRef.id(id) as! T
+            case .string(let text):
+                guard let job = JobRef(text) else {
+                    throw ControlError(.invalidParams, "\"\(name)\" must be a job id or SITE/PRODUCT, found \"\(text)\"")
+                }
+                return job as! T
+            default:
+                throw mismatch("a job id (an integer) or SITE/PRODUCT (a string)")
+            }
         case is Array<String>.Type:
             guard case .array(let items) = value else { throw mismatch("an array of strings") }
             return try items.map { item -> String in
@@ -100,14 +121,20 @@ extension ParamChoice where Self: CaseIterable & RawRepresentable, RawValue == S
 extension RunMode: ParamChoice {}
 extension ReportFormat: ParamChoice {}
 
+/// The wire names of the parameters a command asked for while it was read.
+private final class AskedKeys {
+    var names: Set<String> = []
+}
+
 /// Reads a command from its `params` object (see ``ControlParams``).
 private struct ParamsDecoder: Decoder {
     let params: [String: JSONValue]
+    let asked: AskedKeys
     var codingPath: [any CodingKey] { [] }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        KeyedDecodingContainer(Params(params: params))
+        KeyedDecodingContainer(Params(params: params, asked: asked))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer { throw Self.notFlat }
@@ -117,6 +144,7 @@ private struct ParamsDecoder: Decoder {
 
     struct Params<Key: CodingKey>: KeyedDecodingContainerProtocol {
         let params: [String: JSONValue]
+        let asked: AskedKeys
         var codingPath: [any CodingKey] { [] }
 
         var allKeys: [Key] {
@@ -126,7 +154,9 @@ private struct ParamsDecoder: Decoder {
         }
 
         func present(_ key: Key) -> JSONValue? {
-            guard let value = params[ControlParams.wireName(key)], value != .null else { return nil }
+            let name = ControlParams.wireName(key)
+            asked.names.insert(name)
+            guard let value = params[name], value != .null else { return nil }
             return value
         }
 

@@ -1,7 +1,8 @@
 import Foundation
 
 /// One request line: `{"id": 1, "command": "run.show", "params": {"run": "…"}}`.
-/// `method` is accepted for `command`, and parameters may also sit at the top level. The handler
+/// `method` is accepted for `command` (and `jsonrpc` ignored), and parameters may also sit at the
+/// top level. The handler
 /// reads the parameters into the command's type (``ControlCommand``, ``ControlParams``).
 public struct ControlRequest: Sendable {
     public var id: JSONValue
@@ -43,6 +44,8 @@ public struct ControlRequest: Sendable {
             return .failure(ParseFailure(.null, ControlError(.badRequest, "the request must be a JSON object like {\"id\":1,\"command\":\"status\"}")))
         }
         let id = object.removeValue(forKey: "id") ?? .null
+        // A JSON-RPC client's version tag is the envelope's, not a parameter.
+        object.removeValue(forKey: "jsonrpc")
         let commandValue = object.removeValue(forKey: "command") ?? object.removeValue(forKey: "method")
         guard case .string(let command)? = commandValue, !command.isEmpty else {
             return .failure(ParseFailure(id, ControlError(.badRequest, "the request has no \"command\" string (e.g. \"status\")")))

@@ -12,7 +12,7 @@ public protocol RunOperations: Sendable {
     /// Lets a halted run go on; returns where the command went when another host coordinates it.
     func resume(runId: String, by who: String) async throws -> Forwarded?
     /// Runs one job of an ended run again (and the jobs it made skip).
-    func retry(runId: String, jobId: Int64) async throws -> RunRecord
+    func retry(runId: String, job: JobRef) async throws -> RunRecord
     /// Puts back what an ended restore or delete displaced (all of it, or a site's, a product's).
     func rollback(runId: String, site: String?, product: String?, force: Bool, by who: String) async throws -> [Rollback.Outcome]
     /// Run ids that are queued or running, with whether each has started or is halted.

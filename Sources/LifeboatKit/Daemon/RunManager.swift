@@ -191,8 +191,11 @@ public final class RunManager: Service {
     private func forward(_ command: ForwardedCommand) async throws -> Forwarded {
         var command = command
         let going = "only pending, running or halted runs can be " + (command.kind == .cancel ? "cancelled" : "resumed")
-        guard let run = try await ledger.run(id: command.runId), !run.state.isFinal else {
-            throw ControlError(.conflict, "run \(command.runId) is not active; \(going)")
+        guard let run = try await ledger.run(id: command.runId) else {
+            throw ControlError(.notFound, "no run \(command.runId) in the ledger; see `lifeboat runs`")
+        }
+        guard !run.state.isFinal else {
+            throw ControlError(.conflict, "run \(command.runId) is \(run.state.rawValue), not active; \(going)")
         }
         guard let shared else {
             // One host: an unfinished run that is not going here was left at the start.
@@ -277,16 +280,18 @@ public final class RunManager: Service {
 
     /// Runs one job of a finished run again (and the jobs it made skip), on this host or (with a
     /// shared ledger) the fleet: this host coordinates the run until it ends again.
-    public func retry(runId: String, jobId: Int64) async throws -> RunRecord {
+    public func retry(runId: String, job named: JobRef) async throws -> RunRecord {
         try await withEndedRun(runId, else: "retry a job once its run has ended") { run in
             var run = run
             guard let plan = plans.plan(for: run) else {
                 throw ControlError(.conflict, plans.unavailable(for: run) + "; to retry its jobs here, " + PlanRegistry.remedy)
             }
             let jobs = try await ledger.jobs(runId: runId)
-            guard let job = jobs.first(where: { $0.id == jobId }) else { throw ControlError(.notFound, "run \(runId) has no job \(jobId) (job ids are numbered across runs: see lifeboat show \(runId), or give SITE/PRODUCT)") }
+            guard let job = jobs.first(where: named.names) else {
+                throw ControlError(.notFound, "run \(runId) has no job \(named) (job ids are numbered across runs); its jobs are listed by lifeboat show \(runId)")
+            }
             guard job.state == .failed || job.state == .cancelled || job.state == .skipped else {
-                throw ControlError(.conflict, "job \(jobId) (\(job.name)) is \(job.state.rawValue); only failed, cancelled or skipped jobs can be retried")
+                throw ControlError(.conflict, "job \(job.id.map(String.init) ?? "?") (\(job.name)) is \(job.state.rawValue); only failed, cancelled or skipped jobs can be retried")
             }
             // The job, what it depends on that did not succeed (first: a job skipped for a failed
             // dependency would only be skipped again), and the jobs of its site that were skipped.

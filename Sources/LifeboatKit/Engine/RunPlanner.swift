@@ -51,7 +51,8 @@ public enum RunPlanner {
         do {
             store = try await stores.open(plan.snapshots).scan()
         } catch {
-            throw RunRequestError("cannot read the snapshot store of plan \(plan.name): \(error)")
+            throw RunRequestError("cannot read the snapshot store of plan \(plan.name) (snapshots: at \(plan.place(of: "snapshots"))): \(error); "
+                                  + "mount it or make it readable, or fix the plan's path and `lifeboat reload`")
         }
         var sites = store.selectSites(plan.sites)
         if let wanted = request.sites {

@@ -49,6 +49,22 @@ public struct Plan: Sendable {
     public var wavesDeclared = false
 
     public func product(named name: String) -> ProductSpec? { products.first { $0.name == name } }
+
+    /// Where `key` is written: `FILE:LINE:COLUMN`, or the plan's file (its name when it has none).
+    public func place(of key: String) -> String {
+        (sourcePath ?? "plan \(name)") + (marks[key].map { ":\($0.line):\($0.column)" } ?? "")
+    }
+
+    /// What `plan check` says of the plan's store as this machine sees it: a local store that is
+    /// not there (an unmounted volume, a typo) is allowed, since it may be there by the time a run
+    /// starts, but each run is refused until it is.
+    public func storeWarning() -> Diagnostic? {
+        guard !S3Location.isS3(snapshots), !FileSystem.isDirectory(snapshots) else { return nil }
+        let mark = marks["snapshots"] ?? SourceMark(line: 1, column: 1)
+        let what = FileSystem.isReachable(snapshots) ? "is not a directory" : "does not exist"
+        return Diagnostic(file: sourcePath ?? name, line: mark.line, column: mark.column,
+                          message: "warning: snapshots \(snapshots) \(what) here: every run of this plan is refused until it does (mount it, or fix the path)")
+    }
 }
 
 /// `delete: { max_sites: N }`: at most N sites in one soft delete (nil: no cap).

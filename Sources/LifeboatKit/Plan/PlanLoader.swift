@@ -436,6 +436,14 @@ public enum PlanLoader {
         return waves
     }
 
+    /// ` (did you mean "x"?)` when one of `known` is close enough to `word` to be what was meant
+    /// (a typo: at most 2 edits, or a third of the word), else nothing.
+    static func didYouMean(_ word: String, among known: some Collection<String>) -> String {
+        guard let closest = known.min(by: { editDistance($0, word) < editDistance($1, word) }),
+              editDistance(closest, word) <= max(2, word.count / 3) else { return "" }
+        return " (did you mean \"\(closest)\"?)"
+    }
+
     /// Levenshtein distance, for "did you mean" suggestions.
     static func editDistance(_ a: String, _ b: String) -> Int {
         let a = Array(a), b = Array(b)

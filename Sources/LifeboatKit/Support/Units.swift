@@ -178,6 +178,9 @@ public enum Timestamp {
         if let d = parseWire(text) ?? parseBasic(text) { return d }
         let s = text.trimmingCharacters(in: .whitespaces)
         if let d = parseBasic(s) ?? parseWire(s) { return d }
+        // The formatters roll an impossible date or time over (Feb 30 is Mar 2): an incident time
+        // an operator mistyped must be refused, not moved.
+        guard fieldsExist(s) else { return nil }
         let withFraction = ISO8601DateFormatter()
         withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let d = withFraction.date(from: s) { return d }
@@ -188,6 +191,28 @@ public enum Timestamp {
         dateOnly.formatOptions = [.withFullDate]
         if s.count == 10, let d = dateOnly.date(from: s) { return d }
         return nil
+    }
+
+    /// Whether the date `YYYY-MM-DD` that `text` starts with exists, and the time after it
+    /// (`THH:MM` or `THH:MM:SS`), if any, is within the day.
+    private static func fieldsExist(_ text: String) -> Bool {
+        let u = Array(text.utf8)
+        func num(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= u.count else { return nil }
+            var v = 0
+            for i in range {
+                guard u[i] >= 48, u[i] <= 57 else { return nil }
+                v = v * 10 + Int(u[i] - 48)
+            }
+            return v
+        }
+        guard u.count >= 10, u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"),
+              let year = num(0..<4), let month = num(5..<7), let day = num(8..<10) else { return true }
+        guard u.count >= 16, u[10] == UInt8(ascii: "T"), u[13] == UInt8(ascii: ":"), let hour = num(11..<13), let minute = num(14..<16) else {
+            return makeUTC(year: year, month: month, day: day, hour: 0, minute: 0, second: 0) != nil
+        }
+        let second = u.count >= 19 && u[16] == UInt8(ascii: ":") ? num(17..<19) ?? 0 : 0
+        return makeUTC(year: year, month: month, day: day, hour: hour, minute: minute, second: min(second, 59)) != nil
     }
 
     /// Formats a date as ISO-8601 UTC with seconds: `2026-11-24T03:15:00Z`.

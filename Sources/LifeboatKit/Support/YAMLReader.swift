@@ -461,8 +461,7 @@ public struct YAMLMapping {
                 reader.error(at: secret.node, "\"\(secret.key)\" looks like a credential: \(S3Error.whereSecretsGo)")
                 continue
             }
-            let closest = known.min { PlanLoader.editDistance($0, entry.key) < PlanLoader.editDistance($1, entry.key) }
-            let suggestion = closest.flatMap { PlanLoader.editDistance($0, entry.key) <= max(2, entry.key.count / 3) ? " (did you mean \"\($0)\"?)" : nil } ?? ""
+            let suggestion = PlanLoader.didYouMean(entry.key, among: known)
             reader.error(at: entry.keyNode,
                          "unknown key \"\(entry.key)\" in \(path.isEmpty ? "the document" : path)\(suggestion); expected one of \(known.map { "\"\($0)\"" }.joined(separator: ", "))")
         }

@@ -29,7 +29,35 @@ import Testing
         #expect(rollback == ["run": .string("r1")])
         let purge = try ControlParams.encode(Control.QuarantinePurge(olderThan: "60d", dryRun: false))
         #expect(purge == ["older_than": .string("60d"), "dry_run": .bool(false)])
-        #expect(try ControlParams.decode(Control.JobRetry.self, from: ControlParams.encode(Control.JobRetry(run: "r1", job: 7))).job == 7)
+        #expect(try ControlParams.decode(Control.JobRetry.self, from: ControlParams.encode(Control.JobRetry(run: "r1", job: .id(7)))).job == .id(7))
+    }
+
+    /// What the daemon cannot read exactly as sent it refuses, naming the parameter: a run must
+    /// not start in a mode nobody chose, or for every site because `sites` was misspelt.
+    @Test func aRequestIsReadExactlyOrRefused() throws {
+        func refusal<C: ControlCommand>(_ type: C.Type, _ params: [String: JSONValue]) -> String? {
+            do {
+                _ = try ControlParams.decode(type, from: params)
+                return nil
+            } catch let error as ControlError {
+                return error.code == .invalidParams ? error.message : "\(error.code): \(error.message)"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal(Control.RunStart.self, ["plan": .string("main")]) == "\"mode\" is required")
+        let typo = refusal(Control.RunStart.self, ["plan": .string("main"), "mode": .string("dry-run"), "site": .array([.string("acme")])])
+        #expect(typo?.hasPrefix("unknown parameter \"site\" for run.start (did you mean \"sites\"?); it takes ") == true, "\(typo ?? "accepted")")
+        #expect(typo?.contains("\"incident_at\"") == true)
+        #expect(refusal(Control.Status.self, ["verbose": .bool(true)]) == "unknown parameter \"verbose\" for status; it takes none")
+        // A null is no key, whatever its name.
+        #expect(refusal(Control.RunList.self, ["limit": .null]) == nil)
+        #expect(refusal(Control.RunList.self, ["limti": .integer(5)])?.contains("did you mean \"limit\"") == true)
+        // A job by its id or by SITE/PRODUCT, as the CLI takes it.
+        #expect(try ControlParams.decode(Control.JobRetry.self, from: ["run": .string("r"), "job": .string("acme/contacts")]).job == .name("acme/contacts"))
+        #expect(try ControlParams.decode(Control.JobRetry.self, from: ["run": .string("r"), "job": .string("12")]).job == .id(12))
+        #expect(refusal(Control.JobRetry.self, ["run": .string("r"), "job": .string("acme")]) == "\"job\" must be a job id or SITE/PRODUCT, found \"acme\"")
+        #expect(refusal(Control.JobRetry.self, ["run": .string("r"), "job": .bool(true)])?.hasPrefix("\"job\" must be a job id (an integer) or SITE/PRODUCT") == true)
     }
 
     /// The run verbs' wire names come from the verbs' names: pinned here, as the wire is a contract.

@@ -34,6 +34,12 @@ import Testing
         #expect(Timestamp.parse(" 20261124T031500Z ") == date)
         #expect(Timestamp.parse("2026-11-24") == Timestamp.parseBasic("20261124T000000Z"))
         #expect(Timestamp.parse("2026-11-24T03:15Z") == nil)
+        // An impossible date or time is refused, not rolled over into the next month or day.
+        for impossible in ["2026-02-30T00:00:00Z", "2026-11-31T12:00:00Z", "2026-11-31T12:00:00.5+01:00", "2026-02-29", "2026-04-31",
+                           "2026-11-24T24:00:00Z", "2026-11-24T23:60:00+02:00"] {
+            #expect(Timestamp.parse(impossible) == nil, "\(impossible)")
+        }
+        #expect(Timestamp.parse("2028-02-29") != nil && Timestamp.parse("2026-11-30T23:59:59.5+01:00") != nil)
     }
 
     @Test(arguments: ["20261124T031500", "20261324T031500Z", "20260230T000000Z", "2026112xT031500Z", "20261124 031500Z", "20261124T246000Z"])
