@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -124,21 +123,6 @@ long lifeboat_raise_open_files_limit(void) {
         if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
     }
     return limit.rlim_cur == RLIM_INFINITY ? (long)0x7fffffff : (long)limit.rlim_cur;
-}
-
-int lifeboat_become_bulk_thread(int step, const char *name) {
-    static __thread int done = 0;
-    static __thread int now = 0;
-    if (done) return now;
-    done = 1; // once, whatever the outcome: a refusal would be refused again
-    prctl(PR_SET_NAME, name, 0, 0, 0);
-    id_t tid = (id_t)syscall(SYS_gettid);
-    errno = 0;
-    int current = getpriority(PRIO_PROCESS, tid);
-    if (current == -1 && errno != 0) return now = -100;
-    int wanted = current + step > 19 ? 19 : current + step;
-    if (wanted > current && setpriority(PRIO_PROCESS, tid, wanted) != 0) return now = -100;
-    return now = wanted > current ? wanted : current;
 }
 
 int lifeboat_raise_niceness(int niceness) {

@@ -76,11 +76,6 @@ long lifeboat_raise_open_files_limit(void);
 /// Threads that hold CAP_SYS_NICE may lower theirs again: lifeboatd gives it up first.
 int lifeboat_raise_niceness(int niceness);
 
-/// Makes the calling thread one of bulk work, once per thread (later calls do nothing): names it
-/// `name` (15 bytes at most, as `top -H` and `ps -L` show it) and raises its niceness by `step`,
-/// to 19 at most. Returns the thread's niceness, or -100 when it could not be read or raised.
-int lifeboat_become_bulk_thread(int step, const char *name);
-
 /// Whether lifeboat_crc32 runs on carry-less multiplication (PCLMULQDQ) on this CPU; without it,
 /// it goes bit by bit: call zlib's crc32 instead.
 int lifeboat_crc32_accelerated(void);

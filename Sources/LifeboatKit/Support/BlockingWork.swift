@@ -1,4 +1,3 @@
-import CLinux
 import Foundation
 import NIOCore
 import NIOPosix
@@ -41,14 +40,6 @@ final class PendingOutcome: Sendable {
 enum BlockingPool {
     /// Extraction and commits.
     static let io: NIOThreadPool = start(max(16, 4 * System.coreCount))
-    /// How much nicer than the rest of the process the `io` pool's threads run (to 19 at most):
-    /// extraction can keep every core busy, and the rest — the control socket's `status`, the
-    /// ledger's writes, claims, the scheduler — should not queue behind it. 3 steps is about half
-    /// the weight. Among themselves the pool's threads keep equal weights (an archive's reader
-    /// and writer hand off to each other: `SCHED_BATCH` slowed those hand-offs).
-    static let ioNicenessStep: Int32 = 3
-    /// The `io` pool's threads' name, as `top -H` shows them.
-    static let ioThreadName = "lifeboat-io"
     /// Supervision of hook processes (mostly asleep in poll(2); apart so that long hooks never
     /// hold up extraction).
     static let hooks: NIOThreadPool = start(32)
@@ -66,10 +57,7 @@ enum BlockingPool {
 /// when the task is cancelled does not start (it throws `CancellationError`).
 func runBlocking<T: Sendable>(flag: CancellationFlag, _ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withTaskCancellationHandler {
-        try await BlockingPool.io.runIfActive {
-            _ = lifeboat_become_bulk_thread(BlockingPool.ioNicenessStep, BlockingPool.ioThreadName)
-            return try body()
-        }
+        try await BlockingPool.io.runIfActive(body)
     } onCancel: {
         flag.cancel()
     }
