@@ -68,6 +68,12 @@ import Testing
         let huge = "GET / HTTP/1.1\r\nX-Pad: " + String(repeating: "a", count: 1 << 20) + "\r\n\r\n"
         let tooLarge = raw(port: port, Array(huge.utf8))
         #expect(tooLarge.hasPrefix("HTTP/1.1 413"), "\(tooLarge.prefix(200))")
+        // So is a request that only declares a body that large: at once, not after the 10 s a
+        // whole request is given.
+        let declared = Date()
+        let declaresHuge = raw(port: port, Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999\r\n\r\n".utf8), timeout: 15)
+        #expect(declaresHuge.hasPrefix("HTTP/1.1 413"), "\(declaresHuge.prefix(200))")
+        #expect(Date().timeIntervalSince(declared) < 3, "answered after \(Date().timeIntervalSince(declared)) s")
 
         // Bounded connections: 70 idle connections; past 64 the listener answers 503 at once.
         var held: [Int32] = []

@@ -45,7 +45,11 @@ extension Control.RunStart: ServedCommand {
 }
 
 extension Control.RunList: ServedCommand {
-    func answer(_ call: ControlCall) async throws -> [RunRecord] { try await RunQueries(services: call.services).runs(limit: limit ?? 50) }
+    func answer(_ call: ControlCall) async throws -> [RunRecord] {
+        // As /api/v1/runs?limit= says it; a limit above the most served is served as the most.
+        if let limit, limit < 1 { throw ControlError(.invalidParams, "limit must be a whole number ≥ 1, found \(limit)") }
+        return try await RunQueries(services: call.services).runs(limit: limit ?? 50)
+    }
 }
 
 /// A run verb the daemon answers.

@@ -120,7 +120,8 @@ public struct HTTPListener: Sendable {
                     try pipeline.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
                     try pipeline.addHandler(RequestSizeLimit(maxBytes: limits.maxRequestBytes, refusals: refusals))
                     try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
-                    try pipeline.addHandler(HTTPRouterHandler(router: router, requestTimeout: limits.requestTimeout, refusals: refusals))
+                    try pipeline.addHandler(HTTPRouterHandler(router: router, requestTimeout: limits.requestTimeout, maxRequestBytes: limits.maxRequestBytes,
+                                                              refusals: refusals))
                 }
             }
             .bind(host: address.host, port: address.port).get()
@@ -228,14 +229,17 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private let router: HTTPListener.Router
     private let requestTimeout: TimeAmount
+    /// What `RequestSizeLimit` lets through: a request that declares a larger body is answered at once.
+    private let maxRequestBytes: Int
     private let refusals: RefusalLog
     private var head: HTTPRequestHead?
     private var answered = false
     private var deadline: Scheduled<Void>?
 
-    init(router: @escaping HTTPListener.Router, requestTimeout: TimeAmount, refusals: RefusalLog) {
+    init(router: @escaping HTTPListener.Router, requestTimeout: TimeAmount, maxRequestBytes: Int, refusals: RefusalLog) {
         self.router = router
         self.requestTimeout = requestTimeout
+        self.maxRequestBytes = maxRequestBytes
         self.refusals = refusals
     }
 
@@ -277,7 +281,18 @@ final class HTTPRouterHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head): if !answered { self.head = head }
+        case .head(let head):
+            guard !answered else { return }
+            // A body declared larger than any request served would only be waited for, to be
+            // refused at its end or at the deadline (408): refused now.
+            if let declared = head.headers["Content-Length"].first, (Int(declared) ?? Int.max) > maxRequestBytes {
+                answered = true
+                deadline?.cancel()
+                refusals.refused("too-large", "a request declaring a body of \(String(reflecting: String(declared.prefix(40)))) bytes was answered 413")
+                write(.text(.payloadTooLarge, "request over \(maxRequestBytes) bytes; only small GET requests are served"), for: head, context: context)
+                return
+            }
+            self.head = head
         case .body: break
         case .end:
             guard let head, !answered else { return }

@@ -58,6 +58,11 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             }
         }
         if !current.isEmpty { fields.append((current, start)) }
+        if let zone = fields.first, zone.0.hasPrefix("CRON_TZ=") || zone.0.hasPrefix("TZ=") {
+            throw Problem(offset: offsetBase.map { $0 + zone.1 } ?? 0,
+                          message: "schedules are in UTC and take no time zone (\(zone.0)); give the UTC time of the local time meant, "
+                                 + "and mind that it moves by an hour with daylight saving time")
+        }
         guard fields.count == 5 else {
             throw Problem(offset: 0, message: "a cron expression has 5 fields (minute hour day-of-month month day-of-week), found \(fields.count) in \"\(text)\"")
         }

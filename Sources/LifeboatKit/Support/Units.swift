@@ -64,6 +64,10 @@ public struct DurationSpec: Hashable, Sendable, Comparable, CustomStringConverti
 
     public init(seconds: Int64) { self.seconds = seconds }
 
+    /// The longest a plan or config may say: 100 years (36525d). Anything longer is a slip of the
+    /// keyboard, and counted in seconds could overflow where it is added to a time.
+    public static let longest = DurationSpec(seconds: 36_525 * 86_400)
+
     public init?(parsing text: String) {
         let s = text.trimmingCharacters(in: .whitespaces)
         guard !s.isEmpty else { return nil }

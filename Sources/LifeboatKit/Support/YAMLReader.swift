@@ -391,11 +391,15 @@ public struct YAMLMapping {
 
     public mutating func duration(_ key: String) -> DurationSpec? {
         guard let (text, node) = string(key) else { return nil }
-        guard let d = DurationSpec(parsing: text) else {
+        let d = DurationSpec(parsing: text)
+        if let d, d <= DurationSpec.longest { return d }
+        // Written as a duration, too long to be one (or to count in seconds at all).
+        if d != nil || (text.first?.isNumber == true && text.allSatisfy { "0123456789smhdw".contains($0) }) {
+            reader.error(at: node, "\(qualified(key)) \(text) is too long: durations go up to 36525d (100 years)")
+        } else {
             reader.error(at: node, "\(qualified(key)) must be a duration like 90s, 15m, 4h or 30d, found \"\(text)\"")
-            return nil
         }
-        return d
+        return nil
     }
 
     public mutating func size(_ key: String) -> ByteSize? {

@@ -154,6 +154,7 @@ import Testing
         (#"{"command":"run.start","params":{"plan":"main","mode":"restore","site":["acme"]}}"#,
          #"unknown parameter "site" for run.start (did you mean "sites"?)"#),
         (#"{"command":"run.list","limit":2.5}"#, #""limit" must be an integer, found a number"#),
+        (#"{"command":"run.list","limit":0}"#, "limit must be a whole number ≥ 1, found 0"),
         (#"{"command":"run.start","params":{"plan":"main","mode":"sideways"}}"#,
          #""mode" must be restore, exercise, dry-run or delete, found "sideways""#),
         (#"{"command":"run.start","params":{"plan":"main","mode":"restore","sites":"acme"}}"#, #""sites" must be an array of strings, found a string"#),

@@ -116,6 +116,9 @@ import Testing
 
     @Test func badDurationsAndSizes() {
         #expect(problems(variant("rto: 4h", "rto: 4 hours")) == [#"20:20: objectives.rto must be a duration like 90s, 15m, 4h or 30d, found "4 hours""#])
+        // A duration too long to mean anything is said to be that, whether it counts in seconds or not.
+        #expect(problems(variant("rto: 4h", "rto: 99999999999d")) == ["20:20: objectives.rto 99999999999d is too long: durations go up to 36525d (100 years)"])
+        #expect(problems(variant("rto: 4h", "rto: 999999999999999d")) == ["20:20: objectives.rto 999999999999999d is too long: durations go up to 36525d (100 years)"])
         #expect(problems(variant("max_bytes: 500GiB", "max_bytes: 500 gigs")) == [#"29:22: limits.max_bytes must be a size like 512MiB or 2GiB, found "500 gigs""#])
     }
 

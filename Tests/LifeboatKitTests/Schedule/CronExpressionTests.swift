@@ -40,6 +40,8 @@ import Testing
         ("*/0 * * * *", 0, "step"), ("5-1 * * * *", 0, "backwards"), ("@sometimes", 0, "unknown cron macro"),
         ("0 0 * foo *", 6, "not a number"), ("1,,2 * * * *", 2, "empty list item"),
         ("+5 * * * *", 0, "not a number"), ("*/+2 * * * *", 0, "step"), ("0 0 1 +1 *", 6, "not a number"),
+        ("CRON_TZ=Europe/Berlin 0 3 * * *", 0, "schedules are in UTC and take no time zone (CRON_TZ=Europe/Berlin)"),
+        ("TZ=UTC 0 3 * * *", 0, "schedules are in UTC"),
     ])
     func parseErrorsPointAtTheField(expression: String, offset: Int, fragment: String) {
         do {
