@@ -10,7 +10,9 @@ enum ChecksumSidecar {
     static func expectedDigest(for archive: String, policy: ChecksumPolicy) throws -> String? {
         guard policy != .off else { return nil }
         let path = archive + ".sha256"
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Without blocking: a FIFO put there would hold the open until a writer came, and with
+        // it the job, deaf to cancel.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             let e = errno
             if e == ENOENT {
@@ -20,6 +22,20 @@ enum ChecksumSidecar {
             throw ArchiveError(.io, "cannot open the checksum sidecar \(path)", errno: e, isTransient: ArchiveInput.isTransient(e))
         }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let e = errno
+            throw ArchiveError(.io, "cannot inspect the checksum sidecar \(path)", errno: e, isTransient: ArchiveInput.isTransient(e))
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            let kind = switch st.st_mode & S_IFMT {
+            case S_IFDIR: "a directory"
+            case S_IFIFO: "a FIFO"
+            case S_IFSOCK: "a socket"
+            default: "a device"
+            }
+            throw ArchiveError(.checksumMissing, "the checksum sidecar \(path) is \(kind), not a regular file")
+        }
         // Read in small pieces: a sidecar is one line, and zeroing a 64 KiB buffer for it cost
         // more than parsing it.
         var bytes: [UInt8] = []

@@ -100,12 +100,14 @@ final class Extractor {
             try holdBack(path, target: target, name: entry.name, metadata: metadata)
         case .hardLink:
             let target = try hardLinkTarget(entry.linkName)
-            guard target != path else { return }  // a link to itself: the file is already there
+            // A link to itself asks for what is there already, which must be what a link may
+            // name: a regular file or a symbolic link extracted before (with nothing there, GNU
+            // tar refuses it too, and it must not vanish without a word).
             if let serial = links.serial(of: target.key), let symlink = links.link(serial) {
-                try holdBack(path, target: symlink.target, name: entry.name, metadata: symlink.metadata, hardLinkOf: serial)
+                if target != path { try holdBack(path, target: symlink.target, name: entry.name, metadata: symlink.metadata, hardLinkOf: serial) }
                 return
             }
-            dropPendingLink(path)
+            if target != path { dropPendingLink(path) }
             if let writer {
                 try writer.hardLink(to: target, at: path)
             } else {

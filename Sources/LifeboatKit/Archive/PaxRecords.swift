@@ -230,7 +230,13 @@ struct PaxParser {
             records.size = number
         case "uid": records.uid = number
         case "gid": records.gid = number
-        case "mtime": records.mtime = valueOverflow || value.isEmpty ? nil : PaxRecords.time(value)
+        case "mtime":
+            guard !value.isEmpty else { records.mtime = nil; return }
+            // As a malformed size is: read as damage, not passed over for the header's time.
+            guard !valueOverflow, let time = PaxRecords.time(value) else {
+                throw ArchiveError(.corrupt, "a pax mtime record is not a time in seconds (\(String(reflecting: String(decoding: value.prefix(40), as: UTF8.self))))")
+            }
+            records.mtime = time
         case "GNU.sparse.name": records.sparse.name = value.isEmpty ? nil : value
         case "GNU.sparse.size", "GNU.sparse.realsize": records.sparse.realSize = try sparseNumber(key, number)
         case "GNU.sparse.major": records.sparse.major = try sparseNumber(key, number)

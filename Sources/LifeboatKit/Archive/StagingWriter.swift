@@ -149,6 +149,7 @@ final class StagingWriter {
               toSymlink ? st.st_mode & S_IFMT == S_IFLNK : FileSystemCalls.isRegular(st) else {
             throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is not a \(toSymlink ? "symbolic link" : "regular file") extracted before the link")
         }
+        guard target != path else { return }  // a link to itself: the file is there
         let parent = try parentFD(for: path)
         // Making room in a full cache closed every descriptor it held.
         if !targetParent.owned { targetParent = try targetDirectory() }

@@ -170,13 +170,19 @@ import Testing
         #expect(error?.description.contains("raise limits.max_bytes") == true)
     }
 
-    @Test func paxNumbersTooLongForSixtyFourBitsAreDamageNotACrash() async throws {
+    @Test(arguments: [("size", "9999999999999999999"), ("mtime", "9999999999999999999"), ("mtime", "12abc"), ("mtime", "1e9"),
+                      ("mtime", "-9223372036854775808"), ("mtime", "1.5.2")])
+    func paxNumbersThatAreNotNumbersAreDamageNotACrash(key: String, value: String) async throws {
         let scene = try RestoreScene()
         var tar = TarBuilder()
-        tar.pax([("size", "9999999999999999999")])
+        tar.pax([(key, value)])
         tar.file("a", "x")
         tar.end()
+        // Not passed over for the header's field either (an mtime was, while a size was refused).
         #expect(try await scene.expectRejected(tar)?.code == .corrupt)
+        #expect { try verifyArchive(at: scene.archive, options: ExtractOptions(checksum: .off)) } throws: { error in
+            (error as? ArchiveError)?.code == .corrupt
+        }
     }
 
     @Test func malformedPaxRecordIsRejected() async throws {

@@ -327,6 +327,17 @@ import Testing
 
         try Data("not a checksum\n".utf8).write(to: URL(fileURLWithPath: scene.archive + ".sha256"))
         #expect(try await scene.expectRejectedArchive(required)?.code == .checksumMissing)
+
+        // A FIFO where the sidecar goes is refused at once (opening it used to wait for a writer
+        // for ever, deaf to cancel); so is a directory.
+        for (kind, make) in [("a FIFO", { (path: String) in mkfifo(path, 0o644) }), ("a directory", { (path: String) in mkdir(path, 0o755) })] {
+            try FileManager.default.removeItem(atPath: scene.archive + ".sha256")
+            #expect(make(scene.archive + ".sha256") == 0)
+            for policy in [ChecksumPolicy.required, .ifPresent] {
+                let refused = try await scene.expectRejectedArchive(ExtractOptions(checksum: policy))
+                #expect(refused?.code == .checksumMissing && refused?.description.contains("is \(kind), not a regular file") == true, "\(String(describing: refused))")
+            }
+        }
     }
 }
 

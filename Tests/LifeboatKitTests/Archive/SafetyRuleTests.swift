@@ -224,6 +224,7 @@ import Testing
         ("d", .hardLinkTarget),   // a directory
         ("gone", .hardLinkTarget),   // a file that a directory replaced
         ("later", .hardLinkTarget),   // a file that comes after the link
+        ("h", .hardLinkTarget),   // itself, with nothing there (it used to vanish without a word)
     ])
     func hardLinkEscapesAreRejected(target: String, rule: UnsafeRule) async throws {
         let scene = try RestoreScene()
@@ -240,6 +241,21 @@ import Testing
         #expect { try verifyArchive(at: scene.archive, options: ExtractOptions(checksum: .off)) } throws: { error in
             (error as? ArchiveError)?.rule == rule
         }
+    }
+
+    /// A hard link to itself over the file of that name asks for what is there: it stays (as
+    /// with GNU tar), in a restore and in verify alike.
+    @Test func aHardLinkToItselfKeepsItsFile() async throws {
+        let scene = try RestoreScene()
+        var tar = TarBuilder()
+        tar.file("h", "kept")
+        tar.hardLink("h", to: "h")
+        tar.end()
+        try scene.write(tar)
+        let report = try await scene.restore(ExtractOptions())
+        #expect(report.skipped.isEmpty && report.entries == 2)
+        #expect(readText(scene.destination + "/h") == "kept")
+        #expect(try verifyArchive(at: scene.archive, options: ExtractOptions(checksum: .off)).entries == 2)
     }
 
     /// A hard link to a symbolic link inside the tree is that link again (GNU tar makes it so).
