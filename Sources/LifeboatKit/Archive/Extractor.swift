@@ -15,8 +15,8 @@ final class Extractor {
     private var report = ExtractReport()
     private var entriesSeen = 0
     private var links = PendingLinks()
-    // Verification has no filesystem to ask whether a hard link's target was extracted.
-    private var knownFiles = PathFingerprints()
+    /// Verification has no filesystem to ask what an entry finds at its name: this answers instead.
+    private var tree = VerifyTree()
 
     init(reader: TarReader, writer: StagingWriter?, options: ExtractOptions) {
         self.reader = reader
@@ -66,12 +66,13 @@ final class Extractor {
         let path = try EntryPath.validate(entry.name)
         try checkNotThroughLink(path)
         if path.isRoot, entry.kind != .directory { throw RuleViolation(.replacesRoot) }
+        // What a writer makes on its way (the parents it creates) it meets in staging.
+        if writer == nil { try tree.makeParents(of: path) }
         let metadata = metadata(of: entry)
         switch entry.kind {
         case .directory:
             dropPendingLink(path)
-            knownFiles.remove(path.key)
-            try writer?.makeDirectory(path, metadata)
+            if let writer { try writer.makeDirectory(path, metadata) } else { tree.makeDirectory(path) }
         case .regular:
             dropPendingLink(path)
             if let writer {
@@ -92,7 +93,7 @@ final class Extractor {
                 }
                 writer.wrote(entry.size)
             } else {
-                knownFiles.insert(path.key)
+                try tree.makeFile(path)
             }
             report.bytes += entry.size
         case .symlink:
@@ -111,10 +112,10 @@ final class Extractor {
             if let writer {
                 try writer.hardLink(to: target, at: path)
             } else {
-                guard knownFiles.contains(target.key) else {
+                guard tree.isFile(target) else {
                     throw RuleViolation(.hardLinkTarget, "the hard link target \(String(reflecting: target.key)) is not a regular file extracted before the link")
                 }
-                knownFiles.insert(path.key)
+                if target != path { try tree.makeFile(path) }
             }
         default:
             break
@@ -126,8 +127,7 @@ final class Extractor {
     /// - Parameter hardLinkOf: for a hard link to a held-back symbolic link, that link's serial.
     private func holdBack(_ path: EntryPath, target: String, name: [UInt8], metadata: StagingWriter.Metadata,
                           hardLinkOf: Int? = nil) throws {
-        try writer?.clear(path)
-        knownFiles.remove(path.key)
+        if let writer { try writer.clear(path) } else { try tree.clear(path) }
         links.add(path: path, target: target, name: name, metadata: metadata, source: hardLinkOf)
     }
 
@@ -180,7 +180,10 @@ final class Extractor {
                 continue
             }
             do {
-                if let source = link.source, made[source], let made = links.link(source) {
+                if writer == nil {
+                    try tree.makeParents(of: link.path)
+                    try tree.makeFile(link.path)
+                } else if let source = link.source, made[source], let made = links.link(source) {
                     try writer?.hardLink(to: made.path, at: link.path, toSymlink: true)
                 } else {
                     // The link it links to was replaced or refused: the same link, made anew.

@@ -207,78 +207,82 @@ struct PathWalk {
     var key: String { String(decoding: bytes, as: UTF8.self) }
 }
 
-/// A set of paths kept as 64-bit fingerprints, 8 to 16 bytes a path whatever its length: verify's
-/// record of the regular files seen so far, millions in a large archive (a `PathTable` of them
-/// cost 60 bytes and the path each).
+/// The names an extraction makes, for verification, which has no filesystem to ask: the rules a
+/// restore meets in staging (a hard link's target is a regular file extracted before it; a parent
+/// that is a file; a non-empty directory an entry would replace) are met here the same way, so
+/// that `snapshot verify` passes exactly the archives a restore accepts.
 ///
-/// Two paths share a fingerprint with a chance of 2⁻⁶⁴ a pair, so `contains` may say yes to a
-/// path never added: verify would then accept a hard link that extraction refuses (it asks the
-/// filesystem), never refuse one extraction accepts.
-struct PathFingerprints {
-    private static let empty: UInt64 = 0
-    private static let removed: UInt64 = 1
-    /// Linear probing; `empty` and `removed` are never fingerprints.
-    private var slots: [UInt64] = []
-    /// Slots not empty (fingerprints and removed ones).
-    private var used = 0
-    private(set) var count = 0
+/// Each name is kept as a 64-bit fingerprint with its kind (about 20 bytes a name whatever its
+/// length: millions in a large archive). Two paths share a fingerprint with a chance of 2⁻⁶⁴ a
+/// pair.
+struct VerifyTree {
+    /// A regular file (or a link, once made), or a directory and how many names it holds.
+    private static let file: Int32 = -1
+    private var nodes: [UInt64: Int32] = [:]
 
-    mutating func insert(_ key: String) {
-        let fingerprint = Self.fingerprint(key)
-        guard find(fingerprint) == nil else { return }
-        if (used + 1) * 4 > slots.count * 3 { rebuild(capacity: (count + 1) * 2) }
-        let mask = slots.count - 1
-        var slot = Int(truncatingIfNeeded: fingerprint) & mask
-        while slots[slot] != Self.empty, slots[slot] != Self.removed { slot = (slot + 1) & mask }
-        if slots[slot] == Self.empty { used += 1 }
-        slots[slot] = fingerprint
-        count += 1
-    }
+    /// Whether a regular file is at `path`.
+    func isFile(_ path: EntryPath) -> Bool { nodes[Self.fingerprint(path.key)] == Self.file }
 
-    mutating func remove(_ key: String) {
-        guard let slot = find(Self.fingerprint(key)) else { return }
-        slots[slot] = Self.removed
-        count -= 1
-    }
-
-    func contains(_ key: String) -> Bool {
-        find(Self.fingerprint(key)) != nil
-    }
-
-    private func find(_ fingerprint: UInt64) -> Int? {
-        guard !slots.isEmpty else { return nil }
-        let mask = slots.count - 1
-        var slot = Int(truncatingIfNeeded: fingerprint) & mask
-        while slots[slot] != Self.empty {
-            if slots[slot] == fingerprint { return slot }
-            slot = (slot + 1) & mask
+    /// The directories above `path`, made where missing as a restore does; one that is a file
+    /// breaks `parent-not-directory`.
+    mutating func makeParents(of path: EntryPath) throws {
+        var key = ""
+        var parent = Self.fingerprint(key)
+        for component in path.components.dropLast() {
+            key = key.isEmpty ? component : key + "/" + component
+            let here = Self.fingerprint(key)
+            switch nodes[here] {
+            case Self.file?: throw RuleViolation(.parentNotDirectory)
+            case nil:
+                nodes[here] = 0
+                added(under: parent)
+            default: break
+            }
+            parent = here
         }
-        return nil
     }
 
-    /// A fresh table of the fingerprints, a power of two at least `capacity` slots.
-    private mutating func rebuild(capacity: Int) {
-        var size = 64
-        while size < capacity { size <<= 1 }
-        let old = slots
-        slots = Array(repeating: Self.empty, count: size)
-        used = 0
-        let mask = size - 1
-        for fingerprint in old where fingerprint != Self.empty && fingerprint != Self.removed {
-            var slot = Int(truncatingIfNeeded: fingerprint) & mask
-            while slots[slot] != Self.empty { slot = (slot + 1) & mask }
-            slots[slot] = fingerprint
-            used += 1
+    /// A directory at `path`: kept if there, made over a file.
+    mutating func makeDirectory(_ path: EntryPath) {
+        guard !path.isRoot else { return }
+        let here = Self.fingerprint(path.key)
+        switch nodes[here] {
+        case nil:
+            nodes[here] = 0
+            added(under: Self.fingerprint(path.parent.key))
+        case Self.file?: nodes[here] = 0
+        default: break
         }
+    }
+
+    /// A regular file (or a link) at `path`, over what had the name: a non-empty directory breaks
+    /// `replaces-non-empty-directory`.
+    mutating func makeFile(_ path: EntryPath) throws {
+        try clear(path)
+        nodes[Self.fingerprint(path.key)] = Self.file
+        added(under: Self.fingerprint(path.parent.key))
+    }
+
+    /// Nothing at `path` (a link held back until the end takes the name then).
+    mutating func clear(_ path: EntryPath) throws {
+        let here = Self.fingerprint(path.key)
+        guard let node = nodes[here] else { return }
+        if node > 0 { throw RuleViolation(.replacesDirectory) }
+        nodes[here] = nil
+        let parent = Self.fingerprint(path.parent.key)
+        if let count = nodes[parent], count > 0 { nodes[parent] = count - 1 }
+    }
+
+    private mutating func added(under parent: UInt64) {
+        if let count = nodes[parent], count >= 0 { nodes[parent] = count + 1 }
     }
 
     private static func fingerprint(_ key: String) -> UInt64 {
         var key = key
-        let hash = key.withUTF8 { utf8 in
+        return key.withUTF8 { utf8 in
             var hasher = Hasher()
             hasher.combine(bytes: UnsafeRawBufferPointer(utf8))
             return UInt64(bitPattern: Int64(hasher.finalize()))
         }
-        return hash < 2 ? hash + 2 : hash
     }
 }

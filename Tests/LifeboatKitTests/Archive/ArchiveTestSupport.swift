@@ -203,6 +203,16 @@ struct RestoreScene: Sendable {
         #expect(snapshotTree(dir.path) == before, "something outside staging changed", sourceLocation: sourceLocation)
         #expect((try? FileManager.default.contentsOfDirectory(atPath: restoreParent)) == beforeEntries,
                 "staging was left behind", sourceLocation: sourceLocation)
+        // `snapshot verify`, which has no filesystem to ask, refuses it for the same reason: an
+        // operator who checked a snapshot first must not be told it is fine.
+        if let caught, caught.code != .io, caught.code != .checksumMissing || !FileManager.default.fileExists(atPath: archive + ".sha256") {
+            do {
+                _ = try verifyArchive(at: archive, options: options)
+                Issue.record("verify passed what the restore refused (\(caught))", sourceLocation: sourceLocation)
+            } catch let error as ArchiveError {
+                #expect(error.code == caught.code && error.rule == caught.rule, "verify: \(error); restore: \(caught)", sourceLocation: sourceLocation)
+            }
+        }
         return caught
     }
 }

@@ -59,25 +59,34 @@ import Testing
     }
 }
 
-@Suite struct PathFingerprintsTests {
-    /// Paths added, removed and added again through growth are found exactly (a false "yes"
-    /// has a chance of 2⁻⁶⁴ a pair: none among these).
-    @Test func pathsAreFoundThroughGrowthAndRemoval() {
-        var set = PathFingerprints()
-        for i in 0..<100_000 { set.insert("dir\(i % 97)/file\(i)") }
-        set.insert("dir0/file0")
-        #expect(set.count == 100_000)
-        for i in stride(from: 0, to: 100_000, by: 2) { set.remove("dir\(i % 97)/file\(i)") }
-        set.remove("never/added")
-        #expect(set.count == 50_000)
-        // Removed slots are reused and cleared away by growth; every answer stays right.
-        for i in 100_000..<150_000 { set.insert("dir\(i % 97)/file\(i)") }
-        set.insert("dir2/file2")
-        #expect(set.count == 100_001)
-        let wrong = (0..<150_000).filter { i in
-            set.contains("dir\(i % 97)/file\(i)") != (i % 2 == 1 || i >= 100_000 || i == 2)
+@Suite struct VerifyTreeTests {
+    /// What a restore meets in staging, met without one: files through growth and replacement,
+    /// parents made on the way, a file as a parent, a non-empty directory replaced.
+    @Test func namesAreKeptAsARestoreMakesThem() throws {
+        func path(_ text: String) throws -> EntryPath { try EntryPath.validate(Array(text.utf8)) }
+        var tree = VerifyTree()
+        for i in 0..<100_000 {
+            let file = try path("dir\(i % 97)/file\(i)")
+            try tree.makeParents(of: file)
+            try tree.makeFile(file)
         }
+        for i in stride(from: 0, to: 100_000, by: 2) { try tree.clear(try path("dir\(i % 97)/file\(i)")) }
+        let wrong = try (0..<100_000).filter { i in try tree.isFile(try path("dir\(i % 97)/file\(i)")) != (i % 2 == 1) }
         #expect(wrong.isEmpty, "\(wrong.prefix(10))")
-        #expect(!set.contains("dir1/file") && !set.contains("") && !set.contains("dir1/file1/"))
+        #expect(try !tree.isFile(path("dir1")) && !tree.isFile(path("dir1/file")))
+        // dir1 holds files: it cannot be replaced, and a file cannot be a parent.
+        #expect(throws: RuleViolation.self) { try tree.makeFile(try path("dir1")) }
+        #expect((try? tree.makeParents(of: try path("dir1/file1/x"))) == nil)
+        // Emptied, a directory may be replaced by a file, which then is no parent either.
+        try tree.makeParents(of: try path("e/only"))
+        try tree.makeFile(try path("e/only"))
+        try tree.clear(try path("e/only"))
+        try tree.makeFile(try path("e"))
+        #expect(try tree.isFile(path("e")))
+        #expect((try? tree.makeParents(of: try path("e/x"))) == nil)
+        // A directory over a file keeps nothing of it.
+        tree.makeDirectory(try path("e"))
+        try tree.makeParents(of: try path("e/x"))
+        #expect(try !tree.isFile(path("e")))
     }
 }
