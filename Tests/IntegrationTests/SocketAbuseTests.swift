@@ -85,8 +85,9 @@ extension FaultSuite {
             #expect(lines.components(separatedBy: "bad-request").count - 1 == 2, "\(lines.prefix(500))")
 
             // Exactly at the 64 KiB cap (newline excluded) is served; one byte more is refused with too-large.
-            for (size, expected) in [(65_536, #""id":6,"ok":true"#), (65_537, "too-large")] {
-                let head = Array(#"{"id":6,"command":"status","pad":""#.utf8)
+            // (The padding is the id, echoed: a status takes no parameter to pad with.)
+            for (size, expected) in [(65_536, #"zz","ok":true"#), (65_537, "too-large")] {
+                let head = Array(#"{"command":"status","id":"6"#.utf8)
                 let line = head + [UInt8](repeating: UInt8(ascii: "z"), count: size - head.count - 2) + Array(#""}"#.utf8)
                 #expect(line.count == size)
                 let answer = try daemon.raw(line + [10] + Array(#"{"id":8,"command":"status"}"#.utf8) + [10], timeout: 5)
