@@ -212,7 +212,7 @@ struct PathWalk {
 /// that is a file; a non-empty directory an entry would replace) are met here the same way, so
 /// that `snapshot verify` passes exactly the archives a restore accepts.
 ///
-/// Each name is kept as a 64-bit fingerprint with its kind (about 20 bytes a name whatever its
+/// Each name is kept as a 64-bit fingerprint with its kind (about 35 bytes a name whatever its
 /// length: millions in a large archive). Two paths share a fingerprint with a chance of 2⁻⁶⁴ a
 /// pair.
 struct VerifyTree {
