@@ -110,6 +110,8 @@ import Testing
         #expect(topLevel.contains(#"unknown parameter \"sties\""#), "\(topLevel)")
         let runs = try daemon.cli(["runs", "--json"])
         #expect(runs.status == 0 && (try? JSONSerialization.jsonObject(with: Data(runs.stdout.utf8)) as? [Any])?.isEmpty == true, "\(runs.stdout)")
+        let twice = try ask(#"{"id":6,"command":"status","command":"reload"}"#)
+        #expect(twice.contains(#""code":"bad-request""#) && twice.contains(#"the key \"command\" twice"#), "\(twice)")
         // A JSON-RPC client's envelope is read as one.
         #expect(try ask(#"{"jsonrpc":"2.0","id":4,"method":"status","params":{}}"#).contains(#""id":4,"ok":true"#))
         for verb in ["cancel", "resume"] {

@@ -34,7 +34,8 @@ public struct ControlRequest: Sendable {
 
     /// Parses a request line.
     public static func parse(_ bytes: some Collection<UInt8>) -> Result<ControlRequest, ParseFailure> {
-        guard nesting(of: bytes) <= maxDepth else {
+        let shape = shape(of: bytes)
+        guard shape.depth <= maxDepth else {
             return .failure(ParseFailure(.null, ControlError(.badRequest, "the request nests arrays and objects more than \(maxDepth) deep")))
         }
         guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else {
@@ -44,6 +45,9 @@ public struct ControlRequest: Sendable {
             return .failure(ParseFailure(.null, ControlError(.badRequest, "the request must be a JSON object like {\"id\":1,\"command\":\"status\"}")))
         }
         let id = object.removeValue(forKey: "id") ?? .null
+        if let key = shape.repeatedKey {
+            return .failure(ParseFailure(id, ControlError(.badRequest, "the request gives the key \"\(key)\" twice in one object; give each key once")))
+        }
         // A JSON-RPC client's version tag is the envelope's, not a parameter.
         object.removeValue(forKey: "jsonrpc")
         let commandValue = object.removeValue(forKey: "command") ?? object.removeValue(forKey: "method")
@@ -62,26 +66,67 @@ public struct ControlRequest: Sendable {
         return .success(ControlRequest(id: id, command: command, params: params))
     }
 
-    /// The deepest nesting of `[` and `{` in `bytes`, outside strings, counted as the bytes come
-    /// (whether or not they are valid JSON).
-    static func nesting(of bytes: some Collection<UInt8>) -> Int {
-        var depth = 0, deepest = 0
+    /// What a request's bytes show before they are parsed, counted as they come (valid JSON or
+    /// not): how deep its arrays and objects nest, and the first key an object gives twice.
+    /// Foundation's reader keeps a repeated key's first value where most keep the last: a request
+    /// that means one thing to a proxy that logged it and another to the daemon is refused.
+    static func shape(of bytes: some Collection<UInt8>) -> (depth: Int, repeatedKey: String?) {
+        var deepest = 0
+        // Per open container: the keys of an object so far, nil for an array.
+        var open: [Set<[UInt8]>?] = []
         var inString = false, escaped = false
+        var expectingKey = false, readingKey = false, keyEscaped = false
+        var key: [UInt8] = []
+        var repeated: String?
         for byte in bytes {
             if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                    keyEscaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                    if readingKey, repeated == nil, let last = open.indices.last, open[last] != nil {
+                        let canonical = keyEscaped ? canonicalKey(key) : key
+                        if !open[last]!.insert(canonical).inserted { repeated = String(decoding: canonical, as: UTF8.self) }
+                    }
+                    continue
+                }
+                if readingKey { key.append(byte) }
                 continue
             }
             switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                deepest = max(deepest, depth)
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth = max(0, depth - 1)
-            default: break
+            case UInt8(ascii: "\""):
+                inString = true
+                readingKey = expectingKey
+                expectingKey = false
+                keyEscaped = false
+                key.removeAll(keepingCapacity: true)
+            case UInt8(ascii: "{"):
+                open.append([])
+                deepest = max(deepest, open.count)
+                expectingKey = true
+            case UInt8(ascii: "["):
+                open.append(nil)
+                deepest = max(deepest, open.count)
+                expectingKey = false
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                _ = open.popLast()
+                expectingKey = false
+            case UInt8(ascii: ","):
+                expectingKey = open.last.map { $0 != nil } ?? false
+            default:
+                break
             }
         }
-        return deepest
+        return (deepest, repeated)
+    }
+
+    /// A key written with escapes (`\u0061`) as the reader sees it; as written when it does not parse.
+    private static func canonicalKey(_ raw: [UInt8]) -> [UInt8] {
+        guard let text = try? JSONDecoder().decode(String.self, from: Data([UInt8(ascii: "\"")] + raw + [UInt8(ascii: "\"")])) else { return raw }
+        return Array(text.utf8)
     }
 }
 

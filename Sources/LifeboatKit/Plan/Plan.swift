@@ -63,7 +63,7 @@ public struct Plan: Sendable {
         let mark = marks["snapshots"] ?? SourceMark(line: 1, column: 1)
         let what = FileSystem.isReachable(snapshots) ? "is not a directory" : "does not exist"
         return Diagnostic(file: sourcePath ?? name, line: mark.line, column: mark.column,
-                          message: "warning: snapshots \(snapshots) \(what) here: every run of this plan is refused until it does (mount it, or fix the path)")
+                          message: "warning: snapshots \(snapshots) \(what) here: every run of this plan is refused while so (mount the store, or fix the path)")
     }
 }
 

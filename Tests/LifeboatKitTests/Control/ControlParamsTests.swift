@@ -60,6 +60,22 @@ import Testing
         #expect(refusal(Control.JobRetry.self, ["run": .string("r"), "job": .bool(true)])?.hasPrefix("\"job\" must be a job id (an integer) or SITE/PRODUCT") == true)
     }
 
+    /// A key given twice in one object means one thing to Foundation's reader (the first value)
+    /// and another to most (the last): refused, whatever escapes spell it.
+    @Test func aKeyGivenTwiceInOneObjectIsRefused() {
+        func refusal(_ line: String) -> String? {
+            if case .failure(let failure) = ControlRequest.parse(Array(line.utf8)) { return failure.error.message }
+            return nil
+        }
+        #expect(refusal(#"{"id":1,"command":"status","command":"reload"}"#) == #"the request gives the key "command" twice in one object; give each key once"#)
+        #expect(refusal(#"{"id":1,"command":"status","comm\u0061nd":"reload"}"#)?.contains(#""command" twice"#) == true)
+        #expect(refusal(#"{"id":1,"command":"run.show","params":{"run":"a","run":"b"}}"#)?.contains(#""run" twice"#) == true)
+        // The same key in two objects, or a value that reads like a key, is no repeat.
+        #expect(refusal(#"{"id":{"command":1},"command":"run.start","params":{"plan":"command","sites":["plan","plan"],"mode":"restore"}}"#) == nil)
+        #expect(refusal(#"{"id":1,"command":"status","x":"a\"b","params":{}}"#) == nil)
+        #expect(ControlRequest.shape(of: Array(#"[[{"a":[{}]}]]"#.utf8)).depth == 5)
+    }
+
     /// The run verbs' wire names come from the verbs' names: pinned here, as the wire is a contract.
     @Test func theCommandsKeepTheirWireNames() {
         #expect([Control.RunShow.name, Control.RunSites.name, Control.RunWatch.name, Control.RunCancel.name, Control.RunResume.name]
