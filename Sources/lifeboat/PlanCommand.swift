@@ -34,6 +34,23 @@ struct PlanCheck: ParsableCommand {
         var warnings: [Diagnostic]
         /// Every setting as it takes effect, defaults included.
         var settings: PlanSettings?
+        /// A schedule's next fire times from now (UTC), as a daemon that loads the plan now arms
+        /// it (a schedule that never fires is an error of the plan).
+        var nextFires: [Date]?
+    }
+
+    /// How many of a schedule's next fires `plan check` shows.
+    static let firesShown = 3
+
+    /// A schedule's next fire times after `now`: at most `firesShown`.
+    static func nextFires(of schedule: ExerciseSchedule, after now: Date) -> [Date] {
+        var fires: [Date] = []
+        var after = now
+        while fires.count < firesShown, let next = schedule.exercise.nextFire(after: after) {
+            fires.append(next)
+            after = next
+        }
+        return fires
     }
 
     func run() throws {
@@ -46,7 +63,7 @@ struct PlanCheck: ParsableCommand {
                 let plan = try PlanLoader.load(path: file)
                 plans[results.count] = plan
                 results.append(Result(file: file, ok: true, plan: plan.name, errors: [], warnings: plan.warnings + [plan.storeWarning()].compactMap { $0 },
-                                      settings: PlanSettings(plan)))
+                                      settings: PlanSettings(plan), nextFires: plan.schedule.map { Self.nextFires(of: $0, after: Date()) }))
             } catch let error as DiagnosticsError {
                 results.append(Result(file: file, ok: false, plan: nil, errors: error.diagnostics, warnings: []))
             }
@@ -84,6 +101,11 @@ struct PlanCheck: ParsableCommand {
                     let products = plan.products.map(\.name).joined(separator: ", ")
                     print("\(result.file): ok — plan \"\(plan.name)\", products \(products), \(plan.waves.count) wave(s)")
                     print("  in effect: \(PlanSettings(plan).summary)")
+                    if let schedule = plan.schedule, let fires = result.nextFires {
+                        let factor = schedule.scale.factor == schedule.scale.factor.rounded() ? "\(Int(schedule.scale.factor))" : "\(schedule.scale.factor)"
+                        print("  schedule (UTC): exercise \"\(schedule.exercise.text)\" next \(fires.map(Timestamp.iso).joined(separator: ", ")); "
+                              + "\(schedule.scale.start) site(s) first, × \(factor) each time")
+                    }
                 } else {
                     printError(result.errors.map(\.description).joined(separator: "\n"))
                 }

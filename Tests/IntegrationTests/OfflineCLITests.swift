@@ -46,6 +46,37 @@ import Testing
         #expect(present.status == 0 && !present.stderr.contains("warning"), "\(present.stderr)")
     }
 
+    /// A schedule is shown with its next fires, so that a typo in a cron line (a month for a day)
+    /// is seen before the daemon arms it.
+    @Test func aScheduleIsShownWithItsNextFires() throws {
+        let dir = TempDir()
+        try FileManager.default.createDirectory(atPath: dir.file("store"), withIntermediateDirectories: false)
+        let plan = dir.write("yearly.yaml", """
+            target: /srv/{site}/{product}
+            sandbox: /var/tmp/sandbox/{run}/{site}/{product}
+            snapshots: \(dir.file("store"))
+            products: [{name: a}]
+            schedule: {exercise: "@yearly", scale: {start: 5, factor: 1.5}}
+
+            """)
+        var utc = Calendar(identifier: .gregorian)
+        utc.timeZone = TimeZone(identifier: "UTC")!
+        let year = utc.component(.year, from: Date())
+        let newYears = (1...3).map { "\(year + $0)-01-01T00:00:00Z" }
+        let human = try run(Binaries.lifeboat, ["plan", "check", plan])
+        #expect(human.status == 0, "\(human.stderr)")
+        #expect(human.stdout.contains("  schedule (UTC): exercise \"@yearly\" next \(newYears.joined(separator: ", ")); 5 site(s) first, × 1.5 each time"),
+                "\(human.stdout)")
+        let json = try run(Binaries.lifeboat, ["plan", "check", plan, "--json"])
+        let results = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(results.first?["next_fires"] as? [String] == newYears, "\(json.stdout)")
+        // Without a schedule, there is nothing to show.
+        let unscheduled = dir.write("plain.yaml", "target: /srv/{site}/{product}\nsnapshots: \(dir.file("store"))\nproducts: [{name: a}]\n")
+        let plain = try run(Binaries.lifeboat, ["plan", "check", unscheduled, "--json"])
+        #expect(plain.status == 0 && !plain.stdout.contains("next_fires"), "\(plain.stdout)")
+        #expect(try !run(Binaries.lifeboat, ["plan", "check", unscheduled]).stdout.contains("schedule"))
+    }
+
     /// `--into` relative to the working directory, a one-character name too (Foundation's path
     /// functions trapped on it).
     @Test func extractIntoARelativeName() throws {

@@ -166,11 +166,12 @@ public enum Control {
         public init() {}
     }
 
-    /// `quarantine.purge`: removes quarantined data past its retention.
+    /// `quarantine.purge`: removes quarantined data past its retention. A dry run only reads, and
+    /// anyone who may read may ask what a purge would remove.
     public struct QuarantinePurge: ControlCommand {
         public typealias Result = QuarantineManager.PurgeResult
         public static let name = "quarantine.purge"
-        public var isMutating: Bool { true }
+        public var isMutating: Bool { dryRun != true }
         /// A duration such as `60d`: only entries at least this old.
         public var olderThan: String?
         public var dryRun: Bool?

@@ -114,12 +114,17 @@ import Testing
         let fx = try DaemonFixture()
         for line in [#"{"id":8,"command":"run.start","params":{"plan":"main","mode":"restore"}}"#,
                      #"{"id":8,"command":"run.cancel","params":{"run":"r1"}}"#,
-                     #"{"id":8,"command":"quarantine.purge"}"#, #"{"id":8,"command":"reload"}"#] {
+                     #"{"id":8,"command":"quarantine.purge"}"#, #"{"id":8,"command":"quarantine.purge","params":{"dry_run":false}}"#,
+                     #"{"id":8,"command":"reload"}"#] {
             let refused = try await fx.answer(line, as: DaemonFixture.reader)
             #expect(refused.code == "forbidden", "\(line): \(refused.text)")
             #expect(refused.message.contains("needs an admin") && refused.message.contains("uid 65534"), "\(refused.message)")
         }
         #expect(try await fx.answer(#"{"id":9,"command":"run.list"}"#).results.isEmpty)
+        // What a purge would remove is a question anyone who may read may ask.
+        let preview = try await fx.answer(#"{"id":10,"command":"quarantine.purge","params":{"dry_run":true}}"#, as: DaemonFixture.reader)
+        #expect(preview.ok, "\(preview.text)")
+        #expect(preview.result["dry_run"] as? Bool == true, "\(preview.text)")
     }
 
     @Test func anUnknownCommandIsAnsweredWithTheCommands() async throws {
