@@ -12,7 +12,11 @@ enum TreeRemover {
     /// Removes the tree at `path` if it is still the directory (or other file) with `identity`
     /// (missing is fine), then, if asked, its parent when that became empty. For trees Lifeboat created or an
     /// operator asked to purge; never follows a link.
-    static func remove(path: String, ifIdentity identity: FileIdentity, removeEmptyParent: Bool) throws(ArchiveError) {
+    /// - Parameter wholeOrNothing: look for a mount point inside first, and remove nothing when
+    ///   there is one (a purge: an entry is removed whole or kept whole). Without it, a removal
+    ///   stops at the mount it meets (Lifeboat's own staging).
+    static func remove(path: String, ifIdentity identity: FileIdentity, removeEmptyParent: Bool,
+                       wholeOrNothing: Bool = false) throws(ArchiveError) {
         let (parent, name): (String, String)
         do { (parent, name) = try StagingDirectory.split(path) } catch { throw ArchiveError(.io, "\(path) is not a removable path") }
         let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -22,26 +26,28 @@ enum TreeRemover {
         }
         defer { close(parentFD) }
         do {
-            try remove(name, in: parentFD, ifIdentity: identity)
+            try remove(name, in: parentFD, ifIdentity: identity, wholeOrNothing: wholeOrNothing)
         } catch {
-            throw failure(removing: path, error)
+            throw failure(removing: path, error, removedNothing: wholeOrNothing)
         }
         if removeEmptyParent { _ = rmdir(parent) }
     }
 
     /// Why `path` could not be removed, naming the mount point a removal refused to cross.
-    static func failure(removing path: String, _ error: SystemCallError) -> ArchiveError {
+    static func failure(removing path: String, _ error: SystemCallError, removedNothing: Bool = false) -> ArchiveError {
         guard error.errno == EXDEV else {
             return ArchiveError(.io, "cannot remove \(path) (\(error.call))", errno: error.errno)
         }
         let mount = error.at.isEmpty ? "it holds a mount point" : "\(([path] + error.at).joined(separator: "/")) is a mount point"
+        let removed = removedNothing ? "nothing of it was removed" : "what it removed before stays removed"
         return ArchiveError(.io, "cannot remove all of \(path): \(mount), and Lifeboat removes nothing across a mount "
-                                 + "(what it removed before stays removed); unmount it", errno: EXDEV)
+                                 + "(\(removed)); unmount it", errno: EXDEV)
     }
 
     /// Empties and removes `name` inside `parentFD`, provided it is still the directory with
     /// `identity` (so that data swapped into its place is never touched).
-    static func remove(_ name: String, in parentFD: Int32, ifIdentity identity: FileIdentity) throws(SystemCallError) {
+    static func remove(_ name: String, in parentFD: Int32, ifIdentity identity: FileIdentity,
+                       wholeOrNothing: Bool = false) throws(SystemCallError) {
         let rootFD = openat(parentFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard rootFD >= 0 else {
             guard errno == ENOTDIR || errno == ELOOP else {
@@ -60,12 +66,75 @@ enum TreeRemover {
         var st = stat()
         guard fstat(rootFD, &st) == 0 else { throw SystemCallError(call: "fstat", errno: errno) }
         guard FileIdentity(st) == identity else { return }
+        if wholeOrNothing, let at = try mountPoint(inside: rootFD) {
+            throw SystemCallError(call: "openat2", errno: EXDEV, at: at)
+        }
         // Another process may still be writing in it (a host that lost the job to this one, its
         // late work refused): what it adds meanwhile is removed by a further pass, a few at most.
         for pass in 1...passes {
             try empty(rootFD)
             if unlinkat(parentFD, name, AT_REMOVEDIR) == 0 || errno == ENOENT { return }
             guard errno == ENOTEMPTY, pass < passes else { throw SystemCallError(call: "unlinkat", errno: errno) }
+        }
+    }
+
+    /// The first mount point inside the directory at `path` (not followed if a link), as
+    /// components below it, or nil (nil too when it is not a directory).
+    static func mountPoint(at path: String) throws(ArchiveError) -> [String]? {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOTDIR || errno == ELOOP || errno == ENOENT { return nil }
+            throw ArchiveError(.io, "cannot open \(path)", errno: errno)
+        }
+        defer { close(fd) }
+        do { return try mountPoint(inside: fd) } catch { throw failure(removing: path, error, removedNothing: true) }
+    }
+
+    /// The first mount point inside the directory `rootFD`, as components below it, or nil. A
+    /// directory that cannot be looked into (its mode shuts a daemon that is not root out) is
+    /// passed over: the removal meets any mount there and stops at it.
+    static func mountPoint(inside rootFD: Int32) throws(SystemCallError) -> [String]? {
+        var stack: [[String]] = [[]]
+        while let components = stack.popLast() {
+            let fd: Int32
+            do {
+                fd = try FileSystemCalls.openDirectory(beneath: rootFD, components)
+            } catch where error.errno == EXDEV {
+                return components
+            } catch where (error.errno == ENOENT || error.errno == EACCES) && !components.isEmpty {
+                continue
+            }
+            defer { close(fd) }
+            for name in try subdirectories(fd) { stack.append(components + [name]) }
+        }
+        return nil
+    }
+
+    /// The names of the subdirectories of `fd` (symbolic links are not directories).
+    private static func subdirectories(_ fd: Int32) throws(SystemCallError) -> [String] {
+        let listFD = dup(fd)
+        guard listFD >= 0, let dir = fdopendir(listFD) else {
+            let e = errno
+            if listFD >= 0 { close(listFD) }
+            throw SystemCallError(call: "fdopendir", errno: e)
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw SystemCallError(call: "readdir", errno: errno) }
+                return names
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            var isDirectory = entry.pointee.d_type == UInt8(DT_DIR)
+            if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
+                isDirectory = (try FileSystemCalls.lstat(fd, name)).map(FileSystemCalls.isDirectory) ?? false
+            }
+            if isDirectory { names.append(name) }
         }
     }
 

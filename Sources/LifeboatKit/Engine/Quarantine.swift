@@ -192,9 +192,16 @@ public struct QuarantineManager: Sendable {
         let found = FileIdentity(st)
         let expected = recorded ?? found
         guard found == expected else { return .replaced(found) }
-        if dryRun { return .removed }
-        // The remover compares the identity again on what it opens: a swap in between is left alone.
-        try TreeRemover.remove(path: record.path, ifIdentity: expected, removeEmptyParent: false)
+        if dryRun {
+            // What the purge would meet: a mount inside keeps the entry whole.
+            if let at = try TreeRemover.mountPoint(at: record.path) {
+                throw TreeRemover.failure(removing: record.path, SystemCallError(call: "openat2", errno: EXDEV, at: at), removedNothing: true)
+            }
+            return .removed
+        }
+        // The remover compares the identity again on what it opens: a swap in between is left
+        // alone. An entry with a mount inside is kept whole, not emptied up to the mount.
+        try TreeRemover.remove(path: record.path, ifIdentity: expected, removeEmptyParent: false, wholeOrNothing: true)
         guard let now = FileIdentity(path: record.path) else { return .removed }
         // Still there: it was swapped while the remover opened it, which then left it alone.
         return .replaced(now)

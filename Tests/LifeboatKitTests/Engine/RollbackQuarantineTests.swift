@@ -174,12 +174,18 @@ import Testing
         try #require(mounted.status == 0, "\(mounted.output)")
         defer { _ = try? runProcess("/bin/umount", [jira.path + "/uploads"]) }
         fx.clock.advance(by: 8 * 86_400)
+        // The dry run says what the purge does: that entry kept.
+        let preview = try await manager.purge(olderThan: nil, dryRun: true, by: "test")
+        #expect(preview.purged.count == entries.count - 1 && preview.keptInUse == 1)
         let result = try await manager.purge(olderThan: nil, dryRun: false, by: "test")
         #expect(result.purged.count == entries.count - 1 && result.keptInUse == 1)
         #expect(try String(contentsOfFile: fx.dir.file("foreign/theirs.txt"), encoding: .utf8) == "theirs")
+        // Kept whole, not emptied up to the mount (found by a soft-delete probe: the files beside
+        // the mount were gone while the purge said the entry was kept).
+        #expect(try String(contentsOfFile: jira.path + "/old.txt", encoding: .utf8) == "old")
         let events = try await fx.ledger.events(runId: run.id, afterId: 0, limit: 1_000)
-        #expect(events.contains { $0.kind == "quarantine.kept" && $0.message.contains("\(jira.path)/uploads is a mount point") },
-                "\(events.map(\.message))")
+        #expect(events.contains { $0.kind == "quarantine.kept" && $0.message.contains("\(jira.path)/uploads is a mount point")
+                    && $0.message.contains("nothing of it was removed") }, "\(events.map(\.message))")
     }
 
     @Test func exerciseNeverTouchesProduction() async throws {
