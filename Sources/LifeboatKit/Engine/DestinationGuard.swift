@@ -48,6 +48,9 @@ struct ProtectedTrees: Sendable {
     private(set) var nodes: [String: [Node]] = [:]
     /// Resolved snapshot stores and the state directory, with what they are.
     private(set) var others: [(path: String, what: String)] = []
+    /// Every plan's target as a template below its resolved literal root: where its data is, or
+    /// may come to be.
+    private(set) var targets: [(plan: String, root: String, rest: [[PathTemplate.Piece]])] = []
     /// At most this many directories are visited per target (a bound on very wide fleets; past it
     /// the literal-root check still applies).
     static let visitLimit = 200_000
@@ -58,6 +61,7 @@ struct ProtectedTrees: Sendable {
             if !S3Location.isS3(plan.snapshots) {
                 others.append((ResolvedPath.of(plan.snapshots), "the snapshot store of plan \(plan.name)"))
             }
+            targets.append((plan.name, ResolvedPath.of(plan.target.literalRoot), plan.target.templatedSegments))
             guard walkTargets else { continue }
             var queue: [(String, ArraySlice<[PathTemplate.Piece]>)] = [(ResolvedPath.of(plan.target.literalRoot), plan.target.templatedSegments[...])]
             var visited = 0
@@ -106,11 +110,31 @@ struct ProtectedTrees: Sendable {
         }
     }
 
-    /// Why a restore must not write at `resolved`, or nil: never into a snapshot store or the
-    /// state directory.
+    /// Why a restore or a delete must not displace what is at `resolved`, or nil: never a
+    /// snapshot store or the state directory, and never a directory that holds, or lies inside,
+    /// where a plan's target puts one (site, product)'s data. Displacing that would carry the
+    /// other jobs' data and their `.lifeboat-quarantine` along, into an entry of another
+    /// retention (found by a soft-delete probe: a site linked to another plan's target root).
     func restoreRefusal(_ resolved: String) -> String? {
         for (path, what) in others where ResolvedPath.isInside(resolved, path) || ResolvedPath.isInside(path, resolved) {
             return "resolves to \(resolved), which overlaps \(what) (\(path))"
+        }
+        for (plan, root, rest) in targets where !rest.isEmpty {
+            if ResolvedPath.isInside(root, resolved) {
+                return "resolves to \(resolved), which holds plan \(plan)'s whole target tree (\(root)); destinations must not nest"
+            }
+            guard resolved != root, ResolvedPath.isInside(resolved, root) else { continue }
+            let remainder = (root == "/" ? Substring(resolved) : resolved.dropFirst(root.count)).split(separator: "/").map(String.init)
+            guard zip(rest, remainder).allSatisfy({ PathTemplate.segment($0, matches: $1) }) else { continue }
+            if remainder.count < rest.count {
+                return "resolves to \(resolved), a directory above where plan \(plan)'s target puts a site's data (\(root)/…); "
+                    + "displacing it would carry that data along: destinations must not nest (check the symbolic links on its path)"
+            }
+            if remainder.count > rest.count {
+                let outer = root == "/" ? "/" + remainder.prefix(rest.count).joined(separator: "/") : root + "/" + remainder.prefix(rest.count).joined(separator: "/")
+                return "resolves to \(resolved), inside \(outer), where plan \(plan)'s target puts a site's data; destinations must not nest "
+                    + "(check the symbolic links on its path)"
+            }
         }
         return nil
     }

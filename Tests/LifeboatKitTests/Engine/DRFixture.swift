@@ -39,6 +39,15 @@ struct DRFixture {
         return (run, try await ledger.jobs(runId: run.id))
     }
 
+    /// A restore of `site` whose directory becomes a link to `target` between the run's creation
+    /// (which resolves and takes its destinations) and its jobs.
+    func runAfterLinking(site: String, to target: String) async throws -> (RunRecord, [JobRecord]) {
+        let created = try await engine.create(RunRequest(plan: plan, mode: .restore, sites: [site]))
+        try FileManager.default.createSymbolicLink(atPath: dir.file("out/\(site)"), withDestinationPath: target)
+        let run = try await engine.execute(runId: created.run.id, plan: plan)
+        return (run, try await ledger.jobs(runId: run.id))
+    }
+
     /// Every file under a directory with its bytes (symlinks as their targets).
     func tree(_ relative: String) throws -> [String: Data] {
         let root = dir.file(relative)

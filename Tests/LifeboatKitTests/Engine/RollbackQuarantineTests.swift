@@ -202,6 +202,36 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: fx.dir.file("out/acme/.lifeboat-quarantine")))
     }
 
+    /// A site whose directory is a link into another site's data (or above it) is refused: its
+    /// commit would displace that data, with the other site's `.lifeboat-quarantine`, into an
+    /// entry of its own (found by a soft-delete probe: a delete of one plan carried another's
+    /// quarantine away, and a purge under the shorter retention removed it).
+    @Test func aDestinationThatNestsWithAnotherIsRefused() async throws {
+        let fx = try await DRFixture(sites: 3)
+        let sites = try FileManager.default.contentsOfDirectory(atPath: fx.dir.file("store")).filter { !$0.hasPrefix(".") }.sorted()
+        try #require(sites.count == 3)
+        let (owner, below, above) = (sites[0], sites[1], sites[2])
+        fx.dir.write("out/\(owner)/jira/contacts/theirs.txt", "the owner's data")
+        fx.dir.write("out/\(owner)/.lifeboat-quarantine/kept/old.txt", "the owner's soft-deleted data")
+        // One site inside the owner's jira data, one at the top of the target tree.
+        try FileManager.default.createSymbolicLink(atPath: fx.dir.file("out/\(below)"), withDestinationPath: fx.dir.file("out/\(owner)/jira"))
+        try FileManager.default.createSymbolicLink(atPath: fx.dir.file("out/\(above)"), withDestinationPath: fx.dir.file("out"))
+        let before = try fx.tree("out/\(owner)")
+        for (site, words) in [(below, "inside \(fx.dir.file("out/\(owner)/jira")), where plan dr's target puts a site's data"),
+                              (above, "a directory above where plan dr's target puts a site's data")] {
+            let refusal = await #expect(throws: SafetyRefusal.self) { try await fx.run(.restore, sites: [site]) }
+            #expect(refusal?.message.contains(words) == true, "\(refusal?.message ?? "")")
+        }
+        #expect(try fx.tree("out/\(owner)") == before)
+        // The same rule where the link is made after the run took its destinations: the job,
+        // resolving again, touches nothing.
+        try FileManager.default.removeItem(atPath: fx.dir.file("out/\(below)"))
+        let (run, jobs) = try await fx.runAfterLinking(site: below, to: fx.dir.file("out/\(owner)/jira"))
+        #expect(run.state != .succeeded)
+        #expect(jobs.contains { $0.error?.contains("destinations must not nest") == true }, "\(jobs.map { $0.error ?? "" })")
+        #expect(try fx.tree("out/\(owner)") == before)
+    }
+
     @Test func sandboxSymlinkedIntoProductionIsRefused() async throws {
         let fx = try await DRFixture()
         try FileManager.default.createDirectory(atPath: fx.dir.file("out"), withIntermediateDirectories: true)
