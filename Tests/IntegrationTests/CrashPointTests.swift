@@ -69,6 +69,34 @@ extension FaultSuite {
             #expect(daemon.stop() == 0)
         }
 
+        /// A SIGTERM while a restart runs post_restore again on a commit it found: the drain
+        /// leaves the job as recorded, and the next start finishes it. (Found by a soft-delete
+        /// probe: the job was recorded failed, "could not recover after restart", so rollback
+        /// passed over its commit and a retry committed it a second time.)
+        @Test func aDrainDuringRecoveryLeavesTheCommitForTheNextStart() async throws {
+            let daemon = try DaemonHarness(sites: 2, size: "64KiB", planExtra: "concurrency: 1", name: "crash-recovery-drain")
+            let plan = try String(contentsOfFile: daemon.dir.file("plans/main.yaml"), encoding: .utf8)
+            daemon.dir.write("plans/main.yaml", plan.replacingOccurrences(
+                of: "  - name: contacts\n", with: "  - name: contacts\n    post_restore: [\"/bin/sleep\", \"2\"]\n"))
+            let scene = try FaultScene(dir: daemon.dir, displaced: [("acme", "contacts")])
+            try daemon.start(environment: ["LIFEBOAT_CRASH_AT": "before-ledger-commit"])
+            let runId = try daemon.startRestore()
+            #expect(try await daemon.waitForExit(timeout: 60) == 86, "\(daemon.daemonLog)")
+            // The restart's recovery runs the hook again, for 2 s; the drain comes meanwhile.
+            try daemon.start()
+            try await Task.sleep(for: .milliseconds(500))
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.waitForExit(timeout: 30) == 0, "\(daemon.daemonLog)")
+            try daemon.start()
+            #expect(try await daemon.waitForRun(runId, timeout: 90) == "succeeded", "\(daemon.daemonLog)")
+            let jobs = try daemon.jobs(runId)
+            let acme = try #require(jobs.first { $0["site"] as? String == "acme" && $0["product"] as? String == "contacts" })
+            #expect(acme["state"] as? String == "succeeded" && acme["attempt"] as? Int == 1, "\(acme)")
+            #expect(!daemon.daemonLog.contains("could not recover after restart"), "\(daemon.daemonLog)")
+            try scene.expectCompleteRestore(ledgerQuarantine: try quarantineFromLedger(daemon))
+            #expect(daemon.stop() == 0)
+        }
+
         /// kill -9 at random moments (fixed seed) over one real run, restarting each time, until it
         /// finishes: at most 8 kills and 60 s of killing.
         @Test func randomKillNineLoopOverOneRun() async throws {

@@ -155,6 +155,11 @@ struct JobRunner: Sendable {
         do {
             outcome = try await env.executor.recover(context(for: job), observer: tracker)
         } catch {
+            // A drain stopped the recovery (the post_restore it runs again after a commit, say):
+            // the job stays as recorded, its commit with it, for the next start to recover again.
+            // Recorded failed, its commit would be hidden from rollback and a retry would commit
+            // it a second time (found by a soft-delete probe: SIGTERM soon after a restart).
+            if error is CancellationError || Task.isCancelled { throw CancellationError() }
             try await tracker.apply(.failed(code: .io, message: "could not recover after restart: \(error)", at: now))
             return tracker.job
         }
