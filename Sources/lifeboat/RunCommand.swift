@@ -118,7 +118,7 @@ struct RunResultJSON: Encodable {
 
 extension RunCommand {
     /// A dry run writes nothing: no state directory, lock or ledger is made (as root, the default
-    /// state directory is /var/lib/lifeboat, which a first try must not create). Its engine
+    /// state directory is /var/lib/lifeboat/state, which a first try must not create). Its engine
     /// records into a scratch ledger that goes with it, so its forecast has no throughput history;
     /// the daemon's `lifeboat dry-run` has its history.
     private func dryRun(_ loaded: Plan) async throws {

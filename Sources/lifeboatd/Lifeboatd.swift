@@ -11,7 +11,7 @@ struct Lifeboatd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lifeboatd",
         abstract: "The Lifeboat daemon: runs restoration plans and exercises, serves the control socket.",
-        discussion: "Without --config: plans from ./plans, logs to stderr, and the ledger and socket in /var/lib/lifeboat and "
+        discussion: "Without --config: plans from ./plans, logs to stderr, and the ledger in \(DefaultPaths.rootStateDirectory) and the socket "
             + "\(DefaultPaths.systemSocket) when run as root, otherwise in per-user directories ($XDG_STATE_HOME/lifeboat or "
             + "~/.local/state/lifeboat, and $XDG_RUNTIME_DIR/lifeboat/lifeboatd.sock); for this user now: state "
             + "\(DefaultPaths.stateDirectory), socket \(DefaultPaths.socket). With --config, relative paths (and the default "

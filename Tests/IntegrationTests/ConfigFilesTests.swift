@@ -8,6 +8,7 @@ import Testing
     @Test func exampleDaemonConfigLoads() throws {
         let config = try DaemonConfig.load(path: Binaries.packageRoot + "/config/lifeboatd.yaml")
         #expect(config.plansDirectory == "/etc/lifeboat/plans")
+        #expect(config.stateDirectory == DefaultPaths.rootStateDirectory)
         #expect(config.socket.path == "/run/lifeboat/lifeboatd.sock")
         #expect(config.socket.mode == 0o660)
         #expect(config.maxConcurrentRuns == 2)
@@ -23,6 +24,20 @@ import Testing
         #expect(result.stderr.contains("\(file):3:22: max_concurrent_runs must be an integer"))
         #expect(result.stderr.contains("\(file):4:1: unknown key \"listn\""))
         #expect(result.stderr.contains("\(file):5:7: nice must be between 0 and 19, found -5"), "\(result.stderr)")
+    }
+
+    /// The state directory is Lifeboat's own: not the root directory (a probe's `state_dir: /`
+    /// wrote /ledger.sqlite and said ready), not the plans directory.
+    @Test func aStateDirectoryThatIsNotLifeboatsOwnIsRefused() throws {
+        let dir = TempDir()
+        for (name, text, words) in [("root.yaml", "state_dir: /\n", "state_dir / is the root directory"),
+                                    ("dots.yaml", "state_dir: /tmp/../\n", "is the root directory"),
+                                    ("plans.yaml", "plans_dir: here\nstate_dir: here/.\n", "is the plans directory")] {
+            let error = #expect(throws: DiagnosticsError.self) { try DaemonConfig.load(path: dir.write(name, text)) }
+            #expect(error?.diagnostics.contains { $0.message.contains(words) && $0.line == text.split(separator: "\n").count } == true,
+                    "\(name): \(error?.diagnostics.map(\.description) ?? [])")
+        }
+        #expect(try DaemonConfig.load(path: dir.write("own.yaml", "state_dir: state\n")).stateDirectory == dir.file("state"))
     }
 
     /// Every key is optional: an empty config (or one of comments only) is the defaults.

@@ -87,7 +87,7 @@ import Testing
         #expect(result.stdout.contains("6 job(s)"))
         #expect(!FileManager.default.fileExists(atPath: dir.file("out")))
         // Nor a ledger, a lock or a state directory (as root, a first try would have made
-        // /var/lib/lifeboat).
+        // /var/lib/lifeboat/state).
         #expect(!FileManager.default.fileExists(atPath: dir.file("ledger.sqlite")))
         let state = try run(Binaries.lifeboat, ["run", dir.file("plan.yaml"), "--mode", "dry-run", "--state-dir", dir.file("state")])
         #expect(state.status == 0, "\(state.stderr)")

@@ -96,7 +96,16 @@ public struct DaemonConfig: Sendable {
             config.plansDirectory = absolute(text)
             config.plansDirectoryMark = SourceMark(node.mark)
         }
-        if let (text, _) = doc.string("state_dir") { config.stateDirectory = absolute(text) }
+        if let (text, node) = doc.string("state_dir") {
+            config.stateDirectory = absolute(text)
+            // Its ledger, lock, hooks and reports go in it: a directory of Lifeboat's own.
+            let resolved = ResolvedPath.of(config.stateDirectory)
+            if resolved == "/" {
+                reader.error(at: node, "state_dir \(text) is the root directory; Lifeboat keeps its ledger, lock and reports there: give it a directory of its own, like /var/lib/lifeboat/state")
+            } else if resolved == ResolvedPath.of(config.plansDirectory) {
+                reader.error(at: node, "state_dir \(text) is the plans directory (plans_dir); keep the ledger and the plans apart: give state_dir a directory of its own")
+            }
+        }
         if var s = doc.mapping("socket") {
             if let (text, _) = s.string("path") { config.socket.path = absolute(text) }
             if let (text, node) = s.string("mode") {

@@ -3,10 +3,15 @@ import Foundation
 /// Where Lifeboat keeps its state when no config says otherwise: one user's directories, so
 /// `lifeboatd` and `lifeboat` work out of the box without root.
 public enum DefaultPaths {
-    /// `/var/lib/lifeboat` for root; otherwise `$XDG_STATE_HOME/lifeboat` or `~/.local/state/lifeboat`.
+    /// Root's state directory: `/var/lib/lifeboat/state`, a directory of its own below
+    /// `/var/lib/lifeboat`, so that a snapshot store or sandbox beside it there
+    /// (`/var/lib/lifeboat/snapshots`, as DESIGN.md's example plan has it) is not inside it.
+    public static let rootStateDirectory = "/var/lib/lifeboat/state"
+
+    /// `rootStateDirectory` for root; otherwise `$XDG_STATE_HOME/lifeboat` or `~/.local/state/lifeboat`.
     public static var stateDirectory: String {
         let env = ProcessInfo.processInfo.environment
-        if geteuid() == 0 { return "/var/lib/lifeboat" }
+        if geteuid() == 0 { return rootStateDirectory }
         if let xdg = env["XDG_STATE_HOME"], xdg.hasPrefix("/") { return xdg + "/lifeboat" }
         return home + "/.local/state/lifeboat"
     }

@@ -74,6 +74,8 @@ public struct DurationSpec: Hashable, Sendable, Comparable, CustomStringConverti
         var total: Int64 = 0
         var digits = ""
         var sawUnit = false
+        // Each unit once, largest first (`1h30m`): `1m1m` or `1s1d` is a slip, not a sum.
+        var previous = Int64.max
         for ch in s {
             if ch.isASCII, ch.isNumber {
                 digits.append(ch)
@@ -88,7 +90,8 @@ public struct DurationSpec: Hashable, Sendable, Comparable, CustomStringConverti
             case "w": factor = 604_800
             default: return nil
             }
-            guard let n = Int64(digits) else { return nil }
+            guard factor < previous, let n = Int64(digits) else { return nil }
+            previous = factor
             let (product, overflow) = n.multipliedReportingOverflow(by: factor)
             guard !overflow else { return nil }
             let (sum, overflow2) = total.addingReportingOverflow(product)
@@ -99,6 +102,24 @@ public struct DurationSpec: Hashable, Sendable, Comparable, CustomStringConverti
         }
         guard digits.isEmpty, sawUnit else { return nil }
         seconds = total
+    }
+
+    /// Whether `text` is written as a duration (numbers each with a unit, largest first) whose
+    /// seconds do not fit in 64 bits: too long, rather than not a duration.
+    public static func isOverflowing(_ text: String) -> Bool {
+        guard DurationSpec(parsing: text) == nil, let last = text.last, "smhdw".contains(last) else { return false }
+        // The same units with each number cut to one digit parse unless the form is wrong.
+        var shape = ""
+        var inNumber = false
+        for ch in text {
+            if ch.isASCII, ch.isNumber {
+                if !inNumber { shape.append("1"); inNumber = true }
+            } else {
+                shape.append(ch)
+                inNumber = false
+            }
+        }
+        return DurationSpec(parsing: shape) != nil
     }
 
     public static func < (a: DurationSpec, b: DurationSpec) -> Bool { a.seconds < b.seconds }

@@ -394,7 +394,7 @@ public struct YAMLMapping {
         let d = DurationSpec(parsing: text)
         if let d, d <= DurationSpec.longest { return d }
         // Written as a duration, too long to be one (or to count in seconds at all).
-        if d != nil || (text.first?.isNumber == true && text.allSatisfy { "0123456789smhdw".contains($0) }) {
+        if d != nil || DurationSpec.isOverflowing(text) {
             reader.error(at: node, "\(qualified(key)) \(text) is too long: durations go up to 36525d (100 years)")
         } else {
             reader.error(at: node, "\(qualified(key)) must be a duration like 90s, 15m, 4h or 30d, found \"\(text)\"")

@@ -81,6 +81,9 @@ import Testing
         #expect(plan.schedule?.exercise.text == "@quarterly")
         #expect(plan.schedule?.scale.start == 10)
         #expect(plan.notify == ["/usr/local/lib/lifeboat/notify"])
+        // Its store and sandbox under /var/lib/lifeboat stay clear of root's state directory (a
+        // probe found the example refused when that was /var/lib/lifeboat itself).
+        #expect(PlanConflicts.check([plan], stateDirectory: DefaultPaths.rootStateDirectory).isEmpty)
     }
 
     @Test func defaultsForAMinimalPlan() throws {
@@ -119,6 +122,10 @@ import Testing
         // A duration too long to mean anything is said to be that, whether it counts in seconds or not.
         #expect(problems(variant("rto: 4h", "rto: 99999999999d")) == ["20:20: objectives.rto 99999999999d is too long: durations go up to 36525d (100 years)"])
         #expect(problems(variant("rto: 4h", "rto: 999999999999999d")) == ["20:20: objectives.rto 999999999999999d is too long: durations go up to 36525d (100 years)"])
+        // Not a duration, rather than too long (a probe found "5" and "4ms" called too long).
+        for text in ["5", "4ms", "1m1m"] {
+            #expect(problems(variant("rto: 4h", "rto: \(text)")) == [#"20:20: objectives.rto must be a duration like 90s, 15m, 4h or 30d, found "\#(text)""#])
+        }
         #expect(problems(variant("max_bytes: 500GiB", "max_bytes: 500 gigs")) == [#"29:22: limits.max_bytes must be a size like 512MiB or 2GiB, found "500 gigs""#])
     }
 

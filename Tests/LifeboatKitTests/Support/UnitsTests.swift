@@ -8,7 +8,7 @@ import Testing
         #expect(DurationSpec(parsing: text)?.seconds == seconds)
     }
 
-    @Test(arguments: ["", "4", "h", "4x", "-4h", "4h3", "99999999999999999999d"])
+    @Test(arguments: ["", "4", "h", "4x", "-4h", "4h3", "99999999999999999999d", "1m1m", "1s1d", "4ms"])
     func badDurations(text: String) {
         #expect(DurationSpec(parsing: text) == nil)
     }
