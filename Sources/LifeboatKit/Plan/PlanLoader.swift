@@ -103,7 +103,7 @@ public enum PlanLoader {
             }
         }
 
-        let products = decodeProducts(&doc, reader: reader, root: root)
+        let products = decodeProducts(&doc, reader: reader, root: root, base: baseDirectory)
 
         let concurrency = doc.int("concurrency", range: 1...10_000) ?? 8
 
@@ -127,7 +127,7 @@ public enum PlanLoader {
         var verify = VerifyPolicy()
         if var v = doc.mapping("verify") {
             if let c = v.choice("checksum", ChecksumPolicy.self) { verify.checksum = c }
-            verify.command = command(&v, "command", path: "verify.command", reader: reader)
+            verify.command = command(&v, "command", path: "verify.command", reader: reader, base: baseDirectory)
             v.finish()
         }
 
@@ -186,7 +186,7 @@ public enum PlanLoader {
             d.finish()
         }
 
-        let notify = command(&doc, "notify", path: "notify", reader: reader, allowed: [.run],
+        let notify = command(&doc, "notify", path: "notify", reader: reader, base: baseDirectory, allowed: [.run],
                              hint: " (notify runs once per event, not per job: the event's site and product are in the JSON on its stdin)")
         doc.finish()
 
@@ -287,8 +287,12 @@ public enum PlanLoader {
         return result
     }
 
-    /// A command: a non-empty list of strings (argv, no shell) whose templates may use `{path}`.
-    private static func command(_ m: inout YAMLMapping, _ key: String, path: String, reader: YAMLReader,
+    /// A command: a non-empty list of strings (argv, no shell) whose arguments may use `{path}`.
+    /// The program is a fixed path: one relative with a `/` in it (`./check`, `bin/check`) is
+    /// beside the plan file, as the plan's other relative paths are; a bare name is looked up
+    /// on `PATH`; a template there is refused (`{path}/check` would run a program the restored
+    /// archive brought, as the daemon's user).
+    private static func command(_ m: inout YAMLMapping, _ key: String, path: String, reader: YAMLReader, base: String,
                                 allowed: Set<TemplateVariable> = Set(TemplateVariable.allCases), hint: String = "") -> [String]? {
         guard let node = m.value(key) else { return nil }
         guard case .sequence = node, let items = m.strings(key) else {
@@ -299,6 +303,11 @@ public enum PlanLoader {
             reader.error(at: node, "\(path) must name a program as its first item")
             return nil
         }
+        if first.0.contains("{") {
+            reader.error(at: first.1, "\(path): the program \"\(first.0)\" must be a fixed path, not a template: "
+                         + "a program under {path} would be one the restored archive brought; pass {path} as an argument instead")
+            return nil
+        }
         for (text, itemNode) in items {
             do {
                 _ = try PathTemplate(text, allowed: allowed)
@@ -306,10 +315,12 @@ public enum PlanLoader {
                 reader.error(at: itemNode.mark(atOffset: error.offset), "\(path): \(error.message)\(hint)")
             }
         }
-        return items.map(\.0)
+        var argv = items.map(\.0)
+        if !argv[0].hasPrefix("/"), argv[0].contains("/") { argv[0] = PathTemplate.normalise(base + "/" + argv[0]) }
+        return argv
     }
 
-    private static func decodeProducts(_ doc: inout YAMLMapping, reader: YAMLReader, root: Node) -> [ProductSpec] {
+    private static func decodeProducts(_ doc: inout YAMLMapping, reader: YAMLReader, root: Node, base: String) -> [ProductSpec] {
         guard let nodes = doc.sequence("products") else {
             if !doc.has("products") { reader.error(at: root, "missing required key \"products\" (the list of products to restore)") }
             // `products:` left empty (or `~`): a plan that would restore nothing.
@@ -331,7 +342,7 @@ public enum PlanLoader {
             let after = p.strings("after") ?? []
             spec.after = after.map(\.0)
             spec.concurrency = p.int("concurrency", range: 1...10_000)
-            spec.postRestore = command(&p, "post_restore", path: "\(path).post_restore", reader: reader)
+            spec.postRestore = command(&p, "post_restore", path: "\(path).post_restore", reader: reader, base: base)
             p.finish()
             guard let (name, nameNode) = named else {
                 if p.has("name") { p.requireValue("name", "the product's id") } else { reader.error(at: node, "\(path) needs a \"name\"") }

@@ -117,11 +117,21 @@ import Testing
         #expect(problems(variant("quarantine: { retention: 30d }", "quarantine: 30d")) == [#"6:13: quarantine must be a mapping (key: value), found "30d""#])
     }
 
-    @Test func badDurationsAndSizes() {
+    @Test func badDurationsAndSizes() throws {
         #expect(problems(variant("rto: 4h", "rto: 4 hours")) == [#"20:20: objectives.rto must be a duration like 90s, 15m, 4h or 30d, found "4 hours""#])
         // A duration too long to mean anything is said to be that, whether it counts in seconds or not.
         #expect(problems(variant("rto: 4h", "rto: 99999999999d")) == ["20:20: objectives.rto 99999999999d is too long: durations go up to 36525d (100 years)"])
         #expect(problems(variant("rto: 4h", "rto: 999999999999999d")) == ["20:20: objectives.rto 999999999999999d is too long: durations go up to 36525d (100 years)"])
+        // A hook's program: beside the plan when relative with a slash, on PATH when bare, never
+        // a template (a probe's "./mycheck" passed plan check and was then not found).
+        let relative = try PlanLoader.load(text: variant(#"command: ["/usr/local/lib/lifeboat/check", "{path}"]"#, #"command: ["./bin/check", "{path}"]"#),
+                                           file: "plans/x.yaml", baseDirectory: "/etc/lifeboat/plans")
+        #expect(relative.verify.command == ["/etc/lifeboat/plans/bin/check", "{path}"])
+        let bare = try PlanLoader.load(text: variant(#"command: ["/usr/local/lib/lifeboat/check", "{path}"]"#, #"command: ["true"]"#),
+                                       file: "plans/x.yaml", baseDirectory: "/etc/lifeboat/plans")
+        #expect(bare.verify.command == ["true"])
+        #expect(problems(variant(#"command: ["/usr/local/lib/lifeboat/check", "{path}"]"#, #"command: ["{path}/check"]"#)).first?
+            .contains("verify.command: the program \"{path}/check\" must be a fixed path, not a template") == true)
         // Not a duration, rather than too long (a probe found "5" and "4ms" called too long).
         for text in ["5", "4ms", "1m1m"] {
             #expect(problems(variant("rto: 4h", "rto: \(text)")) == [#"20:20: objectives.rto must be a duration like 90s, 15m, 4h or 30d, found "\#(text)""#])
