@@ -55,6 +55,14 @@ public enum RunPlanner {
                                   + "mount it or make it readable, or fix the plan's path and `lifeboat reload`")
         }
         var sites = store.selectSites(plan.sites)
+        // A site the plan names outright that the store does not have would be passed over
+        // without a word: refused, as `--sites` refuses one.
+        let stored = Set(store.sites)
+        let absent = plan.sites.include.filter { Glob.isLiteral($0) && !stored.contains($0) }
+        if request.sites == nil, !absent.isEmpty {
+            throw RunRequestError("plan \(plan.name) names site(s) with no snapshots in \(plan.snapshots): \(absent.joined(separator: ", ")) "
+                                  + "(sites: at \(plan.place(of: "sites"))); fix the plan's sites, or the store, and `lifeboat reload`")
+        }
         if let wanted = request.sites {
             let selectable = Set(sites)
             let unknown = wanted.filter { !selectable.contains($0) }

@@ -26,6 +26,29 @@ public enum Glob {
         return pi == p.count
     }
 
+    /// Whether the pattern is one id written out, without `*`, `?` or `[`.
+    public static func isLiteral(_ pattern: String) -> Bool {
+        !pattern.unicodeScalars.contains { $0 == "*" || $0 == "?" || $0 == "[" }
+    }
+
+    /// A character the pattern needs that no id has (ids are `[a-z0-9][a-z0-9._-]*`), outside
+    /// its `[…]` sets, or nil.
+    public static func characterNoIDHas(_ pattern: String) -> Character? {
+        let p = Array(pattern.unicodeScalars)
+        var i = 0
+        while i < p.count {
+            switch p[i] {
+            case "*", "?": break
+            case "[": if let close = closingBracket(p, i) { i = close }
+            default:
+                let c = p[i]
+                guard ("a"..."z").contains(c) || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-" else { return Character(c) }
+            }
+            i += 1
+        }
+        return nil
+    }
+
     /// Whether the pattern is well formed (balanced brackets).
     public static func isValid(_ pattern: String) -> Bool {
         let p = Array(pattern.unicodeScalars)

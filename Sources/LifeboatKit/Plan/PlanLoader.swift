@@ -192,7 +192,7 @@ public enum PlanLoader {
 
         // Cross-field rules: the trees a plan names never overlap, and no two jobs share a path.
         var marks: [String: SourceMark] = [:]
-        for key in ["name", "snapshots", "target", "sandbox", "quarantine"] {
+        for key in ["name", "snapshots", "target", "sandbox", "quarantine", "sites"] {
             if let node = doc.keyNode(key) { marks[key] = SourceMark(node.mark) }
         }
         var trees: [PlanTree] = []
@@ -279,6 +279,11 @@ public enum PlanLoader {
                 continue
             }
             if Glob.isValid(scalar.string) {
+                // One that no id can match would select (or, in exclude, spare) nothing, silently.
+                if let c = Glob.characterNoIDHas(scalar.string) {
+                    reader.error(at: node, "\(path)[\(i)]: \"\(scalar.string)\" can never match a site id, which has no \"\(c)\" "
+                                 + "(\(Identifier.rule))")
+                }
                 result.append(scalar.string)
             } else {
                 reader.error(at: node, "\(path)[\(i)]: \"\(scalar.string)\" is not a valid glob (unbalanced \"[\" or empty)")

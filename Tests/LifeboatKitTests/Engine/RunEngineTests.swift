@@ -377,6 +377,21 @@ import Testing
         }
     }
 
+    /// A site the plan names outright must be in the store: a probe's `include: [acme,
+    /// nosuchsite]` restored acme alone, without a word.
+    @Test func aSiteThePlanNamesButTheStoreLacksIsRefused() async throws {
+        let fixture = try EngineFixture(sites: ["acme", "globex"], products: "  - name: contacts",
+                                        extra: "sites: { include: [acme, nosuchsite, \"g*\"] }")
+        let engine = fixture.engine(FakeExecutor())
+        let refusal = await #expect(throws: RunRequestError.self) {
+            _ = try await engine.create(RunRequest(plan: fixture.plan, mode: .restore))
+        }
+        #expect(refusal?.description.contains("names site(s) with no snapshots") == true && refusal?.description.contains("nosuchsite") == true
+                && refusal?.description.contains(":7:1") == true, "\(refusal?.description ?? "")")
+        // Asked for sites it has, the operator's choice stands.
+        #expect(try await engine.create(RunRequest(plan: fixture.plan, mode: .restore, sites: ["acme"])).jobs.count == 1)
+    }
+
     @Test func resumeDoesNotRedoACommittedJob() async throws {
         let fixture = try EngineFixture(sites: ["acme", "globex"], products: "  - name: contacts")
         let executor = FakeExecutor()

@@ -122,6 +122,11 @@ import Testing
         // A duration too long to mean anything is said to be that, whether it counts in seconds or not.
         #expect(problems(variant("rto: 4h", "rto: 99999999999d")) == ["20:20: objectives.rto 99999999999d is too long: durations go up to 36525d (100 years)"])
         #expect(problems(variant("rto: 4h", "rto: 999999999999999d")) == ["20:20: objectives.rto 999999999999999d is too long: durations go up to 36525d (100 years)"])
+        // Globs no id can match select, or in exclude spare, nothing without a word.
+        #expect(problems(variant(#"exclude: ["test-*"]"#, #"exclude: ["TEST-*", "a/b", "[A-Z]x"]"#)) == [
+            #"9:13: sites.exclude[0]: "TEST-*" can never match a site id, which has no "T" (\#(Identifier.rule))"#,
+            #"9:23: sites.exclude[1]: "a/b" can never match a site id, which has no "/" (\#(Identifier.rule))"#,
+        ])
         // A hook's program: beside the plan when relative with a slash, on PATH when bare, never
         // a template (a probe's "./mycheck" passed plan check and was then not found).
         let relative = try PlanLoader.load(text: variant(#"command: ["/usr/local/lib/lifeboat/check", "{path}"]"#, #"command: ["./bin/check", "{path}"]"#),
