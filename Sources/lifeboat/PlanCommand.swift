@@ -58,6 +58,10 @@ struct PlanCheck: ParsableCommand {
         // its plans_dir) and the state directory.
         var results: [Result] = []
         var plans: [Int: Plan] = [:]
+        // A file named twice (`plan check a.yaml ./a.yaml`, a glob and a name) is one plan, not
+        // two plans of one name.
+        var seen: Set<String> = []
+        let files = self.files.filter { seen.insert(ResolvedPath.of(URL(fileURLWithPath: $0).standardizedFileURL.path)).inserted }
         for file in files {
             do {
                 let plan = try PlanLoader.load(path: file)

@@ -75,6 +75,15 @@ import Testing
         let plain = try run(Binaries.lifeboat, ["plan", "check", unscheduled, "--json"])
         #expect(plain.status == 0 && !plain.stdout.contains("next_fires"), "\(plain.stdout)")
         #expect(try !run(Binaries.lifeboat, ["plan", "check", unscheduled]).stdout.contains("schedule"))
+        // A file named twice is one plan (a probe found it refused as two plans of one name).
+        let twice = try run(Binaries.lifeboat, ["plan", "check", unscheduled, dir.path + "/./plain.yaml"])
+        #expect(twice.status == 0 && twice.stdout.components(separatedBy: ": ok").count == 2, "\(twice.stdout)\(twice.stderr)")
+        // Waves that leave sites over have a last wave for them, shown and warned about.
+        let waves = dir.write("waves.yaml", "target: /srv/{site}/{product}\nsnapshots: \(dir.file("store"))\nproducts: [{name: a}]\n"
+                                            + "waves: [{sites: 1%}, {sites: 10%}]\n")
+        let three = try run(Binaries.lifeboat, ["plan", "check", waves])
+        #expect(three.status == 0 && three.stdout.contains("3 wave(s)"), "\(three.stdout)")
+        #expect(three.stderr.contains("\(waves):4:1: warning: waves do not end with { sites: rest }"), "\(three.stderr)")
     }
 
     /// `--into` relative to the working directory, a one-character name too (Foundation's path

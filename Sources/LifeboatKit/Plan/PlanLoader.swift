@@ -115,7 +115,11 @@ public enum PlanLoader {
         }
 
         let wavesDeclared = doc.has("waves")
-        let waves = decodeWaves(&doc, reader: reader)
+        var waves = decodeWaves(&doc, reader: reader)
+        // Sites the declared waves leave form a last wave, as a run makes it: said where the plan
+        // is shown (`plan check`: "3 wave(s)"), not found out in the run.
+        let restAdded = !waves.isEmpty && waves.last?.sites != .rest
+        if restAdded { waves.append(WaveSpec(sites: .rest)) }
 
         var retry = RetryPolicy()
         if var r = doc.mapping("retry") {
@@ -218,6 +222,11 @@ public enum PlanLoader {
                                        message: "warning: quarantine.retention \(quarantine.retention) is under a day: displaced data becomes purgeable that soon (quarantine purge asks for --yes)"))
         }
 
+        if restAdded, let node = doc.keyNode("waves") {
+            let mark = SourceMark(node.mark)
+            warnings.append(Diagnostic(file: reader.file, line: mark.line, column: mark.column,
+                                       message: "warning: waves do not end with { sites: rest }: the sites they leave form a last wave of their own"))
+        }
         guard let target else { return nil }
         return Plan(
             name: name, description: description, sourcePath: nil, snapshots: snapshots,
