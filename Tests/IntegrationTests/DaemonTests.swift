@@ -243,6 +243,10 @@ import Testing
         #expect(pending.status == 2 && pending.stderr.contains("nice changed: it takes effect at the next start of lifeboatd"), "\(pending.stderr)")
         #expect(try daemon.cli(["status"]).stdout.contains("nice changed: it takes effect at the next start"))
         #expect(!daemon.daemonLog.contains("invalid plan"), "\(daemon.daemonLog.suffix(2_000))")
+        // The socket's mode too (a probe changed it, reloaded, and heard nothing).
+        daemon.dir.write("lifeboatd.yaml", (good + "\nadmins: { uids: [65534] }\nnice: 5\n").replacingOccurrences(of: #"mode: "0666""#, with: #"mode: "0600""#))
+        let mode = try daemon.cli(["reload"])
+        #expect(mode.stderr.contains("socket.mode, nice changed: they take effect at the next start of lifeboatd"), "\(mode.stderr)")
         #expect(daemon.stop() == 0)
     }
 

@@ -193,7 +193,7 @@ public func makeDaemon(config: DaemonConfig, logger: Logger, clock: any Lifeboat
 }
 
 /// `reload` and SIGHUP: re-reads the config file (admins, plans_dir and max_concurrent_runs apply
-/// now) and the plans; returns the problems found.
+/// now) and the plans; returns the problems found. Keys only a restart applies are named.
 private func makeReload(config: DaemonConfig, plans: PlanRegistry, runs: RunManager, scheduler: Scheduler, access: AccessControl, clock: any LifeboatClock,
                         notifier: SystemdNotifier, logger: Logger) -> @Sendable () async -> [PlanRegistry.Problem] {
     return {
@@ -202,7 +202,7 @@ private func makeReload(config: DaemonConfig, plans: PlanRegistry, runs: RunMana
         var plansDirectory: String?
         if let file = config.sourcePath {
             // The config is re-read too: admins, plans_dir and max_concurrent_runs apply now; the
-            // socket, state_dir, metrics, logging and nice need a restart. An invalid file keeps the
+            // socket (path, mode, group), state_dir, http, log and nice need a restart. An invalid file keeps the
             // running config.
             do {
                 let fresh = try DaemonConfig.load(path: file)
@@ -210,8 +210,10 @@ private func makeReload(config: DaemonConfig, plans: PlanRegistry, runs: RunMana
                 plansDirectory = fresh.plansDirectory
                 runs.slots.setLimit(fresh.maxConcurrentRuns)
                 // Said to whoever reloaded, and in status, until a restart applies them.
-                let changed = [("socket.path", fresh.socket.path != config.socket.path), ("state_dir", fresh.stateDirectory != config.stateDirectory),
-                               ("http.listen", fresh.httpListen != config.httpListen), ("nice", fresh.niceness != config.niceness)]
+                let changed = [("socket.path", fresh.socket.path != config.socket.path), ("socket.mode", fresh.socket.mode != config.socket.mode),
+                               ("socket.group", fresh.socket.group != config.socket.group), ("state_dir", fresh.stateDirectory != config.stateDirectory),
+                               ("http.listen", fresh.httpListen != config.httpListen), ("nice", fresh.niceness != config.niceness),
+                               ("log.level", fresh.logLevel != config.logLevel), ("log.format", fresh.logFormat != config.logFormat)]
                     .filter(\.1).map(\.0)
                 if !changed.isEmpty {
                     let why = "\(changed.joined(separator: ", ")) changed: \(changed.count == 1 ? "it takes" : "they take") effect at the next start of lifeboatd (systemctl restart lifeboatd)"
