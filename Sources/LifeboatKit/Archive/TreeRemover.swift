@@ -112,30 +112,12 @@ enum TreeRemover {
 
     /// The names of the subdirectories of `fd` (symbolic links are not directories).
     private static func subdirectories(_ fd: Int32) throws(SystemCallError) -> [String] {
-        let listFD = dup(fd)
-        guard listFD >= 0, let dir = fdopendir(listFD) else {
-            let e = errno
-            if listFD >= 0 { close(listFD) }
-            throw SystemCallError(call: "fdopendir", errno: e)
-        }
-        defer { closedir(dir) }
         var names: [String] = []
-        while true {
-            errno = 0
-            guard let entry = readdir(dir) else {
-                if errno != 0 { throw SystemCallError(call: "readdir", errno: errno) }
-                return names
-            }
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name == "." || name == ".." { continue }
-            var isDirectory = entry.pointee.d_type == UInt8(DT_DIR)
-            if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
-                isDirectory = (try FileSystemCalls.lstat(fd, name)).map(FileSystemCalls.isDirectory) ?? false
-            }
+        _ = try eachEntry(of: fd) { name, isDirectory in
             if isDirectory { names.append(name) }
+            return true
         }
+        return names
     }
 
     /// Passes over a tree that something else keeps filling before giving up.
@@ -199,18 +181,34 @@ enum TreeRemover {
     /// Unlinks the non-directories in `fd` and returns up to `batch` subdirectory names, and
     /// whether the listing was complete.
     private static func removeNonDirectories(_ fd: Int32) throws(SystemCallError) -> ([String], Bool) {
+        var subdirectories: [String] = []
+        let complete = try eachEntry(of: fd) { name, isDirectory throws(SystemCallError) in
+            if isDirectory {
+                subdirectories.append(name)
+                return subdirectories.count < batch
+            }
+            if unlinkat(fd, name, 0) != 0, errno != ENOENT { throw SystemCallError(call: "unlinkat", errno: errno) }
+            return true
+        }
+        return (subdirectories, complete)
+    }
+
+    /// Calls `body` with each entry of the directory `fd` (not `.` and `..`) and whether it is a
+    /// directory (a symbolic link is not), until it returns false; returns whether the listing
+    /// went to its end.
+    private static func eachEntry(of fd: Int32, _ body: (String, Bool) throws(SystemCallError) -> Bool) throws(SystemCallError) -> Bool {
         let listFD = dup(fd)
         guard listFD >= 0, let dir = fdopendir(listFD) else {
             let e = errno
+            if listFD >= 0 { close(listFD) }
             throw SystemCallError(call: "fdopendir", errno: e)
         }
         defer { closedir(dir) }
-        var subdirectories: [String] = []
         while true {
             errno = 0
             guard let entry = readdir(dir) else {
                 if errno != 0 { throw SystemCallError(call: "readdir", errno: errno) }
-                return (subdirectories, true)
+                return true
             }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
@@ -220,12 +218,7 @@ enum TreeRemover {
             if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
                 isDirectory = (try FileSystemCalls.lstat(fd, name)).map(FileSystemCalls.isDirectory) ?? false
             }
-            if isDirectory {
-                subdirectories.append(name)
-                if subdirectories.count >= batch { return (subdirectories, false) }
-            } else if unlinkat(fd, name, 0) != 0, errno != ENOENT {
-                throw SystemCallError(call: "unlinkat", errno: errno)
-            }
+            guard try body(name, isDirectory) else { return false }
         }
     }
 }
